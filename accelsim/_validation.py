@@ -1,0 +1,134 @@
+"""Turn pydantic and YAML errors into one-line :class:`~accelsim.errors.ConfigError` s."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def format_loc(loc: tuple[Any, ...], data: Any = None) -> str:
+    """``('layers', 3, 'conv2d', 'kernel_h')`` -> ``layers[3].kernel_h`` (union tags dropped).
+
+    When ``data`` (the raw input) is given, list indices are followed by the item's ``name``.
+    """
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            label = f"[{part}]"
+            if isinstance(node, list) and 0 <= part < len(node):
+                node = node[part]
+                if isinstance(node, dict) and "name" in node:
+                    label = f"[{part}]({node['name']})"
+            else:
+                node = None
+            out += label
+            continue
+        if isinstance(node, dict) and part not in node and isinstance(part, str) and _is_union_tag(part):
+            continue  # discriminated-union tag such as 'conv2d' inserted by pydantic
+        out += ("." if out else "") + str(part)
+        node = node.get(part) if isinstance(node, dict) else None
+    return out
+
+
+def _is_union_tag(part: str) -> bool:
+    return part in {"conv2d", "linear", "matmul", "lstm", "gru", "elementwise", "pool"} or part.startswith(
+        ("function-", "tagged-union", "union[")
+    )
+
+
+def validation_to_config_error(exc: ValidationError, source: str, data: Any = None) -> ConfigError:
+    """The first error of a pydantic ValidationError as a ConfigError naming file and field."""
+    err = exc.errors()[0]
+    field = format_loc(tuple(err.get("loc", ())), data)
+    msg = err.get("msg", "invalid value")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown field (check the spelling; see the documented schema)"
+    elif err.get("type") == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        msg = f"unknown value {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+    elif err.get("type") == "union_tag_not_found":
+        msg = f"missing the '{err.get('ctx', {}).get('discriminator', 'kind').strip(chr(39))}' field"
+    msg = msg.removeprefix("Value error, ")
+    more = len(exc.errors()) - 1
+    if more:
+        msg += f" (and {more} more error{'s' if more > 1 else ''})"
+    return ConfigError(msg, source=source, field=field or None)
+
+
+def validate_model(model: type[M], data: Any, source: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_to_config_error(exc, source, data) from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; unreadable or malformed files raise ConfigError naming the file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", source=str(path)) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, expected a file", source=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file ({exc.__class__.__name__}: {exc})", source=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"malformed YAML{where}: {problem}", source=str(path)) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping at the top level, got {type(data).__name__}", source=str(path))
+    return data
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a text file so readers never see it half-written (temp file + rename)."""
+    import os
+    import tempfile
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_bytes(path: str | Path, write) -> None:  # type: ignore[no-untyped-def]
+    """Call ``write(tmp_path)`` then atomically rename the temp file onto ``path``."""
+    import os
+    import tempfile
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=p.suffix or ".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

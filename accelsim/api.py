@@ -1,0 +1,114 @@
+"""``accelsim.simulate``: workload x hardware -> Report."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import __version__
+from .energy import leakage_energy_pj, price_actions
+from .engines.base import lower_layer
+from .hardware.common import HardwareBase
+from .hardware.io import load_hardware
+from .report import LayerStats, Report
+from .sim.run import simulate_layer_program
+from .stats import LayerProgram, Timing
+from .workload.io import load_workload
+from .workload.workload import Workload
+
+STALL_BOTTLENECK_SHARE = 0.2
+MAPPING_BOTTLENECK_UTIL = 0.5
+
+
+def _as_workload(workload: Workload | str | Path) -> Workload:
+    return workload if isinstance(workload, Workload) else load_workload(workload)
+
+
+def _as_hardware(hw: HardwareBase | str | Path) -> HardwareBase:
+    return hw if isinstance(hw, HardwareBase) else load_hardware(hw)
+
+
+def _bottleneck(prog: LayerProgram, t: Timing, hw: HardwareBase) -> tuple[str, str]:
+    latency = t.latency_cycles
+    if latency == 0:
+        return "none", "empty layer"
+    mem_wait = t.stall_cycles + t.fill_cycles + t.drain_cycles
+    dram_bytes = (prog.dram_read_total_bits + prog.dram_write_total_bits) / 8
+    if mem_wait / latency > STALL_BOTTLENECK_SHARE:
+        kind = "dram_write" if t.stall_output_cycles > t.stall_input_cycles else "dram_bandwidth"
+        needed = dram_bytes * 8 / hw.dram_bits_per_cycle()
+        return kind, (f"compute waits {mem_wait / latency:.0%} of the layer for DRAM: {dram_bytes / 1024:,.0f} KB at "
+                      f"{hw.dram.bw_gbps:g} GB/s take {needed:,.0f} cycles vs {t.compute_cycles:,} compute cycles")
+    if prog.macs == 0:
+        return "vector_unit", "memory-bound element-wise/pooling layer on the vector unit"
+    util = prog.macs / (t.compute_cycles * prog.pe_count) if t.compute_cycles and prog.pe_count else 0.0
+    if util < MAPPING_BOTTLENECK_UTIL:
+        return "array_mapping", (f"the layer keeps only {util:.0%} of the {prog.pe_count} PEs busy "
+                                 f"(mapping efficiency {prog.mapping_efficiency:.0%}, fill/drain of each fold)")
+    return "compute", f"PE array busy {util:.0%} of its cycles"
+
+
+def layer_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase) -> LayerStats:
+    """Combine an engine's counts, the simulator's timing and the priced energy."""
+    energy = price_actions(prog.actions, hw)
+    energy["static"] = leakage_energy_pj(hw, timing.latency_cycles)
+    total = timing.total_cycles
+    pes = max(prog.pe_count, 1)
+    bottleneck, reason = _bottleneck(prog, timing, hw)
+    return LayerStats(
+        layer=prog.layer, op=prog.op, engine=prog.engine, macs=prog.macs, dense_macs=prog.dense_macs,
+        compute_cycles=timing.compute_cycles, stall_cycles=timing.stall_cycles, fill_cycles=timing.fill_cycles,
+        drain_cycles=timing.drain_cycles,
+        utilization=prog.macs / (total * pes) if total else 0.0,
+        compute_utilization=prog.macs / (timing.compute_cycles * pes) if timing.compute_cycles else 0.0,
+        mapping_efficiency=prog.mapping_efficiency,
+        dram_read_bytes=prog.dram_read_total_bits / 8, dram_write_bytes=prog.dram_write_total_bits / 8,
+        compulsory_dram_bytes=(prog.compulsory_read_bits + prog.compulsory_write_bits) / 8,
+        dram_busy_cycles=timing.dram_busy_cycles, energy_by_component_pj=energy,
+        sram_accesses=dict(prog.sram_accesses),
+        dram_read_bytes_by_operand={k: v / 8 for k, v in prog.dram_read_bits.items()},
+        bottleneck=bottleneck, bottleneck_reason=reason, timing_source=timing.source, notes=list(prog.notes),
+        stall_input_cycles=timing.stall_input_cycles, stall_output_cycles=timing.stall_output_cycles,
+        pe_count=prog.pe_count, extra=dict(prog.extra),
+    )
+
+
+def simulate_programs(workload: Workload, hw: HardwareBase, *, skip: bool = True) -> list[tuple[LayerProgram, Timing]]:
+    """Lower and time every layer (no energy pricing)."""
+    out = []
+    for layer in workload.layers:
+        prog = lower_layer(layer, hw, workload)
+        out.append((prog, simulate_layer_program(prog, hw, skip=skip)))
+    return out
+
+
+def simulate(
+    workload: Workload | str | Path,
+    hw: HardwareBase | str | Path,
+    *,
+    compare_dense: bool | None = None,
+    skip: bool = True,
+) -> Report:
+    """Simulate ``workload`` on ``hw`` layer by layer.
+
+    ``workload``/``hw`` may be objects or file paths (accelsim YAML, SCALE-Sim CSV/.cfg).
+    ``compare_dense`` (default: when the workload is compressed) also runs the dense original
+    on the same hardware and adds ``speedup_vs_dense`` / ``energy_saving_vs_dense`` per layer.
+    ``skip=False`` disables the periodic fast-forward (full event replay; slow, for checking).
+    """
+    wl = _as_workload(workload)
+    hardware = _as_hardware(hw)
+    stats = [layer_stats(p, t, hardware) for p, t in simulate_programs(wl, hardware, skip=skip)]
+    if compare_dense is None:
+        compare_dense = not wl.is_dense
+    if compare_dense:
+        dense = simulate(wl.densified(), hardware, compare_dense=False, skip=skip)
+        by_name = {s.layer: s for s in dense.layers}
+        for s in stats:
+            d = by_name.get(s.layer)
+            if d is not None:
+                s.dense_latency_cycles = d.latency_cycles
+                s.dense_energy_pj = d.energy_pj
+    return Report(
+        workload=wl.name, hardware=hardware.name, hardware_kind=hardware.kind, clock_mhz=hardware.clock_mhz,
+        layers=stats, hardware_summary=hardware.summary(), accelsim_version=__version__,
+        compared_to_dense=bool(compare_dense),
+    )

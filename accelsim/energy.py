@@ -1,0 +1,80 @@
+"""Price action counts with a hardware's energy tables (the one place energy is computed).
+
+``energy = sum(count x energy per event) + leakage power x time``. Per-event energies:
+
+- ``mac``: ``EnergyTable.mac_energy_pj(weight_bits, act_bits, scheme)``;
+- ``<name>_sram`` read/write: the SRAM's pJ/bit (size model or override) x bits;
+- ``dram`` read/write: ``dram.pj_per_bit`` (``write_pj_per_bit``) x bits;
+- ``pe_rf``: ``pe_rf_pj_per_bit`` x bits; ``vector``/``shift_add``/``decoder`` ops: an adder of
+  that width;
+- hardware kinds may price their own components through ``action_energy_pj(action)``
+  (returning ``None`` for the generic ones).
+
+Leakage ("static"): each SRAM's leakage power plus ``pe_leakage_mw`` per PE, times the layer's
+latency at ``clock_mhz``; kinds may override with ``leakage_power_mw()``.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .errors import AccelsimError
+from .hardware.common import HardwareBase, SramConfig
+from .stats import Action
+
+
+def unit_energy_pj(action: Action, hw: HardwareBase) -> float:
+    """Energy of one event of ``action`` on ``hw`` (pJ)."""
+    custom = getattr(hw, "action_energy_pj", None)
+    if custom is not None:
+        value = custom(action)
+        if value is not None:
+            return float(value)
+    table = hw.energy
+    comp, kind = action.component, action.action
+    if kind == "mac":
+        return table.mac_energy_pj(action.bits, action.bits2, action.scheme)
+    if comp == "dram":
+        if kind == "read":
+            return hw.dram.pj_per_bit * action.bits
+        if kind == "write":
+            return hw.dram.write_energy_pj_per_bit() * action.bits
+    if comp == "pe_rf":
+        return table.pe_rf_pj_per_bit * action.bits
+    if kind in ("op", "shift_add", "add"):
+        return table.add_pj_per_bit * action.bits
+    sram = getattr(hw, comp, None)
+    if isinstance(sram, SramConfig):
+        if kind == "read":
+            return sram.read_energy_pj_per_bit(table) * action.bits
+        if kind == "write":
+            return sram.write_energy_pj_per_bit(table) * action.bits
+    raise AccelsimError(f"no energy model for action {kind!r} on component {comp!r} of {hw.kind} hardware")
+
+
+def price_actions(actions: list[Action], hw: HardwareBase) -> dict[str, float]:
+    """Dynamic energy per component (pJ)."""
+    out: dict[str, float] = defaultdict(float)
+    for a in actions:
+        out[a.component] += a.count * unit_energy_pj(a, hw)
+    return dict(out)
+
+
+def leakage_power_mw(hw: HardwareBase) -> dict[str, float]:
+    """Static power per component (mW)."""
+    custom = getattr(hw, "leakage_power_mw", None)
+    if custom is not None:
+        return dict(custom())
+    out: dict[str, float] = {}
+    for name in type(hw).model_fields:
+        value = getattr(hw, name)
+        if isinstance(value, SramConfig):
+            out[name] = value.leakage_power_mw(hw.energy)
+    pes = getattr(hw, "num_pes", 0)
+    if pes and hw.energy.pe_leakage_mw:
+        out["pe_array"] = hw.energy.pe_leakage_mw * pes
+    return out
+
+
+def leakage_energy_pj(hw: HardwareBase, cycles: float) -> float:
+    """Static energy over ``cycles`` (pJ)."""
+    return sum(hw.leakage_pj(p, cycles) for p in leakage_power_mw(hw).values())

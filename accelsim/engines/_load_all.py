@@ -1,0 +1,5 @@
+"""Import every shipped engine module so its hardware kind and engine register themselves.
+
+A new engine module adds one line here.
+"""
+from . import systolic  # noqa: F401

@@ -1,0 +1,148 @@
+"""Parts every accelerator shares: DRAM, SRAM buffers and the technology energy table.
+
+Defaults are published 45 nm figures (``docs/energy.md`` and ``literature.md`` section A):
+
+- integer multiply 0.2 pJ at 8x8 bit, 3.1 pJ at 32x32 (Horowitz ISSCC'14) -> ``E_mul = k * wb * ab``
+  with ``k = 0.2 / 64 = 3.125e-3 pJ/bit^2`` (3.2 pJ predicted at 32 bit);
+- integer add 0.03 pJ at 8 bit, 0.1 pJ at 32 bit -> ``E_add = 3.75e-3 pJ/bit * bits`` (the MAC's
+  accumulator add runs at ``accumulator_bits``);
+- SRAM read 10 pJ per 64-bit word at 8 KB, growing with sqrt(capacity) (20 pJ at 32 KB, 100 pJ at
+  1 MB in Horowitz's table; sqrt gives 20 and 113) -> ``0.156 pJ/bit * sqrt(size_kb / 8)``;
+  writes cost the same unless overridden;
+- DRAM 20 pJ/bit (Horowitz 1.3 nJ per 64-bit access; Han et al. 640 pJ per 32 bit);
+- PE register files 0.012 pJ/bit (ZigZag's TPU-like 128 B register, 0.095 pJ per 8-bit access;
+  consistent with Eyeriss' RF ~ 1x MAC energy);
+- SRAM leakage 0.0072 mW/KB (PUMA's 64 KB eDRAM: 0.46 mW).
+
+Every number can be overridden per hardware file.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnergyTable(_Config):
+    """Energy per action at the configured technology (pJ), with bit-width scaling."""
+
+    technology_nm: int = Field(45, gt=0)
+    mult_pj_per_bit2: float = Field(0.2 / 64, ge=0)
+    add_pj_per_bit: float = Field(0.03 / 8, ge=0)
+    accumulator_bits: int = Field(32, ge=1, le=64)
+    mac_pj: float | None = Field(None, ge=0, description="fixed energy per MAC; overrides the bit-width model")
+    pe_rf_pj_per_bit: float = Field(0.095 / 8, ge=0)
+    sram_pj_per_bit_at_8kb: float = Field(10.0 / 64, ge=0)
+    sram_size_exponent: float = Field(0.5, ge=0, le=1.5)
+    sram_leakage_mw_per_kb: float = Field(0.46 / 64, ge=0)
+    pe_leakage_mw: float = Field(0.0, ge=0, description="static power per PE (0: not modelled)")
+    shift_add_pj_per_bit: float = Field(0.03 / 8, ge=0, description="shift-and-add / decoder ops")
+
+    def mult_pj(self, weight_bits: int, act_bits: int, scheme: str = "int") -> float:
+        """One multiply. pow2 weights shift (an add-sized op); binary/ternary need none."""
+        if scheme in ("binary", "ternary"):
+            return 0.0
+        if scheme == "pow2":
+            return self.add_pj_per_bit * act_bits
+        if scheme == "float":
+            # FP16 multiply 1.1 pJ, FP32 3.7 pJ (Horowitz): ~ b^1.75
+            return 1.1 * (max(weight_bits, act_bits) / 16) ** 1.75
+        return self.mult_pj_per_bit2 * weight_bits * act_bits
+
+    def mac_energy_pj(self, weight_bits: int = 8, act_bits: int = 8, scheme: str = "int") -> float:
+        """One multiply-accumulate at the given operand widths."""
+        if self.mac_pj is not None:
+            scale = (weight_bits * act_bits) / 64.0 if scheme == "int" else 1.0
+            return self.mac_pj * scale
+        return self.mult_pj(weight_bits, act_bits, scheme) + self.add_pj_per_bit * self.accumulator_bits
+
+    def sram_pj_per_bit(self, size_kb: float) -> float:
+        """Per-bit access energy of an SRAM of ``size_kb`` (sqrt-of-capacity scaling)."""
+        return self.sram_pj_per_bit_at_8kb * (max(size_kb, 1e-3) / 8.0) ** self.sram_size_exponent
+
+
+class SramConfig(_Config):
+    """An on-chip buffer. Energies default to the technology table's size model."""
+
+    size_kb: float = Field(gt=0)
+    read_pj_per_bit: float | None = Field(None, ge=0)
+    write_pj_per_bit: float | None = Field(None, ge=0)
+    leakage_mw: float | None = Field(None, ge=0)
+    banks: int = Field(1, gt=0)
+
+    @property
+    def size_bits(self) -> int:
+        return int(self.size_kb * 1024 * 8)
+
+    def words(self, word_bits: int) -> int:
+        return int(self.size_kb * 1024 * 8) // word_bits
+
+    def read_energy_pj_per_bit(self, table: EnergyTable) -> float:
+        return self.read_pj_per_bit if self.read_pj_per_bit is not None else table.sram_pj_per_bit(self.size_kb)
+
+    def write_energy_pj_per_bit(self, table: EnergyTable) -> float:
+        return self.write_pj_per_bit if self.write_pj_per_bit is not None else table.sram_pj_per_bit(self.size_kb)
+
+    def leakage_power_mw(self, table: EnergyTable) -> float:
+        return self.leakage_mw if self.leakage_mw is not None else table.sram_leakage_mw_per_kb * self.size_kb
+
+
+class DramConfig(_Config):
+    """Off-chip memory: one channel shared by reads and writes.
+
+    ``bw_gbps`` is in GB/s (1e9 bytes per second). ``pj_per_bit`` defaults to Horowitz' 45 nm
+    figure (20 pJ/bit); typical values: LPDDR4 8, DDR3 70, HBM2 3.9 (Accelergy's table).
+    ``latency_cycles`` is added once per layer (first access) — bandwidth, not latency, shapes
+    steady-state stalls.
+    """
+
+    bw_gbps: float = Field(gt=0)
+    pj_per_bit: float = Field(20.0, ge=0)
+    write_pj_per_bit: float | None = Field(None, ge=0)
+    latency_cycles: int = Field(0, ge=0)
+    type: str = "generic"
+
+    def bits_per_cycle(self, clock_mhz: float) -> float:
+        return self.bw_gbps * 8e9 / (clock_mhz * 1e6)
+
+    def write_energy_pj_per_bit(self) -> float:
+        return self.write_pj_per_bit if self.write_pj_per_bit is not None else self.pj_per_bit
+
+
+class HardwareBase(_Config):
+    """Fields every accelerator has. Subclasses add a ``kind`` literal and their own fields."""
+
+    kind: str
+    name: str = "unnamed"
+    description: str = ""
+    clock_mhz: float = Field(1000.0, gt=0)
+    dram: DramConfig = DramConfig(bw_gbps=25.6)
+    energy: EnergyTable = EnergyTable()
+
+    def dram_bits_per_cycle(self) -> float:
+        return self.dram.bits_per_cycle(self.clock_mhz)
+
+    def cycles_to_seconds(self, cycles: float) -> float:
+        return cycles / (self.clock_mhz * 1e6)
+
+    def leakage_pj(self, power_mw: float, cycles: float) -> float:
+        """mW x cycles / MHz -> pJ (1 mW for 1 us = 1 nJ)."""
+        return power_mw * cycles / self.clock_mhz * 1e3
+
+    def summary(self) -> str:
+        return f"{self.kind} '{self.name}' at {self.clock_mhz:g} MHz"
+
+
+Dataflow = Literal["os", "ws", "is"]
+
+
+class ScaleSimPorts(_Config):
+    """SCALE-Sim USER-mode DRAM port bandwidths in words per cycle (one port per operand)."""
+
+    ifmap_words_per_cycle: int = Field(gt=0)
+    filter_words_per_cycle: int = Field(gt=0)
+    ofmap_words_per_cycle: int = Field(gt=0)

@@ -1,0 +1,246 @@
+"""Per-layer results, their tidy tables, summaries and breakdown plots."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._validation import atomic_write_text
+
+#: energy components in plotting order
+COMPONENT_ORDER = ["mac", "pe_rf", "vector", "decoder", "ifmap_sram", "filter_sram", "ofmap_sram", "dram", "static"]
+
+
+@dataclass
+class LayerStats:
+    """Everything measured for one layer (cycles at the hardware clock, energies in pJ)."""
+
+    layer: str
+    op: str
+    engine: str
+    macs: int
+    dense_macs: int
+    compute_cycles: int
+    stall_cycles: int
+    fill_cycles: int
+    drain_cycles: int
+    utilization: float
+    compute_utilization: float
+    mapping_efficiency: float
+    dram_read_bytes: float
+    dram_write_bytes: float
+    compulsory_dram_bytes: float
+    dram_busy_cycles: int
+    energy_by_component_pj: dict[str, float]
+    sram_accesses: dict[str, int] = field(default_factory=dict)
+    dram_read_bytes_by_operand: dict[str, float] = field(default_factory=dict)
+    bottleneck: str = "compute"
+    bottleneck_reason: str = ""
+    timing_source: str = ""
+    notes: list[str] = field(default_factory=list)
+    stall_input_cycles: int = 0
+    stall_output_cycles: int = 0
+    dense_latency_cycles: int | None = None
+    dense_energy_pj: float | None = None
+    pe_count: int = 1
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_cycles(self) -> int:
+        return self.compute_cycles + self.stall_cycles
+
+    @property
+    def latency_cycles(self) -> int:
+        return self.fill_cycles + self.compute_cycles + self.stall_cycles + self.drain_cycles
+
+    @property
+    def energy_pj(self) -> float:
+        return float(sum(self.energy_by_component_pj.values()))
+
+    @property
+    def speedup_vs_dense(self) -> float | None:
+        if self.dense_latency_cycles is None or self.latency_cycles == 0:
+            return None
+        return self.dense_latency_cycles / self.latency_cycles
+
+    def row(self) -> dict[str, Any]:
+        r: dict[str, Any] = {
+            "layer": self.layer, "op": self.op, "engine": self.engine,
+            "compute_cycles": self.compute_cycles, "stall_cycles": self.stall_cycles,
+            "total_cycles": self.total_cycles, "fill_cycles": self.fill_cycles, "drain_cycles": self.drain_cycles,
+            "latency_cycles": self.latency_cycles, "utilization": self.utilization,
+            "compute_utilization": self.compute_utilization, "mapping_efficiency": self.mapping_efficiency,
+            "macs": self.macs, "dense_macs": self.dense_macs,
+            "dram_read_bytes": self.dram_read_bytes, "dram_write_bytes": self.dram_write_bytes,
+            "compulsory_dram_bytes": self.compulsory_dram_bytes,
+            "energy_pj": self.energy_pj,
+        }
+        for comp in sorted(self.energy_by_component_pj, key=_comp_key):
+            r[f"energy_{comp}_pj"] = self.energy_by_component_pj[comp]
+        for k, v in self.sram_accesses.items():
+            r[k] = v
+        r["bottleneck"] = self.bottleneck
+        r["bottleneck_reason"] = self.bottleneck_reason
+        if self.dense_latency_cycles is not None:
+            r["dense_latency_cycles"] = self.dense_latency_cycles
+            r["speedup_vs_dense"] = self.speedup_vs_dense
+            r["dense_energy_pj"] = self.dense_energy_pj
+            r["energy_saving_vs_dense"] = (self.dense_energy_pj / self.energy_pj) if self.energy_pj else None
+        r["timing_source"] = self.timing_source
+        r["notes"] = "; ".join(self.notes)
+        return r
+
+
+def _comp_key(name: str) -> tuple[int, str]:
+    return (COMPONENT_ORDER.index(name) if name in COMPONENT_ORDER else len(COMPONENT_ORDER), name)
+
+
+@dataclass
+class Report:
+    """Result of :func:`accelsim.simulate`: per-layer stats plus what was simulated."""
+
+    workload: str
+    hardware: str
+    hardware_kind: str
+    clock_mhz: float
+    layers: list[LayerStats]
+    hardware_summary: str = ""
+    accelsim_version: str = ""
+    compared_to_dense: bool = False
+
+    # --- tables -----------------------------------------------------------------------------
+    def to_frame(self):  # type: ignore[no-untyped-def]
+        """One row per layer (workload order); cycles, utilisation, traffic, energy by component."""
+        import pandas as pd
+
+        df = pd.DataFrame([s.row() for s in self.layers])
+        energy_cols = [c for c in df.columns if c.startswith("energy_") and c.endswith("_pj") and c != "energy_pj"]
+        df[energy_cols] = df[energy_cols].fillna(0.0)
+        return df
+
+    def energy_frame(self):  # type: ignore[no-untyped-def]
+        """Tidy (long) table: layer, component, energy_pj."""
+        import pandas as pd
+
+        rows = [
+            {"layer": s.layer, "component": comp, "energy_pj": e}
+            for s in self.layers for comp, e in sorted(s.energy_by_component_pj.items(), key=lambda kv: _comp_key(kv[0]))
+        ]
+        return pd.DataFrame(rows)
+
+    # --- totals -----------------------------------------------------------------------------
+    @property
+    def total_cycles(self) -> int:
+        return sum(s.total_cycles for s in self.layers)
+
+    @property
+    def latency_cycles(self) -> int:
+        return sum(s.latency_cycles for s in self.layers)
+
+    @property
+    def energy_pj(self) -> float:
+        return float(sum(s.energy_pj for s in self.layers))
+
+    @property
+    def macs(self) -> int:
+        return sum(s.macs for s in self.layers)
+
+    def summary(self) -> dict[str, Any]:
+        """Network totals: latency, energy, utilisation, throughput and efficiency."""
+        latency_s = self.latency_cycles / (self.clock_mhz * 1e6)
+        energy_j = self.energy_pj * 1e-12
+        pe_cycles = sum(s.total_cycles * s.pe_count for s in self.layers if s.macs)
+        by_comp: dict[str, float] = {}
+        for s in self.layers:
+            for k, v in s.energy_by_component_pj.items():
+                by_comp[k] = by_comp.get(k, 0.0) + v
+        out: dict[str, Any] = {
+            "workload": self.workload, "hardware": self.hardware, "layers": len(self.layers),
+            "macs": self.macs, "compute_cycles": sum(s.compute_cycles for s in self.layers),
+            "stall_cycles": sum(s.stall_cycles for s in self.layers), "total_cycles": self.total_cycles,
+            "latency_cycles": self.latency_cycles, "latency_ms": latency_s * 1e3,
+            "inferences_per_s": 1.0 / latency_s if latency_s else float("inf"),
+            "utilization": self.macs / pe_cycles if pe_cycles else 0.0,
+            "energy_pj": self.energy_pj, "energy_uj": self.energy_pj * 1e-6,
+            "tops_per_w": (2 * self.macs / energy_j) / 1e12 if energy_j else 0.0,
+            "dram_read_bytes": sum(s.dram_read_bytes for s in self.layers),
+            "dram_write_bytes": sum(s.dram_write_bytes for s in self.layers),
+            "energy_by_component_pj": dict(sorted(by_comp.items(), key=lambda kv: _comp_key(kv[0]))),
+        }
+        bott: dict[str, int] = {}
+        for s in self.layers:
+            bott[s.bottleneck] = bott.get(s.bottleneck, 0) + s.latency_cycles
+        out["latency_share_by_bottleneck"] = {k: v / self.latency_cycles for k, v in bott.items()} if self.latency_cycles else {}
+        if self.compared_to_dense:
+            dense_lat = sum(s.dense_latency_cycles or 0 for s in self.layers)
+            dense_e = sum(s.dense_energy_pj or 0.0 for s in self.layers)
+            out["dense_latency_cycles"] = dense_lat
+            out["speedup_vs_dense"] = dense_lat / self.latency_cycles if self.latency_cycles else None
+            out["dense_energy_pj"] = dense_e
+            out["energy_saving_vs_dense"] = dense_e / self.energy_pj if self.energy_pj else None
+        return out
+
+    def summary_text(self) -> str:
+        s = self.summary()
+        lines = [
+            f"{self.workload} on {self.hardware_summary or self.hardware}",
+            f"  layers {s['layers']}, MACs {s['macs']:,}",
+            f"  latency {s['latency_cycles']:,} cycles = {s['latency_ms']:.3f} ms ({s['inferences_per_s']:.1f} inferences/s)",
+            f"  compute {s['compute_cycles']:,} + stall {s['stall_cycles']:,} cycles; utilization {s['utilization']:.1%}",
+            f"  energy {s['energy_uj']:.2f} uJ ({s['tops_per_w']:.2f} TOPS/W); DRAM read {s['dram_read_bytes'] / 1e6:.2f} MB, "
+            f"write {s['dram_write_bytes'] / 1e6:.2f} MB",
+            "  energy by component: " + ", ".join(f"{k} {v / s['energy_pj']:.1%}" for k, v in s["energy_by_component_pj"].items() if s["energy_pj"]),
+            "  latency by bottleneck: " + ", ".join(f"{k} {v:.1%}" for k, v in sorted(s["latency_share_by_bottleneck"].items(), key=lambda kv: -kv[1])),
+        ]
+        if self.compared_to_dense:
+            lines.append(f"  vs dense on the same hardware: {s['speedup_vs_dense']:.2f}x faster, {s['energy_saving_vs_dense']:.2f}x less energy")
+        return "\n".join(lines)
+
+    def table(self, max_rows: int | None = None) -> str:
+        """A human-readable per-layer table."""
+        df = self.to_frame()
+        cols = ["layer", "op", "compute_cycles", "stall_cycles", "total_cycles", "utilization", "dram_read_bytes",
+                "dram_write_bytes", "energy_pj", "bottleneck"]
+        if self.compared_to_dense:
+            cols.insert(-1, "speedup_vs_dense")
+        view = df[cols].copy()
+        view["utilization"] = (view["utilization"] * 100).map(lambda v: f"{v:5.1f}%")
+        view["dram_read_bytes"] = (view["dram_read_bytes"] / 1024).map(lambda v: f"{v:,.1f}")
+        view["dram_write_bytes"] = (view["dram_write_bytes"] / 1024).map(lambda v: f"{v:,.1f}")
+        view["energy_pj"] = (view["energy_pj"] / 1e6).map(lambda v: f"{v:,.3f}")
+        if "speedup_vs_dense" in view:
+            view["speedup_vs_dense"] = view["speedup_vs_dense"].map(lambda v: f"{v:.2f}x")
+        view = view.rename(columns={"dram_read_bytes": "dram_rd_kb", "dram_write_bytes": "dram_wr_kb", "energy_pj": "energy_uj"})
+        if max_rows is not None and len(view) > max_rows:
+            view = view.head(max_rows)
+        return view.to_string(index=False)
+
+    # --- output -----------------------------------------------------------------------------
+    def to_csv(self, path: str | Path) -> None:
+        """Write the per-layer table atomically."""
+        atomic_write_text(path, self.to_frame().to_csv(index=False))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workload": self.workload, "hardware": self.hardware, "hardware_kind": self.hardware_kind,
+            "clock_mhz": self.clock_mhz, "accelsim_version": self.accelsim_version,
+            "summary": self.summary(), "layers": [dict(asdict(s), total_cycles=s.total_cycles,
+                                                        latency_cycles=s.latency_cycles, energy_pj=s.energy_pj)
+                                                   for s in self.layers],
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=1, default=float)
+        if path is not None:
+            atomic_write_text(path, text + "\n")
+        return text
+
+    def plot(self, path: str | Path | None = None, *, top: int | None = None):  # type: ignore[no-untyped-def]
+        """Stacked energy-by-component and latency (compute/stall/fill/drain) bars per layer."""
+        from .plot.breakdown import plot_breakdown
+
+        return plot_breakdown(self, path=path, top=top)
+
+    def __repr__(self) -> str:
+        return f"Report({self.workload!r} on {self.hardware!r}: {len(self.layers)} layers, {self.latency_cycles:,} cycles, {self.energy_pj / 1e6:.3f} uJ)"

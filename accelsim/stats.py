@@ -1,0 +1,172 @@
+"""Counting types shared by engines, the event simulator, the energy model and reports.
+
+An engine turns (layer, hardware) into a :class:`LayerProgram`: a stream of :class:`Tile` s
+(compressed with :class:`Repeat`) that the simulator times, plus :class:`Action` counts that
+:mod:`accelsim.energy` prices. Engines count, the simulator times, the energy model prices:
+every breakdown can be checked against its counts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One unit of pipelined work: fetch, (decode), compute, write back.
+
+    ``load_bits`` come from DRAM into a free input-buffer half before the tile may compute;
+    ``decode_cycles`` run on a decoder unit (e.g. SmartExchange weight rebuild) between load and
+    compute; ``compute_cycles`` occupy the compute array; ``store_bits`` go to DRAM after it.
+    """
+
+    load_bits: int
+    compute_cycles: int
+    store_bits: int = 0
+    decode_cycles: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.load_bits, self.compute_cycles, self.store_bits, self.decode_cycles) < 0:
+            raise ValueError(f"negative amount in {self}")
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """``body`` executed ``count`` times in a row."""
+
+    body: tuple["Node", ...]
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            raise ValueError("Repeat.count must be >= 0")
+
+
+Node = Union[Tile, Repeat]
+
+
+def iter_tiles(nodes: tuple[Node, ...] | list[Node]):
+    """Expand a program into its tiles (for replay and tests; can be long)."""
+    for node in nodes:
+        if isinstance(node, Tile):
+            yield node
+        else:
+            for _ in range(node.count):
+                yield from iter_tiles(node.body)
+
+
+def program_totals(nodes: tuple[Node, ...] | list[Node]) -> tuple[int, int, int, int, int]:
+    """(tiles, load_bits, compute_cycles, store_bits, decode_cycles) summed without expanding."""
+    t = lb = cc = sb = dc = 0
+    for node in nodes:
+        if isinstance(node, Tile):
+            t += 1
+            lb += node.load_bits
+            cc += node.compute_cycles
+            sb += node.store_bits
+            dc += node.decode_cycles
+        else:
+            a, b, c, d, e = program_totals(node.body)
+            t += a * node.count
+            lb += b * node.count
+            cc += c * node.count
+            sb += d * node.count
+            dc += e * node.count
+    return t, lb, cc, sb, dc
+
+
+def compress_runs(tiles: list[Tile]) -> tuple[Node, ...]:
+    """Run-length encode consecutive identical tiles."""
+    out: list[Node] = []
+    i = 0
+    while i < len(tiles):
+        j = i
+        while j + 1 < len(tiles) and tiles[j + 1] == tiles[i]:
+            j += 1
+        n = j - i + 1
+        out.append(tiles[i] if n == 1 else Repeat((tiles[i],), n))
+        i = j + 1
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Action:
+    """``count`` events of ``action`` on ``component``, each moving/processing ``bits`` bits.
+
+    For ``action == 'mac'``: ``bits`` is the weight width and ``bits2`` the activation width;
+    ``scheme`` the number format ('int', 'pow2', 'binary', ...).
+    """
+
+    component: str
+    action: str
+    count: int
+    bits: int = 8
+    bits2: int = 8
+    scheme: str = "int"
+
+
+@dataclass(frozen=True)
+class StallOverride:
+    """Timing given by an external model instead of the event simulation (e.g. SCALE-Sim USER)."""
+
+    stall_cycles: int
+    fill_cycles: int = 0
+    drain_cycles: int = 0
+    source: str = ""
+
+
+@dataclass
+class LayerProgram:
+    """What an engine hands to the simulator for one layer."""
+
+    layer: str
+    op: str
+    engine: str
+    body: tuple[Node, ...]
+    compute_cycles: int
+    actions: list[Action]
+    macs: int
+    dense_macs: int
+    pe_count: int
+    mapping_efficiency: float = 1.0
+    dram_read_bits: dict[str, int] = field(default_factory=dict)
+    dram_write_bits: dict[str, int] = field(default_factory=dict)
+    compulsory_read_bits: int = 0
+    compulsory_write_bits: int = 0
+    sram_accesses: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    stall_override: StallOverride | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def dram_read_total_bits(self) -> int:
+        return sum(self.dram_read_bits.values())
+
+    @property
+    def dram_write_total_bits(self) -> int:
+        return sum(self.dram_write_bits.values())
+
+
+@dataclass
+class Timing:
+    """What the simulator measured for one layer program."""
+
+    compute_cycles: int
+    stall_cycles: int
+    fill_cycles: int
+    drain_cycles: int
+    dram_busy_cycles: int
+    decode_busy_cycles: int = 0
+    simulated_tiles: int = 0
+    skipped_tiles: int = 0
+    source: str = "simpy"
+    stall_input_cycles: int = 0   # compute waited for its data (load / decode)
+    stall_output_cycles: int = 0  # compute waited for a free output-buffer half (write-back)
+
+    @property
+    def total_cycles(self) -> int:
+        return self.compute_cycles + self.stall_cycles
+
+    @property
+    def latency_cycles(self) -> int:
+        return self.fill_cycles + self.compute_cycles + self.stall_cycles + self.drain_cycles

@@ -1,0 +1,157 @@
+"""The compression record every layer carries.
+
+Two axes are kept apart, as Timeloop does: *how dense* a tensor is (``Sparsity.kind`` and
+``density``) and *how it is stored* (``Sparsity.format``). Quantisation and factorisation are
+separate records. A dense, 8-bit, unfactorised layer has the default ``Compression()``.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SparsityKind = Literal["dense", "unstructured", "channel", "filter", "block", "nm", "pattern", "gs"]
+StorageFormat = Literal["dense", "bitmask", "csr", "rle", "coo", "nm_index", "gs_index", "pattern_index"]
+QuantScheme = Literal["int", "pow2", "binary", "ternary", "float"]
+FactorKind = Literal["none", "lowrank", "tucker", "smartexchange"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sparsity(_Record):
+    """Weight sparsity of a layer.
+
+    ``density`` is the fraction of weights kept (non-zero), in (0, 1]. Kinds:
+
+    - ``dense``: no pruning (density must be 1).
+    - ``unstructured``: any element may be zero.
+    - ``channel`` / ``filter``: whole input channels / output filters removed. The exported layer
+      shapes are already shrunk; ``density`` records the kept fraction for reporting.
+    - ``block``: ``block_h`` x ``block_w`` blocks of the (rows = outputs, cols = reduction) weight
+      matrix are all-zero or kept.
+    - ``nm``: at most ``n`` non-zeros in every ``m`` consecutive weights along the reduction axis.
+    - ``pattern``: PatDNN kernel patterns, ``pattern_entries`` non-zeros per kept 3x3 kernel chosen
+      from a library of ``num_patterns``; ``kernel_density`` is the fraction of kernels kept
+      (connectivity pruning).
+    - ``gs``: gather-scatter patterns: every row of a group of ``gs_group_rows`` rows keeps the same
+      number of non-zeros, so a gather/scatter engine stays load-balanced.
+
+    ``mask`` names an array in the workload's mask file (``Workload.masks``); ``format`` is how
+    the non-zeros are stored and ``index_bits`` the width of one stored index (metadata cost).
+    """
+
+    kind: SparsityKind = "dense"
+    density: float = Field(1.0, gt=0.0, le=1.0)
+    block_h: int | None = Field(None, gt=0)
+    block_w: int | None = Field(None, gt=0)
+    n: int | None = Field(None, gt=0)
+    m: int | None = Field(None, gt=0)
+    pattern_entries: int | None = Field(None, gt=0)
+    num_patterns: int | None = Field(None, gt=0)
+    kernel_density: float | None = Field(None, gt=0.0, le=1.0)
+    gs_group_rows: int | None = Field(None, gt=0)
+    mask: str | None = None
+    format: StorageFormat = "dense"
+    index_bits: int | None = Field(None, gt=0, le=32)
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> "Sparsity":
+        if self.kind == "dense" and self.density != 1.0:
+            raise ValueError("kind 'dense' needs density 1.0; use kind 'unstructured' for pruned weights")
+        if self.kind == "block" and (self.block_h is None or self.block_w is None):
+            raise ValueError("kind 'block' needs block_h and block_w")
+        if self.kind == "nm":
+            if self.n is None or self.m is None:
+                raise ValueError("kind 'nm' needs n and m (e.g. n: 2, m: 4)")
+            if self.n > self.m:
+                raise ValueError(f"N:M sparsity needs n <= m, got {self.n}:{self.m}")
+            if abs(self.density - self.n / self.m) > 1e-9 and self.density != 1.0:
+                raise ValueError(f"N:M {self.n}:{self.m} has density {self.n / self.m:g}, not {self.density:g}")
+        if self.kind == "pattern" and self.pattern_entries is None:
+            raise ValueError("kind 'pattern' needs pattern_entries (non-zeros per kept kernel)")
+        return self
+
+    @property
+    def effective_density(self) -> float:
+        """Fraction of weights that are non-zero (N:M without explicit density uses n/m)."""
+        if self.kind == "nm" and self.density == 1.0 and self.n is not None and self.m is not None:
+            return self.n / self.m
+        return self.density
+
+
+class Quant(_Record):
+    """Numeric format of weights and activations.
+
+    ``scheme``: ``int`` (uniform integer), ``pow2`` (signed powers of two: a multiply is a shift),
+    ``binary`` / ``ternary`` (1 or 2 bits, multiply-free), ``float``.
+    """
+
+    weight_bits: int = Field(8, ge=1, le=32)
+    act_bits: int = Field(8, ge=1, le=32)
+    scheme: QuantScheme = "int"
+    granularity: Literal["tensor", "channel"] = "tensor"
+    symmetric: bool = True
+
+    @model_validator(mode="after")
+    def _check_scheme(self) -> "Quant":
+        if self.scheme == "binary" and self.weight_bits != 1:
+            raise ValueError("scheme 'binary' needs weight_bits 1")
+        if self.scheme == "ternary" and self.weight_bits != 2:
+            raise ValueError("scheme 'ternary' needs weight_bits 2")
+        return self
+
+
+class Factorization(_Record):
+    """How a layer's weight was factorised.
+
+    - ``lowrank``: W (out x in) ~ U (out x rank) V (rank x in); usually exported as two layers,
+      this record keeps ``rank`` for reporting.
+    - ``tucker``: Tucker-2 of a conv kernel with ``ranks = (rank_out, rank_in)``.
+    - ``smartexchange``: W ~ Ce B with a ``basis_size`` x ``basis_size`` basis B and a sparse
+      coefficient matrix Ce of density ``ce_density`` whose non-zeros are signed powers of two
+      with ``ce_bits`` bits (sign + exponent).
+    """
+
+    kind: FactorKind = "none"
+    rank: int | None = Field(None, gt=0)
+    ranks: tuple[int, int] | None = None
+    basis_size: int | None = Field(None, gt=0)
+    ce_density: float | None = Field(None, gt=0.0, le=1.0)
+    ce_bits: int | None = Field(None, ge=1, le=8)
+    basis_bits: int | None = Field(None, ge=1, le=32)
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> "Factorization":
+        if self.kind == "lowrank" and self.rank is None:
+            raise ValueError("kind 'lowrank' needs rank")
+        if self.kind == "tucker" and self.ranks is None:
+            raise ValueError("kind 'tucker' needs ranks [rank_out, rank_in]")
+        if self.kind == "smartexchange" and (self.basis_size is None or self.ce_density is None):
+            raise ValueError("kind 'smartexchange' needs basis_size and ce_density")
+        return self
+
+
+class Compression(_Record):
+    """Everything that makes a layer cheaper than its dense fp/int8 original.
+
+    ``act_density`` is the expected fraction of non-zero input activations (e.g. after ReLU);
+    ``original`` holds layer fields from before structural pruning/factorisation (e.g.
+    ``{out_channels: 64}``) so the dense baseline can be rebuilt.
+    """
+
+    sparsity: Sparsity = Sparsity()
+    quant: Quant = Quant()
+    factorization: Factorization = Factorization()
+    act_density: float = Field(1.0, gt=0.0, le=1.0)
+    original: dict[str, int] | None = None
+
+    @property
+    def is_dense(self) -> bool:
+        return (
+            self.sparsity.kind == "dense"
+            and self.factorization.kind == "none"
+            and self.act_density == 1.0
+            and self.original is None
+        )

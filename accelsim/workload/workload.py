@@ -1,0 +1,150 @@
+"""A workload: an ordered list of layers (+ an optional mask file)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from ..errors import ConfigError, MaskError
+from .layer import Layer, LayerBase
+
+SCHEMA_VERSION = 1
+
+
+class Workload(BaseModel):
+    """Ordered layers of one network (the simulator runs them one after another).
+
+    ``masks`` is the path of an ``.npz`` file (relative to the workload file) holding real
+    weight masks, keyed by the layers' ``compression.sparsity.mask`` names.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    layers: list[Layer] = Field(min_length=1)
+    description: str = ""
+    source: str = ""
+    masks: str | None = None
+    accelsim_workload: int = SCHEMA_VERSION
+
+    _base_dir: Path | None = PrivateAttr(default=None)
+    _mask_cache: dict[str, np.ndarray] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Workload":
+        seen: set[str] = set()
+        for i, layer in enumerate(self.layers):
+            if layer.name in seen:
+                raise ValueError(f"layer name {layer.name!r} (layers[{i}]) is used twice; names must be unique")
+            seen.add(layer.name)
+        if self.accelsim_workload != SCHEMA_VERSION:
+            raise ValueError(f"accelsim_workload schema {self.accelsim_workload} is not supported (expected {SCHEMA_VERSION})")
+        return self
+
+    # --- views --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self):  # type: ignore[override]
+        return iter(self.layers)
+
+    def __getitem__(self, key: int | str) -> LayerBase:
+        if isinstance(key, str):
+            for layer in self.layers:
+                if layer.name == key:
+                    return layer
+            raise KeyError(key)
+        return self.layers[key]
+
+    @property
+    def total_macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def total_weight_words(self) -> int:
+        return sum(layer.weight_words for layer in self.layers)
+
+    @property
+    def is_dense(self) -> bool:
+        return all(layer.compression.is_dense for layer in self.layers)
+
+    def densified(self) -> "Workload":
+        """The dense original of this workload (compression removed, shapes restored)."""
+        dense = Workload(
+            name=self.name, layers=[layer.densified() for layer in self.layers],
+            description=self.description, source=self.source,
+        )
+        return dense
+
+    def with_layers(self, layers: list[LayerBase], **changes: Any) -> "Workload":
+        data = {"name": self.name, "description": self.description, "source": self.source, "masks": self.masks}
+        data.update(changes)
+        wl = Workload(layers=list(layers), **data)
+        wl._base_dir = self._base_dir
+        wl._mask_cache = self._mask_cache
+        return wl
+
+    def to_frame(self):  # type: ignore[no-untyped-def]
+        """One row per layer: op, shapes, MACs, operand sizes, compression summary."""
+        import pandas as pd
+
+        rows = []
+        for layer in self.layers:
+            c = layer.compression
+            rows.append({
+                "layer": layer.name, "op": layer.op, "macs": layer.macs,
+                "input_words": layer.input_words, "weight_words": layer.weight_words,
+                "output_words": layer.output_words, "sparsity": c.sparsity.kind,
+                "density": c.sparsity.effective_density, "weight_bits": c.quant.weight_bits,
+                "act_bits": c.quant.act_bits, "factorization": c.factorization.kind,
+            })
+        return pd.DataFrame(rows)
+
+    # --- masks --------------------------------------------------------------------------
+    def mask(self, layer: LayerBase) -> np.ndarray | None:
+        """The real mask of ``layer`` (0/1 array) if the workload has one, else None."""
+        key = layer.compression.sparsity.mask
+        if key is None:
+            return None
+        masks = self._load_masks()
+        if key not in masks:
+            raise MaskError(f"mask {key!r} not found in the mask file", source=str(self._mask_path()),
+                            field=f"{layer.name}.compression.sparsity.mask")
+        return masks[key]
+
+    def attach_masks(self, masks: dict[str, np.ndarray]) -> None:
+        """Provide masks in memory (e.g. straight from the front-end)."""
+        self._mask_cache = dict(masks)
+
+    def _mask_path(self) -> Path | None:
+        if self.masks is None:
+            return None
+        p = Path(self.masks)
+        if not p.is_absolute() and self._base_dir is not None:
+            p = self._base_dir / p
+        return p
+
+    def _load_masks(self) -> dict[str, np.ndarray]:
+        if self._mask_cache is not None:
+            return self._mask_cache
+        path = self._mask_path()
+        if path is None:
+            raise MaskError("layers name masks but the workload has no 'masks' file", source=self.name, field="masks")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                self._mask_cache = {k: data[k] for k in data.files}
+        except FileNotFoundError:
+            raise MaskError("mask file not found", source=str(path), field="masks") from None
+        except (OSError, ValueError) as exc:
+            raise MaskError(f"cannot read mask file: {exc}", source=str(path), field="masks") from None
+        return self._mask_cache
+
+
+def check_unique(names: list[str], source: str) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise ConfigError(f"layer name {n!r} is used twice", source=source, field="layers")
+        seen.add(n)
