@@ -41,7 +41,14 @@ from .workload import Workload
 
 
 def load_workload(path: str | Path) -> Workload:
-    """Load a workload from accelsim YAML/JSON or a SCALE-Sim topology CSV (by extension)."""
+    """Load a workload from accelsim YAML/JSON or a SCALE-Sim topology CSV (by extension).
+
+    ``zoo:<name>`` builds a model of :mod:`accelsim.workload.zoo` instead (e.g. ``zoo:resnet50``).
+    """
+    if isinstance(path, str) and path.startswith("zoo:"):
+        from .zoo import get_model
+
+        return get_model(path[4:])
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".csv":
