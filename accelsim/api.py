@@ -107,8 +107,9 @@ def simulate(
             if d is not None:
                 s.dense_latency_cycles = d.latency_cycles
                 s.dense_energy_pj = d.energy_pj
+    area_fn = getattr(hardware, "area_mm2", None)  # kinds with an area model provide it
     return Report(
         workload=wl.name, hardware=hardware.name, hardware_kind=hardware.kind, clock_mhz=hardware.clock_mhz,
         layers=stats, hardware_summary=hardware.summary(), accelsim_version=__version__,
-        compared_to_dense=bool(compare_dense),
+        compared_to_dense=bool(compare_dense), area_by_component_mm2=dict(area_fn(wl)) if callable(area_fn) else {},
     )

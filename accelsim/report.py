@@ -108,6 +108,7 @@ class Report:
     hardware_summary: str = ""
     accelsim_version: str = ""
     compared_to_dense: bool = False
+    area_by_component_mm2: dict[str, float] = field(default_factory=dict)
 
     # --- tables -----------------------------------------------------------------------------
     def to_frame(self):  # type: ignore[no-untyped-def]
@@ -168,6 +169,9 @@ class Report:
             "dram_write_bytes": sum(s.dram_write_bytes for s in self.layers),
             "energy_by_component_pj": dict(sorted(by_comp.items(), key=lambda kv: _comp_key(kv[0]))),
         }
+        if self.area_by_component_mm2:
+            out["area_mm2"] = float(sum(self.area_by_component_mm2.values()))
+            out["area_by_component_mm2"] = dict(self.area_by_component_mm2)
         bott: dict[str, int] = {}
         for s in self.layers:
             bott[s.bottleneck] = bott.get(s.bottleneck, 0) + s.latency_cycles
