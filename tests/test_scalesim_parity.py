@@ -66,3 +66,20 @@ def test_utilization_and_mapping_efficiency(row):
 def test_reference_covers_all_dataflows():
     assert {r["dataflow"] for r in ROWS} == {"os", "ws", "is"}
     assert len(ROWS) >= 140
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r["bw_mode"] == "USER"], ids=lambda r: r["run_name"])
+def test_user_mode_stalls_through_simulate(row):
+    """A USER-mode .cfg reproduces SCALE-Sim's stall and total cycles through the public API."""
+    import accelsim
+    from accelsim.workload import Workload
+
+    hw = hardware_of(row)
+    assert hw.stall_model == "scalesim_user"
+    report = accelsim.simulate(Workload(name="one", layers=[layer_of(row)]), hw)
+    s = report.layers[0]
+    expected_stall = int(row["stall_cycles"])
+    assert abs(s.stall_cycles - expected_stall) <= 0.25 * max(expected_stall, 1)
+    assert s.stall_cycles == expected_stall  # the emulation is exact on every reference row
+    assert s.total_cycles == int(row["compute_cycles"])
+    assert s.latency_cycles == int(row["total_cycles"])  # SCALE-Sim's "Total Cycles (incl. prefetch)"
