@@ -128,7 +128,7 @@ class PipelineSim:
             while k < n:
                 if self.skip and n - k >= 1:
                     sig = self._signature()
-                    now = self._now()
+                    now = self._now() + self.skipped_time  # true time (inner skips included)
                     snap = self.counters.snapshot()
                     if prev is not None and prev[0] == sig:
                         _, t_prev, snap_prev, ntiles_prev = prev
@@ -137,9 +137,9 @@ class PipelineSim:
                         q = n - k
                         self.skipped_time += q * period
                         self.counters.add(delta, q)
-                        self.skipped_tiles += q * (len(self.recs) - ntiles_prev)
+                        self.skipped_tiles += q * (len(self.recs) + self.skipped_tiles - ntiles_prev)
                         break
-                    prev = (sig, now, snap, len(self.recs))
+                    prev = (sig, now, snap, len(self.recs) + self.skipped_tiles)
                 yield from self._walk(node.body)
                 k += 1
 

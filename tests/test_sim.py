@@ -1,0 +1,103 @@
+"""The SimPy pipeline: hand-computed timings, and fast-forward == full replay on random programs."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from accelsim.sim.pipeline import replay_program, simulate_program
+from accelsim.stats import Repeat, Tile, iter_tiles, program_totals
+
+
+def test_single_tile_hand_computed():
+    # load 800 bits at 8 bits/cycle = 100 cycles, compute 50, store 160 bits = 20 cycles
+    t = simulate_program((Tile(800, 50, 160),), 8.0)
+    assert (t.fill_cycles, t.compute_cycles, t.stall_cycles, t.drain_cycles) == (100, 50, 0, 20)
+    assert t.latency_cycles == 170
+    assert t.dram_busy_cycles == 120
+
+
+def test_compute_bound_overlaps_loads():
+    # each tile loads in 10 cycles and computes for 100: only the first load is exposed
+    prog = (Repeat((Tile(80, 100, 0),), 50),)
+    t = replay_program(prog, 8.0)
+    assert t.fill_cycles == 10 and t.stall_cycles == 0 and t.compute_cycles == 5000 and t.drain_cycles == 0
+
+
+def test_bandwidth_bound_stalls_by_the_deficit():
+    # loads take 100 cycles, compute 10: steady state one tile per 100 cycles
+    n = 40
+    t = replay_program((Repeat((Tile(800, 10, 0),), n),), 8.0)
+    assert t.fill_cycles == 100
+    assert t.compute_cycles == 10 * n
+    assert t.stall_cycles == (n - 1) * 90  # each later tile waits 100 - 10 cycles
+    assert t.stall_input_cycles == t.stall_cycles and t.stall_output_cycles == 0
+
+
+def test_shared_channel_serialises_loads_and_stores():
+    # 60-cycle load + 60-cycle store per tile over one channel: 120 cycles per tile
+    n = 30
+    t = replay_program((Repeat((Tile(480, 10, 480),), n),), 8.0)
+    assert t.dram_busy_cycles == 120 * n
+    assert t.latency_cycles >= 120 * n
+
+
+def _random_program(rng: random.Random, depth: int = 0):
+    nodes = []
+    for _ in range(rng.randint(1, 4)):
+        if depth < 2 and rng.random() < 0.45:
+            nodes.append(Repeat(_random_program(rng, depth + 1), rng.randint(0, 12)))
+        else:
+            nodes.append(Tile(
+                load_bits=rng.choice([0, rng.randint(1, 4000)]),
+                compute_cycles=rng.randint(0, 400),
+                store_bits=rng.choice([0, 0, rng.randint(1, 3000)]),
+                decode_cycles=rng.choice([0, 0, 0, rng.randint(1, 300)]),
+            ))
+    return tuple(nodes)
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_fast_forward_equals_full_replay(seed):
+    rng = random.Random(seed)
+    prog = _random_program(rng)
+    bw = rng.choice([1.0, 3.0, 8.0, 16.5, 64.0])
+    fast = simulate_program(prog, bw)
+    full = replay_program(prog, bw)
+    for field in ("compute_cycles", "stall_cycles", "fill_cycles", "drain_cycles", "dram_busy_cycles",
+                  "decode_busy_cycles", "stall_input_cycles", "stall_output_cycles"):
+        assert getattr(fast, field) == getattr(full, field), field
+    assert fast.simulated_tiles + fast.skipped_tiles == full.simulated_tiles
+    assert full.compute_cycles == program_totals(prog)[2]
+
+
+def test_fast_forward_skips_long_runs():
+    prog = (Tile(5000, 10, 0), Repeat((Tile(300, 120, 64), Repeat((Tile(900, 30, 0),), 200), Tile(0, 5, 900)), 300))
+    fast = simulate_program(prog, 8.0)
+    assert fast.skipped_tiles > 0.95 * (fast.skipped_tiles + fast.simulated_tiles)
+    full = replay_program(prog, 8.0)
+    assert (fast.latency_cycles, fast.stall_cycles) == (full.latency_cycles, full.stall_cycles)
+
+
+def test_iter_tiles_matches_totals():
+    prog = (Tile(1, 2, 3), Repeat((Tile(4, 5, 6), Repeat((Tile(7, 8, 9),), 3)), 2))
+    tiles = list(iter_tiles(prog))
+    assert len(tiles) == program_totals(prog)[0] == 9
+    assert sum(t.compute_cycles for t in tiles) == program_totals(prog)[2]
+
+
+def test_bad_bandwidth_rejected():
+    with pytest.raises(ValueError):
+        simulate_program((Tile(1, 1, 1),), 0.0)
+
+
+@pytest.mark.parametrize("hw_file", ["systolic_128x128_os.yaml", "systolic_32x32_is.yaml", "systolic_128x128_ws.yaml"])
+def test_fast_forward_equals_replay_on_real_layers(root, hw_file):
+    import accelsim
+
+    hw = accelsim.load_hardware(root / "hw_configs" / hw_file)
+    wl = accelsim.load_workload(root / "models" / "resnet18.yaml")
+    fast = accelsim.simulate(wl, hw)
+    full = accelsim.simulate(wl, hw, skip=False)
+    assert [(s.stall_cycles, s.latency_cycles) for s in fast.layers] == [(s.stall_cycles, s.latency_cycles) for s in full.layers]
+    assert fast.energy_pj == pytest.approx(full.energy_pj, rel=1e-12)
