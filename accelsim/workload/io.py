@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from .._validation import atomic_write_text, read_yaml, validate_model
 from ..errors import ConfigError
@@ -211,9 +212,10 @@ def read_scalesim_topology(path: str | Path, name: str | None = None) -> Workloa
                     kernel_h=r, kernel_w=s, stride_h=stride, stride_w=stride, out_rounding="ceil",
                     compression=comp,
                 ))
-        except ValueError as exc:  # pydantic ValidationError is a ValueError
-            msg = str(exc).splitlines()[-1].strip() if str(exc) else "invalid layer"
-            raise ConfigError(msg.removeprefix("Value error, "), source=source, field=where) from None
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ConfigError(str(err.get("msg", "invalid layer")).removeprefix("Value error, "), source=source,
+                              field=where) from None
     if not layers:
         raise ConfigError("no layers found (only a header?)", source=source)
     names = [layer.name for layer in layers]
