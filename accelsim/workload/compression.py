@@ -149,9 +149,5 @@ class Compression(_Record):
 
     @property
     def is_dense(self) -> bool:
-        return (
-            self.sparsity.kind == "dense"
-            and self.factorization.kind == "none"
-            and self.act_density == 1.0
-            and self.original is None
-        )
+        """True for the uncompressed default (dense, 8-bit int, unfactorised)."""
+        return self == Compression()
