@@ -31,13 +31,20 @@ from .systolic import SystolicArray
 
 
 def _known_kinds() -> str:
-    _import_engines()
+    _import_kinds()
     return ", ".join(sorted(HARDWARE_KINDS))
 
 
-def _import_engines() -> None:
-    """Engine modules register their hardware kinds on import."""
-    from .. import engines  # noqa: F401
+def _import_kinds() -> None:
+    """Import every module of this package: each hardware kind registers itself on import."""
+    import importlib
+    import pkgutil
+
+    from .. import hardware
+
+    for info in pkgutil.iter_modules(hardware.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{hardware.__name__}.{info.name}")
 
 
 def hardware_from_dict(data: Any, source: str = "<hardware>") -> HardwareBase:
@@ -48,7 +55,7 @@ def hardware_from_dict(data: Any, source: str = "<hardware>") -> HardwareBase:
     kind = data.get("kind")
     if kind is None:
         raise ConfigError(f"missing 'kind' (one of: {_known_kinds()})", source=source, field="kind")
-    _import_engines()
+    _import_kinds()
     cls = HARDWARE_KINDS.get(str(kind))
     if cls is None:
         raise ConfigError(f"unknown hardware kind {kind!r}; expected one of: {_known_kinds()}", source=source, field="kind")
