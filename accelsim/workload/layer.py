@@ -52,33 +52,42 @@ class ConvGeometry:
     out_h: int
     out_w: int
 
+    @staticmethod
+    def _span(lo: int, hi: int, kernel: int, stride: int, pad: int, dilation: int, size: int) -> int:
+        """Distinct input indices read by outputs lo..hi along one axis."""
+        extent = dilation * (kernel - 1) + 1
+        if stride <= extent and dilation == 1:
+            first = max(lo * stride - pad, 0)
+            last = min(hi * stride - pad + extent - 1, size - 1)
+            return max(last - first + 1, 0)
+        idx: set[int] = set()
+        for o in range(lo, hi + 1):
+            base = o * stride - pad
+            for r in range(kernel):
+                i = base + r * dilation
+                if 0 <= i < size:
+                    idx.add(i)
+        return len(idx)
+
     def input_rows_for_output_rows(self, oh_lo: int, oh_hi: int) -> int:
         """Number of distinct input rows (within one image) read by output rows [oh_lo, oh_hi]."""
-        extent = self.dilation_h * (self.kernel_h - 1) + 1
-        first = oh_lo * self.stride_h - self.pad_h
-        if self.stride_h <= extent and self.dilation_h == 1:
-            lo = max(first, 0)
-            hi = min(oh_hi * self.stride_h - self.pad_h + extent - 1, self.in_h - 1)
-            return max(hi - lo + 1, 0)
-        rows: set[int] = set()
-        for oh in range(oh_lo, oh_hi + 1):
-            base = oh * self.stride_h - self.pad_h
-            for r in range(self.kernel_h):
-                ih = base + r * self.dilation_h
-                if 0 <= ih < self.in_h:
-                    rows.add(ih)
-        return len(rows)
+        return self._span(oh_lo, oh_hi, self.kernel_h, self.stride_h, self.pad_h, self.dilation_h, self.in_h)
+
+    def input_cols_used(self) -> int:
+        """Distinct input columns read by a whole output row (strided 1x1 convs skip columns)."""
+        return self._span(0, self.out_w - 1, self.kernel_w, self.stride_w, self.pad_w, self.dilation_w, self.in_w)
 
     def input_words_for_pixels(self, p_lo: int, p_hi: int) -> int:
         """Distinct input words (all channels of the group) for output pixels [p_lo, p_hi).
 
-        Pixels are numbered batch-major then row-major, as rows of the im2col matrix. A whole
-        input row is counted when any of its pixels is needed (line-buffer assumption).
+        Pixels are numbered batch-major then row-major, as rows of the im2col matrix. An input
+        row is fetched whole (line-buffer assumption) except for the columns no output reads
+        (strided convs with stride > kernel).
         """
         if p_hi <= p_lo:
             return 0
         per_image = self.out_h * self.out_w
-        row_words = self.in_w * self.channels
+        row_words = self.input_cols_used() * self.channels
         total = 0
         p = p_lo
         while p < p_hi:
