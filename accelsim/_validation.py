@@ -92,6 +92,14 @@ def read_yaml(path: str | Path) -> Any:
     return data
 
 
+def _umask_mode() -> int:
+    import os
+
+    old = os.umask(0)
+    os.umask(old)
+    return 0o666 & ~old
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a text file so readers never see it half-written (temp file + rename)."""
     import os
@@ -105,6 +113,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, p)
     except BaseException:
         try:
@@ -125,6 +134,7 @@ def atomic_write_bytes(path: str | Path, write) -> None:  # type: ignore[no-unty
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, p)
     except BaseException:
         try:
