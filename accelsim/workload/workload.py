@@ -43,6 +43,14 @@ class Workload(BaseModel):
             raise ValueError(f"accelsim_workload schema {self.accelsim_workload} is not supported (expected {SCHEMA_VERSION})")
         return self
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when the public fields are (where the file was loaded from does not matter)."""
+        if not isinstance(other, Workload):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
+
+    __hash__ = None  # type: ignore[assignment]
+
     # --- views --------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.layers)
