@@ -53,6 +53,10 @@ def layer_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase) -> LayerSt
     total = timing.total_cycles
     pes = max(prog.pe_count, 1)
     bottleneck, reason = _bottleneck(prog, timing, hw)
+    actions: dict[str, dict[str, int]] = {}
+    for a in prog.actions:
+        per = actions.setdefault(a.component, {})
+        per[a.action] = per.get(a.action, 0) + a.count
     return LayerStats(
         layer=prog.layer, op=prog.op, engine=prog.engine, macs=prog.macs, dense_macs=prog.dense_macs,
         compute_cycles=timing.compute_cycles, stall_cycles=timing.stall_cycles, fill_cycles=timing.fill_cycles,
@@ -67,7 +71,8 @@ def layer_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase) -> LayerSt
         dram_read_bytes_by_operand={k: v / 8 for k, v in prog.dram_read_bits.items()},
         bottleneck=bottleneck, bottleneck_reason=reason, timing_source=timing.source, notes=list(prog.notes),
         stall_input_cycles=timing.stall_input_cycles, stall_output_cycles=timing.stall_output_cycles,
-        pe_count=prog.pe_count, extra=dict(prog.extra),
+        pe_count=prog.pe_count, extra=dict(prog.extra), actions_by_component=actions,
+        decode_busy_cycles=timing.decode_busy_cycles,
     )
 
 

@@ -45,6 +45,8 @@ class LayerStats:
     dense_energy_pj: float | None = None
     pe_count: int = 1
     extra: dict[str, float] = field(default_factory=dict)
+    actions_by_component: dict[str, dict[str, int]] = field(default_factory=dict)
+    decode_busy_cycles: int = 0
 
     @property
     def total_cycles(self) -> int:
@@ -80,6 +82,8 @@ class LayerStats:
             r[f"energy_{comp}_pj"] = self.energy_by_component_pj[comp]
         for k, v in self.sram_accesses.items():
             r[k] = v
+        for k, v in self.dram_read_bytes_by_operand.items():
+            r[f"dram_read_bytes_{k}"] = v
         r["bottleneck"] = self.bottleneck
         r["bottleneck_reason"] = self.bottleneck_reason
         if self.dense_latency_cycles is not None:
@@ -119,6 +123,20 @@ class Report:
         energy_cols = [c for c in df.columns if c.startswith("energy_") and c.endswith("_pj") and c != "energy_pj"]
         df[energy_cols] = df[energy_cols].fillna(0.0)
         return df
+
+    def component_frame(self):  # type: ignore[no-untyped-def]
+        """Tidy table per layer x component: action counts, busy cycles (where timed), energy."""
+        import pandas as pd
+
+        rows = []
+        for s in self.layers:
+            busy = {"mac": s.compute_cycles, "dram": s.dram_busy_cycles, "decoder": s.decode_busy_cycles}
+            comps = sorted(set(s.energy_by_component_pj) | set(s.actions_by_component), key=_comp_key)
+            for comp in comps:
+                acts = s.actions_by_component.get(comp, {})
+                rows.append({"layer": s.layer, "component": comp, **{f"{a}_count": n for a, n in sorted(acts.items())},
+                             "busy_cycles": busy.get(comp), "energy_pj": s.energy_by_component_pj.get(comp, 0.0)})
+        return pd.DataFrame(rows)
 
     def energy_frame(self):  # type: ignore[no-untyped-def]
         """Tidy (long) table: layer, component, energy_pj."""
