@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from . import __version__
 from .errors import AccelsimError
 
-SUBCOMMAND_MODULES = ["accelsim.frontend.cli", "accelsim.dse.cli"]
+SUBCOMMAND_MODULES = ["accelsim.frontend.cli", "accelsim.dse.cli", "accelsim.fpga_cli"]
 EXIT_BAD_INPUT = 2
 
 
