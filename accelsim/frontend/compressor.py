@@ -1,0 +1,442 @@
+"""Apply a recipe to a PyTorch model: :func:`compress` and the step-by-step :func:`prune`,
+:func:`quantize`, :func:`factorize`, :func:`smartexchange`.
+
+The result is a :class:`CompressedModel`: the (copied) model plus one :class:`UnitState` per
+compressed leaf module (conv, linear, LSTM/GRU, or a part of a factorised layer). Order of the
+steps: factorise / SmartExchange, then prune (masks computed on the factorised weights), then
+quantise. Conv and linear weights get a ``torch.nn.utils.parametrize`` projection
+``W -> Q(W * mask)`` with a straight-through estimator, so the model can be fine-tuned directly
+(the float weights train, the forward uses pruned and quantised ones); activations of quantised
+layers are fake-quantised by a forward pre-hook. LSTM/GRU weights are projected in place
+(call :meth:`CompressedModel.reproject` after optimiser steps when fine-tuning them).
+SmartExchange weights are rebuilt from Ce and B and frozen (``requires_grad = False``).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from . import factorization as fz
+from . import pruning as pr
+from . import quantization as qz
+from ._deps import require_torch
+from .recipe import (LayerInfo, LayerPlan, QuantSpec, Recipe, load_recipe, resolve)
+from .smart_exchange import SmartExchangeResult, decompose
+
+torch = require_torch()
+nn = torch.nn
+parametrize = torch.nn.utils.parametrize
+
+
+@dataclass
+class UnitState:
+    """Compression state of one leaf module as the exporter sees it."""
+
+    name: str  # leaf module qualname (e.g. "layer1.0.conv1", "fc.v")
+    type: str  # conv2d | linear | lstm
+    group: str  # the recipe's layer name (differs from name for factorised parts)
+    params: list[str]
+    prune: Any = None
+    masks: dict[str, "torch.Tensor"] = field(default_factory=dict)
+    quant: QuantSpec | None = None
+    factor: dict[str, Any] | None = None  # IR factorisation fields of the group
+    part: int = 0  # index among the parts of a factorised group
+    original: dict[str, int] | None = None  # shape of the group before factorisation
+    smartexchange: SmartExchangeResult | None = None
+    pattern: Any = None  # pruning.PatternResult
+    gs: Any = None  # pruning.GSResult
+
+    @property
+    def density(self) -> float:
+        if not self.masks:
+            return 1.0
+        kept = sum(int(m.sum()) for m in self.masks.values())
+        total = sum(m.numel() for m in self.masks.values())
+        return kept / total
+
+
+class _Projector(nn.Module):
+    """Parametrisation ``W -> Q(W * mask)`` (straight-through for the quantiser)."""
+
+    def __init__(self, mask: "torch.Tensor | None", quant: QuantSpec | None):
+        super().__init__()
+        self.register_buffer("mask", mask.clone() if mask is not None else None)
+        self.quant = quant
+
+    def forward(self, w: "torch.Tensor") -> "torch.Tensor":
+        if self.mask is not None:
+            w = w * self.mask.to(w.dtype)
+        if self.quant is not None:
+            q = qz.quantize_weight(w, self.quant)
+            if self.mask is not None:
+                q = q * self.mask.to(w.dtype)
+            w = w + (q - w).detach()
+        return w
+
+
+def _act_hook(bits: int) -> Callable[..., Any]:
+    def hook(module: "nn.Module", args: tuple[Any, ...]) -> Any:
+        if args and torch.is_tensor(args[0]) and args[0].is_floating_point():
+            return (qz.fake_quant_activation(args[0], bits),) + tuple(args[1:])
+        return None
+    return hook
+
+
+def _is_rnn(m: "nn.Module") -> bool:
+    return isinstance(m, (nn.LSTM, nn.GRU))
+
+
+def layer_infos(model: "nn.Module") -> list[LayerInfo]:
+    """The compressible leaf layers of ``model`` in definition order."""
+    out = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            k = tuple(m.kernel_size)
+            out.append(LayerInfo(name, "conv2d", k, m.in_channels // m.groups * k[0] * k[1], m.out_channels, m.groups))
+        elif isinstance(m, nn.Linear):
+            out.append(LayerInfo(name, "linear", (1, 1), m.in_features, m.out_features))
+        elif _is_rnn(m):
+            gates = 4 if isinstance(m, nn.LSTM) else 3
+            out.append(LayerInfo(name, "lstm", (1, 1), m.input_size + m.hidden_size, gates * m.hidden_size))
+    return out
+
+
+def _weight_params(m: "nn.Module") -> list[str]:
+    if _is_rnn(m):
+        return [n for n, _ in m.named_parameters(recurse=False) if n.startswith("weight_")]
+    return ["weight"]
+
+
+def _get(model: "nn.Module", name: str) -> "nn.Module":
+    return model.get_submodule(name)
+
+
+def _set(model: "nn.Module", name: str, module: "nn.Module") -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+def _raw_weight(m: "nn.Module", p: str) -> "torch.Tensor":
+    """The underlying float parameter (not the parametrised view)."""
+    if parametrize.is_parametrized(m, p):
+        return getattr(m.parametrizations, p).original
+    return getattr(m, p)
+
+
+class CompressedModel:
+    """A model with compression applied and the per-layer state needed to export it."""
+
+    def __init__(self, model: "nn.Module", original: "nn.Module | None" = None):
+        self.model = model
+        self.original = original
+        self.units: dict[str, UnitState] = {}
+        self.notes: list[str] = []
+        self.recipes: list[str] = []
+        self._hooks: dict[str, Any] = {}
+
+    # --- inspection ----------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"CompressedModel({len(self.units)} compressed layers, recipes={self.recipes})"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
+
+    def mask(self, name: str) -> "torch.Tensor | None":
+        """The weight mask of leaf ``name`` in the layout the exporter writes (LSTM: [W_ih | W_hh])."""
+        u = self.units.get(name)
+        if u is None or not u.masks:
+            return None
+        if len(u.params) == 1:
+            return u.masks[u.params[0]]
+        return None
+
+    # --- projections ---------------------------------------------------------------------------
+    def _install(self, unit: UnitState) -> None:
+        m = _get(self.model, unit.name)
+        if unit.smartexchange is not None:
+            return
+        for p in unit.params:
+            mask = unit.masks.get(p)
+            if unit.type == "lstm":
+                with torch.no_grad():
+                    w = getattr(m, p)
+                    new = w * mask.to(w.dtype) if mask is not None else w.clone()
+                    if unit.quant is not None:
+                        q = qz.quantize_weight(new, unit.quant)
+                        new = q * mask.to(w.dtype) if mask is not None else q
+                    w.copy_(new)
+                continue
+            if parametrize.is_parametrized(m, p):
+                parametrize.remove_parametrizations(m, p, leave_parametrized=False)
+            if mask is not None or unit.quant is not None:
+                parametrize.register_parametrization(m, p, _Projector(mask, unit.quant))
+        old = self._hooks.pop(unit.name, None)
+        if old is not None:
+            old.remove()
+        if unit.quant is not None and unit.quant.act_bits < 16:
+            self._hooks[unit.name] = m.register_forward_pre_hook(_act_hook(unit.quant.act_bits))
+
+    def reproject(self) -> None:
+        """Re-apply masks/quantisation to weights projected in place (LSTM/GRU) after an optimiser step."""
+        for u in self.units.values():
+            if u.type == "lstm":
+                self._install(u)
+
+    def freeze(self) -> "nn.Module":
+        """The model with parametrisations baked into plain weights (for inference/export elsewhere)."""
+        for u in self.units.values():
+            m = _get(self.model, u.name)
+            for p in u.params:
+                if parametrize.is_parametrized(m, p):
+                    parametrize.remove_parametrizations(m, p, leave_parametrized=True)
+        return self.model
+
+    # --- recipe application -------------------------------------------------------------------
+    def apply(self, recipe: Recipe, source: str = "recipe", example_input: Any = None,
+              sensitivity: Callable[[str, int], float] | None = None) -> "CompressedModel":
+        infos = [i for i in layer_infos(self.model) if not self._is_part(i.name)]
+        plans, notes = resolve(recipe, infos, source)
+        self.notes += notes
+        self.recipes.append(recipe.name)
+        torch.manual_seed(recipe.seed)
+        info_by = {i.name: i for i in infos}
+        for name, plan in plans.items():
+            if plan.factorize is not None:
+                self._factorize(name, plan, info_by[name])
+            elif plan.smartexchange is not None:
+                self._smartexchange(name, plan, info_by[name])
+        self._prune(plans, info_by)
+        self._quantize(plans, info_by, recipe, example_input, sensitivity)
+        return self
+
+    def _is_part(self, name: str) -> bool:
+        return any(name == u.name and u.factor is not None for u in self.units.values()) or any(
+            name.startswith(g + ".") for g in {u.group for u in self.units.values() if u.factor is not None})
+
+    def _unit(self, name: str, type_: str, group: str | None = None) -> UnitState:
+        if name not in self.units:
+            m = _get(self.model, name)
+            self.units[name] = UnitState(name, type_, group or name, _weight_params(m))
+        return self.units[name]
+
+    def _units_of(self, group: str) -> list[UnitState]:
+        us = [u for u in self.units.values() if u.group == group]
+        return sorted(us, key=lambda u: u.part)
+
+    def _factorize(self, name: str, plan: LayerPlan, info: LayerInfo) -> None:
+        m = _get(self.model, name)
+        before = sum(p.numel() for n, p in m.named_parameters() if "weight" in n)
+        new = fz.factorize_linear(m, plan.factorize) if info.type == "linear" else fz.factorize_conv(m, plan.factorize)
+        after = sum(p.numel() for n, p in new.named_parameters() if "weight" in n)
+        if after >= before:
+            self.notes.append(f"factorize not applied to {name}: rank {fz.factor_record(new)} keeps {after} >= {before} weights")
+            return
+        if info.type == "linear":
+            original = {"in_features": m.in_features, "out_features": m.out_features}
+        else:
+            original = {"in_channels": m.in_channels, "out_channels": m.out_channels,
+                        "kernel_h": m.kernel_size[0], "kernel_w": m.kernel_size[1]}
+        _set(self.model, name, new)
+        record = fz.factor_record(new)
+        for i, child in enumerate(fz.parts(new)):
+            u = self._unit(f"{name}.{child}", info.type, group=name)
+            u.factor, u.part, u.original = record, i, original
+
+    def _smartexchange(self, name: str, plan: LayerPlan, info: LayerInfo) -> None:
+        spec = plan.smartexchange
+        m = _get(self.model, name)
+        res = decompose(m.weight.detach(), spec.basis_size, spec.ce_density, spec.ce_bits, spec.basis_bits, spec.iterations)
+        with torch.no_grad():
+            m.weight.copy_(res.weight)
+        m.weight.requires_grad_(False)
+        u = self._unit(name, info.type)
+        u.smartexchange = res
+        u.factor = {"kind": "smartexchange", "basis_size": res.basis_size, "ce_density": res.ce_density,
+                    "ce_bits": res.ce_bits, "basis_bits": res.basis_bits}
+        zero = res.weight == 0
+        if bool(zero.any()):
+            u.masks["weight"] = ~zero
+
+    def _prune(self, plans: dict[str, LayerPlan], info_by: dict[str, LayerInfo]) -> None:
+        groups: dict[Any, list[UnitState]] = {}
+        for name, plan in plans.items():
+            if plan.prune is None:
+                continue
+            for u in (self._units_of(name) or [self._unit(name, info_by[name].type)]):
+                if u.smartexchange is not None:
+                    self.notes.append(f"prune not applied to {u.name}: SmartExchange sets its own sparsity")
+                    continue
+                if u.factor is not None and plan.prune.kind in ("pattern", "nm"):
+                    m = _get(self.model, u.name)
+                    w = _raw_weight(m, "weight")
+                    if plan.prune.kind == "pattern" and tuple(w.shape[2:]) != (3, 3):
+                        continue
+                    if plan.prune.kind == "nm" and w[0].numel() % plan.prune.m:
+                        self.notes.append(f"prune not applied to {u.name}: reduction not a multiple of m")
+                        continue
+                groups.setdefault(plan.prune, []).append(u)
+        for spec, units in groups.items():
+            weights = {}
+            for u in units:
+                m = _get(self.model, u.name)
+                for p in u.params:
+                    w = _raw_weight(m, p).detach()
+                    old = u.masks.get(p)
+                    weights[(u.name, p)] = w * old if old is not None else w
+            if spec.kind == "unstructured" and spec.scope == "global":
+                masks = pr.global_unstructured_masks(weights, spec.density)
+            elif spec.kind == "pattern":
+                lib = pr.pattern_library(list(weights.values()), spec.entries, spec.num_patterns)
+                masks = {}
+                for key, w in weights.items():
+                    res = pr.pattern_mask(w, lib, spec.kernel_density)
+                    masks[key] = res.mask
+                    self.units[key[0]].pattern = res
+            elif spec.kind == "gs":
+                masks = {}
+                for key, w in weights.items():
+                    res = pr.gs_mask(w, spec.density, spec.group_rows)
+                    masks[key] = res.mask
+                    self.units[key[0]].gs = res
+            else:
+                masks = {key: pr.project_sparsity(w, spec) for key, w in weights.items()}
+            for (uname, p), mask in masks.items():
+                u = self.units[uname]
+                old = u.masks.get(p)
+                u.masks[p] = mask & old if old is not None else mask
+                u.prune = spec
+
+    def _quantize(self, plans: dict[str, LayerPlan], info_by: dict[str, LayerInfo], recipe: Recipe, example_input: Any,
+                  sensitivity: Callable[[str, int], float] | None) -> None:
+        mp = recipe.mixed_precision
+        targets: dict[str, QuantSpec] = {}
+        for name, plan in plans.items():
+            if plan.quantize is not None:
+                targets[name] = plan.quantize
+            elif mp is not None and "quantize" not in plan.explicit and info_by[name].type in recipe.types:
+                targets[name] = QuantSpec(act_bits=mp.act_bits)
+        if mp is not None:
+            targets = self._mixed_precision(targets, mp, example_input, sensitivity)
+        touched = set()
+        for name, spec in targets.items():
+            units = self._units_of(name) or [self._unit(name, _type_of(self.model, name))]
+            for u in units:
+                u.quant = spec
+                touched.add(u.name)
+        for u in self.units.values():
+            if u.masks or u.name in touched:
+                self._install(u)
+
+    def _mixed_precision(self, targets: dict[str, QuantSpec], mp: Any, example_input: Any,
+                         sensitivity: Callable[[str, int], float] | None) -> dict[str, QuantSpec]:
+        macs: dict[str, int] = {}
+        if mp.budget == "bops":
+            if example_input is None:
+                raise ConfigError("mixed precision with a BOPs budget needs example_input (to count MACs)",
+                                  source="recipe", field="mixed_precision.budget")
+            from .exporter import export
+
+            wl = export(self, example_input)
+            for layer in wl.layers:
+                group = self.units[layer.name].group if layer.name in self.units else layer.name
+                d = layer.compression.sparsity.effective_density
+                macs[group] = macs.get(group, 0) + int(layer.macs * d)
+        info: dict[str, dict[str, Any]] = {}
+        for name in targets:
+            units = self._units_of(name) or [None]
+            ws, nnz = [], 0
+            for u in units:
+                uname = u.name if u is not None else name
+                m = _get(self.model, uname)
+                for p in _weight_params(m):
+                    w = getattr(m, p).detach()
+                    ws.append(w.reshape(-1))
+                    nnz += int((w != 0).sum())
+            info[name] = {"weight": torch.cat(ws), "macs": macs.get(name, 0), "nnz": nnz}
+        bits, summary = qz.assign_bits(info, mp.candidates, mp.budget, mp.budget_fraction, mp.act_bits,
+                                       sensitivity, granularity="tensor")
+        if not summary["met"]:
+            self.notes.append(f"mixed precision: budget {mp.budget_fraction:g} of the 8-bit {mp.budget} not met "
+                              f"with candidates {mp.candidates}; reached {summary['cost'] / summary['reference']:.3f}")
+        out = {}
+        for name, spec in targets.items():
+            base = spec or QuantSpec()
+            b = bits[name]
+            fields = base.model_dump()
+            fields.update(weight_bits=b, act_bits=mp.act_bits, scheme="binary" if b == 1 else "int")
+            out[name] = QuantSpec(**fields)
+        return out
+
+
+def _type_of(model: "nn.Module", name: str) -> str:
+    m = _get(model, name)
+    return "conv2d" if isinstance(m, nn.Conv2d) else "lstm" if _is_rnn(m) else "linear"
+
+
+# --- public API ---------------------------------------------------------------------------------
+
+def _as_cm(model: "nn.Module | CompressedModel", inplace: bool) -> CompressedModel:
+    if isinstance(model, CompressedModel):
+        return model
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"expected a torch.nn.Module, got {type(model).__name__}", source="compress", field="model")
+    work = model if inplace else copy.deepcopy(model)
+    return CompressedModel(work, original=model)
+
+
+def compress(model: "nn.Module | CompressedModel", recipe: "str | Path | dict[str, Any] | Recipe",
+             example_input: Any = None, *, inplace: bool = False,
+             sensitivity: Callable[[str, int], float] | None = None) -> CompressedModel:
+    """Apply ``recipe`` (YAML path, dict or :class:`Recipe`) to a copy of ``model`` (or in place).
+
+    ``example_input`` is needed only for mixed precision under a BOPs budget; ``sensitivity``
+    optionally replaces the default quantisation sensitivity (see :func:`.quantization.assign_bits`).
+    """
+    source = str(recipe) if isinstance(recipe, (str, Path)) else "recipe"
+    rec = load_recipe(recipe)
+    return _as_cm(model, inplace).apply(rec, source, example_input, sensitivity)
+
+
+def _single(section: str, spec: Any, layers: "list[str] | str | None", types: list[str] | None = None) -> Recipe:
+    data: dict[str, Any] = {"name": section}
+    body = spec.model_dump() if hasattr(spec, "model_dump") else dict(spec)
+    if layers is None:
+        data[section] = body
+    else:
+        sel: dict[str, Any] = {"names": list(layers)} if isinstance(layers, (list, tuple)) else {"regex": layers}
+        data["overrides"] = [{**sel, section: body}]
+    if types is not None:
+        data["types"] = types
+    return load_recipe(data)
+
+
+def prune(model: "nn.Module | CompressedModel", spec: Any, layers: "list[str] | str | None" = None,
+          inplace: bool = False) -> CompressedModel:
+    """Prune with one spec (dict or recipe prune model, e.g. ``{"kind": "nm", "n": 2, "m": 4}``) on all
+    eligible layers, or on ``layers`` (list of names, or a regex string)."""
+    return _as_cm(model, inplace).apply(_single("prune", spec, layers))
+
+
+def quantize(model: "nn.Module | CompressedModel", spec: Any, layers: "list[str] | str | None" = None,
+             inplace: bool = False) -> CompressedModel:
+    """Quantise with one :class:`~.recipe.QuantSpec` (or dict) on all / the given layers."""
+    return _as_cm(model, inplace).apply(_single("quantize", spec, layers))
+
+
+def factorize(model: "nn.Module | CompressedModel", spec: Any, layers: "list[str] | str | None" = None,
+              inplace: bool = False) -> CompressedModel:
+    """Low-rank factorise (:class:`~.recipe.FactorizeSpec` or dict) all eligible / the given layers."""
+    return _as_cm(model, inplace).apply(_single("factorize", spec, layers))
+
+
+def smartexchange(model: "nn.Module | CompressedModel", spec: Any, layers: "list[str] | str | None" = None,
+                  inplace: bool = False) -> CompressedModel:
+    """SmartExchange-decompose (:class:`~.recipe.SmartExchangeSpec` or dict) the given layers."""
+    return _as_cm(model, inplace).apply(_single("smartexchange", spec, layers))
+
+
+__all__ = ["CompressedModel", "UnitState", "compress", "prune", "quantize", "factorize", "smartexchange", "layer_infos"]
