@@ -56,7 +56,7 @@ def vbmf_rank(y: np.ndarray | "torch.Tensor") -> int:
     if y.shape[0] > y.shape[1]:
         y = y.T
     L, M = y.shape
-    s = np.linalg.svd(y, compute_uv=False)
+    s = np.sqrt(np.clip(np.linalg.eigvalsh(y @ y.T)[::-1], 0.0, None))
     H = L
     alpha = L / M
     tauubar = 2.5129 * math.sqrt(alpha)
@@ -91,7 +91,7 @@ def choose_rank(mat: "torch.Tensor", spec: Any) -> int:
     elif spec.rank_rule == "vbmf":
         r = vbmf_rank(mat)
     else:
-        r = rank_by_energy(torch.linalg.svdvals(mat.detach().double()).numpy(), spec.energy)
+        r = rank_by_energy(_singular_values(mat.detach().double()), spec.energy)
     return max(1, min(full, r))
 
 
@@ -159,8 +159,15 @@ def _unfold(t: "torch.Tensor", mode: int) -> "torch.Tensor":
 
 
 def _leading(mat: "torch.Tensor", r: int) -> "torch.Tensor":
-    u, _, _ = torch.linalg.svd(mat, full_matrices=False)
-    return u[:, :r]
+    """Leading r left singular vectors, from the eigenvectors of the (small) Gram matrix."""
+    _, vecs = torch.linalg.eigh(mat @ mat.T)
+    return vecs.flip(1)[:, :r]
+
+
+def _singular_values(mat: "torch.Tensor") -> np.ndarray:
+    small = mat @ mat.T if mat.shape[0] <= mat.shape[1] else mat.T @ mat
+    ev = torch.linalg.eigvalsh(small.double()).flip(0).clamp_min(0.0)
+    return ev.sqrt().cpu().numpy()
 
 
 def tucker2(w: "torch.Tensor", r_out: int, r_in: int, sweeps: int = 2) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:

@@ -326,6 +326,7 @@ def eligibility(section: str, spec: Any, info: LayerInfo) -> str | None:
 def resolve(recipe: Recipe, layers: list[LayerInfo], source: str = "recipe") -> tuple[dict[str, LayerPlan], list[str]]:
     """Per-layer plans and notes (skipped defaults). Raises ConfigError naming the recipe field."""
     plans: dict[str, LayerPlan] = {}
+    unmatched: list[str] = []
     by_name = {info.name: info for info in layers}
     for info in layers:
         plan = LayerPlan(info.name)
@@ -346,9 +347,8 @@ def resolve(recipe: Recipe, layers: list[LayerInfo], source: str = "recipe") -> 
         if ov.regex is not None:
             rx = re.compile(ov.regex)
             selected = [n for n in selected if rx.fullmatch(n)]
-            if not selected:
-                raise ConfigError(f"regular expression {ov.regex!r} matches no compressible layer",
-                                  source=source, field=f"{where}.regex")
+            if not selected:  # recipes are shared between models: a note, not an error
+                unmatched.append(f"{where}.regex {ov.regex!r} matches no compressible layer")
         if ov.types is not None:
             selected = [n for n in selected if by_name[n].type in ov.types]
         given = ov.model_fields_set
@@ -359,7 +359,7 @@ def resolve(recipe: Recipe, layers: list[LayerInfo], source: str = "recipe") -> 
                     setattr(plan, section, _merge(getattr(plan, section), getattr(ov, section), section,
                                                   f"{where}.{section}", source))
                     plan.explicit.add(section)
-    notes: list[str] = []
+    notes: list[str] = list(unmatched)
     for name, plan in plans.items():
         info = by_name[name]
         for section in ("prune", "factorize", "smartexchange"):

@@ -1,0 +1,277 @@
+"""The shared training loop of the training-time methods: seeded, tqdm progress, resumable.
+
+:func:`train` runs a :class:`Method` (a set of hooks; the base class is plain training) over a
+:class:`~.data.DigitsData` split (or any tensors of the same form). Every epoch ends with a
+checkpoint written atomically (temp file + rename) holding the model, the optimiser, the method's
+state, the data-order generator and the torch RNG state, so a run interrupted after any epoch and
+resumed from its checkpoint is bit-identical to an uninterrupted one (tested).
+
+Per-step wall time is measured around the optimisation step only (forward, loss, backward,
+update and the method's per-step hooks), so a method's overhead over plain training can be quoted;
+per-epoch work (ADMM Z/U updates, Early-Bird mask distance, evaluation) is timed separately.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..._validation import atomic_write_bytes
+from ...errors import ConfigError
+from .._deps import require_torch
+
+torch = require_torch()
+nn = torch.nn
+F = torch.nn.functional
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one run. ``epochs`` is the plain-training length; methods with phases
+    (ADMM stages, retraining) define their own length in :meth:`Method.total_epochs`."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.05
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    seed: int = 0
+    checkpoint: str | Path | None = None
+    resume: bool = True
+    progress: bool = True
+    desc: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", source="TrainConfig", field=name)
+        if self.lr <= 0:
+            raise ConfigError(f"must be > 0, got {self.lr}", source="TrainConfig", field="lr")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ConfigError(f"expected 'sgd' or 'adam', got {self.optimizer!r}", source="TrainConfig",
+                              field="optimizer")
+
+
+class Method:
+    """Hooks of the training loop; this base class is plain training (cross-entropy + optimiser)."""
+
+    name = "plain"
+
+    def setup(self, model: "nn.Module", config: TrainConfig) -> None:
+        """Prepare the model before a checkpoint is loaded (e.g. add parametrisations)."""
+
+    def total_epochs(self, config: TrainConfig) -> int:
+        return config.epochs
+
+    def optimizer_params(self, model: "nn.Module", config: TrainConfig) -> list[dict[str, Any]]:
+        params = [p for p in model.parameters() if p.requires_grad]
+        return [{"params": params}] if params else []
+
+    def on_epoch_start(self, model: "nn.Module", epoch: int) -> bool:
+        """Called before every epoch; return True to rebuild the optimiser (a new phase began)."""
+        return False
+
+    def loss(self, model: "nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
+        out = F.cross_entropy(model(x), y)
+        extra = self.penalty(model)
+        return out if extra is None else out + extra
+
+    def penalty(self, model: "nn.Module") -> "torch.Tensor | None":
+        return None
+
+    def after_backward(self, model: "nn.Module") -> None:
+        """Between ``backward()`` and ``optimizer.step()`` (e.g. mask gradients)."""
+
+    def after_step(self, model: "nn.Module") -> None:
+        """After ``optimizer.step()`` (e.g. re-apply masks)."""
+
+    def train_step(self, model: "nn.Module", x: "torch.Tensor", y: "torch.Tensor",
+                   optimizer: "torch.optim.Optimizer | None", x_int: "torch.Tensor | None" = None) -> float:
+        """One optimisation step; returns the loss."""
+        assert optimizer is not None
+        optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(model, x, y)
+        loss.backward()
+        self.after_backward(model)
+        optimizer.step()
+        self.after_step(model)
+        return float(loss.detach())
+
+    def predict(self, model: "nn.Module", x: "torch.Tensor", x_int: "torch.Tensor | None" = None) -> "torch.Tensor":
+        """Class predictions for evaluation (the model is in eval mode)."""
+        return model(x).argmax(dim=1)
+
+    def on_epoch_end(self, model: "nn.Module", epoch: int, log: dict[str, Any]) -> bool:
+        """After every epoch (``log`` may be extended); return True to end training now."""
+        return False
+
+    def finalize(self, model: "nn.Module") -> None:
+        """Bake the method's state into plain weights once training has finished."""
+
+    def info(self) -> dict[str, Any]:
+        """Method-specific results for the report (found epoch, per-layer sparsity, ...)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class TrainResult:
+    """What a run produced. ``step_time_s`` is the mean wall time of one optimisation step."""
+
+    model: "nn.Module"
+    method: Method
+    test_accuracy: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_time_s: float = 0.0
+    steps: int = 0
+    epochs_run: int = 0
+    finished: bool = True
+    resumed_from_epoch: int = 0
+
+    @property
+    def step_time_s(self) -> float:
+        return self.train_time_s / self.steps if self.steps else 0.0
+
+
+def evaluate(model: "nn.Module", x: "torch.Tensor", y: "torch.Tensor", method: Method | None = None,
+             x_int: "torch.Tensor | None" = None, batch_size: int = 512) -> float:
+    """Top-1 accuracy of ``model`` on ``(x, y)`` (eval mode, no grad)."""
+    method = method or Method()
+    was = model.training
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(y), batch_size):
+            xi = x_int[i:i + batch_size] if x_int is not None else None
+            pred = method.predict(model, x[i:i + batch_size], xi)
+            correct += int((pred == y[i:i + batch_size]).sum())
+    model.train(was)
+    return correct / max(len(y), 1)
+
+
+def _build_optimizer(method: Method, model: "nn.Module", config: TrainConfig) -> "torch.optim.Optimizer | None":
+    groups = method.optimizer_params(model, config)
+    if not groups:
+        return None
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    atomic_write_bytes(path, lambda tmp: torch.save(payload, tmp))
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ConfigError(f"cannot read the checkpoint: {exc}", source=str(path)) from None
+    if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
+        raise ConfigError(f"not an accelsim training checkpoint (version {CHECKPOINT_VERSION})", source=str(path),
+                          field="version")
+    return payload
+
+
+def train(model: "nn.Module", data: Any, method: Method | None = None, config: TrainConfig | None = None, *,
+          max_epochs_this_run: int | None = None) -> TrainResult:
+    """Train ``model`` on ``data`` (a :class:`~.data.DigitsData`) with ``method``'s hooks.
+
+    With ``config.checkpoint`` set, a checkpoint is written after every epoch and, when
+    ``config.resume`` is true and the file exists, training continues from it (model, optimiser,
+    method state and RNG streams restored). ``max_epochs_this_run`` stops after that many epochs of
+    this call (``finished=False``) — used to test resuming. After the last epoch the method's
+    :meth:`~Method.finalize` bakes its state into the model.
+    """
+    config = config or TrainConfig()
+    method = method or Method()
+    torch.manual_seed(config.seed)
+    method.setup(model, config)
+    gen = torch.Generator().manual_seed(config.seed)
+    total = method.total_epochs(config)
+    history: list[dict[str, Any]] = []
+    start, train_time, steps = 0, 0.0, 0
+    ckpt = Path(config.checkpoint) if config.checkpoint is not None else None
+    opt_state = None
+    if ckpt is not None and config.resume and ckpt.exists():
+        payload = _load(ckpt)
+        if payload.get("method") != method.name:
+            raise ConfigError(f"checkpoint was written by method {payload.get('method')!r}, not {method.name!r}",
+                              source=str(ckpt), field="method")
+        model.load_state_dict(payload["model"])
+        method.load_state_dict(payload["method_state"])
+        gen.set_state(payload["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+        start, train_time, steps = payload["epoch"], payload["train_time_s"], payload["steps"]
+        history = payload["history"]
+        opt_state = payload["optimizer"]
+    resumed_from = start
+    opt = _build_optimizer(method, model, config)
+    if opt is not None and opt_state is not None:
+        opt.load_state_dict(opt_state)
+    x, y = data.x_train, data.y_train
+    x_int = getattr(data, "x_train_int", None)
+    n = len(y)
+    bs = config.batch_size
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(start, total), desc=config.desc or method.name, disable=not config.progress, leave=False,
+               initial=start, total=total)
+    epochs_this_run = 0
+    finished = start >= total or bool(history and history[-1].get("stop"))
+    for epoch in bar:
+        if finished:
+            break
+        if method.on_epoch_start(model, epoch):
+            opt = _build_optimizer(method, model, config)
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        losses = []
+        t_epoch = 0.0
+        for i in range(0, n, bs):
+            idx = perm[i:i + bs]
+            xi = x_int[idx] if x_int is not None else None
+            t0 = time.perf_counter()
+            losses.append(method.train_step(model, x[idx], y[idx], opt, xi))
+            t_epoch += time.perf_counter() - t0
+            steps += 1
+        train_time += t_epoch
+        t1 = time.perf_counter()
+        acc = evaluate(model, data.x_test, data.y_test, method, getattr(data, "x_test_int", None))
+        log: dict[str, Any] = {"epoch": epoch, "loss": sum(losses) / max(len(losses), 1), "test_acc": acc,
+                               "epoch_train_s": t_epoch}
+        stop = method.on_epoch_end(model, epoch, log)
+        log["eval_s"] = time.perf_counter() - t1
+        log["stop"] = bool(stop)
+        history.append(log)
+        bar.set_postfix(loss=f"{log['loss']:.3f}", acc=f"{acc:.3f}")
+        epochs_this_run += 1
+        if ckpt is not None:
+            _save(ckpt, {"version": CHECKPOINT_VERSION, "method": method.name, "epoch": epoch + 1,
+                         "model": model.state_dict(), "optimizer": opt.state_dict() if opt is not None else None,
+                         "method_state": method.state_dict(), "generator": gen.get_state(),
+                         "torch_rng": torch.get_rng_state(), "train_time_s": train_time, "steps": steps,
+                         "history": history, "config": {k: str(v) for k, v in asdict(config).items()}})
+        if stop or epoch + 1 >= total:
+            finished = True
+            break
+        if max_epochs_this_run is not None and epochs_this_run >= max_epochs_this_run:
+            break
+    bar.close()
+    if finished:
+        method.finalize(model)
+    acc = evaluate(model, data.x_test, data.y_test, method, getattr(data, "x_test_int", None))
+    return TrainResult(model=model, method=method, test_accuracy=acc, history=history, train_time_s=train_time,
+                       steps=steps, epochs_run=len(history), finished=finished, resumed_from_epoch=resumed_from)
+
+
+__all__ = ["TrainConfig", "Method", "TrainResult", "train", "evaluate", "CHECKPOINT_VERSION"]
