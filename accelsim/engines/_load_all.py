@@ -4,3 +4,4 @@ A new engine module adds one line here.
 """
 from . import systolic  # noqa: F401
 from . import gather_scatter  # noqa: F401
+from . import crossbar  # noqa: F401
