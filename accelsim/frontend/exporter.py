@@ -80,7 +80,7 @@ class _Tracer(fx.Tracer):
 
     def __init__(self) -> None:
         super().__init__()
-        self.scope = ""
+        self._acc_scope = ""
 
     def is_leaf_module(self, m: "nn.Module", qualname: str) -> bool:
         if isinstance(m, (nn.Conv2d, nn.Linear, nn.LSTM, nn.GRU, Add, MatMul)):
@@ -88,16 +88,16 @@ class _Tracer(fx.Tracer):
         return super().is_leaf_module(m, qualname)
 
     def call_module(self, m: "nn.Module", forward: Any, args: Any, kwargs: Any) -> Any:
-        old = self.scope
-        self.scope = self.path_of_module(m)
+        old = self._acc_scope
+        self._acc_scope = self.path_of_module(m)
         try:
             return super().call_module(m, forward, args, kwargs)
         finally:
-            self.scope = old
+            self._acc_scope = old
 
     def create_node(self, *args: Any, **kwargs: Any) -> Any:
         node = super().create_node(*args, **kwargs)
-        node.meta["scope"] = self.scope
+        node.meta["scope"] = self._acc_scope
         return node
 
 

@@ -7,7 +7,8 @@ Definitions (per layer of a :class:`~accelsim.workload.Workload`):
   ``params * density``. Filter/channel pruning shrinks ``params`` itself.
 - ``size_bits``: ``nnz * weight_bits``; SmartExchange layers store ``nnz(Ce) * ce_bits +
   numel(B) * basis_bits`` instead. ``meta_bits``: index metadata (``nnz * index_bits`` for
-  N:M / GS / pattern formats, one bit per weight for a bitmask), reported separately.
+  N:M / GS formats, ``index_bits`` per kept kernel for patterns, one bit per weight for a
+  bitmask), reported separately.
 - ``macs``: dense MACs of the exported shapes; ``macs_eff`` = ``macs * weight density`` for
   element-sparse kinds (unstructured, block, nm, pattern, gs).
 - ``bops`` = ``macs_eff * weight_bits * act_bits`` (HAWQ-V3 / Bayesian Bits, arXiv 2011.10680);
@@ -85,6 +86,8 @@ def layer_metrics(wl: Workload) -> list[LayerMetrics]:
             size = nnz * wb
         if sp.kind == "dense" or sp.kind in ("filter", "channel"):
             meta = 0
+        elif sp.kind == "pattern" and sp.index_bits:  # one pattern id per kept kernel
+            meta = math.ceil(nnz / (sp.pattern_entries or 1)) * sp.index_bits
         elif sp.index_bits:
             meta = nnz * sp.index_bits
         else:

@@ -42,6 +42,7 @@ class LayerCompression:
     mask: "torch.Tensor | None" = None
     granularity: str = "tensor"
     notes: list[str] = field(default_factory=list)
+    unit_fields: dict[str, Any] = field(default_factory=dict)  # extra UnitState fields (pattern, gs)
 
 
 def compressible_layers(model: "nn.Module") -> dict[str, "nn.Module"]:
