@@ -58,8 +58,10 @@ def _project_ce(ce: "torch.Tensor", density: float, bits: int) -> "torch.Tensor"
     flat = ce.abs().reshape(-1)
     keep = max(1, int(round(density * flat.numel())))
     if keep < flat.numel():
-        thr = torch.topk(flat, keep, largest=True, sorted=True).values[-1]
-        ce = torch.where(ce.abs() >= thr, ce, torch.zeros_like(ce))
+        idx = torch.argsort(flat, descending=True, stable=True)[:keep]
+        mask = torch.zeros(flat.numel(), dtype=torch.bool)
+        mask[idx] = True
+        ce = ce * mask.reshape(ce.shape)
     return quantize_pow2(ce, bits, per_channel=False)
 
 
