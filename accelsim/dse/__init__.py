@@ -1,0 +1,23 @@
+"""Design-space exploration: sweeps, a results store that never loses a point, Pareto fronts.
+
+>>> from accelsim import dse
+>>> res = dse.run_sweep("sweeps/systolic_resnet50.yaml", store="r50.sqlite", workers=2)
+>>> res.front                       # Pareto-optimal points
+>>> df = dse.load("r50.sqlite")     # every stored point as a DataFrame
+>>> dse.export("r50.sqlite", "r50.parquet")
+
+Modules: :mod:`.spec` (sweep file schema), :mod:`.axes`, :mod:`.space` (points and keys),
+:mod:`.store` (SQLite WAL), :mod:`.evaluate` (cached pricing in workers), :mod:`.executors`
+(local processes, dask), :mod:`.runner`, :mod:`.pareto`, :mod:`.search` (NSGA-II via optuna),
+:mod:`.coexplore` (compression x hardware with accuracy from the front-end), :mod:`.cli`.
+dask and optuna are imported only when used.
+"""
+from .pareto import hypervolume, non_dominated_mask, non_dominated_sort, pareto_front
+from .runner import SweepResult, front_of, run_sweep
+from .spec import Sweep, load_sweep
+from .store import ResultsStore, export, load
+
+__all__ = [
+    "run_sweep", "load_sweep", "load", "export", "pareto_front", "hypervolume", "non_dominated_mask",
+    "non_dominated_sort", "front_of", "ResultsStore", "Sweep", "SweepResult",
+]

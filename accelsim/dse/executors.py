@@ -1,0 +1,196 @@
+"""Where points are evaluated: in-process, a local process pool, or a dask.distributed cluster.
+
+Every executor takes chunks of point tasks (lists of dicts) and yields ``(chunk, results)`` as they
+finish, with at most ``max_in_flight`` chunks submitted at a time (memory stays flat however long
+the sweep). ``results`` is the list returned by :func:`accelsim.dse.evaluate.evaluate_chunk`, or
+an exception when the chunk as a whole failed (e.g. a worker process died); the runner then
+records the chunk's points as errors and goes on.
+
+dask is imported only by :class:`DaskExecutor` (``pip install 'accelsim[dask]'``).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Iterable, Iterator
+
+from ..errors import ConfigError
+from .evaluate import evaluate_chunk
+
+Chunk = list[dict[str, Any]]
+Outcome = tuple[Chunk, "list[dict[str, Any]] | BaseException"]
+
+
+def default_workers() -> int:
+    """All cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS/Windows
+        return max(1, os.cpu_count() or 1)
+
+
+class InlineExecutor:
+    """Evaluate in this process, one chunk at a time (``--workers 1``; debugging, notebooks)."""
+
+    name = "inline"
+
+    def __init__(self) -> None:
+        self.workers = 1
+
+    def run(self, context: dict[str, Any], chunks: Iterable[Chunk], max_in_flight: int = 1) -> Iterator[Outcome]:
+        for chunk in chunks:
+            try:
+                yield chunk, evaluate_chunk(context, chunk)
+            except Exception as exc:  # evaluate_chunk catches per point; this is a safety net
+                yield chunk, exc
+
+    def close(self) -> None:
+        pass
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _run_chunk(context: dict[str, Any], chunk: Chunk) -> list[dict[str, Any]]:
+    return evaluate_chunk(context, chunk)
+
+
+def _mp_context() -> Any:
+    """fork on Linux (instant start, works from scripts without a ``__main__`` guard); spawn elsewhere.
+
+    The pool is created when the executor is, before the sweep starts any thread (progress bar,
+    dask client), so forking copies a single-threaded process.
+    """
+    if sys.platform.startswith("linux"):
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
+
+
+class LocalExecutor:
+    """A pool of ``workers`` local processes (default: all cores)."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or default_workers()
+        self._pool: ProcessPoolExecutor | None = None
+        self._ensure_pool()
+
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_mp_context(),
+                                             initializer=_init_worker)
+        return self._pool
+
+    def run(self, context: dict[str, Any], chunks: Iterable[Chunk], max_in_flight: int | None = None) -> Iterator[Outcome]:
+        limit = max_in_flight or 2 * self.workers
+        it = iter(chunks)
+        pending: dict[Future, Chunk] = {}
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < limit:
+                chunk = next(it, None)
+                if chunk is None:
+                    exhausted = True
+                    break
+                try:
+                    pending[self._ensure_pool().submit(_run_chunk, context, chunk)] = chunk
+                except BrokenProcessPool as exc:
+                    self._pool = None
+                    yield chunk, exc
+            if not pending:
+                return
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            broken = False
+            for fut in done:
+                chunk = pending.pop(fut)
+                try:
+                    yield chunk, fut.result()
+                except BrokenProcessPool as exc:
+                    broken = True
+                    yield chunk, exc
+                except Exception as exc:
+                    yield chunk, exc
+            if broken:  # a worker died: the pool is unusable; fail what it held, start a new one
+                for fut, chunk in list(pending.items()):
+                    yield chunk, RuntimeError("a worker process died while this chunk was queued")
+                pending.clear()
+                self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class DaskExecutor:
+    """Run chunks on a ``dask.distributed`` cluster: a scheduler address or an existing Client."""
+
+    name = "dask"
+
+    def __init__(self, address: str | None = None, *, client: Any = None, timeout_s: float = 30.0):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ConfigError("--scheduler needs dask.distributed: pip install 'accelsim[dask]'",
+                              source="scheduler") from None
+        if client is None:
+            if not address:
+                raise ConfigError("give a scheduler address such as tcp://127.0.0.1:8786", source="scheduler")
+            try:
+                client = Client(address, timeout=timeout_s)
+            except OSError as exc:
+                raise ConfigError(f"cannot reach the dask scheduler at {address}: {exc}", source="scheduler") from None
+            self._own_client = True
+        else:
+            self._own_client = False
+        self.client = client
+        info = client.scheduler_info()
+        self.workers = max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
+
+    def run(self, context: dict[str, Any], chunks: Iterable[Chunk], max_in_flight: int | None = None) -> Iterator[Outcome]:
+        from distributed import as_completed
+
+        limit = max_in_flight or 2 * self.workers
+        ctx = self.client.scatter(context, broadcast=True, hash=False)
+        it = iter(chunks)
+        futures: dict[Any, Chunk] = {}
+        ac = as_completed()
+        for _ in range(limit):
+            chunk = next(it, None)
+            if chunk is None:
+                break
+            fut = self.client.submit(evaluate_chunk, ctx, chunk, pure=False)
+            futures[fut.key] = chunk
+            ac.add(fut)
+        for fut in ac:
+            chunk = futures.pop(fut.key)
+            try:
+                yield chunk, fut.result()
+            except Exception as exc:
+                yield chunk, exc
+            fut.release()
+            nxt = next(it, None)
+            if nxt is not None:
+                f2 = self.client.submit(evaluate_chunk, ctx, nxt, pure=False)
+                futures[f2.key] = nxt
+                ac.add(f2)
+
+    def close(self) -> None:
+        if self._own_client:
+            self.client.close()
+
+
+def make_executor(workers: int | None = None, scheduler: str | None = None) -> Any:
+    """``scheduler`` -> dask; ``workers == 1`` -> in-process; else a local process pool."""
+    if scheduler:
+        return DaskExecutor(scheduler)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}", source="command line", field="workers")
+    if workers == 1:
+        return InlineExecutor()
+    return LocalExecutor(workers)

@@ -1,0 +1,331 @@
+"""Run a sweep: enumerate (or search) points, skip the stored ones, evaluate the rest, keep the front.
+
+>>> from accelsim.dse import run_sweep
+>>> res = run_sweep("sweeps/systolic_resnet50.yaml", store="resnet50.sqlite", workers=2)
+>>> res.front          # DataFrame: the Pareto-optimal points (axis values + objectives)
+
+Points are generated lazily, checked against the store in batches, sent to the executor in chunks
+with a bounded number in flight, and written to the store as each chunk finishes, so memory does
+not grow with the number of points and a killed sweep resumes where it stopped.
+"""
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ..errors import ConfigError
+from .executors import make_executor
+from .pareto import pareto_front
+from .space import DesignSpace, Point, digest, workload_fingerprint
+from .spec import Sweep, feasible_mask, load_sweep
+from .store import FINISHED, ResultsStore
+
+TRIAGE_BATCH = 256
+
+
+@dataclass
+class SweepResult:
+    """What a sweep run did and the Pareto front it found (from every stored point of the sweep)."""
+
+    sweep: str
+    store: Path
+    run_id: str
+    executor: str
+    workers: int
+    requested: int = 0
+    evaluated: int = 0
+    skipped: int = 0
+    invalid: int = 0
+    errors: int = 0
+    wall_s: float = 0.0
+    objectives: list[tuple[str, str]] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
+    front: Any = None            # pandas DataFrame
+    params: list[str] = field(default_factory=list)
+    feasible: int = 0
+
+    @property
+    def points_per_s(self) -> float:
+        return self.evaluated / self.wall_s if self.wall_s else 0.0
+
+    def summary_text(self, max_rows: int = 30) -> str:
+        lines = [
+            f"sweep '{self.sweep}': {self.requested} points requested, {self.evaluated} simulated, {self.skipped} already "
+            f"in the store, {self.invalid} invalid, {self.errors} failed; {self.wall_s:.1f} s "
+            f"({self.points_per_s:.1f} points/s, {self.executor} x{self.workers})",
+            f"store: {self.store}",
+        ]
+        if self.constraints:
+            lines.append(f"constraints: {', '.join(self.constraints)} ({self.feasible} feasible points)")
+        obj = ", ".join(f"{n} ({s})" for n, s in self.objectives)
+        if self.front is None or len(self.front) == 0:
+            lines.append(f"Pareto front over {obj}: no feasible point")
+            return "\n".join(lines)
+        lines.append(f"Pareto front over {obj}: {len(self.front)} points")
+        cols = ["workload"] + self.params + [n for n, _ in self.objectives]
+        cols = [c for c in dict.fromkeys(cols) if c in self.front.columns]
+        view = self.front[cols]
+        if view["workload"].nunique() == 1:
+            view = view.drop(columns=["workload"])
+        lines.append(view.head(max_rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if len(self.front) > max_rows:
+            lines.append(f"... {len(self.front) - max_rows} more (accelsim.dse.load + pareto_front for all)")
+        return "\n".join(lines)
+
+
+class _Progress:
+    """tqdm bar on stderr (ETA), or nothing."""
+
+    def __init__(self, total: int | None, enabled: bool, desc: str):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="pt", desc=desc, file=sys.stderr, dynamic_ncols=True, smoothing=0.1,
+                            mininterval=0.5)
+
+    def update(self, n: int, **post: int) -> None:
+        if self.bar is not None and n:
+            self.bar.update(n)
+            self.bar.set_postfix(post, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class SweepSession:
+    """One run of one sweep against one store (used by grid/random and by the NSGA-II search)."""
+
+    def __init__(self, sweep: Sweep, store: ResultsStore, executor: Any, *, chunk_size: int | None = None,
+                 progress: bool = True, cache_dir: str | None = None):
+        self.sweep = sweep
+        self.store = store
+        self.executor = executor
+        self.run_id = uuid.uuid4().hex[:12]
+        self.compression = None
+        if sweep.spec.compression is not None:
+            comp = sweep.spec.compression.model_dump(mode="json")
+            given = comp.get("cache_dir") or cache_dir
+            comp["cache_dir"] = str((sweep.base_dir / given).resolve() if given else Path(f"{store.path}.cache").resolve())
+            from .coexplore import check_available
+
+            check_available(comp)
+            self.compression = comp
+        fps = {}
+        for ref in sweep.workloads:
+            fps[ref.label] = workload_fingerprint(ref.load())
+        self.space = DesignSpace(sweep, fps, self.compression)
+        self.context = {
+            "id": digest({"sweep": sweep.name, "workloads": [w.to_payload() for w in sweep.workloads],
+                          "compression": self.compression, "fps": fps}),
+            "workloads": [w.to_payload() for w in sweep.workloads],
+            "compression": self.compression,
+        }
+        total = self.space.size() or 0
+        workers = getattr(executor, "workers", 1)
+        self.chunk_size = chunk_size or sweep.spec.chunk_size or max(1, min(32, total // max(1, workers * 16)))
+        self.result = SweepResult(sweep=sweep.name, store=store.path, run_id=self.run_id, executor=executor.name,
+                                  workers=workers, objectives=[(o.name, o.sense) for o in sweep.objectives],
+                                  constraints=[str(c) for c in sweep.constraints],
+                                  params=[a.path for a in sweep.axes])
+        self.progress = _Progress(total, progress, sweep.name)
+        self._inflight: dict[str, Point] = {}
+        self._t0 = time.perf_counter()
+
+    def stored_spec(self) -> dict[str, Any]:
+        """The sweep spec as stored with the results, plus what plotting needs to rebuild points."""
+        spec = self.sweep.spec.model_dump(mode="json")
+        spec["_resolved"] = {
+            "objectives": [[o.name, o.sense] for o in self.sweep.objectives],
+            "constraints": [str(c) for c in self.sweep.constraints],
+            "axes": [a.path for a in self.sweep.axes],
+            "workloads": [w.to_payload() for w in self.sweep.workloads],
+            "compression": self.compression,
+            "version": self.space.version,
+        }
+        return spec
+
+    # --- bookkeeping --------------------------------------------------------------------
+    def _tick(self, n: int) -> None:
+        r = self.result
+        self.progress.update(n, new=r.evaluated, skipped=r.skipped, invalid=r.invalid, errors=r.errors)
+
+    def _task(self, p: Point) -> dict[str, Any]:
+        return {"key": p.key, "workload": p.workload, "hardware": p.hardware, "recipe": p.recipe,
+                "timing_key": p.timing_key}
+
+    def triage(self, points: list[Point]) -> Iterator[list[dict[str, Any]]]:
+        """Record stored/invalid points at once; yield chunks of tasks for the rest."""
+        self.result.requested += len(points)
+        status = self.store.status_of([p.key for p in points])
+        done, invalid, todo = [], [], []
+        seen: set[str] = set()
+        for p in points:
+            if status.get(p.key) in FINISHED or p.key in seen or p.key in self._inflight:
+                done.append(p)
+            elif not p.valid:
+                invalid.append(p)
+            else:
+                todo.append(p)
+            seen.add(p.key)
+        if done:
+            self.store.add_members(self.sweep.name, done)
+            self.result.skipped += len(done)
+            self._tick(len(done))
+        if invalid:
+            self.store.record(self.sweep.name, [(p, {"status": "invalid", "error": p.error}) for p in invalid],
+                              version=self.space.version, run_id=self.run_id)
+            self.result.invalid += len(invalid)
+            self._tick(len(invalid))
+        for i in range(0, len(todo), self.chunk_size):
+            chunk = todo[i:i + self.chunk_size]
+            for p in chunk:
+                self._inflight[p.key] = p
+            yield [self._task(p) for p in chunk]
+
+    def _chunks(self, params: Iterable[dict[str, Any]], start_index: int = 0) -> Iterator[list[dict[str, Any]]]:
+        batch: list[Point] = []
+        for i, prm in enumerate(params, start=start_index):
+            batch.extend(self.space.points_for(i, prm))
+            if len(batch) >= TRIAGE_BATCH:
+                yield from self.triage(batch)
+                batch = []
+        if batch:
+            yield from self.triage(batch)
+
+    def _record_outcome(self, chunk: list[dict[str, Any]], outcome: Any) -> list[tuple[Point, dict[str, Any]]]:
+        if isinstance(outcome, BaseException):
+            msg = f"{outcome.__class__.__name__}: {outcome}"
+            results = [{"key": t["key"], "status": "error", "error": msg} for t in chunk]
+        else:
+            results = outcome
+        items = []
+        for res in results:
+            p = self._inflight.pop(res["key"])
+            items.append((p, res))
+            st = res["status"]
+            if st == "ok":
+                self.result.evaluated += 1
+            elif st == "invalid":
+                self.result.invalid += 1
+            else:
+                self.result.errors += 1
+        self.store.record(self.sweep.name, items, version=self.space.version, run_id=self.run_id)
+        self._tick(len(items))
+        return items
+
+    def run_points(self, params: Iterable[dict[str, Any]], start_index: int = 0) -> list[tuple[Point, dict[str, Any]]]:
+        """Evaluate ``params`` (skipping stored points); returns the newly finished (point, result) pairs."""
+        self.prepare_compression(params if isinstance(params, list) else None)
+        out: list[tuple[Point, dict[str, Any]]] = []
+        for chunk, outcome in self.executor.run(self.context, self._chunks(params, start_index)):
+            out.extend(self._record_outcome(chunk, outcome))
+        return out
+
+    def evaluate_params(self, params: list[dict[str, Any]], start_index: int = 0) -> list[tuple[str, dict[str, Any] | None]]:
+        """Evaluate ``params`` (one workload) and return ``(status, metrics)`` per parameter set, in order."""
+        self.run_points(params, start_index)
+        points = [self.space.points_for(start_index + i, p)[0] for i, p in enumerate(params)]
+        stored = self.store.metrics_of([p.key for p in points])
+        return [stored.get(p.key, ("error", None)) for p in points]
+
+    def stream(self, params: Iterable[dict[str, Any]]) -> None:
+        """Like :meth:`run_points` without keeping results (grid/random: memory stays flat)."""
+        for chunk, outcome in self.executor.run(self.context, self._chunks(params)):
+            self._record_outcome(chunk, outcome)
+
+    # --- co-exploration -----------------------------------------------------------------
+    def prepare_compression(self, params: list[dict[str, Any]] | None) -> None:
+        """Compress + measure each distinct, uncached recipe once, in parallel, before the hardware points."""
+        if self.compression is None:
+            return
+        from .coexplore import is_cached
+
+        source = params if params is not None else self.space.iter_params()
+        recipes: dict[str, dict[str, Any]] = {}
+        for prm in source:
+            rec, err = self.space.recipe_for(prm)
+            if rec is not None and err is None:
+                fp = digest(rec)
+                if fp not in recipes and not is_cached(self.compression, rec):
+                    recipes[fp] = rec
+        if not recipes:
+            return
+        tasks = [[{"key": fp, "prepare": True, "recipe": rec}] for fp, rec in recipes.items()]
+        bar = _Progress(len(tasks), self.progress.bar is not None, f"{self.sweep.name}: compress+accuracy")
+        try:
+            for _chunk, _outcome in self.executor.run(self.context, iter(tasks)):
+                bar.update(1)
+        finally:
+            bar.close()
+
+    # --- finishing ----------------------------------------------------------------------
+    def finish(self) -> SweepResult:
+        self.progress.close()
+        r = self.result
+        r.wall_s = time.perf_counter() - self._t0
+        self.store.end_run(self.run_id, evaluated=r.evaluated, skipped=r.skipped, invalid=r.invalid, errors=r.errors)
+        r.front, r.feasible = front_of(self.store, self.sweep, self.space.version)
+        return r
+
+
+def front_of(store: ResultsStore, sweep: Sweep, version: str | None = None) -> tuple[Any, int]:
+    """The Pareto front (per workload) of the sweep's ok, feasible points in ``store``; and the feasible count."""
+    import pandas as pd
+
+    axis_paths = {a.path for a in sweep.axes}
+    metrics = [m for m in dict.fromkeys([o.name for o in sweep.objectives] + [c.metric for c in sweep.constraints])
+               if m not in axis_paths]
+    df = store.columns_frame(sweep.name, metrics, version=version)
+    if len(df) == 0:
+        return df, 0
+    df = df[feasible_mask(df, sweep.constraints)]
+    objectives = [(o.name, o.sense) for o in sweep.objectives]
+    fronts = [pareto_front(g, objectives) for _, g in df.groupby("workload", sort=False)]
+    front = pd.concat(fronts) if fronts else df.iloc[:0]
+    return front.reset_index(drop=True), int(len(df))
+
+
+def run_sweep(sweep: str | Path | dict[str, Any] | Sweep, store: str | Path | None = None, *,
+              workers: int | None = None, scheduler: str | None = None, executor: Any = None,
+              progress: bool = False, chunk_size: int | None = None) -> SweepResult:
+    """Run ``sweep`` into the results store ``store`` (default ``<sweep name>.sqlite``).
+
+    ``executor`` overrides ``workers``/``scheduler`` (e.g. a :class:`DaskExecutor` on an existing
+    Client). Points already stored are skipped; invalid ones and failures are recorded and the
+    sweep goes on. Returns counts, wall time and the Pareto front.
+    """
+    sw = sweep if isinstance(sweep, Sweep) else load_sweep(sweep)
+    store_path = Path(store) if store is not None else Path(f"{sw.name}.sqlite")
+    own_exec = executor is None
+    ex = executor if executor is not None else make_executor(workers, scheduler)
+    try:
+        with ResultsStore(store_path) as st:
+            session = SweepSession(sw, st, ex, chunk_size=chunk_size, progress=progress)
+            st.begin_run(session.run_id, sw.name, sw.source, session.stored_spec(), ex.name, getattr(ex, "workers", 1))
+            try:
+                if sw.spec.search.method == "nsga2":
+                    from .search import run_nsga2
+
+                    run_nsga2(session)
+                else:
+                    session.prepare_compression(None)
+                    session.stream(session.space.iter_params())
+            finally:
+                session.progress.close()
+            return session.finish()
+    finally:
+        if own_exec:
+            ex.close()
+
+
+def check_store_path(path: str | Path) -> Path:
+    p = Path(path)
+    if p.exists() and p.is_dir():
+        raise ConfigError("is a directory, expected a results database file", source=str(p))
+    return p

@@ -1,0 +1,198 @@
+"""From axis values to concrete design points: hardware dict, recipe, store key.
+
+A point's hardware is the base config with each hardware axis written at its dotted path, then
+validated by the hardware kind's pydantic model; an invalid combination (e.g. an SRAM too small
+for two words) becomes an ``invalid`` point carrying the validation message, never a crash.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..errors import ConfigError
+from .axes import iter_grid, iter_random
+from .spec import Sweep
+from .version import model_version
+
+#: names of fields that only price actions (the tiling and timing never depend on them)
+_NOT_FOR_TIMING_EXACT = {"name", "description", "sram_size_exponent"}
+
+
+def is_pricing_field(path: str) -> bool:
+    """Whether a hardware field only changes prices (energy per action, leakage), not tiling/timing.
+
+    Rule: the leaf's name contains ``pj`` (energy per action) or ends in ``leakage_mw``, or it is
+    ``name``/``description``/``sram_size_exponent``. Engines count and time; energy.py prices —
+    ``tests/test_dse_core.py`` checks the rule on every shipped hardware config.
+    """
+    leaf = path.rsplit(".", 1)[-1]
+    return "pj" in leaf or leaf.endswith("leakage_mw") or leaf in _NOT_FOR_TIMING_EXACT
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Write ``value`` at dotted ``path``, creating (or replacing ``None`` by) sections as needed."""
+    parts = path.split(".")
+    node = data
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            node[part] = nxt
+        node = nxt
+    node[parts[-1]] = value
+
+
+def timing_view(hw_dict: dict[str, Any]) -> dict[str, Any]:
+    """``hw_dict`` without pricing-only fields (the key of cached tiling/timing)."""
+    out: dict[str, Any] = {}
+    for k, v in hw_dict.items():
+        if isinstance(v, dict):
+            out[k] = timing_view(v)
+        elif not is_pricing_field(k):
+            out[k] = v
+    return out
+
+
+def digest(obj: Any) -> str:
+    """sha256 of canonical JSON (sorted keys)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def canonical_hardware(hw: Any) -> dict[str, Any]:
+    """The identity of a hardware point: its compact dict without ``name``/``description``."""
+    from ..hardware.io import hardware_to_dict
+
+    d = hardware_to_dict(hw)
+    d.pop("name", None)
+    d.pop("description", None)
+    return d
+
+
+@dataclass
+class Point:
+    """One design point of a sweep (for one workload)."""
+
+    index: int
+    params: dict[str, Any]
+    workload: str                    # label
+    workload_fp: str                 # content fingerprint
+    hardware: dict[str, Any] | None  # canonical dict (None when invalid)
+    recipe: dict[str, Any] | None
+    key: str
+    error: str | None = None         # validation message of an invalid point
+    timing_key: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        return self.error is None
+
+
+class DesignSpace:
+    """Turns axis values into :class:`Point` s for every workload of a sweep."""
+
+    def __init__(self, sweep: Sweep, workload_fps: dict[str, str], compression: dict[str, Any] | None = None):
+        self.sweep = sweep
+        self.compression = compression
+        self.workload_fps = workload_fps
+        self.version = model_version()
+        self.pricing_axes = [a.path for a in sweep.hardware_axes if is_pricing_field(a.path)]
+
+    # --- enumeration --------------------------------------------------------------------
+    def iter_params(self) -> Iterator[dict[str, Any]]:
+        """Grid or random parameter sets, lazily (nsga2 asks its own)."""
+        s = self.sweep.spec.search
+        if s.method == "grid":
+            # recipe axes outermost (each compression setting once per block), pricing axes innermost
+            recipe_first = sorted(self.sweep.axes, key=lambda a: 0 if a.path.startswith("recipe.") else 1)
+            yield from iter_grid(recipe_first, fastest=self.pricing_axes)
+        elif s.method == "random":
+            yield from iter_random(self.sweep.axes, s.samples or 0, s.seed)
+        else:
+            raise ConfigError("nsga2 points come from the search, not from enumeration", source=self.sweep.source,
+                              field="search.method")
+
+    def size(self) -> int | None:
+        s = self.sweep.spec.search
+        from .axes import grid_size
+
+        n_wl = max(1, len(self.sweep.workloads))
+        if s.method == "grid":
+            return grid_size(self.sweep.axes) * n_wl
+        if s.method == "random":
+            return (s.samples or 0) * n_wl
+        return s.population * s.generations * n_wl
+
+    # --- one point ----------------------------------------------------------------------
+    def hardware_for(self, params: dict[str, Any]) -> tuple[Any | None, str | None]:
+        """The validated hardware object of ``params`` (or None and the reason it is invalid)."""
+        from ..hardware.io import hardware_from_dict
+
+        data = copy.deepcopy(self.sweep.base_hardware)
+        for path, value in params.items():
+            if not path.startswith("recipe."):
+                set_path(data, path, value)
+        try:
+            return hardware_from_dict(data, source="point"), None
+        except ConfigError as exc:
+            return None, str(exc).removeprefix("point: ")
+
+    def recipe_for(self, params: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        if self.sweep.base_recipe is None:
+            return None, None
+        from ..frontend.recipe import load_recipe
+
+        data = copy.deepcopy(self.sweep.base_recipe)
+        for path, value in params.items():
+            if path.startswith("recipe."):
+                set_path(data, path[len("recipe."):], value)
+        try:
+            rec = load_recipe(data)
+        except ConfigError as exc:
+            return None, f"recipe: {exc.field + ': ' if exc.field else ''}{exc.message}"
+        return rec.model_dump(mode="json", exclude_defaults=True), None
+
+    def compression_fingerprint(self, recipe: dict[str, Any]) -> str:
+        from .coexplore import fingerprint
+
+        assert self.compression is not None
+        return fingerprint(self.compression, recipe)
+
+    def points_for(self, index: int, params: dict[str, Any]) -> list[Point]:
+        """The points of ``params``: one per workload (co-exploration: one for the compressed model)."""
+        hw, hw_err = self.hardware_for(params)
+        recipe, rec_err = self.recipe_for(params)
+        error = hw_err or rec_err
+        hw_dict = canonical_hardware(hw) if hw is not None else None
+        tkey = digest(timing_view(hw_dict)) if hw_dict is not None else ""
+        out = []
+        if self.sweep.spec.compression is not None:
+            c = self.sweep.spec.compression
+            label = c.model
+            fp = self.compression_fingerprint(recipe) if recipe is not None else digest(params)
+            targets = [(label, fp)]
+        else:
+            targets = [(w.label, self.workload_fps[w.label]) for w in self.sweep.workloads]
+        for label, fp in targets:
+            ident = {"workload": fp, "hardware": hw_dict, "compression": recipe, "version": self.version}
+            if error is not None:  # invalid points are keyed by their parameters
+                ident = {"workload": fp, "params": params, "base": self.sweep.base_hardware, "version": self.version}
+            out.append(Point(index=index, params=dict(params), workload=label, workload_fp=fp, hardware=hw_dict,
+                             recipe=recipe, key=digest(ident), error=error, timing_key=tkey))
+        return out
+
+
+def workload_fingerprint(wl: Any) -> str:
+    """Content hash of a workload (layers, compression and real masks)."""
+    from ..workload.io import workload_to_dict
+
+    h = hashlib.sha256(json.dumps(workload_to_dict(wl), sort_keys=True, default=str).encode())
+    if any(layer.compression.sparsity.mask for layer in wl.layers):
+        masks = wl._load_masks()
+        for k in sorted(masks):
+            h.update(k.encode())
+            h.update(masks[k].tobytes())
+    return h.hexdigest()
