@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("a model that is not from the zoo needs --input-shape", source="command line",
                           field="--input-shape")
     before = export(model, x, name=mname)
-    cm = compress(model, recipe, example_input=x)
+    cm = compress(model, args.recipe, example_input=x)
     name = args.name or f"{mname}_{recipe.name}"
     try:
         wl = export(cm, x, name=name)

@@ -297,15 +297,17 @@ class DJPQ(Method):
                     w = w * scale.view(-1, *([1] * (w.dim() - 1)))
                     if m.bias is not None:
                         m.bias.mul_(scale)
+                struct = torch.ones_like(w, dtype=torch.bool)
+                if gate is not None:
+                    struct &= keeps[name].view(-1, *([1] * (w.dim() - 1)))
                 if i > 0 and self.layer_names[i - 1] in keeps:
                     keep = keeps[self.layer_names[i - 1]]
                     per = w.shape[1] // keep.numel()
                     cols = keep.repeat_interleave(per) if per > 1 else keep
-                    w = w * cols.view(1, -1, *([1] * (w.dim() - 2))).to(w.dtype)
-                m.weight.copy_(w)
+                    struct &= cols.view(1, -1, *([1] * (w.dim() - 2)))
+                m.weight.copy_(w * struct.to(w.dtype))
                 wb, ab = self._bits(name, hard=True)
-                self.final[name] = {"weight_bits": wb, "act_bits": ab, "mask": w != 0,
-                                    "keep": keeps.get(name)}
+                self.final[name] = {"weight_bits": wb, "act_bits": ab, "mask": struct, "keep": keeps.get(name)}
         for h in self._hooks:
             h.remove()
         self._hooks = []
@@ -313,42 +315,25 @@ class DJPQ(Method):
             delattr(layers[name], "djpq_gate")
 
     def records(self, model: "nn.Module") -> dict[str, LayerCompression]:
-        from ..recipe import FilterPrune, UnstructuredPrune
+        """Gated layers: filter pruning with the structural mask (kept rows and live input columns);
+        other layers lose only the input columns of pruned producers, which the exporter's channel
+        liveness removes from the shapes, so they carry no prune spec."""
+        from ..recipe import FilterPrune
 
         out = {}
         for name, f in self.final.items():
             keep = f["keep"]
-            mask = f["mask"]
-            if keep is not None and not bool(keep.all()):
-                spec: Any = FilterPrune(density=max(float(keep.float().mean()), 1e-9))
-                rows = keep.view(-1, *([1] * (mask.dim() - 1)))
-                mask = rows.expand_as(mask) & _cols_mask(mask, f, self, name)
-            elif not bool(mask.all()):
-                spec = UnstructuredPrune(density=max(float(mask.float().mean()), 1e-9))
-            else:
-                spec = None
+            spec = FilterPrune(density=max(float(keep.float().mean()), 1e-9)) if keep is not None else None
             out[name] = LayerCompression(name=name, weight_bits=f["weight_bits"], act_bits=f["act_bits"],
                                          scheme="int" if self.quantize else "float", prune=spec,
-                                         mask=mask if spec is not None else None, granularity="channel")
+                                         mask=f["mask"] if spec is not None else None,
+                                         granularity="channel" if self.quantize else "tensor")
         return out
 
     def info(self) -> dict[str, Any]:
         return {"bops_per_epoch": self.bops_log,
                 "bits": {n: (f["weight_bits"], f["act_bits"]) for n, f in self.final.items()},
                 "kept_channels": {n: int(f["keep"].sum()) for n, f in self.final.items() if f["keep"] is not None}}
-
-
-def _cols_mask(mask: "torch.Tensor", f: dict[str, Any], method: DJPQ, name: str) -> "torch.Tensor":
-    """Input columns of ``name`` that are alive (the producer's kept channels), as a weight mask."""
-    i = method.layer_names.index(name)
-    if i == 0:
-        return torch.ones_like(mask)
-    prev = method.final[method.layer_names[i - 1]]["keep"]
-    if prev is None:
-        return torch.ones_like(mask)
-    per = mask.shape[1] // prev.numel()
-    cols = prev.repeat_interleave(per) if per > 1 else prev
-    return cols.view(1, -1, *([1] * (mask.dim() - 2))).expand_as(mask)
 
 
 # --- two-stage baseline -------------------------------------------------------------------------------
