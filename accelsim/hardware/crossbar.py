@@ -649,6 +649,23 @@ class CrossbarAccelerator(HardwareBase):
             raise AccelsimError("the crossbar engine is not loaded (import accelsim.engines)")
         return self.area_mm2_of(_WORKLOAD_MAPPER(workload, self).allocation)
 
+    def component_table_text(self) -> str:
+        """The per-IMA / per-tile / per-chip power and area tables and the peak figures, as text."""
+        levels = [("IMA", self.full_ima()), ("tile", self.full_tile()), ("chip", self.full_chip())]
+        lines = [f"{'component':<16}" + "".join(f"{n + ' mW':>14}{n + ' mm2':>14}" for n, _ in levels)]
+        tables = [(self.power_mw_of(a), self.area_mm2_of(a)) for _, a in levels]
+        for comp in COMPONENTS:
+            if not any(comp in p or comp in a for p, a in tables):
+                continue
+            lines.append(f"{comp:<16}" + "".join(f"{p.get(comp, 0.0):>14.4g}{a.get(comp, 0.0):>14.4g}" for p, a in tables))
+        lines.append(f"{'total':<16}" + "".join(f"{sum(p.values()):>14.5g}{sum(a.values()):>14.5g}" for p, a in tables))
+        wb, ab = self.reference.weight_bits, self.reference.act_bits
+        lines.append(f"peak at {wb}-bit weights / {ab}-bit inputs: {self.peak_tops():.4g} TOPS per chip, "
+                     f"{self.peak_gops_per_mm2():.4g} GOP/s/mm2, {self.peak_gops_per_w():.4g} GOP/s/W; "
+                     f"ADC {self.adc_bits} b (exact sums need {self.adc_bits_required + (1 if self.weight_flipping else 0)} b"
+                     f"{', 1 saved by weight flipping' if self.weight_flipping else ''})")
+        return "\n".join(lines)
+
     def summary(self) -> str:
         xb = self.crossbar
         return (f"crossbar '{self.name}': {xb.rows}x{xb.cols} x{xb.cell_bits}b cells, {self.ima.crossbars} xbars/IMA, "
