@@ -104,17 +104,37 @@ def simulate(
     stats = [layer_stats(p, t, hardware) for p, t in simulate_programs(wl, hardware, skip=skip)]
     if compare_dense is None:
         compare_dense = not wl.is_dense
+    dense_totals: tuple[int, float] | None = None
     if compare_dense:
         dense = simulate(wl.densified(), hardware, compare_dense=False, skip=skip)
-        by_name = {s.layer: s for s in dense.layers}
-        for s in stats:
-            d = by_name.get(s.layer)
-            if d is not None:
-                s.dense_latency_cycles = d.latency_cycles
-                s.dense_energy_pj = d.energy_pj
+        dense_totals = (dense.latency_cycles, dense.energy_pj)
+        _attach_dense(wl, stats, dense)
     area_fn = getattr(hardware, "area_mm2", None)  # kinds with an area model provide it
     return Report(
         workload=wl.name, hardware=hardware.name, hardware_kind=hardware.kind, clock_mhz=hardware.clock_mhz,
         layers=stats, hardware_summary=hardware.summary(), accelsim_version=__version__,
         compared_to_dense=bool(compare_dense), area_by_component_mm2=dict(area_fn(wl)) if callable(area_fn) else {},
+        dense_latency_cycles=dense_totals[0] if dense_totals else None,
+        dense_energy_pj=dense_totals[1] if dense_totals else None,
     )
+
+
+def _attach_dense(wl: Workload, stats: list[LayerStats], dense: Report) -> None:
+    """Per-layer dense baseline. The pieces of a factorised layer share their original's
+    numbers, split in proportion to each piece's own latency/energy, so per-layer speedups of
+    the pieces equal the speedup of the whole group."""
+    by_name = {s.layer: s for s in dense.layers}
+    groups: dict[str, list[LayerStats]] = {}
+    for layer, s in zip(wl.layers, stats):
+        groups.setdefault(layer.dense_name, []).append(s)
+    for name, members in groups.items():
+        d = by_name.get(name)
+        if d is None:
+            continue
+        lat = sum(m.latency_cycles for m in members) or 1
+        en = sum(m.energy_pj for m in members) or 1.0
+        for m in members:
+            m.dense_latency_cycles = round(d.latency_cycles * m.latency_cycles / lat)
+            m.dense_energy_pj = d.energy_pj * m.energy_pj / en
+            if len(members) > 1:
+                m.notes.append(f"part of factorised {name!r}: dense baseline shared by {len(members)} layers")

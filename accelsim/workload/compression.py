@@ -138,7 +138,9 @@ class Compression(_Record):
 
     ``act_density`` is the expected fraction of non-zero input activations (e.g. after ReLU);
     ``original`` holds layer fields from before structural pruning/factorisation (e.g.
-    ``{out_channels: 64}``) so the dense baseline can be rebuilt.
+    ``{out_channels: 64}``) so the dense baseline can be rebuilt. ``factor_of`` names the
+    original layer a factorised layer was split from: of the layers sharing it, the one with
+    ``original`` becomes the dense layer (under that name) and the others disappear.
     """
 
     sparsity: Sparsity = Sparsity()
@@ -146,6 +148,12 @@ class Compression(_Record):
     factorization: Factorization = Factorization()
     act_density: float = Field(1.0, gt=0.0, le=1.0)
     original: dict[str, int] | None = None
+    factor_of: str | None = None
+
+    @property
+    def is_factor_part(self) -> bool:
+        """A piece of a factorised layer that has no dense counterpart of its own."""
+        return self.factorization.kind != "none" and self.original is None
 
     @property
     def is_dense(self) -> bool:

@@ -217,12 +217,20 @@ class LayerBase(BaseModel):
         return bool(self.gemms())
 
     def densified(self) -> "LayerBase":
-        """The same layer without compression (original shapes restored)."""
+        """The same layer without compression (original shapes restored; a factorised layer
+        takes back the name of the layer it was split from)."""
         fields = self.model_dump()
         original = self.compression.original or {}
         fields.update(original)
+        if self.compression.factor_of:
+            fields["name"] = self.compression.factor_of
         fields["compression"] = Compression()
         return type(self).model_validate(fields)
+
+    @property
+    def dense_name(self) -> str:
+        """Name of the layer of the dense original this layer stands for."""
+        return self.compression.factor_of or self.name
 
     def describe(self) -> str:
         return f"{self.name} ({getattr(self, 'op', '?')})"

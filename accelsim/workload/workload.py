@@ -79,12 +79,13 @@ class Workload(BaseModel):
         return all(layer.compression.is_dense for layer in self.layers)
 
     def densified(self) -> "Workload":
-        """The dense original of this workload (compression removed, shapes restored)."""
-        dense = Workload(
-            name=self.name, layers=[layer.densified() for layer in self.layers],
-            description=self.description, source=self.source,
-        )
-        return dense
+        """The dense original of this workload (compression removed, shapes restored).
+
+        Factorised layers collapse back into one: the piece carrying ``compression.original``
+        becomes the original layer, the other pieces are dropped.
+        """
+        layers = [layer.densified() for layer in self.layers if not layer.compression.is_factor_part]
+        return Workload(name=self.name, layers=layers, description=self.description, source=self.source)
 
     def with_layers(self, layers: list[LayerBase], **changes: Any) -> "Workload":
         data = {"name": self.name, "description": self.description, "source": self.source, "masks": self.masks}
