@@ -1,0 +1,464 @@
+"""SmartExchange engine: weights rebuilt from a basis B and sparse power-of-two Ce, then MACs.
+
+**Weight format** (as exported by :mod:`accelsim.frontend.smart_exchange`): every output row of
+the weight (natural flattening, length ``k``) is cut into ``R = ceil(k / S)`` pieces of
+``S = basis_size`` consecutive weights (a 3x3 kernel row for ``S = 3``); piece ``r`` of row
+``o`` is ``Ce[o, r, :] @ B[o]`` with one ``S x S`` basis per output row. Stored: per Ce row one
+bitmap bit (zero row or not; the *index* traffic), the ``S`` entries of each non-zero Ce row at
+``ce_bits`` (sign + exponent), and B at ``basis_bits``.
+
+**Dataflow.** PE line ``i`` of the ``pe_rows x pe_cols`` array computes output channel ``i`` of
+a channel tile for ``pe_cols`` output pixels; each cycle every line takes one rebuilt weight
+(broadcast along the line) and all lines share one broadcast activation vector (the same
+reduction element for ``pe_cols`` pixels). Loops: channel tiles (outer) x pixel tiles x
+reduction chunks sized to half the ``weight_buffer``. A piece (``S`` reduction elements) is
+skipped -- no cycles -- when its Ce row is zero in *every* line of the tile (zero Ce rows
+skip input channels); lines whose row is zero while others are not idle (clock-gated). So
+vector-wise Ce sparsity aligned across output channels (SmartExchange's channel-wise
+sparsity) saves time; sparsity that differs between the lines of a tile saves rebuild work,
+MAC energy and storage but not cycles.
+
+**Rebuild.** A piece costs ``nnz(Ce row) * S`` shift-adds (each non-zero power-of-two entry
+shifts and adds one B row). The rebuild engine does ``rebuild_shift_adders`` per cycle as the
+simulator's decoder stage (``Tile.decode_cycles``): it rebuilds chunk ``q+1`` into one half of
+the weight buffer while the array consumes chunk ``q`` from the other, so rebuild time is hidden
+unless it exceeds compute. A channel tile whose rebuilt weights fit half the weight buffer is
+rebuilt once and reused by all its pixel tiles; otherwise it is rebuilt for every pixel tile
+(trading rebuild compute for buffer -- the SmartExchange trade-off). Decode cycles and
+``decoder`` energy are reported separately from MACs and memory (``extra['decode_cycles']``).
+
+**Where Ce comes from.** In order: the exported Ce array ``<mask>.se_ce`` (shape
+``(out, R, S)``) in the workload's mask file; else the weight mask (an all-zero piece is a zero
+Ce row; non-zero rows hold ``ce_density * S / row_density`` entries); else the expectation for
+i.i.d. Ce entries of density ``ce_density`` (a row is zero with probability
+``(1 - ce_density)**S``) -- said in the layer's notes.
+
+**Memory.** Activations are fetched once when the layer input fits half the ``act_buffer``,
+else once per channel tile (whole input rows per pixel tile, line-buffer assumption). Ce and B
+of a channel tile are loaded once when they fit half the ``ce_buffer``, else for every pixel
+tile. Outputs drain through the ``out_buffer`` at activation precision. Layers without a
+SmartExchange record run dense: plain ``weight_bits`` weights stream through the
+``ce_buffer`` straight to the lines (no rebuild).
+
+**Energy actions.** MACs at the layer's widths (executed: non-zero pieces only); two PE
+register writes per MAC (latched weight and activation); ``decoder`` shift-adds at
+``rebuild_acc_bits``; ``basis_buffer`` reads (one B entry per shift-add); ``ce_buffer``
+reads per rebuild and fills; ``weight_buffer`` writes (rebuilt weights) and reads (one per line
+per active cycle per pixel tile); ``act_buffer`` reads (one broadcast vector per cycle) and
+fills; ``out_buffer`` writes/reads; DRAM by operand (``ifmap``, ``filter`` = Ce values,
+``index`` = Ce row bitmaps, ``basis``, ``ofmap``).
+
+**Ignored**: zero-activation skipping (index intersection on activations), Booth bit-serial
+MACs (MACs are priced bit-parallel), the paper's 64-channel basis chunks (one basis per
+output row, as exported), compiler scheduling across layers, pipeline fill of the array.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import MaskError
+from ..hardware.smartexchange import SmartExchangeAccelerator
+from ..stats import Action, LayerProgram, Node, Repeat, Tile, compress_runs
+from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Pool, ceil_div
+from ..workload.workload import Workload
+from .base import register_engine
+from .masks import layer_mask
+
+
+@dataclass
+class ChannelTile:
+    """Per reduction chunk of one channel tile: cycles, active weights, shift-adds, Ce bits."""
+
+    lines: int
+    cycles: np.ndarray       # union cycles per chunk (pieces non-zero in some line)
+    active: np.ndarray       # rebuilt/used weights per chunk (sum over lines)
+    shift_adds: np.ndarray   # per chunk
+    ce_value_bits: np.ndarray
+    ce_index_bits: np.ndarray
+    basis_bits: int
+
+
+@dataclass
+class _Fmt:
+    se: bool
+    s: int
+    ce_bits: int
+    basis_bits: int
+    wb: int
+    ab: int
+    acc_bits: int
+
+
+def _seg_len(k: int, s: int) -> np.ndarray:
+    r = ceil_div(k, s)
+    out = np.full(r, s, dtype=np.int64)
+    if k % s:
+        out[-1] = k % s
+    return out
+
+
+def _chunk_starts(r: int, chunk: int) -> np.ndarray:
+    return np.arange(0, r, chunk, dtype=np.int64)
+
+
+def _tiles_from_arrays(nz: np.ndarray, ce_nnz: np.ndarray, seg: np.ndarray, fmt: _Fmt, lines_per_tile: int,
+                       chunk: int) -> list[ChannelTile]:
+    """Channel tiles of one weight matrix from (rows, R) non-zero-piece and Ce-count arrays."""
+    rows, r = nz.shape
+    starts = _chunk_starts(r, chunk)
+    out = []
+    for c0 in range(0, rows, lines_per_tile):
+        z = nz[c0:c0 + lines_per_tile]
+        e = ce_nnz[c0:c0 + lines_per_tile]
+        lines = z.shape[0]
+        union = z.any(axis=0)
+        cyc = np.add.reduceat(union * seg, starts)
+        act = np.add.reduceat((z * seg[None, :]).sum(axis=0), starts)
+        sh = np.rint(np.add.reduceat((e * seg[None, :]).sum(axis=0), starts))
+        if fmt.se:
+            vbits = np.add.reduceat(z.sum(axis=0), starts) * fmt.s * fmt.ce_bits
+            ibits = np.add.reduceat(np.full(r, lines, dtype=np.int64), starts)
+            bbits = lines * fmt.s * fmt.s * fmt.basis_bits
+        else:
+            vbits = act * fmt.wb
+            ibits = np.zeros_like(act)
+            bbits = 0
+        out.append(ChannelTile(lines, cyc.astype(np.int64), act.astype(np.int64), sh.astype(np.int64),
+                               vbits.astype(np.int64), ibits.astype(np.int64), int(bbits)))
+    return out
+
+
+def _tiles_expected(n: int, k: int, density: float, fmt: _Fmt, lines_per_tile: int, chunk: int) -> list[ChannelTile]:
+    """Channel tiles when only ``ce_density`` is known (i.i.d. Ce entries)."""
+    seg = _seg_len(k, fmt.s)
+    r = seg.shape[0]
+    starts = _chunk_starts(r, chunk)
+    p_row = 1.0 - (1.0 - density) ** fmt.s
+    out = []
+    for c0 in range(0, n, lines_per_tile):
+        lines = min(lines_per_tile, n - c0)
+        p_union = 1.0 - (1.0 - p_row) ** lines
+        cyc = np.add.reduceat(seg * p_union, starts)
+        act = np.add.reduceat(seg * p_row * lines, starts)
+        sh = np.add.reduceat(seg * density * fmt.s * lines, starts)
+        vbits = np.add.reduceat(np.full(r, p_row * lines * fmt.s * fmt.ce_bits), starts)
+        ibits = np.add.reduceat(np.full(r, float(lines)), starts)
+        out.append(ChannelTile(lines, np.rint(cyc).astype(np.int64), np.rint(act).astype(np.int64),
+                               np.rint(sh).astype(np.int64), np.rint(vbits).astype(np.int64),
+                               np.rint(ibits).astype(np.int64), lines * fmt.s * fmt.s * fmt.basis_bits))
+    return out
+
+
+def _natural_rows(layer: LayerBase, mask: np.ndarray, g_index: int) -> np.ndarray:
+    """The natural-layout mask rows (out, row length) for GEMM ``g_index`` of the layer."""
+    m = mask.astype(bool, copy=False)
+    if layer.op in ("lstm", "gru"):
+        i = layer.input_size  # type: ignore[attr-defined]
+        return m[:, :i] if g_index == 0 else m[:, i:]
+    if isinstance(layer, LayerBase) and layer.op == "matmul":
+        return m.reshape(-1, m.shape[-1])
+    return m.reshape(m.shape[0], -1)
+
+
+def _se_ce_array(workload: Workload | None, layer: LayerBase) -> np.ndarray | None:
+    key = layer.compression.sparsity.mask
+    if workload is None or key is None:
+        return None
+    try:
+        arrays = workload._load_masks()  # noqa: SLF001 - exported companion arrays live in the mask file
+    except MaskError:
+        return None
+    return arrays.get(f"{key}.se_ce")
+
+
+@register_engine("smartexchange")
+class SmartExchangeEngine:
+    """Engine for :class:`~accelsim.hardware.smartexchange.SmartExchangeAccelerator`."""
+
+    kind = "smartexchange"
+
+    def supports(self, layer: LayerBase, hw: SmartExchangeAccelerator) -> tuple[bool, str]:  # type: ignore[override]
+        return True, ""
+
+    def lower(self, layer: LayerBase, hw: SmartExchangeAccelerator, workload: Workload | None = None) -> LayerProgram:  # type: ignore[override]
+        if isinstance(layer, (Elementwise, Pool)):
+            return self._lower_vector(layer, hw)
+        c = layer.compression
+        q, fac = c.quant, c.factorization
+        se = fac.kind == "smartexchange"
+        s = (fac.basis_size or 3) if se else 1
+        ce_bits = fac.ce_bits or hw.default_ce_bits
+        basis_bits = fac.basis_bits or hw.default_basis_bits
+        acc = hw.rebuild_acc_bits or (basis_bits + 2 ** (ce_bits - 1) - 1)
+        fmt = _Fmt(se, s, ce_bits, basis_bits, q.weight_bits, q.act_bits, acc)
+        notes: list[str] = []
+        mask = layer_mask(workload, layer) if c.sparsity.mask is not None else None
+        se_ce = _se_ce_array(workload, layer) if se else None
+        source = "dense weights (no SmartExchange record): no rebuild"
+        if se:
+            source = ("exported Ce array" if se_ce is not None else "weight mask" if mask is not None
+                      else f"expectation for i.i.d. Ce entries at ce_density {fac.ce_density:g}")
+            notes.append(f"SmartExchange Ce structure from the {source}")
+        else:
+            notes.append(source)
+        body: list[Node] = []
+        tot = dict.fromkeys(["macs", "wbuf_reads", "act_reads", "shift", "ce_reads_bits", "rebuilt",
+                             "decode_cycles", "outputs", "a_fill_bits", "ce_fill_bits"], 0)
+        dram = {"ifmap": 0, "filter": 0, "index": 0, "basis": 0}
+        dram_w = {"ofmap": 0}
+        compulsory = 0
+        for gi, g in enumerate(layer.gemms()):
+            weight = g.b_is_weight
+            g_fmt = fmt if weight else _Fmt(False, 1, ce_bits, basis_bits, q.act_bits, q.act_bits, acc)
+            per_inst = self._channel_tiles(layer, g, gi, g_fmt, hw, mask if weight else None,
+                                           se_ce if weight and gi == 0 else None)
+            g_nodes = self._gemm_nodes(g, per_inst, g_fmt, hw, tot, dram, dram_w)
+            body.extend(g_nodes)
+            compulsory += g.a_unique * g.count * fmt.ab
+            compulsory += sum(int(t.ce_value_bits.sum() + t.ce_index_bits.sum()) + t.basis_bits
+                              for tiles in per_inst for t in tiles)
+        compute_cycles = sum(_node_cycles(n) for n in body)
+        macs = int(tot["macs"])
+        wb, ab = fmt.wb, fmt.ab
+        actions = [
+            Action("mac", "mac", macs, wb, ab, q.scheme),
+            Action("pe_rf", "write", macs, wb), Action("pe_rf", "write", macs, ab),
+            Action("ce_buffer", "write", (dram["filter"] + dram["index"]) // 8, 8),
+            Action("act_buffer", "read", int(tot["act_reads"]), ab),
+            Action("act_buffer", "write", dram["ifmap"] // ab, ab),
+            Action("out_buffer", "write", int(tot["outputs"]), ab),
+            Action("out_buffer", "read", int(tot["outputs"]), ab),
+            Action("dram", "read", dram["ifmap"] // ab, ab),
+            Action("dram", "read", (dram["filter"] + dram["index"] + dram["basis"]) // 8, 8),
+            Action("dram", "write", dram_w["ofmap"] // ab, ab),
+        ]
+        if se:  # rebuild: Ce (+ bitmap) and B read, shift-added, rebuilt weights written then read by the lines
+            actions += [
+                Action("decoder", "shift_add", int(tot["shift"]), acc),
+                Action("basis_buffer", "read", int(tot["shift"]), basis_bits),
+                Action("basis_buffer", "write", dram["basis"] // 8, 8),
+                Action("ce_buffer", "read", int(tot["ce_reads_bits"]) // 8, 8),
+                Action("weight_buffer", "write", int(tot["rebuilt"]), wb),
+                Action("weight_buffer", "read", int(tot["wbuf_reads"]), wb),
+            ]
+        else:  # plain weights go from the ce_buffer straight to the lines
+            actions.append(Action("ce_buffer", "read", int(tot["wbuf_reads"]), wb))
+        dense_macs = layer.densified().macs if not c.is_dense else layer.macs
+        prog = LayerProgram(
+            layer=layer.name, op=layer.op, engine="smartexchange", body=tuple(body), compute_cycles=compute_cycles,
+            actions=[a for a in actions if a.count], macs=macs, dense_macs=dense_macs, pe_count=hw.num_pes,
+            mapping_efficiency=macs / (compute_cycles * hw.num_pes) if compute_cycles else 0.0,
+            dram_read_bits={k: v for k, v in dram.items()}, dram_write_bits=dict(dram_w),
+            compulsory_read_bits=compulsory, compulsory_write_bits=layer.output_words * ab,
+            sram_accesses={"act_buffer_reads": int(tot["act_reads"]), "weight_buffer_reads": int(tot["wbuf_reads"]),
+                           "out_buffer_writes": int(tot["outputs"]), "basis_buffer_reads": int(tot["shift"])},
+            notes=notes,
+            extra={"decode_cycles": float(tot["decode_cycles"]), "shift_adds": float(tot["shift"]),
+                   "rebuilt_weights": float(tot["rebuilt"]), "index_dram_bytes": dram["index"] / 8,
+                   "basis_dram_bytes": dram["basis"] / 8},
+        )
+        return prog
+
+    # ------------------------------------------------------------------------------------
+    def _chunk(self, hw: SmartExchangeAccelerator, fmt: _Fmt) -> int:
+        """Pieces per reduction chunk: the chunk's rebuilt weights fill at most half the weight buffer."""
+        if not fmt.se:  # plain weights stream from half the ce_buffer
+            return max(1, (hw.ce_buffer.size_bits // 2) // (hw.pe_rows * fmt.wb))
+        return max(1, (hw.weight_buffer.size_bits // 2) // (hw.pe_rows * fmt.s * fmt.wb))
+
+    def _channel_tiles(self, layer: LayerBase, g: Gemm, gi: int, fmt: _Fmt, hw: SmartExchangeAccelerator,
+                       mask: np.ndarray | None, se_ce: np.ndarray | None) -> list[list[ChannelTile]]:
+        """Channel tiles of every distinct weight instance of GEMM ``g``."""
+        inst = g.b_distinct
+        n, k = g.n, g.k
+        chunk = self._chunk(hw, fmt)
+        seg = _seg_len(k, fmt.s)
+        r = seg.shape[0]
+        fac = layer.compression.factorization
+        if not fmt.se:
+            if mask is not None:
+                rows = _natural_rows(layer, mask, gi).reshape(inst, n, -1)
+                out = []
+                for i in range(inst):
+                    nz = rows[i].reshape(n, r, fmt.s).any(axis=2)
+                    out.append(_tiles_from_arrays(nz, np.zeros_like(nz, dtype=np.int64), seg, fmt, hw.pe_rows, chunk))
+                return out
+            full = np.ones((n, r), dtype=bool)
+            tiles = _tiles_from_arrays(full, np.zeros((n, r), dtype=np.int64), seg, fmt, hw.pe_rows, chunk)
+            return [tiles] * inst
+        if se_ce is not None and isinstance(layer, (Conv2d, Linear)):
+            rows_total = n * inst
+            if se_ce.shape != (rows_total, r, fmt.s):
+                raise MaskError(f"SmartExchange Ce array has shape {tuple(se_ce.shape)}, expected (out, ceil(k/S), S) = "
+                                f"{(rows_total, r, fmt.s)}", source=f"mask file of layer {layer.name}",
+                                field=f"{layer.name}.compression.sparsity.mask (.se_ce)")
+            nnz = (se_ce != 0).sum(axis=2).reshape(inst, n, r)
+            return [_tiles_from_arrays(nnz[i] > 0, nnz[i], seg, fmt, hw.pe_rows, chunk) for i in range(inst)]
+        density = fac.ce_density or 1.0
+        if mask is not None:
+            rows = _natural_rows(layer, mask, gi).reshape(inst, n, -1)
+            out = []
+            for i in range(inst):
+                pad = r * fmt.s - rows.shape[2]
+                m = np.concatenate([rows[i], np.zeros((n, pad), dtype=bool)], axis=1) if pad else rows[i]
+                nz = m.reshape(n, r, fmt.s).any(axis=2)
+                row_density = float(nz.mean()) if nz.size else 1.0
+                per_row = min(float(fmt.s), max(1.0, density * fmt.s / row_density)) if row_density else 0.0
+                ce_nnz = np.where(nz, per_row, 0.0)
+                out.append(_tiles_from_arrays(nz, ce_nnz, seg, fmt, hw.pe_rows, chunk))
+            return out
+        tiles = _tiles_expected(n, k, density, fmt, hw.pe_rows, chunk)
+        return [tiles] * inst
+
+    def _gemm_nodes(self, g: Gemm, per_inst: list[list[ChannelTile]], fmt: _Fmt, hw: SmartExchangeAccelerator,
+                    tot: dict[str, float], dram: dict[str, int], dram_w: dict[str, int]) -> list[Node]:
+        """Tiles of all repetitions of ``g``; counters are added with their multiplicities."""
+        inst = len(per_inst)
+        whole_ce = sum(int(t.ce_value_bits.sum() + t.ce_index_bits.sum()) + t.basis_bits for t in per_inst[0])
+        keep_ce = g.b_distinct == 1 and g.count > 1 and whole_ce <= hw.ce_buffer.size_bits // 2
+        if inst > 1:  # one pass over the distinct instances, repeated (batch x heads)
+            times = max(g.count // inst, 1)
+            nodes: list[Node] = []
+            for i in range(inst):
+                nodes.extend(self._rep(g, per_inst[i], fmt, hw, True, tot, dram, dram_w, times))
+            return [Repeat(tuple(nodes), times)] if times > 1 else nodes
+        first = self._rep(g, per_inst[0], fmt, hw, True, tot, dram, dram_w, 1)
+        if g.count == 1:
+            return first
+        rest = self._rep(g, per_inst[0], fmt, hw, not keep_ce, tot, dram, dram_w, g.count - 1)
+        return [*first, Repeat(tuple(rest), g.count - 1)]
+
+    def _rep(self, g: Gemm, tiles: list[ChannelTile], fmt: _Fmt, hw: SmartExchangeAccelerator, load_weights: bool,
+             tot: dict[str, float], dram: dict[str, int], dram_w: dict[str, int], times: int) -> list[Node]:
+        """One repetition of ``g``; its counters are added ``times`` times."""
+        m = g.m
+        ab = fmt.ab
+        n_pt = ceil_div(m, hw.pe_cols)
+        pix = [(p * hw.pe_cols, min((p + 1) * hw.pe_cols, m)) for p in range(n_pt)]
+        a_words = [g.a_words_for_rows(lo, hi) for lo, hi in pix]
+        a_resident = g.a_unique * g.count * ab <= hw.act_buffer.size_bits // 2
+        cap_ce = hw.ce_buffer.size_bits // 2
+        rate = hw.rebuild_shift_adders
+        t = dict.fromkeys(tot, 0)
+        dr = dict.fromkeys(dram, 0)
+        dw = dict.fromkeys(dram_w, 0)
+        per_ct: list[tuple[Node, ...]] = []
+        for ct_i, ct in enumerate(tiles):
+            ce_tile = int(ct.ce_value_bits.sum() + ct.ce_index_bits.sum()) + ct.basis_bits
+            ce_resident = ce_tile <= cap_ce
+            chunks = ct.cycles.shape[0]
+            rebuild_once = chunks == 1
+            blocks: list[tuple[Tile, ...]] = []
+            for p, (lo, hi) in enumerate(pix):
+                sub: list[Tile] = []
+                fetch_a = (not a_resident) or ct_i == 0
+                load_ce = load_weights and (p == 0 or not ce_resident)
+                rebuild = fmt.se and (p == 0 or not rebuild_once)
+                for qi in range(chunks):
+                    load = 0
+                    if qi == 0 and fetch_a:
+                        load += a_words[p] * ab
+                        dr["ifmap"] += a_words[p] * ab
+                    if load_ce:
+                        vb, ib = int(ct.ce_value_bits[qi]), int(ct.ce_index_bits[qi])
+                        bb = ct.basis_bits if qi == 0 else 0
+                        load += vb + ib + bb
+                        dr["filter"] += vb
+                        dr["index"] += ib
+                        dr["basis"] += bb
+                    dec = 0
+                    if rebuild:
+                        sh = int(ct.shift_adds[qi])
+                        dec = ceil_div(sh, rate)
+                        t["shift"] += sh
+                        t["rebuilt"] += int(ct.active[qi])
+                        t["ce_reads_bits"] += int(ct.ce_value_bits[qi] + ct.ce_index_bits[qi])
+                        t["decode_cycles"] += dec
+                    cyc = int(ct.cycles[qi]) + (hw.tile_overhead_cycles if qi == chunks - 1 else 0)
+                    store = 0
+                    if qi == chunks - 1:
+                        outs = ct.lines * (hi - lo)
+                        store = outs * ab
+                        dw["ofmap"] += store
+                        t["outputs"] += outs
+                    t["macs"] += int(ct.active[qi]) * (hi - lo)
+                    t["wbuf_reads"] += int(ct.active[qi])
+                    t["act_reads"] += int(ct.cycles[qi]) * (hi - lo)
+                    sub.append(Tile(load, cyc, store, dec))
+                blocks.append(tuple(sub))
+            per_ct.append(tuple(_compress_blocks(blocks)))
+        nodes = _compress_blocks(per_ct)  # identical channel tiles in a row
+        for src, dst in ((t, tot), (dr, dram), (dw, dram_w)):
+            for key, val in src.items():
+                dst[key] += val * times
+        return nodes
+
+    def _lower_vector(self, layer: Elementwise | Pool, hw: SmartExchangeAccelerator) -> LayerProgram:
+        ab = layer.compression.quant.act_bits
+        ops = layer.vector_ops
+        cycles = max(ceil_div(ops, hw.pe_cols), 1)
+        read_bits = layer.input_words * ab
+        write_bits = layer.output_words * ab
+        parts = max(1, min(ceil_div(read_bits, hw.act_buffer.size_bits // 2), cycles))
+        tiles = [Tile(read_bits * (i + 1) // parts - read_bits * i // parts,
+                      cycles * (i + 1) // parts - cycles * i // parts, write_bits if i == parts - 1 else 0)
+                 for i in range(parts)]
+        actions = [
+            Action("vector", "op", ops, ab),
+            Action("act_buffer", "write", layer.input_words, ab), Action("act_buffer", "read", layer.input_words, ab),
+            Action("out_buffer", "write", layer.output_words, ab), Action("out_buffer", "read", layer.output_words, ab),
+            Action("dram", "read", layer.input_words, ab), Action("dram", "write", layer.output_words, ab),
+        ]
+        return LayerProgram(
+            layer=layer.name, op=layer.op, engine="smartexchange.vector", body=compress_runs(tiles),
+            compute_cycles=cycles, actions=actions, macs=0, dense_macs=0, pe_count=hw.pe_cols,
+            dram_read_bits={"ifmap": read_bits}, dram_write_bits={"ofmap": write_bits},
+            compulsory_read_bits=read_bits, compulsory_write_bits=write_bits,
+        )
+
+
+def _compress_blocks(blocks: list[tuple[Node, ...]], max_period: int = 64) -> list[Node]:
+    """Run-length encode periodic runs of blocks (one block of tiles per pixel tile).
+
+    Pixel tiles of a convolution repeat with a short period (how a tile's pixels fall on output
+    rows); a run of ``reps`` repetitions of a ``p``-block pattern becomes one
+    :class:`~accelsim.stats.Repeat`, so the simulator can fast-forward it.
+    """
+    n = len(blocks)
+    if n == 0:
+        return []
+    ids_of: dict[tuple[Node, ...], int] = {}
+    ids = np.array([ids_of.setdefault(b, len(ids_of)) for b in blocks], dtype=np.int64)
+    periods = range(1, min(max_period, n // 2) + 1)
+    run: dict[int, np.ndarray] = {}
+    for p in periods:  # run[p][i] = how many of ids[i:], ids[i+1:], ... equal the id p later
+        eq = (ids[:-p] == ids[p:]).astype(np.int64)
+        r = np.zeros(n + 1, dtype=np.int64)
+        for i in range(n - p - 1, -1, -1):
+            r[i] = r[i + 1] + 1 if eq[i] else 0
+        run[p] = r
+    out: list[Node] = []
+    i = 0
+    while i < n:
+        best_p, best_reps = 1, 1
+        for p in periods:
+            reps = int(run[p][i]) // p + 1
+            if reps > 1 and reps * p > best_reps * best_p:
+                best_p, best_reps = p, reps
+        body = compress_runs([t for blk in blocks[i:i + best_p] for t in blk])  # type: ignore[arg-type]
+        if best_reps > 1:
+            out.append(Repeat(body, best_reps))
+        else:
+            out.extend(body)
+        i += best_p * best_reps
+    return out
+
+
+def _node_cycles(node: Node) -> int:
+    if isinstance(node, Tile):
+        return node.compute_cycles
+    return node.count * sum(_node_cycles(b) for b in node.body)
+
+
