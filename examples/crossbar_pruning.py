@@ -55,7 +55,7 @@ def block_prune_mask(layer: LayerBase, hw: CrossbarAccelerator, keep: float, rng
     # expand block decisions to the (out, reduction) matrix, then to the weight layout
     full = np.repeat(np.repeat(kept, r_sizes, axis=1), c_sizes, axis=2)    # (groups, red, per_group)
     mask2d = full.transpose(0, 2, 1).reshape(out_ch, red)
-    return mask2d.reshape(shape).astype(np.uint8)
+    return np.ascontiguousarray(mask2d.reshape(shape), dtype=np.uint8)
 
 
 def prune_workload(wl: Workload, hw: CrossbarAccelerator, keep: float, seed: int) -> Workload:
@@ -119,10 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     ad, ap_ = rep_d.area_by_component_mm2, rep_p.area_by_component_mm2
     print(row("crossbar area", ad["crossbar"], ap_["crossbar"], "mm2"))
     xb_parts = ("crossbar", "dac", "adc", "sample_hold")
-    print(row("crossbar + DAC/ADC/S&H area", sum(ad[c] for c in xb_parts), sum(ap_[c] for c in xb_parts), "mm2"))
+    print(row("crossbar + DAC/ADC/S&H area", sum(ad.get(c, 0.0) for c in xb_parts), sum(ap_.get(c, 0.0) for c in xb_parts), "mm2"))
     print(row("total area", sum(ad.values()), sum(ap_.values()), "mm2"))
     pd_, pp = hw.power_mw_of(map_d.allocation), hw.power_mw_of(map_p.allocation)
-    print(row("table power of crossbar parts", sum(pd_[c] for c in xb_parts) / 1e3, sum(pp[c] for c in xb_parts) / 1e3, "W"))
+    print(row("table power of crossbar parts", sum(pd_.get(c, 0.0) for c in xb_parts) / 1e3, sum(pp.get(c, 0.0) for c in xb_parts) / 1e3, "W"))
     print(row("table power of allocated hardware", sum(pd_.values()) / 1e3, sum(pp.values()) / 1e3, "W"))
     sd, sp = rep_d.summary(), rep_p.summary()
     print(row("energy per inference", sd["energy_uj"], sp["energy_uj"], "uJ"))

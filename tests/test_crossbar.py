@@ -176,6 +176,7 @@ def test_block_nnz_kernel_matches_numpy():
             ref[g, k // rows, (o - g * pg) // wcols] += 1
         assert np.array_equal(got, ref)
         assert got.sum() == m.sum()
+        assert np.array_equal(block_nnz(np.asfortranarray(m.astype(np.float32)), groups, rows, wcols), ref)
 
 
 def test_mask_empties_blocks_exactly():
@@ -272,6 +273,14 @@ def test_balance_replication_uses_the_budget(isaac):
     rep = accelsim.simulate(wl, hw)
     assert rep.latency_cycles < base.latency_cycles
     assert rep.macs == base.macs == wl.total_macs
+    # explicit copies: conv1's 64 vectors over 4 copies -> 16 rounds of 8 steps x 100 ns (+ fill)
+    fixed = CrossbarAccelerator.model_validate({**isaac.model_dump(), "mapping": {"replication": {"conv1": 4}}})
+    prog = lower_layer(wl["conv1"], fixed, wl)
+    assert prog.compute_cycles == 16 * 800 + 100 and prog.extra["replication"] == 4
+    assert map_workload(wl, fixed).layers["conv1"].imas == 4 * map_workload(wl, isaac).layers["conv1"].imas
+    bad = CrossbarAccelerator.model_validate({**isaac.model_dump(), "mapping": {"replication": {"nope": 2}}})
+    with pytest.raises(ConfigError, match="mapping.replication.nope"):
+        map_workload(wl, bad)
 
 
 def test_pool_and_lstm_run_attention_does_not(isaac):
