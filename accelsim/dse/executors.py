@@ -127,6 +127,22 @@ class LocalExecutor:
             self._pool = None
 
 
+def _probe(address: str, timeout_s: float) -> None:
+    """Fail fast (one line) when nothing listens at a tcp:// scheduler address."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if not address.startswith("tcp://"):
+        return
+    u = urlsplit(address)
+    if u.hostname is None or u.port is None:
+        raise ConfigError(f"expected tcp://HOST:PORT, got {address!r}", source="scheduler")
+    try:
+        socket.create_connection((u.hostname, u.port), timeout=min(timeout_s, 10.0)).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the dask scheduler at {address}: {exc}", source="scheduler") from None
+
+
 class DaskExecutor:
     """Run chunks on a ``dask.distributed`` cluster: a scheduler address or an existing Client."""
 
@@ -141,6 +157,7 @@ class DaskExecutor:
         if client is None:
             if not address:
                 raise ConfigError("give a scheduler address such as tcp://127.0.0.1:8786", source="scheduler")
+            _probe(address, timeout_s)
             try:
                 client = Client(address, timeout=timeout_s)
             except OSError as exc:

@@ -53,6 +53,9 @@ def run_nsga2(session: Any) -> Any:
     dists = _distributions(sweep.axes)
     tied = [a for a in sweep.axes if a.is_tied]
 
+    # optuna >= 5: Trial.set_constraint; older: the sampler's constraints_func reading a user attr
+    new_api = hasattr(optuna.trial.Trial, "set_constraint")
+
     def constraints_func(trial: Any) -> list[float]:
         return list(trial.user_attrs.get("violations", [0.0] * len(constraints)))
 
@@ -63,7 +66,8 @@ def run_nsga2(session: Any) -> Any:
             warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
             sampler = optuna.samplers.NSGAIISampler(
                 population_size=spec.population, seed=spec.seed, mutation_prob=spec.mutation_prob,
-                crossover_prob=spec.crossover_prob, constraints_func=constraints_func if constraints else None)
+                crossover_prob=spec.crossover_prob,
+                constraints_func=constraints_func if constraints and not new_api else None)
             study = optuna.create_study(directions=["minimize" if s == "min" else "maximize" for _, s in objectives],
                                         sampler=sampler)
             for gen in range(spec.generations):
@@ -85,8 +89,12 @@ def run_nsga2(session: Any) -> Any:
                         continue
                     if constraints:
                         lookup = {**metrics, **prm}
-                        tr.set_user_attr("violations", [c.violation(lookup.get(c.metric, float("nan")))
-                                                        for c in constraints])
+                        viol = [c.violation(lookup.get(c.metric, float("nan"))) for c in constraints]
+                        if new_api:
+                            for i, v in enumerate(viol):
+                                tr.set_constraint(f"c{i}", v)
+                        else:
+                            tr.set_user_attr("violations", viol)
                     study.tell(tr, [float(v) for v in values])
     finally:
         optuna.logging.set_verbosity(old)

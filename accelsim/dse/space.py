@@ -24,12 +24,13 @@ _NOT_FOR_TIMING_EXACT = {"name", "description", "sram_size_exponent"}
 def is_pricing_field(path: str) -> bool:
     """Whether a hardware field only changes prices (energy per action, leakage), not tiling/timing.
 
-    Rule: the leaf's name contains ``pj`` (energy per action) or ends in ``leakage_mw``, or it is
-    ``name``/``description``/``sram_size_exponent``. Engines count and time; energy.py prices —
-    ``tests/test_dse_core.py`` checks the rule on every shipped hardware config.
+    Rule: the leaf's name contains ``pj`` (energy per action), or it is ``name``/``description``/
+    ``sram_size_exponent``. Engines count and time; energy.py prices -- ``tests/test_dse_core.py``
+    checks the rule on every shipped hardware config. Leakage powers are not in the rule: the
+    crossbar engine emits static actions only for units whose leakage is non-zero.
     """
     leaf = path.rsplit(".", 1)[-1]
-    return "pj" in leaf or leaf.endswith("leakage_mw") or leaf in _NOT_FOR_TIMING_EXACT
+    return "pj" in leaf or leaf in _NOT_FOR_TIMING_EXACT
 
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:
