@@ -45,7 +45,7 @@ and AXI burst overheads, overlap between layers, the latency of the PS/driver.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Iterator
 
@@ -174,7 +174,7 @@ class PixelBlocks:
         return len(self.pixels) * self.repeat
 
     def sum_groups(self, lanes: int) -> int:
-        return self.repeat * sum(ceil_div(p, lanes) for p in self.pixels)
+        return _sum_groups(self.pixels, lanes) * self.repeat
 
     @property
     def a_total(self) -> int:
@@ -191,6 +191,15 @@ class PixelBlocks:
     def iter(self) -> Iterator[tuple[int, int]]:
         for _ in range(self.repeat):
             yield from zip(self.pixels, self.a_words)
+
+
+@lru_cache(maxsize=65536)
+def _sum_groups(pixels: tuple[int, ...], lanes: int) -> int:
+    """sum(ceil(p / lanes)) over the blocks (a handful of distinct sizes)."""
+    counts: dict[int, int] = {}
+    for p in pixels:
+        counts[p] = counts.get(p, 0) + 1
+    return sum(n * ceil_div(p, lanes) for p, n in counts.items())
 
 
 @lru_cache(maxsize=4096)
@@ -325,7 +334,8 @@ def tile_cost(w: Work, blocks: PixelBlocks, tn: int, tk: int, order: str, p: Arr
 class TileTable:
     """Every candidate tiling of one work item (flat numpy arrays, one entry per candidate)."""
 
-    choices: tuple[TileChoice, ...]
+    pixel_tilings: tuple[PixelTiling, ...]
+    index: np.ndarray  # (candidates, 4): pixel tiling, tn, tk, order (0 wr, 1 ir)
     est: np.ndarray
     compute: np.ndarray
     active: np.ndarray
@@ -335,6 +345,13 @@ class TileTable:
     need: np.ndarray  # (candidates, 3) half-buffer bits: ifmap, filter, ofmap
     dram_bits: np.ndarray
     tiles: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.est)
+
+    def choice(self, i: int) -> TileChoice:
+        pt, tn, tk, order = (int(v) for v in self.index[i])
+        return TileChoice(self.pixel_tilings[pt], tn, tk, ORDERS[order])
 
     def cost(self, i: int) -> TileCost:
         return TileCost(int(self.est[i]), int(self.compute[i]), int(self.active[i]), int(self.a_load[i]),
@@ -399,8 +416,8 @@ def tile_table(w: Work, p: ArrayParams) -> TileTable:
     need_i = -(-(a_max * tk0) // w.k) * p.act_bits
     need_f = tk0 * tn0 * p.weight_bits
     need_o = pix_max * tn0 * p.accumulator_bits
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("est", "compute", "active", "a", "b", "need", "dram", "tiles")}
-    choices: list[TileChoice] = []
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("est", "compute", "active", "a", "b", "need", "dram", "tiles",
+                                                         "index")}
     shape3 = np.broadcast_shapes(active_rep.shape, fixed.shape)
     grid = np.indices(shape3).reshape(3, -1).T
     a_wr = np.broadcast_to(a_tot * ra_wr * w.count, shape3)
@@ -408,7 +425,7 @@ def tile_table(w: Work, p: ArrayParams) -> TileTable:
     a_ir = np.broadcast_to(a_tot * ra_ir * w.count, shape3)
     b_ir = np.broadcast_to(np.where(shared, b_words, b_words * rb_ir * w.count), shape3)
     same = (a_wr == a_ir) & (b_wr == b_ir)
-    for order, a_l, b_l, keep in (("wr", a_wr, b_wr, np.ones(shape3, bool)), ("ir", a_ir, b_ir, ~same)):
+    for order, a_l, b_l, keep in ((0, a_wr, b_wr, np.ones(shape3, bool)), (1, a_ir, b_ir, ~same)):
         dram = a_l * p.act_bits + b_l * p.weight_bits + c_words * p.act_bits
         est = np.maximum(fixed, np.ceil(dram / bpc).astype(np.int64))
         sel = keep.reshape(-1)
@@ -421,16 +438,17 @@ def tile_table(w: Work, p: ArrayParams) -> TileTable:
         out["tiles"].append(np.broadcast_to(tiles_rep * w.count, shape3).reshape(-1)[sel])
         need = np.stack([np.broadcast_to(x, shape3).reshape(-1) for x in (need_i, need_f, need_o)], axis=1)
         out["need"].append(need[sel])
-        choices.extend(TileChoice(pts[i], int(tns[j]), int(tks[k]), order) for i, j, k in grid[sel])
+        g = grid[sel]
+        out["index"].append(np.stack([g[:, 0], tns[g[:, 1]], tks[g[:, 2]], np.full(len(g), order)], axis=1))
     cat = {k: np.concatenate(v) for k, v in out.items()}
-    return TileTable(tuple(choices), cat["est"], cat["compute"], cat["active"], cat["a"], cat["b"], c_words,
+    return TileTable(tuple(pts), cat["index"], cat["est"], cat["compute"], cat["active"], cat["a"], cat["b"], c_words,
                      cat["need"], cat["dram"], cat["tiles"])
 
 
 def tile_options(w: Work, p: ArrayParams) -> list[tuple[TileChoice, TileCost]]:
     """Every candidate tiling of ``w`` with its cost (no buffer-size filtering)."""
-    t = tile_table(w, p)
-    return [(c, t.cost(i)) for i, c in enumerate(t.choices)]
+    t = tile_table(_anonymous(w), p)
+    return [(t.choice(i), t.cost(i)) for i in range(len(t))]
 
 
 def _halves(hw: FpgaAccelerator) -> tuple[int, int, int]:
@@ -439,14 +457,19 @@ def _halves(hw: FpgaAccelerator) -> tuple[int, int, int]:
 
 def best_tiling(w: Work, hw: FpgaAccelerator, p: ArrayParams | None = None) -> tuple[TileChoice, TileCost] | None:
     """The fitting tiling with the smallest estimate (ties: less DDR traffic, fewer tiles)."""
-    t = tile_table(w, p or ArrayParams.of(hw))
+    t = tile_table(_anonymous(w), p or ArrayParams.of(hw))
     i = t.best(_halves(hw))
-    return None if i is None else (t.choices[i], t.cost(i))
+    return None if i is None else (t.choice(i), t.cost(i))
 
 
 def smallest_needs(w: Work, p: ArrayParams) -> tuple[int, int, int]:
     """Per buffer, the smallest half-buffer bits any tiling of ``w`` needs."""
-    return tuple(int(v) for v in tile_table(w, p).need.min(axis=0))  # type: ignore[return-value]
+    return tuple(int(v) for v in tile_table(_anonymous(w), p).need.min(axis=0))  # type: ignore[return-value]
+
+
+def _anonymous(w: Work) -> Work:
+    """The work item without its names, so identical GEMMs of different layers share a cache entry."""
+    return replace(w, layer="", tag="")
 
 
 def _nest(seqs: list[tuple[Node, ...]]) -> tuple[Node, ...]:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -55,7 +55,7 @@ from ..hardware.fpga import (
 )
 from ..workload.layer import Elementwise, LayerBase, Pool
 from ..workload.workload import Workload
-from .fpga import ArrayParams, TileChoice, default_overhead, tile_table, vector_estimate, work_items
+from .fpga import ArrayParams, TileChoice, Work, default_overhead, tile_table, vector_estimate, work_items
 
 BUFFERS = ("ifmap_sram", "filter_sram", "ofmap_sram")
 
@@ -66,8 +66,8 @@ BUFFERS = ("ifmap_sram", "filter_sram", "ofmap_sram")
 class OverlaySpace:
     """Candidate values the overlay integer program chooses from."""
 
-    pe_in: tuple[int, ...] = (4, 8, 16, 32, 64)
-    pe_out: tuple[int, ...] = (4, 8, 16, 32, 64)
+    pe_in: tuple[int, ...] = (4, 8, 9, 16, 18, 32, 36, 64)
+    pe_out: tuple[int, ...] = (4, 8, 12, 16, 24, 32, 48, 64)
     pe_pix: tuple[int, ...] = (1, 2, 4)
     mac_impl: tuple[str, ...] = ("dsp",)
     group_packing: tuple[bool, ...] = (False, True)
@@ -224,7 +224,8 @@ class _ShapeData:
     shape: ArrayShape
     res: Resources
     ports: dict[str, int]
-    units: list[tuple[str, str, list[tuple[int, tuple[int, int, int], TileChoice]]]]  # layer, tag, options
+    # identical GEMMs (same shapes in several layers) share one unit: ((layer, tag), ...), options
+    units: list[tuple[tuple[tuple[str, str], ...], list[tuple[int, tuple[int, int, int], TileChoice]]]]
 
 
 class _OverlayProblem:
@@ -284,30 +285,37 @@ class _OverlayProblem:
         p = _params(b, shape)
         grid = np.array(self.depth_grid, dtype=np.int64)
         port_arr = np.array([ports[buf] for buf in BUFFERS], dtype=np.int64)
-        units = []
+        members: dict[Work, list[tuple[str, str]]] = {}
         for layer in self.compute_layers:
             for w in work_items(layer, shape):
-                table = tile_table(w, p)
-                req = -(-(2 * table.need) // port_arr)  # depth (port words) each buffer needs
-                idx = np.stack([np.searchsorted(grid, req[:, j]) for j in range(3)], axis=1)
-                ok = np.all(idx < len(grid), axis=1)
-                if not ok.any():
-                    self.rejected["buffers"] += 1
-                    return None
-                cand = np.flatnonzero(ok)
-                # best candidate per (ifmap, filter, ofmap) depth triple, then the Pareto set of those
-                order = np.lexsort((cand, table.tiles[cand], table.dram_bits[cand], table.est[cand]))
-                best_per: dict[tuple[int, int, int], int] = {}
-                for i in cand[order]:
-                    key = (int(idx[i, 0]), int(idx[i, 1]), int(idx[i, 2]))
-                    if key not in best_per:
-                        best_per[key] = int(i)
-                items = [((int(table.est[i]), *key), i) for key, i in best_per.items()]
-                opts = [(int(table.est[i]), tuple(int(grid[j]) for j in key[1:]), table.choices[i])
-                        for key, i in _pareto(items)]
-                units.append((layer.name, w.tag, opts))
+                members.setdefault(replace(w, layer="", tag=""), []).append((layer.name, w.tag))
+        units = []
+        for w, names in members.items():
+            table = tile_table(w, p)
+            req = -(-(2 * table.need) // port_arr)  # depth (port words) each buffer needs
+            idx = np.stack([np.searchsorted(grid, req[:, j]) for j in range(3)], axis=1)
+            ok = np.all(idx < len(grid), axis=1)
+            if not ok.any():
+                self.rejected["buffers"] += 1
+                return None
+            cand = np.flatnonzero(ok)
+            # best candidate per (ifmap, filter, ofmap) depth triple, then the Pareto set of those
+            order = np.lexsort((cand, table.tiles[cand], table.dram_bits[cand], table.est[cand]))
+            best_per: dict[tuple[int, int, int], int] = {}
+            for i in cand[order]:
+                key = (int(idx[i, 0]), int(idx[i, 1]), int(idx[i, 2]))
+                if key not in best_per:
+                    best_per[key] = int(i)
+            items = [((int(table.est[i]), *key), i) for key, i in best_per.items()]
+            opts = [(int(table.est[i]), tuple(int(grid[j]) for j in key[1:]), table.choice(i))
+                    for key, i in _pareto(items)]
+            units.append((tuple(names), opts))
         self._note_min(cheapest)
         return _ShapeData(shape, res, ports, units)
+
+    def in_layer_order(self, choices: list[GemmChoice]) -> list[GemmChoice]:
+        pos = {l.name: i for i, l in enumerate(self.layers)}
+        return sorted(choices, key=lambda g: (pos[g.layer], g.tag))
 
     def _note_min(self, r: Resources) -> None:
         for k in RESOURCES:
@@ -364,7 +372,7 @@ def _overlay_model(prob: _OverlayProblem):
                 nvar += 1
     x_idx: dict[tuple[int, int, int], int] = {}
     for si, sd in enumerate(prob.shapes):
-        for ui, (_, _, opts) in enumerate(sd.units):
+        for ui, (_, opts) in enumerate(sd.units):
             for ti, _ in enumerate(opts):
                 x_idx[si, ui, ti] = nvar
                 nvar += 1
@@ -373,7 +381,8 @@ def _overlay_model(prob: _OverlayProblem):
     for j in v_idx.values():
         integrality[j] = 0
     for (si, ui, ti), j in x_idx.items():
-        c[j] = prob.shapes[si].units[ui][2][ti][0]
+        names, opts = prob.shapes[si].units[ui]
+        c[j] = opts[ti][0] * len(names)
     w = _tie_weights(prob.limits)
     for si, sd in enumerate(prob.shapes):
         c[a_idx[si]] += _tie(sd.res, w)
@@ -385,15 +394,20 @@ def _overlay_model(prob: _OverlayProblem):
     for bi, _ in enumerate(BUFFERS):
         rows.append(({u_idx[bi, mi]: 1.0 for mi, _ in enumerate(prob.mem_opts)}, 1, 1))
     for si, sd in enumerate(prob.shapes):
-        for ui, (_, _, opts) in enumerate(sd.units):
+        for ui, (_, opts) in enumerate(sd.units):
             link = {x_idx[si, ui, ti]: 1.0 for ti in range(len(opts))}
             link[a_idx[si]] = -1.0
             rows.append((link, 0, 0))
             for bi, _ in enumerate(BUFFERS):
-                fit = {x_idx[si, ui, ti]: float(opt[1][bi]) for ti, opt in enumerate(opts)}
-                for mi, (d, _) in enumerate(prob.mem_opts):
-                    fit[u_idx[bi, mi]] = -float(d)
-                rows.append((fit, -np.inf, 0))
+                # a tiling needing more than depth D excludes every buffer choice of depth <= D
+                for depth in prob.depth_grid[:-1]:
+                    too_big = {x_idx[si, ui, ti]: 1.0 for ti, opt in enumerate(opts) if opt[1][bi] > depth}
+                    if not too_big:
+                        continue
+                    for mi, (d, _) in enumerate(prob.mem_opts):
+                        if d <= depth:
+                            too_big[u_idx[bi, mi]] = 1.0
+                    rows.append((too_big, -np.inf, 1))
     for (bi, si, mi), j in v_idx.items():
         rows.append(({a_idx[si]: 1.0, u_idx[bi, mi]: 1.0, j: -1.0}, -np.inf, 1))
     res_rows: dict[str, tuple[dict[int, float], float]] = {}
@@ -440,9 +454,10 @@ def optimize_overlay(workload: Workload, base: FpgaAccelerator, space: OverlaySp
             for bi in range(len(BUFFERS))]
     sd = prob.shapes[si]
     choices = []
-    for ui, (lname, tag, opts) in enumerate(sd.units):
+    for ui, (names, opts) in enumerate(sd.units):
         ti = next(t for t in range(len(opts)) if x[x_idx[si, ui, t]] == 1)
-        choices.append(GemmChoice(lname, tag, opts[ti][2], opts[ti][0]))
+        choices.extend(GemmChoice(lname, tag, opts[ti][2], opts[ti][0]) for lname, tag in names)
+    choices = prob.in_layer_order(choices)
     hw = prob.build_hw(sd, bufs, "ilp")
     est = sum(g.est_cycles for g in choices) + prob.const_cycles
     status = "optimal" if res.status == 0 else "time limit reached (best found, optimality not proven)"
@@ -471,7 +486,7 @@ def exhaustive_overlay(workload: Workload, base: FpgaAccelerator, space: Overlay
     best: tuple[_ShapeData, tuple, list[GemmChoice]] | None = None
     w = _tie_weights(prob.limits)
     for sd in prob.shapes:
-        arrays = [(np.array([o[0] for o in opts]), np.array([o[1] for o in opts])) for _, _, opts in sd.units]
+        arrays = [(np.array([o[0] for o in opts]), np.array([o[1] for o in opts])) for _, opts in sd.units]
         for combo in itertools.product(prob.mem_opts, repeat=len(BUFFERS)):
             total = prob.resources_of(sd, combo)
             if any(getattr(total, r) > prob.limits[r] for r in RESOURCES):
@@ -480,14 +495,14 @@ def exhaustive_overlay(workload: Workload, base: FpgaAccelerator, space: Overlay
             val = prob.const_cycles
             picks = []
             ok = True
-            for (est, req), (lname, tag, opts) in zip(arrays, sd.units):
+            for (est, req), (names, opts) in zip(arrays, sd.units):
                 mask = np.all(req <= depths, axis=1)
                 if not mask.any():
                     ok = False
                     break
                 ti = int(np.flatnonzero(mask)[np.argmin(est[mask])])
-                val += int(est[ti])
-                picks.append(GemmChoice(lname, tag, opts[ti][2], int(est[ti])))
+                val += int(est[ti]) * len(names)
+                picks.extend(GemmChoice(lname, tag, opts[ti][2], int(est[ti])) for lname, tag in names)
             score = val + _tie(total, w)
             if ok and (best_val is None or score < best_val):
                 best_val, best = score, (sd, combo, picks)
@@ -498,6 +513,7 @@ def exhaustive_overlay(workload: Workload, base: FpgaAccelerator, space: Overlay
         c, integrality, rows, res_rows, _ = _overlay_model(prob)
         raise _diagnose(prob.base.device.name, "overlay", c, integrality, rows, res_rows, prob.limits, prob.fixed, None)
     sd, combo, picks = best
+    picks = prob.in_layer_order(picks)
     hw = prob.build_hw(sd, combo, "exhaustive")
     stats = SolveStats("exhaustive", seconds, 0, 0, _count_configs(prob), "optimal")
     est = sum(g.est_cycles for g in picks) + prob.const_cycles
