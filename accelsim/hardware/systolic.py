@@ -5,8 +5,46 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .common import Dataflow, HardwareBase, ScaleSimPorts, SramConfig
+from ..stats import Action
+from .common import Dataflow, HardwareBase, ScaleSimPorts, SramConfig, _Config
 from .registry import register_hardware
+
+
+class SystolicSparseOptions(_Config):
+    """Sparsity support of a systolic array (all off: the dense array, SCALE-Sim-compatible).
+
+    - ``zero_skipping``: weights stored compressed (values + ``index_bits`` relative indices);
+      each output channel's non-zeros are packed along the reduction, so a column fold runs as
+      long as its densest output channel (load imbalance). Applies to unstructured, pattern, GS,
+      N:M and block layers.
+    - ``nm_speedup``: a sparse-tensor-core-style datapath for ``nm_n:nm_m`` (default 2:4): the
+      reduction is compressed by ``nm_m / nm_n`` for layers whose N:M pattern fits it, with
+      ``log2(nm_m)`` metadata bits per kept weight.
+    - ``block_skipping``: all-zero weight tiles of a fold (OS: reduction steps of a column fold;
+      WS: whole folds; IS: streamed output channels of a row fold) are skipped; kept tiles are
+      stored dense with one ``index_bits`` index each.
+    - ``bit_serial``: PEs of ``word_bits`` bit-serial lanes: a fold's streaming dimension takes
+      ``ceil(T * weight_bits / word_bits)`` steps (faster below ``word_bits``, slower above);
+      a MAC costs ``weight_bits`` shift-adds at ``act_bits + weight_bits`` plus one accumulate.
+    """
+
+    zero_skipping: bool = False
+    nm_speedup: bool = False
+    nm_n: int = Field(2, gt=0)
+    nm_m: int = Field(4, gt=0)
+    block_skipping: bool = False
+    bit_serial: bool = False
+    index_bits: int = Field(4, ge=1, le=32)
+
+    @model_validator(mode="after")
+    def _check_nm(self) -> "SystolicSparseOptions":
+        if self.nm_n > self.nm_m:
+            raise ValueError(f"nm_n {self.nm_n} must not exceed nm_m {self.nm_m}")
+        return self
+
+    @property
+    def any(self) -> bool:
+        return self.zero_skipping or self.nm_speedup or self.block_skipping or self.bit_serial
 
 
 @register_hardware("systolic")
@@ -25,6 +63,9 @@ class SystolicArray(HardwareBase):
     - ``none``: infinite DRAM bandwidth (SCALE-Sim's CALC mode): stall cycles are 0.
     - ``scalesim_user``: emulate SCALE-Sim 3.0.0's USER-mode memory model with independent
       per-operand DRAM ports (``scalesim_ports``), to reproduce its stall counts.
+
+    ``sparse`` (:class:`SystolicSparseOptions`, all off by default) adds zero skipping, an N:M
+    sparse-tensor-core mode, block skipping and bit-serial PEs.
     """
 
     kind: Literal["systolic"] = "systolic"
@@ -37,11 +78,14 @@ class SystolicArray(HardwareBase):
     ofmap_sram: SramConfig
     stall_model: Literal["double_buffer", "none", "scalesim_user"] = "double_buffer"
     scalesim_ports: ScaleSimPorts | None = None
+    sparse: SystolicSparseOptions = SystolicSparseOptions()
 
     @model_validator(mode="after")
     def _check(self) -> "SystolicArray":
         if self.stall_model == "scalesim_user" and self.scalesim_ports is None:
             raise ValueError("stall_model 'scalesim_user' needs scalesim_ports (words per cycle per operand)")
+        if self.stall_model == "scalesim_user" and self.sparse.any:
+            raise ValueError("sparse options cannot be combined with stall_model 'scalesim_user' (a dense SCALE-Sim emulation)")
         for name in ("ifmap_sram", "filter_sram", "ofmap_sram"):
             sram: SramConfig = getattr(self, name)
             if sram.words(self.word_bits) < 2:
@@ -51,6 +95,13 @@ class SystolicArray(HardwareBase):
     @property
     def num_pes(self) -> int:
         return self.rows * self.cols
+
+    def action_energy_pj(self, action: Action) -> float | None:
+        """Bit-serial MACs (``sparse.bit_serial``); everything else is priced generically."""
+        if action.component == "mac" and action.action == "bit_serial_mac":
+            t = self.energy
+            return action.bits * t.add_pj_per_bit * (action.bits + action.bits2) + t.add_pj_per_bit * t.accumulator_bits
+        return None
 
     def summary(self) -> str:
         return (f"systolic {self.rows}x{self.cols} {self.dataflow.upper()} '{self.name}', {self.clock_mhz:g} MHz, "
