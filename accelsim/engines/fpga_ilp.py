@@ -259,7 +259,7 @@ class _OverlayProblem:
         self.compute_layers = compute_layers
         self.rejected: dict[str, int] = {"resources": 0, "buffers": 0}
         self.shapes: list[_ShapeData] = []
-        self.min_need: dict[str, int] = {}
+        self.cheapest: list[Resources] = []  # lower bound of each candidate shape's resources
         for shape in space.shapes():
             sd = self._shape_data(shape)
             if sd is not None:
@@ -318,9 +318,7 @@ class _OverlayProblem:
         return sorted(choices, key=lambda g: (pos[g.layer], g.tag))
 
     def _note_min(self, r: Resources) -> None:
-        for k in RESOURCES:
-            v = getattr(r, k)
-            self.min_need[k] = min(self.min_need.get(k, v), v)
+        self.cheapest.append(r)
 
     def resources_of(self, sd: _ShapeData, bufs: Sequence[tuple[int, str]]) -> Resources:
         total = sd.res + self.fixed
@@ -329,13 +327,19 @@ class _OverlayProblem:
         return total
 
     def infeasible(self, why: str) -> InfeasibleError:
+        """Every shape was rejected before solving: which budget binds, with the others in force."""
         limits = self.limits
-        binding = [r for r in RESOURCES if self.min_need.get(r, 0) > limits[r]]
-        if self.min_need and binding:
-            detail = ", ".join(f"{r} needs at least {self.min_need[r]:,} > limit {limits[r]:,}" for r in binding)
-            msg = f"no overlay configuration fits {self.base.device.name}: {detail}; binding resource: {binding[0]}"
+        need: dict[str, int] = {}
+        for r in RESOURCES:
+            ok = [c for c in self.cheapest if all(getattr(c, o) <= limits[o] for o in RESOURCES if o != r)]
+            if ok and min(getattr(c, r) for c in ok) > limits[r]:
+                need[r] = min(getattr(c, r) for c in ok)
+        binding = sorted(need, key=lambda r: -need[r] / max(limits[r], 1))
+        if binding:
+            detail = ", ".join(f"{r} needs at least {need[r]:,} > limit {limits[r]:,}" for r in binding)
+            msg = f"no overlay configuration fits {self.base.device.name} under the budget: {detail}; binding resource: {binding[0]}"
         else:
-            msg = f"no overlay configuration fits {self.base.device.name}: {why}"
+            msg = f"no overlay configuration fits {self.base.device.name} under the budget: {why}"
         err = InfeasibleError(msg)
         err.binding = binding  # type: ignore[attr-defined]
         return err
