@@ -318,6 +318,9 @@ class SmartExchangeEngine:
         inst = len(per_inst)
         whole_ce = sum(int(t.ce_value_bits.sum() + t.ce_index_bits.sum()) + t.basis_bits for t in per_inst[0])
         keep_ce = g.b_distinct == 1 and g.count > 1 and whole_ce <= hw.ce_buffer.size_bits // 2
+        if inst > 1 and all(t is per_inst[0] for t in per_inst):  # identical instances (groups, heads)
+            one = self._rep(g, per_inst[0], fmt, hw, True, tot, dram, dram_w, g.count)
+            return [Repeat(tuple(one), g.count)]
         if inst > 1:  # one pass over the distinct instances, repeated (batch x heads)
             times = max(g.count // inst, 1)
             nodes: list[Node] = []
