@@ -37,9 +37,32 @@ the MAC's accumulator; in WS/IS the stationary operand is read, the moving opera
 partial sum (``accumulator_bits``) are forwarded. SRAM reads/writes as above (fills = DRAM
 reads); DRAM reads and writes per operand. Leakage is added by the simulator from time.
 
+**Sparse options** (``hw.sparse``, all off by default; dense layers and the default config
+run exactly the dense mapping above). Per fold ``(r, c)`` the streaming dimension ``T`` shrinks
+or the fold is skipped; fill/drain per fold are unchanged:
+
+- ``nm_speedup``: an N:M layer that fits the datapath's ``nm_n:nm_m`` (checked on the real mask
+  when there is one) runs as a dense GEMM with reduction ``ceil(k * nm_n / nm_m)``; weights
+  carry ``log2(nm_m)`` metadata bits each; activations are read and fetched dense.
+- ``zero_skipping``: compressed weights (values + ``index_bits`` each). OS: a column fold
+  streams ``max`` over its output channels of their non-zero count (load imbalance); WS: each
+  column's non-zeros are packed into ``ceil(max nnz / R)`` row folds, the rest are skipped;
+  IS cannot pack (the reduction is spatial and the outputs stream), so only output channels
+  with no non-zero in a row fold's reduction range are skipped. Matching activations to packed
+  weights is assumed to happen in the PEs' operand registers (no extra SRAM reads counted).
+- ``block_skipping``: a fold skips what is all-zero in its weight tile -- OS reduction steps
+  with no non-zero in the column fold, WS whole empty tiles, IS empty output channels; kept
+  tiles are stored dense plus one index per kept step/tile. Executed MACs include the zeros
+  inside kept tiles.
+- ``bit_serial``: ``T -> ceil(T * weight_bits / word_bits)``; MACs priced as ``weight_bits``
+  shift-adds (``bit_serial_mac``).
+
+Without a mask, expected structures for i.i.d. non-zeros (or i.i.d. kept blocks) are used:
+``E[max]`` of binomial counts for the load imbalance, ``1 - (1 - d)^units`` for a tile or step
+being non-empty. Partial-sum traffic is counted as in the dense mapping.
+
 **Ignored**: bank conflicts, DRAM row-buffer effects, pipelining across layers, depthwise
-packing of several groups into one fold (groups run one after another), sparsity (dense
-mapping; see the sparse options of later engines).
+packing of several groups into one fold (groups run one after another).
 """
 from __future__ import annotations
 
@@ -269,20 +292,21 @@ class SystolicEngine:
         if sp.kind not in ("dense", "channel", "filter"):
             # Structured pruning that shrinks shapes is dense by the time it reaches us. Other
             # sparsity is run dense (no skipping) -- stated in the report notes, never silently.
-            return True, f"{sp.kind} sparsity runs dense on this array (no zero skipping)"
+            return True, f"{sp.kind} sparsity runs dense unless a matching hw.sparse option is on"
         return True, ""
 
     # ------------------------------------------------------------------------------------
     def lower(self, layer: LayerBase, hw: SystolicArray, workload: Workload | None = None) -> LayerProgram:  # type: ignore[override]
         if isinstance(layer, (Elementwise, Pool)):
             return self._lower_vector(layer, hw)
+        sparse_reason = ""
         if hw.sparse.any:
             from .masks import layer_mask
 
             mask = layer_mask(workload, layer)
-            mode, reason = self.sparse_mode(layer, hw, mask)
+            mode, sparse_reason = self.sparse_mode(layer, hw, mask)
             if mode is not None:
-                return self._lower_sparse(layer, hw, workload, mode, reason, mask)
+                return self._lower_sparse(layer, hw, workload, mode, sparse_reason, mask)
         q = layer.compression.quant
         bits = _Bits(a=q.act_bits, b=q.weight_bits, c=q.act_bits, psum=hw.energy.accumulator_bits)
         nodes: list[Node] = []
@@ -366,6 +390,8 @@ class SystolicEngine:
         sp = layer.compression.sparsity
         if sp.kind not in ("dense", "channel", "filter"):
             prog.notes.append(f"{sp.kind} sparsity (density {sp.effective_density:.2f}) executed dense: this array does not skip zeros")
+        if sparse_reason:
+            prog.notes.append(sparse_reason)
         if hw.stall_model == "scalesim_user":
             prog.stall_override = self._scalesim_user(layer, hw)
         elif hw.stall_model == "none":
