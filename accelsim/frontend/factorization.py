@@ -6,7 +6,7 @@
 - Conv, Tucker-2 (Kim et al., "Compression of Deep Convolutional Neural Networks for Fast and Low
   Power Mobile Applications", ICLR 2016, arXiv 1511.06530): ``W (K x C x kh x kw) ~ G x_0 U0 x_1 U1``,
   exported as ``first`` 1x1 (C -> r_in), ``core`` kh x kw (r_in -> r_out, original stride/padding)
-  and ``last`` 1x1 (r_out -> K). Factors from a truncated HOSVD refined by two HOOI sweeps.
+  and ``last`` 1x1 (r_out -> K). Factors from a truncated HOSVD refined by one HOOI sweep.
 - Conv, channel decomposition (Zhang et al., "Accelerating Very Deep Convolutional Networks for
   Classification and Detection", TPAMI 2016, arXiv 1505.06798, without the non-linear refinement):
   SVD of the ``K x (C kh kw)`` unfolding, exported as ``core`` kh x kw (C -> r) and ``last`` 1x1 (r -> K).
@@ -95,6 +95,35 @@ def choose_rank(mat: "torch.Tensor", spec: Any) -> int:
     return max(1, min(full, r))
 
 
+def _gram_eig(mat: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor", bool]:
+    """Eigen-decomposition of the smaller Gram matrix of ``mat`` (descending): (values, vectors, left)."""
+    left = mat.shape[0] <= mat.shape[1]
+    g = mat @ mat.T if left else mat.T @ mat
+    vals, vecs = torch.linalg.eigh(g)
+    return vals.flip(0).clamp_min(0.0), vecs.flip(1), left
+
+
+def truncated(mat: "torch.Tensor", spec: Any) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """``(L, R)`` with ``mat ~ L @ R``, rank from ``spec``, singular values split evenly (``U S^1/2``,
+    ``S^1/2 V^T``). Computed from the eigenvectors of the smaller Gram matrix (fast for the
+    wide/tall unfoldings of conv kernels)."""
+    mat = mat.detach().double()
+    vals, vecs, left = _gram_eig(mat)
+    s = vals.sqrt()
+    full = min(mat.shape)
+    if spec.rank_rule == "energy":
+        r = rank_by_energy(s.cpu().numpy(), spec.energy)
+    else:
+        r = choose_rank(mat, spec)
+    r = max(1, min(full, r))
+    s_r = s[:r].clamp_min(1e-12)
+    if left:
+        u = vecs[:, :r]
+        return u * s_r.sqrt()[None, :], (u.T @ mat) / s_r.sqrt()[:, None]
+    v = vecs[:, :r]
+    return (mat @ v) / s_r.sqrt()[None, :], v.T * s_r.sqrt()[:, None]
+
+
 # --- factorised modules -------------------------------------------------------------------------
 
 class LowRankLinear(nn.Module):
@@ -141,14 +170,12 @@ FACTORIZED_TYPES = (LowRankLinear, Tucker2Conv, ChannelDecomposedConv)
 
 def factorize_linear(layer: "nn.Linear", spec: Any) -> "LowRankLinear":
     """Truncated-SVD replacement of ``layer`` (rank from ``spec``)."""
-    w = layer.weight.detach().double()
-    u, s, vh = torch.linalg.svd(w, full_matrices=False)
-    r = choose_rank(w, spec)
-    root = s[:r].sqrt()
+    left, right = truncated(layer.weight, spec)
+    r = left.shape[1]
     out = LowRankLinear(layer.in_features, layer.out_features, r, bias=layer.bias is not None)
     with torch.no_grad():
-        out.v.weight.copy_((root[:, None] * vh[:r]).to(layer.weight.dtype))
-        out.u.weight.copy_((u[:, :r] * root[None, :]).to(layer.weight.dtype))
+        out.v.weight.copy_(right.to(layer.weight.dtype))
+        out.u.weight.copy_(left.to(layer.weight.dtype))
         if layer.bias is not None:
             out.u.bias.copy_(layer.bias.detach())
     return out
@@ -170,7 +197,7 @@ def _singular_values(mat: "torch.Tensor") -> np.ndarray:
     return ev.sqrt().cpu().numpy()
 
 
-def tucker2(w: "torch.Tensor", r_out: int, r_in: int, sweeps: int = 2) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+def tucker2(w: "torch.Tensor", r_out: int, r_in: int, sweeps: int = 1) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
     """Tucker-2 of a conv kernel: ``(core r_out x r_in x kh x kw, U0 K x r_out, U1 C x r_in)``."""
     w = w.detach().double()
     u0 = _leading(_unfold(w, 0), r_out)
@@ -191,14 +218,12 @@ def factorize_conv(conv: "nn.Conv2d", spec: Any) -> "nn.Module":
     if method == "auto":
         method = "tucker2" if conv.kernel_size != (1, 1) else "channel"
     if method in ("channel", "svd"):
-        mat = _unfold(w.double(), 0)
-        r = choose_rank(mat, spec)
-        u, s, vh = torch.linalg.svd(mat, full_matrices=False)
-        root = s[:r].sqrt()
+        left, right = truncated(_unfold(w.double(), 0), spec)
+        r = left.shape[1]
         out = ChannelDecomposedConv(conv, r)
         with torch.no_grad():
-            out.core.weight.copy_((root[:, None] * vh[:r]).reshape(r, *w.shape[1:]).to(w.dtype))
-            out.last.weight.copy_((u[:, :r] * root[None, :]).reshape(w.shape[0], r, 1, 1).to(w.dtype))
+            out.core.weight.copy_(right.reshape(r, *w.shape[1:]).to(w.dtype))
+            out.last.weight.copy_(left.reshape(w.shape[0], r, 1, 1).to(w.dtype))
             if conv.bias is not None:
                 out.last.bias.copy_(conv.bias.detach())
         return out
@@ -256,6 +281,6 @@ def svt(mat: "torch.Tensor", tau: float) -> "torch.Tensor":
 
 __all__ = [
     "rank_by_energy", "vbmf_rank", "choose_rank", "LowRankLinear", "Tucker2Conv", "ChannelDecomposedConv",
-    "FACTORIZED_TYPES", "factorize_linear", "factorize_conv", "tucker2", "factor_record", "parts",
+    "FACTORIZED_TYPES", "truncated", "factorize_linear", "factorize_conv", "tucker2", "factor_record", "parts",
     "nuclear_norm_penalty", "svt",
 ]

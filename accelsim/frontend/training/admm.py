@@ -9,7 +9,8 @@ Problem: ``min f(W) + sum_i g_i(Z_i)  s.t.  W_i = Z_i`` where ``g_i`` is the ind
 constraint set (a sparsity set of any front-end granularity, a crossbar-block set, a set of
 quantisation levels). Per ADMM epoch:
 
-- W-step: SGD on ``f(W) + sum_i rho/2 ||W_i - Z_i + U_i||^2`` (every step);
+- W-step: SGD on ``f(W) + sum_i rho/2 ||W_i - Z_i + U_i||^2`` (every step; the second term's
+  exact gradient ``rho (W - Z + U)`` is added after the backward pass, the logged loss is ``f``);
 - Z-step: ``Z_i = Proj_S_i(W_i + U_i)`` (end of the epoch);
 - U-step: ``U_i += W_i - Z_i``; then ``rho *= rho_growth`` (up to ``rho_max``).
 
@@ -147,6 +148,7 @@ class ADMM(Method):
         self._layers: dict[str, "nn.Module"] = {}
         self.log: list[dict[str, Any]] = []
         self._hooks: list[Any] = []
+        self._c: dict[str, "torch.Tensor"] = {}
 
     # --- schedule --------------------------------------------------------------------------
     def setup(self, model: "nn.Module", config: TrainConfig) -> None:
@@ -253,6 +255,7 @@ class ADMM(Method):
                     self._hard_prune(len(self.cfg.stage_densities or [0]) - 1)
                 self.Z, self.U = {}, {}
         self._sync_act_hooks()
+        self._refresh_offsets()
         return True
 
     def _maybe_library(self, stage: int) -> None:
@@ -274,15 +277,14 @@ class ADMM(Method):
         self.Z, self.U = {}, {}
 
     # --- per step -------------------------------------------------------------------------------
-    def penalty(self, model: "nn.Module") -> "torch.Tensor | None":
-        if not self.Z:
-            return None
-        total = None
-        for name, z in self.Z.items():
-            d = self._w(name) - z + self.U[name]
-            term = d.pow(2).sum()
-            total = term if total is None else total + term
-        return 0.5 * self.rho * total
+    def _refresh_offsets(self) -> None:
+        """``U - Z`` per layer (constant between Z/U updates): the W-step gradient is ``rho (W + U - Z)``."""
+        self._c = {name: self.U[name] - z for name, z in self.Z.items()}
+
+    def augmented_term(self) -> float:
+        """``sum rho/2 ||W - Z + U||^2`` now (for logging; its gradient is added in :meth:`after_backward`)."""
+        with torch.no_grad():
+            return 0.5 * self.rho * sum(float((self._w(n) - z + self.U[n]).pow(2).sum()) for n, z in self.Z.items())
 
     def loss(self, model: "nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
         if self.phase_index >= 0 and self.phase.kind == "retrain_quant":
@@ -300,6 +302,14 @@ class ADMM(Method):
             for name, shadow in self._shadow.items():
                 self._w(name).copy_(shadow)
             self._shadow = {}
+            if self.Z:  # exact gradient of the augmented-Lagrangian term rho/2 ||W - Z + U||^2
+                if len(self._c) != len(self.Z):
+                    self._refresh_offsets()
+                for name, c in self._c.items():
+                    w = self._w(name)
+                    if w.grad is None:
+                        w.grad = torch.zeros_like(w)
+                    w.grad.add_(w.detach() + c, alpha=self.rho)
             if self.phase_index >= 0 and self.phase.kind != "admm_prune":
                 for name, mask in self.masks.items():
                     g = self._w(name).grad
@@ -331,7 +341,9 @@ class ADMM(Method):
             log["admm_residual"] = res
             log["rho"] = self.rho
             self.rho = min(self.rho * self.cfg.rho_growth, self.cfg.rho_max)
-        self.log.append({k: v for k, v in log.items() if k in ("epoch", "phase", "admm_residual", "rho")})
+            self._refresh_offsets()
+            log["augmented_term"] = self.augmented_term()
+        self.log.append({k: v for k, v in log.items() if k in ("epoch", "phase", "admm_residual", "rho", "augmented_term")})
         return False
 
     def finalize(self, model: "nn.Module") -> None:
@@ -388,6 +400,7 @@ class ADMM(Method):
         self.Z, self.U, self.masks = dict(state["Z"]), dict(state["U"]), dict(state["masks"])
         self.library = state["library"]
         self.log = list(state["log"])
+        self._c = {}
 
 
 def _act_hook(bits: int) -> Any:

@@ -36,120 +36,181 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from .._deps import require_torch
 from .. import quantization as qz
+from . import _djpq_kernels as K
 from .loop import Method, TrainConfig
 from .metrics import FLOAT_BITS, LayerCompression, compressible_layers, output_positions
 
 torch = require_torch()
 nn = torch.nn
 F = torch.nn.functional
-parametrize = torch.nn.utils.parametrize
 
 POW2_BITS = (2, 4, 8, 16)
+MIN_BITS, MAX_BITS = 2, 16
 
 
-def _round_ste(x: "torch.Tensor") -> "torch.Tensor":
-    return x + (torch.round(x) - x).detach()
+def int_bits(log_d: float, log_qmax: float, signed: bool, pow2: bool = False) -> int:
+    """Bits a quantiser with step ``exp(log_d)`` and range ``exp(log_qmax)`` needs: its levels are
+    ``k * d`` for ``|k| <= round(q_max / d)`` (``0 <= k`` unsigned); at least 2, at most 16, rounded
+    up to {2, 4, 8, 16} with ``pow2``."""
+    r = round(math.exp(log_qmax - log_d))
+    levels = 2 * r + 1 if signed else r + 1
+    b = min(max(math.ceil(math.log2(max(levels, 2))), MIN_BITS), MAX_BITS)
+    if pow2:
+        b = next(p for p in POW2_BITS if p >= b)
+    return b
 
 
-class DQQuantizer(nn.Module):
-    """Learnable uniform quantiser (step ``d``, range ``q_max``; both stored as logs)."""
-
-    def __init__(self, signed: bool, init_bits: int = 8, pow2_bits: bool = False, min_bits: int = 2,
-                 max_bits: int = 16):
-        super().__init__()
-        self.signed, self.init_bits, self.pow2_bits = signed, init_bits, pow2_bits
-        self.min_bits, self.max_bits = min_bits, max_bits
-        self.log_d = nn.Parameter(torch.zeros(()))
-        self.log_qmax = nn.Parameter(torch.zeros(()))
-        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
-
-    def _levels(self, bits: "torch.Tensor | float") -> Any:
-        return 2 ** (bits - 1) - 1 if self.signed else 2 ** bits - 1
-
-    def init_from(self, x: "torch.Tensor") -> None:
-        with torch.no_grad():
-            qmax = x.detach().abs().amax().clamp_min(1e-8)
-            self.log_qmax.fill_(float(torch.log(qmax)))
-            self.log_d.fill_(float(torch.log(qmax / self._levels(self.init_bits))))
-            self.initialized.fill_(True)
-
-    def bits_continuous(self) -> "torch.Tensor":
-        ratio = torch.exp(self.log_qmax - self.log_d)
-        b = torch.log2(ratio + 1) + (1 if self.signed else 0)
-        return b.clamp(self.min_bits, self.max_bits)
-
-    def bits(self) -> int:
-        """The integer bit-width this quantiser needs (a power of two with ``pow2_bits``)."""
-        b = float(self.bits_continuous().detach())
-        b_int = min(max(math.ceil(b - 1e-6), self.min_bits), self.max_bits)
-        if self.pow2_bits:
-            b_int = next(p for p in POW2_BITS if p >= b_int) if b_int <= POW2_BITS[-1] else POW2_BITS[-1]
-        return b_int
-
-    def bits_ste(self) -> "torch.Tensor":
-        """Integer bits in the forward, the continuous bit-width's gradient in the backward."""
-        b = self.bits_continuous()
-        return b + (torch.tensor(float(self.bits()), dtype=b.dtype) - b).detach()
-
-    def step(self) -> "torch.Tensor":
-        d = torch.exp(self.log_d)
-        if self.pow2_bits:
-            d_eff = torch.exp(self.log_qmax) / self._levels(float(self.bits()))
-            d = d + (d_eff - d).detach()
-        return d
-
-    def forward(self, x: "torch.Tensor") -> "torch.Tensor":
-        if not bool(self.initialized):
-            self.init_from(x)
-        d, qmax = self.step(), torch.exp(self.log_qmax)
-        lo = -qmax if self.signed else torch.zeros_like(qmax)
-        xc = torch.minimum(torch.maximum(x, lo), qmax)
-        return d * _round_ste(xc / d)
+def _levels(bits: int, signed: bool) -> int:
+    return 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1
 
 
-class VIBGate(nn.Module):
-    """Per-channel multiplicative gate ``z ~ N(mu, sigma^2)`` (VIBNet)."""
+# --- torch references (autograd), used by the tests to check the kernels -------------------------
 
-    def __init__(self, channels: int, threshold: float = 0.0, init_log_var: float = -9.0):
-        super().__init__()
-        self.mu = nn.Parameter(torch.ones(channels))
-        self.log_var = nn.Parameter(torch.full((channels,), init_log_var))
-        self.threshold = threshold
+def dq_reference(x: "torch.Tensor", log_d: "torch.Tensor", log_qmax: "torch.Tensor", signed: bool,
+                 pow2_bits: int | None = None) -> "torch.Tensor":
+    """``d * round_ste(clip(x) / d)`` with autograd (``pow2_bits``: use the step filling that many bits)."""
+    d, qmax = torch.exp(log_d), torch.exp(log_qmax)
+    if pow2_bits is not None:
+        d = d + (qmax.detach() / _levels(pow2_bits, signed) - d).detach()
+    lo = -qmax if signed else torch.zeros_like(qmax)
+    xc = torch.minimum(torch.maximum(x, lo), qmax)
+    y = xc / d
+    return d * (y + (torch.round(y) - y).detach())
 
-    def log_alpha(self) -> "torch.Tensor":
-        return self.log_var - torch.log(self.mu.pow(2) + 1e-8)
 
-    def keep(self) -> "torch.Tensor":
-        return (self.log_alpha() < self.threshold).detach()
+def gate_reference(y: "torch.Tensor", mu: "torch.Tensor", log_var: "torch.Tensor", eps: "torch.Tensor") -> "torch.Tensor":
+    """``y * (mu + exp(log_var / 2) * eps)`` per sample and channel, with autograd."""
+    z = mu[None, :] + torch.exp(0.5 * log_var)[None, :] * eps
+    return y * z.view(*z.shape, *([1] * (y.dim() - 2)))
 
-    def keep_prob(self, temperature: float = 1.0) -> "torch.Tensor":
-        return torch.sigmoid((self.threshold - self.log_alpha()) / temperature)
 
-    def kl(self) -> "torch.Tensor":
-        return 0.5 * torch.log1p(self.mu.pow(2) / torch.exp(self.log_var)).sum()
+def penalty_reference(qp: "torch.Tensor", bits: list[tuple[int, int]], signed_act: list[bool], macs: list[float],
+                      quantize: bool, gates: list[tuple["torch.Tensor", "torch.Tensor"] | None], threshold: float,
+                      temperature: float, kl_weight: float, bops_scale: float) -> "torch.Tensor":
+    """The DJPQ penalty with autograd (straight-through integer bits)."""
+    def cont(ld: "torch.Tensor", lq: "torch.Tensor", signed: bool) -> "torch.Tensor":
+        return (torch.log2(torch.exp(lq - ld) + 1) + (1 if signed else 0)).clamp(MIN_BITS, MAX_BITS)
 
-    def forward(self, y: "torch.Tensor") -> "torch.Tensor":
-        shape = [1, -1] + [1] * (y.dim() - 2)
-        if self.training:
-            eps = torch.randn(y.shape[0], self.mu.numel(), dtype=y.dtype, device=y.device).view(y.shape[0], -1,
-                                                                                                 *([1] * (y.dim() - 2)))
-            z = self.mu.view(shape) + torch.exp(0.5 * self.log_var).view(shape) * eps
+    total = torch.zeros((), dtype=torch.float64)
+    kl = torch.zeros((), dtype=torch.float64)
+    prev: Any = 1.0
+    for l, m in enumerate(macs):
+        g = gates[l]
+        if g is None:
+            keep: Any = 1.0
         else:
-            z = (self.mu * self.keep().to(self.mu.dtype)).view(shape)
-        return y * z
+            mu, lv = g
+            la = lv - torch.log(mu.pow(2) + 1e-8)
+            keep = torch.sigmoid((threshold - la) / temperature).mean()
+            kl = kl + 0.5 * torch.log1p(mu.pow(2) / torch.exp(lv)).sum()
+        if quantize:
+            bw = cont(qp[l, 0], qp[l, 1], True)
+            ba = cont(qp[l, 2], qp[l, 3], signed_act[l])
+            bw = bw + (bits[l][0] - bw).detach()
+            ba = ba + (bits[l][1] - ba).detach()
+        else:
+            bw = ba = FLOAT_BITS
+        total = total + m * prev * keep * bw * ba
+        prev = keep
+    return kl_weight * kl + bops_scale * total
 
 
-class _WeightQuant(nn.Module):
-    """Parametrisation ``W -> Q(W)`` around a :class:`DQQuantizer`."""
+# --- fast autograd functions (numba kernels of ._djpq_kernels) ---------------------------------------
 
-    def __init__(self, q: DQQuantizer):
+class _Grads:
+    """numpy views of the DJPQ parameters and float64 accumulators of their gradients.
+
+    The quantiser kernels' backward passes add into these accumulators instead of returning
+    gradient tensors (one add per step instead of one per call); :meth:`DJPQ.after_backward`
+    adds the penalty's gradient (numba) and writes the sums into ``.grad``.
+    """
+
+    def __init__(self, state: "DJPQState"):
+        self.qp = state.qp.detach().numpy()
+        self.mu = state.mu.detach().numpy()
+        self.lv = state.log_var.detach().numpy()
+        self.g_qp = np.zeros(self.qp.shape)
+        self.g_mu = np.zeros(self.mu.shape)
+        self.g_lv = np.zeros(self.lv.shape)
+
+    def reset(self) -> None:
+        self.g_qp.fill(0.0)
+        self.g_mu.fill(0.0)
+        self.g_lv.fill(0.0)
+
+
+class _DQFunction(torch.autograd.Function):
+    """Learnable quantiser of row ``row`` / column ``col`` (0 weights, 2 activations) of ``qp``.
+
+    ``anchor`` (the ``qp`` parameter) keeps the node in the graph even when ``x`` needs no
+    gradient (the network input); its gradient goes to ``acc``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: "torch.Tensor", anchor: "torch.Tensor", acc: _Grads, row: int, col: int, signed: bool,
+                pow2_bits: int | None) -> "torch.Tensor":
+        d_raw, qmax = math.exp(float(acc.qp[row, col])), math.exp(float(acc.qp[row, col + 1]))
+        d = qmax / _levels(pow2_bits, signed) if pow2_bits is not None else d_raw
+        xf = x.detach().contiguous().reshape(-1)
+        out = torch.empty_like(xf)
+        K.dq_forward(xf.numpy(), np.float32(d), np.float32(qmax), signed, out.numpy())
+        ctx.save_for_backward(xf)
+        ctx.meta = (x.shape, acc, row, col, signed, d, d_raw, qmax)
+        return out.view(x.shape)
+
+    @staticmethod
+    def backward(ctx: Any, g: "torch.Tensor") -> tuple[Any, ...]:
+        (xf,) = ctx.saved_tensors
+        shape, acc, row, col, signed, d, d_raw, qmax = ctx.meta
+        gf = g.contiguous().reshape(-1)
+        gx = torch.empty_like(gf)
+        sd, sq = K.dq_backward(gf.numpy(), xf.numpy(), np.float32(d), np.float32(qmax), signed, gx.numpy())
+        acc.g_qp[row, col] += sd * d_raw  # d exp(log_d) / d log_d = d (straight-through for the pow2 step)
+        acc.g_qp[row, col + 1] += sq * qmax
+        return gx.view(shape), None, None, None, None, None, None
+
+
+class _NumpyAdam:
+    """Adam (Kingma & Ba; torch's defaults betas 0.9/0.999, eps 1e-8) on a numpy view, in place."""
+
+    def __init__(self, shape: tuple[int, ...], lr: float):
+        self.lr, self.t = lr, 0
+        self.m = np.zeros(shape)
+        self.v = np.zeros(shape)
+
+    def step(self, param: np.ndarray, grad: np.ndarray, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+        self.t += 1
+        self.m = b1 * self.m + (1 - b1) * grad
+        self.v = b2 * self.v + (1 - b2) * grad * grad
+        mh = self.m / (1 - b1 ** self.t)
+        vh = self.v / (1 - b2 ** self.t)
+        param -= (self.lr * mh / (np.sqrt(vh) + eps)).astype(param.dtype)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"t": self.t, "m": self.m.copy(), "v": self.v.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.t, self.m, self.v = state["t"], state["m"].copy(), state["v"].copy()
+
+
+class DJPQState(nn.Module):
+    """All learnable DJPQ parameters of a model: ``qp`` (layers x [log d_w, log qmax_w, log d_a,
+    log qmax_a]) and the concatenated gate vectors ``mu`` / ``log_var``."""
+
+    def __init__(self, layers: int, gate_channels: list[int], init_log_var: float = -9.0):
         super().__init__()
-        self.q = q
-
-    def forward(self, w: "torch.Tensor") -> "torch.Tensor":
-        return self.q(w)
+        total = sum(gate_channels)
+        self.qp = nn.Parameter(torch.zeros(layers, 4))
+        self.mu = nn.Parameter(torch.ones(total))
+        self.log_var = nn.Parameter(torch.full((total,), init_log_var))
+        offsets = [0]
+        for c in gate_channels:
+            offsets.append(offsets[-1] + c)
+        self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.int64))
 
 
 class DJPQ(Method):
@@ -157,55 +218,114 @@ class DJPQ(Method):
 
     ``example_input``: one input sample (to count MACs). ``quantize=False`` trains the gates only
     (stage 1 of the two-stage baseline). ``signed_acts``: inputs of the first layer may be signed
-    (digits pixels are not; ReLU outputs never are).
+    (digits pixels are not; ReLU outputs never are). The learnable parameters live in a
+    :class:`DJPQState` module attached to the model as ``djpq_state`` until :meth:`finalize`.
+    The network's weights use the loop's optimiser; the gate and quantiser parameters have their
+    own Adam (learning rates ``gate_lr`` / ``quant_lr``).
     """
 
     name = "djpq"
 
     def __init__(self, example_input: "torch.Tensor", bops_weight: float = 1.0, kl_weight: float = 1e-4,
                  pow2_bits: bool = False, init_bits: int = 8, quantize: bool = True, gate_lr: float = 1e-2,
-                 quant_lr: float = 1e-2, temperature: float = 1.0, signed_acts: bool = False):
+                 quant_lr: float = 1e-2, temperature: float = 1.0, threshold: float = 0.0,
+                 signed_acts: bool = False):
         self.example_input = example_input
         self.bops_weight, self.kl_weight = bops_weight, kl_weight
         self.pow2_bits, self.init_bits, self.quantize = pow2_bits, init_bits, quantize
         self.gate_lr, self.quant_lr, self.temperature = gate_lr, quant_lr, temperature
-        self.signed_acts = signed_acts
+        self.threshold, self.signed_acts = threshold, signed_acts
         self.layer_names: list[str] = []
         self.macs: dict[str, int] = {}
-        self.gates: dict[str, VIBGate] = {}
-        self.wq: dict[str, DQQuantizer] = {}
-        self.aq: dict[str, DQQuantizer] = {}
         self.bops_ref = 1.0
+        self.state: DJPQState | None = None
+        self._layers: dict[str, "nn.Module"] = {}
         self._hooks: list[Any] = []
-        self._act_hooks: list[Any] = []
+        self._gate_of: dict[str, tuple[int, int]] = {}
+        self._signed_act: list[bool] = []
+        self._bits_now: list[tuple[int, int]] | None = None
+        self._qp_np: np.ndarray | None = None
         self.final: dict[str, dict[str, Any]] = {}
         self.bops_log: list[float] = []
+        self.last_penalty: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     # --- set-up ------------------------------------------------------------------------------
     def setup(self, model: "nn.Module", config: TrainConfig) -> None:
         layers = compressible_layers(model)
+        self._layers = layers
         self.layer_names = list(layers)
         pos = output_positions(model, self.example_input)
         self.macs = {n: pos[n] * m.weight.numel() for n, m in layers.items()}
         self.bops_ref = float(sum(self.macs.values()) * 8 * 8)
+        acts = self._layer_inputs(model)
+        gated = self.layer_names[:-1]
+        channels = [layers[n].weight.shape[0] for n in gated]
+        state = DJPQState(len(layers), channels)
+        off = 0
+        for n, c in zip(gated, channels):
+            self._gate_of[n] = (off, off + c)
+            off += c
+        self._signed_act = [self.signed_acts and i == 0 for i in range(len(layers))]
         with torch.no_grad():
-            acts = self._layer_inputs(model)
-        for i, (name, m) in enumerate(layers.items()):
-            if i + 1 < len(layers):
-                gate = VIBGate(m.weight.shape[0])
-                m.add_module("djpq_gate", gate)
-                self.gates[name] = gate
-                self._hooks.append(m.register_forward_hook(lambda mod, a, out: mod.djpq_gate(out)))
+            for i, (name, m) in enumerate(layers.items()):
+                wmax = float(m.weight.detach().abs().max().clamp_min(1e-8))
+                amax = float(acts[name].abs().max().clamp_min(1e-8))
+                state.qp[i, 1] = math.log(wmax)
+                state.qp[i, 0] = math.log(wmax / _levels(self.init_bits, True))
+                state.qp[i, 3] = math.log(amax)
+                state.qp[i, 2] = math.log(amax / _levels(self.init_bits, self._signed_act[i]))
+        model.add_module("djpq_state", state)
+        self.state = state
+        self._acc = _Grads(state)  # numpy views of the parameters (updated in place)
+        self._qp_np = self._acc.qp
+        self._adam_q = _NumpyAdam(self._acc.qp.shape, self.quant_lr)
+        self._adam_mu = _NumpyAdam(self._acc.mu.shape, self.gate_lr)
+        self._adam_lv = _NumpyAdam(self._acc.lv.shape, self.gate_lr)
+        L = len(self.layer_names)
+        offsets = np.zeros(L + 1, dtype=np.int64)
+        for i, n in enumerate(self.layer_names):
+            a, b = self._gate_of.get(n, (offsets[i], offsets[i]))
+            offsets[i], offsets[i + 1] = a, b
+        self._static = (np.array(self._signed_act), np.array([float(self.macs[n]) for n in self.layer_names]),
+                        offsets, np.array([n in self._gate_of for n in self.layer_names]))
+        s_a = np.array([1.0 if x else 0.0 for x in self._signed_act])
+        self._clip = (-math.log(2.0 ** (MAX_BITS - 1) - 1), -math.log(2.0 ** (MIN_BITS - 1) - 1),
+                      -np.log(2.0 ** (MAX_BITS - s_a) - 1), -np.log(np.maximum(2.0 ** (MIN_BITS - s_a) - 1, 1.0)))
+        self._install(model)
+
+    def _install(self, model: "nn.Module") -> None:
+        st = self.state
+        for i, (name, m) in enumerate(self._layers.items()):
             if self.quantize:
-                wq = DQQuantizer(True, self.init_bits, self.pow2_bits)
-                wq.init_from(m.weight)
-                parametrize.register_parametrization(m, "weight", _WeightQuant(wq))
-                self.wq[name] = wq
-                aq = DQQuantizer(self.signed_acts and i == 0, self.init_bits, self.pow2_bits)
-                aq.init_from(acts[name])
-                m.add_module("djpq_act", aq)
-                self.aq[name] = aq
-                self._act_hooks.append(m.register_forward_pre_hook(lambda mod, a: (mod.djpq_act(a[0]),) + a[1:]))
+                w = m.weight
+                del m._parameters["weight"]
+                m.register_parameter("weight_orig", nn.Parameter(w.detach().clone()))
+                m.weight = w.detach().clone()
+                signed_a = self._signed_act[i]
+
+                def pre(mod: "nn.Module", args: Any, i: int = i, signed_a: bool = signed_a) -> Any:
+                    if i == 0 or self._bits_now is None:
+                        self._bits_now = [self._step_bits(j) for j in range(len(self.layer_names))]
+                    bw, ba = self._bits_now[i]
+                    acc = self._acc
+                    mod.weight = _DQFunction.apply(mod.weight_orig, st.qp, acc, i, 0, True, bw if self.pow2_bits else None)
+                    x = _DQFunction.apply(args[0], st.qp, acc, i, 2, signed_a, ba if self.pow2_bits else None)
+                    return (x,) + tuple(args[1:])
+
+                self._hooks.append(m.register_forward_pre_hook(pre))
+            if name in self._gate_of:
+                a, b = self._gate_of[name]
+
+                def post(mod: "nn.Module", args: Any, out: "torch.Tensor", a: int = a, b: int = b) -> "torch.Tensor":
+                    if mod.training:  # VIB noise per sample and channel (native ops: cheaper than a kernel here)
+                        eps = torch.randn(out.shape[0], b - a, dtype=out.dtype)
+                        z = torch.addcmul(st.mu[a:b], torch.exp(0.5 * st.log_var[a:b]), eps)
+                        return out * z.view(*z.shape, *([1] * (out.dim() - 2)))
+                    with torch.no_grad():
+                        z = st.mu[a:b] * self._keep_vec(a, b).to(out.dtype)
+                    return out * z.view(1, -1, *([1] * (out.dim() - 2)))
+
+                self._hooks.append(m.register_forward_hook(post))
 
     def _layer_inputs(self, model: "nn.Module") -> dict[str, "torch.Tensor"]:
         out: dict[str, torch.Tensor] = {}
@@ -214,7 +334,8 @@ class DJPQ(Method):
         was = model.training
         model.eval()
         try:
-            model(self.example_input)
+            with torch.no_grad():
+                model(self.example_input)
         finally:
             for h in hooks:
                 h.remove()
@@ -222,97 +343,138 @@ class DJPQ(Method):
         return out
 
     def optimizer_params(self, model: "nn.Module", config: TrainConfig) -> list[dict[str, Any]]:
-        special = {id(p) for g in self.gates.values() for p in g.parameters()}
-        quant = {id(p) for q in list(self.wq.values()) + list(self.aq.values()) for p in q.parameters()}
-        base = [p for p in model.parameters() if p.requires_grad and id(p) not in special | quant]
-        groups = [{"params": base}]
-        if self.gates:
-            groups.append({"params": [p for g in self.gates.values() for p in g.parameters()], "lr": self.gate_lr,
-                           "momentum": 0.0, "weight_decay": 0.0})
-        if quant:
-            groups.append({"params": [p for q in list(self.wq.values()) + list(self.aq.values()) for p in q.parameters()],
-                           "lr": self.quant_lr, "momentum": 0.0, "weight_decay": 0.0})
-        return groups
+        """The network's own parameters; the DJPQ parameters have their own small Adam
+        (:class:`_NumpyAdam`, learning rates ``gate_lr`` / ``quant_lr``)."""
+        st = self.state
+        special = {id(st.qp), id(st.mu), id(st.log_var)}
+        return [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in special]}]
+
+    # --- per step ---------------------------------------------------------------------------------
+    def _step_bits(self, i: int) -> tuple[int, int]:
+        q = self._qp_np
+        return (int_bits(float(q[i, 0]), float(q[i, 1]), True, self.pow2_bits),
+                int_bits(float(q[i, 2]), float(q[i, 3]), self._signed_act[i], self.pow2_bits))
+
+    def _keep_vec(self, a: int, b: int) -> "torch.Tensor":
+        st = self.state
+        la = st.log_var.detach()[a:b] - torch.log(st.mu.detach()[a:b].pow(2) + 1e-8)
+        return la < self.threshold
+
+    def _kernel_args(self) -> tuple[Any, ...]:
+        L = len(self.layer_names)
+        if self.quantize:
+            bits = np.array(self._bits_now or [self._step_bits(i) for i in range(L)], dtype=np.float64)
+        else:
+            bits = np.full((L, 2), 32.0)
+        signed_act, macs, offsets, gated = self._static
+        acc = self._acc
+        return (acc.qp, bits, signed_act, macs, self.quantize, acc.mu, acc.lv, offsets, gated, float(self.threshold),
+                float(self.temperature), float(self.kl_weight), float(self.bops_weight / self.bops_ref),
+                float(MIN_BITS), float(MAX_BITS))
+
+    def loss(self, model: "nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
+        self._acc.reset()
+        self._bits_now = None
+        return super().loss(model, x, y)
+
+    def after_backward(self, model: "nn.Module") -> None:
+        """Add the exact gradient of ``kl_weight * KL + bops_weight * BOPs / BOPs_ref`` (numba) to
+        the accumulated gradients of the DJPQ parameters (quantiser kernels, gate autograd)."""
+        st, acc = self.state, self._acc
+        self.last_penalty = K.penalty(*self._kernel_args(), acc.g_qp, acc.g_mu, acc.g_lv)
+        for p, g in ((st.mu, acc.g_mu), (st.log_var, acc.g_lv)):
+            if p.grad is not None:
+                g += p.grad.numpy()
+                p.grad = None
+
+    def after_step(self, model: "nn.Module") -> None:
+        """Adam step of the DJPQ parameters; keep every quantiser's bit-width within [2, 16]."""
+        acc = self._acc
+        if self.quantize:
+            self._adam_q.step(acc.qp, acc.g_qp)
+        if self._gate_of:
+            self._adam_mu.step(acc.mu, acc.g_mu)
+            self._adam_lv.step(acc.lv, acc.g_lv)
+        if not self.quantize:
+            return
+        q = acc.qp
+        lo_w, hi_w, lo_a, hi_a = self._clip
+        q[:, 0] = np.clip(q[:, 0], q[:, 1] + lo_w, q[:, 1] + hi_w)
+        q[:, 2] = np.clip(q[:, 2], q[:, 3] + lo_a, q[:, 3] + hi_a)
 
     # --- cost ------------------------------------------------------------------------------------
-    def _bits(self, name: str, hard: bool) -> tuple[Any, Any]:
-        if not self.quantize:
-            return FLOAT_BITS, FLOAT_BITS
-        if hard:
-            return self.wq[name].bits(), self.aq[name].bits()
-        return self.wq[name].bits_ste(), self.aq[name].bits_ste()
-
-    def bops(self, hard: bool = False) -> Any:
-        """Soft (differentiable) or hard BOPs of the current state."""
-        total: Any = 0.0
-        prev_keep: Any = 1.0
-        for name in self.layer_names:
-            gate = self.gates.get(name)
-            if gate is None:
-                keep: Any = 1.0
-            elif hard:
-                keep = float(gate.keep().float().mean())
-            else:
-                keep = gate.keep_prob(self.temperature).mean()
-            bw, ba = self._bits(name, hard)
-            total = total + self.macs[name] * prev_keep * keep * bw * ba
-            prev_keep = keep
+    def bops(self) -> float:
+        """Hard BOPs: kept channels counted exactly, integer bits."""
+        total, prev = 0.0, 1.0
+        for i, name in enumerate(self.layer_names):
+            keep = 1.0
+            if name in self._gate_of:
+                keep = float(self._keep_vec(*self._gate_of[name]).float().mean())
+            bw, ba = self._step_bits(i) if self.quantize else (FLOAT_BITS, FLOAT_BITS)
+            total += self.macs[name] * prev * keep * bw * ba
+            prev = keep
         return total
 
-    def penalty(self, model: "nn.Module") -> "torch.Tensor | None":
-        terms = []
-        if self.kl_weight and self.gates:
-            terms.append(self.kl_weight * sum(g.kl() for g in self.gates.values()))
-        if self.bops_weight and (self.quantize or self.gates):
-            terms.append(self.bops_weight * self.bops(hard=False) / self.bops_ref)
-        if not terms:
-            return None
-        return sum(terms[1:], terms[0])
+    def penalty_value(self) -> tuple[float, float, float]:
+        """``(total, KL, soft BOPs)`` of the current state (no gradients)."""
+        acc = self._acc
+        return K.penalty(*self._kernel_args(), np.zeros(acc.g_qp.shape), np.zeros(acc.g_mu.shape),
+                         np.zeros(acc.g_lv.shape))
 
     def on_epoch_end(self, model: "nn.Module", epoch: int, log: dict[str, Any]) -> bool:
-        b = float(self.bops(hard=True))
+        b = self.bops()
         self.bops_log.append(b)
         log["bops"] = b
-        log["kept_channels"] = {n: int(g.keep().sum()) for n, g in self.gates.items()}
+        log["kept_channels"] = {n: int(self._keep_vec(*ab).sum()) for n, ab in self._gate_of.items()}
         if self.quantize:
-            log["bits"] = {n: (self.wq[n].bits(), self.aq[n].bits()) for n in self.layer_names}
+            log["bits"] = {n: self._step_bits(i) for i, n in enumerate(self.layer_names)}
         return False
 
     # --- finalisation ------------------------------------------------------------------------------
     def channel_keep(self) -> dict[str, "torch.Tensor"]:
-        return {n: g.keep().clone() for n, g in self.gates.items()}
+        return {n: self._keep_vec(*ab).clone() for n, ab in self._gate_of.items()}
 
     def finalize(self, model: "nn.Module") -> None:
         keeps = self.channel_keep()
-        layers = compressible_layers(model)
+        st = self.state
+        q = st.qp.detach().numpy().copy()
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
         with torch.no_grad():
             for i, name in enumerate(self.layer_names):
-                m = layers[name]
-                w = m.weight.detach().clone()  # Q(W) when quantised
-                if parametrize.is_parametrized(m, "weight"):
-                    parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
-                gate = self.gates.get(name)
-                if gate is not None:
-                    scale = gate.mu.detach() * keeps[name].to(w.dtype)
+                m = self._layers[name]
+                bw, ba = self._step_bits(i) if self.quantize else (FLOAT_BITS, FLOAT_BITS)
+                if self.quantize:
+                    w = _DQFunction.apply(m.weight_orig.detach(), st.qp, self._acc, i, 0, True,
+                                          bw if self.pow2_bits else None)
+                    del m.weight
+                    del m._parameters["weight_orig"]
+                else:
+                    w = m.weight.detach().clone()
+                    del m._parameters["weight"]
+                if name in self._gate_of:
+                    a, b = self._gate_of[name]
+                    scale = st.mu.detach()[a:b] * keeps[name].to(w.dtype)
                     w = w * scale.view(-1, *([1] * (w.dim() - 1)))
                     if m.bias is not None:
                         m.bias.mul_(scale)
                 struct = torch.ones_like(w, dtype=torch.bool)
-                if gate is not None:
+                if name in keeps:
                     struct &= keeps[name].view(-1, *([1] * (w.dim() - 1)))
                 if i > 0 and self.layer_names[i - 1] in keeps:
                     keep = keeps[self.layer_names[i - 1]]
                     per = w.shape[1] // keep.numel()
                     cols = keep.repeat_interleave(per) if per > 1 else keep
                     struct &= cols.view(1, -1, *([1] * (w.dim() - 2)))
-                m.weight.copy_(w * struct.to(w.dtype))
-                wb, ab = self._bits(name, hard=True)
-                self.final[name] = {"weight_bits": wb, "act_bits": ab, "mask": struct, "keep": keeps.get(name)}
-        for h in self._hooks:
-            h.remove()
-        self._hooks = []
-        for name in self.gates:
-            delattr(layers[name], "djpq_gate")
+                m.register_parameter("weight", nn.Parameter(w * struct.to(w.dtype)))
+                if self.quantize:  # inference keeps the learned activation quantiser (constant now)
+                    signed = self._signed_act[i]
+                    qmax = math.exp(float(q[i, 3]))
+                    d = qmax / _levels(ba, signed) if self.pow2_bits else math.exp(float(q[i, 2]))
+                    self._hooks.append(m.register_forward_pre_hook(_fixed_act_quant(d, qmax, signed)))
+                self.final[name] = {"weight_bits": bw, "act_bits": ba, "mask": struct, "keep": keeps.get(name)}
+        delattr(model, "djpq_state")
 
     def records(self, model: "nn.Module") -> dict[str, LayerCompression]:
         """Gated layers: filter pruning with the structural mask (kept rows and live input columns);
@@ -334,6 +496,23 @@ class DJPQ(Method):
         return {"bops_per_epoch": self.bops_log,
                 "bits": {n: (f["weight_bits"], f["act_bits"]) for n, f in self.final.items()},
                 "kept_channels": {n: int(f["keep"].sum()) for n, f in self.final.items() if f["keep"] is not None}}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"bops_log": self.bops_log, "adam": [a.state_dict() for a in (self._adam_q, self._adam_mu, self._adam_lv)]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.bops_log = list(state["bops_log"])
+        for a, st in zip((self._adam_q, self._adam_mu, self._adam_lv), state["adam"]):
+            a.load_state_dict(st)
+
+
+def _fixed_act_quant(d: float, qmax: float, signed: bool) -> Any:
+    lo = -qmax if signed else 0.0
+
+    def hook(mod: "nn.Module", args: Any) -> Any:
+        x = args[0].clamp(lo, qmax)
+        return (torch.round(x / d) * d,) + tuple(args[1:])
+    return hook
 
 
 # --- two-stage baseline -------------------------------------------------------------------------------
@@ -450,4 +629,5 @@ def two_stage_baseline(model: "nn.Module", data: Any, example_input: "torch.Tens
             "bops": sum(c.macs_eff * bits[c.name][0] * act_bits for c in cost.layers)}
 
 
-__all__ = ["DJPQ", "DQQuantizer", "VIBGate", "FixedQAT", "two_stage_baseline", "POW2_BITS"]
+__all__ = ["DJPQ", "DJPQState", "FixedQAT", "two_stage_baseline", "int_bits", "dq_reference", "gate_reference",
+           "penalty_reference", "POW2_BITS"]

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+from numba import njit
+
 from .._deps import require_torch
 from .loop import Method, TrainConfig
 from .metrics import LayerCompression, compressible_layers
 
 torch = require_torch()
 nn = torch.nn
-parametrize = torch.nn.utils.parametrize
 
 COLLAPSE_KEEP_RATIO = 0.01
 
@@ -53,32 +55,119 @@ def surrogate_grad(x: "torch.Tensor") -> "torch.Tensor":
     return x.grad
 
 
-class ThresholdMask(nn.Module):
-    """Parametrisation ``W -> W * step(|W| - t)`` with trainable thresholds ``t``."""
+@njit(cache=True)
+def _masked_forward(w2: np.ndarray, t: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover (numba)
+    rows, cols = w2.shape
+    per_row = t.shape[0] == rows and rows > 1
+    kept = 0
+    for r in range(rows):
+        tr = t[r] if per_row else t[0]
+        for c in range(cols):
+            v = w2[r, c]
+            if abs(v) - tr > 0:
+                out[r, c] = v
+                kept += 1
+            else:
+                out[r, c] = 0.0
+    return kept
 
-    def __init__(self, rows: int, per_row: bool = True):
-        super().__init__()
-        self.threshold = nn.Parameter(torch.zeros(rows if per_row else 1))
 
-    def mask(self, w: "torch.Tensor") -> "torch.Tensor":
-        w2 = w.reshape(w.shape[0], -1)
-        t = self.threshold.view(-1, 1)
-        m = BinaryStep.apply(w2.abs() - t)
-        if float(m.detach().mean()) <= COLLAPSE_KEEP_RATIO:
-            with torch.no_grad():
-                self.threshold.zero_()
-            m = BinaryStep.apply(w2.abs() - self.threshold.view(-1, 1))
-        return m.view_as(w)
+@njit(cache=True, fastmath=True)
+def _masked_backward(g2: np.ndarray, w2: np.ndarray, t: np.ndarray, grad_w: np.ndarray, grad_t: np.ndarray,
+                     alpha: float) -> None:  # pragma: no cover (numba)
+    rows, cols = w2.shape
+    per_row = t.shape[0] == rows and rows > 1
+    total = np.float32(0.0)
+    for r in range(rows):
+        tr = t[r] if per_row else t[0]
+        acc = np.float32(0.0)
+        for c in range(cols):
+            v = w2[r, c]
+            av = abs(v)
+            x = av - tr
+            ax = abs(x)
+            # long-tailed surrogate: 2 - 4|x| (|x| <= 0.4), 0.4 (0.4 < |x| <= 1), 0 beyond
+            d = max(np.float32(2.0) - np.float32(4.0) * ax, np.float32(0.4))
+            d = d if ax <= np.float32(1.0) else np.float32(0.0)
+            gv = g2[r, c]
+            gd = gv * d
+            # d(W * step(|W| - t))/dW = step + W * s' * sign(W) = step + s' |W|
+            grad_w[r, c] = (gv if x > 0 else np.float32(0.0)) + gd * av
+            acc -= gd * v
+        if per_row:
+            grad_t[r] = acc - alpha * np.exp(-tr)  # + d/dt of the regulariser alpha * exp(-t)
+        else:
+            total += acc
+    if not per_row:
+        grad_t[0] = total - alpha * np.exp(-t[0])
 
-    def forward(self, w: "torch.Tensor") -> "torch.Tensor":
-        return w * self.mask(w)
+
+class MaskedWeight(torch.autograd.Function):
+    """``W * step(|W| - t)`` in one node (numba kernels); returns ``(masked W, kept count)``.
+
+    ``alpha``: the gradient of the sparsity regulariser ``alpha * sum(exp(-t))`` is added to the
+    thresholds' gradient in the same kernel (so the regulariser needs no graph of its own).
+
+    ``t`` holds one threshold per row of the GEMM view of ``W`` (or one for the layer). Gradients:
+    ``dW = g * mask + g * W * s'(|W| - t) * sign(W)`` and ``dt = -sum_row g * W * s'(|W| - t)``
+    with ``s'`` the long-tailed surrogate of :class:`BinaryStep` — the same values autograd gives
+    for the decomposed form ``W * BinaryStep(|W| - t)`` (tested).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, w: "torch.Tensor", t: "torch.Tensor", alpha: float = 0.0) -> tuple["torch.Tensor", int]:
+        w2 = w.detach().reshape(w.shape[0], -1).contiguous()
+        tt = t.detach().reshape(-1).contiguous()
+        out = torch.empty_like(w2)
+        kept = _masked_forward(w2.numpy(), tt.numpy(), out.numpy())
+        ctx.save_for_backward(w2, tt)
+        ctx.w_shape, ctx.alpha = w.shape, float(alpha)
+        return out.view(w.shape), kept
+
+    @staticmethod
+    def backward(ctx: Any, g: "torch.Tensor", _kept: Any) -> tuple["torch.Tensor", "torch.Tensor", None]:
+        w2, tt = ctx.saved_tensors
+        g2 = g.reshape(w2.shape).contiguous()
+        grad_w = torch.empty_like(w2)
+        grad_t = torch.empty_like(tt)
+        _masked_backward(g2.numpy(), w2.numpy(), tt.numpy(), grad_w.numpy(), grad_t.numpy(), ctx.alpha)
+        return grad_w.view(ctx.w_shape), grad_t, None
+
+
+def _install(module: "nn.Module", per_row: bool, alpha: float) -> Any:
+    """``torch.nn.utils.prune``-style: ``weight_orig`` + ``dst_threshold`` parameters and a forward
+    pre-hook that sets ``module.weight`` to the masked weight before every forward."""
+    w = module.weight
+    del module._parameters["weight"]
+    module.register_parameter("weight_orig", nn.Parameter(w.detach().clone()))
+    module.register_parameter("dst_threshold", nn.Parameter(torch.zeros(w.shape[0] if per_row else 1)))
+    module.weight = w.detach().clone()
+
+    def hook(mod: "nn.Module", args: Any) -> None:
+        t = mod.dst_threshold
+        masked, kept = MaskedWeight.apply(mod.weight_orig, t, alpha)
+        if kept <= COLLAPSE_KEEP_RATIO * masked.numel():
+            with torch.no_grad():  # the reference resets a collapsed layer's thresholds
+                t.zero_()
+            masked, kept = MaskedWeight.apply(mod.weight_orig, t, alpha)
+        mod.weight = masked
+
+    return module.register_forward_pre_hook(hook)
+
+
+def layer_mask(module: "nn.Module") -> "torch.Tensor":
+    """The current boolean mask ``|W| > t`` of a DST layer."""
+    w = module.weight_orig.detach()
+    return (w.reshape(w.shape[0], -1).abs() > module.dst_threshold.detach().view(-1, 1)).view(w.shape)
 
 
 class DST(Method):
     """Dynamic sparse training of every conv/linear layer except ``skip``.
 
-    ``alpha`` weights the sparsity regulariser ``sum(exp(-t))``; ``granularity`` is ``row`` (a
-    threshold per output neuron/filter) or ``layer``.
+    ``alpha`` weights the sparsity regulariser ``sum(exp(-t))`` (its exact gradient
+    ``-alpha * exp(-t)`` is added to the thresholds' gradients by the backward kernel; the logged
+    loss is the cross-entropy only, the regulariser is logged per epoch); ``granularity`` is ``row`` (a threshold per output
+    neuron/filter) or ``layer``.
     """
 
     name = "dst"
@@ -90,51 +179,48 @@ class DST(Method):
         self.granularity = granularity
         self.skip = skip
         self._layers: dict[str, "nn.Module"] = {}
+        self._hooks: list[Any] = []
         self.density_log: list[dict[str, float]] = []
         self.final_density: dict[str, float] = {}
         self.final_masks: dict[str, "torch.Tensor"] = {}
 
     def setup(self, model: "nn.Module", config: TrainConfig) -> None:
         for name, m in compressible_layers(model).items():
-            if name in self.skip or parametrize.is_parametrized(m, "weight"):
+            if name in self.skip or hasattr(m, "dst_threshold"):
                 continue
-            parametrize.register_parametrization(m, "weight", ThresholdMask(m.weight.shape[0], self.granularity == "row"))
+            self._hooks.append(_install(m, self.granularity == "row", self.alpha))
             self._layers[name] = m
 
-    def _param(self, m: "nn.Module") -> "ThresholdMask":
-        return m.parametrizations.weight[0]
-
     def thresholds(self) -> dict[str, "torch.Tensor"]:
-        return {n: self._param(m).threshold.detach().clone() for n, m in self._layers.items()}
+        return {n: m.dst_threshold.detach().clone() for n, m in self._layers.items()}
 
     def densities(self) -> dict[str, float]:
         """Fraction of weights each masked layer keeps now."""
-        out = {}
-        with torch.no_grad():
-            for n, m in self._layers.items():
-                raw = m.parametrizations.weight.original
-                out[n] = float(self._param(m).mask(raw).mean())
-        return out
+        return {n: float(layer_mask(m).float().mean()) for n, m in self._layers.items()}
 
-    def penalty(self, model: "nn.Module") -> "torch.Tensor | None":
-        total = None
-        for m in self._layers.values():
-            term = torch.exp(-self._param(m).threshold).sum()
-            total = term if total is None else total + term
-        return None if total is None else self.alpha * total
+    def regularizer(self) -> float:
+        return self.alpha * sum(float(torch.exp(-m.dst_threshold.detach()).sum()) for m in self._layers.values())
 
     def on_epoch_end(self, model: "nn.Module", epoch: int, log: dict[str, Any]) -> bool:
         d = self.densities()
         log["layer_density"] = d
+        log["regularizer"] = self.regularizer()
         self.density_log.append(d)
         return False
 
     def finalize(self, model: "nn.Module") -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
         for n, m in self._layers.items():
-            with torch.no_grad():
-                self.final_masks[n] = self._param(m).mask(m.parametrizations.weight.original).bool()
-            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
-            self.final_density[n] = float(self.final_masks[n].float().mean())
+            mask = layer_mask(m)
+            w = m.weight_orig.detach() * mask.to(m.weight_orig.dtype)
+            del m.weight
+            del m._parameters["weight_orig"]
+            del m._parameters["dst_threshold"]
+            m.register_parameter("weight", nn.Parameter(w))
+            self.final_masks[n] = mask
+            self.final_density[n] = float(mask.float().mean())
 
     def records(self, model: "nn.Module") -> dict[str, LayerCompression]:
         from ..recipe import UnstructuredPrune
@@ -152,4 +238,4 @@ class DST(Method):
         self.density_log = list(state["density_log"])
 
 
-__all__ = ["DST", "BinaryStep", "ThresholdMask", "surrogate_grad"]
+__all__ = ["DST", "BinaryStep", "MaskedWeight", "surrogate_grad", "layer_mask"]
