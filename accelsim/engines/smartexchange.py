@@ -214,7 +214,7 @@ class SmartExchangeEngine:
             g_fmt = fmt if weight else _Fmt(False, 1, ce_bits, basis_bits, q.act_bits, q.act_bits, acc)
             per_inst = self._channel_tiles(layer, g, gi, g_fmt, hw, mask if weight else None,
                                            se_ce if weight and gi == 0 else None)
-            g_nodes = self._gemm_nodes(g, per_inst, g_fmt, hw, tot, dram, dram_w)
+            g_nodes = self._gemm_nodes(g, per_inst, g_fmt, hw, tot, dram, dram_w, notes)
             body.extend(g_nodes)
             compulsory += g.a_unique * g.count * fmt.ab
             compulsory += sum(int(t.ce_value_bits.sum() + t.ce_index_bits.sum()) + t.basis_bits
@@ -254,7 +254,7 @@ class SmartExchangeEngine:
             compulsory_read_bits=compulsory, compulsory_write_bits=layer.output_words * ab,
             sram_accesses={"act_buffer_reads": int(tot["act_reads"]), "weight_buffer_reads": int(tot["wbuf_reads"]),
                            "out_buffer_writes": int(tot["outputs"]), "basis_buffer_reads": int(tot["shift"])},
-            notes=notes,
+            notes=list(dict.fromkeys(notes)),
             extra={"decode_cycles": float(tot["decode_cycles"]), "shift_adds": float(tot["shift"]),
                    "rebuilt_weights": float(tot["rebuilt"]), "index_dram_bytes": dram["index"] / 8,
                    "basis_dram_bytes": dram["basis"] / 8},
@@ -313,29 +313,38 @@ class SmartExchangeEngine:
         return [tiles] * inst
 
     def _gemm_nodes(self, g: Gemm, per_inst: list[list[ChannelTile]], fmt: _Fmt, hw: SmartExchangeAccelerator,
-                    tot: dict[str, float], dram: dict[str, int], dram_w: dict[str, int]) -> list[Node]:
+                    tot: dict[str, float], dram: dict[str, int], dram_w: dict[str, int],
+                    notes: list[str] | None = None) -> list[Node]:
         """Tiles of all repetitions of ``g``; counters are added with their multiplicities."""
         inst = len(per_inst)
         whole_ce = sum(int(t.ce_value_bits.sum() + t.ce_index_bits.sum()) + t.basis_bits for t in per_inst[0])
         keep_ce = g.b_distinct == 1 and g.count > 1 and whole_ce <= hw.ce_buffer.size_bits // 2
         if inst > 1 and all(t is per_inst[0] for t in per_inst):  # identical instances (groups, heads)
-            one = self._rep(g, per_inst[0], fmt, hw, True, tot, dram, dram_w, g.count)
+            one = self._rep(g, per_inst[0], fmt, hw, True, tot, dram, dram_w, g.count, notes)
             return [Repeat(tuple(one), g.count)]
         if inst > 1:  # one pass over the distinct instances, repeated (batch x heads)
             times = max(g.count // inst, 1)
             nodes: list[Node] = []
             for i in range(inst):
-                nodes.extend(self._rep(g, per_inst[i], fmt, hw, True, tot, dram, dram_w, times))
+                nodes.extend(self._rep(g, per_inst[i], fmt, hw, True, tot, dram, dram_w, times, notes))
             return [Repeat(tuple(nodes), times)] if times > 1 else nodes
-        first = self._rep(g, per_inst[0], fmt, hw, True, tot, dram, dram_w, 1)
+        first = self._rep(g, per_inst[0], fmt, hw, True, tot, dram, dram_w, 1, notes)
         if g.count == 1:
             return first
         rest = self._rep(g, per_inst[0], fmt, hw, not keep_ce, tot, dram, dram_w, g.count - 1)
         return [*first, Repeat(tuple(rest), g.count - 1)]
 
     def _rep(self, g: Gemm, tiles: list[ChannelTile], fmt: _Fmt, hw: SmartExchangeAccelerator, load_weights: bool,
-             tot: dict[str, float], dram: dict[str, int], dram_w: dict[str, int], times: int) -> list[Node]:
-        """One repetition of ``g``; its counters are added ``times`` times."""
+             tot: dict[str, float], dram: dict[str, int], dram_w: dict[str, int], times: int,
+             notes: list[str] | None = None) -> list[Node]:
+        """One repetition of ``g`` in the loop order with less DRAM traffic; counters added ``times`` times.
+
+        *Channel-outer*: each channel tile's Ce/B is loaded once (when it fits half the
+        ``ce_buffer``) and its pixel tiles follow; activations are re-fetched per channel tile
+        unless the whole input fits half the ``act_buffer``. *Pixel-outer*: each pixel tile's
+        activations are loaded once and all channel tiles run on it; Ce/B are re-fetched (and
+        rebuilt) per pixel tile unless all of them fit half the ``ce_buffer``.
+        """
         m = g.m
         ab = fmt.ab
         n_pt = ceil_div(m, hw.pe_cols)
@@ -344,55 +353,76 @@ class SmartExchangeEngine:
         a_resident = g.a_unique * g.count * ab <= hw.act_buffer.size_bits // 2
         cap_ce = hw.ce_buffer.size_bits // 2
         rate = hw.rebuild_shift_adders
+        ce_bits = [int(ct.ce_value_bits.sum() + ct.ce_index_bits.sum()) + ct.basis_bits for ct in tiles]
+        a_bits = sum(a_words) * ab
+        w_all = sum(ce_bits)
+        traffic_c = a_bits * (1 if a_resident else len(tiles)) + sum(
+            b * (1 if b <= cap_ce else n_pt) for b in ce_bits) * load_weights
+        w_resident_all = w_all <= cap_ce
+        traffic_p = a_bits + w_all * (1 if w_resident_all else n_pt) * load_weights
+        pixel_outer = traffic_p < traffic_c
+        if notes is not None and pixel_outer:
+            notes.append("loop order: pixel tiles outer (re-fetching Ce/B is cheaper than re-fetching activations)")
         t = dict.fromkeys(tot, 0)
         dr = dict.fromkeys(dram, 0)
         dw = dict.fromkeys(dram_w, 0)
-        per_ct: list[tuple[Node, ...]] = []
-        for ct_i, ct in enumerate(tiles):
-            ce_tile = int(ct.ce_value_bits.sum() + ct.ce_index_bits.sum()) + ct.basis_bits
-            ce_resident = ce_tile <= cap_ce
+
+        def sub_tiles(ct: ChannelTile, p: int, fetch_a: bool, load_ce: bool, rebuild: bool) -> list[Tile]:
+            lo, hi = pix[p]
             chunks = ct.cycles.shape[0]
-            rebuild_once = chunks == 1
-            blocks: list[tuple[Tile, ...]] = []
-            for p, (lo, hi) in enumerate(pix):
-                sub: list[Tile] = []
-                fetch_a = (not a_resident) or ct_i == 0
-                load_ce = load_weights and (p == 0 or not ce_resident)
-                rebuild = fmt.se and (p == 0 or not rebuild_once)
-                for qi in range(chunks):
-                    load = 0
-                    if qi == 0 and fetch_a:
-                        load += a_words[p] * ab
-                        dr["ifmap"] += a_words[p] * ab
-                    if load_ce:
-                        vb, ib = int(ct.ce_value_bits[qi]), int(ct.ce_index_bits[qi])
-                        bb = ct.basis_bits if qi == 0 else 0
-                        load += vb + ib + bb
-                        dr["filter"] += vb
-                        dr["index"] += ib
-                        dr["basis"] += bb
-                    dec = 0
-                    if rebuild:
-                        sh = int(ct.shift_adds[qi])
-                        dec = ceil_div(sh, rate)
-                        t["shift"] += sh
-                        t["rebuilt"] += int(ct.active[qi])
-                        t["ce_reads_bits"] += int(ct.ce_value_bits[qi] + ct.ce_index_bits[qi])
-                        t["decode_cycles"] += dec
-                    cyc = int(ct.cycles[qi]) + (hw.tile_overhead_cycles if qi == chunks - 1 else 0)
-                    store = 0
-                    if qi == chunks - 1:
-                        outs = ct.lines * (hi - lo)
-                        store = outs * ab
-                        dw["ofmap"] += store
-                        t["outputs"] += outs
-                    t["macs"] += int(ct.active[qi]) * (hi - lo)
-                    t["wbuf_reads"] += int(ct.active[qi])
-                    t["act_reads"] += int(ct.cycles[qi]) * (hi - lo)
-                    sub.append(Tile(load, cyc, store, dec))
-                blocks.append(tuple(sub))
-            per_ct.append(tuple(_compress_blocks(blocks)))
-        nodes = _compress_blocks(per_ct)  # identical channel tiles in a row
+            sub: list[Tile] = []
+            for qi in range(chunks):
+                load = 0
+                if qi == 0 and fetch_a:
+                    load += a_words[p] * ab
+                    dr["ifmap"] += a_words[p] * ab
+                if load_ce:
+                    vb, ib = int(ct.ce_value_bits[qi]), int(ct.ce_index_bits[qi])
+                    bb = ct.basis_bits if qi == 0 else 0
+                    load += vb + ib + bb
+                    dr["filter"] += vb
+                    dr["index"] += ib
+                    dr["basis"] += bb
+                dec = 0
+                if rebuild:
+                    sh = int(ct.shift_adds[qi])
+                    dec = ceil_div(sh, rate)
+                    t["shift"] += sh
+                    t["rebuilt"] += int(ct.active[qi])
+                    t["ce_reads_bits"] += int(ct.ce_value_bits[qi] + ct.ce_index_bits[qi])
+                    t["decode_cycles"] += dec
+                cyc = int(ct.cycles[qi]) + (hw.tile_overhead_cycles if qi == chunks - 1 else 0)
+                store = 0
+                if qi == chunks - 1:
+                    outs = ct.lines * (hi - lo)
+                    store = outs * ab
+                    dw["ofmap"] += store
+                    t["outputs"] += outs
+                t["macs"] += int(ct.active[qi]) * (hi - lo)
+                t["wbuf_reads"] += int(ct.active[qi])
+                t["act_reads"] += int(ct.cycles[qi]) * (hi - lo)
+                sub.append(Tile(load, cyc, store, dec))
+            return sub
+
+        if not pixel_outer:
+            per_ct: list[tuple[Node, ...]] = []
+            for ct_i, ct in enumerate(tiles):
+                ce_resident = ce_bits[ct_i] <= cap_ce
+                rebuild_once = ct.cycles.shape[0] == 1
+                blocks = [tuple(sub_tiles(ct, p, (not a_resident) or ct_i == 0,
+                                          load_weights and (p == 0 or not ce_resident),
+                                          fmt.se and (p == 0 or not rebuild_once)))
+                          for p in range(n_pt)]
+                per_ct.append(tuple(_compress_blocks(blocks)))  # type: ignore[arg-type]
+            nodes = _compress_blocks(per_ct)  # identical channel tiles in a row
+        else:
+            blocks = []
+            for p in range(n_pt):
+                blk: list[Tile] = []
+                for ct_i, ct in enumerate(tiles):
+                    blk.extend(sub_tiles(ct, p, ct_i == 0, load_weights and (p == 0 or not w_resident_all), fmt.se))
+                blocks.append(tuple(blk))
+            nodes = _compress_blocks(blocks)  # type: ignore[arg-type]
         for src, dst in ((t, tot), (dr, dram), (dw, dram_w)):
             for key, val in src.items():
                 dst[key] += val * times
