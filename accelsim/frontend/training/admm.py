@@ -33,7 +33,7 @@ from typing import Any
 from ...errors import ConfigError
 from .._deps import require_torch
 from .. import pruning as pr
-from .. import quantization as qz
+from . import _fastquant as fq
 from . import crossbar as xb
 from .loop import Method, TrainConfig
 from .metrics import FLOAT_BITS, LayerCompression, compressible_layers
@@ -103,7 +103,7 @@ def quantize(w: "torch.Tensor", spec: Any) -> "torch.Tensor":
     """Projection of ``w`` onto the levels of ``spec`` (front-end QuantSpec or conductance levels)."""
     if isinstance(spec, xb.ConductanceQuant):
         return xb.quantize_conductance(w, spec)
-    return qz.quantize_weight(w, spec)
+    return fq.quantize_weight(w, spec)
 
 
 def project(w: "torch.Tensor", prune: Any, quant: Any, mask: "torch.Tensor | None" = None,
@@ -112,11 +112,12 @@ def project(w: "torch.Tensor", prune: Any, quant: Any, mask: "torch.Tensor | Non
     then onto the quantisation levels inside the mask."""
     if mask is None and prune is not None:
         mask = prune_mask(w, prune, library)
-    z = w if mask is None else w * mask.to(w.dtype)
+    fmask = None if mask is None else (mask if mask.dtype == w.dtype else mask.to(w.dtype))
+    z = w if fmask is None else w * fmask
     if quant is not None:
         z = quantize(z, quant)
-        if mask is not None:
-            z = z * mask.to(w.dtype)
+        if fmask is not None:
+            z = z * fmask
     return z, mask
 
 
@@ -149,6 +150,7 @@ class ADMM(Method):
         self.log: list[dict[str, Any]] = []
         self._hooks: list[Any] = []
         self._c: dict[str, "torch.Tensor"] = {}
+        self._fmasks: dict[str, tuple["torch.Tensor", "torch.Tensor"]] = {}
 
     # --- schedule --------------------------------------------------------------------------
     def setup(self, model: "nn.Module", config: TrainConfig) -> None:
@@ -210,6 +212,17 @@ class ADMM(Method):
     # --- phase transitions ----------------------------------------------------------------------
     def _w(self, name: str) -> "torch.Tensor":
         return self._layers[name].weight
+
+    def _fmask(self, name: str) -> "torch.Tensor | None":
+        """The mask of ``name`` as a float tensor (cached per mask object)."""
+        mask = self.masks.get(name)
+        if mask is None:
+            return None
+        cached = self._fmasks.get(name)
+        if cached is None or cached[0] is not mask:
+            cached = (mask, mask.to(self._w(name).dtype))
+            self._fmasks[name] = cached
+        return cached[1]
 
     def _sync_act_hooks(self) -> None:
         """Fake-quantise the inputs of quantised layers from the quantised retraining on (the
@@ -294,7 +307,7 @@ class ADMM(Method):
                     w = self._w(name)
                     self._shadow[name] = w.detach().clone()
                     if quant is not None:
-                        w.copy_(project(w, None, quant, mask=self.masks.get(name))[0])
+                        w.copy_(project(w, None, quant, mask=self._fmask(name))[0])
         return super().loss(model, x, y)
 
     def after_backward(self, model: "nn.Module") -> None:
@@ -314,13 +327,13 @@ class ADMM(Method):
                 for name, mask in self.masks.items():
                     g = self._w(name).grad
                     if g is not None:
-                        g.mul_(mask.to(g.dtype))
+                        g.mul_(self._fmask(name))
 
     def after_step(self, model: "nn.Module") -> None:
         if self.phase_index >= 0 and self.phase.kind != "admm_prune":
             with torch.no_grad():
                 for name, mask in self.masks.items():
-                    self._w(name).mul_(mask.to(self._w(name).dtype))
+                    self._w(name).mul_(self._fmask(name))
 
     def on_epoch_end(self, model: "nn.Module", epoch: int, log: dict[str, Any]) -> bool:
         ph = self.phase
@@ -405,7 +418,7 @@ class ADMM(Method):
 
 def _act_hook(bits: int) -> Any:
     def hook(module: "nn.Module", args: tuple[Any, ...]) -> Any:
-        return (qz.fake_quant_activation(args[0], bits),) + tuple(args[1:])
+        return (fq.fake_quant_act(args[0], bits),) + tuple(args[1:])
     return hook
 
 

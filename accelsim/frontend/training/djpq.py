@@ -41,6 +41,7 @@ import numpy as np
 from .._deps import require_torch
 from .. import quantization as qz
 from . import _djpq_kernels as K
+from . import _fastquant as fq
 from .loop import Method, TrainConfig
 from .metrics import FLOAT_BITS, LayerCompression, compressible_layers, output_positions
 
@@ -143,35 +144,112 @@ class _Grads:
         self.g_lv.fill(0.0)
 
 
-class _DQFunction(torch.autograd.Function):
-    """Learnable quantiser of row ``row`` / column ``col`` (0 weights, 2 activations) of ``qp``.
+def _dq_fwd(x: "torch.Tensor", acc: _Grads, row: int, col: int, signed: bool,
+            pow2_bits: int | None) -> tuple["torch.Tensor", tuple[Any, ...]]:
+    """Quantiser of row ``row`` / column ``col`` (0 weights, 2 activations) of ``qp`` (numba)."""
+    d_raw, qmax = math.exp(float(acc.qp[row, col])), math.exp(float(acc.qp[row, col + 1]))
+    d = qmax / _levels(pow2_bits, signed) if pow2_bits is not None else d_raw
+    xf = x.detach().contiguous().reshape(-1)
+    out = torch.empty_like(xf)
+    K.dq_forward(xf.numpy(), np.float32(d), np.float32(qmax), signed, out.numpy())
+    return out.view(x.shape), (row, col, signed, d, d_raw, qmax)
 
-    ``anchor`` (the ``qp`` parameter) keeps the node in the graph even when ``x`` needs no
-    gradient (the network input); its gradient goes to ``acc``.
-    """
+
+def _dq_bwd(g: "torch.Tensor", x: "torch.Tensor", meta: tuple[Any, ...], acc: _Grads) -> "torch.Tensor":
+    """Straight-through input gradient; adds d loss / d (log d, log q_max) to ``acc``."""
+    row, col, signed, d, d_raw, qmax = meta
+    gf = g.contiguous().reshape(-1)
+    gx = torch.empty_like(gf)
+    sd, sq = K.dq_backward(gf.numpy(), x.detach().contiguous().reshape(-1).numpy(), np.float32(d), np.float32(qmax),
+                           signed, gx.numpy())
+    acc.g_qp[row, col] += sd * d_raw  # d exp(log_d) / d log_d = d (straight-through for the pow2 step)
+    acc.g_qp[row, col + 1] += sq * qmax
+    return gx.view(g.shape)
+
+
+class _DQFunction(torch.autograd.Function):
+    """A learnable quantiser alone (for tests and :meth:`DJPQ.finalize`)."""
 
     @staticmethod
-    def forward(ctx: Any, x: "torch.Tensor", anchor: "torch.Tensor", acc: _Grads, row: int, col: int, signed: bool,
+    def forward(ctx: Any, x: "torch.Tensor", acc: _Grads, row: int, col: int, signed: bool,
                 pow2_bits: int | None) -> "torch.Tensor":
-        d_raw, qmax = math.exp(float(acc.qp[row, col])), math.exp(float(acc.qp[row, col + 1]))
-        d = qmax / _levels(pow2_bits, signed) if pow2_bits is not None else d_raw
-        xf = x.detach().contiguous().reshape(-1)
-        out = torch.empty_like(xf)
-        K.dq_forward(xf.numpy(), np.float32(d), np.float32(qmax), signed, out.numpy())
-        ctx.save_for_backward(xf)
-        ctx.meta = (x.shape, acc, row, col, signed, d, d_raw, qmax)
-        return out.view(x.shape)
+        out, meta = _dq_fwd(x, acc, row, col, signed, pow2_bits)
+        ctx.save_for_backward(x)
+        ctx.meta, ctx.acc = meta, acc
+        return out
 
     @staticmethod
     def backward(ctx: Any, g: "torch.Tensor") -> tuple[Any, ...]:
-        (xf,) = ctx.saved_tensors
-        shape, acc, row, col, signed, d, d_raw, qmax = ctx.meta
-        gf = g.contiguous().reshape(-1)
-        gx = torch.empty_like(gf)
-        sd, sq = K.dq_backward(gf.numpy(), xf.numpy(), np.float32(d), np.float32(qmax), signed, gx.numpy())
-        acc.g_qp[row, col] += sd * d_raw  # d exp(log_d) / d log_d = d (straight-through for the pow2 step)
-        acc.g_qp[row, col + 1] += sq * qmax
-        return gx.view(shape), None, None, None, None, None, None
+        (x,) = ctx.saved_tensors
+        return _dq_bwd(g, x, ctx.meta, ctx.acc), None, None, None, None, None
+
+
+class _DJPQLayer(torch.autograd.Function):
+    """One conv/linear layer under DJPQ in a single autograd node: quantise the input and the
+    weight, run the layer, multiply by the VIB gate; the backward pass does the same in reverse
+    (gate and quantiser-parameter gradients go to the method's accumulators)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: "torch.Tensor", w: "torch.Tensor", b: "torch.Tensor | None", method: "DJPQ", i: int,
+                training: bool) -> "torch.Tensor":
+        acc, mod = method._acc, method._mods[i]
+        if method.quantize:
+            bw, ba = method._bits_now[i]
+            xq, xm = _dq_fwd(x, acc, i, 2, method._signed_act[i], ba if method.pow2_bits else None)
+            wq, wm = _dq_fwd(w, acc, i, 0, True, bw if method.pow2_bits else None)
+        else:
+            xq, wq, xm, wm = x.detach(), w.detach(), None, None
+        bd = b.detach() if b is not None else None
+        if isinstance(mod, nn.Conv2d):
+            y = F.conv2d(xq, wq, bd, mod.stride, mod.padding, mod.dilation, mod.groups)
+        else:
+            y = F.linear(xq, wq, bd)
+        gate = method._gate_list[i]
+        eps = z = None
+        out = y
+        if gate is not None:
+            a_, b_ = gate
+            mu = torch.from_numpy(acc.mu[a_:b_])
+            shape = [-1, b_ - a_] + [1] * (y.dim() - 2)
+            if training:  # VIB noise per sample and channel
+                eps = torch.randn(y.shape[0], b_ - a_, dtype=y.dtype)
+                z = torch.addcmul(mu, torch.exp(0.5 * torch.from_numpy(acc.lv[a_:b_])), eps)
+            else:
+                z = (mu * method._keep_vec(a_, b_).to(y.dtype)).view(1, -1)
+            out = y * z.view(shape)
+        ctx.save_for_backward(x, w, xq, wq, y if gate is not None else None, eps, z)
+        ctx.info = (method, i, xm, wm, b is not None)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: "torch.Tensor") -> tuple[Any, ...]:
+        x, w, xq, wq, y, eps, z = ctx.saved_tensors
+        method, i, xm, wm, has_bias = ctx.info
+        acc, mod = method._acc, method._mods[i]
+        gate = method._gate_list[i]
+        gy = g
+        if gate is not None:
+            a_, b_ = gate
+            t = (g * y).reshape(g.shape[0], b_ - a_, -1).sum(dim=2)  # N x C
+            acc.g_mu[a_:b_] += t.sum(dim=0).numpy()
+            acc.g_lv[a_:b_] += ((t * eps).sum(dim=0) * 0.5 * torch.exp(0.5 * torch.from_numpy(acc.lv[a_:b_]))).numpy()
+            gy = g * z.view([-1, b_ - a_] + [1] * (g.dim() - 2))
+        need_x = ctx.needs_input_grad[0] or method.quantize
+        if isinstance(mod, nn.Conv2d):
+            gxq, gwq, gb = torch.ops.aten.convolution_backward(
+                gy, xq, wq, [wq.shape[0]] if has_bias else None, list(mod.stride), list(mod.padding),
+                list(mod.dilation), False, [0, 0], mod.groups, [need_x, True, has_bias])
+        else:
+            g2 = gy.reshape(-1, gy.shape[-1])
+            gxq = (g2 @ wq).view(xq.shape) if need_x else None
+            gwq = g2.t() @ xq.reshape(-1, xq.shape[-1])
+            gb = g2.sum(dim=0) if has_bias else None
+        if method.quantize:
+            gx = _dq_bwd(gxq, x, xm, acc)
+            gw = _dq_bwd(gwq, w, wm, acc)
+        else:
+            gx, gw = gxq, gwq
+        return (gx if ctx.needs_input_grad[0] else None), gw, gb, None, None, None
 
 
 class _NumpyAdam:
@@ -241,6 +319,8 @@ class DJPQ(Method):
         self.state: DJPQState | None = None
         self._layers: dict[str, "nn.Module"] = {}
         self._hooks: list[Any] = []
+        self._mods: list["nn.Module"] = []
+        self._gate_list: list[tuple[int, int] | None] = []
         self._gate_of: dict[str, tuple[int, int]] = {}
         self._signed_act: list[bool] = []
         self._bits_now: list[tuple[int, int]] | None = None
@@ -294,38 +374,17 @@ class DJPQ(Method):
         self._install(model)
 
     def _install(self, model: "nn.Module") -> None:
-        st = self.state
-        for i, (name, m) in enumerate(self._layers.items()):
-            if self.quantize:
-                w = m.weight
-                del m._parameters["weight"]
-                m.register_parameter("weight_orig", nn.Parameter(w.detach().clone()))
-                m.weight = w.detach().clone()
-                signed_a = self._signed_act[i]
+        """Route every layer's forward through :class:`_DJPQLayer` (an instance attribute that
+        :meth:`finalize` removes; the module's parameters and names are unchanged)."""
+        self._mods = [self._layers[n] for n in self.layer_names]
+        self._gate_list = [self._gate_of.get(n) for n in self.layer_names]
+        for i, m in enumerate(self._mods):
+            def forward(x: "torch.Tensor", m: "nn.Module" = m, i: int = i) -> "torch.Tensor":
+                if i == 0 or self._bits_now is None:
+                    self._bits_now = [self._step_bits(j) for j in range(len(self._mods))] if self.quantize else None
+                return _DJPQLayer.apply(x, m.weight, m.bias, self, i, m.training)
 
-                def pre(mod: "nn.Module", args: Any, i: int = i, signed_a: bool = signed_a) -> Any:
-                    if i == 0 or self._bits_now is None:
-                        self._bits_now = [self._step_bits(j) for j in range(len(self.layer_names))]
-                    bw, ba = self._bits_now[i]
-                    acc = self._acc
-                    mod.weight = _DQFunction.apply(mod.weight_orig, st.qp, acc, i, 0, True, bw if self.pow2_bits else None)
-                    x = _DQFunction.apply(args[0], st.qp, acc, i, 2, signed_a, ba if self.pow2_bits else None)
-                    return (x,) + tuple(args[1:])
-
-                self._hooks.append(m.register_forward_pre_hook(pre))
-            if name in self._gate_of:
-                a, b = self._gate_of[name]
-
-                def post(mod: "nn.Module", args: Any, out: "torch.Tensor", a: int = a, b: int = b) -> "torch.Tensor":
-                    if mod.training:  # VIB noise per sample and channel (native ops: cheaper than a kernel here)
-                        eps = torch.randn(out.shape[0], b - a, dtype=out.dtype)
-                        z = torch.addcmul(st.mu[a:b], torch.exp(0.5 * st.log_var[a:b]), eps)
-                        return out * z.view(*z.shape, *([1] * (out.dim() - 2)))
-                    with torch.no_grad():
-                        z = st.mu[a:b] * self._keep_vec(a, b).to(out.dtype)
-                    return out * z.view(1, -1, *([1] * (out.dim() - 2)))
-
-                self._hooks.append(m.register_forward_hook(post))
+            m.forward = forward
 
     def _layer_inputs(self, model: "nn.Module") -> dict[str, "torch.Tensor"]:
         out: dict[str, torch.Tensor] = {}
@@ -379,13 +438,9 @@ class DJPQ(Method):
 
     def after_backward(self, model: "nn.Module") -> None:
         """Add the exact gradient of ``kl_weight * KL + bops_weight * BOPs / BOPs_ref`` (numba) to
-        the accumulated gradients of the DJPQ parameters (quantiser kernels, gate autograd)."""
-        st, acc = self.state, self._acc
+        the gradients of the DJPQ parameters accumulated by the layers' backward passes."""
+        acc = self._acc
         self.last_penalty = K.penalty(*self._kernel_args(), acc.g_qp, acc.g_mu, acc.g_lv)
-        for p, g in ((st.mu, acc.g_mu), (st.log_var, acc.g_lv)):
-            if p.grad is not None:
-                g += p.grad.numpy()
-                p.grad = None
 
     def after_step(self, model: "nn.Module") -> None:
         """Adam step of the DJPQ parameters; keep every quantiser's bit-width within [2, 16]."""
@@ -438,21 +493,16 @@ class DJPQ(Method):
         keeps = self.channel_keep()
         st = self.state
         q = st.qp.detach().numpy().copy()
-        for h in self._hooks:
-            h.remove()
-        self._hooks = []
         with torch.no_grad():
             for i, name in enumerate(self.layer_names):
                 m = self._layers[name]
+                del m.forward  # back to the module's own forward
                 bw, ba = self._step_bits(i) if self.quantize else (FLOAT_BITS, FLOAT_BITS)
                 if self.quantize:
-                    w = _DQFunction.apply(m.weight_orig.detach(), st.qp, self._acc, i, 0, True,
-                                          bw if self.pow2_bits else None)
-                    del m.weight
-                    del m._parameters["weight_orig"]
+                    w = _dq_fwd(m.weight.detach(), self._acc, i, 0, True, bw if self.pow2_bits else None)[0]
                 else:
                     w = m.weight.detach().clone()
-                    del m._parameters["weight"]
+                del m._parameters["weight"]
                 if name in self._gate_of:
                     a, b = self._gate_of[name]
                     scale = st.mu.detach()[a:b] * keeps[name].to(w.dtype)
@@ -546,10 +596,10 @@ class FixedQAT(Method):
         for name, m in self._layers.items():
             ab = self.bits[name][1]
             self._hooks.append(m.register_forward_pre_hook(
-                lambda mod, a, ab=ab: (qz.fake_quant_activation(a[0], ab),) + a[1:]))
+                lambda mod, a, ab=ab: (fq.fake_quant_act(a[0], ab),) + a[1:]))
 
     def _q(self, name: str, w: "torch.Tensor") -> "torch.Tensor":
-        q = qz.quantize_weight(w, self._spec(name))
+        q = fq.quantize_weight(w, self._spec(name))
         mask = self.masks.get(name)
         return q * mask.to(q.dtype) if mask is not None else q
 

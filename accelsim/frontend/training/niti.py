@@ -25,17 +25,24 @@ the reference does, and the input pixels 0..16 are int8 with exponent -4).
   clamped at 0, ``2^s - 1`` approximates the softmax numerators, normalised to ``2^11``, the
   target's entry minus the total, then shifted by 4 to int8 (pseudo-stochastic, where the
   reference uses its RNG-based ``StoShift``).
-- ReLU, 2x2 max pooling, im2col/col2im work on the integer values; biases are not used (as in
-  NITI).
+- ReLU works on the int8 values; 2x2 max pooling compares a float32 copy (exact); biases are
+  not used (as in NITI).
 
-Integer GEMMs run on the float32 BLAS with exactly representable operands: every partial sum is an
-integer bounded by ``K * max|a| * max|b|``; when that bound is below 2^24 float32 is exact
-(otherwise float64, exact below 2^53); the result is cast to int32 — bit-identical to an int32
-accumulator (tested against int64 matmuls). Overflow of int32 raises.
+Integer GEMMs run on the float32 BLAS with exactly representable operands (PyTorch has no CPU
+int8 GEMM): every partial sum of a reduction over ``K`` terms is an integer bounded by
+``K * max|a| * max|b|``; reductions are split into chunks keeping that bound <= 2^24, where float32
+is exact in any summation order, and the chunks' results are added in int32 — bit-identical to an
+int32 accumulator (tested against int64 matmuls). Convolutions use PyTorch's direct float32
+convolution (forward, input gradient) on the same exact operands with the same bound; the weight
+gradient is computed in batch chunks that keep every reduction within 2^24 (tested against an
+integer im2col reference). Overflow of int32 raises.
 """
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
+from numba import njit
 
 from .._deps import require_torch
 from .loop import Method, TrainConfig
@@ -50,19 +57,66 @@ INT8_MAX = 127
 LOSS_SHIFT = 4
 LOSS_SCALE_BITS = 11
 FP32_EXACT = 2 ** 24
-FP64_EXACT = 2 ** 53
 INT32_LIMIT = 2 ** 31
 
 
 # --- integer arithmetic ------------------------------------------------------------------------
 
-def _absmax(x: "torch.Tensor") -> int:
-    return int(x.abs().max()) if x.numel() else 0
+@njit(cache=True)
+def _absmax_kernel(x: np.ndarray) -> int:  # pragma: no cover (numba)
+    m = 0
+    for i in range(x.size):
+        v = abs(int(x[i]))
+        if v > m:
+            m = v
+    return m
+
+
+@njit(cache=True)
+def _round_shift_kernel(x: np.ndarray, shift: int, out: np.ndarray) -> None:  # pragma: no cover (numba)
+    half = 1 << (shift - 1)
+    for i in range(x.size):
+        v = int(x[i])
+        q = (abs(v) + half) >> shift
+        if q > INT8_MAX:
+            q = INT8_MAX
+        out[i] = q if v >= 0 else -q
+
+
+@njit(cache=True)
+def _psto_shift_kernel(x: np.ndarray, shift: int, out: np.ndarray) -> None:  # pragma: no cover (numba)
+    half = shift // 2
+    odd = shift % 2 == 1
+    for i in range(x.size):
+        v = int(x[i])
+        m = abs(v)
+        q = m >> shift
+        rem = m - (q << shift)
+        prob = rem >> half
+        rnd = rem - (prob << half)
+        if odd:
+            rnd *= 2
+        if prob > rnd:
+            q += 1
+        if q > INT8_MAX:
+            q = INT8_MAX
+        out[i] = q if v >= 0 else -q
+
+
+def _flat_int(x: "torch.Tensor") -> np.ndarray:
+    if x.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64):
+        raise TypeError(f"expected an integer tensor, got {x.dtype}")
+    return x.contiguous().reshape(-1).numpy()
+
+
+def absmax(x: "torch.Tensor") -> int:
+    """``max|x|`` of an integer tensor (0 when empty)."""
+    return int(_absmax_kernel(_flat_int(x))) if x.numel() else 0
 
 
 def bit_length(x: "torch.Tensor") -> int:
     """Bits needed for ``max|x|`` (0 for an all-zero tensor)."""
-    return _absmax(x.to(torch.int64)).bit_length()
+    return absmax(x).bit_length()
 
 
 def int8_clip(x: "torch.Tensor") -> "torch.Tensor":
@@ -70,17 +124,16 @@ def int8_clip(x: "torch.Tensor") -> "torch.Tensor":
 
 
 def round_shift(x: "torch.Tensor", shift: int) -> "torch.Tensor":
-    """``x / 2^shift`` rounded half away from zero (NITI ``RoundShift``), clipped to int8."""
+    """``x / 2^shift`` rounded half away from zero (NITI ``RoundShift``), clipped to +-127, int8."""
     if shift <= 0:
         return int8_clip(x)
-    x = x.to(torch.int64)
-    mag = x.abs()
-    q = (mag + (1 << (shift - 1))) >> shift
-    return int8_clip(torch.sign(x) * q)
+    out = torch.empty(x.shape, dtype=torch.int8)
+    _round_shift_kernel(_flat_int(x), shift, out.numpy().reshape(-1))
+    return out
 
 
 def psto_shift(x: "torch.Tensor", shift: int) -> "torch.Tensor":
-    """``x / 2^shift`` with NITI's pseudo-stochastic rounding (``PstoShift``), clipped to int8.
+    """``x / 2^shift`` with NITI's pseudo-stochastic rounding (``PstoShift``), clipped, int8.
 
     Of the ``shift`` discarded bits of ``|x|``, the upper ``shift - shift//2`` bits are the
     probability and the lower ``shift//2`` bits (doubled when ``shift`` is odd, to the same width)
@@ -88,27 +141,39 @@ def psto_shift(x: "torch.Tensor", shift: int) -> "torch.Tensor":
     """
     if shift <= 0:
         return int8_clip(x)
-    x = x.to(torch.int64)
-    mag = x.abs()
-    q = mag >> shift
-    rem = mag - (q << shift)
-    half = shift // 2
-    prob = rem >> half
-    rnd = rem - (prob << half)
-    if shift % 2 == 1:
-        rnd = rnd * 2
-    up = (prob > rnd).to(torch.int64)
-    return int8_clip(torch.sign(x) * (q + up))
+    out = torch.empty(x.shape, dtype=torch.int8)
+    _psto_shift_kernel(_flat_int(x), shift, out.numpy().reshape(-1))
+    return out
+
+
+def _mag_bound(x: "torch.Tensor") -> int:
+    """An upper bound of ``max|x|``: 128 for int8 (no scan), the exact maximum otherwise."""
+    return 128 if x.dtype == torch.int8 else absmax(x)
+
+
+def _exact_mm(af: "torch.Tensor", bf: "torch.Tensor", per_term: int) -> "torch.Tensor":
+    """``af @ bf`` of float32 tensors holding integers, |a_ik b_kj| <= ``per_term``: exact int32.
+
+    Every partial sum of a float32 GEMM over <= ``2^24 / per_term`` terms is an integer of
+    magnitude <= 2^24, hence exact in any order; longer reductions are split into such chunks whose
+    int32 results are added.
+    """
+    k = af.shape[-1]
+    if k * per_term >= INT32_LIMIT:
+        raise OverflowError(f"int32 accumulator overflow: K={k}, |a*b| <= {per_term}")
+    chunk = max(1, FP32_EXACT // max(per_term, 1))
+    if k <= chunk:
+        return torch.matmul(af, bf).to(torch.int32)
+    out = None
+    for s in range(0, k, chunk):
+        part = torch.matmul(af[..., s:s + chunk], bf[..., s:s + chunk, :]).to(torch.int32)
+        out = part if out is None else out + part
+    return out
 
 
 def int_matmul(a: "torch.Tensor", b: "torch.Tensor") -> "torch.Tensor":
     """Exact integer ``a @ b`` (int32 result) of integer tensors (see the module docstring)."""
-    k = a.shape[-1]
-    bound = k * _absmax(a) * _absmax(b)
-    if bound >= INT32_LIMIT:
-        raise OverflowError(f"int32 accumulator overflow: K={k}, bound {bound}")
-    dt = torch.float32 if bound < FP32_EXACT else torch.float64
-    return torch.matmul(a.to(dt), b.to(dt)).to(torch.int32)
+    return _exact_mm(a.to(torch.float32), b.to(torch.float32), _mag_bound(a) * _mag_bound(b))
 
 
 def requantize(acc: "torch.Tensor", exp: int) -> tuple["torch.Tensor", int]:
@@ -215,61 +280,42 @@ class IntConv2d(IntLayer):
         self.register_buffer("weight_exp", torch.tensor(e, dtype=torch.int64))
         self.kernel, self.padding = kernel, padding
         self._x: tuple["torch.Tensor", int] | None = None
-        self._cols: "torch.Tensor | None" = None
-
-    def _out_hw(self, h: int, w: int) -> tuple[int, int]:
-        return h + 2 * self.padding - self.kernel + 1, w + 2 * self.padding - self.kernel + 1
-
-    def _im2col(self, x: "torch.Tensor") -> "torch.Tensor":
-        """N x C*k*k x L int8 patches (channel-major, as ``weight.reshape(O, -1)``); stride 1."""
-        n, c, h, w = x.shape
-        k, p = self.kernel, self.padding
-        oh, ow = self._out_hw(h, w)
-        xp = F.pad(x, (p, p, p, p))
-        cols = torch.stack([xp[:, :, i:i + oh, j:j + ow] for i in range(k) for j in range(k)], dim=2)
-        return cols.reshape(n, c * k * k, oh * ow)
-
-    def _col2im(self, cols: "torch.Tensor", h: int, w: int) -> "torch.Tensor":
-        """Inverse of :meth:`_im2col` summing overlaps, in int32."""
-        n = cols.shape[0]
-        k, p = self.kernel, self.padding
-        oh, ow = self._out_hw(h, w)
-        c = cols.shape[1] // (k * k)
-        cols = cols.reshape(n, c, k * k, oh, ow)
-        out = torch.zeros(n, c, h + 2 * p, w + 2 * p, dtype=torch.int32)
-        for i in range(k):
-            for j in range(k):
-                out[:, :, i:i + oh, j:j + ow] += cols[:, :, i * k + j]
-        return out[:, :, p:p + h, p:p + w]
 
     def forward(self, inp: tuple["torch.Tensor", int]) -> tuple["torch.Tensor", int]:
         x, e = inp
-        n, c, h, w = x.shape
         self._x = inp
-        cols = self._im2col(x)
-        self._cols = cols
-        w2 = self.weight.reshape(self.weight.shape[0], -1)
-        acc = int_matmul(w2, cols)  # N x O x L, int32
-        acc = acc.reshape(n, -1, *self._out_hw(h, w))
+        per = _mag_bound(self.weight) * _mag_bound(x)
+        k_terms = self.weight[0].numel()
+        if k_terms * per > FP32_EXACT:
+            raise OverflowError(f"conv reduction of {k_terms} terms may exceed float32's exact range")
+        self._xf = x.to(torch.float32)
+        self._wf = self.weight.to(torch.float32)
+        acc = F.conv2d(self._xf, self._wf, padding=self.padding).to(torch.int32)
         return requantize(acc, e + int(self.weight_exp))
 
     def backward(self, err: tuple["torch.Tensor", int], grad_bits: int, need_input_err: bool = True) -> Any:
         g, ge = err
-        x, _ = self._x
         n, o, h, w = g.shape
-        g2 = g.reshape(n, o, h * w)
-        w2 = self.weight.reshape(o, -1)
+        gf = g.to(torch.float32)
+        per = _mag_bound(g) * _mag_bound(self.weight)
         out = None
+        conv_bwd = torch.ops.aten.convolution_backward
+        args = ([1, 1], [self.padding, self.padding], [1, 1], False, [0, 0], 1)
         if need_input_err:
-            col_err = int_matmul(w2.t(), g2)  # N x C*k*k x L, int32
-            if self.kernel * self.kernel * _absmax(col_err) >= INT32_LIMIT:
-                raise OverflowError("int32 overflow in the convolution's input gradient")
-            out = requantize(self._col2im(col_err, x.shape[2], x.shape[3]), ge + int(self.weight_exp))
-        # weight gradient: sum over samples and positions of err x im2col(input)
-        gl = g2.permute(1, 0, 2).reshape(o, -1)  # O x N*L
-        cl = self._cols.permute(0, 2, 1).reshape(-1, self._cols.shape[1])  # N*L x C*k*k
-        self.weight_grad_int32 = int_matmul(gl, cl).reshape(self.weight.shape)
-        self.weight_update_int8 = grad_to_bits(self.weight_grad_int32, grad_bits)
+            # each input pixel sums <= O * k * k products: exact in float32 below 2^24
+            if o * self.kernel * self.kernel * per > FP32_EXACT:
+                raise OverflowError("the convolution's input gradient may exceed float32's exact range")
+            gi = conv_bwd(gf, self._xf, self._wf, None, *args, [True, False, False])[0]
+            out = requantize(gi.to(torch.int32), ge + int(self.weight_exp))
+        # weight gradient sums N * P * Q products per weight: in batch chunks of <= 2^24 / (P Q per) terms
+        per_w = _mag_bound(g) * _mag_bound(self._x[0])
+        chunk = max(1, FP32_EXACT // (h * w * per_w))
+        grad = torch.zeros(self.weight.shape, dtype=torch.int32)
+        for s0 in range(0, n, chunk):
+            gw = conv_bwd(gf[s0:s0 + chunk], self._xf[s0:s0 + chunk], self._wf, None, *args, [False, True, False])[1]
+            grad += gw.to(torch.int32)
+        self.weight_grad_int32 = grad
+        self.weight_update_int8 = grad_to_bits(grad, grad_bits)
         self.weight.copy_(int8_clip(self.weight.to(torch.int16) - self.weight_update_int8.to(torch.int16)))
         return out
 
@@ -277,39 +323,34 @@ class IntConv2d(IntLayer):
 class IntReLU(IntLayer):
     def forward(self, inp: tuple["torch.Tensor", int]) -> tuple["torch.Tensor", int]:
         x, e = inp
-        self._pos = x > 0
-        return torch.where(self._pos, x, torch.zeros_like(x)), e
+        y = x.clamp_min(0)
+        self._pos = y.clamp_max(1)  # 1 where x > 0 (integers), else 0
+        return y, e
 
     def backward(self, err: tuple["torch.Tensor", int], grad_bits: int, need_input_err: bool = True) -> Any:
         g, ge = err
-        return torch.where(self._pos, g, torch.zeros_like(g)), ge
+        return g * self._pos, ge
 
 
 class IntMaxPool2d(IntLayer):
+    """``kernel x kernel`` max pooling (stride = kernel) of int8 values; the comparisons run on a
+    float32 copy (exact), the error is routed to the arg-max positions."""
+
     def __init__(self, kernel: int = 2):
         super().__init__()
         self.kernel = kernel
 
     def forward(self, inp: tuple["torch.Tensor", int]) -> tuple["torch.Tensor", int]:
         x, e = inp
-        n, c, h, w = x.shape
-        k = self.kernel
         self._shape = x.shape
-        win = x[:, :, :h // k * k, :w // k * k].reshape(n, c, h // k, k, w // k, k).permute(0, 1, 2, 4, 3, 5)
-        y, idx = win.reshape(n, c, h // k, w // k, k * k).max(dim=-1)
+        y, idx = F.max_pool2d(x.to(torch.float32), self.kernel, return_indices=True)
         self._idx = idx
-        return y, e
+        return y.to(torch.int8), e
 
     def backward(self, err: tuple["torch.Tensor", int], grad_bits: int, need_input_err: bool = True) -> Any:
         g, ge = err
-        n, c, h, w = self._shape
-        k = self.kernel
-        win = torch.zeros(n, c, h // k, w // k, k * k, dtype=g.dtype)
-        win.scatter_(4, self._idx.unsqueeze(-1), g.unsqueeze(-1))
-        out = torch.zeros(n, c, h, w, dtype=g.dtype)
-        out[:, :, :h // k * k, :w // k * k] = win.reshape(n, c, h // k, w // k, k, k).permute(0, 1, 2, 4, 3, 5) \
-            .reshape(n, c, h // k * k, w // k * k)
-        return out, ge
+        out = F.max_unpool2d(g.to(torch.float32), self._idx, self.kernel, output_size=self._shape[2:])
+        return out.to(torch.int8), ge
 
 
 class IntFlatten(IntLayer):
