@@ -537,8 +537,7 @@ class DJPQ(Method):
             keep = f["keep"]
             spec = FilterPrune(density=max(float(keep.float().mean()), 1e-9)) if keep is not None else None
             out[name] = LayerCompression(name=name, weight_bits=f["weight_bits"], act_bits=f["act_bits"],
-                                         scheme="int" if self.quantize else "float", prune=spec,
-                                         mask=f["mask"] if spec is not None else None,
+                                         scheme="int" if self.quantize else "float", prune=spec, mask=f["mask"],
                                          granularity="channel" if self.quantize else "tensor")
         return out
 
@@ -661,9 +660,9 @@ def two_stage_baseline(model: "nn.Module", data: Any, example_input: "torch.Tens
     stage1 = DJPQ(example_input, bops_weight=0.0, kl_weight=kl_weight, quantize=False)
     r1 = train(model, data, stage1, prune_config)
     recs = stage1.records(model)
-    masks = {n: (m.weight.detach() != 0) for n, m in compressible_layers(model).items()}
+    masks = {n: rec.mask for n, rec in recs.items()}
     bias_masks = {n: f["keep"] for n, f in stage1.final.items() if f["keep"] is not None}
-    cost = model_cost(model, example_input)
+    cost = model_cost(model, example_input, recs)
     layers_info = {c.name: {"weight": model.get_submodule(c.name).weight.detach(), "macs": c.macs_eff,
                             "nnz": c.nonzeros} for c in cost.layers}
     reference = sum(c.macs_eff for c in cost.layers) * 8 * act_bits

@@ -237,15 +237,14 @@ class EarlyBird(Method):
 
     # --- results ----------------------------------------------------------------------------------
     def records(self, model: "nn.Module") -> dict[str, LayerCompression]:
-        from ..recipe import FilterPrune, UnstructuredPrune
+        from ..recipe import FilterPrune
 
         out = {}
         for name, mask in self._weight_masks(model).items():
             keep = self.channel_masks.get(name)
-            if keep is not None:
-                spec: Any = FilterPrune(density=max(float(keep.float().mean()), 1e-9))
-            else:  # only its input columns were removed (the classifier)
-                spec = UnstructuredPrune(density=max(float(mask.float().mean()), 1e-9))
+            # a layer that only lost input columns (the classifier) carries no prune spec: the
+            # exporter removes those columns through channel liveness
+            spec = FilterPrune(density=max(float(keep.float().mean()), 1e-9)) if keep is not None else None
             out[name] = LayerCompression(name=name, prune=spec, mask=mask)
         return out
 
@@ -253,7 +252,7 @@ class EarlyBird(Method):
                       dense_macs: int | None = None) -> dict[str, float]:
         """Training MACs of this run vs the standard pipeline (dense training for
         ``max_search_epochs``, then the same ticket retraining). ``example_input``: one sample."""
-        ticket = model_cost(model, example_input).macs_eff
+        ticket = model_cost(model, example_input, self.records(model)).macs_eff
         dense = dense_macs if dense_macs is not None else self._dense_macs
         search_epochs = self.pruned_at or 0
         k = TRAIN_MACS_PER_FORWARD_MAC * samples_per_epoch

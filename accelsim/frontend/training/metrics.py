@@ -1,11 +1,12 @@
 """What a trained, compressed model costs: sparsity, average bits and BOPs per layer.
 
-Every method describes its result as one :class:`LayerCompression` per conv/linear layer (bits
-and the sparsity spec it enforced); the non-zeros are counted on the actual weights.
+Every method describes its result as one :class:`LayerCompression` per conv/linear layer: bits,
+the sparsity spec it enforced and the *support* mask (the weights it keeps; for channel pruning
+also the consumer's input columns fed by removed channels). Weights that quantise to zero inside
+the support are kept weights (they are not pruned; the exported workload counts them the same way).
 
-- ``MACs_eff`` of a layer = (non-zero weights) x (output positions it is applied at), i.e. the
-  MACs left when multiplications by pruned weights are skipped. Channel pruning zeroes whole
-  filters (and the consumer's input columns), so it is covered by the same count.
+- ``MACs_eff`` of a layer = (kept weights) x (output positions it is applied at), i.e. the MACs
+  left when multiplications by pruned weights are skipped. A layer without a mask is dense.
 - ``BOPs`` = sum over layers of ``MACs_eff * b_w * b_a`` — the simplified BOPs of Bayesian Bits /
   HAWQ-V3 with MACs counted after pruning (literature.md H-E1, "accelsim default"). Float
   layers count 32 bits.
@@ -30,8 +31,10 @@ class LayerCompression:
     """How one conv/linear layer is compressed (for metrics and export).
 
     ``prune`` is a front-end recipe prune spec (``kind`` + parameters, e.g.
-    :class:`~accelsim.frontend.recipe.BlockPrune`) or None; ``mask`` the boolean weight mask the
-    method enforced; ``scheme`` ``float`` | ``int`` | ``pow2`` | ``binary`` | ``ternary``.
+    :class:`~accelsim.frontend.recipe.BlockPrune`) or None; ``mask`` the boolean support (kept
+    weights; exported as the layer's mask only together with a ``prune`` spec — input columns
+    removed because a producer lost channels are left to the exporter's channel liveness);
+    ``scheme`` ``float`` | ``int`` | ``pow2`` | ``binary`` | ``ternary``.
     """
 
     name: str
@@ -139,7 +142,8 @@ def model_cost(model: "nn.Module", example_input: "torch.Tensor",
     for name, m in compressible_layers(model).items():
         w = m.weight.detach()
         rec = records.get(name)
-        costs.append(LayerCost(name=name, weights=w.numel(), nonzeros=int((w != 0).sum()), positions=pos.get(name, 0),
+        kept = int(rec.mask.sum()) if rec is not None and rec.mask is not None else w.numel()
+        costs.append(LayerCost(name=name, weights=w.numel(), nonzeros=kept, positions=pos.get(name, 0),
                                weight_bits=rec.weight_bits if rec else FLOAT_BITS,
                                act_bits=rec.act_bits if rec else FLOAT_BITS))
     return ModelCost(costs)
