@@ -8,7 +8,7 @@ pytest.importorskip("sklearn")
 
 from accelsim.errors import ConfigError  # noqa: E402
 from accelsim.frontend.recipe import QuantSpec, UnstructuredPrune  # noqa: E402
-from accelsim.frontend.training import admm, dst  # noqa: E402
+from accelsim.frontend.training import admm, djpq, dst, earlybird  # noqa: E402
 from accelsim.frontend.training.data import load_digits_data  # noqa: E402
 from accelsim.frontend.training.loop import Method, TrainConfig, evaluate, train  # noqa: E402
 from accelsim.frontend.training.models import build_model  # noqa: E402
@@ -45,17 +45,28 @@ def test_digits_split_is_seeded_and_stratified():
                                                                     quant_retrain_epochs=1))],
                          ids=["plain", "dst", "admm"])
 def test_resume_is_bit_identical(tmp_path, data, make):
+    _check_resume(tmp_path, data, make, lambda: build_model("mlp", seed=1))
+
+
+def _check_resume(tmp_path, data, make, net):
     cfg = dict(epochs=4, batch_size=64, lr=0.05, progress=False, seed=3)
-    full = train(build_model("mlp", seed=1), data, make(), TrainConfig(checkpoint=tmp_path / "a.pt", **cfg))
-    part = train(build_model("mlp", seed=1), data, make(), TrainConfig(checkpoint=tmp_path / "b.pt", **cfg),
-                 max_epochs_this_run=2)
+    full = train(net(), data, make(), TrainConfig(checkpoint=tmp_path / "a.pt", **cfg))
+    part = train(net(), data, make(), TrainConfig(checkpoint=tmp_path / "b.pt", **cfg), max_epochs_this_run=2)
     assert not part.finished and part.epochs_run == 2
-    rest = train(build_model("mlp", seed=1), data, make(), TrainConfig(checkpoint=tmp_path / "b.pt", **cfg))
+    rest = train(net(), data, make(), TrainConfig(checkpoint=tmp_path / "b.pt", **cfg))
     assert rest.finished and rest.resumed_from_epoch == 2
     assert _states_equal(full.model, rest.model)
     assert [h["loss"] for h in full.history] == [h["loss"] for h in rest.history]
     assert full.test_accuracy == rest.test_accuracy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt"]  # no temp files left behind
+
+
+def test_resume_djpq_and_earlybird(tmp_path, data):
+    ex = data.x_test[:1]
+    _check_resume(tmp_path / "djpq", data, lambda: djpq.DJPQ(ex, kl_weight=1e-2), lambda: build_model("mlp", seed=1))
+    _check_resume(tmp_path / "eb", data, lambda: earlybird.EarlyBird(fifo=2, threshold=1.0, max_search_epochs=3,
+                                                                     retrain_epochs=1),
+                  lambda: build_model("mlp", bn=True, seed=1))
 
 
 def test_seed_changes_the_run(data):

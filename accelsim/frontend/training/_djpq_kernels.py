@@ -122,3 +122,78 @@ def penalty(qp: np.ndarray, int_bits: np.ndarray, signed_act: np.ndarray, macs: 
             g_mu[c] += kl_weight * mu[c] / (ev + m2)
             g_lv[c] += -kl_weight * 0.5 * m2 / (ev + m2)
     return kl_weight * kl + bops_scale * bops, kl, bops
+
+
+@njit(cache=True)
+def dq_forward2(x: np.ndarray, dx: np.float32, qx: np.float32, sx: bool, ox: np.ndarray,
+                w: np.ndarray, dw: np.float32, qw: np.float32, ow: np.ndarray) -> None:  # pragma: no cover
+    """:func:`dq_forward` of a layer's input (signed ``sx``) and of its (signed) weight in one call."""
+    dq_forward(x, dx, qx, sx, ox)
+    dq_forward(w, dw, qw, True, ow)
+
+
+@njit(cache=True)
+def dq_backward2(gx: np.ndarray, x: np.ndarray, dx: np.float32, qx: np.float32, sx: bool, ox: np.ndarray,
+                 gw: np.ndarray, w: np.ndarray, dw: np.float32, qw: np.float32,
+                 ow: np.ndarray) -> tuple[float, float, float, float]:  # pragma: no cover
+    """:func:`dq_backward` of the input and the weight quantiser in one call."""
+    a, b = dq_backward(gx, x, dx, qx, sx, ox)
+    c, d = dq_backward(gw, w, dw, qw, True, ow)
+    return a, b, c, d
+
+
+@njit(cache=True)
+def gate_forward(y: np.ndarray, mu: np.ndarray, lv: np.ndarray, eps: np.ndarray, out: np.ndarray,
+                 z: np.ndarray) -> None:  # pragma: no cover
+    """``z[n, c] = mu[c] + exp(lv[c] / 2) eps[n, c]``; ``out[n, c, l] = y[n, c, l] z[n, c]``."""
+    n, c, L = y.shape
+    for j in range(c):
+        s = np.float32(np.exp(np.float32(0.5) * lv[j]))
+        m = mu[j]
+        for i in range(n):
+            zz = m + s * eps[i, j]
+            z[i, j] = zz
+            for k in range(L):
+                out[i, j, k] = y[i, j, k] * zz
+
+
+@njit(cache=True, fastmath=True)
+def gate_backward(g: np.ndarray, y: np.ndarray, z: np.ndarray, eps: np.ndarray, lv: np.ndarray, gy: np.ndarray,
+                  gmu: np.ndarray, glv: np.ndarray) -> None:  # pragma: no cover
+    """``gy = g z``; adds ``sum g y`` to ``gmu`` and ``sum g y eps * exp(lv / 2) / 2`` to ``glv``."""
+    n, c, L = y.shape
+    for j in range(c):
+        s = np.float32(np.exp(np.float32(0.5) * lv[j]))
+        a = np.float32(0.0)
+        b = np.float32(0.0)
+        for i in range(n):
+            zz = z[i, j]
+            t = np.float32(0.0)
+            for k in range(L):
+                gv = g[i, j, k]
+                gy[i, j, k] = gv * zz
+                t += gv * y[i, j, k]
+            a += t
+            b += t * eps[i, j]
+        gmu[j] += a
+        glv[j] += b * np.float32(0.5) * s
+
+
+@njit(cache=True)
+def adam_step(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, lr: float) -> None:  # pragma: no cover
+    """Adam (betas 0.9 / 0.999, eps 1e-8, bias-corrected) on flat arrays, in place; ``t`` >= 1."""
+    b1, b2 = 0.9, 0.999
+    c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+    for i in range(p.size):
+        m[i] = b1 * m[i] + (1.0 - b1) * g[i]
+        v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i]
+        p[i] -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + 1e-8)
+
+
+@njit(cache=True)
+def clip_steps(q: np.ndarray, lo_w: float, hi_w: float, lo_a: np.ndarray, hi_a: np.ndarray) -> None:  # pragma: no cover
+    """Keep ``log d`` within ``[log q_max + lo, log q_max + hi]`` for the weight (cols 0, 1) and
+    activation (cols 2, 3) quantiser of every layer (bit-width limits)."""
+    for i in range(q.shape[0]):
+        q[i, 0] = min(max(q[i, 0], q[i, 1] + lo_w), q[i, 1] + hi_w)
+        q[i, 2] = min(max(q[i, 2], q[i, 3] + lo_a[i]), q[i, 3] + hi_a[i])

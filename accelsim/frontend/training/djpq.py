@@ -193,14 +193,26 @@ class _DJPQLayer(torch.autograd.Function):
     def forward(ctx: Any, x: "torch.Tensor", w: "torch.Tensor", b: "torch.Tensor | None", method: "DJPQ", i: int,
                 training: bool) -> "torch.Tensor":
         acc, mod = method._acc, method._mods[i]
+        xf = x.detach()
+        wf = w.detach()
+        if not xf.is_contiguous():
+            xf = xf.contiguous()
+        if not wf.is_contiguous():
+            wf = wf.contiguous()
+        qm = None
         if method.quantize:
             bw, ba = method._bits_now[i]
-            xq, xm = _dq_fwd(x, acc, i, 2, method._signed_act[i], ba if method.pow2_bits else None)
-            wq, wm = _dq_fwd(w, acc, i, 0, True, bw if method.pow2_bits else None)
+            sx = method._signed_act[i]
+            dx, rx, qx = _step(acc, i, 2, sx, ba if method.pow2_bits else None)
+            dw, rw, qw = _step(acc, i, 0, True, bw if method.pow2_bits else None)
+            xq, wq = torch.empty(xf.shape, dtype=xf.dtype), torch.empty(wf.shape, dtype=wf.dtype)
+            K.dq_forward2(xf.numpy().reshape(-1), np.float32(dx), np.float32(qx), sx, xq.numpy().reshape(-1),
+                          wf.numpy().reshape(-1), np.float32(dw), np.float32(qw), wq.numpy().reshape(-1))
+            qm = (dx, rx, qx, sx, dw, rw, qw)
         else:
-            xq, wq, xm, wm = x.detach(), w.detach(), None, None
-        bd = b.detach() if b is not None else None
-        if isinstance(mod, nn.Conv2d):
+            xq, wq = xf, wf
+        bd = None if b is None else b.detach()
+        if method._is_conv[i]:
             y = F.conv2d(xq, wq, bd, mod.stride, mod.padding, mod.dilation, mod.groups)
         else:
             y = F.linear(xq, wq, bd)
@@ -209,47 +221,71 @@ class _DJPQLayer(torch.autograd.Function):
         out = y
         if gate is not None:
             a_, b_ = gate
-            mu = torch.from_numpy(acc.mu[a_:b_])
-            shape = [-1, b_ - a_] + [1] * (y.dim() - 2)
             if training:  # VIB noise per sample and channel
-                eps = torch.randn(y.shape[0], b_ - a_, dtype=y.dtype)
-                z = torch.addcmul(mu, torch.exp(0.5 * torch.from_numpy(acc.lv[a_:b_])), eps)
+                n = y.shape[0]
+                if not y.is_contiguous():
+                    y = y.contiguous()
+                eps = torch.randn(n, b_ - a_, dtype=y.dtype)
+                z = torch.empty(n, b_ - a_, dtype=y.dtype)
+                out = torch.empty(y.shape, dtype=y.dtype)  # contiguous: the kernel writes through numpy
+                shape3 = (n, b_ - a_, -1)
+                K.gate_forward(y.numpy().reshape(shape3), acc.mu[a_:b_], acc.lv[a_:b_], eps.numpy(),
+                               out.numpy().reshape(shape3), z.numpy())
             else:
-                z = (mu * method._keep_vec(a_, b_).to(y.dtype)).view(1, -1)
-            out = y * z.view(shape)
-        ctx.save_for_backward(x, w, xq, wq, y if gate is not None else None, eps, z)
-        ctx.info = (method, i, xm, wm, b is not None)
+                z = (torch.from_numpy(acc.mu[a_:b_]) * method._keep_vec(a_, b_).to(y.dtype)).view(1, -1)
+                out = y * z.view([1, b_ - a_] + [1] * (y.dim() - 2))
+        ctx.save_for_backward(xf, wf, xq, wq, y if gate is not None else None, eps, z)
+        ctx.info = (method, i, qm, b is not None)
         return out
 
     @staticmethod
     def backward(ctx: Any, g: "torch.Tensor") -> tuple[Any, ...]:
-        x, w, xq, wq, y, eps, z = ctx.saved_tensors
-        method, i, xm, wm, has_bias = ctx.info
+        xf, wf, xq, wq, y, eps, z = ctx.saved_tensors
+        method, i, qm, has_bias = ctx.info
         acc, mod = method._acc, method._mods[i]
         gate = method._gate_list[i]
+        if not g.is_contiguous():
+            g = g.contiguous()
         gy = g
         if gate is not None:
             a_, b_ = gate
-            t = (g * y).reshape(g.shape[0], b_ - a_, -1).sum(dim=2)  # N x C
-            acc.g_mu[a_:b_] += t.sum(dim=0).numpy()
-            acc.g_lv[a_:b_] += ((t * eps).sum(dim=0) * 0.5 * torch.exp(0.5 * torch.from_numpy(acc.lv[a_:b_]))).numpy()
-            gy = g * z.view([-1, b_ - a_] + [1] * (g.dim() - 2))
-        need_x = ctx.needs_input_grad[0] or method.quantize
-        if isinstance(mod, nn.Conv2d):
+            shape3 = (g.shape[0], b_ - a_, -1)
+            gy = torch.empty(g.shape, dtype=g.dtype)
+            K.gate_backward(g.numpy().reshape(shape3), y.numpy().reshape(shape3), z.numpy(), eps.numpy(),
+                            acc.lv[a_:b_], gy.numpy().reshape(shape3), acc.g_mu[a_:b_], acc.g_lv[a_:b_])
+        need_x = method.quantize or ctx.needs_input_grad[0]
+        if method._is_conv[i]:
             gxq, gwq, gb = torch.ops.aten.convolution_backward(
                 gy, xq, wq, [wq.shape[0]] if has_bias else None, list(mod.stride), list(mod.padding),
                 list(mod.dilation), False, [0, 0], mod.groups, [need_x, True, has_bias])
         else:
-            g2 = gy.reshape(-1, gy.shape[-1])
+            g2 = gy if gy.dim() == 2 else gy.reshape(-1, gy.shape[-1])
             gxq = (g2 @ wq).view(xq.shape) if need_x else None
-            gwq = g2.t() @ xq.reshape(-1, xq.shape[-1])
+            gwq = g2.t() @ (xq if xq.dim() == 2 else xq.reshape(-1, xq.shape[-1]))
             gb = g2.sum(dim=0) if has_bias else None
-        if method.quantize:
-            gx = _dq_bwd(gxq, x, xm, acc)
-            gw = _dq_bwd(gwq, w, wm, acc)
+        if qm is not None:
+            dx, rx, qx, sx, dw, rw, qw = qm
+            if not gxq.is_contiguous():
+                gxq = gxq.contiguous()
+            gx, gw = torch.empty(gxq.shape, dtype=gxq.dtype), torch.empty(wf.shape, dtype=wf.dtype)
+            sdx, sqx, sdw, sqw = K.dq_backward2(gxq.numpy().reshape(-1), xf.numpy().reshape(-1), np.float32(dx),
+                                                np.float32(qx), sx, gx.numpy().reshape(-1),
+                                                gwq.contiguous().numpy().reshape(-1), wf.numpy().reshape(-1),
+                                                np.float32(dw), np.float32(qw), gw.numpy().reshape(-1))
+            gq = acc.g_qp[i]
+            gq[2] += sdx * rx  # chain rule through d = exp(log d) (straight-through for pow2 steps)
+            gq[3] += sqx * qx
+            gq[0] += sdw * rw
+            gq[1] += sqw * qw
         else:
             gx, gw = gxq, gwq
         return (gx if ctx.needs_input_grad[0] else None), gw, gb, None, None, None
+
+
+def _step(acc: _Grads, row: int, col: int, signed: bool, pow2_bits: int | None) -> tuple[float, float, float]:
+    """``(step used, exp(log d), q_max)`` of a quantiser (the pow2 step fills its bit-width)."""
+    d_raw, qmax = math.exp(float(acc.qp[row, col])), math.exp(float(acc.qp[row, col + 1]))
+    return (qmax / _levels(pow2_bits, signed) if pow2_bits is not None else d_raw), d_raw, qmax
 
 
 class _NumpyAdam:
@@ -260,13 +296,11 @@ class _NumpyAdam:
         self.m = np.zeros(shape)
         self.v = np.zeros(shape)
 
-    def step(self, param: np.ndarray, grad: np.ndarray, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+    def step(self, param: np.ndarray, grad: np.ndarray) -> None:
+        if param.size == 0:
+            return
         self.t += 1
-        self.m = b1 * self.m + (1 - b1) * grad
-        self.v = b2 * self.v + (1 - b2) * grad * grad
-        mh = self.m / (1 - b1 ** self.t)
-        vh = self.v / (1 - b2 ** self.t)
-        param -= (self.lr * mh / (np.sqrt(vh) + eps)).astype(param.dtype)
+        K.adam_step(param.reshape(-1), grad.reshape(-1), self.m.reshape(-1), self.v.reshape(-1), self.t, self.lr)
 
     def state_dict(self) -> dict[str, Any]:
         return {"t": self.t, "m": self.m.copy(), "v": self.v.copy()}
@@ -377,6 +411,7 @@ class DJPQ(Method):
         """Route every layer's forward through :class:`_DJPQLayer` (an instance attribute that
         :meth:`finalize` removes; the module's parameters and names are unchanged)."""
         self._mods = [self._layers[n] for n in self.layer_names]
+        self._is_conv = [isinstance(m, nn.Conv2d) for m in self._mods]
         self._gate_list = [self._gate_of.get(n) for n in self.layer_names]
         for i, m in enumerate(self._mods):
             def forward(x: "torch.Tensor", m: "nn.Module" = m, i: int = i) -> "torch.Tensor":
@@ -452,10 +487,7 @@ class DJPQ(Method):
             self._adam_lv.step(acc.lv, acc.g_lv)
         if not self.quantize:
             return
-        q = acc.qp
-        lo_w, hi_w, lo_a, hi_a = self._clip
-        q[:, 0] = np.clip(q[:, 0], q[:, 1] + lo_w, q[:, 1] + hi_w)
-        q[:, 2] = np.clip(q[:, 2], q[:, 3] + lo_a, q[:, 3] + hi_a)
+        K.clip_steps(acc.qp, *self._clip)
 
     # --- cost ------------------------------------------------------------------------------------
     def bops(self) -> float:
