@@ -77,7 +77,15 @@ def resolve_evaluator(spec: str | None) -> Callable[..., Any]:
 
 
 def check_available(comp: dict[str, Any]) -> None:
-    """Fail early (one clear line) when co-exploration cannot run here."""
+    """Fail early (one clear line) when co-exploration cannot run here (no torch, no evaluator)."""
+    if not comp.get("evaluator"):
+        try:
+            from ..frontend._deps import require_torch
+
+            require_torch()
+        except ConfigError as exc:
+            raise ConfigError(f"co-exploration measures accuracy with the PyTorch front-end; {exc}", source="sweep",
+                              field="compression") from None
     resolve_evaluator(comp.get("evaluator"))
 
 
