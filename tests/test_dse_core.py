@@ -39,6 +39,9 @@ def _metrics(wl, hw):
     ("systolic_128x128_os.yaml", "resnet18", {"resolution": 64}),
     ("systolic_32x32_is.yaml", "mobilenet_v2", {"resolution": 64}),
     ("tpu_v1_like.yaml", "bert_base", {"seq_len": 16, "num_layers": 1}),
+    ("isaac_like.yaml", "resnet18", {"resolution": 32}),
+    ("neurosim_like.yaml", "tiny_cnn", {}),
+    ("zu3eg.yaml", "resnet18", {"resolution": 32}),
 ])
 def test_fast_metrics_equal_simulate_summary_exactly(hw_file, model, kwargs):
     wl = get_model(model, **kwargs)

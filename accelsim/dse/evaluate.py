@@ -105,9 +105,24 @@ class Evaluator:
 
     def metrics(self, prep: _Prepared, hw: Any, tkey: str) -> dict[str, Any]:
         """Network totals of ``prep.workload`` on ``hw`` (as ``simulate(...).summary()`` computes them)."""
-        from ..energy import leakage_energy_pj, price_actions
+        from ..energy import leakage_power_mw, unit_energy_pj
 
         wl = prep.workload
+        # the same arithmetic as energy.price_actions / leakage_energy_pj (bit-identical sums),
+        # with the unit energy of each distinct action and the leakage powers computed once per point
+        powers = list(leakage_power_mw(hw).values())
+        units: dict[tuple[str, str, int, int, str], float] = {}
+
+        def price(actions: list[Any]) -> dict[str, float]:
+            out: dict[str, float] = {}
+            for a in actions:
+                sig = (a.component, a.action, a.bits, a.bits2, a.scheme)
+                u = units.get(sig)
+                if u is None:
+                    u = units[sig] = unit_energy_pj(a, hw)
+                out[a.component] = out.get(a.component, 0.0) + a.count * u
+            return out
+
         per_key: dict[str, tuple[Any, Any, dict[str, float], float]] = {}
         latency = compute = stall = macs = pe_cycles = 0
         energy_total_terms: list[float] = []
@@ -118,8 +133,8 @@ class Evaluator:
             got = per_key.get(lk)
             if got is None:
                 prog, timing = self._program(lk, tkey, layer, hw, wl)
-                energy = price_actions(prog.actions, hw)
-                energy["static"] = leakage_energy_pj(hw, timing.latency_cycles)
+                energy = price(prog.actions)
+                energy["static"] = sum(hw.leakage_pj(p, timing.latency_cycles) for p in powers)
                 _COUNTERS["priced"] += 1
                 got = (prog, timing, energy, float(sum(energy.values())))
                 per_key[lk] = got
@@ -178,13 +193,13 @@ class Evaluator:
 
     def evaluate(self, task: dict[str, Any]) -> dict[str, Any]:
         """One point -> ``{key, status: ok|invalid|error, error, metrics, elapsed_s}``; never raises."""
-        from ..hardware.io import hardware_from_dict
+        from .space import hardware_of
 
         t0 = time.perf_counter()
         res: dict[str, Any] = {"key": task["key"], "status": "ok", "error": None, "metrics": None,
                                "worker": f"{os.uname().nodename}:{os.getpid()}"}
         try:
-            hw = hardware_from_dict(task["hardware"], source="point")
+            hw = hardware_of(task["hardware"])
             tkey = task.get("timing_key") or digest(timing_view(task["hardware"]))
             prep, accuracy = self.workload(task["workload"], task.get("recipe"))
             m = self.metrics(prep, hw, tkey)

@@ -182,17 +182,37 @@ class SweepSession:
                               version=self.space.version, run_id=self.run_id)
             self.result.invalid += len(invalid)
             self._tick(len(invalid))
-        for i in range(0, len(todo), self.chunk_size):
-            chunk = todo[i:i + self.chunk_size]
+        for chunk in self._split(todo):
             for p in chunk:
                 self._inflight[p.key] = p
             yield [self._task(p) for p in chunk]
 
+    def _split(self, todo: list[Point]) -> Iterator[list[Point]]:
+        """Chunks of about ``chunk_size`` that keep points sharing a tiling/timing key together.
+
+        A worker then lowers and simulates each structure once and only re-prices the rest; two
+        workers never both compute the same structure. A group larger than 4 chunks is split
+        (the repeated lowering is then small next to the pricing work).
+        """
+        chunk: list[Point] = []
+        for p in todo:
+            if chunk and (len(chunk) >= 4 * self.chunk_size or
+                          (len(chunk) >= self.chunk_size and p.timing_key != chunk[-1].timing_key)):
+                yield chunk
+                chunk = []
+            chunk.append(p)
+        if chunk:
+            yield chunk
+
     def _chunks(self, params: Iterable[dict[str, Any]], start_index: int = 0) -> Iterator[list[dict[str, Any]]]:
         batch: list[Point] = []
         for i, prm in enumerate(params, start=start_index):
-            batch.extend(self.space.points_for(i, prm))
-            if len(batch) >= TRIAGE_BATCH:
+            pts = self.space.points_for(i, prm)
+            if len(batch) >= TRIAGE_BATCH and pts and pts[0].timing_key != batch[-1].timing_key:
+                yield from self.triage(batch)  # cut between structures, not inside one
+                batch = []
+            batch.extend(pts)
+            if len(batch) >= 4 * TRIAGE_BATCH:
                 yield from self.triage(batch)
                 batch = []
         if batch:

@@ -46,6 +46,18 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def hardware_of(data: dict[str, Any], source: str = "point") -> Any:
+    """Validate a hardware dict; skips re-discovering the hardware kinds once a kind is registered."""
+    from .._validation import validate_model
+    from ..hardware.io import hardware_from_dict
+    from ..hardware.registry import HARDWARE_KINDS
+
+    cls = HARDWARE_KINDS.get(str(data.get("kind"))) if isinstance(data, dict) and "layers" not in data else None
+    if cls is None:
+        return hardware_from_dict(data, source=source)
+    return validate_model(cls, data, source)
+
+
 def timing_view(hw_dict: dict[str, Any]) -> dict[str, Any]:
     """``hw_dict`` without pricing-only fields (the key of cached tiling/timing)."""
     out: dict[str, Any] = {}
@@ -130,14 +142,12 @@ class DesignSpace:
     # --- one point ----------------------------------------------------------------------
     def hardware_for(self, params: dict[str, Any]) -> tuple[Any | None, str | None]:
         """The validated hardware object of ``params`` (or None and the reason it is invalid)."""
-        from ..hardware.io import hardware_from_dict
-
         data = copy.deepcopy(self.sweep.base_hardware)
         for path, value in params.items():
             if not path.startswith("recipe."):
                 set_path(data, path, value)
         try:
-            return hardware_from_dict(data, source="point"), None
+            return hardware_of(data), None
         except ConfigError as exc:
             return None, str(exc).removeprefix("point: ")
 
