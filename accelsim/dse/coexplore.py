@@ -10,7 +10,8 @@ The accuracy comes from an *evaluator*: a function ``(model, recipe, *, dataset,
 returning an object with ``accuracy`` (float in [0, 1]) and ``workload`` (an accelsim Workload,
 masks attached in memory). The default is the front-end's
 ``accelsim.frontend.evaluate:evaluate_recipe``; a sweep may name another as
-``compression.evaluator: "package.module:function"``. Results are cached under ``cache_dir``
+``compression.evaluator: "package.module:function"`` or ``"file.py:function"`` (a path relative to
+the sweep file; its content is part of the cache key). Results are cached under ``cache_dir``
 (one JSON + workload YAML + masks ``.npz`` per recipe fingerprint), so a recipe is trained and
 evaluated once, however many hardware points use it and however often the sweep is rerun.
 
@@ -54,15 +55,38 @@ def _frontend_digest() -> str:
     return h.hexdigest()[:12]
 
 
+def _load_file_module(path: str) -> Any:
+    import importlib.util
+    import sys
+
+    p = Path(path)
+    name = f"_accelsim_evaluator_{digest(str(p.resolve()))[:12]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    if not p.is_file():
+        raise ConfigError(f"evaluator file {path!r} not found", source="sweep", field="compression.evaluator")
+    spec = importlib.util.spec_from_file_location(name, p)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return mod
+
+
 def resolve_evaluator(spec: str | None) -> Callable[..., Any]:
-    """Import ``module:function``; missing front-end or torch -> a ConfigError saying what to install."""
+    """Import ``module:function`` or ``path/to/file.py:function``; missing torch -> a ConfigError saying
+    what to install."""
     target = spec or DEFAULT_EVALUATOR
-    mod_name, _, fn_name = target.partition(":")
-    if not fn_name:
-        raise ConfigError(f"expected 'package.module:function', got {target!r}", source="sweep",
+    mod_name, _, fn_name = target.rpartition(":")
+    if not mod_name or not fn_name:
+        raise ConfigError(f"expected 'package.module:function' or 'file.py:function', got {target!r}", source="sweep",
                           field="compression.evaluator")
     try:
-        mod = importlib.import_module(mod_name)
+        mod = _load_file_module(mod_name) if mod_name.endswith(".py") else importlib.import_module(mod_name)
     except ModuleNotFoundError as exc:
         if exc.name in ("torch", "sklearn"):
             raise ConfigError("co-exploration measures accuracy with the PyTorch front-end, which needs the torch "
@@ -91,9 +115,20 @@ def check_available(comp: dict[str, Any]) -> None:
 
 def fingerprint(comp: dict[str, Any], recipe: dict[str, Any]) -> str:
     """Cache key of one compressed model: model, recipe, seed, dataset, training options, front-end code."""
+    ev = comp.get("evaluator") or DEFAULT_EVALUATOR
+    code = _file_digest(ev.rpartition(":")[0]) if ev.rpartition(":")[0].endswith(".py") else ev
     return digest({"model": comp["model"], "recipe": recipe, "seed": comp.get("seed", 0),
                    "dataset": comp.get("dataset", "digits"), "train": comp.get("train") or {},
-                   "evaluator": comp.get("evaluator") or DEFAULT_EVALUATOR, "frontend": _frontend_digest()})
+                   "evaluator": code, "frontend": _frontend_digest()})
+
+
+def _file_digest(path: str) -> str:
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return path
 
 
 def _paths(cache_dir: str, fp: str) -> tuple[Path, Path, Path]:

@@ -110,6 +110,9 @@ class SweepSession:
         self.compression = None
         if sweep.spec.compression is not None:
             comp = sweep.spec.compression.model_dump(mode="json")
+            ev = comp.get("evaluator")
+            if ev and ev.rpartition(":")[0].endswith(".py") and not Path(ev.rpartition(":")[0]).is_absolute():
+                comp["evaluator"] = str((sweep.base_dir / ev.rpartition(":")[0]).resolve()) + ":" + ev.rpartition(":")[2]
             given = comp.get("cache_dir") or cache_dir
             comp["cache_dir"] = str((sweep.base_dir / given).resolve() if given else Path(f"{store.path}.cache").resolve())
             from .coexplore import check_available

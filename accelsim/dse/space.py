@@ -164,7 +164,7 @@ class DesignSpace:
             rec = load_recipe(data)
         except ConfigError as exc:
             return None, f"recipe: {exc.field + ': ' if exc.field else ''}{exc.message}"
-        return rec.model_dump(mode="json", exclude_defaults=True), None
+        return rec.model_dump(mode="json"), None  # full dump: canonical and loads back
 
     def compression_fingerprint(self, recipe: dict[str, Any]) -> str:
         from .coexplore import fingerprint
