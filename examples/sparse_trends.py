@@ -41,8 +41,8 @@ def jasper(frames: int = 1000, mels: int = 64, vocab: int = 29) -> Workload:
     """Jasper 10x5 (Li et al., "Jasper: An End-to-End Convolutional Neural Acoustic Model",
     arXiv 1904.03288, Table 1): prologue conv 11/256 stride 2; 10 blocks of 5 sub-blocks with
     kernels 11,11,13,13,17,17,21,21,25,25 and 256,256,384,384,512,512,640,640,768,768 channels;
-    epilogue conv 29/896 dilation 2, conv 1/1024, conv 1/vocab. 1-D convolutions are Conv2d with
-    height 1. Residuals are modelled BxR-style (one 1x1 projection per block); the dense-residual
+    epilogue conv 29/896 dilation 2, conv 1/1024, conv 1/vocab. A 1-D convolution over time is a
+    Conv2d with time as the height and width 1 (so line buffers hold time steps). Residuals are modelled BxR-style (one 1x1 projection per block); the dense-residual
     variant adds more 1x1 projections (not modelled). ``frames`` = 10 ms frames of audio (1000 = 10 s).
     """
     layers: list[LayerBase] = []
@@ -51,9 +51,9 @@ def jasper(frames: int = 1000, mels: int = 64, vocab: int = 29) -> Workload:
     def conv(name: str, cin: int, cout: int, k: int, stride: int = 1, dil: int = 1) -> None:
         nonlocal t
         pad = dil * (k - 1) // 2
-        layers.append(Conv2d(name=name, in_channels=cin, out_channels=cout, in_h=1, in_w=t, kernel_h=1, kernel_w=k,
-                             stride_h=1, stride_w=stride, pad_h=0, pad_w=pad, dilation_h=1, dilation_w=dil))
-        t = layers[-1].out_w  # type: ignore[attr-defined]
+        layers.append(Conv2d(name=name, in_channels=cin, out_channels=cout, in_h=t, in_w=1, kernel_h=k, kernel_w=1,
+                             stride_h=stride, stride_w=1, pad_h=pad, pad_w=0, dilation_h=dil, dilation_w=1))
+        t = layers[-1].out_h  # type: ignore[attr-defined]
 
     conv("prologue", mels, 256, 11, stride=2)
     cin = 256
@@ -79,10 +79,13 @@ def sparsify(wl: Workload, sp: Sparsity | None, *, masks: bool, seed: int = 0, r
     layers, arrays = [], {}
     for i, lay in enumerate(wl.layers):
         if expected_mask_shape(lay) is not None:
-            s = sp.model_copy(update={"mask": lay.name}) if masks else sp
-            lay = lay.model_copy(update={"compression": Compression(sparsity=s)})
+            lay = lay.model_copy(update={"compression": Compression(sparsity=sp)})
             if masks:
                 arrays[lay.name] = synthetic_mask(lay, seed=seed + i, row_scale_sigma=row_scale_sigma)
+                s = sp.model_copy(update={"mask": lay.name})
+                if sp.kind == "block":  # few large blocks cannot hit the density exactly: declare what the mask has
+                    s = s.model_copy(update={"density": float(arrays[lay.name].mean())})
+                lay = lay.model_copy(update={"compression": Compression(sparsity=s)})
         layers.append(lay)
     out = wl.with_layers(layers)
     if masks:

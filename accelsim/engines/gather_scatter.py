@@ -274,12 +274,25 @@ def matrix_work(layer: LayerBase, g: Gemm, view: np.ndarray | None, ctx: _Ctx) -
     d = sp.effective_density
     if kind in ("dense", "channel", "filter") or (d >= 1.0 and kind not in ("gs", "nm")):
         return _dense(n, k, inst, ctx)
+    bank = bank_of_reduction(layer, g, hw.banks)
     if kind == "block":
         bh, bw = sp.block_h or 1, sp.block_w or 1
-        if view is not None:
-            return _block(n, k, bh, bw, block_counts(view, bh, bw) > 0, inst, ctx)
-        return _block(n, k, bh, bw, d, inst, ctx)
-    bank = bank_of_reduction(layer, g, hw.banks)
+        contiguous = _block(n, k, bh, bw, block_counts(view, bh, bw) > 0 if view is not None else d, inst, ctx)
+        if bh >= hw.lanes or bw >= hw.lanes:
+            return contiguous
+        # blocks narrower than the vector: gather several blocks' columns per instruction instead
+        scale = 1.0
+        sample = view
+        if sample is None:
+            sample = _sample_view(layer, g, sp, hw.lanes * max(1, bh), ctx)
+            scale = n * inst / sample.shape[1]
+        gathered = _csr(sample, bank, ctx, index_bits=ctx.ib, pointers=True, prefix="block-gather")
+        gathered = _scale(gathered, scale) if scale != 1.0 else gathered
+        if gathered.cycles >= contiguous.cycles:
+            return contiguous
+        gathered.value_bits, gathered.index_bits = contiguous.value_bits, contiguous.index_bits
+        gathered.read_index_bits = contiguous.read_index_bits  # addresses come from one index per block
+        return gathered
     g_rows = (sp.gs_group_rows or hw.lanes) if kind == "gs" else hw.lanes
     scale = 1.0
     if view is None:
