@@ -28,6 +28,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only", default="", help="run only the cases whose name contains this text")
+    ap.add_argument("--write-docs", action="store_true", help="refresh the table in docs/training.md")
     args = ap.parse_args()
 
     import torch
@@ -107,7 +109,10 @@ def main() -> None:
           f"of {args.steps} steps")
     print(f"{'method':38s} {'net':4s} {'plain ms':>9s} {'method ms':>10s} {'ratio':>6s}")
     worst = 0.0
+    md = ["| method | net | plain ms/step | method ms/step | ratio |", "|---|---|---|---|---|"]
     for name, kind, mk_plain, mk_method in cases:
+        if args.only and args.only not in name:
+            continue
         plain, meth = mk_plain(), mk_method()
         tp, tm = [], []
         for _ in range(args.blocks):
@@ -116,6 +121,7 @@ def main() -> None:
         ratio = min(tm) / min(tp)
         worst = max(worst, ratio)
         print(f"{name:38s} {kind:4s} {min(tp):9.3f} {min(tm):10.3f} {ratio:6.2f}")
+        md.append(f"| {name} | {kind} | {min(tp):.3f} | {min(tm):.3f} | {ratio:.2f} |")
     print(f"largest ratio: {worst:.2f}")
 
     # per-epoch work (not per step)
@@ -134,6 +140,25 @@ def main() -> None:
         eb.on_epoch_end(mb, e, {})
     d_ms = (time.process_time() - t) * 1e3 / 5
     print(f"per epoch: ADMM Z/U update (cnn) {z_ms:.2f} ms; Early-Bird mask + distances (cnn) {d_ms:.2f} ms")
+    if args.write_docs:
+        _write_docs("\n".join(md) + f"\n\nLargest ratio {worst:.2f}.", args)
+
+
+def _write_docs(table: str, args: argparse.Namespace) -> None:
+    import re
+
+    from accelsim._validation import atomic_write_text
+
+    root = Path(__file__).resolve().parent.parent
+    doc_path = root / "docs" / "training.md"
+    start, end = "<!-- training-bench:start -->", "<!-- training-bench:end -->"
+    doc = doc_path.read_text(encoding="utf-8")
+    cmd = (f"`python benchmarks/bench_training.py --blocks {args.blocks} --steps {args.steps} --batch {args.batch} "
+           f"--threads {args.threads}` on {time.strftime('%Y-%m-%d')}")
+    block = f"{start}\nProduced by {cmd}:\n\n{table}\n{end}"
+    doc = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, doc, flags=re.S)
+    atomic_write_text(doc_path, doc)
+    print(f"updated {doc_path}")
 
 
 if __name__ == "__main__":

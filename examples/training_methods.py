@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                 [f"{used}/{total} crossbars used", f"acc with {xq.mismatch_sigma:.0%} mismatch {sum(accs) / len(accs):.4f}"
                  f" (min {min(accs):.4f})"])
         if "dst" in wanted:
-            m = dst.DST(alpha=2e-2)
+            m = dst.DST(alpha=1e-2)
             res = train(build_model(kind, seed=seed), data, m, cfg(f"{kind}_dst", epochs=40, **adam))
             dens = ", ".join(f"{n} {d:.2f}" for n, d in m.info()["layer_density"].items())
             add("dst", kind, res, m.records(res.model), [f"density {dens}"])

@@ -157,3 +157,46 @@ def test_progressive_training_meets_every_constraint():
         assert nz.unique().numel() <= 3  # 3-bit pow2: sign + 3 exponents
         assert recs[name].weight_bits == 3 and recs[name].scheme == "pow2" and recs[name].prune.kind == "block"
     assert res.model.fc3.weight.detach().unique().numel() > 100  # skipped layer untouched by constraints
+
+
+def test_fused_quantisers_equal_the_front_end():
+    from accelsim.frontend import quantization as qz
+    from accelsim.frontend.training import _fastquant as fq
+
+    g = torch.Generator().manual_seed(0)
+    for shape in [(16, 1, 3, 3), (10, 512)]:
+        w = torch.randn(shape, generator=g)
+        for gran in ("tensor", "channel"):
+            for b in (2, 4, 8):
+                spec = QuantSpec(weight_bits=b, granularity=gran)
+                assert torch.equal(fq.quantize_weight(w, spec), qz.quantize_weight(w, spec))
+        for shift in (0.0, 0.5, 3.0):
+            x = torch.relu(torch.randn(64, *shape[1:], generator=g)) - shift
+            for b in (2, 4, 8):
+                assert torch.equal(fq.fake_quant_act(x, b), qz.fake_quant_activation(x, b))
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_fused_quant_layer_is_straight_through(conv):
+    from accelsim.frontend import quantization as qz
+    from accelsim.frontend.training import _fastquant as fq
+
+    g = torch.Generator().manual_seed(1)
+    mod = torch.nn.Conv2d(3, 4, 3, padding=1) if conv else torch.nn.Linear(12, 5)
+    x = torch.randn((2, 3, 5, 5) if conv else (6, 12), generator=g, requires_grad=True)
+    spec = QuantSpec(weight_bits=3)
+    mask = (torch.rand(mod.weight.shape, generator=g) > 0.3).float()
+    fq.install_quant_forward(mod, lambda w: qz.quantize_weight(w * mask, spec), 4, mask)
+    up = torch.randn(mod(x).shape, generator=g)
+    (mod(x) * up).sum().backward()
+    gx, gw, gb = x.grad.clone(), mod.weight.grad.clone(), mod.bias.grad.clone()
+    fq.remove_quant_forward(mod)
+    x2 = x.detach().clone().requires_grad_(True)
+    wq = mod.weight + (qz.quantize_weight(mod.weight.detach() * mask, spec) - mod.weight).detach()
+    xq = qz.fake_quant_activation(x2, 4)
+    y = torch.nn.functional.conv2d(xq, wq, mod.bias, padding=1) if conv else torch.nn.functional.linear(xq, wq, mod.bias)
+    mod.weight.grad = None
+    mod.bias.grad = None
+    (y * up).sum().backward()
+    assert torch.allclose(gx, x2.grad, atol=1e-5) and torch.allclose(gb, mod.bias.grad, atol=1e-5)
+    assert torch.allclose(gw, mod.weight.grad * mask, atol=1e-5)

@@ -116,7 +116,7 @@ def project(w: "torch.Tensor", prune: Any, quant: Any, mask: "torch.Tensor | Non
     z = w if fmask is None else w * fmask
     if quant is not None:
         z = quantize(z, quant)
-        if fmask is not None:
+        if fmask is not None and getattr(quant, "scheme", "") == "binary":  # the only set without a zero level
             z = z * fmask
     return z, mask
 
@@ -145,7 +145,7 @@ class ADMM(Method):
         self.masks: dict[str, "torch.Tensor"] = {}
         self.library: "torch.Tensor | None" = None
         self.base_lr = 0.0
-        self._shadow: dict[str, "torch.Tensor"] = {}
+        self._fused: set[str] = set()
         self._layers: dict[str, "nn.Module"] = {}
         self.log: list[dict[str, Any]] = []
         self._hooks: list[Any] = []
@@ -225,13 +225,21 @@ class ADMM(Method):
         return cached[1]
 
     def _sync_act_hooks(self) -> None:
-        """Fake-quantise the inputs of quantised layers from the quantised retraining on (the
-        front-end's dynamic per-batch activation quantiser), so the reported act bits are real."""
-        if self._hooks or self.phase_index < 0 or self.phase.kind != "retrain_quant":
+        """From the quantised retraining on, quantised layers run through a fused straight-through
+        layer: weights projected onto the levels inside the mask, inputs fake-quantised with the
+        front-end's dynamic per-batch quantiser (so the reported activation bits are real)."""
+        if self._fused or self.phase_index < 0 or self.phase.kind != "retrain_quant":
             return
         for name, (_, quant) in self.targets.items():
-            if quant is not None and quant.act_bits < 16:
-                self._hooks.append(self._layers[name].register_forward_pre_hook(_act_hook(quant.act_bits)))
+            if quant is None:
+                continue
+            fmask = self._fmask(name)
+
+            def weight_fn(w: "torch.Tensor", quant: Any = quant, fmask: Any = fmask) -> "torch.Tensor":
+                return project(w, None, quant, mask=fmask)[0]
+
+            fq.install_quant_forward(self._layers[name], weight_fn, quant.act_bits, fmask)
+            self._fused.add(name)
 
     def on_epoch_start(self, model: "nn.Module", epoch: int) -> bool:
         idx = self._phase_at(epoch)
@@ -299,22 +307,8 @@ class ADMM(Method):
         with torch.no_grad():
             return 0.5 * self.rho * sum(float((self._w(n) - z + self.U[n]).pow(2).sum()) for n, z in self.Z.items())
 
-    def loss(self, model: "nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
-        if self.phase_index >= 0 and self.phase.kind == "retrain_quant":
-            # straight-through: the forward/backward see the quantised weights, SGD updates the float ones
-            with torch.no_grad():
-                for name, (_, quant) in self.targets.items():
-                    w = self._w(name)
-                    self._shadow[name] = w.detach().clone()
-                    if quant is not None:
-                        w.copy_(project(w, None, quant, mask=self._fmask(name))[0])
-        return super().loss(model, x, y)
-
     def after_backward(self, model: "nn.Module") -> None:
         with torch.no_grad():
-            for name, shadow in self._shadow.items():
-                self._w(name).copy_(shadow)
-            self._shadow = {}
             if self.Z:  # exact gradient of the augmented-Lagrangian term rho/2 ||W - Z + U||^2
                 if len(self._c) != len(self.Z):
                     self._refresh_offsets()
@@ -324,9 +318,9 @@ class ADMM(Method):
                         w.grad = torch.zeros_like(w)
                     w.grad.add_(w.detach() + c, alpha=self.rho)
             if self.phase_index >= 0 and self.phase.kind != "admm_prune":
-                for name, mask in self.masks.items():
+                for name in self.masks:
                     g = self._w(name).grad
-                    if g is not None:
+                    if g is not None and name not in self._fused:  # fused layers mask in their backward
                         g.mul_(self._fmask(name))
 
     def after_step(self, model: "nn.Module") -> None:
@@ -360,8 +354,13 @@ class ADMM(Method):
         return False
 
     def finalize(self, model: "nn.Module") -> None:
+        for name in self._fused:
+            fq.remove_quant_forward(self._layers[name])
+        self._fused = set()
         with torch.no_grad():
             for name, (prune, quant) in self.targets.items():
+                if quant is not None and quant.act_bits < 16:  # inference keeps the activation quantiser
+                    self._hooks.append(self._layers[name].register_forward_pre_hook(_act_hook(quant.act_bits)))
                 w = self._w(name)
                 mask = self.masks.get(name)
                 if prune is not None and mask is None:

@@ -602,7 +602,8 @@ class FixedQAT(Method):
     """Fine-tune with fixed per-layer bits (straight-through fake quantisation) inside fixed masks.
 
     Weights: the front-end's symmetric per-channel integer quantiser; activations: its dynamic
-    per-batch quantiser (:func:`..quantization.fake_quant_activation`) as forward pre-hooks.
+    per-batch quantiser (:func:`..quantization.fake_quant_activation`); both in one fused layer
+    (:func:`._fastquant.install_quant_forward`) while training, activation pre-hooks afterwards.
     """
 
     name = "fixed_qat"
@@ -611,74 +612,57 @@ class FixedQAT(Method):
                  bias_masks: dict[str, "torch.Tensor"] | None = None):
         self.bits, self.masks, self.bias_masks = bits, masks, bias_masks or {}
         self._layers: dict[str, "nn.Module"] = {}
-        self._shadow: dict[str, "torch.Tensor"] = {}
+        self._fmasks: dict[str, "torch.Tensor"] = {}
+        self._specs: dict[str, Any] = {}
         self._hooks: list[Any] = []
 
     def _spec(self, name: str) -> Any:
-        from ..recipe import QuantSpec
+        spec = self._specs.get(name)
+        if spec is None:
+            from ..recipe import QuantSpec
 
-        wb, ab = self.bits[name]
-        if wb == 1:
-            return QuantSpec(weight_bits=1, act_bits=ab, scheme="binary", granularity="channel")
-        return QuantSpec(weight_bits=wb, act_bits=ab, granularity="channel")
+            wb, ab = self.bits[name]
+            spec = QuantSpec(weight_bits=1, act_bits=ab, scheme="binary", granularity="channel") if wb == 1 else \
+                QuantSpec(weight_bits=wb, act_bits=ab, granularity="channel")
+            self._specs[name] = spec
+        return spec
 
     def setup(self, model: "nn.Module", config: TrainConfig) -> None:
         self._layers = {n: m for n, m in compressible_layers(model).items() if n in self.bits}
         for name, m in self._layers.items():
-            ab = self.bits[name][1]
-            self._hooks.append(m.register_forward_pre_hook(
-                lambda mod, a, ab=ab: (fq.fake_quant_act(a[0], ab),) + a[1:]))
+            fmask = self.masks[name].to(m.weight.dtype) if self.masks.get(name) is not None else None
+            self._fmasks[name] = fmask
+            fq.install_quant_forward(m, lambda w, name=name: self._q(name, w), self.bits[name][1], fmask)
 
     def _q(self, name: str, w: "torch.Tensor") -> "torch.Tensor":
         q = fq.quantize_weight(w, self._spec(name))
-        mask = self.masks.get(name)
-        return q * mask.to(q.dtype) if mask is not None else q
-
-    def loss(self, model: "nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
-        with torch.no_grad():
-            for name, m in self._layers.items():
-                self._shadow[name] = m.weight.detach().clone()
-                m.weight.copy_(self._q(name, m.weight))
-        return super().loss(model, x, y)
+        fmask = self._fmasks.get(name)
+        return q * fmask if fmask is not None else q
 
     def after_backward(self, model: "nn.Module") -> None:
-        with torch.no_grad():
-            for name, w in self._shadow.items():
-                m = self._layers[name]
-                m.weight.copy_(w)
-                mask = self.masks.get(name)
-                if mask is not None and m.weight.grad is not None:
-                    m.weight.grad.mul_(mask.to(w.dtype))
-                bm = self.bias_masks.get(name)
-                if bm is not None and m.bias is not None and m.bias.grad is not None:
-                    m.bias.grad.mul_(bm.to(w.dtype))
-        self._shadow = {}
+        for name, bm in self.bias_masks.items():
+            m = self._layers.get(name)
+            if m is not None and m.bias is not None and m.bias.grad is not None:
+                m.bias.grad.mul_(bm.to(m.bias.dtype))
 
     def after_step(self, model: "nn.Module") -> None:
         with torch.no_grad():
             for name, m in self._layers.items():
-                mask = self.masks.get(name)
-                if mask is not None:
-                    m.weight.mul_(mask.to(m.weight.dtype))
+                fmask = self._fmasks.get(name)
+                if fmask is not None:
+                    m.weight.mul_(fmask)
                 bm = self.bias_masks.get(name)
                 if bm is not None and m.bias is not None:
                     m.bias.mul_(bm.to(m.bias.dtype))
 
-    def predict(self, model: "nn.Module", x: "torch.Tensor", x_int: "torch.Tensor | None" = None) -> "torch.Tensor":
-        with torch.no_grad():
-            saved = {n: m.weight.detach().clone() for n, m in self._layers.items()}
-            for name, m in self._layers.items():
-                m.weight.copy_(self._q(name, m.weight))
-            try:
-                return model(x).argmax(dim=1)
-            finally:
-                for name, m in self._layers.items():
-                    m.weight.copy_(saved[name])
-
     def finalize(self, model: "nn.Module") -> None:
         with torch.no_grad():
             for name, m in self._layers.items():
+                fq.remove_quant_forward(m)
                 m.weight.copy_(self._q(name, m.weight))
+                ab = self.bits[name][1]
+                self._hooks.append(m.register_forward_pre_hook(
+                    lambda mod, a, ab=ab: (fq.fake_quant_act(a[0], ab),) + a[1:]))
 
 
 def two_stage_baseline(model: "nn.Module", data: Any, example_input: "torch.Tensor", target_bops: float,
