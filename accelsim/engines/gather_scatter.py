@@ -15,7 +15,8 @@ values and indices stream from the weight buffer while the activations sit in th
   group of ``V`` rows; the group runs as long as its longest row: load imbalance).
 - **block** ``bh x bw``: kept blocks are dense; the cheaper of vertical-in-block
   (``bw * ceil(bh/V)`` instructions per block) and reduction-in-block (``bh * ceil(bw/V)`` +
-  sums); contiguous loads, one index per block.
+  sums) with contiguous loads, and -- when both block sides are narrower than ``V`` -- the CSR
+  forms gathering several blocks' columns per instruction; one index per block either way.
 - **N:M**: like CSR with ``log2(m)``-bit indices; every row holds the same count, so the
   vertical form is balanced and its gathers stay inside ``m``-element windows.
 - **GS** (``gs_group_rows = G``): the compact format -- entries of ``V`` values + ``V``
