@@ -177,8 +177,11 @@ class DesignSpace:
         hw, hw_err = self.hardware_for(params)
         recipe, rec_err = self.recipe_for(params)
         error = hw_err or rec_err
-        hw_dict = canonical_hardware(hw) if hw is not None else None
-        tkey = digest(timing_view(hw_dict)) if hw_dict is not None else ""
+        from ..hardware.io import hardware_to_dict
+
+        hw_dict = hardware_to_dict(hw) if hw is not None else None  # keeps the name for messages/reports
+        ident_hw = canonical_hardware(hw) if hw is not None else None  # identity: without name/description
+        tkey = digest(timing_view(ident_hw)) if ident_hw is not None else ""
         out = []
         if self.sweep.spec.compression is not None:
             c = self.sweep.spec.compression
@@ -188,7 +191,7 @@ class DesignSpace:
         else:
             targets = [(w.label, self.workload_fps[w.label]) for w in self.sweep.workloads]
         for label, fp in targets:
-            ident = {"workload": fp, "hardware": hw_dict, "compression": recipe, "version": self.version}
+            ident = {"workload": fp, "hardware": ident_hw, "compression": recipe, "version": self.version}
             if error is not None:  # invalid points are keyed by their parameters
                 ident = {"workload": fp, "params": params, "base": self.sweep.base_hardware, "version": self.version}
             out.append(Point(index=index, params=dict(params), workload=label, workload_fp=fp, hardware=hw_dict,

@@ -73,7 +73,8 @@ def plot_pareto(df: Any, x: str, y: str, *, x_sense: str = "min", y_sense: str =
     else:
         bad = None
     data = df.dropna(subset=[x, y])
-    if front is None:
+    own_front = front is None
+    if own_front:
         front = pareto_front(data, [(x, x_sense), (y, y_sense)])
     fig, ax = plt.subplots(figsize=(7.0, 5.0))
     if bad is not None and len(bad):
@@ -87,8 +88,9 @@ def plot_pareto(df: Any, x: str, y: str, *, x_sense: str = "min", y_sense: str =
         ax.scatter(data[x], data[y], color="#7A8796", s=14, alpha=0.6, label=f"feasible points ({len(data)})")
     if len(front):
         f = front.sort_values(x)
-        ax.plot(f[x], f[y], color="#C44E52", lw=1.2, drawstyle="steps-post" if x_sense == y_sense else "default",
-                zorder=3)
+        if own_front:  # a 2-D front: draw its staircase (a front of more objectives is shown as points)
+            ax.plot(f[x], f[y], color="#C44E52", lw=1.2, drawstyle="steps-post" if x_sense == y_sense else "default",
+                    zorder=3)
         ax.scatter(f[x], f[y], color="#C44E52", edgecolor="black", s=40, zorder=4, label=f"Pareto front ({len(f)})")
         for _, row in f.iterrows():
             if annotate:
