@@ -34,12 +34,12 @@ def test_layouts():
     assert expected_mask_shape(Elementwise(name="e", elements=4)) is None
 
 
-def test_conv_gemm_view_orders_channel_fastest():
+def test_conv_gemm_view_is_the_natural_flattening():
     mask = np.zeros((16, 8, 3, 3), dtype=np.uint8)
     mask[0, 5, 1, 2] = 1  # out 0, in 5, kernel (1, 2)
     (view,) = gemm_weight_views(CONV, mask)
     assert view.shape == (1, 16, 72)
-    assert np.flatnonzero(view[0, 0]).tolist() == [(1 * 3 + 2) * 8 + 5]
+    assert np.flatnonzero(view[0, 0]).tolist() == [5 * 9 + 1 * 3 + 2]  # weight.reshape(out, -1) order
     back = mask_from_gemm_views(CONV, [view])
     assert np.array_equal(back, mask.astype(bool))
 
@@ -151,3 +151,14 @@ def test_mask_file_through_simulate(tmp_path):
     np.savez(tmp_path / "w_masks.npz", other=good)
     with pytest.raises(MaskError, match="not found"):
         accelsim.simulate(path, hw)
+
+
+def test_front_end_style_nm_and_block_masks_validate():
+    """The front-end prunes along weight.reshape(out, -1); such masks pass the structure checks."""
+    nm = _with(CONV, kind="nm", n=2, m=4, density=0.5, mask="k")
+    flat = np.tile(np.array([1, 1, 0, 0], dtype=np.uint8), (16, 72 // 4))
+    validate_mask(flat.reshape(16, 8, 3, 3), nm, source="f")
+    blk = _with(CONV, kind="block", density=40 / 72, block_h=4, block_w=8, mask="b")
+    flat = np.zeros((16, 72), dtype=np.uint8)
+    flat[:, :40] = 1  # five whole 8-wide block columns of the natural flattening
+    validate_mask(flat.reshape(16, 8, 3, 3), blk, source="f")

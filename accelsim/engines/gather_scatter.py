@@ -27,7 +27,7 @@ values and indices stream from the weight buffer while the activations sit in th
 A vector instruction issues one ``V``-lane MAC per cycle; a gather of ``a`` elements costs
 ``max(ceil(a / gather_elems_per_cycle), most distinct words in one bank)`` cycles (bank =
 activation address mod ``banks``; activations are NHWC in the scratchpad, so a convolution's
-reduction element (kernel row r, column s, channel c) sits at ``(r*W_in + s)*C_in + c``).
+reduction element (channel c, kernel row r, column s) sits at ``(r*W_in + s)*C_in + c``).
 Contiguous and broadcast loads take one cycle. Each row (CSR reduction), row group (vertical,
 GS) or block row costs ``loop_overhead_cycles`` more; a horizontal sum ``reduction_cycles``.
 
@@ -117,11 +117,10 @@ def bank_of_reduction(layer: LayerBase, g: Gemm, banks: int) -> np.ndarray:
     k = g.k
     if isinstance(layer, Conv2d) and g.conv is not None:
         c = g.conv
-        j = np.arange(k, dtype=np.int64)
-        ch = j % c.channels
-        pos = j // c.channels
-        s = pos % c.kernel_w
-        r = pos // c.kernel_w
+        j = np.arange(k, dtype=np.int64)  # natural order: channel, kernel row, kernel column
+        s = j % c.kernel_w
+        r = (j // c.kernel_w) % c.kernel_h
+        ch = j // (c.kernel_w * c.kernel_h)
         addr = (r * c.dilation_h * c.in_w + s * c.dilation_w) * layer.in_channels + ch
     else:
         addr = np.arange(k, dtype=np.int64)

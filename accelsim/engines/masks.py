@@ -6,19 +6,17 @@ float array holding only 0 and 1 is accepted) in the weight's natural (PyTorch) 
 ============  ==========================================  =====================================
 op            mask shape                                   GEMM view (rows = outputs x reduction)
 ============  ==========================================  =====================================
-conv2d        (out, in / groups, kh, kw)                   per group: (out/groups, kh*kw*in/groups),
-                                                           reduction ordered (kh, kw, in): channel fastest
+conv2d        (out, in / groups, kh, kw)                   per group: (out/groups, in/groups*kh*kw)
 linear        (out, in)                                    (out, in)
 matmul        (heads, n, k)  (``b_operand: weight`` only)  per head: (n, k)
 lstm / gru    (gates*hidden, input_size + hidden_size):    x-projection: columns [0, input_size);
               ``[W_ih | W_hh]`` side by side                recurrence: the remaining columns
 ============  ==========================================  =====================================
 
-The GEMM view orders a convolution's reduction axis as (kernel row, kernel column, input
-channel) with the channel fastest -- the implicit-GEMM order of NHWC convolutions, SCALE-Sim's
-filter order and NVIDIA ASP's 2:4 convention. Everything defined "along the reduction axis"
-follows it: N:M groups are ``m`` consecutive input channels at one kernel position, block
-columns span input channels, a gather engine's activation addresses are NHWC.
+The reduction axis is the weight's natural flattening, ``weight.reshape(out, -1)`` (input
+channel, then kernel row, then kernel column), as the front-end's pruning uses it. Everything
+defined "along the reduction axis" follows it: N:M groups are ``m`` consecutive weights in that
+order, block columns span it, SmartExchange pieces are ``S`` consecutive weights of it.
 
 **Validation** (:func:`layer_mask`): shape against the layer, values 0/1, measured density
 against the declared ``compression.sparsity`` density within :data:`DENSITY_TOLERANCE`
@@ -65,15 +63,12 @@ def gemm_weight_views(layer: LayerBase, mask: np.ndarray) -> list[np.ndarray]:
     """Per GEMM of ``layer.gemms()``: a bool array (instances, rows=outputs, reduction).
 
     ``instances`` is the number of distinct weight matrices of that GEMM (conv groups, heads;
-    1 for shared recurrent weights). Convolutions are reordered to (kh, kw, in) (a copy);
-    the other layouts are views of ``mask`` where numpy allows.
+    1 for shared recurrent weights). Views of ``mask`` where numpy allows.
     """
     m = mask if mask.dtype == np.bool_ else mask.astype(bool)
     if isinstance(layer, Conv2d):
         g = layer.groups
-        cin = layer.in_channels // g
-        v = m.reshape(g, layer.out_channels // g, cin, layer.kernel_h, layer.kernel_w)
-        return [np.ascontiguousarray(v.transpose(0, 1, 3, 4, 2)).reshape(g, layer.out_channels // g, -1)]
+        return [m.reshape(g, layer.out_channels // g, -1)]
     if isinstance(layer, Linear):
         return [m.reshape(1, layer.out_features, layer.in_features)]
     if isinstance(layer, Matmul):
@@ -87,12 +82,6 @@ def gemm_weight_views(layer: LayerBase, mask: np.ndarray) -> list[np.ndarray]:
 
 def mask_from_gemm_views(layer: LayerBase, views: list[np.ndarray]) -> np.ndarray:
     """Inverse of :func:`gemm_weight_views`: the natural-layout mask (bool)."""
-    if isinstance(layer, Conv2d):
-        g = layer.groups
-        cin = layer.in_channels // g
-        v = views[0].reshape(g, layer.out_channels // g, layer.kernel_h, layer.kernel_w, cin)
-        return np.ascontiguousarray(v.transpose(0, 1, 4, 2, 3)).reshape(layer.out_channels, cin, layer.kernel_h,
-                                                                          layer.kernel_w)
     if isinstance(layer, Recurrent):
         return np.concatenate([views[0][0], views[1][0]], axis=1)
     shape = expected_mask_shape(layer)
