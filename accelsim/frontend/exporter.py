@@ -189,12 +189,17 @@ def _sparsity(unit: UnitState | None, key: str, mask: np.ndarray | None, ctx: _C
     return Sparsity(**fields)
 
 
-def _factorization(unit: UnitState | None) -> tuple[Factorization, dict[str, int] | None]:
+_FACTOR_PARTS = ("u", "v", "first", "core", "last")
+
+
+def _factorization(unit: UnitState | None) -> tuple[Factorization, dict[str, int] | None, str | None]:
+    """(record, original shape fields, name of the original layer) of a factorised piece."""
     if unit is None or unit.factor is None:
-        return Factorization(), None
+        return Factorization(), None, None
     rec = dict(unit.factor)
-    original = unit.original if unit.name.rsplit(".", 1)[-1] in ("core", "v") else None
-    return Factorization(**rec), original
+    base, _, part = unit.name.rpartition(".")
+    original = unit.original if part in ("core", "v") else None
+    return Factorization(**rec), original, (base if base and part in _FACTOR_PARTS else None)
 
 
 def _keep_vec(mask: "torch.Tensor | None", dim: int, size: int) -> np.ndarray | None:
@@ -255,11 +260,11 @@ def _conv(ctx: _Ctx, name: str, m: "nn.Conv2d", in_shape: tuple[int, ...], in_al
         mask = mk if depthwise else mk[:, keep_in]
     kept_fraction = (out_c * (in_c // groups)) / (O * cin_g)
     extra = _extra_arrays(unit, keep_out, None if depthwise else keep_in)
-    fact, f_orig = _factorization(unit)
+    fact, f_orig, factor_of = _factorization(unit)
     if f_orig:
         original = {**f_orig, **original}
     comp = Compression(sparsity=_sparsity(unit, name, mask, ctx, kept_fraction, extra), quant=_quant(unit),
-                       factorization=fact, original=original or None,
+                       factorization=fact, original=original or None, factor_of=factor_of,
                        act_density=_act(act_density))
     kh, kw = _pair(m.kernel_size)
     sh, sw = _pair(m.stride)
@@ -334,11 +339,12 @@ def _linear(ctx: _Ctx, name: str, m: "nn.Linear", in_shape: tuple[int, ...], in_
     if in_f != I:
         original["in_features"] = I
     mask = mask_t.cpu().numpy().astype(bool)[keep_out][:, keep_in] if mask_t is not None else None
-    fact, f_orig = _factorization(unit)
+    fact, f_orig, factor_of = _factorization(unit)
     if f_orig:
         original = {**f_orig, **original}
     comp = Compression(sparsity=_sparsity(unit, name, mask, ctx, out_f * in_f / (O * I), _extra_arrays(unit, keep_out, keep_in)),
-                       quant=_quant(unit), factorization=fact, original=original or None, act_density=_act(act_density))
+                       quant=_quant(unit), factorization=fact, original=original or None, factor_of=factor_of,
+                       act_density=_act(act_density))
     ctx.add(Linear(name=ctx.unique(name), batch=batch, in_features=in_f, out_features=out_f, tokens=tokens,
                    compression=comp))
     return None if keep_out.all() else keep_out
