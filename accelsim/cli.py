@@ -50,6 +50,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.plot:
         report.plot(args.plot, top=args.top)
         print(f"wrote {args.plot}", file=sys.stderr)
+        if report.area_by_component_mm2:
+            from .plot.area import area_plot_path
+
+            print(f"wrote {area_plot_path(args.plot)}", file=sys.stderr)
     return 0
 
 
@@ -83,6 +87,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
         hw = load_hardware(path)
         print(hw.summary())
         print(yaml.safe_dump(hardware_to_dict(hw), sort_keys=False).rstrip())
+        table = getattr(hw, "component_table_text", None)
+        if callable(table):
+            print(table())
         from .energy import leakage_power_mw
 
         leak = leakage_power_mw(hw)

@@ -217,6 +217,10 @@ class Report:
             "  energy by component: " + ", ".join(f"{k} {v / s['energy_pj']:.1%}" for k, v in s["energy_by_component_pj"].items() if s["energy_pj"]),
             "  latency by bottleneck: " + ", ".join(f"{k} {v:.1%}" for k, v in sorted(s["latency_share_by_bottleneck"].items(), key=lambda kv: -kv[1])),
         ]
+        if "area_mm2" in s:
+            area = s["area_mm2"]
+            parts = sorted(s["area_by_component_mm2"].items(), key=lambda kv: -kv[1])
+            lines.append(f"  area {area:.2f} mm2 (" + ", ".join(f"{k} {v / area:.0%}" for k, v in parts[:6] if area) + ")")
         if self.compared_to_dense:
             lines.append(f"  vs dense on the same hardware: {s['speedup_vs_dense']:.2f}x faster, {s['energy_saving_vs_dense']:.2f}x less energy")
         return "\n".join(lines)
@@ -264,7 +268,12 @@ class Report:
         """Stacked energy-by-component and latency (compute/stall/fill/drain) bars per layer."""
         from .plot.breakdown import plot_breakdown
 
-        return plot_breakdown(self, path=path, top=top)
+        fig = plot_breakdown(self, path=path, top=top)
+        if self.area_by_component_mm2 and path is not None:  # kinds with an area model: also <path>_area
+            from .plot.area import area_plot_path, plot_area
+
+            plot_area(self, area_plot_path(path))
+        return fig
 
     def __repr__(self) -> str:
         return f"Report({self.workload!r} on {self.hardware!r}: {len(self.layers)} layers, {self.latency_cycles:,} cycles, {self.energy_pj / 1e6:.3f} uJ)"

@@ -289,7 +289,7 @@ def _layer_mapping(layer: LayerBase, hw: CrossbarAccelerator, workload: Workload
     mask = workload.mask(layer) if layer.compression.sparsity.mask is not None else None
     mask2d, groups = None, 1
     if mask is not None:
-        mask2d, groups = _mask_matrix(layer, np.asarray(mask), str(workload._mask_path() or workload.name))
+        mask2d, groups = _mask_matrix(layer, np.asarray(mask), workload.mask_source)
     gms = tuple(_gemm_mapping(layer, g, hw, mask2d, groups) for g in layer.gemms())
     xbars = sum(g.crossbars for g in gms)
     imas = ceil_div(xbars, hw.ima.crossbars)

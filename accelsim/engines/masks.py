@@ -92,8 +92,7 @@ def mask_from_gemm_views(layer: LayerBase, views: list[np.ndarray]) -> np.ndarra
 # --- validation -----------------------------------------------------------------------------
 
 def _mask_source(workload: Workload) -> str:
-    path = workload._mask_path()  # noqa: SLF001 - the workload resolves its own relative path
-    return str(path) if path is not None else f"masks attached to workload '{workload.name}'"
+    return workload.mask_source
 
 
 def validate_mask(mask: object, layer: LayerBase, *, source: str, tolerance: float = DENSITY_TOLERANCE) -> np.ndarray:

@@ -167,10 +167,9 @@ def _se_ce_array(workload: Workload | None, layer: LayerBase) -> np.ndarray | No
     if workload is None or key is None:
         return None
     try:
-        arrays = workload._load_masks()  # noqa: SLF001 - exported companion arrays live in the mask file
+        return workload.array(f"{key}.se_ce")
     except MaskError:
         return None
-    return arrays.get(f"{key}.se_ce")
 
 
 @register_engine("smartexchange")

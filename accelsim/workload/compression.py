@@ -153,7 +153,8 @@ class Compression(_Record):
     @property
     def is_factor_part(self) -> bool:
         """A piece of a factorised layer that has no dense counterpart of its own."""
-        return self.factorization.kind != "none" and self.original is None
+        split = self.factor_of is not None or self.factorization.kind in ("lowrank", "tucker")
+        return split and self.original is None
 
     @property
     def is_dense(self) -> bool:

@@ -123,6 +123,18 @@ class Workload(BaseModel):
                             field=f"{layer.name}.compression.sparsity.mask")
         return masks[key]
 
+    @property
+    def mask_source(self) -> str:
+        """Where this workload's masks come from (for error messages)."""
+        path = self._mask_path()
+        return str(path) if path is not None else f"masks attached to workload '{self.name}'"
+
+    def array(self, key: str) -> np.ndarray | None:
+        """A companion array of the mask file (e.g. ``<mask>.se_ce``), or None if absent."""
+        if self.masks is None and self._mask_cache is None:
+            return None
+        return self._load_masks().get(key)
+
     def attach_masks(self, masks: dict[str, np.ndarray]) -> None:
         """Provide masks in memory (e.g. straight from the front-end)."""
         self._mask_cache = dict(masks)
