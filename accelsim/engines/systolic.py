@@ -67,12 +67,16 @@ packing of several groups into one fold (groups run one after another).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..hardware.systolic import SystolicArray
 from ..stats import Action, LayerProgram, Node, Repeat, StallOverride, Tile, compress_runs
 from ..workload.layer import Elementwise, Gemm, LayerBase, Pool, ceil_div
 from ..workload.workload import Workload
 from .base import register_engine
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 
 @dataclass(frozen=True)
