@@ -47,7 +47,7 @@ MIXED = {
 STRUCTURAL = {
     "name": "bench_structural", "hardware": HW, "workloads": ["zoo:resnet50"],
     "axes": {"rows": [64, 128, 256], "cols": [64, 128, 256], "dataflow": ["os", "ws"],
-             "ifmap_sram.size_kb": [128, 512], "dram.bw_gbps": [12.8, 25.6]},
+             "ifmap_sram.size_kb": [128, 512], "filter_sram.size_kb": [64, 256], "dram.bw_gbps": [12.8, 25.6]},
 }
 TEN_K = {
     "name": "bench_10k", "hardware": HW, "workloads": ["zoo:resnet50"],

@@ -133,3 +133,26 @@ def test_sweep_errors_are_one_line(tmp_path, capsys):
     assert "file not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["sweep", str(f), "--workers", "0"])
+
+
+def test_grid_sweep_runs_on_the_base_install(tmp_path):
+    """No dask, optuna, pyarrow or torch: a grid sweep (2 local workers) and its plots still work."""
+    import textwrap
+
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump({**SWEEP, "workloads": ["zoo:tiny_cnn"]}))
+    code = textwrap.dedent(f"""
+        import sys
+        for m in ('dask', 'distributed', 'optuna', 'pyarrow', 'torch', 'sklearn'):
+            sys.modules[m] = None
+        from accelsim.cli import main
+        rc = main(['sweep', {str(f)!r}, '--store', 's.sqlite', '--workers', '2', '--no-progress'])
+        rc = rc or main(['plot', '--store', 's.sqlite', '--kind', 'pareto', '--out', 'p.png'])
+        rc2 = main(['sweep', {str(f)!r}, '--store', 's.sqlite', '--scheduler', 'tcp://127.0.0.1:8786'])
+        print('rc', rc, rc2)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "rc 0 2" in proc.stdout and "12 simulated" in proc.stdout
+    assert "--scheduler needs dask.distributed: pip install 'accelsim[dask]'" in proc.stderr
+    assert (tmp_path / "p.png").exists()

@@ -230,3 +230,20 @@ def test_front_respects_constraints(tmp_path):
             (feas["latency_ms"] < f["latency_ms"]) | (feas["energy_uj"] < f["energy_uj"]))
         assert not dominated.any()
     assert math.isfinite(res.points_per_s)
+
+
+def test_batched_front_equals_one_shot_front(tmp_path):
+    from accelsim.dse import front_of, load_sweep
+    from accelsim.dse.pareto import pareto_front
+    from accelsim.dse.store import ResultsStore
+
+    sw = load_sweep(sweep_dict(axes={"rows": [8, 16, 32, 64], "cols": [8, 16, 32, 64], "dataflow": ["os", "ws"]},
+                               constraints=["utilization >= 0.02"]))
+    run_sweep(sw, tmp_path / "s.sqlite", workers=1)
+    df = load(tmp_path / "s.sqlite")
+    df = df[df["utilization"] >= 0.02]
+    expect = sorted(pareto_front(df, [("latency_ms", "min"), ("energy_uj", "min")])["key"])
+    with ResultsStore(tmp_path / "s.sqlite") as st:
+        for batch in (1, 3, 7, 1000):
+            front, feasible = front_of(st, sw, batch=batch)
+            assert sorted(front["key"]) == expect and feasible == len(df), batch

@@ -297,21 +297,26 @@ class SweepSession:
         return r
 
 
-def front_of(store: ResultsStore, sweep: Sweep, version: str | None = None) -> tuple[Any, int]:
+def front_of(store: ResultsStore, sweep: Sweep, version: str | None = None, batch: int = 2000) -> tuple[Any, int]:
     """The Pareto front (per workload) of the sweep's ok, feasible points in ``store``; and the feasible count."""
     import pandas as pd
 
     axis_paths = {a.path for a in sweep.axes}
     metrics = [m for m in dict.fromkeys([o.name for o in sweep.objectives] + [c.metric for c in sweep.constraints])
                if m not in axis_paths]
-    df = store.columns_frame(sweep.name, metrics, version=version)
-    if len(df) == 0:
-        return df, 0
-    df = df[feasible_mask(df, sweep.constraints)]
     objectives = [(o.name, o.sense) for o in sweep.objectives]
-    fronts = [pareto_front(g, objectives) for _, g in df.groupby("workload", sort=False)]
-    front = pd.concat(fronts) if fronts else df.iloc[:0]
-    return front.reset_index(drop=True), int(len(df))
+    # batch by batch: keep the running front only, so memory does not grow with the sweep
+    front = None
+    feasible = 0
+    for part in store.iter_columns(sweep.name, metrics, version=version, batch=batch):
+        part = part[feasible_mask(part, sweep.constraints)]
+        feasible += len(part)
+        pool = part if front is None else pd.concat([front, part], ignore_index=True)
+        fronts = [pareto_front(g, objectives) for _, g in pool.groupby("workload", sort=False)]
+        front = pd.concat(fronts) if fronts else pool.iloc[:0]
+    if front is None:
+        return store.columns_frame(sweep.name, metrics, version=version), 0
+    return front.reset_index(drop=True), feasible
 
 
 def run_sweep(sweep: str | Path | dict[str, Any] | Sweep, store: str | Path | None = None, *,

@@ -234,9 +234,10 @@ class ResultsStore:
             out.update(metrics)
             yield out
 
-    def columns_frame(self, sweep: str, metrics: Sequence[str], *, version: str | None = None,
-                      status: str = "ok"):  # type: ignore[no-untyped-def]
-        """A slim DataFrame of ``sweep``'s points: key, workload, axis values and the named metrics only."""
+    def iter_columns(self, sweep: str, metrics: Sequence[str], *, version: str | None = None, status: str = "ok",
+                     batch: int = 2000):  # type: ignore[no-untyped-def]
+        """``sweep``'s points as DataFrames of at most ``batch`` rows (0: one frame): key, workload,
+        axis values and the named metrics only."""
         import pandas as pd
 
         sel = []
@@ -252,18 +253,33 @@ class ResultsStore:
             q += " AND p.version = ?"
             args.append(version)
         q += " ORDER BY m.point_index, p.rowid"
-        rows = []
-        for raw in self.conn.execute(q, args):
-            row = {"key": raw[0], "workload": raw[1]}
-            row.update(json.loads(raw[2] or "{}"))
-            for name, v in zip(metrics, raw[3:]):
-                row[name] = float("nan") if v is None else v
-            rows.append(row)
         cols = ["key", "workload"] + list(dict.fromkeys(self.param_names(sweep))) + list(metrics)
-        df = pd.DataFrame(rows)
-        if len(df) == 0:
+        cur = self.conn.execute(q, args)
+        while True:
+            raws = cur.fetchmany(batch) if batch else cur.fetchall()
+            if not raws:
+                break
+            rows = []
+            for raw in raws:
+                row = {"key": raw[0], "workload": raw[1]}
+                row.update(json.loads(raw[2] or "{}"))
+                for name, v in zip(metrics, raw[3:]):
+                    row[name] = float("nan") if v is None else v
+                rows.append(row)
+            yield pd.DataFrame(rows)
+            if not batch:
+                break
+
+    def columns_frame(self, sweep: str, metrics: Sequence[str], *, version: str | None = None,
+                      status: str = "ok"):  # type: ignore[no-untyped-def]
+        """A slim DataFrame of ``sweep``'s points: key, workload, axis values and the named metrics only."""
+        import pandas as pd
+
+        parts = list(self.iter_columns(sweep, metrics, version=version, status=status, batch=0))
+        if not parts:
+            cols = ["key", "workload"] + list(dict.fromkeys(self.param_names(sweep))) + list(metrics)
             return pd.DataFrame(columns=cols)
-        return df
+        return parts[0]
 
     def sweeps(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM sweeps ORDER BY updated_at")]
