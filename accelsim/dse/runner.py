@@ -344,6 +344,14 @@ def run_sweep(sweep: str | Path | dict[str, Any] | Sweep, store: str | Path | No
                 else:
                     session.prepare_compression(None)
                     session.stream(session.space.iter_params())
+            except BaseException:  # interrupted or failed: record what this run did so far
+                r = session.result
+                try:
+                    st.end_run(session.run_id, evaluated=r.evaluated, skipped=r.skipped, invalid=r.invalid,
+                               errors=r.errors)
+                except Exception:
+                    pass
+                raise
             finally:
                 session.progress.close()
             return session.finish()
