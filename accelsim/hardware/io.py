@@ -19,6 +19,7 @@ Unknown fields are errors (typos never pass silently).
 from __future__ import annotations
 
 import configparser
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,9 @@ def _known_kinds() -> str:
     return ", ".join(sorted(HARDWARE_KINDS))
 
 
+@functools.lru_cache(maxsize=None)
 def _import_kinds() -> None:
-    """Import every module of this package: each hardware kind registers itself on import."""
+    """Import every module of this package (once): each hardware kind registers itself on import."""
     import importlib
     import pkgutil
 

@@ -1,6 +1,6 @@
 """Accuracy evaluator for co-exploration sweeps: compress a digits model and measure it.
 
-Used by ``sweeps/coexplore_tiny_cnn.yaml`` (``compression.evaluator: digits_accuracy.py:evaluate_recipe``).
+The default evaluator of :mod:`accelsim.dse.coexplore` (``accelsim.frontend.evaluate:evaluate_recipe``).
 It composes the front-end's public API: train the dense model once per (model, seed, epochs) and
 process, apply the recipe (:func:`accelsim.frontend.compress`), fine-tune with the masks and
 quantisers in place, measure top-1 accuracy on the held-out 25 % of scikit-learn's digits and
@@ -18,8 +18,8 @@ _DENSE: dict[tuple, Any] = {}
 def _dense(model: str, seed: int, epochs: int, lr: float):  # type: ignore[no-untyped-def]
     import torch
 
-    from accelsim.frontend import get_torch_model
-    from accelsim.frontend.training import TrainConfig, load_digits_data, train
+    from .models import get_torch_model
+    from .training import TrainConfig, load_digits_data, train
 
     key = (model, seed, epochs, lr)
     if key not in _DENSE:
@@ -34,8 +34,9 @@ def _dense(model: str, seed: int, epochs: int, lr: float):  # type: ignore[no-un
 def evaluate_recipe(model: str, recipe: dict, *, dataset: str = "digits", seed: int = 0, epochs: int = 6,
                     finetune_epochs: int = 2, lr: float = 0.05, finetune_lr: float = 0.01) -> SimpleNamespace:
     """``accuracy`` (test top-1 after compression + fine-tuning) and ``workload`` of ``model`` under ``recipe``."""
-    from accelsim.frontend import compress, export, get_torch_model
-    from accelsim.frontend.training import TrainConfig, evaluate, train
+    from . import compress, export
+    from .models import get_torch_model
+    from .training import TrainConfig, evaluate, train
 
     if dataset != "digits":
         raise ValueError(f"this evaluator knows the digits data set only, not {dataset!r}")
