@@ -124,11 +124,11 @@ def compare(before: Workload, after: Workload) -> Any:
             size_bits=("size_bits", "sum"), macs=("macs", "sum"), macs_eff=("macs_eff", "sum"), bops=("bops", "sum"))
 
     b, a = frame(before), frame(after)
-    df = b.join(a, lsuffix="_before", rsuffix="_after", how="outer")
+    df = b.add_suffix("_before").join(a.add_suffix("_after"), how="outer")
     df = df.drop(columns=["op_after"]).rename(columns={"op_before": "op"})
     num = [c for c in df.columns if c != "op"]
     df[num] = df[num].fillna(0).astype("int64")
-    total = df[num].sum()
+    total = df[num].sum().astype(object)
     total["op"] = ""
     df.loc["TOTAL"] = total
     df["size_ratio"] = df["size_bits_before"] / df["size_bits_after"].where(df["size_bits_after"] > 0)
