@@ -100,27 +100,42 @@ def _umask_mode() -> int:
     return 0o666 & ~old
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a text file so readers never see it half-written (temp file + rename)."""
-    import os
-    import tempfile
+def read_config_file(path: str | Path, what: str, other_types: str = "") -> Any:
+    """Parse a ``.yaml``/``.yml``/``.json`` file into data; anything else is a ConfigError.
+
+    ``what`` names the kind of file in messages ("workload", "hardware"); ``other_types`` lists
+    further extensions the caller handles itself (for the message only).
+    """
+    import json
 
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    suffix = p.suffix.lower()
+    if suffix == ".json":
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("file not found", source=str(p)) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read file ({exc.__class__.__name__}: {exc})", source=str(p)) from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"malformed JSON at line {exc.lineno}: {exc.msg}", source=str(p)) from None
+    if suffix in (".yaml", ".yml"):
+        return read_yaml(p)
+    raise ConfigError(f"unknown {what} file type {suffix!r}; expected .yaml, .yml, .json{other_types}", source=str(p))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a text file so readers never see it half-written (temp file + rename)."""
+
+    def write(tmp: str) -> None:
+        import os
+
+        with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    atomic_write_bytes(path, write)
 
 
 def atomic_write_bytes(path: str | Path, write) -> None:  # type: ignore[no-untyped-def]

@@ -89,6 +89,24 @@ def compress_runs(tiles: list[Tile]) -> tuple[Node, ...]:
     return tuple(out)
 
 
+def split_tile(tile: Tile, parts: int) -> list[Tile]:
+    """Split a tile whose loads exceed a buffer half into ``parts`` streamed sub-tiles.
+
+    Loads and compute cycles are divided evenly (totals kept exactly), the store goes with the
+    last part; never more parts than compute cycles.
+    """
+    parts = min(parts, max(tile.compute_cycles, 1))
+    if parts <= 1:
+        return [tile]
+    out = []
+    for i in range(parts):
+        lb = tile.load_bits * (i + 1) // parts - tile.load_bits * i // parts
+        cc = tile.compute_cycles * (i + 1) // parts - tile.compute_cycles * i // parts
+        dc = tile.decode_cycles * (i + 1) // parts - tile.decode_cycles * i // parts
+        out.append(Tile(lb, cc, tile.store_bits if i == parts - 1 else 0, dc))
+    return out
+
+
 @dataclass(frozen=True)
 class Action:
     """``count`` events of ``action`` on ``component``, each moving/processing ``bits`` bits.

@@ -253,7 +253,6 @@ class ResultsStore:
             q += " AND p.version = ?"
             args.append(version)
         q += " ORDER BY m.point_index, p.rowid"
-        cols = ["key", "workload"] + list(dict.fromkeys(self.param_names(sweep))) + list(metrics)
         cur = self.conn.execute(q, args)
         while True:
             raws = cur.fetchmany(batch) if batch else cur.fetchall()

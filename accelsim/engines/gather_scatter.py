@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..hardware.gather_scatter import GatherScatterEngine
-from ..stats import Action, LayerProgram, Node, Tile, compress_runs
+from ..stats import Action, LayerProgram, Node, Tile, compress_runs, split_tile
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Pool, ceil_div
 from ..workload.workload import Workload
 from . import gs_kernels as K
@@ -459,7 +459,7 @@ class GatherScatterEngineModel:
                 d_w += lw
                 d_c += sc
                 parts = max(ceil_div(lw, cap_w), ceil_div(la, cap_s), 1)
-                tiles.extend(_split(Tile(la + lw, cyc(lo, hi), sc), parts))
+                tiles.extend(split_tile(Tile(la + lw, cyc(lo, hi), sc), parts))
         else:  # weight chunks outer: each chunk's rows run over every activation tile
             for ch in range(chunks):
                 lw_total = wbits * (ch + 1) // chunks - wbits * ch // chunks
@@ -482,7 +482,7 @@ class GatherScatterEngineModel:
         cycles = max(ceil_div(ops, hw.lanes), 1)
         read_bits = layer.input_words * ab
         write_bits = layer.output_words * ab
-        tiles = _split(Tile(read_bits, cycles, write_bits), ceil_div(read_bits, hw.scratchpad.size_bits // 2))
+        tiles = split_tile(Tile(read_bits, cycles, write_bits), ceil_div(read_bits, hw.scratchpad.size_bits // 2))
         actions = [
             Action("vector", "op", ops, ab),
             Action("scratchpad", "write", layer.input_words, ab),
@@ -508,15 +508,3 @@ def _node_cycles(node: Node) -> int:
     return node.count * sum(_node_cycles(b) for b in node.body)
 
 
-def _split(tile: Tile, parts: int) -> list[Tile]:
-    """Split a tile whose loads exceed a buffer half into ``parts`` streamed sub-tiles."""
-    parts = min(parts, max(tile.compute_cycles, 1))
-    if parts <= 1:
-        return [tile]
-    out = []
-    for i in range(parts):
-        lb = tile.load_bits * (i + 1) // parts - tile.load_bits * i // parts
-        cc = tile.compute_cycles * (i + 1) // parts - tile.compute_cycles * i // parts
-        sb = tile.store_bits if i == parts - 1 else 0
-        out.append(Tile(lb, cc, sb))
-    return out

@@ -70,7 +70,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..hardware.systolic import SystolicArray
-from ..stats import Action, LayerProgram, Node, Repeat, StallOverride, Tile, compress_runs
+from ..stats import Action, LayerProgram, Node, Repeat, StallOverride, Tile, compress_runs, split_tile
 from ..workload.layer import Elementwise, Gemm, LayerBase, Pool, ceil_div
 from ..workload.workload import Workload
 from .base import register_engine
@@ -147,18 +147,6 @@ def _peel_last(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
     return (*rest, *_peel_last(last.body))
 
 
-def _split(tile: Tile, parts: int) -> list[Tile]:
-    """Split a fold whose loads exceed a buffer half into ``parts`` streamed sub-tiles."""
-    parts = min(parts, max(tile.compute_cycles, 1))
-    if parts <= 1:
-        return [tile]
-    out = []
-    for i in range(parts):
-        lb = tile.load_bits * (i + 1) // parts - tile.load_bits * i // parts
-        cc = tile.compute_cycles * (i + 1) // parts - tile.compute_cycles * i // parts
-        sb = tile.store_bits if i == parts - 1 else 0
-        out.append(Tile(lb, cc, sb))
-    return out
 
 
 class _GemmLowering:
@@ -262,7 +250,7 @@ class _GemmLowering:
                     1,
                 )
                 cycles = p.cycles_per_fold if self.sparse is None else int(self.sparse.cycles[r, c])
-                fold_tiles.extend(_split(Tile(load, cycles, store), parts))
+                fold_tiles.extend(split_tile(Tile(load, cycles, store), parts))
             col_iters.append(compress_runs(fold_tiles))
         # compress identical column iterations
         out: list[Node] = []
@@ -636,7 +624,7 @@ class SystolicEngine:
         cycles = max(ceil_div(ops, hw.cols), 1)
         read_bits = layer.input_words * ab
         write_bits = layer.output_words * ab
-        tiles = _split(Tile(read_bits, cycles, write_bits), ceil_div(read_bits, hw.ifmap_sram.size_bits // 2))
+        tiles = split_tile(Tile(read_bits, cycles, write_bits), ceil_div(read_bits, hw.ifmap_sram.size_bits // 2))
         body = _peel_last(compress_runs(tiles))
         actions = [
             Action("vector", "op", ops, ab),

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import configparser
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
-from .._validation import read_yaml, validate_model
+from .._validation import read_config_file, validate_model
 from ..errors import ConfigError
 from .common import DramConfig, HardwareBase, ScaleSimPorts, SramConfig
 from .registry import HARDWARE_KINDS
@@ -70,17 +69,7 @@ def load_hardware(path: str | Path) -> HardwareBase:
     suffix = p.suffix.lower()
     if suffix == ".cfg":
         return read_scalesim_cfg(p)
-    if suffix == ".json":
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("file not found", source=str(p)) from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"malformed JSON at line {exc.lineno}: {exc.msg}", source=str(p)) from None
-    elif suffix in (".yaml", ".yml"):
-        data = read_yaml(p)
-    else:
-        raise ConfigError(f"unknown hardware file type {suffix!r}; expected .yaml, .yml, .json or .cfg", source=str(p))
+    data = read_config_file(p, "hardware", ", .cfg")
     return hardware_from_dict(data, source=str(p))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .._validation import atomic_write_bytes
+from ._save import save_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..report import Report
@@ -86,9 +86,5 @@ def plot_area(designs: "Report | Mapping[str, Any]", path: str | Path | None = N
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    if path is not None:
-        p = Path(path)
-        fmt = p.suffix.lstrip(".").lower() or "png"
-        atomic_write_bytes(p, lambda tmp: fig.savefig(tmp, dpi=120, format=fmt))
-        plt.close(fig)
+    save_figure(fig, path)
     return fig

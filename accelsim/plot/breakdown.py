@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._validation import atomic_write_bytes
+from ._save import save_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..report import Report
@@ -61,9 +61,5 @@ def plot_breakdown(report: "Report", path: str | Path | None = None, *, top: int
     ax_t.set_xticks(list(x))
     ax_t.set_xticklabels(names, rotation=90, fontsize=7)
     fig.tight_layout()
-    if path is not None:
-        p = Path(path)
-        fmt = p.suffix.lstrip(".").lower() or "png"
-        atomic_write_bytes(p, lambda tmp: fig.savefig(tmp, dpi=120, format=fmt))
-        plt.close(fig)
+    save_figure(fig, path)
     return fig

@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .pareto import _label, _pyplot, save_figure
+from ._save import save_figure
+from .pareto import _label, _pyplot
 
 
 def heatmap_table(df: Any, x: str, y: str, metric: str, agg: str = "min"):  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
-from .._validation import atomic_write_bytes
+from ._save import save_figure
 
 _COMP_COLORS = {
     "mac": "#4C72B0", "pe_rf": "#64B5CD", "vector": "#8172B3", "decoder": "#CCB974", "ifmap_sram": "#55A868",
@@ -21,18 +21,6 @@ def _pyplot(path: Any):  # type: ignore[no-untyped-def]
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def save_figure(fig: Any, path: str | Path | None) -> None:
-    """Write ``fig`` atomically (format from the extension) and close it; no-op without a path."""
-    if path is None:
-        return
-    import matplotlib.pyplot as plt
-
-    p = Path(path)
-    fmt = p.suffix.lstrip(".").lower() or "png"
-    atomic_write_bytes(p, lambda tmp: fig.savefig(tmp, dpi=120, format=fmt, bbox_inches="tight"))
-    plt.close(fig)
 
 
 def _label(metric: str) -> str:

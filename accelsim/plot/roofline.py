@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .pareto import _pyplot, save_figure
+from ._save import save_figure
+from .pareto import _pyplot
 
 
 def roofline_frame(report: Any):  # type: ignore[no-untyped-def]

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .._validation import atomic_write_text, read_yaml, validate_model
+from .._validation import atomic_write_text, read_config_file, validate_model
 from ..errors import ConfigError
 from .compression import Compression, Sparsity
 from .layer import Conv2d, Linear
@@ -54,17 +54,7 @@ def load_workload(path: str | Path) -> Workload:
     suffix = p.suffix.lower()
     if suffix == ".csv":
         return read_scalesim_topology(p)
-    if suffix == ".json":
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("file not found", source=str(p)) from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"malformed JSON at line {exc.lineno}: {exc.msg}", source=str(p)) from None
-    elif suffix in (".yaml", ".yml"):
-        data = read_yaml(p)
-    else:
-        raise ConfigError(f"unknown workload file type {suffix!r}; expected .yaml, .yml, .json or .csv", source=str(p))
+    data = read_config_file(p, "workload", ", .csv")
     return workload_from_dict(data, source=str(p), base_dir=p.parent)
 
 
