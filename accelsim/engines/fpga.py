@@ -54,7 +54,7 @@ import numpy as np
 from ..errors import InfeasibleError
 from ..hardware.fpga import ArrayShape, FpgaAccelerator, port_bits
 from ..stats import Action, LayerProgram, Node, Repeat, Tile, compress_runs
-from ..workload.layer import ConvGeometry, Elementwise, LayerBase, Pool, ceil_div
+from ..workload.layer import ConvGeometry, Elementwise, LayerBase, Pool, ceil_div, input_span
 from ..workload.workload import Workload
 from .base import register_engine
 
@@ -129,20 +129,6 @@ def work_items(layer: LayerBase, shape: ArrayShape) -> list[Work]:
 
 # --- pixel blocks ------------------------------------------------------------------------------
 
-def _span(out_lo: int, out_hi: int, stride: int, pad: int, dil: int, kernel: int, size: int) -> int:
-    """Distinct input positions (rows or columns) read by outputs [out_lo, out_hi] (inclusive)."""
-    extent = dil * (kernel - 1) + 1
-    if stride <= extent and dil == 1:
-        lo = max(out_lo * stride - pad, 0)
-        hi = min(out_hi * stride - pad + extent - 1, size - 1)
-        return max(hi - lo + 1, 0)
-    seen = set()
-    for o in range(out_lo, out_hi + 1):
-        for r in range(kernel):
-            i = o * stride - pad + r * dil
-            if 0 <= i < size:
-                seen.add(i)
-    return len(seen)
 
 
 @dataclass(frozen=True)
@@ -216,7 +202,7 @@ def pixel_blocks(w: Work, pt: PixelTiling) -> PixelBlocks:
         pix, aw = [], []
         for r0 in range(0, c.out_h, pt.rows):
             r1 = min(r0 + pt.rows, c.out_h) - 1
-            rows_in = _span(r0, r1, c.stride_h, c.pad_h, c.dilation_h, c.kernel_h, c.in_h)
+            rows_in = input_span(r0, r1, c.kernel_h, c.stride_h, c.pad_h, c.dilation_h, c.in_h)
             pix.append((r1 - r0 + 1) * c.out_w)
             aw.append(rows_in * c.in_w * words_per_pos)
         return PixelBlocks(tuple(pix), tuple(aw), c.batch)
@@ -224,10 +210,10 @@ def pixel_blocks(w: Work, pt: PixelTiling) -> PixelBlocks:
     col_spans = []
     for q0 in range(0, c.out_w, seg):
         q1 = min(q0 + seg, c.out_w) - 1
-        col_spans.append((q1 - q0 + 1, _span(q0, q1, c.stride_w, c.pad_w, c.dilation_w, c.kernel_w, c.in_w)))
+        col_spans.append((q1 - q0 + 1, input_span(q0, q1, c.kernel_w, c.stride_w, c.pad_w, c.dilation_w, c.in_w)))
     pix, aw = [], []
     for oh in range(c.out_h):
-        rows_in = _span(oh, oh, c.stride_h, c.pad_h, c.dilation_h, c.kernel_h, c.in_h)
+        rows_in = input_span(oh, oh, c.kernel_h, c.stride_h, c.pad_h, c.dilation_h, c.in_h)
         for npix, cols_in in col_spans:
             pix.append(npix)
             aw.append(rows_in * cols_in * words_per_pos)

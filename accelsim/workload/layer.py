@@ -33,6 +33,23 @@ PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 
 
+def input_span(lo: int, hi: int, kernel: int, stride: int, pad: int, dilation: int, size: int) -> int:
+    """Distinct input indices (rows or columns) read by outputs lo..hi (inclusive) along one axis."""
+    extent = dilation * (kernel - 1) + 1
+    if stride <= extent and dilation == 1:
+        first = max(lo * stride - pad, 0)
+        last = min(hi * stride - pad + extent - 1, size - 1)
+        return max(last - first + 1, 0)
+    idx: set[int] = set()
+    for o in range(lo, hi + 1):
+        base = o * stride - pad
+        for r in range(kernel):
+            i = base + r * dilation
+            if 0 <= i < size:
+                idx.add(i)
+    return len(idx)
+
+
 @dataclass(frozen=True)
 class ConvGeometry:
     """What an engine needs to count unique input pixels of a slice of output pixels."""
@@ -52,30 +69,14 @@ class ConvGeometry:
     out_h: int
     out_w: int
 
-    @staticmethod
-    def _span(lo: int, hi: int, kernel: int, stride: int, pad: int, dilation: int, size: int) -> int:
-        """Distinct input indices read by outputs lo..hi along one axis."""
-        extent = dilation * (kernel - 1) + 1
-        if stride <= extent and dilation == 1:
-            first = max(lo * stride - pad, 0)
-            last = min(hi * stride - pad + extent - 1, size - 1)
-            return max(last - first + 1, 0)
-        idx: set[int] = set()
-        for o in range(lo, hi + 1):
-            base = o * stride - pad
-            for r in range(kernel):
-                i = base + r * dilation
-                if 0 <= i < size:
-                    idx.add(i)
-        return len(idx)
 
     def input_rows_for_output_rows(self, oh_lo: int, oh_hi: int) -> int:
         """Number of distinct input rows (within one image) read by output rows [oh_lo, oh_hi]."""
-        return self._span(oh_lo, oh_hi, self.kernel_h, self.stride_h, self.pad_h, self.dilation_h, self.in_h)
+        return input_span(oh_lo, oh_hi, self.kernel_h, self.stride_h, self.pad_h, self.dilation_h, self.in_h)
 
     def input_cols_used(self) -> int:
         """Distinct input columns read by a whole output row (strided 1x1 convs skip columns)."""
-        return self._span(0, self.out_w - 1, self.kernel_w, self.stride_w, self.pad_w, self.dilation_w, self.in_w)
+        return input_span(0, self.out_w - 1, self.kernel_w, self.stride_w, self.pad_w, self.dilation_w, self.in_w)
 
     def input_words_for_pixels(self, p_lo: int, p_hi: int) -> int:
         """Distinct input words (all channels of the group) for output pixels [p_lo, p_hi).
