@@ -38,7 +38,9 @@ def _distributions(axes: list[Any]) -> dict[str, Any]:
 def run_nsga2(session: Any) -> Any:
     """Run the NSGA-II search of ``session.sweep`` (see :class:`accelsim.dse.runner.SweepSession`)."""
     try:
-        import optuna
+        with warnings.catch_warnings():  # optuna imports tqdm.auto, which warns in a notebook without ipywidgets
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            import optuna
     except ImportError:
         raise ConfigError("search.method nsga2 needs optuna: pip install optuna", source=session.sweep.source,
                           field="search.method") from None

@@ -224,7 +224,7 @@ def train(model: "nn.Module", data: Any, method: Method | None = None, config: T
     x_int = getattr(data, "x_train_int", None)
     n = len(y)
     bs = config.batch_size
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain text bar: tqdm.auto warns "IProgress not found" in notebooks without ipywidgets
 
     bar = tqdm(range(start, total), desc=config.desc or method.name, disable=not config.progress, leave=False,
                initial=start, total=total)
