@@ -71,12 +71,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, InfeasibleError, MaskError
-from ..hardware.crossbar import Allocation, CrossbarAccelerator, register_workload_mapper
-from ..stats import Action, LayerProgram, Tile, compress_runs
+from ..hardware.crossbar import Allocation, CrossbarAccelerator
+from ..stats import Action, LayerProgram, Tile
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Matmul, Pool, ceil_div
 from ..workload.workload import Workload
-from .base import register_engine
+from .base import Engine
 from .crossbar_kernels import block_nnz
+from .lowering import compress_runs
 
 MAX_CHUNKS = 64  # SimPy tiles per GEMM at most (rounds are grouped into chunks)
 MIN_CHUNKS_WITH_DRAM = 8
@@ -345,7 +346,7 @@ def _replicate(maps: dict[str, LayerMapping], hw: CrossbarAccelerator, workload:
 def _build_mapping(workload: Workload, hw: CrossbarAccelerator) -> ChipMapping:
     maps: dict[str, LayerMapping] = {}
     for layer in workload.layers:
-        if layer.is_compute and ENGINE.supports(layer, hw)[0]:
+        if layer.is_compute and CrossbarEngine().supports(layer, hw)[0]:
             maps[layer.name] = _layer_mapping(layer, hw, workload)
     notes: list[str] = []
     _replicate(maps, hw, workload, notes)
@@ -405,13 +406,14 @@ def _chunk_tiles(rounds: int, cycles_per_round: int, fill: int, load_bits: int, 
     return tiles
 
 
-@register_engine("crossbar")
-class CrossbarEngine:
+class CrossbarEngine(Engine[CrossbarAccelerator]):
     """Engine for :class:`~accelsim.hardware.crossbar.CrossbarAccelerator`."""
 
-    kind = "crossbar"
+    def area_mm2(self, workload: Workload, hw: CrossbarAccelerator) -> dict[str, float]:
+        """Area by component of the crossbars, IMAs and tiles ``workload`` occupies (pruned blocks excluded)."""
+        return hw.area_mm2_of(map_workload(workload, hw).allocation)
 
-    def supports(self, layer: LayerBase, hw: CrossbarAccelerator) -> tuple[bool, str]:  # type: ignore[override]
+    def supports(self, layer: LayerBase, hw: CrossbarAccelerator) -> tuple[bool, str]:
         if isinstance(layer, Matmul) and layer.b_operand == "activation":
             return False, ("activation x activation products (attention) would need crossbar writes for every "
                            "input; only weights can stay in crossbars")
@@ -449,7 +451,7 @@ class CrossbarEngine:
         cycles = max(compute_cycles, dram_cycles) + (hw.dram.latency_cycles if dram_bits else 0)
         return [Action(comp, act, units * cycles, 1) for comp, act, units, _ in hw.static_groups(cm.allocation)]
 
-    def lower(self, layer: LayerBase, hw: CrossbarAccelerator, workload: Workload | None = None) -> LayerProgram:  # type: ignore[override]
+    def lower(self, layer: LayerBase, hw: CrossbarAccelerator, workload: Workload | None = None) -> LayerProgram:
         wl, cm = self._context(layer, hw, workload)
         if isinstance(layer, (Elementwise, Pool)):
             return self._lower_digital(layer, hw, wl, cm)
@@ -582,7 +584,3 @@ class CrossbarEngine:
             sram_accesses={"tile_buffer_read_bits": in_bits, "tile_buffer_write_bits": out_bits},
             extra={"tiles": tiles, "units": units},
         )
-
-
-ENGINE = CrossbarEngine()
-register_workload_mapper(map_workload)

@@ -26,7 +26,7 @@ Tiles must fit one half of each buffer (double buffering).
 **Tiling choice.** Among all (pixel tile, ``tn``, ``tk``, order) with ``tm``/``tn``/``tk``
 powers of two times the lanes (or the whole dimension) that fit the buffers, the engine takes
 the smallest *roofline estimate* ``max(first load + compute + last store, DDR transfer)`` cycles
-(the same model the integer program of :mod:`accelsim.engines.fpga_ilp` minimises); ties go to
+(the same model the integer program of :mod:`accelsim.dse.fpga.ilp` minimises); ties go to
 less DDR traffic. The simulator then times the tile stream (double buffering, one shared DDR
 channel), which can only be slower than the estimate.
 
@@ -53,10 +53,11 @@ import numpy as np
 
 from ..errors import InfeasibleError
 from ..hardware.fpga import ArrayShape, FpgaAccelerator, port_bits
-from ..stats import Action, LayerProgram, Node, Repeat, Tile, compress_runs
+from ..stats import Action, LayerProgram, Node, Tile
 from ..workload.layer import ConvGeometry, Elementwise, LayerBase, Pool, ceil_div, input_span
 from ..workload.workload import Workload
-from .base import register_engine
+from .base import Engine
+from .lowering import compress_runs, compress_sequence
 
 ORDERS = ("wr", "ir")
 VECTOR_MIN_TILES = 16  # pooling/element-wise layers stream in at least this many tiles
@@ -458,21 +459,6 @@ def _anonymous(w: Work) -> Work:
     return replace(w, layer="", tag="")
 
 
-def _nest(seqs: list[tuple[Node, ...]]) -> tuple[Node, ...]:
-    """Concatenate node sequences, merging consecutive identical ones into a Repeat."""
-    out: list[Node] = []
-    i = 0
-    while i < len(seqs):
-        j = i
-        while j + 1 < len(seqs) and seqs[j + 1] == seqs[i]:
-            j += 1
-        n = j - i + 1
-        if n == 1:
-            out.extend(seqs[i])
-        else:
-            out.append(Repeat(seqs[i], n))
-        i = j + 1
-    return tuple(out)
 
 
 @dataclass
@@ -530,21 +516,19 @@ def _rep_nodes(w: Work, blocks: PixelBlocks, ch: TileChoice, p: ArrayParams, b_r
     if ch.order == "wr":
         for j in range(len(n_edges)):
             inner = [compress_runs([tile(i, j, l) for l in range(kb)]) for i in range(len(blist))]
-            outer.append(_nest(inner))
+            outer.append(compress_sequence(inner))
     else:
         for i in range(len(blist)):
             inner = [compress_runs([tile(i, j, l) for l in range(kb)]) for j in range(len(n_edges))]
-            outer.append(_nest(inner))
-    return _nest(outer)
+            outer.append(compress_sequence(inner))
+    return compress_sequence(outer)
 
 
-@register_engine("fpga")
-class FpgaEngine:
+class FpgaEngine(Engine[FpgaAccelerator]):
     """Engine for :class:`~accelsim.hardware.fpga.FpgaAccelerator` (see the module docstring)."""
 
-    kind = "fpga"
 
-    def supports(self, layer: LayerBase, hw: FpgaAccelerator) -> tuple[bool, str]:  # type: ignore[override]
+    def supports(self, layer: LayerBase, hw: FpgaAccelerator) -> tuple[bool, str]:
         q = layer.compression.quant
         if isinstance(layer, (Elementwise, Pool)):
             if q.act_bits > hw.act_bits:
@@ -568,7 +552,7 @@ class FpgaEngine:
         return True, ""
 
     # ------------------------------------------------------------------------------------------
-    def lower(self, layer: LayerBase, hw: FpgaAccelerator, workload: Workload | None = None) -> LayerProgram:  # type: ignore[override]
+    def lower(self, layer: LayerBase, hw: FpgaAccelerator, workload: Workload | None = None) -> LayerProgram:
         check_fits(hw)
         if isinstance(layer, (Elementwise, Pool)):
             return self._lower_vector(layer, hw)

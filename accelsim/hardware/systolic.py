@@ -47,7 +47,7 @@ class SystolicSparseOptions(_Config):
         return self.zero_skipping or self.nm_speedup or self.block_skipping or self.bit_serial
 
 
-@register_hardware("systolic")
+@register_hardware("systolic", engine="accelsim.engines.systolic:SystolicEngine")
 class SystolicArray(HardwareBase):
     """A ``rows`` x ``cols`` array of MAC PEs fed by ifmap/filter SRAMs, draining to an ofmap SRAM.
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MaskError
-from ..workload.compression import Sparsity
-from ..workload.layer import Conv2d, LayerBase, Linear, Matmul, Recurrent
-from ..workload.workload import Workload
+from .compression import Sparsity
+from .layer import Conv2d, LayerBase, Linear, Matmul, Recurrent
+from .workload import Workload
 
 #: allowed |measured density - declared density| (absolute) before a mask is rejected
 DENSITY_TOLERANCE = 0.02

@@ -1,0 +1,121 @@
+"""Lowering pieces every engine shares: run-length encoding of tile streams.
+
+- :func:`compress_runs`: consecutive identical tiles -> ``Repeat((tile,), n)``;
+- :func:`compress_runs_arrays`: the same from columns of numbers (no Tile per element);
+- :func:`compress_sequence`: concatenate blocks of nodes, merging consecutive identical blocks
+  into one ``Repeat`` (loop nests: identical inner loops of an outer loop);
+- :func:`compress_periodic`: runs of a repeating *pattern* of blocks (period up to
+  ``max_period``), e.g. pixel tiles that fall on output rows with a short period;
+- :func:`node_cycles`: compute cycles of a node without expanding it.
+
+Every encoder returns nodes whose expansion (:func:`accelsim.stats.iter_tiles`) is exactly the
+input tile sequence.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..stats import Node, Repeat, Tile
+
+
+def compress_runs(tiles: Sequence[Tile]) -> tuple[Node, ...]:
+    """Run-length encode consecutive identical tiles."""
+    out: list[Node] = []
+    i = 0
+    n_tiles = len(tiles)
+    while i < n_tiles:
+        j = i
+        while j + 1 < n_tiles and tiles[j + 1] == tiles[i]:
+            j += 1
+        n = j - i + 1
+        out.append(tiles[i] if n == 1 else Repeat((tiles[i],), n))
+        i = j + 1
+    return tuple(out)
+
+
+def compress_runs_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, store_bits: np.ndarray,
+                         decode_cycles: np.ndarray | None = None) -> tuple[Node, ...]:
+    """:func:`compress_runs` of the tiles given column-wise (equal-length integer arrays)."""
+    cols = [np.asarray(load_bits, dtype=np.int64), np.asarray(compute_cycles, dtype=np.int64),
+            np.asarray(store_bits, dtype=np.int64)]
+    if decode_cycles is not None:
+        cols.append(np.asarray(decode_cycles, dtype=np.int64))
+    n = len(cols[0])
+    if n == 0:
+        return ()
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for col in cols:
+        change[1:] |= col[1:] != col[:-1]
+    starts = np.flatnonzero(change)
+    counts = np.diff(np.append(starts, n)).tolist()
+    values = [col[starts].tolist() for col in cols]
+    out: list[Node] = []
+    for idx, count in enumerate(counts):
+        tile = Tile(*(v[idx] for v in values))
+        out.append(tile if count == 1 else Repeat((tile,), count))
+    return tuple(out)
+
+
+def compress_sequence(blocks: Sequence[tuple[Node, ...]]) -> tuple[Node, ...]:
+    """Concatenate node blocks, merging consecutive identical blocks into a ``Repeat``."""
+    out: list[Node] = []
+    i = 0
+    n_blocks = len(blocks)
+    while i < n_blocks:
+        j = i
+        while j + 1 < n_blocks and (blocks[j + 1] is blocks[i] or blocks[j + 1] == blocks[i]):
+            j += 1
+        n = j - i + 1
+        if n == 1:
+            out.extend(blocks[i])
+        else:
+            out.append(Repeat(tuple(blocks[i]), n))
+        i = j + 1
+    return tuple(out)
+
+
+def compress_periodic(blocks: Sequence[tuple[Node, ...]], max_period: int = 64) -> list[Node]:
+    """Run-length encode periodic runs of blocks.
+
+    A run of ``reps`` repetitions of a ``p``-block pattern (``p <= max_period``, the longest
+    covered stretch wins) becomes one :class:`~accelsim.stats.Repeat`, so the simulator can
+    fast-forward it; the tiles inside a pattern are run-length encoded.
+    """
+    n = len(blocks)
+    if n == 0:
+        return []
+    ids_of: dict[tuple[Node, ...], int] = {}
+    ids = np.array([ids_of.setdefault(b, len(ids_of)) for b in blocks], dtype=np.int64)
+    periods = range(1, min(max_period, n // 2) + 1)
+    run: dict[int, np.ndarray] = {}
+    for p in periods:  # run[p][i] = how many of ids[i:], ids[i+1:], ... equal the id p later
+        eq = (ids[:-p] == ids[p:]).astype(np.int64)
+        r = np.zeros(n + 1, dtype=np.int64)
+        for i in range(n - p - 1, -1, -1):
+            r[i] = r[i + 1] + 1 if eq[i] else 0
+        run[p] = r
+    out: list[Node] = []
+    i = 0
+    while i < n:
+        best_p, best_reps = 1, 1
+        for p in periods:
+            reps = int(run[p][i]) // p + 1
+            if reps > 1 and reps * p > best_reps * best_p:
+                best_p, best_reps = p, reps
+        body = compress_runs([t for blk in blocks[i:i + best_p] for t in blk])  # type: ignore[misc]
+        if best_reps > 1:
+            out.append(Repeat(body, best_reps))
+        else:
+            out.extend(body)
+        i += best_p * best_reps
+    return out
+
+
+def node_cycles(node: Node) -> int:
+    """Compute cycles of ``node`` (a Repeat counts its body ``count`` times)."""
+    if isinstance(node, Tile):
+        return node.compute_cycles
+    return node.count * sum(node_cycles(b) for b in node.body)
