@@ -7,7 +7,7 @@ import pytest
 import accelsim
 from accelsim.engines import gs_kernels as K
 from accelsim.engines.base import lower_layer
-from accelsim.engines.masks import synthetic_mask
+from accelsim.workload.masks import synthetic_mask
 from accelsim.hardware import SramConfig, load_hardware
 from accelsim.hardware.gather_scatter import GatherScatterHardware
 from accelsim.workload import Linear, Recurrent, Workload

@@ -53,7 +53,7 @@ import numpy as np
 
 from ..errors import InfeasibleError
 from ..hardware.fpga import ArrayShape, FpgaAccelerator, port_bits
-from ..stats import Action, LayerProgram, Node, Tile
+from ..stats import Action, LayerProgram, Node, Repeat, Tile
 from ..workload.layer import ConvGeometry, Elementwise, LayerBase, Pool, ceil_div, input_span
 from ..workload.workload import Workload
 from .base import Engine
