@@ -31,7 +31,7 @@ def unit_energy_pj(action: Action, hw: HardwareBase) -> float:
     table = hw.energy
     comp, kind = action.component, action.action
     if kind == "mac":
-        return table.mac_energy_pj(action.bits, action.bits2, action.scheme)
+        return table.mac_energy_pj(action.bits, action.act_bits, action.scheme)
     if comp == "dram":
         if kind == "read":
             return hw.dram.pj_per_bit * action.bits

@@ -97,7 +97,7 @@ def split_tile(tile: Tile, parts: int) -> list[Tile]:
 class Action:
     """``count`` events of ``action`` on ``component``, each moving/processing ``bits`` bits.
 
-    For ``action == 'mac'``: ``bits`` is the weight width and ``bits2`` the activation width;
+    For ``action == 'mac'``: ``bits`` is the weight width and ``act_bits`` the activation width (other actions leave it at its default);
     ``scheme`` the number format ('int', 'pow2', 'binary', ...).
     """
 
@@ -105,7 +105,7 @@ class Action:
     action: str
     count: int
     bits: int = 8
-    bits2: int = 8
+    act_bits: int = 8
     scheme: str = "int"
 
 

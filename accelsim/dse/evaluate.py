@@ -116,7 +116,7 @@ class Evaluator:
         def price(actions: list[Any]) -> dict[str, float]:
             out: dict[str, float] = {}
             for a in actions:
-                sig = (a.component, a.action, a.bits, a.bits2, a.scheme)
+                sig = (a.component, a.action, a.bits, a.act_bits, a.scheme)
                 u = units.get(sig)
                 if u is None:
                     u = units[sig] = unit_energy_pj(a, hw)

@@ -531,8 +531,7 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             dram_read_bits={"ifmap": load_bits} if load_bits else {}, dram_write_bits={"ofmap": store_bits} if store_bits else {},
             compulsory_read_bits=load_bits, compulsory_write_bits=store_bits,
             sram_accesses={"tile_buffer_read_bits": acts.get(("tile_buffer", "read"), 0),
-                           "tile_buffer_write_bits": acts.get(("tile_buffer", "write"), 0),
-                           "adc_conversions": acts.get(("adc", "convert"), 0)},
+                           "tile_buffer_write_bits": acts.get(("tile_buffer", "write"), 0)},  # ADC conversions: the adc.convert action
             extra={"crossbars": lm.crossbars, "imas": lm.imas, "tiles": layer_tiles, "replication": r,
                    "crossbar_blocks": blocks, "nonempty_blocks": nonempty, "adc_bits": hw.adc_bits,
                    "adc_bits_required": hw.adc_bits_required, "chip_tiles": cm.allocation.tiles,
