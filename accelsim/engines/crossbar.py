@@ -77,7 +77,7 @@ from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Matmu
 from ..workload.workload import Workload
 from .base import Engine
 from .crossbar_kernels import block_nnz
-from .lowering import compress_runs
+from .lowering import VectorWork, compress_runs, vector_program
 
 MAX_CHUNKS = 64  # SimPy tiles per GEMM at most (rounds are grouped into chunks)
 MIN_CHUNKS_WITH_DRAM = 8
@@ -558,6 +558,7 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
 
     def _lower_digital(self, layer: Elementwise | Pool, hw: CrossbarAccelerator, wl: Workload,
                        cm: ChipMapping) -> LayerProgram:
+        """On the tiles' digital activation/pool units; DRAM only where the layer crosses the chip edge."""
         ab = layer.compression.quant.act_bits
         unit = "pool" if isinstance(layer, Pool) else "activation"
         ops = layer.vector_ops
@@ -575,11 +576,10 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             actions.append(Action("dram", "write", store_bits // ab, ab))
         actions += self._static(hw, cm, cycles, load_bits + store_bits)
         units = tiles * getattr(hw.tile, unit).count
-        return LayerProgram(
-            layer=layer.name, op=layer.op, engine=f"crossbar.{unit}", body=body, compute_cycles=cycles,
-            actions=actions, macs=0, dense_macs=0, pe_count=max(units, 1), mapping_efficiency=1.0,
+        return vector_program(
+            layer, VectorWork(ops, cycles, load_bits, store_bits, ab), engine=f"crossbar.{unit}", body=body,
+            actions=actions, pe_count=max(units, 1),
             dram_read_bits={"ifmap": load_bits} if load_bits else {}, dram_write_bits={"ofmap": store_bits} if store_bits else {},
-            compulsory_read_bits=load_bits, compulsory_write_bits=store_bits,
             sram_accesses={"tile_buffer_read_bits": in_bits, "tile_buffer_write_bits": out_bits},
             extra={"tiles": tiles, "units": units},
         )

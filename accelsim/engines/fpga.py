@@ -57,7 +57,7 @@ from ..stats import Action, LayerProgram, Node, Repeat, Tile
 from ..workload.layer import ConvGeometry, Elementwise, LayerBase, Pool, ceil_div, input_span
 from ..workload.workload import Workload
 from .base import Engine
-from .lowering import compress_runs, compress_sequence
+from .lowering import compress_runs, compress_sequence, stream_tiles, vector_program, vector_work
 
 ORDERS = ("wr", "ir")
 VECTOR_MIN_TILES = 16  # pooling/element-wise layers stream in at least this many tiles
@@ -624,34 +624,23 @@ class FpgaEngine(Engine[FpgaAccelerator]):
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: FpgaAccelerator) -> LayerProgram:
         ab = hw.act_bits
-        ops = layer.vector_ops
-        cycles = max(ceil_div(ops, hw.vector_lanes), 1)
-        read_bits = layer.input_words * ab
-        write_bits = layer.output_words * ab
-        parts = max(ceil_div(read_bits, hw.ifmap_sram.half_bits), VECTOR_MIN_TILES)
-        parts = min(parts, cycles)
-        tiles = []
-        for i in range(parts):
-            lb = read_bits * (i + 1) // parts - read_bits * i // parts
-            cc = cycles * (i + 1) // parts - cycles * i // parts
-            sb = write_bits * (i + 1) // parts - write_bits * i // parts
-            tiles.append(Tile(lb, cc, sb))
+        w = vector_work(layer, hw.vector_lanes, ab)
+        parts = max(ceil_div(w.read_bits, hw.ifmap_sram.half_bits), VECTOR_MIN_TILES)
+        tiles = stream_tiles(w.read_bits, w.cycles, w.write_bits, parts, spread_stores=True)
         ports = hw.port_bits
         actions = [
-            Action("vector", "op", ops, ab),
-            Action("ifmap_sram", "write", ceil_div(read_bits, ports["ifmap_sram"]), ports["ifmap_sram"]),
-            Action("ifmap_sram", "read", ceil_div(read_bits, ports["ifmap_sram"]), ports["ifmap_sram"]),
+            Action("vector", "op", w.ops, ab),
+            Action("ifmap_sram", "write", ceil_div(w.read_bits, ports["ifmap_sram"]), ports["ifmap_sram"]),
+            Action("ifmap_sram", "read", ceil_div(w.read_bits, ports["ifmap_sram"]), ports["ifmap_sram"]),
             Action("dram", "read", layer.input_words, ab),
             Action("dram", "write", layer.output_words, ab),
         ]
-        return LayerProgram(
-            layer=layer.name, op=layer.op, engine="fpga.vector", body=compress_runs(tiles), compute_cycles=cycles,
-            actions=actions, macs=0, dense_macs=0, pe_count=hw.vector_lanes, mapping_efficiency=1.0,
-            dram_read_bits={"ifmap": read_bits}, dram_write_bits={"ofmap": write_bits},
-            compulsory_read_bits=read_bits, compulsory_write_bits=write_bits,
-            sram_accesses={"ifmap_sram_reads": ceil_div(read_bits, ports["ifmap_sram"])},
+        return vector_program(
+            layer, w, engine="fpga.vector", body=compress_runs(tiles), actions=actions, pe_count=hw.vector_lanes,
+            sram_accesses={"ifmap_sram_reads": ceil_div(w.read_bits, ports["ifmap_sram"])},
             extra={"est_cycles": float(vector_estimate(layer, hw.vector_lanes, ab, hw.dram_bits_per_cycle()))},
         )
+
 
 
 def vector_estimate(layer: Elementwise | Pool, lanes: int, act_bits: int, bits_per_cycle: float) -> int:

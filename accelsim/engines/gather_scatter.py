@@ -72,7 +72,7 @@ from ..workload.masks import block_counts, block_sizes, gemm_weight_views, layer
 from ..workload.workload import Workload
 from . import gs_kernels as K
 from .base import Engine
-from .lowering import compress_runs, node_cycles
+from .lowering import compress_runs, node_cycles, stream_tiles, vector_program, vector_work
 
 
 @dataclass
@@ -477,13 +477,10 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: GatherScatterHardware) -> LayerProgram:
         ab = layer.compression.quant.act_bits
-        ops = layer.vector_ops
-        cycles = max(ceil_div(ops, hw.lanes), 1)
-        read_bits = layer.input_words * ab
-        write_bits = layer.output_words * ab
-        tiles = split_tile(Tile(read_bits, cycles, write_bits), ceil_div(read_bits, hw.scratchpad.size_bits // 2))
+        w = vector_work(layer, hw.lanes, ab)
+        tiles = stream_tiles(w.read_bits, w.cycles, w.write_bits, ceil_div(w.read_bits, hw.scratchpad.size_bits // 2))
         actions = [
-            Action("vector", "op", ops, ab),
+            Action("vector", "op", w.ops, ab),
             Action("scratchpad", "write", layer.input_words, ab),
             Action("scratchpad", "read", layer.input_words, ab),
             Action("scratchpad", "write", layer.output_words, ab),
@@ -491,11 +488,8 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
             Action("dram", "read", layer.input_words, ab),
             Action("dram", "write", layer.output_words, ab),
         ]
-        return LayerProgram(
-            layer=layer.name, op=layer.op, engine="gather_scatter.vector", body=compress_runs(tiles),
-            compute_cycles=cycles, actions=actions, macs=0, dense_macs=0, pe_count=hw.lanes, mapping_efficiency=1.0,
-            dram_read_bits={"ifmap": read_bits}, dram_write_bits={"ofmap": write_bits},
-            compulsory_read_bits=read_bits, compulsory_write_bits=write_bits,
+        return vector_program(
+            layer, w, engine="gather_scatter.vector", body=compress_runs(tiles), actions=actions, pe_count=hw.lanes,
             sram_accesses={"scratchpad_reads": layer.input_words + layer.output_words,
                            "scratchpad_writes": layer.input_words + layer.output_words},
         )

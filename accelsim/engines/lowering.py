@@ -1,4 +1,9 @@
-"""Lowering pieces every engine shares: run-length encoding of tile streams.
+"""Lowering pieces every engine shares: memory-bound layers and run-length encoding of tiles.
+
+Memory-bound (element-wise, pooling) layers run on a vector unit of ``lanes`` lanes, one op per
+lane per cycle: :func:`vector_work` counts them, :func:`stream_tiles` splits the stream into
+tiles that fit a buffer half, :func:`vector_program` assembles the LayerProgram from the counts
+(no MACs; DRAM traffic = inputs read once, outputs written once unless the engine says otherwise).
 
 - :func:`compress_runs`: consecutive identical tiles -> ``Repeat((tile,), n)``;
 - :func:`compress_runs_arrays`: the same from columns of numbers (no Tile per element);
@@ -13,11 +18,58 @@ input tile sequence.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from ..stats import Node, Repeat, Tile
+from ..stats import Action, LayerProgram, Node, Repeat, Tile, split_tile
+from ..workload.layer import Elementwise, Pool, ceil_div
+
+
+@dataclass(frozen=True)
+class VectorWork:
+    """An element-wise/pooling layer on a vector unit: ops, cycles and its DRAM streams (bits)."""
+
+    ops: int
+    cycles: int
+    read_bits: int
+    write_bits: int
+    act_bits: int
+
+
+def vector_work(layer: Elementwise | Pool, lanes: int, act_bits: int) -> VectorWork:
+    """Ops at one per lane per cycle (at least one cycle); inputs read and outputs written once."""
+    ops = layer.vector_ops
+    return VectorWork(ops, max(ceil_div(ops, lanes), 1), layer.input_words * act_bits, layer.output_words * act_bits,
+                      act_bits)
+
+
+def stream_tiles(load_bits: int, cycles: int, store_bits: int, parts: int, *, spread_stores: bool = False) -> list[Tile]:
+    """Split one stream into ``parts`` tiles (never more than ``cycles``): loads and cycles evenly;
+    stores with the last tile (:func:`accelsim.stats.split_tile`) or, with ``spread_stores``, evenly."""
+    if not spread_stores:
+        return split_tile(Tile(load_bits, cycles, store_bits), parts)
+    parts = max(min(parts, cycles), 1)
+    return [Tile(load_bits * (i + 1) // parts - load_bits * i // parts, cycles * (i + 1) // parts - cycles * i // parts,
+                 store_bits * (i + 1) // parts - store_bits * i // parts) for i in range(parts)]
+
+
+def vector_program(layer: Elementwise | Pool, work: VectorWork, *, engine: str, body: tuple[Node, ...],
+                   actions: list[Action], pe_count: int, compute_cycles: int | None = None,
+                   dram_read_bits: dict[str, int] | None = None, dram_write_bits: dict[str, int] | None = None,
+                   sram_accesses: dict[str, int] | None = None, extra: dict[str, float] | None = None) -> LayerProgram:
+    """The LayerProgram of a memory-bound layer from its counts (``compute_cycles`` defaults to
+    ``work.cycles``; DRAM defaults to ``work``'s read/write streams, which are also compulsory)."""
+    reads = {"ifmap": work.read_bits} if dram_read_bits is None else dram_read_bits
+    writes = {"ofmap": work.write_bits} if dram_write_bits is None else dram_write_bits
+    return LayerProgram(
+        layer=layer.name, op=layer.op, engine=engine, body=body,
+        compute_cycles=work.cycles if compute_cycles is None else compute_cycles, actions=actions, macs=0, dense_macs=0,
+        pe_count=pe_count, mapping_efficiency=1.0, dram_read_bits=reads, dram_write_bits=writes,
+        compulsory_read_bits=sum(reads.values()), compulsory_write_bits=sum(writes.values()),
+        sram_accesses=dict(sram_accesses or {}), extra=dict(extra or {}),
+    )
 
 
 def compress_runs(tiles: Sequence[Tile]) -> tuple[Node, ...]:

@@ -65,7 +65,7 @@ from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Pool,
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
 from .base import Engine
-from .lowering import compress_periodic, compress_runs, node_cycles
+from .lowering import compress_periodic, compress_runs, node_cycles, stream_tiles, vector_program, vector_work
 
 
 @dataclass
@@ -428,23 +428,13 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: SmartExchangeAccelerator) -> LayerProgram:
         ab = layer.compression.quant.act_bits
-        ops = layer.vector_ops
-        cycles = max(ceil_div(ops, hw.pe_cols), 1)
-        read_bits = layer.input_words * ab
-        write_bits = layer.output_words * ab
-        parts = max(1, min(ceil_div(read_bits, hw.act_buffer.size_bits // 2), cycles))
-        tiles = [Tile(read_bits * (i + 1) // parts - read_bits * i // parts,
-                      cycles * (i + 1) // parts - cycles * i // parts, write_bits if i == parts - 1 else 0)
-                 for i in range(parts)]
+        w = vector_work(layer, hw.pe_cols, ab)
+        tiles = stream_tiles(w.read_bits, w.cycles, w.write_bits, ceil_div(w.read_bits, hw.act_buffer.size_bits // 2))
         actions = [
-            Action("vector", "op", ops, ab),
+            Action("vector", "op", w.ops, ab),
             Action("act_buffer", "write", layer.input_words, ab), Action("act_buffer", "read", layer.input_words, ab),
             Action("out_buffer", "write", layer.output_words, ab), Action("out_buffer", "read", layer.output_words, ab),
             Action("dram", "read", layer.input_words, ab), Action("dram", "write", layer.output_words, ab),
         ]
-        return LayerProgram(
-            layer=layer.name, op=layer.op, engine="smartexchange.vector", body=compress_runs(tiles),
-            compute_cycles=cycles, actions=actions, macs=0, dense_macs=0, pe_count=hw.pe_cols,
-            dram_read_bits={"ifmap": read_bits}, dram_write_bits={"ofmap": write_bits},
-            compulsory_read_bits=read_bits, compulsory_write_bits=write_bits,
-        )
+        return vector_program(layer, w, engine="smartexchange.vector", body=compress_runs(tiles), actions=actions,
+                              pe_count=hw.pe_cols)

@@ -4,12 +4,12 @@ stall model (:mod:`accelsim.sim.scalesim_user`) replays."""
 from __future__ import annotations
 
 from ...hardware.systolic import SystolicArray
-from ...stats import Action, LayerProgram, Node, Repeat, Tile, TopologyRow, split_tile
+from ...stats import Action, LayerProgram, Node, Repeat, TopologyRow
 from ...workload.layer import Elementwise, LayerBase, Pool, ceil_div
 from ...workload.masks import layer_mask
 from ...workload.workload import Workload
 from ..base import Engine
-from ..lowering import compress_runs
+from ..lowering import compress_runs, stream_tiles, vector_program, vector_work
 from .folds import GemmLowering, OperandBits, fold_plan, peel_last, sram_word_accesses
 from .sparse import lower_sparse, sparse_mode as _sparse_mode
 
@@ -145,16 +145,12 @@ class SystolicEngine(Engine[SystolicArray]):
         return prog
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: SystolicArray) -> LayerProgram:
-        q = layer.compression.quant
-        ab = q.act_bits
-        ops = layer.vector_ops
-        cycles = max(ceil_div(ops, hw.cols), 1)
-        read_bits = layer.input_words * ab
-        write_bits = layer.output_words * ab
-        tiles = split_tile(Tile(read_bits, cycles, write_bits), ceil_div(read_bits, hw.ifmap_sram.size_bits // 2))
-        body = peel_last(compress_runs(tiles))
+        """On a ``cols``-lane vector unit, bound by DRAM; cycles counted 0-based like the folds."""
+        ab = layer.compression.quant.act_bits
+        w = vector_work(layer, hw.cols, ab)
+        tiles = stream_tiles(w.read_bits, w.cycles, w.write_bits, ceil_div(w.read_bits, hw.ifmap_sram.size_bits // 2))
         actions = [
-            Action("vector", "op", ops, ab),
+            Action("vector", "op", w.ops, ab),
             Action("ifmap_sram", "write", layer.input_words, ab),
             Action("ifmap_sram", "read", layer.input_words, ab),
             Action("ofmap_sram", "write", layer.output_words, ab),
@@ -162,12 +158,8 @@ class SystolicEngine(Engine[SystolicArray]):
             Action("dram", "read", layer.input_words, ab),
             Action("dram", "write", layer.output_words, ab),
         ]
-        prog = LayerProgram(
-            layer=layer.name, op=layer.op, engine="systolic.vector", body=body, compute_cycles=cycles - 1,
-            actions=actions, macs=0, dense_macs=0, pe_count=hw.cols, mapping_efficiency=1.0,
-            dram_read_bits={"ifmap": read_bits}, dram_write_bits={"ofmap": write_bits},
-            compulsory_read_bits=read_bits, compulsory_write_bits=write_bits,
+        return vector_program(
+            layer, w, engine="systolic.vector", body=peel_last(compress_runs(tiles)), actions=actions, pe_count=hw.cols,
+            compute_cycles=w.cycles - 1,
             sram_accesses={"ifmap_sram_reads": layer.input_words, "ofmap_sram_writes": layer.output_words},
         )
-        return prog
-

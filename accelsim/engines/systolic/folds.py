@@ -44,17 +44,12 @@ packing of several groups into one fold (groups run one after another).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ...hardware.systolic import SystolicArray
 from ...stats import Node, Repeat, Tile, split_tile
 from ...workload.layer import Gemm, ceil_div
 from ..lowering import compress_runs_arrays, compress_sequence
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 
 @dataclass(frozen=True)
