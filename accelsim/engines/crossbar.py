@@ -74,6 +74,7 @@ from ..errors import ConfigError, InfeasibleError, MaskError
 from ..hardware.crossbar import Allocation, CrossbarAccelerator
 from ..stats import Action, LayerProgram, Tile
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Matmul, Pool, ceil_div
+from ..workload.masks import layer_mask
 from ..workload.workload import Workload
 from .base import Engine
 from .crossbar_kernels import block_nnz
@@ -287,7 +288,7 @@ def _gemm_mapping(layer: LayerBase, g: Gemm, hw: CrossbarAccelerator, mask2d: np
 
 
 def _layer_mapping(layer: LayerBase, hw: CrossbarAccelerator, workload: Workload) -> LayerMapping:
-    mask = workload.mask(layer) if layer.compression.sparsity.mask is not None else None
+    mask = layer_mask(workload, layer)
     mask2d, groups = None, 1
     if mask is not None:
         mask2d, groups = _mask_matrix(layer, np.asarray(mask), workload.mask_source)

@@ -182,6 +182,15 @@ def layer_mask(workload: Workload | None, layer: LayerBase, *, tolerance: float 
     return validate_mask(raw, layer, source=_mask_source(workload), tolerance=tolerance)
 
 
+def validate_workload_masks(workload: Workload) -> None:
+    """Validate every mask the workload's layers name (done by :func:`accelsim.workload.load_workload`,
+    so a bad mask file fails when it loads, not in the middle of a simulation)."""
+    if workload.masks is None:
+        return
+    for layer in workload.layers:
+        layer_mask(workload, layer)
+
+
 # --- structure counts (shared by the engines) ------------------------------------------------
 
 def nm_group_counts(view: np.ndarray, m: int) -> np.ndarray:
