@@ -11,6 +11,7 @@ from ...workload.workload import Workload
 from ..base import Engine
 from ..lowering import compress_runs, stream_tiles, vector_program, vector_work
 from .folds import GemmLowering, OperandBits, fold_plan, peel_last, sram_word_accesses
+from .program import LayerCounters, systolic_program
 from .sparse import lower_sparse, sparse_mode as _sparse_mode
 
 
@@ -58,82 +59,37 @@ class SystolicEngine(Engine[SystolicArray]):
         q = layer.compression.quant
         bits = OperandBits(a=q.act_bits, b=q.weight_bits, c=q.act_bits, psum=hw.energy.accumulator_bits)
         nodes: list[Node] = []
-        actions: list[Action] = []
-        acc = {"ifmap_reads": 0, "filter_reads": 0, "ofmap_writes": 0, "ofmap_reads": 0}
-        dram = {"ifmap": 0, "filter": 0, "psum": 0}
-        dram_w = {"ofmap": 0, "psum": 0}
-        compulsory_read = 0
-        macs = 0
-        eff_num = 0.0
-        eff_den = 0
-        compute_cycles = 0
+        c = LayerCounters()
         for g in layer.gemms():
             plan = fold_plan(g, hw.rows, hw.cols, hw.dataflow)
             sram = sram_word_accesses(g, plan, hw.dataflow)
-            for key in acc:
-                acc[key] += sram[key] * g.count
-            macs += g.macs
-            eff_num += plan.sr * plan.sc / (hw.rows * hw.cols) * g.count
-            eff_den += plan.folds * g.count
-            compute_cycles += plan.folds * plan.cycles_per_fold * g.count
+            for key in c.sram:
+                c.sram[key] += sram[key] * g.count
+            c.macs += g.macs
+            c.eff_num += plan.sr * plan.sc / (hw.rows * hw.cols) * g.count
+            c.eff_den += plan.folds * g.count
+            c.compute_cycles += plan.folds * plan.cycles_per_fold * g.count
             b_shared = g.b_distinct == 1  # e.g. recurrent weights: the same at every time step
             first = GemmLowering(g, hw, bits)
-            first_nodes = first.tiles()
-            nodes.extend(first_nodes)
+            nodes.extend(first.tiles())
             lowerings = [(first, 1)]
             if g.count > 1:
                 b_fits = g.b_unique * bits.b <= hw.filter_sram.size_bits // 2
                 rest = GemmLowering(g, hw, bits, b_resident_from_before=b_shared and b_fits)
-                rest_nodes = rest.tiles()
-                nodes.append(Repeat(rest_nodes, g.count - 1))
+                nodes.append(Repeat(rest.tiles(), g.count - 1))
                 lowerings.append((rest, g.count - 1))
             for low, times in lowerings:
-                dram["ifmap"] += low.dram_a * times
-                dram["filter"] += low.dram_b * times
-                dram["psum"] += low.dram_psum_read * times
-                dram_w["ofmap"] += low.dram_c * times
-                dram_w["psum"] += low.dram_psum_write * times
-            compulsory_read += g.a_unique * bits.a * g.count + g.b_unique * bits.b * g.b_distinct
-        compute_cycles -= 1
-        body = peel_last(tuple(nodes))
-        mapping_eff = eff_num / eff_den if eff_den else 0.0
-        # --- actions ----------------------------------------------------------------------
-        ab, wb, pb = bits.a, bits.b, bits.psum
-        actions.append(Action("mac", "mac", macs, wb, ab, q.scheme))
-        if hw.dataflow == "os":  # both operands forwarded; the sum stays in the MAC's accumulator
-            actions += [Action("pe_rf", "write", macs, wb), Action("pe_rf", "write", macs, ab)]
-        else:  # stationary operand read, moving operand and partial sum forwarded
-            stat, mov = (wb, ab) if hw.dataflow == "ws" else (ab, wb)
-            actions += [Action("pe_rf", "read", macs, stat), Action("pe_rf", "write", macs, mov),
-                        Action("pe_rf", "write", macs, pb)]
-        actions += [
-            Action("ifmap_sram", "read", acc["ifmap_reads"], ab),
-            Action("ifmap_sram", "write", dram["ifmap"] // ab, ab),
-            Action("filter_sram", "read", acc["filter_reads"], wb),
-            Action("filter_sram", "write", dram["filter"] // wb, wb),
-        ]
-        psum_writes = acc["ofmap_writes"] - sum(g.c_unique * g.count for g in layer.gemms())
-        actions += [
-            Action("ofmap_sram", "write", acc["ofmap_writes"] - psum_writes, bits.c),
-            Action("ofmap_sram", "write", psum_writes, pb),
-            Action("ofmap_sram", "read", acc["ofmap_reads"], pb if psum_writes else bits.c),
-            Action("dram", "read", dram["ifmap"] // ab, ab),
-            Action("dram", "read", dram["filter"] // wb, wb),
-            Action("dram", "read", dram["psum"] // pb, pb),
-            Action("dram", "write", dram_w["ofmap"] // bits.c, bits.c),
-            Action("dram", "write", dram_w["psum"] // pb, pb),
-        ]
-        prog = LayerProgram(
-            layer=layer.name, op=layer.op, engine="systolic", body=body, compute_cycles=compute_cycles,
-            actions=[a for a in actions if a.count], macs=macs, dense_macs=layer.densified().macs if not layer.compression.is_dense else macs,
-            pe_count=hw.num_pes, mapping_efficiency=mapping_eff,
-            dram_read_bits={k: v for k, v in dram.items()}, dram_write_bits=dict(dram_w),
-            compulsory_read_bits=compulsory_read, compulsory_write_bits=layer.output_words * bits.c,
-            sram_accesses={
-                "ifmap_sram_reads": acc["ifmap_reads"], "filter_sram_reads": acc["filter_reads"],
-                "ofmap_sram_writes": acc["ofmap_writes"], "ofmap_sram_reads": acc["ofmap_reads"],
-                "ifmap_sram_writes": dram["ifmap"] // ab, "filter_sram_writes": dram["filter"] // wb,
-            },
+                c.dram_read_bits["ifmap"] += low.dram_a * times
+                c.dram_read_bits["filter"] += low.dram_b * times
+                c.dram_read_bits["psum"] += low.dram_psum_read * times
+                c.dram_write_bits["ofmap"] += low.dram_c * times
+                c.dram_write_bits["psum"] += low.dram_psum_write * times
+            c.compulsory_read_bits += g.a_unique * bits.a * g.count + g.b_unique * bits.b * g.b_distinct
+        c.compute_cycles -= 1
+        prog = systolic_program(
+            layer, hw, c, engine="systolic", body=peel_last(tuple(nodes)),
+            mac=Action("mac", "mac", c.macs, bits.b, bits.a, q.scheme), act_bits=bits.a, weight_bits=bits.b,
+            weight_unit_bits=bits.b, dense_macs=layer.densified().macs if not layer.compression.is_dense else c.macs,
         )
         sp = layer.compression.sparsity
         if sp.kind not in ("dense", "channel", "filter"):

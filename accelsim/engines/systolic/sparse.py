@@ -35,6 +35,7 @@ from ...stats import Action, LayerProgram, Node, Repeat
 from ...workload.layer import Elementwise, Gemm, LayerBase, Pool, ceil_div
 from ...workload.workload import Workload
 from .folds import FoldOverrides, FoldPlan, GemmLowering, OperandBits, fold_plan, peel_last, sram_word_accesses
+from .program import LayerCounters, systolic_program
 
 
 SKIPPABLE = ("unstructured", "pattern", "gs", "nm", "block")
@@ -84,8 +85,8 @@ def nm_fits(layer: LayerBase, hw: SystolicArray, mask: "np.ndarray | None") -> t
 
 def lower_sparse(layer: LayerBase, hw: SystolicArray, workload: Workload | None, mode: str, reason: str,
                   mask: "np.ndarray | None") -> LayerProgram:
-    from ..gs_kernels import ceil_log2
     from ...workload.masks import gemm_weight_views
+    from ..gs_kernels import ceil_log2
 
     o = hw.sparse
     q = layer.compression.quant
@@ -194,46 +195,15 @@ def lower_sparse(layer: LayerBase, hw: SystolicArray, workload: Workload | None,
         compulsory += g.a_unique * ab * g.count + b_stored
     compute_cycles -= 1
     body = peel_last(tuple(nodes))
-    outputs = sum(g.c_unique * g.count for g in layer.gemms())
-    psum_writes = max(acc["ofmap_writes"] - outputs, 0)
     mac_action = Action("mac", "bit_serial_mac", macs, wb, ab) if o.bit_serial else Action("mac", "mac", macs, wb, ab, q.scheme)
-    actions = [mac_action]
-    if hw.dataflow == "os":
-        actions += [Action("pe_rf", "write", macs, wb), Action("pe_rf", "write", macs, ab)]
-    else:
-        stat, mov = (wb, ab) if hw.dataflow == "ws" else (ab, wb)
-        actions += [Action("pe_rf", "read", macs, stat), Action("pe_rf", "write", macs, mov),
-                    Action("pe_rf", "write", macs, pb)]
-    idx_bits = meta if mode == "nm" else ib
-    actions += [
-        Action("ifmap_sram", "read", acc["ifmap_reads"], ab),
-        Action("ifmap_sram", "write", dram["ifmap"] // ab, ab),
-        Action("filter_sram", "read", acc["filter_reads"], wb),
-        Action("filter_sram", "read", index_reads, idx_bits),
-        Action("filter_sram", "write", (dram["filter"] + dram["index"]) // 8, 8),
-        Action("ofmap_sram", "write", acc["ofmap_writes"] - psum_writes, ab),
-        Action("ofmap_sram", "write", psum_writes, pb),
-        Action("ofmap_sram", "read", acc["ofmap_reads"], pb if psum_writes else ab),
-        Action("dram", "read", dram["ifmap"] // ab, ab),
-        Action("dram", "read", (dram["filter"] + dram["index"]) // 8, 8),
-        Action("dram", "read", dram["psum"] // pb, pb),
-        Action("dram", "write", dram_w["ofmap"] // ab, ab),
-        Action("dram", "write", dram_w["psum"] // pb, pb),
-    ]
-    prog = LayerProgram(
-        layer=layer.name, op=layer.op, engine=f"systolic.{mode}", body=body, compute_cycles=compute_cycles,
-        actions=[a for a in actions if a.count], macs=macs,
+    counters = LayerCounters(sram=acc, dram_read_bits=dram, dram_write_bits=dram_w, compulsory_read_bits=compulsory,
+                             macs=macs, eff_num=eff_num, eff_den=eff_den, compute_cycles=compute_cycles,
+                             index_reads=index_reads)
+    prog = systolic_program(
+        layer, hw, counters, engine=f"systolic.{mode}", body=body, mac=mac_action, act_bits=ab, weight_bits=wb,
+        weight_unit_bits=8, index_bits=meta if mode == "nm" else ib,
         dense_macs=layer.densified().macs if not layer.compression.is_dense else layer.macs,
-        pe_count=hw.num_pes, mapping_efficiency=eff_num / eff_den if eff_den else 0.0,
-        dram_read_bits=dict(dram), dram_write_bits=dict(dram_w), compulsory_read_bits=compulsory,
-        compulsory_write_bits=layer.output_words * ab,
-        sram_accesses={
-            "ifmap_sram_reads": acc["ifmap_reads"], "filter_sram_reads": acc["filter_reads"],
-            "ofmap_sram_writes": acc["ofmap_writes"], "ofmap_sram_reads": acc["ofmap_reads"],
-            "ifmap_sram_writes": dram["ifmap"] // ab, "filter_sram_writes": (dram["filter"] + dram["index"]) // 8,
-        },
-        notes=[reason] if reason else [],
-        extra={"index_dram_bytes": dram["index"] / 8},
+        notes=[reason] if reason else [], extra={"index_dram_bytes": dram["index"] / 8},
     )
     if mode in ("zero", "block") and mask is None and sp.kind in SKIPPABLE:
         prog.notes.append(f"no mask: expected skipping for i.i.d. {'blocks' if sp.kind == 'block' else 'non-zeros'} "
