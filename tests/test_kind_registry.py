@@ -97,6 +97,26 @@ def test_toy_kind_from_a_temporary_package_simulates(toy_kind):
     assert rep.area_by_component_mm2 == {}  # no area model: the Engine default
 
 
+def test_engine_bug_is_an_internal_error_through_simulate(toy_kind, monkeypatch):
+    """An engine that emits an action nothing prices fails with InternalError, which the explorer's
+    ``except AccelsimError`` (status ``invalid``) does not catch: it is stored as ``error``."""
+    hw = hardware_from_dict({"kind": "toy"})
+    from accelsim.engines.base import engine_for
+    from accelsim.stats import Action
+
+    eng = engine_for(hw)
+    good = type(eng).lower
+
+    def buggy(self, layer, hw, workload=None):
+        prog = good(self, layer, hw, workload)
+        prog.actions.append(Action("flux_capacitor", "charge", 1))
+        return prog
+
+    monkeypatch.setattr(type(eng), "lower", buggy)
+    with pytest.raises(InternalError, match="flux_capacitor"):
+        accelsim.simulate(_one_layer(), hw)
+
+
 def test_toy_kind_works_from_the_cli(toy_kind, tmp_path, capsys):
     from accelsim.cli import main
 
@@ -104,6 +124,33 @@ def test_toy_kind_works_from_the_cli(toy_kind, tmp_path, capsys):
     hw.write_text("kind: toy\nlanes: 2\n")
     assert main(["simulate", "--workload", "zoo:tiny_cnn", "--hw", str(hw)]) == 0
     assert "toy" in capsys.readouterr().out
+
+
+def test_installed_plugin_found_through_its_entry_point(tmp_path, monkeypatch):
+    """An installed package declares its hardware module in the ``accelsim.kinds`` group."""
+    (tmp_path / "toy_hw.py").write_text(TOY_HW)
+    (tmp_path / "toy_engine.py").write_text(TOY_ENGINE)
+    dist = tmp_path / "toy_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[accelsim.kinds]\ntoy = toy_hw\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(PLUGINS_ENV, raising=False)
+    registry._entry_point_modules.cache_clear()
+    registry._discover.cache_clear()
+    try:
+        hw = hardware_from_dict({"kind": "toy", "lanes": 16})
+        assert accelsim.simulate(_one_layer(), hw).layers[0].compute_cycles == 40
+    finally:
+        registry._entry_point_modules.cache_clear()
+        registry._discover.cache_clear()
+        from accelsim.engines import base
+
+        KINDS.pop("toy", None)
+        registry.HARDWARE_KINDS.pop("toy", None)
+        base._INSTANCES.pop("toy", None)
+        for mod in ("toy_hw", "toy_engine"):
+            sys.modules.pop(mod, None)
 
 
 def test_unknown_kind_lists_the_known_ones():

@@ -4,7 +4,7 @@ The accelerator (``kind: fpga``) is an *overlay*: one array of ``pe_in x pe_out 
 lanes (reduction x output-channel x output-pixel parallelism) that runs the layers one after
 another, fed by three double-buffered on-chip buffers (``ifmap_sram``, ``filter_sram``,
 ``ofmap_sram``) and one DDR channel. :mod:`accelsim.engines.fpga` maps layers onto it;
-:mod:`accelsim.engines.fpga_ilp` chooses its shape and buffers with an integer program.
+:mod:`accelsim.dse.fpga.ilp` chooses its shape and buffers with an integer program.
 
 **Resource model** (every count is an integer a designer can check by hand):
 
