@@ -111,6 +111,49 @@ def compress_runs_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, stor
     return tuple(out)
 
 
+def compress_periodic_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, store_bits: np.ndarray,
+                             max_period: int = 64) -> tuple[Node, ...]:
+    """:func:`compress_periodic` of single-tile blocks given column-wise: runs of a repeating
+    pattern of up to ``max_period`` tiles become one ``Repeat`` of the run-length encoded pattern
+    (e.g. the row folds of a convolution, whose input words repeat with the output row)."""
+    rows = np.stack([np.asarray(load_bits, dtype=np.int64), np.asarray(compute_cycles, dtype=np.int64),
+                     np.asarray(store_bits, dtype=np.int64)], axis=1)
+    n = len(rows)
+    if n == 0:
+        return ()
+    change = np.ones(n, dtype=bool)
+    change[1:] = np.any(rows[1:] != rows[:-1], axis=1)
+    if int(change.sum()) <= 2:  # at most two runs: nothing periodic beyond run-length encoding
+        return compress_runs_arrays(rows[:, 0], rows[:, 1], rows[:, 2])
+    _, ids = np.unique(rows, axis=0, return_inverse=True)
+    ids = ids.reshape(-1)
+    pmax = min(max_period, n // 2)
+    periods = np.arange(1, pmax + 1)
+    # run[p - 1, i]: how many of positions i, i+1, ... (consecutively) equal the position p later
+    pos = np.arange(n)
+    later = periods[:, None] + pos[None, :]
+    padded = np.concatenate([ids, np.full(pmax, -1)])
+    eq = (ids[None, :] == padded[later]) & (later < n)
+    stop = np.where(eq, n, pos[None, :])
+    next_false = np.minimum.accumulate(stop[:, ::-1], axis=1)[:, ::-1]
+    run = next_false - pos[None, :]
+    row_list = rows.tolist()
+    out: list[Node] = []
+    i = 0
+    while i < n:
+        reps = run[:, i] // periods + 1
+        cover = np.where(reps > 1, reps * periods, 0)
+        k = int(np.argmax(cover))  # first (smallest) period of the longest covered stretch
+        best_p, best_reps = (int(periods[k]), int(reps[k])) if cover[k] > 1 else (1, 1)
+        body = compress_runs([Tile(*r) for r in row_list[i:i + best_p]])
+        if best_reps > 1:
+            out.append(Repeat(body, best_reps))
+        else:
+            out.extend(body)
+        i += best_p * best_reps
+    return tuple(out)
+
+
 def compress_sequence(blocks: Sequence[tuple[Node, ...]]) -> tuple[Node, ...]:
     """Concatenate node blocks, merging consecutive identical blocks into a ``Repeat``."""
     out: list[Node] = []

@@ -49,7 +49,7 @@ import numpy as np
 from ...hardware.systolic import SystolicArray
 from ...stats import Node, Repeat, Tile, split_tile
 from ...workload.layer import Gemm, ceil_div
-from ..lowering import compress_runs_arrays, compress_sequence
+from ..lowering import compress_periodic_arrays, compress_runs_arrays, compress_sequence
 
 
 @dataclass(frozen=True)
@@ -258,7 +258,7 @@ class GemmLowering:
                   else self.sparse.cycles[:, c].astype(np.int64))
         store = np.asarray(store, dtype=np.int64)
         if int(parts.max()) <= 1:
-            nodes = compress_runs_arrays(load, cycles, store)
+            nodes = compress_periodic_arrays(load, cycles, store)
         else:
             tiles: list[Tile] = []
             for lb, cc, sb, n in zip(load.tolist(), cycles.tolist(), store.tolist(), parts.tolist()):
