@@ -40,10 +40,10 @@ reads); DRAM reads and writes per operand. Leakage is added by the simulator fro
 **Ignored**: bank conflicts, DRAM row-buffer effects, pipelining across layers, depthwise
 packing of several groups into one fold (groups run one after another).
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from ...hardware.systolic import SystolicArray

@@ -37,7 +37,6 @@ from ...workload.workload import Workload
 from .folds import FoldOverrides, FoldPlan, GemmLowering, OperandBits, fold_plan, peel_last, sram_word_accesses
 from .program import LayerCounters, systolic_program
 
-
 SKIPPABLE = ("unstructured", "pattern", "gs", "nm", "block")
 
 
@@ -214,7 +213,6 @@ def lower_sparse(layer: LayerBase, hw: SystolicArray, workload: Workload | None,
 @dataclass(frozen=True)
 class CompressedGemm(Gemm):
     """A GEMM whose reduction the hardware compressed (N:M) while activations stay dense."""
-
     a_k: int = 0
 
     def a_words_for_rows(self, lo: int, hi: int) -> int:
@@ -231,7 +229,6 @@ class CompressedGemm(Gemm):
 @dataclass
 class _SparseFolds:
     """A sparse weight matrix on the fold grid: streaming steps per fold, stored bits, counts."""
-
     t: "np.ndarray"          # (row_folds, col_folds) streaming steps (0 = fold skipped)
     b_bits: "np.ndarray"     # weight bits fold (r, c) fetches when it fetches its slice
     b_total_bits: int
@@ -262,7 +259,6 @@ def sparse_folds(g: Gemm, plan: FoldPlan, hw: SystolicArray, mode: str, w_kn: "n
     (outputs, reduction) size of the independently kept units in expectation mode (block shape
     for block sparsity, 1 x 1 otherwise).
     """
-
     R, C, df = hw.rows, hw.cols, hw.dataflow
     m, n, k = g.m, g.n, g.k
     bh, bw = unit
@@ -372,7 +368,6 @@ def sparse_folds(g: Gemm, plan: FoldPlan, hw: SystolicArray, mode: str, w_kn: "n
 
 def _fold_cycles(t: "np.ndarray", hw: SystolicArray, wb: int) -> "np.ndarray":
     """Cycles of each fold from its streaming steps (bit-serial scaling, 0 = skipped)."""
-
     if hw.sparse.bit_serial:
         t = -(-(t * wb) // hw.word_bits)
     R, C = hw.rows, hw.cols
