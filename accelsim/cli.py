@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from . import __version__
 from .errors import AccelsimError
 
-SUBCOMMAND_MODULES = ["accelsim.frontend.cli", "accelsim.dse.cli", "accelsim.dse.fpga.cli"]
+SUBCOMMAND_MODULES = ["accelsim.frontend.cli", "accelsim.dse.cli", "accelsim.dse.fpga.cli", "accelsim.sim.warmup"]
 EXIT_BAD_INPUT = 2
 
 

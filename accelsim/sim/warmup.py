@@ -1,4 +1,5 @@
-"""Compile the SCALE-Sim USER-mode kernels ahead of first use: ``python -m accelsim.sim.warmup``.
+"""Compile the SCALE-Sim USER-mode kernels ahead of first use: ``accelsim warmup``
+(or ``python -m accelsim.sim.warmup``).
 
 The replay kernels of :mod:`.scalesim_user` are numba functions with ``cache=True``: the first
 process on a machine compiles them (~9 s) and writes the machine code to numba's on-disk cache
@@ -11,6 +12,7 @@ temporary name and renames it into place, so a reader sees either no entry or a 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 
 def warmup() -> float:
@@ -24,9 +26,16 @@ def warmup() -> float:
     return time.perf_counter() - start
 
 
-def main() -> int:
+def main(args: Any = None) -> int:
     print(f"accelsim: SCALE-Sim USER-mode kernels ready ({warmup():.1f} s)")
     return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``accelsim warmup`` to the command line."""
+    p = subparsers.add_parser("warmup", help="compile the SCALE-Sim USER-mode kernels into numba's cache (run once "
+                                             "after installing)")
+    p.set_defaults(func=main)
 
 
 if __name__ == "__main__":  # pragma: no cover
