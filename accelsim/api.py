@@ -5,7 +5,7 @@ from pathlib import Path
 
 from . import __version__
 from .energy import leakage_energy_pj, price_actions
-from .engines.base import lower_layer
+from .engines.base import engine_for, lower_layer
 from .hardware.common import HardwareBase
 from .hardware.io import load_hardware
 from .report import LayerStats, Report
@@ -109,11 +109,11 @@ def simulate(
         dense = simulate(wl.densified(), hardware, compare_dense=False, skip=skip)
         dense_totals = (dense.latency_cycles, dense.energy_pj)
         _attach_dense(wl, stats, dense)
-    area_fn = getattr(hardware, "area_mm2", None)  # kinds with an area model provide it
+    area = engine_for(hardware).area_mm2(wl, hardware)
     return Report(
         workload=wl.name, hardware=hardware.name, hardware_kind=hardware.kind, clock_mhz=hardware.clock_mhz,
         layers=stats, hardware_summary=hardware.summary(), accelsim_version=__version__,
-        compared_to_dense=bool(compare_dense), area_by_component_mm2=dict(area_fn(wl)) if callable(area_fn) else {},
+        compared_to_dense=bool(compare_dense), area_by_component_mm2=dict(area),
         dense_latency_cycles=dense_totals[0] if dense_totals else None,
         dense_energy_pj=dense_totals[1] if dense_totals else None,
     )

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from . import __version__
 from .errors import AccelsimError
 
-SUBCOMMAND_MODULES = ["accelsim.frontend.cli", "accelsim.dse.cli", "accelsim.fpga_cli"]
+SUBCOMMAND_MODULES = ["accelsim.frontend.cli", "accelsim.dse.cli", "accelsim.dse.fpga.cli", "accelsim.sim.warmup"]
 EXIT_BAD_INPUT = 2
 
 
@@ -87,9 +87,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
         hw = load_hardware(path)
         print(hw.summary())
         print(yaml.safe_dump(hardware_to_dict(hw), sort_keys=False).rstrip())
-        table = getattr(hw, "component_table_text", None)
-        if callable(table):
-            print(table())
+        table = hw.component_table_text()
+        if table is not None:
+            print(table)
         from .energy import leakage_power_mw
 
         leak = leakage_power_mw(hw)

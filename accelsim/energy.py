@@ -8,31 +8,30 @@
 - ``pe_rf``: ``pe_rf_pj_per_bit`` x bits; ``vector``/``shift_add``/``decoder`` ops: an adder of
   that width;
 - hardware kinds may price their own components through ``action_energy_pj(action)``
-  (returning ``None`` for the generic ones).
+  (:meth:`HardwareBase.action_energy_pj`, ``None`` for the generic ones); an action
+  nothing prices is an engine bug (:class:`~accelsim.errors.InternalError`).
 
 Leakage ("static"): each SRAM's leakage power plus ``pe_leakage_mw`` per PE, times the layer's
-latency at ``clock_mhz``; kinds may override with ``leakage_power_mw()``.
+latency at ``clock_mhz``; kinds override :meth:`HardwareBase.leakage_power_mw`.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 
-from .errors import AccelsimError
+from .errors import InternalError
 from .hardware.common import HardwareBase, SramConfig
 from .stats import Action
 
 
 def unit_energy_pj(action: Action, hw: HardwareBase) -> float:
     """Energy of one event of ``action`` on ``hw`` (pJ)."""
-    custom = getattr(hw, "action_energy_pj", None)
+    custom = hw.action_energy_pj(action)
     if custom is not None:
-        value = custom(action)
-        if value is not None:
-            return float(value)
+        return float(custom)
     table = hw.energy
     comp, kind = action.component, action.action
     if kind == "mac":
-        return table.mac_energy_pj(action.bits, action.bits2, action.scheme)
+        return table.mac_energy_pj(action.bits, action.act_bits, action.scheme)
     if comp == "dram":
         if kind == "read":
             return hw.dram.pj_per_bit * action.bits
@@ -48,7 +47,7 @@ def unit_energy_pj(action: Action, hw: HardwareBase) -> float:
             return sram.read_energy_pj_per_bit(table) * action.bits
         if kind == "write":
             return sram.write_energy_pj_per_bit(table) * action.bits
-    raise AccelsimError(f"no energy model for action {kind!r} on component {comp!r} of {hw.kind} hardware")
+    raise InternalError(f"no energy model for action {kind!r} on component {comp!r} of {hw.kind} hardware")
 
 
 def price_actions(actions: list[Action], hw: HardwareBase) -> dict[str, float]:
@@ -60,19 +59,8 @@ def price_actions(actions: list[Action], hw: HardwareBase) -> dict[str, float]:
 
 
 def leakage_power_mw(hw: HardwareBase) -> dict[str, float]:
-    """Static power per component (mW)."""
-    custom = getattr(hw, "leakage_power_mw", None)
-    if custom is not None:
-        return dict(custom())
-    out: dict[str, float] = {}
-    for name in type(hw).model_fields:
-        value = getattr(hw, name)
-        if isinstance(value, SramConfig):
-            out[name] = value.leakage_power_mw(hw.energy)
-    pes = getattr(hw, "num_pes", 0)
-    if pes and hw.energy.pe_leakage_mw:
-        out["pe_array"] = hw.energy.pe_leakage_mw * pes
-    return out
+    """Static power per component (mW): :meth:`HardwareBase.leakage_power_mw` (kinds may override)."""
+    return dict(hw.leakage_power_mw())
 
 
 def leakage_energy_pj(hw: HardwareBase, cycles: float) -> float:

@@ -40,3 +40,11 @@ class MaskError(ConfigError):
 
 class InfeasibleError(AccelsimError):
     """No configuration satisfies the given resource budgets."""
+
+
+class InternalError(RuntimeError):
+    """A bug in accelsim or in a plugin engine (e.g. an action no energy model prices).
+
+    Deliberately *not* an :class:`AccelsimError`: no user input can fix it, so the explorer stores
+    such a point as ``error`` (not ``invalid``) and the CLI shows a traceback.
+    """

@@ -75,20 +75,6 @@ def program_totals(nodes: tuple[Node, ...] | list[Node]) -> tuple[int, int, int,
     return t, lb, cc, sb, dc
 
 
-def compress_runs(tiles: list[Tile]) -> tuple[Node, ...]:
-    """Run-length encode consecutive identical tiles."""
-    out: list[Node] = []
-    i = 0
-    while i < len(tiles):
-        j = i
-        while j + 1 < len(tiles) and tiles[j + 1] == tiles[i]:
-            j += 1
-        n = j - i + 1
-        out.append(tiles[i] if n == 1 else Repeat((tiles[i],), n))
-        i = j + 1
-    return tuple(out)
-
-
 def split_tile(tile: Tile, parts: int) -> list[Tile]:
     """Split a tile whose loads exceed a buffer half into ``parts`` streamed sub-tiles.
 
@@ -111,7 +97,7 @@ def split_tile(tile: Tile, parts: int) -> list[Tile]:
 class Action:
     """``count`` events of ``action`` on ``component``, each moving/processing ``bits`` bits.
 
-    For ``action == 'mac'``: ``bits`` is the weight width and ``bits2`` the activation width;
+    For ``action == 'mac'``: ``bits`` is the weight width and ``act_bits`` the activation width (other actions leave it at its default);
     ``scheme`` the number format ('int', 'pow2', 'binary', ...).
     """
 
@@ -119,18 +105,24 @@ class Action:
     action: str
     count: int
     bits: int = 8
-    bits2: int = 8
+    act_bits: int = 8
     scheme: str = "int"
 
 
 @dataclass(frozen=True)
-class StallOverride:
-    """Timing given by an external model instead of the event simulation (e.g. SCALE-Sim USER)."""
+class TopologyRow:
+    """A single-GEMM conv/linear layer as one row of a SCALE-Sim topology CSV.
 
-    stall_cycles: int
-    fill_cycles: int = 0
-    drain_cycles: int = 0
-    source: str = ""
+    Engines attach it for stall models that replay the layer themselves (``scalesim_user``).
+    """
+
+    ifmap_h: int
+    ifmap_w: int
+    filter_h: int
+    filter_w: int
+    channels: int
+    num_filters: int
+    stride: int
 
 
 @dataclass
@@ -153,7 +145,7 @@ class LayerProgram:
     compulsory_write_bits: int = 0
     sram_accesses: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    stall_override: StallOverride | None = None
+    topology: TopologyRow | None = None  # for stall models that replay the layer (scalesim_user)
     extra: dict[str, float] = field(default_factory=dict)
 
     @property

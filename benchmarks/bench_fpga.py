@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 import accelsim  # noqa: E402
 from accelsim.engines import fpga as F  # noqa: E402
-from accelsim.engines.fpga_ilp import (PipelineSpace, _PipelineProblem, exhaustive_overlay,  # noqa: E402
+from accelsim.dse.fpga.ilp import (PipelineSpace, _PipelineProblem, exhaustive_overlay,  # noqa: E402
                                        exhaustive_pipeline, optimize_overlay, optimize_pipeline)
 from accelsim.api import simulate_programs  # noqa: E402
 from accelsim.workload.zoo import get_model  # noqa: E402

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import accelsim
-from accelsim.engines.masks import synthetic_mask
+from accelsim.workload.masks import synthetic_mask
 from accelsim.errors import MaskError
 from accelsim.hardware import load_hardware
 from accelsim.workload import Workload

@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import accelsim  # noqa: E402
-from accelsim.engines.fpga_ilp import optimize_overlay, optimize_pipeline  # noqa: E402
+from accelsim.dse.fpga.ilp import optimize_overlay, optimize_pipeline  # noqa: E402
 from accelsim.errors import AccelsimError  # noqa: E402
-from accelsim.fpga_cli import _load_fpga  # noqa: E402
+from accelsim.dse.fpga.cli import _load_fpga  # noqa: E402
 from accelsim.workload.zoo import get_model  # noqa: E402
 
 BLOCKS = {"mobilenet_v2": "features.2.", "resnet18": "layer1.0.", "tiny_cnn": ""}

@@ -8,7 +8,7 @@
    ResNet-50, MobileNetV2 and VGG-16, with the energy breakdown.
 3. The sparse systolic array's options on ResNet-50.
 
-Masks are synthetic and seeded (``accelsim.engines.masks.synthetic_mask``): i.i.d. positions for
+Masks are synthetic and seeded (``accelsim.workload.masks.synthetic_mask``): i.i.d. positions for
 unstructured, random kept blocks, random N:M choices, equal counts per row for GS. ResNet-50 runs
 with real masks through the numba kernels; GNMT and Jasper (127 M and 330 M weights) use the
 engine's expectation mode, which the tests show agrees with i.i.d. masks within 3 %.
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import accelsim
-from accelsim.engines.masks import expected_mask_shape, synthetic_mask
+from accelsim.workload.masks import expected_mask_shape, synthetic_mask
 from accelsim.hardware import load_hardware
 from accelsim.workload import Conv2d, Elementwise, LayerBase, Workload
 from accelsim.workload.compression import Compression, Factorization, Sparsity

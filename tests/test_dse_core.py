@@ -76,12 +76,12 @@ def _shipped_configs():
     return sorted((ROOT / "hw_configs").glob("*.yaml"))
 
 
-def _pricing_leaves(d, prefix=""):
+def _pricing_leaves(d, kind, prefix=""):
     for k, v in d.items():
         path = f"{prefix}{k}"
         if isinstance(v, dict):
-            yield from _pricing_leaves(v, path + ".")
-        elif is_pricing_field(path) and (v is None or isinstance(v, (int, float))) and not isinstance(v, bool):
+            yield from _pricing_leaves(v, kind, path + ".")
+        elif is_pricing_field(path, kind) and (v is None or isinstance(v, (int, float))) and not isinstance(v, bool):
             yield path, v
 
 
@@ -93,7 +93,7 @@ def test_pricing_fields_never_change_tiling_or_timing(cfg):
 
     hw = load_hardware(cfg)
     full = hw.model_dump(mode="json")
-    leaves = list(_pricing_leaves(full))
+    leaves = list(_pricing_leaves(full, hw.kind))
     assert leaves, "every hardware kind has energy fields"
     perturbed = copy.deepcopy(full)
     for path, v in leaves:

@@ -16,7 +16,7 @@ from accelsim.api import simulate, simulate_programs
 from accelsim.energy import unit_energy_pj
 from accelsim.engines.base import lower_layer
 from accelsim.engines.fpga import ArrayParams, PixelTiling, Work, pixel_blocks, tile_cost, tile_options, work_items
-from accelsim.engines.fpga_ilp import (OverlaySpace, PipelineSpace, exhaustive_overlay, exhaustive_pipeline,
+from accelsim.dse.fpga.ilp import (OverlaySpace, PipelineSpace, exhaustive_overlay, exhaustive_pipeline,
                                        optimize_overlay, optimize_pipeline)
 from accelsim.errors import ConfigError, InfeasibleError, UnsupportedLayerError
 from accelsim.hardware.fpga import (DEVICES, ArrayShape, FpgaAccelerator, array_resources, bram18_blocks,
@@ -377,8 +377,8 @@ def test_pipeline_infeasible_whole_resnet():
 @pytest.fixture
 def run_cli(monkeypatch, capsys):
     mods = list(cli.SUBCOMMAND_MODULES)
-    if "accelsim.fpga_cli" not in mods:
-        mods.append("accelsim.fpga_cli")
+    if "accelsim.dse.fpga.cli" not in mods:
+        mods.append("accelsim.dse.fpga.cli")
     monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", mods)
 
     def run(*argv: str) -> tuple[int, str, str]:

@@ -7,9 +7,9 @@ import pytest
 import accelsim
 from accelsim.engines import gs_kernels as K
 from accelsim.engines.base import lower_layer
-from accelsim.engines.masks import synthetic_mask
+from accelsim.workload.masks import synthetic_mask
 from accelsim.hardware import SramConfig, load_hardware
-from accelsim.hardware.gather_scatter import GatherScatterEngine
+from accelsim.hardware.gather_scatter import GatherScatterHardware
 from accelsim.workload import Linear, Recurrent, Workload
 from accelsim.workload.compression import Compression, Sparsity
 from accelsim.workload.zoo import get_model
@@ -64,11 +64,11 @@ def test_kernels_match_closed_forms_on_random_masks():
     assert K.expected_gather_cycles(8, 1, 8) == 8.0 and K.expected_gather_cycles(1, 16, 1) == 1.0
 
 
-def _hw(**kw) -> GatherScatterEngine:
+def _hw(**kw) -> GatherScatterHardware:
     base = dict(name="t", lanes=4, scratchpad=SramConfig(size_kb=256, banks=16), weight_buffer=SramConfig(size_kb=64),
                 gather_elems_per_cycle=4, loop_overhead_cycles=1)
     base.update(kw)
-    return GatherScatterEngine(**base)
+    return GatherScatterHardware(**base)
 
 
 def test_dense_linear_hand_computed():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import accelsim
-from accelsim.engines.masks import (
+from accelsim.workload.masks import (
     DENSITY_TOLERANCE, expected_mask_shape, gemm_weight_views, layer_mask, mask_from_gemm_views, synthetic_mask,
     validate_mask,
 )

@@ -1,4 +1,4 @@
-"""Tests for accelsim.engines.scalesim_compat (SCALE-Sim 3.0.0 USER-mode memory emulation).
+"""Tests for accelsim.sim.scalesim_user (SCALE-Sim 3.0.0 USER-mode memory emulation).
 
 Oracles (no SCALE-Sim needed at test time, only committed CSVs):
 * tests/data/reference/scalesim_cycles_visible.csv, rows with bw_mode == USER (configs in
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from accelsim.engines.scalesim_compat import (
+from accelsim.sim.scalesim_user import (
     ScaleSimArray,
     ScaleSimLayer,
     closed_form_counts,

@@ -32,7 +32,7 @@ def _se_workload(layer, ce: np.ndarray, key: str = "w"):
 
 
 def layer_shape(layer):
-    from accelsim.engines.masks import expected_mask_shape
+    from accelsim.workload.masks import expected_mask_shape
 
     return expected_mask_shape(layer)
 

@@ -7,7 +7,7 @@ import pytest
 import accelsim
 from accelsim.energy import price_actions
 from accelsim.engines.base import lower_layer
-from accelsim.engines.masks import mask_from_gemm_views, synthetic_mask
+from accelsim.workload.masks import mask_from_gemm_views, synthetic_mask
 from accelsim.errors import ConfigError
 from accelsim.hardware import SramConfig, SystolicArray
 from accelsim.hardware.io import hardware_from_dict
@@ -78,7 +78,7 @@ def test_nm_speedup_halves_the_reduction(df):
     three4, _ = with_sparsity(lin, kind="nm", n=3, m=4, density=0.75)
     p34 = lower_layer(three4, hw(df, nm_speedup=True))
     assert p34.compute_cycles == lower_layer(lin, hw(df)).compute_cycles
-    assert "does not fit" in accelsim.engines.ENGINES["systolic"].sparse_mode(three4, hw(df, nm_speedup=True))[1]
+    assert "does not fit" in accelsim.engines.systolic.SystolicEngine().sparse_mode(three4, hw(df, nm_speedup=True))[1]
 
 
 def test_nm_datapath_fit_is_checked_on_the_real_mask():
@@ -93,7 +93,7 @@ def test_nm_datapath_fit_is_checked_on_the_real_mask():
     rows = np.zeros((16, 8, 8), dtype=np.uint8)
     rows[:, :, :4] = 1  # 4 of 8, all in the first group of 4
     bad, wl2 = with_sparsity(lin, mask=rows.reshape(16, 64), kind="nm", n=4, m=8)
-    mode, reason = accelsim.engines.ENGINES["systolic"].sparse_mode(bad, hw("os", nm_speedup=True), rows.reshape(16, 64))
+    mode, reason = accelsim.engines.systolic.SystolicEngine().sparse_mode(bad, hw("os", nm_speedup=True), rows.reshape(16, 64))
     assert mode is None and "does not fit" in reason
     prog = lower_layer(bad, hw("os", nm_speedup=True), wl2)
     assert prog.engine == "systolic" and any("does not fit" in n for n in prog.notes)

@@ -116,7 +116,7 @@ class Evaluator:
         def price(actions: list[Any]) -> dict[str, float]:
             out: dict[str, float] = {}
             for a in actions:
-                sig = (a.component, a.action, a.bits, a.bits2, a.scheme)
+                sig = (a.component, a.action, a.bits, a.act_bits, a.scheme)
                 u = units.get(sig)
                 if u is None:
                     u = units[sig] = unit_energy_pj(a, hw)
@@ -170,9 +170,10 @@ class Evaluator:
         }
         for c, v in by_comp.items():
             out[f"energy_{c}_pj"] = v
-        area_fn = getattr(hw, "area_mm2", None)
-        if callable(area_fn):
-            areas = dict(area_fn(wl))
+        if type(hw).has_area_model:
+            from ..engines.base import engine_for
+
+            areas = engine_for(hw).area_mm2(wl, hw)
             out["area_mm2"] = float(sum(areas.values()))
             for c, v in areas.items():
                 out[f"area_{c}_mm2"] = float(v)

@@ -17,20 +17,21 @@ from .axes import iter_grid, iter_random
 from .spec import Sweep
 from .version import model_version
 
-#: names of fields that only price actions (the tiling and timing never depend on them)
-_NOT_FOR_TIMING_EXACT = {"name", "description", "sram_size_exponent"}
+def _hardware_class(kind: str) -> Any:
+    from ..errors import ConfigError
+    from ..hardware.registry import kind_spec
+
+    spec = kind_spec(kind)
+    if spec is None:
+        raise ConfigError(f"unknown hardware kind {kind!r}", field="kind")
+    return spec.hardware
 
 
-def is_pricing_field(path: str) -> bool:
-    """Whether a hardware field only changes prices (energy per action, leakage), not tiling/timing.
-
-    Rule: the leaf's name contains ``pj`` (energy per action), or it is ``name``/``description``/
-    ``sram_size_exponent``. Engines count and time; energy.py prices -- ``tests/test_dse_core.py``
-    checks the rule on every shipped hardware config. Leakage powers are not in the rule: the
-    crossbar engine emits static actions only for units whose leakage is non-zero.
-    """
-    leaf = path.rsplit(".", 1)[-1]
-    return "pj" in leaf or leaf in _NOT_FOR_TIMING_EXACT
+def is_pricing_field(path: str, kind: str) -> bool:
+    """Whether hardware field ``path`` of ``kind`` only changes prices (energy per action, labels), not
+    tiling/timing: the schema marks it pricing-only (``HardwareBase.pricing_only_fields``).
+    ``tests/test_dse_core.py`` checks the marks on every shipped hardware config."""
+    return path in _hardware_class(kind).pricing_only_fields()
 
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:
@@ -60,13 +61,18 @@ def hardware_of(data: dict[str, Any], source: str = "point") -> Any:
 
 def timing_view(hw_dict: dict[str, Any]) -> dict[str, Any]:
     """``hw_dict`` without pricing-only fields (the key of cached tiling/timing)."""
-    out: dict[str, Any] = {}
-    for k, v in hw_dict.items():
-        if isinstance(v, dict):
-            out[k] = timing_view(v)
-        elif not is_pricing_field(k):
-            out[k] = v
-    return out
+    pricing = _hardware_class(str(hw_dict.get("kind"))).pricing_only_fields()
+
+    def strip(d: dict[str, Any], prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out[k] = strip(v, f"{prefix}{k}.")
+            elif f"{prefix}{k}" not in pricing:
+                out[k] = v
+        return out
+
+    return strip(hw_dict, "")
 
 
 def digest(obj: Any) -> str:
@@ -112,7 +118,7 @@ class DesignSpace:
         self.compression = compression
         self.workload_fps = workload_fps
         self.version = model_version()
-        self.pricing_axes = [a.path for a in sweep.hardware_axes if is_pricing_field(a.path)]
+        self.pricing_axes = [a.path for a in sweep.hardware_axes if is_pricing_field(a.path, str(sweep.base_hardware.get("kind")))]
 
     # --- enumeration --------------------------------------------------------------------
     def iter_params(self) -> Iterator[dict[str, Any]]:

@@ -349,7 +349,7 @@ def load_sweep(path: str | Path | dict[str, Any], *, base_dir: str | Path | None
     if "accuracy" in names and spec.compression is None:
         raise ConfigError("accuracy comes from the front-end: add a compression section (model + recipe)",
                           source=source, field="objectives")
-    if "area_mm2" in names and not callable(getattr(type(hw), "area_mm2", None)):
+    if "area_mm2" in names and not type(hw).has_area_model:
         raise ConfigError(f"hardware kind {hw.kind!r} has no area model, so area_mm2 cannot be an objective",
                           source=source, field="objectives")
     constraints: list[Constraint] = []

@@ -1,5 +1,8 @@
-"""Engines: one module per hardware kind, each turning (layer, hardware) into a LayerProgram."""
-from .base import ENGINES, Engine, engine_for, lower_layer, register_engine
-from . import _load_all  # noqa: F401  (registers every shipped engine)
+"""Engines: one per hardware kind, each turning (layer, hardware) into a LayerProgram.
 
-__all__ = ["ENGINES", "Engine", "engine_for", "lower_layer", "register_engine"]
+Engines are imported lazily by :func:`engine_for` (the hardware kind names its engine); shared
+lowering pieces live in :mod:`.lowering`.
+"""
+from .base import Engine, engine_for, lower_layer
+
+__all__ = ["Engine", "engine_for", "lower_layer"]

@@ -1,54 +1,66 @@
-"""The engine interface: one module per hardware kind turns (layer, hardware) into a LayerProgram.
+"""The engine interface: one engine per hardware kind turns (layer, hardware) into a LayerProgram.
 
-All architecture knowledge lives in engines; they never touch SimPy. A new architecture is a new
-module with a hardware config class (``@register_hardware``) and an engine (``@register_engine``).
+All architecture knowledge lives in engines; they never touch SimPy. A kind's hardware class
+names its engine (``@register_hardware("kind", engine="module:Class")``,
+:mod:`accelsim.hardware.registry`); :func:`engine_for` imports that module the first time a layer
+is lowered on the kind, so only the engines in use are ever imported.
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol, TypeVar
+import importlib
+from abc import ABC, abstractmethod
+from typing import Any, Generic, TypeVar
 
-from ..errors import AccelsimError, UnsupportedLayerError
+from ..errors import AccelsimError, InternalError, UnsupportedLayerError
 from ..hardware.common import HardwareBase
+from ..hardware.registry import kind_spec
 from ..stats import LayerProgram
 from ..workload.layer import LayerBase
 from ..workload.workload import Workload
 
+H = TypeVar("H", bound=HardwareBase)
 
-class Engine(Protocol):
-    """What every engine provides."""
 
-    kind: str
+class Engine(ABC, Generic[H]):
+    """What every engine provides, for its hardware type ``H``."""
 
-    def supports(self, layer: LayerBase, hw: HardwareBase) -> tuple[bool, str]:
-        """Whether ``layer`` can run on ``hw``; the reason when it cannot."""
-        ...
+    def supports(self, layer: LayerBase, hw: H) -> tuple[bool, str]:
+        """Whether ``layer`` can run on ``hw``; the reason when it cannot (or a note when it can)."""
+        return True, ""
 
-    def lower(self, layer: LayerBase, hw: HardwareBase, workload: Workload | None = None) -> LayerProgram:
+    @abstractmethod
+    def lower(self, layer: LayerBase, hw: H, workload: Workload | None = None) -> LayerProgram:
         """The tile program and action counts of ``layer`` on ``hw``."""
-        ...
+
+    def area_mm2(self, workload: Workload, hw: H) -> dict[str, float]:
+        """Area by component of the hardware ``workload`` occupies on ``hw`` (empty: no area model).
+
+        Kinds with an area model set ``HardwareBase.has_area_model``; which units a workload
+        occupies is a mapping question, so the engine answers it.
+        """
+        return {}
 
 
-ENGINES: dict[str, Engine] = {}
-E = TypeVar("E")
+_INSTANCES: dict[str, Engine[Any]] = {}
 
 
-def register_engine(kind: str) -> Callable[[type[E]], type[E]]:
-    """Class decorator: instances of the class run hardware of ``kind``."""
-
-    def deco(cls: type[E]) -> type[E]:
-        ENGINES[kind] = cls()  # type: ignore[assignment]
-        return cls
-
-    return deco
-
-
-def engine_for(hw: HardwareBase) -> Engine:
-    from . import _load_all  # noqa: F401  (engines register on import)
-
+def engine_for(hw: HardwareBase) -> Engine[Any]:
+    """The engine of ``hw``'s kind (imported and instantiated on first use)."""
+    engine = _INSTANCES.get(hw.kind)
+    if engine is not None:
+        return engine
+    spec = kind_spec(hw.kind)
+    if spec is None:
+        raise AccelsimError(f"no engine for hardware kind {hw.kind!r}")
+    module_name, _, class_name = spec.engine.partition(":")
     try:
-        return ENGINES[hw.kind]
-    except KeyError:
-        raise AccelsimError(f"no engine for hardware kind {hw.kind!r}; known: {', '.join(sorted(ENGINES))}") from None
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise InternalError(f"engine {spec.engine!r} of hardware kind {hw.kind!r} cannot be loaded: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Engine)):
+        raise InternalError(f"engine {spec.engine!r} of hardware kind {hw.kind!r} is not an accelsim Engine subclass")
+    engine = _INSTANCES[hw.kind] = cls()
+    return engine
 
 
 def lower_layer(layer: LayerBase, hw: HardwareBase, workload: Workload | None = None) -> LayerProgram:

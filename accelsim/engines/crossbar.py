@@ -71,12 +71,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, InfeasibleError, MaskError
-from ..hardware.crossbar import Allocation, CrossbarAccelerator, register_workload_mapper
-from ..stats import Action, LayerProgram, Tile, compress_runs
+from ..hardware.crossbar import Allocation, CrossbarAccelerator
+from ..stats import Action, LayerProgram, Tile
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Matmul, Pool, ceil_div
+from ..workload.masks import layer_mask
 from ..workload.workload import Workload
-from .base import register_engine
+from .base import Engine
 from .crossbar_kernels import block_nnz
+from .lowering import VectorWork, compress_runs, vector_program
 
 MAX_CHUNKS = 64  # SimPy tiles per GEMM at most (rounds are grouped into chunks)
 MIN_CHUNKS_WITH_DRAM = 8
@@ -286,7 +288,7 @@ def _gemm_mapping(layer: LayerBase, g: Gemm, hw: CrossbarAccelerator, mask2d: np
 
 
 def _layer_mapping(layer: LayerBase, hw: CrossbarAccelerator, workload: Workload) -> LayerMapping:
-    mask = workload.mask(layer) if layer.compression.sparsity.mask is not None else None
+    mask = layer_mask(workload, layer)
     mask2d, groups = None, 1
     if mask is not None:
         mask2d, groups = _mask_matrix(layer, np.asarray(mask), workload.mask_source)
@@ -345,7 +347,7 @@ def _replicate(maps: dict[str, LayerMapping], hw: CrossbarAccelerator, workload:
 def _build_mapping(workload: Workload, hw: CrossbarAccelerator) -> ChipMapping:
     maps: dict[str, LayerMapping] = {}
     for layer in workload.layers:
-        if layer.is_compute and ENGINE.supports(layer, hw)[0]:
+        if layer.is_compute and CrossbarEngine().supports(layer, hw)[0]:
             maps[layer.name] = _layer_mapping(layer, hw, workload)
     notes: list[str] = []
     _replicate(maps, hw, workload, notes)
@@ -405,13 +407,14 @@ def _chunk_tiles(rounds: int, cycles_per_round: int, fill: int, load_bits: int, 
     return tiles
 
 
-@register_engine("crossbar")
-class CrossbarEngine:
+class CrossbarEngine(Engine[CrossbarAccelerator]):
     """Engine for :class:`~accelsim.hardware.crossbar.CrossbarAccelerator`."""
 
-    kind = "crossbar"
+    def area_mm2(self, workload: Workload, hw: CrossbarAccelerator) -> dict[str, float]:
+        """Area by component of the crossbars, IMAs and tiles ``workload`` occupies (pruned blocks excluded)."""
+        return hw.area_mm2_of(map_workload(workload, hw).allocation)
 
-    def supports(self, layer: LayerBase, hw: CrossbarAccelerator) -> tuple[bool, str]:  # type: ignore[override]
+    def supports(self, layer: LayerBase, hw: CrossbarAccelerator) -> tuple[bool, str]:
         if isinstance(layer, Matmul) and layer.b_operand == "activation":
             return False, ("activation x activation products (attention) would need crossbar writes for every "
                            "input; only weights can stay in crossbars")
@@ -449,7 +452,7 @@ class CrossbarEngine:
         cycles = max(compute_cycles, dram_cycles) + (hw.dram.latency_cycles if dram_bits else 0)
         return [Action(comp, act, units * cycles, 1) for comp, act, units, _ in hw.static_groups(cm.allocation)]
 
-    def lower(self, layer: LayerBase, hw: CrossbarAccelerator, workload: Workload | None = None) -> LayerProgram:  # type: ignore[override]
+    def lower(self, layer: LayerBase, hw: CrossbarAccelerator, workload: Workload | None = None) -> LayerProgram:
         wl, cm = self._context(layer, hw, workload)
         if isinstance(layer, (Elementwise, Pool)):
             return self._lower_digital(layer, hw, wl, cm)
@@ -529,8 +532,7 @@ class CrossbarEngine:
             dram_read_bits={"ifmap": load_bits} if load_bits else {}, dram_write_bits={"ofmap": store_bits} if store_bits else {},
             compulsory_read_bits=load_bits, compulsory_write_bits=store_bits,
             sram_accesses={"tile_buffer_read_bits": acts.get(("tile_buffer", "read"), 0),
-                           "tile_buffer_write_bits": acts.get(("tile_buffer", "write"), 0),
-                           "adc_conversions": acts.get(("adc", "convert"), 0)},
+                           "tile_buffer_write_bits": acts.get(("tile_buffer", "write"), 0)},  # ADC conversions: the adc.convert action
             extra={"crossbars": lm.crossbars, "imas": lm.imas, "tiles": layer_tiles, "replication": r,
                    "crossbar_blocks": blocks, "nonempty_blocks": nonempty, "adc_bits": hw.adc_bits,
                    "adc_bits_required": hw.adc_bits_required, "chip_tiles": cm.allocation.tiles,
@@ -557,6 +559,7 @@ class CrossbarEngine:
 
     def _lower_digital(self, layer: Elementwise | Pool, hw: CrossbarAccelerator, wl: Workload,
                        cm: ChipMapping) -> LayerProgram:
+        """On the tiles' digital activation/pool units; DRAM only where the layer crosses the chip edge."""
         ab = layer.compression.quant.act_bits
         unit = "pool" if isinstance(layer, Pool) else "activation"
         ops = layer.vector_ops
@@ -574,15 +577,10 @@ class CrossbarEngine:
             actions.append(Action("dram", "write", store_bits // ab, ab))
         actions += self._static(hw, cm, cycles, load_bits + store_bits)
         units = tiles * getattr(hw.tile, unit).count
-        return LayerProgram(
-            layer=layer.name, op=layer.op, engine=f"crossbar.{unit}", body=body, compute_cycles=cycles,
-            actions=actions, macs=0, dense_macs=0, pe_count=max(units, 1), mapping_efficiency=1.0,
+        return vector_program(
+            layer, VectorWork(ops, cycles, load_bits, store_bits, ab), engine=f"crossbar.{unit}", body=body,
+            actions=actions, pe_count=max(units, 1),
             dram_read_bits={"ifmap": load_bits} if load_bits else {}, dram_write_bits={"ofmap": store_bits} if store_bits else {},
-            compulsory_read_bits=load_bits, compulsory_write_bits=store_bits,
             sram_accesses={"tile_buffer_read_bits": in_bits, "tile_buffer_write_bits": out_bits},
             extra={"tiles": tiles, "units": units},
         )
-
-
-ENGINE = CrossbarEngine()
-register_workload_mapper(map_workload)

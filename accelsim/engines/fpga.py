@@ -26,7 +26,7 @@ Tiles must fit one half of each buffer (double buffering).
 **Tiling choice.** Among all (pixel tile, ``tn``, ``tk``, order) with ``tm``/``tn``/``tk``
 powers of two times the lanes (or the whole dimension) that fit the buffers, the engine takes
 the smallest *roofline estimate* ``max(first load + compute + last store, DDR transfer)`` cycles
-(the same model the integer program of :mod:`accelsim.engines.fpga_ilp` minimises); ties go to
+(the same model the integer program of :mod:`accelsim.dse.fpga.ilp` minimises); ties go to
 less DDR traffic. The simulator then times the tile stream (double buffering, one shared DDR
 channel), which can only be slower than the estimate.
 
@@ -53,10 +53,11 @@ import numpy as np
 
 from ..errors import InfeasibleError
 from ..hardware.fpga import ArrayShape, FpgaAccelerator, port_bits
-from ..stats import Action, LayerProgram, Node, Repeat, Tile, compress_runs
+from ..stats import Action, LayerProgram, Node, Repeat, Tile
 from ..workload.layer import ConvGeometry, Elementwise, LayerBase, Pool, ceil_div, input_span
 from ..workload.workload import Workload
-from .base import register_engine
+from .base import Engine
+from .lowering import compress_runs, compress_sequence, stream_tiles, vector_program, vector_work
 
 ORDERS = ("wr", "ir")
 VECTOR_MIN_TILES = 16  # pooling/element-wise layers stream in at least this many tiles
@@ -458,21 +459,6 @@ def _anonymous(w: Work) -> Work:
     return replace(w, layer="", tag="")
 
 
-def _nest(seqs: list[tuple[Node, ...]]) -> tuple[Node, ...]:
-    """Concatenate node sequences, merging consecutive identical ones into a Repeat."""
-    out: list[Node] = []
-    i = 0
-    while i < len(seqs):
-        j = i
-        while j + 1 < len(seqs) and seqs[j + 1] == seqs[i]:
-            j += 1
-        n = j - i + 1
-        if n == 1:
-            out.extend(seqs[i])
-        else:
-            out.append(Repeat(seqs[i], n))
-        i = j + 1
-    return tuple(out)
 
 
 @dataclass
@@ -530,21 +516,19 @@ def _rep_nodes(w: Work, blocks: PixelBlocks, ch: TileChoice, p: ArrayParams, b_r
     if ch.order == "wr":
         for j in range(len(n_edges)):
             inner = [compress_runs([tile(i, j, l) for l in range(kb)]) for i in range(len(blist))]
-            outer.append(_nest(inner))
+            outer.append(compress_sequence(inner))
     else:
         for i in range(len(blist)):
             inner = [compress_runs([tile(i, j, l) for l in range(kb)]) for j in range(len(n_edges))]
-            outer.append(_nest(inner))
-    return _nest(outer)
+            outer.append(compress_sequence(inner))
+    return compress_sequence(outer)
 
 
-@register_engine("fpga")
-class FpgaEngine:
+class FpgaEngine(Engine[FpgaAccelerator]):
     """Engine for :class:`~accelsim.hardware.fpga.FpgaAccelerator` (see the module docstring)."""
 
-    kind = "fpga"
 
-    def supports(self, layer: LayerBase, hw: FpgaAccelerator) -> tuple[bool, str]:  # type: ignore[override]
+    def supports(self, layer: LayerBase, hw: FpgaAccelerator) -> tuple[bool, str]:
         q = layer.compression.quant
         if isinstance(layer, (Elementwise, Pool)):
             if q.act_bits > hw.act_bits:
@@ -568,7 +552,7 @@ class FpgaEngine:
         return True, ""
 
     # ------------------------------------------------------------------------------------------
-    def lower(self, layer: LayerBase, hw: FpgaAccelerator, workload: Workload | None = None) -> LayerProgram:  # type: ignore[override]
+    def lower(self, layer: LayerBase, hw: FpgaAccelerator, workload: Workload | None = None) -> LayerProgram:
         check_fits(hw)
         if isinstance(layer, (Elementwise, Pool)):
             return self._lower_vector(layer, hw)
@@ -640,34 +624,23 @@ class FpgaEngine:
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: FpgaAccelerator) -> LayerProgram:
         ab = hw.act_bits
-        ops = layer.vector_ops
-        cycles = max(ceil_div(ops, hw.vector_lanes), 1)
-        read_bits = layer.input_words * ab
-        write_bits = layer.output_words * ab
-        parts = max(ceil_div(read_bits, hw.ifmap_sram.half_bits), VECTOR_MIN_TILES)
-        parts = min(parts, cycles)
-        tiles = []
-        for i in range(parts):
-            lb = read_bits * (i + 1) // parts - read_bits * i // parts
-            cc = cycles * (i + 1) // parts - cycles * i // parts
-            sb = write_bits * (i + 1) // parts - write_bits * i // parts
-            tiles.append(Tile(lb, cc, sb))
+        w = vector_work(layer, hw.vector_lanes, ab)
+        parts = max(ceil_div(w.read_bits, hw.ifmap_sram.half_bits), VECTOR_MIN_TILES)
+        tiles = stream_tiles(w.read_bits, w.cycles, w.write_bits, parts, spread_stores=True)
         ports = hw.port_bits
         actions = [
-            Action("vector", "op", ops, ab),
-            Action("ifmap_sram", "write", ceil_div(read_bits, ports["ifmap_sram"]), ports["ifmap_sram"]),
-            Action("ifmap_sram", "read", ceil_div(read_bits, ports["ifmap_sram"]), ports["ifmap_sram"]),
+            Action("vector", "op", w.ops, ab),
+            Action("ifmap_sram", "write", ceil_div(w.read_bits, ports["ifmap_sram"]), ports["ifmap_sram"]),
+            Action("ifmap_sram", "read", ceil_div(w.read_bits, ports["ifmap_sram"]), ports["ifmap_sram"]),
             Action("dram", "read", layer.input_words, ab),
             Action("dram", "write", layer.output_words, ab),
         ]
-        return LayerProgram(
-            layer=layer.name, op=layer.op, engine="fpga.vector", body=compress_runs(tiles), compute_cycles=cycles,
-            actions=actions, macs=0, dense_macs=0, pe_count=hw.vector_lanes, mapping_efficiency=1.0,
-            dram_read_bits={"ifmap": read_bits}, dram_write_bits={"ofmap": write_bits},
-            compulsory_read_bits=read_bits, compulsory_write_bits=write_bits,
-            sram_accesses={"ifmap_sram_reads": ceil_div(read_bits, ports["ifmap_sram"])},
+        return vector_program(
+            layer, w, engine="fpga.vector", body=compress_runs(tiles), actions=actions, pe_count=hw.vector_lanes,
+            sram_accesses={"ifmap_sram_reads": ceil_div(w.read_bits, ports["ifmap_sram"])},
             extra={"est_cycles": float(vector_estimate(layer, hw.vector_lanes, ab, hw.dram_bits_per_cycle()))},
         )
+
 
 
 def vector_estimate(layer: Elementwise | Pool, lanes: int, act_bits: int, bits_per_cycle: float) -> int:

@@ -2,7 +2,7 @@
 
 **Execution.** Every weight layer is a sequence of matrix-vector products: each *input vector*
 (one output pixel's receptive field, one token, one time step) is multiplied by the weight
-matrix ``W`` (rows = outputs, columns = reduction, see :mod:`accelsim.engines.masks`), whose
+matrix ``W`` (rows = outputs, columns = reduction, see :mod:`accelsim.workload.masks`), whose
 values and indices stream from the weight buffer while the activations sit in the scratchpad
 (the SpMV kernels of the GS paper, arXiv 2112.10898, and its SVE code). Per input vector:
 
@@ -32,7 +32,7 @@ Contiguous and broadcast loads take one cycle. Each row (CSR reduction), row gro
 GS) or block row costs ``loop_overhead_cycles`` more; a horizontal sum ``reduction_cycles``.
 
 **Masks vs densities.** With a real mask (``compression.sparsity.mask`` + the workload's mask
-file, validated by :mod:`accelsim.engines.masks`) the numba kernels in
+file, validated by :mod:`accelsim.workload.masks`) the numba kernels in
 :mod:`accelsim.engines.gs_kernels` walk the actual non-zeros: per-row/per-group work, idle
 lanes and bank conflicts are measured. With only a density the engine reports the
 *expectation* over i.i.d. masks of that kind: ``expected_sample_groups`` seeded random row
@@ -65,13 +65,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..hardware.gather_scatter import GatherScatterEngine
-from ..stats import Action, LayerProgram, Node, Tile, compress_runs, split_tile
+from ..hardware.gather_scatter import GatherScatterHardware
+from ..stats import Action, LayerProgram, Node, Tile, split_tile
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Pool, ceil_div
+from ..workload.masks import block_counts, block_sizes, gemm_weight_views, layer_mask
 from ..workload.workload import Workload
 from . import gs_kernels as K
-from .base import register_engine
-from .masks import block_counts, block_sizes, gemm_weight_views, layer_mask
+from .base import Engine
+from .lowering import compress_runs, node_cycles, stream_tiles, vector_program, vector_work
 
 
 @dataclass
@@ -104,7 +105,7 @@ class MatrixWork:
 
 @dataclass
 class _Ctx:
-    hw: GatherScatterEngine
+    hw: GatherScatterHardware
     wb: int  # weight bits
     ib: int  # index bits
     notes: list[str] = field(default_factory=list)
@@ -205,7 +206,7 @@ def _gs(view: np.ndarray, bank: np.ndarray, g_rows: int, ctx: _Ctx) -> MatrixWor
 
 def _sample_view(layer: LayerBase, g: Gemm, sp, group: int, ctx: _Ctx) -> np.ndarray:  # type: ignore[no-untyped-def]
     """A seeded i.i.d. sample of whole row groups of one weight matrix (expectation mode)."""
-    from .masks import _fill_structured
+    from ..workload.masks import _fill_structured
 
     hw = ctx.hw
     rows = min(g.n, max(hw.expected_sample_groups * group, group))
@@ -311,16 +312,14 @@ def matrix_work(layer: LayerBase, g: Gemm, view: np.ndarray | None, ctx: _Ctx) -
 
 # --- engine ---------------------------------------------------------------------------------
 
-@register_engine("gather_scatter")
-class GatherScatterEngineModel:
-    """Engine for :class:`~accelsim.hardware.gather_scatter.GatherScatterEngine`."""
+class GatherScatterEngine(Engine[GatherScatterHardware]):
+    """Engine for :class:`~accelsim.hardware.gather_scatter.GatherScatterHardware`."""
 
-    kind = "gather_scatter"
 
-    def supports(self, layer: LayerBase, hw: GatherScatterEngine) -> tuple[bool, str]:  # type: ignore[override]
+    def supports(self, layer: LayerBase, hw: GatherScatterHardware) -> tuple[bool, str]:
         return True, ""
 
-    def lower(self, layer: LayerBase, hw: GatherScatterEngine, workload: Workload | None = None) -> LayerProgram:  # type: ignore[override]
+    def lower(self, layer: LayerBase, hw: GatherScatterHardware, workload: Workload | None = None) -> LayerProgram:
         if isinstance(layer, (Elementwise, Pool)):
             return self._lower_vector(layer, hw)
         q = layer.compression.quant
@@ -363,7 +362,7 @@ class GatherScatterEngineModel:
             totals["outputs"] += c_total
         body = tuple(nodes)
         macs = int(round(totals["macs"]))
-        compute_cycles = sum(_node_cycles(n) for n in body)
+        compute_cycles = sum(node_cycles(n) for n in body)
         acc = hw.energy.accumulator_bits
         actions = [
             Action("mac", "mac", macs, wb, ab, q.scheme),
@@ -413,7 +412,7 @@ class GatherScatterEngineModel:
 
     # ------------------------------------------------------------------------------------
     def _tiles(self, layer: LayerBase, g: Gemm, vectors: int, w: MatrixWork, a_total: int, c_total: int, ab: int,
-               hw: GatherScatterEngine) -> tuple[list[Node], int, int, int]:
+               hw: GatherScatterHardware) -> tuple[list[Node], int, int, int]:
         """Tiles of one GEMM and its DRAM bits (activations, weights, outputs)."""
         cap_s = hw.scratchpad.size_bits // 2
         cap_w = hw.weight_buffer.size_bits // 2
@@ -476,15 +475,12 @@ class GatherScatterEngineModel:
                     tiles.append(Tile(la + lw, cc, sc))
         return list(compress_runs(tiles)), d_a, d_w, d_c
 
-    def _lower_vector(self, layer: Elementwise | Pool, hw: GatherScatterEngine) -> LayerProgram:
+    def _lower_vector(self, layer: Elementwise | Pool, hw: GatherScatterHardware) -> LayerProgram:
         ab = layer.compression.quant.act_bits
-        ops = layer.vector_ops
-        cycles = max(ceil_div(ops, hw.lanes), 1)
-        read_bits = layer.input_words * ab
-        write_bits = layer.output_words * ab
-        tiles = split_tile(Tile(read_bits, cycles, write_bits), ceil_div(read_bits, hw.scratchpad.size_bits // 2))
+        w = vector_work(layer, hw.lanes, ab)
+        tiles = stream_tiles(w.read_bits, w.cycles, w.write_bits, ceil_div(w.read_bits, hw.scratchpad.size_bits // 2))
         actions = [
-            Action("vector", "op", ops, ab),
+            Action("vector", "op", w.ops, ab),
             Action("scratchpad", "write", layer.input_words, ab),
             Action("scratchpad", "read", layer.input_words, ab),
             Action("scratchpad", "write", layer.output_words, ab),
@@ -492,19 +488,8 @@ class GatherScatterEngineModel:
             Action("dram", "read", layer.input_words, ab),
             Action("dram", "write", layer.output_words, ab),
         ]
-        return LayerProgram(
-            layer=layer.name, op=layer.op, engine="gather_scatter.vector", body=compress_runs(tiles),
-            compute_cycles=cycles, actions=actions, macs=0, dense_macs=0, pe_count=hw.lanes, mapping_efficiency=1.0,
-            dram_read_bits={"ifmap": read_bits}, dram_write_bits={"ofmap": write_bits},
-            compulsory_read_bits=read_bits, compulsory_write_bits=write_bits,
+        return vector_program(
+            layer, w, engine="gather_scatter.vector", body=compress_runs(tiles), actions=actions, pe_count=hw.lanes,
             sram_accesses={"scratchpad_reads": layer.input_words + layer.output_words,
                            "scratchpad_writes": layer.input_words + layer.output_words},
         )
-
-
-def _node_cycles(node: Node) -> int:
-    if isinstance(node, Tile):
-        return node.compute_cycles
-    return node.count * sum(_node_cycles(b) for b in node.body)
-
-

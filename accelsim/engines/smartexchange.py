@@ -60,11 +60,12 @@ import numpy as np
 
 from ..errors import MaskError
 from ..hardware.smartexchange import SmartExchangeAccelerator
-from ..stats import Action, LayerProgram, Node, Repeat, Tile, compress_runs
+from ..stats import Action, LayerProgram, Node, Repeat, Tile
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Pool, ceil_div
+from ..workload.masks import layer_mask
 from ..workload.workload import Workload
-from .base import register_engine
-from .masks import layer_mask
+from .base import Engine
+from .lowering import compress_periodic, compress_runs, node_cycles, stream_tiles, vector_program, vector_work
 
 
 @dataclass
@@ -172,16 +173,14 @@ def _se_ce_array(workload: Workload | None, layer: LayerBase) -> np.ndarray | No
         return None
 
 
-@register_engine("smartexchange")
-class SmartExchangeEngine:
+class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
     """Engine for :class:`~accelsim.hardware.smartexchange.SmartExchangeAccelerator`."""
 
-    kind = "smartexchange"
 
-    def supports(self, layer: LayerBase, hw: SmartExchangeAccelerator) -> tuple[bool, str]:  # type: ignore[override]
+    def supports(self, layer: LayerBase, hw: SmartExchangeAccelerator) -> tuple[bool, str]:
         return True, ""
 
-    def lower(self, layer: LayerBase, hw: SmartExchangeAccelerator, workload: Workload | None = None) -> LayerProgram:  # type: ignore[override]
+    def lower(self, layer: LayerBase, hw: SmartExchangeAccelerator, workload: Workload | None = None) -> LayerProgram:
         if isinstance(layer, (Elementwise, Pool)):
             return self._lower_vector(layer, hw)
         c = layer.compression
@@ -218,7 +217,7 @@ class SmartExchangeEngine:
             compulsory += g.a_unique * g.count * fmt.ab
             compulsory += sum(int(t.ce_value_bits.sum() + t.ce_index_bits.sum()) + t.basis_bits
                               for tiles in per_inst for t in tiles)
-        compute_cycles = sum(_node_cycles(n) for n in body)
+        compute_cycles = sum(node_cycles(n) for n in body)
         macs = int(tot["macs"])
         wb, ab = fmt.wb, fmt.ab
         actions = [
@@ -412,8 +411,8 @@ class SmartExchangeEngine:
                                           load_weights and (p == 0 or not ce_resident),
                                           fmt.se and (p == 0 or not rebuild_once)))
                           for p in range(n_pt)]
-                per_ct.append(tuple(_compress_blocks(blocks)))  # type: ignore[arg-type]
-            nodes = _compress_blocks(per_ct)  # identical channel tiles in a row
+                per_ct.append(tuple(compress_periodic(blocks)))  # type: ignore[arg-type]
+            nodes = compress_periodic(per_ct)  # identical channel tiles in a row
         else:
             blocks = []
             for p in range(n_pt):
@@ -421,7 +420,7 @@ class SmartExchangeEngine:
                 for ct_i, ct in enumerate(tiles):
                     blk.extend(sub_tiles(ct, p, ct_i == 0, load_weights and (p == 0 or not w_resident_all), fmt.se))
                 blocks.append(tuple(blk))
-            nodes = _compress_blocks(blocks)  # type: ignore[arg-type]
+            nodes = compress_periodic(blocks)  # type: ignore[arg-type]
         for src, dst in ((t, tot), (dr, dram), (dw, dram_w)):
             for key, val in src.items():
                 dst[key] += val * times
@@ -429,68 +428,13 @@ class SmartExchangeEngine:
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: SmartExchangeAccelerator) -> LayerProgram:
         ab = layer.compression.quant.act_bits
-        ops = layer.vector_ops
-        cycles = max(ceil_div(ops, hw.pe_cols), 1)
-        read_bits = layer.input_words * ab
-        write_bits = layer.output_words * ab
-        parts = max(1, min(ceil_div(read_bits, hw.act_buffer.size_bits // 2), cycles))
-        tiles = [Tile(read_bits * (i + 1) // parts - read_bits * i // parts,
-                      cycles * (i + 1) // parts - cycles * i // parts, write_bits if i == parts - 1 else 0)
-                 for i in range(parts)]
+        w = vector_work(layer, hw.pe_cols, ab)
+        tiles = stream_tiles(w.read_bits, w.cycles, w.write_bits, ceil_div(w.read_bits, hw.act_buffer.size_bits // 2))
         actions = [
-            Action("vector", "op", ops, ab),
+            Action("vector", "op", w.ops, ab),
             Action("act_buffer", "write", layer.input_words, ab), Action("act_buffer", "read", layer.input_words, ab),
             Action("out_buffer", "write", layer.output_words, ab), Action("out_buffer", "read", layer.output_words, ab),
             Action("dram", "read", layer.input_words, ab), Action("dram", "write", layer.output_words, ab),
         ]
-        return LayerProgram(
-            layer=layer.name, op=layer.op, engine="smartexchange.vector", body=compress_runs(tiles),
-            compute_cycles=cycles, actions=actions, macs=0, dense_macs=0, pe_count=hw.pe_cols,
-            dram_read_bits={"ifmap": read_bits}, dram_write_bits={"ofmap": write_bits},
-            compulsory_read_bits=read_bits, compulsory_write_bits=write_bits,
-        )
-
-
-def _compress_blocks(blocks: list[tuple[Node, ...]], max_period: int = 64) -> list[Node]:
-    """Run-length encode periodic runs of blocks (one block of tiles per pixel tile).
-
-    Pixel tiles of a convolution repeat with a short period (how a tile's pixels fall on output
-    rows); a run of ``reps`` repetitions of a ``p``-block pattern becomes one
-    :class:`~accelsim.stats.Repeat`, so the simulator can fast-forward it.
-    """
-    n = len(blocks)
-    if n == 0:
-        return []
-    ids_of: dict[tuple[Node, ...], int] = {}
-    ids = np.array([ids_of.setdefault(b, len(ids_of)) for b in blocks], dtype=np.int64)
-    periods = range(1, min(max_period, n // 2) + 1)
-    run: dict[int, np.ndarray] = {}
-    for p in periods:  # run[p][i] = how many of ids[i:], ids[i+1:], ... equal the id p later
-        eq = (ids[:-p] == ids[p:]).astype(np.int64)
-        r = np.zeros(n + 1, dtype=np.int64)
-        for i in range(n - p - 1, -1, -1):
-            r[i] = r[i + 1] + 1 if eq[i] else 0
-        run[p] = r
-    out: list[Node] = []
-    i = 0
-    while i < n:
-        best_p, best_reps = 1, 1
-        for p in periods:
-            reps = int(run[p][i]) // p + 1
-            if reps > 1 and reps * p > best_reps * best_p:
-                best_p, best_reps = p, reps
-        body = compress_runs([t for blk in blocks[i:i + best_p] for t in blk])  # type: ignore[arg-type]
-        if best_reps > 1:
-            out.append(Repeat(body, best_reps))
-        else:
-            out.extend(body)
-        i += best_p * best_reps
-    return out
-
-
-def _node_cycles(node: Node) -> int:
-    if isinstance(node, Tile):
-        return node.compute_cycles
-    return node.count * sum(_node_cycles(b) for b in node.body)
-
-
+        return vector_program(layer, w, engine="smartexchange.vector", body=compress_runs(tiles), actions=actions,
+                              pe_count=hw.pe_cols)

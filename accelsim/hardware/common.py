@@ -18,9 +18,19 @@ Every number can be overridden per hardware file.
 """
 from __future__ import annotations
 
-from typing import Literal
+import functools
+import types
+import typing
+from typing import TYPE_CHECKING, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..stats import Action
+
+#: ``json_schema_extra`` of a field that only prices actions (energy per event, labels): the
+#: tiling and timing never depend on it, so the explorer may reuse cached programs across it.
+PRICING_ONLY = {"pricing_only": True}
 
 
 class _Config(BaseModel):
@@ -31,16 +41,16 @@ class EnergyTable(_Config):
     """Energy per action at the configured technology (pJ), with bit-width scaling."""
 
     technology_nm: int = Field(45, gt=0)
-    mult_pj_per_bit2: float = Field(0.2 / 64, ge=0)
-    add_pj_per_bit: float = Field(0.03 / 8, ge=0)
+    mult_pj_per_bit2: float = Field(0.2 / 64, ge=0, json_schema_extra=PRICING_ONLY)
+    add_pj_per_bit: float = Field(0.03 / 8, ge=0, json_schema_extra=PRICING_ONLY)
     accumulator_bits: int = Field(32, ge=1, le=64)
-    mac_pj: float | None = Field(None, ge=0, description="fixed energy per MAC; overrides the bit-width model")
-    pe_rf_pj_per_bit: float = Field(0.095 / 8, ge=0)
-    sram_pj_per_bit_at_8kb: float = Field(10.0 / 64, ge=0)
-    sram_size_exponent: float = Field(0.5, ge=0, le=1.5)
+    mac_pj: float | None = Field(None, ge=0, description="fixed energy per MAC; overrides the bit-width model", json_schema_extra=PRICING_ONLY)
+    pe_rf_pj_per_bit: float = Field(0.095 / 8, ge=0, json_schema_extra=PRICING_ONLY)
+    sram_pj_per_bit_at_8kb: float = Field(10.0 / 64, ge=0, json_schema_extra=PRICING_ONLY)
+    sram_size_exponent: float = Field(0.5, ge=0, le=1.5, json_schema_extra=PRICING_ONLY)
     sram_leakage_mw_per_kb: float = Field(0.46 / 64, ge=0)
     pe_leakage_mw: float = Field(0.0, ge=0, description="static power per PE (0: not modelled)")
-    shift_add_pj_per_bit: float = Field(0.03 / 8, ge=0, description="shift-and-add / decoder ops")
+    shift_add_pj_per_bit: float = Field(0.03 / 8, ge=0, description="shift-and-add / decoder ops", json_schema_extra=PRICING_ONLY)
 
     def mult_pj(self, weight_bits: int, act_bits: int, scheme: str = "int") -> float:
         """One multiply. pow2 weights shift (an add-sized op); binary/ternary need none."""
@@ -69,8 +79,8 @@ class SramConfig(_Config):
     """An on-chip buffer. Energies default to the technology table's size model."""
 
     size_kb: float = Field(gt=0)
-    read_pj_per_bit: float | None = Field(None, ge=0)
-    write_pj_per_bit: float | None = Field(None, ge=0)
+    read_pj_per_bit: float | None = Field(None, ge=0, json_schema_extra=PRICING_ONLY)
+    write_pj_per_bit: float | None = Field(None, ge=0, json_schema_extra=PRICING_ONLY)
     leakage_mw: float | None = Field(None, ge=0)
     banks: int = Field(1, gt=0)
 
@@ -101,8 +111,8 @@ class DramConfig(_Config):
     """
 
     bw_gbps: float = Field(gt=0)
-    pj_per_bit: float = Field(20.0, ge=0)
-    write_pj_per_bit: float | None = Field(None, ge=0)
+    pj_per_bit: float = Field(20.0, ge=0, json_schema_extra=PRICING_ONLY)
+    write_pj_per_bit: float | None = Field(None, ge=0, json_schema_extra=PRICING_ONLY)
     latency_cycles: int = Field(0, ge=0)
     type: str = "generic"
 
@@ -117,11 +127,45 @@ class HardwareBase(_Config):
     """Fields every accelerator has. Subclasses add a ``kind`` literal and their own fields."""
 
     kind: str
-    name: str = "unnamed"
-    description: str = ""
+    name: str = Field("unnamed", json_schema_extra=PRICING_ONLY)
+    description: str = Field("", json_schema_extra=PRICING_ONLY)
     clock_mhz: float = Field(1000.0, gt=0)
     dram: DramConfig = DramConfig(bw_gbps=25.6)
     energy: EnergyTable = EnergyTable()
+    stall_model: Literal["double_buffer", "none"] = "double_buffer"
+
+    #: whether :meth:`accelsim.engines.base.Engine.area_mm2` of this kind's engine is an area model
+    has_area_model: ClassVar[bool] = False
+
+    @property
+    def num_pes(self) -> int:
+        """Processing elements (for per-PE leakage and utilisation); 0 when not meaningful."""
+        return 0
+
+    def action_energy_pj(self, action: "Action") -> float | None:
+        """Energy of one event of a kind-specific action; None: priced by the generic rules of
+        :func:`accelsim.energy.unit_energy_pj`."""
+        return None
+
+    def leakage_power_mw(self) -> dict[str, float]:
+        """Static power by component: every SRAM field's leakage plus ``pe_leakage_mw`` per PE."""
+        out: dict[str, float] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SramConfig):
+                out[name] = value.leakage_power_mw(self.energy)
+        if self.num_pes and self.energy.pe_leakage_mw:
+            out["pe_array"] = self.energy.pe_leakage_mw * self.num_pes
+        return out
+
+    def component_table_text(self) -> str | None:
+        """Per-component power/area tables for ``accelsim hw`` (None: the kind has none)."""
+        return None
+
+    @classmethod
+    def pricing_only_fields(cls) -> frozenset[str]:
+        """Dotted paths of the fields marked pricing-only (:data:`PRICING_ONLY`)."""
+        return pricing_only_fields(cls)
 
     def dram_bits_per_cycle(self) -> float:
         return self.dram.bits_per_cycle(self.clock_mhz)
@@ -146,3 +190,25 @@ class ScaleSimPorts(_Config):
     ifmap_words_per_cycle: int = Field(gt=0)
     filter_words_per_cycle: int = Field(gt=0)
     ofmap_words_per_cycle: int = Field(gt=0)
+
+
+def _model_types(annotation: object) -> list[type[BaseModel]]:
+    """The pydantic models an annotation may hold (``Model``, ``Model | None``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return [t for a in typing.get_args(annotation) for t in _model_types(a)]
+    return []
+
+
+@functools.lru_cache(maxsize=None)
+def pricing_only_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Dotted paths of every field of ``model`` (and its nested sections) marked :data:`PRICING_ONLY`."""
+    out: set[str] = set()
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get("pricing_only"):
+            out.add(name)
+        for sub in _model_types(info.annotation):
+            out.update(f"{name}.{p}" for p in pricing_only_fields(sub))
+    return frozenset(out)

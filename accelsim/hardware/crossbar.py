@@ -54,26 +54,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..errors import AccelsimError
-from .common import HardwareBase, _Config
+from .common import PRICING_ONLY, HardwareBase, _Config
 from .registry import register_hardware
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..stats import Action
-
-# The engine (accelsim.engines.crossbar) registers its workload mapper here on import, so
-# area_mm2(workload) can use it without the hardware layer importing the engines layer.
-_WORKLOAD_MAPPER: Callable[[Any, Any], Any] | None = None
-
-
-def register_workload_mapper(fn: Callable[[Any, Any], Any]) -> None:
-    """Called by the crossbar engine: ``fn(workload, hw)`` returns a mapping with ``.allocation``."""
-    global _WORKLOAD_MAPPER
-    _WORKLOAD_MAPPER = fn
 
 #: components in table order (also the energy/area breakdown names)
 COMPONENTS = ("crossbar", "dac", "adc", "sample_hold", "shift_add", "input_register", "output_register",
@@ -118,7 +107,7 @@ class CrossbarArray(_Config):
     power_mw: float = Field(0.3, ge=0)
     area_mm2: float = Field(2.5e-5, ge=0)
     leakage_mw: float = Field(0.0, ge=0)
-    energy_pj: float | None = Field(None, ge=0, description="one full read; default power_mw x read_ns")
+    energy_pj: float | None = Field(None, ge=0, description="one full read; default power_mw x read_ns", json_schema_extra=PRICING_ONLY)
 
     @field_validator("cell_bits", mode="before")
     @classmethod
@@ -135,7 +124,7 @@ class Dac(_Config):
     power_mw: float = Field(4.0 / 1024, ge=0)
     area_mm2: float = Field(0.166015625e-6, ge=0)
     leakage_mw: float = Field(0.0, ge=0)
-    energy_pj: float | None = Field(None, ge=0, description="per row per step; default power_mw x read_ns")
+    energy_pj: float | None = Field(None, ge=0, description="per row per step; default power_mw x read_ns", json_schema_extra=PRICING_ONLY)
 
 
 class Adc(_Config):
@@ -147,7 +136,7 @@ class Adc(_Config):
     power_mw: float | None = Field(None, ge=0, description="default: ISAAC's ADC scaled to bits and rate")
     area_mm2: float | None = Field(None, ge=0, description="default: ISAAC's ADC scaled to bits")
     leakage_mw: float = Field(0.0, ge=0)
-    energy_pj: float | None = Field(None, ge=0, description="per conversion; default power_mw / rate")
+    energy_pj: float | None = Field(None, ge=0, description="per conversion; default power_mw / rate", json_schema_extra=PRICING_ONLY)
 
     @field_validator("bits", mode="before")
     @classmethod
@@ -166,7 +155,7 @@ class SampleHold(_Config):
     power_mw: float = Field(0.01 / 1024, ge=0)
     area_mm2: float = Field(0.00004 / 1024, ge=0)
     leakage_mw: float = Field(0.0, ge=0)
-    energy_pj: float | None = Field(None, ge=0, description="per sample; default power_mw x read_ns")
+    energy_pj: float | None = Field(None, ge=0, description="per sample; default power_mw x read_ns", json_schema_extra=PRICING_ONLY)
 
 
 class DigitalUnit(_Config):
@@ -177,7 +166,7 @@ class DigitalUnit(_Config):
     area_mm2: float = Field(0.0, ge=0)
     leakage_mw: float = Field(0.0, ge=0)
     ops_per_ns: float | None = Field(None, gt=0, description="per unit; default: keeps pace at peak")
-    energy_pj: float | None = Field(None, ge=0, description="per op; default power_mw / ops_per_ns")
+    energy_pj: float | None = Field(None, ge=0, description="per op; default power_mw / ops_per_ns", json_schema_extra=PRICING_ONLY)
 
 
 class Memory(_Config):
@@ -188,7 +177,7 @@ class Memory(_Config):
     area_mm2: float = Field(0.0, ge=0)
     leakage_mw: float = Field(0.0, ge=0)
     bw_bits_per_ns: float | None = Field(None, gt=0, description="default: the peak demand")
-    energy_pj_per_bit: float | None = Field(None, ge=0, description="default power_mw / bw_bits_per_ns")
+    energy_pj_per_bit: float | None = Field(None, ge=0, description="default power_mw / bw_bits_per_ns", json_schema_extra=PRICING_ONLY)
 
     @property
     def size_bits(self) -> int:
@@ -203,7 +192,7 @@ class Interconnect(_Config):
     leakage_mw: float = Field(0.0, ge=0)
     shared_by: int = Field(1, ge=1)
     bw_bits_per_ns: float | None = Field(None, gt=0, description="default: the peak demand")
-    energy_pj_per_bit: float | None = Field(None, ge=0, description="default power_mw / bw_bits_per_ns")
+    energy_pj_per_bit: float | None = Field(None, ge=0, description="default power_mw / bw_bits_per_ns", json_schema_extra=PRICING_ONLY)
 
 
 class ChipIO(_Config):
@@ -285,7 +274,7 @@ class Allocation:
 
 # --- the accelerator ------------------------------------------------------------------------------
 
-@register_hardware("crossbar")
+@register_hardware("crossbar", engine="accelsim.engines.crossbar:CrossbarEngine")
 class CrossbarAccelerator(HardwareBase):
     """ISAAC/NeuroSim-style memristor crossbar accelerator; see the module docstring.
 
@@ -302,7 +291,8 @@ class CrossbarAccelerator(HardwareBase):
     """
 
     kind: Literal["crossbar"] = "crossbar"
-    name: str = "isaac-ce"
+    has_area_model: ClassVar[bool] = True
+    name: str = Field("isaac-ce", json_schema_extra=PRICING_ONLY)
     clock_mhz: float = Field(1000.0, gt=0)
     crossbar: CrossbarArray = CrossbarArray()
     dac: Dac = Dac()
@@ -641,13 +631,6 @@ class CrossbarAccelerator(HardwareBase):
 
     def peak_gops_per_w(self, weight_bits: int | None = None, act_bits: int | None = None) -> float:
         return 2 * self.peak_macs_per_s(weight_bits, act_bits) / 1e9 / (sum(self.chip_power_mw().values()) / 1e3)
-
-    # --- per-workload area (picked up by accelsim.simulate) ----------------------------------------
-    def area_mm2(self, workload: Any) -> dict[str, float]:
-        """Area by component of the hardware ``workload`` (a Workload) needs; pruned crossbar blocks excluded."""
-        if _WORKLOAD_MAPPER is None:  # pragma: no cover - importing accelsim loads the engine
-            raise AccelsimError("the crossbar engine is not loaded (import accelsim.engines)")
-        return self.area_mm2_of(_WORKLOAD_MAPPER(workload, self).allocation)
 
     def component_table_text(self) -> str:
         """The per-IMA / per-tile / per-chip power and area tables and the peak figures, as text."""

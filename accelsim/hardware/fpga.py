@@ -4,7 +4,7 @@ The accelerator (``kind: fpga``) is an *overlay*: one array of ``pe_in x pe_out 
 lanes (reduction x output-channel x output-pixel parallelism) that runs the layers one after
 another, fed by three double-buffered on-chip buffers (``ifmap_sram``, ``filter_sram``,
 ``ofmap_sram``) and one DDR channel. :mod:`accelsim.engines.fpga` maps layers onto it;
-:mod:`accelsim.engines.fpga_ilp` chooses its shape and buffers with an integer program.
+:mod:`accelsim.dse.fpga.ilp` chooses its shape and buffers with an integer program.
 
 **Resource model** (every count is an integer a designer can check by hand):
 
@@ -62,7 +62,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..stats import Action
-from .common import HardwareBase, _Config
+from .common import PRICING_ONLY, HardwareBase, _Config
 from .registry import register_hardware
 
 RESOURCES = ("dsp", "bram18", "uram", "lut", "ff")
@@ -75,7 +75,7 @@ URAM_WIDTH_BITS, URAM_DEPTH = 72, 4096
 class FpgaDevice(_Config):
     """Resources of one FPGA part. ``static_power_mw`` is an assumption (set it from XPE)."""
 
-    name: str = "custom"
+    name: str = Field("custom", json_schema_extra=PRICING_ONLY)
     dsp: int = Field(ge=0)
     bram18: int = Field(ge=0, description="18 Kb block RAMs (one BRAM36 = two BRAM18)")
     lut: int = Field(ge=0)
@@ -129,11 +129,11 @@ class ResourceCosts(_Config):
 class FpgaEnergy(_Config):
     """Dynamic energy per event on the FPGA (pJ); see the module docstring for the derivation."""
 
-    dsp_op_pj: float = Field(1.0, ge=0)
-    lut_mult_pj_per_bit2: float = Field(0.0175, ge=0)
-    lut_add_pj_per_bit: float = Field(0.0175, ge=0)
-    bram18_access_pj: float = Field(8.0, ge=0)
-    uram_access_pj: float = Field(65.0, ge=0)
+    dsp_op_pj: float = Field(1.0, ge=0, json_schema_extra=PRICING_ONLY)
+    lut_mult_pj_per_bit2: float = Field(0.0175, ge=0, json_schema_extra=PRICING_ONLY)
+    lut_add_pj_per_bit: float = Field(0.0175, ge=0, json_schema_extra=PRICING_ONLY)
+    bram18_access_pj: float = Field(8.0, ge=0, json_schema_extra=PRICING_ONLY)
+    uram_access_pj: float = Field(65.0, ge=0, json_schema_extra=PRICING_ONLY)
 
 
 class FpgaBuffer(_Config):
@@ -349,7 +349,7 @@ def effective_limits(device: FpgaDevice, budget: ResourceBudget, utilization_lim
 
 # --- the hardware config -------------------------------------------------------------------------
 
-@register_hardware("fpga")
+@register_hardware("fpga", engine="accelsim.engines.fpga:FpgaEngine")
 class FpgaAccelerator(HardwareBase):
     """An FPGA overlay accelerator: ``pe_in x pe_out x pe_pix`` MAC lanes + BRAM/URAM tile buffers.
 

@@ -16,12 +16,12 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ..stats import Action
-from .common import HardwareBase, SramConfig
+from .common import PRICING_ONLY, HardwareBase, SramConfig
 from .registry import register_hardware
 
 
-@register_hardware("gather_scatter")
-class GatherScatterEngine(HardwareBase):
+@register_hardware("gather_scatter", engine="accelsim.engines.gather_scatter:GatherScatterEngine")
+class GatherScatterHardware(HardwareBase):
     """``lanes``-wide vector MAC unit, banked ``scratchpad`` + gather/scatter unit, ``weight_buffer``.
 
     - ``lanes`` (V): elements per vector instruction; one vector MAC instruction per cycle.
@@ -55,13 +55,13 @@ class GatherScatterEngine(HardwareBase):
     pointer_bits: int = Field(32, ge=1, le=64)
     loop_overhead_cycles: int = Field(1, ge=0)
     reduction_cycles: int | None = Field(None, ge=0)
-    gather_pj_per_element: float | None = Field(None, ge=0)
+    gather_pj_per_element: float | None = Field(None, ge=0, json_schema_extra=PRICING_ONLY)
     pack_for_banks: bool = False
     expected_sample_groups: int = Field(8, gt=0, le=4096)
     expected_seed: int = Field(0, ge=0)
 
     @model_validator(mode="after")
-    def _check(self) -> "GatherScatterEngine":
+    def _check(self) -> "GatherScatterHardware":
         for name in ("scratchpad", "weight_buffer"):
             sram: SramConfig = getattr(self, name)
             if sram.words(self.word_bits) < 2 * self.lanes:

@@ -19,33 +19,18 @@ Unknown fields are errors (typos never pass silently).
 from __future__ import annotations
 
 import configparser
-import functools
 from pathlib import Path
 from typing import Any
 
 from .._validation import read_config_file, validate_model
 from ..errors import ConfigError
 from .common import DramConfig, HardwareBase, ScaleSimPorts, SramConfig
-from .registry import HARDWARE_KINDS
+from .registry import discover_kinds, kind_spec
 from .systolic import SystolicArray
 
 
 def _known_kinds() -> str:
-    _import_kinds()
-    return ", ".join(sorted(HARDWARE_KINDS))
-
-
-@functools.lru_cache(maxsize=None)
-def _import_kinds() -> None:
-    """Import every module of this package (once): each hardware kind registers itself on import."""
-    import importlib
-    import pkgutil
-
-    from .. import hardware
-
-    for info in pkgutil.iter_modules(hardware.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{hardware.__name__}.{info.name}")
+    return ", ".join(sorted(discover_kinds()))
 
 
 def hardware_from_dict(data: Any, source: str = "<hardware>") -> HardwareBase:
@@ -56,11 +41,10 @@ def hardware_from_dict(data: Any, source: str = "<hardware>") -> HardwareBase:
     kind = data.get("kind")
     if kind is None:
         raise ConfigError(f"missing 'kind' (one of: {_known_kinds()})", source=source, field="kind")
-    _import_kinds()
-    cls = HARDWARE_KINDS.get(str(kind))
-    if cls is None:
+    spec = kind_spec(str(kind))
+    if spec is None:
         raise ConfigError(f"unknown hardware kind {kind!r}; expected one of: {_known_kinds()}", source=source, field="kind")
-    return validate_model(cls, data, source)
+    return validate_model(spec.hardware, data, source)
 
 
 def load_hardware(path: str | Path) -> HardwareBase:

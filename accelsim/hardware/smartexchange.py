@@ -22,7 +22,7 @@ from .common import HardwareBase, SramConfig
 from .registry import register_hardware
 
 
-@register_hardware("smartexchange")
+@register_hardware("smartexchange", engine="accelsim.engines.smartexchange:SmartExchangeEngine")
 class SmartExchangeAccelerator(HardwareBase):
     """``pe_rows`` PE lines (output channels) x ``pe_cols`` PEs (output pixels) + a rebuild engine.
 

@@ -47,7 +47,7 @@ class SystolicSparseOptions(_Config):
         return self.zero_skipping or self.nm_speedup or self.block_skipping or self.bit_serial
 
 
-@register_hardware("systolic")
+@register_hardware("systolic", engine="accelsim.engines.systolic:SystolicEngine")
 class SystolicArray(HardwareBase):
     """A ``rows`` x ``cols`` array of MAC PEs fed by ifmap/filter SRAMs, draining to an ofmap SRAM.
 
@@ -100,7 +100,7 @@ class SystolicArray(HardwareBase):
         """Bit-serial MACs (``sparse.bit_serial``); everything else is priced generically."""
         if action.component == "mac" and action.action == "bit_serial_mac":
             t = self.energy
-            return action.bits * t.add_pj_per_bit * (action.bits + action.bits2) + t.add_pj_per_bit * t.accumulator_bits
+            return action.bits * t.add_pj_per_bit * (action.bits + action.act_bits) + t.add_pj_per_bit * t.accumulator_bits
         return None
 
     def summary(self) -> str:

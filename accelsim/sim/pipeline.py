@@ -70,7 +70,7 @@ class PipelineSim:
         if bits_per_cycle <= 0 or math.isnan(bits_per_cycle):
             raise ValueError("DRAM bandwidth must be > 0 bits per cycle")
         self.body = body
-        self.bw = bits_per_cycle
+        self.bw_bits_per_cycle = bits_per_cycle
         self.skip = skip
         self.has_decoder = _any_decode(body)
         self.env = simpy.Environment()
@@ -94,7 +94,7 @@ class PipelineSim:
 
     # --- helpers --------------------------------------------------------------------------
     def _cycles(self, bits: int) -> int:
-        return int(math.ceil(bits / self.bw - 1e-9)) if bits > 0 else 0
+        return int(math.ceil(bits / self.bw_bits_per_cycle - 1e-9)) if bits > 0 else 0
 
     def _now(self) -> int:
         return int(self.env.now)

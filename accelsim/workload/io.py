@@ -55,7 +55,12 @@ def load_workload(path: str | Path) -> Workload:
     if suffix == ".csv":
         return read_scalesim_topology(p)
     data = read_config_file(p, "workload", ", .csv")
-    return workload_from_dict(data, source=str(p), base_dir=p.parent)
+    wl = workload_from_dict(data, source=str(p), base_dir=p.parent)
+    if wl.masks is not None:
+        from .masks import validate_workload_masks
+
+        validate_workload_masks(wl)
+    return wl
 
 
 def workload_from_dict(data: Any, source: str = "<workload>", base_dir: Path | None = None) -> Workload:

@@ -23,11 +23,14 @@ Output size of conv/pool: ``floor((H + 2*pad - dil*(R-1) - 1) / stride) + 1``; w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .compression import Compression
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -100,6 +103,40 @@ class ConvGeometry:
             p = img_end
         return total
 
+    def input_words_for_pixel_ranges(self, lo: "np.ndarray", hi: "np.ndarray") -> "np.ndarray":
+        """:meth:`input_words_for_pixels` of many ranges ``[lo[i], hi[i])`` at once (numpy)."""
+        import numpy as np
+
+        lo = np.asarray(lo, dtype=np.int64)
+        hi = np.asarray(hi, dtype=np.int64)
+        per_image = self.out_h * self.out_w
+        row_words = self.input_cols_used() * self.channels
+        nonempty = hi > lo
+        last = np.maximum(hi - 1, lo)
+        img_a, img_b = lo // per_image, last // per_image
+        oh_a = (lo - img_a * per_image) // self.out_w
+        oh_b = (last - img_b * per_image) // self.out_w
+        same = img_a == img_b
+        full = self.input_rows_for_output_rows(0, self.out_h - 1)
+        rows = np.where(
+            same, self._rows_span(oh_a, oh_b),
+            self._rows_span(oh_a, np.full_like(oh_a, self.out_h - 1)) + self._rows_span(np.zeros_like(oh_b), oh_b)
+            + np.maximum(img_b - img_a - 1, 0) * full)
+        return np.where(nonempty, rows * row_words, 0)
+
+    def _rows_span(self, oh_lo: "np.ndarray", oh_hi: "np.ndarray") -> "np.ndarray":
+        """:meth:`input_rows_for_output_rows` elementwise."""
+        import numpy as np
+
+        k, s, pad, dil, size = self.kernel_h, self.stride_h, self.pad_h, self.dilation_h, self.in_h
+        extent = dil * (k - 1) + 1
+        if s <= extent and dil == 1:
+            first = np.maximum(oh_lo * s - pad, 0)
+            last = np.minimum(oh_hi * s - pad + extent - 1, size - 1)
+            return np.maximum(last - first + 1, 0)
+        pairs = {(a, b): input_span(a, b, k, s, pad, dil, size) for a, b in set(zip(oh_lo.tolist(), oh_hi.tolist()))}
+        return np.array([pairs[(a, b)] for a, b in zip(oh_lo.tolist(), oh_hi.tolist())], dtype=np.int64)
+
 
 @dataclass(frozen=True)
 class Gemm:
@@ -142,6 +179,14 @@ class Gemm:
         if self.conv is not None:
             return self.conv.input_words_for_pixels(lo, hi)
         return max(hi - lo, 0) * self.k
+
+    def a_words_for_row_ranges(self, lo: "np.ndarray", hi: "np.ndarray") -> "np.ndarray":
+        """:meth:`a_words_for_rows` of many ranges at once (numpy arrays)."""
+        import numpy as np
+
+        if self.conv is not None:
+            return self.conv.input_words_for_pixel_ranges(lo, hi)
+        return np.maximum(np.asarray(hi, dtype=np.int64) - np.asarray(lo, dtype=np.int64), 0) * self.k
 
 
 def _pair(value: Any) -> tuple[int, int]:

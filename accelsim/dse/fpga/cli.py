@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ...errors import ConfigError
 
 EXIT_DOES_NOT_FIT = 1
 
@@ -32,7 +32,7 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
 
 def parse_budget(text: str | None) -> dict[str, int]:
     """``dsp=300,bram18=400`` -> {'dsp': 300, 'bram18': 400}."""
-    from .hardware.fpga import RESOURCES
+    from ...hardware.fpga import RESOURCES
 
     out: dict[str, int] = {}
     if not text:
@@ -56,9 +56,9 @@ def parse_budget(text: str | None) -> dict[str, int]:
 
 
 def _load_fpga(path: str, budget: str | None, utilization_limit: float | None):  # type: ignore[no-untyped-def]
-    from ._validation import validate_model
-    from .hardware.fpga import FpgaAccelerator
-    from .hardware.io import load_hardware
+    from ..._validation import validate_model
+    from ...hardware.fpga import FpgaAccelerator
+    from ...hardware.io import load_hardware
 
     hw = load_hardware(path)
     if not isinstance(hw, FpgaAccelerator):
@@ -81,8 +81,8 @@ def plot_utilization(table: Any, path: str | Path, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ._validation import atomic_write_bytes
-    from .hardware.fpga import RESOURCES
+    from ..._validation import atomic_write_bytes
+    from ...hardware.fpga import RESOURCES
 
     fig, ax = plt.subplots(figsize=(7, 3.8))
     bottoms = [0.0] * len(RESOURCES)
@@ -118,9 +118,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
-    from ._validation import atomic_write_text
-    from .cli import resolve_workload
-    from .engines.fpga_ilp import (OverlaySpace, PipelineSpace, exhaustive_overlay, exhaustive_pipeline,
+    from ..._validation import atomic_write_text
+    from ...cli import resolve_workload
+    from .ilp import (OverlaySpace, PipelineSpace, exhaustive_overlay, exhaustive_pipeline,
                                    optimize_overlay, optimize_pipeline)
 
     wl = resolve_workload(args.workload)
@@ -162,8 +162,8 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
                      f"{'same optimum' if same else 'DIFFERENT'}")
             out["exhaustive_est_cycles"] = ex.est_cycles
         if not args.no_simulate:
-            from .api import simulate
-            from .workload.workload import Workload
+            from ...api import simulate
+            from ...workload.workload import Workload
 
             target = wl if layers is None else Workload(name=f"{wl.name}[{len(layers)} layers]",
                                                         layers=[wl[n] for n in layers])
@@ -176,7 +176,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         if args.out:
             import yaml
 
-            from .hardware.io import hardware_to_dict
+            from ...hardware.io import hardware_to_dict
 
             atomic_write_text(args.out, "# written by accelsim fpga-optimize\n"
                               + yaml.safe_dump(hardware_to_dict(res.hw), sort_keys=False))

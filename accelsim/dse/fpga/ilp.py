@@ -48,14 +48,14 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
-from ..errors import ConfigError, InfeasibleError
-from ..hardware.fpga import (
+from ...errors import ConfigError, InfeasibleError
+from ...hardware.fpga import (
     RESOURCES, ArrayShape, FpgaAccelerator, FpgaBuffer, Resources, UtilizationTable, array_resources,
     buffer_resources, effective_limits, fixed_resources, port_bits,
 )
-from ..workload.layer import Elementwise, LayerBase, Pool
-from ..workload.workload import Workload
-from .fpga import ArrayParams, TileChoice, Work, default_overhead, tile_table, vector_estimate, work_items
+from ...workload.layer import Elementwise, LayerBase, Pool
+from ...workload.workload import Workload
+from ...engines.fpga import ArrayParams, TileChoice, Work, default_overhead, tile_table, vector_estimate, work_items
 
 BUFFERS = ("ifmap_sram", "filter_sram", "ofmap_sram")
 
@@ -210,7 +210,7 @@ class OverlayResult:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..hardware.io import hardware_to_dict
+        from ...hardware.io import hardware_to_dict
 
         return {"method": self.stats.method, "seconds": self.stats.seconds, "est_cycles": self.est_cycles,
                 "est_latency_ms": self.est_latency_ms, "est_fps": self.est_fps, "hardware": hardware_to_dict(self.hw),

@@ -29,9 +29,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MaskError
-from ..workload.compression import Sparsity
-from ..workload.layer import Conv2d, LayerBase, Linear, Matmul, Recurrent
-from ..workload.workload import Workload
+from .compression import Sparsity
+from .layer import Conv2d, LayerBase, Linear, Matmul, Recurrent
+from .workload import Workload
 
 #: allowed |measured density - declared density| (absolute) before a mask is rejected
 DENSITY_TOLERANCE = 0.02
@@ -180,6 +180,15 @@ def layer_mask(workload: Workload | None, layer: LayerBase, *, tolerance: float 
     if raw is None:
         return None
     return validate_mask(raw, layer, source=_mask_source(workload), tolerance=tolerance)
+
+
+def validate_workload_masks(workload: Workload) -> None:
+    """Validate every mask the workload's layers name (done by :func:`accelsim.workload.load_workload`,
+    so a bad mask file fails when it loads, not in the middle of a simulation)."""
+    if workload.masks is None:
+        return
+    for layer in workload.layers:
+        layer_mask(workload, layer)
 
 
 # --- structure counts (shared by the engines) ------------------------------------------------

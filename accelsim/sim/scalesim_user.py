@@ -64,9 +64,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..hardware.systolic import SystolicArray
+    from ..stats import TopologyRow
 
 __all__ = [
     "ScaleSimLayer",
@@ -75,6 +80,7 @@ __all__ = [
     "ScaleSimClosedForm",
     "closed_form_counts",
     "simulate_user_mode",
+    "timing_of_row",
 ]
 
 _DATAFLOWS = {"os": 0, "ws": 1, "is": 2}
@@ -709,3 +715,21 @@ def simulate_user_mode(layer: ScaleSimLayer, array: ScaleSimArray) -> ScaleSimUs
         ifmap_prefetches=int(n_if_pf),
         filter_prefetches=int(n_fl_pf),
     )
+
+
+def timing_of_row(row: "TopologyRow", hw: "SystolicArray") -> tuple[int, int, str]:
+    """(stall cycles, fill cycles, source) of one topology row on a ``scalesim_user`` systolic array.
+
+    Fill is SCALE-Sim's "incl. prefetch" cycles beyond its "Total Cycles"; there is no drain.
+    """
+    ports = hw.scalesim_ports
+    if ports is None:  # validated by SystolicArray
+        raise ValueError("stall_model 'scalesim_user' needs scalesim_ports")
+    arr = ScaleSimArray(
+        hw.rows, hw.cols, hw.dataflow, hw.ifmap_sram.size_kb, hw.filter_sram.size_kb, hw.ofmap_sram.size_kb,
+        ports.ifmap_words_per_cycle, ports.filter_words_per_cycle, ports.ofmap_words_per_cycle,
+    )
+    layer = ScaleSimLayer(row.ifmap_h, row.ifmap_w, row.filter_h, row.filter_w, row.channels, row.num_filters, row.stride)
+    res = simulate_user_mode(layer, arr)
+    extra = res.total_cycles_incl_prefetch - res.compute_cycles
+    return res.stall_cycles, max(extra, 0), "SCALE-Sim 3.0.0 USER-mode emulation" + ("" if res.exact else " (approximate)")

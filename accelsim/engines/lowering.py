@@ -1,0 +1,216 @@
+"""Lowering pieces every engine shares: memory-bound layers and run-length encoding of tiles.
+
+Memory-bound (element-wise, pooling) layers run on a vector unit of ``lanes`` lanes, one op per
+lane per cycle: :func:`vector_work` counts them, :func:`stream_tiles` splits the stream into
+tiles that fit a buffer half, :func:`vector_program` assembles the LayerProgram from the counts
+(no MACs; DRAM traffic = inputs read once, outputs written once unless the engine says otherwise).
+
+- :func:`compress_runs`: consecutive identical tiles -> ``Repeat((tile,), n)``;
+- :func:`compress_runs_arrays`: the same from columns of numbers (no Tile per element);
+- :func:`compress_sequence`: concatenate blocks of nodes, merging consecutive identical blocks
+  into one ``Repeat`` (loop nests: identical inner loops of an outer loop);
+- :func:`compress_periodic`: runs of a repeating *pattern* of blocks (period up to
+  ``max_period``), e.g. pixel tiles that fall on output rows with a short period;
+- :func:`node_cycles`: compute cycles of a node without expanding it.
+
+Every encoder returns nodes whose expansion (:func:`accelsim.stats.iter_tiles`) is exactly the
+input tile sequence.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..stats import Action, LayerProgram, Node, Repeat, Tile, split_tile
+from ..workload.layer import Elementwise, Pool, ceil_div
+
+
+@dataclass(frozen=True)
+class VectorWork:
+    """An element-wise/pooling layer on a vector unit: ops, cycles and its DRAM streams (bits)."""
+
+    ops: int
+    cycles: int
+    read_bits: int
+    write_bits: int
+    act_bits: int
+
+
+def vector_work(layer: Elementwise | Pool, lanes: int, act_bits: int) -> VectorWork:
+    """Ops at one per lane per cycle (at least one cycle); inputs read and outputs written once."""
+    ops = layer.vector_ops
+    return VectorWork(ops, max(ceil_div(ops, lanes), 1), layer.input_words * act_bits, layer.output_words * act_bits,
+                      act_bits)
+
+
+def stream_tiles(load_bits: int, cycles: int, store_bits: int, parts: int, *, spread_stores: bool = False) -> list[Tile]:
+    """Split one stream into ``parts`` tiles (never more than ``cycles``): loads and cycles evenly;
+    stores with the last tile (:func:`accelsim.stats.split_tile`) or, with ``spread_stores``, evenly."""
+    if not spread_stores:
+        return split_tile(Tile(load_bits, cycles, store_bits), parts)
+    parts = max(min(parts, cycles), 1)
+    return [Tile(load_bits * (i + 1) // parts - load_bits * i // parts, cycles * (i + 1) // parts - cycles * i // parts,
+                 store_bits * (i + 1) // parts - store_bits * i // parts) for i in range(parts)]
+
+
+def vector_program(layer: Elementwise | Pool, work: VectorWork, *, engine: str, body: tuple[Node, ...],
+                   actions: list[Action], pe_count: int, compute_cycles: int | None = None,
+                   dram_read_bits: dict[str, int] | None = None, dram_write_bits: dict[str, int] | None = None,
+                   sram_accesses: dict[str, int] | None = None, extra: dict[str, float] | None = None) -> LayerProgram:
+    """The LayerProgram of a memory-bound layer from its counts (``compute_cycles`` defaults to
+    ``work.cycles``; DRAM defaults to ``work``'s read/write streams, which are also compulsory)."""
+    reads = {"ifmap": work.read_bits} if dram_read_bits is None else dram_read_bits
+    writes = {"ofmap": work.write_bits} if dram_write_bits is None else dram_write_bits
+    return LayerProgram(
+        layer=layer.name, op=layer.op, engine=engine, body=body,
+        compute_cycles=work.cycles if compute_cycles is None else compute_cycles, actions=actions, macs=0, dense_macs=0,
+        pe_count=pe_count, mapping_efficiency=1.0, dram_read_bits=reads, dram_write_bits=writes,
+        compulsory_read_bits=sum(reads.values()), compulsory_write_bits=sum(writes.values()),
+        sram_accesses=dict(sram_accesses or {}), extra=dict(extra or {}),
+    )
+
+
+def compress_runs(tiles: Sequence[Tile]) -> tuple[Node, ...]:
+    """Run-length encode consecutive identical tiles."""
+    out: list[Node] = []
+    i = 0
+    n_tiles = len(tiles)
+    while i < n_tiles:
+        j = i
+        while j + 1 < n_tiles and tiles[j + 1] == tiles[i]:
+            j += 1
+        n = j - i + 1
+        out.append(tiles[i] if n == 1 else Repeat((tiles[i],), n))
+        i = j + 1
+    return tuple(out)
+
+
+def compress_runs_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, store_bits: np.ndarray,
+                         decode_cycles: np.ndarray | None = None) -> tuple[Node, ...]:
+    """:func:`compress_runs` of the tiles given column-wise (equal-length integer arrays)."""
+    cols = [np.asarray(load_bits, dtype=np.int64), np.asarray(compute_cycles, dtype=np.int64),
+            np.asarray(store_bits, dtype=np.int64)]
+    if decode_cycles is not None:
+        cols.append(np.asarray(decode_cycles, dtype=np.int64))
+    n = len(cols[0])
+    if n == 0:
+        return ()
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for col in cols:
+        change[1:] |= col[1:] != col[:-1]
+    starts = np.flatnonzero(change)
+    counts = np.diff(np.append(starts, n)).tolist()
+    values = [col[starts].tolist() for col in cols]
+    out: list[Node] = []
+    for idx, count in enumerate(counts):
+        tile = Tile(*(v[idx] for v in values))
+        out.append(tile if count == 1 else Repeat((tile,), count))
+    return tuple(out)
+
+
+def compress_periodic_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, store_bits: np.ndarray,
+                             max_period: int = 64) -> tuple[Node, ...]:
+    """:func:`compress_periodic` of single-tile blocks given column-wise: runs of a repeating
+    pattern of up to ``max_period`` tiles become one ``Repeat`` of the run-length encoded pattern
+    (e.g. the row folds of a convolution, whose input words repeat with the output row)."""
+    rows = np.stack([np.asarray(load_bits, dtype=np.int64), np.asarray(compute_cycles, dtype=np.int64),
+                     np.asarray(store_bits, dtype=np.int64)], axis=1)
+    n = len(rows)
+    if n == 0:
+        return ()
+    change = np.ones(n, dtype=bool)
+    change[1:] = np.any(rows[1:] != rows[:-1], axis=1)
+    if int(change.sum()) <= 2:  # at most two runs: nothing periodic beyond run-length encoding
+        return compress_runs_arrays(rows[:, 0], rows[:, 1], rows[:, 2])
+    _, ids = np.unique(rows, axis=0, return_inverse=True)
+    ids = ids.reshape(-1)
+    pmax = min(max_period, n // 2)
+    periods = np.arange(1, pmax + 1)
+    # run[p - 1, i]: how many of positions i, i+1, ... (consecutively) equal the position p later
+    pos = np.arange(n)
+    later = periods[:, None] + pos[None, :]
+    padded = np.concatenate([ids, np.full(pmax, -1)])
+    eq = (ids[None, :] == padded[later]) & (later < n)
+    stop = np.where(eq, n, pos[None, :])
+    next_false = np.minimum.accumulate(stop[:, ::-1], axis=1)[:, ::-1]
+    run = next_false - pos[None, :]
+    row_list = rows.tolist()
+    out: list[Node] = []
+    i = 0
+    while i < n:
+        reps = run[:, i] // periods + 1
+        cover = np.where(reps > 1, reps * periods, 0)
+        k = int(np.argmax(cover))  # first (smallest) period of the longest covered stretch
+        best_p, best_reps = (int(periods[k]), int(reps[k])) if cover[k] > 1 else (1, 1)
+        body = compress_runs([Tile(*r) for r in row_list[i:i + best_p]])
+        if best_reps > 1:
+            out.append(Repeat(body, best_reps))
+        else:
+            out.extend(body)
+        i += best_p * best_reps
+    return tuple(out)
+
+
+def compress_sequence(blocks: Sequence[tuple[Node, ...]]) -> tuple[Node, ...]:
+    """Concatenate node blocks, merging consecutive identical blocks into a ``Repeat``."""
+    out: list[Node] = []
+    i = 0
+    n_blocks = len(blocks)
+    while i < n_blocks:
+        j = i
+        while j + 1 < n_blocks and (blocks[j + 1] is blocks[i] or blocks[j + 1] == blocks[i]):
+            j += 1
+        n = j - i + 1
+        if n == 1:
+            out.extend(blocks[i])
+        else:
+            out.append(Repeat(tuple(blocks[i]), n))
+        i = j + 1
+    return tuple(out)
+
+
+def compress_periodic(blocks: Sequence[tuple[Node, ...]], max_period: int = 64) -> list[Node]:
+    """Run-length encode periodic runs of blocks.
+
+    A run of ``reps`` repetitions of a ``p``-block pattern (``p <= max_period``, the longest
+    covered stretch wins) becomes one :class:`~accelsim.stats.Repeat`, so the simulator can
+    fast-forward it; the tiles inside a pattern are run-length encoded.
+    """
+    n = len(blocks)
+    if n == 0:
+        return []
+    ids_of: dict[tuple[Node, ...], int] = {}
+    ids = np.array([ids_of.setdefault(b, len(ids_of)) for b in blocks], dtype=np.int64)
+    periods = range(1, min(max_period, n // 2) + 1)
+    run: dict[int, np.ndarray] = {}
+    for p in periods:  # run[p][i] = how many of ids[i:], ids[i+1:], ... equal the id p later
+        eq = (ids[:-p] == ids[p:]).astype(np.int64)
+        r = np.zeros(n + 1, dtype=np.int64)
+        for i in range(n - p - 1, -1, -1):
+            r[i] = r[i + 1] + 1 if eq[i] else 0
+        run[p] = r
+    out: list[Node] = []
+    i = 0
+    while i < n:
+        best_p, best_reps = 1, 1
+        for p in periods:
+            reps = int(run[p][i]) // p + 1
+            if reps > 1 and reps * p > best_reps * best_p:
+                best_p, best_reps = p, reps
+        body = compress_runs([t for blk in blocks[i:i + best_p] for t in blk])  # type: ignore[misc]
+        if best_reps > 1:
+            out.append(Repeat(body, best_reps))
+        else:
+            out.extend(body)
+        i += best_p * best_reps
+    return out
+
+
+def node_cycles(node: Node) -> int:
+    """Compute cycles of ``node`` (a Repeat counts its body ``count`` times)."""
+    if isinstance(node, Tile):
+        return node.compute_cycles
+    return node.count * sum(node_cycles(b) for b in node.body)

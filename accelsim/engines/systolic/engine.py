@@ -1,0 +1,121 @@
+"""The systolic-array engine: dense fold mapping (:mod:`.folds`), sparse modes (:mod:`.sparse`),
+a vector unit for memory-bound layers, and the SCALE-Sim topology row that the ``scalesim_user``
+stall model (:mod:`accelsim.sim.scalesim_user`) replays."""
+from __future__ import annotations
+
+from ...hardware.systolic import SystolicArray
+from ...stats import Action, LayerProgram, Node, Repeat, TopologyRow
+from ...workload.layer import Elementwise, LayerBase, Pool, ceil_div
+from ...workload.masks import layer_mask
+from ...workload.workload import Workload
+from ..base import Engine
+from ..lowering import compress_runs, stream_tiles, vector_program, vector_work
+from .folds import GemmLowering, OperandBits, fold_plan, peel_last, sram_word_accesses
+from .program import LayerCounters, systolic_program
+from .sparse import lower_sparse, sparse_mode as _sparse_mode
+
+
+def topology_row(layer: LayerBase) -> TopologyRow:
+    """A single-GEMM conv/linear layer as a SCALE-Sim topology row (a GEMM ``M, N, K`` is
+    ``ifmap M x K``, filter ``1 x K``, one channel, ``N`` filters, stride 1)."""
+    g = layer.gemms()[0]
+    if g.conv is not None:
+        c = g.conv
+        return TopologyRow(c.in_h, c.in_w, c.kernel_h, c.kernel_w, c.channels, g.n, c.stride_h)
+    return TopologyRow(g.m, g.k, 1, g.k, 1, g.n, 1)
+
+
+class SystolicEngine(Engine[SystolicArray]):
+    """Engine for :class:`~accelsim.hardware.systolic.SystolicArray`."""
+
+    def supports(self, layer: LayerBase, hw: SystolicArray) -> tuple[bool, str]:
+        sp = layer.compression.sparsity
+        if hw.stall_model == "scalesim_user":
+            gemms = layer.gemms()
+            if len(gemms) != 1 or gemms[0].count != 1 or layer.op not in ("conv2d", "linear"):
+                return False, ("the SCALE-Sim USER-mode emulation runs single-GEMM conv2d/linear layers only "
+                               "(SCALE-Sim has no groups, matmul heads or recurrent layers)")
+            conv = gemms[0].conv
+            if conv is not None and (conv.pad_h or conv.pad_w or conv.dilation_h > 1 or conv.stride_h != conv.stride_w):
+                return False, "the SCALE-Sim USER-mode emulation needs unpadded, undilated convs with equal strides"
+        if sp.kind not in ("dense", "channel", "filter"):
+            # Structured pruning that shrinks shapes is dense by the time it reaches us. Other
+            # sparsity is run dense (no skipping) -- stated in the report notes, never silently.
+            return True, f"{sp.kind} sparsity runs dense unless a matching hw.sparse option is on"
+        return True, ""
+
+    #: how ``hw.sparse`` runs a layer: (mode, reason); see :func:`.sparse.sparse_mode`
+    sparse_mode = staticmethod(_sparse_mode)
+
+    def lower(self, layer: LayerBase, hw: SystolicArray, workload: Workload | None = None) -> LayerProgram:
+        if isinstance(layer, (Elementwise, Pool)):
+            return self._lower_vector(layer, hw)
+        sparse_reason = ""
+        if hw.sparse.any:
+            mask = layer_mask(workload, layer)
+            mode, sparse_reason = _sparse_mode(layer, hw, mask)
+            if mode is not None:
+                return lower_sparse(layer, hw, workload, mode, sparse_reason, mask)
+        q = layer.compression.quant
+        bits = OperandBits(a=q.act_bits, b=q.weight_bits, c=q.act_bits, psum=hw.energy.accumulator_bits)
+        nodes: list[Node] = []
+        c = LayerCounters()
+        for g in layer.gemms():
+            plan = fold_plan(g, hw.rows, hw.cols, hw.dataflow)
+            sram = sram_word_accesses(g, plan, hw.dataflow)
+            for key in c.sram:
+                c.sram[key] += sram[key] * g.count
+            c.macs += g.macs
+            c.eff_num += plan.sr * plan.sc / (hw.rows * hw.cols) * g.count
+            c.eff_den += plan.folds * g.count
+            c.compute_cycles += plan.folds * plan.cycles_per_fold * g.count
+            b_shared = g.b_distinct == 1  # e.g. recurrent weights: the same at every time step
+            first = GemmLowering(g, hw, bits)
+            nodes.extend(first.tiles())
+            lowerings = [(first, 1)]
+            if g.count > 1:
+                b_fits = g.b_unique * bits.b <= hw.filter_sram.size_bits // 2
+                rest = GemmLowering(g, hw, bits, b_resident_from_before=b_shared and b_fits)
+                nodes.append(Repeat(rest.tiles(), g.count - 1))
+                lowerings.append((rest, g.count - 1))
+            for low, times in lowerings:
+                c.dram_read_bits["ifmap"] += low.dram_a * times
+                c.dram_read_bits["filter"] += low.dram_b * times
+                c.dram_read_bits["psum"] += low.dram_psum_read * times
+                c.dram_write_bits["ofmap"] += low.dram_c * times
+                c.dram_write_bits["psum"] += low.dram_psum_write * times
+            c.compulsory_read_bits += g.a_unique * bits.a * g.count + g.b_unique * bits.b * g.b_distinct
+        c.compute_cycles -= 1
+        prog = systolic_program(
+            layer, hw, c, engine="systolic", body=peel_last(tuple(nodes)),
+            mac=Action("mac", "mac", c.macs, bits.b, bits.a, q.scheme), act_bits=bits.a, weight_bits=bits.b,
+            weight_unit_bits=bits.b, dense_macs=layer.densified().macs if not layer.compression.is_dense else c.macs,
+        )
+        sp = layer.compression.sparsity
+        if sp.kind not in ("dense", "channel", "filter"):
+            prog.notes.append(f"{sp.kind} sparsity (density {sp.effective_density:.2f}) executed dense: this array does not skip zeros")
+        if sparse_reason:
+            prog.notes.append(sparse_reason)
+        if hw.stall_model == "scalesim_user":
+            prog.topology = topology_row(layer)
+        return prog
+
+    def _lower_vector(self, layer: Elementwise | Pool, hw: SystolicArray) -> LayerProgram:
+        """On a ``cols``-lane vector unit, bound by DRAM; cycles counted 0-based like the folds."""
+        ab = layer.compression.quant.act_bits
+        w = vector_work(layer, hw.cols, ab)
+        tiles = stream_tiles(w.read_bits, w.cycles, w.write_bits, ceil_div(w.read_bits, hw.ifmap_sram.size_bits // 2))
+        actions = [
+            Action("vector", "op", w.ops, ab),
+            Action("ifmap_sram", "write", layer.input_words, ab),
+            Action("ifmap_sram", "read", layer.input_words, ab),
+            Action("ofmap_sram", "write", layer.output_words, ab),
+            Action("ofmap_sram", "read", layer.output_words, ab),
+            Action("dram", "read", layer.input_words, ab),
+            Action("dram", "write", layer.output_words, ab),
+        ]
+        return vector_program(
+            layer, w, engine="systolic.vector", body=peel_last(compress_runs(tiles)), actions=actions, pe_count=hw.cols,
+            compute_cycles=w.cycles - 1,
+            sram_accesses={"ifmap_sram_reads": layer.input_words, "ofmap_sram_writes": layer.output_words},
+        )
