@@ -54,10 +54,10 @@ def test_local_pool_matches_inline(tmp_path, inline_frame):
 def test_dead_worker_fails_its_chunk_and_the_sweep_goes_on(tmp_path, monkeypatch):
     real = ev_mod.Evaluator.metrics
 
-    def crash(self, prep, hw, tkey):
+    def crash(self, wl, hw, tkey):
         if hw.rows == 32:
             os._exit(3)  # a worker process dying (segfault, OOM kill)
-        return real(self, prep, hw, tkey)
+        return real(self, wl, hw, tkey)
 
     monkeypatch.setattr(ev_mod.Evaluator, "metrics", crash)  # forked workers inherit the patch
     ex = LocalExecutor(2)

@@ -14,8 +14,12 @@ from typing import Any, Iterator
 
 from ..errors import ConfigError
 from .axes import iter_grid, iter_random
+from .keys import digest
 from .spec import Sweep
 from .version import model_version
+
+__all__ = ["DesignSpace", "Point", "canonical_hardware", "digest", "hardware_of", "is_pricing_field", "set_path",
+           "timing_view", "workload_fingerprint"]
 
 #: names of fields that only price actions (the tiling and timing never depend on them)
 _NOT_FOR_TIMING_EXACT = {"name", "description", "sram_size_exponent"}
@@ -67,11 +71,6 @@ def timing_view(hw_dict: dict[str, Any]) -> dict[str, Any]:
         elif not is_pricing_field(k):
             out[k] = v
     return out
-
-
-def digest(obj: Any) -> str:
-    """sha256 of canonical JSON (sorted keys)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 def canonical_hardware(hw: Any) -> dict[str, Any]:
