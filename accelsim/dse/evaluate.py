@@ -34,6 +34,14 @@ def counters() -> dict[str, int]:
     return _counters()
 
 
+def warm_up() -> None:
+    """Import what evaluating a point needs (a pool's parent calls this before forking its workers)."""
+    import importlib
+
+    for mod in ("accelsim.api", "accelsim.dse.spec", "accelsim.dse.space"):
+        importlib.import_module(mod)
+
+
 class Evaluator:
     """Evaluates points of one sweep context; keeps workloads and the program cache."""
 
