@@ -23,7 +23,7 @@ _LAZY = {
     "load_workload": "accelsim.workload.io", "save_workload": "accelsim.workload.io",
     "Workload": "accelsim.workload.workload",
     "load_hardware": "accelsim.hardware.io",
-    "Report": "accelsim.report", "LayerStats": "accelsim.report",
+    "Report": "accelsim.report", "LayerStats": "accelsim.report", "ProgramCache": "accelsim.program_cache",
     "AccelsimError": "accelsim.errors", "ConfigError": "accelsim.errors", "UnsupportedLayerError": "accelsim.errors",
 }
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .api import simulate
     from .errors import AccelsimError, ConfigError, UnsupportedLayerError
     from .hardware.io import load_hardware
+    from .program_cache import ProgramCache
     from .report import LayerStats, Report
     from .workload.io import load_workload, save_workload
     from .workload.workload import Workload
