@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 FROZEN = ROOT / "tests" / "data" / "dse_metrics_e2c7944.json"
 
@@ -103,4 +101,3 @@ if __name__ == "__main__":  # regenerate on a reference tree: python tests/test_
 
     with tempfile.TemporaryDirectory() as d:
         sys.stdout.write(json.dumps(run_all(Path(d)), sort_keys=True, indent=0) + "\n")
-    pytest  # noqa: B018 (keeps the import used when run as a script)
