@@ -4,7 +4,8 @@ Run (about two minutes on 2 idle cores)::
 
     python benchmarks/bench_startup.py                       # baseline e2c7944, best of 5 / 3
     python benchmarks/bench_startup.py --baseline HEAD~3 --repeat 7 --sweep-repeat 5
-    python benchmarks/bench_startup.py --skip-sweep
+    python benchmarks/bench_startup.py --skip-sweep        # start-up figures only
+    python benchmarks/bench_startup.py --skip-startup      # sweep figures only
 
 The baseline is checked out into a temporary ``git worktree`` (removed at the end); every figure
 is a fresh subprocess of this interpreter with ``PYTHONPATH`` (and the working directory) set to
@@ -17,7 +18,9 @@ one tree, the two trees alternating so that load from other processes hits both 
 - structural sweep points/s with 1 and 2 workers: the 144-point grid of ``bench_sweep.py``
   (array shape x dataflow x SRAM sizes x DRAM bandwidth; every point needs a new tiling and
   simulation), points / wall time of ``run_sweep`` in a fresh process (store writes and the final
-  Pareto front included, interpreter start-up excluded), and the 1 -> 2 worker scaling.
+  Pareto front included, interpreter start-up excluded), and the 1 -> 2 worker scaling;
+- a control: the same ratio for a pure-Python CPU loop in 1 vs 2 forked processes, i.e. what the
+  machine gives any CPU-bound job at that moment (on a shared machine it is well below 2).
 
 Each figure is the best of N runs; the 1-minute load average (``/proc/loadavg``) at the start of
 that best run is printed next to it, since the machine may be shared.
@@ -47,6 +50,22 @@ with tempfile.TemporaryDirectory() as d:
     wall = time.perf_counter() - t0
 assert res.evaluated == int(sys.argv[3]), (res.evaluated, res.errors, res.invalid)
 print(json.dumps({"points_per_s": res.evaluated / wall, "wall_s": wall}))
+"""
+CONTROL_CODE = r"""
+import multiprocessing as mp, time
+def spin(n=3_000_000):
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+if __name__ == "__main__":
+    t0 = time.perf_counter(); spin(); spin(); one = time.perf_counter() - t0
+    ctx = mp.get_context("fork")
+    ps = [ctx.Process(target=spin) for _ in range(2)]
+    t0 = time.perf_counter()
+    for p in ps: p.start()
+    for p in ps: p.join()
+    print(one / (time.perf_counter() - t0))
 """
 STRUCTURAL = {
     "name": "bench_structural", "hardware": HW, "workloads": ["zoo:resnet50"],
@@ -79,7 +98,8 @@ def best(samples: list[tuple[float, float]], higher_is_better: bool = False) -> 
     return max(samples) if higher_is_better else min(samples)
 
 
-def measure(trees: dict[str, Path], repeat: int, sweep_repeat: int, sweep: bool) -> dict[str, dict[str, tuple[float, float]]]:
+def measure(trees: dict[str, Path], repeat: int, sweep_repeat: int, sweep: bool,
+            startup: bool = True) -> dict[str, dict[str, tuple[float, float]]]:
     probes = {
         "import accelsim (s)": ["-c", "import accelsim"],
         "accelsim --version (s)": ["-c", CLI, "--version"],
@@ -89,7 +109,7 @@ def measure(trees: dict[str, Path], repeat: int, sweep_repeat: int, sweep: bool)
     out: dict[str, dict[str, tuple[float, float]]] = {name: {} for name in trees}
     for tree in trees.values():  # warm the file cache (and any on-disk JIT cache) once per tree
         run(tree, probes["accelsim simulate ResNet-50 128x128 (s)"])
-    for label, args in probes.items():
+    for label, args in (probes if startup else {}).items():
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
         for _ in range(repeat):
             for name, tree in trees.items():
@@ -112,10 +132,15 @@ def measure(trees: dict[str, Path], repeat: int, sweep_repeat: int, sweep: bool)
         for name in trees:
             out[name][label] = best(samples[name], higher_is_better=True)
         print(f"  measured {label}", file=sys.stderr, flush=True)
+    control = []
+    for _ in range(sweep_repeat):  # what the machine gives a CPU-bound job at this moment
+        load = load1()
+        control.append((float(run(ROOT, ["-c", CONTROL_CODE])[1]), load))
     for name in trees:
         one = out[name]["structural sweep, 1 worker (points/s)"]
         two = out[name]["structural sweep, 2 workers (points/s)"]
         out[name]["scaling 1 -> 2 workers (x)"] = (two[0] / one[0], max(one[1], two[1]))
+        out[name]["control: pure-Python loop, 2 processes vs 1 (x)"] = best(control, higher_is_better=True)
     return out
 
 
@@ -125,6 +150,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5, help="runs per start-up figure (best is kept)")
     ap.add_argument("--sweep-repeat", type=int, default=3, help="runs per sweep figure (best is kept)")
     ap.add_argument("--skip-sweep", action="store_true")
+    ap.add_argument("--skip-startup", action="store_true")
     args = ap.parse_args()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
@@ -136,12 +162,13 @@ def main() -> None:
             trees = {f"baseline {args.baseline}": base, f"HEAD {head}{'+dirty' if dirty else ''}": ROOT}
             print(f"cpus {len(os.sched_getaffinity(0))}, python {sys.version.split()[0]}, load at start {load1():.2f}",
                   flush=True)
-            res = measure(trees, args.repeat, args.sweep_repeat, not args.skip_sweep)
+            res = measure(trees, args.repeat, args.sweep_repeat, not args.skip_sweep, not args.skip_startup)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=False)
     names = list(trees)
     labels = list(res[names[0]])
-    w = max(len(x) for x in labels)
+    w = max((len(x) for x in labels), default=22)
+    w = max(w, 22)
     print(f"\n{'best of ' + str(args.repeat) + ' (sweeps: ' + str(args.sweep_repeat) + ')':<{w}}  " +
           "  ".join(f"{n:>26}" for n in names) + "   HEAD/baseline")
     for label in labels:

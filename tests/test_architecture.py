@@ -3,7 +3,9 @@ the core runs without torch.
 
 The checker reads the import statements of every module (``ast``, nothing is imported) and
 builds the module import graph. An import at module level is a *top* edge; one inside a function
-is a *lazy* edge; imports under ``if TYPE_CHECKING:`` never run and are ignored. Rules:
+is a *lazy* edge; imports under ``if TYPE_CHECKING:`` never run and are ignored, and so are
+imports by name (``importlib.import_module(...)``: the CLI's subcommand table, the façade's lazy
+names, the hardware kind discovery). Rules:
 
 1. **Layers.** Every edge (top or lazy) between two top-level parts of the package goes down the
    layer order :data:`LAYERS`; parts on the same layer are siblings and may not import each other;
