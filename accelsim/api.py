@@ -1,16 +1,18 @@
 """``accelsim.simulate``: workload x hardware -> Report."""
 from __future__ import annotations
 
+from operator import attrgetter
 from pathlib import Path
 
-from . import __version__
-from .energy import leakage_energy_pj, price_actions
+from ._version import __version__
+from .energy import leakage_power_mw, unit_energy_pj
 from .engines.base import engine_for, lower_layer
 from .hardware.common import HardwareBase
 from .hardware.io import load_hardware
+from .program_cache import ProgramCache, count_priced
 from .report import LayerStats, Report
 from .sim.run import simulate_layer_program
-from .stats import LayerProgram, Timing
+from .stats import Action, LayerProgram, Timing
 from .workload.io import load_workload
 from .workload.workload import Workload
 
@@ -46,10 +48,52 @@ def _bottleneck(prog: LayerProgram, t: Timing, hw: HardwareBase) -> tuple[str, s
     return "compute", f"PE array busy {util:.0%} of its cycles"
 
 
-def layer_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase) -> LayerStats:
+#: what an action's energy per event depends on: every field but its count
+_UNIT_SIGNATURE = attrgetter(*(f for f in Action.__dataclass_fields__ if f != "count"))
+
+
+class Prices:
+    """``energy.price_actions`` and ``energy.leakage_energy_pj`` for one hardware, with the energy of
+    each distinct action and the leakage powers computed once (same sums in the same order, so
+    the numbers are bit-identical)."""
+
+    def __init__(self, hw: HardwareBase):
+        self.hw = hw
+        self._units: dict[tuple[object, ...], float] = {}
+        self._powers: list[float] | None = None
+
+    def dynamic_pj(self, actions: list[Action]) -> dict[str, float]:
+        """Dynamic energy per component (pJ)."""
+        out: dict[str, float] = {}
+        units = self._units
+        for a in actions:
+            sig = _UNIT_SIGNATURE(a)
+            u = units.get(sig)
+            if u is None:
+                u = units[sig] = unit_energy_pj(a, self.hw)
+            out[a.component] = out.get(a.component, 0.0) + a.count * u
+        return out
+
+    def static_pj(self, cycles: float) -> float:
+        """Leakage energy over ``cycles`` (pJ)."""
+        if self._powers is None:
+            self._powers = list(leakage_power_mw(self.hw).values())
+        return sum(self.hw.leakage_pj(p, cycles) for p in self._powers)
+
+
+def layer_energy_pj(prog: LayerProgram, timing: Timing, prices: Prices) -> dict[str, float]:
+    """Energy per component of one layer: its actions priced, plus leakage over its latency ("static")."""
+    energy = prices.dynamic_pj(prog.actions)
+    energy["static"] = prices.static_pj(timing.latency_cycles)
+    return energy
+
+
+def layer_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase, prices: Prices | None = None) -> LayerStats:
     """Combine an engine's counts, the simulator's timing and the priced energy."""
-    energy = price_actions(prog.actions, hw)
-    energy["static"] = leakage_energy_pj(hw, timing.latency_cycles)
+    return _unpriced_stats(prog, timing, hw, layer_energy_pj(prog, timing, prices or Prices(hw)))
+
+
+def _unpriced_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase, energy: dict[str, float]) -> LayerStats:
     total = timing.total_cycles
     pes = max(prog.pe_count, 1)
     bottleneck, reason = _bottleneck(prog, timing, hw)
@@ -85,12 +129,33 @@ def simulate_programs(workload: Workload, hw: HardwareBase, *, skip: bool = True
     return out
 
 
+def _cached_layer_stats(wl: Workload, hw: HardwareBase, cache: ProgramCache, timing_key: str | None,
+                        skip: bool) -> list[LayerStats]:
+    """Layer stats through ``cache``: each distinct layer lowered, timed and summarised once per hardware
+    structure (kept in the cache entry) and priced once per call."""
+    prices = Prices(hw)
+    out: list[LayerStats] = []
+    energies: dict[str, dict[str, float]] = {}
+    for layer, key, entry in cache.programs(wl, hw, timing_key=timing_key, skip=skip):
+        energy = energies.get(key)
+        if energy is None:
+            energy = energies[key] = layer_energy_pj(entry.program, entry.timing, prices)
+        template = entry.stats
+        if template is None:  # everything but energy depends on the program and timing only
+            template = entry.stats = _unpriced_stats(entry.program, entry.timing, hw, {})
+        out.append(template.copy_for(layer.name, energy))
+    count_priced(len(energies))
+    return out
+
+
 def simulate(
     workload: Workload | str | Path,
     hw: HardwareBase | str | Path,
     *,
     compare_dense: bool | None = None,
     skip: bool = True,
+    program_cache: ProgramCache | None = None,
+    timing_key: str | None = None,
 ) -> Report:
     """Simulate ``workload`` on ``hw`` layer by layer.
 
@@ -98,15 +163,26 @@ def simulate(
     ``compare_dense`` (default: when the workload is compressed) also runs the dense original
     on the same hardware and adds ``speedup_vs_dense`` / ``energy_saving_vs_dense`` per layer.
     ``skip=False`` disables the periodic fast-forward (full event replay; slow, for checking).
+    ``program_cache`` (a :class:`~accelsim.program_cache.ProgramCache`) reuses lowered and timed
+    layers across calls and across identical layers; ``timing_key`` names ``hw``'s tiling/timing
+    fields for it (hardware with equal keys must lower and time identically; default: the whole
+    config). The numbers are the same with or without a cache; with one, layers of the same shape
+    and compression share their count dicts (``sram_accesses``, ``actions_by_component``, ...):
+    treat them as read-only.
     """
     wl = _as_workload(workload)
     hardware = _as_hardware(hw)
-    stats = [layer_stats(p, t, hardware) for p, t in simulate_programs(wl, hardware, skip=skip)]
+    if program_cache is None:
+        prices = Prices(hardware)
+        stats = [layer_stats(p, t, hardware, prices) for p, t in simulate_programs(wl, hardware, skip=skip)]
+    else:
+        stats = _cached_layer_stats(wl, hardware, program_cache, timing_key, skip)
     if compare_dense is None:
         compare_dense = not wl.is_dense
     dense_totals: tuple[int, float] | None = None
     if compare_dense:
-        dense = simulate(wl.densified(), hardware, compare_dense=False, skip=skip)
+        dense = simulate(wl.densified(), hardware, compare_dense=False, skip=skip, program_cache=program_cache,
+                         timing_key=timing_key)
         dense_totals = (dense.latency_cycles, dense.energy_pj)
         _attach_dense(wl, stats, dense)
     area = engine_for(hardware).area_mm2(wl, hardware)
@@ -114,6 +190,7 @@ def simulate(
         workload=wl.name, hardware=hardware.name, hardware_kind=hardware.kind, clock_mhz=hardware.clock_mhz,
         layers=stats, hardware_summary=hardware.summary(), accelsim_version=__version__,
         compared_to_dense=bool(compare_dense), area_by_component_mm2=dict(area),
+        dram_bw_gbps=hardware.dram.bw_gbps,
         dense_latency_cycles=dense_totals[0] if dense_totals else None,
         dense_energy_pj=dense_totals[1] if dense_totals else None,
     )

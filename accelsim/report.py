@@ -7,9 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from ._validation import atomic_write_text
+from .components import COMPONENT_ORDER, component_sort_key
 
-#: energy components in plotting order
-COMPONENT_ORDER = ["mac", "pe_rf", "vector", "decoder", "ifmap_sram", "filter_sram", "ofmap_sram", "dram", "static"]
+__all__ = ["COMPONENT_ORDER", "LayerStats", "Report", "SWEEP_METRICS"]
+
+#: the scalar totals of :meth:`Report.summary` that :meth:`Report.metrics` keeps (plus energy and
+#: area by component, flattened); what the design-space explorer stores for every point
+SWEEP_METRICS = (
+    "latency_cycles", "latency_ms", "energy_pj", "energy_uj", "edp_uj_ms", "macs", "compute_cycles", "stall_cycles",
+    "utilization", "inferences_per_s", "tops_per_w", "dram_read_bytes", "dram_write_bytes", "pe_count", "clock_mhz",
+    "dram_bw_gbps", "peak_gops", "achieved_gops", "operational_intensity", "layers",
+)
 
 
 @dataclass
@@ -60,6 +68,22 @@ class LayerStats:
     def energy_pj(self) -> float:
         return float(sum(self.energy_by_component_pj.values()))
 
+    def copy_for(self, layer: str, energy_by_component_pj: dict[str, float] | None = None) -> "LayerStats":
+        """A copy for ``layer`` (same shape and compression), optionally with other energies.
+
+        The copy has its own energy dict and notes; the count dicts of the program
+        (``sram_accesses``, ``dram_read_bytes_by_operand``, ``extra``, ``actions_by_component``)
+        are shared with this one -- treat them as read-only. (Hot in sweeps: no ``__init__``.)
+        """
+        new = LayerStats.__new__(LayerStats)
+        d = new.__dict__
+        d.update(self.__dict__)
+        d["layer"] = layer
+        d["energy_by_component_pj"] = dict(self.energy_by_component_pj if energy_by_component_pj is None
+                                           else energy_by_component_pj)
+        d["notes"] = list(self.notes)
+        return new
+
     @property
     def speedup_vs_dense(self) -> float | None:
         if self.dense_latency_cycles is None or self.latency_cycles == 0:
@@ -78,7 +102,7 @@ class LayerStats:
             "compulsory_dram_bytes": self.compulsory_dram_bytes,
             "energy_pj": self.energy_pj,
         }
-        for comp in sorted(self.energy_by_component_pj, key=_comp_key):
+        for comp in sorted(self.energy_by_component_pj, key=component_sort_key):
             r[f"energy_{comp}_pj"] = self.energy_by_component_pj[comp]
         for k, v in self.sram_accesses.items():
             r[k] = v
@@ -96,8 +120,6 @@ class LayerStats:
         return r
 
 
-def _comp_key(name: str) -> tuple[int, str]:
-    return (COMPONENT_ORDER.index(name) if name in COMPONENT_ORDER else len(COMPONENT_ORDER), name)
 
 
 @dataclass
@@ -115,6 +137,7 @@ class Report:
     area_by_component_mm2: dict[str, float] = field(default_factory=dict)
     dense_latency_cycles: int | None = None
     dense_energy_pj: float | None = None
+    dram_bw_gbps: float | None = None
 
     # --- tables -----------------------------------------------------------------------------
     def to_frame(self):  # type: ignore[no-untyped-def]
@@ -133,7 +156,7 @@ class Report:
         rows = []
         for s in self.layers:
             busy = {"mac": s.compute_cycles, "dram": s.dram_busy_cycles, "decoder": s.decode_busy_cycles}
-            comps = sorted(set(s.energy_by_component_pj) | set(s.actions_by_component), key=_comp_key)
+            comps = sorted(set(s.energy_by_component_pj) | set(s.actions_by_component), key=component_sort_key)
             for comp in comps:
                 acts = s.actions_by_component.get(comp, {})
                 rows.append({"layer": s.layer, "component": comp, **{f"{a}_count": n for a, n in sorted(acts.items())},
@@ -146,7 +169,7 @@ class Report:
 
         rows = [
             {"layer": s.layer, "component": comp, "energy_pj": e}
-            for s in self.layers for comp, e in sorted(s.energy_by_component_pj.items(), key=lambda kv: _comp_key(kv[0]))
+            for s in self.layers for comp, e in sorted(s.energy_by_component_pj.items(), key=lambda kv: component_sort_key(kv[0]))
         ]
         return pd.DataFrame(rows)
 
@@ -168,41 +191,81 @@ class Report:
         return sum(s.macs for s in self.layers)
 
     def summary(self) -> dict[str, Any]:
-        """Network totals: latency, energy, utilisation, throughput and efficiency."""
-        latency_s = self.latency_cycles / (self.clock_mhz * 1e6)
-        energy_j = self.energy_pj * 1e-12
-        pe_cycles = sum(s.total_cycles * s.pe_count for s in self.layers if s.macs)
+        """Network totals: latency, energy, utilisation, throughput, efficiency and the roofline
+        coordinates (``peak_gops`` = 2 x PEs x clock, ``achieved_gops``, ``operational_intensity`` =
+        2 x MACs per DRAM byte); ``edp_uj_ms`` = energy x latency. Every metric the design-space
+        explorer stores is here (:meth:`metrics` is the flat view)."""
+        # one pass, the same sums in the same order as the properties (bit-identical totals)
+        latency = total = compute = stall = macs = pe_cycles = pe_max = 0
+        energy_sum: float = 0
+        dram_r: float = 0
+        dram_w: float = 0
         by_comp: dict[str, float] = {}
+        bott: dict[str, int] = {}
         for s in self.layers:
-            for k, v in s.energy_by_component_pj.items():
+            comp_s = s.compute_cycles
+            stall_s = s.stall_cycles
+            lat_s = s.fill_cycles + comp_s + stall_s + s.drain_cycles
+            latency += lat_s
+            total += comp_s + stall_s
+            compute += comp_s
+            stall += stall_s
+            macs += s.macs
+            if s.macs:
+                pe_cycles += (comp_s + stall_s) * s.pe_count
+            if s.pe_count > pe_max:
+                pe_max = s.pe_count
+            energy = s.energy_by_component_pj
+            energy_sum += float(sum(energy.values()))
+            for k, v in energy.items():
                 by_comp[k] = by_comp.get(k, 0.0) + v
+            dram_r += s.dram_read_bytes
+            dram_w += s.dram_write_bytes
+            bott[s.bottleneck] = bott.get(s.bottleneck, 0) + lat_s
+        energy_pj = float(energy_sum)
+        latency_s = latency / (self.clock_mhz * 1e6)
+        energy_j = energy_pj * 1e-12
         out: dict[str, Any] = {
             "workload": self.workload, "hardware": self.hardware, "layers": len(self.layers),
-            "macs": self.macs, "compute_cycles": sum(s.compute_cycles for s in self.layers),
-            "stall_cycles": sum(s.stall_cycles for s in self.layers), "total_cycles": self.total_cycles,
-            "latency_cycles": self.latency_cycles, "latency_ms": latency_s * 1e3,
+            "macs": macs, "compute_cycles": compute, "stall_cycles": stall, "total_cycles": total,
+            "latency_cycles": latency, "latency_ms": latency_s * 1e3,
             "inferences_per_s": 1.0 / latency_s if latency_s else float("inf"),
-            "utilization": self.macs / pe_cycles if pe_cycles else 0.0,
-            "energy_pj": self.energy_pj, "energy_uj": self.energy_pj * 1e-6,
-            "tops_per_w": (2 * self.macs / energy_j) / 1e12 if energy_j else 0.0,
-            "dram_read_bytes": sum(s.dram_read_bytes for s in self.layers),
-            "dram_write_bytes": sum(s.dram_write_bytes for s in self.layers),
-            "energy_by_component_pj": dict(sorted(by_comp.items(), key=lambda kv: _comp_key(kv[0]))),
+            "utilization": macs / pe_cycles if pe_cycles else 0.0,
+            "energy_pj": energy_pj, "energy_uj": energy_pj * 1e-6,
+            "edp_uj_ms": energy_pj * 1e-6 * latency_s * 1e3,
+            "tops_per_w": (2 * macs / energy_j) / 1e12 if energy_j else 0.0,
+            "dram_read_bytes": dram_r, "dram_write_bytes": dram_w,
+            "pe_count": pe_max, "clock_mhz": self.clock_mhz, "dram_bw_gbps": self.dram_bw_gbps,
+            "peak_gops": 2 * pe_max * self.clock_mhz * 1e6 / 1e9,
+            "achieved_gops": 2 * macs / latency_s / 1e9 if latency_s else 0.0,
+            "operational_intensity": 2 * macs / (dram_r + dram_w) if dram_r + dram_w else float("inf"),
+            "energy_by_component_pj": dict(sorted(by_comp.items(), key=lambda kv: component_sort_key(kv[0]))),
         }
         if self.area_by_component_mm2:
             out["area_mm2"] = float(sum(self.area_by_component_mm2.values()))
             out["area_by_component_mm2"] = dict(self.area_by_component_mm2)
-        bott: dict[str, int] = {}
-        for s in self.layers:
-            bott[s.bottleneck] = bott.get(s.bottleneck, 0) + s.latency_cycles
-        out["latency_share_by_bottleneck"] = {k: v / self.latency_cycles for k, v in bott.items()} if self.latency_cycles else {}
+        out["latency_share_by_bottleneck"] = {k: v / latency for k, v in bott.items()} if latency else {}
         if self.compared_to_dense:
             dense_lat = self.dense_latency_cycles or 0
             dense_e = self.dense_energy_pj or 0.0
             out["dense_latency_cycles"] = dense_lat
-            out["speedup_vs_dense"] = dense_lat / self.latency_cycles if self.latency_cycles else None
+            out["speedup_vs_dense"] = dense_lat / latency if latency else None
             out["dense_energy_pj"] = dense_e
-            out["energy_saving_vs_dense"] = dense_e / self.energy_pj if self.energy_pj else None
+            out["energy_saving_vs_dense"] = dense_e / energy_pj if energy_pj else None
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        """The flat numbers a sweep stores for a design point: :data:`SWEEP_METRICS` from
+        :meth:`summary`, ``energy_<component>_pj`` per component and, for kinds with an area
+        model, ``area_mm2`` and ``area_<component>_mm2``."""
+        s = self.summary()
+        out: dict[str, Any] = {k: s[k] for k in SWEEP_METRICS}
+        for c, v in s["energy_by_component_pj"].items():
+            out[f"energy_{c}_pj"] = v
+        if "area_mm2" in s:
+            out["area_mm2"] = s["area_mm2"]
+            for c, v in s["area_by_component_mm2"].items():
+                out[f"area_{c}_mm2"] = float(v)
         return out
 
     def summary_text(self) -> str:
@@ -226,23 +289,27 @@ class Report:
         return "\n".join(lines)
 
     def table(self, max_rows: int | None = None) -> str:
-        """A human-readable per-layer table."""
-        df = self.to_frame()
-        cols = ["layer", "op", "compute_cycles", "stall_cycles", "total_cycles", "utilization", "dram_read_bytes",
-                "dram_write_bytes", "energy_pj", "bottleneck"]
+        """A human-readable per-layer table (columns right-aligned, as pandas' ``to_string`` prints
+        them; rendered without pandas so a CLI run does not pay for importing it)."""
+        head = ["layer", "op", "compute_cycles", "stall_cycles", "total_cycles", "utilization", "dram_rd_kb",
+                "dram_wr_kb", "energy_uj"]
         if self.compared_to_dense:
-            cols.insert(-1, "speedup_vs_dense")
-        view = df[cols].copy()
-        view["utilization"] = (view["utilization"] * 100).map(lambda v: f"{v:5.1f}%")
-        view["dram_read_bytes"] = (view["dram_read_bytes"] / 1024).map(lambda v: f"{v:,.1f}")
-        view["dram_write_bytes"] = (view["dram_write_bytes"] / 1024).map(lambda v: f"{v:,.1f}")
-        view["energy_pj"] = (view["energy_pj"] / 1e6).map(lambda v: f"{v:,.3f}")
-        if "speedup_vs_dense" in view:
-            view["speedup_vs_dense"] = view["speedup_vs_dense"].map(lambda v: f"{v:.2f}x")
-        view = view.rename(columns={"dram_read_bytes": "dram_rd_kb", "dram_write_bytes": "dram_wr_kb", "energy_pj": "energy_uj"})
-        if max_rows is not None and len(view) > max_rows:
-            view = view.head(max_rows)
-        return view.to_string(index=False)
+            head.append("speedup_vs_dense")
+        head.append("bottleneck")
+        layers = self.layers if max_rows is None else self.layers[:max_rows]
+        rows = []
+        for s in layers:
+            cells = [s.layer, s.op, str(s.compute_cycles), str(s.stall_cycles), str(s.total_cycles),
+                     f"{s.utilization * 100:5.1f}%", f"{s.dram_read_bytes / 1024:,.1f}",
+                     f"{s.dram_write_bytes / 1024:,.1f}", f"{s.energy_pj / 1e6:,.3f}"]
+            if self.compared_to_dense:
+                sp = s.speedup_vs_dense
+                cells.append("n/a" if sp is None else f"{sp:.2f}x")
+            cells.append(s.bottleneck)
+            rows.append(cells)
+        numeric = {2, 3, 4}  # pandas keeps one more column of room before a number column's header
+        widths = [max([len(h) + (i in numeric)] + [len(r[i]) for r in rows]) for i, h in enumerate(head)]
+        return "\n".join(" ".join(c.rjust(w) for c, w in zip(line, widths)) for line in [head, *rows])
 
     # --- output -----------------------------------------------------------------------------
     def to_csv(self, path: str | Path) -> None:

@@ -29,10 +29,9 @@ def sweep_dict(**over):
 def _metrics(wl, hw):
     ctx = {"id": "x", "workloads": [], "compression": None}
     ev = Evaluator(ctx)
-    prep = ev._prepare(wl)
     from accelsim.dse.space import canonical_hardware, digest
 
-    return ev.metrics(prep, hw, digest(timing_view(canonical_hardware(hw))))
+    return ev.metrics(wl, hw, digest(timing_view(canonical_hardware(hw))))
 
 
 @pytest.mark.parametrize("hw_file,model,kwargs", [
@@ -170,10 +169,10 @@ def test_invalid_points_recorded_not_crashed(tmp_path):
 def test_failing_point_records_error_and_sweep_goes_on(tmp_path, monkeypatch):
     real = ev_mod.Evaluator.metrics
 
-    def flaky(self, prep, hw, tkey):
+    def flaky(self, wl, hw, tkey):
         if hw.rows == 32:
             raise ZeroDivisionError("boom at 32 rows")
-        return real(self, prep, hw, tkey)
+        return real(self, wl, hw, tkey)
 
     monkeypatch.setattr(ev_mod.Evaluator, "metrics", flaky)
     store = tmp_path / "s.sqlite"

@@ -51,13 +51,33 @@ def test_local_pool_matches_inline(tmp_path, inline_frame):
     assert str(os.getpid()) not in pids and len(pids) >= 1
 
 
+def test_local_pool_forks_after_loading_the_simulator_once(tmp_path):
+    """The parent loads the simulator before forking (workers inherit it) and unfreezes its heap after."""
+    import gc
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, sys\n"
+        "from accelsim.dse import run_sweep\n"
+        f"res = run_sweep({{**{SWEEP!r}, 'workloads': ['zoo:tiny_cnn'], 'axes': {{'rows': [8, 16]}}}}, "
+        f"{str(tmp_path / 's.sqlite')!r}, workers=2)\n"
+        "assert res.evaluated == 2 and res.executor == 'local', res\n"
+        "print('accelsim.api' in sys.modules, gc.get_freeze_count())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "0"]  # loaded in the parent; nothing left frozen
+    assert gc.get_freeze_count() == 0
+
+
 def test_dead_worker_fails_its_chunk_and_the_sweep_goes_on(tmp_path, monkeypatch):
     real = ev_mod.Evaluator.metrics
 
-    def crash(self, prep, hw, tkey):
+    def crash(self, wl, hw, tkey):
         if hw.rows == 32:
             os._exit(3)  # a worker process dying (segfault, OOM kill)
-        return real(self, prep, hw, tkey)
+        return real(self, wl, hw, tkey)
 
     monkeypatch.setattr(ev_mod.Evaluator, "metrics", crash)  # forked workers inherit the patch
     ex = LocalExecutor(2)

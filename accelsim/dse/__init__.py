@@ -10,14 +10,38 @@ Modules: :mod:`.spec` (sweep file schema), :mod:`.axes`, :mod:`.space` (points a
 :mod:`.store` (SQLite WAL), :mod:`.evaluate` (cached pricing in workers), :mod:`.executors`
 (local processes, dask), :mod:`.runner`, :mod:`.pareto`, :mod:`.search` (NSGA-II via optuna),
 :mod:`.coexplore` (compression x hardware with accuracy from the front-end), :mod:`.cli`.
-dask and optuna are imported only when used.
+dask and optuna are imported only when used; the names below load on first use (so the CLI
+registers ``accelsim sweep`` without importing the explorer).
 """
-from .pareto import hypervolume, non_dominated_mask, non_dominated_sort, pareto_front
-from .runner import SweepResult, front_of, run_sweep
-from .spec import Sweep, load_sweep
-from .store import ResultsStore, export, load
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "run_sweep": "runner", "front_of": "runner", "SweepResult": "runner",
+    "load_sweep": "spec", "Sweep": "spec",
+    "load": "store", "export": "store", "ResultsStore": "store",
+    "pareto_front": "pareto", "hypervolume": "pareto", "non_dominated_mask": "pareto", "non_dominated_sort": "pareto",
+}
 
 __all__ = [
     "run_sweep", "load_sweep", "load", "export", "pareto_front", "hypervolume", "non_dominated_mask",
     "non_dominated_sort", "front_of", "ResultsStore", "Sweep", "SweepResult",
 ]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pareto import hypervolume, non_dominated_mask, non_dominated_sort, pareto_front
+    from .runner import SweepResult, front_of, run_sweep
+    from .spec import Sweep, load_sweep
+    from .store import ResultsStore, export, load
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (PEP 562)."""
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value

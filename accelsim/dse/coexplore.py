@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from .._validation import atomic_write_bytes, atomic_write_text
 from ..errors import ConfigError
-from .space import digest
+from .keys import digest
 
 DEFAULT_EVALUATOR = "accelsim.frontend.evaluate:evaluate_recipe"
 

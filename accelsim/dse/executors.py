@@ -10,6 +10,7 @@ dask is imported only by :class:`DaskExecutor` (``pip install 'accelsim[dask]'``
 """
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import sys
@@ -55,6 +56,22 @@ def _init_worker() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def _prefork() -> None:
+    """Prepare this process to be forked by a pool: load what every worker needs once, here.
+
+    ``import accelsim`` loads almost nothing, so without this each forked worker would import
+    the simulator (API, engines, their numba kernels) on its first point -- the same work in
+    every worker. Then ``gc.freeze()`` moves the heap out of the collector's reach, so workers do
+    not touch (and copy) every inherited page at their first collection (copy-on-write pages stay
+    shared); the parent unfreezes once the workers are forked.
+    """
+    from .evaluate import warm_up
+
+    warm_up()
+    gc.collect()
+    gc.freeze()
+
+
 def _run_chunk(context: dict[str, Any], chunk: Chunk) -> list[dict[str, Any]]:
     return evaluate_chunk(context, chunk)
 
@@ -78,13 +95,26 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None):
         self.workers = workers or default_workers()
         self._pool: ProcessPoolExecutor | None = None
+        self._forked = False
         self._ensure_pool()
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_mp_context(),
                                              initializer=_init_worker)
+            self._forked = False
         return self._pool
+
+    def _submit(self, context: dict[str, Any], chunk: Chunk) -> Future:
+        pool = self._ensure_pool()
+        if self._forked or _mp_context().get_start_method() != "fork":
+            return pool.submit(_run_chunk, context, chunk)
+        _prefork()  # a fork pool starts all its workers at the first submit
+        try:
+            return pool.submit(_run_chunk, context, chunk)
+        finally:
+            self._forked = True
+            gc.unfreeze()
 
     def run(self, context: dict[str, Any], chunks: Iterable[Chunk], max_in_flight: int | None = None) -> Iterator[Outcome]:
         limit = max_in_flight or 2 * self.workers
@@ -98,7 +128,7 @@ class LocalExecutor:
                     exhausted = True
                     break
                 try:
-                    pending[self._ensure_pool().submit(_run_chunk, context, chunk)] = chunk
+                    pending[self._submit(context, chunk)] = chunk
                 except BrokenProcessPool as exc:
                     self._pool = None
                     yield chunk, exc

@@ -20,7 +20,8 @@ from typing import Any, Iterable, Iterator
 from ..errors import ConfigError
 from .executors import make_executor
 from .pareto import pareto_front
-from .space import DesignSpace, Point, digest, workload_fingerprint
+from .keys import digest
+from .space import DesignSpace, Point, workload_fingerprint
 from .spec import Sweep, feasible_mask, load_sweep
 from .store import FINISHED, ResultsStore
 

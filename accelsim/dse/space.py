@@ -14,8 +14,12 @@ from typing import Any, Iterator
 
 from ..errors import ConfigError
 from .axes import iter_grid, iter_random
+from .keys import digest
 from .spec import Sweep
 from .version import model_version
+
+__all__ = ["DesignSpace", "Point", "canonical_hardware", "digest", "hardware_of", "is_pricing_field", "set_path",
+           "timing_view", "workload_fingerprint"]
 
 def _hardware_class(kind: str) -> Any:
     from ..errors import ConfigError
@@ -26,13 +30,11 @@ def _hardware_class(kind: str) -> Any:
         raise ConfigError(f"unknown hardware kind {kind!r}", field="kind")
     return spec.hardware
 
-
 def is_pricing_field(path: str, kind: str) -> bool:
     """Whether hardware field ``path`` of ``kind`` only changes prices (energy per action, labels), not
     tiling/timing: the schema marks it pricing-only (``HardwareBase.pricing_only_fields``).
     ``tests/test_dse_core.py`` checks the marks on every shipped hardware config."""
     return path in _hardware_class(kind).pricing_only_fields()
-
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:
     """Write ``value`` at dotted ``path``, creating (or replacing ``None`` by) sections as needed."""
@@ -46,7 +48,6 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
         node = nxt
     node[parts[-1]] = value
 
-
 def hardware_of(data: dict[str, Any], source: str = "point") -> Any:
     """Validate a hardware dict; skips re-discovering the hardware kinds once a kind is registered."""
     from .._validation import validate_model
@@ -57,7 +58,6 @@ def hardware_of(data: dict[str, Any], source: str = "point") -> Any:
     if cls is None:
         return hardware_from_dict(data, source=source)
     return validate_model(cls, data, source)
-
 
 def timing_view(hw_dict: dict[str, Any]) -> dict[str, Any]:
     """``hw_dict`` without pricing-only fields (the key of cached tiling/timing)."""
@@ -74,12 +74,6 @@ def timing_view(hw_dict: dict[str, Any]) -> dict[str, Any]:
 
     return strip(hw_dict, "")
 
-
-def digest(obj: Any) -> str:
-    """sha256 of canonical JSON (sorted keys)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
-
-
 def canonical_hardware(hw: Any) -> dict[str, Any]:
     """The identity of a hardware point: its compact dict without ``name``/``description``."""
     from ..hardware.io import hardware_to_dict
@@ -88,7 +82,6 @@ def canonical_hardware(hw: Any) -> dict[str, Any]:
     d.pop("name", None)
     d.pop("description", None)
     return d
-
 
 @dataclass
 class Point:
@@ -108,7 +101,6 @@ class Point:
     @property
     def valid(self) -> bool:
         return self.error is None
-
 
 class DesignSpace:
     """Turns axis values into :class:`Point` s for every workload of a sweep."""
@@ -203,7 +195,6 @@ class DesignSpace:
             out.append(Point(index=index, params=dict(params), workload=label, workload_fp=fp, hardware=hw_dict,
                              recipe=recipe, key=digest(ident), error=error, timing_key=tkey))
         return out
-
 
 def workload_fingerprint(wl: Any) -> str:
     """Content hash of a workload (layers, compression and real masks)."""

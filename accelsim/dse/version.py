@@ -9,10 +9,11 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 
 #: parts of the package whose code decides the numbers of a point
-CORE_PARTS = ("api.py", "energy.py", "stats.py", "report.py", "engines", "sim", "hardware", "workload")
+CORE_PARTS = ("api.py", "program_cache.py", "components.py", "energy.py", "stats.py", "report.py", "engines", "sim",
+              "hardware", "workload")
 
 
 @lru_cache(maxsize=1)

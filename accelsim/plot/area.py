@@ -16,11 +16,14 @@ def area_plot_path(path: str | Path) -> Path:
     return p.with_name(f"{p.stem}_area{p.suffix or '.png'}")
 
 
+def _is_report(obj: Any) -> bool:
+    """A :class:`~accelsim.report.Report` (duck-typed: the plot layer does not import the report at run time)."""
+    return hasattr(obj, "area_by_component_mm2") and callable(getattr(obj, "summary", None))
+
+
 def _normalise(designs: Any) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """(area by design, energy by design); energy only for designs given as Reports."""
-    from ..report import Report
-
-    if isinstance(designs, Report):
+    if _is_report(designs):
         designs = {designs.hardware: designs}
     if not isinstance(designs, Mapping) or not designs:
         raise ValueError("plot_area needs a Report, {label: Report} or {label: {component: area_mm2}}")
@@ -29,7 +32,7 @@ def _normalise(designs: Any) -> tuple[dict[str, dict[str, float]], dict[str, dic
     areas: dict[str, dict[str, float]] = {}
     energies: dict[str, dict[str, float]] = {}
     for label, d in designs.items():
-        if isinstance(d, Report):
+        if _is_report(d):
             areas[str(label)] = dict(d.area_by_component_mm2)
             energies[str(label)] = dict(d.summary()["energy_by_component_pj"])
         else:

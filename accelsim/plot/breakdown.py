@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..components import component_sort_key
 from ._save import save_figure
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,14 +29,12 @@ def plot_breakdown(report: "Report", path: str | Path | None = None, *, top: int
         matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from ..report import _comp_key
-
     layers = list(report.layers)
     if top is not None and len(layers) > top:
         keep = {s.layer for s in sorted(layers, key=lambda s: -s.latency_cycles)[:top]}
         layers = [s for s in layers if s.layer in keep]
     names = [s.layer for s in layers]
-    comps = sorted({c for s in layers for c in s.energy_by_component_pj}, key=_comp_key)
+    comps = sorted({c for s in layers for c in s.energy_by_component_pj}, key=component_sort_key)
     width = max(6.0, min(0.28 * len(layers) + 2.5, 30.0))
     fig, (ax_e, ax_t) = plt.subplots(2, 1, figsize=(width, 7.5), sharex=True)
     x = range(len(layers))

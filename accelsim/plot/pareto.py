@@ -52,7 +52,7 @@ def plot_pareto(df: Any, x: str, y: str, *, x_sense: str = "min", y_sense: str =
     """
     import numpy as np
 
-    from ..dse.pareto import pareto_front
+    from ..pareto import pareto_front
 
     plt = _pyplot(path)
     if infeasible is not None and infeasible.any():
