@@ -63,12 +63,8 @@ ALLOWED_UP: dict[tuple[str, str], str] = {
 }
 #: lazy imports allowed to close an import cycle: (importer, imported) fnmatch patterns -> why
 ALLOWED_CYCLE: dict[tuple[str, str], str] = {
-    ("accelsim.engines.base", "accelsim.engines._load_all"):
-        "engine_for() imports every engine on first use (engines register on import); the engine/kind "
-        "registry of issue 11 (branch r11-engines) replaces this",
-    ("accelsim.hardware.io", "accelsim.hardware"):
-        "hardware kinds are discovered by walking the hardware package (pkgutil) on first load; the one "
-        "kind registry of issue 11 (branch r11-engines) replaces this",
+    ("accelsim.hardware.registry", "accelsim.hardware"):
+        "discover_kinds() walks the hardware package (pkgutil) once, on the first kind lookup",
     ("accelsim.frontend.compressor", "accelsim.frontend.exporter"):
         "CompressedModel.export() calls the exporter, which reads CompressedModel (front-end refactor pending)",
 }
