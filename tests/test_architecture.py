@@ -14,7 +14,7 @@ PKG = ROOT / "accelsim"
 LAYERS = {
     "errors": 0, "stats": 0, "_validation": 0.5,
     "workload": 1, "hardware": 1,
-    "energy": 2,
+    "energy": 2, "mapping": 2,
     "engines": 3,
     "sim": 4,
     "report": 5,
