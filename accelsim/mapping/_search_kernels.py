@@ -135,6 +135,34 @@ class AllocationProblem:
             above = [s for lv in so[i + 1:] for (d, s) in lv if d in IRRELEVANT["O"] and s > 1]
             self._o_spatial_ir_above.append(bool(above))
 
+    def arrays(self) -> tuple:
+        """The problem as numpy arrays for :func:`enumerate_orders` (operand order W, I, O)."""
+        import numpy as np
+        opi = {"W": 0, "I": 1, "O": 2}
+        nlev = np.array([len(self.levels[op]) for op in ("W", "I", "O")], dtype=np.int64)
+        maxlev = int(nlev.max())
+        names = [m[0] for m in self.memories]
+        mem_of_lev = np.full((3, maxlev), -1, dtype=np.int64)
+        for op in ("W", "I", "O"):
+            for li, nm in enumerate(self.levels[op]):
+                mem_of_lev[opi[op], li] = names.index(nm)
+        mem_cap = np.array([m[1] for m in self.memories], dtype=np.int64)
+        mem_ops = np.full((len(self.memories), 3), -1, dtype=np.int64)
+        for mi, (_, _, ops) in enumerate(self.memories):
+            for j, op in enumerate([op for op in ops if op in self.ops]):
+                mem_ops[mi, j] = opi[op]
+        sp_ext = np.ones((3, maxlev, 8), dtype=np.int64)
+        for op in ("W", "I", "O"):
+            for li, lst in enumerate(self.spatial_at[op]):
+                for d, s in lst:
+                    sp_ext[opi[op], li, d] *= s
+        o_ir = np.zeros(maxlev, dtype=np.bool_)
+        for li, f in enumerate(self._o_spatial_ir_above):
+            o_ir[li] = f
+        bits = np.array([self.bits["W"], self.bits["I"], self.bits["O"]], dtype=np.int64)
+        geo = np.array(self.geo, dtype=np.int64)
+        return (nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_ir, bits, int(self.o_final_bits), geo, _IRR)
+
     def allocate(self, order: Sequence[tuple[int, int]]) -> dict[str, tuple[int, ...]] | None:
         """Level loop counts per operand for ``order`` (innermost first), or None if it cannot fit."""
         n = len(order)
@@ -269,5 +297,291 @@ def stationary_levels(op: str, order: Sequence[tuple[int, int]], counts: Sequenc
     return tuple(sig)
 
 
+def n_distinct_permutations(items: Sequence) -> int:
+    from collections import Counter
+    from math import factorial
+    out = factorial(len(items))
+    for c in Counter(items).values():
+        out //= factorial(c)
+    return out
+
+
 def total_trip(order: Sequence[tuple[int, int]]) -> int:
     return prod(s for _, s in order)
+
+
+# ---------------------------------------------------------------------------- numba fast path
+import numpy as np  # noqa: E402
+from numba import njit  # noqa: E402
+
+_IRR = np.zeros((3, 8), dtype=np.bool_)
+for _o, _op in enumerate(("W", "I", "O")):
+    for _d in IRRELEVANT[_op]:
+        _IRR[_o, _d] = True
+
+
+@njit(cache=True)
+def _fp(o, v, geo):  # pragma: no cover - numba
+    if o == 0:
+        return v[1] * v[2] * v[3] * v[6] * v[7]
+    if o == 2:
+        return v[0] * v[1] * v[2] * v[4] * v[5]
+    return v[0] * v[1] * v[3] * ((v[4] - 1) * geo[0] + (v[6] - 1) * geo[2] + 1) * ((v[5] - 1) * geo[1] + (v[7] - 1) * geo[3] + 1)
+
+
+@njit(cache=True)
+def _next_perm(a):  # pragma: no cover - numba
+    """Next lexicographic permutation of int array ``a`` in place; False after the last."""
+    n = a.shape[0]
+    i = n - 2
+    while i >= 0 and a[i] >= a[i + 1]:
+        i -= 1
+    if i < 0:
+        return False
+    j = n - 1
+    while a[j] <= a[i]:
+        j -= 1
+    t = a[i]
+    a[i] = a[j]
+    a[j] = t
+    lo = i + 1
+    hi = n - 1
+    while lo < hi:
+        t = a[lo]
+        a[lo] = a[hi]
+        a[hi] = t
+        lo += 1
+        hi -= 1
+    return True
+
+
+@njit(cache=True)
+def _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits, o_final_bits, geo,
+                 irr, counts):  # pragma: no cover - numba
+    """LOMA allocation of one order (dims ``od``, sizes ``osz``); fills ``counts[op, lev]``."""
+    n = od.shape[0]
+    ext = np.ones((3, 8), dtype=np.int64)
+    pos = np.zeros(3, dtype=np.int64)
+    lvl = np.zeros(3, dtype=np.int64)
+    for o in range(3):
+        for d in range(8):
+            ext[o, d] *= sp_ext[o, 0, d]
+        for l in range(counts.shape[1]):
+            counts[o, l] = 0
+    suffix = np.ones(n + 1, dtype=np.int64)
+    for i in range(n - 1, -1, -1):
+        suffix[i] = suffix[i + 1] * osz[i]
+    o_ir_after = np.zeros(n + 1, dtype=np.bool_)
+    for i in range(n - 1, -1, -1):
+        o_ir_after[i] = o_ir_after[i + 1] or irr[2, od[i]]
+    nmem = mem_cap.shape[0]
+    sizes = np.zeros((3, n + 1), dtype=np.int64)
+    nsz = np.zeros(3, dtype=np.int64)
+    v = np.ones(8, dtype=np.int64)
+    for m in range(nmem):
+        cap = mem_cap[m]
+        nops = 0
+        for j in range(3):
+            if mem_ops[m, j] >= 0:
+                nops += 1
+        if nops == 0:
+            continue
+        for j in range(nops):
+            o = mem_ops[m, j]
+            li = lvl[o]
+            top = li == nlev[o] - 1
+            b = bits[o]
+            if o == 2:
+                if not (o_ir_after[pos[o]] or o_sp_ir_above[li]):
+                    b = o_final_bits
+            for d in range(8):
+                v[d] = ext[o, d]
+            s0 = _fp(o, v, geo) * b
+            if s0 > cap:
+                return False
+            sizes[j, 0] = s0
+            k = 1
+            for i in range(pos[o], n):
+                v[od[i]] *= osz[i]
+                s = _fp(o, v, geo) * b
+                if s > cap:
+                    break
+                sizes[j, k] = s
+                k += 1
+            if top:
+                if k != n - pos[o] + 1:
+                    return False
+                sizes[j, 0] = sizes[j, k - 1]
+                nsz[j] = 1
+            else:
+                nsz[j] = k
+        total = 1
+        for j in range(nops):
+            total *= nsz[j]
+        best_acc = -1
+        best_c = -1
+        for c in range(total):
+            rem = c
+            tot = 0
+            acc = 0
+            # mixed radix, last operand fastest (itertools.product order)
+            idx0 = 0
+            idx1 = 0
+            idx2 = 0
+            for j in range(nops - 1, -1, -1):
+                ij = rem % nsz[j]
+                rem //= nsz[j]
+                if j == 0:
+                    idx0 = ij
+                elif j == 1:
+                    idx1 = ij
+                else:
+                    idx2 = ij
+            for j in range(nops):
+                ij = idx0 if j == 0 else (idx1 if j == 1 else idx2)
+                o = mem_ops[m, j]
+                s = sizes[j, ij]
+                tot += s
+                if lvl[o] != nlev[o] - 1:
+                    acc += suffix[pos[o] + ij] * s
+            if tot > cap:
+                if c == 0:
+                    return False
+                continue
+            if best_acc < 0 or acc <= best_acc:
+                best_acc = acc
+                best_c = c
+        if best_c < 0:
+            return False
+        rem = best_c
+        take_idx = np.zeros(3, dtype=np.int64)
+        for j in range(nops - 1, -1, -1):
+            take_idx[j] = rem % nsz[j]
+            rem //= nsz[j]
+        for j in range(nops):
+            o = mem_ops[m, j]
+            li = lvl[o]
+            top = li == nlev[o] - 1
+            take = (n - pos[o]) if top else take_idx[j]
+            for i in range(pos[o], pos[o] + take):
+                ext[o, od[i]] *= osz[i]
+            pos[o] += take
+            counts[o, li] = take
+            lvl[o] = li + 1
+            if lvl[o] < nlev[o]:
+                for d in range(8):
+                    ext[o, d] *= sp_ext[o, lvl[o], d]
+    for o in range(3):
+        if pos[o] != n or lvl[o] != nlev[o]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _signature_nb(od, osz, nlev, counts, irr, out):  # pragma: no cover - numba
+    """Stationarity signature of one allocated order into ``out`` (per op, level: 8 dim products,
+    top-irrelevant, top-relevant and bottom-irrelevant run products)."""
+    n = od.shape[0]
+    maxlev = counts.shape[1]
+    out[:] = 0
+    lvd = np.empty((maxlev, n), dtype=np.int64)
+    lvs = np.empty((maxlev, n), dtype=np.int64)
+    ln = np.zeros(maxlev, dtype=np.int64)
+    for o in range(3):
+        i = 0
+        for l in range(nlev[o]):
+            ln[l] = 0
+            for t in range(counts[o, l]):
+                lvd[l, ln[l]] = od[i]
+                lvs[l, ln[l]] = osz[i]
+                ln[l] += 1
+                i += 1
+        changed = True
+        while changed:
+            changed = False
+            for l in range(1, nlev[o]):
+                while ln[l] > 0 and irr[o, lvd[l, 0]]:
+                    lvd[l - 1, ln[l - 1]] = lvd[l, 0]
+                    lvs[l - 1, ln[l - 1]] = lvs[l, 0]
+                    ln[l - 1] += 1
+                    for t in range(1, ln[l]):
+                        lvd[l, t - 1] = lvd[l, t]
+                        lvs[l, t - 1] = lvs[l, t]
+                    ln[l] -= 1
+                    changed = True
+        for l in range(nlev[o]):
+            base = (o * maxlev + l) * 11
+            for d in range(8):
+                out[base + d] = 1
+            for t in range(ln[l]):
+                out[base + lvd[l, t]] *= lvs[l, t]
+            top_ir = 1
+            for t in range(ln[l] - 1, -1, -1):
+                if irr[o, lvd[l, t]]:
+                    top_ir *= lvs[l, t]
+                else:
+                    break
+            top_r = 1
+            for t in range(ln[l] - 1, -1, -1):
+                if not irr[o, lvd[l, t]]:
+                    top_r *= lvs[l, t]
+                else:
+                    break
+            bot = 1
+            for t in range(ln[l]):
+                if irr[o, lvd[l, t]]:
+                    bot *= lvs[l, t]
+                else:
+                    break
+            out[base + 8] = top_ir
+            out[base + 9] = top_r
+            out[base + 10] = bot
+
+
+@njit(cache=True)
+def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits,
+                     o_final_bits, geo, irr, max_orders):  # pragma: no cover - numba
+    """All distinct loop orders (lexicographic) with their LOMA allocation and signature.
+
+    ``keys_*``: the loop prime factors sorted ascending by (dim, size). Returns
+    (orders as indices into keys, counts[n_orders, 3, maxlev], feasible flags, signatures).
+    """
+    n = keys_dim.shape[0]
+    maxlev = 0
+    for o in range(3):
+        if nlev[o] > maxlev:
+            maxlev = nlev[o]
+    a = np.arange(n)
+    # collapse equal keys so the permutation generator sees a multiset
+    rank = np.zeros(n, dtype=np.int64)
+    for i in range(1, n):
+        rank[i] = rank[i - 1] + (1 if (keys_dim[i] != keys_dim[i - 1] or keys_size[i] != keys_size[i - 1]) else 0)
+    a = rank.copy()
+    # rank value -> key index (first occurrence)
+    first = np.zeros(n, dtype=np.int64)
+    for i in range(n - 1, -1, -1):
+        first[rank[i]] = i
+    orders = np.zeros((max_orders, n), dtype=np.int64)
+    counts = np.zeros((max_orders, 3, maxlev), dtype=np.int64)
+    ok = np.zeros(max_orders, dtype=np.bool_)
+    sig = np.zeros((max_orders, 3 * maxlev * 11), dtype=np.int64)
+    od = np.zeros(n, dtype=np.int64)
+    osz = np.zeros(n, dtype=np.int64)
+    c = np.zeros((3, maxlev), dtype=np.int64)
+    k = 0
+    while True:
+        if k >= max_orders:
+            break
+        for i in range(n):
+            od[i] = keys_dim[first[a[i]]]
+            osz[i] = keys_size[first[a[i]]]
+            orders[k, i] = first[a[i]]
+        if _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits, o_final_bits,
+                        geo, irr, c):
+            ok[k] = True
+            counts[k] = c
+            _signature_nb(od, osz, nlev, c, irr, sig[k])
+        k += 1
+        if not _next_perm(a):
+            break
+    return orders[:k], counts[:k], ok[:k], sig[:k]

@@ -216,8 +216,34 @@ def _trips(layer: LayerDims, sp: tuple[SpatialUnroll, ...]) -> dict[str, int]:
     return out
 
 
-def _signature(order, counts: dict[str, tuple[int, ...]]) -> tuple:
-    return tuple(K.stationary_levels(op, order, counts[op]) for op in OPERANDS)
+_last_stats: dict[str, int] = {"orders": 0, "infeasible": 0}
+
+
+def _orders(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe: bool):
+    """(order rank, order, counts) of every feasible distinct loop order, one per signature class
+    when ``dedupe`` (the first in lexicographic order), in lexicographic order."""
+    import numpy as np
+    n_perm = K.n_distinct_permutations(lpfs)
+    if not lpfs:
+        counts = prob.allocate(())
+        _last_stats.update(orders=1, infeasible=int(counts is None))
+        if counts is not None:
+            yield 0, (), counts
+        return
+    kd = np.array([d for d, _ in lpfs], dtype=np.int64)
+    ks = np.array([s for _, s in lpfs], dtype=np.int64)
+    orders, counts, ok, sig = K.enumerate_orders(kd, ks, *prob.arrays(), n_perm)
+    _last_stats.update(orders=int(len(ok)), infeasible=int((~ok).sum()))
+    idx = np.nonzero(ok)[0]
+    if dedupe and len(idx):
+        _, first = np.unique(sig[idx], axis=0, return_index=True)
+        idx = idx[np.sort(first)]
+    ops = ("W", "I", "O")
+    nlev = [len(prob.levels[op]) for op in ops]
+    for i in idx:
+        order = tuple(lpfs[j] for j in orders[i])
+        cnt = {op: tuple(int(x) for x in counts[i, o, :nlev[o]]) for o, op in enumerate(ops)}
+        yield int(i), order, cnt
 
 
 def _to_mapping(sp, order, counts) -> Mapping:
@@ -313,18 +339,7 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
         n_searched += 1
         prob = _problem(layer, hierarchy, sp)
         lpfs = K.loop_prime_factors(_trips(layer, sp), lpf_limit)
-        seen: set = set()
-        for oi, order in enumerate(K.multiset_permutations(lpfs)):
-            n_orders += 1
-            counts = prob.allocate(order)
-            if counts is None:
-                n_infeasible += 1
-                continue
-            if dedupe:
-                sig = _signature(order, counts)
-                if sig in seen:
-                    continue
-                seen.add(sig)
+        for oi, order, counts in _orders(prob, lpfs, dedupe):
             n_unique += 1
             m = _to_mapping(sp, order, counts)
             c = ev(layer, hierarchy, m)
@@ -335,6 +350,8 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
                 top.append(entry)
                 top.sort(key=lambda e: e[:3])
                 del top[top_k:]
+        n_orders += _last_stats["orders"]
+        n_infeasible += _last_stats["infeasible"]
     if not top:
         raise ConfigError(f"no mapping of layer {layer.name or layer.shape_key} fits hierarchy {hierarchy.name} "
                           f"({n_orders} loop orders over {n_cands} spatial unrollings tried)", source=hierarchy.name)
