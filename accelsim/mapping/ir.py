@@ -59,7 +59,8 @@ class LayerDims:
     """Loop bounds and operand precisions of one conv/GEMM layer (one group's K and C).
 
     Precisions in bits: ``w_bits``, ``i_bits``; ``o_bits`` for partial sums, ``o_final_bits``
-    for the final outputs (ZigZag's ``O`` and ``O_final``).
+    for the final outputs (ZigZag's ``O`` and ``O_final``). ``in_h``/``in_w``: the input's rows/columns
+    (0 = the full window extent): input tiles are clipped to them (padding is not fetched).
     """
 
     N: int = 1
@@ -78,6 +79,8 @@ class LayerDims:
     i_bits: int = 8
     o_bits: int = 16
     o_final_bits: int = 8
+    in_h: int = 0
+    in_w: int = 0
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -92,6 +95,16 @@ class LayerDims:
         return int(getattr(self, dim))
 
     @property
+    def in_rows(self) -> int:
+        full = (self.P - 1) * self.stride_h + (self.R - 1) * self.dilation_h + 1
+        return min(self.in_h, full) if self.in_h else full
+
+    @property
+    def in_cols(self) -> int:
+        full = (self.Q - 1) * self.stride_w + (self.S - 1) * self.dilation_w + 1
+        return min(self.in_w, full) if self.in_w else full
+
+    @property
     def bounds(self) -> dict[str, int]:
         return {d: self.size(d) for d in DIMS}
 
@@ -104,7 +117,7 @@ class LayerDims:
         """Everything the cost depends on except the name (for caching mappings per shape)."""
         return tuple(self.size(d) for d in DIMS) + (
             self.stride_h, self.stride_w, self.dilation_h, self.dilation_w,
-            self.w_bits, self.i_bits, self.o_bits, self.o_final_bits)
+            self.w_bits, self.i_bits, self.o_bits, self.o_final_bits, self.in_rows, self.in_cols)
 
     def operand_elems(self, operand: str, sizes: _MappingT[str, int] | None = None) -> int:
         """Elements of ``operand`` touched by loop bounds ``sizes`` (default: whole layer)."""
@@ -133,7 +146,8 @@ class LayerDims:
         common = dict(w_bits=w_bits, i_bits=i_bits, o_bits=o_bits, o_final_bits=o_final_bits, name=layer.name)
         if op == "conv2d":
             g = layer.groups
-            return cls(N=layer.batch, G=g, K=layer.out_channels // g, C=layer.in_channels // g,
+            return cls(in_h=layer.in_h, in_w=layer.in_w,
+                       N=layer.batch, G=g, K=layer.out_channels // g, C=layer.in_channels // g,
                        P=layer.out_h, Q=layer.out_w, R=layer.kernel_h, S=layer.kernel_w,
                        stride_h=layer.stride_h, stride_w=layer.stride_w,
                        dilation_h=layer.dilation_h, dilation_w=layer.dilation_w, **common)
