@@ -57,7 +57,7 @@ Latency
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil, gcd, prod
+from math import ceil, prod
 
 import numpy as np
 
@@ -137,6 +137,51 @@ class MappingCost:
 
 
 # ---------------------------------------------------------------------------------------------
+# hierarchy plan (derived once per hierarchy object)
+# ---------------------------------------------------------------------------------------------
+
+class _Plan:
+    """Lookup tables of a hierarchy the evaluator needs on every call."""
+
+    def __init__(self, h: MemoryHierarchy):
+        self.h = h
+        self.levels = {op: h.levels(op) for op in OPERANDS}
+        self.n = {op: len(self.levels[op]) for op in OPERANDS}
+        self.level_of = {op: {mem.name: m for m, mem in enumerate(self.levels[op])} for op in OPERANDS}
+        self.bw: dict[tuple[str, int, str], tuple[int, int] | None] = {}
+        for op in OPERANDS:
+            for m, mem in enumerate(self.levels[op]):
+                for d in _DIRS:
+                    p = mem.port_of(op, d)
+                    self.bw[(op, m, d)] = None if p is None else (p.bandwidth_min_bits, p.bandwidth_max_bits)
+        # ports: (bw_max, [(op, level, dir)], shared by both inputs)
+        self.ports = []
+        for mem in h.memories:
+            for port in mem.ports:
+                served = [(a.operand, self.level_of[a.operand][mem.name], a.direction) for a in port.allocation]
+                shared2 = len({a.operand for a in port.allocation if a.operand in ("W", "I")}) > 1
+                self.ports.append((port.bandwidth_max_bits, served, shared2))
+        self.shared_mems = [(mem.name, mem.operands) for mem in h.memories if len(mem.operands) > 1]
+        self.served = {op: [set(m.served_dimensions) for m in self.levels[op]] for op in OPERANDS}
+        self.num_macs = h.array.num_macs
+        self.systolic = set(h.array.systolic_dimensions)
+
+
+_PLANS: dict[int, tuple[MemoryHierarchy, _Plan]] = {}
+
+
+def _plan(h: MemoryHierarchy) -> _Plan:
+    hit = _PLANS.get(id(h))
+    if hit is not None and hit[0] is h:
+        return hit[1]
+    if len(_PLANS) > 256:
+        _PLANS.clear()
+    p = _Plan(h)
+    _PLANS[id(h)] = (h, p)
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
 # mapping resolution
 # ---------------------------------------------------------------------------------------------
 
@@ -144,10 +189,10 @@ def spatial_slots(hierarchy: MemoryHierarchy, mapping: Mapping, operand: str) ->
     """For each spatial unroll of ``mapping`` (in order), the slot index ``j`` where it sits for
     ``operand``: below the ``j``-th memory level holding the operand (the lowest one whose
     ``served_dimensions`` contain the array dimension)."""
-    levels = hierarchy.levels(operand)
+    served = _plan(hierarchy).served[operand]
     out = []
     for su in mapping.spatial:
-        j = next((i for i, m in enumerate(levels) if su.array_dim in m.served_dimensions), None)
+        j = next((i for i, s in enumerate(served) if su.array_dim in s), None)
         if j is None:
             raise ConfigError(f"no memory holding {operand} serves array dimension {su.array_dim}",
                               source=hierarchy.name, field="served_dimensions")
@@ -209,17 +254,12 @@ class _Geometry:
     """Sliding-window extents (unique input indices, clipped to the layer's input)."""
 
     def __init__(self, layer: LayerDims):
-        self.scale = {"IY": (layer.stride_h, layer.dilation_h), "IX": (layer.stride_w, layer.dilation_w)}
-        self.related = {"IY": ("P", "R"), "IX": ("Q", "S")}
-        self.clip = {"IY": layer.in_rows, "IX": layer.in_cols}
+        self.layer = layer
 
     def extent(self, data_dim: str, sizes: dict[str, float]) -> float:
-        sa, sb = self.scale[data_dim]
-        a_dim, b_dim = self.related[data_dim]
-        a, b = int(sizes[a_dim]), int(sizes[b_dim])
-        g = gcd(sa, sb)
-        n = a * b - max(0, b - sa // g) * (a - sb // g)
-        return min(self.clip[data_dim], n)
+        if data_dim == "IY":
+            return self.layer.rows_for(int(sizes["P"]), int(sizes["R"]))
+        return self.layer.cols_for(int(sizes["Q"]), int(sizes["S"]))
 
 
 def _decouple(levels: list[list[tuple[str, float]]], geo: _Geometry) -> list[list[tuple[str, float]]]:
@@ -282,11 +322,12 @@ class _OpView:
     top_ir: list[float]
     cycle_cabl: list[float]
     moves: list[dict[str, _Move]]  # per memory level
+    partial: list[bool]  # per arch level: holds partial sums at some time (outputs only)
 
 
 def _op_view(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, slots: list[int],
              sp_sizes: list[list[float]], tm_sizes: list[float], geo: _Geometry, total_cycles: float) -> _OpView:
-    n = len(hierarchy.levels(op))
+    n = _plan(hierarchy).n[op]
     su: list[list[tuple[str, float]]] = [[] for _ in range(n + 1)]
     for ui, su_def in enumerate(mapping.spatial):
         for li, lp in enumerate(su_def.loops):
@@ -319,9 +360,11 @@ def _op_view(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Map
         flag = [any(_ir_of("O", d) and s > 1 for d, s in lv) for lv in c1]
         psum = [any(flag[a + 1:]) for a in range(n + 1)]
         prec = [layer.o_bits if psum[a] else layer.o_final_bits for a in range(n + 1)]
+        partial = [any(flag[a:]) for a in range(n + 1)]
         caal = [prod(ir1[a:]) for a in range(n + 1)] + [1.0, 1.0]
     else:
         prec = [layer.bits(op)] * (n + 1)
+        partial = [False] * (n + 1)
     # cycles
     per_level = [prod(s for _, s in lv) for lv in tm]
     cycle_cabl = [prod(per_level[: m + 1]) for m in range(n)]
@@ -371,7 +414,7 @@ def _op_view(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Map
             mv["th"] = _Move()
             mv["fh"] = _Move()
         moves.append(mv)
-    return _OpView(n, data_unrolled, prec, unit_count, unit_unique, top_r, top_ir, cycle_cabl, moves)
+    return _OpView(n, data_unrolled, prec, unit_count, unit_unique, top_r, top_ir, cycle_cabl, moves, partial)
 
 
 def _views(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, fractional: bool) -> dict[str, _OpView]:
@@ -389,27 +432,23 @@ def _views(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, fract
                          geo, total) for op in OPERANDS}
 
 
-def _port_bw(mem, op: str, d: str) -> tuple[int, int] | None:
-    p = mem.port_of(op, d)
-    return None if p is None else (p.bandwidth_min_bits, p.bandwidth_max_bits)
-
-
 # ---------------------------------------------------------------------------------------------
 # energy
 # ---------------------------------------------------------------------------------------------
 
 def _energy(layer: LayerDims, hierarchy: MemoryHierarchy, views: dict[str, _OpView]) -> tuple[OperandLevelCost, ...]:
     out = []
+    plan = _plan(hierarchy)
     for op in OPERANDS:
         v = views[op]
-        for m, mem in enumerate(hierarchy.levels(op)):
+        for m, mem in enumerate(plan.levels[op]):
             acc = {}
             for d in _DIRS:
                 mv = v.moves[m][d]
                 if mv.amount == 0 or mv.bits == 0:
                     acc[d] = 0.0
                     continue
-                bw = _port_bw(mem, op, d)
+                bw = plan.bw[(op, m, d)]
                 if bw is None:
                     raise ConfigError(f"memory {mem.name} has no port for operand {op} direction {d}",
                                       source=hierarchy.name, field=f"{mem.name}.ports")
@@ -425,24 +464,24 @@ def _energy(layer: LayerDims, hierarchy: MemoryHierarchy, views: dict[str, _OpVi
 # ---------------------------------------------------------------------------------------------
 
 def _double_buffered(layer: LayerDims, hierarchy: MemoryHierarchy, views: dict[str, _OpView]) -> dict[str, list[bool]]:
+    plan = _plan(hierarchy)
     indiv: dict[str, list[float]] = {}
     for op in ("O", "W", "I"):
         v = views[op]
         indiv[op] = []
-        for m, mem in enumerate(hierarchy.levels(op)):
+        for m, mem in enumerate(plan.levels[op]):
             eff = (v.data_unrolled[m + 1] * v.prec[m + 1]) // v.top_r[m + 1]
             indiv[op].append(eff / mem.size_bits)
-    level_of = {op: {mem.name: m for m, mem in enumerate(hierarchy.levels(op))} for op in OPERANDS}
+    level_of = plan.level_of
     shared = {op: list(vals) for op, vals in indiv.items()}
-    for mem in hierarchy.memories:
-        if len(mem.operands) > 1:
-            s = sum(indiv[o][level_of[o][mem.name]] for o in mem.operands)
-            for o in mem.operands:
-                shared[o][level_of[o][mem.name]] = s
+    for name, ops in plan.shared_mems:
+        s = sum(indiv[o][level_of[o][name]] for o in ops)
+        for o in ops:
+            shared[o][level_of[o][name]] = s
     db: dict[str, list[bool]] = {}
     for op in ("O", "W", "I"):
         db[op] = [False]
-        for m, mem in enumerate(hierarchy.levels(op)):
+        for m, mem in enumerate(plan.levels[op]):
             if mem.double_buffering == "always":
                 db[op].append(True)
             elif mem.double_buffering == "never":
@@ -490,79 +529,66 @@ def _reduce_ordered(c: list[float], mins: list[float], s: float) -> tuple[list[f
     return res, red
 
 
-def _served(mem, port) -> list[tuple[str, int, str]]:
-    return [(a.operand, 0, a.direction) for a in port.allocation if a.operand in mem.operands]
-
-
 def _latency(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, views: dict[str, _OpView]
              ) -> tuple[float, float, float, float]:
     """(stall, onload, offload, fill_drain) cycles."""
     db = _double_buffered(layer, hierarchy, views)
-    level_of = {op: {mem.name: m for m, mem in enumerate(hierarchy.levels(op))} for op in OPERANDS}
+    plan = _plan(hierarchy)
     total = float(prod(lp.size for lp in mapping.temporal))
     real: dict[tuple[str, int, str], float] = {}
     allowed: dict[tuple[str, int, str], float] = {}
     for op in OPERANDS:
         v = views[op]
-        for m, mem in enumerate(hierarchy.levels(op)):
+        for m in range(plan.n[op]):
             for d in _DIRS:
                 mv = v.moves[m][d]
-                bw = _port_bw(mem, op, d)
+                bw = plan.bw[(op, m, d)]
                 real[(op, m, d)] = float(ceil(mv.amount * mv.bits / bw[1])) if bw else 0.0
                 use_db = db[op][m] if d in ("tl", "fl") else db[op][m + 1]
                 allowed[(op, m, d)] = float(ceil(mv.period if use_db else mv.window))
     # stalls per physical port
     stalls = [0.0]
-    for mem in hierarchy.memories:
-        for port in mem.ports:
-            acts = []
-            for a in port.allocation:
-                op, d = a.operand, a.direction
-                m = level_of[op][mem.name]
-                mv = views[op].moves[m][d]
-                if mv.count == 0:
-                    continue
-                acts.append((real[(op, m, d)], allowed[(op, m, d)], float(ceil(mv.period)), mv.count))
-            if len(acts) == 1:
-                r, al, _, pc = acts[0]
-                stalls.append((r - al) * (pc - 1))
-            elif acts:
-                union = _union(acts)
-                pos = sum((r - al) * (pc - 1) for r, al, _, pc in acts if (r - al) * (pc - 1) > 0)
-                neg = sum((r - al) * (pc - 1) for r, al, _, pc in acts if (r - al) * (pc - 1) <= 0)
-                muw = sum(al * (pc - 1) for _, al, _, pc in acts)
-                stalls.append(pos + max(0.0, neg + muw - union))
+    for _, served, _ in plan.ports:
+        acts = []
+        for op, m, d in served:
+            mv = views[op].moves[m][d]
+            if mv.count == 0:
+                continue
+            acts.append((real[(op, m, d)], allowed[(op, m, d)], float(ceil(mv.period)), mv.count))
+        if len(acts) == 1:
+            r, al, _, pc = acts[0]
+            stalls.append((r - al) * (pc - 1))
+        elif acts:
+            union = _union(acts)
+            pos = sum((r - al) * (pc - 1) for r, al, _, pc in acts if (r - al) * (pc - 1) > 0)
+            neg = sum((r - al) * (pc - 1) for r, al, _, pc in acts if (r - al) * (pc - 1) <= 0)
+            muw = sum(al * (pc - 1) for _, al, _, pc in acts)
+            stalls.append(pos + max(0.0, neg + muw - union))
     stall = max(stalls)
     # on-/off-loading per port
     load_cc: dict[tuple[str, int, str], tuple[float, bool]] = {}
-    for mem in hierarchy.memories:
-        for port in mem.ports:
-            inputs_served = {a.operand for a in port.allocation if a.operand in ("W", "I")}
-            shared2 = len(inputs_served) > 1
-            c1, cg = [], []
-            for a in port.allocation:
-                op, d = a.operand, a.direction
-                if op == "O" and d in ("tl", "fh"):
-                    continue
-                m = level_of[op][mem.name]
-                mv = views[op].moves[m][d]
-                if mv.count == 0:
-                    continue
-                (c1 if mv.count == 1 else cg).append((op, m, d))
+    for bw_max, served, shared2 in plan.ports:
+        c1, cg = [], []
+        for op, m, d in served:
+            if op == "O" and d in ("tl", "fh"):
+                continue
+            mv = views[op].moves[m][d]
+            if mv.count == 0:
+                continue
+            (c1 if mv.count == 1 else cg).append((op, m, d))
+        if c1:
             req = sum(ceil(views[op].moves[m][d].req_bw) for op, m, d in cg)
-            bw_max = port.bandwidth_max_bits
-            if c1:
-                mins = [ceil(views[op].data_unrolled[1] * views[op].prec[1] / bw_max) for op, _, _ in c1]
-                tots = [real[k] for k in c1]
-                surplus = max(0.0, (bw_max - req) / bw_max * (total + stall))
-                rem, _ = _reduce_ordered(tots, mins, surplus)
-                for k, r in zip(c1, rem):
-                    load_cc[k] = (r, shared2)
-            for k in cg:
-                load_cc[k] = (real[k], shared2)
+            mins = [ceil(views[op].data_unrolled[1] * views[op].prec[1] / bw_max) for op, _, _ in c1]
+            tots = [real[k] for k in c1]
+            surplus = max(0.0, (bw_max - req) / bw_max * (total + stall))
+            rem, _ = _reduce_ordered(tots, mins, surplus)
+            for k, r in zip(c1, rem):
+                load_cc[k] = (r, shared2)
+        for k in cg:
+            load_cc[k] = (real[k], shared2)
     parts = {op: {"ind": 0.0, "half": 0.0, "shared": 0.0} for op in ("W", "I")}
     for op in ("W", "I"):
-        for m in range(len(hierarchy.levels(op)) - 1):
+        for m in range(plan.n[op] - 1):
             e1 = load_cc.get((op, m, "fh"), (0.0, False))
             e2 = load_cc.get((op, m + 1, "tl"), (0.0, False))
             longest = max(e1[0], e2[0])
@@ -576,13 +602,13 @@ def _latency(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, vie
     onload = min(w["shared"] + max(i["shared"] + i["half"] + i["ind"], w["half"] + w["ind"]),
                  i["shared"] + max(w["shared"] + w["half"] + w["ind"], i["half"] + i["ind"]))
     offload = 0.0
-    for m in range(len(hierarchy.levels("O")) - 1):
+    for m in range(plan.n["O"] - 1):
         offload += max(load_cc.get(("O", m, "th"), (0.0, False))[0], load_cc.get(("O", m + 1, "fl"), (0.0, False))[0])
     # systolic fill/drain over the (energy-view) unrolling of each systolic dimension
     sp_over, _ = _effective_sizes(layer, mapping)
     drain = 0.0
     for ui, su in enumerate(mapping.spatial):
-        if su.array_dim in hierarchy.array.systolic_dimensions and su.loops:
+        if su.array_dim in plan.systolic and su.loops:
             util = prod(sp_over.get((ui, li), lp.size) for li, lp in enumerate(su.loops))
             drain += max(ceil(round(util, 6)) - 1, 0)
     return stall, onload, offload, drain
@@ -604,7 +630,7 @@ def evaluate(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, *, 
     stall, onload, offload, drain = _latency(layer, hierarchy, mapping, lat_views)
     mac_e = layer.macs * hierarchy.array.mac_energy_pj
     temporal = float(mapping.temporal_cycles)
-    ideal = float(ceil(layer.macs / hierarchy.array.num_macs))
+    ideal = float(ceil(layer.macs / _plan(hierarchy).num_macs))
     latency = temporal + stall + onload + offload + drain
     return MappingCost(
         energy_pj=mac_e + sum(c.energy_pj for c in levels), mac_energy_pj=mac_e, latency_cycles=latency,
@@ -614,9 +640,17 @@ def evaluate(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, *, 
 
 def level_tile_bits(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, operand: str) -> list[int]:
     """Bits of ``operand`` held by one instance of each of its memory levels (innermost first),
-    at partial-sum precision for outputs that are still partial there."""
+    at partial-sum precision where a reduction loop runs at or above the level.
+
+    *accelsim*: ZigZag sizes a level's outputs at partial-sum precision only when a reduction
+    loop runs strictly above it (its 16-bit accumulator holding a running sum would count as
+    8 bits); capacity checks here use the precision the level actually holds. (ZigZag's rule is
+    kept where it shapes latency: double-buffering decisions.)"""
     v = _views(layer, hierarchy, mapping, fractional=False)[operand]
-    return [int(v.data_unrolled[m + 1] * v.prec[m + 1]) for m in range(v.n)]
+    if operand != "O":
+        return [int(v.data_unrolled[m + 1] * v.prec[m + 1]) for m in range(v.n)]
+    return [int(v.data_unrolled[m + 1] * (layer.o_bits if v.partial[m + 1] else layer.o_final_bits))
+            for m in range(v.n)]
 
 
 __all__ = ["OperandLevelCost", "MappingCost", "evaluate", "level_tile_bits", "spatial_slots"]

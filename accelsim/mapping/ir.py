@@ -28,7 +28,7 @@ I <- N,G,C and P,R (input rows ``(P-1)*stride_h + (R-1)*dilation_h + 1``) and Q,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import prod
+from math import gcd, prod
 from typing import Iterable, Mapping as _MappingT, Sequence
 
 from ..errors import ConfigError
@@ -52,6 +52,13 @@ REDUCTION: frozenset[str] = frozenset({"C", "R", "S"})
 def is_relevant(operand: str, dim: str) -> bool:
     """Does a loop over ``dim`` index new data of ``operand``? (I: P,Q,R,S count as relevant)."""
     return dim in RELEVANT[operand] or (operand == "I" and dim in PARTIAL_I)
+
+
+def _window(a: int, b: int, stride: int, dilation: int, clip: int) -> int:
+    """Distinct values of ``stride*i + dilation*j`` for i < a, j < b (clipped to ``clip`` if > 0)."""
+    g = gcd(stride, dilation)
+    n = a * b - max(0, b - stride // g) * (a - dilation // g)
+    return min(clip, n) if clip else n
 
 
 @dataclass(frozen=True)
@@ -94,15 +101,21 @@ class LayerDims:
     def size(self, dim: str) -> int:
         return int(getattr(self, dim))
 
+    def rows_for(self, p: int, r: int) -> int:
+        """Unique input rows read by ``p`` output rows x ``r`` kernel rows (clipped to ``in_h``)."""
+        return _window(p, r, self.stride_h, self.dilation_h, self.in_h)
+
+    def cols_for(self, q: int, s: int) -> int:
+        """Unique input columns read by ``q`` output columns x ``s`` kernel columns (clipped)."""
+        return _window(q, s, self.stride_w, self.dilation_w, self.in_w)
+
     @property
     def in_rows(self) -> int:
-        full = (self.P - 1) * self.stride_h + (self.R - 1) * self.dilation_h + 1
-        return min(self.in_h, full) if self.in_h else full
+        return self.rows_for(self.P, self.R)
 
     @property
     def in_cols(self) -> int:
-        full = (self.Q - 1) * self.stride_w + (self.S - 1) * self.dilation_w + 1
-        return min(self.in_w, full) if self.in_w else full
+        return self.cols_for(self.Q, self.S)
 
     @property
     def bounds(self) -> dict[str, int]:
@@ -127,9 +140,7 @@ class LayerDims:
             return g("G") * g("K") * g("C") * g("R") * g("S")
         if operand == "O":
             return g("N") * g("G") * g("K") * g("P") * g("Q")
-        rows = (g("P") - 1) * self.stride_h + (g("R") - 1) * self.dilation_h + 1
-        cols = (g("Q") - 1) * self.stride_w + (g("S") - 1) * self.dilation_w + 1
-        return g("N") * g("G") * g("C") * rows * cols
+        return g("N") * g("G") * g("C") * self.rows_for(g("P"), g("R")) * self.cols_for(g("Q"), g("S"))
 
     def bits(self, operand: str, final: bool = False) -> int:
         if operand == "W":

@@ -180,4 +180,32 @@ def load_run(json_path: str | Path, onnx_path: str | Path, mapping_file: ZigzagM
     return out
 
 
-__all__ = ["ZigzagLayerResult", "parse_layer", "onnx_layer_dims", "layer_mapping", "load_run"]
+#: the four reference runs: tag -> (ONNX workload, accelerator file, mapping file), relative to
+#: the reference folder (``tests/data/reference``: ``zigzag_inputs/...``, ``zigzag_runs/...``)
+REFERENCE_RUNS: dict[str, tuple[str, str, str]] = {
+    "resnet18_tpu_like": ("zigzag_inputs/workload/resnet18.onnx", "zigzag_inputs/hardware/tpu_like.yaml",
+                          "zigzag_inputs/mapping/tpu_like.yaml"),
+    "resnet18_edge_tpu_like": ("zigzag_inputs/workload/resnet18.onnx", "zigzag_inputs/hardware/edge_tpu_like.yaml",
+                               "zigzag_inputs/mapping/edge_tpu_like.yaml"),
+    "resnet18_eyeriss_like": ("zigzag_inputs/workload/resnet18.onnx", "zigzag_inputs/hardware/eyeriss_like.yaml",
+                              "zigzag_runs/eyeriss_like_mapping.yaml"),
+    "alexnet_tpu_like": ("zigzag_inputs/workload/alexnet.onnx", "zigzag_inputs/hardware/tpu_like.yaml",
+                         "zigzag_inputs/mapping/tpu_like.yaml"),
+}
+
+
+def load_reference_run(ref_dir: str | Path, tag: str):
+    """(hierarchy, [(layer, mapping, ZigZag figures), ...]) of one of :data:`REFERENCE_RUNS`."""
+    from ..hardware.zigzag_io import load_zigzag_accelerator, load_zigzag_mapping
+
+    ref = Path(ref_dir)
+    onnx_rel, acc_rel, map_rel = REFERENCE_RUNS[tag]
+    mapping_file = load_zigzag_mapping(ref / map_rel)
+    default = mapping_file.for_layer("default")
+    hierarchy = load_zigzag_accelerator(ref / acc_rel, default.links if default else None)
+    sizes = {d.name: d.size for d in hierarchy.array.dimensions}
+    return hierarchy, load_run(ref / "zigzag_runs" / f"{tag}.json", ref / onnx_rel, mapping_file, sizes)
+
+
+__all__ = ["ZigzagLayerResult", "parse_layer", "onnx_layer_dims", "layer_mapping", "load_run", "REFERENCE_RUNS",
+           "load_reference_run"]
