@@ -273,3 +273,78 @@ def test_implied_hierarchy_of_a_systolic_config():
     o = {x.level: x for x in c.levels if x.operand == "O"}
     assert o["reg_o"].th > 0 and o["ofmap_sram"].tl == 0  # no partial sum leaves the PEs
     assert c.fill_drain_cycles == 62 and c.temporal_cycles == 64 * 4
+
+
+# ------------------------------------------------------------------------------------------ compiled path
+def _random_mapping(rng, layer: LayerDims, hierarchy: MemoryHierarchy, uneven: bool = False) -> Mapping:
+    """A random complete mapping: random spatial unrolling within the array, random temporal
+    factorisation and order, random level boundaries per operand (capacity not enforced)."""
+    arr = [(d.name, d.size) for d in hierarchy.array.dimensions]
+    remaining = {d: layer.size(d) for d in ("N", "G", "K", "C", "P", "Q", "R", "S")}
+    spatial = {}
+    for ad, size in arr:
+        d = rng.choice([x for x in remaining if remaining[x] > 1] or ["K"])
+        divs = [f for f in range(1, min(size, remaining[d]) + 1) if remaining[d] % f == 0]
+        if uneven and remaining[d] > 2:  # a factor that does not divide: padded iteration space
+            f = int(rng.integers(2, min(size, remaining[d]) + 1))
+        else:
+            f = int(rng.choice(divs))
+        if f > 1:
+            spatial[ad] = [(d, f)]
+            remaining[d] = -(-remaining[d] // f)
+    loops = []
+    for d, left in remaining.items():
+        while left > 1:
+            divs = [f for f in range(2, left + 1) if left % f == 0]
+            f = int(rng.choice(divs))
+            loops.append((d, f))
+            left //= f
+    order = [loops[i] for i in rng.permutation(len(loops))]
+    per_op = {}
+    for op in "WIO":
+        n = len(hierarchy.levels(op))
+        cuts = sorted(int(x) for x in rng.integers(0, len(order) + 1, size=n - 1))
+        bounds = [0] + cuts + [len(order)]
+        per_op[op] = [order[bounds[i]:bounds[i + 1]] for i in range(n)]
+    return Mapping.from_levels(spatial, per_op)
+
+
+def _same(a, b):
+    assert a.latency_cycles == pytest.approx(b.latency_cycles, rel=1e-12)
+    assert a.energy_pj == pytest.approx(b.energy_pj, rel=1e-12)
+    for x, y in zip(a.levels, b.levels):
+        assert (x.operand, x.level, x.tl, x.fh, x.fl, x.th) == (y.operand, y.level, y.tl, y.fh, y.fl, y.th)
+        assert x.energy_pj == pytest.approx(y.energy_pj, rel=1e-12)
+    for f in ("stall_cycles", "onload_cycles", "offload_cycles", "fill_drain_cycles", "temporal_cycles"):
+        assert getattr(a, f) == pytest.approx(getattr(b, f), rel=1e-12), f
+
+
+def test_fast_path_equals_reference_on_zigzag_layers(runs):
+    from accelsim.mapping.fast import FastEvaluator
+
+    for hierarchy, rows in runs.values():
+        for layer, mapping, _ in rows:
+            fe = FastEvaluator(layer, hierarchy)
+            _same(evaluate(layer, hierarchy, mapping), fe.evaluate(mapping))
+            d, s, c = fe.mapping_arrays(mapping)
+            e, lat = fe.batch(mapping.spatial, d[None], s[None], [len(d)], c[None])
+            assert (e[0], lat[0]) == pytest.approx(fe.energy_latency(mapping), rel=1e-12)
+
+
+@pytest.mark.parametrize("hw", ["tpu_like", "eyeriss_like", "edge_tpu_like"])
+def test_fast_path_equals_reference_on_random_mappings(hw):
+    import numpy as np
+
+    from accelsim.mapping.fast import FastEvaluator
+
+    h = load_zigzag_accelerator(REF / "zigzag_inputs" / "hardware" / f"{hw}.yaml")
+    rng = np.random.default_rng(7)
+    layers = [LayerDims(K=16, C=12, P=6, Q=6, R=3, S=3, in_h=8, in_w=8),
+              LayerDims(K=24, C=8, P=4, Q=4, R=3, S=3, stride_h=2, stride_w=2, in_h=9, in_w=9),
+              LayerDims(N=6, K=20, C=18), LayerDims(K=8, C=4, P=7, Q=7, R=1, S=1, stride_h=2, stride_w=2, in_h=13,
+                                                     in_w=13)]
+    for layer in layers:
+        fe = FastEvaluator(layer, h)
+        for i in range(12):
+            m = _random_mapping(rng, layer, h, uneven=i % 3 == 0)
+            _same(evaluate(layer, h, m, check=False), fe.evaluate(m))
