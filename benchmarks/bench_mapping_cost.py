@@ -15,7 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
+
 from accelsim.mapping.cost import evaluate  # noqa: E402
+from accelsim.mapping.fast import FastEvaluator  # noqa: E402
 from accelsim.mapping.zigzag_runs import REFERENCE_RUNS, load_reference_run  # noqa: E402
 
 REF = ROOT / "tests" / "data" / "reference"
@@ -48,7 +51,29 @@ def compare(tag: str) -> dict:
             evaluate(layer, hierarchy, mapping, check=False)
             n += 1
     rate = n / (time.perf_counter() - t0)
-    return {"tag": tag, "layers": len(rows), "cells": cells, "lat": lat, "terms": terms, "rate": rate}
+    fast = [(FastEvaluator(layer, hierarchy), mapping) for layer, mapping, _ in rows]
+    for fe, mapping in fast:  # compile / warm up
+        fe.energy_latency(mapping)
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < 2.0:
+        for fe, mapping in fast:
+            fe.energy_latency(mapping)
+            n += 1
+    rate_fast = n / (time.perf_counter() - t0)
+    batches = []
+    for fe, mapping in fast:
+        d, s, c = fe.mapping_arrays(mapping)
+        b = 512
+        batches.append((fe, mapping.spatial, np.tile(d, (b, 1)), np.tile(s, (b, 1)), np.full(b, len(d)),
+                        np.tile(c, (b, 1, 1))))
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < 2.0:
+        for fe, sp, d, s, k, c in batches:
+            fe.batch(sp, d, s, k, c)
+            n += len(k)
+    rate_batch = n / (time.perf_counter() - t0)
+    return {"tag": tag, "layers": len(rows), "cells": cells, "lat": lat, "terms": terms, "rate": rate,
+            "rate_fast": rate_fast, "rate_batch": rate_batch}
 
 
 def main() -> None:
@@ -57,7 +82,6 @@ def main() -> None:
     rates = []
     for tag in REFERENCE_RUNS:
         r = compare(tag)
-        rates.append(r["rate"])
         print(f"== {tag} ({r['layers']} layers)")
         print(f"  {'operand':7} {'level':12} {'max err':>9} {'mean err':>9}")
         for (op, name), errs in r["cells"].items():
@@ -65,8 +89,12 @@ def main() -> None:
         print(f"  {'latency':20} {100 * max(r['lat']):9.2e}% {100 * sum(r['lat']) / len(r['lat']):9.2e}%")
         print("  latency terms, max |accelsim - ZigZag| cycles: "
               + ", ".join(f"{k} {max(v):g}" for k, v in r["terms"].items()))
-        print(f"  evaluate(): {r['rate']:.0f} evaluations/s (pure Python, check=False)\n")
-    print(f"mean over runs: {sum(rates) / len(rates):.0f} evaluations/s")
+        print(f"  evaluations/s: cost.evaluate {r['rate']:.0f} (pure Python, check=False); "
+              f"FastEvaluator.energy_latency {r['rate_fast']:.0f}; FastEvaluator.batch {r['rate_batch']:.0f}\n")
+        rates.append((r["rate"], r["rate_fast"], r["rate_batch"]))
+    k = len(rates)
+    print("mean evaluations/s over runs: reference %.0f, compiled %.0f, compiled batch %.0f"
+          % tuple(sum(x[i] for x in rates) / k for i in range(3)))
 
 
 if __name__ == "__main__":

@@ -838,8 +838,12 @@ class FastEvaluator:
 
     def energy_latency(self, mapping: Mapping) -> tuple[float, float]:
         """(energy_pj, latency_cycles) of a mapping (no validation: the caller's search space is valid)."""
-        _, energy, stall, onload, offload, drain, total = self._run(mapping)
-        return (float(energy.sum()) + self.layer.macs * self.mac_pj, total + stall + onload + offload + drain)
+        d, s, c = self.mapping_arrays(mapping)
+        e, lat = self.batch(mapping.spatial, d[None], s[None], np.array([len(d)]), c[None])
+        if not np.isfinite(e[0]):
+            from ..errors import ConfigError
+            raise ConfigError("a memory has no port for a data movement the mapping needs", source=self.hierarchy.name)
+        return float(e[0]), float(lat[0])
 
     def evaluate(self, mapping: Mapping, *, check: bool = False) -> MappingCost:
         """Full :class:`MappingCost` (``check``: validate the mapping first)."""
