@@ -28,7 +28,7 @@ I <- N,G,C and P,R (input rows ``(P-1)*stride_h + (R-1)*dilation_h + 1``) and Q,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import prod
+from math import gcd, prod
 from typing import Iterable, Mapping as _MappingT, Sequence
 
 from ..errors import ConfigError
@@ -54,12 +54,20 @@ def is_relevant(operand: str, dim: str) -> bool:
     return dim in RELEVANT[operand] or (operand == "I" and dim in PARTIAL_I)
 
 
+def _window(a: int, b: int, stride: int, dilation: int, clip: int) -> int:
+    """Distinct values of ``stride*i + dilation*j`` for i < a, j < b (clipped to ``clip`` if > 0)."""
+    g = gcd(stride, dilation)
+    n = a * b - max(0, b - stride // g) * (a - dilation // g)
+    return min(clip, n) if clip else n
+
+
 @dataclass(frozen=True)
 class LayerDims:
     """Loop bounds and operand precisions of one conv/GEMM layer (one group's K and C).
 
     Precisions in bits: ``w_bits``, ``i_bits``; ``o_bits`` for partial sums, ``o_final_bits``
-    for the final outputs (ZigZag's ``O`` and ``O_final``).
+    for the final outputs (ZigZag's ``O`` and ``O_final``). ``in_h``/``in_w``: the input's rows/columns
+    (0 = the full window extent): input tiles are clipped to them (padding is not fetched).
     """
 
     N: int = 1
@@ -78,6 +86,8 @@ class LayerDims:
     i_bits: int = 8
     o_bits: int = 16
     o_final_bits: int = 8
+    in_h: int = 0
+    in_w: int = 0
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -90,6 +100,22 @@ class LayerDims:
 
     def size(self, dim: str) -> int:
         return int(getattr(self, dim))
+
+    def rows_for(self, p: int, r: int) -> int:
+        """Unique input rows read by ``p`` output rows x ``r`` kernel rows (clipped to ``in_h``)."""
+        return _window(p, r, self.stride_h, self.dilation_h, self.in_h)
+
+    def cols_for(self, q: int, s: int) -> int:
+        """Unique input columns read by ``q`` output columns x ``s`` kernel columns (clipped)."""
+        return _window(q, s, self.stride_w, self.dilation_w, self.in_w)
+
+    @property
+    def in_rows(self) -> int:
+        return self.rows_for(self.P, self.R)
+
+    @property
+    def in_cols(self) -> int:
+        return self.cols_for(self.Q, self.S)
 
     @property
     def bounds(self) -> dict[str, int]:
@@ -104,7 +130,7 @@ class LayerDims:
         """Everything the cost depends on except the name (for caching mappings per shape)."""
         return tuple(self.size(d) for d in DIMS) + (
             self.stride_h, self.stride_w, self.dilation_h, self.dilation_w,
-            self.w_bits, self.i_bits, self.o_bits, self.o_final_bits)
+            self.w_bits, self.i_bits, self.o_bits, self.o_final_bits, self.in_rows, self.in_cols)
 
     def operand_elems(self, operand: str, sizes: _MappingT[str, int] | None = None) -> int:
         """Elements of ``operand`` touched by loop bounds ``sizes`` (default: whole layer)."""
@@ -114,9 +140,7 @@ class LayerDims:
             return g("G") * g("K") * g("C") * g("R") * g("S")
         if operand == "O":
             return g("N") * g("G") * g("K") * g("P") * g("Q")
-        rows = (g("P") - 1) * self.stride_h + (g("R") - 1) * self.dilation_h + 1
-        cols = (g("Q") - 1) * self.stride_w + (g("S") - 1) * self.dilation_w + 1
-        return g("N") * g("G") * g("C") * rows * cols
+        return g("N") * g("G") * g("C") * self.rows_for(g("P"), g("R")) * self.cols_for(g("Q"), g("S"))
 
     def bits(self, operand: str, final: bool = False) -> int:
         if operand == "W":
@@ -133,7 +157,8 @@ class LayerDims:
         common = dict(w_bits=w_bits, i_bits=i_bits, o_bits=o_bits, o_final_bits=o_final_bits, name=layer.name)
         if op == "conv2d":
             g = layer.groups
-            return cls(N=layer.batch, G=g, K=layer.out_channels // g, C=layer.in_channels // g,
+            return cls(in_h=layer.in_h, in_w=layer.in_w,
+                       N=layer.batch, G=g, K=layer.out_channels // g, C=layer.in_channels // g,
                        P=layer.out_h, Q=layer.out_w, R=layer.kernel_h, S=layer.kernel_w,
                        stride_h=layer.stride_h, stride_w=layer.stride_w,
                        dilation_h=layer.dilation_h, dilation_w=layer.dilation_w, **common)
