@@ -478,6 +478,16 @@ def _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_ab
 
 
 @njit(cache=True)
+def _cls(o, d, irr):  # pragma: no cover - numba
+    """Relevance class of dim ``d`` for operand ``o``: 0 irrelevant, 1 relevant, 2+ input window."""
+    if irr[o, d]:
+        return 0
+    if o == 1 and d >= 4:
+        return 2 + d
+    return 1
+
+
+@njit(cache=True)
 def _signature_nb(od, osz, nlev, counts, irr, out):  # pragma: no cover - numba
     """Stationarity signature of one allocated order into ``out`` (per op, level: 8 dim products,
     top-irrelevant, top-relevant and bottom-irrelevant run products)."""
@@ -510,7 +520,7 @@ def _signature_nb(od, osz, nlev, counts, irr, out):  # pragma: no cover - numba
                     ln[l] -= 1
                     changed = True
         for l in range(nlev[o]):
-            base = (o * maxlev + l) * 11
+            base = (o * maxlev + l) * (11 + n + 1)
             for d in range(8):
                 out[base + d] = 1
             for t in range(ln[l]):
@@ -536,6 +546,22 @@ def _signature_nb(od, osz, nlev, counts, irr, out):  # pragma: no cover - numba
             out[base + 8] = top_ir
             out[base + 9] = top_r
             out[base + 10] = bot
+            # ordered top run (same relevance class; an input-window loop is a class of its own)
+            # plus the loop below it: the cost model's top-run products after sliding-window
+            # decoupling depend on which loops these are, not only on their product
+            j = 0
+            t = ln[l] - 1
+            if t >= 0:
+                c0 = _cls(o, lvd[l, t], irr)
+                while t >= 0:
+                    ct = _cls(o, lvd[l, t], irr)
+                    out[base + 11 + j] = lvd[l, t] + 8 * lvs[l, t]
+                    j += 1
+                    t -= 1
+                    if ct != c0 or ct >= 2:
+                        break
+                if t >= 0 and j < n:
+                    out[base + 11 + j] = lvd[l, t] + 8 * lvs[l, t]
 
 
 @njit(cache=True)
@@ -564,7 +590,7 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
     orders = np.zeros((max_orders, n), dtype=np.int64)
     counts = np.zeros((max_orders, 3, maxlev), dtype=np.int64)
     ok = np.zeros(max_orders, dtype=np.bool_)
-    sig = np.zeros((max_orders, 3 * maxlev * 11), dtype=np.int64)
+    sig = np.zeros((max_orders, 3 * maxlev * (11 + n + 1)), dtype=np.int64)
     od = np.zeros(n, dtype=np.int64)
     osz = np.zeros(n, dtype=np.int64)
     c = np.zeros((3, maxlev), dtype=np.int64)

@@ -51,7 +51,10 @@ from typing import Callable, Iterable, Literal, Mapping as _MappingT, Sequence
 from ..errors import ConfigError
 from ..hardware.hierarchy import MemoryHierarchy
 from . import _search_kernels as K
-from .cost import MappingCost, evaluate as _reference_evaluate
+import numpy as np
+
+from .cost import MappingCost
+from .fast import FastEvaluator
 from .ir import ACCELSIM_TO_ZIGZAG, DIMS, OPERANDS, ZIGZAG_DIMS, LayerDims, Loop, Mapping, SpatialUnroll
 
 Objective = Literal["energy", "latency", "edp"]
@@ -216,34 +219,40 @@ def _trips(layer: LayerDims, sp: tuple[SpatialUnroll, ...]) -> dict[str, int]:
     return out
 
 
-_last_stats: dict[str, int] = {"orders": 0, "infeasible": 0}
-
-
-def _orders(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe: bool):
-    """(order rank, order, counts) of every feasible distinct loop order, one per signature class
-    when ``dedupe`` (the first in lexicographic order), in lexicographic order."""
-    import numpy as np
-    n_perm = K.n_distinct_permutations(lpfs)
+def _order_arrays(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe: bool):
+    """(orders [n, L] as indices into lpfs, counts [n, 3, levels], indices of the feasible orders to
+    evaluate — one per signature class when ``dedupe``, the first in lexicographic order —,
+    number of orders, number infeasible)."""
     if not lpfs:
-        counts = prob.allocate(())
-        _last_stats.update(orders=1, infeasible=int(counts is None))
-        if counts is not None:
-            yield 0, (), counts
-        return
+        c = prob.allocate(())
+        nl = max(len(v) for v in prob.levels.values())
+        counts = np.zeros((1, 3, nl), dtype=np.int64)
+        if c is not None:
+            for o, op in enumerate(OPERANDS):
+                counts[0, o, :len(c[op])] = c[op]
+        return (np.zeros((1, 0), dtype=np.int64), counts,
+                np.array([0] if c is not None else [], dtype=np.int64), 1, int(c is None))
     kd = np.array([d for d, _ in lpfs], dtype=np.int64)
     ks = np.array([s for _, s in lpfs], dtype=np.int64)
-    orders, counts, ok, sig = K.enumerate_orders(kd, ks, *prob.arrays(), n_perm)
-    _last_stats.update(orders=int(len(ok)), infeasible=int((~ok).sum()))
+    orders, counts, ok, sig = K.enumerate_orders(kd, ks, *prob.arrays(), K.n_distinct_permutations(lpfs))
     idx = np.nonzero(ok)[0]
     if dedupe and len(idx):
         _, first = np.unique(sig[idx], axis=0, return_index=True)
         idx = idx[np.sort(first)]
-    ops = ("W", "I", "O")
-    nlev = [len(prob.levels[op]) for op in ops]
-    for i in idx:
-        order = tuple(lpfs[j] for j in orders[i])
-        cnt = {op: tuple(int(x) for x in counts[i, o, :nlev[o]]) for o, op in enumerate(ops)}
-        yield int(i), order, cnt
+    return orders, counts, idx, int(len(ok)), int((~ok).sum())
+
+
+def _mapping_of(sp, lpfs, order_row, counts_row, prob) -> Mapping:
+    order = tuple(lpfs[int(j)] for j in order_row)
+    cnt = {op: tuple(int(x) for x in counts_row[o, :len(prob.levels[op])]) for o, op in enumerate(OPERANDS)}
+    return _to_mapping(sp, order, cnt)
+
+
+def _push(top: list, entry: tuple, top_k: int) -> None:
+    if len(top) < top_k or entry[:3] < top[-1][:3]:
+        top.append(entry)
+        top.sort(key=lambda e: e[:3])
+        del top[top_k:]
 
 
 def _to_mapping(sp, order, counts) -> Mapping:
@@ -303,14 +312,15 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
                  evaluator: Evaluator | None = None, cache: MappingCache | None = _DEFAULT_CACHE) -> SearchResult:
     """Search the space described in the module docstring; return the best ``top_k`` mappings.
 
-    ``evaluator`` (default :func:`accelsim.mapping.cost.evaluate` without re-validation) prices
-    one mapping. ``dedupe``/``bound`` switch the two pruning rules off (for the brute-force
+    Mappings are priced by the compiled :class:`~accelsim.mapping.fast.FastEvaluator` (equal to
+    :func:`accelsim.mapping.cost.evaluate`), a whole spatial candidate's loop orders in one batch;
+    ``evaluator(layer, hierarchy, mapping) -> MappingCost`` replaces it (one call per mapping). ``dedupe``/``bound`` switch the two pruning rules off (for the brute-force
     tests). ``cache=None`` disables caching.
     """
-    objective_key(MappingCost(0, 0, 0, 0, 0, 0, 0, 0, 0, ()), objective)  # validates the name
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}", field="objective")
     if top_k < 1:
         raise ConfigError("top_k must be >= 1", field="top_k")
-    ev = evaluator or (lambda l, h, m: _reference_evaluate(l, h, m, check=False))
     key = None
     if cache is not None:
         key = (layer.shape_key, hierarchy_key(hierarchy), objective, _spec_key(spatial, hint), top_k, lpf_limit,
@@ -326,38 +336,63 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
     if max_spatial is not None:
         cands = cands[:max_spatial]
     # best-first by lower bound, ties keep rank order (stable sort)
-    order_idx = sorted(range(len(cands)), key=lambda i: _lower_bound(layer, hierarchy, cands[i], objective))
-    top: list[tuple[tuple, int, int, RankedMapping]] = []  # (key, spatial rank, order rank, item)
+    lbs = [_lower_bound(layer, hierarchy, sp, objective) for sp in cands]
+    order_idx = sorted(range(len(cands)), key=lambda i: lbs[i])
+    fe = FastEvaluator(layer, hierarchy) if evaluator is None else None
+    # (key, spatial rank, order rank, mapping, cost or None)
+    top: list[tuple[tuple, int, int, Mapping, MappingCost | None]] = []
     n_orders = n_infeasible = n_unique = n_eval = n_pruned = n_searched = 0
     for si in order_idx:
         sp = cands[si]
-        if bound and len(top) >= top_k:
-            kth = top[top_k - 1][0]
-            if _lower_bound(layer, hierarchy, sp, objective) > kth:
-                n_pruned += 1
-                continue
+        if bound and len(top) >= top_k and lbs[si] > top[top_k - 1][0]:
+            n_pruned += 1
+            continue
         n_searched += 1
         prob = _problem(layer, hierarchy, sp)
         lpfs = K.loop_prime_factors(_trips(layer, sp), lpf_limit)
-        for oi, order, counts in _orders(prob, lpfs, dedupe):
-            n_unique += 1
-            m = _to_mapping(sp, order, counts)
-            c = ev(layer, hierarchy, m)
-            n_eval += 1
-            k = objective_key(c, objective)
-            entry = (k, si, oi, RankedMapping(m, c, k))
-            if len(top) < top_k or entry[:3] < top[-1][:3]:
-                top.append(entry)
-                top.sort(key=lambda e: e[:3])
-                del top[top_k:]
-        n_orders += _last_stats["orders"]
-        n_infeasible += _last_stats["infeasible"]
+        orders, counts, idx, n_all, n_bad = _order_arrays(prob, lpfs, dedupe)
+        n_orders += n_all
+        n_infeasible += n_bad
+        n_unique += len(idx)
+        if not len(idx):
+            continue
+        if fe is not None:
+            kd = np.array([d for d, _ in lpfs] or [0], dtype=np.int64)
+            ks = np.array([s for _, s in lpfs] or [1], dtype=np.float64)
+            sel = orders[idx]
+            e, lat = fe.batch(sp, kd[sel], ks[sel], np.full(len(idx), len(lpfs), dtype=np.int64), counts[idx])
+            n_eval += len(idx)
+            cols = {"latency": (lat, e), "energy": (e, lat), "edp": (e * lat, lat, e)}[objective]
+            finite = np.isfinite(e) & np.isfinite(lat)
+            rows = np.nonzero(finite)[0]
+            if not len(rows):
+                continue
+            # best top_k rows of this candidate: lexicographic on the key, then order rank
+            ordr = np.lexsort((idx[rows],) + tuple(c[rows] for c in reversed(cols)))[:top_k]
+            for r in rows[ordr]:
+                k = tuple(float(c[r]) for c in cols)
+                entry = (k, si, int(idx[r]), None, None, (sp, lpfs, orders[idx[r]], counts[idx[r]]))
+                _push(top, entry, top_k)
+        else:
+            for i in idx:
+                m = _mapping_of(sp, lpfs, orders[i], counts[i], prob)
+                c = evaluator(layer, hierarchy, m)
+                n_eval += 1
+                k = objective_key(c, objective)
+                _push(top, (k, si, int(i), m, c, None), top_k)
     if not top:
         raise ConfigError(f"no mapping of layer {layer.name or layer.shape_key} fits hierarchy {hierarchy.name} "
                           f"({n_orders} loop orders over {n_cands} spatial unrollings tried)", source=hierarchy.name)
     stats = SearchStats(spatial_candidates=n_cands, spatial_searched=n_searched, spatial_pruned=n_pruned,
                         loop_orders=n_orders, infeasible=n_infeasible, unique_mappings=n_unique, evaluated=n_eval)
-    res = SearchResult(layer, objective, tuple(e[3] for e in top), stats)
+    ranked = []
+    for k, si, oi, m, c, raw in top:
+        if m is None:
+            sp, lpfs, order, cnt = raw
+            m = _mapping_of(sp, lpfs, order, cnt, _problem(layer, hierarchy, sp))
+            c = fe.evaluate(m)
+        ranked.append(RankedMapping(m, c, k))
+    res = SearchResult(layer, objective, tuple(ranked), stats)
     if cache is not None and key is not None:
         cache.results[key] = res
     return res
