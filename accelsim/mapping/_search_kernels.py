@@ -611,3 +611,45 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
         if not _next_perm(a):
             break
     return orders[:k], counts[:k], ok[:k], sig[:k]
+
+
+@njit(cache=True)
+def _row_hash(a):  # pragma: no cover - numba
+    h = np.uint64(1469598103934665603)
+    for x in a:
+        h = (h ^ np.uint64(x & 0xFFFFFFFFFFFF)) * np.uint64(1099511628211)
+    return h
+
+
+@njit(cache=True)
+def first_of_each_class(sig):  # pragma: no cover - numba
+    """Indices (ascending) of the first row of every distinct row of ``sig`` (exact: equal hashes
+    are confirmed by comparing the rows)."""
+    n = sig.shape[0]
+    h = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        h[i] = _row_hash(sig[i])
+    order = np.argsort(h, kind="mergesort")  # stable: ascending index within equal hashes
+    keep = np.ones(n, dtype=np.bool_)
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and h[order[j + 1]] == h[order[i]]:
+            j += 1
+        # rows order[i..j] share a hash: drop exact duplicates of an earlier row
+        for a in range(i, j + 1):
+            ra = order[a]
+            if not keep[ra]:
+                continue
+            for b in range(a + 1, j + 1):
+                rb = order[b]
+                if keep[rb]:
+                    same = True
+                    for c in range(sig.shape[1]):
+                        if sig[ra, c] != sig[rb, c]:
+                            same = False
+                            break
+                    if same:
+                        keep[rb] = False
+        i = j + 1
+    return np.nonzero(keep)[0]

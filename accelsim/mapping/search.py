@@ -142,8 +142,13 @@ def _norm_dim(d: str) -> str:
 
 def spatial_candidates(layer: LayerDims, hierarchy: MemoryHierarchy, *,
                        spatial: _MappingT[str, Sequence] | None = None,
-                       hint: _MappingT[str, Sequence[str]] | None = None) -> list[tuple[SpatialUnroll, ...]]:
-    """All spatial unrollings of the space, ranked (ideal temporal cycles, canonical text)."""
+                       hint: _MappingT[str, Sequence[str]] | None = None,
+                       vary_factors: bool = False) -> list[tuple[SpatialUnroll, ...]]:
+    """All spatial unrollings of the space, ranked (ideal temporal cycles, canonical text).
+
+    A given ``spatial`` mapping is used as is (factors above a loop bound reduced to it, as ZigZag
+    does) unless ``vary_factors``, which also tries every smaller efficient factor of its loops.
+    """
     arr = [(d.name, d.size) for d in hierarchy.array.dimensions]
     names = {n for n, _ in arr}
     for src in (spatial or {}), (hint or {}):
@@ -163,7 +168,10 @@ def spatial_candidates(layer: LayerDims, hierarchy: MemoryHierarchy, *,
             if not items:
                 opts.append(())
             else:
-                choices = [[(dm, f2) for f2 in _efficient_factors(layer.size(dm), min(f, size))] for dm, f in items]
+                if vary_factors:
+                    choices = [[(dm, f2) for f2 in _efficient_factors(layer.size(dm), min(f, size))] for dm, f in items]
+                else:  # ZigZag: a given factor larger than the loop bound is reduced to the bound
+                    choices = [[(dm, min(f, layer.size(dm)))] for dm, f in items]
                 for combo in _iproduct(*choices):
                     if prod(f2 for _, f2 in combo) <= size:
                         opts.append(tuple(Loop(dm, f2) for dm, f2 in combo if f2 > 1))
@@ -184,10 +192,17 @@ def spatial_candidates(layer: LayerDims, hierarchy: MemoryHierarchy, *,
             continue  # one loop dimension is unrolled on one array dimension only
         out.append(tuple(SpatialUnroll(ad, t) for (ad, _), t in zip(arr, combo)))
 
+    bounds = layer.bounds
+
     def rank(sp):
-        tc = prod(ceil(layer.size(d) / prod(lp.size for su in sp for lp in su.loops if lp.dim == d) or 1)
-                  for d in DIMS)
-        return (tc, "; ".join(str(su) for su in sp))
+        f = dict.fromkeys(DIMS, 1)
+        for su in sp:
+            for lp in su.loops:
+                f[lp.dim] *= lp.size
+        tc = 1
+        for d in DIMS:
+            tc *= -(-bounds[d] // f[d])
+        return (tc, tuple((su.array_dim, tuple((lp.dim, -lp.size) for lp in su.loops)) for su in sp))
     out.sort(key=rank)
     return out
 
@@ -237,8 +252,7 @@ def _order_arrays(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe
     orders, counts, ok, sig = K.enumerate_orders(kd, ks, *prob.arrays(), K.n_distinct_permutations(lpfs))
     idx = np.nonzero(ok)[0]
     if dedupe and len(idx):
-        _, first = np.unique(sig[idx], axis=0, return_index=True)
-        idx = idx[np.sort(first)]
+        idx = idx[K.first_of_each_class(np.ascontiguousarray(sig[idx]))]
     return orders, counts, idx, int(len(ok)), int((~ok).sum())
 
 
@@ -307,7 +321,8 @@ def _spec_key(spatial, hint) -> tuple:
 def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str = "latency",
                  spatial: _MappingT[str, Sequence] | None = None,
                  hint: _MappingT[str, Sequence[str]] | None = None,
-                 top_k: int = 5, lpf_limit: int | None = 6, max_spatial: int | None = 16,
+                 top_k: int = 5, lpf_limit: int | None = 6, max_spatial: int | None = 8,
+                 vary_factors: bool = False,
                  dedupe: bool = True, bound: bool = True,
                  evaluator: Evaluator | None = None, cache: MappingCache | None = _DEFAULT_CACHE) -> SearchResult:
     """Search the space described in the module docstring; return the best ``top_k`` mappings.
@@ -324,14 +339,14 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
     key = None
     if cache is not None:
         key = (layer.shape_key, hierarchy_key(hierarchy), objective, _spec_key(spatial, hint), top_k, lpf_limit,
-               max_spatial, dedupe, bound, id(evaluator) if evaluator is not None else None)
+               max_spatial, vary_factors, dedupe, bound, id(evaluator) if evaluator is not None else None)
         hit = cache.results.get(key)
         if hit is not None:
             cache.hits += 1
             return SearchResult(layer, objective, hit.top, hit.stats, cached=True)
         cache.misses += 1
 
-    cands = spatial_candidates(layer, hierarchy, spatial=spatial, hint=hint)
+    cands = spatial_candidates(layer, hierarchy, spatial=spatial, hint=hint, vary_factors=vary_factors)
     n_cands = len(cands)
     if max_spatial is not None:
         cands = cands[:max_spatial]
