@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from accelsim.mapping import search as S  # noqa: E402
 from accelsim.mapping.cost import evaluate  # noqa: E402
-from accelsim.mapping.ir import LayerDims  # noqa: E402
+from accelsim.errors import ConfigError  # noqa: E402
+from accelsim.mapping.ir import LayerDims, validate  # noqa: E402
 from accelsim.mapping.zigzag_runs import REFERENCE_RUNS, load_reference_run  # noqa: E402
 
 REF = ROOT / "tests" / "data" / "reference"
@@ -54,12 +55,17 @@ def quality(tag: str, mode: str, cache: S.MappingCache) -> dict:
     n_ok_model = n_ok_ref = 0
     e_s = e_zm = e_zr = l_s = l_zm = l_zr = 0.0
     worst = (0.0, "")
+    invalid: list[str] = []
     t0 = time.perf_counter()
     for layer, zmap, ref in rows:
         entry = mfile.for_layer(ref.name, "Conv" if layer.R * layer.S > 1 or layer.P * layer.Q > 1 else "Gemm")
         res = S.search_layer(layer, hierarchy, objective="latency", cache=cache, **spatial_spec(mode, zmap, entry))
         zc = evaluate(layer, hierarchy, zmap)
         c = res.cost
+        try:
+            validate(layer, res.mapping, hierarchy)
+        except ConfigError as exc:
+            invalid.append(f"{ref.name}: {exc}")
         n_ok_model += c.latency_cycles <= 1.02 * zc.latency_cycles
         n_ok_ref += c.latency_cycles <= 1.02 * ref.latency_cycles
         r = c.latency_cycles / zc.latency_cycles
@@ -73,7 +79,7 @@ def quality(tag: str, mode: str, cache: S.MappingCache) -> dict:
         l_zr += ref.latency_cycles
     dt = time.perf_counter() - t0
     return dict(tag=tag, n=len(rows), ok_model=n_ok_model, ok_ref=n_ok_ref, e_model=e_s / e_zm, e_ref=e_s / e_zr,
-                l_model=l_s / l_zm, l_ref=l_s / l_zr, worst=worst, seconds=dt)
+                l_model=l_s / l_zm, l_ref=l_s / l_zr, worst=worst, seconds=dt, invalid=invalid)
 
 
 def zoo_layers(name: str) -> list[LayerDims]:
@@ -144,6 +150,8 @@ def main() -> None:
             print(f"{tag:<24} {q['n']:>6} {q['ok_model']:>13}/{q['n']:<4} {q['ok_ref']:>6}/{q['n']:<3} "
                   f"{q['e_model']:>12.3f} {q['e_ref']:>10.3f} {q['l_model']:>12.3f} {q['l_ref']:>10.3f} "
                   f"{q['worst'][0]:>6.3f} {q['worst'][1][-17:]:>17} {q['seconds']:>6.2f}")
+            for msg in q["invalid"]:
+                print("   INVALID", msg)
         print(f"all runs: {tot_ok}/{tot_n} layers = {100 * tot_ok / tot_n:.1f}% with latency <= 1.02x ZigZag's mapping")
 
     from accelsim.hardware.zigzag_io import load_zigzag_accelerator

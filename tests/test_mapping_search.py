@@ -32,7 +32,7 @@ def _spatial_at(layer, hier, spatial):
 
 def _standin(layer: LayerDims, hier, m: Mapping) -> MappingCost:
     """A simple access-count cost (tests only): fetch words per level, DRAM-bandwidth latency."""
-    geo = (layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w)
+    geo = (layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w, layer.in_h, layer.in_w)
     order = [(K.DIM_INDEX[lp.dim], lp.size) for lp in m.temporal]
     levels_cost = []
     energy = layer.macs * hier.array.mac_energy_pj

@@ -19,7 +19,7 @@ Assumptions (shared with ZigZag 3.9.1's LOMA, which this reproduces):
 from __future__ import annotations
 
 from itertools import product as _iproduct
-from math import prod
+from math import gcd, prod
 from typing import Iterator, Sequence
 
 from .ir import DIMS
@@ -99,14 +99,23 @@ def multiset_permutations(items: Sequence[tuple[int, int]]) -> Iterator[tuple[tu
 def footprint(op: str, v: Sequence[int], geo: tuple[int, int, int, int]) -> int:
     """Elements of operand ``op`` touched by per-dim extents ``v`` (indexed like ``DIMS``).
 
-    ``geo`` = (stride_h, stride_w, dilation_h, dilation_w) for the input's sliding window.
+    ``geo`` = (stride_h, stride_w, dilation_h, dilation_w, in_h, in_w) for the input's sliding
+    window (exact unique rows/columns, clipped to the input as ``LayerDims.rows_for`` does).
     """
     if op == "W":
         return v[_G] * v[_K] * v[_C] * v[_R] * v[_S]
     if op == "O":
         return v[_N] * v[_G] * v[_K] * v[_P] * v[_Q]
-    sh, sw, dh, dw = geo
-    return v[_N] * v[_G] * v[_C] * ((v[_P] - 1) * sh + (v[_R] - 1) * dh + 1) * ((v[_Q] - 1) * sw + (v[_S] - 1) * dw + 1)
+    sh, sw, dh, dw, in_h, in_w = geo
+    return v[_N] * v[_G] * v[_C] * _window(v[_P], v[_R], sh, dh, in_h) * _window(v[_Q], v[_S], sw, dw, in_w)
+
+
+def _window(a: int, b: int, stride: int, dilation: int, clip: int) -> int:
+    """Distinct input rows (columns) of ``a`` outputs x ``b`` kernel taps, clipped to ``clip`` if > 0
+    (the same count as ``LayerDims.rows_for``)."""
+    g = gcd(stride, dilation)
+    n = a * b - max(0, b - stride // g) * (a - dilation // g)
+    return min(clip, n) if clip else n
 
 
 class AllocationProblem:
@@ -326,7 +335,19 @@ def _fp(o, v, geo):  # pragma: no cover - numba
         return v[1] * v[2] * v[3] * v[6] * v[7]
     if o == 2:
         return v[0] * v[1] * v[2] * v[4] * v[5]
-    return v[0] * v[1] * v[3] * ((v[4] - 1) * geo[0] + (v[6] - 1) * geo[2] + 1) * ((v[5] - 1) * geo[1] + (v[7] - 1) * geo[3] + 1)
+    return v[0] * v[1] * v[3] * _win_nb(v[4], v[6], geo[0], geo[2], geo[4]) * _win_nb(v[5], v[7], geo[1], geo[3], geo[5])
+
+
+@njit(cache=True)
+def _win_nb(a, b, stride, dilation, clip):  # pragma: no cover - numba
+    g = stride
+    h = dilation
+    while h:
+        g, h = h, g % h
+    n = a * b - max(0, b - stride // g) * (a - dilation // g)
+    if clip > 0 and clip < n:
+        return clip
+    return n
 
 
 @njit(cache=True)

@@ -223,7 +223,8 @@ def _problem(layer: LayerDims, hierarchy: MemoryHierarchy, sp: tuple[SpatialUnro
     return K.AllocationProblem(levels=levels, spatial_at=spatial_at, memories=memories,
                                bits={"W": layer.w_bits, "I": layer.i_bits, "O": layer.o_bits},
                                o_final_bits=layer.o_final_bits,
-                               geo=(layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w))
+                               geo=(layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w,
+                                    layer.in_h, layer.in_w))
 
 
 def _trips(layer: LayerDims, sp: tuple[SpatialUnroll, ...]) -> dict[str, int]:
