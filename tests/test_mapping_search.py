@@ -245,3 +245,73 @@ def test_format_mapping_table():
     assert "layer conv" in txt and "latency_cycles" in txt
     assert txt.count("spatial   D1:") == 2
     assert "rf_128B[" in txt and "sram_2MB[" in txt and "dram[" in txt
+
+
+# ---------------------------------------------------------------------------- on ZigZag's hardware
+REF = Path(__file__).parent / "data" / "reference"
+
+
+def _zz_hier(name: str):
+    from accelsim.hardware.zigzag_io import load_zigzag_accelerator
+    return load_zigzag_accelerator(REF / "zigzag_inputs" / "hardware" / f"{name}.yaml")
+
+
+@pytest.mark.parametrize("hw, layer, spatial", [
+    ("tpu_like", LayerDims(K=128, C=64, P=28, Q=28, R=3, S=3, stride_h=2, stride_w=2, in_h=56, in_w=56),
+     {"D1": [("K", 32)], "D2": [("C", 32)]}),
+    ("eyeriss_like", LayerDims(K=128, C=64, P=28, Q=28, R=1, S=1, stride_h=2, stride_w=2, in_h=56, in_w=56),
+     {"D1": [("P", 14)], "D2": [("C", 11)]}),
+    ("edge_tpu_like", LayerDims(K=64, C=64, P=56, Q=56, R=3, S=3, in_h=56, in_w=56),
+     {"D1": [("K", 8)], "D2": [("C", 8)], "D3": [("Q", 4)], "D4": [("P", 4)]}),
+])
+def test_signature_classes_have_equal_cost_in_the_cost_model(hw, layer, spatial):
+    """The dedupe rule is sound: loop orders with one signature get identical energy and latency."""
+    import numpy as np
+    hier = _zz_hier(hw)
+    sp = S.spatial_candidates(layer, hier, spatial=spatial)[0]
+    prob = S._problem(layer, hier, sp)
+    lpfs = K.loop_prime_factors(S._trips(layer, sp), 6)
+    kd = np.array([d for d, _ in lpfs], dtype=np.int64)
+    ks = np.array([s for _, s in lpfs], dtype=np.int64)
+    orders, counts, ok, sig = K.enumerate_orders(kd, ks, *prob.arrays(), K.n_distinct_permutations(lpfs))
+    idx = np.nonzero(ok)[0]
+    fe = FastEvaluator(layer, hier)
+    sel = orders[idx]
+    e, lat = fe.batch(sp, kd[sel], ks[sel].astype(float), np.full(len(idx), len(lpfs)), counts[idx])
+    groups: dict = {}
+    for j, i in enumerate(idx):
+        groups.setdefault(sig[i].tobytes(), set()).add((round(float(e[j]), 3), float(lat[j])))
+    if hw == "tpu_like":
+        assert len(groups) < len(idx)  # the rule does merge loop orders here
+    assert all(len(v) == 1 for v in groups.values())
+    # and the kernel's allocation equals the reference implementation of LOMA's rule
+    for i in idx[:: max(1, len(idx) // 60)]:
+        order = [lpfs[j] for j in orders[i]]
+        assert prob.allocate(order) == {op: tuple(int(x) for x in counts[i, o, :len(prob.levels[op])])
+                                        for o, op in enumerate(OPERANDS)}
+
+
+def test_at_least_as_good_as_loma_on_zigzag_runs():
+    """ZigZag's own chosen mappings (ResNet-18, tpu_like and eyeriss_like, first layers): the mapper,
+    given ZigZag's spatial unrolling, finds latency <= ZigZag's mapping's in the same cost model."""
+    pytest.importorskip("onnx")
+    from accelsim.mapping.zigzag_runs import load_reference_run
+    for tag in ("resnet18_tpu_like", "resnet18_eyeriss_like"):
+        hier, rows = load_reference_run(REF, tag)
+        for layer, zmap, ref in rows[5:9]:
+            spatial = {su.array_dim: [(lp.dim, lp.size) for lp in su.loops] for su in zmap.spatial}
+            res = S.search_layer(layer, hier, objective="latency", spatial=spatial, cache=None)
+            zc = evaluate(layer, hier, zmap)
+            assert res.cost.latency_cycles <= zc.latency_cycles * 1.02, ref.name
+            assert 0.8 <= res.cost.energy_pj / zc.energy_pj <= 1.05, ref.name
+            from accelsim.mapping.ir import validate
+            validate(layer, res.mapping, hier)  # fits every memory, covers every loop
+
+
+def test_map_layer_report():
+    txt = S.map_layer_report("zoo:resnet18", REF / "zigzag_inputs" / "hardware" / "tpu_like.yaml", "layer1.0.conv1",
+                             top_k=2, spatial={"D1": [("K", 32)], "D2": [("C", 32)]})
+    assert "layer layer1.0.conv1" in txt and txt.count("spatial   D1: K 32, D2: C 32") == 2
+    assert "rf_2B[" in txt and "energy_pj W:" in txt
+    with pytest.raises(ConfigError, match="no layer named"):
+        S.map_layer_report("zoo:resnet18", REF / "zigzag_inputs" / "hardware" / "tpu_like.yaml", "nope")

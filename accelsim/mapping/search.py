@@ -490,16 +490,19 @@ def map_layer_report(workload, hw_or_hierarchy, layer_name: str, top_k: int = 5,
 
 
 def _as_hierarchy(hw) -> MemoryHierarchy:
+    """A MemoryHierarchy from a hierarchy, a hardware config object or a file path (a ZigZag
+    accelerator YAML, or any accelsim hardware file whose kind implies a hierarchy)."""
     if isinstance(hw, MemoryHierarchy):
         return hw
-    if callable(getattr(hw, "hierarchy", None)):
-        return hw.hierarchy()
-    if isinstance(getattr(hw, "hierarchy", None), MemoryHierarchy):
-        return hw.hierarchy
+    from .implied import implied_hierarchy
     if isinstance(hw, (str, bytes)) or hasattr(hw, "__fspath__"):
-        from ..hardware import zigzag_io  # written by the m10-mapping branch
-        return zigzag_io.load_accelerator(hw)
-    raise ConfigError(f"cannot get a memory hierarchy from {type(hw).__name__}", field="hw")
+        from ..hardware import zigzag_io
+        path = str(hw)
+        if path.endswith((".yaml", ".yml")) and zigzag_io.is_zigzag_accelerator(zigzag_io._read_yaml(path)):
+            return zigzag_io.load_zigzag_accelerator(path)
+        from ..hardware.io import load_hardware
+        hw = load_hardware(path)
+    return implied_hierarchy(hw)
 
 
 __all__ = ["OBJECTIVES", "objective_key", "RankedMapping", "SearchStats", "SearchResult", "MappingCache",
