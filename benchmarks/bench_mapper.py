@@ -13,7 +13,7 @@
    installed in /tmp/zz (``python -m venv /tmp/zz && /tmp/zz/bin/pip install zigzag-dse==3.9.1
    six``), also ZigZag's wall time on the same ResNet-18 run and the ratio.
 
-Run: python benchmarks/bench_mapper.py [--spatial zigzag|file|free] [--zigzag]
+Run: python benchmarks/bench_mapper.py [--spatial zigzag|file|free] [--zigzag] [--run JSON:NET:HW:MAPPING]
 """
 from __future__ import annotations
 
@@ -48,10 +48,26 @@ def spatial_spec(mode: str, mapping, entry) -> dict:
     return {}
 
 
-def quality(tag: str, mode: str, cache: S.MappingCache) -> dict:
+def _extra_run(spec: str):
+    """``JSON:NET:HW:MAPPING``: a run dumped in the reference format from ZigZag's shipped inputs."""
+    from accelsim.hardware.zigzag_io import load_zigzag_accelerator, load_zigzag_mapping
+    from accelsim.mapping.zigzag_runs import load_run
+    path, net, hw, mp = spec.split(":")
+    zin = REF / "zigzag_inputs"
+    mfile = load_zigzag_mapping(zin / "mapping" / f"{mp}.yaml")
+    default = mfile.for_layer("default")
+    hierarchy = load_zigzag_accelerator(zin / "hardware" / f"{hw}.yaml", default.links if default else None)
+    sizes = {d.name: d.size for d in hierarchy.array.dimensions}
+    return hierarchy, load_run(path, zin / "workload" / f"{net}.onnx", mfile, sizes), mfile
+
+
+def quality(tag: str, mode: str, cache: S.MappingCache, extra: str | None = None) -> dict:
     from accelsim.hardware.zigzag_io import load_zigzag_mapping
-    hierarchy, rows = load_reference_run(REF, tag)
-    mfile = load_zigzag_mapping(REF / REFERENCE_RUNS[tag][2])
+    if extra is not None:
+        hierarchy, rows, mfile = _extra_run(extra)
+    else:
+        hierarchy, rows = load_reference_run(REF, tag)
+        mfile = load_zigzag_mapping(REF / REFERENCE_RUNS[tag][2])
     n_ok_model = n_ok_ref = 0
     e_s = e_zm = e_zr = l_s = l_zm = l_zr = 0.0
     worst = (0.0, "")
@@ -135,6 +151,9 @@ def main() -> None:
     ap.add_argument("--spatial", choices=["zigzag", "file", "free"], default="zigzag")
     ap.add_argument("--zigzag", action="store_true", help="also time ZigZag 3.9.1 from /tmp/zz")
     ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--run", action="append", default=[], metavar="JSON:NET:HW:MAPPING",
+                    help="also compare with another ZigZag run dumped in the reference format")
     args = ap.parse_args()
 
     if not args.skip_quality:
@@ -143,8 +162,9 @@ def main() -> None:
               f"{'E/E_zz rep':>10} {'L/L_zz model':>12} {'L/L_zz rep':>10} {'worst layer':>24} {'s':>6}")
         cache = S.MappingCache()
         tot_ok = tot_n = 0
-        for tag in REFERENCE_RUNS:
-            q = quality(tag, args.spatial, cache)
+        runs = [(tag, None) for tag in REFERENCE_RUNS] + [(Path(x.split(":")[0]).stem, x) for x in args.run]
+        for tag, extra in runs:
+            q = quality(tag, args.spatial, cache, extra)
             tot_ok += q["ok_model"]
             tot_n += q["n"]
             print(f"{tag:<24} {q['n']:>6} {q['ok_model']:>13}/{q['n']:<4} {q['ok_ref']:>6}/{q['n']:<3} "
@@ -154,6 +174,8 @@ def main() -> None:
                 print("   INVALID", msg)
         print(f"all runs: {tot_ok}/{tot_n} layers = {100 * tot_ok / tot_n:.1f}% with latency <= 1.02x ZigZag's mapping")
 
+    if args.skip_speed:
+        return
     from accelsim.hardware.zigzag_io import load_zigzag_accelerator
     hier = load_zigzag_accelerator(REF / "zigzag_inputs" / "hardware" / "tpu_like.yaml")
     spec = {"spatial": {"D1": [("K", 32)], "D2": [("C", 32)]}}
