@@ -315,3 +315,16 @@ def test_map_layer_report():
     assert "rf_2B[" in txt and "energy_pj W:" in txt
     with pytest.raises(ConfigError, match="no layer named"):
         S.map_layer_report("zoo:resnet18", REF / "zigzag_inputs" / "hardware" / "tpu_like.yaml", "nope")
+
+
+def test_objectives_are_each_optimal_on_the_same_space():
+    hier = _zz_hier("eyeriss_like")
+    layer = LayerDims(K=64, C=64, P=28, Q=28, R=3, S=3, in_h=30, in_w=30)
+    kw = dict(hint={"D1": ["K", "P"], "D2": ["C", "R"]}, cache=None, max_spatial=3, bound=False)
+    r = {obj: S.search_layer(layer, hier, objective=obj, **kw).cost for obj in ("latency", "energy", "edp")}
+    assert r["energy"].energy_pj <= min(r["latency"].energy_pj, r["edp"].energy_pj)
+    assert r["latency"].latency_cycles <= min(r["energy"].latency_cycles, r["edp"].latency_cycles)
+    assert r["edp"].edp <= min(r["latency"].edp, r["energy"].edp)
+    for c in r.values():  # conservation: at least the ideal cycles, never more MAC energy than the MACs
+        assert c.latency_cycles >= layer.macs / hier.array.num_macs
+        assert c.mac_energy_pj == pytest.approx(layer.macs * hier.array.mac_energy_pj)
