@@ -93,18 +93,22 @@ def _brute_force(layer, hier, objective, evaluator, spatial=None, hint=None, lpf
             return S.objective_key(evaluator(layer, hier, m), objective)
     best = None
     cands = S.spatial_candidates(layer, hier, spatial=spatial, hint=hint)
-    if max_spatial is not None:
-        cands = cands[:max_spatial]
+    n_feasible = 0
     for si, sp in enumerate(cands):
+        if max_spatial is not None and (n_feasible >= max_spatial or si >= S.MAX_TRIED_FACTOR * max_spatial):
+            break
         prob = S._problem(layer, hier, sp)
+        feasible = False
         for oi, order in enumerate(K.multiset_permutations(K.loop_prime_factors(S._trips(layer, sp), lpf_limit))):
             counts = prob.allocate(order)
             if counts is None:
                 continue
+            feasible = True
             m = S._to_mapping(sp, order, counts)
             key = (key_of(m), si, oi)
             if best is None or key < best[0]:
                 best = (key, m)
+        n_feasible += feasible
     return best
 
 

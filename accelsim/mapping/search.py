@@ -10,7 +10,8 @@
    ``ceil(bound / t)`` for every temporal trip count ``t`` (the smallest factor giving that trip
    count; partial unrolling, e.g. ``C 3`` on 32 PEs, included), capped by the array dimension
    (and, for a given mapping, by the given factor). Candidates are ranked by ideal temporal
-   cycles, then by their canonical text; the first ``max_spatial`` are searched.
+   cycles, then by their canonical text; the first ``max_spatial`` that admit a feasible
+   mapping are searched (at most ``MAX_TRIED_FACTOR x max_spatial`` tried).
 2. *Temporal loop orders.* The temporal trip count of every dimension is split into prime
    factors (merged down to ``lpf_limit`` factors like ZigZag's LOMA); every distinct
    permutation of that multiset is a loop order.
@@ -319,6 +320,10 @@ def _spec_key(spatial, hint) -> tuple:
     return (norm(spatial), norm(hint))
 
 
+#: at most this many times ``max_spatial`` spatial candidates are tried (infeasible ones included)
+MAX_TRIED_FACTOR = 8
+
+
 def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str = "latency",
                  spatial: _MappingT[str, Sequence] | None = None,
                  hint: _MappingT[str, Sequence[str]] | None = None,
@@ -349,20 +354,18 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
 
     cands = spatial_candidates(layer, hierarchy, spatial=spatial, hint=hint, vary_factors=vary_factors)
     n_cands = len(cands)
-    if max_spatial is not None:
-        cands = cands[:max_spatial]
-    # best-first by lower bound, ties keep rank order (stable sort)
-    lbs = [_lower_bound(layer, hierarchy, sp, objective) for sp in cands]
-    order_idx = sorted(range(len(cands)), key=lambda i: lbs[i])
     fe = FastEvaluator(layer, hierarchy) if evaluator is None else None
     # (key, spatial rank, order rank, mapping, cost or None)
     top: list[tuple[tuple, int, int, Mapping, MappingCost | None]] = []
-    n_orders = n_infeasible = n_unique = n_eval = n_pruned = n_searched = 0
-    for si in order_idx:
-        sp = cands[si]
-        if bound and len(top) >= top_k and lbs[si] > top[top_k - 1][0]:
-            n_pruned += 1
-            continue
+    n_orders = n_infeasible = n_unique = n_eval = n_pruned = n_searched = n_feasible = 0
+    # candidates are in rank order, which is also ascending lower-bound order (the bound is the
+    # ideal temporal cycles / the constant MAC energy): once one is bounded out, all later are
+    for si, sp in enumerate(cands):
+        if max_spatial is not None and (n_feasible >= max_spatial or n_searched >= MAX_TRIED_FACTOR * max_spatial):
+            break
+        if bound and len(top) >= top_k and _lower_bound(layer, hierarchy, sp, objective) > top[top_k - 1][0]:
+            n_pruned = n_cands - si
+            break
         n_searched += 1
         prob = _problem(layer, hierarchy, sp)
         lpfs = K.loop_prime_factors(_trips(layer, sp), lpf_limit)
@@ -372,6 +375,7 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
         n_unique += len(idx)
         if not len(idx):
             continue
+        n_feasible += 1
         if fe is not None:
             kd = np.array([d for d, _ in lpfs] or [0], dtype=np.int64)
             ks = np.array([s for _, s in lpfs] or [1], dtype=np.float64)
