@@ -38,7 +38,7 @@ LAYERS: dict[str, float] = {
     "errors": 0, "_version": 0, "components": 0, "stats": 0,
     "_validation": 0.5, "pareto": 0.5,
     "workload": 1, "hardware": 1,
-    "energy": 2,
+    "energy": 2, "mapping": 2,
     "engines": 3,
     "sim": 4,
     "report": 5,

@@ -1,0 +1,299 @@
+"""Read ZigZag 3.9.1 accelerator and mapping YAML files as they are.
+
+- **Accelerator** (detected by its ``operational_array``/``memories`` keys): memories innermost
+  first with ``size`` (bits), ``r_cost``/``w_cost`` (pJ per port-word access), ``operands``
+  (memory operands ``I1``, ``I2``, ``O``), ``ports`` (``name``, ``type``, ``bandwidth_min``,
+  ``bandwidth_max``, ``allocation: ["I1, tl", ...]``), ``served_dimensions``, optional
+  ``force_double_buffering``; ``operational_array`` with ``unit_energy``, ``dimensions``,
+  ``sizes``, optional ``systolic_dimensions``. Becomes a :class:`MemoryHierarchy` whose operands
+  are the layer operands, through ``memory_operand_links`` (default ZigZag's ``W: I2, I: I1,
+  O: O``). ``area``, ``unit_area``, ``latency`` and ``input_precision`` are read and ignored
+  (they do not enter ZigZag's cost either). CACTI cost extraction and in-memory-computing
+  arrays are not supported (one-line ConfigError naming the key and the file).
+- **Mapping**: a list of entries ``name`` (a layer name, an operator type such as ``Add`` or
+  ``default``) with ``spatial_mapping`` (``D1: ["K, 32", ...]``), ``spatial_mapping_hint``
+  (``D1: [K, OY]``), ``temporal_ordering`` (``[[OX, 112], [K, "*"]]``, innermost first) and
+  ``memory_operand_links``. Loop names are translated to accelsim's letters (B->N, OY->P,
+  OX->Q, FY->R, FX->S).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import ConfigError
+from .hierarchy import ArrayDimension, MemoryHierarchy, MemoryLevel, MemoryPort, OperationalArray, PortAllocation
+
+#: ZigZag loop names -> accelsim letters
+ZIGZAG_DIMS: dict[str, str] = {"B": "N", "G": "G", "K": "K", "C": "C", "OY": "P", "OX": "Q", "FY": "R", "FX": "S"}
+DEFAULT_LINKS: dict[str, str] = {"W": "I2", "I": "I1", "O": "O"}
+_MEM_KEYS = {"size", "r_cost", "w_cost", "area", "latency", "operands", "ports", "served_dimensions",
+             "force_double_buffering", "auto_cost_extraction", "min_r_granularity", "min_w_granularity", "mem_type"}
+_ARRAY_KEYS = {"unit_energy", "unit_area", "dimensions", "sizes", "systolic_dimensions", "input_precision",
+               "is_imc"}
+_PORT_KEYS = {"name", "type", "bandwidth_min", "bandwidth_max", "allocation"}
+_MAP_KEYS = {"name", "spatial_mapping", "spatial_mapping_hint", "temporal_ordering", "memory_operand_links"}
+
+
+def is_zigzag_accelerator(data: Any) -> bool:
+    """True for a parsed ZigZag accelerator file (``operational_array`` and ``memories`` keys)."""
+    return isinstance(data, dict) and "operational_array" in data and "memories" in data
+
+
+def _read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file (top level may be a list); errors are one-line ConfigErrors."""
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", source=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file ({exc.__class__.__name__})", source=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"malformed YAML{where}", source=str(path)) from None
+
+
+def _err(msg: str, src: str, key: str) -> ConfigError:
+    return ConfigError(msg, source=src, field=key)
+
+
+def hierarchy_from_zigzag(data: Any, source: str = "<zigzag accelerator>",
+                          operand_links: dict[str, str] | None = None) -> MemoryHierarchy:
+    """Build a :class:`MemoryHierarchy` from a parsed ZigZag accelerator file."""
+    if not is_zigzag_accelerator(data):
+        raise ConfigError("not a ZigZag accelerator (needs 'operational_array' and 'memories')", source=source)
+    links = dict(operand_links or DEFAULT_LINKS)
+    to_layer = {mem_op: layer_op for layer_op, mem_op in links.items()}
+    extra = set(data) - {"name", "memories", "operational_array"}
+    if extra:
+        k = sorted(extra)[0]
+        raise _err(f"unsupported key '{k}'", source, k)
+    oa = data["operational_array"]
+    if not isinstance(oa, dict):
+        raise _err("must be a mapping", source, "operational_array")
+    for k in oa:
+        if k not in _ARRAY_KEYS or (k == "is_imc" and oa[k]):
+            raise _err(f"unsupported key '{k}' (in-memory computing arrays are not supported)"
+                       if k in ("is_imc",) else f"unsupported key '{k}'", source, f"operational_array.{k}")
+    if "unit_energy" not in oa:
+        raise _err("missing 'unit_energy'", source, "operational_array.unit_energy")
+    dims, sizes = oa.get("dimensions") or [], oa.get("sizes") or []
+    if len(dims) != len(sizes) or not dims:
+        raise _err("'dimensions' and 'sizes' must be non-empty lists of equal length", source, "operational_array")
+    try:
+        array = OperationalArray(
+            dimensions=tuple(ArrayDimension(name=str(d), size=int(s)) for d, s in zip(dims, sizes)),
+            mac_energy_pj=float(oa["unit_energy"]),
+            systolic_dimensions=tuple(str(d) for d in oa.get("systolic_dimensions") or ()))
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise _err(_first_error(exc), source, "operational_array") from None
+    mems = []
+    if not isinstance(data["memories"], dict) or not data["memories"]:
+        raise _err("must be a non-empty mapping of memory names", source, "memories")
+    for name, m in data["memories"].items():
+        key = f"memories.{name}"
+        if not isinstance(m, dict):
+            raise _err("must be a mapping", source, key)
+        for k in m:
+            if k not in _MEM_KEYS:
+                raise _err(f"unsupported key '{k}'", source, f"{key}.{k}")
+        if m.get("auto_cost_extraction"):
+            raise _err("CACTI cost extraction is not supported; give r_cost and w_cost", source,
+                       f"{key}.auto_cost_extraction")
+        for k in ("min_r_granularity", "min_w_granularity"):
+            if m.get(k) is not None:
+                raise _err(f"unsupported key '{k}'", source, f"{key}.{k}")
+        for k in ("size", "r_cost", "w_cost", "operands", "ports"):
+            if k not in m:
+                raise _err(f"missing '{k}'", source, f"{key}.{k}")
+        ops = []
+        for mo in m["operands"]:
+            if str(mo) not in to_layer:
+                raise _err(f"memory operand {mo} is not linked to a layer operand (links {links})", source,
+                           f"{key}.operands")
+            ops.append(to_layer[str(mo)])
+        ports = []
+        for i, p in enumerate(m["ports"]):
+            pkey = f"{key}.ports[{i}]"
+            if not isinstance(p, dict):
+                raise _err("must be a mapping", source, pkey)
+            for k in p:
+                if k not in _PORT_KEYS:
+                    raise _err(f"unsupported key '{k}'", source, f"{pkey}.{k}")
+            alloc = []
+            for a in p.get("allocation") or []:
+                parts = [s.strip() for s in str(a).split(",")]
+                if len(parts) != 2 or parts[1] not in ("fh", "tl", "fl", "th"):
+                    raise _err(f"allocation {a!r} must be 'OPERAND, fh|tl|fl|th'", source, f"{pkey}.allocation")
+                if parts[0] not in to_layer:
+                    raise _err(f"allocation operand {parts[0]} is not linked to a layer operand", source,
+                               f"{pkey}.allocation")
+                alloc.append(PortAllocation(operand=to_layer[parts[0]], direction=parts[1]))
+            try:
+                ports.append(MemoryPort(name=str(p.get("name", f"port{i}")), type=p.get("type"),
+                                        bandwidth_min_bits=int(p.get("bandwidth_min", p.get("bandwidth_max"))),
+                                        bandwidth_max_bits=int(p.get("bandwidth_max")), allocation=tuple(alloc)))
+            except (ValidationError, ValueError, TypeError) as exc:
+                raise _err(_first_error(exc), source, pkey) from None
+        fdb = m.get("force_double_buffering")
+        try:
+            mems.append(MemoryLevel(
+                name=str(name), size_bits=int(m["size"]), operands=tuple(ops), read_pj=float(m["r_cost"]),
+                write_pj=float(m["w_cost"]), ports=tuple(p for p in ports if p.allocation),
+                served_dimensions=tuple(str(d) for d in m.get("served_dimensions") or ()),
+                double_buffering="always" if fdb else "auto"))
+        except (ValidationError, ValueError, TypeError) as exc:
+            raise _err(_first_error(exc), source, key) from None
+    try:
+        return MemoryHierarchy(name=str(data.get("name", Path(source).stem)), array=array, memories=tuple(mems))
+    except (ValidationError, ValueError) as exc:
+        raise _err(_first_error(exc), source, "memories") from None
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        e = exc.errors()[0]
+        loc = ".".join(str(x) for x in e.get("loc", ()))
+        return f"{loc}: {e.get('msg')}" if loc else str(e.get("msg"))
+    return str(exc)
+
+
+def load_zigzag_accelerator(path: str | Path, operand_links: dict[str, str] | None = None) -> MemoryHierarchy:
+    """Read a ZigZag accelerator YAML file into a :class:`MemoryHierarchy`."""
+    return hierarchy_from_zigzag(_read_yaml(path), str(path), operand_links)
+
+
+# ------------------------------------------------------------------------------------------------
+# mapping files
+# ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ZigzagMappingEntry:
+    """One entry of a ZigZag mapping file (dims already in accelsim letters).
+
+    ``spatial``: per array dimension, the (dim, size) loops unrolled on it (``None``: not fixed);
+    ``hint``: per array dimension, the dims the mapper may unroll on it; ``temporal``: the
+    temporal loop order innermost first, sizes ``None`` for ``"*"`` (all that is left).
+    """
+
+    name: str
+    spatial: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] | None = None
+    hint: tuple[tuple[str, tuple[str, ...]], ...] | None = None
+    temporal: tuple[tuple[str, int | None], ...] | None = None
+    operand_links: tuple[tuple[str, str], ...] = tuple(sorted(DEFAULT_LINKS.items()))
+
+    @property
+    def links(self) -> dict[str, str]:
+        return dict(self.operand_links)
+
+    def spatial_dict(self) -> dict[str, tuple[tuple[str, int], ...]] | None:
+        return None if self.spatial is None else dict(self.spatial)
+
+    def hint_dict(self) -> dict[str, tuple[str, ...]] | None:
+        return None if self.hint is None else dict(self.hint)
+
+
+@dataclass(frozen=True)
+class ZigzagMapping:
+    """All entries of a mapping file; :meth:`for_layer` picks by layer name, operator type, default."""
+
+    entries: tuple[ZigzagMappingEntry, ...]
+    source: str = field(default="<zigzag mapping>", compare=False)
+
+    def for_layer(self, name: str, op_type: str | None = None) -> ZigzagMappingEntry | None:
+        by_name = {e.name: e for e in self.entries}
+        if name in by_name:
+            return by_name[name]
+        if op_type is not None and op_type in by_name:
+            return by_name[op_type]
+        return by_name.get("default")
+
+
+def _dim(value: Any, src: str, key: str) -> str:
+    d = str(value).strip()
+    if d not in ZIGZAG_DIMS:
+        raise _err(f"loop dimension {d!r} is not supported (one of {', '.join(ZIGZAG_DIMS)})", src, key)
+    return ZIGZAG_DIMS[d]
+
+
+def mapping_from_zigzag(data: Any, source: str = "<zigzag mapping>") -> ZigzagMapping:
+    """Parse a ZigZag mapping file (a list of entries) into a :class:`ZigzagMapping`."""
+    if not isinstance(data, list) or not data:
+        raise ConfigError("a ZigZag mapping file is a non-empty list of entries", source=source)
+    entries = []
+    for i, e in enumerate(data):
+        key = f"[{i}]"
+        if not isinstance(e, dict) or "name" not in e:
+            raise _err("each entry must be a mapping with a 'name'", source, key)
+        key = f"{e['name']}"
+        for k in e:
+            if k not in _MAP_KEYS:
+                raise _err(f"unsupported key '{k}'", source, f"{key}.{k}")
+        spatial = None
+        if e.get("spatial_mapping") is not None:
+            sm = e["spatial_mapping"]
+            if not isinstance(sm, dict):
+                raise _err("must map array dimensions to loop lists", source, f"{key}.spatial_mapping")
+            rows = []
+            for ad, loops in sm.items():
+                lps = []
+                for lp in loops or []:
+                    parts = [s.strip() for s in str(lp).split(",")] if not isinstance(lp, (list, tuple)) else list(lp)
+                    if len(parts) != 2:
+                        raise _err(f"loop {lp!r} must be 'DIM, SIZE'", source, f"{key}.spatial_mapping.{ad}")
+                    try:
+                        size = int(parts[1])
+                    except ValueError:
+                        raise _err(f"loop size {parts[1]!r} is not an integer", source,
+                                   f"{key}.spatial_mapping.{ad}") from None
+                    lps.append((_dim(parts[0], source, f"{key}.spatial_mapping.{ad}"), size))
+                rows.append((str(ad), tuple(lps)))
+            spatial = tuple(rows)
+        hint = None
+        if e.get("spatial_mapping_hint") is not None:
+            h = e["spatial_mapping_hint"]
+            if not isinstance(h, dict):
+                raise _err("must map array dimensions to dimension lists", source, f"{key}.spatial_mapping_hint")
+            hint = tuple((str(ad), tuple(_dim(d, source, f"{key}.spatial_mapping_hint.{ad}") for d in (ds or [])))
+                         for ad, ds in h.items())
+        temporal = None
+        if e.get("temporal_ordering") is not None:
+            t = []
+            for lp in e["temporal_ordering"]:
+                if not isinstance(lp, (list, tuple)) or len(lp) != 2:
+                    raise _err(f"loop {lp!r} must be [DIM, SIZE or '*']", source, f"{key}.temporal_ordering")
+                size = None if str(lp[1]).strip() == "*" else lp[1]
+                if size is not None:
+                    try:
+                        size = int(size)
+                    except (TypeError, ValueError):
+                        raise _err(f"loop size {lp[1]!r} is not an integer or '*'", source,
+                                   f"{key}.temporal_ordering") from None
+                t.append((_dim(lp[0], source, f"{key}.temporal_ordering"), size))
+            temporal = tuple(t)
+        links = e.get("memory_operand_links") or DEFAULT_LINKS
+        if not isinstance(links, dict) or set(links) != {"W", "I", "O"}:
+            raise _err("must link exactly W, I and O to memory operands", source, f"{key}.memory_operand_links")
+        entries.append(ZigzagMappingEntry(
+            name=str(e["name"]), spatial=spatial, hint=hint, temporal=temporal,
+            operand_links=tuple(sorted((str(k), str(v)) for k, v in links.items()))))
+    return ZigzagMapping(tuple(entries), source)
+
+
+def load_zigzag_mapping(path: str | Path) -> ZigzagMapping:
+    """Read a ZigZag mapping YAML file."""
+    return mapping_from_zigzag(_read_yaml(path), str(path))
+
+
+__all__ = ["ZIGZAG_DIMS", "DEFAULT_LINKS", "is_zigzag_accelerator", "hierarchy_from_zigzag",
+           "load_zigzag_accelerator", "ZigzagMappingEntry", "ZigzagMapping", "mapping_from_zigzag",
+           "load_zigzag_mapping"]

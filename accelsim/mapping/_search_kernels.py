@@ -1,0 +1,676 @@
+"""Hot parts of the mapper: loop prime factors, multiset permutations, LOMA-style allocation.
+
+Everything here works on small integer tuples (dimension indices into ``ir.DIMS``) so the
+search in :mod:`accelsim.mapping.search` can enumerate thousands of loop orders per layer
+without building :class:`~accelsim.mapping.ir.Mapping` objects for each.
+
+Assumptions (shared with ZigZag 3.9.1's LOMA, which this reproduces):
+
+- temporal loop sizes are the prime factors of each dimension's temporal trip count
+  ``ceil(bound / spatial factor)``; when there are more than ``lpf_limit`` of them, the two
+  smallest factors of the dimension with the most factors are merged (first such dimension in
+  ZigZag's ONNX order ``N, K, G, Q, P, C, S, R``), repeatedly, until ``lpf_limit`` remain;
+- a loop order is allocated to the memory levels bottom-up: at each memory, every operand it
+  holds takes a prefix of its still unallocated loops; among the prefix combinations whose
+  summed tile fits the capacity, the one with the fewest words fetched from the level above
+  (``unallocated iterations x tile bits``) wins, later combinations winning ties (ZigZag's
+  ``<=``); an operand's outermost memory takes all remaining loops.
+"""
+from __future__ import annotations
+
+from itertools import product as _iproduct
+from math import gcd, prod
+from typing import Iterator, Sequence
+
+from .ir import DIMS
+
+DIM_INDEX: dict[str, int] = {d: i for i, d in enumerate(DIMS)}
+#: ZigZag's ONNX loop-dimension order (B, K, G, OX, OY, C, FX, FY) in accelsim letters
+ZIGZAG_DIM_ORDER: tuple[str, ...] = ("N", "K", "G", "Q", "P", "C", "S", "R")
+_N, _G, _K, _C, _P, _Q, _R, _S = range(8)
+#: dims irrelevant to each operand (reduction for O, K for I, N/P/Q for W)
+IRRELEVANT: dict[str, frozenset[int]] = {
+    "W": frozenset({_N, _P, _Q}),
+    "I": frozenset({_K}),
+    "O": frozenset({_C, _R, _S}),
+}
+
+
+def prime_factors(n: int) -> list[int]:
+    """Prime factors of ``n`` in ascending order (``[]`` for 1)."""
+    out, p = [], 2
+    while p * p <= n:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 1
+    if n > 1:
+        out.append(n)
+    return out
+
+
+def loop_prime_factors(trips: dict[str, int], lpf_limit: int | None) -> list[tuple[int, int]]:
+    """LOMA's loop prime factors ``(dim index, size)`` of the temporal trip counts.
+
+    ``trips`` maps dims to temporal trip counts (1s are dropped). With ``lpf_limit`` the
+    factor list is shortened as ZigZag's ``LomaEngine.limit_lpfs`` does (never below one
+    factor per dimension). The result is sorted by (dim index, size).
+    """
+    dims = [d for d in ZIGZAG_DIM_ORDER if trips.get(d, 1) > 1]
+    pfs: dict[str, list[int]] = {d: prime_factors(int(trips[d])) for d in dims}
+    if lpf_limit is not None:
+        limit = max(int(lpf_limit), len(dims))
+        n = sum(len(v) for v in pfs.values())
+        while n > limit:
+            best = max(dims, key=lambda d: len(pfs[d]))  # first dim (ZigZag order) with most factors
+            f = sorted(pfs[best])
+            pfs[best] = sorted(f[2:] + [f[0] * f[1]])
+            n -= 1
+    out = [(DIM_INDEX[d], s) for d in dims for s in pfs[d]]
+    return sorted(out)
+
+
+def multiset_permutations(items: Sequence[tuple[int, int]]) -> Iterator[tuple[tuple[int, int], ...]]:
+    """Distinct permutations of ``items`` in lexicographic order (deterministic)."""
+    pool = sorted(items)
+    n = len(pool)
+    if n == 0:
+        yield ()
+        return
+    keys = sorted(set(pool))
+    counts = [pool.count(k) for k in keys]
+    cur: list[tuple[int, int]] = []
+
+    def rec() -> Iterator[tuple[tuple[int, int], ...]]:
+        if len(cur) == n:
+            yield tuple(cur)
+            return
+        for i, k in enumerate(keys):
+            if counts[i]:
+                counts[i] -= 1
+                cur.append(k)
+                yield from rec()
+                cur.pop()
+                counts[i] += 1
+
+    yield from rec()
+
+
+def footprint(op: str, v: Sequence[int], geo: tuple[int, int, int, int]) -> int:
+    """Elements of operand ``op`` touched by per-dim extents ``v`` (indexed like ``DIMS``).
+
+    ``geo`` = (stride_h, stride_w, dilation_h, dilation_w, in_h, in_w) for the input's sliding
+    window (exact unique rows/columns, clipped to the input as ``LayerDims.rows_for`` does).
+    """
+    if op == "W":
+        return v[_G] * v[_K] * v[_C] * v[_R] * v[_S]
+    if op == "O":
+        return v[_N] * v[_G] * v[_K] * v[_P] * v[_Q]
+    sh, sw, dh, dw, in_h, in_w = geo
+    return v[_N] * v[_G] * v[_C] * _window(v[_P], v[_R], sh, dh, in_h) * _window(v[_Q], v[_S], sw, dw, in_w)
+
+
+def _window(a: int, b: int, stride: int, dilation: int, clip: int) -> int:
+    """Distinct input rows (columns) of ``a`` outputs x ``b`` kernel taps, clipped to ``clip`` if > 0
+    (the same count as ``LayerDims.rows_for``)."""
+    g = gcd(stride, dilation)
+    n = a * b - max(0, b - stride // g) * (a - dilation // g)
+    return min(clip, n) if clip else n
+
+
+class AllocationProblem:
+    """The fixed part of allocating loop orders to one hierarchy for one layer + spatial mapping.
+
+    ``levels[op]``: memory names holding ``op``, innermost first; ``spatial_at[op][i]``: the
+    spatial loops (dim index, size) that first become visible at level ``i`` of ``op`` (a loop
+    on array dimension ``D`` belongs to the innermost level of ``op`` that serves ``D``; none:
+    the outermost). ``memories``: (name, capacity bits, operands in the memory's order).
+    """
+
+    def __init__(self, *, levels: dict[str, list[str]], spatial_at: dict[str, list[list[tuple[int, int]]]],
+                 memories: list[tuple[str, int, tuple[str, ...]]], bits: dict[str, int], o_final_bits: int,
+                 geo: tuple[int, int, int, int]):
+        self.levels = levels
+        self.spatial_at = spatial_at
+        self.memories = memories
+        self.bits = bits
+        self.o_final_bits = o_final_bits
+        self.geo = geo
+        self.ops = tuple(op for op in ("W", "I", "O") if op in levels)
+        # spatial ir loops of O above level i (decides partial vs final precision)
+        self._o_spatial_ir_above = []
+        so = spatial_at["O"]
+        for i in range(len(so)):
+            above = [s for lv in so[i + 1:] for (d, s) in lv if d in IRRELEVANT["O"] and s > 1]
+            self._o_spatial_ir_above.append(bool(above))
+
+    def arrays(self) -> tuple:
+        """The problem as numpy arrays for :func:`enumerate_orders` (operand order W, I, O)."""
+        import numpy as np
+        opi = {"W": 0, "I": 1, "O": 2}
+        nlev = np.array([len(self.levels[op]) for op in ("W", "I", "O")], dtype=np.int64)
+        maxlev = int(nlev.max())
+        names = [m[0] for m in self.memories]
+        mem_of_lev = np.full((3, maxlev), -1, dtype=np.int64)
+        for op in ("W", "I", "O"):
+            for li, nm in enumerate(self.levels[op]):
+                mem_of_lev[opi[op], li] = names.index(nm)
+        mem_cap = np.array([m[1] for m in self.memories], dtype=np.int64)
+        mem_ops = np.full((len(self.memories), 3), -1, dtype=np.int64)
+        for mi, (_, _, ops) in enumerate(self.memories):
+            for j, op in enumerate([op for op in ops if op in self.ops]):
+                mem_ops[mi, j] = opi[op]
+        sp_ext = np.ones((3, maxlev, 8), dtype=np.int64)
+        for op in ("W", "I", "O"):
+            for li, lst in enumerate(self.spatial_at[op]):
+                for d, s in lst:
+                    sp_ext[opi[op], li, d] *= s
+        o_ir = np.zeros(maxlev, dtype=np.bool_)
+        for li, f in enumerate(self._o_spatial_ir_above):
+            o_ir[li] = f
+        bits = np.array([self.bits["W"], self.bits["I"], self.bits["O"]], dtype=np.int64)
+        geo = np.array(self.geo, dtype=np.int64)
+        return (nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_ir, bits, int(self.o_final_bits), geo, _IRR)
+
+    def allocate(self, order: Sequence[tuple[int, int]]) -> dict[str, tuple[int, ...]] | None:
+        """Level loop counts per operand for ``order`` (innermost first), or None if it cannot fit."""
+        n = len(order)
+        # per operand: extents so far (allocated), position in order, current level index
+        ext = {op: [1] * 8 for op in self.ops}
+        pos = {op: 0 for op in self.ops}
+        lvl = {op: 0 for op in self.ops}
+        counts: dict[str, list[int]] = {op: [] for op in self.ops}
+        for op in self.ops:
+            for d, s in self.spatial_at[op][0]:
+                ext[op][d] *= s
+        # suffix products of the order's sizes (iterations left above position i)
+        suffix = [1] * (n + 1)
+        for i in range(n - 1, -1, -1):
+            suffix[i] = suffix[i + 1] * order[i][1]
+        o_ir_after = [False] * (n + 1)  # any O-irrelevant loop at position >= i
+        for i in range(n - 1, -1, -1):
+            o_ir_after[i] = o_ir_after[i + 1] or order[i][0] in IRRELEVANT["O"]
+        geo = self.geo
+        for name, cap, mem_ops in self.memories:
+            ops = [op for op in mem_ops if op in self.ops]
+            if not ops:
+                continue
+            sizes: list[list[int]] = []
+            for op in ops:
+                li = lvl[op]
+                top = li == len(self.levels[op]) - 1
+                if op == "O":
+                    partial = o_ir_after[pos[op]] or self._o_spatial_ir_above[li]
+                    bits = self.bits["O"] if partial else self.o_final_bits
+                else:
+                    bits = self.bits[op]
+                v = list(ext[op])
+                sz = [footprint(op, v, geo) * bits]
+                if sz[0] > cap:
+                    return None
+                for j in range(pos[op], n):
+                    d, s = order[j]
+                    v[d] *= s
+                    b = footprint(op, v, geo) * bits
+                    if b > cap:
+                        break
+                    sz.append(b)
+                if top:
+                    if len(sz) != n - pos[op] + 1:
+                        return None
+                    sz = [sz[-1]]
+                sizes.append(sz)
+            best_acc, best_idx, first = None, None, True
+            for combo in _iproduct(*[range(len(s)) for s in sizes]):
+                tot = 0
+                acc = 0
+                for k, op in enumerate(ops):
+                    size = sizes[k][combo[k]]
+                    tot += size
+                    li = lvl[op]
+                    if li != len(self.levels[op]) - 1:
+                        acc += suffix[pos[op] + combo[k]] * size
+                if tot > cap:
+                    if first:
+                        return None
+                    first = False
+                    continue
+                first = False
+                if best_acc is None or acc <= best_acc:
+                    best_acc, best_idx = acc, combo
+            if best_idx is None:
+                return None
+            for k, op in enumerate(ops):
+                li = lvl[op]
+                top = li == len(self.levels[op]) - 1
+                take = (n - pos[op]) if top else best_idx[k]
+                for j in range(pos[op], pos[op] + take):
+                    d, s = order[j]
+                    ext[op][d] *= s
+                pos[op] += take
+                counts[op].append(take)
+                lvl[op] = li + 1
+                if lvl[op] < len(self.levels[op]):
+                    for d, s in self.spatial_at[op][lvl[op]]:
+                        ext[op][d] *= s
+        for op in self.ops:
+            if pos[op] != n or len(counts[op]) != len(self.levels[op]):
+                return None
+        return {op: tuple(c) for op, c in counts.items()}
+
+
+def stationary_levels(op: str, order: Sequence[tuple[int, int]], counts: Sequence[int]) -> tuple:
+    """ZigZag's 'innermost stationary loop merge-down' of one operand's levels, as a signature.
+
+    Irrelevant loops at the bottom of a level move to the level below (repeatedly), because the
+    data they iterate over stays put. Returns per level (sorted loops, product of the level's
+    top irrelevant run, product of its top relevant run), plus the ordered sub-sequence of
+    input-window loops (P, Q, R, S) per level for the input operand. Two mappings with equal
+    signatures for all operands get equal access counts and transfer windows in ZigZag's model.
+    """
+    irr = IRRELEVANT[op]
+    lv: list[list[tuple[int, int]]] = []
+    i = 0
+    for c in counts:
+        lv.append(list(order[i:i + c]))
+        i += c
+    changed = True
+    while changed:
+        changed = False
+        for j in range(1, len(lv)):
+            while lv[j] and lv[j][0][0] in irr:
+                lv[j - 1].append(lv[j].pop(0))
+                changed = True
+    sig = []
+    for loops in lv:
+        top_ir = 1
+        for d, s in reversed(loops):
+            if d in irr:
+                top_ir *= s
+            else:
+                break
+        top_r = 1
+        for d, s in reversed(loops):
+            if d not in irr:
+                top_r *= s
+            else:
+                break
+        bottom_ir = 1
+        for d, s in loops:
+            if d in irr:
+                bottom_ir *= s
+            else:
+                break
+        win = tuple(x for x in loops if x[0] in (_P, _Q, _R, _S)) if op == "I" else ()
+        sig.append((tuple(sorted(loops)), top_ir, top_r, bottom_ir, win))
+    return tuple(sig)
+
+
+def n_distinct_permutations(items: Sequence) -> int:
+    from collections import Counter
+    from math import factorial
+    out = factorial(len(items))
+    for c in Counter(items).values():
+        out //= factorial(c)
+    return out
+
+
+def total_trip(order: Sequence[tuple[int, int]]) -> int:
+    return prod(s for _, s in order)
+
+
+# ---------------------------------------------------------------------------- numba fast path
+import numpy as np  # noqa: E402
+from numba import njit  # noqa: E402
+
+_IRR = np.zeros((3, 8), dtype=np.bool_)
+for _o, _op in enumerate(("W", "I", "O")):
+    for _d in IRRELEVANT[_op]:
+        _IRR[_o, _d] = True
+
+
+@njit(cache=True)
+def _fp(o, v, geo):  # pragma: no cover - numba
+    if o == 0:
+        return v[1] * v[2] * v[3] * v[6] * v[7]
+    if o == 2:
+        return v[0] * v[1] * v[2] * v[4] * v[5]
+    return v[0] * v[1] * v[3] * _win_nb(v[4], v[6], geo[0], geo[2], geo[4]) * _win_nb(v[5], v[7], geo[1], geo[3], geo[5])
+
+
+@njit(cache=True)
+def _win_nb(a, b, stride, dilation, clip):  # pragma: no cover - numba
+    g = stride
+    h = dilation
+    while h:
+        g, h = h, g % h
+    n = a * b - max(0, b - stride // g) * (a - dilation // g)
+    if clip > 0 and clip < n:
+        return clip
+    return n
+
+
+@njit(cache=True)
+def _next_perm(a):  # pragma: no cover - numba
+    """Next lexicographic permutation of int array ``a`` in place; False after the last."""
+    n = a.shape[0]
+    i = n - 2
+    while i >= 0 and a[i] >= a[i + 1]:
+        i -= 1
+    if i < 0:
+        return False
+    j = n - 1
+    while a[j] <= a[i]:
+        j -= 1
+    t = a[i]
+    a[i] = a[j]
+    a[j] = t
+    lo = i + 1
+    hi = n - 1
+    while lo < hi:
+        t = a[lo]
+        a[lo] = a[hi]
+        a[hi] = t
+        lo += 1
+        hi -= 1
+    return True
+
+
+@njit(cache=True)
+def _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits, o_final_bits, geo,
+                 irr, counts):  # pragma: no cover - numba
+    """LOMA allocation of one order (dims ``od``, sizes ``osz``); fills ``counts[op, lev]``."""
+    n = od.shape[0]
+    ext = np.ones((3, 8), dtype=np.int64)
+    pos = np.zeros(3, dtype=np.int64)
+    lvl = np.zeros(3, dtype=np.int64)
+    for o in range(3):
+        for d in range(8):
+            ext[o, d] *= sp_ext[o, 0, d]
+        for l in range(counts.shape[1]):
+            counts[o, l] = 0
+    suffix = np.ones(n + 1, dtype=np.int64)
+    for i in range(n - 1, -1, -1):
+        suffix[i] = suffix[i + 1] * osz[i]
+    o_ir_after = np.zeros(n + 1, dtype=np.bool_)
+    for i in range(n - 1, -1, -1):
+        o_ir_after[i] = o_ir_after[i + 1] or irr[2, od[i]]
+    nmem = mem_cap.shape[0]
+    sizes = np.zeros((3, n + 1), dtype=np.int64)
+    nsz = np.zeros(3, dtype=np.int64)
+    v = np.ones(8, dtype=np.int64)
+    for m in range(nmem):
+        cap = mem_cap[m]
+        nops = 0
+        for j in range(3):
+            if mem_ops[m, j] >= 0:
+                nops += 1
+        if nops == 0:
+            continue
+        for j in range(nops):
+            o = mem_ops[m, j]
+            li = lvl[o]
+            top = li == nlev[o] - 1
+            b = bits[o]
+            if o == 2:
+                if not (o_ir_after[pos[o]] or o_sp_ir_above[li]):
+                    b = o_final_bits
+            for d in range(8):
+                v[d] = ext[o, d]
+            s0 = _fp(o, v, geo) * b
+            if s0 > cap:
+                return False
+            sizes[j, 0] = s0
+            k = 1
+            for i in range(pos[o], n):
+                v[od[i]] *= osz[i]
+                s = _fp(o, v, geo) * b
+                if s > cap:
+                    break
+                sizes[j, k] = s
+                k += 1
+            if top:
+                if k != n - pos[o] + 1:
+                    return False
+                sizes[j, 0] = sizes[j, k - 1]
+                nsz[j] = 1
+            else:
+                nsz[j] = k
+        total = 1
+        for j in range(nops):
+            total *= nsz[j]
+        best_acc = -1
+        best_c = -1
+        for c in range(total):
+            rem = c
+            tot = 0
+            acc = 0
+            # mixed radix, last operand fastest (itertools.product order)
+            idx0 = 0
+            idx1 = 0
+            idx2 = 0
+            for j in range(nops - 1, -1, -1):
+                ij = rem % nsz[j]
+                rem //= nsz[j]
+                if j == 0:
+                    idx0 = ij
+                elif j == 1:
+                    idx1 = ij
+                else:
+                    idx2 = ij
+            for j in range(nops):
+                ij = idx0 if j == 0 else (idx1 if j == 1 else idx2)
+                o = mem_ops[m, j]
+                s = sizes[j, ij]
+                tot += s
+                if lvl[o] != nlev[o] - 1:
+                    acc += suffix[pos[o] + ij] * s
+            if tot > cap:
+                if c == 0:
+                    return False
+                continue
+            if best_acc < 0 or acc <= best_acc:
+                best_acc = acc
+                best_c = c
+        if best_c < 0:
+            return False
+        rem = best_c
+        take_idx = np.zeros(3, dtype=np.int64)
+        for j in range(nops - 1, -1, -1):
+            take_idx[j] = rem % nsz[j]
+            rem //= nsz[j]
+        for j in range(nops):
+            o = mem_ops[m, j]
+            li = lvl[o]
+            top = li == nlev[o] - 1
+            take = (n - pos[o]) if top else take_idx[j]
+            for i in range(pos[o], pos[o] + take):
+                ext[o, od[i]] *= osz[i]
+            pos[o] += take
+            counts[o, li] = take
+            lvl[o] = li + 1
+            if lvl[o] < nlev[o]:
+                for d in range(8):
+                    ext[o, d] *= sp_ext[o, lvl[o], d]
+    for o in range(3):
+        if pos[o] != n or lvl[o] != nlev[o]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _cls(o, d, irr):  # pragma: no cover - numba
+    """Relevance class of dim ``d`` for operand ``o``: 0 irrelevant, 1 relevant, 2+ input window."""
+    if irr[o, d]:
+        return 0
+    if o == 1 and d >= 4:
+        return 2 + d
+    return 1
+
+
+@njit(cache=True)
+def _signature_nb(od, osz, nlev, counts, irr, out):  # pragma: no cover - numba
+    """Stationarity signature of one allocated order into ``out`` (per op, level: 8 dim products,
+    top-irrelevant, top-relevant and bottom-irrelevant run products)."""
+    n = od.shape[0]
+    maxlev = counts.shape[1]
+    out[:] = 0
+    lvd = np.empty((maxlev, n), dtype=np.int64)
+    lvs = np.empty((maxlev, n), dtype=np.int64)
+    ln = np.zeros(maxlev, dtype=np.int64)
+    for o in range(3):
+        i = 0
+        for l in range(nlev[o]):
+            ln[l] = 0
+            for t in range(counts[o, l]):
+                lvd[l, ln[l]] = od[i]
+                lvs[l, ln[l]] = osz[i]
+                ln[l] += 1
+                i += 1
+        changed = True
+        while changed:
+            changed = False
+            for l in range(1, nlev[o]):
+                while ln[l] > 0 and irr[o, lvd[l, 0]]:
+                    lvd[l - 1, ln[l - 1]] = lvd[l, 0]
+                    lvs[l - 1, ln[l - 1]] = lvs[l, 0]
+                    ln[l - 1] += 1
+                    for t in range(1, ln[l]):
+                        lvd[l, t - 1] = lvd[l, t]
+                        lvs[l, t - 1] = lvs[l, t]
+                    ln[l] -= 1
+                    changed = True
+        for l in range(nlev[o]):
+            base = (o * maxlev + l) * (11 + n + 1)
+            for d in range(8):
+                out[base + d] = 1
+            for t in range(ln[l]):
+                out[base + lvd[l, t]] *= lvs[l, t]
+            top_ir = 1
+            for t in range(ln[l] - 1, -1, -1):
+                if irr[o, lvd[l, t]]:
+                    top_ir *= lvs[l, t]
+                else:
+                    break
+            top_r = 1
+            for t in range(ln[l] - 1, -1, -1):
+                if not irr[o, lvd[l, t]]:
+                    top_r *= lvs[l, t]
+                else:
+                    break
+            bot = 1
+            for t in range(ln[l]):
+                if irr[o, lvd[l, t]]:
+                    bot *= lvs[l, t]
+                else:
+                    break
+            out[base + 8] = top_ir
+            out[base + 9] = top_r
+            out[base + 10] = bot
+            # ordered top run (same relevance class; an input-window loop is a class of its own)
+            # plus the loop below it: the cost model's top-run products after sliding-window
+            # decoupling depend on which loops these are, not only on their product
+            j = 0
+            t = ln[l] - 1
+            if t >= 0:
+                c0 = _cls(o, lvd[l, t], irr)
+                while t >= 0:
+                    ct = _cls(o, lvd[l, t], irr)
+                    out[base + 11 + j] = lvd[l, t] + 8 * lvs[l, t]
+                    j += 1
+                    t -= 1
+                    if ct != c0 or ct >= 2:
+                        break
+                if t >= 0 and j < n:
+                    out[base + 11 + j] = lvd[l, t] + 8 * lvs[l, t]
+
+
+@njit(cache=True)
+def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits,
+                     o_final_bits, geo, irr, max_orders):  # pragma: no cover - numba
+    """All distinct loop orders (lexicographic) with their LOMA allocation and signature.
+
+    ``keys_*``: the loop prime factors sorted ascending by (dim, size). Returns
+    (orders as indices into keys, counts[n_orders, 3, maxlev], feasible flags, signatures).
+    """
+    n = keys_dim.shape[0]
+    maxlev = 0
+    for o in range(3):
+        if nlev[o] > maxlev:
+            maxlev = nlev[o]
+    a = np.arange(n)
+    # collapse equal keys so the permutation generator sees a multiset
+    rank = np.zeros(n, dtype=np.int64)
+    for i in range(1, n):
+        rank[i] = rank[i - 1] + (1 if (keys_dim[i] != keys_dim[i - 1] or keys_size[i] != keys_size[i - 1]) else 0)
+    a = rank.copy()
+    # rank value -> key index (first occurrence)
+    first = np.zeros(n, dtype=np.int64)
+    for i in range(n - 1, -1, -1):
+        first[rank[i]] = i
+    orders = np.zeros((max_orders, n), dtype=np.int64)
+    counts = np.zeros((max_orders, 3, maxlev), dtype=np.int64)
+    ok = np.zeros(max_orders, dtype=np.bool_)
+    sig = np.zeros((max_orders, 3 * maxlev * (11 + n + 1)), dtype=np.int64)
+    od = np.zeros(n, dtype=np.int64)
+    osz = np.zeros(n, dtype=np.int64)
+    c = np.zeros((3, maxlev), dtype=np.int64)
+    k = 0
+    while True:
+        if k >= max_orders:
+            break
+        for i in range(n):
+            od[i] = keys_dim[first[a[i]]]
+            osz[i] = keys_size[first[a[i]]]
+            orders[k, i] = first[a[i]]
+        if _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits, o_final_bits,
+                        geo, irr, c):
+            ok[k] = True
+            counts[k] = c
+            _signature_nb(od, osz, nlev, c, irr, sig[k])
+        k += 1
+        if not _next_perm(a):
+            break
+    return orders[:k], counts[:k], ok[:k], sig[:k]
+
+
+@njit(cache=True)
+def _row_hash(a):  # pragma: no cover - numba
+    h = np.uint64(1469598103934665603)
+    for x in a:
+        h = (h ^ np.uint64(x & 0xFFFFFFFFFFFF)) * np.uint64(1099511628211)
+    return h
+
+
+@njit(cache=True)
+def first_of_each_class(sig):  # pragma: no cover - numba
+    """Indices (ascending) of the first row of every distinct row of ``sig`` (exact: equal hashes
+    are confirmed by comparing the rows)."""
+    n = sig.shape[0]
+    h = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        h[i] = _row_hash(sig[i])
+    order = np.argsort(h, kind="mergesort")  # stable: ascending index within equal hashes
+    keep = np.ones(n, dtype=np.bool_)
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and h[order[j + 1]] == h[order[i]]:
+            j += 1
+        # rows order[i..j] share a hash: drop exact duplicates of an earlier row
+        for a in range(i, j + 1):
+            ra = order[a]
+            if not keep[ra]:
+                continue
+            for b in range(a + 1, j + 1):
+                rb = order[b]
+                if keep[rb]:
+                    same = True
+                    for c in range(sig.shape[1]):
+                        if sig[ra, c] != sig[rb, c]:
+                            same = False
+                            break
+                    if same:
+                        keep[rb] = False
+        i = j + 1
+    return np.nonzero(keep)[0]

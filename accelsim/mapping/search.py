@@ -1,0 +1,514 @@
+"""Mapper: the best loop-nest mapping of a conv/GEMM layer on a memory hierarchy.
+
+**Search space** (per layer, hierarchy and spatial specification):
+
+1. *Spatial unrollings.* Either given (``spatial={"D1": [("K", 32)], ...}``, ZigZag's
+   ``spatial_mapping``), hinted (``hint={"D1": ["K", "P"], ...}``, ZigZag's
+   ``spatial_mapping_hint``: each array dimension unrolls one of its hinted loop dimensions) or
+   free (every loop dimension may go on every array dimension, one per array dimension, each
+   loop dimension at most once). Unroll factors run over the *efficient* values
+   ``ceil(bound / t)`` for every temporal trip count ``t`` (the smallest factor giving that trip
+   count; partial unrolling, e.g. ``C 3`` on 32 PEs, included), capped by the array dimension
+   (and, for a given mapping, by the given factor). Candidates are ranked by ideal temporal
+   cycles, then by their canonical text; the first ``max_spatial`` that admit a feasible
+   mapping are searched (at most ``MAX_TRIED_FACTOR x max_spatial`` tried).
+2. *Temporal loop orders.* The temporal trip count of every dimension is split into prime
+   factors (merged down to ``lpf_limit`` factors like ZigZag's LOMA); every distinct
+   permutation of that multiset is a loop order.
+3. *Memory allocation.* Each order is allocated to the memory levels bottom-up as LOMA does
+   (``_search_kernels.AllocationProblem``): most reuse that fits each level's capacity.
+
+This is ZigZag 3.9.1's LOMA space for a given spatial mapping (with ``lpf_limit=6``) — the
+mapper's result is therefore never worse than LOMA's under the same cost model — widened by
+the spatial candidates.
+
+**Pruning** (sound: none can drop the optimum of the space):
+
+- equal loops are never permuted (multiset permutations);
+- loop orders whose allocated mapping has the same *stationarity signature* for every operand
+  (per level: the loops after ZigZag's irrelevant-loop merge-down as a multiset, the top
+  irrelevant and relevant runs, the bottom irrelevant run, and the input-window loop order) are
+  evaluated once: the cost model's access counts and transfer windows depend on nothing else
+  (``tests/test_mapping_search.py`` checks this on random orders against ``cost.evaluate``);
+- branch-and-bound over spatial candidates: a candidate's latency is at least its ideal
+  temporal cycles plus fill/drain and its energy at least its MAC energy; candidates whose bound
+  cannot beat the best found so far are skipped (exact, since the bounds are lower bounds).
+
+**Objective and tie rule.** ``latency``: minimise (latency, energy); ``energy``: (energy,
+latency); ``edp``: (energy x latency, latency, energy). Remaining ties go to the candidate met
+first in the enumeration order, which is fixed: spatial candidates in rank order, loop orders
+in lexicographic order of ``(dimension index in DIMS, size)`` innermost first — never dict or
+set order. Identical layer shapes are mapped once (:class:`MappingCache`, keyed by shape x
+hierarchy x objective x spatial specification x options).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from itertools import product as _iproduct
+from math import ceil, prod
+from typing import Callable, Iterable, Literal, Mapping as _MappingT, Sequence
+
+from ..errors import ConfigError
+from ..hardware.hierarchy import MemoryHierarchy
+from . import _search_kernels as K
+import numpy as np
+
+from .cost import MappingCost
+from .fast import FastEvaluator
+from .ir import ACCELSIM_TO_ZIGZAG, DIMS, OPERANDS, ZIGZAG_DIMS, LayerDims, Loop, Mapping, SpatialUnroll
+
+Objective = Literal["energy", "latency", "edp"]
+Evaluator = Callable[[LayerDims, MemoryHierarchy, Mapping], MappingCost]
+OBJECTIVES: tuple[str, ...] = ("energy", "latency", "edp")
+
+
+def objective_key(cost: MappingCost, objective: str) -> tuple[float, ...]:
+    """The tuple minimised for ``objective`` (see the module docstring)."""
+    if objective == "latency":
+        return (cost.latency_cycles, cost.energy_pj)
+    if objective == "energy":
+        return (cost.energy_pj, cost.latency_cycles)
+    if objective == "edp":
+        return (cost.energy_pj * cost.latency_cycles, cost.latency_cycles, cost.energy_pj)
+    raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}", field="objective")
+
+
+@dataclass(frozen=True)
+class RankedMapping:
+    """One searched mapping with its cost and objective key."""
+
+    mapping: Mapping
+    cost: MappingCost
+    key: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class SearchStats:
+    """How much of the space was enumerated, deduplicated, evaluated and pruned."""
+
+    spatial_candidates: int = 0
+    spatial_searched: int = 0
+    spatial_pruned: int = 0
+    loop_orders: int = 0
+    infeasible: int = 0
+    unique_mappings: int = 0
+    evaluated: int = 0
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Best mapping and the top-k (best first, distinct mappings) of one layer."""
+
+    layer: LayerDims
+    objective: str
+    top: tuple[RankedMapping, ...]
+    stats: SearchStats
+    cached: bool = False
+
+    @property
+    def best(self) -> RankedMapping:
+        return self.top[0]
+
+    @property
+    def mapping(self) -> Mapping:
+        return self.top[0].mapping
+
+    @property
+    def cost(self) -> MappingCost:
+        return self.top[0].cost
+
+
+# ---------------------------------------------------------------------------- spatial candidates
+def _efficient_factors(bound: int, cap: int) -> list[int]:
+    """Unroll factors <= cap that are the smallest giving their temporal trip count, descending."""
+    out = set()
+    for t in range(1, bound + 1):
+        f = ceil(bound / t)
+        if f <= cap:
+            out.add(f)
+        if f == 1:
+            break
+    return sorted(out, reverse=True)
+
+
+def _norm_dim(d: str) -> str:
+    d = str(d).strip()
+    if d in DIMS:
+        return d
+    if d in ZIGZAG_DIMS:
+        return ZIGZAG_DIMS[d]
+    raise ConfigError(f"unknown loop dimension {d!r}", source="mapping", field="spatial")
+
+
+def spatial_candidates(layer: LayerDims, hierarchy: MemoryHierarchy, *,
+                       spatial: _MappingT[str, Sequence] | None = None,
+                       hint: _MappingT[str, Sequence[str]] | None = None,
+                       vary_factors: bool = False) -> list[tuple[SpatialUnroll, ...]]:
+    """All spatial unrollings of the space, ranked (ideal temporal cycles, canonical text).
+
+    A given ``spatial`` mapping is used as is (factors above a loop bound reduced to it, as ZigZag
+    does) unless ``vary_factors``, which also tries every smaller efficient factor of its loops.
+    """
+    arr = [(d.name, d.size) for d in hierarchy.array.dimensions]
+    names = {n for n, _ in arr}
+    for src in (spatial or {}), (hint or {}):
+        for ad in src:
+            if ad not in names:
+                raise ConfigError(f"unknown array dimension {ad!r} (array has {', '.join(sorted(names))})",
+                                  source="mapping", field="spatial")
+    per_dim: list[list[tuple[Loop, ...]]] = []
+    for ad, size in arr:
+        opts: list[tuple[Loop, ...]] = []
+        if spatial is not None:
+            given = spatial.get(ad, [])
+            items = []
+            for it in given:
+                dim, f = (_norm_dim(it[0]), int(it[1])) if not isinstance(it, Loop) else (it.dim, it.size)
+                items.append((dim, f))
+            if not items:
+                opts.append(())
+            else:
+                if vary_factors:
+                    choices = [[(dm, f2) for f2 in _efficient_factors(layer.size(dm), min(f, size))] for dm, f in items]
+                else:  # ZigZag: a given factor larger than the loop bound is reduced to the bound
+                    choices = [[(dm, min(f, layer.size(dm)))] for dm, f in items]
+                for combo in _iproduct(*choices):
+                    if prod(f2 for _, f2 in combo) <= size:
+                        opts.append(tuple(Loop(dm, f2) for dm, f2 in combo if f2 > 1))
+        else:
+            dims = [_norm_dim(x) for x in (hint.get(ad, []) if hint is not None else DIMS)]
+            if hint is not None and ad not in hint:
+                dims = list(DIMS)
+            opts.append(())
+            for dm in dims:
+                for f in _efficient_factors(layer.size(dm), size):
+                    if f > 1:
+                        opts.append((Loop(dm, f),))
+        per_dim.append(sorted(set(opts), key=lambda t: tuple((lp.dim, -lp.size) for lp in t)))
+    out = []
+    for combo in _iproduct(*per_dim):
+        used = [lp.dim for t in combo for lp in t]
+        if len(used) != len(set(used)):
+            continue  # one loop dimension is unrolled on one array dimension only
+        out.append(tuple(SpatialUnroll(ad, t) for (ad, _), t in zip(arr, combo)))
+
+    bounds = layer.bounds
+
+    def rank(sp):
+        f = dict.fromkeys(DIMS, 1)
+        for su in sp:
+            for lp in su.loops:
+                f[lp.dim] *= lp.size
+        tc = 1
+        for d in DIMS:
+            tc *= -(-bounds[d] // f[d])
+        return (tc, tuple((su.array_dim, tuple((lp.dim, -lp.size) for lp in su.loops)) for su in sp))
+    out.sort(key=rank)
+    return out
+
+
+# ---------------------------------------------------------------------------- allocation problem
+def _problem(layer: LayerDims, hierarchy: MemoryHierarchy, sp: tuple[SpatialUnroll, ...]) -> K.AllocationProblem:
+    levels = {op: [m.name for m in hierarchy.levels(op)] for op in OPERANDS}
+    spatial_at: dict[str, list[list[tuple[int, int]]]] = {}
+    for op in OPERANDS:
+        mems = hierarchy.levels(op)
+        at: list[list[tuple[int, int]]] = [[] for _ in mems]
+        for su in sp:
+            idx = next((i for i, m in enumerate(mems) if su.array_dim in m.served_dimensions), len(mems) - 1)
+            for lp in su.loops:
+                at[idx].append((K.DIM_INDEX[lp.dim], lp.size))
+        spatial_at[op] = at
+    memories = [(m.name, m.size_bits, tuple(op for op in m.operands)) for m in hierarchy.memories]
+    return K.AllocationProblem(levels=levels, spatial_at=spatial_at, memories=memories,
+                               bits={"W": layer.w_bits, "I": layer.i_bits, "O": layer.o_bits},
+                               o_final_bits=layer.o_final_bits,
+                               geo=(layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w,
+                                    layer.in_h, layer.in_w))
+
+
+def _trips(layer: LayerDims, sp: tuple[SpatialUnroll, ...]) -> dict[str, int]:
+    out = {}
+    for d in DIMS:
+        f = prod(lp.size for su in sp for lp in su.loops if lp.dim == d)
+        out[d] = ceil(layer.size(d) / f)
+    return out
+
+
+def _order_arrays(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe: bool):
+    """(orders [n, L] as indices into lpfs, counts [n, 3, levels], indices of the feasible orders to
+    evaluate — one per signature class when ``dedupe``, the first in lexicographic order —,
+    number of orders, number infeasible)."""
+    if not lpfs:
+        c = prob.allocate(())
+        nl = max(len(v) for v in prob.levels.values())
+        counts = np.zeros((1, 3, nl), dtype=np.int64)
+        if c is not None:
+            for o, op in enumerate(OPERANDS):
+                counts[0, o, :len(c[op])] = c[op]
+        return (np.zeros((1, 0), dtype=np.int64), counts,
+                np.array([0] if c is not None else [], dtype=np.int64), 1, int(c is None))
+    kd = np.array([d for d, _ in lpfs], dtype=np.int64)
+    ks = np.array([s for _, s in lpfs], dtype=np.int64)
+    orders, counts, ok, sig = K.enumerate_orders(kd, ks, *prob.arrays(), K.n_distinct_permutations(lpfs))
+    idx = np.nonzero(ok)[0]
+    if dedupe and len(idx):
+        idx = idx[K.first_of_each_class(np.ascontiguousarray(sig[idx]))]
+    return orders, counts, idx, int(len(ok)), int((~ok).sum())
+
+
+def _mapping_of(sp, lpfs, order_row, counts_row, prob) -> Mapping:
+    order = tuple(lpfs[int(j)] for j in order_row)
+    cnt = {op: tuple(int(x) for x in counts_row[o, :len(prob.levels[op])]) for o, op in enumerate(OPERANDS)}
+    return _to_mapping(sp, order, cnt)
+
+
+def _push(top: list, entry: tuple, top_k: int) -> None:
+    if len(top) < top_k or entry[:3] < top[-1][:3]:
+        top.append(entry)
+        top.sort(key=lambda e: e[:3])
+        del top[top_k:]
+
+
+def _to_mapping(sp, order, counts) -> Mapping:
+    temporal = tuple(Loop(DIMS[d], s) for d, s in order)
+    return Mapping(sp, temporal, tuple((op, counts[op]) for op in OPERANDS))
+
+
+def _lower_bound(layer: LayerDims, hierarchy: MemoryHierarchy, sp, objective: str) -> tuple[float, ...]:
+    """A lower bound of the objective key for every mapping with spatial unrolling ``sp``."""
+    tc = prod(_trips(layer, sp).values())
+    lat = float(tc)
+    en = layer.macs * hierarchy.array.mac_energy_pj
+    if objective == "latency":
+        return (lat, en)
+    if objective == "energy":
+        return (en, lat)
+    return (en * lat, lat, en)
+
+
+# ---------------------------------------------------------------------------- the search
+@dataclass
+class MappingCache:
+    """Search results keyed by layer shape x hierarchy x objective x spatial spec x options."""
+
+    results: dict[tuple, "SearchResult"] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+    def clear(self) -> None:
+        self.results.clear()
+        self.hits = self.misses = 0
+
+
+_DEFAULT_CACHE = MappingCache()
+
+
+def hierarchy_key(hierarchy: MemoryHierarchy) -> str:
+    """A stable digest of everything in ``hierarchy`` (its name excluded)."""
+    data = hierarchy.model_dump_json(exclude={"name"})
+    return hashlib.sha1(data.encode()).hexdigest()
+
+
+def _spec_key(spatial, hint) -> tuple:
+    def norm(x):
+        if x is None:
+            return None
+        return tuple(sorted((str(k), tuple(str(tuple(v)) if not isinstance(v, str) else v for v in vals))
+                            for k, vals in x.items()))
+    return (norm(spatial), norm(hint))
+
+
+#: at most this many times ``max_spatial`` spatial candidates are tried (infeasible ones included)
+MAX_TRIED_FACTOR = 8
+
+
+def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str = "latency",
+                 spatial: _MappingT[str, Sequence] | None = None,
+                 hint: _MappingT[str, Sequence[str]] | None = None,
+                 top_k: int = 5, lpf_limit: int | None = 6, max_spatial: int | None = 8,
+                 vary_factors: bool = False,
+                 dedupe: bool = True, bound: bool = True,
+                 evaluator: Evaluator | None = None, cache: MappingCache | None = _DEFAULT_CACHE) -> SearchResult:
+    """Search the space described in the module docstring; return the best ``top_k`` mappings.
+
+    Mappings are priced by the compiled :class:`~accelsim.mapping.fast.FastEvaluator` (equal to
+    :func:`accelsim.mapping.cost.evaluate`), a whole spatial candidate's loop orders in one batch;
+    ``evaluator(layer, hierarchy, mapping) -> MappingCost`` replaces it (one call per mapping). ``dedupe``/``bound`` switch the two pruning rules off (for the brute-force
+    tests). ``cache=None`` disables caching.
+    """
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}", field="objective")
+    if top_k < 1:
+        raise ConfigError("top_k must be >= 1", field="top_k")
+    key = None
+    if cache is not None:
+        key = (layer.shape_key, hierarchy_key(hierarchy), objective, _spec_key(spatial, hint), top_k, lpf_limit,
+               max_spatial, vary_factors, dedupe, bound, id(evaluator) if evaluator is not None else None)
+        hit = cache.results.get(key)
+        if hit is not None:
+            cache.hits += 1
+            return SearchResult(layer, objective, hit.top, hit.stats, cached=True)
+        cache.misses += 1
+
+    cands = spatial_candidates(layer, hierarchy, spatial=spatial, hint=hint, vary_factors=vary_factors)
+    n_cands = len(cands)
+    fe = FastEvaluator(layer, hierarchy) if evaluator is None else None
+    # (key, spatial rank, order rank, mapping, cost or None)
+    top: list[tuple[tuple, int, int, Mapping, MappingCost | None]] = []
+    n_orders = n_infeasible = n_unique = n_eval = n_pruned = n_searched = n_feasible = 0
+    # candidates are in rank order, which is also ascending lower-bound order (the bound is the
+    # ideal temporal cycles / the constant MAC energy): once one is bounded out, all later are
+    for si, sp in enumerate(cands):
+        if max_spatial is not None and (n_feasible >= max_spatial or n_searched >= MAX_TRIED_FACTOR * max_spatial):
+            break
+        if bound and len(top) >= top_k and _lower_bound(layer, hierarchy, sp, objective) > top[top_k - 1][0]:
+            n_pruned = n_cands - si
+            break
+        n_searched += 1
+        prob = _problem(layer, hierarchy, sp)
+        lpfs = K.loop_prime_factors(_trips(layer, sp), lpf_limit)
+        orders, counts, idx, n_all, n_bad = _order_arrays(prob, lpfs, dedupe)
+        n_orders += n_all
+        n_infeasible += n_bad
+        n_unique += len(idx)
+        if not len(idx):
+            continue
+        n_feasible += 1
+        if fe is not None:
+            kd = np.array([d for d, _ in lpfs] or [0], dtype=np.int64)
+            ks = np.array([s for _, s in lpfs] or [1], dtype=np.float64)
+            sel = orders[idx]
+            e, lat = fe.batch(sp, kd[sel], ks[sel], np.full(len(idx), len(lpfs), dtype=np.int64), counts[idx])
+            n_eval += len(idx)
+            cols = {"latency": (lat, e), "energy": (e, lat), "edp": (e * lat, lat, e)}[objective]
+            finite = np.isfinite(e) & np.isfinite(lat)
+            rows = np.nonzero(finite)[0]
+            if not len(rows):
+                continue
+            # best top_k rows of this candidate: lexicographic on the key, then order rank
+            ordr = np.lexsort((idx[rows],) + tuple(c[rows] for c in reversed(cols)))[:top_k]
+            for r in rows[ordr]:
+                k = tuple(float(c[r]) for c in cols)
+                entry = (k, si, int(idx[r]), None, None, (sp, lpfs, orders[idx[r]], counts[idx[r]]))
+                _push(top, entry, top_k)
+        else:
+            for i in idx:
+                m = _mapping_of(sp, lpfs, orders[i], counts[i], prob)
+                c = evaluator(layer, hierarchy, m)
+                n_eval += 1
+                k = objective_key(c, objective)
+                _push(top, (k, si, int(i), m, c, None), top_k)
+    if not top:
+        raise ConfigError(f"no mapping of layer {layer.name or layer.shape_key} fits hierarchy {hierarchy.name} "
+                          f"({n_orders} loop orders over {n_cands} spatial unrollings tried)", source=hierarchy.name)
+    stats = SearchStats(spatial_candidates=n_cands, spatial_searched=n_searched, spatial_pruned=n_pruned,
+                        loop_orders=n_orders, infeasible=n_infeasible, unique_mappings=n_unique, evaluated=n_eval)
+    ranked = []
+    for k, si, oi, m, c, raw in top:
+        if m is None:
+            sp, lpfs, order, cnt = raw
+            m = _mapping_of(sp, lpfs, order, cnt, _problem(layer, hierarchy, sp))
+            c = fe.evaluate(m)
+        ranked.append(RankedMapping(m, c, k))
+    res = SearchResult(layer, objective, tuple(ranked), stats)
+    if cache is not None and key is not None:
+        cache.results[key] = res
+    return res
+
+
+def search_layers(layers: Iterable[LayerDims], hierarchy: MemoryHierarchy, **kw) -> dict[str, SearchResult]:
+    """:func:`search_layer` for each layer (identical shapes are searched once via the cache)."""
+    kw.setdefault("cache", _DEFAULT_CACHE)
+    return {ld.name: search_layer(ld, hierarchy, **kw) for ld in layers}
+
+
+# ---------------------------------------------------------------------------- printing
+def _zz(d: str) -> str:
+    return ACCELSIM_TO_ZIGZAG.get(d, d)
+
+
+def mapping_loops_text(m: Mapping, hierarchy: MemoryHierarchy | None = None) -> list[str]:
+    """ZigZag-like lines: spatial unrolling, then per operand its levels' loops, innermost first."""
+    sp = ", ".join(f"{su.array_dim}: " + ("/".join(f"{_zz(lp.dim)} {lp.size}" for lp in su.loops) or "-")
+                   for su in m.spatial)
+    lines = [f"  spatial   {sp}"]
+    for op in OPERANDS:
+        names = [mm.name for mm in hierarchy.levels(op)] if hierarchy is not None else None
+        parts = []
+        for i, lv in enumerate(m.levels(op)):
+            body = ", ".join(f"({_zz(lp.dim)}, {lp.size})" for lp in lv)
+            lbl = names[i] if names and i < len(names) else f"L{i}"
+            parts.append(f"{lbl}[{body}]")
+        lines.append(f"  {op:<9} " + " ".join(parts))
+    return lines
+
+
+def format_mapping_table(result: SearchResult, hierarchy: MemoryHierarchy | None = None, top_k: int | None = None) -> str:
+    """Readable table of the top mappings: cost breakdown, then the loops per operand and level."""
+    rows = result.top[: top_k or len(result.top)]
+    lay = result.layer
+    head = (f"layer {lay.name or '?'}  N={lay.N} G={lay.G} K={lay.K} C={lay.C} P={lay.P} Q={lay.Q} R={lay.R} "
+            f"S={lay.S}  MACs={lay.macs:,}  objective={result.objective}")
+    st = result.stats
+    out = [head, (f"searched {st.spatial_searched}/{st.spatial_candidates} spatial unrollings "
+                  f"({st.spatial_pruned} bounded out), {st.loop_orders} loop orders, "
+                  f"{st.unique_mappings} distinct mappings evaluated" + (" [cached]" if result.cached else ""))]
+    out.append(f"{'#':>2} {'latency_cycles':>15} {'energy_pj':>14} {'temporal':>11} {'stall':>9} "
+               f"{'onload':>8} {'offload':>8} {'mac_util':>8}")
+    n_macs = hierarchy.array.num_macs if hierarchy is not None else None
+    for i, r in enumerate(rows, 1):
+        c = r.cost
+        util = (lay.macs / (c.latency_cycles * n_macs)) if n_macs and c.latency_cycles else float("nan")
+        out.append(f"{i:>2} {c.latency_cycles:>15,.0f} {c.energy_pj:>14,.0f} {c.temporal_cycles:>11,.0f} "
+                   f"{c.stall_cycles:>9,.0f} {c.onload_cycles:>8,.0f} {c.offload_cycles:>8,.0f} {util:>8.3f}")
+        out.extend(mapping_loops_text(r.mapping, hierarchy))
+        by_op = []
+        for op in OPERANDS:
+            lv = [f"{lc.level}={lc.energy_pj:,.0f}" for lc in c.levels if lc.operand == op]
+            by_op.append(f"{op}: " + " ".join(lv))
+        out.append("  energy_pj " + "; ".join(by_op) + f"; MAC={c.mac_energy_pj:,.0f}")
+    return "\n".join(out)
+
+
+def map_layer_report(workload, hw_or_hierarchy, layer_name: str, top_k: int = 5, objective: str = "latency",
+                     **search_kw) -> str:
+    """Text for ``accelsim map``: the best ``top_k`` mappings of one layer with cost breakdowns.
+
+    ``workload``: a Workload or a path (anything ``accelsim.load_workload`` reads);
+    ``hw_or_hierarchy``: a :class:`MemoryHierarchy`, an object with a ``hierarchy()`` method or
+    ``hierarchy`` attribute, or a ZigZag accelerator YAML path.
+    """
+    from ..workload.io import load_workload
+    wl = load_workload(workload) if isinstance(workload, (str, bytes)) or hasattr(workload, "__fspath__") else workload
+    hier = _as_hierarchy(hw_or_hierarchy)
+    layer = next((ly for ly in wl.layers if ly.name == layer_name), None)
+    if layer is None:
+        names = ", ".join(ly.name for ly in wl.layers[:12])
+        raise ConfigError(f"no layer named {layer_name!r} (layers: {names}{', ...' if len(wl.layers) > 12 else ''})",
+                          source=getattr(wl, "name", "workload"), field="layer")
+    ld = LayerDims.from_layer(layer)
+    res = search_layer(ld, hier, objective=objective, top_k=top_k, **search_kw)
+    return format_mapping_table(res, hier, top_k)
+
+
+def _as_hierarchy(hw) -> MemoryHierarchy:
+    """A MemoryHierarchy from a hierarchy, a hardware config object or a file path (a ZigZag
+    accelerator YAML, or any accelsim hardware file whose kind implies a hierarchy)."""
+    if isinstance(hw, MemoryHierarchy):
+        return hw
+    from .implied import implied_hierarchy
+    if isinstance(hw, (str, bytes)) or hasattr(hw, "__fspath__"):
+        from ..hardware import zigzag_io
+        path = str(hw)
+        if path.endswith((".yaml", ".yml")) and zigzag_io.is_zigzag_accelerator(zigzag_io._read_yaml(path)):
+            return zigzag_io.load_zigzag_accelerator(path)
+        from ..hardware.io import load_hardware
+        hw = load_hardware(path)
+    return implied_hierarchy(hw)
+
+
+__all__ = ["OBJECTIVES", "objective_key", "RankedMapping", "SearchStats", "SearchResult", "MappingCache",
+           "spatial_candidates", "search_layer", "search_layers", "format_mapping_table", "mapping_loops_text",
+           "map_layer_report", "hierarchy_key"]

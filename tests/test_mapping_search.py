@@ -1,0 +1,334 @@
+"""Mapper (accelsim.mapping.search): exact on its own space, deterministic, cached, LOMA's allocation.
+
+The search is tested with a small stand-in cost (``_standin``, defined here) that has the
+properties the mapper relies on (latency >= ideal temporal cycles, energy >= MAC energy, cost
+a function of the stationarity signature); when ``accelsim.mapping.cost.evaluate`` is
+implemented, the brute-force tests also run on it.
+"""
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from math import prod
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _mapper_fixtures import tpu_like  # noqa: E402
+
+from accelsim.errors import ConfigError  # noqa: E402
+from accelsim.mapping import _search_kernels as K  # noqa: E402
+from accelsim.mapping import search as S  # noqa: E402
+from accelsim.mapping.cost import MappingCost, OperandLevelCost, evaluate  # noqa: E402
+from accelsim.mapping.fast import FastEvaluator  # noqa: E402
+from accelsim.mapping.ir import DIMS, OPERANDS, LayerDims, Loop, Mapping, SpatialUnroll  # noqa: E402
+
+
+@lru_cache(maxsize=None)
+def _spatial_at(layer, hier, spatial):
+    return S._problem(layer, hier, spatial).spatial_at
+
+
+def _standin(layer: LayerDims, hier, m: Mapping) -> MappingCost:
+    """A simple access-count cost (tests only): fetch words per level, DRAM-bandwidth latency."""
+    geo = (layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w, layer.in_h, layer.in_w)
+    order = [(K.DIM_INDEX[lp.dim], lp.size) for lp in m.temporal]
+    levels_cost = []
+    energy = layer.macs * hier.array.mac_energy_pj
+    dram_bits = 0
+    for op in OPERANDS:
+        mems = hier.levels(op)
+        sig = K.stationary_levels(op, order, m.counts(op))
+        ext = [1] * 8
+        sp_at = _spatial_at(layer, hier, m.spatial)[op]
+        loops_by_level = [list(s[0]) for s in sig]
+        for i, mem in enumerate(mems):
+            for d, s in sp_at[i] + loops_by_level[i]:
+                ext[d] *= s
+            above = prod(s for lv in loops_by_level[i + 1:] for _, s in lv)
+            bits = layer.bits(op)
+            words = K.footprint(op, ext, geo) * above * bits / 64.0
+            e = 0.0
+            if i + 1 < len(mems):
+                e = words * (mems[i + 1].read_pj + mem.write_pj) * (1.0 + 0.001 * sig[i][1])
+                if mems[i + 1].name == "dram":
+                    dram_bits += words * 64
+            energy += e
+            levels_cost.append(OperandLevelCost(op, mem.name, words, words, 0.0, 0.0, e))
+    tc = m.temporal_cycles
+    stall = max(0.0, dram_bits / 64.0 - tc)
+    return MappingCost(energy_pj=energy, mac_energy_pj=layer.macs * hier.array.mac_energy_pj,
+                       latency_cycles=tc + stall, ideal_cycles=layer.macs / hier.array.num_macs, temporal_cycles=tc,
+                       stall_cycles=stall, onload_cycles=0.0, offload_cycles=0.0, fill_drain_cycles=0.0,
+                       levels=tuple(levels_cost))
+
+
+EVALUATORS = [pytest.param(_standin, id="standin"), pytest.param(None, id="cost_model")]
+
+
+SMALL = [
+    LayerDims(K=8, C=6, P=3, Q=2, R=3, S=1, name="conv_small"),
+    LayerDims(K=12, C=4, P=5, Q=5, R=1, S=1, name="pointwise_odd"),
+    LayerDims(K=6, C=8, P=2, Q=2, R=3, S=2, stride_h=2, stride_w=2, name="strided"),
+    LayerDims(N=4, K=10, C=12, name="gemm"),
+]
+
+
+def _hier():
+    # small tpu_like: 4x4 PEs, 16 B weight RF, 4 B output RF, 256 B SRAM, so capacities bind
+    return tpu_like(4, 4, sram_bits=2048, rf_w_bits=128, rf_o_bits=32)
+
+
+def _brute_force(layer, hier, objective, evaluator, spatial=None, hint=None, lpf_limit=None, max_spatial=None):
+    """Every spatial candidate x every distinct loop order x LOMA allocation, no pruning."""
+    if evaluator is None:
+        fe = FastEvaluator(layer, hier)
+
+        def key_of(m):
+            e, lat = fe.energy_latency(m)
+            return {"latency": (lat, e), "energy": (e, lat), "edp": (e * lat, lat, e)}[objective]
+    else:
+        def key_of(m):
+            return S.objective_key(evaluator(layer, hier, m), objective)
+    best = None
+    cands = S.spatial_candidates(layer, hier, spatial=spatial, hint=hint)
+    n_feasible = 0
+    for si, sp in enumerate(cands):
+        if max_spatial is not None and (n_feasible >= max_spatial or si >= S.MAX_TRIED_FACTOR * max_spatial):
+            break
+        prob = S._problem(layer, hier, sp)
+        feasible = False
+        for oi, order in enumerate(K.multiset_permutations(K.loop_prime_factors(S._trips(layer, sp), lpf_limit))):
+            counts = prob.allocate(order)
+            if counts is None:
+                continue
+            feasible = True
+            m = S._to_mapping(sp, order, counts)
+            key = (key_of(m), si, oi)
+            if best is None or key < best[0]:
+                best = (key, m)
+        n_feasible += feasible
+    return best
+
+
+@pytest.mark.parametrize("evaluator", EVALUATORS)
+@pytest.mark.parametrize("objective", ["latency", "energy", "edp"])
+@pytest.mark.parametrize("layer", SMALL, ids=lambda l: l.name)
+def test_search_equals_brute_force(layer, objective, evaluator):
+    hier = _hier()
+    spatial = {"D1": [("K", 4)], "D2": [("C", 4)]}
+    res = S.search_layer(layer, hier, objective=objective, spatial=spatial, lpf_limit=None, evaluator=evaluator,
+                         cache=None, top_k=3, max_spatial=4)
+    (key, _, _), m = _brute_force(layer, hier, objective, evaluator, spatial=spatial, max_spatial=4)
+    assert res.best.key == key
+    assert res.mapping == m
+    if evaluator is None:  # the reported cost is the reference model's
+        ref = evaluate(layer, hier, m)
+        assert res.cost.energy_pj == pytest.approx(ref.energy_pj, rel=1e-9)
+        assert res.cost.latency_cycles == pytest.approx(ref.latency_cycles, rel=1e-9)
+    assert res.stats.unique_mappings <= res.stats.loop_orders - res.stats.infeasible
+    assert [r.key for r in res.top] == sorted(r.key for r in res.top)
+
+
+@pytest.mark.parametrize("objective", ["latency", "energy"])
+def test_free_spatial_search_equals_brute_force(objective):
+    layer = LayerDims(K=6, C=5, P=4, Q=3, name="free")
+    hier = _hier()
+    res = S.search_layer(layer, hier, objective=objective, lpf_limit=None, evaluator=_standin, cache=None,
+                         max_spatial=30)
+    (key, _, _), m = _brute_force(layer, hier, objective, _standin, lpf_limit=None, max_spatial=30)
+    assert res.best.key == key and res.mapping == m
+    if objective == "latency":
+        assert res.stats.spatial_pruned > 0  # the bound skipped candidates that could not win
+
+
+def test_pruning_rules_do_not_change_the_result():
+    layer = LayerDims(K=8, C=8, P=6, Q=6, R=3, S=3, name="c33")  # 6 prime factors after unrolling
+    hier = _hier()
+    kw = dict(objective="latency", hint={"D1": ["K", "P"], "D2": ["C", "R"]}, lpf_limit=6, evaluator=_standin,
+              cache=None, top_k=4)
+    a = S.search_layer(layer, hier, **kw)
+    b = S.search_layer(layer, hier, dedupe=False, bound=False, **kw)
+    assert a.best.key == b.best.key and a.mapping == b.mapping
+    assert a.stats.evaluated < b.stats.evaluated
+
+
+def test_result_is_a_valid_covering_mapping_that_fits():
+    layer = LayerDims(K=12, C=6, P=7, Q=5, R=3, S=3, name="uneven")
+    hier = _hier()
+    res = S.search_layer(layer, hier, objective="energy", evaluator=_standin, cache=None, top_k=5)
+    for r in res.top:
+        m = r.mapping
+        for d in DIMS:  # conservation: spatial x temporal covers every loop bound
+            assert m.spatial_factor(d) * m.temporal_factor(d) >= layer.size(d)
+        for su in m.spatial:
+            assert su.size <= hier.array.size_of(su.array_dim)
+        # capacity: every operand's tile at every level fits (shared levels summed)
+        prob = S._problem(layer, hier, m.spatial)
+        assert prob.allocate([(K.DIM_INDEX[lp.dim], lp.size) for lp in m.temporal]) == {
+            op: m.counts(op) for op in OPERANDS}
+        assert r.cost.latency_cycles >= m.temporal_cycles
+        assert r.cost.energy_pj >= layer.macs * hier.array.mac_energy_pj
+
+
+def test_deterministic_and_tie_rule():
+    layer = LayerDims(K=8, C=8, P=4, Q=4, name="ties")
+    hier = _hier()
+    flat = lambda l, h, m: MappingCost(1.0, 0.0, float(m.temporal_cycles), 1, m.temporal_cycles, 0, 0, 0, 0, ())  # noqa: E731
+    a = S.search_layer(layer, hier, objective="latency", evaluator=flat, cache=None, top_k=3)
+    b = S.search_layer(layer, hier, objective="latency", evaluator=flat, cache=None, top_k=3)
+    assert [r.mapping for r in a.top] == [r.mapping for r in b.top]
+    # all mappings with the best spatial unrolling tie: the first loop order (lexicographic) wins
+    sp = a.mapping.spatial
+    first = next(o for o in K.multiset_permutations(K.loop_prime_factors(S._trips(layer, sp), 6))
+                 if S._problem(layer, hier, sp).allocate(o) is not None)
+    assert [(K.DIM_INDEX[lp.dim], lp.size) for lp in a.mapping.temporal] == list(first)
+
+
+def test_cache_maps_identical_shapes_once():
+    cache = S.MappingCache()
+    hier = _hier()
+    a = LayerDims(K=8, C=8, P=4, Q=4, R=3, S=3, name="a")
+    b = LayerDims(K=8, C=8, P=4, Q=4, R=3, S=3, name="b")
+    ra = S.search_layer(a, hier, evaluator=_standin, cache=cache)
+    rb = S.search_layer(b, hier, evaluator=_standin, cache=cache)
+    assert not ra.cached and rb.cached and cache.hits == 1 and cache.misses == 1
+    assert ra.mapping == rb.mapping
+    S.search_layer(a, hier, evaluator=_standin, cache=cache, objective="energy")
+    S.search_layer(a, tpu_like(8, 8), evaluator=_standin, cache=cache)
+    assert cache.misses == 3
+
+
+def test_loma_prime_factors_and_merging():
+    assert K.prime_factors(112) == [2, 2, 2, 2, 7]
+    # ZigZag 3.9.1 on ResNet-18 conv1 (K 64/32, OX=OY=112, FX=FY=7): OX -> [112], OY -> [7, 16]
+    lp = K.loop_prime_factors({"K": 2, "Q": 112, "P": 112, "R": 7, "S": 7}, 6)
+    byd = {}
+    for d, s in lp:
+        byd.setdefault(DIMS[d], []).append(s)
+    assert byd == {"K": [2], "Q": [112], "P": [7, 16], "R": [7], "S": [7]}
+    assert K.loop_prime_factors({"K": 2, "C": 3}, 1) == [(K.DIM_INDEX["K"], 2), (K.DIM_INDEX["C"], 3)]
+    perms = list(K.multiset_permutations([(1, 2), (1, 2), (3, 3)]))
+    assert perms == sorted(set(perms)) and len(perms) == 3
+
+
+def test_allocation_follows_loma_on_a_hand_case():
+    # tpu_like 32x32 ResNet-18 layer1 conv: ZigZag puts C,FX,FY into the 2 B output register
+    # only when nothing spills; with K32 x C32 spatial, O's 16-bit psum fills rf_2B at once.
+    hier = tpu_like()
+    ld = LayerDims(K=64, C=64, P=56, Q=56, R=3, S=3)
+    sp = (SpatialUnroll("D1", (Loop("K", 32),)), SpatialUnroll("D2", (Loop("C", 32),)))
+    prob = S._problem(ld, hier, sp)
+    order = [(K.DIM_INDEX[d], s) for d, s in [("P", 56), ("Q", 56), ("K", 2), ("R", 3), ("S", 3), ("C", 2)]]
+    # values produced by ZigZag 3.9.1's MemoryAllocator for this order
+    assert prob.allocate(order) == {"W": (6, 0), "I": (6, 0), "O": (0, 6, 0)}
+    order2 = [(K.DIM_INDEX[d], s) for d, s in [("R", 3), ("S", 3), ("C", 2), ("K", 2), ("P", 56), ("Q", 56)]]
+    c = prob.allocate(order2)
+    assert c["O"][0] == 3  # C,R,S (irrelevant to O) stay in the output register: 1 psum of 16 b
+    assert c["W"] == (6, 0)  # W ignores P, Q: 3*3*2*2 = 36 weights x 8 b = 288 b fit the 1024 b register
+
+
+def test_bad_input():
+    hier = _hier()
+    ld = LayerDims(K=4, C=4)
+    with pytest.raises(ConfigError, match="objective"):
+        S.search_layer(ld, hier, objective="speed", evaluator=_standin, cache=None)
+    with pytest.raises(ConfigError, match="array dimension"):
+        S.search_layer(ld, hier, spatial={"D9": [("K", 4)]}, evaluator=_standin, cache=None)
+    with pytest.raises(ConfigError, match="fits"):
+        S.search_layer(LayerDims(K=4, C=4, P=4, Q=4), tpu_like(4, 4, sram_bits=8, rf_w_bits=8, rf_o_bits=16),
+                       spatial={"D1": [("K", 4)], "D2": [("C", 4)]}, evaluator=_standin, cache=None)
+
+
+def test_format_mapping_table():
+    hier = _hier()
+    res = S.search_layer(LayerDims(K=8, C=8, P=4, Q=4, R=3, S=3, name="conv"), hier, evaluator=_standin,
+                         cache=None, top_k=2)
+    txt = S.format_mapping_table(res, hier)
+    assert "layer conv" in txt and "latency_cycles" in txt
+    assert txt.count("spatial   D1:") == 2
+    assert "rf_128B[" in txt and "sram_2MB[" in txt and "dram[" in txt
+
+
+# ---------------------------------------------------------------------------- on ZigZag's hardware
+REF = Path(__file__).parent / "data" / "reference"
+
+
+def _zz_hier(name: str):
+    from accelsim.hardware.zigzag_io import load_zigzag_accelerator
+    return load_zigzag_accelerator(REF / "zigzag_inputs" / "hardware" / f"{name}.yaml")
+
+
+@pytest.mark.parametrize("hw, layer, spatial", [
+    ("tpu_like", LayerDims(K=128, C=64, P=28, Q=28, R=3, S=3, stride_h=2, stride_w=2, in_h=56, in_w=56),
+     {"D1": [("K", 32)], "D2": [("C", 32)]}),
+    ("eyeriss_like", LayerDims(K=128, C=64, P=28, Q=28, R=1, S=1, stride_h=2, stride_w=2, in_h=56, in_w=56),
+     {"D1": [("P", 14)], "D2": [("C", 11)]}),
+    ("edge_tpu_like", LayerDims(K=64, C=64, P=56, Q=56, R=3, S=3, in_h=56, in_w=56),
+     {"D1": [("K", 8)], "D2": [("C", 8)], "D3": [("Q", 4)], "D4": [("P", 4)]}),
+])
+def test_signature_classes_have_equal_cost_in_the_cost_model(hw, layer, spatial):
+    """The dedupe rule is sound: loop orders with one signature get identical energy and latency."""
+    import numpy as np
+    hier = _zz_hier(hw)
+    sp = S.spatial_candidates(layer, hier, spatial=spatial)[0]
+    prob = S._problem(layer, hier, sp)
+    lpfs = K.loop_prime_factors(S._trips(layer, sp), 6)
+    kd = np.array([d for d, _ in lpfs], dtype=np.int64)
+    ks = np.array([s for _, s in lpfs], dtype=np.int64)
+    orders, counts, ok, sig = K.enumerate_orders(kd, ks, *prob.arrays(), K.n_distinct_permutations(lpfs))
+    idx = np.nonzero(ok)[0]
+    fe = FastEvaluator(layer, hier)
+    sel = orders[idx]
+    e, lat = fe.batch(sp, kd[sel], ks[sel].astype(float), np.full(len(idx), len(lpfs)), counts[idx])
+    groups: dict = {}
+    for j, i in enumerate(idx):
+        groups.setdefault(sig[i].tobytes(), set()).add((round(float(e[j]), 3), float(lat[j])))
+    if hw == "tpu_like":
+        assert len(groups) < len(idx)  # the rule does merge loop orders here
+    assert all(len(v) == 1 for v in groups.values())
+    # and the kernel's allocation equals the reference implementation of LOMA's rule
+    for i in idx[:: max(1, len(idx) // 60)]:
+        order = [lpfs[j] for j in orders[i]]
+        assert prob.allocate(order) == {op: tuple(int(x) for x in counts[i, o, :len(prob.levels[op])])
+                                        for o, op in enumerate(OPERANDS)}
+
+
+def test_at_least_as_good_as_loma_on_zigzag_runs():
+    """ZigZag's own chosen mappings (ResNet-18, tpu_like and eyeriss_like, first layers): the mapper,
+    given ZigZag's spatial unrolling, finds latency <= ZigZag's mapping's in the same cost model."""
+    pytest.importorskip("onnx")
+    from accelsim.mapping.zigzag_runs import load_reference_run
+    for tag in ("resnet18_tpu_like", "resnet18_eyeriss_like"):
+        hier, rows = load_reference_run(REF, tag)
+        for layer, zmap, ref in rows[5:9]:
+            spatial = {su.array_dim: [(lp.dim, lp.size) for lp in su.loops] for su in zmap.spatial}
+            res = S.search_layer(layer, hier, objective="latency", spatial=spatial, cache=None)
+            zc = evaluate(layer, hier, zmap)
+            assert res.cost.latency_cycles <= zc.latency_cycles * 1.02, ref.name
+            assert 0.8 <= res.cost.energy_pj / zc.energy_pj <= 1.05, ref.name
+            from accelsim.mapping.ir import validate
+            validate(layer, res.mapping, hier)  # fits every memory, covers every loop
+
+
+def test_map_layer_report():
+    txt = S.map_layer_report("zoo:resnet18", REF / "zigzag_inputs" / "hardware" / "tpu_like.yaml", "layer1.0.conv1",
+                             top_k=2, spatial={"D1": [("K", 32)], "D2": [("C", 32)]})
+    assert "layer layer1.0.conv1" in txt and txt.count("spatial   D1: K 32, D2: C 32") == 2
+    assert "rf_2B[" in txt and "energy_pj W:" in txt
+    with pytest.raises(ConfigError, match="no layer named"):
+        S.map_layer_report("zoo:resnet18", REF / "zigzag_inputs" / "hardware" / "tpu_like.yaml", "nope")
+
+
+def test_objectives_are_each_optimal_on_the_same_space():
+    hier = _zz_hier("eyeriss_like")
+    layer = LayerDims(K=64, C=64, P=28, Q=28, R=3, S=3, in_h=30, in_w=30)
+    kw = dict(hint={"D1": ["K", "P"], "D2": ["C", "R"]}, cache=None, max_spatial=3, bound=False)
+    r = {obj: S.search_layer(layer, hier, objective=obj, **kw).cost for obj in ("latency", "energy", "edp")}
+    assert r["energy"].energy_pj <= min(r["latency"].energy_pj, r["edp"].energy_pj)
+    assert r["latency"].latency_cycles <= min(r["energy"].latency_cycles, r["edp"].latency_cycles)
+    assert r["edp"].edp <= min(r["latency"].edp, r["energy"].edp)
+    for c in r.values():  # conservation: at least the ideal cycles, never more MAC energy than the MACs
+        assert c.latency_cycles >= layer.macs / hier.array.num_macs
+        assert c.mac_energy_pj == pytest.approx(layer.macs * hier.array.mac_energy_pj)
