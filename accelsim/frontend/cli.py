@@ -4,8 +4,9 @@
         --out models/resnet18_pattern_4bit.yaml
 
 ``--model`` is ``zoo:<name>`` (the in-house torch zoo: resnet18, resnet50, mobilenet_v2, vgg16,
-bert_base, small_lstm, tiny_cnn) or ``package.module:factory`` (a callable returning an
-``nn.Module``; give ``--input-shape``). ``--weights`` loads a state dict. This module imports
+bert_base, small_lstm, tiny_cnn), ``path/to/file.py:factory`` or ``package.module:factory`` (a
+callable returning an ``nn.Module``, looked up from the current directory first; give
+``--input-shape``). ``--weights`` loads a state dict. This module imports
 torch only when the command runs; without torch it fails with a one-line install hint.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..errors import ConfigError
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("compress", help="compress a PyTorch model with a recipe and export it as a workload",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", "-m", required=True, help="zoo:<name> or package.module:factory")
+    p.add_argument("--model", "-m", required=True, help="zoo:<name>, path/to/file.py:factory or package.module:factory")
     p.add_argument("--recipe", "-r", required=True, help="recipe YAML (see recipes/)")
     p.add_argument("--out", "-o", required=True, help="workload YAML to write (masks go to <stem>_masks.npz)")
     p.add_argument("--weights", help="state dict (.pt) to load before compressing")
@@ -50,18 +51,51 @@ def _load_model(spec: str, seed: int) -> tuple[Any, str]:
 
     if spec.startswith("zoo:"):
         return get_torch_model(spec[4:], seed=seed), spec[4:]
-    mod_name, _, attr = spec.partition(":")
-    if not attr:
-        raise ConfigError(f"expected zoo:<name> or package.module:factory, got {spec!r}", source="command line",
-                          field="--model")
+    mod_name, _, attr = spec.rpartition(":")
+    if not mod_name or not attr:
+        raise ConfigError(f"expected zoo:<name>, path/to/file.py:factory or package.module:factory, got {spec!r}",
+                          source="command line", field="--model")
     try:
-        factory = getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError) as exc:
+        factory = getattr(_import_model_module(mod_name), attr)
+    except (ImportError, AttributeError, OSError, SyntaxError) as exc:
         raise ConfigError(f"cannot import {spec!r}: {exc}", source="command line", field="--model") from None
+    if not callable(factory):
+        raise ConfigError(f"{attr!r} in {mod_name!r} is not callable", source="command line", field="--model")
     import torch
 
     torch.manual_seed(seed)
     return factory(), attr.lower()
+
+
+def _import_model_module(mod_name: str) -> Any:
+    """A module given as ``path/to/file.py`` or a dotted name, looked up from the current directory first."""
+    if mod_name.endswith(".py") or "/" in mod_name or "\\" in mod_name:
+        path = Path(mod_name).expanduser().resolve()
+        if not path.is_file():
+            raise ImportError(f"no such file: {path}")
+        from importlib import util as importlib_util
+
+        name = f"_accelsim_user_model_{path.stem}"
+        spec = importlib_util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib_util.module_from_spec(spec)
+        sys.path.insert(0, str(path.parent))  # the file may import its neighbours
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(path.parent))
+        return module
+    cwd = str(Path.cwd())
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        importlib.invalidate_caches()
+        return importlib.import_module(mod_name)
+    finally:
+        if added:
+            sys.path.remove(cwd)
 
 
 def run(args: argparse.Namespace) -> int:
