@@ -115,7 +115,7 @@ def simulate(
         layers=stats, hardware_summary=hardware.summary(), accelsim_version=__version__,
         compared_to_dense=bool(compare_dense), area_by_component_mm2=dict(area_fn(wl)) if callable(area_fn) else {},
         dense_latency_cycles=dense_totals[0] if dense_totals else None,
-        dense_energy_pj=dense_totals[1] if dense_totals else None,
+        dense_energy_pj=dense_totals[1] if dense_totals else None, notes=list(wl.notes),
     )
 
 

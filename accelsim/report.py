@@ -115,6 +115,7 @@ class Report:
     area_by_component_mm2: dict[str, float] = field(default_factory=dict)
     dense_latency_cycles: int | None = None
     dense_energy_pj: float | None = None
+    notes: list[str] = field(default_factory=list)  # the workload's notes (what its producer left out)
 
     # --- tables -----------------------------------------------------------------------------
     def to_frame(self):  # type: ignore[no-untyped-def]
@@ -196,6 +197,8 @@ class Report:
         for s in self.layers:
             bott[s.bottleneck] = bott.get(s.bottleneck, 0) + s.latency_cycles
         out["latency_share_by_bottleneck"] = {k: v / self.latency_cycles for k, v in bott.items()} if self.latency_cycles else {}
+        if self.notes:
+            out["notes"] = list(self.notes)
         if self.compared_to_dense:
             dense_lat = self.dense_latency_cycles or 0
             dense_e = self.dense_energy_pj or 0.0
@@ -223,6 +226,7 @@ class Report:
             lines.append(f"  area {area:.2f} mm2 (" + ", ".join(f"{k} {v / area:.0%}" for k, v in parts[:6] if area) + ")")
         if self.compared_to_dense:
             lines.append(f"  vs dense on the same hardware: {s['speedup_vs_dense']:.2f}x faster, {s['energy_saving_vs_dense']:.2f}x less energy")
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def table(self, max_rows: int | None = None) -> str:

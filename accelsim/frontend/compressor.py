@@ -14,7 +14,6 @@ SmartExchange weights are rebuilt from Ce and B and frozen (``requires_grad = Fa
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,38 +23,13 @@ from . import pruning as pr
 from . import quantization as qz
 from ._deps import require_torch
 from .recipe import (LayerInfo, LayerPlan, QuantSpec, Recipe, load_recipe, resolve)
-from .smart_exchange import SmartExchangeResult, decompose
+from .exporter import export
+from .smart_exchange import decompose
+from .state import UnitState
 
 torch = require_torch()
 nn = torch.nn
 parametrize = torch.nn.utils.parametrize
-
-
-@dataclass
-class UnitState:
-    """Compression state of one leaf module as the exporter sees it."""
-
-    name: str  # leaf module qualname (e.g. "layer1.0.conv1", "fc.v")
-    type: str  # conv2d | linear | lstm
-    group: str  # the recipe's layer name (differs from name for factorised parts)
-    params: list[str]
-    prune: Any = None
-    masks: dict[str, "torch.Tensor"] = field(default_factory=dict)
-    quant: QuantSpec | None = None
-    factor: dict[str, Any] | None = None  # IR factorisation fields of the group
-    part: int = 0  # index among the parts of a factorised group
-    original: dict[str, int] | None = None  # shape of the group before factorisation
-    smartexchange: SmartExchangeResult | None = None
-    pattern: Any = None  # pruning.PatternResult
-    gs: Any = None  # pruning.GSResult
-
-    @property
-    def density(self) -> float:
-        if not self.masks:
-            return 1.0
-        kept = sum(int(m.sum()) for m in self.masks.values())
-        total = sum(m.numel() for m in self.masks.values())
-        return kept / total
 
 
 class _Projector(nn.Module):
@@ -338,9 +312,7 @@ class CompressedModel:
             if example_input is None:
                 raise ConfigError("mixed precision with a BOPs budget needs example_input (to count MACs)",
                                   source="recipe", field="mixed_precision.budget")
-            from .exporter import export
-
-            wl = export(self, example_input)
+            wl = export(self, example_input, strict=False)
             for layer in wl.layers:
                 group = self.units[layer.name].group if layer.name in self.units else layer.name
                 d = layer.compression.sparsity.effective_density
