@@ -32,6 +32,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of random weights and example input")
     p.add_argument("--name", help="workload name (default: model name + recipe name)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--no-strict", action="store_true",
+                   help="export modules the exporter cannot model (or whose MACs disagree with torch's FLOP "
+                        "counter) with a note instead of failing")
     p.set_defaults(func=run)
 
 
@@ -126,11 +129,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise ConfigError("a model that is not from the zoo needs --input-shape", source="command line",
                           field="--input-shape")
-    before = export(model, x, name=mname)
+    strict = not args.no_strict
+    try:
+        before = export(model, x, name=mname, strict=strict)
+    except RuntimeError as exc:
+        raise ConfigError(f"the model does not run on an input of shape {tuple(x.shape)}: {str(exc).splitlines()[0]}",
+                          source="command line", field="--input-shape") from None
     cm = compress(model, args.recipe, example_input=x)
     name = args.name or f"{mname}_{recipe.name}"
     try:
-        wl = export(cm, x, name=name)
+        wl = export(cm, x, name=name, strict=strict)
     except RuntimeError as exc:
         raise ConfigError(f"the model does not run on an input of shape {tuple(x.shape)}: {str(exc).splitlines()[0]}",
                           source="command line", field="--input-shape") from None
@@ -142,6 +150,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"  MACs   {tb['macs'] / 1e6:10.2f} M  -> {ta['macs_eff'] / 1e6:10.2f} M   "
           f"({tb['macs'] / max(ta['macs_eff'], 1):.2f}x, effective)")
     print(f"  BOPs   {tb['bops'] / 1e9:10.2f} G  -> {ta['bops'] / 1e9:10.2f} G   ({tb['bops'] / max(ta['bops'], 1):.2f}x)")
-    for note in cm.notes:
+    for note in wl.notes:
         print(f"  note: {note}", file=sys.stderr)
     return 0

@@ -452,7 +452,7 @@ def _elementwise(ctx: _Ctx, name: str, shape: Any, num_inputs: int, ops: int,
 
 def _matmul(ctx: _Ctx, name: str, scope: str, a: Any, b: Any, b_weight: bool) -> None:
     if not isinstance(a, tuple) or not isinstance(b, tuple) or len(a) < 2 or len(b) < 2:
-        ctx.notes.append(f"{name}: matmul of a vector is not modelled")
+        ctx.unmodelled.append(f"{name} (matrix x vector product)")
         return
     m_, k_ = a[-2], a[-1]
     n_ = b[-1]
@@ -611,7 +611,7 @@ def count_macs(net: "nn.Module", example_input: Any) -> dict[str, int]:
     args = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
     has_rnn = any(isinstance(m, (nn.LSTM, nn.RNN)) for m in net.modules())
     fast = torch.backends.mha.get_fastpath_enabled()
-    with ExitStack() as stack, warnings.catch_warnings():
+    with warnings.catch_warnings(), ExitStack() as stack:
         warnings.simplefilter("ignore")
         stack.enter_context(torch.no_grad())
         stack.enter_context(sdpa_kernel(SDPBackend.MATH))
@@ -701,8 +701,7 @@ def export(model: Any, example_input: Any, name: str | None = None, *,
             method = "torch.fx"
         else:
             _walk_hooks(net, example_input, ctx, act_density)
-        problems = [(u.split(" ")[0], f"{u}: a module with parameters that the exporter does not model")
-                    for u in ctx.unmodelled]
+        problems = [(u.split(" ")[0], f"{u}: not modelled by the exporter") for u in ctx.unmodelled]
         problems += [(mod, f"MAC mismatch with torch.utils.flop_counter at {text}")
                      for mod, text in _check_macs(count_macs(net, example_input), ctx)]
     finally:
