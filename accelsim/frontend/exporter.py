@@ -677,6 +677,8 @@ def export(model: Any, example_input: Any, name: str | None = None, *,
     if not isinstance(net, nn.Module):
         raise ConfigError(f"expected a torch.nn.Module or CompressedModel, got {type(model).__name__}",
                           source="export", field="model")
+    if cm is not None and getattr(cm, "needs_channel_sync", False):
+        cm.sync_channel_masks(example_input)  # removed channels exactly zero (bias / batch norm)
     ctx = _Ctx(cm)
     _WEIGHTS.clear()
     if cm is not None:

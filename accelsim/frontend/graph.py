@@ -38,7 +38,7 @@ F = torch.nn.functional
 fx = torch.fx
 
 LEAF_MODULES = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.LSTM, nn.GRU, nn.MultiheadAttention, nn.Embedding,
-                Add, MatMul)
+                nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, Add, MatMul)
 # map 0 to 0 (channel-wise): a removed channel stays removed through them
 _CHANNELWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.Tanh, nn.Hardswish, nn.Dropout, nn.Identity,
                         nn.BatchNorm2d, nn.BatchNorm1d)
