@@ -175,7 +175,7 @@ def test_vit_encoder_macs_equal_flop_counter_per_layer():
     assert not wl.notes
 
 
-@pytest.mark.parametrize("name, xkw", [("resnet50", {"resolution": 64}), ("mobilenet_v2", {"resolution": 64})])
+@pytest.mark.parametrize("name, xkw", [("resnet50", {"resolution": 32}), ("mobilenet_v2", {"resolution": 32})])
 def test_cnn_zoo_macs_equal_flop_counter_per_conv(name, xkw):
     model = get_torch_model(name)
     x = example_input(name, **xkw)
