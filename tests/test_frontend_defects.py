@@ -84,3 +84,28 @@ def test_cli_override_matching_nothing_exits_2(tmp_path, capsys):
     code = main(["compress", "--model", "zoo:tiny_cnn", "--recipe", str(rec), "--out", str(tmp_path / "o.yaml")])
     err = capsys.readouterr().err
     assert code == 2 and "overrides[0].regex" in err and "conv1" in err and "fc" in err
+
+
+def test_frontend_modules_import_without_cycles():
+    """Module-level imports inside accelsim.frontend form no cycle (issue #11: compressor <-> exporter)."""
+    import ast
+
+    pkg = ROOT / "accelsim" / "frontend"
+    deps: dict[str, set[str]] = {}
+    for f in pkg.glob("*.py"):
+        mods = set()
+        for node in ast.parse(f.read_text()).body:  # module level only (lazy imports inside functions are fine)
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                mods.add(node.module.split(".")[0])
+            elif isinstance(node, ast.ImportFrom) and node.level == 1:
+                mods.update(a.name for a in node.names)
+        deps[f.stem] = {m for m in mods if (pkg / f"{m}.py").exists()}
+    assert "exporter" in deps["compressor"] and "compressor" not in deps["exporter"]
+
+    def visit(m, stack):
+        assert m not in stack, " -> ".join(stack + [m])
+        for d in deps.get(m, ()):
+            visit(d, stack + [m])
+
+    for m in deps:
+        visit(m, [])

@@ -29,7 +29,8 @@ def flop_macs(model, x):
 
 
 def weight_words(model):
-    return sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    n = sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    return n + sum(m.in_proj_weight.numel() for m in model.modules() if isinstance(m, nn.MultiheadAttention))
 
 
 def shapes(wl):
@@ -118,6 +119,20 @@ def test_transformer_encoder_filter_pruned_ffn():
     # FFN: the intermediate projection loses half its outputs and the output projection its inputs
     assert pm.get_submodule("encoder.layer.0.intermediate.dense").out_features == 128
     assert pm.get_submodule("encoder.layer.0.output.dense").in_features == 128
+
+
+def test_functional_blocks_vit_style():
+    """Functional adds / matmuls inside blocks survive surgery and the re-export (scopes kept)."""
+    from test_frontend_export_check import ViT
+
+    torch.manual_seed(0)
+    model = ViT(depth=3).eval()
+    x = torch.randn(2, 3, 32, 32)
+    cm, pm, wm = check(model, x, {"types": ["linear"], "prune": {"kind": "filter", "density": 0.5},
+                                  "overrides": [{"regex": r"head|.*mlp\.2|.*proj|.*attn\.out_proj", "prune": None}]},
+                       atol=1e-4)
+    assert pm.get_submodule("blocks.1.mlp.0").out_features == 128
+    assert "blocks.2.matmul" in [layer.name for layer in wm.layers]
 
 
 def test_channel_pruning_and_tiny_cnn_classifier():

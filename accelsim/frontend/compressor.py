@@ -14,8 +14,9 @@ SmartExchange weights are rebuilt from Ce and B and frozen (``requires_grad = Fa
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..errors import ConfigError
 from . import factorization as fz
@@ -168,6 +169,21 @@ class CompressedModel:
             old.remove()
         if unit.quant is not None and unit.quant.act_bits < 16:
             self._hooks[unit.name] = m.register_forward_pre_hook(_act_hook(unit.quant.act_bits))
+
+    @contextmanager
+    def without_act_quant(self) -> Iterator[None]:
+        """Within the block, activations are not fake-quantised (shape / MAC passes of the exporter)."""
+        saved = {name: h for name, h in self._hooks.items()}
+        for h in saved.values():
+            h.remove()
+        self._hooks = {}
+        try:
+            yield
+        finally:
+            for u in self.units.values():
+                if u.name in saved and u.quant is not None and u.quant.act_bits < 16:
+                    m = _get(self.model, u.name)
+                    self._hooks[u.name] = m.register_forward_pre_hook(_act_hook(u.quant.act_bits))
 
     def reproject(self) -> None:
         """Re-apply masks/quantisation to weights projected in place (LSTM/GRU) after an optimiser step."""

@@ -688,27 +688,36 @@ def export(model: Any, example_input: Any, name: str | None = None, *,
     was_training = net.training
     net.eval()
     method = "hooks"
-    try:
-        gm = None
-        if trace in ("auto", "fx"):
-            try:
-                gm = trace_graph(net)
-            except Exception as exc:  # fx cannot trace data-dependent control flow etc.
-                if trace == "fx":
-                    raise ConfigError(f"torch.fx cannot trace the model: {exc}", source="export", field="trace") from None
-                ctx.notes.append(f"fx tracing failed ({type(exc).__name__}); exported with forward hooks")
-        if gm is not None:
-            record_shapes(gm, example_input, act_density)
-            _walk_fx(gm, ctx, act_density)
-            method = "torch.fx"
-        else:
-            _walk_hooks(net, example_input, ctx, act_density)
-        problems = [(u.split(" ")[0], f"{u}: not modelled by the exporter") for u in ctx.unmodelled]
-        problems += [(mod, f"MAC mismatch with torch.utils.flop_counter at {text}")
-                     for mod, text in _check_macs(count_macs(net, example_input), ctx)]
-    finally:
-        net.train(was_training)
-        _WEIGHTS.clear()
+    with ExitStack() as stack:
+        # weights projected once for both passes; activation fake-quant does not change shapes or MACs
+        stack.enter_context(torch.nn.utils.parametrize.cached())
+        if cm is not None and not act_density and hasattr(cm, "without_act_quant"):
+            stack.enter_context(cm.without_act_quant())
+        try:
+            gm = None
+            if trace in ("auto", "fx"):
+                try:
+                    gm = trace_graph(net)
+                except Exception as exc:  # fx cannot trace data-dependent control flow etc.
+                    if trace == "fx":
+                        raise ConfigError(f"torch.fx cannot trace the model: {exc}", source="export",
+                                          field="trace") from None
+                    ctx.notes.append(f"fx tracing failed ({type(exc).__name__}); exported with forward hooks")
+            if gm is not None:
+                record_shapes(gm, example_input, act_density)
+                _walk_fx(gm, ctx, act_density)
+                method = "torch.fx"
+            else:
+                _walk_hooks(net, example_input, ctx, act_density)
+            problems = [(u.split(" ")[0], f"{u}: not modelled by the exporter") for u in ctx.unmodelled]
+            if isinstance(net, fx.GraphModule) and gm is net:  # functional ops run in the GraphModule's own forward
+                called = {n.target for n in gm.graph.nodes if n.op == "call_module"}
+                ctx.run_macs = [(sc if sc in called else "", mac) for sc, mac in ctx.run_macs]
+            problems += [(mod, f"MAC mismatch with torch.utils.flop_counter at {text}")
+                         for mod, text in _check_macs(count_macs(net, example_input), ctx)]
+        finally:
+            net.train(was_training)
+            _WEIGHTS.clear()
     if problems:
         if strict:
             raise ConfigError("export is incomplete: " + "; ".join(t for _, t in problems) + " (export(..., "
