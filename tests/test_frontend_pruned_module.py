@@ -4,8 +4,6 @@ model untouched, and exports exactly like it — across residual adds, concatena
 depthwise convs and transformer blocks."""
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -19,13 +17,10 @@ F = torch.nn.functional
 
 
 def flop_macs(model, x):
-    from torch.utils.flop_counter import FlopCounterMode
+    """Total MACs by torch's FlopCounterMode (attention fast paths off, as in the export tests)."""
+    from test_frontend_export_check import flop_counter_macs
 
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        with FlopCounterMode(display=False) as fc:
-            model(x)
-    return fc.get_total_flops() // 2
+    return flop_counter_macs(model, x)[""]
 
 
 def weight_words(model):
