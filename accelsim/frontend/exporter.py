@@ -41,10 +41,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -53,7 +53,7 @@ from ..errors import ConfigError
 from ..workload import Compression, Factorization, Quant, Sparsity, Workload, save_workload
 from ..workload.layer import Conv2d, Elementwise, Embedding, LayerBase, Linear, Matmul, Pool, Recurrent
 from ._deps import require_torch
-from .graph import Keep, conv_keep, linear_keep, liveness, op_kind, out_shape, record_shapes, shape_of
+from .graph import Keep, Recorder, conv_keep, linear_keep, liveness, op_kind, out_shape, shape_of
 from .graph import trace as trace_graph
 from .state import UnitState, is_compressed
 
@@ -601,14 +601,13 @@ def _walk_hooks(model: "nn.Module", x: Any, ctx: _Ctx, density: bool) -> None:
 
 # --- FLOP cross-check -------------------------------------------------------------------------------
 
-def count_macs(net: "nn.Module", example_input: Any) -> dict[str, int]:
-    """MACs per module (qualname; ``""`` = the whole model) counted by ``torch.utils.flop_counter``
-    (FLOPs / 2) on one forward pass. Attention fast paths and oneDNN RNN kernels, which the
-    counter cannot see into, are switched off for the pass; the math SDPA kernel is used."""
+@contextmanager
+def _flop_counter(net: "nn.Module") -> Iterator[Any]:
+    """``FlopCounterMode`` with the attention fast paths and oneDNN RNN kernels, which the counter
+    cannot see into, switched off and the math SDPA kernel selected."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    args = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
     has_rnn = any(isinstance(m, (nn.LSTM, nn.RNN)) for m in net.modules())
     fast = torch.backends.mha.get_fastpath_enabled()
     with warnings.catch_warnings(), ExitStack() as stack:
@@ -620,30 +619,78 @@ def count_macs(net: "nn.Module", example_input: Any) -> dict[str, int]:
         torch.backends.mha.set_fastpath_enabled(False)
         try:
             with FlopCounterMode(display=False) as fc:
-                net(*args)
+                yield fc
         finally:
             torch.backends.mha.set_fastpath_enabled(fast)
+
+
+def _total_flops(fc: Any) -> int:
+    return int(sum(fc.flop_counts["Global"].values()))
+
+
+class _CountingRecorder(Recorder):
+    """Records every node's output shape and the FLOPs torch's counter sees while the node runs,
+    attributed to the node's module (its scope for functional ops)."""
+
+    def __init__(self, gm: Any, density: bool, fc: Any):
+        super().__init__(gm, density)
+        self.fc = fc
+        self.macs: dict[str, int] = {}
+
+    def run_node(self, n: Any) -> Any:
+        before = _total_flops(self.fc)
+        out = super().run_node(n)
+        delta = _total_flops(self.fc) - before
+        if delta:
+            scope = n.target if n.op == "call_module" else n.meta.get("scope", "")
+            self.macs[scope] = self.macs.get(scope, 0) + delta // 2
+        return out
+
+
+def _record_and_count(gm: Any, net: "nn.Module", example_input: Any, density: bool) -> dict[str, int]:
+    """One forward pass: node shapes + counted MACs per exact scope."""
+    args = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
+    with _flop_counter(net) as fc:
+        rec = _CountingRecorder(gm, density, fc)
+        rec.run(*args)
+    return rec.macs
+
+
+def count_macs(net: "nn.Module", example_input: Any) -> dict[str, int]:
+    """MACs per module qualname (``""`` = the whole model, sub-modules included) counted by
+    ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2) on one forward pass."""
+    args = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
+    with _flop_counter(net) as fc:
+        net(*args)
     out: dict[str, int] = {}
     for key, ops in fc.get_flop_counts().items():
         flops = int(sum(ops.values()))
-        mod = "" if key == "Global" else key.partition(".")[2]
-        if key != "Global" and "." not in key:
-            mod = ""  # the root module itself
+        mod = "" if key == "Global" or "." not in key else key.partition(".")[2]
         out[mod] = max(out.get(mod, 0), flops // 2)
     return out
 
 
-def _check_macs(counted: dict[str, int], ctx: _Ctx) -> list[tuple[str, str]]:
-    """(module, description) of every module whose exported MACs differ from the counted ones,
-    deepest first (a mismatch inside a block also shows at the block; only the block's innermost
-    mismatching modules are named)."""
-    exported: dict[str, int] = {}
-    for scope, macs in ctx.run_macs:
+def _aggregate(pairs: list[tuple[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for scope, macs in pairs:
         parts = scope.split(".") if scope else []
         for i in range(len(parts) + 1):
             key = ".".join(parts[:i])
-            exported[key] = exported.get(key, 0) + macs
-    keys = set(counted) | {scope for scope, _ in ctx.run_macs}  # modules that ran (a ModuleList does not)
+            out[key] = out.get(key, 0) + macs
+    return out
+
+
+def _check_macs(counted: dict[str, int], ctx: _Ctx, exact: bool) -> list[tuple[str, str]]:
+    """(module, description) of every module whose exported MACs differ from the counted ones.
+    ``counted`` is per exact scope (``exact``, from the fx pass) or per module including its
+    sub-modules (FlopCounterMode's own module tracking, hooks fallback). A mismatch inside a block
+    also shows at the block; only the innermost mismatching modules are named."""
+    exported = _aggregate(ctx.run_macs)
+    if exact:
+        counted = _aggregate(list(counted.items()))
+        keys = set(counted) | set(exported)
+    else:
+        keys = set(counted) | {scope for scope, _ in ctx.run_macs}  # modules that ran (not a ModuleList)
     bad = {k for k in keys if counted.get(k, 0) != exported.get(k, 0)}
 
     def inside(o: str, k: str) -> bool:
@@ -704,17 +751,15 @@ def export(model: Any, example_input: Any, name: str | None = None, *,
                                           field="trace") from None
                     ctx.notes.append(f"fx tracing failed ({type(exc).__name__}); exported with forward hooks")
             if gm is not None:
-                record_shapes(gm, example_input, act_density)
+                counted = _record_and_count(gm, net, example_input, act_density)
                 _walk_fx(gm, ctx, act_density)
                 method = "torch.fx"
             else:
                 _walk_hooks(net, example_input, ctx, act_density)
+                counted = count_macs(net, example_input)
             problems = [(u.split(" ")[0], f"{u}: not modelled by the exporter") for u in ctx.unmodelled]
-            if isinstance(net, fx.GraphModule) and gm is net:  # functional ops run in the GraphModule's own forward
-                called = {n.target for n in gm.graph.nodes if n.op == "call_module"}
-                ctx.run_macs = [(sc if sc in called else "", mac) for sc, mac in ctx.run_macs]
             problems += [(mod, f"MAC mismatch with torch.utils.flop_counter at {text}")
-                         for mod, text in _check_macs(count_macs(net, example_input), ctx)]
+                         for mod, text in _check_macs(counted, ctx, exact=gm is not None)]
         finally:
             net.train(was_training)
             _WEIGHTS.clear()

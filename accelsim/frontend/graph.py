@@ -100,7 +100,7 @@ def shape_of(x: Any) -> Any:
     return None
 
 
-class _Recorder(fx.Interpreter):
+class Recorder(fx.Interpreter):
     def __init__(self, gm: Any, density: bool):
         super().__init__(gm)
         self.density = density
@@ -117,7 +117,7 @@ def record_shapes(gm: Any, example_input: Any, density: bool = False) -> None:
     """Run ``example_input`` through ``gm`` once (no grad) and store each node's output shape."""
     args = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
     with torch.no_grad():
-        _Recorder(gm, density).run(*args)
+        Recorder(gm, density).run(*args)
 
 
 def out_shape(node: Any) -> Any:
