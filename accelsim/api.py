@@ -192,7 +192,7 @@ def simulate(
         compared_to_dense=bool(compare_dense), area_by_component_mm2=dict(area),
         dram_bw_gbps=hardware.dram.bw_gbps,
         dense_latency_cycles=dense_totals[0] if dense_totals else None,
-        dense_energy_pj=dense_totals[1] if dense_totals else None,
+        dense_energy_pj=dense_totals[1] if dense_totals else None, notes=list(wl.notes),
     )
 
 

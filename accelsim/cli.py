@@ -67,6 +67,7 @@ def _describe_workload(wl: Any) -> str:
         lines.append(f"  compressed layers: {len(comp)}; mean density {df['density'].mean():.2f}; "
                      f"weight bits {sorted(set(df['weight_bits']))}")
     lines.append(df[["layer", "op", "macs", "weight_words", "sparsity", "density", "weight_bits"]].to_string(index=False))
+    lines += [f"  note: {n}" for n in wl.notes]
     return "\n".join(lines)
 
 

@@ -138,6 +138,7 @@ class Report:
     dense_latency_cycles: int | None = None
     dense_energy_pj: float | None = None
     dram_bw_gbps: float | None = None
+    notes: list[str] = field(default_factory=list)  # the workload's notes (what its producer left out)
 
     # --- tables -----------------------------------------------------------------------------
     def to_frame(self):  # type: ignore[no-untyped-def]
@@ -245,6 +246,8 @@ class Report:
             out["area_mm2"] = float(sum(self.area_by_component_mm2.values()))
             out["area_by_component_mm2"] = dict(self.area_by_component_mm2)
         out["latency_share_by_bottleneck"] = {k: v / latency for k, v in bott.items()} if latency else {}
+        if self.notes:
+            out["notes"] = list(self.notes)
         if self.compared_to_dense:
             dense_lat = self.dense_latency_cycles or 0
             dense_e = self.dense_energy_pj or 0.0
@@ -286,6 +289,7 @@ class Report:
             lines.append(f"  area {area:.2f} mm2 (" + ", ".join(f"{k} {v / area:.0%}" for k, v in parts[:6] if area) + ")")
         if self.compared_to_dense:
             lines.append(f"  vs dense on the same hardware: {s['speedup_vs_dense']:.2f}x faster, {s['energy_saving_vs_dense']:.2f}x less energy")
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def table(self, max_rows: int | None = None) -> str:

@@ -85,12 +85,25 @@ def test_overrides_merge_fields_and_null_removes():
     assert plans["layer1.0.conv1"].prune.density == 0.3
 
 
-def test_regex_matching_nothing_is_a_note_and_types_limit_defaults():
+def test_override_matching_nothing_is_an_error_listing_the_layers():
     rec = load_recipe({"types": ["linear"], "quantize": {"weight_bits": 4},
                        "overrides": [{"regex": "classifier.*", "quantize": {"weight_bits": 2}}]})
+    with pytest.raises(ConfigError) as ei:
+        resolve(rec, LAYERS, "my.yaml")
+    err = ei.value
+    assert err.field == "overrides[0].regex" and "classifier" in str(err) and "my.yaml" in str(err)
+    assert all(info.name in str(err) for info in LAYERS)
+    rec = load_recipe({"overrides": [{"regex": "conv.*", "types": ["lstm"], "prune": None}]})
+    with pytest.raises(ConfigError) as ei:
+        resolve(rec, LAYERS)
+    assert ei.value.field == "overrides[0].types"
+
+
+def test_types_limit_defaults():
+    rec = load_recipe({"types": ["linear"], "quantize": {"weight_bits": 4},
+                       "overrides": [{"regex": "f.*", "quantize": {"weight_bits": 2}}]})
     plans, notes = resolve(rec, LAYERS)
-    assert plans["fc"].quantize.weight_bits == 4 and plans["conv1"].quantize is None
-    assert any("classifier" in n for n in notes)
+    assert plans["fc"].quantize.weight_bits == 2 and plans["conv1"].quantize is None
 
 
 def test_quant_scheme_bit_rules():

@@ -14,9 +14,9 @@ SmartExchange weights are rebuilt from Ce and B and frozen (``requires_grad = Fa
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..errors import ConfigError
 from . import factorization as fz
@@ -24,38 +24,13 @@ from . import pruning as pr
 from . import quantization as qz
 from ._deps import require_torch
 from .recipe import (LayerInfo, LayerPlan, QuantSpec, Recipe, load_recipe, resolve)
-from .smart_exchange import SmartExchangeResult, decompose
+from .exporter import export
+from .smart_exchange import decompose
+from .state import UnitState
 
 torch = require_torch()
 nn = torch.nn
 parametrize = torch.nn.utils.parametrize
-
-
-@dataclass
-class UnitState:
-    """Compression state of one leaf module as the exporter sees it."""
-
-    name: str  # leaf module qualname (e.g. "layer1.0.conv1", "fc.v")
-    type: str  # conv2d | linear | lstm
-    group: str  # the recipe's layer name (differs from name for factorised parts)
-    params: list[str]
-    prune: Any = None
-    masks: dict[str, "torch.Tensor"] = field(default_factory=dict)
-    quant: QuantSpec | None = None
-    factor: dict[str, Any] | None = None  # IR factorisation fields of the group
-    part: int = 0  # index among the parts of a factorised group
-    original: dict[str, int] | None = None  # shape of the group before factorisation
-    smartexchange: SmartExchangeResult | None = None
-    pattern: Any = None  # pruning.PatternResult
-    gs: Any = None  # pruning.GSResult
-
-    @property
-    def density(self) -> float:
-        if not self.masks:
-            return 1.0
-        kept = sum(int(m.sum()) for m in self.masks.values())
-        total = sum(m.numel() for m in self.masks.values())
-        return kept / total
 
 
 class _Projector(nn.Module):
@@ -75,6 +50,17 @@ class _Projector(nn.Module):
                 q = q * self.mask.to(w.dtype)
             w = w + (q - w).detach()
         return w
+
+
+class _ChannelMask(nn.Module):
+    """Parametrisation ``p -> p * keep`` over dim 0 (bias / batch-norm affine of removed channels)."""
+
+    def __init__(self, keep: "torch.Tensor"):
+        super().__init__()
+        self.register_buffer("keep", keep.to(torch.bool).clone())
+
+    def forward(self, p: "torch.Tensor") -> "torch.Tensor":
+        return p * self.keep.to(p.dtype)
 
 
 def _act_hook(bits: int) -> Callable[..., Any]:
@@ -137,6 +123,10 @@ class CompressedModel:
         self.notes: list[str] = []
         self.recipes: list[str] = []
         self._hooks: dict[str, Any] = {}
+        self._channel_params: list[tuple[str, str]] = []  # (module, param) carrying a _ChannelMask
+        self._prune_version = 0
+        self._synced_version = 0
+        self._example_input: Any = None
 
     # --- inspection ----------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -180,6 +170,21 @@ class CompressedModel:
         if unit.quant is not None and unit.quant.act_bits < 16:
             self._hooks[unit.name] = m.register_forward_pre_hook(_act_hook(unit.quant.act_bits))
 
+    @contextmanager
+    def without_act_quant(self) -> Iterator[None]:
+        """Within the block, activations are not fake-quantised (shape / MAC passes of the exporter)."""
+        saved = {name: h for name, h in self._hooks.items()}
+        for h in saved.values():
+            h.remove()
+        self._hooks = {}
+        try:
+            yield
+        finally:
+            for u in self.units.values():
+                if u.name in saved and u.quant is not None and u.quant.act_bits < 16:
+                    m = _get(self.model, u.name)
+                    self._hooks[u.name] = m.register_forward_pre_hook(_act_hook(u.quant.act_bits))
+
     def reproject(self) -> None:
         """Re-apply masks/quantisation to weights projected in place (LSTM/GRU) after an optimiser step."""
         for u in self.units.values():
@@ -193,7 +198,83 @@ class CompressedModel:
             for p in u.params:
                 if parametrize.is_parametrized(m, p):
                     parametrize.remove_parametrizations(m, p, leave_parametrized=True)
+        for mod, p in self._channel_params:
+            m = _get(self.model, mod)
+            if parametrize.is_parametrized(m, p):
+                parametrize.remove_parametrizations(m, p, leave_parametrized=True)
+        self._channel_params = []
         return self.model
+
+    # --- structural pruning -------------------------------------------------------------------------
+    @property
+    def needs_channel_sync(self) -> bool:
+        """Whether filter / channel masks changed since the removed channels were last zeroed."""
+        return self._prune_version != self._synced_version
+
+    def sync_channel_masks(self, example_input: Any) -> None:
+        """Make every channel the channel analysis (:func:`.graph.liveness`) calls removed exactly
+        zero: mask the bias of conv / linear layers for their removed outputs and the affine
+        parameters of batch norms on removed channels (Li et al. 2017 remove the feature map with
+        its filter). Then the masked model computes what :meth:`pruned_module` computes. Runs when
+        ``compress`` is given ``example_input``, otherwise on the first export / ``pruned_module``."""
+        from .graph import liveness, op_kind, record_shapes, trace
+
+        self._example_input = example_input if example_input is not None else self._example_input
+        self._synced_version = self._prune_version
+        for mod, p in self._channel_params:
+            m = _get(self.model, mod)
+            if parametrize.is_parametrized(m, p):
+                parametrize.remove_parametrizations(m, p, leave_parametrized=False)
+        self._channel_params = []
+        if not any(u.prune is not None and u.prune.kind in ("filter", "channel") for u in self.units.values()):
+            return
+        try:
+            gm = trace(self.model)
+            was = self.model.training
+            self.model.eval()
+            try:
+                record_shapes(gm, example_input)
+            finally:
+                self.model.train(was)
+        except Exception as exc:  # untraceable: removed channels keep their bias / BN shift
+            self.notes.append(f"filter pruning: fx cannot trace the model ({type(exc).__name__}); biases and batch "
+                              f"norms of removed channels are not zeroed")
+            return
+        lv = liveness(gm, self.units.get)
+        modules = dict(gm.named_modules())
+        for node in gm.graph.nodes:
+            kind = op_kind(node, modules)
+            if kind in ("conv", "linear") and node in lv.keeps:
+                keep = lv.keeps[node].keep_out
+                m = modules[node.target]
+                if not keep.all() and getattr(m, "bias", None) is not None:
+                    self._mask_param(node.target, "bias", keep)
+            elif kind == "channelwise" and node.op == "call_module":
+                m = modules[node.target]
+                alive = lv.of(node)
+                if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and alive is not None and m.affine:
+                    self._mask_param(node.target, "weight", alive)
+                    self._mask_param(node.target, "bias", alive)
+
+    def _mask_param(self, mod: str, p: str, keep: Any) -> None:
+        m = _get(self.model, mod)
+        if (mod, p) in self._channel_params:
+            return
+        ref = getattr(m, p)
+        parametrize.register_parametrization(m, p, _ChannelMask(torch.as_tensor(keep, device=ref.device)))
+        self._channel_params.append((mod, p))
+
+    def pruned_module(self, example_input: Any = None) -> "nn.Module":
+        """A new, physically smaller module computing what the masked model computes (see
+        :func:`.surgery.pruned_module`); the masked model is not changed (beyond
+        :meth:`sync_channel_masks`)."""
+        from .surgery import pruned_module
+
+        x = example_input if example_input is not None else self._example_input
+        if x is None:
+            raise ConfigError("pruned_module needs an example input (or compress(..., example_input=x))",
+                              source="pruned_module", field="example_input")
+        return pruned_module(self, x)
 
     # --- recipe application -------------------------------------------------------------------
     def apply(self, recipe: Recipe, source: str = "recipe", example_input: Any = None,
@@ -210,6 +291,10 @@ class CompressedModel:
             elif plan.smartexchange is not None:
                 self._smartexchange(name, plan, info_by[name])
         self._prune(plans, info_by)
+        if example_input is not None:
+            self._example_input = example_input
+            if self.needs_channel_sync:
+                self.sync_channel_masks(example_input)
         self._quantize(plans, info_by, recipe, example_input, sensitivity)
         return self
 
@@ -309,6 +394,8 @@ class CompressedModel:
                 old = u.masks.get(p)
                 u.masks[p] = mask & old if old is not None else mask
                 u.prune = spec
+            if spec.kind in ("filter", "channel"):
+                self._prune_version += 1
 
     def _quantize(self, plans: dict[str, LayerPlan], info_by: dict[str, LayerInfo], recipe: Recipe, example_input: Any,
                   sensitivity: Callable[[str, int], float] | None) -> None:
@@ -338,9 +425,7 @@ class CompressedModel:
             if example_input is None:
                 raise ConfigError("mixed precision with a BOPs budget needs example_input (to count MACs)",
                                   source="recipe", field="mixed_precision.budget")
-            from .exporter import export
-
-            wl = export(self, example_input)
+            wl = export(self, example_input, strict=False)
             for layer in wl.layers:
                 group = self.units[layer.name].group if layer.name in self.units else layer.name
                 d = layer.compression.sparsity.effective_density

@@ -40,95 +40,47 @@ before shrinking. Grouped (non-depthwise) convs and anything else stop the propa
 from __future__ import annotations
 
 import math
-import operator
+import warnings
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from .._validation import atomic_write_bytes
 from ..errors import ConfigError
 from ..workload import Compression, Factorization, Quant, Sparsity, Workload, save_workload
-from ..workload.layer import Conv2d, Elementwise, LayerBase, Linear, Matmul, Pool, Recurrent
+from ..workload.layer import Conv2d, Elementwise, Embedding, LayerBase, Linear, Matmul, Pool, Recurrent
 from ._deps import require_torch
-from .compressor import CompressedModel, UnitState
-from .models import Add, MatMul
+from .graph import Keep, Recorder, conv_keep, linear_keep, liveness, op_kind, out_shape, shape_of
+from .graph import trace as trace_graph
+from .state import UnitState, is_compressed
 
 torch = require_torch()
 nn = torch.nn
 F = torch.nn.functional
 fx = torch.fx
 
-_FUSED_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid,
-                  nn.Dropout, nn.Identity, nn.BatchNorm1d, nn.BatchNorm2d, nn.Flatten)
-_CHANNELWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid,
-                        nn.Dropout, nn.Identity, nn.BatchNorm2d, nn.BatchNorm1d, nn.MaxPool2d, nn.AvgPool2d,
-                        nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.GELU)
-_CHANNELWISE_FUNCS = {F.relu, F.relu6, F.gelu, F.silu, F.leaky_relu, F.dropout, F.max_pool2d, F.avg_pool2d,
-                      F.adaptive_avg_pool2d, torch.relu, torch.sigmoid, torch.tanh, F.hardswish}
-_CHANNELWISE_METHODS = {"relu", "sigmoid", "tanh", "contiguous", "clone", "relu_"}
-_ADD_FUNCS = {operator.add, operator.iadd, torch.add}
-_MATMUL_FUNCS = {operator.matmul, torch.matmul, torch.bmm}
-_SOFTMAX_FUNCS = {F.softmax, torch.softmax}
+# modules with parameters that are folded / fused into their neighbours (not layers of their own)
+_FOLDED_WITH_PARAMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.PReLU)
 _FORMAT = {"unstructured": "bitmask", "block": "bitmask", "nm": "nm_index", "pattern": "pattern_index",
            "gs": "gs_index", "filter": "dense", "channel": "dense"}
 
 
-class _Tracer(fx.Tracer):
-    """fx tracer that keeps our leaf modules opaque and records each node's module scope."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._acc_scope = ""
-
-    def is_leaf_module(self, m: "nn.Module", qualname: str) -> bool:
-        if isinstance(m, (nn.Conv2d, nn.Linear, nn.LSTM, nn.GRU, Add, MatMul)):
-            return True
-        return super().is_leaf_module(m, qualname)
-
-    def call_module(self, m: "nn.Module", forward: Any, args: Any, kwargs: Any) -> Any:
-        old = self._acc_scope
-        self._acc_scope = self.path_of_module(m)
-        try:
-            return super().call_module(m, forward, args, kwargs)
-        finally:
-            self._acc_scope = old
-
-    def create_node(self, *args: Any, **kwargs: Any) -> Any:
-        node = super().create_node(*args, **kwargs)
-        node.meta["scope"] = self._acc_scope
-        return node
-
-
-def _shape_of(x: Any) -> Any:
-    if torch.is_tensor(x):
-        return tuple(x.shape)
-    if isinstance(x, (tuple, list)):
-        return [_shape_of(v) for v in x]
-    return None
-
-
-class _Recorder(fx.Interpreter):
-    def __init__(self, gm: Any, density: bool):
-        super().__init__(gm)
-        self.density = density
-
-    def run_node(self, n: Any) -> Any:
-        out = super().run_node(n)
-        n.meta["out_shape"] = _shape_of(out)
-        if self.density and torch.is_tensor(out) and out.is_floating_point():
-            n.meta["nz"] = float((out != 0).float().mean())
-        return out
-
-
 @dataclass
 class _Ctx:
-    cm: CompressedModel | None
+    cm: Any  # CompressedModel | None
     layers: list[LayerBase] = field(default_factory=list)
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
+    # (module scope, MACs the torch code performs) of every compute layer, for the FLOP cross-check
+    run_macs: list[tuple[str, int]] = field(default_factory=list)
+    unmodelled: list[str] = field(default_factory=list)  # modules with parameters left out
+
+    def ran(self, scope: str, macs: int) -> None:
+        self.run_macs.append((scope, int(macs)))
 
     def unit(self, name: str) -> UnitState | None:
         return self.cm.units.get(name) if self.cm is not None else None
@@ -202,48 +154,35 @@ def _factorization(unit: UnitState | None) -> tuple[Factorization, dict[str, int
     return Factorization(**rec), original, (base if base and part in _FACTOR_PARTS else None)
 
 
-def _keep_vec(mask: "torch.Tensor | None", dim: int, size: int) -> np.ndarray | None:
-    if mask is None:
-        return None
-    dims = tuple(d for d in range(mask.dim()) if d != dim)
-    v = mask.any(dim=dims).cpu().numpy() if dims else mask.cpu().numpy()
-    return None if v.all() else v
-
-
-def _and(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a & b
-
-
 # --- per-module layer builders ----------------------------------------------------------------
 
-def _conv(ctx: _Ctx, name: str, m: "nn.Conv2d", in_shape: tuple[int, ...], in_alive: np.ndarray | None,
-          act_density: float | None) -> np.ndarray | None:
+def _restore(layer: LayerBase, structural: dict[str, int]) -> LayerBase:
+    """``layer`` with the shapes structural pruning removed put back (what the torch module runs)."""
+    if not structural:
+        return layer
+    return type(layer).model_validate({**layer.model_dump(), **structural, "compression": Compression()})
+
+
+def _padding(m: Any, name: str) -> tuple[int, int]:
+    if isinstance(m.padding, str):
+        if m.padding == "valid":
+            return 0, 0
+        ext = [d * (k - 1) for d, k in zip(_pair(m.dilation), _pair(m.kernel_size))]
+        if m.padding == "same" and all(e % 2 == 0 for e in ext):
+            return ext[0] // 2, ext[1] // 2
+        raise ConfigError(f"padding={m.padding!r} with an even kernel extent is not supported; use integer padding",
+                          source="export", field=name)
+    return _pair(m.padding)
+
+
+def _conv(ctx: _Ctx, name: str, m: "nn.Conv2d", in_shape: tuple[int, ...], keep: Keep,
+          act_density: float | None) -> None:
     unit = ctx.unit(name)
     n, c, h, w = in_shape
     O, G = m.out_channels, m.groups
     cin_g = m.in_channels // G
     mask_t = unit.masks.get("weight") if unit is not None else None
-    kind = unit.prune.kind if unit is not None and unit.prune is not None else None
-    keep_out = np.ones(O, dtype=bool)
-    keep_in = np.ones(cin_g, dtype=bool)
-    if kind == "filter" and mask_t is not None:
-        keep_out &= mask_t.reshape(O, -1).any(dim=1).cpu().numpy()
-    depthwise = G > 1 and G == m.in_channels and O == G
-    if depthwise and in_alive is not None:
-        keep_out &= in_alive
-    if G == 1:
-        if in_alive is not None and len(in_alive) == m.in_channels:
-            keep_in &= in_alive
-        if kind == "channel" and mask_t is not None:
-            keep_in &= mask_t.any(dim=(0, 2, 3)).cpu().numpy()
-    if not keep_out.any():
-        keep_out[0] = True  # a layer keeps at least one filter
-    if not keep_in.any():
-        keep_in[0] = True
+    keep_out, keep_in, depthwise = keep.keep_out, keep.keep_in, keep.depthwise
     out_c = int(keep_out.sum())
     in_c = out_c if depthwise else int(keep_in.sum()) * G
     groups = out_c if depthwise else G
@@ -254,6 +193,7 @@ def _conv(ctx: _Ctx, name: str, m: "nn.Conv2d", in_shape: tuple[int, ...], in_al
         original["in_channels"] = m.in_channels
     if groups != G:
         original["groups"] = G
+    structural = dict(original)
     mask = None
     if mask_t is not None:
         mk = mask_t.cpu().numpy().astype(bool)[keep_out]
@@ -268,14 +208,31 @@ def _conv(ctx: _Ctx, name: str, m: "nn.Conv2d", in_shape: tuple[int, ...], in_al
                        act_density=_act(act_density))
     kh, kw = _pair(m.kernel_size)
     sh, sw = _pair(m.stride)
-    if isinstance(m.padding, str):
-        raise ConfigError(f"padding={m.padding!r} is not supported; use integer padding", source="export", field=name)
-    ph, pw = _pair(m.padding)
+    ph, pw = _padding(m, name)
     dh, dw = _pair(m.dilation)
-    ctx.add(Conv2d(name=ctx.unique(name), batch=n, in_channels=in_c, out_channels=out_c, in_h=h, in_w=w,
+    layer = Conv2d(name=ctx.unique(name), batch=n, in_channels=in_c, out_channels=out_c, in_h=h, in_w=w,
                    kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw, dilation_h=dh,
-                   dilation_w=dw, groups=groups, compression=comp))
-    return None if keep_out.all() else keep_out
+                   dilation_w=dw, groups=groups, compression=comp)
+    ctx.add(layer)
+    ctx.ran(name, _restore(layer, structural).macs)
+
+
+def _conv_transpose(ctx: _Ctx, name: str, m: "nn.ConvTranspose2d", in_shape: tuple[int, ...],
+                    out: tuple[int, ...]) -> None:
+    """A transposed conv as it runs on a GEMM engine: one GEMM per input pixel and group
+    (``in/groups -> out/groups * kh * kw``, a 1x1 conv over the input map) followed by the col2im
+    overlap-add, a vector op over the output map (``num_inputs`` = kernel area / stride area, rounded
+    up: the partial sums added into each output element on average)."""
+    n, c, h, w = in_shape
+    kh, kw = _pair(m.kernel_size)
+    sh, sw = _pair(m.stride)
+    layer = Conv2d(name=ctx.unique(name), batch=n, in_channels=m.in_channels, out_channels=m.out_channels * kh * kw,
+                   in_h=h, in_w=w, kernel_h=1, kernel_w=1, groups=m.groups)
+    ctx.add(layer)
+    ctx.ran(name, layer.macs)
+    overlap = max(1, math.ceil(kh * kw / (sh * sw)))
+    ctx.add(Elementwise(name=ctx.unique(name + ".col2im"), batch=n, elements=int(np.prod(out[1:])),
+                        num_inputs=overlap, ops_per_element=overlap))
 
 
 def _act(d: float | None) -> float:
@@ -314,30 +271,21 @@ def _get_weight(unit: UnitState) -> "torch.Tensor | None":
     return _WEIGHTS.get(unit.name)
 
 
-def _linear(ctx: _Ctx, name: str, m: "nn.Linear", in_shape: tuple[int, ...], in_alive: np.ndarray | None,
-            act_density: float | None) -> np.ndarray | None:
+def _linear(ctx: _Ctx, name: str, m: "nn.Linear", in_shape: tuple[int, ...], keep: Keep,
+            act_density: float | None, scope: str | None = None) -> None:
     unit = ctx.unit(name)
     batch = in_shape[0] if len(in_shape) >= 2 else 1
     tokens = int(np.prod(in_shape[1:-1])) if len(in_shape) > 2 else 1
     mask_t = unit.masks.get("weight") if unit is not None else None
-    kind = unit.prune.kind if unit is not None and unit.prune is not None else None
     O, I = m.out_features, m.in_features
-    keep_out = np.ones(O, dtype=bool)
-    keep_in = np.ones(I, dtype=bool)
-    if kind == "filter" and mask_t is not None:
-        keep_out &= mask_t.any(dim=1).cpu().numpy()
-    if in_alive is not None and len(in_alive) == I:
-        keep_in &= in_alive
-    if kind == "channel" and mask_t is not None:
-        keep_in &= mask_t.any(dim=0).cpu().numpy()
-    keep_out[0] |= not keep_out.any()
-    keep_in[0] |= not keep_in.any()
+    keep_out, keep_in = keep.keep_out, keep.keep_in
     out_f, in_f = int(keep_out.sum()), int(keep_in.sum())
     original: dict[str, int] = {}
     if out_f != O:
         original["out_features"] = O
     if in_f != I:
         original["in_features"] = I
+    structural = dict(original)
     mask = mask_t.cpu().numpy().astype(bool)[keep_out][:, keep_in] if mask_t is not None else None
     fact, f_orig, factor_of = _factorization(unit)
     if f_orig:
@@ -345,9 +293,77 @@ def _linear(ctx: _Ctx, name: str, m: "nn.Linear", in_shape: tuple[int, ...], in_
     comp = Compression(sparsity=_sparsity(unit, name, mask, ctx, out_f * in_f / (O * I), _extra_arrays(unit, keep_out, keep_in)),
                        quant=_quant(unit), factorization=fact, original=original or None, factor_of=factor_of,
                        act_density=_act(act_density))
-    ctx.add(Linear(name=ctx.unique(name), batch=batch, in_features=in_f, out_features=out_f, tokens=tokens,
-                   compression=comp))
-    return None if keep_out.all() else keep_out
+    layer = Linear(name=ctx.unique(name), batch=batch, in_features=in_f, out_features=out_f, tokens=tokens,
+                   compression=comp)
+    ctx.add(layer)
+    ctx.ran(scope if scope is not None else name, _restore(layer, structural).macs)
+
+
+def _attention(ctx: _Ctx, base: str, scope: str, batch: int, heads: int, L: int, S: int, d_qk: int, d_v: int) -> None:
+    """Scores ``Q K^T`` (per head ``L x d_qk x S``), softmax over the scores, context ``P V``."""
+    scores = Matmul(name=ctx.unique(base + "scores"), batch=batch, heads=heads, m=L, k=d_qk, n=S)
+    ctx.add(scores)
+    ctx.ran(scope, scores.macs)
+    _elementwise(ctx, base + "softmax", (batch, heads, L, S), 1, 5)
+    context = Matmul(name=ctx.unique(base + "context"), batch=batch, heads=heads, m=L, k=S, n=d_v)
+    ctx.add(context)
+    ctx.ran(scope, context.macs)
+
+
+def _arg(node: Any, i: int, key: str) -> Any:
+    return node.args[i] if len(node.args) > i else node.kwargs.get(key)
+
+
+def _mha(ctx: _Ctx, name: str, m: "nn.MultiheadAttention", node: Any, act_density: float | None) -> None:
+    """``nn.MultiheadAttention``: Q/K/V projections (one packed ``in_proj`` for self-attention),
+    per-head scores, softmax, context, ``out_proj`` (which carries the compression of
+    ``<name>.out_proj``)."""
+    q, k, v = _arg(node, 0, "query"), _arg(node, 1, "key"), _arg(node, 2, "value")
+    qs, ks = out_shape(q), out_shape(k)
+    if not isinstance(qs, tuple) or not isinstance(ks, tuple):
+        ctx.notes.append(f"{name}: attention inputs of unknown shape are not modelled")
+        return
+    if len(qs) == 3:
+        B, L = (qs[0], qs[1]) if m.batch_first else (qs[1], qs[0])
+        S0 = ks[1] if m.batch_first else ks[0]
+    else:
+        B, L, S0 = 1, qs[0], ks[0]
+    E, H = m.embed_dim, m.num_heads
+    if q is k and k is v:
+        proj = Linear(name=ctx.unique(name + ".in_proj"), batch=B, tokens=L, in_features=E, out_features=3 * E)
+        ctx.add(proj)
+        ctx.ran(name, proj.macs)
+    else:
+        for part, tokens, fin in (("q_proj", L, E), ("k_proj", S0, m.kdim), ("v_proj", S0, m.vdim)):
+            proj = Linear(name=ctx.unique(f"{name}.{part}"), batch=B, tokens=tokens, in_features=fin, out_features=E)
+            ctx.add(proj)
+            ctx.ran(name, proj.macs)
+    S = S0 + (1 if m.bias_k is not None else 0) + (1 if m.add_zero_attn else 0)
+    _attention(ctx, name + ".", name, B, H, L, S, m.head_dim, m.head_dim)
+    op = m.out_proj
+    _linear(ctx, name + ".out_proj", op, (B, L, E), linear_keep(op, ctx.unit(name + ".out_proj"), None), act_density,
+            scope=name)
+
+
+def _sdpa(ctx: _Ctx, base: str, scope: str, node: Any) -> None:
+    qs, ks, vs = (out_shape(_arg(node, i, key)) for i, key in enumerate(("query", "key", "value")))
+    if not all(isinstance(x, tuple) and len(x) >= 2 for x in (qs, ks, vs)):
+        ctx.notes.append(f"{base}scaled_dot_product_attention: inputs of unknown shape are not modelled")
+        return
+    lead = qs[:-2]
+    batch = lead[0] if lead else 1
+    heads = int(np.prod(lead[1:])) if len(lead) > 1 else 1
+    _attention(ctx, base, scope, batch, heads, qs[-2], ks[-2], qs[-1], vs[-1])
+
+
+def _embedding(ctx: _Ctx, name: str, num: int, dim: int, idx_shape: Any) -> None:
+    if not isinstance(idx_shape, tuple):
+        ctx.notes.append(f"{name}: embedding lookup of unknown shape is not modelled")
+        return
+    batch = idx_shape[0] if len(idx_shape) >= 2 else 1
+    tokens = max(int(np.prod(idx_shape)) // batch, 1)
+    ctx.add(Embedding(name=ctx.unique(name), batch=batch, elements=tokens * dim, embedding_dim=dim,
+                      num_embeddings=num))
 
 
 def _rnn(ctx: _Ctx, name: str, m: "nn.Module", in_shape: tuple[int, ...], act_density: float | None) -> None:
@@ -372,8 +388,10 @@ def _rnn(ctx: _Ctx, name: str, m: "nn.Module", in_shape: tuple[int, ...], act_de
                     mask = torch.cat([ih, hh], dim=1).cpu().numpy().astype(bool)
             comp = Compression(sparsity=_sparsity(unit, lname, mask, ctx, 1.0, {}), quant=_quant(unit),
                                act_density=_act(act_density))
-            ctx.add(Recurrent(name=ctx.unique(lname), op=op, batch=batch, input_size=in_size,
-                              hidden_size=m.hidden_size, seq_len=seq, compression=comp))
+            layer = Recurrent(name=ctx.unique(lname), op=op, batch=batch, input_size=in_size,
+                              hidden_size=m.hidden_size, seq_len=seq, compression=comp)
+            ctx.add(layer)
+            ctx.ran(name, layer.macs)
 
 
 def _pool(ctx: _Ctx, name: str, kind: str, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
@@ -416,12 +434,15 @@ def _shrunk(size: int, alive: np.ndarray | None, field_name: str, per: int = 1) 
     return kept, Compression(original={field_name: size})
 
 
-def _elementwise(ctx: _Ctx, name: str, shape: tuple[int, ...], num_inputs: int, ops: int,
+def _elementwise(ctx: _Ctx, name: str, shape: Any, num_inputs: int, ops: int,
                  alive: np.ndarray | None = None) -> None:
+    if not isinstance(shape, tuple) or not shape:
+        ctx.notes.append(f"{name}: element-wise op of unknown shape is not modelled")
+        return
     batch = shape[0] if len(shape) >= 2 else 1
     elements = int(np.prod(shape)) // batch
     comp = Compression()
-    if alive is not None and len(shape) >= 2 and len(alive) == shape[1 if len(shape) == 4 else -1] and not alive.all():
+    if alive is not None and len(shape) >= 2 and len(alive) == shape[1 if len(shape) in (2, 4) else -1] and not alive.all():
         per = elements // len(alive)
         comp = Compression(original={"elements": elements})
         elements = int(alive.sum()) * per
@@ -429,9 +450,9 @@ def _elementwise(ctx: _Ctx, name: str, shape: tuple[int, ...], num_inputs: int, 
                         ops_per_element=ops, compression=comp))
 
 
-def _matmul(ctx: _Ctx, name: str, a: tuple[int, ...], b: tuple[int, ...], b_weight: bool) -> None:
-    if len(a) < 2 or len(b) < 2:
-        ctx.notes.append(f"{name}: matmul of a vector is not modelled")
+def _matmul(ctx: _Ctx, name: str, scope: str, a: Any, b: Any, b_weight: bool) -> None:
+    if not isinstance(a, tuple) or not isinstance(b, tuple) or len(a) < 2 or len(b) < 2:
+        ctx.unmodelled.append(f"{name} (matrix x vector product)")
         return
     m_, k_ = a[-2], a[-1]
     n_ = b[-1]
@@ -440,154 +461,109 @@ def _matmul(ctx: _Ctx, name: str, a: tuple[int, ...], b: tuple[int, ...], b_weig
     heads = int(np.prod(lead[1:])) if len(lead) > 1 else 1
     if b_weight:
         # weight B shared over the batch: rows of all batches form one GEMM
-        ctx.add(Matmul(name=ctx.unique(name), batch=1, m=m_ * int(np.prod(lead) if lead else 1), k=k_, n=n_,
-                       heads=1, b_operand="weight"))
-        return
-    ctx.add(Matmul(name=ctx.unique(name), batch=batch, m=m_, k=k_, n=n_, heads=heads, b_operand="activation"))
+        layer = Matmul(name=ctx.unique(name), batch=1, m=m_ * int(np.prod(lead) if lead else 1), k=k_, n=n_,
+                       heads=1, b_operand="weight")
+    else:
+        layer = Matmul(name=ctx.unique(name), batch=batch, m=m_, k=k_, n=n_, heads=heads, b_operand="activation")
+    ctx.add(layer)
+    ctx.ran(scope, layer.macs)
 
 
 # --- graph walk -----------------------------------------------------------------------------------
 
-def _in_shape(node: Any) -> Any:
-    return node.meta.get("out_shape") if isinstance(node, fx.Node) else None
-
-
 def _walk_fx(gm: Any, ctx: _Ctx, density: bool) -> None:
     modules = dict(gm.named_modules())
-    alive: dict[Any, np.ndarray | None] = {}
-
-    def a(node: Any) -> np.ndarray | None:
-        return alive.get(node) if isinstance(node, fx.Node) else None
-
+    lv = liveness(gm, ctx.unit)
     for node in gm.graph.nodes:
+        kind = op_kind(node, modules)
         out = node.meta.get("out_shape")
         args = node.args
         first = args[0] if args else None
-        res: np.ndarray | None = None
         act = first.meta.get("nz") if density and isinstance(first, fx.Node) else None
-        scope = node.meta.get("scope", "")
+        ins = out_shape(first)
         if node.op == "call_module":
-            m = modules[node.target]
-            name = node.target
-            ins = _in_shape(first)
-            if isinstance(m, nn.Conv2d):
-                res = _conv(ctx, name, m, ins, a(first), act)
-            elif isinstance(m, nn.Linear):
-                res = _linear(ctx, name, m, ins, a(first), act)
-            elif isinstance(m, (nn.LSTM, nn.GRU)):
-                _rnn(ctx, name, m, ins, act)
-            elif isinstance(m, Add):
-                res = _or(a(args[0]), a(args[1]))
-                _elementwise(ctx, name, out, 2, 1, res)
-            elif isinstance(m, MatMul):
-                _matmul(ctx, name, _in_shape(args[0]), _in_shape(args[1]), False)
-            elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-                kind = "max" if isinstance(m, nn.MaxPool2d) else "avg"
-                _pool(ctx, name, kind, ins, out, {"kernel_size": m.kernel_size, "stride": m.stride,
-                                                  "padding": m.padding, "ceil_mode": m.ceil_mode}, a(first))
-                res = a(first)
-            elif isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-                kind = "adaptive_avg" if isinstance(m, nn.AdaptiveAvgPool2d) else "adaptive_max"
-                _pool(ctx, name, kind, ins, out, {}, a(first))
-                res = a(first)
-            elif isinstance(m, nn.Softmax):
-                _elementwise(ctx, name, out, 1, 5)
-            elif isinstance(m, nn.LayerNorm):
-                _elementwise(ctx, name, out, 1, 5)
-            elif isinstance(m, nn.GELU):
-                _elementwise(ctx, name, out, 1, 8, a(first))
-                res = a(first)
-            elif isinstance(m, _CHANNELWISE_MODULES):
-                res = a(first)
-            elif isinstance(m, nn.Flatten):
-                res = _flatten_alive(a(first), ins, out)
-            elif any(True for _ in m.parameters(recurse=False)):
-                ctx.notes.append(f"{name} ({type(m).__name__}) is not modelled")
-        elif node.op == "call_function" or node.op == "call_method":
-            t = node.target
-            is_m = node.op == "call_method"
-            base = scope + "." if scope else ""
-            if (t in _ADD_FUNCS or (is_m and t in ("add", "add_", "__add__"))) and _two_tensors(args):
-                res = _or(a(args[0]), a(args[1]))
-                _elementwise(ctx, base + "add", out, 2, 1, res)
-            elif (t in _MATMUL_FUNCS or (is_m and t in ("matmul", "bmm", "__matmul__"))) and _two_tensors(args):
-                _matmul(ctx, base + "matmul", _in_shape(args[0]), _in_shape(args[1]),
-                        args[1].op == "get_attr")
-            elif t in _SOFTMAX_FUNCS or (is_m and t == "softmax"):
-                _elementwise(ctx, base + "softmax", out, 1, 5)
-            elif t is F.layer_norm:
-                _elementwise(ctx, base + "layer_norm", out, 1, 5)
-            elif t is F.gelu or (is_m and t == "gelu"):
-                _elementwise(ctx, base + "gelu", out, 1, 8, a(first))
-                res = a(first)
-            elif t in (F.max_pool2d, F.avg_pool2d):
-                kw_ = dict(node.kwargs)
-                names = ["kernel_size", "stride", "padding"]
-                for i, v in enumerate(args[1:4]):
-                    kw_.setdefault(names[i], v)
-                _pool(ctx, base + ("max_pool" if t is F.max_pool2d else "avg_pool"), "max" if t is F.max_pool2d else "avg",
-                      _in_shape(first), out, kw_, a(first))
-                res = a(first)
-            elif t is F.adaptive_avg_pool2d:
-                _pool(ctx, base + "avgpool", "adaptive_avg", _in_shape(first), out, {}, a(first))
-                res = a(first)
-            elif t in _CHANNELWISE_FUNCS or (is_m and t in _CHANNELWISE_METHODS):
-                res = a(first)
-            elif t is torch.flatten or (is_m and t in ("flatten", "view", "reshape")):
-                res = _flatten_alive(a(first), _in_shape(first), out)
-            elif t is torch.cat:
-                res = _cat_alive(node, alive)
-        if res is not None:
-            alive[node] = res
+            name, scope = node.target, node.target
+            m = modules[name]
+        else:
+            scope = node.meta.get("scope", "")
+            name, m = (scope + ".") if scope else "", None
+        if kind == "conv":
+            _conv(ctx, name, m, ins, lv.keeps[node], act)
+        elif kind == "conv_transpose":
+            _conv_transpose(ctx, name, m, ins, out)
+        elif kind == "linear":
+            _linear(ctx, name, m, ins, lv.keeps[node], act)
+        elif kind == "rnn":
+            _rnn(ctx, name, m, ins, act)
+        elif kind == "mha":
+            _mha(ctx, name, m, node, act)
+        elif kind == "embedding":
+            _embedding(ctx, name, m.num_embeddings, m.embedding_dim, ins)
+        elif kind == "embedding_fn":
+            w = out_shape(_arg(node, 1, "weight"))
+            if isinstance(w, tuple) and len(w) == 2:
+                _embedding(ctx, name + "embedding", w[0], w[1], ins)
+        elif kind == "add":
+            _elementwise(ctx, name if m is not None else name + "add", out, 2, 1, lv.of(node))
+        elif kind == "mul":
+            _elementwise(ctx, name + "mul", out, 2, 1)
+        elif kind == "matmul":
+            b = args[1]
+            _matmul(ctx, name if m is not None else name + "matmul", scope, out_shape(args[0]), out_shape(b),
+                    m is None and b.op == "get_attr")
+        elif kind == "sdpa":
+            _sdpa(ctx, name, scope, node)
+        elif kind in ("pool", "adaptive_pool"):
+            _pool_node(ctx, node, name, m, kind, ins, out, lv.of(first))
+        elif kind == "softmax":
+            _elementwise(ctx, name if m is not None else name + "softmax", out, 1, 5)
+        elif kind == "layer_norm":
+            _elementwise(ctx, name if m is not None else name + "layer_norm", out, 1, 5)
+        elif kind == "gelu":
+            _elementwise(ctx, name if m is not None else name + "gelu", out, 1, 8, lv.of(first))
+        elif kind == "module" and any(True for _ in m.parameters(recurse=False)) \
+                and not isinstance(m, _FOLDED_WITH_PARAMS):
+            ctx.unmodelled.append(f"{name} ({type(m).__name__})")
 
 
-def _two_tensors(args: tuple[Any, ...]) -> bool:
-    return len(args) >= 2 and all(isinstance(x, fx.Node) and isinstance(x.meta.get("out_shape"), tuple) for x in args[:2])
-
-
-def _or(x: np.ndarray | None, y: np.ndarray | None) -> np.ndarray | None:
-    if x is None or y is None or len(x) != len(y):
-        return None
-    r = x | y
-    return None if r.all() else r
-
-
-def _flatten_alive(al: np.ndarray | None, ins: Any, out: Any) -> np.ndarray | None:
-    if al is None or not isinstance(ins, tuple) or not isinstance(out, tuple):
-        return None
-    if len(ins) == 4 and len(out) == 2 and out[1] == ins[1] * ins[2] * ins[3]:
-        return np.repeat(al, ins[2] * ins[3])
-    if len(ins) == 2 and tuple(out) == tuple(ins):
-        return al
-    return None
-
-
-def _cat_alive(node: Any, alive: dict[Any, np.ndarray | None]) -> np.ndarray | None:
-    tensors = node.args[0]
-    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
-    if dim != 1 or not all(isinstance(t, fx.Node) for t in tensors):
-        return None
-    parts = []
-    for t in tensors:
-        shp = t.meta.get("out_shape")
-        if not isinstance(shp, tuple) or len(shp) < 2:
-            return None
-        al = alive.get(t)
-        parts.append(al if al is not None else np.ones(shp[1], dtype=bool))
-    r = np.concatenate(parts)
-    return None if r.all() else r
+def _pool_node(ctx: _Ctx, node: Any, name: str, m: Any, kind: str, ins: Any, out: Any,
+               alive: np.ndarray | None) -> None:
+    if m is not None:
+        if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            _pool(ctx, name, "max" if isinstance(m, nn.MaxPool2d) else "avg", ins, out,
+                  {"kernel_size": m.kernel_size, "stride": m.stride, "padding": m.padding, "ceil_mode": m.ceil_mode},
+                  alive)
+        else:
+            _pool(ctx, name, "adaptive_avg" if isinstance(m, nn.AdaptiveAvgPool2d) else "adaptive_max", ins, out, {},
+                  alive)
+        return
+    t = node.target
+    if kind == "adaptive_pool":
+        avg = t is F.adaptive_avg_pool2d
+        _pool(ctx, name + ("avgpool" if avg else "maxpool"), "adaptive_avg" if avg else "adaptive_max", ins, out, {},
+              alive)
+        return
+    kw_ = dict(node.kwargs)
+    for i, v in enumerate(node.args[1:4]):
+        kw_.setdefault(["kernel_size", "stride", "padding"][i], v)
+    mx = t is F.max_pool2d
+    _pool(ctx, name + ("max_pool" if mx else "avg_pool"), "max" if mx else "avg", ins, out, kw_, alive)
 
 
 def _walk_hooks(model: "nn.Module", x: Any, ctx: _Ctx, density: bool) -> None:
     """Fallback: forward hooks on leaf modules (no functional ops, no structural propagation)."""
     calls: list[tuple[str, Any, Any, Any, float | None]] = []
     handles = []
+    kinds = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.LSTM, nn.GRU, nn.MultiheadAttention, nn.Embedding,
+             nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Softmax, nn.LayerNorm,
+             nn.GELU)
+    from .models import Add, MatMul
+
     for name, m in model.named_modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear, nn.LSTM, nn.GRU, Add, MatMul, nn.MaxPool2d, nn.AvgPool2d,
-                          nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Softmax, nn.LayerNorm, nn.GELU)):
+        if isinstance(m, kinds + (Add, MatMul)):
             def hook(mod: Any, inp: Any, out: Any, name: str = name) -> None:
-                nz = float((inp[0] != 0).float().mean()) if density and torch.is_tensor(inp[0]) else None
-                calls.append((name, mod, [_shape_of(i) for i in inp], _shape_of(out), nz))
+                nz = float((inp[0] != 0).float().mean()) if density and inp and torch.is_tensor(inp[0]) else None
+                calls.append((name, mod, [shape_of(i) for i in inp], shape_of(out), nz))
             handles.append(m.register_forward_hook(hook))
     try:
         with torch.no_grad():
@@ -597,15 +573,19 @@ def _walk_hooks(model: "nn.Module", x: Any, ctx: _Ctx, density: bool) -> None:
             h.remove()
     for name, m, ins, out, nz in calls:
         if isinstance(m, nn.Conv2d):
-            _conv(ctx, name, m, ins[0], None, nz)
+            _conv(ctx, name, m, ins[0], conv_keep(m, ctx.unit(name), None), nz)
+        elif isinstance(m, nn.ConvTranspose2d):
+            _conv_transpose(ctx, name, m, ins[0], out)
         elif isinstance(m, nn.Linear):
-            _linear(ctx, name, m, ins[0], None, nz)
+            _linear(ctx, name, m, ins[0], linear_keep(m, ctx.unit(name), None), nz)
         elif isinstance(m, (nn.LSTM, nn.GRU)):
             _rnn(ctx, name, m, ins[0], nz)
+        elif isinstance(m, nn.Embedding):
+            _embedding(ctx, name, m.num_embeddings, m.embedding_dim, ins[0])
         elif isinstance(m, Add):
             _elementwise(ctx, name, out, 2, 1)
         elif isinstance(m, MatMul):
-            _matmul(ctx, name, ins[0], ins[1], False)
+            _matmul(ctx, name, name, ins[0], ins[1], False)
         elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
             _pool(ctx, name, "max" if isinstance(m, nn.MaxPool2d) else "avg", ins[0], out,
                   {"kernel_size": m.kernel_size, "stride": m.stride, "padding": m.padding, "ceil_mode": m.ceil_mode}, None)
@@ -615,24 +595,137 @@ def _walk_hooks(model: "nn.Module", x: Any, ctx: _Ctx, density: bool) -> None:
             _elementwise(ctx, name, out, 1, 5)
         elif isinstance(m, nn.GELU):
             _elementwise(ctx, name, out, 1, 8)
+        elif isinstance(m, nn.MultiheadAttention):
+            ctx.notes.append(f"{name}: attention is not modelled by the forward-hook fallback")
+
+
+# --- FLOP cross-check -------------------------------------------------------------------------------
+
+@contextmanager
+def _flop_counter(net: "nn.Module") -> Iterator[Any]:
+    """``FlopCounterMode`` with the attention fast paths and oneDNN RNN kernels, which the counter
+    cannot see into, switched off and the math SDPA kernel selected."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    has_rnn = any(isinstance(m, (nn.LSTM, nn.RNN)) for m in net.modules())
+    fast = torch.backends.mha.get_fastpath_enabled()
+    with warnings.catch_warnings(), ExitStack() as stack:
+        warnings.simplefilter("ignore")
+        stack.enter_context(torch.no_grad())
+        stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+        if has_rnn:
+            stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            with FlopCounterMode(display=False) as fc:
+                yield fc
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fast)
+
+
+def _total_flops(fc: Any) -> int:
+    return int(sum(fc.flop_counts["Global"].values()))
+
+
+class _CountingRecorder(Recorder):
+    """Records every node's output shape and the FLOPs torch's counter sees while the node runs,
+    attributed to the node's module (its scope for functional ops)."""
+
+    def __init__(self, gm: Any, density: bool, fc: Any):
+        super().__init__(gm, density)
+        self.fc = fc
+        self.macs: dict[str, int] = {}
+
+    def run_node(self, n: Any) -> Any:
+        before = _total_flops(self.fc)
+        out = super().run_node(n)
+        delta = _total_flops(self.fc) - before
+        if delta:
+            scope = n.target if n.op == "call_module" else n.meta.get("scope", "")
+            self.macs[scope] = self.macs.get(scope, 0) + delta // 2
+        return out
+
+
+def _record_and_count(gm: Any, net: "nn.Module", example_input: Any, density: bool) -> dict[str, int]:
+    """One forward pass: node shapes + counted MACs per exact scope."""
+    args = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
+    with _flop_counter(net) as fc:
+        rec = _CountingRecorder(gm, density, fc)
+        rec.run(*args)
+    return rec.macs
+
+
+def count_macs(net: "nn.Module", example_input: Any) -> dict[str, int]:
+    """MACs per module qualname (``""`` = the whole model, sub-modules included) counted by
+    ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2) on one forward pass."""
+    args = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
+    with _flop_counter(net) as fc:
+        net(*args)
+    out: dict[str, int] = {}
+    for key, ops in fc.get_flop_counts().items():
+        flops = int(sum(ops.values()))
+        mod = "" if key == "Global" or "." not in key else key.partition(".")[2]
+        out[mod] = max(out.get(mod, 0), flops // 2)
+    return out
+
+
+def _aggregate(pairs: list[tuple[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for scope, macs in pairs:
+        parts = scope.split(".") if scope else []
+        for i in range(len(parts) + 1):
+            key = ".".join(parts[:i])
+            out[key] = out.get(key, 0) + macs
+    return out
+
+
+def _check_macs(counted: dict[str, int], ctx: _Ctx, exact: bool) -> list[tuple[str, str]]:
+    """(module, description) of every module whose exported MACs differ from the counted ones.
+    ``counted`` is per exact scope (``exact``, from the fx pass) or per module including its
+    sub-modules (FlopCounterMode's own module tracking, hooks fallback). A mismatch inside a block
+    also shows at the block; only the innermost mismatching modules are named."""
+    exported = _aggregate(ctx.run_macs)
+    if exact:
+        counted = _aggregate(list(counted.items()))
+        keys = set(counted) | set(exported)
+    else:
+        keys = set(counted) | {scope for scope, _ in ctx.run_macs}  # modules that ran (not a ModuleList)
+    bad = {k for k in keys if counted.get(k, 0) != exported.get(k, 0)}
+
+    def inside(o: str, k: str) -> bool:
+        return o != k and (not k or o.startswith(k + "."))
+
+    deepest = sorted(k for k in bad if not any(inside(o, k) for o in bad))
+    return [(k or "<model>", f"{k or '<model>'} (counted {counted.get(k, 0):,} MACs, exported {exported.get(k, 0):,})")
+            for k in deepest]
 
 
 # --- public -----------------------------------------------------------------------------------------
 
-def export(model: "nn.Module | CompressedModel", example_input: Any, name: str | None = None, *,
-           act_density: bool = False, trace: str = "auto") -> Workload:
-    """Trace ``model`` on ``example_input`` and describe it as a :class:`Workload`.
+def export(model: Any, example_input: Any, name: str | None = None, *,
+           act_density: bool = False, trace: str = "auto", strict: bool = True) -> Workload:
+    """Trace ``model`` (an ``nn.Module`` or a :class:`~.compressor.CompressedModel`) on
+    ``example_input`` and describe it as a :class:`Workload`.
 
     The result has its masks attached in memory (``wl.mask(layer)``); :func:`save_export` writes the
     YAML and the ``.npz``. ``act_density=True`` records the measured fraction of non-zero input
     activations of every compute layer (meaningful with real example data). ``trace``: ``auto``
     (fx, falling back to hooks), ``fx`` or ``hooks``.
+
+    Every export is checked against ``torch.utils.flop_counter.FlopCounterMode``: the MACs the
+    exported layers stand for (before structural pruning shrank them) must equal the counted MACs
+    of every module, and every module with parameters must be modelled. A violation raises a
+    :class:`ConfigError` naming the modules; ``strict=False`` turns it into a note that travels in
+    ``Workload.notes`` (and so into simulation reports).
     """
-    cm = model if isinstance(model, CompressedModel) else None
+    cm = model if is_compressed(model) else None
     net = cm.model if cm is not None else model
     if not isinstance(net, nn.Module):
         raise ConfigError(f"expected a torch.nn.Module or CompressedModel, got {type(model).__name__}",
                           source="export", field="model")
+    if cm is not None and getattr(cm, "needs_channel_sync", False):
+        cm.sync_channel_masks(example_input)  # removed channels exactly zero (bias / batch norm)
     ctx = _Ctx(cm)
     _WEIGHTS.clear()
     if cm is not None:
@@ -642,40 +735,51 @@ def export(model: "nn.Module | CompressedModel", example_input: Any, name: str |
     was_training = net.training
     net.eval()
     method = "hooks"
-    try:
-        gm = None
-        if trace in ("auto", "fx"):
-            try:
-                tracer = _Tracer()
-                graph = tracer.trace(net)
-                gm = fx.GraphModule(tracer.root, graph)
-            except Exception as exc:  # fx cannot trace data-dependent control flow etc.
-                if trace == "fx":
-                    raise ConfigError(f"torch.fx cannot trace the model: {exc}", source="export", field="trace") from None
-                ctx.notes.append(f"fx tracing failed ({type(exc).__name__}); exported with forward hooks")
-        if gm is not None:
-            args = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
-            with torch.no_grad():
-                _Recorder(gm, act_density).run(*args)
-            _walk_fx(gm, ctx, act_density)
-            method = "torch.fx"
-        else:
-            _walk_hooks(net, example_input, ctx, act_density)
-    finally:
-        net.train(was_training)
-        _WEIGHTS.clear()
+    with ExitStack() as stack:
+        # weights projected once for both passes; activation fake-quant does not change shapes or MACs
+        stack.enter_context(torch.nn.utils.parametrize.cached())
+        if cm is not None and not act_density and hasattr(cm, "without_act_quant"):
+            stack.enter_context(cm.without_act_quant())
+        try:
+            gm = None
+            if trace in ("auto", "fx"):
+                try:
+                    gm = trace_graph(net)
+                except Exception as exc:  # fx cannot trace data-dependent control flow etc.
+                    if trace == "fx":
+                        raise ConfigError(f"torch.fx cannot trace the model: {exc}", source="export",
+                                          field="trace") from None
+                    ctx.notes.append(f"fx tracing failed ({type(exc).__name__}); exported with forward hooks")
+            if gm is not None:
+                counted = _record_and_count(gm, net, example_input, act_density)
+                _walk_fx(gm, ctx, act_density)
+                method = "torch.fx"
+            else:
+                _walk_hooks(net, example_input, ctx, act_density)
+                counted = count_macs(net, example_input)
+            problems = [(u.split(" ")[0], f"{u}: not modelled by the exporter") for u in ctx.unmodelled]
+            problems += [(mod, f"MAC mismatch with torch.utils.flop_counter at {text}")
+                         for mod, text in _check_macs(counted, ctx, exact=gm is not None)]
+        finally:
+            net.train(was_training)
+            _WEIGHTS.clear()
+    if problems:
+        if strict:
+            raise ConfigError("export is incomplete: " + "; ".join(t for _, t in problems) + " (export(..., "
+                              "strict=False) exports anyway and records this as a note)", source="export",
+                              field=problems[0][0])
+        ctx.notes += ["not modelled exactly: " + t for _, t in problems]
     if not ctx.layers:
         raise ConfigError("the model has no layer accelsim can model (conv, linear, LSTM/GRU, matmul)",
                           source="export", field="model")
-    notes = (cm.notes if cm is not None else []) + ctx.notes
+    notes = (list(cm.notes) if cm is not None else []) + ctx.notes
     recipes = ", ".join(cm.recipes) if cm is not None and cm.recipes else "none (dense)"
     desc = f"exported from {type(net).__name__} by accelsim.frontend ({method}); recipes: {recipes}"
-    if notes:
-        desc += "; notes: " + " | ".join(notes)
     wl = Workload(name=name or type(net).__name__.lower(), layers=ctx.layers, description=desc,
-                  source="accelsim.frontend.export")
+                  source="accelsim.frontend.export", notes=notes)
     wl.attach_masks(ctx.masks)
     return wl
+
 
 
 def export_masks(wl: Workload) -> dict[str, np.ndarray]:
@@ -699,4 +803,4 @@ def save_export(wl: Workload, path: str | Path) -> Path:
     return p
 
 
-__all__ = ["export", "save_export", "export_masks"]
+__all__ = ["export", "save_export", "export_masks", "count_macs"]

@@ -190,34 +190,37 @@ def gs_mask(w: "torch.Tensor", density: float, group_rows: int = 8) -> GSResult:
     Rows of the GEMM view are grouped ``group_rows`` at a time (one row per vector lane); inside a
     group every row keeps the same number ``k_g`` of its largest weights, so each gather/scatter
     vector instruction carries one non-zero per lane. ``k_g`` differs between groups: the budget
-    ``density * rows * cols`` is spread greedily by the marginal |w| a group gains from one more
-    non-zero per row (optimal, since those gains are non-increasing in ``k_g``)."""
+    ``density * rows * cols`` is spread greedily by the marginal |w| *per kept weight* a group
+    gains from one more non-zero per row (the gains are non-increasing in ``k_g``, so picking the
+    largest gain per unit cost is the greedy fractional-knapsack order). Ranking by the total gain
+    of a step would starve a partial last group (fewer rows, so a smaller total per step) although
+    its weights are as large as anyone's."""
     w2 = w.detach().reshape(w.shape[0], -1).abs().to(torch.float32)
     rows, cols = w2.shape
     ngroups = math.ceil(rows / group_rows)
     pad = ngroups * group_rows - rows
     srt, order = torch.sort(w2, dim=1, descending=True, stable=True)
     if pad:
-        srt = torch.cat([srt, torch.zeros(pad, cols)], dim=0)
+        srt = torch.cat([srt, torch.zeros(pad, cols, device=srt.device)], dim=0)
     gains = srt.reshape(ngroups, group_rows, cols).sum(dim=1)  # ngroups x cols, non-increasing
-    rows_in_group = torch.full((ngroups,), group_rows, dtype=torch.int64)
+    rows_in_group = torch.full((ngroups,), group_rows, dtype=torch.int64, device=srt.device)
     if pad:
         rows_in_group[-1] = group_rows - pad
     budget = _keep_count(rows * cols, density)
-    # pick the largest gains; a group's step j costs rows_in_group[g] weights
-    flat_gain = gains.reshape(-1)
+    # pick the largest gains per weight; a group's step j costs rows_in_group[g] weights
     cost = rows_in_group[:, None].expand(ngroups, cols).reshape(-1)
-    pick = torch.argsort(flat_gain, descending=True, stable=True)
+    per_weight = gains.reshape(-1) / cost.to(gains.dtype)
+    pick = torch.argsort(per_weight, descending=True, stable=True)
     csum = torch.cumsum(cost[pick], dim=0)
     take = pick[csum <= budget]
     if take.numel() == 0:
         take = pick[:1]
-    chosen = torch.zeros(ngroups * cols, dtype=torch.bool)
+    chosen = torch.zeros(ngroups * cols, dtype=torch.bool, device=srt.device)
     chosen[take] = True
     group_nnz = chosen.reshape(ngroups, cols).sum(dim=1)
     k_row = group_nnz.repeat_interleave(group_rows)[:rows]
-    rank_mask = torch.arange(cols)[None, :] < k_row[:, None]  # in sorted order
-    mask2 = torch.zeros(rows, cols, dtype=torch.bool)
+    rank_mask = torch.arange(cols, device=srt.device)[None, :] < k_row[:, None]  # in sorted order
+    mask2 = torch.zeros(rows, cols, dtype=torch.bool, device=srt.device)
     mask2.scatter_(1, order, rank_mask)
     return GSResult(mask2.reshape(w.shape), group_nnz, group_rows)
 

@@ -326,7 +326,6 @@ def eligibility(section: str, spec: Any, info: LayerInfo) -> str | None:
 def resolve(recipe: Recipe, layers: list[LayerInfo], source: str = "recipe") -> tuple[dict[str, LayerPlan], list[str]]:
     """Per-layer plans and notes (skipped defaults). Raises ConfigError naming the recipe field."""
     plans: dict[str, LayerPlan] = {}
-    unmatched: list[str] = []
     by_name = {info.name: info for info in layers}
     for info in layers:
         plan = LayerPlan(info.name)
@@ -340,17 +339,20 @@ def resolve(recipe: Recipe, layers: list[LayerInfo], source: str = "recipe") -> 
         if ov.names is not None:
             unknown = [n for n in ov.names if n not in by_name]
             if unknown:
-                known = ", ".join(list(by_name)[:12]) + (" ..." if len(by_name) > 12 else "")
-                raise ConfigError(f"unknown layer name(s) {unknown}; compressible layers: {known}",
-                                  source=source, field=f"{where}.names")
+                raise ConfigError(f"unknown layer name(s) {unknown}; the model's compressible layers: "
+                                  f"{_layer_list(by_name)}", source=source, field=f"{where}.names")
             selected = [n for n in selected if n in ov.names]
         if ov.regex is not None:
             rx = re.compile(ov.regex)
             selected = [n for n in selected if rx.fullmatch(n)]
-            if not selected:  # recipes are shared between models: a note, not an error
-                unmatched.append(f"{where}.regex {ov.regex!r} matches no compressible layer")
+            if not selected:
+                raise ConfigError(f"regex {ov.regex!r} matches no compressible layer of this model; its layers: "
+                                  f"{_layer_list(by_name)}", source=source, field=f"{where}.regex")
         if ov.types is not None:
             selected = [n for n in selected if by_name[n].type in ov.types]
+            if not selected:
+                raise ConfigError(f"types {list(ov.types)} select no compressible layer of this model; its layers: "
+                                  f"{_layer_list(by_name)}", source=source, field=f"{where}.types")
         given = ov.model_fields_set
         for n in selected:
             plan = plans[n]
@@ -359,7 +361,7 @@ def resolve(recipe: Recipe, layers: list[LayerInfo], source: str = "recipe") -> 
                     setattr(plan, section, _merge(getattr(plan, section), getattr(ov, section), section,
                                                   f"{where}.{section}", source))
                     plan.explicit.add(section)
-    notes: list[str] = list(unmatched)
+    notes: list[str] = []
     for name, plan in plans.items():
         info = by_name[name]
         for section in ("prune", "factorize", "smartexchange"):
@@ -378,6 +380,12 @@ def resolve(recipe: Recipe, layers: list[LayerInfo], source: str = "recipe") -> 
             raise ConfigError(f"layer {name} gets both factorize and smartexchange; pick one per layer",
                               source=source, field="smartexchange")
     return plans, notes
+
+
+def _layer_list(by_name: dict[str, LayerInfo], limit: int = 60) -> str:
+    names = [f"{n} ({i.type})" for n, i in by_name.items()]
+    more = f" ... ({len(names)} in all)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def _override_index(recipe: Recipe, name: str, by_name: dict[str, LayerInfo]) -> int | None:

@@ -82,6 +82,8 @@ def workload_to_dict(wl: Workload) -> dict[str, Any]:
         out["source"] = wl.source
     if wl.masks:
         out["masks"] = wl.masks
+    if wl.notes:
+        out["notes"] = list(wl.notes)
     layers = []
     for layer in wl.layers:
         d = layer.model_dump(exclude_defaults=True)

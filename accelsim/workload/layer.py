@@ -467,6 +467,35 @@ class Elementwise(LayerBase):
         return self.batch * self.elements * self.ops_per_element
 
 
+class Embedding(Elementwise):
+    """Embedding table lookup: ``elements`` = tokens x ``embedding_dim`` words gathered from a
+    ``num_embeddings x embedding_dim`` table (``weight_words``). No MACs; it runs on the vector /
+    element-wise path of every engine (it *is* an :class:`Elementwise` with one input): it reads
+    the gathered rows (``input_words``) and writes them (``output_words``). Assumption: only the
+    rows looked up are fetched, the table itself is not streamed.
+    """
+
+    op: Literal["embedding"] = "embedding"  # type: ignore[assignment]
+    num_embeddings: PosInt
+    embedding_dim: PosInt
+    num_inputs: PosInt = 1
+    ops_per_element: PosInt = 1
+
+    @model_validator(mode="after")
+    def _check_rows(self) -> "Embedding":
+        if self.elements % self.embedding_dim:
+            raise ValueError(f"elements {self.elements} is not a multiple of embedding_dim {self.embedding_dim}")
+        return self
+
+    @property
+    def tokens(self) -> int:
+        return self.elements // self.embedding_dim
+
+    @property
+    def weight_words(self) -> int:
+        return self.num_embeddings * self.embedding_dim
+
+
 class Pool(LayerBase):
     """Max/average pooling (``global_pool: true`` pools the whole map)."""
 
@@ -521,10 +550,10 @@ class Pool(LayerBase):
         return self.output_words * window
 
 
-Layer = Annotated[Union[Conv2d, Linear, Matmul, Recurrent, Elementwise, Pool], Field(discriminator="op")]
+Layer = Annotated[Union[Conv2d, Linear, Matmul, Recurrent, Elementwise, Embedding, Pool], Field(discriminator="op")]
 LAYER_TYPES: dict[str, type[LayerBase]] = {
     "conv2d": Conv2d, "linear": Linear, "matmul": Matmul, "lstm": Recurrent, "gru": Recurrent,
-    "elementwise": Elementwise, "pool": Pool,
+    "elementwise": Elementwise, "embedding": Embedding, "pool": Pool,
 }
 
 
@@ -534,5 +563,5 @@ def ceil_div(a: int, b: int) -> int:
 
 __all__ = [
     "ConvGeometry", "Gemm", "LayerBase", "Conv2d", "Linear", "Matmul", "Recurrent", "Elementwise",
-    "Pool", "Layer", "LAYER_TYPES", "ceil_div",
+    "Embedding", "Pool", "Layer", "LAYER_TYPES", "ceil_div",
 ]

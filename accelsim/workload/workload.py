@@ -17,7 +17,9 @@ class Workload(BaseModel):
     """Ordered layers of one network (the simulator runs them one after another).
 
     ``masks`` is the path of an ``.npz`` file (relative to the workload file) holding real
-    weight masks, keyed by the layers' ``compression.sparsity.mask`` names.
+    weight masks, keyed by the layers' ``compression.sparsity.mask`` names. ``notes`` are what its
+    producer could not model exactly (e.g. a module the PyTorch exporter left out); simulation
+    reports repeat them.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -27,6 +29,7 @@ class Workload(BaseModel):
     description: str = ""
     source: str = ""
     masks: str | None = None
+    notes: list[str] = Field(default_factory=list)  # what the producer could not model exactly
     accelsim_workload: int = SCHEMA_VERSION
 
     _base_dir: Path | None = PrivateAttr(default=None)
@@ -85,10 +88,12 @@ class Workload(BaseModel):
         becomes the original layer, the other pieces are dropped.
         """
         layers = [layer.densified() for layer in self.layers if not layer.compression.is_factor_part]
-        return Workload(name=self.name, layers=layers, description=self.description, source=self.source)
+        return Workload(name=self.name, layers=layers, description=self.description, source=self.source,
+                        notes=list(self.notes))
 
     def with_layers(self, layers: list[LayerBase], **changes: Any) -> "Workload":
-        data = {"name": self.name, "description": self.description, "source": self.source, "masks": self.masks}
+        data = {"name": self.name, "description": self.description, "source": self.source, "masks": self.masks,
+                "notes": list(self.notes)}
         data.update(changes)
         wl = Workload(layers=list(layers), **data)
         wl._base_dir = self._base_dir
