@@ -40,6 +40,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     seed: int = 0
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: lr * (1 + cos(pi * epoch / total)) / 2
     checkpoint: str | Path | None = None
     resume: bool = True
     progress: bool = True
@@ -51,6 +52,9 @@ class TrainConfig:
                 raise ConfigError(f"must be >= 1, got {getattr(self, name)}", source="TrainConfig", field=name)
         if self.lr <= 0:
             raise ConfigError(f"must be > 0, got {self.lr}", source="TrainConfig", field="lr")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"expected 'constant' or 'cosine', got {self.lr_schedule!r}", source="TrainConfig",
+                              field="lr_schedule")
         if self.optimizer not in ("sgd", "adam"):
             raise ConfigError(f"expected 'sgd' or 'adam', got {self.optimizer!r}", source="TrainConfig",
                               field="optimizer")
@@ -235,6 +239,12 @@ def train(model: "nn.Module", data: Any, method: Method | None = None, config: T
             break
         if method.on_epoch_start(model, epoch):
             opt = _build_optimizer(method, model, config)
+        if opt is not None and config.lr_schedule == "cosine":
+            import math
+
+            factor = 0.5 * (1.0 + math.cos(math.pi * epoch / total))
+            for g in opt.param_groups:
+                g["lr"] = g.setdefault("initial_lr", g["lr"]) * factor
         model.train()
         perm = torch.randperm(n, generator=gen)
         losses = []
