@@ -132,11 +132,11 @@ def test_djpq_torch_path_equals_numba_path(data):
         if backend == "numba":
             acc = m._acc
             gq, gmu, glv = (torch.from_numpy(a).float() for a in (acc.g_qp, acc.g_mu, acc.g_lv))
-            loss_total = float(loss) + m.last_penalty[0]
+            loss_total = float(loss.detach()) + m.last_penalty[0]
         else:
             st = m.state
             gq, gmu, glv = st.qp.grad, st.mu.grad, st.log_var.grad
-            loss_total = float(loss)
+            loss_total = float(loss.detach())
         grads[backend] = (loss_total, gq, gmu, glv, net.conv2.weight.grad.clone(), net.fc.bias.grad.clone())
     a, b = grads["numba"], grads["torch"]
     assert a[0] == pytest.approx(b[0], rel=1e-5)

@@ -361,6 +361,7 @@ class DJPQ(Method):
         self._layers: dict[str, "nn.Module"] = {}
         self._hooks: list[Any] = []
         self._gate_hooks: list[Any] = []
+        self._act_uncalibrated: set[int] = set()
         self._in_gate: list[int] = []
         self._mods: list["nn.Module"] = []
         self._gate_list: list[tuple[int, int] | None] = []
@@ -449,9 +450,13 @@ class DJPQ(Method):
                       (-torch.log(2.0 ** (MAX_BITS - s_a) - 1)).to(self._device),
                       (-torch.log(torch.clamp(2.0 ** (MIN_BITS - s_a) - 1, min=1.0))).to(self._device))
         self._mods = [self._layers[n] for n in self.layer_names]
+        has_bn = any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in model.modules())
+        self._act_uncalibrated = set(range(len(self._mods))) if has_bn else set()
         self._hooks.append(model.register_forward_pre_hook(lambda mod, a: self._reset_bits()))
         for i, m in enumerate(self._mods):
             def forward(x: "torch.Tensor", m: "nn.Module" = m, i: int = i) -> "torch.Tensor":
+                if self.quantize and m.training and i in self._act_uncalibrated:
+                    self._calibrate_act(i, x)
                 if self.quantize:
                     bw, ba = self._bits()[i]
                     qp = self.state.qp
@@ -467,6 +472,16 @@ class DJPQ(Method):
         for name, (a, b) in self._gate_of.items():
             point = model.get_submodule(self._groups[name].gate_point)
             self._gate_hooks.append(point.register_forward_hook(self._gate_hook(a, b)))
+
+    def _calibrate_act(self, i: int, x: "torch.Tensor") -> None:
+        """Set the input quantiser's range from the first training batch (``max |x|``, step for
+        ``init_bits``): with BatchNorm the eval-mode example input of set-up is not representative."""
+        with torch.no_grad():
+            amax = float(x.detach().abs().max().clamp_min(1e-8))
+            self.state.qp[i, 3] = math.log(amax)
+            self.state.qp[i, 2] = math.log(amax / _levels(self.init_bits, self._signed_act[i]))
+        self._act_uncalibrated.discard(i)
+        self._bits_now = None
 
     def _gate_hook(self, a: int, b: int) -> Any:
         def hook(mod: "nn.Module", args: Any, out: "torch.Tensor") -> "torch.Tensor":
@@ -736,13 +751,15 @@ class DJPQ(Method):
 
     def state_dict(self) -> dict[str, Any]:
         if not self.use_numba:
-            return {"bops_log": self.bops_log, "torch_adam": self._opt.state_dict()}
+            return {"bops_log": self.bops_log, "torch_adam": self._opt.state_dict(),
+                    "act_uncalibrated": sorted(self._act_uncalibrated)}
         return {"bops_log": self.bops_log, "adam": [a.state_dict() for a in (self._adam_q, self._adam_mu, self._adam_lv)]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.bops_log = list(state["bops_log"])
         if not self.use_numba:
             self._opt.load_state_dict(state["torch_adam"])
+            self._act_uncalibrated = set(state.get("act_uncalibrated", []))
             return
         for a, st in zip((self._adam_q, self._adam_mu, self._adam_lv), state["adam"]):
             a.load_state_dict(st)

@@ -138,6 +138,13 @@ class EarlyBird(Method):
     def total_epochs(self, config: TrainConfig) -> int:
         return self.max_search_epochs + self.retrain_epochs
 
+    def schedule_span(self, epoch: int, total: int) -> tuple[int, int]:
+        """Search: one schedule over ``max_search_epochs``; the ticket is retrained with a fresh one
+        over ``retrain_epochs`` (as retraining a pruned network from its early-bird weights)."""
+        if self.pruned_at is None:
+            return epoch, self.max_search_epochs
+        return epoch - self.pruned_at, self.retrain_epochs
+
     @property
     def searching(self) -> bool:
         return self.pruned_at is None
