@@ -66,6 +66,9 @@ def test_onnx_qdq_of_a_calibrated_compressed_model(data, tmp_path):
     with pytest.raises(ConfigError, match="calibrate"):
         onnx_export.export_compressed_onnx(cm, data.x_test[:1], tmp_path / "x.onnx")
     ptq.calibrate(cm, [data.x_train[i:i + 100] for i in range(0, 400, 100)], observer="percentile")
+    with pytest.raises(ConfigError, match="freeze"):
+        onnx_export.export_compressed_onnx(cm, data.x_test[:1], tmp_path / "x.onnx")
+    cm.freeze()
     path = onnx_export.export_compressed_onnx(cm, data.x_test[:1], tmp_path / "tiny_cnn_qdq.onnx")
     counts = onnx_export.qdq_counts(path)
     assert counts["QuantizeLinear"] >= 6 and counts["DequantizeLinear"] >= 6  # weight + input of 3 layers

@@ -65,7 +65,8 @@ class LSQQuantizer(nn.Module):
         if not bool(self.initialized):
             self._init(x)
         n = x.numel() // max(self.channels, 1)
-        s = _grad_scale(self.step, 1.0 / math.sqrt(max(n, 1) * self.q_p))
+        # |step|: an optimiser step may overshoot zero (as Brevitas, the magnitude is the step)
+        s = _grad_scale(self.step.abs().clamp_min(1e-8), 1.0 / math.sqrt(max(n, 1) * self.q_p))
         if self.channels:
             s = s.view(-1, *([1] * (x.dim() - 1)))
         return _round_pass(torch.clamp(x / s, -self.q_n, self.q_p)) * s

@@ -19,7 +19,6 @@ symmetric ``int``, ``binary``, ``ternary`` and ``pow2`` (step = the smallest pow
 """
 from __future__ import annotations
 
-import copy
 import io
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ torch = require_torch()
 nn = torch.nn
 F = torch.nn.functional
 
-DEFAULT_OPSET = 17
+DEFAULT_OPSET = 19
 
 
 class _QDQLayer(nn.Module):
@@ -56,6 +55,21 @@ class _QDQLayer(nn.Module):
         if isinstance(m, nn.Conv2d):
             return F.conv2d(x, w, m.bias, m.stride, m.padding, m.dilation, m.groups)
         return F.linear(x, w, m.bias)
+
+
+def _plain_copy(m: "nn.Module") -> "nn.Module":
+    """A plain conv / linear with ``m``'s hyper-parameters and its current (projected) weight."""
+    if isinstance(m, nn.Conv2d):
+        new = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                        m.bias is not None, m.padding_mode)
+    else:
+        new = nn.Linear(m.in_features, m.out_features, m.bias is not None)
+    new = new.to(m.weight.device, m.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(m.weight.detach())
+        if m.bias is not None:
+            new.bias.copy_(m.bias.detach())
+    return new
 
 
 def weight_step(w: "torch.Tensor", spec: Any) -> "torch.Tensor":
@@ -107,9 +121,11 @@ def export_onnx_qdq(model: "nn.Module", example_input: "torch.Tensor", path: str
                           "(calibrate first)", source="onnx export", field="act_qparams")
     if not names:
         raise ConfigError("no quantised layer to export", source="onnx export")
-    work = copy.deepcopy(model).eval()
+    # swap QDQ wrappers into the model for the export and restore it afterwards (a deep copy of a
+    # parametrised model is not reliable)
+    wrappers = {}
     for name in sorted(names):
-        m = work.get_submodule(name)
+        m = model.get_submodule(name)
         if not isinstance(m, (nn.Conv2d, nn.Linear)):
             raise ConfigError(f"only conv2d / linear layers are exported with QDQ, got {type(m).__name__}",
                               source="onnx export", field=name)
@@ -117,26 +133,30 @@ def export_onnx_qdq(model: "nn.Module", example_input: "torch.Tensor", path: str
         if qa.bits > 8:
             raise ConfigError(f"activation grid of {qa.bits} bits does not fit ONNX int8/uint8 QDQ",
                               source="onnx export", field=name)
-        m._forward_pre_hooks.clear()
-        if hasattr(m, "parametrizations"):
-            from torch.nn.utils import parametrize
-
-            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
-        if hasattr(m, "lsq_act"):
-            del m.lsq_act
-        step = weight_steps[name].to(m.weight.device)
-        _check_on_grid(name, m.weight, step)
-        _replace(work, name, _QDQLayer(m, step, qa))
+        plain = _plain_copy(m)  # baked weight, no hooks / parametrisations
+        step = weight_steps[name].to(plain.weight.device)
+        _check_on_grid(name, plain.weight, step)
+        wrappers[name] = _QDQLayer(plain, step, qa)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(work, (example_input,), buf, dynamo=False, opset_version=opset, do_constant_folding=False,
-                          input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    originals = {name: model.get_submodule(name) for name in wrappers}
+    was = model.training
+    try:
+        for name, w in wrappers.items():
+            _replace(model, name, w)
+        model.eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (example_input,), buf, dynamo=False, opset_version=opset,
+                              do_constant_folding=False, input_names=["input"], output_names=["output"],
+                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    finally:
+        for name, m in originals.items():
+            _replace(model, name, m)
+        model.train(was)
     from .._validation import atomic_write_bytes
 
     data = buf.getvalue()
@@ -147,21 +167,21 @@ def export_onnx_qdq(model: "nn.Module", example_input: "torch.Tensor", path: str
 def export_compressed_onnx(cm: Any, example_input: "torch.Tensor", path: str | Path, opset: int = DEFAULT_OPSET) -> Path:
     """QDQ ONNX of a calibrated :class:`~.compressor.CompressedModel` (:func:`.ptq.calibrate`).
 
-    The weights are baked (a copy of ``cm.model`` with its parametrisations removed); pruned weights
-    are exported as zeros on the grid."""
+    Call ``cm.freeze()`` first (weights baked onto their grids); pruned weights are exported as
+    zeros on the grid."""
     from torch.nn.utils import parametrize
 
     if not cm.act_qparams:
         raise ConfigError("the model has no static activation grids: run accelsim.frontend.ptq.calibrate first",
                           source="onnx export", field="act_qparams")
-    model = copy.deepcopy(cm.model)
+    if any(parametrize.is_parametrized(m) for m in cm.model.modules()):
+        raise ConfigError("bake the projections first: cm.freeze() (a deep copy of a parametrised model is not "
+                          "reliable)", source="onnx export", field="model")
+    model = cm.model
     steps = {}
     for name in cm.act_qparams:
         u = cm.units[name]
-        m = model.get_submodule(name)
-        if parametrize.is_parametrized(m, "weight"):
-            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
-        steps[name] = weight_step(m.weight, u.quant)
+        steps[name] = weight_step(model.get_submodule(name).weight, u.quant)
     return export_onnx_qdq(model, example_input, path, steps, cm.act_qparams, opset)
 
 
