@@ -55,7 +55,7 @@ class Row:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--models", default="cnn,mlp")
+    ap.add_argument("--models", default="cnn,mlp", help="cnn, mlp, resnet, transformer (comma-separated)")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--hw", default=str(ROOT / "hw_configs" / "systolic_32x32_is.yaml"))
     ap.add_argument("--out", default=str(ROOT / "out" / "training_methods"))
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--marker", default="training-table",
+                    help="docs/training.md block to replace (<!-- MARKER:start --> ... <!-- MARKER:end -->)")
     args = ap.parse_args(argv)
 
     import torch
@@ -111,20 +113,30 @@ def main(argv: list[str] | None = None) -> int:
               f"BOPs {row.bops / 1e6:8.3f} M  train {row.train_s:6.2f} s  {'; '.join(row.notes)}", flush=True)
         return row
 
-    sgd = dict(epochs=30, lr=0.05)
-    adam = dict(optimizer="adam", lr=1e-3)
     wanted = set(args.methods.split(","))
     for kind in args.models.split(","):
-        first, last = ("conv1", "fc") if kind == "cnn" else ("fc1", "fc3")
+        first, last = {"cnn": ("conv1", "fc"), "mlp": ("fc1", "fc3"), "resnet": ("conv1", "fc"),
+                       "transformer": ("embed", "head")}[kind]
+        real = kind in ("resnet", "transformer")
+        sgd = dict(epochs=30, lr=0.05)
+        adam = dict(optimizer="adam", lr=1e-3)
+        admm_opt = {k: v for k, v in sgd.items() if k != "epochs"}
+        if kind == "resnet":  # residual net: Adam + cosine (SGD 0.05 oscillates on 1,347 images; ADMM keeps SGD)
+            adam = dict(optimizer="adam", lr=1e-3, lr_schedule="cosine")
+            sgd = dict(epochs=30, **adam)
+            admm_opt = dict(lr=0.05, lr_schedule="cosine")
+        if kind == "transformer":
+            sgd = adam = dict(epochs=40, optimizer="adam", lr=3e-3, lr_schedule="cosine")
+            admm_opt = {k: v for k, v in sgd.items() if k != "epochs"}
         if "plain" in wanted:
             res = train(build_model(kind, seed=seed), data, Method(), cfg(f"{kind}_plain", **sgd))
             add("float", kind, res, {})
         if "admm" in wanted:  # progressive unstructured pruning 50% -> 25% -> 10%, then 4-bit weights
             m = admm.ADMM(admm.ADMMConfig(prune=UnstructuredPrune(density=0.1), quant=QuantSpec(weight_bits=4),
                                           stage_densities=[0.5, 0.25, 0.1]))
-            res = train(build_model(kind, seed=seed), data, m, cfg(f"{kind}_admm", lr=0.05))
+            res = train(build_model(kind, seed=seed), data, m, cfg(f"{kind}_admm", **admm_opt))
             add("admm unstr+int4", kind, res, m.records(res.model), [f"{len(m.phases)} phases"])
-        if "admm_struct" in wanted:  # structured: PatDNN patterns (convs) / 4x4 blocks (MLP), pow2 4-bit
+        if "admm_struct" in wanted and not real:  # structured: PatDNN patterns (convs) / 4x4 blocks (MLP), pow2 4-bit
             prune: Any = PatternPrune(entries=4, num_patterns=8, kernel_density=0.5) if kind == "cnn" else \
                 BlockPrune(density=0.25, block=(4, 4))
             over = {"fc": (BlockPrune(density=0.25, block=(4, 4)), QuantSpec(weight_bits=4, scheme="pow2"))} \
@@ -134,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             res = train(build_model(kind, seed=seed), data, m, cfg(f"{kind}_admm_struct", lr=0.05))
             label = "admm pattern+pow2" if kind == "cnn" else "admm block+pow2"
             add(label, kind, res, m.records(res.model))
-        if "admm_binary" in wanted:  # binary hidden layers, first/last layer 8-bit
+        if "admm_binary" in wanted and not real:  # binary hidden layers, first/last layer 8-bit
             q8 = QuantSpec(weight_bits=8)
             m = admm.ADMM(admm.ADMMConfig(quant=QuantSpec(weight_bits=1, scheme="binary", granularity="channel"),
                                           overrides={first: (None, q8), last: (None, q8)},
@@ -146,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             xp = crossbar.CrossbarBlockPrune(density=0.5, rows=16, cols=16)
             m = admm.ADMM(admm.ADMMConfig(prune=xp, quant=xq, overrides={first: (None, xq)},
                                           stage_densities=[0.75, 0.5]))
-            res = train(build_model(kind, seed=seed), data, m, cfg(f"{kind}_admm_crossbar", lr=0.05))
+            res = train(build_model(kind, seed=seed), data, m, cfg(f"{kind}_admm_crossbar", **admm_opt))
             recs = m.records(res.model)
             accs = []
             for s in range(5):  # program the devices with mismatch noise (5 seeded draws)
@@ -159,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                  f" (min {min(accs):.4f})"])
         if "dst" in wanted:
             m = dst.DST(alpha=1e-2)
-            res = train(build_model(kind, seed=seed), data, m, cfg(f"{kind}_dst", epochs=40, **adam))
+            res = train(build_model(kind, seed=seed), data, m, cfg(f"{kind}_dst", **{**adam, "epochs": 40}))
             dens = ", ".join(f"{n} {d:.2f}" for n, d in m.info()["layer_density"].items())
             add("dst", kind, res, m.records(res.model), [f"density {dens}"])
         if "earlybird" in wanted:
@@ -167,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             m = earlybird.EarlyBird(prune_ratio=0.5, max_search_epochs=30, retrain_epochs=15)
             dense_macs = m.record_dense_macs(net, ex)
             dense_wl_model = build_model(kind, bn=True, seed=seed)
-            res = train(net, data, m, cfg(f"{kind}_earlybird", lr=0.05))
+            res = train(net, data, m, cfg(f"{kind}_earlybird", **{k: v for k, v in sgd.items() if k != "epochs"}))
             recs = m.records(res.model)
             tc = m.training_cost(res.model, ex, len(data.y_train), dense_macs)
             info = m.info()
@@ -185,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             if variant not in wanted and not (variant == "djpq" and "two_stage" in wanted):
                 continue
             m = djpq.DJPQ(ex, bops_weight=1.0, kl_weight=1e-3, pow2_bits=pow2)
-            res = train(build_model(kind, seed=seed), data, m, cfg(f"{kind}_{variant}", epochs=30, **adam))
+            res = train(build_model(kind, seed=seed), data, m, cfg(f"{kind}_{variant}", **{**adam, "epochs": 30}))
             bits = ", ".join(f"{n} {w}/{a}" for n, (w, a) in m.info()["bits"].items())
             chans = ", ".join(f"{n} {k}" for n, k in m.info()["kept_channels"].items())
             djpq_rows[variant] = (m, res)
@@ -199,14 +211,14 @@ def main(argv: list[str] | None = None) -> int:
             act = round(sum(model_cost(res.model, ex, recs).per_layer()[n]["act_bits"] * m.macs[n] for n in m.macs)
                         / sum(m.macs.values()))
             base = djpq.two_stage_baseline(build_model(kind, seed=seed), data, ex, target, act,
-                                           cfg(f"{kind}_two_stage_prune", epochs=15, **adam),
+                                           cfg(f"{kind}_two_stage_prune", **{**adam, "epochs": 15}),
                                            cfg(f"{kind}_two_stage_qat", epochs=15, lr=0.02), kl_weight=1e-3)
             r2 = base["qat_result"]
             r2.train_time_s += base["prune_result"].train_time_s
             add("2-stage (BOPs match)", kind, r2, base["records"],
                 [f"BOPs {base['bops'] / 1e6:.3f} M vs DJPQ {target / 1e6:.3f} M", f"act bits {act}",
                  "w bits " + ", ".join(f"{n} {b[0]}" for n, b in base["bits"].items())])
-        if "niti" in wanted:
+        if "niti" in wanted and not real:
             tw = train(niti.float_twin(kind, seed=seed), data, Method(), cfg(f"{kind}_niti_float", **sgd))
             net = niti.IntNet(kind, seed=seed)
             m = niti.NITI()
@@ -218,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(text)
     if args.write_docs:
-        cmd = f"`python examples/training_methods.py --seed {seed} --models {args.models} --hw {Path(args.hw).name}`"
-        _write_docs(text, cmd)
+        extra = f" --marker {args.marker}" if args.marker != "training-table" else ""
+        cmd = f"`python examples/training_methods.py --seed {seed} --models {args.models} --hw {Path(args.hw).name}{extra}`"
+        _write_docs(text, cmd, args.marker)
     return 0
 
 
@@ -253,7 +266,8 @@ def _table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def _write_docs(text: str, cmd: str) -> None:
+def _write_docs(text: str, cmd: str, marker: str = "training-table") -> None:
+    START, END = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     doc = DOCS.read_text(encoding="utf-8")
     if START not in doc or END not in doc:
         raise SystemExit(f"{DOCS} has no {START} ... {END} markers")

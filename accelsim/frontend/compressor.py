@@ -127,6 +127,7 @@ class CompressedModel:
         self._prune_version = 0
         self._synced_version = 0
         self._example_input: Any = None
+        self.act_qparams: dict[str, Any] = {}  # static activation grids set by ptq.calibrate
 
     # --- inspection ----------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -443,7 +444,7 @@ class CompressedModel:
                     nnz += int((w != 0).sum())
             info[name] = {"weight": torch.cat(ws), "macs": macs.get(name, 0), "nnz": nnz}
         bits, summary = qz.assign_bits(info, mp.candidates, mp.budget, mp.budget_fraction, mp.act_bits,
-                                       sensitivity, granularity="tensor")
+                                       sensitivity, granularity="tensor", method=mp.method)
         if not summary["met"]:
             self.notes.append(f"mixed precision: budget {mp.budget_fraction:g} of the 8-bit {mp.budget} not met "
                               f"with candidates {mp.candidates}; reached {summary['cost'] / summary['reference']:.3f}")

@@ -135,7 +135,8 @@ def relative_error(w: "torch.Tensor", q: "torch.Tensor") -> float:
 
 def assign_bits(layers: dict[str, dict[str, Any]], candidates: list[int], budget: str, fraction: float,
                 act_bits: int = 8, sensitivity: Callable[[str, int], float] | None = None,
-                granularity: str = "channel") -> tuple[dict[str, int], dict[str, float]]:
+                granularity: str = "channel", method: str = "greedy",
+                resolution: int = 4000) -> tuple[dict[str, int], dict[str, float]]:
     """Mixed-precision weight bits per layer under a cost budget.
 
     ``layers`` maps a name to ``{"weight": tensor, "macs": effective MACs, "nnz": non-zeros}``;
@@ -143,8 +144,15 @@ def assign_bits(layers: dict[str, dict[str, Any]], candidates: list[int], budget
     ``fraction`` of that cost with every layer at 8-bit weights and ``act_bits`` activations.
     Sensitivity of a layer at b bits defaults to the relative quantisation error of its weights
     (:func:`relative_error`, per-channel symmetric int); pass ``sensitivity(name, bits)`` for a
-    measured one (e.g. loss increase on calibration data). Greedy: start at the largest candidate
-    and repeatedly lower the layer with the smallest sensitivity increase per unit of cost saved.
+    measured one (e.g. loss increase on calibration data, :func:`.ptq.loss_sensitivity`).
+
+    ``method="greedy"``: start at the largest candidate and repeatedly lower the layer with the
+    smallest sensitivity increase per unit of cost saved. ``method="optimal"``: the
+    multiple-choice knapsack ``min sum_l s(l, b_l)`` s.t. ``cost <= target`` solved exactly by
+    dynamic programming over the cost discretised into ``resolution`` steps of ``target /
+    resolution`` (every layer's cost rounded *up*, so the result always meets the budget; it is
+    optimal up to that rounding). Sensitivities are assumed additive over layers (HAWQ-V3's
+    integer-programming formulation, arXiv 2011.10680).
 
     Returns ``(bits, summary)``; summary has ``cost``, ``target``, ``reference`` and ``met`` (1/0).
     """
@@ -179,6 +187,17 @@ def assign_bits(layers: dict[str, dict[str, Any]], candidates: list[int], budget
     def cost() -> float:
         return sum(unit_cost(n) * bits[n] for n in layers)
 
+    if method not in ("greedy", "optimal"):
+        raise ValueError(f"method must be 'greedy' or 'optimal', got {method!r}")
+    if method == "optimal":
+        solved = _knapsack(list(layers), cands, unit_cost, s, target, resolution)
+        if solved is not None:
+            bits = solved
+        else:  # infeasible even at the smallest bits: every layer at the smallest candidate
+            bits = {name: cands[-1] for name in layers}
+        final = cost()
+        return bits, {"cost": final, "target": target, "reference": reference, "met": float(final <= target + 1e-9)}
+
     while cost() > target:
         best, best_ratio = None, math.inf
         for name in layers:
@@ -197,6 +216,44 @@ def assign_bits(layers: dict[str, dict[str, Any]], candidates: list[int], budget
         bits[best[0]] = best[1]
     final = cost()
     return bits, {"cost": final, "target": target, "reference": reference, "met": float(final <= target + 1e-9)}
+
+
+def _knapsack(names: list[str], cands: list[int], unit_cost: Callable[[str], float], sens: Callable[[str, int], float],
+              target: float, resolution: int) -> dict[str, int] | None:
+    """Exact multiple-choice knapsack on integer cost units (see :func:`assign_bits`); None if infeasible."""
+    import numpy as np
+
+    if target <= 0:
+        return None
+    unit = target / resolution
+    cap = resolution
+    inf = float("inf")
+    best = np.full(cap + 1, inf)
+    best[0] = 0.0
+    choice = []
+    for name in names:
+        new = np.full(cap + 1, inf)
+        pick = np.full(cap + 1, -1, dtype=np.int64)
+        for j, b in enumerate(cands):
+            c = int(math.ceil(unit_cost(name) * b / unit - 1e-9))
+            if c > cap:
+                continue
+            cand = np.full(cap + 1, inf)
+            cand[c:] = best[:cap + 1 - c] + sens(name, b)
+            better = cand < new
+            new[better] = cand[better]
+            pick[better] = j
+        choice.append(pick)
+        best = new
+    end = int(np.argmin(best))
+    if not np.isfinite(best[end]):
+        return None
+    out: dict[str, int] = {}
+    for name, pick in zip(reversed(names), reversed(choice)):
+        j = int(pick[end])
+        out[name] = cands[j]
+        end -= int(math.ceil(unit_cost(name) * cands[j] / unit - 1e-9))
+    return out
 
 
 __all__ = [

@@ -149,6 +149,7 @@ class MixedPrecisionSpec(_Spec):
     budget: Literal["bops", "size"] = "bops"
     budget_fraction: Density = 0.5
     act_bits: Annotated[int, Field(ge=1, le=16)] = 8
+    method: Literal["greedy", "optimal"] = "greedy"  # optimal: exact knapsack (quantization.assign_bits)
 
 
 class FactorizeSpec(_Spec):

@@ -20,7 +20,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "TrainConfig": "loop", "Method": "loop", "TrainResult": "loop", "train": "loop", "evaluate": "loop",
+    "TrainConfig": "loop", "Method": "loop", "TrainResult": "loop", "train": "loop", "evaluate": "loop", "LoaderData": "loop",
     "ADMM": "admm", "ADMMConfig": "admm",
     "DST": "dst",
     "EarlyBird": "earlybird", "EarlyBirdDetector": "earlybird", "mask_distance": "earlybird",
@@ -31,6 +31,7 @@ _LAZY = {
     "export_trained": "export", "to_compressed_model": "export",
     "load_digits_data": "data", "DigitsData": "data",
     "build_model": "models",
+    "channel_groups": "graph", "ChannelGroup": "graph",
 }
 
 __all__ = sorted(_LAZY)

@@ -43,6 +43,7 @@ from .. import quantization as qz
 from . import _djpq_kernels as K
 from . import _fastquant as fq
 from .loop import Method, TrainConfig
+from .graph import channel_groups, is_chain, weight_masks
 from .metrics import FLOAT_BITS, LayerCompression, compressible_layers, output_positions
 
 torch = require_torch()
@@ -78,7 +79,9 @@ def dq_reference(x: "torch.Tensor", log_d: "torch.Tensor", log_qmax: "torch.Tens
     if pow2_bits is not None:
         d = d + (qmax.detach() / _levels(pow2_bits, signed) - d).detach()
     lo = -qmax if signed else torch.zeros_like(qmax)
-    xc = torch.minimum(torch.maximum(x, lo), qmax)
+    # where(), not minimum/maximum: a value exactly at the bound passes its gradient to x (as the
+    # kernels), instead of splitting it between x and the bound
+    xc = torch.where(x > qmax, qmax, torch.where(x < lo, lo, x))
     y = xc / d
     return d * (y + (torch.round(y) - y).detach())
 
@@ -341,7 +344,11 @@ class DJPQ(Method):
     def __init__(self, example_input: "torch.Tensor", bops_weight: float = 1.0, kl_weight: float = 1e-4,
                  pow2_bits: bool = False, init_bits: int = 8, quantize: bool = True, gate_lr: float = 1e-2,
                  quant_lr: float = 1e-2, temperature: float = 1.0, threshold: float = 0.0,
-                 signed_acts: bool = False):
+                 signed_acts: bool = False, backend: str = "auto"):
+        if backend not in ("auto", "torch", "numba"):
+            raise ValueError(f"backend must be 'auto', 'torch' or 'numba', got {backend!r}")
+        self.backend = backend
+        self.use_numba = False
         self.example_input = example_input
         self.bops_weight, self.kl_weight = bops_weight, kl_weight
         self.pow2_bits, self.init_bits, self.quantize = pow2_bits, init_bits, quantize
@@ -353,6 +360,9 @@ class DJPQ(Method):
         self.state: DJPQState | None = None
         self._layers: dict[str, "nn.Module"] = {}
         self._hooks: list[Any] = []
+        self._gate_hooks: list[Any] = []
+        self._act_uncalibrated: set[int] = set()
+        self._in_gate: list[int] = []
         self._mods: list["nn.Module"] = []
         self._gate_list: list[tuple[int, int] | None] = []
         self._gate_of: dict[str, tuple[int, int]] = {}
@@ -368,18 +378,30 @@ class DJPQ(Method):
         layers = compressible_layers(model)
         self._layers = layers
         self.layer_names = list(layers)
+        self._groups = channel_groups(model)
+        chain = is_chain(self._groups)
+        on_cpu = all(p.device.type == "cpu" and p.dtype == torch.float32 for p in model.parameters())
+        if self.backend == "numba" and not (chain and on_cpu):
+            raise ValueError("the numba DJPQ path needs a float32 CPU chain network (each layer feeding only the next)")
+        self.use_numba = self.backend == "numba" or (self.backend == "auto" and chain and on_cpu)
         pos = output_positions(model, self.example_input)
         self.macs = {n: pos[n] * m.weight.numel() for n, m in layers.items()}
         self.bops_ref = float(sum(self.macs.values()) * 8 * 8)
         acts = self._layer_inputs(model)
-        gated = self.layer_names[:-1]
+        # gates on the layers whose output channels are free (graph.py); in a chain: all but the last
+        gated = [n for n in self.layer_names if self._groups[n].free]
+        producer = {c: n for n in gated for c, _ in self._groups[n].consumers}
+        self._in_gate = [self.layer_names.index(producer[n]) if n in producer else -1 for n in self.layer_names]
         channels = [layers[n].weight.shape[0] for n in gated]
         state = DJPQState(len(layers), channels)
         off = 0
         for n, c in zip(gated, channels):
             self._gate_of[n] = (off, off + c)
             off += c
-        self._signed_act = [self.signed_acts and i == 0 for i in range(len(layers))]
+        # signed input quantiser: the first layer's if asked, and every layer whose measured input on
+        # the example has negative values (LayerNorm outputs, residual streams); ReLU outputs are not
+        self._signed_act = [(self.signed_acts and i == 0) or (i > 0 and bool((acts[n] < 0).any()))
+                            for i, n in enumerate(self.layer_names)]
         with torch.no_grad():
             for i, (name, m) in enumerate(layers.items()):
                 wmax = float(m.weight.detach().abs().max().clamp_min(1e-8))
@@ -388,8 +410,14 @@ class DJPQ(Method):
                 state.qp[i, 0] = math.log(wmax / _levels(self.init_bits, True))
                 state.qp[i, 3] = math.log(amax)
                 state.qp[i, 2] = math.log(amax / _levels(self.init_bits, self._signed_act[i]))
+        device = next(model.parameters()).device
+        state = state.to(device)
         model.add_module("djpq_state", state)
         self.state = state
+        self._device = device
+        if not self.use_numba:
+            self._setup_torch(model)
+            return
         self._acc = _Grads(state)  # numpy views of the parameters (updated in place)
         self._qp_np = self._acc.qp
         self._adam_q = _NumpyAdam(self._acc.qp.shape, self.quant_lr)
@@ -406,6 +434,119 @@ class DJPQ(Method):
         self._clip = (-math.log(2.0 ** (MAX_BITS - 1) - 1), -math.log(2.0 ** (MIN_BITS - 1) - 1),
                       -np.log(2.0 ** (MAX_BITS - s_a) - 1), -np.log(np.maximum(2.0 ** (MIN_BITS - s_a) - 1, 1.0)))
         self._install(model)
+
+    # --- torch path (any device, any fx-traceable graph) ----------------------------------------------
+    def _setup_torch(self, model: "nn.Module") -> None:
+        """Plain autograd: quantisers are :func:`dq_reference` inside each layer's forward, gates a
+        forward hook on the gate point (the layer, or the BN / ChannelScale after it), the penalty
+        :meth:`_penalty_torch`; the DJPQ parameters get their own ``torch.optim.Adam``."""
+        st = self.state
+        self._opt = torch.optim.Adam([{"params": [st.qp], "lr": self.quant_lr},
+                                      {"params": [st.mu, st.log_var], "lr": self.gate_lr}])
+        self._macs_t = torch.tensor([float(self.macs[n]) for n in self.layer_names], dtype=torch.float64,
+                                    device=self._device)
+        s_a = torch.tensor([1.0 if x else 0.0 for x in self._signed_act], dtype=torch.float64)
+        self._clip = (-math.log(2.0 ** (MAX_BITS - 1) - 1), -math.log(2.0 ** (MIN_BITS - 1) - 1),
+                      (-torch.log(2.0 ** (MAX_BITS - s_a) - 1)).to(self._device),
+                      (-torch.log(torch.clamp(2.0 ** (MIN_BITS - s_a) - 1, min=1.0))).to(self._device))
+        self._mods = [self._layers[n] for n in self.layer_names]
+        has_bn = any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in model.modules())
+        self._act_uncalibrated = set(range(len(self._mods))) if has_bn else set()
+        self._hooks.append(model.register_forward_pre_hook(lambda mod, a: self._reset_bits()))
+        for i, m in enumerate(self._mods):
+            def forward(x: "torch.Tensor", m: "nn.Module" = m, i: int = i) -> "torch.Tensor":
+                if self.quantize and m.training and i in self._act_uncalibrated:
+                    self._calibrate_act(i, x)
+                if self.quantize:
+                    bw, ba = self._bits()[i]
+                    qp = self.state.qp
+                    x = dq_reference(x, qp[i, 2], qp[i, 3], self._signed_act[i], ba if self.pow2_bits else None)
+                    w = dq_reference(m.weight, qp[i, 0], qp[i, 1], True, bw if self.pow2_bits else None)
+                else:
+                    w = m.weight
+                if isinstance(m, nn.Conv2d):
+                    return F.conv2d(x, w, m.bias, m.stride, m.padding, m.dilation, m.groups)
+                return F.linear(x, w, m.bias)
+
+            m.forward = forward
+        for name, (a, b) in self._gate_of.items():
+            point = model.get_submodule(self._groups[name].gate_point)
+            self._gate_hooks.append(point.register_forward_hook(self._gate_hook(a, b)))
+
+    def _calibrate_act(self, i: int, x: "torch.Tensor") -> None:
+        """Set the input quantiser's range from the first training batch (``max |x|``, step for
+        ``init_bits``): with BatchNorm the eval-mode example input of set-up is not representative."""
+        with torch.no_grad():
+            amax = float(x.detach().abs().max().clamp_min(1e-8))
+            self.state.qp[i, 3] = math.log(amax)
+            self.state.qp[i, 2] = math.log(amax / _levels(self.init_bits, self._signed_act[i]))
+        self._act_uncalibrated.discard(i)
+        self._bits_now = None
+
+    def _gate_hook(self, a: int, b: int) -> Any:
+        def hook(mod: "nn.Module", args: Any, out: "torch.Tensor") -> "torch.Tensor":
+            st, c = self.state, b - a
+            if mod.training:  # VIB noise per sample and channel
+                eps = torch.randn(out.shape[0], c, dtype=out.dtype, device=out.device)
+                z = st.mu[a:b][None, :] + torch.exp(0.5 * st.log_var[a:b])[None, :] * eps
+            else:
+                z = (st.mu[a:b] * self._keep_vec(a, b).to(out.dtype))[None, :]
+            if out.dim() > 2 and isinstance(self._gate_layer(a), nn.Linear):  # channels last (tokens)
+                return out * z.view(z.shape[0], *([1] * (out.dim() - 2)), c)
+            return out * z.view(*z.shape, *([1] * (out.dim() - 2)))
+        return hook
+
+    def _gate_layer(self, a: int) -> "nn.Module":
+        return next(self._layers[n] for n, (x, _) in self._gate_of.items() if x == a)
+
+    def _reset_bits(self) -> None:
+        self._bits_now = None
+
+    def _bits(self) -> list[tuple[int, int]]:
+        if self._bits_now is None:
+            q = self.state.qp.detach().to("cpu", torch.float64).numpy()  # explicit host copy of 4 x L numbers
+            self._bits_now = [self._bits_from(q, i) for i in range(len(self.layer_names))]
+        return self._bits_now
+
+    def _bits_from(self, q: np.ndarray, i: int) -> tuple[int, int]:
+        return (int_bits(float(q[i, 0]), float(q[i, 1]), True, self.pow2_bits),
+                int_bits(float(q[i, 2]), float(q[i, 3]), self._signed_act[i], self.pow2_bits))
+
+    def _penalty_torch(self) -> "torch.Tensor":
+        """``kl_weight * KL + bops_weight * soft BOPs / BOPs_ref`` with autograd; a layer's input
+        kept fraction is that of the gated layer producing its input (1 if none)."""
+        st = self.state
+        L = len(self.layer_names)
+        keep = [None] * L
+        kl = st.mu.new_zeros((), dtype=torch.float64)
+        for i, n in enumerate(self.layer_names):
+            if n in self._gate_of:
+                a, b = self._gate_of[n]
+                mu, lv = st.mu[a:b].double(), st.log_var[a:b].double()
+                la = lv - torch.log(mu.pow(2) + 1e-8)
+                keep[i] = torch.sigmoid((self.threshold - la) / self.temperature).mean()
+                kl = kl + 0.5 * torch.log1p(mu.pow(2) / torch.exp(lv)).sum()
+        total = st.mu.new_zeros((), dtype=torch.float64)
+        bits = self._bits() if self.quantize else None
+        qp = st.qp.double()
+
+        def cont(ld: "torch.Tensor", lq: "torch.Tensor", signed: bool) -> "torch.Tensor":
+            return (torch.log2(torch.exp(lq - ld) + 1) + (1 if signed else 0)).clamp(MIN_BITS, MAX_BITS)
+
+        for i in range(L):
+            term = self._macs_t[i]
+            if keep[i] is not None:
+                term = term * keep[i]
+            if self._in_gate[i] >= 0:
+                term = term * keep[self._in_gate[i]]
+            if bits is not None:
+                bw = cont(qp[i, 0], qp[i, 1], True)
+                ba = cont(qp[i, 2], qp[i, 3], self._signed_act[i])
+                term = term * (bw + (bits[i][0] - bw).detach()) * (ba + (bits[i][1] - ba).detach())
+            else:
+                term = term * FLOAT_BITS * FLOAT_BITS
+            total = total + term
+        return self.kl_weight * kl + (self.bops_weight / self.bops_ref) * total
 
     def _install(self, model: "nn.Module") -> None:
         """Route every layer's forward through :class:`_DJPQLayer` (an instance attribute that
@@ -445,6 +586,8 @@ class DJPQ(Method):
 
     # --- per step ---------------------------------------------------------------------------------
     def _step_bits(self, i: int) -> tuple[int, int]:
+        if not self.use_numba:
+            return self._bits_from(self.state.qp.detach().to("cpu", torch.float64).numpy(), i)
         q = self._qp_np
         return (int_bits(float(q[i, 0]), float(q[i, 1]), True, self.pow2_bits),
                 int_bits(float(q[i, 2]), float(q[i, 3]), self._signed_act[i], self.pow2_bits))
@@ -467,18 +610,36 @@ class DJPQ(Method):
                 float(MIN_BITS), float(MAX_BITS))
 
     def loss(self, model: "nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
-        self._acc.reset()
         self._bits_now = None
+        if not self.use_numba:
+            self._opt.zero_grad(set_to_none=True)
+            out = F.cross_entropy(model(x), y)
+            pen = self._penalty_torch()
+            self.last_penalty = (float(pen.detach()), 0.0, 0.0)
+            return out + pen.to(out.dtype)
+        self._acc.reset()
         return super().loss(model, x, y)
 
     def after_backward(self, model: "nn.Module") -> None:
         """Add the exact gradient of ``kl_weight * KL + bops_weight * BOPs / BOPs_ref`` (numba) to
         the gradients of the DJPQ parameters accumulated by the layers' backward passes."""
+        if not self.use_numba:
+            return
         acc = self._acc
         self.last_penalty = K.penalty(*self._kernel_args(), acc.g_qp, acc.g_mu, acc.g_lv)
 
     def after_step(self, model: "nn.Module") -> None:
         """Adam step of the DJPQ parameters; keep every quantiser's bit-width within [2, 16]."""
+        if not self.use_numba:
+            self._opt.step()
+            if self.quantize:
+                lo_w, hi_w, lo_a, hi_a = self._clip
+                with torch.no_grad():
+                    q = self.state.qp
+                    q[:, 0].copy_(torch.minimum(torch.maximum(q[:, 0], q[:, 1] + lo_w), q[:, 1] + hi_w))
+                    q[:, 2].copy_(torch.minimum(torch.maximum(q[:, 2], q[:, 3] + lo_a.to(q.dtype)),
+                                                q[:, 3] + hi_a.to(q.dtype)))
+            return
         acc = self._acc
         if self.quantize:
             self._adam_q.step(acc.qp, acc.g_qp)
@@ -492,18 +653,19 @@ class DJPQ(Method):
     # --- cost ------------------------------------------------------------------------------------
     def bops(self) -> float:
         """Hard BOPs: kept channels counted exactly, integer bits."""
-        total, prev = 0.0, 1.0
+        keep = {n: float(self._keep_vec(*ab).float().mean()) for n, ab in self._gate_of.items()}
+        total = 0.0
         for i, name in enumerate(self.layer_names):
-            keep = 1.0
-            if name in self._gate_of:
-                keep = float(self._keep_vec(*self._gate_of[name]).float().mean())
+            p_in = keep[self.layer_names[self._in_gate[i]]] if self._in_gate[i] >= 0 else 1.0
             bw, ba = self._step_bits(i) if self.quantize else (FLOAT_BITS, FLOAT_BITS)
-            total += self.macs[name] * prev * keep * bw * ba
-            prev = keep
+            total += self.macs[name] * p_in * keep.get(name, 1.0) * bw * ba
         return total
 
     def penalty_value(self) -> tuple[float, float, float]:
-        """``(total, KL, soft BOPs)`` of the current state (no gradients)."""
+        """``(total, KL, soft BOPs)`` of the current state (no gradients; torch path: total only)."""
+        if not self.use_numba:
+            with torch.no_grad():
+                return float(self._penalty_torch()), float("nan"), float("nan")
         acc = self._acc
         return K.penalty(*self._kernel_args(), np.zeros(acc.g_qp.shape), np.zeros(acc.g_mu.shape),
                          np.zeros(acc.g_lv.shape))
@@ -524,31 +686,40 @@ class DJPQ(Method):
     def finalize(self, model: "nn.Module") -> None:
         keeps = self.channel_keep()
         st = self.state
-        q = st.qp.detach().numpy().copy()
+        q = st.qp.detach().to("cpu", torch.float64).numpy().copy()
+        for h in self._gate_hooks + self._hooks:
+            h.remove()
+        self._gate_hooks, self._hooks = [], []
+        structs = weight_masks(model, self._groups, keeps)
         with torch.no_grad():
             for i, name in enumerate(self.layer_names):
                 m = self._layers[name]
                 del m.forward  # back to the module's own forward
                 bw, ba = self._step_bits(i) if self.quantize else (FLOAT_BITS, FLOAT_BITS)
-                if self.quantize:
+                if self.quantize and self.use_numba:
                     w = _dq_fwd(m.weight.detach(), self._acc, i, 0, True, bw if self.pow2_bits else None)[0]
+                elif self.quantize:
+                    w = dq_reference(m.weight.detach(), st.qp[i, 0].detach(), st.qp[i, 1].detach(), True,
+                                     bw if self.pow2_bits else None)
                 else:
                     w = m.weight.detach().clone()
                 del m._parameters["weight"]
                 if name in self._gate_of:
                     a, b = self._gate_of[name]
                     scale = st.mu.detach()[a:b] * keeps[name].to(w.dtype)
-                    w = w * scale.view(-1, *([1] * (w.dim() - 1)))
-                    if m.bias is not None:
-                        m.bias.mul_(scale)
-                struct = torch.ones_like(w, dtype=torch.bool)
-                if name in keeps:
-                    struct &= keeps[name].view(-1, *([1] * (w.dim() - 1)))
-                if i > 0 and self.layer_names[i - 1] in keeps:
-                    keep = keeps[self.layer_names[i - 1]]
-                    per = w.shape[1] // keep.numel()
-                    cols = keep.repeat_interleave(per) if per > 1 else keep
-                    struct &= cols.view(1, -1, *([1] * (w.dim() - 2)))
+                    point = self._groups[name].scale
+                    if point is None:  # gate on the layer output: per-channel scale of the weight rows
+                        w = w * scale.view(-1, *([1] * (w.dim() - 1)))
+                        if m.bias is not None:
+                            m.bias.mul_(scale)
+                    else:  # gate after BN / ChannelScale: fold it into that module's affine
+                        sm = model.get_submodule(point)
+                        sm.weight.mul_(scale)
+                        if getattr(sm, "bias", None) is not None:
+                            sm.bias.mul_(scale)
+                        if m.bias is not None:
+                            m.bias.mul_(keeps[name].to(m.bias.dtype))
+                struct = structs.get(name, torch.ones(w.shape, dtype=torch.bool, device=w.device))
                 m.register_parameter("weight", nn.Parameter(w * struct.to(w.dtype)))
                 if self.quantize:  # inference keeps the learned activation quantiser (constant now)
                     signed = self._signed_act[i]
@@ -579,10 +750,17 @@ class DJPQ(Method):
                 "kept_channels": {n: int(f["keep"].sum()) for n, f in self.final.items() if f["keep"] is not None}}
 
     def state_dict(self) -> dict[str, Any]:
+        if not self.use_numba:
+            return {"bops_log": self.bops_log, "torch_adam": self._opt.state_dict(),
+                    "act_uncalibrated": sorted(self._act_uncalibrated)}
         return {"bops_log": self.bops_log, "adam": [a.state_dict() for a in (self._adam_q, self._adam_mu, self._adam_lv)]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.bops_log = list(state["bops_log"])
+        if not self.use_numba:
+            self._opt.load_state_dict(state["torch_adam"])
+            self._act_uncalibrated = set(state.get("act_uncalibrated", []))
+            return
         for a, st in zip((self._adam_q, self._adam_mu, self._adam_lv), state["adam"]):
             a.load_state_dict(st)
 

@@ -102,11 +102,46 @@ def _masked_backward(g2: np.ndarray, w2: np.ndarray, t: np.ndarray, grad_w: np.n
         grad_t[0] = total - alpha * np.exp(-t[0])
 
 
+def _use_numba(w: "torch.Tensor", backend: str) -> bool:
+    """numba only for float32 CPU tensors (``auto``) or when asked; never ``.numpy()`` elsewhere."""
+    fits = w.device.type == "cpu" and w.dtype == torch.float32
+    if backend == "numba" and not fits:
+        raise ValueError(f"the numba DST kernels need float32 CPU weights, got {w.dtype} on {w.device}")
+    return backend == "numba" or (backend == "auto" and fits)
+
+
+def _masked_forward_torch(w2: "torch.Tensor", t: "torch.Tensor") -> tuple["torch.Tensor", int]:
+    tr = t.view(-1, 1) if t.numel() == w2.shape[0] and w2.shape[0] > 1 else t.view(1, 1)
+    keep = (w2.abs() - tr) > 0
+    return w2 * keep.to(w2.dtype), int(keep.sum())
+
+
+def _masked_backward_torch(g2: "torch.Tensor", w2: "torch.Tensor", t: "torch.Tensor",
+                           alpha: float) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """The numba backward in torch ops (any device / dtype)."""
+    per_row = t.numel() == w2.shape[0] and w2.shape[0] > 1
+    tr = t.view(-1, 1) if per_row else t.view(1, 1)
+    av = w2.abs()
+    x = av - tr
+    ax = x.abs()
+    d = torch.where(ax <= 1.0, torch.clamp(2.0 - 4.0 * ax, min=0.4), torch.zeros_like(ax))
+    gd = g2 * d
+    grad_w = g2 * (x > 0).to(g2.dtype) + gd * av
+    acc = -(gd * w2).sum(dim=1)
+    if per_row:
+        grad_t = acc - alpha * torch.exp(-t.view(-1))
+    else:
+        grad_t = (acc.sum() - alpha * torch.exp(-t.view(-1)[0])).view(1)
+    return grad_w, grad_t.to(t.dtype)
+
+
 class MaskedWeight(torch.autograd.Function):
-    """``W * step(|W| - t)`` in one node (numba kernels); returns ``(masked W, kept count)``.
+    """``W * step(|W| - t)`` in one node; returns ``(masked W, kept count)``.
 
     ``alpha``: the gradient of the sparsity regulariser ``alpha * sum(exp(-t))`` is added to the
     thresholds' gradient in the same kernel (so the regulariser needs no graph of its own).
+    ``backend``: ``auto`` (numba kernels for float32 CPU tensors, torch ops otherwise), ``torch``
+    or ``numba``; both compute the same values (tested).
 
     ``t`` holds one threshold per row of the GEMM view of ``W`` (or one for the layer). Gradients:
     ``dW = g * mask + g * W * s'(|W| - t) * sign(W)`` and ``dt = -sum_row g * W * s'(|W| - t)``
@@ -115,41 +150,50 @@ class MaskedWeight(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, w: "torch.Tensor", t: "torch.Tensor", alpha: float = 0.0) -> tuple["torch.Tensor", int]:
+    def forward(ctx: Any, w: "torch.Tensor", t: "torch.Tensor", alpha: float = 0.0,
+                backend: str = "auto") -> tuple["torch.Tensor", int]:
         w2 = w.detach().reshape(w.shape[0], -1).contiguous()
         tt = t.detach().reshape(-1).contiguous()
-        out = torch.empty_like(w2)
-        kept = _masked_forward(w2.numpy(), tt.numpy(), out.numpy())
+        fast = _use_numba(w2, backend)
+        if fast:
+            out = torch.empty_like(w2)
+            kept = _masked_forward(w2.numpy(), tt.numpy(), out.numpy())
+        else:
+            out, kept = _masked_forward_torch(w2, tt)
         ctx.save_for_backward(w2, tt)
-        ctx.w_shape, ctx.alpha = w.shape, float(alpha)
+        ctx.w_shape, ctx.alpha, ctx.fast = w.shape, float(alpha), fast
         return out.view(w.shape), kept
 
     @staticmethod
-    def backward(ctx: Any, g: "torch.Tensor", _kept: Any) -> tuple["torch.Tensor", "torch.Tensor", None]:
+    def backward(ctx: Any, g: "torch.Tensor", _kept: Any) -> tuple[Any, ...]:
         w2, tt = ctx.saved_tensors
         g2 = g.reshape(w2.shape).contiguous()
-        grad_w = torch.empty_like(w2)
-        grad_t = torch.empty_like(tt)
-        _masked_backward(g2.numpy(), w2.numpy(), tt.numpy(), grad_w.numpy(), grad_t.numpy(), ctx.alpha)
-        return grad_w.view(ctx.w_shape), grad_t, None
+        if ctx.fast:
+            grad_w = torch.empty_like(w2)
+            grad_t = torch.empty_like(tt)
+            _masked_backward(g2.numpy(), w2.numpy(), tt.numpy(), grad_w.numpy(), grad_t.numpy(), ctx.alpha)
+        else:
+            grad_w, grad_t = _masked_backward_torch(g2, w2, tt, ctx.alpha)
+        return grad_w.view(ctx.w_shape), grad_t, None, None
 
 
-def _install(module: "nn.Module", per_row: bool, alpha: float) -> Any:
+def _install(module: "nn.Module", per_row: bool, alpha: float, backend: str = "auto") -> Any:
     """``torch.nn.utils.prune``-style: ``weight_orig`` + ``dst_threshold`` parameters and a forward
     pre-hook that sets ``module.weight`` to the masked weight before every forward."""
     w = module.weight
     del module._parameters["weight"]
     module.register_parameter("weight_orig", nn.Parameter(w.detach().clone()))
-    module.register_parameter("dst_threshold", nn.Parameter(torch.zeros(w.shape[0] if per_row else 1)))
+    module.register_parameter("dst_threshold", nn.Parameter(torch.zeros(w.shape[0] if per_row else 1, dtype=w.dtype,
+                                                                        device=w.device)))
     module.weight = w.detach().clone()
 
     def hook(mod: "nn.Module", args: Any) -> None:
         t = mod.dst_threshold
-        masked, kept = MaskedWeight.apply(mod.weight_orig, t, alpha)
+        masked, kept = MaskedWeight.apply(mod.weight_orig, t, alpha, backend)
         if kept <= COLLAPSE_KEEP_RATIO * masked.numel():
             with torch.no_grad():  # the reference resets a collapsed layer's thresholds
                 t.zero_()
-            masked, kept = MaskedWeight.apply(mod.weight_orig, t, alpha)
+            masked, kept = MaskedWeight.apply(mod.weight_orig, t, alpha, backend)
         mod.weight = masked
 
     return module.register_forward_pre_hook(hook)
@@ -172,9 +216,13 @@ class DST(Method):
 
     name = "dst"
 
-    def __init__(self, alpha: float = 5e-3, granularity: str = "row", skip: tuple[str, ...] = ()):
+    def __init__(self, alpha: float = 5e-3, granularity: str = "row", skip: tuple[str, ...] = (),
+                 backend: str = "auto"):
         if granularity not in ("row", "layer"):
             raise ValueError(f"granularity must be 'row' or 'layer', got {granularity!r}")
+        if backend not in ("auto", "torch", "numba"):
+            raise ValueError(f"backend must be 'auto', 'torch' or 'numba', got {backend!r}")
+        self.backend = backend
         self.alpha = alpha
         self.granularity = granularity
         self.skip = skip
@@ -188,7 +236,7 @@ class DST(Method):
         for name, m in compressible_layers(model).items():
             if name in self.skip or hasattr(m, "dst_threshold"):
                 continue
-            self._hooks.append(_install(m, self.granularity == "row", self.alpha))
+            self._hooks.append(_install(m, self.granularity == "row", self.alpha, self.backend))
             self._layers[name] = m
 
     def thresholds(self) -> dict[str, "torch.Tensor"]:

@@ -29,7 +29,8 @@ from typing import Any
 
 from .._deps import require_torch
 from .loop import Method, TrainConfig
-from .metrics import LayerCompression, compressible_layers, model_cost
+from .graph import ChannelGroup, channel_groups, weight_masks
+from .metrics import LayerCompression, model_cost
 
 torch = require_torch()
 nn = torch.nn
@@ -38,12 +39,25 @@ TRAIN_MACS_PER_FORWARD_MAC = 3
 
 
 def bn_layers(model: "nn.Module") -> dict[str, "nn.Module"]:
-    return {n: m for n, m in model.named_modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))}
+    """Every channel-scale module: BatchNorm1d/2d and :class:`~.models.ChannelScale` (L1-penalised)."""
+    from .models import ChannelScale
+
+    return {n: m for n, m in model.named_modules()
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, ChannelScale)) and m.weight is not None}
 
 
-def bn_channel_mask(model: "nn.Module", prune_ratio: float) -> "torch.Tensor":
-    """Flat 0/1 mask over all BN channels (global |gamma| threshold at ``prune_ratio``)."""
-    gammas = torch.cat([m.weight.detach().abs().reshape(-1) for m in bn_layers(model).values()])
+def prunable_scales(model: "nn.Module", groups: dict[str, ChannelGroup] | None = None) -> dict[str, str]:
+    """``{scale module: producing layer}`` for the layers whose channels are free (:mod:`.graph`)."""
+    groups = groups if groups is not None else channel_groups(model)
+    return {g.scale: g.layer for g in groups.values() if g.free and g.scale is not None}
+
+
+def bn_channel_mask(model: "nn.Module", prune_ratio: float, scales: list[str] | None = None) -> "torch.Tensor":
+    """Flat 0/1 mask over the channels of ``scales`` (default: every BN / scale module), global
+    |gamma| threshold at ``prune_ratio``."""
+    mods = bn_layers(model)
+    names = scales if scales is not None else list(mods)
+    gammas = torch.cat([mods[n].weight.detach().abs().reshape(-1) for n in names])
     total = gammas.numel()
     y, _ = torch.sort(gammas)
     thre = y[min(int(total * prune_ratio), total - 1)]
@@ -86,24 +100,14 @@ class EarlyBirdDetector:
         self.dists = list(state["dists"])
 
 
-def _chain(model: "nn.Module") -> list[tuple[str, str | None, str | None]]:
-    """(layer, its BN, the next compressible layer) in definition order (sequential networks)."""
-    layers = list(compressible_layers(model))
-    bns = bn_layers(model)
-    out = []
-    for i, name in enumerate(layers):
-        m = model.get_submodule(name)
-        bn = next((b for b, mb in bns.items() if mb.num_features == m.weight.shape[0]
-                   and b not in {x[1] for x in out}), None)
-        out.append((name, bn, layers[i + 1] if i + 1 < len(layers) else None))
-    return out
-
-
 class EarlyBird(Method):
     """Early-Bird ticket search + ticket training (see the module docstring).
 
-    The network must be a chain ``conv/linear -> BN -> ... -> conv/linear`` (BN after every layer
-    but the classifier), as the digits CNN/MLP with ``bn=True``.
+    Any fx-traceable network with BatchNorm (or :class:`~.models.ChannelScale`) after the layers
+    to prune: the prunable channels are those of :func:`.graph.channel_groups` whose producer has
+    a scale module and feeds only conv/linear inputs (in a ResNet the channels inside the residual
+    blocks; in the digits transformer the FFN neurons). The |gamma| threshold is global over these
+    scales; the L1 penalty applies to every BN / scale module, as the reference code.
     """
 
     name = "earlybird"
@@ -125,10 +129,21 @@ class EarlyBird(Method):
         if not bn_layers(model):
             raise ValueError("Early-Bird needs BatchNorm layers (build the model with bn=True)")
         self._model = model
-        self._chain = _chain(model)
+        self._groups = channel_groups(model)
+        self._scales = prunable_scales(model, self._groups)  # scale module -> producing layer
+        if not self._scales:
+            raise ValueError("Early-Bird found no prunable channels: no BatchNorm / ChannelScale follows a layer "
+                             "whose outputs feed only conv/linear inputs")
 
     def total_epochs(self, config: TrainConfig) -> int:
         return self.max_search_epochs + self.retrain_epochs
+
+    def schedule_span(self, epoch: int, total: int) -> tuple[int, int]:
+        """Search: one schedule over ``max_search_epochs``; the ticket is retrained with a fresh one
+        over ``retrain_epochs`` (as retraining a pruned network from its early-bird weights)."""
+        if self.pruned_at is None:
+            return epoch, self.max_search_epochs
+        return epoch - self.pruned_at, self.retrain_epochs
 
     @property
     def searching(self) -> bool:
@@ -153,7 +168,7 @@ class EarlyBird(Method):
 
     def on_epoch_end(self, model: "nn.Module", epoch: int, log: dict[str, Any]) -> bool:
         if self.searching:
-            found = self.detector.update(bn_channel_mask(model, self.detector.prune_ratio))
+            found = self.detector.update(bn_channel_mask(model, self.detector.prune_ratio, list(self._scales)))
             dist = max(self.detector.dists) if self.detector.dists else None
             self.distance_log.append(dist)
             log["eb_distance"] = dist
@@ -169,71 +184,51 @@ class EarlyBird(Method):
 
     # --- pruning ----------------------------------------------------------------------------
     def _draw(self, model: "nn.Module") -> None:
-        flat = bn_channel_mask(model, self.detector.prune_ratio).bool()
-        bns = bn_layers(model)
-        per_bn, i = {}, 0
-        for name, m in bns.items():
-            per_bn[name] = flat[i:i + m.num_features].clone()
-            i += m.num_features
-        self.channel_masks = {}
-        for layer, bn, _ in self._chain:
-            if bn is not None:
-                keep = per_bn[bn]
-                if not keep.any():
-                    keep[int(bns[bn].weight.detach().abs().argmax())] = True
-                self.channel_masks[layer] = keep
+        flat = bn_channel_mask(model, self.detector.prune_ratio, list(self._scales)).bool()
+        mods = bn_layers(model)
+        self.channel_masks, i = {}, 0
+        for scale, layer in self._scales.items():
+            n = mods[scale].weight.numel()
+            keep = flat[i:i + n].clone()
+            i += n
+            if not keep.any():
+                keep[int(mods[scale].weight.detach().abs().argmax())] = True
+            self.channel_masks[layer] = keep
         self._apply_masks(model)
 
     def _weight_masks(self, model: "nn.Module") -> dict[str, "torch.Tensor"]:
         """Boolean weight masks: pruned filters of each layer and the matching consumer inputs."""
-        out: dict[str, "torch.Tensor"] = {}
-        for layer, _, nxt in self._chain:
-            w = model.get_submodule(layer).weight
-            m = out.get(layer, torch.ones_like(w, dtype=torch.bool))
+        return weight_masks(model, self._groups, self.channel_masks)
+
+    def _channel_params(self, model: "nn.Module") -> list[tuple["torch.Tensor", "torch.Tensor"]]:
+        """(parameter, kept-channel mask) of the producers' biases and the scales' weight/bias."""
+        mods = bn_layers(model)
+        out = []
+        for scale, layer in self._scales.items():
             keep = self.channel_masks.get(layer)
-            if keep is not None:
-                m = m & keep.view(-1, *([1] * (w.dim() - 1)))
-            out[layer] = m
-            if keep is not None and nxt is not None:
-                wn = model.get_submodule(nxt).weight
-                per = wn.shape[1] // keep.numel()  # flatten of C x H x W -> C blocks of H*W features
-                cols = keep.repeat_interleave(per) if per > 1 else keep
-                shape = [1, -1] + [1] * (wn.dim() - 2)
-                out[nxt] = out.get(nxt, torch.ones_like(wn, dtype=torch.bool)) & cols.view(shape)
+            if keep is None:
+                continue
+            for p in (model.get_submodule(layer).bias, mods[scale].weight, getattr(mods[scale], "bias", None)):
+                if p is not None:
+                    out.append((p, keep.to(p.device)))
         return out
 
     def _apply_masks(self, model: "nn.Module") -> None:
-        bns = bn_layers(model)
         with torch.no_grad():
             for name, mask in self._weight_masks(model).items():
                 mod = model.get_submodule(name)
                 mod.weight.mul_(mask.to(mod.weight.dtype))
-            for layer, bn, _ in self._chain:
-                keep = self.channel_masks.get(layer)
-                if keep is None:
-                    continue
-                mod = model.get_submodule(layer)
-                if mod.bias is not None:
-                    mod.bias.mul_(keep.to(mod.bias.dtype))
-                if bn is not None:
-                    bns[bn].weight.mul_(keep.to(bns[bn].weight.dtype))
-                    bns[bn].bias.mul_(keep.to(bns[bn].bias.dtype))
+            for p, keep in self._channel_params(model):
+                p.mul_(keep.to(p.dtype))
 
     def _mask_grads(self, model: "nn.Module") -> None:
-        bns = bn_layers(model)
         for name, mask in self._weight_masks(model).items():
             g = model.get_submodule(name).weight.grad
             if g is not None:
                 g.mul_(mask.to(g.dtype))
-        for layer, bn, _ in self._chain:
-            keep = self.channel_masks.get(layer)
-            if keep is None:
-                continue
-            mod = model.get_submodule(layer)
-            params = [mod.bias] + ([bns[bn].weight, bns[bn].bias] if bn is not None else [])
-            for p in params:
-                if p is not None and p.grad is not None:
-                    p.grad.mul_(keep.to(p.grad.dtype))
+        for p, keep in self._channel_params(model):
+            if p.grad is not None:
+                p.grad.mul_(keep.to(p.grad.dtype))
 
     # --- results ----------------------------------------------------------------------------------
     def records(self, model: "nn.Module") -> dict[str, LayerCompression]:
@@ -291,5 +286,5 @@ class EarlyBird(Method):
         self._macs = state["macs"]
 
 
-__all__ = ["EarlyBird", "EarlyBirdDetector", "bn_channel_mask", "mask_distance", "bn_layers",
+__all__ = ["EarlyBird", "EarlyBirdDetector", "bn_channel_mask", "mask_distance", "bn_layers", "prunable_scales",
            "TRAIN_MACS_PER_FORWARD_MAC"]

@@ -1,7 +1,8 @@
 """The shared training loop of the training-time methods: seeded, tqdm progress, resumable.
 
 :func:`train` runs a :class:`Method` (a set of hooks; the base class is plain training) over a
-:class:`~.data.DigitsData` split (or any tensors of the same form). Every epoch ends with a
+:class:`~.data.DigitsData` split (or any tensors of the same form) or a :class:`LoaderData` of batch
+iterables (``torch.utils.data.DataLoader``); batches go to the model's device. Every epoch ends with a
 checkpoint written atomically (temp file + rename) holding the model, the optimiser, the method's
 state, the data-order generator and the torch RNG state, so a run interrupted after any epoch and
 resumed from its checkpoint is bit-identical to an uninterrupted one (tested).
@@ -15,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Iterator, Literal
 
 from ..._validation import atomic_write_bytes
 from ...errors import ConfigError
@@ -40,6 +41,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     seed: int = 0
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: lr * (1 + cos(pi * epoch / total)) / 2
     checkpoint: str | Path | None = None
     resume: bool = True
     progress: bool = True
@@ -51,6 +53,9 @@ class TrainConfig:
                 raise ConfigError(f"must be >= 1, got {getattr(self, name)}", source="TrainConfig", field=name)
         if self.lr <= 0:
             raise ConfigError(f"must be > 0, got {self.lr}", source="TrainConfig", field="lr")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"expected 'constant' or 'cosine', got {self.lr_schedule!r}", source="TrainConfig",
+                              field="lr_schedule")
         if self.optimizer not in ("sgd", "adam"):
             raise ConfigError(f"expected 'sgd' or 'adam', got {self.optimizer!r}", source="TrainConfig",
                               field="optimizer")
@@ -66,6 +71,11 @@ class Method:
 
     def total_epochs(self, config: TrainConfig) -> int:
         return config.epochs
+
+    def schedule_span(self, epoch: int, total: int) -> tuple[int, int]:
+        """``(epoch within the current phase, phase length)`` for the learning-rate schedule; the
+        base class has one phase of ``total`` epochs (methods with a retraining phase restart it)."""
+        return epoch, total
 
     def optimizer_params(self, model: "nn.Module", config: TrainConfig) -> list[dict[str, Any]]:
         params = [p for p in model.parameters() if p.requires_grad]
@@ -142,20 +152,70 @@ class TrainResult:
         return self.train_time_s / self.steps if self.steps else 0.0
 
 
-def evaluate(model: "nn.Module", x: "torch.Tensor", y: "torch.Tensor", method: Method | None = None,
+@dataclass
+class LoaderData:
+    """Training data as iterables of batches (``torch.utils.data.DataLoader`` or any re-iterable
+    of ``(x, y)`` / ``(x, y, x_int)`` tuples); ``train`` is iterated once per epoch, ``test`` once
+    per evaluation. Batches are moved to the model's device. The batch order is the iterable's
+    (seed a DataLoader's ``generator`` for reproducible runs; resuming from a checkpoint is then
+    bit-identical only if the loader repeats its order per epoch)."""
+
+    train: Iterable[Any]
+    test: Iterable[Any]
+
+
+def _device_of(model: "nn.Module") -> "torch.device":
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _split_batch(batch: Any, device: "torch.device") -> tuple[Any, Any, Any]:
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+        raise ConfigError(f"a batch must be (x, y) or (x, y, x_int), got {type(batch).__name__}", source="data")
+    x, y = batch[0].to(device), batch[1].to(device)
+    return x, y, (batch[2].to(device) if len(batch) == 3 else None)
+
+
+def evaluate(model: "nn.Module", x: Any, y: "torch.Tensor | None" = None, method: Method | None = None,
              x_int: "torch.Tensor | None" = None, batch_size: int = 512) -> float:
-    """Top-1 accuracy of ``model`` on ``(x, y)`` (eval mode, no grad)."""
+    """Top-1 accuracy of ``model`` on ``(x, y)`` tensors, or on an iterable of batches ``x`` (with
+    ``y=None``), in eval mode without gradients, on the model's device."""
     method = method or Method()
     was = model.training
     model.eval()
-    correct = 0
+    device = _device_of(model)
+    correct = total = 0
+    if y is None:
+        batches: Iterable[Any] = x
+    else:
+        batches = ((x[i:i + batch_size], y[i:i + batch_size]) + ((x_int[i:i + batch_size],) if x_int is not None else ())
+                   for i in range(0, len(y), batch_size))
     with torch.no_grad():
-        for i in range(0, len(y), batch_size):
-            xi = x_int[i:i + batch_size] if x_int is not None else None
-            pred = method.predict(model, x[i:i + batch_size], xi)
-            correct += int((pred == y[i:i + batch_size]).sum())
+        for batch in batches:
+            xb, yb, xi = _split_batch(batch, device)
+            pred = method.predict(model, xb, xi)
+            correct += int((pred == yb).sum())
+            total += int(yb.numel())
     model.train(was)
-    return correct / max(len(y), 1)
+    return correct / max(total, 1)
+
+
+def _test_accuracy(model: "nn.Module", data: Any, method: Method) -> float:
+    if isinstance(data, LoaderData):
+        return evaluate(model, data.test, None, method)
+    return evaluate(model, data.x_test, data.y_test, method, getattr(data, "x_test_int", None))
+
+
+def _epoch_batches(data: Any, gen: "torch.Generator", bs: int) -> Iterator[tuple[Any, Any, Any]]:
+    if isinstance(data, LoaderData):
+        yield from data.train
+        return
+    x, y = data.x_train, data.y_train
+    x_int = getattr(data, "x_train_int", None)
+    perm = torch.randperm(len(y), generator=gen)
+    for i in range(0, len(y), bs):
+        idx = perm[i:i + bs]
+        yield (x[idx], y[idx]) + ((x_int[idx],) if x_int is not None else ())
 
 
 def _build_optimizer(method: Method, model: "nn.Module", config: TrainConfig) -> "torch.optim.Optimizer | None":
@@ -220,9 +280,10 @@ def train(model: "nn.Module", data: Any, method: Method | None = None, config: T
     opt = _build_optimizer(method, model, config)
     if opt is not None and opt_state is not None:
         opt.load_state_dict(opt_state)
-    x, y = data.x_train, data.y_train
-    x_int = getattr(data, "x_train_int", None)
-    n = len(y)
+    if not isinstance(data, LoaderData) and not hasattr(data, "x_train"):
+        raise ConfigError("data must be a DigitsData-like split (x_train, y_train, x_test, y_test) or a LoaderData "
+                          "of batch iterables", source="train", field="data")
+    device = _device_of(model)
     bs = config.batch_size
     from tqdm import tqdm  # plain text bar: tqdm.auto warns "IProgress not found" in notebooks without ipywidgets
 
@@ -235,20 +296,25 @@ def train(model: "nn.Module", data: Any, method: Method | None = None, config: T
             break
         if method.on_epoch_start(model, epoch):
             opt = _build_optimizer(method, model, config)
+        if opt is not None and config.lr_schedule == "cosine":
+            import math
+
+            e, span = method.schedule_span(epoch, total)
+            factor = 0.5 * (1.0 + math.cos(math.pi * e / max(span, 1)))
+            for g in opt.param_groups:
+                g["lr"] = g.setdefault("initial_lr", g["lr"]) * factor
         model.train()
-        perm = torch.randperm(n, generator=gen)
         losses = []
         t_epoch = 0.0
-        for i in range(0, n, bs):
-            idx = perm[i:i + bs]
-            xi = x_int[idx] if x_int is not None else None
+        for batch in _epoch_batches(data, gen, bs):
+            xb, yb, xi = _split_batch(batch, device)
             t0 = time.perf_counter()
-            losses.append(method.train_step(model, x[idx], y[idx], opt, xi))
+            losses.append(method.train_step(model, xb, yb, opt, xi))
             t_epoch += time.perf_counter() - t0
             steps += 1
         train_time += t_epoch
         t1 = time.perf_counter()
-        acc = evaluate(model, data.x_test, data.y_test, method, getattr(data, "x_test_int", None))
+        acc = _test_accuracy(model, data, method)
         log: dict[str, Any] = {"epoch": epoch, "loss": sum(losses) / max(len(losses), 1), "test_acc": acc,
                                "epoch_train_s": t_epoch}
         stop = method.on_epoch_end(model, epoch, log)
@@ -271,9 +337,9 @@ def train(model: "nn.Module", data: Any, method: Method | None = None, config: T
     bar.close()
     if finished:
         method.finalize(model)
-    acc = evaluate(model, data.x_test, data.y_test, method, getattr(data, "x_test_int", None))
+    acc = _test_accuracy(model, data, method)
     return TrainResult(model=model, method=method, test_accuracy=acc, history=history, train_time_s=train_time,
                        steps=steps, epochs_run=len(history), finished=finished, resumed_from_epoch=resumed_from)
 
 
-__all__ = ["TrainConfig", "Method", "TrainResult", "train", "evaluate", "CHECKPOINT_VERSION"]
+__all__ = ["TrainConfig", "Method", "TrainResult", "LoaderData", "train", "evaluate", "CHECKPOINT_VERSION"]

@@ -109,30 +109,56 @@ def _flat_int(x: "torch.Tensor") -> np.ndarray:
     return x.contiguous().reshape(-1).numpy()
 
 
-def absmax(x: "torch.Tensor") -> int:
+def _fast(x: "torch.Tensor", backend: str) -> bool:
+    """numba kernels for CPU tensors (``auto``) or when asked; torch integer ops otherwise."""
+    if backend not in ("auto", "torch", "numba"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'numba', got {backend!r}")
+    if backend == "numba" and x.device.type != "cpu":
+        raise ValueError(f"the numba NITI kernels need CPU tensors, got {x.device}")
+    return backend == "numba" or (backend == "auto" and x.device.type == "cpu" and USE_NUMBA)
+
+
+USE_NUMBA = True  # set False to run the torch integer ops on CPU too (same results; tested)
+
+
+def absmax(x: "torch.Tensor", backend: str = "auto") -> int:
     """``max|x|`` of an integer tensor (0 when empty)."""
-    return int(_absmax_kernel(_flat_int(x))) if x.numel() else 0
+    if not x.numel():
+        return 0
+    if _fast(x, backend):
+        return int(_absmax_kernel(_flat_int(x)))
+    if x.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64):
+        raise TypeError(f"expected an integer tensor, got {x.dtype}")
+    return int(x.to(torch.int64).abs().max())
 
 
-def bit_length(x: "torch.Tensor") -> int:
+def bit_length(x: "torch.Tensor", backend: str = "auto") -> int:
     """Bits needed for ``max|x|`` (0 for an all-zero tensor)."""
-    return absmax(x).bit_length()
+    return absmax(x, backend).bit_length()
 
 
 def int8_clip(x: "torch.Tensor") -> "torch.Tensor":
     return torch.clamp(x, -INT8_MAX, INT8_MAX).to(torch.int8)
 
 
-def round_shift(x: "torch.Tensor", shift: int) -> "torch.Tensor":
+def _signed_int8(v: "torch.Tensor", q: "torch.Tensor") -> "torch.Tensor":
+    q = torch.clamp(q, max=INT8_MAX)
+    return torch.where(v >= 0, q, -q).to(torch.int8)
+
+
+def round_shift(x: "torch.Tensor", shift: int, backend: str = "auto") -> "torch.Tensor":
     """``x / 2^shift`` rounded half away from zero (NITI ``RoundShift``), clipped to +-127, int8."""
     if shift <= 0:
         return int8_clip(x)
+    if not _fast(x, backend):
+        v = x.to(torch.int64)
+        return _signed_int8(v, (v.abs() + (1 << (shift - 1))) >> shift)
     out = torch.empty(x.shape, dtype=torch.int8)
     _round_shift_kernel(_flat_int(x), shift, out.numpy().reshape(-1))
     return out
 
 
-def psto_shift(x: "torch.Tensor", shift: int) -> "torch.Tensor":
+def psto_shift(x: "torch.Tensor", shift: int, backend: str = "auto") -> "torch.Tensor":
     """``x / 2^shift`` with NITI's pseudo-stochastic rounding (``PstoShift``), clipped, int8.
 
     Of the ``shift`` discarded bits of ``|x|``, the upper ``shift - shift//2`` bits are the
@@ -141,6 +167,17 @@ def psto_shift(x: "torch.Tensor", shift: int) -> "torch.Tensor":
     """
     if shift <= 0:
         return int8_clip(x)
+    if not _fast(x, backend):
+        v = x.to(torch.int64)
+        m = v.abs()
+        q = m >> shift
+        rem = m - (q << shift)
+        half = shift // 2
+        prob = rem >> half
+        rnd = rem - (prob << half)
+        if shift % 2 == 1:
+            rnd = rnd * 2
+        return _signed_int8(v, q + (prob > rnd).to(torch.int64))
     out = torch.empty(x.shape, dtype=torch.int8)
     _psto_shift_kernel(_flat_int(x), shift, out.numpy().reshape(-1))
     return out
@@ -190,7 +227,7 @@ def grad_to_bits(acc: "torch.Tensor", bits: int) -> "torch.Tensor":
         raise ValueError(f"gradient bits must be in 1..{BITWIDTH}, got {bits}")
     bl = bit_length(acc)
     if bl == 0:
-        return torch.zeros(acc.shape, dtype=torch.int8)
+        return torch.zeros(acc.shape, dtype=torch.int8, device=acc.device)
     shift = bl - bits
     if shift < 1:
         return acc.to(torch.int8)
@@ -210,7 +247,7 @@ def integer_ce_grad(logits: "torch.Tensor", exp: int, target: "torch.Tensor") ->
         g = (1 << (1 - 2 * exp)) + s * (1 << (1 - exp)) + s * s
     total = g.sum(dim=1, keepdim=True)
     g = torch.div(g << LOSS_SCALE_BITS, total, rounding_mode="floor")
-    rows = torch.arange(len(target))
+    rows = torch.arange(len(target), device=target.device)
     g[rows, target] -= g.sum(dim=1)
     return psto_shift(g, LOSS_SHIFT)
 
@@ -310,7 +347,7 @@ class IntConv2d(IntLayer):
         # weight gradient sums N * P * Q products per weight: in batch chunks of <= 2^24 / (P Q per) terms
         per_w = _mag_bound(g) * _mag_bound(self._x[0])
         chunk = max(1, FP32_EXACT // (h * w * per_w))
-        grad = torch.zeros(self.weight.shape, dtype=torch.int32)
+        grad = torch.zeros(self.weight.shape, dtype=torch.int32, device=self.weight.device)
         for s0 in range(0, n, chunk):
             gw = conv_bwd(gf[s0:s0 + chunk], self._xf[s0:s0 + chunk], self._wf, None, *args, [False, True, False])[1]
             grad += gw.to(torch.int32)
