@@ -49,15 +49,14 @@ def _non_negative_int(text: str) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     """Build the page the arguments ask for and write it atomically to ``--out``."""
-    from .html_report import require_plotly, simulate_page, store_page, write_page
+    from .html_report import check_out_path, require_plotly, simulate_page, store_page, write_page
 
     sources = [n for n, v in (("--workload/--hw", args.workload or args.hw), ("--json", args.json_file),
                               ("--store", args.store)) if v]
     if len(sources) != 1:
         raise ConfigError("give exactly one of --workload with --hw, --json or --store"
                           + (f" (got {', '.join(sources)})" if sources else ""), source="accelsim report")
-    out = Path(args.out)
-    _check_out(out)
+    out = check_out_path(args.out)  # before any simulation runs
     require_plotly()
     if args.store:
         text = store_page(args.store, sweep=args.sweep, x=args.x, y=args.y, layers_for=args.layers)
@@ -76,16 +75,6 @@ def run_report(args: argparse.Namespace) -> int:
     write_page(out, text)
     print(f"wrote {out} ({len(text.encode()) / 1e6:.1f} MB, opens offline)", file=sys.stderr)
     return 0
-
-
-def _check_out(out: Path) -> None:
-    """Refuse a bad --out before any simulation runs (write_page checks again when writing)."""
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise ConfigError(f"expected an .html file name, got {out.name!r}", source=str(out), field="out")
-    if out.is_dir():
-        raise ConfigError("is a directory", source=str(out), field="out")
-    if not out.parent.is_dir():
-        raise ConfigError(f"directory {str(out.parent)!r} does not exist", source=str(out), field="out")
 
 
 def load_report_json(path: str | Path):  # type: ignore[no-untyped-def]

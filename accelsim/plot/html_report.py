@@ -637,18 +637,26 @@ showPoint(fromHash || FIRST);
 """
 
 
-def write_page(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically; the directory must exist and the name end in .html/.htm."""
-    from .._validation import atomic_write_text
+def check_out_path(path: str | Path) -> Path:
+    """``path`` as an HTML file to write: an .html/.htm name in an existing directory (ConfigError otherwise)."""
     from ..errors import ConfigError
 
     p = Path(path)
-    if p.suffix.lower() not in (".html", ".htm"):
-        raise ConfigError(f"expected an .html file name, got {p.name!r}", source=str(p), field="out")
     if p.is_dir():
         raise ConfigError("is a directory", source=str(p), field="out")
+    if p.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"expected an .html file name, got {p.name!r}", source=str(p), field="out")
     if not p.parent.is_dir():
         raise ConfigError(f"directory {str(p.parent)!r} does not exist", source=str(p), field="out")
+    return p
+
+
+def write_page(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (temp file + rename; see :func:`check_out_path`)."""
+    from .._validation import atomic_write_text
+    from ..errors import ConfigError
+
+    p = check_out_path(path)
     try:
         atomic_write_text(p, text)
     except OSError as exc:
