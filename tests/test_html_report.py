@@ -212,6 +212,7 @@ def test_store_errors_are_one_line(sweep_store, tmp_path, capsys):
     cases = [
         (["--store", str(sweep_store), "--sweep", "nope"], "no sweep 'nope'"),
         (["--store", str(sweep_store), "--x", "speed"], "unknown metric 'speed'"),
+        (["--store", str(sweep_store), "--y", "area"], "metric 'area_mm2' has no value"),
         (["--store", str(tmp_path / "missing.sqlite")], "results store not found"),
         (["--store", str(sweep_store), "--json", "x.json"], "give exactly one of"),
         ([], "give exactly one of"),

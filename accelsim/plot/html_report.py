@@ -74,6 +74,14 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 
 
 def _fmt(v: Any) -> str:
+    """A number as the pages show it (the page's script formats the same way): integers and
+    integral floats with thousands separators, 4 significant digits below 10,000, whole
+    numbers above."""
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        try:
+            v = v.item()  # numpy scalar -> Python
+        except (TypeError, ValueError):
+            pass
     if v is None:
         return "n/a"
     if isinstance(v, bool):
@@ -83,7 +91,9 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             return "n/a"
-        return f"{v:,.0f}" if abs(v) >= 1e5 else f"{v:.4g}"
+        if v.is_integer() or abs(v) >= 1e4:
+            return f"{v:,.0f}"
+        return f"{v:.4g}"
     return str(v)
 
 
@@ -374,12 +384,12 @@ def _point_label(row: Any, axes: Sequence[str]) -> str:
     return ", ".join(f"{a}={_fmt(row[a])}" for a in axes if a in row.index) or str(row["key"])[:12]
 
 
-def _hover(row: Any, axes: Sequence[str], metrics: Sequence[str], feasible: bool, on_front: bool) -> str:
-    lines = [f"<b>point {html.escape(str(row['key'])[:12])}</b>"
-             + (" (Pareto front)" if on_front else "") + ("" if feasible else " (infeasible)")]
-    lines += [f"{html.escape(a)} = {html.escape(_fmt(row[a]))}" for a in axes if a in row.index]
-    lines += [f"{html.escape(m)} = {html.escape(_fmt(row[m]))}" for m in metrics if m in row.index]
-    return "<br>".join(lines)
+def _hover_texts(df: Any, names: Sequence[str], feasible: Any, on_front: Any) -> list[str]:
+    """Per row: ``point <key12>`` (front / infeasible marks), then ``name = value`` for each of ``names``."""
+    heads = [f"<b>point {html.escape(str(k)[:12])}</b>" + (" (Pareto front)" if o else "")
+             + ("" if f else " (infeasible)") for k, f, o in zip(df["key"], feasible, on_front)]
+    columns = [[f"{html.escape(c)} = {html.escape(_fmt(v))}" for v in df[c].tolist()] for c in names]
+    return ["<br>".join(parts) for parts in zip(heads, *columns)]
 
 
 def store_page(store_path: str | Path, *, sweep: str | None = None, x: str | None = None, y: str | None = None,
@@ -422,6 +432,9 @@ def store_page(store_path: str | Path, *, sweep: str | None = None, x: str | Non
         if c not in df.columns:
             raise ConfigError(f"unknown metric {c!r}; metrics: {', '.join(k for k in df.columns if k in METRICS)}",
                               source=src, field=what)
+        if not df[c].notna().any():
+            raise ConfigError(f"metric {c!r} has no value in sweep {name!r} (e.g. area without an area model)",
+                              source=src, field=what)
         return c
 
     xs = col(x or (objectives[0][0] if objectives else "latency_ms"), "x")
@@ -434,7 +447,8 @@ def store_page(store_path: str | Path, *, sweep: str | None = None, x: str | Non
     shown_metrics = list(dict.fromkeys([xs, ys] + [o[0] for o in objectives if o[0] in df.columns]
                                        + [m for m in ("latency_ms", "energy_uj", "utilization", "area_mm2")
                                           if m in df.columns and df[m].notna().any()]))
-    hover = [_hover(r, axes, shown_metrics, bool(f), bool(o)) for (_, r), f, o in zip(df.iterrows(), feasible, on_front)]
+    hover = _hover_texts(df, axes + shown_metrics, feasible, on_front)
+    keys = [str(k) for k in df["key"]]
 
     # per-layer breakdowns of the first front points
     layer_figs: dict[str, Any] = {}
@@ -461,7 +475,7 @@ def store_page(store_path: str | Path, *, sweep: str | None = None, x: str | Non
             x=[_finite(v) for v in sub[xs]], y=[_finite(v) for v in sub[ys]], mode="markers" if label != "Pareto front"
             else "lines+markers", name=f"{label} ({len(idx)})", marker=marker,
             line=dict(color="#C44E52", width=1.2, shape="hv" if sense[xs] == sense[ys] else "linear"),
-            customdata=[str(df.at[i, "key"]) for i in idx], hovertext=[hover[i] for i in idx],
+            customdata=[keys[i] for i in idx], hovertext=[hover[i] for i in idx],
             hovertemplate="%{hovertext}<extra></extra>"))
     wide = {m: _wide(df[m]) for m in (xs, ys)}
     fig.update_layout(template="plotly_white", height=520, margin=dict(l=70, r=20, t=30, b=60),
@@ -487,11 +501,9 @@ def store_page(store_path: str | Path, *, sweep: str | None = None, x: str | Non
                                                                   "clock_mhz", "tops_per_w", "dram_read_bytes",
                                                                   "dram_write_bytes") if c in df.columns]))
     points = {
-        "keys": [str(k) for k in df["key"]],
+        "keys": keys,
         "axes": axes, "metrics": detail_cols, "energy": [c[7:-3] for c in energy_cols],
-        "axis_values": [[_finite(df.at[i, a]) for a in axes] for i in range(len(df))],
-        "metric_values": [[_finite(df.at[i, c]) for c in detail_cols] for i in range(len(df))],
-        "energy_values": [[_finite(df.at[i, c]) for c in energy_cols] for i in range(len(df))],
+        "axis_values": _rows(df, axes), "metric_values": _rows(df, detail_cols), "energy_values": _rows(df, energy_cols),
         "front": [bool(v) for v in on_front], "feasible": [bool(v) for v in feasible],
         "colors": {c[7:-3]: _COLORS.get(c[7:-3], "#777") for c in energy_cols},
     }
@@ -520,6 +532,12 @@ def store_page(store_path: str | Path, *, sweep: str | None = None, x: str | Non
               + "};\n" + f"const POINTS = {_script_json(points)};\nconst FIRST = {json.dumps(first)};\n"
               f"const LAYERS_FOR = {int(max(layers_for, 0))};\n" + _DRAW_JS + _STORE_JS)
     return _page(f"sweep {name}", "\n".join(parts), script)
+
+
+def _rows(df: Any, cols: Sequence[str]) -> list[list[Any]]:
+    """``df[cols]`` as lists of plain Python values (JSON-safe)."""
+    columns = [df[c].tolist() for c in cols]
+    return [list(r) for r in zip(*columns)] if columns else [[] for _ in range(len(df))]
 
 
 def _comp_order(name: str) -> tuple[int, str]:
@@ -572,8 +590,8 @@ const INDEX = new Map(POINTS.keys.map((k, i) => [k, i]));
 function fmt(v) {
   if (v === null || v === undefined) return "n/a";
   if (typeof v !== "number") return String(v);
-  if (Number.isInteger(v)) return v.toLocaleString("en-US");
-  return Math.abs(v) >= 1e5 ? Math.round(v).toLocaleString("en-US") : String(Number(v.toPrecision(4)));
+  if (Number.isInteger(v) || Math.abs(v) >= 1e4) return Math.round(v).toLocaleString("en-US");
+  return String(Number(v.toPrecision(4)));
 }
 function showPoint(key) {
   const i = INDEX.get(key);
