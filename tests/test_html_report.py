@@ -217,6 +217,8 @@ def test_store_errors_are_one_line(sweep_store, tmp_path, capsys):
         (["--store", str(sweep_store), "--json", "x.json"], "give exactly one of"),
         ([], "give exactly one of"),
         (["-w", "zoo:resnet18"], "--workload and --hw go together"),
+        (["--json", "run.json", "--sweep", "html"], "--sweep only apply to --store"),
+        (["--store", str(sweep_store), "--no-compare-dense"], "only apply to --workload/--hw"),
     ]
     for argv, needle in cases:
         assert main(["report", *argv, "--out", str(tmp_path / "x.html")]) == 2, argv
@@ -396,3 +398,18 @@ def test_simulate_page_in_a_browser(sim_report, tmp_path):
     assert lines[1] == f"{layer.layer} ({layer.op}, {layer.engine})"
     assert any(ln.startswith(f"latency {layer.latency_cycles:,} cycles = fill {layer.fill_cycles:,}") for ln in lines)
     assert any(ln == f"bottleneck: {layer.bottleneck}" for ln in lines)
+
+
+def test_point_that_cannot_be_resimulated_is_noted(tmp_path):
+    """The workload file moved after the sweep: the page is still written and says why a point has no layers."""
+    from accelsim.dse import run_sweep
+
+    wl = tmp_path / "tiny.yaml"
+    shutil.copy(ROOT / "models" / "tiny_cnn.yaml", wl)
+    run_sweep({**SWEEP, "name": "moved", "workloads": [str(wl)], "axes": {"rows": [8, 16]}}, tmp_path / "m.sqlite",
+              workers=1)
+    wl.unlink()
+    page = store_page(tmp_path / "m.sqlite", layers_for=5)
+    points = json.loads(re.search(r"const POINTS = (\{.*?\});\n", page).group(1).replace("<\\/", "</"))
+    assert points["layer_errors"] and all("tiny.yaml" in m for m in points["layer_errors"].values())
+    assert re.search(r"const LAYER_FIGS = \{\};", page)

@@ -56,6 +56,11 @@ def run_report(args: argparse.Namespace) -> int:
     if len(sources) != 1:
         raise ConfigError("give exactly one of --workload with --hw, --json or --store"
                           + (f" (got {', '.join(sources)})" if sources else ""), source="accelsim report")
+    store_only = [o for o, v in (("--sweep", args.sweep), ("--x", args.x), ("--y", args.y)) if v is not None]
+    if store_only and not args.store:
+        raise ConfigError(f"{', '.join(store_only)} only apply to --store", source="accelsim report")
+    if args.compare_dense is not None and not args.workload:
+        raise ConfigError("--compare-dense/--no-compare-dense only apply to --workload/--hw", source="accelsim report")
     out = check_out_path(args.out)  # before any simulation runs
     require_plotly()
     if args.store:

@@ -452,8 +452,13 @@ def store_page(store_path: str | Path, *, sweep: str | None = None, x: str | Non
 
     # per-layer breakdowns of the first front points
     layer_figs: dict[str, Any] = {}
+    layer_errors: dict[str, str] = {}
     for _, row in front.head(max(layers_for, 0)).iterrows():
-        rep = resimulate(row, resolved)
+        try:
+            rep = resimulate(row, resolved)
+        except AccelsimError as exc:  # e.g. a workload file that moved since the sweep: say so on the page
+            layer_errors[str(row["key"])] = str(exc)
+            continue
         layer_figs[row["key"]] = breakdown_figure(rep, title=f"{_point_label(row, axes)}: per-layer breakdown")
 
     go = require_plotly()
@@ -506,6 +511,7 @@ def store_page(store_path: str | Path, *, sweep: str | None = None, x: str | Non
         "axis_values": _rows(df, axes), "metric_values": _rows(df, detail_cols), "energy_values": _rows(df, energy_cols),
         "front": [bool(v) for v in on_front], "feasible": [bool(v) for v in feasible],
         "colors": {c[7:-3]: _COLORS.get(c[7:-3], "#777") for c in energy_cols},
+        "layer_errors": layer_errors,
     }
     first = str(front.iloc[0]["key"]) if len(front) else str(df.iloc[0]["key"])
 
@@ -636,8 +642,10 @@ function showPoint(key) {
     layers.replaceChildren();
     const p = document.createElement("p");
     p.className = "note";
-    p.textContent = "Totals from the store. A per-layer breakdown is embedded for the first " + LAYERS_FOR +
-      " front points; for this one run: accelsim plot --store STORE --kind breakdown --point " + key.slice(0, 12);
+    p.textContent = POINTS.layer_errors[key] ? "No per-layer breakdown: re-simulating this point failed: " +
+      POINTS.layer_errors[key] : "Totals from the store. A per-layer breakdown is embedded for the first " +
+      LAYERS_FOR + " front points; for this one run: accelsim plot --store STORE --kind breakdown --point " +
+      key.slice(0, 12);
     layers.appendChild(p);
   }
   document.querySelectorAll("tr.click").forEach(tr => tr.classList.toggle("sel", tr.dataset.key === key));
