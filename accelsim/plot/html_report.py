@@ -50,20 +50,20 @@ def require_plotly():  # type: ignore[no-untyped-def]
 
 # --- wording ----------------------------------------------------------------------------------
 def speed_phrase(speedup: float | None) -> str:
-    """``dense / this`` latency -> "1.21x faster" | "2.17x slower" | "as fast as" (always >= 1x)."""
+    """``dense / this`` latency -> "1.21x faster" | "2.17x slower" | "same latency" (the factor is always >= 1)."""
     if speedup is None or not math.isfinite(speedup) or speedup <= 0:
         return "n/a"
     if abs(speedup - 1.0) < SAME_RATIO_TOL:
-        return "as fast as"
+        return "same latency"
     return f"{speedup:.2f}x faster" if speedup > 1 else f"{1 / speedup:.2f}x slower"
 
 
 def energy_phrase(energy_ratio: float | None) -> str:
-    """``this / dense`` energy -> "2.20x more energy" | "1.50x less energy" | "the same energy"."""
+    """``this / dense`` energy -> "2.20x more energy" | "1.50x less energy" | "same energy"."""
     if energy_ratio is None or not math.isfinite(energy_ratio) or energy_ratio <= 0:
         return "n/a"
     if abs(energy_ratio - 1.0) < SAME_RATIO_TOL:
-        return "the same energy"
+        return "same energy"
     return f"{energy_ratio:.2f}x more energy" if energy_ratio > 1 else f"{1 / energy_ratio:.2f}x less energy"
 
 
@@ -241,13 +241,13 @@ def dense_figure(report: "Report"):  # type: ignore[no-untyped-def]
     eratio = [_ratio(s.energy_pj, s.dense_energy_pj) for s in layers]
     fig = go.Figure()
     fig.add_trace(go.Bar(x=names, y=speed, name="speedup (dense latency / latency; > 1 is faster)",
-                         marker_color="#4C72B0", hovertext=[f"<b>{html.escape(s.layer)}</b>: {speed_phrase(v)} than dense"
+                         marker_color="#4C72B0", hovertext=[f"<b>{html.escape(s.layer)}</b>: {speed_phrase(v)} vs dense"
                                                              f" ({s.dense_latency_cycles:,} -> {s.latency_cycles:,} cycles)"
                                                              for s, v in zip(layers, speed)],
                          hovertemplate="%{hovertext}<extra></extra>"))
     fig.add_trace(go.Bar(x=names, y=eratio, name="energy ratio (energy / dense energy; > 1 costs more)",
                          marker_color="#C44E52",
-                         hovertext=[f"<b>{html.escape(s.layer)}</b>: {energy_phrase(v)} than dense "
+                         hovertext=[f"<b>{html.escape(s.layer)}</b>: {energy_phrase(v)} vs dense "
                                     f"({(s.dense_energy_pj or 0) / 1e6:.4g} -> {s.energy_pj / 1e6:.4g} uJ)"
                                     for s, v in zip(layers, eratio)],
                          hovertemplate="%{hovertext}<extra></extra>"))
@@ -289,12 +289,12 @@ def totals_figure(report: "Report"):  # type: ignore[no-untyped-def]
 
 # --- page 1: one simulate run -----------------------------------------------------------------
 def dense_verdict(report: "Report") -> str | None:
-    """"1.21x faster, 2.20x more energy than dense on the same hardware" (None when not compared)."""
+    """"vs the dense original on the same hardware: 1.21x faster, 2.20x more energy" (None when not compared)."""
     if not report.compared_to_dense or report.dense_latency_cycles is None:
         return None
     speed = _ratio(report.dense_latency_cycles, report.latency_cycles)
     energy = _ratio(report.energy_pj, report.dense_energy_pj)
-    return f"{speed_phrase(speed)}, {energy_phrase(energy)} than the dense original on the same hardware"
+    return f"vs the dense original on the same hardware: {speed_phrase(speed)}, {energy_phrase(energy)}"
 
 
 def _summary_cards(report: "Report") -> str:
