@@ -413,3 +413,11 @@ def test_point_that_cannot_be_resimulated_is_noted(tmp_path):
     points = json.loads(re.search(r"const POINTS = (\{.*?\});\n", page).group(1).replace("<\\/", "</"))
     assert points["layer_errors"] and all("tiny.yaml" in m for m in points["layer_errors"].values())
     assert re.search(r"const LAYER_FIGS = \{\};", page)
+
+
+def test_component_colours_are_fixed_or_distinct():
+    from accelsim.plot.html_report import _COLORS, component_colors
+
+    c = component_colors(["mac", "adc", "dram", "dac", "tile_buffer"])
+    assert c["mac"] == _COLORS["mac"] and c["dram"] == _COLORS["dram"]
+    assert len(set(c.values())) == 5  # the crossbar parts get colours of their own

@@ -39,6 +39,27 @@ _COLORS = {
 }
 
 
+#: colours of components without a fixed one (crossbar, FPGA, ... parts), in order of first use
+_EXTRA_COLORS = ("#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#E6AB02", "#A6761D", "#17BECF",
+                 "#BCBD22", "#8C564B", "#E377C2", "#7F7F7F", "#AEC7E8", "#FFBB78", "#98DF8A", "#FF9896")
+
+
+def component_colors(names: Sequence[str]) -> dict[str, str]:
+    """A colour per energy component: the fixed one where there is one, else the next unused extra colour."""
+    out: dict[str, str] = {}
+    extra = iter(c for c in _EXTRA_COLORS * (len(names) // len(_EXTRA_COLORS) + 1))
+    for n in names:
+        out[n] = _COLORS[n] if n in _COLORS and n not in LATENCY_PARTS else next(extra)
+    return out
+
+
+def _bytes(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n:.0f} B"
+
+
 def require_plotly():  # type: ignore[no-untyped-def]
     """``plotly.graph_objects``, or an :class:`AccelsimError` with the install hint."""
     try:
@@ -216,12 +237,13 @@ def breakdown_figure(report: "Report", *, title: str | None = None):  # type: ig
                              legendgrouptitle_text="latency", hovertext=hover,
                              hovertemplate=f"{part}: %{{y:,}} cycles<br>%{{hovertext}}<extra></extra>"), row=1, col=1)
     comps = sorted({c for s in layers for c in s.energy_by_component_pj}, key=_comp_key)
+    colors = component_colors(comps)
     for comp in comps:
         vals = [s.energy_by_component_pj.get(comp, 0.0) / 1e6 for s in layers]
         if not any(vals):
             continue
         share = [f"{(s.energy_by_component_pj.get(comp, 0.0) / s.energy_pj if s.energy_pj else 0):.1%}" for s in layers]
-        fig.add_trace(go.Bar(x=names, y=vals, name=comp, marker_color=_COLORS.get(comp), legendgroup="energy",
+        fig.add_trace(go.Bar(x=names, y=vals, name=comp, marker_color=colors[comp], legendgroup="energy",
                              legendgrouptitle_text="energy", customdata=share, hovertext=hover,
                              hovertemplate=f"{comp}: %{{y:.4g}} uJ (%{{customdata}} of the layer)<br>%{{hovertext}}"
                                            "<extra></extra>"), row=2, col=1)
@@ -265,6 +287,7 @@ def totals_figure(report: "Report"):  # type: ignore[no-untyped-def]
     from plotly.subplots import make_subplots
 
     s = report.summary()
+    colors = component_colors(list(s["energy_by_component_pj"]))  # the same colours as the per-layer bars
     comps = {k: v for k, v in s["energy_by_component_pj"].items() if v}
     area = {k: v for k, v in s.get("area_by_component_mm2", {}).items() if v}
     cols = 2 if area else 1
@@ -272,7 +295,7 @@ def totals_figure(report: "Report"):  # type: ignore[no-untyped-def]
                         subplot_titles=("energy by component (uJ)", "area by component (mm2)")[:cols])
     total_e = sum(comps.values()) or 1.0
     fig.add_trace(go.Bar(y=list(comps), x=[v / 1e6 for v in comps.values()], orientation="h", showlegend=False,
-                         marker_color=[_COLORS.get(k, "#777") for k in comps],
+                         marker_color=[colors[k] for k in comps],
                          text=[f"{v / total_e:.1%}" for v in comps.values()], textposition="auto",
                          hovertemplate="%{y}: %{x:.4g} uJ (%{text})<extra></extra>"), row=1, col=1)
     if area:
@@ -306,8 +329,8 @@ def _summary_cards(report: "Report") -> str:
         (f"{s['energy_uj']:.4g} uJ", f"energy ({s['tops_per_w']:.3g} TOPS/W)"),
         (f"{s['utilization']:.1%}", "PE utilization"),
         (f"{s['inferences_per_s']:.4g}/s", "inferences"),
-        (f"{(s['dram_read_bytes'] + s['dram_write_bytes']) / 1e6:.4g} MB",
-         f"DRAM traffic ({s['dram_read_bytes'] / 1e6:.3g} read, {s['dram_write_bytes'] / 1e6:.3g} write)"),
+        (_bytes(s["dram_read_bytes"] + s["dram_write_bytes"]),
+         f"DRAM traffic ({_bytes(s['dram_read_bytes'])} read, {_bytes(s['dram_write_bytes'])} write)"),
         (f"{s['macs']:,}", f"MACs in {s['layers']} layers"),
     ]
     if "area_mm2" in s:
@@ -510,7 +533,7 @@ def store_page(store_path: str | Path, *, sweep: str | None = None, x: str | Non
         "axes": axes, "metrics": detail_cols, "energy": [c[7:-3] for c in energy_cols],
         "axis_values": _rows(df, axes), "metric_values": _rows(df, detail_cols), "energy_values": _rows(df, energy_cols),
         "front": [bool(v) for v in on_front], "feasible": [bool(v) for v in feasible],
-        "colors": {c[7:-3]: _COLORS.get(c[7:-3], "#777") for c in energy_cols},
+        "colors": component_colors([c[7:-3] for c in energy_cols]),
         "layer_errors": layer_errors,
     }
     first = str(front.iloc[0]["key"]) if len(front) else str(df.iloc[0]["key"])
