@@ -57,6 +57,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .plot._html_cli import run_report
+
+    return run_report(args)
+
+
 def _describe_workload(wl: Any) -> str:
     df = wl.to_frame()
     lines = [f"workload '{wl.name}': {len(wl)} layers, {wl.total_macs:,} MACs, {wl.total_weight_words:,} weights"]
@@ -149,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check workload/hardware files; exit 2 on the first invalid one")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("report", help="write a self-contained interactive HTML page of a simulate run or a sweep",
+                       description="Simulate (--workload/--hw), read a saved 'simulate --format json' (--json) or a "
+                       "results store (--store), and write one HTML file that opens offline (needs plotly).")
+    from .plot._html_cli import add_arguments as _report_arguments  # argparse only; plotly loads when run
+
+    _report_arguments(p)
+    p.set_defaults(func=_cmd_report)
 
     for mod_name in SUBCOMMAND_MODULES:
         try:
