@@ -4,7 +4,8 @@
   first with ``size`` (bits), ``r_cost``/``w_cost`` (pJ per port-word access), ``operands``
   (memory operands ``I1``, ``I2``, ``O``), ``ports`` (``name``, ``type``, ``bandwidth_min``,
   ``bandwidth_max``, ``allocation: ["I1, tl", ...]``), ``served_dimensions``, optional
-  ``force_double_buffering``; ``operational_array`` with ``unit_energy``, ``dimensions``,
+  ``force_double_buffering`` (becomes ``double_buffering: always``: tiles must fit twice, and
+  transfers may use the whole period; ZigZag 3.9.1 applies it to its mapper's capacity only); ``operational_array`` with ``unit_energy``, ``dimensions``,
   ``sizes``, optional ``systolic_dimensions``. Becomes a :class:`MemoryHierarchy` whose operands
   are the layer operands, through ``memory_operand_links`` (default ZigZag's ``W: I2, I: I1,
   O: O``). ``area``, ``unit_area``, ``latency`` and ``input_precision`` are read and ignored

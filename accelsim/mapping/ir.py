@@ -360,8 +360,10 @@ def validate(layer: LayerDims, mapping: Mapping, hierarchy=None, *, source: str 
         for mem, bits in zip(hierarchy.levels(op), level_tile_bits(layer, hierarchy, mapping, op)):
             used[mem.name] = used.get(mem.name, 0) + bits
     for mem in hierarchy.memories:
-        if used.get(mem.name, 0) > mem.size_bits:
-            raise ConfigError(f"tile of {used[mem.name]} bits does not fit memory {mem.name} ({mem.size_bits} bits)",
+        need = used.get(mem.name, 0) * (2 if mem.double_buffering == "always" else 1)
+        if need > mem.size_bits:
+            raise ConfigError(f"tile of {used[mem.name]} bits does not fit memory {mem.name} ({mem.size_bits} bits"
+                              f"{', double-buffered' if mem.double_buffering == 'always' else ''})",
                               source=source, field=mem.name)
 
 
