@@ -10,7 +10,7 @@ from accelsim.hardware.hierarchy import (ArrayDimension, MemoryHierarchy, Memory
                                          PortAllocation)
 from accelsim.hardware.zigzag_io import (hierarchy_from_zigzag, load_zigzag_accelerator, load_zigzag_mapping,
                                          mapping_from_zigzag)
-from accelsim.mapping import LayerDims, Loop, Mapping, SpatialUnroll, evaluate, validate
+from accelsim.mapping import LayerDims, Mapping, evaluate, validate
 from accelsim.mapping.cost import level_tile_bits
 
 REF = Path(__file__).resolve().parent / "data" / "reference"

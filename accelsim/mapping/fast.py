@@ -20,7 +20,7 @@ from numba import njit
 
 from ..hardware.hierarchy import MemoryHierarchy
 from .cost import MappingCost, OperandLevelCost, _effective_sizes
-from .ir import DIMS, OPERANDS, LayerDims, Mapping, validate
+from .ir import DIMS, LayerDims, Mapping, validate
 
 _OPS = ("W", "I", "O")
 _DIRS = ("tl", "fh", "fl", "th")
