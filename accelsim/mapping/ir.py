@@ -151,7 +151,8 @@ class LayerDims:
     @classmethod
     def from_layer(cls, layer, *, w_bits: int = 8, i_bits: int = 8, o_bits: int = 16,
                    o_final_bits: int = 8) -> "LayerDims":
-        """From a workload-IR layer (Conv2d, Linear, Matmul with one GEMM)."""
+        """From a workload-IR layer (Conv2d, Linear, Matmul with one GEMM); precisions as given
+        (e.g. ``**hierarchy.array.precision.model_dump()`` for the array's widths)."""
         op = getattr(layer, "op", None)
         common = dict(w_bits=w_bits, i_bits=i_bits, o_bits=o_bits, o_final_bits=o_final_bits, name=layer.name)
         if op == "conv2d":
