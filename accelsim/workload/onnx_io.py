@@ -85,6 +85,14 @@ NEVER_FUSED = {"Softmax", "LogSoftmax", "LayerNormalization", "Gelu", "LRN", "In
 # compute ops accelsim has no layer for (listed as "not modelled", never silently dropped)
 UNMODELLED_COMPUTE = {"ConvTranspose", "Einsum", "RNN", "Attention", "DeformConv", "MultiHeadAttention",
                       "FusedConv", "FusedMatMul", "QLinearConvTranspose"}
+_MAX_FOLD_ROUNDS = 20
+_MAX_FOLD_ELEMENTS = 1024  # only shape-like tensors are evaluated
+_FOLDABLE = {
+    "Shape", "Size", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Mod", "Add", "Sub", "Mul", "Div",
+    "Cast", "Reshape", "Constant", "ConstantOfShape", "Range", "Equal", "Where", "Expand", "Floor", "Ceil",
+    "Sqrt", "Neg", "Abs", "Min", "Max", "ReduceProd", "ReduceSum", "Identity", "Not", "Less", "Greater",
+    "And", "Or", "Transpose", "Pow", "Flatten", "Split", "GatherElements", "Tile",
+}
 _INT_BITS = {2: 8, 3: 8, 4: 16, 5: 16, 6: 32, 7: 64, 12: 32, 13: 64, 21: 4, 22: 4}  # TensorProto elem type -> bits
 
 
@@ -206,16 +214,120 @@ class _Graph:
                         self.shapes[node.output[0]] = (len(a.floats) or len(a.ints),)
 
     def infer(self) -> None:
-        """Run ONNX shape inference once and merge what it finds."""
+        """Run ONNX shape inference and merge what it finds (once).
+
+        ONNX's inference cannot follow shapes computed at run time (``Shape`` -> ``Gather`` ->
+        ``Concat`` -> ``Reshape``, as PyTorch's exporter writes ``x.view(*x.size()[:-1], h, d)``).
+        So small integer tensors whose inputs are all known are evaluated (``Shape`` from the known
+        shape, the rest with ``onnx.reference`` one node at a time), put in as constants, and
+        inference runs again, until nothing new is learnt.
+        """
         if self.inferred:
             return
         self.inferred = True
-        try:
-            inferred = self.onnx.shape_inference.infer_shapes(self.model, strict_mode=False, data_prop=True)
-        except Exception as exc:  # noqa: BLE001 - any failure just leaves shapes missing
-            self.inference_error = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            return
-        self._collect(inferred)
+        values = self._seed_values()
+        self.skeleton = self._strip_weights(self.model)
+        model = self.skeleton
+        for _ in range(_MAX_FOLD_ROUNDS):
+            try:
+                inferred = self.onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+            except Exception as exc:  # noqa: BLE001 - any failure just leaves shapes missing
+                self.inference_error = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                return
+            self._collect(inferred)
+            if not self._fold(values):
+                return
+            model = self._with_values(values)
+
+    def _strip_weights(self, model: Any) -> Any:
+        """A copy of the model without the data of large initializers (inference needs dims only)."""
+        out = self.onnx.ModelProto()
+        out.CopyFrom(model)
+        for t in out.graph.initializer:
+            if math.prod(t.dims) > _MAX_FOLD_ELEMENTS:
+                for f in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data",
+                          "string_data", "external_data"):
+                    t.ClearField(f)
+                t.data_location = 0
+        return out
+
+    def _seed_values(self) -> dict[str, Any]:
+        from onnx import numpy_helper
+
+        values: dict[str, Any] = {}
+        for t in self.model.graph.initializer:
+            if math.prod(t.dims) <= _MAX_FOLD_ELEMENTS and t.data_location != 1:
+                try:
+                    values[t.name] = numpy_helper.to_array(t)
+                except Exception:  # noqa: BLE001 - a tensor we cannot read is simply not folded
+                    pass
+        return values
+
+    def _fold(self, values: dict[str, Any]) -> bool:
+        """Evaluate foldable nodes whose inputs are known; True if anything new was learnt."""
+        import numpy as np
+
+        new = False
+        for node in self.model.graph.node:
+            outs = [o for o in node.output if o]
+            if not outs or all(o in values for o in outs) or node.op_type not in _FOLDABLE:
+                continue
+            if node.domain not in ("", "ai.onnx"):
+                continue
+            ins = [x for x in node.input if x]
+            if node.op_type in ("Shape", "Size"):
+                dims = self.shapes.get(ins[0]) if ins else None
+                if dims is None or not _concrete(dims):
+                    continue
+                a = _attrs(self.onnx, node)
+                arr = np.array(dims, dtype=np.int64)
+                if node.op_type == "Size":
+                    res = [np.array(math.prod(dims), dtype=np.int64)]
+                else:
+                    res = [arr[a.get("start", 0):a.get("end", len(dims))]]
+            elif all(x in values for x in ins):
+                try:
+                    res = self._run_node(node, {x: values[x] for x in ins})
+                except Exception:  # noqa: BLE001 - not foldable here; inference may still cope
+                    continue
+            else:
+                continue
+            for o, r in zip(outs, res):
+                if r is not None and np.size(r) <= _MAX_FOLD_ELEMENTS:
+                    values[o] = np.asarray(r)
+                    new = True
+        return new
+
+    def _run_node(self, node: Any, feeds: dict[str, Any]) -> list[Any]:
+        from onnx import helper
+        from onnx.reference import ReferenceEvaluator
+
+        inputs = [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape))
+                  for k, v in feeds.items()]
+        outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
+        graph = helper.make_graph([node], "fold", inputs, outputs)
+        model = helper.make_model(graph, opset_imports=list(self.model.opset_import))
+        return list(ReferenceEvaluator(model).run(None, feeds))
+
+    def _with_values(self, values: dict[str, Any]) -> Any:
+        """A copy of the model where known small tensors are initializers and their producers are gone."""
+        from onnx import numpy_helper
+
+        model = self.onnx.ModelProto()
+        model.CopyFrom(self.skeleton)
+        g = model.graph
+        have = {t.name for t in g.initializer}
+        gone = [bool(n.output) and all((not o) or o in values for o in n.output) for n in g.node]
+        keep = [n for n, drop in zip(g.node, gone) if not drop]
+        folded = {o for n, drop in zip(g.node, gone) if drop for o in n.output if o}
+        keep_copy = [self.onnx.NodeProto() for _ in keep]
+        for dst, src in zip(keep_copy, keep):
+            dst.CopyFrom(src)
+        del g.node[:]
+        g.node.extend(keep_copy)
+        for name in sorted(folded - have):
+            g.initializer.append(numpy_helper.from_array(values[name], name))
+        return model
 
     def shape(self, tensor: str, where: str, what: str) -> Shape:
         """The concrete shape of ``tensor`` (inferring shapes if needed) or a ConfigError."""
@@ -321,6 +433,7 @@ class _Reader:
         self.layer_of_tensor: dict[str, str] = {}  # tensor -> layer that produced it (incl. fused post-ops)
         self.result = OnnxImport(workload=None)  # type: ignore[arg-type]
         self.names: Counter[str] = Counter()
+        self.fused_ops: Counter[str] = Counter()
 
     # helpers
     def err(self, msg: str, where: str) -> ConfigError:
@@ -418,9 +531,9 @@ class _Reader:
             return ", ".join(f"{op} x{len(ns)} ({', '.join(ns[:3])}{', ...' if len(ns) > 3 else ''})"
                              for op, ns in sorted(by_op.items()))
 
-        if self.result.fused:
-            ops = Counter(op for op in self.result.fused.values())
-            parts.append(f"fused into the producing layer: {sum(ops.values())} node(s)")
+        if self.fused_ops:
+            parts.append("fused into the producing layer: "
+                         + ", ".join(f"{op} x{k}" for op, k in sorted(self.fused_ops.items())))
         if self.result.skipped:
             parts.append("skipped (no accelsim layer): " + listing(self.result.skipped))
         if self.result.not_modelled:
@@ -659,6 +772,7 @@ class _Reader:
         if op not in NEVER_FUSED and self.fuse and len(set(acts)) == 1 and acts[0] in self.layer_of_tensor:
             target = self.layer_of_tensor[acts[0]]
             self.result.fused[lname] = target
+            self.fused_ops[op] += 1
             self.produced(node, target)
             return
         if not node.output or not node.output[0]:
@@ -699,6 +813,8 @@ def read_onnx(path: str | Path, *, input_shapes: dict[str, Shape] | None = None,
                           f"{str(exc).splitlines()[0] if str(exc) else 'parse error'})", source=source) from None
     if model.ir_version <= 0 or not model.HasField("graph"):
         raise ConfigError("not an ONNX model (no ir_version or no graph)", source=source)
+    if not model.opset_import:
+        raise ConfigError("ONNX model without opset_import (truncated file?)", source=source)
     reader = _Reader(onnx, model, source, input_shapes, fuse_activations)
     return reader.run(name or p.stem, model.graph.name or p.stem)
 
