@@ -507,7 +507,7 @@ def test_cli_bad_onnx_exit_2(tmp_path, capsys):
 @pytest.mark.torch
 @pytest.mark.parametrize("name,kwargs,xkwargs", [
     ("tiny_cnn", {}, {}),
-    ("mobilenet_v2", {}, {}),
+    ("small_block", {}, {}),
     ("small_lstm", {}, {}),
     ("bert_base", {"num_layers": 1, "hidden": 64, "heads": 4, "intermediate": 128}, {"seq_len": 16, "hidden": 64}),
 ])
@@ -516,8 +516,11 @@ def test_torch_onnx_export_round_trip(tmp_path, name, kwargs, xkwargs):
     from accelsim.frontend import export
     from accelsim.frontend.models import example_input, get_torch_model
 
-    model = get_torch_model(name, **kwargs).eval()
-    x = example_input(name, **xkwargs)
+    if name == "small_block":
+        model, x = _small_block(torch)
+    else:
+        model = get_torch_model(name, **kwargs).eval()
+        x = example_input(name, **xkwargs)
     ref = export(model, x, name=name)
     path = tmp_path / f"{name}.onnx"
     try:
@@ -531,6 +534,33 @@ def test_torch_onnx_export_round_trip(tmp_path, name, kwargs, xkwargs):
     for a, b in zip(wl.layers, ref.layers):  # same layers, same order, same fields (names differ in form)
         assert _same_fields(a, b), (a.name, b.name)
         assert torch_module_name(a.name) in b.name, (a.name, b.name)
+
+
+def _small_block(torch):
+    """Batch 2; grouped + depthwise + strided conv, batch norm, residual add, max/avg pool, linear."""
+    from accelsim.frontend.models import Add
+
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(16)
+            self.dw = nn.Conv2d(16, 16, 3, padding=1, groups=16)
+            self.gc = nn.Conv2d(16, 16, 1, groups=4)
+            self.add = Add()
+            self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+            self.avg = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            y = torch.relu(self.bn(self.stem(x)))
+            y = self.add(self.gc(torch.relu(self.dw(y))), y)
+            return self.fc(torch.flatten(self.avg(self.pool(y)), 1))
+
+    torch.manual_seed(0)
+    return Block().eval(), torch.randn(2, 3, 20, 18)
 
 
 class _quiet:
