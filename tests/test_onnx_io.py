@@ -326,6 +326,32 @@ def test_fusion_skips_and_unmodelled_are_listed(tmp_path):
     assert wl.total_macs == 8 * 8 * 8 * 27 + 10 * 128
 
 
+def test_declared_output_shapes_are_checked(tmp_path):
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])
+    path = _save(tmp_path, [node], [_vi("x", [1, 2, 6, 6])], [_vi("y", [1, 4, 5, 6])], [_init("w", (4, 2, 3, 3))])
+    with pytest.raises(ConfigError, match=r"output size computed as \[6, 6\] but the graph declares \[5, 6\]"):
+        load_onnx(path)
+    # ceil_mode: a last window starting in the end padding is dropped by PyTorch (declared 3, not 4)
+    node = helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2],
+                            pads=[1, 1, 1, 1], ceil_mode=1)
+    path = _save(tmp_path, [node], [_vi("x", [1, 2, 5, 5])], [_vi("y", [1, 2, 3, 3])], name="p.onnx")
+    layer = load_onnx(path)["pool"]
+    assert (layer.out_h, layer.out_w) == (3, 3)
+
+
+def test_post_op_after_a_reshape_is_fused_and_subgraphs_are_flagged(tmp_path):
+    then = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "then", [], [_vi("t", [1, 2, 3, 3])])
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Flatten", ["c"], ["f"], name="flat"),
+             helper.make_node("Relu", ["f"], ["y"], name="relu"),
+             helper.make_node("If", ["cond"], ["z"], name="branch", then_branch=then, else_branch=then)]
+    path = _save(tmp_path, nodes, [_vi("x", [1, 2, 3, 3]), _vi("cond", [], TensorProto.BOOL)],
+                 [_vi("y", None), _vi("z", None)], [_init("w", (4, 2, 3, 3))])
+    r = read_onnx(path)
+    assert [layer.name for layer in r.workload.layers] == ["conv"] and r.fused == {"relu": "conv"}
+    assert r.not_modelled == [("branch", "If")] and "NOT MODELLED compute nodes" in r.workload.description
+
+
 def test_shape_inference_fills_missing_shapes(tmp_path):
     a = read_onnx(_small_net(tmp_path, value_info=True, fuse_name="a.onnx")).workload
     b = read_onnx(_small_net(tmp_path, value_info=False, fuse_name="b.onnx")).workload

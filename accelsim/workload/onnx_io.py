@@ -84,7 +84,9 @@ ELEMENTWISE_OPS: dict[str, int] = {
 NEVER_FUSED = {"Softmax", "LogSoftmax", "LayerNormalization", "Gelu", "LRN", "InstanceNormalization"}
 # compute ops accelsim has no layer for (listed as "not modelled", never silently dropped)
 UNMODELLED_COMPUTE = {"ConvTranspose", "Einsum", "RNN", "Attention", "DeformConv", "MultiHeadAttention",
-                      "FusedConv", "FusedMatMul", "QLinearConvTranspose"}
+                      "FusedConv", "FusedMatMul", "QLinearConvTranspose", "If", "Loop", "Scan"}  # + sub-graphs
+# data movement / layout only: no layer, but a post-op after them still belongs to the producing layer
+PASS_THROUGH = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Cast"}
 _MAX_FOLD_ROUNDS = 20
 _MAX_FOLD_ELEMENTS = 1024  # only shape-like tensors are evaluated
 _FOLDABLE = {
@@ -508,6 +510,8 @@ class _Reader:
                     self.result.not_modelled.append((lname, op))
                 else:
                     self.result.skipped.append((lname, op))
+                    if op in PASS_THROUGH and node.input and node.input[0] in self.layer_of_tensor:
+                        self.produced(node, self.layer_of_tensor[node.input[0]])
                 continue
             handler(node, lname, where)
         if not self.layers:
@@ -618,8 +622,13 @@ class _Reader:
                 for s, t, e, st in zip(sizes, totals, ext, strides)
             )
         declared = self.g.maybe_shape(node.output[0]) if node.output and node.output[0] else None
-        if declared is not None and len(declared) == nsp + 2:
-            targets = tuple(declared[2:])  # trust the graph (e.g. PyTorch's ceil_mode rule)
+        if declared is not None and len(declared) == nsp + 2 and tuple(declared[2:]) != targets:
+            # ceil_mode: PyTorch (and newer ONNX) drop a last window that starts in the end padding
+            if ceil_mode and all(0 <= t - d <= 1 for t, d in zip(targets, declared[2:])):
+                targets = tuple(declared[2:])
+            else:
+                raise self.err(f"output size computed as {list(targets)} but the graph declares "
+                               f"{list(declared[2:])} for '{node.output[0]}'", f"{where}.pads")
         if any(t < 1 for t in targets):
             raise self.err(f"window {list(kernel)} does not fit input {list(sizes)} with pads {list(pads)}",
                            f"{where}.pads")
