@@ -42,8 +42,9 @@ from .workload import Workload
 
 
 def load_workload(path: str | Path) -> Workload:
-    """Load a workload from accelsim YAML/JSON, a SCALE-Sim topology CSV (by extension) or an ONNX
-    model (``.onnx``, or any file that starts like a serialized ONNX model; needs ``accelsim[onnx]``).
+    """Load a workload from accelsim YAML/JSON, a SCALE-Sim topology CSV (by extension), a ZigZag
+    workload YAML (a top-level list of layers) or an ONNX model (``.onnx``, or any file that
+    starts like a serialized ONNX model; needs ``accelsim[onnx]``).
 
     ``zoo:<name>`` builds a model of :mod:`accelsim.workload.zoo` instead (e.g. ``zoo:resnet50``).
     """
@@ -61,6 +62,11 @@ def load_workload(path: str | Path) -> Workload:
         from .onnx_io import load_onnx
 
         return load_onnx(p)
+    if suffix in (".yaml", ".yml"):
+        from .zigzag_workload import is_zigzag_workload_file, load_zigzag_workload
+
+        if is_zigzag_workload_file(p):  # a top-level list of layers
+            return load_zigzag_workload(p)
     data = read_config_file(p, "workload", ", .csv, .onnx")
     return workload_from_dict(data, source=str(p), base_dir=p.parent)
 
