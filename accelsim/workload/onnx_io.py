@@ -244,13 +244,22 @@ class _Graph:
     def _strip_weights(self, model: Any) -> Any:
         """A copy of the model without the data of large initializers (inference needs dims only)."""
         out = self.onnx.ModelProto()
-        out.CopyFrom(model)
-        for t in out.graph.initializer:
-            if math.prod(t.dims) > _MAX_FOLD_ELEMENTS:
-                for f in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data",
-                          "string_data", "external_data"):
-                    t.ClearField(f)
-                t.data_location = 0
+        out.ir_version = model.ir_version
+        out.opset_import.extend(model.opset_import)
+        out.functions.extend(model.functions)
+        src, g = model.graph, out.graph
+        g.name = src.name
+        g.node.extend(src.node)
+        g.input.extend(src.input)
+        g.output.extend(src.output)
+        g.value_info.extend(src.value_info)
+        for t in src.initializer:
+            if math.prod(t.dims) <= _MAX_FOLD_ELEMENTS and t.data_location != 1:
+                g.initializer.append(t)
+            else:
+                stub = g.initializer.add()
+                stub.name, stub.data_type = t.name, t.data_type
+                stub.dims.extend(t.dims)
         return out
 
     def _seed_values(self) -> dict[str, Any]:
