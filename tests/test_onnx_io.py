@@ -278,6 +278,22 @@ def test_gemm(tmp_path, trans_a, trans_b, b_const):
         assert isinstance(layer, Matmul) and (layer.m, layer.k, layer.n, layer.b_operand) == (m_, k_, n_, "activation")
 
 
+def test_integer_and_qdq_operands_give_bits(tmp_path):
+    w4 = helper.make_tensor("w4", TensorProto.INT4, [4, 3, 3, 3], [1] * 108)
+    a8 = helper.make_tensor("b8", TensorProto.INT8, [6, 5], [1] * 30)
+    nodes = [helper.make_node("DequantizeLinear", ["w4", "scale"], ["w"], name="dq"),
+             helper.make_node("Conv", ["x", "w"], ["y"], name="conv"),
+             helper.make_node("MatMulInteger", ["a", "b8"], ["z"], name="mmi")]
+    path = _save(tmp_path, nodes, [_vi("x", [1, 3, 5, 5]), _vi("a", [2, 6], TensorProto.UINT8)],
+                 [_vi("y", None), _vi("z", None)], [w4, a8, numpy_helper.from_array(np.float32(0.5), "scale")],
+                 opset=21)
+    r = read_onnx(path)
+    conv, mmi = r.workload["conv"], r.workload["mmi"]
+    assert conv.compression.quant.weight_bits == 4 and conv.macs == 4 * 3 * 3 * 27
+    assert isinstance(mmi, Linear) and mmi.compression.quant.weight_bits == 8 and mmi.macs == 2 * 6 * 5
+    assert ("dq", "DequantizeLinear") in r.skipped
+
+
 def test_lstm_and_gru_per_direction(tmp_path):
     seq, batch, feat, hid = 5, 2, 3, 4
     nodes = [helper.make_node("LSTM", ["x", "w", "r"], ["y"], name="lstm", hidden_size=hid, direction="bidirectional"),

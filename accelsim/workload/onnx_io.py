@@ -5,7 +5,8 @@ makes one IR layer per node that does work:
 
 - ``Conv`` (1-D or 2-D; grouped, depthwise, strided, dilated, ``pads`` incl. asymmetric,
   ``auto_pad`` SAME_UPPER / SAME_LOWER / VALID) -> ``conv2d`` (a 1-D conv is ``1 x L``).
-  ``ConvInteger`` / ``QLinearConv`` likewise, with the integer widths of their operands as ``quant``.
+  ``ConvInteger`` / ``QLinearConv`` likewise. Integer operands (also through ``DequantizeLinear``
+  of an integer tensor, the QDQ format) give ``quant.weight_bits`` / ``act_bits``.
   3-D convs are rejected. The IR pads symmetrically: asymmetric pads become the symmetric pad
   (and, if no pad fits, an input one row/column larger) that gives the *same output size*, so
   MACs and output words are exact; which input rows a tile reads may differ by one border row.
@@ -363,7 +364,13 @@ class _Graph:
         return tuple(int(d) for d in dims) if dims is not None and _concrete(dims) else None
 
     def bits(self, tensor: str) -> int | None:
-        return _INT_BITS.get(self.elem.get(tensor, 0))
+        """Integer width of a tensor, or of the integer tensor a ``DequantizeLinear`` made it from."""
+        bits = _INT_BITS.get(self.elem.get(tensor, 0))
+        if bits is None and tensor in self.producer:
+            node = self.model.graph.node[self.producer[tensor]]
+            if node.op_type == "DequantizeLinear" and node.input:
+                bits = _INT_BITS.get(self.elem.get(node.input[0], 0))
+        return bits
 
 
 def _concrete(dims: tuple[Any, ...]) -> bool:
