@@ -4,7 +4,8 @@ For each reference run (tests/data/reference/zigzag_runs: ResNet-18 on tpu_like,
 eyeriss_like; AlexNet on tpu_like) every layer is evaluated on the mapping ZigZag chose, and the
 relative error of accelsim's energy per operand per memory level and of the latency is printed
 (max and mean |error| over layers), then evaluations per second of ``evaluate``.
-Needs the ``onnx`` package (layer shapes). Run: python benchmarks/bench_mapping_cost.py
+Needs the ``onnx`` package (layer shapes). Run: python benchmarks/bench_mapping_cost.py [zigzag|accelsim]
+(rounding of fractional unrollings: ZigZag's, the default here, or accelsim's exact averages).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from accelsim.mapping.fast import FastEvaluator  # noqa: E402
 from accelsim.mapping.zigzag_runs import REFERENCE_RUNS, load_reference_run  # noqa: E402
 
 REF = ROOT / "tests" / "data" / "reference"
+ROUNDING = "zigzag"  # set by main(): "zigzag" reproduces ZigZag's rounding of fractional unrollings
 
 
 def _err(a: float, b: float) -> float:
@@ -35,7 +37,7 @@ def compare(tag: str) -> dict:
     cells: dict[tuple[str, str], list[float]] = {}
     lat, terms = [], {"stall": [], "onload": [], "offload": [], "fill/drain": []}
     for layer, mapping, ref in rows:
-        c = evaluate(layer, hierarchy, mapping)
+        c = evaluate(layer, hierarchy, mapping, rounding=ROUNDING)
         for op in "WIO":
             for name, a, b in zip(ref.mem_levels[op], c.energy_of(op), ref.mem_energy_pj[op]):
                 cells.setdefault((op, name), []).append(_err(a, b))
@@ -77,8 +79,11 @@ def compare(tag: str) -> dict:
 
 
 def main() -> None:
+    global ROUNDING
+    ROUNDING = sys.argv[1] if len(sys.argv) > 1 else "zigzag"
     print("accelsim mapping cost model vs ZigZag 3.9.1, evaluated on ZigZag's own mapping of each layer")
-    print("(|relative error| over the run's layers; energy per operand per memory level)\n")
+    print(f"(rounding={ROUNDING!r}; |relative error| over the run's layers; energy per operand per memory level;"
+          " argument 'accelsim' for the default rounding)\n")
     rates = []
     for tag in REFERENCE_RUNS:
         r = compare(tag)

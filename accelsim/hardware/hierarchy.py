@@ -97,12 +97,26 @@ class ArrayDimension(_Config):
     size: int = Field(gt=0)
 
 
+class ArrayPrecision(_Config):
+    """Operand widths of the MAC datapath (bits): weights, inputs, partial sums, final outputs.
+
+    Defaults are ZigZag's (8-bit operands, 16-bit partial sums, 8-bit outputs); a layer's own
+    quantisation, when given, takes precedence (``LayerDims`` carries the widths a cost uses).
+    """
+
+    w_bits: int = Field(8, ge=1, le=64)
+    i_bits: int = Field(8, ge=1, le=64)
+    o_bits: int = Field(16, ge=1, le=64)
+    o_final_bits: int = Field(8, ge=1, le=64)
+
+
 class OperationalArray(_Config):
-    """The MAC array: named dimensions, energy per MAC, systolic dimensions (fill/drain)."""
+    """The MAC array: named dimensions, energy per MAC, systolic dimensions (fill/drain), precision."""
 
     dimensions: tuple[ArrayDimension, ...] = Field(min_length=1)
     mac_energy_pj: float = Field(ge=0)
     systolic_dimensions: tuple[str, ...] = ()
+    precision: ArrayPrecision = ArrayPrecision()
 
     @model_validator(mode="after")
     def _check(self) -> "OperationalArray":
@@ -165,5 +179,5 @@ class MemoryHierarchy(_Config):
 
 __all__ = [
     "Operand", "Direction", "OPERANDS", "DIRECTIONS", "PortAllocation", "MemoryPort", "MemoryLevel",
-    "ArrayDimension", "OperationalArray", "MemoryHierarchy",
+    "ArrayDimension", "ArrayPrecision", "OperationalArray", "MemoryHierarchy",
 ]

@@ -4,11 +4,13 @@
   first with ``size`` (bits), ``r_cost``/``w_cost`` (pJ per port-word access), ``operands``
   (memory operands ``I1``, ``I2``, ``O``), ``ports`` (``name``, ``type``, ``bandwidth_min``,
   ``bandwidth_max``, ``allocation: ["I1, tl", ...]``), ``served_dimensions``, optional
-  ``force_double_buffering``; ``operational_array`` with ``unit_energy``, ``dimensions``,
+  ``force_double_buffering`` (becomes ``double_buffering: always``: tiles must fit twice, and
+  transfers may use the whole period; ZigZag 3.9.1 applies it to its mapper's capacity only); ``operational_array`` with ``unit_energy``, ``dimensions``,
   ``sizes``, optional ``systolic_dimensions``. Becomes a :class:`MemoryHierarchy` whose operands
   are the layer operands, through ``memory_operand_links`` (default ZigZag's ``W: I2, I: I1,
-  O: O``). ``area``, ``unit_area``, ``latency`` and ``input_precision`` are read and ignored
-  (they do not enter ZigZag's cost either). CACTI cost extraction and in-memory-computing
+  O: O``). ``input_precision: [I, W]`` sets the array's operand widths (partial sums at twice
+  the input width, as ZigZag's ONNX parser does). ``area``, ``unit_area`` and ``latency`` are
+  read and ignored (they do not enter ZigZag's cost either). CACTI cost extraction and in-memory-computing
   arrays are not supported (one-line ConfigError naming the key and the file).
 - **Mapping**: a list of entries ``name`` (a layer name, an operator type such as ``Add`` or
   ``default``) with ``spatial_mapping`` (``D1: ["K, 32", ...]``), ``spatial_mapping_hint``
@@ -25,7 +27,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import ConfigError
-from .hierarchy import ArrayDimension, MemoryHierarchy, MemoryLevel, MemoryPort, OperationalArray, PortAllocation
+from .hierarchy import (ArrayDimension, ArrayPrecision, MemoryHierarchy, MemoryLevel, MemoryPort, OperationalArray,
+                        PortAllocation)
 
 #: ZigZag loop names -> accelsim letters
 ZIGZAG_DIMS: dict[str, str] = {"B": "N", "G": "G", "K": "K", "C": "C", "OY": "P", "OX": "Q", "FY": "R", "FX": "S"}
@@ -90,10 +93,17 @@ def hierarchy_from_zigzag(data: Any, source: str = "<zigzag accelerator>",
     if len(dims) != len(sizes) or not dims:
         raise _err("'dimensions' and 'sizes' must be non-empty lists of equal length", source, "operational_array")
     try:
+        prec = ArrayPrecision()
+        if oa.get("input_precision") is not None:  # ZigZag: [I, W] operand widths
+            ip = list(oa["input_precision"])
+            if len(ip) != 2:
+                raise _err("input_precision must be [input_bits, weight_bits]", source, "operational_array.input_precision")
+            prec = ArrayPrecision(i_bits=int(ip[0]), w_bits=int(ip[1]), o_final_bits=int(ip[0]),
+                                  o_bits=2 * int(ip[0]))
         array = OperationalArray(
             dimensions=tuple(ArrayDimension(name=str(d), size=int(s)) for d, s in zip(dims, sizes)),
             mac_energy_pj=float(oa["unit_energy"]),
-            systolic_dimensions=tuple(str(d) for d in oa.get("systolic_dimensions") or ()))
+            systolic_dimensions=tuple(str(d) for d in oa.get("systolic_dimensions") or ()), precision=prec)
     except (ValidationError, ValueError, TypeError) as exc:
         raise _err(_first_error(exc), source, "operational_array") from None
     mems = []

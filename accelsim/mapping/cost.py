@@ -34,7 +34,12 @@ Energy
   (else the outermost temporal factor) of that dimension is taken fractional so the covered
   space equals the bound (ZigZag's "greedy" spatial mapping: K=1000 over 32 temporal steps
   unrolls 31.25); the latency terms other than the temporal cycles use that factor rounded
-  down (ZigZag's integer spatial mapping), the temporal cycles the integer loops.
+  down (ZigZag's integer spatial mapping), the temporal cycles the integer loops. Tile sizes,
+  active memory instances, per-period fan-out and sliding-window extents derived from a
+  fractional factor are exact averages over the folds (*accelsim*; ZigZag rounds them to
+  nearest and truncates window sizes, which can count less traffic than the data compulsorily
+  moved; ``rounding="zigzag"`` reproduces ZigZag). Capacity checks use the integer loops (the
+  largest fold).
 
 Latency
 - ``temporal_cycles`` = product of the temporal loops (one MAC per PE per cycle).
@@ -57,7 +62,7 @@ Latency
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil, prod
+from math import ceil, gcd, prod
 
 import numpy as np
 
@@ -250,16 +255,29 @@ def _merge_down(levels: list[list[tuple[str, float]]], ir: frozenset[str]) -> tu
         prev = st
 
 
+def _window_frac(a: float, b: float, stride: int, dilation: int, clip: int) -> float:
+    """``LayerDims._window`` for fractional (average) sizes: linear between whole sizes."""
+    g = gcd(stride, dilation)
+    n = a * b - max(0.0, b - stride // g) * (a - dilation // g)
+    return min(clip, n) if clip else n
+
+
 class _Geometry:
     """Sliding-window extents (unique input indices, clipped to the layer's input)."""
 
-    def __init__(self, layer: LayerDims):
+    def __init__(self, layer: LayerDims, zigzag: bool):
         self.layer = layer
+        self.zigzag = zigzag
 
     def extent(self, data_dim: str, sizes: dict[str, float]) -> float:
+        lay = self.layer
+        if self.zigzag:  # ZigZag truncates fractional (uneven) sizes
+            if data_dim == "IY":
+                return lay.rows_for(int(sizes["P"]), int(sizes["R"]))
+            return lay.cols_for(int(sizes["Q"]), int(sizes["S"]))
         if data_dim == "IY":
-            return self.layer.rows_for(int(sizes["P"]), int(sizes["R"]))
-        return self.layer.cols_for(int(sizes["Q"]), int(sizes["S"]))
+            return _window_frac(sizes["P"], sizes["R"], lay.stride_h, lay.dilation_h, lay.in_h)
+        return _window_frac(sizes["Q"], sizes["S"], lay.stride_w, lay.dilation_w, lay.in_w)
 
 
 def _decouple(levels: list[list[tuple[str, float]]], geo: _Geometry) -> list[list[tuple[str, float]]]:
@@ -326,7 +344,8 @@ class _OpView:
 
 
 def _op_view(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, slots: list[int],
-             sp_sizes: list[list[float]], tm_sizes: list[float], geo: _Geometry, total_cycles: float) -> _OpView:
+             sp_sizes: list[list[float]], tm_sizes: list[float], geo: _Geometry, total_cycles: float,
+             zigzag: bool) -> _OpView:
     n = _plan(hierarchy).n[op]
     su: list[list[tuple[str, float]]] = [[] for _ in range(n + 1)]
     for ui, su_def in enumerate(mapping.spatial):
@@ -348,13 +367,19 @@ def _op_view(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Map
     r1 = [prod(s for d, s in lv if _r_of(op, d)) for lv in c1]
     r2 = [prod(s for d, s in lv if _r_of(op, d)) for lv in c2]
     ir1 = [prod(s for d, s in lv if _ir_of(op, d)) for lv in c1]
-    r_cabl2 = [round(prod(r2[: a + 1])) for a in range(n + 1)]
-    data_unrolled = [float(round(x)) for x in r_cabl2]
+    if zigzag:  # ZigZag rounds fractional (uneven) tile sizes, instance counts and fan-outs to nearest
+        data_unrolled = [float(round(round(prod(r2[: a + 1])))) for a in range(n + 1)]
+    else:  # accelsim: exact averages over the folds of an uneven unrolling
+        data_unrolled = [round(prod(r2[: a + 1]), 9) for a in range(n + 1)]
     sp_r = [prod(s for d, s in lv if _r_of(op, d)) for lv in su_ref]
     sp_tot = [prod(s for d, s in lv) for lv in su_ref]
     unit_unique = [prod(sp_r[a:]) for a in range(n + 1)]
-    unit_count = [float(round(round(prod(sp_tot[a:]), 3))) for a in range(n + 1)]
-    boost = [round(unit_unique[a] / unit_unique[a + 1]) for a in range(n)] + [1]
+    if zigzag:
+        unit_count = [float(round(round(prod(sp_tot[a:]), 3))) for a in range(n + 1)]
+        boost = [float(round(unit_unique[a] / unit_unique[a + 1])) for a in range(n)] + [1.0]
+    else:
+        unit_count = [round(prod(sp_tot[a:]), 9) for a in range(n + 1)]
+        boost = [round(unit_unique[a] / unit_unique[a + 1], 9) for a in range(n)] + [1.0]
     # output precision per arch level
     if op == "O":
         flag = [any(_ir_of("O", d) and s > 1 for d, s in lv) for lv in c1]
@@ -394,7 +419,8 @@ def _op_view(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Map
             lo.bits = hi.bits = layer.bits(op)
             mv["tl"], mv["fh"] = lo, hi
         else:
-            lo.amount = float(int(lo.amount))
+            if zigzag:
+                lo.amount = float(int(lo.amount))
             partial_low = caal[m + 1] - 1 != 0
             partial_high = caal[m + 2] - 1 != 0
             fl = _Move(lo.amount, layer.o_bits if partial_low else layer.o_final_bits, lo.period, lo.count, lo.req_bw)
@@ -417,19 +443,23 @@ def _op_view(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Map
     return _OpView(n, data_unrolled, prec, unit_count, unit_unique, top_r, top_ir, cycle_cabl, moves, partial)
 
 
-def _views(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, fractional: bool) -> dict[str, _OpView]:
+def _views(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, view: str,
+           zigzag: bool = False) -> dict[str, _OpView]:
+    """Per-operand views; ``view``: ``energy`` (fractional uneven factors), ``latency`` (rounded
+    down, ZigZag's integer spatial mapping) or ``padded`` (the mapping's own integer loops)."""
     sp_sizes = [[float(lp.size) for lp in su.loops] for su in mapping.spatial]
     tm_sizes = [float(lp.size) for lp in mapping.temporal]
-    sp_over, tm_over = _effective_sizes(layer, mapping)
-    for (ui, li), v in sp_over.items():
-        sp_sizes[ui][li] = v if fractional else float(max(1, int(v)))
-    if fractional:
-        for ti, v in tm_over.items():
-            tm_sizes[ti] = v
+    if view != "padded":
+        sp_over, tm_over = _effective_sizes(layer, mapping)
+        for (ui, li), v in sp_over.items():
+            sp_sizes[ui][li] = v if view == "energy" else float(max(1, int(v)))
+        if view == "energy":
+            for ti, v in tm_over.items():
+                tm_sizes[ti] = v
     total = float(prod(lp.size for lp in mapping.temporal))
-    geo = _Geometry(layer)
+    geo = _Geometry(layer, zigzag)
     return {op: _op_view(op, layer, hierarchy, mapping, spatial_slots(hierarchy, mapping, op), sp_sizes, tm_sizes,
-                         geo, total) for op in OPERANDS}
+                         geo, total, zigzag) for op in OPERANDS}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -614,19 +644,26 @@ def _latency(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, vie
     return stall, onload, offload, drain
 
 
-def evaluate(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, *, check: bool = True) -> MappingCost:
+def evaluate(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, *, check: bool = True,
+             rounding: str = "accelsim") -> MappingCost:
     """Energy and latency of ``mapping`` for ``layer`` on ``hierarchy`` (``check``: validate first).
 
-    See the module docstring for every assumption. Raises ConfigError for a mapping that does
-    not cover the layer, exceeds the array or a memory's capacity (when ``check``), or moves an
+    See the module docstring for every assumption. ``rounding`` only matters for uneven
+    (fractional) unrollings: ``accelsim`` (default) takes exact averages over the folds,
+    ``zigzag`` reproduces ZigZag 3.9.1's rounding (to nearest; sliding-window sizes truncated),
+    for like-for-like comparisons with ZigZag. Raises ConfigError for a mapping that does not
+    cover the layer, exceeds the array or a memory's capacity (when ``check``), or moves an
     operand through a memory without a port for that direction.
     """
+    if rounding not in ("accelsim", "zigzag"):
+        raise ConfigError(f"rounding must be 'accelsim' or 'zigzag', got {rounding!r}", source="evaluate")
+    zz = rounding == "zigzag"
     if check:
         validate(layer, mapping, hierarchy)
-    energy_views = _views(layer, hierarchy, mapping, fractional=True)
+    energy_views = _views(layer, hierarchy, mapping, "energy", zz)
     levels = _energy(layer, hierarchy, energy_views)
     uneven = any(mapping.spatial_factor(d) * mapping.temporal_factor(d) != layer.size(d) for d in DIMS)
-    lat_views = _views(layer, hierarchy, mapping, fractional=False) if uneven else energy_views
+    lat_views = _views(layer, hierarchy, mapping, "latency", zz) if uneven else energy_views
     stall, onload, offload, drain = _latency(layer, hierarchy, mapping, lat_views)
     mac_e = layer.macs * hierarchy.array.mac_energy_pj
     temporal = float(mapping.temporal_cycles)
@@ -639,18 +676,40 @@ def evaluate(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, *, 
 
 
 def level_tile_bits(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, operand: str) -> list[int]:
-    """Bits of ``operand`` held by one instance of each of its memory levels (innermost first),
-    at partial-sum precision where a reduction loop runs at or above the level.
+    """Bits of ``operand`` held by one instance of each of its memory levels (innermost first).
 
-    *accelsim*: ZigZag sizes a level's outputs at partial-sum precision only when a reduction
-    loop runs strictly above it (its 16-bit accumulator holding a running sum would count as
-    8 bits); capacity checks here use the precision the level actually holds. (ZigZag's rule is
-    kept where it shapes latency: double-buffering decisions.)"""
-    v = _views(layer, hierarchy, mapping, fractional=False)[operand]
-    if operand != "O":
-        return [int(v.data_unrolled[m + 1] * v.prec[m + 1]) for m in range(v.n)]
-    return [int(v.data_unrolled[m + 1] * (layer.o_bits if v.partial[m + 1] else layer.o_final_bits))
-            for m in range(v.n)]
+    The tile of a level is the data indexed by the temporal loops kept at or below it and the
+    spatial loops below it (those of array dimensions it serves); each dimension's extent is
+    capped at the layer bound (the largest fold of an uneven unrolling, never phantom data).
+    Outputs count at partial-sum precision where a reduction loop runs at or above the level.
+    *accelsim*: ZigZag sizes outputs at partial-sum precision only when a reduction loop runs
+    strictly above the level (a 16-bit accumulator holding a running sum counts as 8 bits).
+    """
+    slots = spatial_slots(hierarchy, mapping, operand)
+    counts = mapping.counts(operand)
+    n = len(counts)
+    out = []
+    start = 0
+    for m in range(n):
+        stop = start + counts[m]
+        sizes = {d: 1 for d in DIMS}
+        for lp in mapping.temporal[:stop]:
+            sizes[lp.dim] *= lp.size
+        for su, j in zip(mapping.spatial, slots):
+            if j <= m:
+                for lp in su.loops:
+                    sizes[lp.dim] *= lp.size
+        sizes = {d: min(v, layer.size(d)) for d, v in sizes.items()}
+        elems = layer.operand_elems(operand, sizes)
+        if operand == "O":
+            above = any(lp.size > 1 and lp.dim in "CRS" for lp in mapping.temporal[start:]) or any(
+                lp.size > 1 and lp.dim in "CRS" for su, j in zip(mapping.spatial, slots) if j > m for lp in su.loops)
+            bits = layer.o_bits if above else layer.o_final_bits
+        else:
+            bits = layer.bits(operand)
+        out.append(int(elems * bits))
+        start = stop
+    return out
 
 
 __all__ = ["OperandLevelCost", "MappingCost", "evaluate", "level_tile_bits", "spatial_slots"]

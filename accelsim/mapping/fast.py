@@ -1,6 +1,7 @@
 """Compiled (numba) evaluator of :mod:`accelsim.mapping.cost`, for mapping search.
 
-``FastEvaluator(layer, hierarchy)`` turns the layer and the hierarchy into flat arrays once;
+``FastEvaluator(layer, hierarchy, rounding="accelsim"|"zigzag")`` turns the layer and the
+hierarchy into flat arrays once;
 ``evaluate(mapping)`` returns the same :class:`MappingCost` as :func:`cost.evaluate` (tested
 equal on every reference layer and on random mappings in ``tests/test_mapping_cost.py``) and
 ``energy_latency(mapping)`` just ``(energy_pj, latency_cycles)`` for a search loop.
@@ -19,7 +20,7 @@ from numba import njit
 
 from ..hardware.hierarchy import MemoryHierarchy
 from .cost import MappingCost, OperandLevelCost, _effective_sizes
-from .ir import DIMS, OPERANDS, LayerDims, Mapping, validate
+from .ir import DIMS, LayerDims, Mapping, validate
 
 _OPS = ("W", "I", "O")
 _DIRS = ("tl", "fh", "fl", "th")
@@ -51,7 +52,19 @@ def _window(a, b, stride, dilation, clip):  # pragma: no cover - jitted
 
 
 @njit(cache=True)
-def _decouple(dims, sizes, lens, nlev, geo):  # pragma: no cover - jitted
+def _window_frac(a, b, stride, dilation, clip):  # pragma: no cover - jitted
+    g = stride
+    h = dilation
+    while h:
+        g, h = h, g % h
+    n = a * b - max(0.0, b - stride // g) * (a - dilation // g)
+    if clip > 0 and clip < n:
+        return float(clip)
+    return n
+
+
+@njit(cache=True)
+def _decouple(dims, sizes, lens, nlev, geo, zz):  # pragma: no cover - jitted
     """Sliding-window decoupling of a level structure (see cost._decouple)."""
     od = np.zeros((nlev, MAXL), dtype=np.int64)
     osz = np.ones((nlev, MAXL), dtype=np.float64)
@@ -72,11 +85,17 @@ def _decouple(dims, sizes, lens, nlev, geo):  # pragma: no cover - jitted
             cab[d - 4] *= s
             if d == 4 or d == 6:  # rows
                 dd = 0
-                r = _window(int(cab[0]), int(cab[2]), geo[0], geo[2], geo[4])
+                if zz:
+                    r = float(_window(int(cab[0]), int(cab[2]), geo[0], geo[2], geo[4]))
+                else:
+                    r = _window_frac(cab[0], cab[2], geo[0], geo[2], geo[4])
                 tot = cab[0] * cab[2]
             else:
                 dd = 1
-                r = _window(int(cab[1]), int(cab[3]), geo[1], geo[3], geo[5])
+                if zz:
+                    r = float(_window(int(cab[1]), int(cab[3]), geo[1], geo[3], geo[5]))
+                else:
+                    r = _window_frac(cab[1], cab[3], geo[1], geo[3], geo[5])
                 tot = cab[1] * cab[3]
             ir = tot / r
             od[lv, k] = 8 + 2 * dd
@@ -101,7 +120,7 @@ def _prod_sel(dims, sizes, n, table, op):  # pragma: no cover - jitted
 
 @njit(cache=True)
 def _op_view(op, n, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits, total,
-             R, IR, moves, data_unrolled, prec, unit_count, top_ir, top_r, partial):  # pragma: no cover - jitted
+             R, IR, moves, data_unrolled, prec, unit_count, top_ir, top_r, partial, zz):  # pragma: no cover - jitted
     """Fills moves[m, dir, (amount, bits, period, count, req_bw, window)] and per-arch arrays."""
     # temporal levels
     lvd = np.zeros((n, MAXL), dtype=np.int64)
@@ -193,9 +212,9 @@ def _op_view(op, n, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits
                 k += 1
             c2l[a] = k
     if op == 1:
-        c1d, c1s, c1l = _decouple(c1d, c1s, c1l, n + 1, geo)
-        c2d, c2s, c2l = _decouple(c2d, c2s, c2l, n + 1, geo)
-        sud, sus, sul = _decouple(sud, sus, sul, n + 1, geo)
+        c1d, c1s, c1l = _decouple(c1d, c1s, c1l, n + 1, geo, zz)
+        c2d, c2s, c2l = _decouple(c2d, c2s, c2l, n + 1, geo, zz)
+        sud, sus, sul = _decouple(sud, sus, sul, n + 1, geo, zz)
     r2 = np.ones(n + 1)
     ir1 = np.ones(n + 1)
     sp_r = np.ones(n + 1)
@@ -211,7 +230,7 @@ def _op_view(op, n, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits
     acc = 1.0
     for a in range(n + 1):
         acc *= r2[a]
-        data_unrolled[a] = float(np.rint(float(np.rint(acc))))
+        data_unrolled[a] = float(np.rint(np.rint(acc))) if zz else np.round(acc, 9)
     unit_unique = np.ones(n + 1)
     for a in range(n + 1):
         pu = 1.0
@@ -220,10 +239,11 @@ def _op_view(op, n, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits
             pu *= sp_r[b]
             pt *= sp_tot[b]
         unit_unique[a] = pu
-        unit_count[a] = float(np.rint(np.round(pt, 3)))
+        unit_count[a] = float(np.rint(np.round(pt, 3))) if zz else np.round(pt, 9)
     boost = np.ones(n + 1)
     for a in range(n):
-        boost[a] = float(np.rint(unit_unique[a] / unit_unique[a + 1]))
+        boost[a] = float(np.rint(unit_unique[a] / unit_unique[a + 1])) if zz else np.round(
+            unit_unique[a] / unit_unique[a + 1], 9)
     psum = np.zeros(n + 1, dtype=np.bool_)
     caal = np.ones(n + 3)
     if op == 2:
@@ -305,7 +325,8 @@ def _op_view(op, n, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits
             moves[m, 1, 3] = hi_count
             moves[m, 1, 4] = low_raw[m + 1]
         else:
-            lo_amount = float(int(lo_amount))
+            if zz:
+                lo_amount = float(int(lo_amount))
             pl = caal[m + 1] - 1 != 0
             ph = caal[m + 2] - 1 != 0
             moves[m, 2, 0] = lo_amount
@@ -403,7 +424,7 @@ def _count_below(ps, ws, cnt, i, x):  # pragma: no cover - jitted
 def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops,
             port_bw, port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2,
             tm_dim, tm_size_e, tm_size_l, counts, sp_dim, sp_size_e, sp_size_l, sp_slot,
-            geo, bits, R, IR, total):  # pragma: no cover - jitted
+            geo, bits, R, IR, total, zz):  # pragma: no cover - jitted
     maxn = 0
     for op in range(3):
         maxn = max(maxn, n_lv[op])
@@ -420,7 +441,7 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
     for op in range(3):
         n = n_lv[op]
         _op_view(op, n, tm_dim, tm_size_e, counts[op], sp_dim, sp_size_e, sp_slot[op], geo, bits, total,
-                 R, IR, moves[op], du[op], prec[op], uc[op], tir[op], tr[op], part[op])
+                 R, IR, moves[op], du[op], prec[op], uc[op], tir[op], tr[op], part[op], zz)
         for m in range(n):
             mem = lv_mem[op, m]
             for d in range(4):
@@ -444,7 +465,7 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
             even = False
     for op in range(3 if not even else 0):
         _op_view(op, n_lv[op], tm_dim, tm_size_l, counts[op], sp_dim, sp_size_l, sp_slot[op], geo, bits, total,
-                 R, IR, moves[op], du[op], prec[op], uc[op], tir[op], tr[op], part[op])
+                 R, IR, moves[op], du[op], prec[op], uc[op], tir[op], tr[op], part[op], zz)
     # double buffering (operand order O, W, I)
     indiv = np.zeros((3, maxn))
     shared = np.zeros((3, maxn))
@@ -629,7 +650,7 @@ def _effective(bounds, sp_dim, sp_size, tm_dim, tm_size):  # pragma: no cover - 
 @njit(cache=True)
 def _batch(bounds, macs, mac_pj, sys_dim_of_loop, n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax,
            shared_mems, shared_ops, port_bw, port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2,
-           sp_dim, sp_size, sp_ad, sp_slot, tm_dims, tm_sizes, n_tm, counts, geo, bits, R, IR):  # pragma: no cover
+           sp_dim, sp_size, sp_ad, sp_slot, tm_dims, tm_sizes, n_tm, counts, geo, bits, R, IR, zz):  # pragma: no cover
     nb = tm_dims.shape[0]
     out_e = np.zeros(nb)
     out_l = np.zeros(nb)
@@ -644,7 +665,7 @@ def _batch(bounds, macs, mac_pj, sys_dim_of_loop, n_lv, lv_mem, mem_size, mem_r,
         acc, energy, stall, onload, offload = _kernel(
             n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops, port_bw,
             port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2, tm_dim, tm_e, tm_size, counts[b],
-            sp_dim, sp_e, sp_l, sp_slot, geo, bits, R, IR, total)
+            sp_dim, sp_e, sp_l, sp_slot, geo, bits, R, IR, total, zz)
         if stall < 0:
             out_e[b] = np.inf
             out_l[b] = np.inf
@@ -668,7 +689,11 @@ def _batch(bounds, macs, mac_pj, sys_dim_of_loop, n_lv, lv_mem, mem_size, mem_r,
 class FastEvaluator:
     """Compiled evaluator of mappings of one layer on one hierarchy (same results as cost.evaluate)."""
 
-    def __init__(self, layer: LayerDims, hierarchy: MemoryHierarchy):
+    def __init__(self, layer: LayerDims, hierarchy: MemoryHierarchy, rounding: str = "accelsim"):
+        if rounding not in ("accelsim", "zigzag"):
+            from ..errors import ConfigError
+            raise ConfigError(f"rounding must be 'accelsim' or 'zigzag', got {rounding!r}", source="FastEvaluator")
+        self.zigzag = rounding == "zigzag"
         self.layer = layer
         self.hierarchy = hierarchy
         levels = {op: hierarchy.levels(op) for op in _OPS}
@@ -770,7 +795,7 @@ class FastEvaluator:
             self.n_lv, self.lv_mem, self.mem_size, self.mem_r, self.mem_w, self.mem_db, self.bwmin, self.bwmax,
             self.shared_mems, self.shared_ops, self.port_bw, self.port_start, self.port_len, self.ent_op,
             self.ent_lv, self.ent_dir, self.port_shared2, tm_dim, tm_e, tm_l, counts, sp_dim, sp_e, sp_l, sp_slot,
-            self.geo, self.bits, _R, _IR, total)
+            self.geo, self.bits, _R, _IR, total, self.zigzag)
         if stall < 0:
             from ..errors import ConfigError
             raise ConfigError("a memory has no port for a data movement the mapping needs", source=self.hierarchy.name)
@@ -825,7 +850,7 @@ class FastEvaluator:
                       self.ent_dir, self.port_shared2, sp_dim, sp_size, sp_ad, sp_slot,
                       np.ascontiguousarray(tm_dims, dtype=np.int64), np.ascontiguousarray(tm_sizes, dtype=np.float64),
                       np.ascontiguousarray(n_tm, dtype=np.int64), np.ascontiguousarray(counts, dtype=np.int64),
-                      self.geo, self.bits, _R, _IR)
+                      self.geo, self.bits, _R, _IR, self.zigzag)
 
     def mapping_arrays(self, mapping: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One mapping's temporal part as (dims [T], sizes [T], counts [3, max levels]) for :meth:`batch`."""

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..hardware.hierarchy import (ArrayDimension, MemoryHierarchy, MemoryLevel, MemoryPort, OperationalArray,
-                                  PortAllocation)
+from ..hardware.hierarchy import (ArrayDimension, ArrayPrecision, MemoryHierarchy, MemoryLevel, MemoryPort,
+                                  OperationalArray, PortAllocation)
 
 DRAM_SIZE_BITS = 8 * 2**40  # "unbounded" off-chip memory (1 TiB)
 
@@ -90,7 +90,8 @@ def implied_hierarchy(hw: Any) -> MemoryHierarchy:
         served_dimensions=("D1", "D2"))
     array = OperationalArray(
         dimensions=(ArrayDimension(name="D1", size=int(hw.rows)), ArrayDimension(name="D2", size=int(hw.cols))),
-        mac_energy_pj=table.mac_energy_pj(wb, wb), systolic_dimensions=("D1", "D2"))
+        mac_energy_pj=table.mac_energy_pj(wb, wb), systolic_dimensions=("D1", "D2"),
+        precision=ArrayPrecision(w_bits=wb, i_bits=wb, o_bits=acc, o_final_bits=wb))
     return MemoryHierarchy(name=f"{getattr(hw, 'name', 'systolic')} (implied)", array=array,
                            memories=tuple(regs + srams + [dram]))
 

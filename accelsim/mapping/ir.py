@@ -32,11 +32,10 @@ from math import gcd, prod
 from typing import Iterable, Mapping as _MappingT, Sequence
 
 from ..errors import ConfigError
+from ..hardware.zigzag_io import ZIGZAG_DIMS  # ZigZag loop names -> accelsim letters
 
 DIMS: tuple[str, ...] = ("N", "G", "K", "C", "P", "Q", "R", "S")
 OPERANDS: tuple[str, ...] = ("W", "I", "O")
-#: ZigZag loop names -> accelsim letters
-ZIGZAG_DIMS: dict[str, str] = {"B": "N", "G": "G", "K": "K", "C": "C", "OY": "P", "OX": "Q", "FY": "R", "FX": "S"}
 ACCELSIM_TO_ZIGZAG: dict[str, str] = {v: k for k, v in ZIGZAG_DIMS.items()}
 
 #: dims fully relevant to each operand (I's P,Q,R,S are "partially relevant": sliding window)
@@ -152,7 +151,8 @@ class LayerDims:
     @classmethod
     def from_layer(cls, layer, *, w_bits: int = 8, i_bits: int = 8, o_bits: int = 16,
                    o_final_bits: int = 8) -> "LayerDims":
-        """From a workload-IR layer (Conv2d, Linear, Matmul with one GEMM)."""
+        """From a workload-IR layer (Conv2d, Linear, Matmul with one GEMM); precisions as given
+        (e.g. ``**hierarchy.array.precision.model_dump()`` for the array's widths)."""
         op = getattr(layer, "op", None)
         common = dict(w_bits=w_bits, i_bits=i_bits, o_bits=o_bits, o_final_bits=o_final_bits, name=layer.name)
         if op == "conv2d":
@@ -360,8 +360,10 @@ def validate(layer: LayerDims, mapping: Mapping, hierarchy=None, *, source: str 
         for mem, bits in zip(hierarchy.levels(op), level_tile_bits(layer, hierarchy, mapping, op)):
             used[mem.name] = used.get(mem.name, 0) + bits
     for mem in hierarchy.memories:
-        if used.get(mem.name, 0) > mem.size_bits:
-            raise ConfigError(f"tile of {used[mem.name]} bits does not fit memory {mem.name} ({mem.size_bits} bits)",
+        need = used.get(mem.name, 0) * (2 if mem.double_buffering == "always" else 1)
+        if need > mem.size_bits:
+            raise ConfigError(f"tile of {used[mem.name]} bits does not fit memory {mem.name} ({mem.size_bits} bits"
+                              f"{', double-buffered' if mem.double_buffering == 'always' else ''})",
                               source=source, field=mem.name)
 
 

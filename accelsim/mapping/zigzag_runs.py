@@ -8,7 +8,7 @@ reference) triple evaluable by :func:`accelsim.mapping.cost.evaluate`.
 
 Which array dimension a spatial loop sits on is not in the JSON: it is taken from the mapping
 file's ``spatial_mapping`` (or ``spatial_mapping_hint``) entry of the layer. Layer bounds come
-from the ONNX graph the run used (:func:`onnx_layer_dims`, needs the ``onnx`` package): ZigZag's
+from the ONNX graph the run used (:func:`onnx_layer_dims`, through ``workload.onnx_io``): ZigZag's
 printed spatial factors are rounded (AlexNet's last layer unrolls K 31.25 and prints 31), so an
 unrolling that leaves a dimension uncovered is rounded up to cover it (an uneven mapping whose
 energy view is ZigZag's fractional one).
@@ -75,46 +75,18 @@ def parse_layer(entry: dict[str, Any]) -> ZigzagLayerResult:
 
 
 def onnx_layer_dims(path: str | Path) -> dict[str, LayerDims]:
-    """Conv/Gemm layers of an ONNX graph (shape-only graphs included) as LayerDims, by node name.
+    """Conv/Gemm/MatMul layers of an ONNX graph (shape-only graphs included) as LayerDims, by
+    node name, read with :func:`accelsim.workload.onnx_io.load_onnx` (needs ``onnx``).
 
     Precisions are ZigZag's defaults (8-bit W and I, 16-bit partial sums, 8-bit outputs);
     ``in_h``/``in_w`` are the input's rows/columns (ZigZag's clip of input tiles).
     """
-    try:
-        import onnx
-        from onnx import shape_inference
-    except ImportError:  # pragma: no cover - optional dependency
-        raise ConfigError("reading ONNX needs the 'onnx' package (pip install accelsim[onnx])", source=str(path)) from None
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-        model = shape_inference.infer_shapes(model)
-    except Exception as exc:  # noqa: BLE001 - any ONNX failure is a bad input file
-        raise ConfigError(f"cannot read ONNX graph ({exc.__class__.__name__})", source=str(path)) from None
-    g = model.graph
-    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
-              for vi in list(g.value_info) + list(g.input) + list(g.output)}
-    shapes.update({i.name: list(i.dims) for i in g.initializer})
+    from ..workload.onnx_io import load_onnx
+
     out: dict[str, LayerDims] = {}
-    for n in g.node:
-        at = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-        if n.op_type == "Conv":
-            x, w, y = shapes[n.input[0]], shapes[n.input[1]], shapes[n.output[0]]
-            groups = int(at.get("group", 1))
-            sh, sw = at.get("strides", [1, 1])
-            dh, dw = at.get("dilations", [1, 1])
-            kh, kw = w[2], w[3]
-            p_, q_ = y[2], y[3]
-            # ZigZag builds ix = strides[0]*ox + dilations[0]*fx (and iy from index 1)
-            s_x, s_y = sh, sw
-            d_x, d_y = dh, dw
-            out[n.name] = LayerDims(N=x[0], G=groups, K=w[0] // groups, C=w[1], P=p_, Q=q_, R=kh, S=kw,
-                                    stride_h=s_y, stride_w=s_x, dilation_h=d_y, dilation_w=d_x,
-                                    in_h=x[2], in_w=x[3], name=n.name)
-        elif n.op_type in ("Gemm", "MatMul"):
-            a, y = shapes[n.input[0]], shapes[n.output[0]]
-            k_red = a[-1] if not at.get("transA") else a[-2]
-            m_rows = prod(y[:-1]) if y else 1
-            out[n.name] = LayerDims(N=m_rows, K=y[-1], C=k_red, name=n.name)
+    for layer in load_onnx(path).layers:
+        if getattr(layer, "op", None) in ("conv2d", "linear", "matmul"):
+            out[layer.name] = LayerDims.from_layer(layer)
     return out
 
 

@@ -1,4 +1,4 @@
-"""Read and write workloads: accelsim YAML/JSON and SCALE-Sim topology CSVs.
+"""Read and write workloads: accelsim YAML/JSON and SCALE-Sim topology CSVs (ONNX: :mod:`.onnx_io`).
 
 accelsim YAML schema (``accelsim_workload: 1``)::
 
@@ -42,7 +42,9 @@ from .workload import Workload
 
 
 def load_workload(path: str | Path) -> Workload:
-    """Load a workload from accelsim YAML/JSON or a SCALE-Sim topology CSV (by extension).
+    """Load a workload from accelsim YAML/JSON, a SCALE-Sim topology CSV (by extension), a ZigZag
+    workload YAML (a top-level list of layers) or an ONNX model (``.onnx``, or any file that
+    starts like a serialized ONNX model; needs ``accelsim[onnx]``).
 
     ``zoo:<name>`` builds a model of :mod:`accelsim.workload.zoo` instead (e.g. ``zoo:resnet50``).
     """
@@ -54,7 +56,18 @@ def load_workload(path: str | Path) -> Workload:
     suffix = p.suffix.lower()
     if suffix == ".csv":
         return read_scalesim_topology(p)
-    data = read_config_file(p, "workload", ", .csv")
+    from .onnx_io import is_onnx_file  # the onnx package itself is imported only to read one
+
+    if suffix not in (".yaml", ".yml", ".json") and is_onnx_file(p):
+        from .onnx_io import load_onnx
+
+        return load_onnx(p)
+    if suffix in (".yaml", ".yml"):
+        from .zigzag_workload import is_zigzag_workload_file, load_zigzag_workload
+
+        if is_zigzag_workload_file(p):  # a top-level list of layers
+            return load_zigzag_workload(p)
+    data = read_config_file(p, "workload", ", .csv, .onnx")
     wl = workload_from_dict(data, source=str(p), base_dir=p.parent)
     if wl.masks is not None:
         from .masks import validate_workload_masks
