@@ -222,7 +222,7 @@ def breakdown_figure(report: "Report", *, title: str | None = None):  # type: ig
     go = require_plotly()
     from plotly.subplots import make_subplots
 
-    from ..report import _comp_key
+    from ..components import component_sort_key as _comp_key
 
     layers = list(report.layers)
     names = [s.layer for s in layers]
@@ -570,7 +570,7 @@ def _rows(df: Any, cols: Sequence[str]) -> list[list[Any]]:
 
 
 def _comp_order(name: str) -> tuple[int, str]:
-    from ..report import _comp_key
+    from ..components import component_sort_key as _comp_key
 
     return _comp_key(name)
 
