@@ -17,7 +17,8 @@ from typing import Any, Sequence
 from ._version import __version__
 from .errors import AccelsimError
 
-SUBCOMMAND_MODULES = ["accelsim.frontend.cli", "accelsim.dse.cli", "accelsim.dse.fpga.cli", "accelsim.sim.warmup"]
+SUBCOMMAND_MODULES = ["accelsim.frontend.cli", "accelsim.dse.cli", "accelsim.dse.fpga.cli", "accelsim.sim.warmup",
+                      "accelsim.mapping.cli"]
 EXIT_BAD_INPUT = 2
 
 

@@ -506,6 +506,10 @@ def _as_hierarchy(hw) -> MemoryHierarchy:
             return zigzag_io.load_zigzag_accelerator(path)
         from ..hardware.io import load_hardware
         hw = load_hardware(path)
+    if getattr(hw, "kind", None) != "systolic":
+        raise ConfigError(f"hardware kind {getattr(hw, 'kind', type(hw).__name__)!r} has no loop-nest memory "
+                          "hierarchy to map on; give a systolic config or a ZigZag accelerator YAML",
+                          source=getattr(hw, "name", "hardware"), field="kind")
     return implied_hierarchy(hw)
 
 
