@@ -322,6 +322,7 @@ def total_trip(order: Sequence[tuple[int, int]]) -> int:
 # ---------------------------------------------------------------------------- numba fast path
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
+from .fast import _window  # noqa: E402  (one input-window formula for the cost model and the mapper)
 
 _IRR = np.zeros((3, 8), dtype=np.bool_)
 for _o, _op in enumerate(("W", "I", "O")):
@@ -335,19 +336,7 @@ def _fp(o, v, geo):  # pragma: no cover - numba
         return v[1] * v[2] * v[3] * v[6] * v[7]
     if o == 2:
         return v[0] * v[1] * v[2] * v[4] * v[5]
-    return v[0] * v[1] * v[3] * _win_nb(v[4], v[6], geo[0], geo[2], geo[4]) * _win_nb(v[5], v[7], geo[1], geo[3], geo[5])
-
-
-@njit(cache=True)
-def _win_nb(a, b, stride, dilation, clip):  # pragma: no cover - numba
-    g = stride
-    h = dilation
-    while h:
-        g, h = h, g % h
-    n = a * b - max(0, b - stride // g) * (a - dilation // g)
-    if clip > 0 and clip < n:
-        return clip
-    return n
+    return v[0] * v[1] * v[3] * _window(v[4], v[6], geo[0], geo[2], geo[4]) * _window(v[5], v[7], geo[1], geo[3], geo[5])
 
 
 @njit(cache=True)
