@@ -147,6 +147,7 @@ class LayerProgram:
     notes: list[str] = field(default_factory=list)
     topology: TopologyRow | None = None  # for stall models that replay the layer (scalesim_user)
     extra: dict[str, float] = field(default_factory=dict)
+    mapping: str = ""  # how the layer was mapped, readable (loop-nest text or e.g. "scalesim fold order (ws)")
 
     @property
     def dram_read_total_bits(self) -> int:

@@ -184,6 +184,6 @@ def read_scalesim_cfg(path: str | Path, clock_mhz: float = 1000.0) -> SystolicAr
         "ifmap_sram": SramConfig(size_kb=sizes["ifmap"]), "filter_sram": SramConfig(size_kb=sizes["filter"]),
         "ofmap_sram": SramConfig(size_kb=sizes["ofmap"]),
         "dram": DramConfig(bw_gbps=read_words * clock_mhz * 1e6 / 1e9),
-        "stall_model": stall_model, "scalesim_ports": ports,
+        "stall_model": stall_model, "scalesim_ports": ports, "mapping": "scalesim",
     }
     return validate_model(SystolicArray, data, source)

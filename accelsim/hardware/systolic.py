@@ -66,6 +66,15 @@ class SystolicArray(HardwareBase):
 
     ``sparse`` (:class:`SystolicSparseOptions`, all off by default) adds zero skipping, an N:M
     sparse-tensor-core mode, block skipping and bit-serial PEs.
+
+    ``mapping``: how dense conv/linear/matmul layers are laid onto the array. ``search``
+    (default for accelsim configs): each layer runs on the best loop-nest mapping the mapper
+    (:mod:`accelsim.mapping.search`) finds on the array's implied memory hierarchy, for
+    ``objective`` (``latency`` | ``energy`` | ``edp``); the spatial unrolling follows
+    ``dataflow`` (os: output pixels x K, ws: C/R/S x K, is: C/R/S x output pixels), the temporal
+    loop order and tiling are searched. ``scalesim``: SCALE-Sim's fixed fold order (default for
+    SCALE-Sim ``.cfg`` files and ``stall_model: scalesim_user``). Sparse modes and vector layers
+    keep their own lowering either way.
     """
 
     kind: Literal["systolic"] = "systolic"
@@ -79,9 +88,22 @@ class SystolicArray(HardwareBase):
     stall_model: Literal["double_buffer", "none", "scalesim_user"] = "double_buffer"
     scalesim_ports: ScaleSimPorts | None = None
     sparse: SystolicSparseOptions = SystolicSparseOptions()
+    mapping: Literal["search", "scalesim"] = "search"
+    objective: Literal["latency", "energy", "edp"] = "latency"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_mapping(cls, data: object) -> object:
+        """``stall_model: scalesim_user`` replays SCALE-Sim's fold order: its default mapping is ``scalesim``."""
+        if isinstance(data, dict) and "mapping" not in data and data.get("stall_model") == "scalesim_user":
+            return {**data, "mapping": "scalesim"}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> "SystolicArray":
+        if self.stall_model == "scalesim_user" and self.mapping == "search":
+            raise ValueError("mapping 'search' cannot be combined with stall_model 'scalesim_user' "
+                             "(the SCALE-Sim emulation replays the fold order); use mapping: scalesim")
         if self.stall_model == "scalesim_user" and self.scalesim_ports is None:
             raise ValueError("stall_model 'scalesim_user' needs scalesim_ports (words per cycle per operand)")
         if self.stall_model == "scalesim_user" and self.sparse.any:
@@ -104,6 +126,7 @@ class SystolicArray(HardwareBase):
         return None
 
     def summary(self) -> str:
-        return (f"systolic {self.rows}x{self.cols} {self.dataflow.upper()} '{self.name}', {self.clock_mhz:g} MHz, "
+        how = f"searched mappings ({self.objective})" if self.mapping == "search" else "SCALE-Sim fold order"
+        return (f"systolic {self.rows}x{self.cols} {self.dataflow.upper()} '{self.name}', {how}, {self.clock_mhz:g} MHz, "
                 f"SRAM I/F/O {self.ifmap_sram.size_kb:g}/{self.filter_sram.size_kb:g}/{self.ofmap_sram.size_kb:g} KB, "
                 f"DRAM {self.dram.bw_gbps:g} GB/s")

@@ -12,6 +12,7 @@ from ..base import Engine
 from ..lowering import compress_runs, stream_tiles, vector_program, vector_work
 from .folds import GemmLowering, OperandBits, fold_plan, peel_last, sram_word_accesses
 from .program import LayerCounters, systolic_program
+from .searched import lower_searched, maps_layer
 from .sparse import lower_sparse, sparse_mode as _sparse_mode
 
 
@@ -57,6 +58,24 @@ class SystolicEngine(Engine[SystolicArray]):
             if mode is not None:
                 return lower_sparse(layer, hw, workload, mode, sparse_reason, mask)
         q = layer.compression.quant
+        dense_macs = layer.densified().macs if not layer.compression.is_dense else layer.macs
+        if hw.mapping == "search" and maps_layer(layer):
+            mac = Action("mac", "mac", layer.macs, q.weight_bits, q.act_bits, q.scheme)
+            prog = lower_searched(layer, hw, mac, dense_macs, lambda: self._lower_folds(layer, hw))
+        else:
+            prog = self._lower_folds(layer, hw)
+        sp = layer.compression.sparsity
+        if sp.kind not in ("dense", "channel", "filter"):
+            prog.notes.append(f"{sp.kind} sparsity (density {sp.effective_density:.2f}) executed dense: this array does not skip zeros")
+        if sparse_reason:
+            prog.notes.append(sparse_reason)
+        if hw.stall_model == "scalesim_user":
+            prog.topology = topology_row(layer)
+        return prog
+
+    def _lower_folds(self, layer: LayerBase, hw: SystolicArray) -> LayerProgram:
+        """SCALE-Sim's fold order (:mod:`.folds`) for a dense GEMM layer."""
+        q = layer.compression.quant
         bits = OperandBits(a=q.act_bits, b=q.weight_bits, c=q.act_bits, psum=hw.energy.accumulator_bits)
         nodes: list[Node] = []
         c = LayerCounters()
@@ -91,13 +110,7 @@ class SystolicEngine(Engine[SystolicArray]):
             mac=Action("mac", "mac", c.macs, bits.b, bits.a, q.scheme), act_bits=bits.a, weight_bits=bits.b,
             weight_unit_bits=bits.b, dense_macs=layer.densified().macs if not layer.compression.is_dense else c.macs,
         )
-        sp = layer.compression.sparsity
-        if sp.kind not in ("dense", "channel", "filter"):
-            prog.notes.append(f"{sp.kind} sparsity (density {sp.effective_density:.2f}) executed dense: this array does not skip zeros")
-        if sparse_reason:
-            prog.notes.append(sparse_reason)
-        if hw.stall_model == "scalesim_user":
-            prog.topology = topology_row(layer)
+        prog.mapping = f"scalesim fold order ({hw.dataflow})"
         return prog
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: SystolicArray) -> LayerProgram:

@@ -1,0 +1,159 @@
+"""``mapping: search`` on a systolic array: each dense conv/linear/matmul layer on its best loop-nest mapping.
+
+Per layer: the layer's loop bounds (:class:`~accelsim.mapping.ir.LayerDims`, at its quantised
+widths, partial sums at ``accumulator_bits``), the array's implied hierarchy
+(:func:`accelsim.mapping.implied.implied_hierarchy`) with the MAC priced as ``energy.py`` prices
+the layer's MAC, then the mapper (:func:`accelsim.mapping.search.search_layer`) over spatial
+unrollings that keep the array's ``dataflow`` (:func:`dataflow_spatial_specs`) and every temporal
+loop order/tiling, for ``hw.objective``; the best mapping is lowered by
+:func:`accelsim.mapping.lowering.lower_mapping`.
+
+**Dataflow -> spatial unrolling** (mirrors :mod:`.folds`: rows = array dimension ``D1``, columns
+= ``D2``): OS: output pixels (``N``, ``P``, ``Q``) on rows x ``K`` on columns; WS: reduction
+(``C``, ``R``, ``S``) on rows x ``K`` on columns; IS: reduction on rows x output pixels on
+columns. The fold order flattens a group of loop dimensions onto one array dimension; here each
+array dimension unrolls one or several of its group's dimensions (greedy in each order of the
+group, efficient factors ``ceil(b / ceil(b / f))``); the ``SPECS_KEPT`` candidates with the fewest
+ideal temporal cycles (ties: their text) are searched. Groups run one after another (no group
+packing), as in the fold order.
+
+**Check against the fold order.** The searched mapping and the fold order are compared on the
+objective with one estimator (dynamic energy of the priced actions; latency = the larger of the
+compute cycles and the DRAM transfer cycles); if the fold order were better it is kept and the
+report says so in the layer's notes (with the implied hierarchy this has not been observed).
+
+Identical layer shapes are mapped once per process (the mapper's :class:`MappingCache`, keyed by
+shape x hierarchy x objective x spatial spec).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from itertools import permutations
+from math import ceil, prod
+
+from ...energy import price_actions, unit_energy_pj
+from ...hardware.hierarchy import MemoryHierarchy
+from ...hardware.systolic import SystolicArray
+from ...mapping.implied import implied_hierarchy
+from ...mapping.ir import LayerDims
+from ...mapping.lowering import lower_mapping, mapping_text
+from ...mapping.search import SearchResult, search_layer
+from ...stats import Action, LayerProgram
+from ...workload.layer import LayerBase
+
+#: array dimension -> the loop dimensions each dataflow unrolls on it (D1 = rows, D2 = cols)
+DATAFLOW_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
+    "os": {"D1": ("Q", "P", "N"), "D2": ("K",)},
+    "ws": {"D1": ("C", "S", "R"), "D2": ("K",)},
+    "is": {"D1": ("C", "S", "R"), "D2": ("Q", "P", "N")},
+}
+#: spatial candidates searched per layer (best ideal temporal cycles first)
+SPECS_KEPT = 3
+MAPPED_OPS = ("conv2d", "linear", "matmul")
+
+
+def maps_layer(layer: LayerBase) -> bool:
+    """Whether ``layer`` runs on a searched mapping (one-GEMM-shape conv/linear/matmul)."""
+    return layer.op in MAPPED_OPS
+
+
+def _efficient(bound: int, cap: int) -> int:
+    f = min(bound, cap)
+    return ceil(bound / ceil(bound / f)) if f >= 1 else 1
+
+
+def _group_options(dims: LayerDims, group: tuple[str, ...], size: int) -> list[tuple[tuple[str, int], ...]]:
+    out = []
+    active = [d for d in group if dims.size(d) > 1] or [group[0]]
+    for order in permutations(active):
+        left, loops = size, []
+        for d in order:
+            if left < 2:
+                break
+            f = _efficient(dims.size(d), left)
+            if f > 1:
+                loops.append((d, f))
+                left //= f
+        opt = tuple(loops) or ((order[0], 1),)
+        if opt not in out:
+            out.append(opt)
+    return out
+
+
+def dataflow_spatial_specs(dims: LayerDims, hw: SystolicArray) -> list[dict[str, list[tuple[str, int]]]]:
+    """The spatial unrollings searched for ``dims`` on ``hw`` (module docstring), best first."""
+    groups = DATAFLOW_GROUPS[hw.dataflow]
+    d1 = _group_options(dims, groups["D1"], hw.rows)
+    d2 = _group_options(dims, groups["D2"], hw.cols)
+    specs = []
+    for a in d1:
+        for b in d2:
+            sp = {d: 1 for d in "NGKCPQRS"}
+            for d, f in a + b:
+                sp[d] *= f
+            cycles = prod(ceil(dims.size(d) / sp[d]) for d in sp)
+            specs.append((cycles, str((a, b)), {"D1": list(a), "D2": list(b)}))
+    specs.sort(key=lambda t: (t[0], t[1]))
+    return [s for _, _, s in specs[:SPECS_KEPT]]
+
+
+def layer_dims(layer: LayerBase, hw: SystolicArray) -> LayerDims:
+    q = layer.compression.quant
+    return LayerDims.from_layer(layer, w_bits=q.weight_bits, i_bits=q.act_bits, o_bits=hw.energy.accumulator_bits,
+                                o_final_bits=q.act_bits)
+
+
+@lru_cache(maxsize=256)
+def _base_hierarchy(hw: SystolicArray) -> MemoryHierarchy:
+    return implied_hierarchy(hw)
+
+
+def layer_hierarchy(hw: SystolicArray, mac: Action) -> MemoryHierarchy:
+    """The implied hierarchy with the MAC priced as ``energy.py`` prices ``mac``."""
+    base = _base_hierarchy(hw)
+    price = unit_energy_pj(mac, hw)
+    if price == base.array.mac_energy_pj:
+        return base
+    return base.model_copy(update={"array": base.array.model_copy(update={"mac_energy_pj": price})})
+
+
+def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray) -> SearchResult:
+    """Best mapping over the dataflow's spatial candidates (ties: the first candidate)."""
+    best: SearchResult | None = None
+    for spec in dataflow_spatial_specs(dims, hw):
+        res = search_layer(dims, hier, objective=hw.objective, spatial=spec, top_k=1)
+        if best is None or res.best.key < best.best.key:
+            best = res
+    assert best is not None
+    return best
+
+
+def _estimate(prog: LayerProgram, hw: SystolicArray, objective: str) -> tuple[float, ...]:
+    energy = sum(price_actions(prog.actions, hw).values())
+    bw = hw.dram_bits_per_cycle() if hw.stall_model != "none" else float("inf")
+    latency = max(float(prog.compute_cycles), (prog.dram_read_total_bits + prog.dram_write_total_bits) / bw)
+    if objective == "latency":
+        return (latency, energy)
+    if objective == "energy":
+        return (energy, latency)
+    return (energy * latency, latency, energy)
+
+
+def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
+                   fold_program) -> LayerProgram:  # type: ignore[no-untyped-def]
+    """The layer on its searched mapping, or the fold order (``fold_program()``) if that is better."""
+    dims = layer_dims(layer, hw)
+    hier = layer_hierarchy(hw, mac)
+    res = search_best(dims, hier, hw)
+    prog = lower_mapping(layer.name, layer.op, dims, hier, res.mapping, res.cost, mac=mac, pe_count=hw.num_pes,
+                         engine="systolic", mapping_text=mapping_text(res.mapping, hier), dense_macs=dense_macs)
+    fold = fold_program()
+    if _estimate(fold, hw, hw.objective) < _estimate(prog, hw, hw.objective):
+        fold.notes.append(f"searched mapping worse than the fold order on {hw.objective} in this estimate; "
+                          "fold order kept")
+        return fold
+    return prog
+
+
+__all__ = ["DATAFLOW_GROUPS", "dataflow_spatial_specs", "layer_dims", "layer_hierarchy", "lower_searched",
+           "maps_layer", "search_best"]
