@@ -55,6 +55,7 @@ class LayerStats:
     extra: dict[str, float] = field(default_factory=dict)
     actions_by_component: dict[str, dict[str, int]] = field(default_factory=dict)
     decode_busy_cycles: int = 0
+    mapping: str = ""  # how the engine mapped the layer (loop-nest text, "scalesim fold order (ws)", or empty)
 
     @property
     def total_cycles(self) -> int:
@@ -116,6 +117,7 @@ class LayerStats:
             r["dense_energy_pj"] = self.dense_energy_pj
             r["energy_saving_vs_dense"] = (self.dense_energy_pj / self.energy_pj) if self.energy_pj else None
         r["timing_source"] = self.timing_source
+        r["mapping"] = self.mapping
         r["notes"] = "; ".join(self.notes)
         return r
 

@@ -13,7 +13,7 @@ from accelsim.workload import Linear, Workload
 def _hw(dataflow: str, ifmap_kb: float, filter_kb: float = 1, ofmap_kb: float = 1) -> SystolicArray:
     return SystolicArray(rows=2, cols=2, dataflow=dataflow, clock_mhz=1000, ifmap_sram=SramConfig(size_kb=ifmap_kb),
                          filter_sram=SramConfig(size_kb=filter_kb), ofmap_sram=SramConfig(size_kb=ofmap_kb),
-                         dram=DramConfig(bw_gbps=1000))
+                         dram=DramConfig(bw_gbps=1000), mapping="scalesim")  # hand counts of the fold order
 
 
 def test_os_small_ifmap_buffer_refetches_and_prices():

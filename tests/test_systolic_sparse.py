@@ -20,8 +20,9 @@ BIG = SramConfig(size_kb=1024)
 
 
 def hw(df: str = "os", **opts) -> SystolicArray:
+    # sparse modes run on the fold order; mapping: scalesim keeps their dense peer on it too (hand counts)
     return SystolicArray(name="t", rows=16, cols=16, dataflow=df, ifmap_sram=BIG, filter_sram=BIG, ofmap_sram=BIG,
-                         sparse=SystolicSparseOptions(**opts))
+                         sparse=SystolicSparseOptions(**opts), mapping="scalesim")
 
 
 def with_sparsity(layer, mask: np.ndarray | None = None, quant: Quant | None = None, **sp):
@@ -208,7 +209,7 @@ def test_conservation_on_sparse_resnet_layers():
     for df in ("os", "ws", "is"):
         h = SystolicArray(name="s", rows=32, cols=32, dataflow=df, ifmap_sram=SramConfig(size_kb=64),
                           filter_sram=SramConfig(size_kb=32), ofmap_sram=SramConfig(size_kb=32),
-                          sparse=SystolicSparseOptions(zero_skipping=True, nm_speedup=True))
+                          sparse=SystolicSparseOptions(zero_skipping=True, nm_speedup=True), mapping="scalesim")
         rep = accelsim.simulate(wl, h)
         for s in rep.layers:
             assert s.macs <= s.dense_macs

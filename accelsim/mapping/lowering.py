@@ -19,8 +19,10 @@ counts, so pricing them in ``energy.py`` gives the cost model's energy):
 - partial sums move at the precision the cost model gives them (``o_bits`` = the array's
   ``accumulator_bits``); final outputs at ``o_final_bits`` (the layer's activation width).
 
-**DRAM traffic and tiles.** DRAM bits per operand = the cost model's DRAM accesses x the DRAM
-word (reads: weights, inputs, partial-sum read-backs; writes: outputs, split into final outputs
+**DRAM traffic and tiles.** DRAM bits per operand = the cost model's DRAM-level movements
+in bits (each transfer rounded up to the DRAM port's access granularity; the energy actions use
+the cost model's access counts, which round the total down to whole DRAM words, so DRAM energy
+may lag the bits by less than one DRAM word per operand) (reads: weights, inputs, partial-sum read-backs; writes: outputs, split into final outputs
 at ``o_final_bits`` (at most the compulsory output bits) and the rest as partial-sum spills).
 The tile stream comes from the mapping's outer temporal loops: for each operand, the level
 below DRAM is refilled whenever a DRAM-level loop that indexes the operand steps (irrelevant
@@ -54,11 +56,11 @@ compute cycles = temporal + fill/drain cycles; MACs = the layer's MACs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import prod
+from math import ceil, prod
 
 from ..hardware.hierarchy import MemoryHierarchy, MemoryLevel
 from ..stats import Action, LayerProgram, Node, Repeat, Tile
-from .cost import MappingCost
+from .cost import MappingCost, _views
 from .ir import OPERANDS, LayerDims, Mapping, is_relevant
 
 #: memory level name -> the component ``energy.py`` prices it as (others keep their own name)
@@ -106,17 +108,32 @@ def _merge(actions: list[Action]) -> list[Action]:
     return [Action(c, k, n, b, ab, s) for (c, k, b, ab, s), n in acc.items()]
 
 
-def dram_traffic(layer: LayerDims, hierarchy: MemoryHierarchy, cost: MappingCost) -> TrafficSummary:
-    """DRAM bits per operand from the cost model's top-level accesses (see the module docstring)."""
+def dram_traffic(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping) -> TrafficSummary:
+    """DRAM bits per operand of ``mapping``: the cost model's top-level movements in bits, before
+    they are rounded down to whole DRAM words for energy (ZigZag's ``int`` of the access count,
+    which can count less than the compulsory data); module docstring for the split."""
+    views = _views(layer, hierarchy, mapping, "energy")
     top = hierarchy.memories[-1]
     reads = {"ifmap": 0, "filter": 0, "psum": 0}
     written = 0
-    for lc in cost.levels:
-        if lc.level != top.name:
+    for op in OPERANDS:
+        v = views[op]
+        m = len(hierarchy.levels(op)) - 1
+        if hierarchy.levels(op)[m].name != top.name:
             continue
-        reads[_DRAM_READ_KEY[lc.operand]] += int(round(lc.tl)) * port_word_bits(top, lc.operand, "tl")
-        if lc.operand == "O":
-            written += int(round(lc.fl)) * port_word_bits(top, "O", "fl")
+
+        def raw(d: str) -> int:
+            mv = v.moves[m][d]
+            if mv.amount == 0 or mv.bits == 0:
+                return 0
+            bmin = next(p.bandwidth_min_bits for p in top.ports
+                        if any(a.operand == op and a.direction == d for a in p.allocation))
+            bits = ceil(mv.amount * mv.bits / bmin) * bmin * mv.count * v.unit_count[m + 1]
+            return int(ceil(bits - 1e-6))
+
+        reads[_DRAM_READ_KEY[op]] += raw("tl")
+        if op == "O":
+            written += raw("fl")
     final = min(written, layer.operand_elems("O") * layer.o_final_bits)
     return TrafficSummary(reads, {"ofmap": final, "psum": written - final})
 
@@ -240,7 +257,7 @@ def lower_mapping(layer_name: str, op: str, dims: LayerDims, hierarchy: MemoryHi
                   cost: MappingCost, *, mac: Action, pe_count: int, engine: str, mapping_text: str,
                   dense_macs: int, compulsory_read_bits: int | None = None) -> LayerProgram:
     """The LayerProgram of ``dims`` run on ``mapping`` (module docstring for every assumption)."""
-    traffic = dram_traffic(dims, hierarchy, cost)
+    traffic = dram_traffic(dims, hierarchy, mapping)
     fill_drain = int(round(cost.fill_drain_cycles))
     body = tile_stream(mapping, traffic, fill_drain, float(hierarchy.memories[-1].ports[0].bandwidth_max_bits))
     temporal = int(mapping.temporal_cycles)
