@@ -282,11 +282,11 @@ def lower_mapping(layer_name: str, op: str, dims: LayerDims, hierarchy: MemoryHi
 
 
 def mapping_text(mapping: Mapping, hierarchy: MemoryHierarchy) -> str:
-    """One readable line: ``spatial D1:K32 D2:C32 | W: reg_w[] filter_sram[C2 OX7] dram[...] | ...``
-    (ZigZag loop names, innermost first per level)."""
+    """One readable line: ``spatial D1:OY8,OX4 D2:K32 | W: reg_w[] filter_sram[C2 OX7] dram[...] | ...``
+    (ZigZag loop names, innermost first per level; unrolling factors of 1 left out)."""
     from .ir import ACCELSIM_TO_ZIGZAG as zz
-    sp = " ".join(f"{su.array_dim}:" + "".join(f"{zz.get(lp.dim, lp.dim)}{lp.size}" for lp in su.loops)
-                  for su in mapping.spatial if su.loops)
+    sp = " ".join(f"{su.array_dim}:" + ",".join(f"{zz.get(lp.dim, lp.dim)}{lp.size}" for lp in su.loops if lp.size > 1)
+                  for su in mapping.spatial if su.size > 1)
     parts = [f"spatial {sp or '-'}"]
     for op in OPERANDS:
         names = [mm.name for mm in hierarchy.levels(op)]

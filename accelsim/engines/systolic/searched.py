@@ -30,6 +30,7 @@ from __future__ import annotations
 from functools import lru_cache
 from itertools import permutations
 from math import ceil, prod
+from typing import Callable
 
 from ...energy import price_actions, unit_energy_pj
 from ...hardware.hierarchy import MemoryHierarchy
@@ -139,14 +140,21 @@ def _estimate(prog: LayerProgram, hw: SystolicArray, objective: str) -> tuple[fl
     return (energy * latency, latency, energy)
 
 
-def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
-                   fold_program) -> LayerProgram:  # type: ignore[no-untyped-def]
-    """The layer on its searched mapping, or the fold order (``fold_program()``) if that is better."""
+def searched_program(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int) -> tuple[LayerProgram, SearchResult]:
+    """The layer on its best searched mapping (no comparison with the fold order) and the search result."""
     dims = layer_dims(layer, hw)
     hier = layer_hierarchy(hw, mac)
     res = search_best(dims, hier, hw)
     prog = lower_mapping(layer.name, layer.op, dims, hier, res.mapping, res.cost, mac=mac, pe_count=hw.num_pes,
                          engine="systolic", mapping_text=mapping_text(res.mapping, hier), dense_macs=dense_macs)
+    return prog, res
+
+
+def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
+                   fold_program: Callable[[], LayerProgram]) -> LayerProgram:
+    """The layer on its searched mapping, or the fold order (``fold_program()``) if that is better
+    in the shared estimate (module docstring)."""
+    prog, _ = searched_program(layer, hw, mac, dense_macs)
     fold = fold_program()
     if _estimate(fold, hw, hw.objective) < _estimate(prog, hw, hw.objective):
         fold.notes.append(f"searched mapping worse than the fold order on {hw.objective} in this estimate; "
@@ -156,4 +164,4 @@ def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs:
 
 
 __all__ = ["DATAFLOW_GROUPS", "dataflow_spatial_specs", "layer_dims", "layer_hierarchy", "lower_searched",
-           "maps_layer", "search_best"]
+           "maps_layer", "search_best", "searched_program"]
