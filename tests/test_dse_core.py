@@ -92,6 +92,10 @@ def test_pricing_fields_never_change_tiling_or_timing(cfg):
 
     hw = load_hardware(cfg)
     full = hw.model_dump(mode="json")
+    if getattr(type(hw), "prices_steer_tiling", lambda d: False)(full):
+        # mapping: search weighs prices (timing_view keeps them, test below); the rule holds for the fold order
+        full["mapping"] = "scalesim"
+        hw = hardware_from_dict(full)
     leaves = list(_pricing_leaves(full, hw.kind))
     assert leaves, "every hardware kind has energy fields"
     perturbed = copy.deepcopy(full)
@@ -130,16 +134,27 @@ def test_pricing_fields_never_change_tiling_or_timing(cfg):
 def test_timing_view_drops_only_pricing_fields():
     d = hardware_to_dict(load_hardware(HW))
     d["energy"] = {"mac_pj": 0.3, "accumulator_bits": 24}
+    d["mapping"] = "scalesim"  # the fold order: prices never steer it
     v = timing_view(d)
     assert "pj_per_bit" not in v["dram"] and v["dram"]["bw_gbps"] == 25.6
     assert v["energy"] == {"accumulator_bits": 24}  # psum width changes traffic: kept
     assert v["rows"] == 128 and "name" not in v
 
 
+def test_timing_view_keeps_prices_when_they_steer_the_mapping_search():
+    d = hardware_to_dict(load_hardware(HW))
+    assert load_hardware(HW).mapping == "search"
+    v = timing_view(d)
+    assert v["dram"]["pj_per_bit"] == d["dram"]["pj_per_bit"] and "name" not in v
+    assert "pj_per_bit" not in timing_view({**d, "mapping": "scalesim"})["dram"]
+
+
 def test_energy_only_axes_reuse_tiling(tmp_path):
     """5 x 3 energy-table points on one structure lower each distinct layer once."""
     before = counters()
-    res = run_sweep(sweep_dict(axes={"energy.mac_pj": {"linspace": [0.1, 0.5, 5]}, "dram.pj_per_bit": [4, 8, 20]}),
+    # on the fold order (mapping: search weighs prices, so they are part of its timing key)
+    res = run_sweep(sweep_dict(axes={"energy.mac_pj": {"linspace": [0.1, 0.5, 5]}, "dram.pj_per_bit": [4, 8, 20],
+                                     "mapping": ["scalesim"]}),
                     tmp_path / "s.sqlite", workers=1)
     after = counters()
     wl = get_model("resnet18", resolution=32)

@@ -60,8 +60,12 @@ def hardware_of(data: dict[str, Any], source: str = "point") -> Any:
     return validate_model(cls, data, source)
 
 def timing_view(hw_dict: dict[str, Any]) -> dict[str, Any]:
-    """``hw_dict`` without pricing-only fields (the key of cached tiling/timing)."""
-    pricing = _hardware_class(str(hw_dict.get("kind"))).pricing_only_fields()
+    """``hw_dict`` without pricing-only fields (the key of cached tiling/timing); a kind whose
+    ``prices_steer_tiling(hw_dict)`` is true (a systolic array with ``mapping: search``: the
+    mapper's objective weighs the prices) keeps them all but ``name``/``description``."""
+    cls = _hardware_class(str(hw_dict.get("kind")))
+    steer = getattr(cls, "prices_steer_tiling", None)
+    pricing = frozenset({"name", "description"}) if steer is not None and steer(hw_dict) else cls.pricing_only_fields()
 
     def strip(d: dict[str, Any], prefix: str) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -114,6 +114,14 @@ class SystolicArray(HardwareBase):
                 raise ValueError(f"{name}.size_kb {sram.size_kb} holds fewer than two {self.word_bits}-bit words")
         return self
 
+    @classmethod
+    def prices_steer_tiling(cls, data: dict) -> bool:
+        """Whether energy prices change this config's lowering: with ``mapping: search`` the mapper's
+        objective (and its energy tie-break) weighs them, so they are part of the timing key
+        (``dse.space.timing_view``)."""
+        mapping = data.get("mapping") or ("scalesim" if data.get("stall_model") == "scalesim_user" else "search")
+        return mapping == "search"
+
     @property
     def num_pes(self) -> int:
         return self.rows * self.cols
