@@ -1,7 +1,8 @@
 """Stored sweep metrics are bit-identical to those of the explorer's former hand-written pricing path.
 
-``tests/data/dse_metrics_e2c7944.json`` holds every metric stored by the small sweeps below when
-run on commit e2c7944 (before the explorer called ``accelsim.simulate``): five hardware kinds,
+``tests/data/dse_metrics_m10.json`` holds every metric stored by the small sweeps below (first
+frozen on commit e2c7944, before the explorer called ``accelsim.simulate``; regenerated on branch
+m10-engine when systolic configs moved to ``mapping: search``): five hardware kinds,
 structural and pricing-only axes, a compressed workload. Regenerate (only when a change of the
 numbers is intended) with ``python tests/test_dse_metrics_frozen.py > tests/data/dse_metrics_<rev>.json``
 on the reference tree.
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-FROZEN = ROOT / "tests" / "data" / "dse_metrics_e2c7944.json"
+FROZEN = ROOT / "tests" / "data" / "dse_metrics_m10.json"
 
 
 def _hw(name: str) -> str:
