@@ -176,7 +176,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_stderr() -> None:
+    """Notices of the ``accelsim`` logger (e.g. a one-off kernel compilation) as ``accelsim: ...``
+    lines on stderr; library users configure logging themselves."""
+    import logging
+
+    class _Stderr(logging.Handler):  # resolves sys.stderr at emit time (it may be swapped, e.g. by pytest)
+        def emit(self, record: logging.LogRecord) -> None:
+            print(self.format(record), file=sys.stderr)
+
+    log = logging.getLogger("accelsim")
+    if not log.handlers:
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("accelsim: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _log_to_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

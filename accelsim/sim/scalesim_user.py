@@ -57,17 +57,22 @@ hits a state where SCALE-Sim itself would loop forever or crash (not seen in pra
 Speed: the largest reference row (ResNet-18 FC, ws, 32x32, 64 KB, bw 4: 5.1 M cycles, 20 M DRAM
 words) replays in ~25 ms; the slowest extra case (38 s in SCALE-Sim) in ~25 ms; ResNet-18 Conv1 ws
 on 8x8 (1.8 M demand rows) in ~0.9 s; GEMM 1024^3 ws on 32x32 (1.1 M rows, 0.9 G DRAM words) in
-~1.7 s.  The first call pays ~10 s of numba compilation (cached on disk afterwards).
+~1.7 s.  The first call on a machine compiles the kernels of its dataflow (~4 s idle, once per
+dataflow ~1 s more; cached on disk afterwards, see :mod:`.warmup`) and says so through the
+``accelsim`` logger (the CLI prints it on stderr): ``accelsim warmup`` after installing does it
+ahead of time.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numba import njit
+from numba import literally, njit
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..hardware.systolic import SystolicArray
@@ -442,8 +447,9 @@ def _wb_flush(wb, pq_idx, pq_val):
             cap = max(2 * live + 16, pq_idx.shape[0])
             ni = np.empty(cap, dtype=np.int64)
             nv = np.empty(cap, dtype=np.int64)
-            ni[:live] = pq_idx[h:t]
-            nv[:live] = pq_val[h:t]
+            for j in range(live):  # element loop: a slice copy compiles numba's shape-error path (~1.6 s)
+                ni[j] = pq_idx[h + j]
+                nv[j] = pq_val[h + j]
             pq_idx = ni
             pq_val = nv
             wb[5] = 0
@@ -484,6 +490,9 @@ def _replay(df, M, K, N, R, C, ew, stride, h, w, cin, sc,
             i_ptr, i_lines, i_n, i_A, i_P, i_L,
             f_ptr, f_lines, f_n, f_A, f_P, f_L,
             o_total, o_active, o_bw, o_Ld):
+    # one specialisation per dataflow: numba prunes the other dataflows' branches, so a first
+    # call compiles only the code it runs (and the cache holds one entry per dataflow)
+    literally(df)
     if df == 0:
         row_fold = (M + R - 1) // R
         col_fold = (N + C - 1) // C
@@ -517,10 +526,10 @@ def _replay(df, M, K, N, R, C, ew, stride, h, w, cin, sc,
         for fr in range(row_fold):
             for t in range(fold_rows):
                 cycle = g + stall
-                off_i = 1
-                off_f = 1
+                off_i = np.int64(1)  # np.int64: a literal would compile a second specialisation
+                off_f = np.int64(1)
                 cur = cycle
-                off_o = 0
+                off_o = np.int64(0)
                 if df == 0:
                     # ifmap: R columns, u = t - c in [0, T), pixel fr*R + c
                     c0 = max(0, t - T + 1)
@@ -625,6 +634,28 @@ def _replay(df, M, K, N, R, C, ew, stride, h, w, cin, sc,
 # ----------------------------------------------------------------------------------------------
 # Driver
 # ----------------------------------------------------------------------------------------------
+_log = logging.getLogger("accelsim")
+_announced: set[int] = set()
+
+
+def _cache_is_cold() -> bool:
+    """True when numba's on-disk cache holds no entry for the replay kernel yet (a fresh machine
+    or a new numba/source version). Uses numba's cache-file layout; any surprise reads as warm."""
+    try:
+        return not os.path.exists(_replay._cache._cache_file._index_path)
+    except AttributeError:  # pragma: no cover - numba internals moved
+        return False
+
+
+def _announce_compile(df: int) -> None:
+    if df in _announced:
+        return
+    _announced.add(df)
+    if not _replay.signatures and _cache_is_cold():
+        _log.info("compiling the SCALE-Sim USER-mode kernels for this machine (once, a few seconds; "
+                  "`accelsim warmup` after installing does it ahead of time)")
+
+
 def _buffer_geometry(kb: float, word_bytes: int):
     total = int(math.floor(kb * 1024 / word_bytes))
     active = int(math.ceil(total * 0.5))
@@ -689,6 +720,7 @@ def simulate_user_mode(layer: ScaleSimLayer, array: ScaleSimArray) -> ScaleSimUs
     o_total, o_active, o_drain = _buffer_geometry(array.ofmap_sram_kb, wbytes)
     o_Ld = int(math.ceil(o_drain / obw))
 
+    _announce_compile(_DATAFLOWS[df])
     (rows, stall, total_cycles, n_if_pf, n_fl_pf, o_access, o_stop, err) = _replay(
         _DATAFLOWS[df], *dims,
         i_ptr, i_lines, i_n, i_A, i_P, i_L,
