@@ -9,6 +9,30 @@ def test_warmup_compiles_the_replay_kernels(capsys):
     assert main(["warmup"]) == 0
     assert "kernels ready" in capsys.readouterr().out
     assert scalesim_user._replay.signatures  # compiled for the argument types simulate uses
+    from accelsim.engines import crossbar_kernels, gs_kernels
+    from accelsim.mapping import _search_kernels, fast
+
+    for kernel in (fast._batch, _search_kernels.enumerate_orders, gs_kernels.csr_reduction_cost,
+                   gs_kernels.bank_aware_group_cost, crossbar_kernels._block_nnz, crossbar_kernels._block_nnz_t):
+        assert kernel.signatures, kernel
+
+
+def test_cold_notice_names_the_family_once(monkeypatch, caplog):
+    """Only a kernel neither compiled in this process nor cached on disk is announced, once."""
+    import logging
+    from types import SimpleNamespace
+
+    from accelsim import _jit
+
+    monkeypatch.setattr(_jit, "_announced", set())
+    monkeypatch.setattr(_jit, "cache_is_cold", lambda d: True)
+    with caplog.at_level(logging.INFO, logger="accelsim"):
+        _jit.notice_if_cold(SimpleNamespace(signatures=[]), "the test kernels", "~1 s")
+        _jit.notice_if_cold(SimpleNamespace(signatures=[]), "the test kernels", "~1 s")
+        _jit.notice_if_cold(SimpleNamespace(signatures=["(int64,)"]), "compiled kernels", "~1 s")
+    msgs = [r.getMessage() for r in caplog.records]
+    assert msgs == ["compiling the test kernels for this machine (once, ~1 s of CPU; `accelsim warmup` after "
+                    "installing does it ahead of time)"]
 
 
 def test_a_cold_cache_is_announced_once_and_a_warm_one_not(tmp_path):

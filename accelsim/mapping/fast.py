@@ -366,6 +366,21 @@ def _op_view(op, n, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits
 
 
 @njit(cache=True)
+def _stable_argsort(x):  # pragma: no cover - jitted
+    """Stable ascending argsort of a short vector (insertion sort: the same order as
+    ``np.argsort(kind="mergesort")``; numba's mergesort costs seconds of compilation)."""
+    n = x.shape[0]
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        j = i
+        while j > 0 and x[order[j - 1]] > x[i]:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = i
+    return order
+
+
+@njit(cache=True)
 def _union(acts_allowed, acts_period, acts_count, na):  # pragma: no cover - jitted
     """Union of periodic windows [k*P, k*P+A) (nested periods), times the count of the largest."""
     for i in range(na):
@@ -379,7 +394,7 @@ def _union(acts_allowed, acts_period, acts_count, na):  # pragma: no cover - jit
             maxp = acts_period[i]
             pc_max = acts_count[i]
     # distinct periods ascending, window = max allowed among equal periods
-    order = np.argsort(acts_period, kind="mergesort")
+    order = _stable_argsort(acts_period)
     ps = np.zeros(na)
     ws = np.zeros(na)
     k = 0
@@ -579,7 +594,7 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
                 tots[i] = real[ent_op[e], ent_lv[e], ent_dir[e]]
                 mins[i] = np.ceil(du[ent_op[e], 1] * prec[ent_op[e], 1] / bw_max)
             s = max(0.0, (bw_max - req) / bw_max * (total + stall))
-            order = np.argsort(-tots, kind="mergesort")
+            order = _stable_argsort(-tots)
             for j in range(n1):
                 if s <= 0:
                     break

@@ -354,6 +354,11 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
 
     cands = spatial_candidates(layer, hierarchy, spatial=spatial, hint=hint, vary_factors=vary_factors)
     n_cands = len(cands)
+    if evaluator is None:
+        from .._jit import notice_if_cold
+        from . import fast as _fast
+
+        notice_if_cold(_fast._batch, "the mapper's kernels", "~20 s")
     fe = FastEvaluator(layer, hierarchy) if evaluator is None else None
     # (key, spatial rank, order rank, mapping, cost or None)
     top: list[tuple[tuple, int, int, Mapping, MappingCost | None]] = []

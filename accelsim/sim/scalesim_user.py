@@ -65,14 +65,14 @@ ahead of time.
 
 from __future__ import annotations
 
-import logging
 import math
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import literally, njit
+
+from .._jit import notice_if_cold
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..hardware.systolic import SystolicArray
@@ -634,28 +634,6 @@ def _replay(df, M, K, N, R, C, ew, stride, h, w, cin, sc,
 # ----------------------------------------------------------------------------------------------
 # Driver
 # ----------------------------------------------------------------------------------------------
-_log = logging.getLogger("accelsim")
-_announced: set[int] = set()
-
-
-def _cache_is_cold() -> bool:
-    """True when numba's on-disk cache holds no entry for the replay kernel yet (a fresh machine
-    or a new numba/source version). Uses numba's cache-file layout; any surprise reads as warm."""
-    try:
-        return not os.path.exists(_replay._cache._cache_file._index_path)
-    except AttributeError:  # pragma: no cover - numba internals moved
-        return False
-
-
-def _announce_compile(df: int) -> None:
-    if df in _announced:
-        return
-    _announced.add(df)
-    if not _replay.signatures and _cache_is_cold():
-        _log.info("compiling the SCALE-Sim USER-mode kernels for this machine (once, a few seconds; "
-                  "`accelsim warmup` after installing does it ahead of time)")
-
-
 def _buffer_geometry(kb: float, word_bytes: int):
     total = int(math.floor(kb * 1024 / word_bytes))
     active = int(math.ceil(total * 0.5))
@@ -720,7 +698,7 @@ def simulate_user_mode(layer: ScaleSimLayer, array: ScaleSimArray) -> ScaleSimUs
     o_total, o_active, o_drain = _buffer_geometry(array.ofmap_sram_kb, wbytes)
     o_Ld = int(math.ceil(o_drain / obw))
 
-    _announce_compile(_DATAFLOWS[df])
+    notice_if_cold(_replay, "the SCALE-Sim USER-mode kernels", "~5 s")
     (rows, stall, total_cycles, n_if_pf, n_fl_pf, o_access, o_stop, err) = _replay(
         _DATAFLOWS[df], *dims,
         i_ptr, i_lines, i_n, i_A, i_P, i_L,
