@@ -1,11 +1,10 @@
 """``accelsim.simulate``: workload x hardware -> Report."""
 from __future__ import annotations
 
-from operator import attrgetter
 from pathlib import Path
 
 from ._version import __version__
-from .energy import leakage_power_mw, unit_energy_pj
+from .energy import leakage_energy_pj, leakage_power_mw, price_actions
 from .engines.base import engine_for, lower_layer
 from .hardware.common import HardwareBase
 from .hardware.io import load_hardware
@@ -48,10 +47,6 @@ def _bottleneck(prog: LayerProgram, t: Timing, hw: HardwareBase) -> tuple[str, s
     return "compute", f"PE array busy {util:.0%} of its cycles"
 
 
-#: what an action's energy per event depends on: every field but its count
-_UNIT_SIGNATURE = attrgetter(*(f for f in Action.__dataclass_fields__ if f != "count"))
-
-
 class Prices:
     """``energy.price_actions`` and ``energy.leakage_energy_pj`` for one hardware, with the energy of
     each distinct action and the leakage powers computed once (same sums in the same order, so
@@ -64,21 +59,13 @@ class Prices:
 
     def dynamic_pj(self, actions: list[Action]) -> dict[str, float]:
         """Dynamic energy per component (pJ)."""
-        out: dict[str, float] = {}
-        units = self._units
-        for a in actions:
-            sig = _UNIT_SIGNATURE(a)
-            u = units.get(sig)
-            if u is None:
-                u = units[sig] = unit_energy_pj(a, self.hw)
-            out[a.component] = out.get(a.component, 0.0) + a.count * u
-        return out
+        return price_actions(actions, self.hw, self._units)
 
     def static_pj(self, cycles: float) -> float:
         """Leakage energy over ``cycles`` (pJ)."""
         if self._powers is None:
             self._powers = list(leakage_power_mw(self.hw).values())
-        return sum(self.hw.leakage_pj(p, cycles) for p in self._powers)
+        return leakage_energy_pj(self.hw, cycles, self._powers)
 
 
 def layer_energy_pj(prog: LayerProgram, timing: Timing, prices: Prices) -> dict[str, float]:
