@@ -19,8 +19,8 @@ import numpy as np
 from numba import njit
 
 from ..hardware.hierarchy import MemoryHierarchy
-from .cost import MappingCost, OperandLevelCost, _effective_sizes
-from .ir import DIMS, LayerDims, Mapping, validate
+from .cost import MappingCost, OperandLevelCost, _effective_sizes, validate
+from .ir import DIMS, LayerDims, Mapping
 
 _OPS = ("W", "I", "O")
 _DIRS = ("tl", "fh", "fl", "th")

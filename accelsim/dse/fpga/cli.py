@@ -119,7 +119,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
     from ..._validation import atomic_write_text
-    from ...cli import resolve_workload
+    from ...workload.io import load_workload as resolve_workload
     from .ilp import (OverlaySpace, PipelineSpace, exhaustive_overlay, exhaustive_pipeline,
                                    optimize_overlay, optimize_pipeline)
 
