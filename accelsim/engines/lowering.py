@@ -111,6 +111,38 @@ def compress_runs_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, stor
     return tuple(out)
 
 
+#: below this many tiles, :func:`compress_periodic_arrays` runs the same rule in plain Python
+#: (numpy's per-call overhead dominates: a large array has few folds per column)
+_SMALL_PERIODIC = 32
+
+
+def _compress_periodic_small(row_list: list[list[int]], max_period: int) -> tuple[Node, ...]:
+    """The rule of :func:`compress_periodic_arrays` for a few tiles: at each position the period
+    whose repetitions cover the longest stretch (ties: the smallest period)."""
+    n = len(row_list)
+    ids_of: dict[tuple[int, ...], int] = {}
+    ids = [ids_of.setdefault(tuple(r), len(ids_of)) for r in row_list]
+    pmax = min(max_period, n // 2)
+    out: list[Node] = []
+    i = 0
+    while i < n:
+        best_p, best_reps = 1, 1
+        for p in range(1, pmax + 1):
+            r = 0
+            while i + r + p < n and ids[i + r] == ids[i + r + p]:
+                r += 1
+            reps = r // p + 1
+            if reps > 1 and reps * p > best_reps * best_p:
+                best_p, best_reps = p, reps
+        body = compress_runs([Tile(*r) for r in row_list[i:i + best_p]])
+        if best_reps > 1:
+            out.append(Repeat(body, best_reps))
+        else:
+            out.extend(body)
+        i += best_p * best_reps
+    return tuple(out)
+
+
 def compress_periodic_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, store_bits: np.ndarray,
                              max_period: int = 64) -> tuple[Node, ...]:
     """:func:`compress_periodic` of single-tile blocks given column-wise: runs of a repeating
@@ -125,6 +157,8 @@ def compress_periodic_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, 
     change[1:] = np.any(rows[1:] != rows[:-1], axis=1)
     if int(change.sum()) <= 2:  # at most two runs: nothing periodic beyond run-length encoding
         return compress_runs_arrays(rows[:, 0], rows[:, 1], rows[:, 2])
+    if n <= _SMALL_PERIODIC:
+        return _compress_periodic_small(rows.tolist(), max_period)
     _, ids = np.unique(rows, axis=0, return_inverse=True)
     ids = ids.reshape(-1)
     pmax = min(max_period, n // 2)
