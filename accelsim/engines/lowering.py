@@ -19,7 +19,7 @@ input tile sequence.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -116,31 +116,37 @@ def compress_runs_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, stor
 _SMALL_PERIODIC = 32
 
 
-def _compress_periodic_small(row_list: list[list[int]], max_period: int) -> tuple[Node, ...]:
-    """The rule of :func:`compress_periodic_arrays` for a few tiles: at each position the period
-    whose repetitions cover the longest stretch (ties: the smallest period)."""
-    n = len(row_list)
-    ids_of: dict[tuple[int, ...], int] = {}
-    ids = [ids_of.setdefault(tuple(r), len(ids_of)) for r in row_list]
+def _periodic(ids: list[int], max_period: int, body_of: Callable[[int, int], tuple[Node, ...]]) -> list[Node]:
+    """The periodic rule over block ids: at each position the period (<= ``max_period``) whose
+    repetitions cover the longest stretch (ties: the smallest period); ``body_of(i, j)`` encodes
+    blocks ``i..j-1`` as one pattern."""
+    n = len(ids)
     pmax = min(max_period, n // 2)
     out: list[Node] = []
     i = 0
     while i < n:
         best_p, best_reps = 1, 1
         for p in range(1, pmax + 1):
-            r = 0
+            r = 0  # how many of positions i, i+1, ... (consecutively) equal the position p later
             while i + r + p < n and ids[i + r] == ids[i + r + p]:
                 r += 1
             reps = r // p + 1
             if reps > 1 and reps * p > best_reps * best_p:
                 best_p, best_reps = p, reps
-        body = compress_runs([Tile(*r) for r in row_list[i:i + best_p]])
+        body = body_of(i, i + best_p)
         if best_reps > 1:
             out.append(Repeat(body, best_reps))
         else:
             out.extend(body)
         i += best_p * best_reps
-    return tuple(out)
+    return out
+
+
+def _compress_periodic_small(row_list: list[list[int]], max_period: int) -> tuple[Node, ...]:
+    """:func:`compress_periodic_arrays` for a few tiles, in plain Python."""
+    ids_of: dict[tuple[int, ...], int] = {}
+    ids = [ids_of.setdefault(tuple(r), len(ids_of)) for r in row_list]
+    return tuple(_periodic(ids, max_period, lambda i, j: compress_runs([Tile(*r) for r in row_list[i:j]])))
 
 
 def compress_periodic_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, store_bits: np.ndarray,
@@ -213,34 +219,10 @@ def compress_periodic(blocks: Sequence[tuple[Node, ...]], max_period: int = 64) 
     covered stretch wins) becomes one :class:`~accelsim.stats.Repeat`, so the simulator can
     fast-forward it; the tiles inside a pattern are run-length encoded.
     """
-    n = len(blocks)
-    if n == 0:
-        return []
     ids_of: dict[tuple[Node, ...], int] = {}
-    ids = np.array([ids_of.setdefault(b, len(ids_of)) for b in blocks], dtype=np.int64)
-    periods = range(1, min(max_period, n // 2) + 1)
-    run: dict[int, np.ndarray] = {}
-    for p in periods:  # run[p][i] = how many of ids[i:], ids[i+1:], ... equal the id p later
-        eq = (ids[:-p] == ids[p:]).astype(np.int64)
-        r = np.zeros(n + 1, dtype=np.int64)
-        for i in range(n - p - 1, -1, -1):
-            r[i] = r[i + 1] + 1 if eq[i] else 0
-        run[p] = r
-    out: list[Node] = []
-    i = 0
-    while i < n:
-        best_p, best_reps = 1, 1
-        for p in periods:
-            reps = int(run[p][i]) // p + 1
-            if reps > 1 and reps * p > best_reps * best_p:
-                best_p, best_reps = p, reps
-        body = compress_runs([t for blk in blocks[i:i + best_p] for t in blk])  # type: ignore[misc]
-        if best_reps > 1:
-            out.append(Repeat(body, best_reps))
-        else:
-            out.extend(body)
-        i += best_p * best_reps
-    return out
+    ids = [ids_of.setdefault(b, len(ids_of)) for b in blocks]
+    return _periodic(ids, max_period,
+                     lambda i, j: compress_runs([t for blk in blocks[i:j] for t in blk]))  # type: ignore[misc]
 
 
 def node_cycles(node: Node) -> int:
