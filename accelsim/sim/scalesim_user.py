@@ -278,12 +278,12 @@ def _pf_elem(kind, r, c, M, K, N, R, C, ew, stride, h, w, cin, sc):
         if m < M:
             return _ifmap_addr(m, u, ew, stride, h, w, cin, sc)
         return -1
-    elif kind == 1:
+    elif kind == 1 or kind == 3:  # os and ws filters: the same (col_fold*K) x C matrix
         fc = r // K
-        u = r - fc * K
+        k = r - fc * K
         n = fc * C + c
         if n < N:
-            return n * K + u
+            return n * K + k
         return -1
     elif kind == 2:
         fr = r // M
@@ -291,13 +291,6 @@ def _pf_elem(kind, r, c, M, K, N, R, C, ew, stride, h, w, cin, sc):
         k = fr * R + c
         if k < K:
             return _ifmap_addr(u, k, ew, stride, h, w, cin, sc)
-        return -1
-    elif kind == 3:
-        fc = r // K
-        k = r - fc * K
-        n = fc * C + c
-        if n < N:
-            return n * K + k
         return -1
     elif kind == 4:
         fc = r // K
