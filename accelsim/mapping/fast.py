@@ -41,6 +41,8 @@ _IR[1, 9] = _IR[1, 11] = True
 
 @njit(cache=True)
 def _window(a, b, stride, dilation, clip):  # pragma: no cover - jitted
+    """Input rows of ``a`` outputs x ``b`` kernel taps (integer or, for fractional tiles, float
+    arguments: numba compiles one specialisation each)."""
     g = stride
     h = dilation
     while h:
@@ -48,18 +50,6 @@ def _window(a, b, stride, dilation, clip):  # pragma: no cover - jitted
     n = a * b - max(0, b - stride // g) * (a - dilation // g)
     if clip > 0 and clip < n:
         return clip
-    return n
-
-
-@njit(cache=True)
-def _window_frac(a, b, stride, dilation, clip):  # pragma: no cover - jitted
-    g = stride
-    h = dilation
-    while h:
-        g, h = h, g % h
-    n = a * b - max(0.0, b - stride // g) * (a - dilation // g)
-    if clip > 0 and clip < n:
-        return float(clip)
     return n
 
 
@@ -88,14 +78,14 @@ def _decouple(dims, sizes, lens, nlev, geo, zz):  # pragma: no cover - jitted
                 if zz:
                     r = float(_window(int(cab[0]), int(cab[2]), geo[0], geo[2], geo[4]))
                 else:
-                    r = _window_frac(cab[0], cab[2], geo[0], geo[2], geo[4])
+                    r = _window(cab[0], cab[2], geo[0], geo[2], geo[4])  # float specialisation: fractional tiles
                 tot = cab[0] * cab[2]
             else:
                 dd = 1
                 if zz:
                     r = float(_window(int(cab[1]), int(cab[3]), geo[1], geo[3], geo[5]))
                 else:
-                    r = _window_frac(cab[1], cab[3], geo[1], geo[3], geo[5])
+                    r = _window(cab[1], cab[3], geo[1], geo[3], geo[5])
                 tot = cab[1] * cab[3]
             ir = tot / r
             od[lv, k] = 8 + 2 * dd
