@@ -72,6 +72,46 @@ def vector_program(layer: Elementwise | Pool, work: VectorWork, *, engine: str, 
     )
 
 
+def peel_last(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+    """Rewrite so the final tile is explicit and one cycle shorter (SCALE-Sim's 0-based count)."""
+    if not nodes:
+        return nodes
+    *head, last = nodes
+    if isinstance(last, Tile):
+        return (*head, Tile(last.load_bits, max(last.compute_cycles - 1, 0), last.store_bits, last.decode_cycles))
+    if last.count == 0:
+        return (*peel_last(tuple(head)), last)
+    rest: list[Node] = list(head)
+    if last.count > 1:
+        rest.append(Repeat(last.body, last.count - 1))
+    return (*rest, *peel_last(last.body))
+
+
+def buffered_vector_program(layer: Elementwise | Pool, *, lanes: int, in_buffer: str, in_buffer_bits: int,
+                            out_buffer: str, engine: str, zero_based: bool = False,
+                            sram_accesses: dict[str, int] | None = None) -> LayerProgram:
+    """A memory-bound layer on a ``lanes``-wide vector unit that streams its input from DRAM
+    through ``in_buffer`` (tiles of half its ``in_buffer_bits``, double-buffered) and its output
+    through ``out_buffer`` back to DRAM: every word written and read once in each buffer and
+    moved once over DRAM. ``zero_based``: cycles counted from 0 and the last tile peeled
+    (the systolic array's fold convention)."""
+    ab = layer.compression.quant.act_bits
+    w = vector_work(layer, lanes, ab)
+    tiles = stream_tiles(w.read_bits, w.cycles, w.write_bits, -(-w.read_bits // (in_buffer_bits // 2)))
+    actions = [
+        Action("vector", "op", w.ops, ab),
+        Action(in_buffer, "write", layer.input_words, ab),
+        Action(in_buffer, "read", layer.input_words, ab),
+        Action(out_buffer, "write", layer.output_words, ab),
+        Action(out_buffer, "read", layer.output_words, ab),
+        Action("dram", "read", layer.input_words, ab),
+        Action("dram", "write", layer.output_words, ab),
+    ]
+    body = peel_last(compress_runs(tiles)) if zero_based else compress_runs(tiles)
+    return vector_program(layer, w, engine=engine, body=body, actions=actions, pe_count=lanes,
+                          compute_cycles=w.cycles - 1 if zero_based else None, sram_accesses=sram_accesses)
+
+
 def compress_runs(tiles: Sequence[Tile]) -> tuple[Node, ...]:
     """Run-length encode consecutive identical tiles."""
     out: list[Node] = []

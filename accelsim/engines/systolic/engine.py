@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from ...hardware.systolic import SystolicArray
 from ...stats import Action, LayerProgram, Node, Repeat, TopologyRow
-from ...workload.layer import Elementwise, LayerBase, Pool, ceil_div
+from ...workload.layer import Elementwise, LayerBase, Pool
 from ...workload.masks import layer_mask
 from ...workload.workload import Workload
 from ..base import Engine
-from ..lowering import compress_runs, stream_tiles, vector_program, vector_work
-from .folds import GemmLowering, OperandBits, fold_plan, peel_last, sram_word_accesses
+from ..lowering import buffered_vector_program, peel_last
+from .folds import GemmLowering, OperandBits, fold_plan, sram_word_accesses
 from .program import LayerCounters, systolic_program
 from .sparse import lower_sparse, sparse_mode as _sparse_mode
 
@@ -102,20 +102,8 @@ class SystolicEngine(Engine[SystolicArray]):
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: SystolicArray) -> LayerProgram:
         """On a ``cols``-lane vector unit, bound by DRAM; cycles counted 0-based like the folds."""
-        ab = layer.compression.quant.act_bits
-        w = vector_work(layer, hw.cols, ab)
-        tiles = stream_tiles(w.read_bits, w.cycles, w.write_bits, ceil_div(w.read_bits, hw.ifmap_sram.size_bits // 2))
-        actions = [
-            Action("vector", "op", w.ops, ab),
-            Action("ifmap_sram", "write", layer.input_words, ab),
-            Action("ifmap_sram", "read", layer.input_words, ab),
-            Action("ofmap_sram", "write", layer.output_words, ab),
-            Action("ofmap_sram", "read", layer.output_words, ab),
-            Action("dram", "read", layer.input_words, ab),
-            Action("dram", "write", layer.output_words, ab),
-        ]
-        return vector_program(
-            layer, w, engine="systolic.vector", body=peel_last(compress_runs(tiles)), actions=actions, pe_count=hw.cols,
-            compute_cycles=w.cycles - 1,
+        return buffered_vector_program(
+            layer, lanes=hw.cols, in_buffer="ifmap_sram", in_buffer_bits=hw.ifmap_sram.size_bits, out_buffer="ofmap_sram",
+            engine="systolic.vector", zero_based=True,
             sram_accesses={"ifmap_sram_reads": layer.input_words, "ofmap_sram_writes": layer.output_words},
         )
