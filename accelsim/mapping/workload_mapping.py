@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import ConfigError
 from ..hardware.hierarchy import MemoryHierarchy
@@ -208,6 +209,15 @@ def _workload(workload: Any, op_types: dict[str, str] | None):
     return wl, types, dims
 
 
+@dataclass(frozen=True)
+class MappedLayer:
+    """One layer's search result with the hierarchy it was mapped on and the entry used."""
+
+    result: SearchResult
+    hierarchy: MemoryHierarchy
+    spec: LayerMappingSpec | None
+
+
 def map_workload(workload: Any, hierarchy: Any, mapping_file: Any = None, objective: str = "latency", *,
                  op_types: dict[str, str] | None = None, top_k: int = 1,
                  cache: MappingCache | None = _DEFAULT_CACHE, **search_kw: Any) -> dict[str, SearchResult]:
@@ -220,16 +230,35 @@ def map_workload(workload: Any, hierarchy: Any, mapping_file: Any = None, object
     search); ``op_types`` overrides layer operator types. ``search_kw`` goes to
     :func:`search_layer` (e.g. ``lpf_limit``, ``max_spatial``).
     """
+    return {k: v.result for k, v in map_workload_detailed(workload, hierarchy, mapping_file, objective,
+                                                          op_types=op_types, top_k=top_k, cache=cache,
+                                                          **search_kw).items()}
+
+
+def map_workload_detailed(workload: Any, hierarchy: Any, mapping_file: Any = None, objective: str = "latency", *,
+                          op_types: dict[str, str] | None = None, top_k: int = 1, only: Iterable[str] | None = None,
+                          cache: MappingCache | None = _DEFAULT_CACHE, **search_kw: Any) -> dict[str, MappedLayer]:
+    """:func:`map_workload` with, per layer, the hierarchy used and the mapping-file entry;
+    ``only``: map just these layers (unknown names are a ConfigError listing the layers)."""
     wl, types, dims = _workload(workload, op_types)
+    wanted = None if only is None else set(only)
+    if wanted is not None:
+        names = [ly.name for ly in wl.layers if getattr(ly, "op", None) in MAPPED_OPS]
+        missing = sorted(wanted - set(names))
+        if missing:
+            raise ConfigError(f"no conv/GEMM/matmul layer named {missing[0]!r} (layers: {', '.join(names[:12])}"
+                              f"{', ...' if len(names) > 12 else ''})", source=getattr(wl, "name", "workload"),
+                              field="layer")
     mfile = load_mapping(mapping_file)
     hs = _Hierarchies(hierarchy)
     if mfile is not None:
         mfile.validate(hs.default(mfile), hs.memory_operands)
-    out: dict[str, SearchResult] = {}
+    out: dict[str, MappedLayer] = {}
     for ly in wl.layers:
-        if getattr(ly, "op", None) not in MAPPED_OPS:
+        if getattr(ly, "op", None) not in MAPPED_OPS or (wanted is not None and ly.name not in wanted):
             continue
         kw: dict[str, Any] = {}
+        spec = None
         if mfile is not None:
             spec = mfile.spec_for(ly.name, types.get(ly.name, OPERATOR_TYPE_OF_OP.get(ly.op)))
             h = hs.for_spec(spec)
@@ -238,18 +267,46 @@ def map_workload(workload: Any, hierarchy: Any, mapping_file: Any = None, object
             h = hs.default(None)
         ld = LayerDims.from_layer(ly, **h.array.precision.model_dump())
         try:
-            out[ly.name] = search_layer(ld, h, objective=objective, top_k=top_k, cache=cache, **kw, **search_kw)
+            res = search_layer(ld, h, objective=objective, top_k=top_k, cache=cache, **kw, **search_kw)
         except ConfigError:
             if "max_spatial" in search_kw:
                 raise
             # the first 8 feasible of the best-ranked 64 spatial candidates may all overflow a small
             # per-PE memory: search every candidate before giving up
-            out[ly.name] = search_layer(ld, h, objective=objective, top_k=top_k, cache=cache, max_spatial=None,
-                                        **kw, **search_kw)
+            res = search_layer(ld, h, objective=objective, top_k=top_k, cache=cache, max_spatial=None,
+                               **kw, **search_kw)
+        out[ly.name] = MappedLayer(res, h, spec)
     if not out:
         raise ConfigError("no conv/GEMM/matmul layer to map", source=getattr(wl, "name", "workload"))
     return out
 
 
-__all__ = ["map_workload", "layer_specs", "operator_types", "zigzag_dim_names", "load_mapping",
+def map_report(workload: Any, hw: Any, mapping_file: Any = None, layer: str | None = None,
+               objective: str = "latency", top_k: int = 5) -> str:
+    """Text of ``accelsim map``: with ``layer``, its best ``top_k`` mappings with cost breakdowns;
+    without, one line per compute layer (entry used, mapping, latency, energy) and totals."""
+    from .search import format_mapping_table
+    if layer is not None:
+        m = map_workload_detailed(workload, hw, mapping_file, objective, top_k=top_k, only=[layer])[layer]
+        head = f"mapping file entry: {m.spec.entry} (by {m.spec.matched_by})\n" if m.spec is not None else ""
+        return head + format_mapping_table(m.result, m.hierarchy, top_k)
+    rows = map_workload_detailed(workload, hw, mapping_file, objective, top_k=1)
+    w = max([5] + [len(n) for n in rows])
+    lines = [f"{'layer':<{w}} {'entry':<18} {'latency_cycles':>15} {'energy_pj':>16} {'mac_util':>8}  mapping"]
+    tot_lat = tot_en = 0.0
+    for name, m in rows.items():
+        c = m.result.cost
+        util = m.result.layer.macs / (c.latency_cycles * m.hierarchy.array.num_macs) if c.latency_cycles else 0.0
+        entry = f"{m.spec.entry} ({m.spec.matched_by[0]})" if m.spec is not None else "-"
+        lines.append(f"{name:<{w}} {entry[:18]:<18} {c.latency_cycles:>15,.0f} {c.energy_pj:>16,.0f} "
+                     f"{util:>8.3f}  {m.result.mapping.short()}")
+        tot_lat += c.latency_cycles
+        tot_en += c.energy_pj
+    lines.append(f"{'total (' + str(len(rows)) + ' layers, objective ' + objective + ')':<{w + 19}} "
+                 f"{tot_lat:>15,.0f} {tot_en:>16,.0f}")
+    lines.append("entry: mapping-file entry used, by (n)ame, (o)perator type or (d)efault")
+    return "\n".join(lines)
+
+
+__all__ = ["map_workload", "map_workload_detailed", "map_report", "MappedLayer", "layer_specs", "operator_types", "zigzag_dim_names", "load_mapping",
            "OPERATOR_TYPE_OF_OP", "MAPPED_OPS"]
