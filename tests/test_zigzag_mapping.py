@@ -309,3 +309,20 @@ def test_map_cli_one_layer_names_the_entry(capsys):
     out = capsys.readouterr().out
     assert rc == 0
     assert out.startswith("mapping file entry: default (by default)") and out.count("  spatial ") == 2
+
+
+# ---------------------------------------------------------------------------- against ZigZag's runs
+def test_mapping_files_end_to_end_match_zigzag_runs():
+    """The four reference runs redone from ZigZag's own three input files (ONNX, accelerator,
+    mapping file): latency <= 1.02x ZigZag's reported on >= 95% of layers (measured 70/71)."""
+    from accelsim.mapping.zigzag_runs import REFERENCE_RUNS
+    ok = n = 0
+    for tag, (onnx_rel, acc_rel, map_rel) in REFERENCE_RUNS.items():
+        _, rows = load_reference_run(REF, tag)
+        res = map_workload(REF / onnx_rel, REF / acc_rel, REF / map_rel, objective="latency")
+        assert set(res) == {ref.name for _, _, ref in rows}
+        for layer, _, ref in rows:
+            assert res[ref.name].layer.macs == ref.macs
+            ok += res[ref.name].cost.latency_cycles <= 1.02 * ref.latency_cycles
+            n += 1
+    assert n == 71 and ok >= 0.95 * n
