@@ -14,8 +14,10 @@ Assumptions:
 - a layer's **operator type** is the ONNX node's ``op_type`` (``Conv``, ``Gemm``, ``MatMul``,
   ...) for ONNX workloads and ``operator_type`` for ZigZag workload YAML, as ZigZag's parsers
   set it; for other workloads it is derived from the accelsim op (:data:`OPERATOR_TYPE_OF_OP`);
-- operand widths are the array's (``hierarchy.array.precision``; ZigZag's defaults 8/8/16/8
-  unless the accelerator's ``input_precision`` says otherwise), as ZigZag costs them;
+- operand widths are a ZigZag workload YAML's ``operand_precision`` (``W``, ``I``, ``O``,
+  ``O_final``) where given, as ZigZag costs them; otherwise the array's
+  (``hierarchy.array.precision``: ZigZag's ONNX defaults 8/8/16/8 unless the accelerator's
+  ``input_precision`` says otherwise);
 - when no mapping is found among the search's default spatial candidates (``max_spatial``), every
   spatial candidate is searched before the layer is declared unmappable;
 - a ZigZag accelerator given as a path is rebuilt per distinct ``memory_operand_links`` from the
@@ -125,6 +127,29 @@ def zigzag_dim_names(workload_path: str | Path) -> dict[str, dict[str, str]]:
     return out
 
 
+_PREC_KEYS = {"W": "w_bits", "I": "i_bits", "O": "o_bits", "O_final": "o_final_bits"}
+
+
+def zigzag_precisions(workload_path: str | Path) -> dict[str, dict[str, int]]:
+    """For ZigZag workload YAML: layer name -> operand widths from ``operand_precision`` (``W``,
+    ``I``, ``O`` partial sums, ``O_final``) as ``LayerDims`` keywords; ``{}`` for other formats."""
+    p = Path(str(workload_path))
+    if p.suffix.lower() not in (".yaml", ".yml") or not p.is_file():
+        return {}
+    from ..workload.zigzag_workload import is_zigzag_workload_file
+    if not is_zigzag_workload_file(p):
+        return {}
+    import yaml
+    out: dict[str, dict[str, int]] = {}
+    for it in yaml.safe_load(p.read_text(encoding="utf-8")) or []:
+        prec = it.get("operand_precision") if isinstance(it, dict) else None
+        if isinstance(prec, dict):
+            out[str(it.get("name", f"Layer{it.get('id')}"))] = {
+                _PREC_KEYS[k]: int(v) for k, v in prec.items()
+                if k in _PREC_KEYS and isinstance(v, int) and not isinstance(v, bool) and v > 0}
+    return out
+
+
 def _accelerator(hw: Any) -> tuple[MemoryHierarchy, dict | None, str]:
     """(hierarchy with default links, raw ZigZag accelerator data or None, source name)."""
     if _is_path(hw):
@@ -189,7 +214,7 @@ class _Hierarchies:
 def layer_specs(workload: Any, mapping_file: Any, *, op_types: dict[str, str] | None = None
                 ) -> dict[str, LayerMappingSpec]:
     """Layer name -> the mapping file entry each compute layer uses (ZigZag's precedence)."""
-    wl, types, _ = _workload(workload, op_types)
+    wl, types, _, _ = _workload(workload, op_types)
     mfile = load_mapping(mapping_file)
     if mfile is None:
         return {}
@@ -201,12 +226,14 @@ def _workload(workload: Any, op_types: dict[str, str] | None):
     from ..workload.io import load_workload
     types: dict[str, str] = {}
     dims: dict[str, dict[str, str]] = {}
+    prec: dict[str, dict[str, int]] = {}
     if _is_path(workload) and not str(workload).startswith("zoo:"):
         types = operator_types(workload)
         dims = zigzag_dim_names(workload)
+        prec = zigzag_precisions(workload)
     wl = load_workload(workload) if _is_path(workload) else workload
     types.update(op_types or {})
-    return wl, types, dims
+    return wl, types, dims, prec
 
 
 @dataclass(frozen=True)
@@ -240,7 +267,7 @@ def map_workload_detailed(workload: Any, hierarchy: Any, mapping_file: Any = Non
                           cache: MappingCache | None = _DEFAULT_CACHE, **search_kw: Any) -> dict[str, MappedLayer]:
     """:func:`map_workload` with, per layer, the hierarchy used and the mapping-file entry;
     ``only``: map just these layers (unknown names are a ConfigError listing the layers)."""
-    wl, types, dims = _workload(workload, op_types)
+    wl, types, dims, precs = _workload(workload, op_types)
     wanted = None if only is None else set(only)
     if wanted is not None:
         names = [ly.name for ly in wl.layers if getattr(ly, "op", None) in MAPPED_OPS]
@@ -265,7 +292,7 @@ def map_workload_detailed(workload: Any, hierarchy: Any, mapping_file: Any = Non
             kw = spec.search_kwargs(h, dims.get(ly.name))
         else:
             h = hs.default(None)
-        ld = LayerDims.from_layer(ly, **h.array.precision.model_dump())
+        ld = LayerDims.from_layer(ly, **{**h.array.precision.model_dump(), **precs.get(ly.name, {})})
         try:
             res = search_layer(ld, h, objective=objective, top_k=top_k, cache=cache, **kw, **search_kw)
         except ConfigError:
@@ -308,5 +335,5 @@ def map_report(workload: Any, hw: Any, mapping_file: Any = None, layer: str | No
     return "\n".join(lines)
 
 
-__all__ = ["map_workload", "map_workload_detailed", "map_report", "MappedLayer", "layer_specs", "operator_types", "zigzag_dim_names", "load_mapping",
+__all__ = ["map_workload", "map_workload_detailed", "map_report", "MappedLayer", "zigzag_precisions", "layer_specs", "operator_types", "zigzag_dim_names", "load_mapping",
            "OPERATOR_TYPE_OF_OP", "MAPPED_OPS"]
