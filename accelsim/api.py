@@ -11,7 +11,7 @@ from .hardware.common import HardwareBase
 from .hardware.io import load_hardware
 from .program_cache import ProgramCache, count_priced
 from .report import LayerStats, Report
-from .sim.run import simulate_layer_program
+from .sim.run import simulate_layer_program, with_measured_dram
 from .stats import Action, LayerProgram, Timing
 from .workload.io import load_workload
 from .workload.workload import Workload
@@ -82,8 +82,9 @@ class Prices:
 
 
 def layer_energy_pj(prog: LayerProgram, timing: Timing, prices: Prices) -> dict[str, float]:
-    """Energy per component of one layer: its actions priced, plus leakage over its latency ("static")."""
-    energy = prices.dynamic_pj(prog.actions)
+    """Energy per component of one layer: its actions priced (DRAM as the timing model counted it,
+    when it did: :func:`~accelsim.sim.run.with_measured_dram`), plus leakage over its latency ("static")."""
+    energy = prices.dynamic_pj(with_measured_dram(prog, timing).actions)
     energy["static"] = prices.static_pj(timing.latency_cycles)
     return energy
 
@@ -94,6 +95,7 @@ def layer_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase, prices: Pr
 
 
 def _unpriced_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase, energy: dict[str, float]) -> LayerStats:
+    prog = with_measured_dram(prog, timing)
     total = timing.total_cycles
     pes = max(prog.pe_count, 1)
     bottleneck, reason = _bottleneck(prog, timing, hw)

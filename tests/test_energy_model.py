@@ -116,3 +116,71 @@ def test_math_constants_are_horowitz_anchors():
 
     assert FP_ADD_PJ_AT_16B * 2 ** FP_ADD_EXPONENT == pytest.approx(0.9)
     assert math.isclose(FP_ADD_EXPONENT, math.log2(2.25))
+
+
+# -- 4. compression an engine does not exploit is noted (one central mechanism) -----------------
+def _sparse_act_layer(**comp) -> Linear:
+    return Linear(name="fc", in_features=64, out_features=32, tokens=8, compression=Compression(act_density=0.3, **comp))
+
+
+@pytest.mark.parametrize("config", ["systolic_32x32_os_256kb.yaml", "zu3eg.yaml"])
+def test_unexploited_activation_sparsity_is_noted(root, config):
+    hw = accelsim.load_hardware(root / "hw_configs" / config)
+    s = accelsim.simulate(Workload(name="t", layers=[_sparse_act_layer()]), hw, compare_dense=False).layers[0]
+    notes = [n for n in s.notes if n.startswith("activation sparsity")]
+    assert notes == ["activation sparsity (density 0.30) not exploited: this array does not gate or skip zero "
+                     "activations (every MAC is executed and priced)"]
+    dense = accelsim.simulate(Workload(name="t", layers=[_sparse_act_layer().model_copy(
+        update={"compression": Compression()})]), hw, compare_dense=False).layers[0]
+    assert not any("not exploited" in n for n in dense.notes)
+    assert s.macs == dense.macs and s.energy_pj == pytest.approx(dense.energy_pj)  # really not exploited
+
+
+def test_unexploited_smartexchange_factorisation_is_noted(root):
+    from accelsim.workload.compression import Factorization
+
+    se = Factorization(kind="smartexchange", basis_size=4, ce_density=0.25, ce_bits=4)
+    layer = Linear(name="fc", in_features=64, out_features=32, tokens=8, compression=Compression(factorization=se))
+    wl = Workload(name="t", layers=[layer])
+    sys_notes = accelsim.simulate(wl, accelsim.load_hardware(root / "hw_configs" / "systolic_32x32_os_256kb.yaml"),
+                                  compare_dense=False).layers[0].notes
+    assert any(n.startswith("SmartExchange factorisation (basis 4x4, Ce density 0.25) not exploited") for n in sys_notes)
+    se_notes = accelsim.simulate(wl, accelsim.load_hardware(root / "hw_configs" / "smartexchange_32x32.yaml"),
+                                 compare_dense=False).layers[0].notes
+    assert not any("not exploited" in n for n in se_notes)  # the SmartExchange engine exploits it
+
+
+def test_engines_declare_what_they_exploit(root):
+    from accelsim.engines.base import EXPLOITABLE, engine_for
+
+    for cfg in ("systolic_32x32_os_256kb", "zu3eg", "smartexchange_32x32", "isaac_like", "gather_scatter_sve128"):
+        eng = engine_for(accelsim.load_hardware(root / "hw_configs" / f"{cfg}.yaml"))
+        assert eng.exploits <= set(EXPLOITABLE)
+        assert set(eng.ignore_reasons) <= set(EXPLOITABLE)
+
+
+# -- 5. SCALE-Sim USER mode reports (and prices) the emulation's DRAM counts ----------------------
+def _user_rows():
+    from scalesim_ref import rows
+
+    return [r for r in rows() if r["bw_mode"] == "USER"]
+
+
+@pytest.mark.parametrize("row", _user_rows(), ids=lambda r: r["run_name"])
+def test_scalesim_user_dram_counts_are_scalesims(row):
+    from scalesim_ref import hardware_of, layer_of
+
+    hw = hardware_of(row)
+    assert hw.stall_model == "scalesim_user" and hw.word_bits == 8
+    s = accelsim.simulate(Workload(name="one", layers=[layer_of(row)]), hw).layers[0]
+    reads = {"ifmap": int(row["dram_ifmap_reads"]), "filter": int(row["dram_filter_reads"])}
+    writes = int(row["dram_ofmap_writes"])
+    assert s.dram_read_bytes_by_operand == reads  # 1-byte words, as SCALE-Sim counts them
+    assert s.dram_read_bytes == sum(reads.values()) and s.dram_write_bytes == writes
+    assert s.energy_by_component_pj["dram"] == pytest.approx(
+        (sum(reads.values()) * hw.dram.pj_per_bit + writes * hw.dram.write_energy_pj_per_bit()) * 8)
+    assert s.actions_by_component["dram"] == {"read": sum(reads.values()), "write": writes}
+    assert s.dram_busy_cycles == int((sum(reads.values()) + writes) * 8 / hw.dram_bits_per_cycle())
+    assert any(n.startswith("DRAM traffic counted by the SCALE-Sim 3.0.0 USER-mode emulation") for n in s.notes)
+    if s.bottleneck == "dram_bandwidth":
+        assert f"{(sum(reads.values()) + writes) / 1024:,.0f} KB" in s.bottleneck_reason

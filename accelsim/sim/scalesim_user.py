@@ -717,10 +717,12 @@ def simulate_user_mode(layer: ScaleSimLayer, array: ScaleSimArray) -> ScaleSimUs
     )
 
 
-def timing_of_row(row: "TopologyRow", hw: "SystolicArray") -> tuple[int, int, str]:
-    """(stall cycles, fill cycles, source) of one topology row on a ``scalesim_user`` systolic array.
+def timing_of_row(row: "TopologyRow", hw: "SystolicArray") -> tuple[int, int, str, ScaleSimUserResult]:
+    """(stall cycles, fill cycles, source, full emulation result) of one topology row on a
+    ``scalesim_user`` systolic array.
 
-    Fill is SCALE-Sim's "incl. prefetch" cycles beyond its "Total Cycles"; there is no drain.
+    Fill is SCALE-Sim's "incl. prefetch" cycles beyond its "Total Cycles"; there is no drain. The
+    result carries the emulation's DRAM counts (words), which the report uses.
     """
     ports = hw.scalesim_ports
     if ports is None:  # validated by SystolicArray
@@ -732,4 +734,5 @@ def timing_of_row(row: "TopologyRow", hw: "SystolicArray") -> tuple[int, int, st
     layer = ScaleSimLayer(row.ifmap_h, row.ifmap_w, row.filter_h, row.filter_w, row.channels, row.num_filters, row.stride)
     res = simulate_user_mode(layer, arr)
     extra = res.total_cycles_incl_prefetch - res.compute_cycles
-    return res.stall_cycles, max(extra, 0), "SCALE-Sim 3.0.0 USER-mode emulation" + ("" if res.exact else " (approximate)")
+    source = "SCALE-Sim 3.0.0 USER-mode emulation" + ("" if res.exact else " (approximate)")
+    return res.stall_cycles, max(extra, 0), source, res
