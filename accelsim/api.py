@@ -118,7 +118,7 @@ def _unpriced_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase, energy
         bottleneck=bottleneck, bottleneck_reason=reason, timing_source=timing.source, notes=list(prog.notes),
         stall_input_cycles=timing.stall_input_cycles, stall_output_cycles=timing.stall_output_cycles,
         pe_count=prog.pe_count, extra=dict(prog.extra), actions_by_component=actions,
-        decode_busy_cycles=timing.decode_busy_cycles,
+        decode_busy_cycles=timing.decode_busy_cycles, prefetch_cycles=timing.prefetch_cycles,
     )
 
 

@@ -192,6 +192,9 @@ class Timing:
     #: DRAM traffic the timing model counted itself, replacing the program's own counts in the
     #: report and its energy (:func:`accelsim.sim.run.with_measured_dram`); None: the program's stand
     measured_dram: "MeasuredDram | None" = None
+    #: cycles outside the latency that a reference tool adds (SCALE-Sim CALC mode's start-up fill
+    #: and final ofmap drain, "Total Cycles (incl. prefetch)" minus "Total Cycles"); 0: none
+    prefetch_cycles: int = 0
 
     @property
     def total_cycles(self) -> int:

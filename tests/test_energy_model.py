@@ -184,3 +184,76 @@ def test_scalesim_user_dram_counts_are_scalesims(row):
     assert any(n.startswith("DRAM traffic counted by the SCALE-Sim 3.0.0 USER-mode emulation") for n in s.notes)
     if s.bottleneck == "dram_bandwidth":
         assert f"{(sum(reads.values()) + writes) / 1024:,.0f} KB" in s.bottleneck_reason
+
+
+# -- 6. CALC mode: "Total Cycles" and "Total Cycles (incl. prefetch)" both reported ----------------
+def _calc_ref_rows():
+    from scalesim_ref import rows
+
+    return [r for r in rows() if r["bw_mode"] == "CALC"]
+
+
+@pytest.mark.parametrize("row", _calc_ref_rows(), ids=lambda r: r["run_name"])
+def test_calc_mode_reports_total_and_incl_prefetch_cycles(row):
+    from scalesim_ref import hardware_of, layer_of
+
+    hw = hardware_of(row)
+    assert hw.stall_model == "none"
+    report = accelsim.simulate(Workload(name="one", layers=[layer_of(row)]), hw)
+    s = report.layers[0]
+    assert s.latency_cycles == int(row["compute_cycles"])  # SCALE-Sim "Total Cycles"
+    assert s.latency_incl_prefetch_cycles == int(row["total_cycles"])  # "Total Cycles (incl. prefetch)"
+    assert report.latency_incl_prefetch_cycles == int(row["total_cycles"])
+    assert report.summary()["latency_incl_prefetch_cycles"] == int(row["total_cycles"])
+    assert s.row()["latency_incl_prefetch_cycles"] == int(row["total_cycles"])
+
+
+def test_calc_mode_extra_rows_via_emulation():
+    import csv
+    from pathlib import Path
+
+    from accelsim.sim.scalesim_user import ScaleSimLayer, simulate_calc_mode
+
+    extra = Path(__file__).resolve().parent / "data" / "scalesim_extra" / "scalesim_user_extra.csv"
+    with open(extra, newline="") as fh:
+        calc = [r for r in csv.DictReader(fh) if r["bw_mode"] == "CALC"]
+    assert len(calc) >= 6
+    for r in calc:
+        g = {k: int(r[k]) for k in ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters", "stride")}
+        layer = ScaleSimLayer(g["ifmap_h"], g["ifmap_w"], g["filter_h"], g["filter_w"], g["channels"], g["num_filters"],
+                              g["stride"])
+        res = simulate_calc_mode(layer, int(r["rows"]), int(r["cols"]), r["dataflow"], float(r["ifmap_kb"]),
+                                 float(r["filter_kb"]), float(r["ofmap_kb"]))
+        assert res.total_cycles == int(r["compute_cycles"]), r["case"]
+        assert res.total_cycles_incl_prefetch == int(r["total_cycles"]), r["case"]
+        assert res.ofmap_dram_stop_cycle == int(r["dram_ofmap_stop"]), r["case"]
+        assert min(res.ifmap_dram_start_cycle, res.filter_dram_start_cycle) == min(
+            int(r["dram_ifmap_start"]), int(r["dram_filter_start"])), r["case"]
+
+
+def test_calc_mode_prefetch_hand_case():
+    """GEMM 64^3 OS on 32x32 with 64 KB SRAMs: both operands (4096 words) fit the active half
+    (65536 words -> 655-word sets, 50 sets), so each is fetched before cycle 0 in
+    ceil(4096 / 655) = 7 sets: ceil(7 * 655 / 10) = 459 cycles -> first DRAM row at -459."""
+    from accelsim.sim.scalesim_user import ScaleSimLayer, simulate_calc_mode
+
+    res = simulate_calc_mode(ScaleSimLayer.gemm(64, 64, 64), 32, 32, "os", 64, 64, 64)
+    assert res.ifmap_unique_words == res.filter_unique_words == 4096
+    assert res.ifmap_dram_start_cycle == res.filter_dram_start_cycle == -459
+    assert res.total_cycles == 4 * (64 + 32 + 32 - 2) - 1  # folds x per-fold rows - 1
+    assert res.total_cycles_incl_prefetch == res.ofmap_dram_stop_cycle + 459
+    assert res.ofmap_dram_stop_cycle > res.total_cycles  # the final ofmap drain comes after compute
+    assert res.total_cycles_incl_prefetch == 1089  # SCALE-Sim run gemm_64_32x32_os
+
+
+def test_calc_mode_resnet50_128x128_os(ref):
+    """The issue's figures: ResNet-50 (SCALE-Sim topology) on 128x128 OS, 64 KB SRAMs, CALC."""
+    from accelsim.hardware.io import read_scalesim_cfg
+    from accelsim.workload import read_scalesim_topology
+
+    wl = read_scalesim_topology(ref / "scalesim_topologies" / "conv_nets" / "Resnet50.csv")
+    hw = read_scalesim_cfg(ref / "scalesim_topologies" / "configs" / "scale.cfg")
+    assert hw.stall_model == "none" and hw.ifmap_sram.size_kb == 64
+    hw = hw.model_copy(update={"rows": 128, "cols": 128, "dataflow": "os"})
+    r = accelsim.simulate(wl, hw)
+    assert r.latency_cycles == 611_561 and r.latency_incl_prefetch_cycles == 795_318

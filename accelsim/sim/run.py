@@ -4,7 +4,12 @@
 
 - ``double_buffer`` (default): the SimPy pipeline of :mod:`.pipeline` (one shared DRAM channel,
   double-buffered halves), plus ``dram.latency_cycles`` once per layer as fill;
-- ``none``: infinite DRAM bandwidth (SCALE-Sim's CALC mode): no stall, fill or drain;
+- ``none``: infinite DRAM bandwidth (SCALE-Sim's CALC mode): no stall, fill or drain, so
+  ``latency_cycles`` is SCALE-Sim's "Total Cycles"; for programs with a topology row (single-GEMM
+  systolic layers) ``Timing.prefetch_cycles`` adds what its "Total Cycles (incl. prefetch)" counts
+  on top (start-up fill at 10 words/cycle, final ofmap drain at ``cols`` words/cycle;
+  :func:`accelsim.sim.scalesim_user.simulate_calc_mode`), reported as
+  ``latency_incl_prefetch_cycles``;
 - ``scalesim_user``: SCALE-Sim 3.0.0's USER-mode memory model, replayed by
   :mod:`.scalesim_user` from the program's :class:`~accelsim.stats.TopologyRow`.
 
@@ -72,7 +77,12 @@ def simulate_layer_program(prog: LayerProgram, hw: HardwareBase, *, skip: bool =
     """Timing of ``prog`` on ``hw`` under ``hw.stall_model``."""
     model = hw.stall_model
     if model == "none":
-        return _unstalled(prog, hw, 0, 0, "ideal bandwidth (stall_model: none)")
+        timing = _unstalled(prog, hw, 0, 0, "ideal bandwidth (stall_model: none)")
+        if prog.topology is not None:
+            from .scalesim_user import calc_prefetch_cycles_of_row
+
+            timing.prefetch_cycles = calc_prefetch_cycles_of_row(prog.topology, hw)  # type: ignore[arg-type]
+        return timing
     if model == "scalesim_user":
         return _scalesim_user(prog, hw)
     timing = simulate_program(prog.body, hw.dram_bits_per_cycle(), skip=skip)
