@@ -124,7 +124,7 @@ class EnergyTable(_Config):
         ref = self._mac_ref_pj(weight_bits, act_bits, scheme)
         if self.mac_pj is not None:
             int8 = self._mac_ref_pj(8, 8, "int")
-            ref = self.mac_pj * ref / int8 if int8 > 0 else self.mac_pj
+            ref = self.mac_pj * (ref / int8) if int8 > 0 else self.mac_pj
         return self.tech_scale * ref
 
     def add_pj(self, bits: int) -> float:
