@@ -73,7 +73,8 @@ class EnergyTable(_Config):
       concrete macro), leakage powers, and kind-specific tables (crossbar, FPGA).
     """
 
-    technology_nm: int = Field(45, ge=MIN_NODE_NM, le=MAX_NODE_NM, json_schema_extra=PRICING_ONLY,
+    # not marked PRICING_ONLY although it only prices: the explorer's stored timing keys keep it
+    technology_nm: int = Field(45, ge=MIN_NODE_NM, le=MAX_NODE_NM,
                                description="CMOS node; scales the table's energies (Stillmaker & Baas 2017)")
     mult_pj_per_bit2: float = Field(0.2 / 64, ge=0, json_schema_extra=PRICING_ONLY)
     add_pj_per_bit: float = Field(0.03 / 8, ge=0, json_schema_extra=PRICING_ONLY)
