@@ -10,7 +10,7 @@ from .hardware.common import HardwareBase
 from .hardware.io import load_hardware
 from .program_cache import ProgramCache, count_priced
 from .report import LayerStats, Report
-from .sim.run import simulate_layer_program
+from .sim.run import simulate_layer_program, with_measured_dram
 from .stats import Action, LayerProgram, Timing
 from .workload.io import load_workload
 from .workload.workload import Workload
@@ -69,8 +69,9 @@ class Prices:
 
 
 def layer_energy_pj(prog: LayerProgram, timing: Timing, prices: Prices) -> dict[str, float]:
-    """Energy per component of one layer: its actions priced, plus leakage over its latency ("static")."""
-    energy = prices.dynamic_pj(prog.actions)
+    """Energy per component of one layer: its actions priced (DRAM as the timing model counted it,
+    when it did: :func:`~accelsim.sim.run.with_measured_dram`), plus leakage over its latency ("static")."""
+    energy = prices.dynamic_pj(with_measured_dram(prog, timing).actions)
     energy["static"] = prices.static_pj(timing.latency_cycles)
     return energy
 
@@ -81,6 +82,7 @@ def layer_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase, prices: Pr
 
 
 def _unpriced_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase, energy: dict[str, float]) -> LayerStats:
+    prog = with_measured_dram(prog, timing)
     total = timing.total_cycles
     pes = max(prog.pe_count, 1)
     bottleneck, reason = _bottleneck(prog, timing, hw)
@@ -103,7 +105,7 @@ def _unpriced_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase, energy
         bottleneck=bottleneck, bottleneck_reason=reason, timing_source=timing.source, notes=list(prog.notes),
         stall_input_cycles=timing.stall_input_cycles, stall_output_cycles=timing.stall_output_cycles,
         pe_count=prog.pe_count, extra=dict(prog.extra), actions_by_component=actions,
-        decode_busy_cycles=timing.decode_busy_cycles,
+        decode_busy_cycles=timing.decode_busy_cycles, prefetch_cycles=timing.prefetch_cycles,
     )
 
 

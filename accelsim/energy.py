@@ -6,7 +6,7 @@
 - ``<name>_sram`` read/write: the SRAM's pJ/bit (size model or override) x bits;
 - ``dram`` read/write: ``dram.pj_per_bit`` (``write_pj_per_bit``) x bits;
 - ``pe_rf``: ``pe_rf_pj_per_bit`` x bits; ``vector``/``shift_add``/``decoder`` ops: an adder of
-  that width;
+  that width (all of these, and the SRAM size model, at ``energy.technology_nm``);
 - hardware kinds may price their own components through ``action_energy_pj(action)``
   (:meth:`HardwareBase.action_energy_pj`, ``None`` for the generic ones); an action
   nothing prices is an engine bug (:class:`~accelsim.errors.InternalError`).
@@ -38,9 +38,9 @@ def unit_energy_pj(action: Action, hw: HardwareBase) -> float:
         if kind == "write":
             return hw.dram.write_energy_pj_per_bit() * action.bits
     if comp == "pe_rf":
-        return table.pe_rf_pj_per_bit * action.bits
+        return table.pe_rf_pj(action.bits)
     if kind in ("op", "shift_add", "add"):
-        return table.add_pj_per_bit * action.bits
+        return table.add_pj(action.bits)
     sram = getattr(hw, comp, None)
     if isinstance(sram, SramConfig):
         if kind == "read":

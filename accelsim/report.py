@@ -55,6 +55,9 @@ class LayerStats:
     extra: dict[str, float] = field(default_factory=dict)
     actions_by_component: dict[str, dict[str, int]] = field(default_factory=dict)
     decode_busy_cycles: int = 0
+    #: SCALE-Sim CALC mode (``stall_model: none`` on a systolic array): the start-up DRAM fill and
+    #: final ofmap drain that SCALE-Sim's "Total Cycles (incl. prefetch)" adds; 0 elsewhere
+    prefetch_cycles: int = 0
 
     @property
     def total_cycles(self) -> int:
@@ -63,6 +66,12 @@ class LayerStats:
     @property
     def latency_cycles(self) -> int:
         return self.fill_cycles + self.compute_cycles + self.stall_cycles + self.drain_cycles
+
+    @property
+    def latency_incl_prefetch_cycles(self) -> int:
+        """``latency_cycles`` plus ``prefetch_cycles`` (SCALE-Sim's "Total Cycles (incl. prefetch)"
+        in CALC mode, where ``latency_cycles`` is its "Total Cycles"; equal elsewhere)."""
+        return self.latency_cycles + self.prefetch_cycles
 
     @property
     def energy_pj(self) -> float:
@@ -115,6 +124,8 @@ class LayerStats:
             r["speedup_vs_dense"] = self.speedup_vs_dense
             r["dense_energy_pj"] = self.dense_energy_pj
             r["energy_saving_vs_dense"] = (self.dense_energy_pj / self.energy_pj) if self.energy_pj else None
+        if self.prefetch_cycles:
+            r["latency_incl_prefetch_cycles"] = self.latency_incl_prefetch_cycles
         r["timing_source"] = self.timing_source
         r["notes"] = "; ".join(self.notes)
         return r
@@ -184,6 +195,12 @@ class Report:
         return sum(s.latency_cycles for s in self.layers)
 
     @property
+    def latency_incl_prefetch_cycles(self) -> int:
+        """Sum of the layers' :attr:`LayerStats.latency_incl_prefetch_cycles` (SCALE-Sim CALC mode's
+        "Total Cycles (incl. prefetch)"; equal to :attr:`latency_cycles` in other timing modes)."""
+        return sum(s.latency_incl_prefetch_cycles for s in self.layers)
+
+    @property
     def energy_pj(self) -> float:
         return float(sum(s.energy_pj for s in self.layers))
 
@@ -246,6 +263,9 @@ class Report:
             out["area_mm2"] = float(sum(self.area_by_component_mm2.values()))
             out["area_by_component_mm2"] = dict(self.area_by_component_mm2)
         out["latency_share_by_bottleneck"] = {k: v / latency for k, v in bott.items()} if latency else {}
+        prefetch = sum(s.prefetch_cycles for s in self.layers)
+        if prefetch:
+            out["latency_incl_prefetch_cycles"] = latency + prefetch
         if self.notes:
             out["notes"] = list(self.notes)
         if self.compared_to_dense:

@@ -406,7 +406,7 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
                               f"{hw.expected_sample_groups} seeded sample row groups per matrix)")
         elif mask is not None:
             prog.notes.append(f"mask '{sp.mask}' measured: per-row/group work and bank conflicts from the real non-zeros")
-        if layer.compression.factorization.kind != "none":
+        if layer.compression.factorization.kind not in ("none", "smartexchange"):  # smartexchange: Engine note
             prog.notes.append(f"{layer.compression.factorization.kind} factorization not used: weights run as stored")
         return prog
 

@@ -176,6 +176,7 @@ def _se_ce_array(workload: Workload | None, layer: LayerBase) -> np.ndarray | No
 class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
     """Engine for :class:`~accelsim.hardware.smartexchange.SmartExchangeAccelerator`."""
 
+    exploits = frozenset({"smartexchange"})
 
     def supports(self, layer: LayerBase, hw: SmartExchangeAccelerator) -> tuple[bool, str]:
         return True, ""

@@ -25,19 +25,32 @@ def topology_row(layer: LayerBase) -> TopologyRow:
     return TopologyRow(g.m, g.k, 1, g.k, 1, g.n, 1)
 
 
+def _scalesim_row_check(layer: LayerBase) -> tuple[bool, str]:
+    """Whether SCALE-Sim can run ``layer`` as one topology row; why not."""
+    gemms = layer.gemms()
+    if len(gemms) != 1 or gemms[0].count != 1 or layer.op not in ("conv2d", "linear"):
+        return False, ("the SCALE-Sim USER-mode emulation runs single-GEMM conv2d/linear layers only "
+                       "(SCALE-Sim has no groups, matmul heads or recurrent layers)")
+    conv = gemms[0].conv
+    if conv is not None and (conv.pad_h or conv.pad_w or conv.dilation_h > 1 or conv.stride_h != conv.stride_w):
+        return False, "the SCALE-Sim USER-mode emulation needs unpadded, undilated convs with equal strides"
+    return True, ""
+
+
+def scalesim_row_ok(layer: LayerBase) -> bool:
+    """``layer`` is one SCALE-Sim topology row (single GEMM conv2d/linear, unpadded, equal strides)."""
+    return _scalesim_row_check(layer)[0]
+
+
 class SystolicEngine(Engine[SystolicArray]):
     """Engine for :class:`~accelsim.hardware.systolic.SystolicArray`."""
 
     def supports(self, layer: LayerBase, hw: SystolicArray) -> tuple[bool, str]:
         sp = layer.compression.sparsity
         if hw.stall_model == "scalesim_user":
-            gemms = layer.gemms()
-            if len(gemms) != 1 or gemms[0].count != 1 or layer.op not in ("conv2d", "linear"):
-                return False, ("the SCALE-Sim USER-mode emulation runs single-GEMM conv2d/linear layers only "
-                               "(SCALE-Sim has no groups, matmul heads or recurrent layers)")
-            conv = gemms[0].conv
-            if conv is not None and (conv.pad_h or conv.pad_w or conv.dilation_h > 1 or conv.stride_h != conv.stride_w):
-                return False, "the SCALE-Sim USER-mode emulation needs unpadded, undilated convs with equal strides"
+            ok, reason = _scalesim_row_check(layer)
+            if not ok:
+                return False, reason
         if sp.kind not in ("dense", "channel", "filter"):
             # Structured pruning that shrinks shapes is dense by the time it reaches us. Other
             # sparsity is run dense (no skipping) -- stated in the report notes, never silently.
@@ -96,8 +109,8 @@ class SystolicEngine(Engine[SystolicArray]):
             prog.notes.append(f"{sp.kind} sparsity (density {sp.effective_density:.2f}) executed dense: this array does not skip zeros")
         if sparse_reason:
             prog.notes.append(sparse_reason)
-        if hw.stall_model == "scalesim_user":
-            prog.topology = topology_row(layer)
+        if hw.stall_model == "scalesim_user" or (hw.stall_model == "none" and scalesim_row_ok(layer)):
+            prog.topology = topology_row(layer)  # none: for SCALE-Sim CALC's "incl. prefetch" cycles
         return prog
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: SystolicArray) -> LayerProgram:
