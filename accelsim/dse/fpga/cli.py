@@ -131,7 +131,16 @@ def plot_utilization(table: Any, path: str | Path, title: str = "") -> None:
     plt.close(fig)
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    from ...cli import check_output_path
+
+    for flag in ("out", "plot"):
+        if getattr(args, flag, None):
+            check_output_path(getattr(args, flag), flag)
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
+    _check_outputs(args)
     hw = _load_fpga(args.hw, args.budget, args.utilization_limit)
     table = hw.fits()
     if args.format == "json":
@@ -153,6 +162,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     from .ilp import (OverlaySpace, PipelineSpace, exhaustive_overlay, exhaustive_pipeline,
                                    optimize_overlay, optimize_pipeline)
 
+    _check_outputs(args)
     wl = resolve_workload(args.workload)
     base = _load_fpga(args.device, args.budget, args.utilization_limit)
     layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
