@@ -59,11 +59,15 @@ def parse_budget(text: str | None) -> dict[str, int]:
 #: ``hw_configs/zcu104.yaml`` (a test keeps them equal). ASSUMPTIONS are those files': zu3eg 200 MHz,
 #: LPDDR4 4.26 GB/s at 8 pJ/bit; zu7ev 300 MHz, DDR4 19.2 GB/s at 15 pJ/bit; int8 datapath.
 DEVICE_BASE_CONFIGS: dict[str, dict[str, Any]] = {
-    "zu3eg": dict(kind="fpga", name="zu3eg-16x16x2", device="zu3eg", clock_mhz=200, pe_in=16, pe_out=16, pe_pix=2,
+    "zu3eg": dict(kind="fpga", name="zu3eg-16x16x2",
+                  description="ZU3EG (Ultra96) int8 overlay, 512 MAC lanes on 256 DSPs, 200 MHz, LPDDR4 4.26 GB/s",
+                  device="zu3eg", clock_mhz=200, pe_in=16, pe_out=16, pe_pix=2,
                   weight_bits=8, act_bits=8, ifmap_sram={"size_kb": 64}, filter_sram={"size_kb": 128},
                   ofmap_sram={"size_kb": 128}, vector_lanes=32,
                   dram={"bw_gbps": 4.26, "pj_per_bit": 8.0, "type": "LPDDR4"}),
-    "zu7ev": dict(kind="fpga", name="zcu104-16x32x4", device="zcu104", clock_mhz=300, pe_in=16, pe_out=32, pe_pix=4,
+    "zu7ev": dict(kind="fpga", name="zcu104-16x32x4",
+                  description="ZCU104 (ZU7EV) int8 overlay, 2048 MAC lanes on 1024 DSPs, 300 MHz, DDR4 19.2 GB/s",
+                  device="zcu104", clock_mhz=300, pe_in=16, pe_out=32, pe_pix=4,
                   weight_bits=8, act_bits=8, ifmap_sram={"size_kb": 256, "memory": "uram"},
                   filter_sram={"size_kb": 2048, "memory": "uram"}, ofmap_sram={"size_kb": 256}, vector_lanes=64,
                   dram={"bw_gbps": 19.2, "pj_per_bit": 15.0, "type": "DDR4"}),
