@@ -146,3 +146,27 @@ def test_info_shapes_and_density_of_weight_layers(run, tmp_path):
     add = dict(zip(head, rows["layer1.0.add"]))
     assert add["density"] == "-" and add["C"] == "-"
     assert re.search(r"R/S: kernel height/width", out)
+
+
+# --- item 7 -------------------------------------------------------------------------------------
+def test_a_swept_point_is_named_by_its_axis_values(tmp_path):
+    import json
+
+    from accelsim.dse import load, run_sweep
+    from accelsim.dse.plotting import _resolved, resimulate
+    from accelsim.dse.store import ResultsStore
+
+    sweep = {"name": "names", "hardware": str(ROOT / "hw_configs" / "systolic_128x128_os.yaml"),
+             "workloads": [{"zoo": "resnet18", "resolution": 32}],
+             "axes": {"rows": [16, 64], "cols": {"same_as": "rows"}, "dram.bw_gbps": [12.8]},
+             "objectives": ["latency_ms", "energy_uj"]}
+    store = tmp_path / "s.sqlite"
+    run_sweep(sweep, store, workers=1)
+    df = load(store)
+    names = {json.loads(h)["name"] for h in df["hardware_json"]}
+    assert names == {"systolic-128x128-os[rows=16,cols=16,dram.bw_gbps=12.8]",
+                     "systolic-128x128-os[rows=64,cols=64,dram.bw_gbps=12.8]"}
+    best = df.sort_values("latency_ms").iloc[0]
+    with ResultsStore(store) as st:
+        rep = resimulate(best, _resolved(st, "names"))
+    assert rep.hardware == json.loads(best["hardware_json"])["name"] and "rows=64" in rep.hardware
