@@ -10,8 +10,8 @@ from typing import Any
 from ._validation import atomic_write_text
 from .components import COMPONENT_ORDER, component_sort_key
 
-__all__ = ["COMPONENT_ORDER", "LayerStats", "Report", "SWEEP_METRICS", "dense_gap_note", "energy_phrase",
-           "speed_phrase"]
+__all__ = ["COMPONENT_ORDER", "LayerStats", "Report", "SWEEP_METRICS", "dense_gap_note", "duration_text",
+           "energy_phrase", "speed_phrase"]
 
 #: ratios within this of 1 are "same latency" / "same energy"
 SAME_RATIO_TOL = 0.005
@@ -145,7 +145,7 @@ def energy_phrase(energy_ratio: float | None) -> str:
     return f"{energy_ratio:.2f}x more energy" if energy_ratio > 1 else f"{1 / energy_ratio:.2f}x less energy"
 
 
-def _ms_text(ms: float) -> str:
+def duration_text(ms: float) -> str:
     """A duration with a unit that keeps 3-4 significant digits: "12.3 ms", "41.2 us", "850 ns"."""
     if ms >= 1 or ms == 0:
         return f"{ms:,.3f} ms"
@@ -355,7 +355,7 @@ class Report:
         lines = [
             f"{self.workload} on {self.hardware_summary or self.hardware}",
             f"  layers {s['layers']}, MACs {s['macs']:,}",
-            f"  latency {s['latency_cycles']:,} cycles = {_ms_text(s['latency_ms'])} ({s['inferences_per_s']:,.1f} "
+            f"  latency {s['latency_cycles']:,} cycles = {duration_text(s['latency_ms'])} ({s['inferences_per_s']:,.1f} "
             "inferences/s)",
             f"  = fill {s['fill_cycles']:,} + compute {s['compute_cycles']:,} + stall {s['stall_cycles']:,} + drain "
             f"{s['drain_cycles']:,} cycles (fill: first tiles loaded before compute, stall: compute waits for DRAM, "

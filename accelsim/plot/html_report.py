@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import AccelsimError
-from ..report import SAME_RATIO_TOL, energy_phrase, speed_phrase  # noqa: F401  (re-exported)
+from ..report import SAME_RATIO_TOL, duration_text, energy_phrase, speed_phrase  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..report import Report
@@ -306,7 +306,7 @@ def _summary_cards(report: "Report") -> str:
     fill = sum(x.fill_cycles for x in report.layers)
     drain = sum(x.drain_cycles for x in report.layers)
     cards = [
-        (f"{s['latency_ms']:.4g} ms", f"latency, {s['latency_cycles']:,} cycles at {report.clock_mhz:g} MHz"),
+        (duration_text(s["latency_ms"]), f"latency, {s['latency_cycles']:,} cycles at {report.clock_mhz:g} MHz"),
         (f"{s['energy_uj']:.4g} uJ", f"energy ({s['tops_per_w']:.3g} TOPS/W)"),
         (f"{s['utilization']:.1%}", "PE utilization"),
         (f"{s['inferences_per_s']:.4g}/s", "inferences"),
