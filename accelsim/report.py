@@ -9,6 +9,7 @@ from typing import Any
 
 from ._validation import atomic_write_text
 from .components import COMPONENT_ORDER, component_sort_key
+from .stats import duration_text
 
 __all__ = ["COMPONENT_ORDER", "LayerStats", "Report", "SWEEP_METRICS", "dense_gap_note", "duration_text",
            "energy_phrase", "speed_phrase"]
@@ -143,15 +144,6 @@ def energy_phrase(energy_ratio: float | None) -> str:
     if abs(energy_ratio - 1.0) < SAME_RATIO_TOL:
         return "same energy"
     return f"{energy_ratio:.2f}x more energy" if energy_ratio > 1 else f"{1 / energy_ratio:.2f}x less energy"
-
-
-def duration_text(ms: float) -> str:
-    """A duration with a unit that keeps 3-4 significant digits: "12.3 ms", "41.2 us", "850 ns"."""
-    if ms >= 1 or ms == 0:
-        return f"{ms:,.3f} ms"
-    if ms >= 1e-3:
-        return f"{ms * 1e3:.4g} us"
-    return f"{ms * 1e6:.4g} ns"
 
 
 def _kb(nbytes: float) -> str:

@@ -57,7 +57,7 @@ def plot_breakdown(report: "Report", path: str | Path | None = None, *, top: int
     s = report.summary()
     import textwrap
 
-    from ..report import duration_text
+    from ..stats import duration_text
 
     ax_e.set_title(textwrap.fill(f"{report.workload} on {report.hardware}: {duration_text(s['latency_ms'])}, "
                                  f"{_energy_text(s['energy_uj'])}, utilization {s['utilization']:.0%}",
