@@ -44,8 +44,11 @@ def _is_union_tag(part: str) -> bool:
 
 
 def validation_to_config_error(exc: ValidationError, source: str, data: Any = None) -> ConfigError:
-    """The first error of a pydantic ValidationError as a ConfigError naming file and field."""
-    err = exc.errors()[0]
+    """The first error of a pydantic ValidationError as a ConfigError naming file and field; an
+    unknown key is reported first (it is usually the misspelt missing one), and the other errors are
+    named briefly: ``(and 3 more errors: 'layers' missing, 'name' missing, ...)``."""
+    errors = exc.errors()
+    err = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
     field = format_loc(tuple(err.get("loc", ())), data)
     msg = err.get("msg", "invalid value")
     if err.get("type") == "extra_forbidden":
@@ -56,9 +59,15 @@ def validation_to_config_error(exc: ValidationError, source: str, data: Any = No
     elif err.get("type") == "union_tag_not_found":
         msg = f"missing the '{err.get('ctx', {}).get('discriminator', 'kind').strip(chr(39))}' field"
     msg = msg.removeprefix("Value error, ")
-    more = len(exc.errors()) - 1
-    if more:
-        msg += f" (and {more} more error{'s' if more > 1 else ''})"
+    others = [e for e in errors if e is not err]
+    if others:
+        def brief(e: Any) -> str:
+            where = format_loc(tuple(e.get("loc", ())), data) or "top level"
+            what = {"missing": "missing", "extra_forbidden": "unknown"}.get(e.get("type", ""), "invalid")
+            return f"'{where}' {what}"
+
+        named = ", ".join(brief(e) for e in others[:4]) + (", ..." if len(others) > 4 else "")
+        msg += f" (and {len(others)} more error{'s' if len(others) > 1 else ''}: {named})"
     return ConfigError(msg, source=source, field=field or None)
 
 

@@ -9,7 +9,7 @@ from .engines.base import engine_for, lower_layer
 from .hardware.common import HardwareBase
 from .hardware.io import load_hardware
 from .program_cache import ProgramCache, count_priced
-from .report import LayerStats, Report
+from .report import SAME_RATIO_TOL, LayerStats, Report, dense_gap_note
 from .sim.run import simulate_layer_program, with_measured_dram
 from .stats import Action, LayerProgram, Timing
 from .workload.io import load_workload
@@ -28,18 +28,34 @@ def _as_hardware(hw: HardwareBase | str | Path) -> HardwareBase:
 
 
 def _bottleneck(prog: LayerProgram, t: Timing, hw: HardwareBase) -> tuple[str, str]:
+    """(kind, reason) of one layer, from its own cycle split: DRAM-bound when fill + stall + drain
+    exceed :data:`STALL_BOTTLENECK_SHARE` of the latency (``dram_write`` when output writes --
+    output stalls and drain -- outweigh input reads -- input stalls and fill), then the vector unit
+    (no MACs), then a poorly used PE array, else compute."""
     latency = t.latency_cycles
     if latency == 0:
         return "none", "empty layer"
     mem_wait = t.stall_cycles + t.fill_cycles + t.drain_cycles
     dram_bytes = (prog.dram_read_total_bits + prog.dram_write_total_bits) / 8
     if mem_wait / latency > STALL_BOTTLENECK_SHARE:
-        kind = "dram_write" if t.stall_output_cycles > t.stall_input_cycles else "dram_bandwidth"
+        writes = t.stall_output_cycles + t.drain_cycles
+        kind = "dram_write" if writes > t.stall_input_cycles + t.fill_cycles else "dram_bandwidth"
         needed = dram_bytes * 8 / hw.dram_bits_per_cycle()
-        return kind, (f"compute waits {mem_wait / latency:.0%} of the layer for DRAM: {dram_bytes / 1024:,.0f} KB at "
-                      f"{hw.dram.bw_gbps:g} GB/s take {needed:,.0f} cycles vs {t.compute_cycles:,} compute cycles")
+        pieces = []
+        if t.fill_cycles:
+            pieces.append(f"fill {t.fill_cycles:,} ({t.fill_cycles / latency:.0%}, first tiles loaded before compute)")
+        if t.stall_cycles:
+            split = (f": inputs {t.stall_input_cycles:,}, output writes {t.stall_output_cycles:,}"
+                     if t.stall_input_cycles and t.stall_output_cycles else "")
+            pieces.append(f"stall {t.stall_cycles:,} ({t.stall_cycles / latency:.0%}, compute waits for DRAM{split})")
+        if t.drain_cycles:
+            pieces.append(f"drain {t.drain_cycles:,} ({t.drain_cycles / latency:.0%}, last outputs written after compute)")
+        return kind, (f"DRAM time not hidden by compute: " + ", ".join(pieces) + f" of {latency:,} cycles "
+                      f"(compute {t.compute_cycles:,}); {dram_bytes / 1024:,.0f} KB at {hw.dram.bw_gbps:g} GB/s "
+                      f"take {needed:,.0f} cycles")
     if prog.macs == 0:
-        return "vector_unit", "memory-bound element-wise/pooling layer on the vector unit"
+        return "vector_unit", (f"element-wise/pooling layer: the vector unit computes {t.compute_cycles / latency:.0%} "
+                               f"of the layer's {latency:,} cycles")
     util = prog.macs / (t.compute_cycles * prog.pe_count) if t.compute_cycles and prog.pe_count else 0.0
     if util < MAPPING_BOTTLENECK_UTIL:
         return "array_mapping", (f"the layer keeps only {util:.0%} of the {prog.pe_count} PEs busy "
@@ -204,3 +220,13 @@ def _attach_dense(wl: Workload, stats: list[LayerStats], dense: Report) -> None:
             m.dense_energy_pj = d.energy_pj * m.energy_pj / en
             if len(members) > 1:
                 m.notes.append(f"part of factorised {name!r}: dense baseline shared by {len(members)} layers")
+        if len(members) == 1:
+            note = dense_gap_note(members[0], d)
+            if note:
+                members[0].notes.append(note)
+        elif lat > d.latency_cycles * (1 + SAME_RATIO_TOL) or en > d.energy_pj * (1 + SAME_RATIO_TOL):
+            parts = ", ".join(f"{m.layer} {m.latency_cycles:,} cycles/{m.energy_pj / 1e6:.3g} uJ" for m in members)
+            for m in members:
+                m.notes.append(f"factorised {name!r} ({parts}) takes {lat / max(d.latency_cycles, 1):.2f}x the dense "
+                               f"latency ({d.latency_cycles:,} cycles) and {en / max(d.energy_pj, 1e-30):.2f}x its "
+                               f"energy ({d.energy_pj / 1e6:.3g} uJ)")

@@ -203,3 +203,12 @@ class Timing:
     @property
     def latency_cycles(self) -> int:
         return self.fill_cycles + self.compute_cycles + self.stall_cycles + self.drain_cycles
+
+
+def duration_text(ms: float) -> str:
+    """A duration with a unit that keeps 3-4 significant digits: "12.3 ms", "41.2 us", "850 ns"."""
+    if ms >= 1 or ms == 0:
+        return f"{ms:,.3f} ms"
+    if ms >= 1e-3:
+        return f"{ms * 1e3:.4g} us"
+    return f"{ms * 1e6:.4g} ns"
