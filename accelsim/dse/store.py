@@ -7,7 +7,13 @@ Tables:
   (``ok`` | ``invalid`` | ``error``), the error message, the canonical hardware and recipe as JSON,
   the headline metrics as columns and every metric in ``metrics_json``.
 - ``members``: which sweep asked for which point, with that sweep's axis values (``params_json``).
-- ``sweeps`` and ``runs``: the sweep specs and one row per ``accelsim sweep`` invocation.
+- ``sweeps`` and ``runs``: the sweep specs and one row per ``accelsim sweep`` invocation. When a
+  sweep is run again with a different spec (an axis narrowed, a workload changed), its
+  ``members`` are cleared at the start of the run and rebuilt from the points it asks for now, so
+  its front and its rows are those of the sweep as it is now (the points themselves stay stored).
+- ``claims``: which run is computing which point (see :meth:`ResultsStore.claim`), so runs
+  sharing a store (two ``accelsim sweep`` processes, same or overlapping points) never compute
+  a point twice.
 
 Each batch of finished points is written in one transaction (so each point is all there or not at
 all); a SIGKILL at any moment loses at most the points still being computed. WAL with
@@ -30,6 +36,9 @@ SCHEMA_VERSION = 1
 METRIC_COLUMNS = ("latency_cycles", "latency_ms", "energy_pj", "energy_uj", "edp_uj_ms", "area_mm2", "accuracy",
                   "utilization")
 FINISHED = ("ok", "invalid")
+#: seconds a claim made on another machine holds without a heartbeat (claims of this machine are
+#: checked by process liveness instead, see :meth:`ResultsStore.claim`)
+LEASE_S = 120.0
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
@@ -58,6 +67,8 @@ CREATE TABLE IF NOT EXISTS members (
 );
 CREATE INDEX IF NOT EXISTS members_key ON members(key);
 CREATE TABLE IF NOT EXISTS sweeps (name TEXT PRIMARY KEY, source TEXT, spec_json TEXT, updated_at REAL);
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS claims_owner ON claims(owner);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, sweep TEXT, executor TEXT, workers INTEGER, started_at REAL, finished_at REAL,
     evaluated INTEGER, skipped INTEGER, invalid INTEGER, errors INTEGER
@@ -110,8 +121,12 @@ class ResultsStore:
 
     # --- writing ------------------------------------------------------------------------
     def begin_run(self, run_id: str, sweep: str, source: str, spec: dict[str, Any], executor: str, workers: int) -> None:
+        """Record a run of ``sweep``; a changed spec clears the sweep's members (they are rebuilt by the run)."""
         now = time.time()
         with self._tx():
+            row = self.conn.execute("SELECT spec_json FROM sweeps WHERE name = ?", (sweep,)).fetchone()
+            if row is not None and row[0] != _json(spec):
+                self.conn.execute("DELETE FROM members WHERE sweep = ?", (sweep,))
             self.conn.execute("INSERT INTO sweeps VALUES (?,?,?,?) ON CONFLICT(name) DO UPDATE SET source=excluded.source, "
                               "spec_json=excluded.spec_json, updated_at=excluded.updated_at",
                               (sweep, source, _json(spec), now))
@@ -160,6 +175,71 @@ class ResultsStore:
                 f"INSERT INTO points ({cols}) VALUES ({marks}) ON CONFLICT(key) DO UPDATE SET {update} "
                 "WHERE points.status NOT IN ('ok', 'invalid')", rows)
             self.conn.executemany("INSERT OR IGNORE INTO members VALUES (?,?,?,?)", members)
+            self.conn.executemany("DELETE FROM claims WHERE key = ?", [(r[0],) for r in rows])
+
+    # --- claims -------------------------------------------------------------------------
+    def claim(self, keys: Sequence[str], owner: str, *, lease_s: float = LEASE_S,
+              active: Iterable[str] = ()) -> tuple[list[str], list[str], list[str]]:
+        """Claim ``keys`` for ``owner`` (``"<process identity>/<run id>"``) in one transaction.
+
+        Returns ``(granted, finished, busy)``: the keys now claimed by ``owner`` (new claims and its
+        own), the keys stored as ``ok``/``invalid`` meanwhile (nothing to compute), and the keys
+        another live run is computing (wait for them; claim again later). A claim is taken over
+        when its owner is gone: on this machine when its process no longer runs (exact, at once:
+        see :mod:`accelsim._proc`), or a run of this process not in ``active``; a claim made on
+        another machine when its lease (renewed by :meth:`renew`) has expired. A point is never
+        lost (a dead owner's claims are taken over) and two live runs never compute it both.
+        """
+        from .._proc import identity, is_alive
+
+        me = identity()
+        active_set = set(active)
+        granted: list[str] = []
+        finished: list[str] = []
+        busy: list[str] = []
+        now = time.time()
+        with self._tx():
+            for i in range(0, len(keys), 500):
+                chunk = list(keys[i:i + 500])
+                marks = ",".join("?" * len(chunk))
+                done = {k for (k,) in self.conn.execute(
+                    f"SELECT key FROM points WHERE key IN ({marks}) AND status IN ('ok', 'invalid')", chunk)}
+                held = {k: (o, exp) for k, o, exp in self.conn.execute(
+                    f"SELECT key, owner, expires_at FROM claims WHERE key IN ({marks})", chunk)}
+                take = []
+                for k in chunk:
+                    if k in done:
+                        finished.append(k)
+                        continue
+                    if k in held and held[k][0] != owner:
+                        other, expires = held[k]
+                        proc, _, run = other.partition("/")
+                        if proc == me:
+                            gone = run not in active_set
+                        else:
+                            alive = is_alive(proc)
+                            gone = alive is False or (alive is None and expires < now)
+                        if not gone:
+                            busy.append(k)
+                            continue
+                    take.append((k, owner, now + lease_s))
+                    granted.append(k)
+                self.conn.executemany("INSERT INTO claims VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                                      "owner=excluded.owner, expires_at=excluded.expires_at", take)
+        return granted, finished, busy
+
+    def renew(self, owner: str, *, lease_s: float = LEASE_S) -> None:
+        """Extend the lease of every claim of ``owner`` (the heartbeat of a run)."""
+        with self._tx():
+            self.conn.execute("UPDATE claims SET expires_at = ? WHERE owner = ?", (time.time() + lease_s, owner))
+
+    def release(self, owner: str) -> None:
+        """Drop every claim of ``owner`` (a run that ends, finished or not)."""
+        with self._tx():
+            self.conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+
+    def claims_count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0])
 
     def add_members(self, sweep: str, points: Iterable[Any]) -> None:
         """Record that ``sweep`` also asked for these (already stored) points."""
