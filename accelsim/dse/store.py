@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -399,21 +400,107 @@ def load(path: str | Path, *, sweep: str | None = None, status: str | None = Non
     return pd.DataFrame(rows)
 
 
-def export(path: str | Path, out: str | Path, **filters: Any) -> Path:
-    """Write the store as CSV (``.csv``) or Parquet (``.parquet``, needs pyarrow); returns ``out``."""
-    from .._validation import atomic_write_bytes, atomic_write_text
+def export(path: str | Path, out: str | Path, *, sweep: str | None = None, status: str | None = None,
+           version: str | None = None, batch: int = 1000) -> Path:
+    """Write the store as CSV (``.csv``) or Parquet (``.parquet``, needs pyarrow); returns ``out``.
 
-    df = load(path, **filters)
+    Streamed: rows are read from the store and written ``batch`` at a time, so memory does not
+    grow with the number of points. Two passes over one read snapshot (a sweep writing meanwhile
+    changes neither): the first finds the columns (in order of first appearance, as :func:`load`)
+    and, for Parquet, each column's type; the second writes. CSV cells: empty for a missing value
+    or NaN, ``str(value)`` otherwise. Parquet types: bool, int64, float64 (ints and floats
+    mixed), string (text, or anything else written as text), null (no value at all).
+    """
+    from .._validation import atomic_write_bytes
+
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError("results store not found", source=str(p))
     o = Path(out)
     suffix = o.suffix.lower()
-    if suffix == ".csv":
-        atomic_write_text(o, df.to_csv(index=False))
-    elif suffix in (".parquet", ".pq"):
+    if suffix in (".parquet", ".pq"):
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise ConfigError("Parquet export needs pyarrow (pip install pyarrow)", source=str(o)) from None
-        atomic_write_bytes(o, lambda tmp: df.to_parquet(tmp, index=False))
-    else:
+    elif suffix != ".csv":
         raise ConfigError(f"unknown export format {suffix!r}; expected .csv or .parquet", source=str(o))
+    with ResultsStore(p) as store:
+        store.conn.execute("BEGIN")  # one snapshot for both passes
+        try:
+            kinds: dict[str, set[type]] = {}
+            for row in store.iter_rows(sweep=sweep, status=status, version=version):
+                for k, v in row.items():
+                    seen = kinds.setdefault(k, set())
+                    if v is not None and not (isinstance(v, float) and v != v):
+                        seen.add(type(v))
+            rows = store.iter_rows(sweep=sweep, status=status, version=version)
+            if suffix == ".csv":
+                atomic_write_bytes(o, lambda tmp: _write_csv(tmp, list(kinds), rows))
+            else:
+                atomic_write_bytes(o, lambda tmp: _write_parquet(tmp, kinds, rows, batch))
+        finally:
+            store.conn.execute("COMMIT")
     return o
+
+
+def _csv_cell(v: Any) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    return str(v)
+
+
+def _write_csv(tmp: str, columns: list[str], rows: Iterator[dict[str, Any]]) -> None:
+    import csv
+    import os
+
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        if columns:
+            w.writerow(columns)
+        for row in rows:
+            w.writerow([_csv_cell(row.get(c)) for c in columns])
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _arrow_type(kinds: set[type]):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    if not kinds:
+        return pa.null()
+    if kinds == {bool}:
+        return pa.bool_()
+    if kinds == {int}:
+        return pa.int64()
+    if kinds <= {int, float}:
+        return pa.float64()
+    return pa.string()
+
+
+def _arrow_cell(v: Any, typ: Any) -> Any:
+    import pyarrow as pa
+
+    if typ == pa.float64():
+        return None if v is None else float(v)
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if typ == pa.string() and not isinstance(v, str):
+        return _json(v) if isinstance(v, (dict, list)) else str(v)
+    return v
+
+
+def _write_parquet(tmp: str, kinds: dict[str, set[type]], rows: Iterator[dict[str, Any]], batch: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(c, _arrow_type(k)) for c, k in kinds.items()])
+    types = {f.name: f.type for f in schema}
+    with pq.ParquetWriter(tmp, schema) as writer:
+        while True:
+            part = list(islice(rows, batch))
+            if part:
+                cols = {c: [_arrow_cell(r.get(c), types[c]) for r in part] for c in kinds}
+                writer.write_table(pa.Table.from_pydict(cols, schema=schema))
+            if len(part) < batch:
+                break
