@@ -211,7 +211,6 @@ class SweepSession:
         Points finished meanwhile by another run count as skipped; points another live run is
         computing are deferred (see :meth:`_drain_deferred`)."""
         granted, finished, busy = self.store.claim([p.key for p in points], self.owner, active=_ACTIVE_RUNS)
-        self._renewed = time.monotonic()
         by_key = {p.key: p for p in points}
         if finished:
             self.store.add_members(self.sweep.name, [by_key[k] for k in finished])

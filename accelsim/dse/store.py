@@ -198,6 +198,7 @@ class ResultsStore:
         granted: list[str] = []
         finished: list[str] = []
         busy: list[str] = []
+        alive_of: dict[str, bool | None] = {}
         now = time.time()
         with self._tx():
             for i in range(0, len(keys), 500):
@@ -218,7 +219,9 @@ class ResultsStore:
                         if proc == me:
                             gone = run not in active_set
                         else:
-                            alive = is_alive(proc)
+                            if proc not in alive_of:
+                                alive_of[proc] = is_alive(proc)
+                            alive = alive_of[proc]
                             gone = alive is False or (alive is None and expires < now)
                         if not gone:
                             busy.append(k)
