@@ -11,6 +11,8 @@ Tables:
   sweep is run again with a different spec (an axis narrowed, a workload changed), its
   ``members`` are cleared at the start of the run and rebuilt from the points it asks for now, so
   its front and its rows are those of the sweep as it is now (the points themselves stay stored).
+  Two *different* specs run at once under one name on one store share (and reset) one membership:
+  give them different names.
 - ``claims``: which run is computing which point (see :meth:`ResultsStore.claim`), so runs
   sharing a store (two ``accelsim sweep`` processes, same or overlapping points) never compute
   a point twice.
