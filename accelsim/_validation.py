@@ -152,14 +152,60 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, write)
 
 
+#: temp files of :func:`atomic_write_bytes` are ``.<name>.accelsim-tmp-<boot>-<pid>-<random><suffix>``
+_TMP_TAG = ".accelsim-tmp-"
+
+
+def _remove_stale_temps(p: Path) -> int:
+    """Remove temp files left next to ``p`` by writers of ``p`` that were killed (e.g. SIGKILL).
+
+    Only files named by :func:`atomic_write_bytes` for this very target, made on this machine
+    since its last boot by a process that no longer runs, are removed. Returns how many.
+    """
+    import os
+    import re
+
+    from ._proc import boot_id, is_alive
+
+    pat = re.compile(re.escape(f".{p.name}{_TMP_TAG}") + r"([0-9A-Za-z]+)-(\d+)-")
+    removed = 0
+    try:
+        names = os.listdir(p.parent)
+    except OSError:
+        return 0
+    for name in names:
+        m = pat.match(name)
+        if m is None or m.group(1) != boot_id():
+            continue
+        pid = int(m.group(2))
+        if pid == os.getpid() or is_alive(f"{m.group(1)}:{pid}:0") is not False:
+            continue
+        try:
+            os.unlink(p.parent / name)
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 def atomic_write_bytes(path: str | Path, write) -> None:  # type: ignore[no-untyped-def]
-    """Call ``write(tmp_path)`` then atomically rename the temp file onto ``path``."""
+    """Call ``write(tmp_path)`` then atomically rename the temp file onto ``path``.
+
+    The temp file sits next to ``path`` (same file system, so the rename is atomic) and is removed
+    when ``write`` or the rename fails (any exception, Ctrl-C included). A writer killed outright
+    (SIGKILL) cannot clean up: its temp file is named after the target, the machine's boot and
+    the writer's pid, and the next write of the same target removes it once that pid is gone.
+    """
     import os
     import tempfile
 
+    from ._proc import boot_id
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=p.suffix or ".tmp", dir=p.parent)
+    _remove_stale_temps(p)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}{_TMP_TAG}{boot_id()}-{os.getpid()}-",
+                               suffix=p.suffix or ".tmp", dir=p.parent)
     os.close(fd)
     try:
         write(tmp)

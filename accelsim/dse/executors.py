@@ -52,8 +52,48 @@ class InlineExecutor:
         pass
 
 
-def _init_worker() -> None:
+PR_SET_PDEATHSIG = 1
+#: seconds between the watchdog's checks that the parent still runs
+PARENT_POLL_S = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker when the sweep process that started it dies, even by SIGKILL.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` -- the kernel kills the worker when its parent
+    thread exits (the pool forks its workers from the sweep's main thread). Everywhere, as the
+    fallback: a daemon thread that ends the worker once it has been re-parented (``getppid()``
+    changes). A parent that died before either was armed is caught by the first check.
+    """
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        import time
+
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="accelsim-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(parent_pid: int | None = None) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
 
 
 def _prefork() -> None:
@@ -88,7 +128,12 @@ def _mp_context() -> Any:
 
 
 class LocalExecutor:
-    """A pool of ``workers`` local processes (default: all cores)."""
+    """A pool of ``workers`` local processes (default: all cores).
+
+    The workers die with the process that created the executor (see :func:`_die_with_parent`), so
+    a SIGKILLed sweep leaves no orphaned worker behind; on Linux they are bound to the thread that
+    first submits work, so create and use an executor from one long-lived thread.
+    """
 
     name = "local"
 
@@ -101,7 +146,7 @@ class LocalExecutor:
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_mp_context(),
-                                             initializer=_init_worker)
+                                             initializer=_init_worker, initargs=(os.getpid(),))
             self._forked = False
         return self._pool
 
