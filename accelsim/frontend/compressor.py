@@ -388,6 +388,9 @@ class CompressedModel:
                     res = pr.gs_mask(w, spec.density, spec.group_rows)
                     masks[key] = res.mask
                     self.units[key[0]].gs = res
+            elif spec.kind == "filter":  # grouped (non-depthwise) convs keep equal counts per group
+                masks = {key: pr.filter_mask(w, spec.density, spec.norm, _filter_groups(_get(self.model, key[0])))
+                         for key, w in weights.items()}
             else:
                 masks = {key: pr.project_sparsity(w, spec) for key, w in weights.items()}
             for (uname, p), mask in masks.items():
@@ -456,6 +459,14 @@ class CompressedModel:
             fields.update(weight_bits=b, act_bits=mp.act_bits, scheme="binary" if b == 1 else "int")
             out[name] = QuantSpec(**fields)
         return out
+
+
+def _filter_groups(m: Any) -> int:
+    """Groups of a grouped, non-depthwise conv (filter pruning per group), else 1."""
+    g = getattr(m, "groups", 1)
+    if isinstance(m, nn.Conv2d) and g > 1 and not (g == m.in_channels and m.out_channels == g):
+        return int(g)
+    return 1
 
 
 def _type_of(model: "nn.Module", name: str) -> str:

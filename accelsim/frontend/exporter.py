@@ -184,7 +184,7 @@ def _conv(ctx: _Ctx, name: str, m: "nn.Conv2d", in_shape: tuple[int, ...], keep:
     mask_t = unit.masks.get("weight") if unit is not None else None
     keep_out, keep_in, depthwise = keep.keep_out, keep.keep_in, keep.depthwise
     out_c = int(keep_out.sum())
-    in_c = out_c if depthwise else int(keep_in.sum()) * G
+    in_c = out_c if depthwise else keep.in_kept * G
     groups = out_c if depthwise else G
     original: dict[str, int] = {}
     if out_c != O:
@@ -197,9 +197,9 @@ def _conv(ctx: _Ctx, name: str, m: "nn.Conv2d", in_shape: tuple[int, ...], keep:
     mask = None
     if mask_t is not None:
         mk = mask_t.cpu().numpy().astype(bool)[keep_out]
-        mask = mk if depthwise else mk[:, keep_in]
+        mask = mk if depthwise else keep.gather_in(mk)
     kept_fraction = (out_c * (in_c // groups)) / (O * cin_g)
-    extra = _extra_arrays(unit, keep_out, None if depthwise else keep_in)
+    extra = _extra_arrays(unit, keep_out, None if depthwise else keep)
     fact, f_orig, factor_of = _factorization(unit)
     if f_orig:
         original = {**f_orig, **original}
@@ -241,13 +241,15 @@ def _act(d: float | None) -> float:
     return float(min(max(d, 1e-6), 1.0))
 
 
-def _extra_arrays(unit: UnitState | None, keep_out: np.ndarray, keep_in: np.ndarray | None) -> dict[str, np.ndarray]:
+def _extra_arrays(unit: UnitState | None, keep_out: np.ndarray, keep_in: "np.ndarray | Keep | None") -> dict[str, np.ndarray]:
     if unit is None:
         return {}
     out: dict[str, np.ndarray] = {}
     if unit.pattern is not None:
         ids = unit.pattern.assignment.cpu().numpy()[keep_out]
-        if keep_in is not None:
+        if isinstance(keep_in, Keep):
+            ids = keep_in.gather_in(ids)
+        elif keep_in is not None:
             ids = ids[:, keep_in]
         out["patterns"] = unit.pattern.library.cpu().numpy().astype(np.uint8)
         out["pattern_ids"] = ids.astype(np.int16)
