@@ -13,7 +13,9 @@ masked model layer for layer (names, shapes, MACs):
   residual add takes the union of its inputs, a conv reads only its kept input channels, any op
   the analysis does not understand reads all channels) a :class:`ChannelRemap` gathers the
   channels it needs and fills the others with zeros (no MACs: an index copy);
-- ``view`` / ``reshape`` of a pruned ``N x C x H x W`` tensor become ``flatten(x, 1)``.
+- ``view`` / ``reshape`` of a pruned ``N x C x H x W`` tensor become ``flatten(x, 1)``;
+- a head-pruned ``nn.MultiheadAttention`` becomes a :class:`.heads.PrunedMultiheadAttention`
+  with only its kept heads (Q/K/V rows and ``out_proj`` columns removed).
 
 Removed channels are exactly zero in the masked model (:meth:`.CompressedModel.sync_channel_masks`
 zeroes their biases and batch norms), so the outputs agree up to float rounding (the only
@@ -34,6 +36,7 @@ import numpy as np
 
 from ._deps import require_torch
 from .graph import liveness, op_kind, out_shape, record_shapes, trace
+from .heads import PrunedMultiheadAttention, kept_heads, prune_heads
 
 torch = require_torch()
 nn = torch.nn
@@ -241,10 +244,23 @@ def pruned_module(cm: Any, example_input: Any) -> "fx.GraphModule":
             elif kind == "reshape":
                 node.op, node.target = "call_function", torch.flatten
                 node.args, node.kwargs = (first, 1), {}
+        elif kind == "mha":
+            to_full(node)
+            keep_h = kept_heads(cm.units.get(node.target), modules[node.target])
+            if keep_h is not None:  # head pruning: a smaller attention module (heads.PrunedMultiheadAttention)
+                _set(gm, node.target, prune_heads(modules[node.target], keep_h))
         elif node.op != "placeholder" and node.op != "get_attr":
             to_full(node)
         if node in lv.alive and node.op != "output":
             physical[node] = lv.alive[node]
+    done = {n.target for n in gm.graph.nodes if n.op == "call_module" and isinstance(gm.get_submodule(n.target),
+                                                                                    PrunedMultiheadAttention)}
+    for name, u in cm.units.items():
+        if u.prune is not None and u.prune.kind == "head" and name not in done:
+            note = (f"pruned_module: {name} is inside a module fx keeps opaque (e.g. nn.TransformerEncoderLayer); "
+                    f"its heads stay masked, not removed")
+            if note not in cm.notes:
+                cm.notes.append(note)
     gm.graph.lint()
     gm.recompile()
     gm.delete_all_unused_submodules()
