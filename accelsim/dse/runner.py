@@ -113,10 +113,11 @@ class SweepSession:
         self.run_id = uuid.uuid4().hex[:12]
         self.compression = None
         if sweep.spec.compression is not None:
-            comp = sweep.spec.compression.model_dump(mode="json")
-            ev = comp.get("evaluator")
-            if ev and ev.rpartition(":")[0].endswith(".py") and not Path(ev.rpartition(":")[0]).is_absolute():
-                comp["evaluator"] = str((sweep.base_dir / ev.rpartition(":")[0]).resolve()) + ":" + ev.rpartition(":")[2]
+            comp = sweep.spec.compression.model_dump()  # python mode: callables stay callables
+            from .coexplore import resolve_user_file
+
+            for key in ("evaluator", "model"):
+                comp[key] = resolve_user_file(comp.get(key), sweep.base_dir, field=f"compression.{key}")
             given = comp.get("cache_dir") or cache_dir
             comp["cache_dir"] = str((sweep.base_dir / given).resolve() if given else Path(f"{store.path}.cache").resolve())
             from .coexplore import check_available
@@ -129,7 +130,7 @@ class SweepSession:
         self.space = DesignSpace(sweep, fps, self.compression)
         self.context = {
             "id": digest({"sweep": sweep.name, "workloads": [w.to_payload() for w in sweep.workloads],
-                          "compression": self.compression, "fps": fps}),
+                          "compression": self._compression_json(exact=True), "fps": fps}),
             "workloads": [w.to_payload() for w in sweep.workloads],
             "compression": self.compression,
         }
@@ -150,6 +151,16 @@ class SweepSession:
         self._renewed = time.monotonic()
         self._t0 = time.perf_counter()
 
+    def _compression_json(self, exact: bool = False) -> dict[str, Any] | None:
+        """The resolved compression section with callables as ``module:qualname`` (importable again;
+        ``exact`` adds a digest of their source), JSON-safe."""
+        if self.compression is None:
+            return None
+        from .coexplore import callable_ref, ref_label
+
+        label = callable_ref if exact else ref_label
+        return {k: label(v) if callable(v) else v for k, v in self.compression.items()}
+
     def stored_spec(self) -> dict[str, Any]:
         """The sweep spec as stored with the results, plus what plotting needs to rebuild points."""
         spec = self.sweep.spec.model_dump(mode="json")
@@ -158,7 +169,7 @@ class SweepSession:
             "constraints": [str(c) for c in self.sweep.constraints],
             "axes": [a.path for a in self.sweep.axes],
             "workloads": [w.to_payload() for w in self.sweep.workloads],
-            "compression": self.compression,
+            "compression": self._compression_json(),
             "version": self.space.version,
             "context": self.context["id"],  # workload contents: a changed workload is a changed sweep
         }

@@ -189,7 +189,9 @@ class DesignSpace:
         out = []
         if self.sweep.spec.compression is not None:
             c = self.sweep.spec.compression
-            label = c.model
+            from .coexplore import ref_label
+
+            label = ref_label(c.model)
             fp = self.compression_fingerprint(recipe) if recipe is not None else digest(params)
             targets = [(label, fp)]
         else:
