@@ -28,6 +28,7 @@ _LAZY = {
     "EarlyBird": "earlybird", "EarlyBirdDetector": "earlybird", "mask_distance": "earlybird",
     "DJPQ": "djpq", "two_stage_baseline": "djpq", "FixedQAT": "djpq",
     "ReweightedGroupLasso": "reweighted", "ReweightedGroupLassoConfig": "reweighted",
+    "NRMF": "nrmf", "NRMFConfig": "nrmf",
     "NITI": "niti", "IntNet": "niti", "float_twin": "niti",
     "CrossbarBlockPrune": "crossbar", "ConductanceQuant": "crossbar", "program_crossbar": "crossbar",
     "LayerCompression": "metrics", "model_cost": "metrics",

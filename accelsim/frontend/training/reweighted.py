@@ -223,7 +223,8 @@ class ReweightedGroupLasso(Method):
         return self.cfg.lam * self.group_penalty()
 
     # --- pruning ------------------------------------------------------------------------------------
-    def _hard_prune(self) -> None:
+    def hard_prune(self) -> None:
+        """Fix the block masks from the current weights (top ``density`` blocks per group) and zero the rest."""
         with torch.no_grad():
             for key, norms in self.current_norms().items():
                 self.block_masks[key] = block_keep_mask(norms, self.cfg.density)
@@ -264,7 +265,7 @@ class ReweightedGroupLasso(Method):
             return False
         self.phase = phase
         if phase == "retrain":
-            self._hard_prune()
+            self.hard_prune()
         return True
 
     def after_backward(self, model: "nn.Module") -> None:
@@ -291,7 +292,7 @@ class ReweightedGroupLasso(Method):
 
     def finalize(self, model: "nn.Module") -> None:
         if not self.block_masks:  # no retraining phase: prune now
-            self._hard_prune()
+            self.hard_prune()
         self._apply_masks(grads=False)
 
     # --- results ----------------------------------------------------------------------------------------
