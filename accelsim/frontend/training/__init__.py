@@ -29,6 +29,7 @@ _LAZY = {
     "DJPQ": "djpq", "two_stage_baseline": "djpq", "FixedQAT": "djpq",
     "ReweightedGroupLasso": "reweighted", "ReweightedGroupLassoConfig": "reweighted",
     "NRMF": "nrmf", "NRMFConfig": "nrmf",
+    "DFS": "dfs", "DFSConfig": "dfs", "simulate_dfs": "dfs_sim",
     "NITI": "niti", "IntNet": "niti", "float_twin": "niti",
     "CrossbarBlockPrune": "crossbar", "ConductanceQuant": "crossbar", "program_crossbar": "crossbar",
     "LayerCompression": "metrics", "model_cost": "metrics",
