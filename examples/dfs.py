@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    import accelsim
     from accelsim.frontend.training.data import load_digits_data
     from accelsim.frontend.training.dfs import DFS, DFSConfig
     from accelsim.frontend.training.dfs_sim import simulate_dfs
@@ -89,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             dist = m.bit_distribution(res.model, data.x_test)
             desc = "; ".join(f"{blk}: " + ", ".join(f"{b}b {p:.2f}" for b, p in d.items() if p > 0)
                              for blk, d in dist.items())
-            s_bs = simulate_dfs(res.model, m, data.x_test, bit_serial)
-            s_d = simulate_dfs(res.model, m, data.x_test, dense)
+            s_bs = simulate_dfs(res.model, m, data.x_test,
+                                lambda wl: accelsim.simulate(wl, bit_serial, compare_dense=False))
+            s_d = simulate_dfs(res.model, m, data.x_test, lambda wl: accelsim.simulate(wl, dense, compare_dense=False))
             notes.update(s_bs.notes + s_d.notes)
             if name == "dfs":
                 ref_bs = s_bs.by_bits_latency_us

@@ -7,6 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
+import accelsim  # noqa: E402
 from accelsim.errors import ConfigError  # noqa: E402
 from accelsim.frontend.training import DFS, DFSConfig, simulate_dfs  # noqa: E402
 from accelsim.frontend.training.data import load_digits_data  # noqa: E402
@@ -109,7 +110,7 @@ def test_simulated_spread_matches_uniform_choices(data):
     m.setup(net, TrainConfig())
     x = data.x_test[:16]
     _force(net, 2)  # everyone 8-bit: the per-input latency is the whole network simulated at 8 bits
-    res = simulate_dfs(net, m, x, bs)
+    res = simulate_dfs(net, m, x, lambda wl: accelsim.simulate(wl, bs, compare_dense=False))
     assert np.allclose(res.latency_us, res.by_bits_latency_us[8])
     s = res.summary()
     assert s["p50_latency_us"] == pytest.approx(s["expected_latency_us"]) == pytest.approx(res.by_bits_latency_us[8])
@@ -118,7 +119,7 @@ def test_simulated_spread_matches_uniform_choices(data):
     # mixed per-input choices: layer1.0 always 8-bit, layer2.0 skipped for half the inputs, 4-bit for the rest
     mixed = {"layer1.0": torch.full((16,), 8), "layer2.0": torch.tensor([0] * 8 + [4] * 8)}
     m.choices = lambda model, xs: mixed
-    res2 = simulate_dfs(net, m, x, bs)
+    res2 = simulate_dfs(net, m, x, lambda wl: accelsim.simulate(wl, bs, compare_dense=False))
     assert len(set(np.round(res2.latency_us, 9))) == 2
     skip_cost, four_cost = res2.latency_us[0], res2.latency_us[-1]
     assert skip_cost < four_cost < res.by_bits_latency_us[8]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -58,26 +58,30 @@ def plain_copy(model: "nn.Module") -> "nn.Module":
     return net
 
 
-def simulate_dfs(model: "nn.Module", method: DFS, x: "torch.Tensor", hw: Any, name: str = "dfs") -> DFSSimResult:
-    """Per-input latency / energy of ``model`` (trained with ``method``) for the inputs ``x`` on ``hw``."""
-    import accelsim
-    from accelsim.hardware.io import load_hardware
+def simulate_dfs(model: "nn.Module", method: DFS, x: "torch.Tensor", run: Callable[[Any], Any],
+                 name: str = "dfs") -> DFSSimResult:
+    """Per-input latency / energy of ``model`` (trained with ``method``) for the inputs ``x``.
 
+    ``run`` simulates one workload and returns its report, e.g.
+    ``lambda wl: accelsim.simulate(wl, hw, compare_dense=False)`` (the front-end does not import the
+    simulator itself: it may depend on the workload IR only).
+    """
     from .export import export_trained
 
-    hw_obj = load_hardware(hw) if not hasattr(hw, "kind") else hw
     choices = method.choices(model, x)
     net = plain_copy(model)
     convs = {n: [f"{n}.conv1", f"{n}.conv2"] for n in choices}
     per_layer: dict[int, dict[str, tuple[float, float]]] = {}
+    hw_name = ""
     always: dict[str, tuple[float, float]] = {}
     widths = [b for b in method.cfg.bits if b != 0]
     for b in widths:
         sb = min(b, SIM_FULL_BITS)
         recs = {c: LayerCompression(name=c, weight_bits=sb, act_bits=sb, scheme="int") for cs in convs.values() for c in cs}
         wl = export_trained(net, recs, x[:1], name=f"{name}_w{b}", method="dfs")
-        rep = accelsim.simulate(wl, hw_obj, compare_dense=False)
-        stats = {s.layer: (s.latency_cycles / hw_obj.clock_mhz, s.energy_pj / 1e6) for s in rep.layers}
+        rep = run(wl)
+        hw_name = rep.hardware
+        stats = {s.layer: (s.latency_cycles / rep.clock_mhz, s.energy_pj / 1e6) for s in rep.layers}
         per_layer[b] = stats
         gated = {c for cs in convs.values() for c in cs}
         if not always:
@@ -96,14 +100,14 @@ def simulate_dfs(model: "nn.Module", method: DFS, x: "torch.Tensor", hw: Any, na
         for b2 in widths[i + 1:]:
             same = [blk for blk in convs if all(per_layer[b][cv][0] == per_layer[b2][cv][0] for cv in convs[blk])]
             if same:
-                notes.append(f"{getattr(hw_obj, 'name', hw)}: {b}-bit and {min(b2, SIM_FULL_BITS)}-bit convs take the "
+                notes.append(f"{hw_name}: {b}-bit and {min(b2, SIM_FULL_BITS)}-bit convs take the "
                              f"same time in {len(same)}/{len(convs)} blocks (the datapath does not exploit the narrower width)")
     by_bits = {b: sum(v[0] for v in per_layer[b].values()) for b in widths}
     if 0 in method.cfg.bits:
         by_bits[0] = sum(v[0] for v in always.values())
     if FULL_BITS in widths:
         notes.append(f"full precision is priced as {SIM_FULL_BITS}-bit integer arithmetic")
-    return DFSSimResult(str(getattr(hw_obj, "name", hw)), lat, en, by_bits, notes)
+    return DFSSimResult(hw_name, lat, en, by_bits, notes)
 
 
 __all__ = ["simulate_dfs", "DFSSimResult", "plain_copy", "SIM_FULL_BITS"]
