@@ -3,7 +3,8 @@
 Every executor takes chunks of point tasks (lists of dicts) and yields ``(chunk, results)`` as they
 finish, with at most ``max_in_flight`` chunks submitted at a time (memory stays flat however long
 the sweep). ``results`` is the list returned by :func:`accelsim.dse.evaluate.evaluate_chunk`, or
-an exception when the chunk as a whole failed (e.g. a worker process died); the runner then
+an exception when the chunk as a whole failed (e.g. a worker process died; the local pool reruns
+the chunks caught in such a crash one at a time, so only the culprit fails); the runner then
 records the chunk's points as errors and goes on.
 
 dask is imported only by :class:`DaskExecutor` (``pip install 'accelsim[dask]'``).
@@ -180,21 +181,32 @@ class LocalExecutor:
             if not pending:
                 return
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-            broken = False
+            suspects: list[Chunk] = []
             for fut in done:
                 chunk = pending.pop(fut)
                 try:
                     yield chunk, fut.result()
-                except BrokenProcessPool as exc:
-                    broken = True
-                    yield chunk, exc
+                except BrokenProcessPool:
+                    suspects.append(chunk)
                 except Exception as exc:
                     yield chunk, exc
-            if broken:  # a worker died: the pool is unusable; fail what it held, start a new one
-                for fut, chunk in list(pending.items()):
-                    yield chunk, RuntimeError("a worker process died while this chunk was queued")
+            if suspects:  # a worker died: every chunk the pool held is suspect, the culprit unknown
+                suspects += list(pending.values())
                 pending.clear()
                 self._pool = None
+                yield from self._isolate(context, suspects)
+
+    def _isolate(self, context: dict[str, Any], chunks: list[Chunk]) -> Iterator[Outcome]:
+        """Rerun the chunks of a broken pool one at a time in a fresh pool: a chunk whose worker
+        dies again is the culprit and fails; the innocent ones, caught in the crash, succeed."""
+        for chunk in chunks:
+            try:
+                yield chunk, self._submit(context, chunk).result()
+            except BrokenProcessPool:
+                self._pool = None
+                yield chunk, RuntimeError("a worker process died while running this chunk (rerun alone: it died again)")
+            except Exception as exc:
+                yield chunk, exc
 
     def close(self) -> None:
         if self._pool is not None:
