@@ -217,3 +217,18 @@ def atomic_write_bytes(path: str | Path, write) -> None:  # type: ignore[no-unty
         except OSError:
             pass
         raise
+
+
+def check_output_path(path: str, flag: str) -> Path:
+    """``path`` as a file to write for option ``flag``: its directory must exist (nothing is created)
+    and it must not be a directory; checked before any work so a bad path costs nothing."""
+    p = Path(path)
+    if p.is_dir() or path.endswith(("/", "\\")):
+        raise ConfigError("is a directory, expected a file name", source=path, field=flag)
+    parent = p.parent
+    if not parent.is_dir():
+        raise ConfigError(f"directory {str(parent)!r} does not exist (accelsim does not create directories)",
+                          source=path, field=flag)
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"directory {str(parent)!r} is not writable", source=path, field=flag)
+    return p

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ._version import __version__
-from .errors import AccelsimError, ConfigError
+from .errors import AccelsimError
+from ._validation import check_output_path
 
 SUBCOMMAND_MODULES = ["accelsim.frontend.cli", "accelsim.dse.cli", "accelsim.dse.fpga.cli", "accelsim.sim.warmup",
                       "accelsim.mapping.cli"]
@@ -27,21 +28,6 @@ def resolve_workload(spec: str):  # type: ignore[no-untyped-def]
     from .workload.io import load_workload
 
     return load_workload(spec)
-
-
-def check_output_path(path: str, flag: str) -> Path:
-    """``path`` as a file to write for option ``flag``: its directory must exist (nothing is created)
-    and it must not be a directory; checked before any work so a bad path costs nothing."""
-    p = Path(path)
-    if p.is_dir() or path.endswith(("/", "\\")):
-        raise ConfigError("is a directory, expected a file name", source=path, field=flag)
-    parent = p.parent
-    if not parent.is_dir():
-        raise ConfigError(f"directory {str(parent)!r} does not exist (accelsim does not create directories)",
-                          source=path, field=flag)
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"directory {str(parent)!r} is not writable", source=path, field=flag)
-    return p
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:

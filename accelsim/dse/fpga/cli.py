@@ -136,7 +136,7 @@ def plot_utilization(table: Any, path: str | Path, title: str = "") -> None:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    from ...cli import check_output_path
+    from ..._validation import check_output_path
 
     for flag in ("out", "plot"):
         if getattr(args, flag, None):
