@@ -1,6 +1,7 @@
 """Turn pydantic and YAML errors into one-line :class:`~accelsim.errors.ConfigError` s."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
