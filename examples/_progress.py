@@ -36,3 +36,21 @@ class Progress:
         if not self.quiet:
             print(line, file=self.stream or sys.stderr, flush=True)
         return line
+
+
+def write_docs_block(docs: "os.PathLike[str] | str", marker: str, text: str, cmd: str) -> None:
+    """Replace the ``<!-- marker:start -->`` ... ``<!-- marker:end -->`` block of ``docs`` with
+    ``text`` and the command that produced it (atomically)."""
+    import re
+    from pathlib import Path
+
+    from accelsim._validation import atomic_write_text
+
+    path = Path(docs)
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    doc = path.read_text(encoding="utf-8")
+    if start not in doc or end not in doc:
+        raise SystemExit(f"{path} has no {start} ... {end} markers")
+    block = f"{start}\nProduced by {cmd} on {time.strftime('%Y-%m-%d')}:\n\n{text}\n{end}"
+    atomic_write_text(path, re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, doc, flags=re.S))
+    print(f"updated {path}")

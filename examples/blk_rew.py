@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from _progress import write_docs_block  # noqa: E402  (examples/_progress.py)
 
 DOCS = ROOT / "docs" / "training.md"
 MARKER = "blk-rew-table"
@@ -167,16 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write_docs(text: str, cmd: str, marker: str) -> None:
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    doc = DOCS.read_text(encoding="utf-8")
-    if start not in doc or end not in doc:
-        raise SystemExit(f"{DOCS} has no {start} ... {end} markers")
-    block = f"{start}\nProduced by {cmd} on {time.strftime('%Y-%m-%d')}:\n\n{text}\n{end}"
-    doc = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, doc, flags=re.S)
-    from accelsim._validation import atomic_write_text
-
-    atomic_write_text(DOCS, doc)
-    print(f"updated {DOCS}")
+    write_docs_block(DOCS, marker, text, cmd)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import re
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from _progress import write_docs_block  # noqa: E402  (examples/_progress.py)
 
 DOCS = ROOT / "docs" / "training.md"
 MARKER = "dfs-table"
@@ -111,16 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_docs:
         cmd = "`python " + " ".join(["examples/dfs.py"] + [a for a in (argv if argv is not None else sys.argv[1:])
                                                            if a != "--write-docs"]) + "`"
-        start, end = f"<!-- {MARKER}:start -->", f"<!-- {MARKER}:end -->"
-        doc = DOCS.read_text(encoding="utf-8")
-        if start not in doc or end not in doc:
-            raise SystemExit(f"{DOCS} has no {start} ... {end} markers")
-        block = f"{start}\nProduced by {cmd} on {time.strftime('%Y-%m-%d')}:\n\n{text}\n{end}"
-        doc = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, doc, flags=re.S)
-        from accelsim._validation import atomic_write_text
-
-        atomic_write_text(DOCS, doc)
-        print(f"updated {DOCS}")
+        write_docs_block(DOCS, MARKER, text, cmd)
     return 0
 
 

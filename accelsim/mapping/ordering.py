@@ -46,22 +46,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from ._search_kernels import prime_factors
 from .ir import DIMS
 
 #: the wildcard of ``temporal_ordering`` (a size ``"*"`` is stored as ``None``)
 WILDCARD = "*"
-
-
-def _prime_factors(n: int) -> list[int]:
-    out, p = [], 2
-    while p * p <= n:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1
-    if n > 1:
-        out.append(n)
-    return out
 
 
 @dataclass(frozen=True)
@@ -133,7 +122,7 @@ class TemporalOrdering:
                 raise ConfigError(f"temporal_ordering pins {d} loops of sizes {static[d]} but {d} has "
                                   f"{t} temporal iterations in layer {layer} (not a divisor)",
                                   source="mapping", field="temporal_ordering")
-            free[d] = _prime_factors(t // ps)
+            free[d] = prime_factors(t // ps)
         from ._search_kernels import ZIGZAG_DIM_ORDER
         dims = [d for d in ZIGZAG_DIM_ORDER if static[d] or free[d]]
         if lpf_limit is not None:
