@@ -57,7 +57,7 @@ def test_energy_of_actions_equals_the_cost_model(layer, df):
     prog, _ = searched_program(layer, hw, _mac(layer), layer.macs)
     assert prog.mapping.startswith("spatial ")
     dims = layer_dims(layer, hw)
-    res = search_best(dims, layer_hierarchy(hw, _mac(layer)), hw)
+    res = search_best(dims, layer_hierarchy(hw, _mac(layer), dims), hw)
     priced = sum(price_actions(prog.actions, hw).values())
     assert priced == pytest.approx(res.cost.energy_pj, rel=1e-9)
     assert priced == pytest.approx(prog.extra["mapping_energy_pj"], rel=1e-9)
@@ -70,7 +70,7 @@ def test_conservation_of_the_lowered_program(layer, df):
     hw = _small(df)
     prog, _ = searched_program(layer, hw, _mac(layer), layer.macs)
     dims = layer_dims(layer, hw)
-    res = search_best(dims, layer_hierarchy(hw, _mac(layer)), hw)
+    res = search_best(dims, layer_hierarchy(hw, _mac(layer), dims), hw)
     tiles, load, cycles, store, _ = program_totals(prog.body)
     assert prog.macs == layer.macs == dims.macs  # MACs done = MACs in the workload
     assert load == prog.dram_read_total_bits and store == prog.dram_write_total_bits  # tiles carry all traffic
@@ -94,7 +94,7 @@ def test_spatial_unrolling_follows_the_dataflow(df):
     hw = _small(df)
     for layer in LAYERS:
         dims = layer_dims(layer, hw)
-        m = search_best(dims, layer_hierarchy(hw, _mac(layer)), hw).mapping
+        m = search_best(dims, layer_hierarchy(hw, _mac(layer), dims), hw).mapping
         for su in m.spatial:
             assert {lp.dim for lp in su.loops} <= set(DATAFLOW_GROUPS[df][su.array_dim]), (layer.name, str(m))
         assert m.spatial_size <= hw.num_pes
@@ -208,7 +208,7 @@ def test_search_cache_key_separates_objectives():
     hw = _small("os")
     layer = LAYERS[0]
     dims = layer_dims(layer, hw)
-    h = layer_hierarchy(hw, _mac(layer))
+    h = layer_hierarchy(hw, _mac(layer), dims)
     cache = MappingCache()
     spec = {"D1": [("Q", 8)], "D2": [("K", 8)]}
     a = search_layer(dims, h, objective="latency", spatial=spec, cache=cache)

@@ -6,9 +6,27 @@ register that forwards the input to the next PE) and an accumulator of ``accumul
 (``served_dimensions: []``, one per PE) — fed by the config's three SRAMs (``filter_sram`` for
 W, ``ifmap_sram`` for I, ``ofmap_sram`` for O; one instance for the whole array), behind DRAM.
 
+Register sizes: the weight and input registers are as wide as the layer's operands
+(``w_bits`` / ``i_bits``, default ``word_bits``; a layer wider than the array's word, e.g. fp16
+on an 8-bit config, gets registers of its own width, as the fold model prices it), the
+accumulator ``accumulator_bits``.
+
+**Register pricing = the fold model's rule** (:func:`accelsim.engines.systolic.program.systolic_program`),
+so a searched mapping and the fold order are priced by one accounting. Per access, at
+``energy.pe_rf_pj(bits)`` (technology-scaled):
+- a *moving* operand's register (OS: weights and inputs; WS: inputs; IS: weights) pays a write
+  per word entering it; its read into the MAC / the neighbour PE is wiring (0 pJ);
+- the *stationary* operand's register (WS: weights; IS: inputs) pays a read per use and a write
+  per fill;
+- the accumulator: on OS the read-modify-write is inside the MAC (0 pJ for reads and writes);
+  on WS/IS every forwarded/updated partial sum pays a write of ``accumulator_bits`` (reads 0).
+Evaluated on the fold order's own loop nest this gives the fold model's ``pe_rf`` energy for
+moving operands and partial sums; two structural differences remain (``docs/mapping.md``, known
+differences): the cost model reads a stationary datum once per stay (the fold model: once per
+MAC) and adds its fill writes, and it charges partial sums read back from the output SRAM into
+the accumulator (``fh``) as accumulator writes.
+
 Assumptions (stated, not measured):
-- register access energy = ``energy.pe_rf_pj_per_bit`` x the register width; one access per
-  word (ZigZag's rf_128B/rf_2B pricing style);
 - an SRAM port moves one word per array edge PE per cycle (``max(rows, cols) x word_bits``
   bits, outputs ``max(rows, cols) x accumulator_bits``), with word granularity (an access of
   fewer bits costs proportionally); per-bit energy from the SRAM's own table value;
@@ -32,8 +50,15 @@ def _alloc(*pairs: tuple[str, str]) -> tuple[PortAllocation, ...]:
     return tuple(PortAllocation(operand=o, direction=d) for o, d in pairs)
 
 
-def _register(name: str, operand: str, bits: int, pj_per_bit: float) -> MemoryLevel:
-    pj = pj_per_bit * bits
+#: operand -> (read priced, write priced) of its PE register, per dataflow (module docstring)
+REGISTER_PRICING: dict[str, dict[str, tuple[bool, bool]]] = {
+    "os": {"W": (False, True), "I": (False, True), "O": (False, False)},
+    "ws": {"W": (True, True), "I": (False, True), "O": (False, True)},
+    "is": {"W": (False, True), "I": (True, True), "O": (False, True)},
+}
+
+
+def _register(name: str, operand: str, bits: int, pj: float, priced: tuple[bool, bool]) -> MemoryLevel:
     if operand == "O":
         ports = (
             MemoryPort(name="r", type="read", bandwidth_min_bits=bits, bandwidth_max_bits=bits,
@@ -48,22 +73,22 @@ def _register(name: str, operand: str, bits: int, pj_per_bit: float) -> MemoryLe
             MemoryPort(name="w", type="write", bandwidth_min_bits=bits, bandwidth_max_bits=bits,
                        allocation=_alloc((operand, "fh"))),
         )
-    return MemoryLevel(name=name, size_bits=bits, operands=(operand,), read_pj=pj, write_pj=pj, ports=ports,
-                       served_dimensions=())
+    return MemoryLevel(name=name, size_bits=bits, operands=(operand,), read_pj=pj if priced[0] else 0.0,
+                       write_pj=pj if priced[1] else 0.0, ports=ports, served_dimensions=())
 
 
-def implied_hierarchy(hw: Any) -> MemoryHierarchy:
-    """Hierarchy of a ``SystolicArray``-like config (``rows``, ``cols``, ``word_bits``, three
-    ``*_sram``, ``dram``, ``energy``, ``clock_mhz``)."""
+def implied_hierarchy(hw: Any, *, w_bits: int | None = None, i_bits: int | None = None) -> MemoryHierarchy:
+    """Hierarchy of a ``SystolicArray``-like config (``rows``, ``cols``, ``word_bits``,
+    ``dataflow``, three ``*_sram``, ``dram``, ``energy``, ``clock_mhz``), registers sized for a
+    layer of ``w_bits`` weights and ``i_bits`` inputs (default ``word_bits``)."""
     table = hw.energy
     wb = int(hw.word_bits)
+    rw, ri = int(w_bits or wb), int(i_bits or wb)
     acc = int(table.accumulator_bits)
     edge = max(int(hw.rows), int(hw.cols))
-    regs = [
-        _register("reg_w", "W", wb, table.pe_rf_pj_per_bit),
-        _register("reg_i", "I", wb, table.pe_rf_pj_per_bit),
-        _register("reg_o", "O", acc, table.pe_rf_pj_per_bit),
-    ]
+    pricing = REGISTER_PRICING[getattr(hw, "dataflow", "os")]
+    regs = [_register(name, op, bits, table.pe_rf_pj(bits), pricing[op])
+            for name, op, bits in (("reg_w", "W", rw), ("reg_i", "I", ri), ("reg_o", "O", acc))]
     srams = []
     for name, op in (("filter_sram", "W"), ("ifmap_sram", "I"), ("ofmap_sram", "O")):
         cfg = getattr(hw, name)
@@ -90,10 +115,10 @@ def implied_hierarchy(hw: Any) -> MemoryHierarchy:
         served_dimensions=("D1", "D2"))
     array = OperationalArray(
         dimensions=(ArrayDimension(name="D1", size=int(hw.rows)), ArrayDimension(name="D2", size=int(hw.cols))),
-        mac_energy_pj=table.mac_energy_pj(wb, wb), systolic_dimensions=("D1", "D2"),
-        precision=ArrayPrecision(w_bits=wb, i_bits=wb, o_bits=acc, o_final_bits=wb))
+        mac_energy_pj=table.mac_energy_pj(rw, ri), systolic_dimensions=("D1", "D2"),
+        precision=ArrayPrecision(w_bits=rw, i_bits=ri, o_bits=acc, o_final_bits=ri))
     return MemoryHierarchy(name=f"{getattr(hw, 'name', 'systolic')} (implied)", array=array,
                            memories=tuple(regs + srams + [dram]))
 
 
-__all__ = ["implied_hierarchy", "DRAM_SIZE_BITS"]
+__all__ = ["implied_hierarchy", "DRAM_SIZE_BITS", "REGISTER_PRICING"]

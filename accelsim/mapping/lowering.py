@@ -11,7 +11,9 @@ counts, so pricing them in ``energy.py`` gives the cost model's energy):
   writes); each action moves one port word of the level's ``bandwidth_max_bits`` (an SRAM access
   is one word per array-edge PE; a register access one register word, the accumulator at
   ``accumulator_bits``; a DRAM access one DRAM-channel word), so ``count x bits x pJ/bit`` equals
-  ``accesses x read_pj`` of the implied hierarchy (:mod:`accelsim.mapping.implied`);
+  ``accesses x read_pj`` of the implied hierarchy (:mod:`accelsim.mapping.implied`); a
+  register direction the hierarchy prices at 0 pJ (a moving operand's read, the OS
+  accumulator) is wiring in the fold model's rule and gets no action;
 - component names are the ones ``energy.py`` prices for a systolic array: register levels
   (``reg_*``) -> ``pe_rf``, SRAMs and ``dram`` by their own name, ``mac`` for the MACs (the
   layer's MACs at its weight/activation widths and number format; the hierarchy's
@@ -92,6 +94,8 @@ def mapping_actions(layer: LayerDims, hierarchy: MemoryHierarchy, cost: MappingC
         mem = by_name[lc.level]
         comp = COMPONENT_OF_LEVEL.get(lc.level, lc.level)
         for kind, dirs in (("read", ("tl", "th")), ("write", ("fh", "fl"))):
+            if lc.level in COMPONENT_OF_LEVEL and (mem.read_pj if kind == "read" else mem.write_pj) == 0:
+                continue  # an unpriced register direction is wiring (implied.py), not an access
             for d in dirs:
                 n = getattr(lc, d)
                 if n:

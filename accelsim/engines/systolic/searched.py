@@ -21,9 +21,8 @@ packing), as in the fold order.
 objective with one estimator (dynamic energy of the priced actions; latency = the larger of the
 compute cycles and the DRAM transfer cycles; edp their product); if the fold order's estimate is
 lower by more than ``FOLD_MARGIN`` it is kept and the layer's notes say so. The two lowerings
-count PE-register traffic differently (the cost model: register reads and accumulator read+write
-per MAC; the fold order: two forwarding writes per MAC), so on output-stationary arrays the fold
-order often wins on ``energy`` in this estimate (``docs/mapping.md``, known differences).
+price PE registers by one rule (:mod:`accelsim.mapping.implied`: the fold model's per-dataflow
+rule), so the comparison is between mappings, not between two register accountings.
 
 Identical layer shapes are mapped once per process (the mapper's :class:`MappingCache`, keyed by
 shape x hierarchy x objective x spatial spec).
@@ -110,13 +109,14 @@ def layer_dims(layer: LayerBase, hw: SystolicArray) -> LayerDims:
 
 
 @lru_cache(maxsize=256)
-def _base_hierarchy(hw: SystolicArray) -> MemoryHierarchy:
-    return implied_hierarchy(hw)
+def _base_hierarchy(hw: SystolicArray, w_bits: int | None, i_bits: int | None) -> MemoryHierarchy:
+    return implied_hierarchy(hw, w_bits=w_bits, i_bits=i_bits)
 
 
-def layer_hierarchy(hw: SystolicArray, mac: Action) -> MemoryHierarchy:
-    """The implied hierarchy with the MAC priced as ``energy.py`` prices ``mac``."""
-    base = _base_hierarchy(hw)
+def layer_hierarchy(hw: SystolicArray, mac: Action, dims: LayerDims | None = None) -> MemoryHierarchy:
+    """The implied hierarchy (registers sized for ``dims``' operand widths, default the array's
+    word) with the MAC priced as ``energy.py`` prices ``mac``."""
+    base = _base_hierarchy(hw, dims.w_bits if dims else None, dims.i_bits if dims else None)
     price = unit_energy_pj(mac, hw)
     if price == base.array.mac_energy_pj:
         return base
@@ -148,7 +148,7 @@ def _estimate(prog: LayerProgram, hw: SystolicArray, objective: str) -> tuple[fl
 def searched_program(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int) -> tuple[LayerProgram, SearchResult]:
     """The layer on its best searched mapping (no comparison with the fold order) and the search result."""
     dims = layer_dims(layer, hw)
-    hier = layer_hierarchy(hw, mac)
+    hier = layer_hierarchy(hw, mac, dims)
     res = search_best(dims, hier, hw)
     prog = lower_mapping(layer.name, layer.op, dims, hier, res.mapping, res.cost, mac=mac, pe_count=hw.num_pes,
                          engine="systolic", mapping_text=mapping_text(res.mapping, hier), dense_macs=dense_macs)
