@@ -69,6 +69,9 @@ class MemoryLevel(_Config):
     operands: tuple[Operand, ...] = Field(min_length=1)
     read_pj: float = Field(ge=0, description="pJ per read access of one bandwidth_max word")
     write_pj: float = Field(ge=0, description="pJ per write access of one bandwidth_max word")
+    fh_write_pj: float | None = Field(None, ge=0, description="pJ per write coming from the level above "
+                                      "(direction fh), when it differs from write_pj (accelsim's implied "
+                                      "systolic accumulators: a forwarded partial sum is wiring)")
     ports: tuple[MemoryPort, ...] = Field(min_length=1)
     served_dimensions: tuple[str, ...] = ()
     double_buffering: Literal["auto", "always", "never"] = "auto"
@@ -82,6 +85,11 @@ class MemoryLevel(_Config):
                 if a.operand not in self.operands:
                     raise ValueError(f"memory {self.name}: port {p.name} serves {a.operand}, which the memory does not hold")
         return self
+
+    @property
+    def fh_pj(self) -> float:
+        """pJ per write from the level above (``fh_write_pj``, default ``write_pj``)."""
+        return self.write_pj if self.fh_write_pj is None else self.fh_write_pj
 
     def port_of(self, operand: str, direction: str) -> MemoryPort | None:
         """The port that serves ``operand`` in ``direction`` (None when none does)."""

@@ -28,7 +28,8 @@ Data and reuse
 Energy
 - An access moves one port word of ``bandwidth_max_bits``: a transfer of ``b`` bits costs
   ``ceil(b / bw_min) * bw_min / bw_max`` accesses per instance per period; energy = accesses x
-  the level's ``read_pj`` / ``write_pj``; MAC energy = MACs x ``mac_energy_pj`` (idle PEs free,
+  the level's ``read_pj`` / ``write_pj`` (writes from above at ``fh_write_pj`` when a level
+  gives one, *accelsim*); MAC energy = MACs x ``mac_energy_pj`` (idle PEs free,
   no leakage, no interconnect energy).
 - Uneven mappings (a dimension's loops cover more than its bound): for energy the spatial factor
   (else the outermost temporal factor) of that dimension is taken fractional so the covered
@@ -485,7 +486,7 @@ def _energy(layer: LayerDims, hierarchy: MemoryHierarchy, views: dict[str, _OpVi
                                       source=hierarchy.name, field=f"{mem.name}.ports")
                 bmin, bmax = bw
                 acc[d] = float(int(ceil(mv.amount * mv.bits / bmin) * (bmin / bmax) * mv.count * v.unit_count[m + 1]))
-            e = (acc["tl"] + acc["th"]) * mem.read_pj + (acc["fh"] + acc["fl"]) * mem.write_pj
+            e = (acc["tl"] + acc["th"]) * mem.read_pj + acc["fh"] * mem.fh_pj + acc["fl"] * mem.write_pj
             out.append(OperandLevelCost(op, mem.name, acc["tl"], acc["fh"], acc["fl"], acc["th"], e))
     return tuple(out)
 

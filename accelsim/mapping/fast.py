@@ -459,7 +459,8 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
                 if mx == 0:
                     return acc, energy, -1.0, 0.0, 0.0  # no port: caller raises
                 acc[op, m, d] = float(int(np.ceil(amount * b / mn) * (mn / mx) * moves[op, m, d, 3] * uc[op, m + 1]))
-            energy[op, m] = (acc[op, m, 0] + acc[op, m, 3]) * mem_r[mem] + (acc[op, m, 1] + acc[op, m, 2]) * mem_w[mem]
+            energy[op, m] = ((acc[op, m, 0] + acc[op, m, 3]) * mem_r[mem] + acc[op, m, 1] * mem_w[mem, 1]
+                            + acc[op, m, 2] * mem_w[mem, 0])
     # latency view (integer sizes), only when the mapping is uneven
     even = True
     for i in range(tm_size_e.shape[0]):
@@ -720,7 +721,7 @@ class FastEvaluator:
         mems = hierarchy.memories
         self.mem_size = np.array([m.size_bits for m in mems], dtype=np.float64)
         self.mem_r = np.array([m.read_pj for m in mems])
-        self.mem_w = np.array([m.write_pj for m in mems])
+        self.mem_w = np.array([[m.write_pj, m.fh_pj] for m in mems])  # writes from below (fl), from above (fh)
         self.mem_db = np.array([{"auto": 0, "always": 1, "never": 2}[m.double_buffering] for m in mems], dtype=np.int64)
         level_of = {op: {m.name: i for i, m in enumerate(levels[op])} for op in _OPS}
         shared = [m for m in mems if len(m.operands) > 1]

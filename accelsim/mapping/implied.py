@@ -19,12 +19,16 @@ so a searched mapping and the fold order are priced by one accounting. Per acces
 - the *stationary* operand's register (WS: weights; IS: inputs) pays a read per use and a write
   per fill;
 - the accumulator: on OS the read-modify-write is inside the MAC (0 pJ for reads and writes);
-  on WS/IS every forwarded/updated partial sum pays a write of ``accumulator_bits`` (reads 0).
-Evaluated on the fold order's own loop nest this gives the fold model's ``pe_rf`` energy for
-moving operands and partial sums; two structural differences remain (``docs/mapping.md``, known
-differences): the cost model reads a stationary datum once per stay (the fold model: once per
-MAC) and adds its fill writes, and it charges partial sums read back from the output SRAM into
-the accumulator (``fh``) as accumulator writes.
+  on WS/IS every partial sum the MAC updates (``fl``) pays a write of ``accumulator_bits``; the
+  partial sum arriving from the neighbour PE or read back from the output SRAM (``fh``) and
+  reads are wiring into the adder (0 pJ; the SRAM read is priced at the SRAM).
+Evaluated on the fold order's own loop nest this gives exactly the fold model's ``pe_rf``
+energy for moving operands and partial sums (``tests/test_mapping_register_pricing.py``). One
+structural difference remains (``docs/mapping.md``, known differences): the cost model reads a
+stationary datum once per stay at the MAC input and writes it once per fill (ZigZag's
+stationarity rule), where the fold model reads it on every MAC, so on WS/IS the cost model's
+stationary-register energy is ``2 / stay`` of the fold model's (stay = the MACs a datum serves
+in a row, >= 2 on every fold of the fold order's loop nest).
 
 Assumptions (stated, not measured):
 - an SRAM port moves one word per array edge PE per cycle (``max(rows, cols) x word_bits``
@@ -50,15 +54,16 @@ def _alloc(*pairs: tuple[str, str]) -> tuple[PortAllocation, ...]:
     return tuple(PortAllocation(operand=o, direction=d) for o, d in pairs)
 
 
-#: operand -> (read priced, write priced) of its PE register, per dataflow (module docstring)
-REGISTER_PRICING: dict[str, dict[str, tuple[bool, bool]]] = {
-    "os": {"W": (False, True), "I": (False, True), "O": (False, False)},
-    "ws": {"W": (True, True), "I": (False, True), "O": (False, True)},
-    "is": {"W": (False, True), "I": (True, True), "O": (False, True)},
+#: per dataflow, operand -> which accesses of its PE register are priced: (reads, writes from
+#: above ``fh``, writes from the MAC ``fl``) (module docstring)
+REGISTER_PRICING: dict[str, dict[str, tuple[bool, bool, bool]]] = {
+    "os": {"W": (False, True, True), "I": (False, True, True), "O": (False, False, False)},
+    "ws": {"W": (True, True, True), "I": (False, True, True), "O": (False, False, True)},
+    "is": {"W": (False, True, True), "I": (True, True, True), "O": (False, False, True)},
 }
 
 
-def _register(name: str, operand: str, bits: int, pj: float, priced: tuple[bool, bool]) -> MemoryLevel:
+def _register(name: str, operand: str, bits: int, pj: float, priced: tuple[bool, bool, bool]) -> MemoryLevel:
     if operand == "O":
         ports = (
             MemoryPort(name="r", type="read", bandwidth_min_bits=bits, bandwidth_max_bits=bits,
@@ -74,7 +79,8 @@ def _register(name: str, operand: str, bits: int, pj: float, priced: tuple[bool,
                        allocation=_alloc((operand, "fh"))),
         )
     return MemoryLevel(name=name, size_bits=bits, operands=(operand,), read_pj=pj if priced[0] else 0.0,
-                       write_pj=pj if priced[1] else 0.0, ports=ports, served_dimensions=())
+                       write_pj=pj if priced[2] else 0.0, fh_write_pj=pj if priced[1] else 0.0, ports=ports,
+                       served_dimensions=())
 
 
 def implied_hierarchy(hw: Any, *, w_bits: int | None = None, i_bits: int | None = None) -> MemoryHierarchy:

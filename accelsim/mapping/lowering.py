@@ -94,10 +94,11 @@ def mapping_actions(layer: LayerDims, hierarchy: MemoryHierarchy, cost: MappingC
         mem = by_name[lc.level]
         comp = COMPONENT_OF_LEVEL.get(lc.level, lc.level)
         for kind, dirs in (("read", ("tl", "th")), ("write", ("fh", "fl"))):
-            if lc.level in COMPONENT_OF_LEVEL and (mem.read_pj if kind == "read" else mem.write_pj) == 0:
-                continue  # an unpriced register direction is wiring (implied.py), not an access
             for d in dirs:
                 n = getattr(lc, d)
+                price = mem.read_pj if kind == "read" else mem.fh_pj if d == "fh" else mem.write_pj
+                if lc.level in COMPONENT_OF_LEVEL and price == 0:
+                    continue  # an unpriced register direction is wiring (implied.py), not an access
                 if n:
                     out.append(Action(comp, kind, int(round(n)), port_word_bits(mem, lc.operand, d)))
     return _merge(out)
