@@ -142,11 +142,13 @@ def test_timing_view_drops_only_pricing_fields():
 
 
 def test_timing_view_keeps_prices_when_they_steer_the_mapping_search():
-    d = hardware_to_dict(load_hardware(HW))
+    d = {**hardware_to_dict(load_hardware(HW)), "objective": "energy"}
     assert load_hardware(HW).mapping == "search"
     v = timing_view(d)
     assert v["dram"]["pj_per_bit"] == d["dram"]["pj_per_bit"] and "name" not in v
     assert "pj_per_bit" not in timing_view({**d, "mapping": "scalesim"})["dram"]
+    # latency breaks ties by bits moved (searched.tiebreak_hierarchy): prices do not steer it
+    assert "pj_per_bit" not in timing_view({**d, "objective": "latency"})["dram"]
 
 
 def test_energy_only_axes_reuse_tiling(tmp_path):

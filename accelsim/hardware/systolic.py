@@ -116,11 +116,12 @@ class SystolicArray(HardwareBase):
 
     @classmethod
     def prices_steer_tiling(cls, data: dict) -> bool:
-        """Whether energy prices change this config's lowering: with ``mapping: search`` the mapper's
-        objective (and its energy tie-break) weighs them, so they are part of the timing key
-        (``dse.space.timing_view``)."""
+        """Whether energy prices change this config's lowering: with ``mapping: search`` and an
+        ``energy``/``edp`` objective the mapper weighs them, so they are part of the timing key
+        (``dse.space.timing_view``); ``latency`` breaks ties by bits moved, not by prices
+        (``engines.systolic.searched.tiebreak_hierarchy``)."""
         mapping = data.get("mapping") or ("scalesim" if data.get("stall_model") == "scalesim_user" else "search")
-        return mapping == "search"
+        return mapping == "search" and data.get("objective", "latency") != "latency"
 
     @property
     def num_pes(self) -> int:

@@ -281,7 +281,9 @@ def lower_mapping(layer_name: str, op: str, dims: LayerDims, hierarchy: MemoryHi
         dram_read_bits=dict(traffic.read_bits), dram_write_bits=dict(traffic.write_bits),
         compulsory_read_bits=comp_read, compulsory_write_bits=dims.operand_elems("O") * dims.o_final_bits,
         sram_accesses=sram, mapping=mapping_text,
-        extra={"mapping_latency_cycles": float(cost.latency_cycles), "mapping_energy_pj": float(cost.energy_pj),
+        # no cost-model energy here: the program is re-priced from its actions (a cached program
+        # serves every price point of a DSE sweep)
+        extra={"mapping_latency_cycles": float(cost.latency_cycles),
                "mapping_onchip_stall_bound": float(cost.stall_cycles)},
     )
 

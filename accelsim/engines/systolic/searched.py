@@ -29,6 +29,7 @@ shape x hierarchy x objective x spatial spec).
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from itertools import permutations
 from math import ceil, prod
@@ -40,7 +41,8 @@ from ...hardware.systolic import SystolicArray
 from ...mapping.implied import implied_hierarchy
 from ...mapping.ir import LayerDims
 from ...mapping.lowering import lower_mapping, mapping_text
-from ...mapping.search import SearchResult, search_layer
+from ...mapping.fast import FastEvaluator
+from ...mapping.search import RankedMapping, SearchResult, search_layer
 from ...stats import Action, LayerProgram
 from ...workload.layer import LayerBase
 
@@ -123,14 +125,46 @@ def layer_hierarchy(hw: SystolicArray, mac: Action, dims: LayerDims | None = Non
     return base.model_copy(update={"array": base.array.model_copy(update={"mac_energy_pj": price})})
 
 
+#: price per bit moved of the latency tie-break (:func:`tiebreak_hierarchy`): DRAM bits first,
+#: then SRAM bits, then register bits
+TIEBREAK_PJ_PER_BIT = {"dram": 1e6, "sram": 1e3, "reg": 1.0}
+
+
+@lru_cache(maxsize=256)
+def tiebreak_hierarchy(hier: MemoryHierarchy) -> MemoryHierarchy:
+    """``hier`` with price-independent access prices, for the ``latency`` objective's tie-break:
+    a level's access costs its port word in bits x :data:`TIEBREAK_PJ_PER_BIT` (DRAM, on-chip
+    buffers, PE registers; a register direction the real hierarchy leaves unpriced stays 0, which
+    depends on the dataflow only), MACs 0. Among mappings of equal latency the one moving the
+    fewest DRAM bits wins, then the fewest SRAM bits, then register bits, so energy prices never
+    steer the tiling of a latency-optimised array (the DSE then re-prices cached timing)."""
+    mems = []
+    for m in hier.memories:
+        kind = "dram" if m.name == "dram" else "reg" if m.name.startswith("reg_") else "sram"
+        w = TIEBREAK_PJ_PER_BIT[kind] * max(p.bandwidth_max_bits for p in m.ports)
+        mems.append(m.model_copy(update={"read_pj": w if m.read_pj > 0 or kind != "reg" else 0.0,
+                                         "write_pj": w if m.write_pj > 0 or kind != "reg" else 0.0,
+                                         "fh_write_pj": w if m.fh_pj > 0 or kind != "reg" else 0.0}))
+    return hier.model_copy(update={"memories": tuple(mems),
+                                   "array": hier.array.model_copy(update={"mac_energy_pj": 0.0})})
+
+
 def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray) -> SearchResult:
-    """Best mapping over the dataflow's spatial candidates (ties: the first candidate)."""
+    """Best mapping over the dataflow's spatial candidates (ties: the first candidate).
+
+    With ``objective: latency`` the search runs on :func:`tiebreak_hierarchy` (prices do not
+    steer it; the cache key is price-free) and the winner is re-evaluated on ``hier``."""
+    latency = hw.objective == "latency"
+    space = tiebreak_hierarchy(hier) if latency else hier
     best: SearchResult | None = None
     for spec in dataflow_spatial_specs(dims, hw):
-        res = search_layer(dims, hier, objective=hw.objective, spatial=spec, top_k=1)
+        res = search_layer(dims, space, objective=hw.objective, spatial=spec, top_k=1)
         if best is None or res.best.key < best.best.key:
             best = res
     assert best is not None
+    if latency:
+        cost = FastEvaluator(dims, hier).evaluate(best.mapping)
+        best = replace(best, top=(RankedMapping(best.mapping, cost, (cost.latency_cycles, best.best.key[1])),))
     return best
 
 
