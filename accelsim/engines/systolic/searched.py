@@ -149,23 +149,35 @@ def tiebreak_hierarchy(hier: MemoryHierarchy) -> MemoryHierarchy:
                                    "array": hier.array.model_copy(update={"mac_energy_pj": 0.0})})
 
 
+def _spec_array(hier: MemoryHierarchy, spec: dict[str, list[tuple[str, int]]]) -> MemoryHierarchy:
+    """``hier`` with each array dimension shrunk to the spatial unrolling ``spec`` puts on it.
+
+    With the spatial unrolling given, the cost model depends on the array only through that
+    unrolling (fill/drain, instances, capacities; the SRAM port width comes from the real array
+    and stays), except ``ideal_cycles``, which the search does not rank by: arrays of different
+    shapes that unroll a layer alike share one search (:class:`MappingCache` key)."""
+    dims = tuple(d.model_copy(update={"size": max(1, prod(f for _, f in spec.get(d.name, ())))})
+                 for d in hier.array.dimensions)
+    return hier.model_copy(update={"array": hier.array.model_copy(update={"dimensions": dims})})
+
+
 def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray) -> SearchResult:
     """Best mapping over the dataflow's spatial candidates (ties: the first candidate).
 
-    With ``objective: latency`` the search runs on :func:`tiebreak_hierarchy` (prices do not
-    steer it; the cache key is price-free) and the winner is re-evaluated on ``hier``."""
+    Each candidate is searched on the hierarchy with the array shrunk to it (:func:`_spec_array`)
+    and, with ``objective: latency``, price-free (:func:`tiebreak_hierarchy`: prices do not steer
+    the tiling; the cache key is price-free); the winner is re-evaluated on ``hier``."""
     latency = hw.objective == "latency"
     space = tiebreak_hierarchy(hier) if latency else hier
     best: SearchResult | None = None
     for spec in dataflow_spatial_specs(dims, hw):
-        res = search_layer(dims, space, objective=hw.objective, spatial=spec, top_k=1)
+        res = search_layer(dims, _spec_array(space, spec), objective=hw.objective, spatial=spec, top_k=1)
         if best is None or res.best.key < best.best.key:
             best = res
     assert best is not None
-    if latency:
-        cost = FastEvaluator(dims, hier).evaluate(best.mapping)
-        best = replace(best, top=(RankedMapping(best.mapping, cost, (cost.latency_cycles, best.best.key[1])),))
-    return best
+    cost = FastEvaluator(dims, hier).evaluate(best.mapping)
+    key = (cost.latency_cycles, best.best.key[1]) if latency else best.best.key
+    return replace(best, top=(RankedMapping(best.mapping, cost, key),))
 
 
 def _estimate(prog: LayerProgram, hw: SystolicArray, objective: str) -> tuple[float, ...]:
