@@ -30,6 +30,18 @@ def resolve_workload(spec: str):  # type: ignore[no-untyped-def]
     return load_workload(spec)
 
 
+def with_objective(hw: Any, objective: str, source: str) -> Any:
+    """``hw`` with its mapper objective set (``--objective``): systolic configs on ``mapping: search``;
+    anything else is a one-line ConfigError (the objective would be silently ignored)."""
+    from .errors import ConfigError
+
+    if getattr(hw, "mapping", None) != "search" or not hasattr(hw, "objective"):
+        what = f"kind {hw.kind!r}" if not hasattr(hw, "objective") else f"mapping {getattr(hw, 'mapping', None)!r}"
+        raise ConfigError(f"--objective applies to hardware that searches mappings (systolic, mapping: search), "
+                          f"not {what}", source=str(source), field="objective")
+    return type(hw).model_validate({**hw.model_dump(), "objective": objective})
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .api import simulate
     from .hardware.io import load_hardware
@@ -39,6 +51,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             check_output_path(getattr(args, flag), flag)
     wl = resolve_workload(args.workload)
     hw = load_hardware(args.hw)
+    if args.objective is not None:
+        hw = with_objective(hw, args.objective, args.hw)
     compare = None if args.compare_dense is None else args.compare_dense
     report = simulate(wl, hw, compare_dense=compare)
     if args.format == "table":
@@ -330,9 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="what to print (default: table)")
     p.add_argument("--top", type=int, default=None, help="plot only the N slowest layers")
     p.add_argument("--max-rows", type=int, default=None, help="print at most N table rows")
+    p.add_argument("--objective", choices=["latency", "energy", "edp"], default=None,
+                   help="what the mapper minimises per layer (systolic configs with mapping: search; default: the "
+                        "config's objective)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--compare-dense", dest="compare_dense", action="store_true", default=None,
-                   help="also simulate the dense original (default when the workload is compressed)")
+                   help="also simulate the dense original (default when the workload is compressed; on a "
+                        "mapping: search array the gain over the dense workload in fold order is split into "
+                        "mapping x compression)")
     g.add_argument("--no-compare-dense", dest="compare_dense", action="store_false")
     p.set_defaults(func=_cmd_simulate)
 

@@ -88,3 +88,17 @@ def test_a_loss_is_spelled_out():
     assert "1.25x faster than dense in fold order" in text
     assert "2.00x from mapping x 0.62x from compression (compression alone: 1.60x slower)" in text
     assert "same energy" in text and "1.25x from mapping x 0.80x from compression (compression alone: 1.25x more energy)" in text
+
+
+def test_cli_objective_and_gain_footer(root, capsys):
+    from accelsim.cli import main
+
+    wl = str(root / "models" / "tiny_cnn.yaml")
+    assert main(["simulate", "-w", wl, "--hw", str(root / HW), "--objective", "energy", "--compare-dense"]) == 0
+    out = capsys.readouterr().out
+    assert "searched mappings (energy)" in out
+    assert "vs dense in SCALE-Sim fold order (mapping x compression)" in out and "1.00x from compression" in out
+    gs = str(root / "hw_configs" / "gather_scatter_sve128.yaml")
+    assert main(["simulate", "-w", wl, "--hw", gs, "--objective", "energy"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--objective" in err and "gather_scatter" in err
