@@ -75,10 +75,10 @@ class LoopNestAccelerator(HardwareBase):
 
     @model_validator(mode="after")
     def _check(self) -> "LoopNestAccelerator":
-        if self.mapping_file is not None:
-            from ..mapping.zigzag_mapping import load_mapping_file
+        if self.mapping_file is not None:  # parsed here (one-line errors); checked against the array when mapped
+            from .zigzag_io import load_zigzag_mapping
 
-            load_mapping_file(self.mapping_file).validate(self.hierarchy, None)
+            load_zigzag_mapping(self.mapping_file)
         return self
 
     @cached_property
