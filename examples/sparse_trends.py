@@ -16,7 +16,7 @@ unstructured, random kept blocks, random N:M choices, equal counts per row for G
 with real masks through the numba kernels; GNMT and Jasper (127 M and 330 M weights) use the
 engine's expectation mode, which the tests show agrees with i.i.d. masks within 3 %.
 
-    /work/venv/bin/python examples/sparse_trends.py            # all three parts (~1-2 min)
+    /work/venv/bin/python examples/sparse_trends.py            # all three parts (~7 min on 2 shared cores)
     /work/venv/bin/python examples/sparse_trends.py --part 2
 """
 from __future__ import annotations
