@@ -185,11 +185,19 @@ def simulate(
     if compare_dense is None:
         compare_dense = not wl.is_dense
     dense_totals: tuple[int, float] | None = None
+    fold_totals: tuple[int, float] | None = None
     if compare_dense:
         dense = simulate(wl.densified(), hardware, compare_dense=False, skip=skip, program_cache=program_cache,
                          timing_key=timing_key)
         dense_totals = (dense.latency_cycles, dense.energy_pj)
         _attach_dense(wl, stats, dense)
+        fold_hw = fold_order_hardware(hardware)
+        if fold_hw is not None:
+            fold = dense if fold_hw is hardware else simulate(
+                wl.densified(), fold_hw, compare_dense=False, skip=skip, program_cache=program_cache)
+            fold_totals = (fold.latency_cycles, fold.energy_pj)
+            _attach_dense(wl, stats, fold, latency_attr="fold_latency_cycles", energy_attr="fold_energy_pj",
+                          notes=False)
     area = engine_for(hardware).area_mm2(wl, hardware)
     return Report(
         workload=wl.name, hardware=hardware.name, hardware_kind=hardware.kind, clock_mhz=hardware.clock_mhz,
@@ -198,13 +206,32 @@ def simulate(
         dram_bw_gbps=hardware.dram.bw_gbps,
         dense_latency_cycles=dense_totals[0] if dense_totals else None,
         dense_energy_pj=dense_totals[1] if dense_totals else None, notes=list(wl.notes),
+        dense_fold_latency_cycles=fold_totals[0] if fold_totals else None,
+        dense_fold_energy_pj=fold_totals[1] if fold_totals else None,
     )
 
 
-def _attach_dense(wl: Workload, stats: list[LayerStats], dense: Report) -> None:
-    """Per-layer dense baseline. The pieces of a factorised layer share their original's
-    numbers, split in proportion to each piece's own latency/energy, so per-layer speedups of
-    the pieces equal the speedup of the whole group."""
+def fold_order_hardware(hw: HardwareBase) -> HardwareBase | None:
+    """The fold-order twin of ``hw`` for the mapping/compression gain split: for hardware with a
+    ``mapping: search|scalesim`` field (the systolic array), ``hw`` itself when it already maps in SCALE-Sim's fold
+    order (``mapping: scalesim``; the mapping factor is then exactly 1) or a copy with
+    ``mapping: scalesim`` (same PEs, SRAM, DRAM, prices and sparse options) when it searches
+    mappings; ``None`` for kinds without a mapping choice (no split is reported)."""
+    mapping = getattr(hw, "mapping", None)
+    if not isinstance(mapping, str) or mapping not in ("search", "scalesim"):
+        return None
+    if mapping == "scalesim":
+        return hw
+    return type(hw).model_validate({**hw.model_dump(), "mapping": "scalesim"})
+
+
+def _attach_dense(wl: Workload, stats: list[LayerStats], dense: Report, *,
+                  latency_attr: str = "dense_latency_cycles", energy_attr: str = "dense_energy_pj",
+                  notes: bool = True) -> None:
+    """Per-layer dense baseline (into ``latency_attr``/``energy_attr``). The pieces of a factorised
+    layer share their original's numbers, split in proportion to each piece's own latency/energy,
+    so per-layer speedups of the pieces equal the speedup of the whole group. ``notes``: add the
+    "why slower than dense" notes (off for the fold-order baseline)."""
     by_name = {s.layer: s for s in dense.layers}
     groups: dict[str, list[LayerStats]] = {}
     for layer, s in zip(wl.layers, stats):
@@ -216,10 +243,14 @@ def _attach_dense(wl: Workload, stats: list[LayerStats], dense: Report) -> None:
         lat = sum(m.latency_cycles for m in members) or 1
         en = sum(m.energy_pj for m in members) or 1.0
         for m in members:
-            m.dense_latency_cycles = round(d.latency_cycles * m.latency_cycles / lat)
-            m.dense_energy_pj = d.energy_pj * m.energy_pj / en
+            setattr(m, latency_attr, round(d.latency_cycles * m.latency_cycles / lat))
+            setattr(m, energy_attr, d.energy_pj * m.energy_pj / en)
+            if not notes:
+                continue
             if len(members) > 1:
                 m.notes.append(f"part of factorised {name!r}: dense baseline shared by {len(members)} layers")
+        if not notes:
+            continue
         if len(members) == 1:
             note = dense_gap_note(members[0], d)
             if note:

@@ -30,6 +30,30 @@ def resolve_workload(spec: str):  # type: ignore[no-untyped-def]
     return load_workload(spec)
 
 
+def with_objective(hw: Any, objective: str, source: str) -> Any:
+    """``hw`` with its mapper objective set (``--objective``): systolic configs on ``mapping: search``
+    and ZigZag accelerators (``kind: loopnest``); anything else is a one-line ConfigError (the
+    objective would be silently ignored)."""
+    from .errors import ConfigError
+
+    if hw.kind != "loopnest" and (getattr(hw, "mapping", None) != "search" or not hasattr(hw, "objective")):
+        what = f"kind {hw.kind!r}" if not hasattr(hw, "objective") else f"mapping {getattr(hw, 'mapping', None)!r}"
+        raise ConfigError(f"--objective applies to hardware that searches mappings (systolic with mapping: search, "
+                          f"a ZigZag accelerator), not {what}", source=str(source), field="objective")
+    return type(hw).model_validate({**hw.model_dump(), "objective": objective})
+
+
+def with_mapping_file(hw: Any, mapping: str, source: str) -> Any:
+    """``hw`` (a ZigZag accelerator, ``kind: loopnest``) with a ZigZag mapping file (``--mapping``);
+    any other hardware is a one-line ConfigError."""
+    from .errors import ConfigError
+
+    if hw.kind != "loopnest":
+        raise ConfigError(f"--mapping (a ZigZag mapping file) applies to a ZigZag accelerator file (kind loopnest), "
+                          f"not kind {hw.kind!r}", source=str(source), field="mapping")
+    return type(hw).model_validate({**hw.model_dump(), "mapping_file": str(mapping)})
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .api import simulate
     from .hardware.io import load_hardware
@@ -39,6 +63,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             check_output_path(getattr(args, flag), flag)
     wl = resolve_workload(args.workload)
     hw = load_hardware(args.hw)
+    if args.objective is not None:
+        hw = with_objective(hw, args.objective, args.hw)
+    if args.mapping is not None:
+        hw = with_mapping_file(hw, args.mapping, args.hw)
     compare = None if args.compare_dense is None else args.compare_dense
     report = simulate(wl, hw, compare_dense=compare)
     if args.format == "table":
@@ -324,15 +352,22 @@ def build_parser() -> argparse.ArgumentParser:
         "Example: accelsim simulate -w models/resnet18.yaml --hw hw_configs/systolic_128x128_os.yaml "
         "--out report.csv --plot breakdown.png")
     p.add_argument("--workload", "-w", required=True, help="workload YAML/JSON, SCALE-Sim topology CSV, or zoo:<model>")
-    p.add_argument("--hw", required=True, help="hardware YAML/JSON or SCALE-Sim .cfg")
+    p.add_argument("--hw", required=True, help="hardware YAML/JSON, SCALE-Sim .cfg or ZigZag 3.9.1 accelerator YAML")
+    p.add_argument("--mapping", help="ZigZag 3.9.1 mapping YAML for a ZigZag accelerator --hw (spatial mapping, hints, "
+                                     "temporal ordering, operand links)")
     p.add_argument("--out", "-o", help="write the per-layer table as CSV (one row per layer, workload order)")
     p.add_argument("--plot", help="write the energy/latency breakdown figure (PNG, PDF or SVG)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="what to print (default: table)")
     p.add_argument("--top", type=int, default=None, help="plot only the N slowest layers")
     p.add_argument("--max-rows", type=int, default=None, help="print at most N table rows")
+    p.add_argument("--objective", choices=["latency", "energy", "edp"], default=None,
+                   help="what the mapper minimises per layer (systolic configs with mapping: search, ZigZag "
+                        "accelerators; default: the config's objective)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--compare-dense", dest="compare_dense", action="store_true", default=None,
-                   help="also simulate the dense original (default when the workload is compressed)")
+                   help="also simulate the dense original (default when the workload is compressed; on a "
+                        "mapping: search array the gain over the dense workload in fold order is split into "
+                        "mapping x compression)")
     g.add_argument("--no-compare-dense", dest="compare_dense", action="store_false")
     p.set_defaults(func=_cmd_simulate)
 

@@ -11,7 +11,7 @@ from ._validation import atomic_write_text
 from .components import COMPONENT_ORDER, component_sort_key
 from .stats import duration_text
 
-__all__ = ["COMPONENT_ORDER", "LayerStats", "Report", "SWEEP_METRICS", "dense_gap_note", "duration_text",
+__all__ = ["COMPONENT_ORDER", "LayerStats", "Report", "SWEEP_METRICS", "GainSplit", "dense_gap_note", "duration_text",
            "energy_phrase", "speed_phrase"]
 
 #: ratios within this of 1 are "same latency" / "same energy"
@@ -65,6 +65,10 @@ class LayerStats:
     #: SCALE-Sim CALC mode (``stall_model: none`` on a systolic array): the start-up DRAM fill and
     #: final ofmap drain that SCALE-Sim's "Total Cycles (incl. prefetch)" adds; 0 elsewhere
     prefetch_cycles: int = 0
+    #: the dense original on the same hardware in SCALE-Sim's fold order (``mapping: scalesim``), for
+    #: the mapping/compression gain split (systolic arrays, ``compare_dense``); None elsewhere
+    fold_latency_cycles: int | None = None
+    fold_energy_pj: float | None = None
 
     @property
     def total_cycles(self) -> int:
@@ -106,6 +110,15 @@ class LayerStats:
             return None
         return self.dense_latency_cycles / self.latency_cycles
 
+    @property
+    def gain_split(self) -> "GainSplit | None":
+        """Latency and energy gain vs the dense fold-order baseline, split into mapping x compression."""
+        if self.fold_latency_cycles is None or self.dense_latency_cycles is None or self.dense_energy_pj is None \
+                or self.fold_energy_pj is None:
+            return None
+        return GainSplit.of(self.fold_latency_cycles, self.dense_latency_cycles, self.latency_cycles,
+                            self.fold_energy_pj, self.dense_energy_pj, self.energy_pj)
+
     def row(self) -> dict[str, Any]:
         r: dict[str, Any] = {
             "layer": self.layer, "op": self.op, "engine": self.engine,
@@ -131,6 +144,9 @@ class LayerStats:
             r["speedup_vs_dense"] = self.speedup_vs_dense
             r["dense_energy_pj"] = self.dense_energy_pj
             r["energy_saving_vs_dense"] = (self.dense_energy_pj / self.energy_pj) if self.energy_pj else None
+        split = self.gain_split
+        if split is not None:
+            r.update(split.columns())
         if self.prefetch_cycles:
             r["latency_incl_prefetch_cycles"] = self.latency_incl_prefetch_cycles
         r["timing_source"] = self.timing_source
@@ -203,6 +219,71 @@ def dense_gap_note(s: LayerStats, dense: LayerStats) -> str | None:
     return ". ".join(parts) if parts else None
 
 
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+@dataclass(frozen=True)
+class GainSplit:
+    """Gain of a compressed run on searched mappings over the dense workload in SCALE-Sim's fold
+    order on the same hardware, split multiplicatively: ``total = mapping x compression`` with
+    ``mapping`` = dense fold / dense searched and ``compression`` = dense searched / compressed
+    (latency: cycles ratios, "speedup"; energy: pJ ratios, "saving"). A factor < 1 is a loss."""
+
+    fold_latency_cycles: int
+    dense_latency_cycles: int
+    latency_cycles: int
+    fold_energy_pj: float
+    dense_energy_pj: float
+    energy_pj: float
+    mapping_speedup: float | None
+    compression_speedup: float | None
+    total_speedup: float | None
+    mapping_energy_saving: float | None
+    compression_energy_saving: float | None
+    total_energy_saving: float | None
+
+    @classmethod
+    def of(cls, fold_cycles: int, dense_cycles: int, cycles: int,
+           fold_pj: float, dense_pj: float, pj: float) -> "GainSplit":
+        return cls(fold_cycles, dense_cycles, cycles, fold_pj, dense_pj, pj,
+                   _ratio(fold_cycles, dense_cycles), _ratio(dense_cycles, cycles), _ratio(fold_cycles, cycles),
+                   _ratio(fold_pj, dense_pj), _ratio(dense_pj, pj), _ratio(fold_pj, pj))
+
+    def columns(self) -> dict[str, Any]:
+        """The per-layer / summary columns (``dense_fold_*``, ``*_speedup``, ``*_energy_saving``)."""
+        return {"dense_fold_latency_cycles": self.fold_latency_cycles, "dense_fold_energy_pj": self.fold_energy_pj,
+                "speedup_vs_dense_fold": self.total_speedup, "mapping_speedup": self.mapping_speedup,
+                "compression_speedup": self.compression_speedup,
+                "energy_saving_vs_dense_fold": self.total_energy_saving,
+                "mapping_energy_saving": self.mapping_energy_saving,
+                "compression_energy_saving": self.compression_energy_saving}
+
+    def text(self) -> str:
+        """E.g. "2.10x faster than dense in fold order = 1.62x from mapping x 1.30x from compression;
+        1.50x less energy = ..."; a factor < 1 is spelled out as a loss."""
+        speed = speed_phrase(self.total_speedup)
+        speed = "same latency as" if speed == "same latency" else speed + " than"
+        return (f"{speed} dense in fold order "
+                f"({self.fold_latency_cycles:,} cycles) = {_factor_words(self.mapping_speedup, self.compression_speedup, 'slower')}; "
+                f"{energy_phrase(_inverse(self.total_energy_saving))} ({self.fold_energy_pj * 1e-6:.2f} uJ) = "
+                f"{_factor_words(self.mapping_energy_saving, self.compression_energy_saving, 'more energy')}")
+
+
+def _inverse(x: float | None) -> float | None:
+    return 1.0 / x if x else None
+
+
+def _factor_words(mapping: float | None, compression: float | None, loss: str) -> str:
+    """"1.62x from mapping x 0.77x from compression (compression alone: 1.30x slower)"."""
+    def one(f: float | None, name: str) -> str:
+        if f is None or not math.isfinite(f):
+            return f"n/a from {name}"
+        return f"{f:.2f}x from {name}" + (f" ({name} alone: {1 / f:.2f}x {loss})"
+                                           if f < 1 - SAME_RATIO_TOL else "")
+    return one(mapping, "mapping") + " x " + one(compression, "compression")
+
+
 @dataclass
 class Report:
     """Result of :func:`accelsim.simulate`: per-layer stats plus what was simulated."""
@@ -220,6 +301,18 @@ class Report:
     dense_energy_pj: float | None = None
     dram_bw_gbps: float | None = None
     notes: list[str] = field(default_factory=list)  # the workload's notes (what its producer left out)
+    #: the dense workload in SCALE-Sim's fold order on the same hardware (gain split; see :class:`GainSplit`)
+    dense_fold_latency_cycles: int | None = None
+    dense_fold_energy_pj: float | None = None
+
+    @property
+    def gain_split(self) -> GainSplit | None:
+        """Whole-network gain vs the dense fold-order baseline, split into mapping x compression."""
+        if self.dense_fold_latency_cycles is None or self.dense_fold_energy_pj is None \
+                or self.dense_latency_cycles is None or self.dense_energy_pj is None:
+            return None
+        return GainSplit.of(self.dense_fold_latency_cycles, self.dense_latency_cycles, self.latency_cycles,
+                            self.dense_fold_energy_pj, self.dense_energy_pj, self.energy_pj)
 
     # --- tables -----------------------------------------------------------------------------
     def to_frame(self):  # type: ignore[no-untyped-def]
@@ -348,6 +441,9 @@ class Report:
             out["speedup_vs_dense"] = dense_lat / latency if latency else None
             out["dense_energy_pj"] = dense_e
             out["energy_saving_vs_dense"] = dense_e / energy_pj if energy_pj else None
+            if self.dense_fold_latency_cycles is not None and self.dense_fold_energy_pj is not None:
+                out.update(GainSplit.of(self.dense_fold_latency_cycles, dense_lat, latency,
+                                        self.dense_fold_energy_pj, dense_e, energy_pj).columns())
         return out
 
     def metrics(self) -> dict[str, Any]:
@@ -392,6 +488,9 @@ class Report:
             worse = [x.layer for x in self.layers if x.dense_latency_cycles is not None and
                      (x.latency_cycles > x.dense_latency_cycles * (1 + SAME_RATIO_TOL)
                       or (x.dense_energy_pj and x.energy_pj > x.dense_energy_pj * (1 + SAME_RATIO_TOL)))]
+            split = self.gain_split
+            if split is not None:
+                lines.append("  vs dense in SCALE-Sim fold order (mapping x compression): " + split.text())
             if worse:
                 lines.append(f"  {len(worse)} layer(s) slower or costlier than dense ({', '.join(worse[:8])}"
                              + (", ..." if len(worse) > 8 else "") + "): see their notes")

@@ -4,8 +4,11 @@
    sparsity*, on the GS paper's workloads (ResNet-50, GNMT, Jasper), on two design points
    (``gather_scatter_sve128``: 8 lanes, 16 banks, sorted format; ``gather_scatter_sve512_banked``:
    32 lanes, 64 banks, bank-aware packing).
-2. SmartExchange accelerator vs a dense systolic array of equal PE count, SRAM and DRAM, on
-   ResNet-50, MobileNetV2 and VGG-16, with the energy breakdown.
+   Each model also runs dense on the engine's systolic peer (``accelsim.hardware.peers.dense_peer``).
+2. SmartExchange accelerator vs its dense peer (``dense_peer``: a systolic array of equal PE count,
+   SRAM and DRAM on searched mappings; also in SCALE-Sim fold order, paying fill/drain per fold,
+   against SmartExchange paying the same per tile), on ResNet-50, MobileNetV2 and VGG-16, with
+   the energy breakdown.
 3. The sparse systolic array's options on ResNet-50.
 
 Masks are synthetic and seeded (``accelsim.workload.masks.synthetic_mask``): i.i.d. positions for
@@ -13,7 +16,7 @@ unstructured, random kept blocks, random N:M choices, equal counts per row for G
 with real masks through the numba kernels; GNMT and Jasper (127 M and 330 M weights) use the
 engine's expectation mode, which the tests show agrees with i.i.d. masks within 3 %.
 
-    /work/venv/bin/python examples/sparse_trends.py            # all three parts (~1-2 min)
+    /work/venv/bin/python examples/sparse_trends.py            # all three parts (~7 min on 2 shared cores)
     /work/venv/bin/python examples/sparse_trends.py --part 2
 """
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 import accelsim
 from accelsim.workload.masks import expected_mask_shape, synthetic_mask
 from accelsim.hardware import load_hardware
+from accelsim.hardware.peers import dense_peer, with_tile_overheads
 from accelsim.workload import Conv2d, Elementwise, LayerBase, Workload
 from accelsim.workload.compression import Compression, Factorization, Sparsity
 from accelsim.workload.zoo import get_model
@@ -108,6 +112,7 @@ def patterns(density: float, lanes: int) -> list[tuple[str, Sparsity | None, flo
         ("unstructured (CSR)", Sparsity(kind="unstructured", density=density), 0.0),
         ("unstructured, skewed rows", Sparsity(kind="unstructured", density=density), 0.5),
         ("block 8x8", Sparsity(kind="block", density=density, block_h=8, block_w=8), 0.0),
+        (f"block {lanes}x1 (= vector width)", Sparsity(kind="block", density=density, block_h=lanes, block_w=1), 0.0),
         (f"N:M 1:{m}", Sparsity(kind="nm", n=1, m=m, density=1 / m), 0.0),
         (f"GS (G = V = {lanes})", Sparsity(kind="gs", density=density, gs_group_rows=lanes), 0.0),
     ]
@@ -122,9 +127,16 @@ def part_gs(densities: tuple[float, ...] = (0.25, 0.125)) -> None:
         print("| workload | density | pattern | masks | latency Mcycles | speedup vs dense | lane util | "
               "bank-conflict share | weight+index DRAM MB | energy mJ |")
         print("|---|---|---|---|---|---|---|---|---|---|")
+        peer = dense_peer(hw)
         for mname, wl, real in models:
             dense = accelsim.simulate(wl, hw, compare_dense=False)
             PROGRESS.step(f"part 1, {hw_name}: {mname} dense")
+            prep = accelsim.simulate(wl, peer, compare_dense=False)
+            PROGRESS.step(f"part 1, {hw_name}: {mname} on the dense systolic peer")
+            print(f"| {mname} | 1.0 | dense on the systolic peer (1x{hw.lanes}, searched) | - | "
+                  f"{prep.latency_cycles / 1e6:,.1f} | {dense.latency_cycles / prep.latency_cycles:.2f}x | - | - | "
+                  f"{sum(s.dram_read_bytes_by_operand.get('filter', 0) for s in prep.layers) / 1e6:,.1f} | "
+                  f"{prep.energy_pj / 1e9:,.2f} |")
             for d in densities:
                 for label, sp, sigma in patterns(d, hw.lanes):
                     if sp is None and d != densities[0]:
@@ -206,15 +218,21 @@ def _breakdown(rep: accelsim.Report) -> dict[str, float]:
 
 def part_se() -> None:
     se = load_hardware(HW / "smartexchange_32x32.yaml")
-    sy = load_hardware(HW / "systolic_32x32_os_256kb.yaml")
-    print(f"\n### SmartExchange `{se.name}` vs dense `{sy.name}` ({se.num_pes} PEs each, "
-          f"{se.total_sram_kb:g} KB SRAM each, same DRAM)\n")
+    sy = dense_peer(se)  # equal to hw_configs/systolic_32x32_os_256kb.yaml (tests/test_peers.py)
+    fold = sy.model_copy(update={"mapping": "scalesim"})
+    se_ovh = with_tile_overheads(se)
+    print(f"\n### SmartExchange `{se.name}` vs its dense peer `{sy.name}` ({se.num_pes} PEs each, "
+          f"{se.total_sram_kb:g} KB SRAM each, same DRAM; speedup and energy eff. vs the peer on searched "
+          "mappings)\n")
     print("| workload | hardware / model | latency Mcycles | speedup | energy mJ | energy eff. | MAC+RF mJ | "
           "decoder mJ | SRAM mJ | DRAM mJ | static mJ | DRAM MB | decode Mcycles |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for mname in ("resnet50", "mobilenet_v2", "vgg16"):
         wl = get_model(mname)
-        runs = [("systolic, dense int8", sy, wl), ("SE hw, dense int8", se, wl),
+        runs = [("systolic peer, searched, dense int8", sy, wl),
+                (f"systolic peer, fold order (fill/drain per fold), dense int8", fold, wl),
+                ("SE hw, dense int8", se, wl),
+                (f"SE hw, dense int8, {se_ovh.tile_overhead_cycles} cycles per tile", se_ovh, wl),
                 ("SE hw, Ce 0.5 (i.i.d.)", se, se_workload(wl, 0.5)),
                 ("SE hw, Ce 0.25 (i.i.d.)", se, se_workload(wl, 0.25))]
         if mname != "vgg16":

@@ -48,12 +48,17 @@ def hardware_from_dict(data: Any, source: str = "<hardware>") -> HardwareBase:
 
 
 def load_hardware(path: str | Path) -> HardwareBase:
-    """Load a hardware file: ``.yaml``/``.yml``/``.json`` (accelsim) or ``.cfg`` (SCALE-Sim)."""
+    """Load a hardware file: ``.yaml``/``.yml``/``.json`` (accelsim), ``.cfg`` (SCALE-Sim) or a ZigZag
+    3.9.1 accelerator YAML (``operational_array`` + ``memories``: ``kind: loopnest``)."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".cfg":
         return read_scalesim_cfg(p)
     data = read_config_file(p, "hardware", ", .cfg")
+    if isinstance(data, dict) and "kind" not in data and "operational_array" in data and "memories" in data:
+        from .loopnest import loopnest_from_zigzag  # a ZigZag 3.9.1 accelerator file
+
+        return loopnest_from_zigzag(p)
     return hardware_from_dict(data, source=str(p))
 
 
