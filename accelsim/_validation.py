@@ -1,6 +1,8 @@
 """Turn pydantic and YAML errors into one-line :class:`~accelsim.errors.ConfigError` s."""
 from __future__ import annotations
 
+import math
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,29 +73,109 @@ def validate_model(model: type[M], data: Any, source: str) -> M:
 
 #: libyaml's parser when PyYAML was built with it (same data, ~8x faster: ResNet-50's workload
 #: file parses in 15 ms instead of 110 ms), else the pure-Python one
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+#: deepest nesting of lists/mappings accepted in any input file (real files nest < 10 levels)
+MAX_NESTING = 64
 
 
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; unreadable or malformed files raise ConfigError naming the file."""
+class StrictSafeLoader(_BASE_LOADER):  # type: ignore[misc,valid-type]
+    """``yaml.SafeLoader`` (libyaml's when available) that refuses duplicate mapping keys.
+
+    The one YAML loader of accelsim: every input file goes through :func:`load_yaml_text`.
+    Python tags (``!!python/...``) stay refused (safe loader).
+    """
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue  # the base class reports unhashable keys
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_plain_data(data: Any, source: str) -> None:
+    """Refuse non-finite numbers (``.inf``, ``.nan``) anywhere and nesting deeper than
+    :data:`MAX_NESTING`; the error names the file and the field (dotted path)."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise ConfigError(f"nested deeper than {MAX_NESTING} levels", source=source, field=where or None)
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(f"expected a finite number, got {node!r}", source=source, field=where or None)
+        if isinstance(node, dict):
+            for k, v in node.items():
+                stack.append((v, f"{where}.{k}" if where else str(k), depth + 1))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                stack.append((v, f"{where}[{i}]", depth + 1))
+
+
+def load_yaml_text(text: str, source: str) -> Any:
+    """Parse YAML text with :class:`StrictSafeLoader`; malformed YAML, duplicate keys, deep nesting
+    and non-finite numbers raise ConfigError naming ``source``."""
+    try:
+        data = yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"malformed YAML{where}: {problem}", source=source) from None
+    except RecursionError:
+        raise ConfigError(f"malformed YAML: nested deeper than {MAX_NESTING} levels", source=source) from None
+    check_plain_data(data, source)
+    return data
+
+
+def read_text_file(path: str | Path) -> str:
+    """A UTF-8 text file; unreadable files raise ConfigError naming the file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("file not found", source=str(path)) from None
     except IsADirectoryError:
         raise ConfigError("is a directory, expected a file", source=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read file ({exc.__class__.__name__}: {exc})", source=str(path)) from None
-    try:
-        data = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"malformed YAML{where}: {problem}", source=str(path)) from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file whose top level is a mapping (see :func:`load_yaml_text`)."""
+    data = load_yaml_text(read_text_file(path), str(path))
     if not isinstance(data, dict):
         raise ConfigError(f"expected a mapping at the top level, got {type(data).__name__}", source=str(path))
+    return data
+
+
+def _wants_number(annotation: Any) -> bool:
+    """Does a field annotation accept int/float but not bool (``int``, ``float | None``, ...)?"""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _wants_number(args[0])
+    if args and typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType")):
+        return not any(a is bool for a in args) and any(_wants_number(a) for a in args)
+    return annotation in (int, float)
+
+
+def reject_bool_numbers(cls: type[BaseModel], data: Any) -> Any:
+    """``mode="before"`` model-validator body: ``rows: true`` is an error, not 1 (strict numbers)."""
+    if isinstance(data, dict):
+        for name, info in cls.model_fields.items():
+            for key in {name, info.alias} - {None}:
+                value = data.get(key)
+                if isinstance(value, bool) and _wants_number(info.annotation):
+                    raise ValueError(f"'{key}' must be a number, got {str(value).lower()}")
     return data
 
 
@@ -116,17 +198,29 @@ def read_config_file(path: str | Path, what: str, other_types: str = "") -> Any:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".json":
+        text = read_text_file(p)
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("file not found", source=str(p)) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read file ({exc.__class__.__name__}: {exc})", source=str(p)) from None
+            data = json.loads(text, object_pairs_hook=_json_no_duplicates)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"malformed JSON at line {exc.lineno}: {exc.msg}", source=str(p)) from None
+        except RecursionError:
+            raise ConfigError(f"malformed JSON: nested deeper than {MAX_NESTING} levels", source=str(p)) from None
+        except ValueError as exc:  # duplicate key
+            raise ConfigError(f"malformed JSON: {exc}", source=str(p)) from None
+        check_plain_data(data, str(p))
+        return data
     if suffix in (".yaml", ".yml"):
         return read_yaml(p)
     raise ConfigError(f"unknown {what} file type {suffix!r}; expected .yaml, .yml, .json{other_types}", source=str(p))
+
+
+def _json_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .._validation import read_yaml, validate_model
+from .._validation import read_yaml, reject_bool_numbers, validate_model
 from ..errors import ConfigError
 from .axes import Axis, parse_axis, resolve_ties
 
@@ -72,7 +72,12 @@ def is_metric(name: str) -> bool:
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_numbers(cls, data: Any) -> Any:
+        return reject_bool_numbers(cls, data)
 
 
 class Objective(_Spec):

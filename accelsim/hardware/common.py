@@ -21,9 +21,11 @@ from __future__ import annotations
 import functools
 import types
 import typing
-from typing import TYPE_CHECKING, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .._validation import reject_bool_numbers
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..stats import Action
@@ -34,7 +36,12 @@ PRICING_ONLY = {"pricing_only": True}
 
 
 class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_numbers(cls, data: Any) -> Any:
+        return reject_bool_numbers(cls, data)
 
 
 class EnergyTable(_Config):

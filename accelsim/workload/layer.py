@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .._validation import reject_bool_numbers
 from .compression import Compression
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -227,7 +228,12 @@ def _out_size(size: int, kernel: int, stride: int, pad: int, dilation: int, roun
 class LayerBase(BaseModel):
     """Fields and derived quantities shared by every layer."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_numbers(cls, data: Any) -> Any:
+        return reject_bool_numbers(cls, data)
 
     name: str = Field(min_length=1)
     batch: PosInt = 1

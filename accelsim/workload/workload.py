@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from .._validation import reject_bool_numbers
 from ..errors import ConfigError, MaskError
 from .layer import Layer, LayerBase
 
@@ -22,7 +23,12 @@ class Workload(BaseModel):
     reports repeat them.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_numbers(cls, data: Any) -> Any:
+        return reject_bool_numbers(cls, data)
 
     name: str = Field(min_length=1)
     layers: list[Layer] = Field(min_length=1)

@@ -74,16 +74,9 @@ def load_zigzag_workload(path: str | Path, name: str | None = None) -> Workload:
     """Read a ZigZag workload YAML (see the module docstring)."""
     p = Path(path)
     source = str(p)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("file not found", source=source) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file ({exc.__class__.__name__}: {exc})", source=source) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"malformed YAML{where}: {getattr(exc, 'problem', None) or exc}", source=source) from None
+    from .._validation import load_yaml_text, read_text_file
+
+    data = load_yaml_text(read_text_file(p), source)
     return workload_from_zigzag(data, source=source, name=name or p.stem)
 
 
