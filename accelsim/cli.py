@@ -29,10 +29,46 @@ def resolve_workload(spec: str):  # type: ignore[no-untyped-def]
     return load_workload(spec)
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--top 0`` is an error, not an empty plot)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def check_output_path(path: str, option: str, suffixes: Sequence[str] = ()) -> None:
+    """Refuse an output path before any work is done: a directory, a missing or unwritable parent
+    directory (never created silently), or a suffix outside ``suffixes``."""
+    from .errors import ConfigError
+
+    p = Path(path)
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise ConfigError(f"unsupported file type {p.suffix or '(none)'!r}; expected one of {', '.join(suffixes)}",
+                          source=option, field=None)
+    if p.is_dir() or path.endswith(("/", os.sep)) or p.name in ("", ".", ".."):
+        raise ConfigError(f"{path!r} is a directory; give a file name", source=option)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError(f"directory {str(parent)!r} does not exist (create it first)", source=option)
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"directory {str(parent)!r} is not writable", source=option)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .api import simulate
     from .hardware.io import load_hardware
 
+    if args.out:
+        check_output_path(args.out, "--out")
+    if args.plot:
+        check_output_path(args.plot, "--plot", PLOT_SUFFIXES)
     wl = resolve_workload(args.workload)
     hw = load_hardware(args.hw)
     compare = None if args.compare_dense is None else args.compare_dense
@@ -141,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", help="write the per-layer table as CSV (one row per layer, workload order)")
     p.add_argument("--plot", help="write the energy/latency breakdown figure (PNG, PDF or SVG)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="what to print (default: table)")
-    p.add_argument("--top", type=int, default=None, help="plot only the N slowest layers")
-    p.add_argument("--max-rows", type=int, default=None, help="print at most N table rows")
+    p.add_argument("--top", type=_positive_int, default=None, help="plot only the N slowest layers")
+    p.add_argument("--max-rows", type=_positive_int, default=None, help="print at most N table rows")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--compare-dense", dest="compare_dense", action="store_true", default=None,
                    help="also simulate the dense original (default when the workload is compressed)")

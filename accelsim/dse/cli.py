@@ -20,9 +20,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     sweep = load_sweep(args.sweep)
     store = Path(args.store) if args.store else Path(f"{sweep.name}.sqlite")
+    if store.is_dir():
+        raise ConfigError("is a directory; give the results database file", source=str(store), field="--store")
     res = run_sweep(sweep, store, workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress,
                     chunk_size=args.chunk_size)
     print(res.summary_text(max_rows=args.max_rows))
+    if res.errors:  # a bug in an engine: exit 1, as every internal error
+        print(f"accelsim: internal error: {res.errors} of {res.requested} points of sweep '{sweep.name}' failed "
+              f"(status 'error' in {store}; please report it)", file=sys.stderr)
+        return 1
+    if res.invalid:  # bad input (e.g. an axis value the hardware schema refuses): exit 2
+        raise ConfigError(f"{res.invalid} of {res.requested} points are invalid (status 'invalid' in {store}: "
+                          f"'accelsim results {store}' lists why)", source=str(args.sweep), field="axes")
     if args.export:
         from .store import export
 
@@ -77,6 +86,15 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _scheduler_address(text: str) -> str:
+    """argparse type: a dask scheduler address ``tcp://HOST:PORT`` (also tls://, ucx://)."""
+    import re
+
+    if not re.fullmatch(r"(tcp|tls|ucx)://[^\s/:]+:\d{1,5}", text):
+        raise argparse.ArgumentTypeError(f"expected a scheduler address such as tcp://127.0.0.1:8786, got {text!r}")
+    return text
+
+
 def register(subparsers: Any) -> None:
     """Add ``sweep``, ``plot`` and ``results`` to the ``accelsim`` command line."""
     p = subparsers.add_parser("sweep", help="explore a design space: run a sweep file into a results store, print the Pareto front")
@@ -84,7 +102,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--store", help="results database (SQLite; default: ./<sweep name>.sqlite); rerun to resume")
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="local worker processes (default: all cores; 1 runs in this process)")
-    p.add_argument("--scheduler", help="run on a dask.distributed cluster, e.g. tcp://127.0.0.1:8786 (needs accelsim[dask])")
+    p.add_argument("--scheduler", type=_scheduler_address, help="run on a dask.distributed cluster, e.g. tcp://127.0.0.1:8786 (needs accelsim[dask])")
     p.add_argument("--chunk-size", type=_positive_int, default=None, help="points per task (default: automatic)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--export", help="also write the sweep's points as CSV or Parquet")
