@@ -33,8 +33,19 @@ from .compression import Compression
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-PosInt = Annotated[int, Field(gt=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
+#: Upper bounds checked when a layer is built (before anything is allocated or looped over):
+#: every integer field (channels, features, H, W, kernel, stride, padding, batch, tokens, ...)
+#: at most ``MAX_DIM``; every GEMM a layer lowers to at most ``MAX_GEMM_ROWS`` output rows
+#: (``batch * P * Q`` for a conv) and ``MAX_GEMM_DIM`` columns / reduction; a layer at most
+#: ``MAX_LAYER_MACS`` dense MACs. Real networks stay far below (ResNet-50 at batch 256: 2.6e7
+#: rows, 1e12 MACs in its largest layer; GPT-3's vocabulary projection: 12288 x 50257).
+MAX_DIM = 2**20
+MAX_GEMM_ROWS = 2**28
+MAX_GEMM_DIM = 2**24
+MAX_LAYER_MACS = 2**50
+
+PosInt = Annotated[int, Field(gt=0, le=MAX_DIM)]
+NonNegInt = Annotated[int, Field(ge=0, le=MAX_DIM)]
 
 
 def input_span(lo: int, hi: int, kernel: int, stride: int, pad: int, dilation: int, size: int) -> int:
@@ -93,16 +104,16 @@ class ConvGeometry:
             return 0
         per_image = self.out_h * self.out_w
         row_words = self.input_cols_used() * self.channels
-        total = 0
-        p = p_lo
-        while p < p_hi:
-            img = p // per_image
-            img_end = min((img + 1) * per_image, p_hi)
-            oh_lo = (p - img * per_image) // self.out_w
-            oh_hi = (img_end - 1 - img * per_image) // self.out_w
-            total += self.input_rows_for_output_rows(oh_lo, oh_hi) * row_words
-            p = img_end
-        return total
+        img_a, img_b = p_lo // per_image, (p_hi - 1) // per_image
+        oh_a = (p_lo - img_a * per_image) // self.out_w
+        oh_b = (p_hi - 1 - img_b * per_image) // self.out_w
+        if img_a == img_b:
+            return self.input_rows_for_output_rows(oh_a, oh_b) * row_words
+        # closed form (no loop over images): partial first image, whole images, partial last image
+        full = self.input_rows_for_output_rows(0, self.out_h - 1)
+        rows = (self.input_rows_for_output_rows(oh_a, self.out_h - 1) + (img_b - img_a - 1) * full
+                + self.input_rows_for_output_rows(0, oh_b))
+        return rows * row_words
 
     def input_words_for_pixel_ranges(self, lo: "np.ndarray", hi: "np.ndarray") -> "np.ndarray":
         """:meth:`input_words_for_pixels` of many ranges ``[lo[i], hi[i])`` at once (numpy)."""
@@ -238,6 +249,21 @@ class LayerBase(BaseModel):
     name: str = Field(min_length=1)
     batch: PosInt = 1
     compression: Compression = Compression()
+
+    @model_validator(mode="after")
+    def _size_bounds(self) -> "LayerBase":
+        macs = 0
+        for g in self.gemms():
+            if g.m > MAX_GEMM_ROWS:
+                raise ValueError(f"lowers to a GEMM with {g.m:,} output rows, more than the {MAX_GEMM_ROWS:,} "
+                                 "accelsim simulates (see accelsim.workload.layer.MAX_GEMM_ROWS)")
+            if max(g.n, g.k) > MAX_GEMM_DIM:
+                raise ValueError(f"lowers to a GEMM of {g.n:,} columns x {g.k:,} reduction, more than the "
+                                 f"{MAX_GEMM_DIM:,} accelsim simulates (MAX_GEMM_DIM)")
+            macs += g.macs
+        if macs > MAX_LAYER_MACS:
+            raise ValueError(f"has {macs:,} MACs, more than the {MAX_LAYER_MACS:,} accelsim simulates (MAX_LAYER_MACS)")
+        return self
 
     # --- overridden by subclasses -------------------------------------------------------
     def gemms(self) -> list[Gemm]:
