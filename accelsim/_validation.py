@@ -77,6 +77,8 @@ _BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: deepest nesting of lists/mappings accepted in any input file (real files nest < 10 levels)
 MAX_NESTING = 64
+#: most values (scalars, lists, mappings; aliases counted each time used) in one input file
+MAX_NODES = 2_000_000
 
 
 class StrictSafeLoader(_BASE_LOADER):  # type: ignore[misc,valid-type]
@@ -107,8 +109,12 @@ def check_plain_data(data: Any, source: str) -> None:
     """Refuse non-finite numbers (``.inf``, ``.nan``) anywhere and nesting deeper than
     :data:`MAX_NESTING`; the error names the file and the field (dotted path)."""
     stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    visited = 0
     while stack:
         node, where, depth = stack.pop()
+        visited += 1
+        if visited > MAX_NODES:  # YAML aliases can expand a small file into billions of nodes
+            raise ConfigError(f"more than {MAX_NODES:,} values (a YAML alias bomb?)", source=source)
         if depth > MAX_NESTING:
             raise ConfigError(f"nested deeper than {MAX_NESTING} levels", source=source, field=where or None)
         if isinstance(node, float) and not math.isfinite(node):
@@ -137,10 +143,19 @@ def load_yaml_text(text: str, source: str) -> Any:
     return data
 
 
+#: largest input text file read (bytes); real workload files are < 1 MB
+MAX_INPUT_BYTES = 64 << 20
+
+
 def read_text_file(path: str | Path) -> str:
-    """A UTF-8 text file; unreadable files raise ConfigError naming the file."""
+    """A UTF-8 text file of at most :data:`MAX_INPUT_BYTES`; a missing, unreadable, oversized or
+    non-regular file (``/dev/zero``, a FIFO) raises ConfigError naming the file."""
     p = Path(path)
     try:
+        if p.exists() and not p.is_dir() and not p.is_file():
+            raise ConfigError("not a regular file", source=str(path))
+        if p.is_file() and p.stat().st_size > MAX_INPUT_BYTES:
+            raise ConfigError(f"file larger than {MAX_INPUT_BYTES >> 20} MiB", source=str(path))
         return p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("file not found", source=str(path)) from None

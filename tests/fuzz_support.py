@@ -191,6 +191,11 @@ def file_mutations(text: bytes, rng: random.Random) -> list[tuple[str, bytes]]:
     ]
 
 
+def _refuse(desc: str) -> bool | None:
+    """File damage that must be refused; a truncated file may still be a valid (shorter) one."""
+    return None if desc == "truncated" else False
+
+
 def npz_mutations() -> list[tuple[str, bytes, bool]]:
     """Broken mask files: (description, bytes, must_refuse)."""
     good = good_mask()
@@ -307,14 +312,14 @@ def seeded_cases(seed: int, per_kind: int) -> list[Case]:
             continue
         add(f"hw {desc}", {"h.yaml": data}, rng.choice(hw_commands("h.yaml")))
     for desc, data in file_mutations(dump(HW_SMALL), rng):
-        add(f"hw {desc}", {"h.yaml": data}, rng.choice(hw_commands("h.yaml")), expect_ok=False)
+        add(f"hw {desc}", {"h.yaml": data}, rng.choice(hw_commands("h.yaml")), expect_ok=_refuse(desc))
     # workload YAML ----------------------------------------------------------------------------
     wl_bases = [WL_SMALL, yaml.safe_load((ROOT / "models" / "tiny_cnn.yaml").read_text())]
     for i in range(per_kind):
         desc, mutated = tree_mutations(rng.choice(wl_bases), rng, 1)[0]
         add(f"wl {desc}", {"w.yaml": dump(mutated)}, rng.choice(wl_commands("w.yaml")))
     for desc, data in file_mutations(dump(WL_SMALL), rng):
-        add(f"wl {desc}", {"w.yaml": data}, rng.choice(wl_commands("w.yaml")), expect_ok=False)
+        add(f"wl {desc}", {"w.yaml": data}, rng.choice(wl_commands("w.yaml")), expect_ok=_refuse(desc))
     for dim in ("in_h", "in_w", "out_channels", "in_channels", "batch", "kernel"):
         for v in (10**6, 10**9, 10**12):
             layer = dict(WL_SMALL["layers"][0], **{dim: v})
@@ -347,7 +352,7 @@ def seeded_cases(seed: int, per_kind: int) -> list[Case]:
         add(desc, {"c.cfg": "\n".join(new).encode()}, rng.choice(hw_commands("c.cfg")))
     add("cfg unknown key", {"c.cfg": CFG_TEXT.replace("MemoryBanks", "MemoryBankz").encode()}, ["validate", "c.cfg"], False)
     for desc, data in file_mutations(CFG_TEXT.encode(), rng):  # a NUL inside run_name is only a name
-        add(f"cfg {desc}", {"c.cfg": data}, rng.choice(hw_commands("c.cfg")), expect_ok=None if "nul" in desc else False)
+        add(f"cfg {desc}", {"c.cfg": data}, rng.choice(hw_commands("c.cfg")), expect_ok=None if "nul" in desc else _refuse(desc))
     csv_lines = CSV_TEXT.splitlines()
     for i in range(per_kind):
         base_lines = rng.choice([csv_lines, GEMM_CSV_TEXT.splitlines()])
@@ -359,7 +364,7 @@ def seeded_cases(seed: int, per_kind: int) -> list[Case]:
         new = base_lines[:j] + [",".join(cells)] + base_lines[j + 1:]
         add(f"csv cell {k} = {v[:20]!r}", {"t.csv": "\n".join(new).encode()}, rng.choice(wl_commands("t.csv")))
     for desc, data in file_mutations(CSV_TEXT.encode(), rng):
-        add(f"csv {desc}", {"t.csv": data}, rng.choice(wl_commands("t.csv")), expect_ok=False)
+        add(f"csv {desc}", {"t.csv": data}, rng.choice(wl_commands("t.csv")), expect_ok=_refuse(desc))
     # sweeps -----------------------------------------------------------------------------------
     axis_specs = [
         {"range": [8, float("nan"), 1]}, {"linspace": [1, 100, 1000000000]}, {"pow2": [1, float("inf")]},
@@ -378,7 +383,8 @@ def seeded_cases(seed: int, per_kind: int) -> list[Case]:
         desc, mutated = tree_mutations(SWEEP_SMALL, rng, 1)[0]
         add(f"sweep {desc}", {"s.yaml": dump(mutated)}, ["sweep", "s.yaml", "--store", "st.sqlite", "--workers", "1", "--no-progress"])
     for desc, data in file_mutations(dump(SWEEP_SMALL), rng):
-        add(f"sweep {desc}", {"s.yaml": data}, ["sweep", "s.yaml", "--store", "st.sqlite", "--workers", "1", "--no-progress"], expect_ok=False)
+        add(f"sweep {desc}", {"s.yaml": data}, ["sweep", "s.yaml", "--store", "st.sqlite", "--workers", "1", "--no-progress"],
+            expect_ok=_refuse(desc))
     # stores -----------------------------------------------------------------------------------
     for desc, data in (("garbage store", b"not a database" * 10), ("empty store", b"")):
         add(desc, {"st.sqlite": data}, ["results", "st.sqlite"], expect_ok=False)

@@ -51,6 +51,8 @@ def _cmd_results(args: argparse.Namespace) -> int:
     p = Path(args.store)
     if not p.exists():
         raise ConfigError("results store not found", source=str(p))
+    if p.is_file() and p.stat().st_size == 0:
+        raise ConfigError("empty file, not a results store written by 'accelsim sweep'", source=str(p))
     with ResultsStore(p) as st:
         print(f"{p}: {st.count()} points ({st.count(status='ok')} ok, {st.count(status='invalid')} invalid, "
               f"{st.count(status='error')} failed)")

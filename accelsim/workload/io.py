@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .._validation import atomic_write_text, read_config_file, validate_model
+from .._validation import read_text_file, atomic_write_text, read_config_file, validate_model
 from ..errors import ConfigError
 from .compression import Compression, Sparsity
 from .layer import Conv2d, Linear
@@ -173,12 +173,7 @@ def read_scalesim_topology(path: str | Path, name: str | None = None) -> Workloa
     """Read a SCALE-Sim topology CSV (conv or GEMM form, detected from the header)."""
     p = Path(path)
     source = str(p)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", source=source) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file: {exc}", source=source) from None
+    text = read_text_file(p)
     if "\x00" in text:
         raise ConfigError("binary data (NUL bytes) in a CSV file", source=source)
     try:

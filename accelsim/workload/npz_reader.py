@@ -30,6 +30,8 @@ class NpzArchive:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.source = str(self.path)
+        if self.path.exists() and not self.path.is_dir() and not self.path.is_file():
+            raise MaskError("mask file is not a regular file", source=self.source, field="masks")
         try:
             self._zip = zipfile.ZipFile(self.path)
             names = self._zip.namelist()
