@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,8 +47,11 @@ def _is_union_tag(part: str) -> bool:
 
 
 def validation_to_config_error(exc: ValidationError, source: str, data: Any = None) -> ConfigError:
-    """The first error of a pydantic ValidationError as a ConfigError naming file and field."""
-    err = exc.errors()[0]
+    """The first error of a pydantic ValidationError as a ConfigError naming file and field; an
+    unknown key is reported first (it is usually the misspelt missing one), and the other errors are
+    named briefly: ``(and 3 more errors: 'layers' missing, 'name' missing, ...)``."""
+    errors = exc.errors()
+    err = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
     field = format_loc(tuple(err.get("loc", ())), data)
     msg = err.get("msg", "invalid value")
     if err.get("type") == "extra_forbidden":
@@ -58,9 +62,15 @@ def validation_to_config_error(exc: ValidationError, source: str, data: Any = No
     elif err.get("type") == "union_tag_not_found":
         msg = f"missing the '{err.get('ctx', {}).get('discriminator', 'kind').strip(chr(39))}' field"
     msg = msg.removeprefix("Value error, ")
-    more = len(exc.errors()) - 1
-    if more:
-        msg += f" (and {more} more error{'s' if more > 1 else ''})"
+    others = [e for e in errors if e is not err]
+    if others:
+        def brief(e: Any) -> str:
+            where = format_loc(tuple(e.get("loc", ())), data) or "top level"
+            what = {"missing": "missing", "extra_forbidden": "unknown"}.get(e.get("type", ""), "invalid")
+            return f"'{where}' {what}"
+
+        named = ", ".join(brief(e) for e in others[:4]) + (", ..." if len(others) > 4 else "")
+        msg += f" (and {len(others)} more error{'s' if len(others) > 1 else ''}: {named})"
     return ConfigError(msg, source=source, field=field or None)
 
 
@@ -252,14 +262,60 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, write)
 
 
+#: temp files of :func:`atomic_write_bytes` are ``.<name>.accelsim-tmp-<boot>-<pid>-<random><suffix>``
+_TMP_TAG = ".accelsim-tmp-"
+
+
+def _remove_stale_temps(p: Path) -> int:
+    """Remove temp files left next to ``p`` by writers of ``p`` that were killed (e.g. SIGKILL).
+
+    Only files named by :func:`atomic_write_bytes` for this very target, made on this machine
+    since its last boot by a process that no longer runs, are removed. Returns how many.
+    """
+    import os
+    import re
+
+    from ._proc import boot_id, is_alive
+
+    pat = re.compile(re.escape(f".{p.name}{_TMP_TAG}") + r"([0-9A-Za-z]+)-(\d+)-")
+    removed = 0
+    try:
+        names = os.listdir(p.parent)
+    except OSError:
+        return 0
+    for name in names:
+        m = pat.match(name)
+        if m is None or m.group(1) != boot_id():
+            continue
+        pid = int(m.group(2))
+        if pid == os.getpid() or is_alive(f"{m.group(1)}:{pid}:0") is not False:
+            continue
+        try:
+            os.unlink(p.parent / name)
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 def atomic_write_bytes(path: str | Path, write) -> None:  # type: ignore[no-untyped-def]
-    """Call ``write(tmp_path)`` then atomically rename the temp file onto ``path``."""
+    """Call ``write(tmp_path)`` then atomically rename the temp file onto ``path``.
+
+    The temp file sits next to ``path`` (same file system, so the rename is atomic) and is removed
+    when ``write`` or the rename fails (any exception, Ctrl-C included). A writer killed outright
+    (SIGKILL) cannot clean up: its temp file is named after the target, the machine's boot and
+    the writer's pid, and the next write of the same target removes it once that pid is gone.
+    """
     import os
     import tempfile
 
+    from ._proc import boot_id
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=p.suffix or ".tmp", dir=p.parent)
+    _remove_stale_temps(p)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}{_TMP_TAG}{boot_id()}-{os.getpid()}-",
+                               suffix=p.suffix or ".tmp", dir=p.parent)
     os.close(fd)
     try:
         write(tmp)
@@ -271,3 +327,40 @@ def atomic_write_bytes(path: str | Path, write) -> None:  # type: ignore[no-unty
         except OSError:
             pass
         raise
+
+
+#: File types ``--plot`` can write (matplotlib backends accelsim relies on).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def check_output_path(path: str, flag: str, suffixes: typing.Sequence[str] = ()) -> Path:
+    """``path`` as a file to write for option ``flag``: not a directory (``.``, ``..``, a trailing
+    slash), its directory must exist (nothing is created) and be writable, and its suffix must be
+    one of ``suffixes`` when given; checked before any work so a bad path costs nothing (``--out
+    /proc/nope/x.csv`` fails here, not after the table was printed)."""
+    p = Path(path)
+    if p.is_dir() or path.endswith(("/", "\\")) or p.name in ("", ".", ".."):
+        raise ConfigError("is a directory, expected a file name", source=path, field=flag)
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise ConfigError(f"unsupported file type {p.suffix or '(none)'!r}; expected one of {', '.join(suffixes)}",
+                          source=path, field=flag)
+    parent = p.parent
+    if not parent.is_dir():
+        raise ConfigError(f"directory {str(parent)!r} does not exist (accelsim does not create directories)",
+                          source=path, field=flag)
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"directory {str(parent)!r} is not writable", source=path, field=flag)
+    return p
+
+
+def positive_int_arg(text: str) -> int:
+    """argparse type: an integer >= 1 (``--top 0`` is an error, not an empty plot)."""
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v

@@ -1,17 +1,16 @@
 """``accelsim.simulate``: workload x hardware -> Report."""
 from __future__ import annotations
 
-from operator import attrgetter
 from pathlib import Path
 
 from ._version import __version__
-from .energy import leakage_power_mw, unit_energy_pj
+from .energy import leakage_energy_pj, leakage_power_mw, price_actions
 from .engines.base import engine_for, lower_layer
 from .hardware.common import HardwareBase
 from .hardware.io import load_hardware
 from .program_cache import ProgramCache, count_priced
-from .report import LayerStats, Report
-from .sim.run import simulate_layer_program
+from .report import SAME_RATIO_TOL, LayerStats, Report, dense_gap_note
+from .sim.run import simulate_layer_program, with_measured_dram
 from .stats import Action, LayerProgram, Timing
 from .workload.io import load_workload
 from .workload.workload import Workload
@@ -29,27 +28,39 @@ def _as_hardware(hw: HardwareBase | str | Path) -> HardwareBase:
 
 
 def _bottleneck(prog: LayerProgram, t: Timing, hw: HardwareBase) -> tuple[str, str]:
+    """(kind, reason) of one layer, from its own cycle split: DRAM-bound when fill + stall + drain
+    exceed :data:`STALL_BOTTLENECK_SHARE` of the latency (``dram_write`` when output writes --
+    output stalls and drain -- outweigh input reads -- input stalls and fill), then the vector unit
+    (no MACs), then a poorly used PE array, else compute."""
     latency = t.latency_cycles
     if latency == 0:
         return "none", "empty layer"
     mem_wait = t.stall_cycles + t.fill_cycles + t.drain_cycles
     dram_bytes = (prog.dram_read_total_bits + prog.dram_write_total_bits) / 8
     if mem_wait / latency > STALL_BOTTLENECK_SHARE:
-        kind = "dram_write" if t.stall_output_cycles > t.stall_input_cycles else "dram_bandwidth"
+        writes = t.stall_output_cycles + t.drain_cycles
+        kind = "dram_write" if writes > t.stall_input_cycles + t.fill_cycles else "dram_bandwidth"
         needed = dram_bytes * 8 / hw.dram_bits_per_cycle()
-        return kind, (f"compute waits {mem_wait / latency:.0%} of the layer for DRAM: {dram_bytes / 1024:,.0f} KB at "
-                      f"{hw.dram.bw_gbps:g} GB/s take {needed:,.0f} cycles vs {t.compute_cycles:,} compute cycles")
+        pieces = []
+        if t.fill_cycles:
+            pieces.append(f"fill {t.fill_cycles:,} ({t.fill_cycles / latency:.0%}, first tiles loaded before compute)")
+        if t.stall_cycles:
+            split = (f": inputs {t.stall_input_cycles:,}, output writes {t.stall_output_cycles:,}"
+                     if t.stall_input_cycles and t.stall_output_cycles else "")
+            pieces.append(f"stall {t.stall_cycles:,} ({t.stall_cycles / latency:.0%}, compute waits for DRAM{split})")
+        if t.drain_cycles:
+            pieces.append(f"drain {t.drain_cycles:,} ({t.drain_cycles / latency:.0%}, last outputs written after compute)")
+        return kind, (f"DRAM time not hidden by compute: " + ", ".join(pieces) + f" of {latency:,} cycles "
+                      f"(compute {t.compute_cycles:,}); {dram_bytes / 1024:,.0f} KB at {hw.dram.bw_gbps:g} GB/s "
+                      f"take {needed:,.0f} cycles")
     if prog.macs == 0:
-        return "vector_unit", "memory-bound element-wise/pooling layer on the vector unit"
+        return "vector_unit", (f"element-wise/pooling layer: the vector unit computes {t.compute_cycles / latency:.0%} "
+                               f"of the layer's {latency:,} cycles")
     util = prog.macs / (t.compute_cycles * prog.pe_count) if t.compute_cycles and prog.pe_count else 0.0
     if util < MAPPING_BOTTLENECK_UTIL:
         return "array_mapping", (f"the layer keeps only {util:.0%} of the {prog.pe_count} PEs busy "
                                  f"(mapping efficiency {prog.mapping_efficiency:.0%}, fill/drain of each fold)")
     return "compute", f"PE array busy {util:.0%} of its cycles"
-
-
-#: what an action's energy per event depends on: every field but its count
-_UNIT_SIGNATURE = attrgetter(*(f for f in Action.__dataclass_fields__ if f != "count"))
 
 
 class Prices:
@@ -64,26 +75,19 @@ class Prices:
 
     def dynamic_pj(self, actions: list[Action]) -> dict[str, float]:
         """Dynamic energy per component (pJ)."""
-        out: dict[str, float] = {}
-        units = self._units
-        for a in actions:
-            sig = _UNIT_SIGNATURE(a)
-            u = units.get(sig)
-            if u is None:
-                u = units[sig] = unit_energy_pj(a, self.hw)
-            out[a.component] = out.get(a.component, 0.0) + a.count * u
-        return out
+        return price_actions(actions, self.hw, self._units)
 
     def static_pj(self, cycles: float) -> float:
         """Leakage energy over ``cycles`` (pJ)."""
         if self._powers is None:
             self._powers = list(leakage_power_mw(self.hw).values())
-        return sum(self.hw.leakage_pj(p, cycles) for p in self._powers)
+        return leakage_energy_pj(self.hw, cycles, self._powers)
 
 
 def layer_energy_pj(prog: LayerProgram, timing: Timing, prices: Prices) -> dict[str, float]:
-    """Energy per component of one layer: its actions priced, plus leakage over its latency ("static")."""
-    energy = prices.dynamic_pj(prog.actions)
+    """Energy per component of one layer: its actions priced (DRAM as the timing model counted it,
+    when it did: :func:`~accelsim.sim.run.with_measured_dram`), plus leakage over its latency ("static")."""
+    energy = prices.dynamic_pj(with_measured_dram(prog, timing).actions)
     energy["static"] = prices.static_pj(timing.latency_cycles)
     return energy
 
@@ -94,6 +98,7 @@ def layer_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase, prices: Pr
 
 
 def _unpriced_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase, energy: dict[str, float]) -> LayerStats:
+    prog = with_measured_dram(prog, timing)
     total = timing.total_cycles
     pes = max(prog.pe_count, 1)
     bottleneck, reason = _bottleneck(prog, timing, hw)
@@ -116,7 +121,7 @@ def _unpriced_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase, energy
         bottleneck=bottleneck, bottleneck_reason=reason, timing_source=timing.source, notes=list(prog.notes),
         stall_input_cycles=timing.stall_input_cycles, stall_output_cycles=timing.stall_output_cycles,
         pe_count=prog.pe_count, extra=dict(prog.extra), actions_by_component=actions,
-        decode_busy_cycles=timing.decode_busy_cycles,
+        decode_busy_cycles=timing.decode_busy_cycles, prefetch_cycles=timing.prefetch_cycles,
     )
 
 
@@ -215,3 +220,13 @@ def _attach_dense(wl: Workload, stats: list[LayerStats], dense: Report) -> None:
             m.dense_energy_pj = d.energy_pj * m.energy_pj / en
             if len(members) > 1:
                 m.notes.append(f"part of factorised {name!r}: dense baseline shared by {len(members)} layers")
+        if len(members) == 1:
+            note = dense_gap_note(members[0], d)
+            if note:
+                members[0].notes.append(note)
+        elif lat > d.latency_cycles * (1 + SAME_RATIO_TOL) or en > d.energy_pj * (1 + SAME_RATIO_TOL):
+            parts = ", ".join(f"{m.layer} {m.latency_cycles:,} cycles/{m.energy_pj / 1e6:.3g} uJ" for m in members)
+            for m in members:
+                m.notes.append(f"factorised {name!r} ({parts}) takes {lat / max(d.latency_cycles, 1):.2f}x the dense "
+                               f"latency ({d.latency_cycles:,} cycles) and {en / max(d.energy_pj, 1e-30):.2f}x its "
+                               f"energy ({d.energy_pj / 1e6:.3g} uJ)")

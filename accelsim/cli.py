@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from ._version import __version__
 from .errors import AccelsimError
+from ._validation import PLOT_SUFFIXES, check_output_path, positive_int_arg
 
 SUBCOMMAND_MODULES = ["accelsim.frontend.cli", "accelsim.dse.cli", "accelsim.dse.fpga.cli", "accelsim.sim.warmup",
                       "accelsim.mapping.cli"]
@@ -29,46 +30,14 @@ def resolve_workload(spec: str):  # type: ignore[no-untyped-def]
     return load_workload(spec)
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (``--top 0`` is an error, not an empty plot)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
-PLOT_SUFFIXES = (".png", ".pdf", ".svg")
-
-
-def check_output_path(path: str, option: str, suffixes: Sequence[str] = ()) -> None:
-    """Refuse an output path before any work is done: a directory, a missing or unwritable parent
-    directory (never created silently), or a suffix outside ``suffixes``."""
-    from .errors import ConfigError
-
-    p = Path(path)
-    if suffixes and p.suffix.lower() not in suffixes:
-        raise ConfigError(f"unsupported file type {p.suffix or '(none)'!r}; expected one of {', '.join(suffixes)}",
-                          source=option, field=None)
-    if p.is_dir() or path.endswith(("/", os.sep)) or p.name in ("", ".", ".."):
-        raise ConfigError(f"{path!r} is a directory; give a file name", source=option)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ConfigError(f"directory {str(parent)!r} does not exist (create it first)", source=option)
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"directory {str(parent)!r} is not writable", source=option)
-
-
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .api import simulate
     from .hardware.io import load_hardware
 
     if args.out:
-        check_output_path(args.out, "--out")
+        check_output_path(args.out, "out")
     if args.plot:
-        check_output_path(args.plot, "--plot", PLOT_SUFFIXES)
+        check_output_path(args.plot, "plot", PLOT_SUFFIXES)
     wl = resolve_workload(args.workload)
     hw = load_hardware(args.hw)
     compare = None if args.compare_dense is None else args.compare_dense
@@ -100,67 +69,243 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return run_report(args)
 
 
+def _shape_cells(layer: Any) -> list[str]:
+    """SCALE-Sim's view of a layer: C (input channels), K (output channels), H/W (input map),
+    R/S (kernel), stride; linear layers as 1x1 convs on a 1x``tokens`` map; '-' where it does not apply."""
+    op = layer.op
+    if op in ("conv2d", "pool"):
+        c = layer.in_channels if op == "conv2d" else layer.channels
+        k = layer.out_channels if op == "conv2d" else layer.channels
+        stride = (str(layer.stride_h) if layer.stride_h == layer.stride_w else f"{layer.stride_h}x{layer.stride_w}")
+        return [str(c), str(k), str(layer.in_h), str(layer.in_w), str(layer.kernel_h), str(layer.kernel_w), stride]
+    if op == "linear":
+        return [str(layer.in_features), str(layer.out_features), "1", str(layer.tokens), "1", "1", "1"]
+    return ["-"] * 7
+
+
 def _describe_workload(wl: Any) -> str:
-    df = wl.to_frame()
-    lines = [f"workload '{wl.name}': {len(wl)} layers, {wl.total_macs:,} MACs, {wl.total_weight_words:,} weights"]
-    ops = df["op"].value_counts().to_dict()
+    """Totals, op counts, compression of the layers that have weights, and one row per layer with
+    its SCALE-Sim-style shape (C/K/H/W/R/S/stride) and compression."""
+    layers = list(wl.layers)
+    lines = [f"workload '{wl.name}': {len(layers)} layers, {wl.total_macs:,} MACs, {wl.total_weight_words:,} weights"]
+    ops: dict[str, int] = {}
+    for layer in layers:
+        ops[layer.op] = ops.get(layer.op, 0) + 1
     lines.append("  ops: " + ", ".join(f"{k} x{v}" for k, v in ops.items()))
     if not wl.is_dense:
-        comp = df[df["sparsity"] != "dense"]
-        lines.append(f"  compressed layers: {len(comp)}; mean density {df['density'].mean():.2f}; "
-                     f"weight bits {sorted(set(df['weight_bits']))}")
-    lines.append(df[["layer", "op", "macs", "weight_words", "sparsity", "density", "weight_bits"]].to_string(index=False))
+        weighted = [ly for ly in layers if ly.weight_words > 0]  # element-wise/pool layers have no weights
+        comp = [ly for ly in weighted if ly.compression.sparsity.kind != "dense"]
+        words = sum(ly.weight_words for ly in weighted)
+        dens = [ly.compression.sparsity.effective_density for ly in weighted]
+        kept = sum(ly.weight_words * ly.compression.sparsity.effective_density for ly in weighted)
+        bits = sorted({ly.compression.quant.weight_bits for ly in weighted})
+        lines.append(f"  compressed layers: {len(comp)} of {len(weighted)} with weights; mean density "
+                     f"{sum(dens) / len(dens) if dens else 1.0:.2f} over those {len(weighted)} layers "
+                     f"({kept / words if words else 1.0:.2f} of all weights kept); weight bits {bits}")
+    head = ["layer", "op", "C", "K", "H", "W", "R", "S", "stride", "macs", "weight_words", "sparsity", "density",
+            "weight_bits"]
+    rows = [head]
+    for ly in layers:
+        c = ly.compression
+        rows.append([ly.name, ly.op, *_shape_cells(ly), f"{ly.macs:,}", f"{ly.weight_words:,}", c.sparsity.kind,
+                     f"{c.sparsity.effective_density:.3g}" if ly.weight_words else "-", str(c.quant.weight_bits)])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines += [" ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))).rstrip()
+              for r in rows]
+    lines.append("  C/K: input/output channels, H/W: input height/width, R/S: kernel height/width "
+                 "(linear layers as 1x1 convs on a 1 x tokens map, as SCALE-Sim writes them)")
     lines += [f"  note: {n}" for n in wl.notes]
     return "\n".join(lines)
 
 
-def _cmd_info(args: argparse.Namespace) -> int:
-    from .hardware.io import hardware_to_dict, load_hardware
+#: what ``info``/``validate`` call each kind of file
+FILE_KINDS = ("workload", "hardware", "recipe", "sweep", "zigzag workload", "zigzag accelerator", "zigzag mapping")
+_RECIPE_KEYS = {"prune", "quantize", "factorize", "smartexchange", "mixed_precision", "overrides"}
 
-    target = args.file
+
+def detect_kind(target: str) -> str:
+    """The kind of a file (one of :data:`FILE_KINDS`) from its extension and top-level keys:
+    ``accelsim_recipe``/``accelsim_sweep`` markers (or recipe sections / sweep ``axes``), ZigZag
+    lists (mapping entries have ``spatial_mapping``-style keys, workload entries ``operator_type``),
+    ZigZag accelerators (``operational_array`` + ``memories``), accelsim hardware (``kind``, no
+    ``layers``); anything else is read as a workload (SCALE-Sim CSV, ONNX, ``zoo:``...)."""
+    if target.startswith("zoo:"):
+        return "workload"
     path = Path(target)
-    is_hw = path.suffix.lower() == ".cfg"
-    if not is_hw and not target.startswith("zoo:") and path.suffix.lower() in (".yaml", ".yml", ".json"):
-        from ._validation import read_yaml
+    suffix = path.suffix.lower()
+    if suffix == ".cfg":
+        return "hardware"
+    if suffix not in (".yaml", ".yml", ".json"):
+        return "workload"
+    from .workload.zigzag_workload import is_zigzag_workload_file
 
-        data = read_yaml(path) if path.suffix.lower() != ".json" else None
-        is_hw = isinstance(data, dict) and "kind" in data and "layers" not in data
-    if is_hw:
-        import yaml
+    if suffix != ".json" and is_zigzag_workload_file(path):
+        from .hardware.zigzag_io import _MAP_KEYS, _read_yaml
 
-        hw = load_hardware(path)
-        print(hw.summary())
-        print(yaml.safe_dump(hardware_to_dict(hw), sort_keys=False).rstrip())
-        table = hw.component_table_text()
-        if table is not None:
-            print(table)
-        from .energy import leakage_power_mw
+        data = _read_yaml(path)
+        first = data[0] if isinstance(data, list) and data else None
+        if isinstance(first, dict) and "operator_type" not in first and set(first) <= _MAP_KEYS:
+            return "zigzag mapping"
+        return "zigzag workload"
+    from ._validation import read_config_file
 
-        leak = leakage_power_mw(hw)
-        if leak:
-            print("static power (mW): " + ", ".join(f"{k} {v:.3f}" for k, v in leak.items()))
-        return 0
-    print(_describe_workload(resolve_workload(target)))
+    data = read_config_file(path, "input", ", .cfg, .csv, .onnx")
+    if not isinstance(data, dict):
+        return "workload"  # its reader names what is wrong
+    if "accelsim_sweep" in data or ("axes" in data and "layers" not in data):
+        return "sweep"
+    if "accelsim_recipe" in data or (data and "layers" not in data and "kind" not in data
+                                     and set(data) & _RECIPE_KEYS):
+        return "recipe"
+    from .hardware.zigzag_io import is_zigzag_accelerator
+
+    if is_zigzag_accelerator(data):
+        return "zigzag accelerator"
+    if "kind" in data and "layers" not in data:
+        return "hardware"
+    return "workload"
+
+
+def load_as(kind: str, target: str) -> Any:
+    """Read and fully check ``target`` as ``kind`` (errors: one-line ConfigErrors naming file and field)."""
+    if kind in ("workload", "zigzag workload"):
+        return resolve_workload(target)
+    if kind == "hardware":
+        from .hardware.io import load_hardware
+
+        return load_hardware(target)
+    if kind == "recipe":
+        from .frontend.recipe import load_recipe  # pydantic only: no torch
+
+        return load_recipe(target)
+    if kind == "sweep":
+        from .dse.spec import load_sweep
+
+        return load_sweep(target)
+    if kind == "zigzag accelerator":
+        from .hardware.zigzag_io import load_zigzag_accelerator
+
+        return load_zigzag_accelerator(target)
+    from .hardware.zigzag_io import load_zigzag_mapping
+
+    return load_zigzag_mapping(target)
+
+
+def _describe_hardware(hw: Any) -> str:
+    import yaml
+
+    from .energy import leakage_power_mw
+    from .hardware.io import hardware_to_dict
+
+    lines = [hw.summary(), yaml.safe_dump(hardware_to_dict(hw), sort_keys=False).rstrip()]
+    table = hw.component_table_text()
+    if table is not None:
+        lines.append(table)
+    leak = leakage_power_mw(hw)
+    if leak:
+        lines.append("static power (mW): " + ", ".join(f"{k} {v:.3f}" for k, v in leak.items()))
+    return "\n".join(lines)
+
+
+def _describe_recipe(rec: Any, source: str) -> str:
+    lines = [f"recipe '{rec.name}' ({source})" + (f": {rec.description}" if rec.description else ""),
+             f"  layer types: {', '.join(rec.types)}; seed {rec.seed}"]
+    for sec in ("prune", "quantize", "factorize", "smartexchange", "mixed_precision"):
+        spec = getattr(rec, sec)
+        if spec is not None:
+            lines.append(f"  {sec}: " + ", ".join(f"{k}={v}" for k, v in spec.model_dump(exclude_none=True).items()))
+    for i, ov in enumerate(rec.overrides):
+        d = ov.model_dump(exclude_none=True, exclude_unset=True)
+        sel = {k: d.pop(k) for k in ("names", "regex", "types") if k in d}
+        changes = ", ".join(f"{k}: {'removed' if v is None else v}" for k, v in
+                            ov.model_dump(exclude_unset=True).items() if k not in sel)
+        lines.append(f"  override {i}: " + ", ".join(f"{k}={v}" for k, v in sel.items()) + f" -> {changes or 'nothing'}")
+    if not rec.overrides:
+        lines.append("  overrides: none")
+    return "\n".join(lines)
+
+
+def _describe_sweep(sw: Any) -> str:
+    from .dse.axes import grid_size
+
+    spec = sw.spec
+    hw = sw.base_hardware
+    lines = [f"sweep '{sw.name}' ({sw.source})" + (f": {spec.description}" if spec.description else ""),
+             f"  base hardware: {hw.get('name', '?')} (kind {hw.get('kind', '?')})"]
+    if spec.compression is not None:
+        lines.append(f"  compression: model {spec.compression.model} on {spec.compression.dataset}, base recipe "
+                     f"{spec.compression.recipe}")
+    else:
+        lines.append("  workloads: " + ", ".join(w.label for w in sw.workloads))
+    lines.append(f"  axes ({len(sw.axes)}):")
+    lines += [f"    {a.describe()}" + (f"  ({len(a.values())} values)" if a.is_finite else "") for a in sw.axes]
+    n_wl = max(1, len(sw.workloads))
+    s = spec.search
+    if s.method == "grid":
+        lines.append(f"  search: grid, {grid_size(sw.axes) * n_wl:,} points ({n_wl} workload(s))")
+    elif s.method == "random":
+        lines.append(f"  search: random, {s.samples:,} samples per workload, seed {s.seed}")
+    else:
+        lines.append(f"  search: nsga2, population {s.population} x {s.generations} generations, seed {s.seed}")
+    lines.append("  objectives: " + ", ".join(f"{o.name} ({o.sense})" for o in sw.objectives))
+    if sw.constraints:
+        lines.append("  constraints: " + ", ".join(spec.constraints))
+    return "\n".join(lines)
+
+
+def _kb_text(kb: float) -> str:
+    return f"{kb:,.0f} KB" if kb >= 10 else f"{kb:.3g} KB"
+
+
+def _describe_zigzag_accelerator(h: Any, source: str) -> str:
+    arr = h.array
+    lines = [f"ZigZag accelerator '{h.name}' ({source}): {arr.num_macs:,} MACs on "
+             + " x ".join(f"{d.name}={d.size}" for d in arr.dimensions)]
+    for m in h.memories:
+        lines.append(f"  {m.name}: {_kb_text(m.size_bits / 8192)} x {h.instances(m)} instance(s), operands "
+                     f"{'/'.join(m.operands)}, read {m.read_pj:g} pJ, write {m.write_pj:g} pJ, "
+                     f"{len(m.ports)} port(s)" + (f", serves {'/'.join(m.served_dimensions)}" if m.served_dimensions else ""))
+    return "\n".join(lines)
+
+
+def _describe_zigzag_mapping(mp: Any, source: str) -> str:
+    lines = [f"ZigZag mapping ({source}): {len(mp.entries)} entr{'y' if len(mp.entries) == 1 else 'ies'}"]
+    for e in mp.entries:
+        parts = []
+        if e.spatial is not None:
+            parts.append("spatial " + "; ".join(f"{d}: " + ",".join(f"{x}{n}" for x, n in loops) for d, loops in e.spatial))
+        if e.hint is not None:
+            parts.append("hint " + "; ".join(f"{d}: {','.join(x)}" for d, x in e.hint))
+        if e.temporal is not None:
+            parts.append("temporal " + " ".join(f"{x}{'' if n is None else n}" for x, n in e.temporal))
+        lines.append(f"  {e.name}: " + ("; ".join(parts) or "free (the mapper chooses)"))
+    return "\n".join(lines)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    target = args.file
+    kind = detect_kind(target)
+    obj = load_as(kind, target)
+    if kind == "hardware":
+        text = _describe_hardware(obj)
+    elif kind == "recipe":
+        text = _describe_recipe(obj, target)
+    elif kind == "sweep":
+        text = _describe_sweep(obj)
+    elif kind == "zigzag accelerator":
+        text = _describe_zigzag_accelerator(obj, target)
+    elif kind == "zigzag mapping":
+        text = _describe_zigzag_mapping(obj, target)
+    else:
+        text = _describe_workload(obj)
+    print(text)
     return 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .hardware.io import load_hardware
-
     for f in args.files:
-        p = Path(f)
-        if p.suffix.lower() == ".cfg":
-            load_hardware(p)
-            kind = "hardware"
-        else:
-            try:
-                resolve_workload(f)
-                kind = "workload"
-            except AccelsimError as exc:
-                if "looks like a hardware file" not in str(exc):
-                    raise
-                load_hardware(p)
-                kind = "hardware"
+        kind = detect_kind(f)
+        load_as(kind, f)
         print(f"{f}: valid {kind}")
     return 0
 
@@ -171,25 +316,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("simulate", help="simulate a workload on a hardware config and print the per-layer breakdown")
+    p = sub.add_parser(
+        "simulate", help="simulate a workload on a hardware config and print the per-layer breakdown",
+        description="Simulate a workload layer by layer on one hardware config and print a per-layer table "
+        "(fill + compute + stall + drain = latency cycles, utilization, DRAM traffic, energy, bottleneck, "
+        "numbered notes) and a summary. A compressed workload is also run dense on the same hardware and each "
+        "layer says how much faster/slower and more/less energy it is, and why when it is worse. "
+        "Example: accelsim simulate -w models/resnet18.yaml --hw hw_configs/systolic_128x128_os.yaml "
+        "--out report.csv --plot breakdown.png")
     p.add_argument("--workload", "-w", required=True, help="workload YAML/JSON, SCALE-Sim topology CSV, or zoo:<model>")
     p.add_argument("--hw", required=True, help="hardware YAML/JSON or SCALE-Sim .cfg")
     p.add_argument("--out", "-o", help="write the per-layer table as CSV (one row per layer, workload order)")
     p.add_argument("--plot", help="write the energy/latency breakdown figure (PNG, PDF or SVG)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="what to print (default: table)")
-    p.add_argument("--top", type=_positive_int, default=None, help="plot only the N slowest layers")
-    p.add_argument("--max-rows", type=_positive_int, default=None, help="print at most N table rows")
+    p.add_argument("--top", type=positive_int_arg, default=None, help="plot only the N slowest layers")
+    p.add_argument("--max-rows", type=positive_int_arg, default=None, help="print at most N table rows")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--compare-dense", dest="compare_dense", action="store_true", default=None,
                    help="also simulate the dense original (default when the workload is compressed)")
     g.add_argument("--no-compare-dense", dest="compare_dense", action="store_false")
     p.set_defaults(func=_cmd_simulate)
 
-    p = sub.add_parser("info", help="describe a workload or hardware file")
-    p.add_argument("file", help="workload/hardware file or zoo:<model>")
+    p = sub.add_parser("info", help="describe a workload, hardware, recipe, sweep or ZigZag file",
+                       description="Describe a file; its kind comes from its extension and top-level keys: "
+                       "workload (YAML/JSON, SCALE-Sim CSV, ONNX, ZigZag list, zoo:<model>; per-layer C/K/H/W/R/S), "
+                       "hardware (YAML/JSON, SCALE-Sim .cfg), recipe, sweep, ZigZag accelerator or mapping.")
+    p.add_argument("file", help="a file of any of those kinds, or zoo:<model>")
     p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("validate", help="check workload/hardware files; exit 2 on the first invalid one")
+    p = sub.add_parser("validate", help="check files of any kind; exit 2 on the first invalid one",
+                       description="Check each file as the kind it is (workload, hardware, recipe, sweep, ZigZag "
+                       "workload/accelerator/mapping; see 'accelsim info') and print '<file>: valid <kind>'.")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=_cmd_validate)
 
@@ -209,10 +366,35 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # that optional part is not present
             raise
         mod.register(sub)
+    for p in sub.choices.values():  # help is plain text: no reStructuredText ``literals``
+        if p.description:
+            p.description = p.description.replace("``", "")
+        for action in p._actions:
+            if isinstance(action.help, str):
+                action.help = action.help.replace("``", "")
     return parser
 
 
+def _log_to_stderr() -> None:
+    """Notices of the ``accelsim`` logger (e.g. a one-off kernel compilation) as ``accelsim: ...``
+    lines on stderr; library users configure logging themselves."""
+    import logging
+
+    class _Stderr(logging.Handler):  # resolves sys.stderr at emit time (it may be swapped, e.g. by pytest)
+        def emit(self, record: logging.LogRecord) -> None:
+            print(self.format(record), file=sys.stderr)
+
+    log = logging.getLogger("accelsim")
+    if not log.handlers:
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("accelsim: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _log_to_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -6,7 +6,7 @@
 - ``<name>_sram`` read/write: the SRAM's pJ/bit (size model or override) x bits;
 - ``dram`` read/write: ``dram.pj_per_bit`` (``write_pj_per_bit``) x bits;
 - ``pe_rf``: ``pe_rf_pj_per_bit`` x bits; ``vector``/``shift_add``/``decoder`` ops: an adder of
-  that width;
+  that width (all of these, and the SRAM size model, at ``energy.technology_nm``);
 - hardware kinds may price their own components through ``action_energy_pj(action)``
   (:meth:`HardwareBase.action_energy_pj`, ``None`` for the generic ones); an action
   nothing prices is an engine bug (:class:`~accelsim.errors.InternalError`).
@@ -16,7 +16,7 @@ latency at ``clock_mhz``; kinds override :meth:`HardwareBase.leakage_power_mw`.
 """
 from __future__ import annotations
 
-from collections import defaultdict
+from operator import attrgetter
 
 from .errors import InternalError
 from .hardware.common import HardwareBase, SramConfig
@@ -38,9 +38,9 @@ def unit_energy_pj(action: Action, hw: HardwareBase) -> float:
         if kind == "write":
             return hw.dram.write_energy_pj_per_bit() * action.bits
     if comp == "pe_rf":
-        return table.pe_rf_pj_per_bit * action.bits
+        return table.pe_rf_pj(action.bits)
     if kind in ("op", "shift_add", "add"):
-        return table.add_pj_per_bit * action.bits
+        return table.add_pj(action.bits)
     sram = getattr(hw, comp, None)
     if isinstance(sram, SramConfig):
         if kind == "read":
@@ -50,12 +50,23 @@ def unit_energy_pj(action: Action, hw: HardwareBase) -> float:
     raise InternalError(f"no energy model for action {kind!r} on component {comp!r} of {hw.kind} hardware")
 
 
-def price_actions(actions: list[Action], hw: HardwareBase) -> dict[str, float]:
-    """Dynamic energy per component (pJ)."""
-    out: dict[str, float] = defaultdict(float)
+#: what an action's energy per event depends on: every field but its count
+UNIT_SIGNATURE = attrgetter(*(f for f in Action.__dataclass_fields__ if f != "count"))
+
+
+def price_actions(actions: list[Action], hw: HardwareBase,
+                  memo: dict[tuple[object, ...], float] | None = None) -> dict[str, float]:
+    """Dynamic energy per component (pJ). ``memo`` (keyed by :data:`UNIT_SIGNATURE`) keeps the
+    energy per event of each distinct action across calls for the same ``hw``."""
+    units = {} if memo is None else memo
+    out: dict[str, float] = {}
     for a in actions:
-        out[a.component] += a.count * unit_energy_pj(a, hw)
-    return dict(out)
+        sig = UNIT_SIGNATURE(a)
+        u = units.get(sig)
+        if u is None:
+            u = units[sig] = unit_energy_pj(a, hw)
+        out[a.component] = out.get(a.component, 0.0) + a.count * u
+    return out
 
 
 def leakage_power_mw(hw: HardwareBase) -> dict[str, float]:
@@ -63,6 +74,8 @@ def leakage_power_mw(hw: HardwareBase) -> dict[str, float]:
     return dict(hw.leakage_power_mw())
 
 
-def leakage_energy_pj(hw: HardwareBase, cycles: float) -> float:
-    """Static energy over ``cycles`` (pJ)."""
-    return sum(hw.leakage_pj(p, cycles) for p in leakage_power_mw(hw).values())
+def leakage_energy_pj(hw: HardwareBase, cycles: float, powers_mw: list[float] | None = None) -> float:
+    """Static energy over ``cycles`` (pJ); ``powers_mw``: :func:`leakage_power_mw`'s values, if known."""
+    if powers_mw is None:
+        powers_mw = list(leakage_power_mw(hw).values())
+    return sum(hw.leakage_pj(p, cycles) for p in powers_mw)

@@ -2,14 +2,20 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._validation import atomic_write_text
 from .components import COMPONENT_ORDER, component_sort_key
+from .stats import duration_text
 
-__all__ = ["COMPONENT_ORDER", "LayerStats", "Report", "SWEEP_METRICS"]
+__all__ = ["COMPONENT_ORDER", "LayerStats", "Report", "SWEEP_METRICS", "dense_gap_note", "duration_text",
+           "energy_phrase", "speed_phrase"]
+
+#: ratios within this of 1 are "same latency" / "same energy"
+SAME_RATIO_TOL = 0.005
 
 #: the scalar totals of :meth:`Report.summary` that :meth:`Report.metrics` keeps (plus energy and
 #: area by component, flattened); what the design-space explorer stores for every point
@@ -55,6 +61,9 @@ class LayerStats:
     extra: dict[str, float] = field(default_factory=dict)
     actions_by_component: dict[str, dict[str, int]] = field(default_factory=dict)
     decode_busy_cycles: int = 0
+    #: SCALE-Sim CALC mode (``stall_model: none`` on a systolic array): the start-up DRAM fill and
+    #: final ofmap drain that SCALE-Sim's "Total Cycles (incl. prefetch)" adds; 0 elsewhere
+    prefetch_cycles: int = 0
 
     @property
     def total_cycles(self) -> int:
@@ -63,6 +72,12 @@ class LayerStats:
     @property
     def latency_cycles(self) -> int:
         return self.fill_cycles + self.compute_cycles + self.stall_cycles + self.drain_cycles
+
+    @property
+    def latency_incl_prefetch_cycles(self) -> int:
+        """``latency_cycles`` plus ``prefetch_cycles`` (SCALE-Sim's "Total Cycles (incl. prefetch)"
+        in CALC mode, where ``latency_cycles`` is its "Total Cycles"; equal elsewhere)."""
+        return self.latency_cycles + self.prefetch_cycles
 
     @property
     def energy_pj(self) -> float:
@@ -115,11 +130,75 @@ class LayerStats:
             r["speedup_vs_dense"] = self.speedup_vs_dense
             r["dense_energy_pj"] = self.dense_energy_pj
             r["energy_saving_vs_dense"] = (self.dense_energy_pj / self.energy_pj) if self.energy_pj else None
+        if self.prefetch_cycles:
+            r["latency_incl_prefetch_cycles"] = self.latency_incl_prefetch_cycles
         r["timing_source"] = self.timing_source
         r["notes"] = "; ".join(self.notes)
         return r
 
 
+
+
+def speed_phrase(speedup: float | None) -> str:
+    """``dense / this`` latency -> "1.21x faster" | "2.17x slower" | "same latency" (the factor is always >= 1)."""
+    if speedup is None or not math.isfinite(speedup) or speedup <= 0:
+        return "n/a"
+    if abs(speedup - 1.0) < SAME_RATIO_TOL:
+        return "same latency"
+    return f"{speedup:.2f}x faster" if speedup > 1 else f"{1 / speedup:.2f}x slower"
+
+
+def energy_phrase(energy_ratio: float | None) -> str:
+    """``this / dense`` energy -> "2.20x more energy" | "1.50x less energy" | "same energy"."""
+    if energy_ratio is None or not math.isfinite(energy_ratio) or energy_ratio <= 0:
+        return "n/a"
+    if abs(energy_ratio - 1.0) < SAME_RATIO_TOL:
+        return "same energy"
+    return f"{energy_ratio:.2f}x more energy" if energy_ratio > 1 else f"{1 / energy_ratio:.2f}x less energy"
+
+
+def _kb(nbytes: float) -> str:
+    return f"{nbytes / 1024:,.0f} KB"
+
+
+def dense_gap_note(s: LayerStats, dense: LayerStats) -> str | None:
+    """Why ``s`` (a compressed layer) is slower and/or costlier than ``dense`` (its dense original on
+    the same hardware), from the two layers' numbers; None when it is neither.
+
+    Slower: the latency parts (fill/compute/stall/drain) that grew, the bottleneck, the DRAM
+    operands that grew (e.g. ``index`` metadata), the engine's overhead cycle counts that grew
+    (``extra`` entries named ``*_cycles``, e.g. bank conflicts) and whether zeros were skipped.
+    Costlier: the energy components that grew most.
+    """
+    parts: list[str] = []
+    lat, dlat = s.latency_cycles, dense.latency_cycles
+    if dlat and lat > dlat * (1 + SAME_RATIO_TOL):
+        grew = [(name, getattr(s, f"{name}_cycles") - getattr(dense, f"{name}_cycles"))
+                for name in ("fill", "compute", "stall", "drain")]
+        grew = sorted([g for g in grew if g[1] > 0], key=lambda g: -g[1])
+        why = [f"{name} +{d:,} cycles" for name, d in grew]
+        over = [f"{k} {v:,.0f}" for k, v in sorted(s.extra.items())
+                if k.endswith("_cycles") and v > dense.extra.get(k, 0.0)]
+        if over:
+            why.append("overhead " + ", ".join(over))
+        ops = [f"{op} +{_kb(v - dense.dram_read_bytes_by_operand.get(op, 0.0))}"
+               for op, v in s.dram_read_bytes_by_operand.items() if v > dense.dram_read_bytes_by_operand.get(op, 0.0)]
+        if ops:
+            why.append(f"DRAM reads {_kb(s.dram_read_bytes)} vs {_kb(dense.dram_read_bytes)} dense (" + ", ".join(ops) + ")")
+        if s.macs >= dense.macs:
+            why.append("no MACs skipped")
+        else:
+            why.append(f"{1 - s.macs / dense.macs:.0%} of MACs skipped")
+        parts.append(f"{lat / dlat:.2f}x slower than dense ({lat:,} vs {dlat:,} cycles; bottleneck {s.bottleneck}): "
+                     + "; ".join(why))
+    e, de = s.energy_pj, dense.energy_pj
+    if de and e > de * (1 + SAME_RATIO_TOL):
+        comps = {c for c in s.energy_by_component_pj} | set(dense.energy_by_component_pj)
+        deltas = sorted(((c, s.energy_by_component_pj.get(c, 0.0) - dense.energy_by_component_pj.get(c, 0.0))
+                         for c in comps), key=lambda kv: -kv[1])
+        top = [f"{c} +{d / 1e6:.3g} uJ" for c, d in deltas[:3] if d > 0]
+        parts.append(f"{e / de:.2f}x the dense energy ({e / 1e6:.3g} vs {de / 1e6:.3g} uJ): " + ", ".join(top))
+    return ". ".join(parts) if parts else None
 
 
 @dataclass
@@ -184,6 +263,12 @@ class Report:
         return sum(s.latency_cycles for s in self.layers)
 
     @property
+    def latency_incl_prefetch_cycles(self) -> int:
+        """Sum of the layers' :attr:`LayerStats.latency_incl_prefetch_cycles` (SCALE-Sim CALC mode's
+        "Total Cycles (incl. prefetch)"; equal to :attr:`latency_cycles` in other timing modes)."""
+        return sum(s.latency_incl_prefetch_cycles for s in self.layers)
+
+    @property
     def energy_pj(self) -> float:
         return float(sum(s.energy_pj for s in self.layers))
 
@@ -197,7 +282,7 @@ class Report:
         2 x MACs per DRAM byte); ``edp_uj_ms`` = energy x latency. Every metric the design-space
         explorer stores is here (:meth:`metrics` is the flat view)."""
         # one pass, the same sums in the same order as the properties (bit-identical totals)
-        latency = total = compute = stall = macs = pe_cycles = pe_max = 0
+        latency = total = compute = stall = fill = drain = macs = pe_cycles = pe_max = 0
         energy_sum: float = 0
         dram_r: float = 0
         dram_w: float = 0
@@ -211,6 +296,8 @@ class Report:
             total += comp_s + stall_s
             compute += comp_s
             stall += stall_s
+            fill += s.fill_cycles
+            drain += s.drain_cycles
             macs += s.macs
             if s.macs:
                 pe_cycles += (comp_s + stall_s) * s.pe_count
@@ -228,7 +315,8 @@ class Report:
         energy_j = energy_pj * 1e-12
         out: dict[str, Any] = {
             "workload": self.workload, "hardware": self.hardware, "layers": len(self.layers),
-            "macs": macs, "compute_cycles": compute, "stall_cycles": stall, "total_cycles": total,
+            "macs": macs, "fill_cycles": fill, "compute_cycles": compute, "stall_cycles": stall,
+            "drain_cycles": drain, "total_cycles": total,
             "latency_cycles": latency, "latency_ms": latency_s * 1e3,
             "inferences_per_s": 1.0 / latency_s if latency_s else float("inf"),
             "utilization": macs / pe_cycles if pe_cycles else 0.0,
@@ -246,6 +334,9 @@ class Report:
             out["area_mm2"] = float(sum(self.area_by_component_mm2.values()))
             out["area_by_component_mm2"] = dict(self.area_by_component_mm2)
         out["latency_share_by_bottleneck"] = {k: v / latency for k, v in bott.items()} if latency else {}
+        prefetch = sum(s.prefetch_cycles for s in self.layers)
+        if prefetch:
+            out["latency_incl_prefetch_cycles"] = latency + prefetch
         if self.notes:
             out["notes"] = list(self.notes)
         if self.compared_to_dense:
@@ -276,8 +367,12 @@ class Report:
         lines = [
             f"{self.workload} on {self.hardware_summary or self.hardware}",
             f"  layers {s['layers']}, MACs {s['macs']:,}",
-            f"  latency {s['latency_cycles']:,} cycles = {s['latency_ms']:.3f} ms ({s['inferences_per_s']:.1f} inferences/s)",
-            f"  compute {s['compute_cycles']:,} + stall {s['stall_cycles']:,} cycles; utilization {s['utilization']:.1%}",
+            f"  latency {s['latency_cycles']:,} cycles = {duration_text(s['latency_ms'])} ({s['inferences_per_s']:,.1f} "
+            "inferences/s)",
+            f"  = fill {s['fill_cycles']:,} + compute {s['compute_cycles']:,} + stall {s['stall_cycles']:,} + drain "
+            f"{s['drain_cycles']:,} cycles (fill: first tiles loaded before compute, stall: compute waits for DRAM, "
+            "drain: last outputs written after compute)",
+            f"  utilization {s['utilization']:.1%} (MACs / (PEs x (compute + stall) cycles))",
             f"  energy {s['energy_uj']:.2f} uJ ({s['tops_per_w']:.2f} TOPS/W); DRAM read {s['dram_read_bytes'] / 1e6:.2f} MB, "
             f"write {s['dram_write_bytes'] / 1e6:.2f} MB",
             "  energy by component: " + ", ".join(f"{k} {v / s['energy_pj']:.1%}" for k, v in s["energy_by_component_pj"].items() if s["energy_pj"]),
@@ -288,32 +383,51 @@ class Report:
             parts = sorted(s["area_by_component_mm2"].items(), key=lambda kv: -kv[1])
             lines.append(f"  area {area:.2f} mm2 (" + ", ".join(f"{k} {v / area:.0%}" for k, v in parts[:6] if area) + ")")
         if self.compared_to_dense:
-            lines.append(f"  vs dense on the same hardware: {s['speedup_vs_dense']:.2f}x faster, {s['energy_saving_vs_dense']:.2f}x less energy")
+            e_ratio = s["energy_pj"] / s["dense_energy_pj"] if s["dense_energy_pj"] else None
+            lines.append(f"  vs dense on the same hardware: {speed_phrase(s['speedup_vs_dense'])} "
+                         f"({s['dense_latency_cycles']:,} dense cycles), {energy_phrase(e_ratio)} "
+                         f"({s['dense_energy_pj'] * 1e-6:.2f} dense uJ)")
+            worse = [x.layer for x in self.layers if x.dense_latency_cycles is not None and
+                     (x.latency_cycles > x.dense_latency_cycles * (1 + SAME_RATIO_TOL)
+                      or (x.dense_energy_pj and x.energy_pj > x.dense_energy_pj * (1 + SAME_RATIO_TOL)))]
+            if worse:
+                lines.append(f"  {len(worse)} layer(s) slower or costlier than dense ({', '.join(worse[:8])}"
+                             + (", ..." if len(worse) > 8 else "") + "): see their notes")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def table(self, max_rows: int | None = None) -> str:
         """A human-readable per-layer table (columns right-aligned, as pandas' ``to_string`` prints
-        them; rendered without pandas so a CLI run does not pay for importing it)."""
-        head = ["layer", "op", "compute_cycles", "stall_cycles", "total_cycles", "utilization", "dram_rd_kb",
-                "dram_wr_kb", "energy_uj"]
+        them; rendered without pandas so a CLI run does not pay for importing it), followed by the
+        numbered notes its ``notes`` column refers to. ``fill + compute + stall + drain =
+        latency_cycles`` in every row; ``vs_dense`` says "1.25x slower" / "2.01x faster"."""
+        head = ["layer", "op", "fill_cycles", "compute_cycles", "stall_cycles", "drain_cycles", "latency_cycles",
+                "utilization", "dram_rd_kb", "dram_wr_kb", "energy_uj"]
         if self.compared_to_dense:
-            head.append("speedup_vs_dense")
-        head.append("bottleneck")
+            head += ["speed_vs_dense", "energy_vs_dense"]
+        head += ["bottleneck", "notes"]
         layers = self.layers if max_rows is None else self.layers[:max_rows]
+        footnotes: dict[str, int] = {}
         rows = []
         for s in layers:
-            cells = [s.layer, s.op, str(s.compute_cycles), str(s.stall_cycles), str(s.total_cycles),
-                     f"{s.utilization * 100:5.1f}%", f"{s.dram_read_bytes / 1024:,.1f}",
-                     f"{s.dram_write_bytes / 1024:,.1f}", f"{s.energy_pj / 1e6:,.3f}"]
+            cells = [s.layer, s.op, str(s.fill_cycles), str(s.compute_cycles), str(s.stall_cycles),
+                     str(s.drain_cycles), str(s.latency_cycles), f"{s.utilization * 100:5.1f}%",
+                     f"{s.dram_read_bytes / 1024:,.1f}", f"{s.dram_write_bytes / 1024:,.1f}",
+                     f"{s.energy_pj / 1e6:,.3f}"]
             if self.compared_to_dense:
-                sp = s.speedup_vs_dense
-                cells.append("n/a" if sp is None else f"{sp:.2f}x")
+                cells.append(speed_phrase(s.speedup_vs_dense))
+                ratio = s.energy_pj / s.dense_energy_pj if s.dense_energy_pj else None
+                cells.append(energy_phrase(ratio).replace(" energy", ""))
             cells.append(s.bottleneck)
+            refs = [footnotes.setdefault(n, len(footnotes) + 1) for n in s.notes]
+            cells.append(",".join(str(r) for r in refs) or "-")
             rows.append(cells)
-        numeric = {2, 3, 4}  # pandas keeps one more column of room before a number column's header
+        numeric = {2, 3, 4, 5, 6}  # pandas keeps one more column of room before a number column's header
         widths = [max([len(h) + (i in numeric)] + [len(r[i]) for r in rows]) for i, h in enumerate(head)]
-        return "\n".join(" ".join(c.rjust(w) for c, w in zip(line, widths)) for line in [head, *rows])
+        text = "\n".join(" ".join(c.rjust(w) for c, w in zip(line, widths)) for line in [head, *rows])
+        if footnotes:
+            text += "\nnotes:\n" + "\n".join(f"  [{k}] {n}" for n, k in footnotes.items())
+        return text
 
     # --- output -----------------------------------------------------------------------------
     def to_csv(self, path: str | Path) -> None:

@@ -157,6 +157,23 @@ class LayerProgram:
         return sum(self.dram_write_bits.values())
 
 
+@dataclass(frozen=True)
+class MeasuredDram:
+    """DRAM words a timing model counted itself (e.g. the SCALE-Sim USER-mode emulation), by operand."""
+
+    read_words: dict[str, int]
+    write_words: dict[str, int]
+    word_bits: int
+
+    @property
+    def read_bits(self) -> dict[str, int]:
+        return {k: v * self.word_bits for k, v in self.read_words.items()}
+
+    @property
+    def write_bits(self) -> dict[str, int]:
+        return {k: v * self.word_bits for k, v in self.write_words.items()}
+
+
 @dataclass
 class Timing:
     """What the simulator measured for one layer program."""
@@ -172,6 +189,12 @@ class Timing:
     source: str = "simpy"
     stall_input_cycles: int = 0   # compute waited for its data (load / decode)
     stall_output_cycles: int = 0  # compute waited for a free output-buffer half (write-back)
+    #: DRAM traffic the timing model counted itself, replacing the program's own counts in the
+    #: report and its energy (:func:`accelsim.sim.run.with_measured_dram`); None: the program's stand
+    measured_dram: "MeasuredDram | None" = None
+    #: cycles outside the latency that a reference tool adds (SCALE-Sim CALC mode's start-up fill
+    #: and final ofmap drain, "Total Cycles (incl. prefetch)" minus "Total Cycles"); 0: none
+    prefetch_cycles: int = 0
 
     @property
     def total_cycles(self) -> int:
@@ -180,3 +203,12 @@ class Timing:
     @property
     def latency_cycles(self) -> int:
         return self.fill_cycles + self.compute_cycles + self.stall_cycles + self.drain_cycles
+
+
+def duration_text(ms: float) -> str:
+    """A duration with a unit that keeps 3-4 significant digits: "12.3 ms", "41.2 us", "850 ns"."""
+    if ms >= 1 or ms == 0:
+        return f"{ms:,.3f} ms"
+    if ms >= 1e-3:
+        return f"{ms * 1e3:.4g} us"
+    return f"{ms * 1e6:.4g} ns"

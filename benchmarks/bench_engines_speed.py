@@ -6,7 +6,9 @@ Figures (each in a fresh subprocess, PYTHONPATH pointing at the tree measured):
    (median of 5 after one warm-up call; wall and CPU time, the latter robust on a shared machine), with the total cycles and energy to show they are equal;
 2. the first SCALE-Sim USER-mode case in a process whose numba cache is empty (a fresh machine):
    the Resnet18 L12 32x32 WS reference .cfg on a 64-channel 28x28 3x3 conv;
-3. HEAD only: the same first case after ``python -m accelsim.sim.warmup`` filled that cache.
+3. HEAD only: the same first case after ``python -m accelsim.sim.warmup`` filled that cache;
+4. the first mapper search of a process (one ResNet-18 conv on the 128x128 array's implied
+   hierarchy) with an empty numba cache and after the warm-up (trees without a mapper: "-").
 
 Run: python benchmarks/bench_engines_speed.py [--baseline PATH]  (default: a git worktree of
 e2c7944 at /tmp/accelsim-bench-base, created when missing).
@@ -59,6 +61,21 @@ USER = textwrap.dedent("""
 """ % CFG)
 
 
+MAPPER = textwrap.dedent("""
+    import json, time
+    from accelsim.hardware import load_hardware
+    from accelsim.mapping.implied import implied_hierarchy
+    from accelsim.mapping.ir import LayerDims
+    from accelsim.mapping.search import search_layer
+    from accelsim.workload import load_workload
+    h = implied_hierarchy(load_hardware("hw_configs/systolic_128x128_os.yaml"))
+    layer = [l for l in load_workload("models/resnet18.yaml").layers if l.op == "conv2d"][3]
+    t, c = time.perf_counter(), time.process_time()
+    r = search_layer(LayerDims.from_layer(layer), h, objective="latency")
+    print(json.dumps({"s": time.perf_counter() - t, "cpu_s": time.process_time() - c}))
+""")
+
+
 def _run(tree: Path, code: str, env_extra: dict[str, str] | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), **(env_extra or {})}
     out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True, check=True)
@@ -85,13 +102,16 @@ def main() -> None:
         res = _run(tree, RESNET)
         with tempfile.TemporaryDirectory() as cache:
             fresh = _run(tree, USER, {"NUMBA_CACHE_DIR": cache})
-            warmed = None
+            has_mapper = (tree / "accelsim" / "mapping" / "search.py").exists()
+            map_fresh = _run(tree, MAPPER, {"NUMBA_CACHE_DIR": cache}) if has_mapper else None
+            warmed = map_warm = None
             if (tree / "accelsim" / "sim" / "warmup.py").exists():
                 with tempfile.TemporaryDirectory() as cache2:
                     subprocess.run([sys.executable, "-m", "accelsim.sim.warmup"], cwd=tree, check=True, capture_output=True,
                                    env={**os.environ, "PYTHONPATH": str(tree), "NUMBA_CACHE_DIR": cache2})
                     warmed = _run(tree, USER, {"NUMBA_CACHE_DIR": cache2})
-        rows[label] = (res, fresh, warmed)
+                    map_warm = _run(tree, MAPPER, {"NUMBA_CACHE_DIR": cache2}) if has_mapper else None
+        rows[label] = (res, fresh, warmed, map_fresh, map_warm)
     print(f"{'figure':<58}{'baseline':>14}{'HEAD':>14}")
     b, h = rows["baseline"], rows["HEAD"]
     print(f"{'ResNet-50 on 8x8 OS, lower+simulate warm, wall (s)':<58}{b[0]['s']:>14.3f}{h[0]['s']:>14.3f}")
@@ -105,6 +125,13 @@ def main() -> None:
     print(f"{'first USER-mode case after warmup, wall (s)':<58}{'-':>14}{w:>14.2f}")
     print(f"{'first USER-mode case after warmup, CPU (s)':<58}{'-':>14}{wc:>14.2f}")
     print(f"{'  stall cycles (equal)':<58}{b[1]['stall']:>14,}{h[1]['stall']:>14,}")
+
+    def cell(r: dict | None, key: str) -> str:
+        return f"{r[key]:>14.2f}" if r else f"{'-':>14}"
+
+    for i, what in ((3, "empty numba cache"), (4, "after warmup")):
+        for key, unit in (("s", "wall"), ("cpu_s", "CPU")):
+            print(f"{f'first mapper search, {what}, {unit} (s)':<58}{cell(b[i], key)}{cell(h[i], key)}")
 
 
 if __name__ == "__main__":

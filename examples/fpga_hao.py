@@ -17,6 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "examples"))
+
+from _progress import Progress  # noqa: E402  (a line per step on stderr)
 
 import accelsim  # noqa: E402
 from accelsim.dse.fpga.ilp import optimize_overlay, optimize_pipeline  # noqa: E402
@@ -33,13 +36,16 @@ def main() -> int:
     ap.add_argument("--device", default=str(ROOT / "hw_configs" / "zu3eg.yaml"), help="FPGA config (device, clock, DDR)")
     ap.add_argument("--budget", default=None, help="e.g. dsp=300,bram18=400")
     args = ap.parse_args()
+    progress = Progress(total=5)
     try:
         base = _load_fpga(args.device, args.budget, None)
         wl = get_model(args.model)
+        progress.step(f"loaded {wl.name} and {base.name}")
 
         print(f"== {wl.name}: {wl.total_macs / 1e6:,.0f} M MACs, {len(wl)} layers, on {base.device.name} at "
               f"{base.clock_mhz:g} MHz, DDR {base.dram.bw_gbps:g} GB/s ==\n")
         best = optimize_overlay(wl, base)
+        progress.step("overlay integer program solved")
         lines = best.text().splitlines()
         print("\n".join(lines[:5]))
         print(f"  ({len(best.choices)} per-layer tilings chosen; `accelsim fpga-optimize` prints them all)")
@@ -48,6 +54,7 @@ def main() -> int:
         print("\nsimulated (double-buffered DDR pipeline):")
         for label, hw in (("ILP choice", best.hw), ("shipped config", base)):
             s = accelsim.simulate(wl, hw, compare_dense=False).summary()
+            progress.step(f"simulated the {label}")
             shares = ", ".join(f"{k} {v / s['energy_pj']:.0%}" for k, v in s["energy_by_component_pj"].items())
             print(f"  {label:<15} {hw.pe_in}x{hw.pe_out}x{hw.pe_pix}: {s['latency_ms']:7.3f} ms = "
                   f"{s['inferences_per_s']:6.1f} fps, {s['energy_uj'] / 1e3:6.2f} mJ ({shares})")
@@ -55,7 +62,9 @@ def main() -> int:
         prefix = BLOCKS[args.model]
         block = [l.name for l in wl.layers if l.name.startswith(prefix)]
         print(f"\n== HAO-style pipeline for the block '{prefix or wl.name}' ({len(block)} layers) ==")
-        print(optimize_pipeline(wl, base, layers=block).text())
+        text = optimize_pipeline(wl, base, layers=block).text()
+        progress.step("pipeline integer program solved")
+        print(text)
     except AccelsimError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ engine's expectation mode, which the tests show agrees with i.i.d. masks within 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +34,11 @@ from accelsim.workload.zoo import get_model
 
 ROOT = Path(__file__).resolve().parent.parent
 HW = ROOT / "hw_configs"
+if str(ROOT / "examples") not in sys.path:
+    sys.path.insert(0, str(ROOT / "examples"))
+from _progress import Progress  # noqa: E402  (a line per step on stderr)
+
+PROGRESS = Progress()
 
 
 # --- workloads ----------------------------------------------------------------------------------
@@ -118,6 +124,7 @@ def part_gs(densities: tuple[float, ...] = (0.25, 0.125)) -> None:
         print("|---|---|---|---|---|---|---|---|---|---|")
         for mname, wl, real in models:
             dense = accelsim.simulate(wl, hw, compare_dense=False)
+            PROGRESS.step(f"part 1, {hw_name}: {mname} dense")
             for d in densities:
                 for label, sp, sigma in patterns(d, hw.lanes):
                     if sp is None and d != densities[0]:
@@ -126,6 +133,7 @@ def part_gs(densities: tuple[float, ...] = (0.25, 0.125)) -> None:
                         continue
                     w = sparsify(wl, sp, masks=real, row_scale_sigma=sigma)
                     rep = dense if sp is None else accelsim.simulate(w, hw, compare_dense=False)
+                    PROGRESS.step(f"part 1, {hw_name}: {mname} {label} at density {d:g}")
                     lat = rep.latency_cycles
                     mac_layers = [s for s in rep.layers if s.macs]
                     instr = sum(s.extra.get("vector_instructions", 0.0) for s in mac_layers)
@@ -214,6 +222,7 @@ def part_se() -> None:
         base = None
         for label, hw, w in runs:
             rep = accelsim.simulate(w, hw, compare_dense=False)
+            PROGRESS.step(f"part 2: {mname} on {label}")
             base = base or rep
             b = _breakdown(rep)
             dram_mb = sum(s.dram_read_bytes + s.dram_write_bytes for s in rep.layers) / 1e6
@@ -234,11 +243,13 @@ def part_systolic() -> None:
     print("| weights | latency Mcycles | speedup vs dense array | executed GMACs | energy mJ | index DRAM MB |")
     print("|---|---|---|---|---|---|")
     base = accelsim.simulate(wl, dense_hw)
+    PROGRESS.step("part 3: ResNet-50 dense")
     print(f"| dense | {base.latency_cycles / 1e6:.2f} | 1.00x | {base.macs / 1e9:.2f} | {base.energy_pj / 1e9:.2f} | 0.0 |")
     for label, sp in (("unstructured 0.25, zero skipping", Sparsity(kind="unstructured", density=0.25)),
                       ("2:4 on the 2:4 datapath", Sparsity(kind="nm", n=2, m=4, density=0.5)),
                       ("block 32x32 at 0.25, block skipping", Sparsity(kind="block", density=0.25, block_h=32, block_w=32))):
         rep = accelsim.simulate(sparsify(wl, sp, masks=True), hw, compare_dense=False)
+        PROGRESS.step(f"part 3: ResNet-50 {label}")
         idx = sum(s.dram_read_bytes_by_operand.get("index", 0) for s in rep.layers)
         print(f"| {label} | {rep.latency_cycles / 1e6:.2f} | {base.latency_cycles / rep.latency_cycles:.2f}x | "
               f"{rep.macs / 1e9:.2f} | {rep.energy_pj / 1e9:.2f} | {idx / 1e6:.2f} |")

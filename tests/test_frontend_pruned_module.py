@@ -102,7 +102,8 @@ def test_concat_grouped_and_residual():
             bn.bias.uniform_(-1, 1)
     x = torch.randn(3, 3, 8, 8)
     cm, pm, wm = check(model, x, {"types": ["conv2d"], "prune": {"kind": "filter", "density": 0.5}})
-    assert pm.get_submodule("grouped").groups == 4 and pm.get_submodule("grouped").in_channels == 16
+    g = pm.get_submodule("grouped")  # grouped convs shrink too, with equal counts per group
+    assert g.groups == 4 and g.out_channels == 8 and g.in_channels % 4 == 0 and g.in_channels < 16
     assert pm.get_submodule("b2.0").out_channels == 4 and pm.get_submodule("b2.1").num_features == 4
 
 
@@ -148,3 +149,59 @@ def test_pruned_module_needs_an_input():
     assert ei.value.field == "example_input"
     pm = cm.pruned_module(example_input("tiny_cnn"))
     assert weight_words(pm) < weight_words(cm.model)
+
+
+class GroupedNet(nn.Module):
+    """stem -> grouped conv (groups G) -> BN -> ReLU -> grouped conv (groups G) -> residual add -> head."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.g1 = nn.Conv2d(16, 32, 3, padding=1, groups=groups)
+        self.bn = nn.BatchNorm2d(32)
+        self.g2 = nn.Conv2d(32, 16, 3, padding=1, groups=groups)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        s = F.relu(self.stem(x))
+        y = self.g2(F.relu(self.bn(self.g1(s)))) + s
+        return self.fc(F.adaptive_avg_pool2d(y, 1).flatten(1))
+
+
+@pytest.mark.parametrize("groups", [2, 4])
+def test_grouped_convs_shrink_with_equal_counts_per_group(groups):
+    torch.manual_seed(groups)
+    model = GroupedNet(groups).eval()
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-1, 1)
+        model.bn.bias.uniform_(-1, 1)
+    x = torch.randn(2, 3, 8, 8)
+    # the stem keeps 6 of 16 by norm, unevenly over g1's groups; g1 and g2 keep half per group
+    cm, pm, wm = check(model, x, {"types": ["conv2d"], "prune": {"kind": "filter", "density": 0.5},
+                                  "overrides": [{"names": ["stem"], "prune": {"kind": "filter", "density": 0.375}}]})
+    g1, g2 = pm.get_submodule("g1"), pm.get_submodule("g2")
+    assert g1.groups == g2.groups == groups  # the group count is kept
+    assert g1.out_channels == 16 and g2.out_channels == 8  # half the filters of every group
+    keep_stem = cm.units["stem"].masks["weight"].reshape(16, -1).any(1).numpy()
+    per_group = keep_stem.reshape(groups, -1).sum(1)
+    assert g1.in_channels == groups * per_group.max()  # padded to the fullest group
+    mask_g1 = cm.units["g1"].masks["weight"].reshape(32, -1).any(1).reshape(groups, -1)
+    assert (mask_g1.sum(1) == 16 // groups).all()  # filter pruning kept equal counts per group
+    assert wm["g1"].groups == groups and wm["g1"].in_channels == g1.in_channels and wm["g1"].out_channels == 16
+    # residual: g2 keeps 8 of 16 and the stem 6; the add's stream is their union
+    keep_g2 = cm.units["g2"].masks["weight"].reshape(16, -1).any(1).numpy()
+    assert pm.get_submodule("fc").in_features == int((keep_stem | keep_g2).sum()) < 16
+
+
+def test_grouped_conv_padding_reads_dead_zero_channels():
+    """A producer whose alive channels are unbalanced over the groups: the grouped conv reads the
+    largest per-group count, the others padded with dead (zero) channels, and still matches."""
+    from accelsim.frontend.graph import Keep, _grouped_keep
+
+    m = nn.Conv2d(8, 4, 1, groups=2)
+    alive = torch.tensor([1, 1, 1, 0, 1, 0, 0, 0], dtype=torch.bool).numpy()
+    k = _grouped_keep(m, None, None, alive)
+    assert k.in_index.tolist() == [[0, 1, 2], [0, 1, 2]]  # group 1 has one alive, padded with 2 dead
+    assert k.need_in(8).tolist() == [True, True, True, False, True, True, True, False]
+    arr = torch.arange(16).reshape(4, 4).numpy()
+    assert Keep.gather_in(k, arr).tolist() == [[0, 1, 2], [4, 5, 6], [8, 9, 10], [12, 13, 14]]

@@ -308,7 +308,7 @@ def test_at_least_as_good_as_loma_on_zigzag_runs():
             zc = evaluate(layer, hier, zmap)
             assert res.cost.latency_cycles <= zc.latency_cycles * 1.02, ref.name
             assert 0.8 <= res.cost.energy_pj / zc.energy_pj <= 1.05, ref.name
-            from accelsim.mapping.ir import validate
+            from accelsim.mapping.cost import validate
             validate(layer, res.mapping, hier)  # fits every memory, covers every loop
 
 

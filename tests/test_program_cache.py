@@ -104,29 +104,41 @@ def test_summary_is_a_superset_of_the_stored_metrics(hw_file, make):
 
 
 def _pandas_table(rep):
+    from accelsim.report import energy_phrase, speed_phrase
+
     df = rep.to_frame()
-    cols = ["layer", "op", "compute_cycles", "stall_cycles", "total_cycles", "utilization", "dram_read_bytes",
-            "dram_write_bytes", "energy_pj", "bottleneck"]
+    cols = ["layer", "op", "fill_cycles", "compute_cycles", "stall_cycles", "drain_cycles", "latency_cycles",
+            "utilization", "dram_read_bytes", "dram_write_bytes", "energy_pj", "bottleneck"]
     if rep.compared_to_dense:
-        cols.insert(-1, "speedup_vs_dense")
+        cols[-1:-1] = ["speedup_vs_dense", "energy_saving_vs_dense"]
     view = df[cols].copy()
     view["utilization"] = (view["utilization"] * 100).map(lambda v: f"{v:5.1f}%")
     view["dram_read_bytes"] = (view["dram_read_bytes"] / 1024).map(lambda v: f"{v:,.1f}")
     view["dram_write_bytes"] = (view["dram_write_bytes"] / 1024).map(lambda v: f"{v:,.1f}")
     view["energy_pj"] = (view["energy_pj"] / 1e6).map(lambda v: f"{v:,.3f}")
     if "speedup_vs_dense" in view:
-        view["speedup_vs_dense"] = view["speedup_vs_dense"].map(lambda v: f"{v:.2f}x")
+        view["speedup_vs_dense"] = view["speedup_vs_dense"].map(speed_phrase)
+        view["energy_saving_vs_dense"] = view["energy_saving_vs_dense"].map(
+            lambda v: energy_phrase(1 / v).replace(" energy", ""))
+    notes: dict[str, int] = {}
+    view["notes"] = [",".join(str(notes.setdefault(n, len(notes) + 1)) for n in s.notes) or "-" for s in rep.layers]
     view = view.rename(columns={"dram_read_bytes": "dram_rd_kb", "dram_write_bytes": "dram_wr_kb",
-                                "energy_pj": "energy_uj"})
-    return view
+                                "energy_pj": "energy_uj", "speedup_vs_dense": "speed_vs_dense",
+                                "energy_saving_vs_dense": "energy_vs_dense"})
+    return view, notes
+
+
+def _with_notes(text, notes):
+    return text + ("\nnotes:\n" + "\n".join(f"  [{k}] {n}" for n, k in notes.items()) if notes else "")
 
 
 @pytest.mark.parametrize("hw_file,make", CASES[:3], ids=[c[0] for c in CASES[:3]])
 def test_table_renders_as_pandas_did(hw_file, make):
     rep = accelsim.simulate(make(), load_hardware(HW / hw_file))
-    view = _pandas_table(rep)
-    assert rep.table() == view.to_string(index=False)
-    assert rep.table(max_rows=4) == view.head(4).to_string(index=False)
+    view, notes = _pandas_table(rep)
+    assert rep.table() == _with_notes(view.to_string(index=False), notes)
+    head_notes = {n: k for n, k in notes.items() if any(n in s.notes for s in rep.layers[:4])}
+    assert rep.table(max_rows=4) == _with_notes(view.head(4).to_string(index=False), head_notes)
 
 
 def test_metrics_are_json_numbers():

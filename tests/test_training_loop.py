@@ -98,3 +98,26 @@ def test_progress_bar_and_timing(data, capsys):
     assert "digits-mlp" in capsys.readouterr().err  # tqdm writes to stderr
     assert res.steps == 2 * 3 and res.train_time_s > 0 and res.step_time_s > 0
     assert res.test_accuracy == evaluate(res.model, data.x_test, data.y_test)
+
+
+class _Evil:
+    """A pickle that runs code when loaded (what an untrusted checkpoint can carry)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('pwned')",))
+
+
+def test_malicious_checkpoint_is_refused(tmp_path, data):
+    marker = tmp_path / "pwned"
+    ckpt = tmp_path / "evil.pt"
+    torch.save({"version": 1, "method": "plain", "model": {}, "method_state": _Evil(marker)}, ckpt)
+    with pytest.raises(ConfigError, match="cannot read the checkpoint"):
+        train(build_model("mlp", seed=1), data, Method(),
+              TrainConfig(epochs=1, batch_size=64, progress=False, checkpoint=ckpt, resume=True))
+    assert not marker.exists()  # refused before anything ran
+    # the payload is live: a plain (unsafe) load would have run it
+    torch.load(ckpt, weights_only=False)
+    assert marker.read_text() == "pwned"

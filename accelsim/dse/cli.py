@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._validation import positive_int_arg
 from ..errors import ConfigError
 
 PLOT_KINDS = ("pareto", "breakdown", "heatmap", "roofline")
@@ -78,14 +79,6 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
 def _scheduler_address(text: str) -> str:
@@ -102,14 +95,14 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("sweep", help="explore a design space: run a sweep file into a results store, print the Pareto front")
     p.add_argument("sweep", help="sweep YAML (see docs/dse.md)")
     p.add_argument("--store", help="results database (SQLite; default: ./<sweep name>.sqlite); rerun to resume")
-    p.add_argument("--workers", type=_positive_int, default=None,
+    p.add_argument("--workers", type=positive_int_arg, default=None,
                    help="local worker processes (default: all cores; 1 runs in this process)")
     p.add_argument("--scheduler", type=_scheduler_address, help="run on a dask.distributed cluster, e.g. tcp://127.0.0.1:8786 (needs accelsim[dask])")
-    p.add_argument("--chunk-size", type=_positive_int, default=None, help="points per task (default: automatic)")
+    p.add_argument("--chunk-size", type=positive_int_arg, default=None, help="points per task (default: automatic)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--export", help="also write the sweep's points as CSV or Parquet")
     p.add_argument("--front-csv", help="write the Pareto front as CSV")
-    p.add_argument("--max-rows", type=_positive_int, default=30, help="print at most N front rows (default 30)")
+    p.add_argument("--max-rows", type=positive_int_arg, default=30, help="print at most N front rows (default 30)")
     p.set_defaults(func=_cmd_sweep)
 
     p = subparsers.add_parser("plot", help="plot a results store: Pareto front, breakdown, heatmap or roofline")
@@ -127,7 +120,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--point", help="breakdown/roofline: one point by key prefix, 'best:<metric>' or 'index:<n>' "
                    "(per-layer plot, re-simulated); default breakdown: the front's points by component")
     p.add_argument("--workload", help="only this workload's points")
-    p.add_argument("--top", type=_positive_int, default=None, help="breakdown: at most N bars")
+    p.add_argument("--top", type=positive_int_arg, default=None, help="breakdown: at most N bars")
     p.set_defaults(func=_cmd_plot)
 
     p = subparsers.add_parser("results", help="summarise a results store; --export writes CSV/Parquet")

@@ -6,12 +6,20 @@ compresses the model, measures its accuracy on scikit-learn's digits and exports
 network as a workload; the explorer then simulates that workload on every hardware point, so the
 front relates accuracy, latency and energy -- "which network and which accelerator together".
 
-The accuracy comes from an *evaluator*: a function ``(model, recipe, *, dataset, seed, **train)``
-returning an object with ``accuracy`` (float in [0, 1]) and ``workload`` (an accelsim Workload,
-masks attached in memory). The default is the front-end's
-``accelsim.frontend.evaluate:evaluate_recipe``; a sweep may name another as
-``compression.evaluator: "package.module:function"`` or ``"file.py:function"`` (a path relative to
-the sweep file; its content is part of the cache key). Results are cached under ``cache_dir``
+The accuracy comes from an *evaluator*, one of
+
+- a full evaluator ``(model, recipe, *, dataset, seed, **train)`` returning an object with
+  ``accuracy`` (float in [0, 1]) and ``workload`` (an accelsim Workload, masks attached in
+  memory); the default is the front-end's ``accelsim.frontend.evaluate:evaluate_recipe``;
+- an accuracy function ``evaluate(model) -> float in [0, 1]`` (one required positional
+  parameter): the front-end's evaluator builds and compresses the model and calls it on the
+  compressed ``nn.Module`` instead of measuring digits accuracy.
+
+A sweep file names it as ``compression.evaluator: "package.module:function"`` or
+``"file.py:function"`` (resolved from the sweep file's directory, then the current directory; its
+content is part of the cache key); from Python it may also be the callable itself. Either runs
+the user's code. ``compression.model`` is a zoo name, ``file.py:factory`` / ``module:factory`` or
+a callable factory likewise. Results are cached under ``cache_dir``
 (one JSON + workload YAML + masks ``.npz`` per recipe fingerprint), so a recipe is trained and
 evaluated once, however many hardware points use it and however often the sweep is rerun.
 
@@ -77,9 +85,50 @@ def _load_file_module(path: str) -> Any:
     return mod
 
 
-def resolve_evaluator(spec: str | None) -> Callable[..., Any]:
-    """Import ``module:function`` or ``path/to/file.py:function``; missing torch -> a ConfigError saying
-    what to install."""
+def resolve_user_file(ref: Any, base_dir: Path, *, field: str) -> Any:
+    """``file.py:name`` with a relative path -> absolute, looked up in ``base_dir`` (the sweep file's
+    directory), then the current directory; anything else is returned unchanged."""
+    if not isinstance(ref, str):
+        return ref
+    path, _, name = ref.rpartition(":")
+    if not path.endswith(".py") or Path(path).is_absolute():
+        return ref
+    for root in (base_dir, Path.cwd()):
+        if (root / path).is_file():
+            return f"{(root / path).resolve()}:{name}"
+    raise ConfigError(f"{path!r} not found in {base_dir} or the current directory {Path.cwd()}", source="sweep",
+                      field=field)
+
+
+def callable_ref(fn: Any) -> str:
+    """A stable label of a callable: ``module:qualname#<digest of its source>`` (for keys and the store)."""
+    import inspect
+
+    try:
+        src = inspect.getsource(fn)
+    except (OSError, TypeError):
+        src = ""
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', type(fn).__name__)}#{digest(src)[:12]}"
+
+
+def is_accuracy_function(fn: Callable[..., Any]) -> bool:
+    """True for ``evaluate(model) -> accuracy`` (exactly one required positional parameter, no ``recipe``)."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    return len(required) == 1 and not any(p.name == "recipe" for p in params)
+
+
+def resolve_evaluator(spec: str | Callable[..., Any] | None) -> Callable[..., Any]:
+    """Import ``module:function`` or ``path/to/file.py:function`` (a callable is returned as is); missing
+    torch -> a ConfigError saying what to install."""
+    if callable(spec):
+        return spec  # type: ignore[no-any-return]
     target = spec or DEFAULT_EVALUATOR
     mod_name, _, fn_name = target.rpartition(":")
     if not mod_name or not fn_name:
@@ -102,7 +151,7 @@ def resolve_evaluator(spec: str | None) -> Callable[..., Any]:
 
 def check_available(comp: dict[str, Any]) -> None:
     """Fail early (one clear line) when co-exploration cannot run here (no torch, no evaluator)."""
-    if not comp.get("evaluator"):
+    if not comp.get("evaluator") or is_accuracy_function(resolve_evaluator(comp.get("evaluator"))):
         try:
             from ..frontend._deps import require_torch
 
@@ -115,11 +164,17 @@ def check_available(comp: dict[str, Any]) -> None:
 
 def fingerprint(comp: dict[str, Any], recipe: dict[str, Any]) -> str:
     """Cache key of one compressed model: model, recipe, seed, dataset, training options, front-end code."""
-    ev = comp.get("evaluator") or DEFAULT_EVALUATOR
-    code = _file_digest(ev.rpartition(":")[0]) if ev.rpartition(":")[0].endswith(".py") else ev
-    return digest({"model": comp["model"], "recipe": recipe, "seed": comp.get("seed", 0),
+    return digest({"model": _ref_digest(comp["model"]), "recipe": recipe, "seed": comp.get("seed", 0),
                    "dataset": comp.get("dataset", "digits"), "train": comp.get("train") or {},
-                   "evaluator": code, "frontend": _frontend_digest()})
+                   "evaluator": _ref_digest(comp.get("evaluator") or DEFAULT_EVALUATOR), "frontend": _frontend_digest()})
+
+
+def _ref_digest(ref: Any) -> str:
+    """Identity of a model / evaluator reference: a callable's label + source, a file's content, else the text."""
+    if callable(ref):
+        return callable_ref(ref)
+    mod = str(ref).rpartition(":")[0]
+    return f"{_file_digest(mod)}:{str(ref).rpartition(':')[2]}" if mod.endswith(".py") else str(ref)
 
 
 def _file_digest(path: str) -> str:
@@ -129,6 +184,13 @@ def _file_digest(path: str) -> str:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
     except OSError:
         return path
+
+
+def ref_label(ref: Any) -> str:
+    """Printable name of a model / evaluator reference (string as given, callable as ``module:qualname``)."""
+    if ref is None:
+        return DEFAULT_EVALUATOR
+    return callable_ref(ref).partition("#")[0] if callable(ref) else str(ref)
 
 
 def _paths(cache_dir: str, fp: str) -> tuple[Path, Path, Path]:
@@ -169,7 +231,7 @@ def _save(comp: dict[str, Any], fp: str, recipe: dict[str, Any], res: Any) -> No
         atomic_write_bytes(npz_p, lambda tmp: _savez(tmp, masks, np))
     atomic_write_text(wl_p, dump_workload_yaml(wl))
     accuracy = getattr(res, "accuracy", None)
-    atomic_write_text(meta_p, json.dumps({"accuracy": None if accuracy is None else float(accuracy), "model": comp["model"],
+    atomic_write_text(meta_p, json.dumps({"accuracy": None if accuracy is None else float(accuracy), "model": ref_label(comp["model"]),
                                           "recipe": recipe, "seed": comp.get("seed", 0),
                                           "dataset": comp.get("dataset", "digits")}, sort_keys=True, indent=1) + "\n")
 
@@ -191,10 +253,15 @@ def compressed_model(comp: dict[str, Any], recipe: dict[str, Any]) -> Compressed
     res = _load_cached(comp, fp)
     if res is None:
         fn = resolve_evaluator(comp.get("evaluator"))
-        out = fn(comp["model"], dict(recipe), dataset=comp.get("dataset", "digits"), seed=comp.get("seed", 0),
-                 **(comp.get("train") or {}))
+        kwargs = dict(dataset=comp.get("dataset", "digits"), seed=comp.get("seed", 0), **(comp.get("train") or {}))
+        if is_accuracy_function(fn):
+            from ..frontend.evaluate import evaluate_recipe
+
+            out = evaluate_recipe(comp["model"], dict(recipe), accuracy=fn, **kwargs)
+        else:
+            out = fn(comp["model"], dict(recipe), **kwargs)
         if getattr(out, "workload", None) is None:
-            raise ConfigError(f"evaluator {comp.get('evaluator') or DEFAULT_EVALUATOR} returned no workload",
+            raise ConfigError(f"evaluator {ref_label(comp.get('evaluator'))} returned no workload",
                               source="sweep", field="compression.evaluator")
         os.makedirs(comp["cache_dir"], exist_ok=True)
         _save(comp, fp, recipe, out)

@@ -3,7 +3,8 @@
 Every executor takes chunks of point tasks (lists of dicts) and yields ``(chunk, results)`` as they
 finish, with at most ``max_in_flight`` chunks submitted at a time (memory stays flat however long
 the sweep). ``results`` is the list returned by :func:`accelsim.dse.evaluate.evaluate_chunk`, or
-an exception when the chunk as a whole failed (e.g. a worker process died); the runner then
+an exception when the chunk as a whole failed (e.g. a worker process died; the local pool reruns
+the chunks caught in such a crash one at a time, so only the culprit fails); the runner then
 records the chunk's points as errors and goes on.
 
 dask is imported only by :class:`DaskExecutor` (``pip install 'accelsim[dask]'``).
@@ -52,8 +53,48 @@ class InlineExecutor:
         pass
 
 
-def _init_worker() -> None:
+PR_SET_PDEATHSIG = 1
+#: seconds between the watchdog's checks that the parent still runs
+PARENT_POLL_S = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker when the sweep process that started it dies, even by SIGKILL.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` -- the kernel kills the worker when its parent
+    thread exits (the pool forks its workers from the sweep's main thread). Everywhere, as the
+    fallback: a daemon thread that ends the worker once it has been re-parented (``getppid()``
+    changes). A parent that died before either was armed is caught by the first check.
+    """
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        import time
+
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="accelsim-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(parent_pid: int | None = None) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
 
 
 def _prefork() -> None:
@@ -88,7 +129,12 @@ def _mp_context() -> Any:
 
 
 class LocalExecutor:
-    """A pool of ``workers`` local processes (default: all cores)."""
+    """A pool of ``workers`` local processes (default: all cores).
+
+    The workers die with the process that created the executor (see :func:`_die_with_parent`), so
+    a SIGKILLed sweep leaves no orphaned worker behind; on Linux they are bound to the thread that
+    first submits work, so create and use an executor from one long-lived thread.
+    """
 
     name = "local"
 
@@ -101,7 +147,7 @@ class LocalExecutor:
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_mp_context(),
-                                             initializer=_init_worker)
+                                             initializer=_init_worker, initargs=(os.getpid(),))
             self._forked = False
         return self._pool
 
@@ -135,21 +181,32 @@ class LocalExecutor:
             if not pending:
                 return
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-            broken = False
+            suspects: list[Chunk] = []
             for fut in done:
                 chunk = pending.pop(fut)
                 try:
                     yield chunk, fut.result()
-                except BrokenProcessPool as exc:
-                    broken = True
-                    yield chunk, exc
+                except BrokenProcessPool:
+                    suspects.append(chunk)
                 except Exception as exc:
                     yield chunk, exc
-            if broken:  # a worker died: the pool is unusable; fail what it held, start a new one
-                for fut, chunk in list(pending.items()):
-                    yield chunk, RuntimeError("a worker process died while this chunk was queued")
+            if suspects:  # a worker died: every chunk the pool held is suspect, the culprit unknown
+                suspects += list(pending.values())
                 pending.clear()
                 self._pool = None
+                yield from self._isolate(context, suspects)
+
+    def _isolate(self, context: dict[str, Any], chunks: list[Chunk]) -> Iterator[Outcome]:
+        """Rerun the chunks of a broken pool one at a time in a fresh pool: a chunk whose worker
+        dies again is the culprit and fails; the innocent ones, caught in the crash, succeed."""
+        for chunk in chunks:
+            try:
+                yield chunk, self._submit(context, chunk).result()
+            except BrokenProcessPool:
+                self._pool = None
+                yield chunk, RuntimeError("a worker process died while running this chunk (rerun alone: it died again)")
+            except Exception as exc:
+                yield chunk, exc
 
     def close(self) -> None:
         if self._pool is not None:

@@ -23,9 +23,12 @@ from .pareto import pareto_front
 from .keys import digest
 from .space import DesignSpace, Point, workload_fingerprint
 from .spec import Sweep, feasible_mask, load_sweep
-from .store import FINISHED, ResultsStore
+from .store import FINISHED, LEASE_S, ResultsStore
 
 TRIAGE_BATCH = 256
+#: run ids of the sessions of this process that are running (a claim of this process by a run not
+#: in here is left over and may be taken over)
+_ACTIVE_RUNS: set[str] = set()
 
 
 @dataclass
@@ -110,10 +113,11 @@ class SweepSession:
         self.run_id = uuid.uuid4().hex[:12]
         self.compression = None
         if sweep.spec.compression is not None:
-            comp = sweep.spec.compression.model_dump(mode="json")
-            ev = comp.get("evaluator")
-            if ev and ev.rpartition(":")[0].endswith(".py") and not Path(ev.rpartition(":")[0]).is_absolute():
-                comp["evaluator"] = str((sweep.base_dir / ev.rpartition(":")[0]).resolve()) + ":" + ev.rpartition(":")[2]
+            comp = sweep.spec.compression.model_dump()  # python mode: callables stay callables
+            from .coexplore import resolve_user_file
+
+            for key in ("evaluator", "model"):
+                comp[key] = resolve_user_file(comp.get(key), sweep.base_dir, field=f"compression.{key}")
             given = comp.get("cache_dir") or cache_dir
             comp["cache_dir"] = str((sweep.base_dir / given).resolve() if given else Path(f"{store.path}.cache").resolve())
             from .coexplore import check_available
@@ -126,7 +130,7 @@ class SweepSession:
         self.space = DesignSpace(sweep, fps, self.compression)
         self.context = {
             "id": digest({"sweep": sweep.name, "workloads": [w.to_payload() for w in sweep.workloads],
-                          "compression": self.compression, "fps": fps}),
+                          "compression": self._compression_json(exact=True), "fps": fps}),
             "workloads": [w.to_payload() for w in sweep.workloads],
             "compression": self.compression,
         }
@@ -139,7 +143,23 @@ class SweepSession:
                                   params=[a.path for a in sweep.axes])
         self.progress = _Progress(total, progress, sweep.name)
         self._inflight: dict[str, Point] = {}
+        self._deferred: dict[str, Point] = {}  # claimed by another live run: wait, then take or skip
+        from .._proc import identity
+
+        self.owner = f"{identity()}/{self.run_id}"
+        _ACTIVE_RUNS.add(self.run_id)
+        self._renewed = time.monotonic()
         self._t0 = time.perf_counter()
+
+    def _compression_json(self, exact: bool = False) -> dict[str, Any] | None:
+        """The resolved compression section with callables as ``module:qualname`` (importable again;
+        ``exact`` adds a digest of their source), JSON-safe."""
+        if self.compression is None:
+            return None
+        from .coexplore import callable_ref, ref_label
+
+        label = callable_ref if exact else ref_label
+        return {k: label(v) if callable(v) else v for k, v in self.compression.items()}
 
     def stored_spec(self) -> dict[str, Any]:
         """The sweep spec as stored with the results, plus what plotting needs to rebuild points."""
@@ -149,8 +169,9 @@ class SweepSession:
             "constraints": [str(c) for c in self.sweep.constraints],
             "axes": [a.path for a in self.sweep.axes],
             "workloads": [w.to_payload() for w in self.sweep.workloads],
-            "compression": self.compression,
+            "compression": self._compression_json(),
             "version": self.space.version,
+            "context": self.context["id"],  # workload contents: a changed workload is a changed sweep
         }
         return spec
 
@@ -170,7 +191,7 @@ class SweepSession:
         done, invalid, todo = [], [], []
         seen: set[str] = set()
         for p in points:
-            if status.get(p.key) in FINISHED or p.key in seen or p.key in self._inflight:
+            if status.get(p.key) in FINISHED or p.key in seen or p.key in self._inflight or p.key in self._deferred:
                 done.append(p)
             elif not p.valid:
                 invalid.append(p)
@@ -187,9 +208,60 @@ class SweepSession:
             self.result.invalid += len(invalid)
             self._tick(len(invalid))
         for chunk in self._split(todo):
+            chunk = self._claim(chunk)  # claimed as the executor asks for it, not earlier
+            if not chunk:
+                continue
             for p in chunk:
                 self._inflight[p.key] = p
             yield [self._task(p) for p in chunk]
+
+    # --- claims (concurrent runs on one store) ------------------------------------------
+    def _claim(self, points: list[Point]) -> list[Point]:
+        """Claim ``points`` in the store; return those this run computes now.
+
+        Points finished meanwhile by another run count as skipped; points another live run is
+        computing are deferred (see :meth:`_drain_deferred`)."""
+        granted, finished, busy = self.store.claim([p.key for p in points], self.owner, active=_ACTIVE_RUNS)
+        by_key = {p.key: p for p in points}
+        if finished:
+            self.store.add_members(self.sweep.name, [by_key[k] for k in finished])
+            self.result.skipped += len(finished)
+            self._tick(len(finished))
+        for k in busy:
+            self._deferred[k] = by_key[k]
+        ok = set(granted)
+        return [p for p in points if p.key in ok]
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self._renewed > LEASE_S / 4:
+            self.store.renew(self.owner)
+            self._renewed = time.monotonic()
+
+    def _drain_deferred(self) -> None:
+        """Wait for the points other runs were computing: skip them once stored, compute them when
+        their claimant died (its claims are then taken over). Runs after this run's own chunks
+        are all recorded, so two runs waiting on each other always progress."""
+        wait_s = 0.02
+        while self._deferred:
+            pending = list(self._deferred.values())
+            self._deferred.clear()
+            mine = self._claim(pending)
+            if mine:
+                for p in mine:
+                    self._inflight[p.key] = p
+                tasks = [[self._task(p) for p in c] for c in self._split(mine)]
+                for chunk, outcome in self.executor.run(self.context, iter(tasks)):
+                    self._record_outcome(chunk, outcome)
+                wait_s = 0.02
+            elif self._deferred:
+                time.sleep(wait_s)
+                wait_s = min(1.0, wait_s * 2)
+                self._heartbeat()
+
+    def release(self) -> None:
+        """Drop this run's claims (it ends, finished or not)."""
+        _ACTIVE_RUNS.discard(self.run_id)
+        self.store.release(self.owner)
 
     def _split(self, todo: list[Point]) -> Iterator[list[Point]]:
         """Chunks of about ``chunk_size`` that keep points sharing a tiling/timing key together.
@@ -241,6 +313,7 @@ class SweepSession:
                 self.result.errors += 1
         self.store.record(self.sweep.name, items, version=self.space.version, run_id=self.run_id)
         self._tick(len(items))
+        self._heartbeat()
         return items
 
     def run_points(self, params: Iterable[dict[str, Any]], start_index: int = 0) -> list[tuple[Point, dict[str, Any]]]:
@@ -249,6 +322,7 @@ class SweepSession:
         out: list[tuple[Point, dict[str, Any]]] = []
         for chunk, outcome in self.executor.run(self.context, self._chunks(params, start_index)):
             out.extend(self._record_outcome(chunk, outcome))
+        self._drain_deferred()  # points other runs computed are in the store, not in ``out``
         return out
 
     def evaluate_params(self, params: list[dict[str, Any]], start_index: int = 0) -> list[tuple[str, dict[str, Any] | None]]:
@@ -262,6 +336,7 @@ class SweepSession:
         """Like :meth:`run_points` without keeping results (grid/random: memory stays flat)."""
         for chunk, outcome in self.executor.run(self.context, self._chunks(params)):
             self._record_outcome(chunk, outcome)
+        self._drain_deferred()
 
     # --- co-exploration -----------------------------------------------------------------
     def prepare_compression(self, params: list[dict[str, Any]] | None) -> None:
@@ -291,6 +366,7 @@ class SweepSession:
     # --- finishing ----------------------------------------------------------------------
     def finish(self) -> SweepResult:
         self.progress.close()
+        self.release()
         r = self.result
         r.wall_s = time.perf_counter() - self._t0
         self.store.end_run(self.run_id, evaluated=r.evaluated, skipped=r.skipped, invalid=r.invalid, errors=r.errors)
@@ -347,6 +423,10 @@ def run_sweep(sweep: str | Path | dict[str, Any] | Sweep, store: str | Path | No
                     session.stream(session.space.iter_params())
             except BaseException:  # interrupted or failed: record what this run did so far
                 r = session.result
+                try:
+                    session.release()
+                except Exception:
+                    pass
                 try:
                     st.end_run(session.run_id, evaluated=r.evaluated, skipped=r.skipped, invalid=r.invalid,
                                errors=r.errors)

@@ -141,9 +141,15 @@ class DesignSpace:
     def hardware_for(self, params: dict[str, Any]) -> tuple[Any | None, str | None]:
         """The validated hardware object of ``params`` (or None and the reason it is invalid)."""
         data = copy.deepcopy(self.sweep.base_hardware)
+        swept = []
         for path, value in params.items():
             if not path.startswith("recipe."):
                 set_path(data, path, value)
+                swept.append(f"{path}={value:g}" if isinstance(value, float) else f"{path}={value}")
+        if swept:  # the point's own name (not the base config's), axes in sweep order; identity ignores names
+            order = {a.path: i for i, a in enumerate(self.sweep.axes)}
+            swept.sort(key=lambda t: order.get(t.split("=", 1)[0], len(order)))
+            data["name"] = f"{data.get('name', 'hw')}[{','.join(swept)}]"
         try:
             return hardware_of(data), None
         except ConfigError as exc:
@@ -183,7 +189,9 @@ class DesignSpace:
         out = []
         if self.sweep.spec.compression is not None:
             c = self.sweep.spec.compression
-            label = c.model
+            from .coexplore import ref_label
+
+            label = ref_label(c.model)
             fp = self.compression_fingerprint(recipe) if recipe is not None else digest(params)
             targets = [(label, fp)]
         else:

@@ -23,9 +23,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from .._validation import read_yaml, reject_bool_numbers, validate_model
 from ..errors import ConfigError
@@ -151,18 +151,35 @@ class SearchSpec(_Spec):
 class CompressionSpec(_Spec):
     """Co-exploration: a front-end model compressed by ``recipe`` (swept with ``recipe.*`` axes).
 
-    ``model`` is a front-end model trained on ``dataset`` (scikit-learn digits); its accuracy
-    after compression is measured by the front-end and cached on disk (``cache_dir``, default
-    ``<store>.cache``). ``train`` passes extra options to the front-end's training.
+    ``model`` is a front-end zoo model trained on ``dataset`` (scikit-learn digits) or the user's
+    factory; its accuracy after compression is measured by the front-end (or by the user's
+    ``evaluator``, see :mod:`.coexplore`) and cached on disk (``cache_dir``, default
+    ``<store>.cache``). ``train`` passes extra options to the evaluator.
     """
 
-    model: str = Field(min_length=1)
+    model: str | Callable[..., Any] = Field(description="zoo name, 'file.py:factory', 'module:factory' or (Python) a factory")
     recipe: dict[str, Any] | str = Field(default_factory=dict)
     seed: int = Field(0, ge=0, le=MAX_SEED)
     dataset: Literal["digits"] = "digits"
     train: dict[str, Any] = Field(default_factory=dict)
     cache_dir: str | None = None
-    evaluator: str | None = Field(None, description="'package.module:function' measuring accuracy (default: the front-end's)")
+    evaluator: str | Callable[..., Any] | None = Field(
+        None, description="'module:function' or 'file.py:function': a full evaluator or evaluate(model) -> accuracy")
+
+    @field_validator("model", "evaluator")
+    @classmethod
+    def _nonempty(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    @field_serializer("model", "evaluator", when_used="json")
+    def _ref(self, v: Any) -> Any:
+        if callable(v):
+            from .coexplore import ref_label
+
+            return ref_label(v)
+        return v
 
 
 class SweepSpec(_Spec):

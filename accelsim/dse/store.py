@@ -7,7 +7,15 @@ Tables:
   (``ok`` | ``invalid`` | ``error``), the error message, the canonical hardware and recipe as JSON,
   the headline metrics as columns and every metric in ``metrics_json``.
 - ``members``: which sweep asked for which point, with that sweep's axis values (``params_json``).
-- ``sweeps`` and ``runs``: the sweep specs and one row per ``accelsim sweep`` invocation.
+- ``sweeps`` and ``runs``: the sweep specs and one row per ``accelsim sweep`` invocation. When a
+  sweep is run again with a different spec (an axis narrowed, a workload changed), its
+  ``members`` are cleared at the start of the run and rebuilt from the points it asks for now, so
+  its front and its rows are those of the sweep as it is now (the points themselves stay stored).
+  Two *different* specs run at once under one name on one store share (and reset) one membership:
+  give them different names.
+- ``claims``: which run is computing which point (see :meth:`ResultsStore.claim`), so runs
+  sharing a store (two ``accelsim sweep`` processes, same or overlapping points) never compute
+  a point twice.
 
 Each batch of finished points is written in one transaction (so each point is all there or not at
 all); a SIGKILL at any moment loses at most the points still being computed. WAL with
@@ -20,6 +28,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -30,6 +39,9 @@ SCHEMA_VERSION = 1
 METRIC_COLUMNS = ("latency_cycles", "latency_ms", "energy_pj", "energy_uj", "edp_uj_ms", "area_mm2", "accuracy",
                   "utilization")
 FINISHED = ("ok", "invalid")
+#: seconds a claim made on another machine holds without a heartbeat (claims of this machine are
+#: checked by process liveness instead, see :meth:`ResultsStore.claim`)
+LEASE_S = 120.0
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
@@ -58,6 +70,8 @@ CREATE TABLE IF NOT EXISTS members (
 );
 CREATE INDEX IF NOT EXISTS members_key ON members(key);
 CREATE TABLE IF NOT EXISTS sweeps (name TEXT PRIMARY KEY, source TEXT, spec_json TEXT, updated_at REAL);
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS claims_owner ON claims(owner);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, sweep TEXT, executor TEXT, workers INTEGER, started_at REAL, finished_at REAL,
     evaluated INTEGER, skipped INTEGER, invalid INTEGER, errors INTEGER
@@ -110,8 +124,12 @@ class ResultsStore:
 
     # --- writing ------------------------------------------------------------------------
     def begin_run(self, run_id: str, sweep: str, source: str, spec: dict[str, Any], executor: str, workers: int) -> None:
+        """Record a run of ``sweep``; a changed spec clears the sweep's members (they are rebuilt by the run)."""
         now = time.time()
         with self._tx():
+            row = self.conn.execute("SELECT spec_json FROM sweeps WHERE name = ?", (sweep,)).fetchone()
+            if row is not None and row[0] != _json(spec):
+                self.conn.execute("DELETE FROM members WHERE sweep = ?", (sweep,))
             self.conn.execute("INSERT INTO sweeps VALUES (?,?,?,?) ON CONFLICT(name) DO UPDATE SET source=excluded.source, "
                               "spec_json=excluded.spec_json, updated_at=excluded.updated_at",
                               (sweep, source, _json(spec), now))
@@ -160,6 +178,74 @@ class ResultsStore:
                 f"INSERT INTO points ({cols}) VALUES ({marks}) ON CONFLICT(key) DO UPDATE SET {update} "
                 "WHERE points.status NOT IN ('ok', 'invalid')", rows)
             self.conn.executemany("INSERT OR IGNORE INTO members VALUES (?,?,?,?)", members)
+            self.conn.executemany("DELETE FROM claims WHERE key = ?", [(r[0],) for r in rows])
+
+    # --- claims -------------------------------------------------------------------------
+    def claim(self, keys: Sequence[str], owner: str, *, lease_s: float = LEASE_S,
+              active: Iterable[str] = ()) -> tuple[list[str], list[str], list[str]]:
+        """Claim ``keys`` for ``owner`` (``"<process identity>/<run id>"``) in one transaction.
+
+        Returns ``(granted, finished, busy)``: the keys now claimed by ``owner`` (new claims and its
+        own), the keys stored as ``ok``/``invalid`` meanwhile (nothing to compute), and the keys
+        another live run is computing (wait for them; claim again later). A claim is taken over
+        when its owner is gone: on this machine when its process no longer runs (exact, at once:
+        see :mod:`accelsim._proc`), or a run of this process not in ``active``; a claim made on
+        another machine when its lease (renewed by :meth:`renew`) has expired. A point is never
+        lost (a dead owner's claims are taken over) and two live runs never compute it both.
+        """
+        from .._proc import identity, is_alive
+
+        me = identity()
+        active_set = set(active)
+        granted: list[str] = []
+        finished: list[str] = []
+        busy: list[str] = []
+        alive_of: dict[str, bool | None] = {}
+        now = time.time()
+        with self._tx():
+            for i in range(0, len(keys), 500):
+                chunk = list(keys[i:i + 500])
+                marks = ",".join("?" * len(chunk))
+                done = {k for (k,) in self.conn.execute(
+                    f"SELECT key FROM points WHERE key IN ({marks}) AND status IN ('ok', 'invalid')", chunk)}
+                held = {k: (o, exp) for k, o, exp in self.conn.execute(
+                    f"SELECT key, owner, expires_at FROM claims WHERE key IN ({marks})", chunk)}
+                take = []
+                for k in chunk:
+                    if k in done:
+                        finished.append(k)
+                        continue
+                    if k in held and held[k][0] != owner:
+                        other, expires = held[k]
+                        proc, _, run = other.partition("/")
+                        if proc == me:
+                            gone = run not in active_set
+                        else:
+                            if proc not in alive_of:
+                                alive_of[proc] = is_alive(proc)
+                            alive = alive_of[proc]
+                            gone = alive is False or (alive is None and expires < now)
+                        if not gone:
+                            busy.append(k)
+                            continue
+                    take.append((k, owner, now + lease_s))
+                    granted.append(k)
+                self.conn.executemany("INSERT INTO claims VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                                      "owner=excluded.owner, expires_at=excluded.expires_at", take)
+        return granted, finished, busy
+
+    def renew(self, owner: str, *, lease_s: float = LEASE_S) -> None:
+        """Extend the lease of every claim of ``owner`` (the heartbeat of a run)."""
+        with self._tx():
+            self.conn.execute("UPDATE claims SET expires_at = ? WHERE owner = ?", (time.time() + lease_s, owner))
+
+    def release(self, owner: str) -> None:
+        """Drop every claim of ``owner`` (a run that ends, finished or not)."""
+        with self._tx():
+            self.conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+
+    def claims_count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0])
 
     def add_members(self, sweep: str, points: Iterable[Any]) -> None:
         """Record that ``sweep`` also asked for these (already stored) points."""
@@ -319,21 +405,107 @@ def load(path: str | Path, *, sweep: str | None = None, status: str | None = Non
     return pd.DataFrame(rows)
 
 
-def export(path: str | Path, out: str | Path, **filters: Any) -> Path:
-    """Write the store as CSV (``.csv``) or Parquet (``.parquet``, needs pyarrow); returns ``out``."""
-    from .._validation import atomic_write_bytes, atomic_write_text
+def export(path: str | Path, out: str | Path, *, sweep: str | None = None, status: str | None = None,
+           version: str | None = None, batch: int = 1000) -> Path:
+    """Write the store as CSV (``.csv``) or Parquet (``.parquet``, needs pyarrow); returns ``out``.
 
-    df = load(path, **filters)
+    Streamed: rows are read from the store and written ``batch`` at a time, so memory does not
+    grow with the number of points. Two passes over one read snapshot (a sweep writing meanwhile
+    changes neither): the first finds the columns (in order of first appearance, as :func:`load`)
+    and, for Parquet, each column's type; the second writes. CSV cells: empty for a missing value
+    or NaN, ``str(value)`` otherwise. Parquet types: bool, int64, float64 (ints and floats
+    mixed), string (text, or anything else written as text), null (no value at all).
+    """
+    from .._validation import atomic_write_bytes
+
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError("results store not found", source=str(p))
     o = Path(out)
     suffix = o.suffix.lower()
-    if suffix == ".csv":
-        atomic_write_text(o, df.to_csv(index=False))
-    elif suffix in (".parquet", ".pq"):
+    if suffix in (".parquet", ".pq"):
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise ConfigError("Parquet export needs pyarrow (pip install pyarrow)", source=str(o)) from None
-        atomic_write_bytes(o, lambda tmp: df.to_parquet(tmp, index=False))
-    else:
+    elif suffix != ".csv":
         raise ConfigError(f"unknown export format {suffix!r}; expected .csv or .parquet", source=str(o))
+    with ResultsStore(p) as store:
+        store.conn.execute("BEGIN")  # one snapshot for both passes
+        try:
+            kinds: dict[str, set[type]] = {}
+            for row in store.iter_rows(sweep=sweep, status=status, version=version):
+                for k, v in row.items():
+                    seen = kinds.setdefault(k, set())
+                    if v is not None and not (isinstance(v, float) and v != v):
+                        seen.add(type(v))
+            rows = store.iter_rows(sweep=sweep, status=status, version=version)
+            if suffix == ".csv":
+                atomic_write_bytes(o, lambda tmp: _write_csv(tmp, list(kinds), rows))
+            else:
+                atomic_write_bytes(o, lambda tmp: _write_parquet(tmp, kinds, rows, batch))
+        finally:
+            store.conn.execute("COMMIT")
     return o
+
+
+def _csv_cell(v: Any) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    return str(v)
+
+
+def _write_csv(tmp: str, columns: list[str], rows: Iterator[dict[str, Any]]) -> None:
+    import csv
+    import os
+
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        if columns:
+            w.writerow(columns)
+        for row in rows:
+            w.writerow([_csv_cell(row.get(c)) for c in columns])
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _arrow_type(kinds: set[type]):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    if not kinds:
+        return pa.null()
+    if kinds == {bool}:
+        return pa.bool_()
+    if kinds == {int}:
+        return pa.int64()
+    if kinds <= {int, float}:
+        return pa.float64()
+    return pa.string()
+
+
+def _arrow_cell(v: Any, typ: Any) -> Any:
+    import pyarrow as pa
+
+    if typ == pa.float64():
+        return None if v is None else float(v)
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if typ == pa.string() and not isinstance(v, str):
+        return _json(v) if isinstance(v, (dict, list)) else str(v)
+    return v
+
+
+def _write_parquet(tmp: str, kinds: dict[str, set[type]], rows: Iterator[dict[str, Any]], batch: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(c, _arrow_type(k)) for c, k in kinds.items()])
+    types = {f.name: f.type for f in schema}
+    with pq.ParquetWriter(tmp, schema) as writer:
+        while True:
+            part = list(islice(rows, batch))
+            if part:
+                cols = {c: [_arrow_cell(r.get(c), types[c]) for r in part] for c in kinds}
+                writer.write_table(pa.Table.from_pydict(cols, schema=schema))
+            if len(part) < batch:
+                break

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from ..errors import AccelsimError, InternalError, UnsupportedLayerError
 from ..hardware.common import HardwareBase
@@ -21,8 +21,27 @@ from ..workload.workload import Workload
 H = TypeVar("H", bound=HardwareBase)
 
 
+#: compression properties a layer may carry that an engine may or may not exploit
+EXPLOITABLE = ("act_sparsity", "smartexchange")
+
+#: default reason of the note for a property the engine ignores (engines may override per property)
+DEFAULT_IGNORE_REASON = {
+    "act_sparsity": "this array does not gate or skip zero activations (every MAC is executed and priced)",
+    "smartexchange": "the weights run as stored, rebuilt dense (W = Ce B); no Ce/basis datapath",
+}
+
+
 class Engine(ABC, Generic[H]):
-    """What every engine provides, for its hardware type ``H``."""
+    """What every engine provides, for its hardware type ``H``.
+
+    ``exploits`` names the compression properties of :data:`EXPLOITABLE` the engine models
+    (``act_sparsity``: ``act_density < 1``; ``smartexchange``: a SmartExchange factorisation);
+    :func:`lower_layer` notes every other one a layer carries, with the engine's
+    ``ignore_reasons`` (or :data:`DEFAULT_IGNORE_REASON`), so nothing is ignored silently.
+    """
+
+    exploits: ClassVar[frozenset[str]] = frozenset()
+    ignore_reasons: ClassVar[dict[str, str]] = {}
 
     def supports(self, layer: LayerBase, hw: H) -> tuple[bool, str]:
         """Whether ``layer`` can run on ``hw``; the reason when it cannot (or a note when it can)."""
@@ -63,10 +82,31 @@ def engine_for(hw: HardwareBase) -> Engine[Any]:
     return engine
 
 
+def unexploited_notes(layer: LayerBase, engine: Engine[Any], macs: int) -> list[str]:
+    """One note per compression property ``layer`` carries that ``engine`` does not exploit
+    (MAC layers only: element-wise and pooling layers have nothing to skip)."""
+    if macs <= 0:
+        return []
+    comp = layer.compression
+    found: dict[str, str] = {}
+    if comp.act_density < 1.0:
+        found["act_sparsity"] = f"activation sparsity (density {comp.act_density:.2f})"
+    fac = comp.factorization
+    if fac.kind == "smartexchange":
+        found["smartexchange"] = f"SmartExchange factorisation (basis {fac.basis_size}x{fac.basis_size}, Ce density {fac.ce_density:.2f})"
+    return [f"{what} not exploited: {engine.ignore_reasons.get(prop, DEFAULT_IGNORE_REASON[prop])}"
+            for prop, what in found.items() if prop not in engine.exploits]
+
+
 def lower_layer(layer: LayerBase, hw: HardwareBase, workload: Workload | None = None) -> LayerProgram:
-    """Check support, then lower; an unsupported layer raises with the engine's reason."""
+    """Check support, then lower; an unsupported layer raises with the engine's reason. The
+    program's notes get :func:`unexploited_notes`."""
     engine = engine_for(hw)
     ok, reason = engine.supports(layer, hw)
     if not ok:
         raise UnsupportedLayerError(f"layer {layer.name!r} ({layer.op}) cannot run on {hw.kind} '{hw.name}': {reason}")
-    return engine.lower(layer, hw, workload)
+    prog = engine.lower(layer, hw, workload)
+    extra = [n for n in unexploited_notes(layer, engine, prog.macs) if n not in prog.notes]
+    if extra:
+        prog.notes.extend(extra)
+    return prog

@@ -410,6 +410,9 @@ def _chunk_tiles(rounds: int, cycles_per_round: int, fill: int, load_bits: int, 
 class CrossbarEngine(Engine[CrossbarAccelerator]):
     """Engine for :class:`~accelsim.hardware.crossbar.CrossbarAccelerator`."""
 
+    ignore_reasons = {"act_sparsity": "zero activations are not skipped (bit-serial DACs drive every row)",
+                      "smartexchange": "SmartExchange factors are stored rebuilt (dense weights) in the crossbars"}
+
     def area_mm2(self, workload: Workload, hw: CrossbarAccelerator) -> dict[str, float]:
         """Area by component of the crossbars, IMAs and tiles ``workload`` occupies (pruned blocks excluded)."""
         return hw.area_mm2_of(map_workload(workload, hw).allocation)
@@ -552,10 +555,6 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             total = sum(g.total_blocks for g in lm.gemms)
             prog.notes.append(f"{sp.kind} sparsity ({', '.join(sorted(sources))}): {pruned}/{total} crossbar blocks "
                               "empty (not allocated, not computed); zeros inside kept blocks are computed")
-        if layer.compression.act_density < 1.0:
-            prog.notes.append("zero activations are not skipped (bit-serial DACs drive every row)")
-        if layer.compression.factorization.kind == "smartexchange":
-            prog.notes.append("SmartExchange factors are stored rebuilt (dense weights) in the crossbars")
 
     def _lower_digital(self, layer: Elementwise | Pool, hw: CrossbarAccelerator, wl: Workload,
                        cm: ChipMapping) -> LayerProgram:

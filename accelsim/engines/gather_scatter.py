@@ -73,7 +73,7 @@ from ..workload.masks import block_counts, block_sizes, gemm_weight_views, layer
 from ..workload.workload import Workload
 from . import gs_kernels as K
 from .base import Engine
-from .lowering import compress_runs, node_cycles, stream_tiles, vector_program, vector_work
+from .lowering import buffered_vector_program, compress_runs, node_cycles
 
 
 @dataclass
@@ -416,7 +416,7 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
                               f"{hw.expected_sample_groups} seeded sample row groups per matrix)")
         elif mask is not None:
             prog.notes.append(f"mask '{sp.mask}' measured: per-row/group work and bank conflicts from the real non-zeros")
-        if layer.compression.factorization.kind != "none":
+        if layer.compression.factorization.kind not in ("none", "smartexchange"):  # smartexchange: Engine note
             prog.notes.append(f"{layer.compression.factorization.kind} factorization not used: weights run as stored")
         return prog
 
@@ -486,20 +486,9 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
         return list(compress_runs(tiles)), d_a, d_w, d_c
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: GatherScatterHardware) -> LayerProgram:
-        ab = layer.compression.quant.act_bits
-        w = vector_work(layer, hw.lanes, ab)
-        tiles = stream_tiles(w.read_bits, w.cycles, w.write_bits, ceil_div(w.read_bits, hw.scratchpad.size_bits // 2))
-        actions = [
-            Action("vector", "op", w.ops, ab),
-            Action("scratchpad", "write", layer.input_words, ab),
-            Action("scratchpad", "read", layer.input_words, ab),
-            Action("scratchpad", "write", layer.output_words, ab),
-            Action("scratchpad", "read", layer.output_words, ab),
-            Action("dram", "read", layer.input_words, ab),
-            Action("dram", "write", layer.output_words, ab),
-        ]
-        return vector_program(
-            layer, w, engine="gather_scatter.vector", body=compress_runs(tiles), actions=actions, pe_count=hw.lanes,
+        return buffered_vector_program(
+            layer, lanes=hw.lanes, in_buffer="scratchpad", in_buffer_bits=hw.scratchpad.size_bits, out_buffer="scratchpad",
+            engine="gather_scatter.vector",
             sram_accesses={"scratchpad_reads": layer.input_words + layer.output_words,
                            "scratchpad_writes": layer.input_words + layer.output_words},
         )

@@ -19,7 +19,7 @@ input tile sequence.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -72,6 +72,46 @@ def vector_program(layer: Elementwise | Pool, work: VectorWork, *, engine: str, 
     )
 
 
+def peel_last(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+    """Rewrite so the final tile is explicit and one cycle shorter (SCALE-Sim's 0-based count)."""
+    if not nodes:
+        return nodes
+    *head, last = nodes
+    if isinstance(last, Tile):
+        return (*head, Tile(last.load_bits, max(last.compute_cycles - 1, 0), last.store_bits, last.decode_cycles))
+    if last.count == 0:
+        return (*peel_last(tuple(head)), last)
+    rest: list[Node] = list(head)
+    if last.count > 1:
+        rest.append(Repeat(last.body, last.count - 1))
+    return (*rest, *peel_last(last.body))
+
+
+def buffered_vector_program(layer: Elementwise | Pool, *, lanes: int, in_buffer: str, in_buffer_bits: int,
+                            out_buffer: str, engine: str, zero_based: bool = False,
+                            sram_accesses: dict[str, int] | None = None) -> LayerProgram:
+    """A memory-bound layer on a ``lanes``-wide vector unit that streams its input from DRAM
+    through ``in_buffer`` (tiles of half its ``in_buffer_bits``, double-buffered) and its output
+    through ``out_buffer`` back to DRAM: every word written and read once in each buffer and
+    moved once over DRAM. ``zero_based``: cycles counted from 0 and the last tile peeled
+    (the systolic array's fold convention)."""
+    ab = layer.compression.quant.act_bits
+    w = vector_work(layer, lanes, ab)
+    tiles = stream_tiles(w.read_bits, w.cycles, w.write_bits, -(-w.read_bits // (in_buffer_bits // 2)))
+    actions = [
+        Action("vector", "op", w.ops, ab),
+        Action(in_buffer, "write", layer.input_words, ab),
+        Action(in_buffer, "read", layer.input_words, ab),
+        Action(out_buffer, "write", layer.output_words, ab),
+        Action(out_buffer, "read", layer.output_words, ab),
+        Action("dram", "read", layer.input_words, ab),
+        Action("dram", "write", layer.output_words, ab),
+    ]
+    body = peel_last(compress_runs(tiles)) if zero_based else compress_runs(tiles)
+    return vector_program(layer, w, engine=engine, body=body, actions=actions, pe_count=lanes,
+                          compute_cycles=w.cycles - 1 if zero_based else None, sram_accesses=sram_accesses)
+
+
 def compress_runs(tiles: Sequence[Tile]) -> tuple[Node, ...]:
     """Run-length encode consecutive identical tiles."""
     out: list[Node] = []
@@ -111,6 +151,44 @@ def compress_runs_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, stor
     return tuple(out)
 
 
+#: below this many tiles, :func:`compress_periodic_arrays` runs the same rule in plain Python
+#: (numpy's per-call overhead dominates: a large array has few folds per column)
+_SMALL_PERIODIC = 32
+
+
+def _periodic(ids: list[int], max_period: int, body_of: Callable[[int, int], tuple[Node, ...]]) -> list[Node]:
+    """The periodic rule over block ids: at each position the period (<= ``max_period``) whose
+    repetitions cover the longest stretch (ties: the smallest period); ``body_of(i, j)`` encodes
+    blocks ``i..j-1`` as one pattern."""
+    n = len(ids)
+    pmax = min(max_period, n // 2)
+    out: list[Node] = []
+    i = 0
+    while i < n:
+        best_p, best_reps = 1, 1
+        for p in range(1, pmax + 1):
+            r = 0  # how many of positions i, i+1, ... (consecutively) equal the position p later
+            while i + r + p < n and ids[i + r] == ids[i + r + p]:
+                r += 1
+            reps = r // p + 1
+            if reps > 1 and reps * p > best_reps * best_p:
+                best_p, best_reps = p, reps
+        body = body_of(i, i + best_p)
+        if best_reps > 1:
+            out.append(Repeat(body, best_reps))
+        else:
+            out.extend(body)
+        i += best_p * best_reps
+    return out
+
+
+def _compress_periodic_small(row_list: list[list[int]], max_period: int) -> tuple[Node, ...]:
+    """:func:`compress_periodic_arrays` for a few tiles, in plain Python."""
+    ids_of: dict[tuple[int, ...], int] = {}
+    ids = [ids_of.setdefault(tuple(r), len(ids_of)) for r in row_list]
+    return tuple(_periodic(ids, max_period, lambda i, j: compress_runs([Tile(*r) for r in row_list[i:j]])))
+
+
 def compress_periodic_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, store_bits: np.ndarray,
                              max_period: int = 64) -> tuple[Node, ...]:
     """:func:`compress_periodic` of single-tile blocks given column-wise: runs of a repeating
@@ -125,6 +203,8 @@ def compress_periodic_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, 
     change[1:] = np.any(rows[1:] != rows[:-1], axis=1)
     if int(change.sum()) <= 2:  # at most two runs: nothing periodic beyond run-length encoding
         return compress_runs_arrays(rows[:, 0], rows[:, 1], rows[:, 2])
+    if n <= _SMALL_PERIODIC:
+        return _compress_periodic_small(rows.tolist(), max_period)
     _, ids = np.unique(rows, axis=0, return_inverse=True)
     ids = ids.reshape(-1)
     # memory bound: the (pmax, n) arrays below hold at most 2**24 elements each (the result is the
@@ -181,34 +261,10 @@ def compress_periodic(blocks: Sequence[tuple[Node, ...]], max_period: int = 64) 
     covered stretch wins) becomes one :class:`~accelsim.stats.Repeat`, so the simulator can
     fast-forward it; the tiles inside a pattern are run-length encoded.
     """
-    n = len(blocks)
-    if n == 0:
-        return []
     ids_of: dict[tuple[Node, ...], int] = {}
-    ids = np.array([ids_of.setdefault(b, len(ids_of)) for b in blocks], dtype=np.int64)
-    periods = range(1, min(max_period, n // 2) + 1)
-    run: dict[int, np.ndarray] = {}
-    for p in periods:  # run[p][i] = how many of ids[i:], ids[i+1:], ... equal the id p later
-        eq = (ids[:-p] == ids[p:]).astype(np.int64)
-        r = np.zeros(n + 1, dtype=np.int64)
-        for i in range(n - p - 1, -1, -1):
-            r[i] = r[i + 1] + 1 if eq[i] else 0
-        run[p] = r
-    out: list[Node] = []
-    i = 0
-    while i < n:
-        best_p, best_reps = 1, 1
-        for p in periods:
-            reps = int(run[p][i]) // p + 1
-            if reps > 1 and reps * p > best_reps * best_p:
-                best_p, best_reps = p, reps
-        body = compress_runs([t for blk in blocks[i:i + best_p] for t in blk])  # type: ignore[misc]
-        if best_reps > 1:
-            out.append(Repeat(body, best_reps))
-        else:
-            out.extend(body)
-        i += best_p * best_reps
-    return out
+    ids = [ids_of.setdefault(b, len(ids_of)) for b in blocks]
+    return _periodic(ids, max_period,
+                     lambda i, j: compress_runs([t for blk in blocks[i:j] for t in blk]))  # type: ignore[misc]
 
 
 def node_cycles(node: Node) -> int:

@@ -65,7 +65,7 @@ from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Pool,
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
 from .base import Engine
-from .lowering import compress_periodic, compress_runs, node_cycles, stream_tiles, vector_program, vector_work
+from .lowering import buffered_vector_program, compress_periodic, node_cycles
 
 
 @dataclass
@@ -176,6 +176,7 @@ def _se_ce_array(workload: Workload | None, layer: LayerBase) -> np.ndarray | No
 class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
     """Engine for :class:`~accelsim.hardware.smartexchange.SmartExchangeAccelerator`."""
 
+    exploits = frozenset({"smartexchange"})
 
     def supports(self, layer: LayerBase, hw: SmartExchangeAccelerator) -> tuple[bool, str]:
         return True, ""
@@ -427,14 +428,5 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
         return nodes
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: SmartExchangeAccelerator) -> LayerProgram:
-        ab = layer.compression.quant.act_bits
-        w = vector_work(layer, hw.pe_cols, ab)
-        tiles = stream_tiles(w.read_bits, w.cycles, w.write_bits, ceil_div(w.read_bits, hw.act_buffer.size_bits // 2))
-        actions = [
-            Action("vector", "op", w.ops, ab),
-            Action("act_buffer", "write", layer.input_words, ab), Action("act_buffer", "read", layer.input_words, ab),
-            Action("out_buffer", "write", layer.output_words, ab), Action("out_buffer", "read", layer.output_words, ab),
-            Action("dram", "read", layer.input_words, ab), Action("dram", "write", layer.output_words, ab),
-        ]
-        return vector_program(layer, w, engine="smartexchange.vector", body=compress_runs(tiles), actions=actions,
-                              pe_count=hw.pe_cols)
+        return buffered_vector_program(layer, lanes=hw.pe_cols, in_buffer="act_buffer", in_buffer_bits=hw.act_buffer.size_bits,
+                                       out_buffer="out_buffer", engine="smartexchange.vector")

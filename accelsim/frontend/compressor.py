@@ -87,10 +87,16 @@ def layer_infos(model: "nn.Module") -> list[LayerInfo]:
         elif _is_rnn(m):
             gates = 4 if isinstance(m, nn.LSTM) else 3
             out.append(LayerInfo(name, "lstm", (1, 1), m.input_size + m.hidden_size, gates * m.hidden_size))
+        elif isinstance(m, nn.MultiheadAttention):
+            out.append(LayerInfo(name, "attention", (1, 1), m.embed_dim, m.num_heads))
     return out
 
 
 def _weight_params(m: "nn.Module") -> list[str]:
+    if isinstance(m, nn.MultiheadAttention):
+        from .heads import projection_params
+
+        return projection_params(m)
     if _is_rnn(m):
         return [n for n, _ in m.named_parameters(recurse=False) if n.startswith("weight_")]
     return ["weight"]
@@ -366,6 +372,9 @@ class CompressedModel:
                         continue
                 groups.setdefault(plan.prune, []).append(u)
         for spec, units in groups.items():
+            if spec.kind == "head":
+                self._prune_heads(spec, units)
+                continue
             weights = {}
             for u in units:
                 m = _get(self.model, u.name)
@@ -388,6 +397,9 @@ class CompressedModel:
                     res = pr.gs_mask(w, spec.density, spec.group_rows)
                     masks[key] = res.mask
                     self.units[key[0]].gs = res
+            elif spec.kind == "filter":  # grouped (non-depthwise) convs keep equal counts per group
+                masks = {key: pr.filter_mask(w, spec.density, spec.norm, _filter_groups(_get(self.model, key[0])))
+                         for key, w in weights.items()}
             else:
                 masks = {key: pr.project_sparsity(w, spec) for key, w in weights.items()}
             for (uname, p), mask in masks.items():
@@ -398,6 +410,21 @@ class CompressedModel:
             if spec.kind in ("filter", "channel"):
                 self._prune_version += 1
 
+    def _prune_heads(self, spec: Any, units: list[UnitState]) -> None:
+        """Head pruning of attention units (:mod:`.heads`): zero the removed heads' Q/K/V rows."""
+        from . import heads
+
+        for u in units:
+            m = _get(self.model, u.name)
+            why = heads.check_supported(m)
+            if why is not None:
+                raise ConfigError(f"{why} ({u.name})", source="recipe", field="prune.head")
+            keep = heads.keep_heads(m, spec.density, spec.criterion)
+            for p, mask in heads.head_masks(m, keep).items():
+                old = u.masks.get(p)
+                u.masks[p] = mask & old if old is not None else mask
+            u.prune = spec
+
     def _quantize(self, plans: dict[str, LayerPlan], info_by: dict[str, LayerInfo], recipe: Recipe, example_input: Any,
                   sensitivity: Callable[[str, int], float] | None) -> None:
         mp = recipe.mixed_precision
@@ -405,7 +432,8 @@ class CompressedModel:
         for name, plan in plans.items():
             if plan.quantize is not None:
                 targets[name] = plan.quantize
-            elif mp is not None and "quantize" not in plan.explicit and info_by[name].type in recipe.types:
+            elif mp is not None and "quantize" not in plan.explicit and info_by[name].type in recipe.types \
+                    and info_by[name].type != "attention":
                 targets[name] = QuantSpec(act_bits=mp.act_bits)
         if mp is not None:
             targets = self._mixed_precision(targets, mp, example_input, sensitivity)
@@ -456,6 +484,14 @@ class CompressedModel:
             fields.update(weight_bits=b, act_bits=mp.act_bits, scheme="binary" if b == 1 else "int")
             out[name] = QuantSpec(**fields)
         return out
+
+
+def _filter_groups(m: Any) -> int:
+    """Groups of a grouped, non-depthwise conv (filter pruning per group), else 1."""
+    g = getattr(m, "groups", 1)
+    if isinstance(m, nn.Conv2d) and g > 1 and not (g == m.in_channels and m.out_channels == g):
+        return int(g)
+    return 1
 
 
 def _type_of(model: "nn.Module", name: str) -> str:

@@ -184,7 +184,7 @@ def _conv(ctx: _Ctx, name: str, m: "nn.Conv2d", in_shape: tuple[int, ...], keep:
     mask_t = unit.masks.get("weight") if unit is not None else None
     keep_out, keep_in, depthwise = keep.keep_out, keep.keep_in, keep.depthwise
     out_c = int(keep_out.sum())
-    in_c = out_c if depthwise else int(keep_in.sum()) * G
+    in_c = out_c if depthwise else keep.in_kept * G
     groups = out_c if depthwise else G
     original: dict[str, int] = {}
     if out_c != O:
@@ -197,9 +197,9 @@ def _conv(ctx: _Ctx, name: str, m: "nn.Conv2d", in_shape: tuple[int, ...], keep:
     mask = None
     if mask_t is not None:
         mk = mask_t.cpu().numpy().astype(bool)[keep_out]
-        mask = mk if depthwise else mk[:, keep_in]
+        mask = mk if depthwise else keep.gather_in(mk)
     kept_fraction = (out_c * (in_c // groups)) / (O * cin_g)
-    extra = _extra_arrays(unit, keep_out, None if depthwise else keep_in)
+    extra = _extra_arrays(unit, keep_out, None if depthwise else keep)
     fact, f_orig, factor_of = _factorization(unit)
     if f_orig:
         original = {**f_orig, **original}
@@ -241,13 +241,15 @@ def _act(d: float | None) -> float:
     return float(min(max(d, 1e-6), 1.0))
 
 
-def _extra_arrays(unit: UnitState | None, keep_out: np.ndarray, keep_in: np.ndarray | None) -> dict[str, np.ndarray]:
+def _extra_arrays(unit: UnitState | None, keep_out: np.ndarray, keep_in: "np.ndarray | Keep | None") -> dict[str, np.ndarray]:
     if unit is None:
         return {}
     out: dict[str, np.ndarray] = {}
     if unit.pattern is not None:
         ids = unit.pattern.assignment.cpu().numpy()[keep_out]
-        if keep_in is not None:
+        if isinstance(keep_in, Keep):
+            ids = keep_in.gather_in(ids)
+        elif keep_in is not None:
             ids = ids[:, keep_in]
         out["patterns"] = unit.pattern.library.cpu().numpy().astype(np.uint8)
         out["pattern_ids"] = ids.astype(np.int16)
@@ -299,15 +301,19 @@ def _linear(ctx: _Ctx, name: str, m: "nn.Linear", in_shape: tuple[int, ...], kee
     ctx.ran(scope if scope is not None else name, _restore(layer, structural).macs)
 
 
-def _attention(ctx: _Ctx, base: str, scope: str, batch: int, heads: int, L: int, S: int, d_qk: int, d_v: int) -> None:
-    """Scores ``Q K^T`` (per head ``L x d_qk x S``), softmax over the scores, context ``P V``."""
-    scores = Matmul(name=ctx.unique(base + "scores"), batch=batch, heads=heads, m=L, k=d_qk, n=S)
+def _attention(ctx: _Ctx, base: str, scope: str, batch: int, heads: int, L: int, S: int, d_qk: int, d_v: int,
+               keep_heads: np.ndarray | None = None) -> None:
+    """Scores ``Q K^T`` (per head ``L x d_qk x S``), softmax over the scores, context ``P V``;
+    with ``keep_heads`` (head pruning) over the kept heads only (``original`` keeps ``heads``)."""
+    kept = heads if keep_heads is None else int(keep_heads.sum())
+    comp = Compression(original={"heads": heads}) if kept != heads else Compression()
+    scores = Matmul(name=ctx.unique(base + "scores"), batch=batch, heads=kept, m=L, k=d_qk, n=S, compression=comp)
     ctx.add(scores)
-    ctx.ran(scope, scores.macs)
-    _elementwise(ctx, base + "softmax", (batch, heads, L, S), 1, 5)
-    context = Matmul(name=ctx.unique(base + "context"), batch=batch, heads=heads, m=L, k=S, n=d_v)
+    ctx.ran(scope, scores.macs * heads // kept)
+    _elementwise(ctx, base + "softmax", (batch, heads, L, S), 1, 5, alive=keep_heads)
+    context = Matmul(name=ctx.unique(base + "context"), batch=batch, heads=kept, m=L, k=S, n=d_v, compression=comp)
     ctx.add(context)
-    ctx.ran(scope, context.macs)
+    ctx.ran(scope, context.macs * heads // kept)
 
 
 def _arg(node: Any, i: int, key: str) -> Any:
@@ -328,21 +334,29 @@ def _mha(ctx: _Ctx, name: str, m: "nn.MultiheadAttention", node: Any, act_densit
         S0 = ks[1] if m.batch_first else ks[0]
     else:
         B, L, S0 = 1, qs[0], ks[0]
-    E, H = m.embed_dim, m.num_heads
-    if q is k and k is v:
-        proj = Linear(name=ctx.unique(name + ".in_proj"), batch=B, tokens=L, in_features=E, out_features=3 * E)
+    from .heads import kept_heads
+
+    E, H, d = m.embed_dim, m.num_heads, m.head_dim
+    keep_h = kept_heads(ctx.unit(name), m)  # head pruning of the masked model (None: all heads)
+    inner = H * d  # == E, except for a heads.PrunedMultiheadAttention
+    kept_inner = inner if keep_h is None else int(keep_h.sum()) * d
+    comp = Compression(original={"out_features": inner}) if kept_inner != inner else Compression()
+    parts = [("in_proj", L, E, 3)] if q is k and k is v else [("q_proj", L, E, 1), ("k_proj", S0, m.kdim, 1),
+                                                               ("v_proj", S0, m.vdim, 1)]
+    for part, tokens, fin, n in parts:
+        if n == 3 and comp.original:
+            comp = Compression(original={"out_features": 3 * inner})
+        proj = Linear(name=ctx.unique(f"{name}.{part}"), batch=B, tokens=tokens, in_features=fin,
+                      out_features=n * kept_inner, compression=comp)
         ctx.add(proj)
-        ctx.ran(name, proj.macs)
-    else:
-        for part, tokens, fin in (("q_proj", L, E), ("k_proj", S0, m.kdim), ("v_proj", S0, m.vdim)):
-            proj = Linear(name=ctx.unique(f"{name}.{part}"), batch=B, tokens=tokens, in_features=fin, out_features=E)
-            ctx.add(proj)
-            ctx.ran(name, proj.macs)
+        ctx.ran(name, proj.macs * inner // kept_inner)
     S = S0 + (1 if m.bias_k is not None else 0) + (1 if m.add_zero_attn else 0)
-    _attention(ctx, name + ".", name, B, H, L, S, m.head_dim, m.head_dim)
+    _attention(ctx, name + ".", name, B, H, L, S, d, d, keep_h)
     op = m.out_proj
-    _linear(ctx, name + ".out_proj", op, (B, L, E), linear_keep(op, ctx.unit(name + ".out_proj"), None), act_density,
-            scope=name)
+    keep = linear_keep(op, ctx.unit(name + ".out_proj"), None)
+    if keep_h is not None:
+        keep.keep_in &= np.repeat(keep_h, d)
+    _linear(ctx, name + ".out_proj", op, (B, L, E), keep, act_density, scope=name)
 
 
 def _sdpa(ctx: _Ctx, base: str, scope: str, node: Any) -> None:

@@ -10,7 +10,13 @@ which channels of its output are *alive* (``None`` = all), starting from filter 
 
 - a conv / linear keeps the filters its mask keeps (``keep_out``) and reads the alive input
   channels its channel mask keeps (``keep_in``); a depthwise conv keeps a channel only if its
-  input channel is alive and its filter kept; grouped (non-depthwise) convs keep every channel;
+  input channel is alive and its filter kept; a grouped (non-depthwise) conv keeps the same
+  number of filters and of input channels in every group (so it stays one grouped conv with the
+  same ``groups``): the largest per-group count, a group with fewer padded with its removed
+  (all-zero) filters / dead (all-zero) input channels of lowest index (``in_index``: the kept
+  group-local input channels of every group). Filter pruning of grouped convs keeps equal counts
+  per group in the first place (:func:`.pruning.filter_mask`), so the padding only appears when
+  the producer's alive channels are unbalanced;
 - batch norm, ReLU-family / tanh / GELU / SiLU / hardswish activations, dropout, pooling keep the
   alive set (they map 0 to 0, batch norm once its removed channels are masked, which
   :class:`~.compressor.CompressedModel` does); sigmoid-like ops (0 -> 0.5) stop it;
@@ -188,12 +194,38 @@ def op_kind(node: Any, modules: dict[str, "nn.Module"]) -> str:
 
 @dataclass
 class Keep:
-    """Channels a conv / linear node keeps (``keep_in`` over input channels of one group)."""
+    """Channels a conv / linear node keeps (``keep_in`` over input channels of one group; for a
+    grouped conv ``in_index[g]`` lists the kept group-local input channels of group ``g``, equal
+    counts, and ``keep_in`` is their union over the group-local positions)."""
 
     keep_out: np.ndarray
     keep_in: np.ndarray
     depthwise: bool = False
     grouped: bool = False
+    in_index: np.ndarray | None = None
+
+    @property
+    def in_kept(self) -> int:
+        """Input channels per group of the shrunk layer."""
+        return int(self.in_index.shape[1]) if self.in_index is not None else int(self.keep_in.sum())
+
+    def need_in(self, in_channels: int) -> np.ndarray:
+        """Input channels (over all ``in_channels``) the shrunk grouped conv reads, in order."""
+        assert self.in_index is not None
+        G, cin_g = self.in_index.shape[0], in_channels // self.in_index.shape[0]
+        need = np.zeros(in_channels, dtype=bool)
+        need[(np.arange(G)[:, None] * cin_g + self.in_index).reshape(-1)] = True
+        return need
+
+    def gather_in(self, arr: np.ndarray) -> np.ndarray:
+        """Columns (dim 1, group-local input channels) of ``arr`` whose rows are the kept filters."""
+        if self.in_index is None:
+            return arr[:, self.keep_in]
+        G = self.in_index.shape[0]
+        group = np.repeat(np.arange(G), len(arr) // G)
+        idx = self.in_index[group]
+        return np.take_along_axis(arr, idx.reshape(idx.shape + (1,) * (arr.ndim - 2)), axis=1) if arr.ndim > 2 \
+            else np.take_along_axis(arr, idx, axis=1)
 
 
 @dataclass
@@ -229,11 +261,41 @@ def conv_keep(m: "nn.Conv2d", unit: Any, in_alive: np.ndarray | None) -> Keep:
             keep_in &= in_alive
         if kind == "channel" and mask_t is not None:
             keep_in &= mask_t.any(dim=(0, 2, 3)).cpu().numpy()
+    if G > 1 and not depthwise:
+        return _grouped_keep(m, mask_t, kind, in_alive)
     if not keep_out.any():
         keep_out[0] = True  # a layer keeps at least one filter
     if not keep_in.any():
         keep_in[0] = True
-    return Keep(keep_out, keep_in, depthwise, G > 1 and not depthwise)
+    return Keep(keep_out, keep_in, depthwise, False)
+
+
+def _balanced(keep: np.ndarray) -> np.ndarray:
+    """``keep`` (G x n) with every row raised to the largest row count by its first unkept entries."""
+    k = max(1, int(keep.sum(axis=1).max()))
+    out = keep.copy()
+    for row in out:
+        missing = k - int(row.sum())
+        if missing > 0:
+            row[np.flatnonzero(~row)[:missing]] = True
+    return out
+
+
+def _grouped_keep(m: "nn.Conv2d", mask_t: Any, kind: str | None, in_alive: np.ndarray | None) -> Keep:
+    """Equal kept counts per group (see the module doc)."""
+    O, G = m.out_channels, m.groups
+    cin_g = m.in_channels // G
+    keep_out = np.ones((G, O // G), dtype=bool)
+    if kind == "filter" and mask_t is not None:
+        keep_out &= mask_t.reshape(O, -1).any(dim=1).cpu().numpy().reshape(G, -1)
+    keep_in = np.ones((G, cin_g), dtype=bool)
+    if in_alive is not None and len(in_alive) == m.in_channels:
+        keep_in &= in_alive.reshape(G, cin_g)
+    if kind == "channel" and mask_t is not None:
+        keep_in &= mask_t.any(dim=(0, 2, 3)).cpu().numpy()[None, :]
+    keep_in = _balanced(keep_in)
+    in_index = np.stack([np.flatnonzero(row) for row in keep_in])
+    return Keep(_balanced(keep_out).reshape(-1), keep_in.any(axis=0), False, True, in_index)
 
 
 def linear_keep(m: "nn.Linear", unit: Any, in_alive: np.ndarray | None) -> Keep:

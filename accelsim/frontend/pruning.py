@@ -64,11 +64,19 @@ def _norm(x: "torch.Tensor", dim: tuple[int, ...], norm: str) -> "torch.Tensor":
     return x.abs().sum(dim=dim) if norm == "l1" else x.pow(2).sum(dim=dim).sqrt()
 
 
-def filter_mask(w: "torch.Tensor", density: float, norm: str = "l1") -> "torch.Tensor":
+def filter_mask(w: "torch.Tensor", density: float, norm: str = "l1", groups: int = 1) -> "torch.Tensor":
     """Filter pruning (Li, Kadav, Durdanovic, Samet, Graf, "Pruning Filters for Efficient ConvNets",
-    ICLR 2017, arXiv 1608.08710): keep the output filters (rows) of largest L1/L2 norm."""
+    ICLR 2017, arXiv 1608.08710): keep the output filters (rows) of largest L1/L2 norm. With
+    ``groups > 1`` (a grouped conv's filters, ``groups`` consecutive blocks) every group keeps the
+    same number, ``round(density * out / groups)`` (>= 1), so the shrunk conv stays grouped."""
     w2 = w.detach().reshape(w.shape[0], -1)
-    keep = _topk_mask(_norm(w2, (1,), norm), _keep_count(w.shape[0], density))
+    scores = _norm(w2, (1,), norm)
+    if groups > 1 and w.shape[0] % groups == 0:
+        per = scores.reshape(groups, -1)
+        k = _keep_count(per.shape[1], density)
+        keep = torch.cat([_topk_mask(row, k) for row in per])
+    else:
+        keep = _topk_mask(scores, _keep_count(w.shape[0], density))
     return keep.view(-1, *([1] * (w.dim() - 1))).expand_as(w).clone()
 
 

@@ -17,8 +17,10 @@ exact name, regular expression (full match) and/or layer type, like SparseML / N
 Sections: ``prune`` (one of the kinds below), ``quantize``, ``factorize``, ``smartexchange``,
 ``mixed_precision`` (bits assigned under a BOPs/size budget, see :mod:`.quantize`). An override
 merges into the defaults field by field (a different ``kind`` replaces the section); ``null``
-removes the section for the matched layers. Layer types are ``conv2d``, ``linear`` and ``lstm``
-(also GRU). This module does not import torch.
+removes the section for the matched layers. Layer types are ``conv2d``, ``linear``, ``lstm``
+(also GRU) and ``attention`` (``nn.MultiheadAttention``; not in the default ``types``; it takes
+only ``prune: {kind: head}``, and an override selecting it by ``regex`` alone changes only its head
+pruning -- its ``out_proj`` is a ``linear`` layer of its own). This module does not import torch.
 
 Eligibility: a default (top-level) section is applied only to the layers it fits (``pattern``:
 3x3 convs; ``nm``: layers whose reduction length is a multiple of ``m``; ``tucker2``: convs;
@@ -38,7 +40,7 @@ from .._validation import read_yaml, validate_model
 from ..errors import ConfigError
 
 Density = Annotated[float, Field(gt=0.0, le=1.0)]
-LayerType = Literal["conv2d", "linear", "lstm"]
+LayerType = Literal["conv2d", "linear", "lstm", "attention"]
 
 
 class _Spec(BaseModel):
@@ -111,11 +113,20 @@ class GSPrune(_Spec):
     group_rows: Annotated[int, Field(gt=0)] = 8
 
 
+class HeadPrune(_Spec):
+    """Remove whole attention heads of ``nn.MultiheadAttention`` (layer type ``attention``), ranked by
+    the L2 (or L1) norm of each head's Q/K/V rows and output-projection columns (see :mod:`.heads`)."""
+
+    kind: Literal["head"] = "head"
+    density: Density
+    criterion: Literal["l2", "l1"] = "l2"
+
+
 PruneSpec = Annotated[
-    Union[UnstructuredPrune, FilterPrune, ChannelPrune, BlockPrune, NMPrune, PatternPrune, GSPrune],
+    Union[UnstructuredPrune, FilterPrune, ChannelPrune, BlockPrune, NMPrune, PatternPrune, GSPrune, HeadPrune],
     Field(discriminator="kind"),
 ]
-PRUNE_KINDS = ("unstructured", "filter", "channel", "block", "nm", "pattern", "gs")
+PRUNE_KINDS = ("unstructured", "filter", "channel", "block", "nm", "pattern", "gs", "head")
 
 
 # --- quantisation / factorisation / SmartExchange ---------------------------------------------
@@ -299,6 +310,10 @@ def _merge(base: Any, change: dict[str, Any] | None, section: str, where: str, s
 
 def eligibility(section: str, spec: Any, info: LayerInfo) -> str | None:
     """Why ``spec`` cannot be applied to ``info`` (None when it can)."""
+    if info.type == "attention" and not (section == "prune" and spec.kind == "head"):
+        return f"attention layers take only head pruning, not {section} {getattr(spec, 'kind', '')} ({info.name})".replace(" )", ")")
+    if section == "prune" and spec.kind == "head" and info.type != "attention":
+        return f"head pruning applies to attention layers (nn.MultiheadAttention), {info.name} is {info.type}"
     if section == "prune":
         if spec.kind == "pattern" and not (info.type == "conv2d" and info.kernel == (3, 3)):
             return f"pattern pruning needs a 3x3 conv, {info.name} is a {info.type} with kernel {info.kernel}"
@@ -355,17 +370,23 @@ def resolve(recipe: Recipe, layers: list[LayerInfo], source: str = "recipe") -> 
                 raise ConfigError(f"types {list(ov.types)} select no compressible layer of this model; its layers: "
                                   f"{_layer_list(by_name)}", source=source, field=f"{where}.types")
         given = ov.model_fields_set
+        named = set(ov.names or ()) | {n for n in selected if ov.types is not None}
         for n in selected:
             plan = plans[n]
             for section in ("prune", "quantize", "factorize", "smartexchange"):
                 if section in given:
+                    head = section == "prune" and (ov.prune or {}).get("kind", getattr(plan.prune, "kind", None)) == "head"
+                    if n not in named and (by_name[n].type == "attention") != head:
+                        continue  # a regex-only override: head pruning for attention layers, the rest for others
                     setattr(plan, section, _merge(getattr(plan, section), getattr(ov, section), section,
                                                   f"{where}.{section}", source))
                     plan.explicit.add(section)
     notes: list[str] = []
     for name, plan in plans.items():
         info = by_name[name]
-        for section in ("prune", "factorize", "smartexchange"):
+        for section in ("prune", "quantize", "factorize", "smartexchange"):
+            if section == "quantize" and info.type != "attention":
+                continue
             spec = getattr(plan, section)
             if spec is None:
                 continue
@@ -411,6 +432,6 @@ def load_recipe(path: str | Path | dict[str, Any] | Recipe) -> Recipe:
 
 __all__ = [
     "Recipe", "Override", "UnstructuredPrune", "FilterPrune", "ChannelPrune", "BlockPrune", "NMPrune",
-    "PatternPrune", "GSPrune", "QuantSpec", "MixedPrecisionSpec", "FactorizeSpec", "SmartExchangeSpec",
+    "PatternPrune", "GSPrune", "HeadPrune", "QuantSpec", "MixedPrecisionSpec", "FactorizeSpec", "SmartExchangeSpec",
     "LayerInfo", "LayerPlan", "resolve", "load_recipe", "eligibility", "PRUNE_KINDS",
 ]

@@ -6,12 +6,16 @@ exporter uses (:func:`.graph.liveness`), so the export of the result equals the 
 masked model layer for layer (names, shapes, MACs):
 
 - a conv / linear keeps the filters and input channels the analysis keeps (weights, bias sliced);
-  a depthwise conv keeps its alive channels; batch norms keep their alive channels;
+  a depthwise conv keeps its alive channels; a grouped conv keeps the same number of filters and
+  input channels in every group (``groups`` unchanged; each filter reads its group's kept
+  inputs); batch norms keep their alive channels;
 - a tensor's *physical* channels are its alive channels; where a consumer needs another set (a
   residual add takes the union of its inputs, a conv reads only its kept input channels, any op
   the analysis does not understand reads all channels) a :class:`ChannelRemap` gathers the
   channels it needs and fills the others with zeros (no MACs: an index copy);
-- ``view`` / ``reshape`` of a pruned ``N x C x H x W`` tensor become ``flatten(x, 1)``.
+- ``view`` / ``reshape`` of a pruned ``N x C x H x W`` tensor become ``flatten(x, 1)``;
+- a head-pruned ``nn.MultiheadAttention`` becomes a :class:`.heads.PrunedMultiheadAttention`
+  with only its kept heads (Q/K/V rows and ``out_proj`` columns removed).
 
 Removed channels are exactly zero in the masked model (:meth:`.CompressedModel.sync_channel_masks`
 zeroes their biases and batch norms), so the outputs agree up to float rounding (the only
@@ -32,6 +36,7 @@ import numpy as np
 
 from ._deps import require_torch
 from .graph import liveness, op_kind, out_shape, record_shapes, trace
+from .heads import PrunedMultiheadAttention, kept_heads, prune_heads
 
 torch = require_torch()
 nn = torch.nn
@@ -108,14 +113,19 @@ def _new_conv(m: "nn.Conv2d", keep: Any) -> "nn.Conv2d":
     elif m.groups == 1:
         w2, groups = w.index_select(0, out_i).index_select(1, _idx(keep.keep_in, w.device)), 1
         cin = w2.shape[1]
-    else:
-        w2, groups, cin = w, m.groups, m.in_channels
+    else:  # grouped: equal kept filters and input channels per group (graph.Keep.in_index)
+        w2 = w.index_select(0, out_i)
+        G = m.groups
+        idx = torch.as_tensor(keep.in_index, dtype=torch.long, device=w.device)
+        rows = idx.repeat_interleave(w2.shape[0] // G, dim=0)  # kept-filter row -> its group's inputs
+        w2 = torch.gather(w2, 1, rows[:, :, None, None].expand(-1, -1, *w2.shape[2:]))
+        groups, cin = G, idx.shape[1] * G
     new = nn.Conv2d(cin, w2.shape[0], m.kernel_size, m.stride, m.padding, m.dilation, groups, m.bias is not None,
                     m.padding_mode, device=w.device, dtype=w.dtype)
     with torch.no_grad():
         new.weight.copy_(w2)
         if m.bias is not None:
-            new.bias.copy_(m.bias.detach()[out_i] if not keep.grouped else m.bias.detach())
+            new.bias.copy_(m.bias.detach()[out_i])
     new._forward_pre_hooks.update(m._forward_pre_hooks)
     return new
 
@@ -204,7 +214,7 @@ def pruned_module(cm: Any, example_input: Any) -> "fx.GraphModule":
         first = node.args[0] if node.args else None
         if kind == "conv":
             m, keep = modules[node.target], lv.keeps[node]
-            need = keep.keep_out if keep.depthwise else keep.keep_in if m.groups == 1 else None
+            need = keep.keep_out if keep.depthwise else keep.keep_in if m.groups == 1 else keep.need_in(m.in_channels)
             node.args = (remap(first, need, node, full=m.in_channels),) + tuple(node.args[1:])
             _set(gm, node.target, _new_conv(m, keep))
         elif kind == "linear":
@@ -234,10 +244,23 @@ def pruned_module(cm: Any, example_input: Any) -> "fx.GraphModule":
             elif kind == "reshape":
                 node.op, node.target = "call_function", torch.flatten
                 node.args, node.kwargs = (first, 1), {}
+        elif kind == "mha":
+            to_full(node)
+            keep_h = kept_heads(cm.units.get(node.target), modules[node.target])
+            if keep_h is not None:  # head pruning: a smaller attention module (heads.PrunedMultiheadAttention)
+                _set(gm, node.target, prune_heads(modules[node.target], keep_h))
         elif node.op != "placeholder" and node.op != "get_attr":
             to_full(node)
         if node in lv.alive and node.op != "output":
             physical[node] = lv.alive[node]
+    done = {n.target for n in gm.graph.nodes if n.op == "call_module" and isinstance(gm.get_submodule(n.target),
+                                                                                    PrunedMultiheadAttention)}
+    for name, u in cm.units.items():
+        if u.prune is not None and u.prune.kind == "head" and name not in done:
+            note = (f"pruned_module: {name} is inside a module fx keeps opaque (e.g. nn.TransformerEncoderLayer); "
+                    f"its heads stay masked, not removed")
+            if note not in cm.notes:
+                cm.notes.append(note)
     gm.graph.lint()
     gm.recompile()
     gm.delete_all_unused_submodules()

@@ -6,6 +6,8 @@ Defaults are published 45 nm figures (``docs/energy.md`` and ``literature.md`` s
   with ``k = 0.2 / 64 = 3.125e-3 pJ/bit^2`` (3.2 pJ predicted at 32 bit);
 - integer add 0.03 pJ at 8 bit, 0.1 pJ at 32 bit -> ``E_add = 3.75e-3 pJ/bit * bits`` (the MAC's
   accumulator add runs at ``accumulator_bits``);
+- floating point (Horowitz): multiply FP16 1.1 / FP32 3.7 pJ, add FP16 0.4 / FP32 0.9 pJ; a float
+  MAC accumulates in an FP adder of ``accumulator_bits`` (FP16 MAC into FP32: 2.0 pJ);
 - SRAM read 10 pJ per 64-bit word at 8 KB, growing with sqrt(capacity) (20 pJ at 32 KB, 100 pJ at
   1 MB in Horowitz's table; sqrt gives 20 and 113) -> ``0.156 pJ/bit * sqrt(size_kb / 8)``;
   writes cost the same unless overridden;
@@ -14,11 +16,13 @@ Defaults are published 45 nm figures (``docs/energy.md`` and ``literature.md`` s
   consistent with Eyeriss' RF ~ 1x MAC energy);
 - SRAM leakage 0.0072 mW/KB (PUMA's 64 KB eDRAM: 0.46 mW).
 
-Every number can be overridden per hardware file.
+Every number can be overridden per hardware file; ``technology_nm`` (7..130 nm) scales them all
+except DRAM and leakage (Stillmaker & Baas 2017, :mod:`accelsim.hardware.technology`).
 """
 from __future__ import annotations
 
 import functools
+import math
 import types
 import typing
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
@@ -26,6 +30,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .._validation import reject_bool_numbers
+
+from .technology import MAX_NODE_NM, MIN_NODE_NM, energy_scale
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..stats import Action
@@ -54,14 +60,44 @@ class _Config(BaseModel):
         return reject_bool_numbers(cls, data)
 
 
-class EnergyTable(_Config):
-    """Energy per action at the configured technology (pJ), with bit-width scaling."""
+#: Horowitz ISSCC'14, 45 nm: FP16 multiply 1.1 pJ, FP32 3.7 pJ -> E = 1.1 (b/16)^1.75
+FP_MULT_PJ_AT_16B, FP_MULT_EXPONENT = 1.1, 1.75
+#: Horowitz ISSCC'14, 45 nm: FP16 add 0.4 pJ, FP32 0.9 pJ -> E = 0.4 (b/16)^log2(0.9/0.4)
+FP_ADD_PJ_AT_16B, FP_ADD_EXPONENT = 0.4, math.log2(0.9 / 0.4)
 
-    technology_nm: int = Field(45, gt=0, le=10**4)
+
+class EnergyTable(_Config):
+    """Energy per action (pJ), with bit-width, number-format and technology scaling.
+
+    Every coefficient of this table is a 45 nm figure (module docstring). Models:
+
+    - multiply: int ``mult_pj_per_bit2 * wb * ab``; ``pow2`` weights: a shift (adder of ``ab``
+      bits); ``binary``/``ternary``: none; ``float``: Horowitz' FP multiply ``1.1 (b/16)^1.75`` pJ
+      at ``b = max(wb, ab)`` (FP16 1.1, FP32 3.7 pJ);
+    - accumulate: an integer adder of ``accumulator_bits`` (``add_pj_per_bit * bits``; 0.12 pJ at
+      32 bit), or for ``float`` MACs a floating-point adder of ``accumulator_bits``
+      ``0.4 (b/16)^1.17`` pJ (Horowitz: FP16 add 0.4, FP32 0.9 pJ). An FP16 MAC accumulating in
+      FP32 costs 1.1 + 0.9 = 2.0 pJ, an int8 MAC 0.2 + 0.12 = 0.32 pJ;
+    - ``mac_pj`` (override): the energy of the *reference* MAC, int8 x int8 with this table's
+      accumulator. Every other format and width costs ``mac_pj`` times the built-in model's ratio
+      ``E(wb, ab, scheme) / E(8, 8, int)`` (so an override keeps the format's relative cost:
+      fp16 = 6.25x, binary = 0.375x, int4 = 0.53x the int8 MAC at the defaults);
+    - technology: every energy of this table (MAC, multiply, adders, PE registers, SRAM per-bit
+      size model, ``mac_pj``) is multiplied by :func:`~accelsim.hardware.technology.energy_scale`
+      of ``technology_nm`` (Stillmaker & Baas 2017; 1.0 at 45 nm; valid 7..130 nm, other values
+      are rejected). Not scaled: DRAM (``dram.pj_per_bit`` is an interface figure, not logic),
+      explicit per-memory ``read_pj_per_bit``/``write_pj_per_bit`` overrides (they describe a
+      concrete macro), leakage powers, and kind-specific tables (crossbar, FPGA).
+    """
+
+    # not marked PRICING_ONLY although it only prices: the explorer's stored timing keys keep it
+    technology_nm: int = Field(45, ge=MIN_NODE_NM, le=MAX_NODE_NM,
+                               description="CMOS node; scales the table's energies (Stillmaker & Baas 2017)")
     mult_pj_per_bit2: float = Field(0.2 / 64, ge=0, le=MAX_PJ, json_schema_extra=PRICING_ONLY)
     add_pj_per_bit: float = Field(0.03 / 8, ge=0, le=MAX_PJ, json_schema_extra=PRICING_ONLY)
     accumulator_bits: int = Field(32, ge=1, le=64)
-    mac_pj: float | None = Field(None, ge=0, le=MAX_PJ, description="fixed energy per MAC; overrides the bit-width model", json_schema_extra=PRICING_ONLY)
+    mac_pj: float | None = Field(None, ge=0, le=MAX_PJ, description="energy of the int8 x int8 reference MAC; other formats "
+                                 "scale by the bit-width model's ratios", json_schema_extra=PRICING_ONLY)
     pe_rf_pj_per_bit: float = Field(0.095 / 8, ge=0, le=MAX_PJ, json_schema_extra=PRICING_ONLY)
     sram_pj_per_bit_at_8kb: float = Field(10.0 / 64, ge=0, le=MAX_PJ, json_schema_extra=PRICING_ONLY)
     sram_size_exponent: float = Field(0.5, ge=0, le=1.5, json_schema_extra=PRICING_ONLY)
@@ -69,27 +105,61 @@ class EnergyTable(_Config):
     pe_leakage_mw: float = Field(0.0, ge=0, le=MAX_PJ, description="static power per PE (0: not modelled)")
     shift_add_pj_per_bit: float = Field(0.03 / 8, ge=0, description="shift-and-add / decoder ops", json_schema_extra=PRICING_ONLY)
 
-    def mult_pj(self, weight_bits: int, act_bits: int, scheme: str = "int") -> float:
-        """One multiply. pow2 weights shift (an add-sized op); binary/ternary need none."""
+    @property
+    def tech_scale(self) -> float:
+        """Energy factor of ``technology_nm`` relative to 45 nm (Stillmaker & Baas 2017)."""
+        return energy_scale(self.technology_nm)
+
+    # -- 45 nm reference figures (unscaled) ---------------------------------------------------
+    def _mult_ref_pj(self, weight_bits: int, act_bits: int, scheme: str) -> float:
         if scheme in ("binary", "ternary"):
             return 0.0
         if scheme == "pow2":
             return self.add_pj_per_bit * act_bits
         if scheme == "float":
-            # FP16 multiply 1.1 pJ, FP32 3.7 pJ (Horowitz): ~ b^1.75
-            return 1.1 * (max(weight_bits, act_bits) / 16) ** 1.75
+            return FP_MULT_PJ_AT_16B * (max(weight_bits, act_bits) / 16) ** FP_MULT_EXPONENT
         return self.mult_pj_per_bit2 * weight_bits * act_bits
 
+    def _accumulate_ref_pj(self, scheme: str) -> float:
+        if scheme == "float":
+            return FP_ADD_PJ_AT_16B * (self.accumulator_bits / 16) ** FP_ADD_EXPONENT
+        return self.add_pj_per_bit * self.accumulator_bits
+
+    def _mac_ref_pj(self, weight_bits: int, act_bits: int, scheme: str) -> float:
+        return self._mult_ref_pj(weight_bits, act_bits, scheme) + self._accumulate_ref_pj(scheme)
+
+    # -- priced at technology_nm ----------------------------------------------------------------
+    def mult_pj(self, weight_bits: int, act_bits: int, scheme: str = "int") -> float:
+        """One multiply. pow2 weights shift (an add-sized op); binary/ternary need none."""
+        return self.tech_scale * self._mult_ref_pj(weight_bits, act_bits, scheme)
+
+    def accumulate_pj(self, scheme: str = "int") -> float:
+        """The MAC's accumulator add at ``accumulator_bits`` (a floating-point adder for ``float``)."""
+        return self.tech_scale * self._accumulate_ref_pj(scheme)
+
     def mac_energy_pj(self, weight_bits: int = 8, act_bits: int = 8, scheme: str = "int") -> float:
-        """One multiply-accumulate at the given operand widths."""
+        """One multiply-accumulate at the given operand widths and number format."""
+        ref = self._mac_ref_pj(weight_bits, act_bits, scheme)
         if self.mac_pj is not None:
-            scale = (weight_bits * act_bits) / 64.0 if scheme == "int" else 1.0
-            return self.mac_pj * scale
-        return self.mult_pj(weight_bits, act_bits, scheme) + self.add_pj_per_bit * self.accumulator_bits
+            int8 = self._mac_ref_pj(8, 8, "int")
+            ref = self.mac_pj * (ref / int8) if int8 > 0 else self.mac_pj
+        return self.tech_scale * ref
+
+    def add_pj(self, bits: int) -> float:
+        """An integer adder (vector ops, bit-serial steps) of ``bits``."""
+        return self.tech_scale * self.add_pj_per_bit * bits
+
+    def shift_add_pj(self, bits: int) -> float:
+        """A shift-and-add / decoder op of ``bits``."""
+        return self.tech_scale * self.shift_add_pj_per_bit * bits
+
+    def pe_rf_pj(self, bits: int) -> float:
+        """A PE register access of ``bits``."""
+        return self.tech_scale * self.pe_rf_pj_per_bit * bits
 
     def sram_pj_per_bit(self, size_kb: float) -> float:
         """Per-bit access energy of an SRAM of ``size_kb`` (sqrt-of-capacity scaling)."""
-        return self.sram_pj_per_bit_at_8kb * (max(size_kb, 1e-3) / 8.0) ** self.sram_size_exponent
+        return self.tech_scale * self.sram_pj_per_bit_at_8kb * (max(size_kb, 1e-3) / 8.0) ** self.sram_size_exponent
 
 
 class SramConfig(_Config):

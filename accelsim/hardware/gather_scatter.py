@@ -91,7 +91,7 @@ class GatherScatterHardware(HardwareBase):
         if action.component == "gather_unit" and action.action in ("gather", "scatter"):
             if self.gather_pj_per_element is not None:
                 return self.gather_pj_per_element
-            return self.energy.add_pj_per_bit * self.address_bits
+            return self.energy.add_pj(self.address_bits)
         return None
 
     def summary(self) -> str:

@@ -74,7 +74,7 @@ class SmartExchangeAccelerator(HardwareBase):
     def action_energy_pj(self, action: Action) -> float | None:
         """The rebuild engine's shift-adds (component ``decoder``); the rest is generic."""
         if action.component == "decoder" and action.action == "shift_add":
-            return self.energy.shift_add_pj_per_bit * action.bits
+            return self.energy.shift_add_pj(action.bits)
         return None
 
     def summary(self) -> str:

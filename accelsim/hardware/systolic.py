@@ -100,7 +100,8 @@ class SystolicArray(HardwareBase):
         """Bit-serial MACs (``sparse.bit_serial``); everything else is priced generically."""
         if action.component == "mac" and action.action == "bit_serial_mac":
             t = self.energy
-            return action.bits * t.add_pj_per_bit * (action.bits + action.act_bits) + t.add_pj_per_bit * t.accumulator_bits
+            return t.tech_scale * (action.bits * t.add_pj_per_bit * (action.bits + action.act_bits)
+                                   + t.add_pj_per_bit * t.accumulator_bits)
         return None
 
     def summary(self) -> str:

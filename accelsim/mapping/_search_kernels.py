@@ -503,7 +503,8 @@ def _signature_nb(od, osz, nlev, counts, irr, out):  # pragma: no cover - numba
     top-irrelevant, top-relevant and bottom-irrelevant run products)."""
     n = od.shape[0]
     maxlev = counts.shape[1]
-    out[:] = 0
+    for i in range(out.shape[0]):  # element loops, here and below: numba compiles a slice
+        out[i] = 0                 # assignment's shape-error path in seconds (issue 11: cold start)
     lvd = np.empty((maxlev, n), dtype=np.int64)
     lvs = np.empty((maxlev, n), dtype=np.int64)
     ln = np.zeros(maxlev, dtype=np.int64)
@@ -587,7 +588,6 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
     for o in range(3):
         if nlev[o] > maxlev:
             maxlev = nlev[o]
-    a = np.arange(n)
     # collapse equal keys so the permutation generator sees a multiset
     rank = np.zeros(n, dtype=np.int64)
     for i in range(1, n):
@@ -615,7 +615,9 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
         if _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits, o_final_bits,
                         geo, irr, c):
             ok[k] = True
-            counts[k] = c
+            for o in range(3):
+                for l in range(maxlev):
+                    counts[k, o, l] = c[o, l]
             _signature_nb(od, osz, nlev, c, irr, sig[k])
         k += 1
         if not _next_perm(a):
@@ -623,43 +625,10 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
     return orders[:k], counts[:k], ok[:k], sig[:k]
 
 
-@njit(cache=True)
-def _row_hash(a):  # pragma: no cover - numba
-    h = np.uint64(1469598103934665603)
-    for x in a:
-        h = (h ^ np.uint64(x & 0xFFFFFFFFFFFF)) * np.uint64(1099511628211)
-    return h
-
-
-@njit(cache=True)
-def first_of_each_class(sig):  # pragma: no cover - numba
-    """Indices (ascending) of the first row of every distinct row of ``sig`` (exact: equal hashes
-    are confirmed by comparing the rows)."""
-    n = sig.shape[0]
-    h = np.empty(n, dtype=np.uint64)
-    for i in range(n):
-        h[i] = _row_hash(sig[i])
-    order = np.argsort(h, kind="mergesort")  # stable: ascending index within equal hashes
-    keep = np.ones(n, dtype=np.bool_)
-    i = 0
-    while i < n:
-        j = i
-        while j + 1 < n and h[order[j + 1]] == h[order[i]]:
-            j += 1
-        # rows order[i..j] share a hash: drop exact duplicates of an earlier row
-        for a in range(i, j + 1):
-            ra = order[a]
-            if not keep[ra]:
-                continue
-            for b in range(a + 1, j + 1):
-                rb = order[b]
-                if keep[rb]:
-                    same = True
-                    for c in range(sig.shape[1]):
-                        if sig[ra, c] != sig[rb, c]:
-                            same = False
-                            break
-                    if same:
-                        keep[rb] = False
-        i = j + 1
-    return np.nonzero(keep)[0]
+def first_of_each_class(sig: np.ndarray) -> np.ndarray:
+    """Indices (ascending) of the first row of every distinct row of ``sig`` (exact row
+    comparison; numpy, so nothing to compile)."""
+    if sig.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, first = np.unique(sig, axis=0, return_index=True)  # first occurrence of each distinct row
+    return np.sort(first)

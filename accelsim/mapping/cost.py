@@ -68,7 +68,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..hardware.hierarchy import MemoryHierarchy
-from .ir import DIMS, OPERANDS, LayerDims, Mapping, validate
+from .ir import DIMS, OPERANDS, LayerDims, Mapping
+from .ir import validate as validate_structure
 
 # ZigZag relevancy (accelsim letters): r = indexes the operand, ir = does not, pr = sliding window
 _R = {"W": frozenset("GKCRS"), "O": frozenset("NGKPQ"), "I": frozenset("NGC")}
@@ -712,4 +713,26 @@ def level_tile_bits(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mappi
     return out
 
 
-__all__ = ["OperandLevelCost", "MappingCost", "evaluate", "level_tile_bits", "spatial_slots"]
+
+def validate(layer: LayerDims, mapping: Mapping, hierarchy: MemoryHierarchy | None = None, *,
+             source: str = "mapping") -> None:
+    """Raise ConfigError unless ``mapping`` covers ``layer`` and fits ``hierarchy`` (when given):
+    :func:`accelsim.mapping.ir.validate`, then each level's tile (the data of all loops at and
+    below it, spatial unrolling below it included) within its capacity (shared levels: the sum
+    over their operands, at partial-sum precision for ``O`` below its top level; twice that for
+    ``double_buffering: always``)."""
+    validate_structure(layer, mapping, hierarchy, source=source)
+    if hierarchy is None:
+        return
+    used: dict[str, int] = {}
+    for op in OPERANDS:
+        for mem, bits in zip(hierarchy.levels(op), level_tile_bits(layer, hierarchy, mapping, op)):
+            used[mem.name] = used.get(mem.name, 0) + bits
+    for mem in hierarchy.memories:
+        need = used.get(mem.name, 0) * (2 if mem.double_buffering == "always" else 1)
+        if need > mem.size_bits:
+            raise ConfigError(f"tile of {used[mem.name]} bits does not fit memory {mem.name} ({mem.size_bits} bits"
+                              f"{', double-buffered' if mem.double_buffering == 'always' else ''})",
+                              source=source, field=mem.name)
+
+__all__ = ["OperandLevelCost", "MappingCost", "evaluate", "level_tile_bits", "spatial_slots", "validate"]

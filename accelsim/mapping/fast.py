@@ -19,8 +19,8 @@ import numpy as np
 from numba import njit
 
 from ..hardware.hierarchy import MemoryHierarchy
-from .cost import MappingCost, OperandLevelCost, _effective_sizes
-from .ir import DIMS, LayerDims, Mapping, validate
+from .cost import MappingCost, OperandLevelCost, _effective_sizes, validate
+from .ir import DIMS, LayerDims, Mapping
 
 _OPS = ("W", "I", "O")
 _DIRS = ("tl", "fh", "fl", "th")
@@ -41,6 +41,8 @@ _IR[1, 9] = _IR[1, 11] = True
 
 @njit(cache=True)
 def _window(a, b, stride, dilation, clip):  # pragma: no cover - jitted
+    """Input rows of ``a`` outputs x ``b`` kernel taps (integer or, for fractional tiles, float
+    arguments: numba compiles one specialisation each)."""
     g = stride
     h = dilation
     while h:
@@ -48,18 +50,6 @@ def _window(a, b, stride, dilation, clip):  # pragma: no cover - jitted
     n = a * b - max(0, b - stride // g) * (a - dilation // g)
     if clip > 0 and clip < n:
         return clip
-    return n
-
-
-@njit(cache=True)
-def _window_frac(a, b, stride, dilation, clip):  # pragma: no cover - jitted
-    g = stride
-    h = dilation
-    while h:
-        g, h = h, g % h
-    n = a * b - max(0.0, b - stride // g) * (a - dilation // g)
-    if clip > 0 and clip < n:
-        return float(clip)
     return n
 
 
@@ -88,14 +78,14 @@ def _decouple(dims, sizes, lens, nlev, geo, zz):  # pragma: no cover - jitted
                 if zz:
                     r = float(_window(int(cab[0]), int(cab[2]), geo[0], geo[2], geo[4]))
                 else:
-                    r = _window_frac(cab[0], cab[2], geo[0], geo[2], geo[4])
+                    r = _window(cab[0], cab[2], geo[0], geo[2], geo[4])  # float specialisation: fractional tiles
                 tot = cab[0] * cab[2]
             else:
                 dd = 1
                 if zz:
                     r = float(_window(int(cab[1]), int(cab[3]), geo[1], geo[3], geo[5]))
                 else:
-                    r = _window_frac(cab[1], cab[3], geo[1], geo[3], geo[5])
+                    r = _window(cab[1], cab[3], geo[1], geo[3], geo[5])
                 tot = cab[1] * cab[3]
             ir = tot / r
             od[lv, k] = 8 + 2 * dd
@@ -366,6 +356,21 @@ def _op_view(op, n, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits
 
 
 @njit(cache=True)
+def _stable_argsort(x):  # pragma: no cover - jitted
+    """Stable ascending argsort of a short vector (insertion sort: the same order as
+    ``np.argsort(kind="mergesort")``; numba's mergesort costs seconds of compilation)."""
+    n = x.shape[0]
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        j = i
+        while j > 0 and x[order[j - 1]] > x[i]:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = i
+    return order
+
+
+@njit(cache=True)
 def _union(acts_allowed, acts_period, acts_count, na):  # pragma: no cover - jitted
     """Union of periodic windows [k*P, k*P+A) (nested periods), times the count of the largest."""
     for i in range(na):
@@ -379,7 +384,7 @@ def _union(acts_allowed, acts_period, acts_count, na):  # pragma: no cover - jit
             maxp = acts_period[i]
             pc_max = acts_count[i]
     # distinct periods ascending, window = max allowed among equal periods
-    order = np.argsort(acts_period, kind="mergesort")
+    order = _stable_argsort(acts_period)
     ps = np.zeros(na)
     ws = np.zeros(na)
     k = 0
@@ -579,7 +584,7 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
                 tots[i] = real[ent_op[e], ent_lv[e], ent_dir[e]]
                 mins[i] = np.ceil(du[ent_op[e], 1] * prec[ent_op[e], 1] / bw_max)
             s = max(0.0, (bw_max - req) / bw_max * (total + stall))
-            order = np.argsort(-tots, kind="mergesort")
+            order = _stable_argsort(-tots)
             for j in range(n1):
                 if s <= 0:
                     break

@@ -322,13 +322,12 @@ class Mapping:
 
 
 def validate(layer: LayerDims, mapping: Mapping, hierarchy=None, *, source: str = "mapping") -> None:
-    """Raise ConfigError unless ``mapping`` covers ``layer`` (and fits ``hierarchy`` when given).
+    """Raise ConfigError unless ``mapping`` covers ``layer`` (and matches ``hierarchy``'s shape).
 
     Checks: every dimension's spatial x temporal product covers its bound without a redundant
     loop; each array dimension's unrolling fits its size; per operand, one level count per
-    memory level holding it; each level's tile (the data of all loops at and below it,
-    spatial unrolling below it included) fits its capacity (shared levels: the sum over their
-    operands, at partial-sum precision for ``O`` below its top level).
+    memory level holding it. Whether each level's tile fits its capacity needs tile sizes, so it
+    is :func:`accelsim.mapping.cost.validate` (this check plus capacities).
     """
     for d in DIMS:
         bound = layer.size(d)
@@ -349,23 +348,11 @@ def validate(layer: LayerDims, mapping: Mapping, hierarchy=None, *, source: str 
         if su.size > arr[su.array_dim]:
             raise ConfigError(f"unrolling {su.size} exceeds array dimension {su.array_dim} of size {arr[su.array_dim]}",
                               source=source, field="spatial")
-    from .cost import level_tile_bits  # local: cost imports ir
     for op in OPERANDS:
         nlev = len(hierarchy.levels(op))
         if len(mapping.counts(op)) != nlev:
             raise ConfigError(f"operand {op}: {len(mapping.counts(op))} temporal levels given, hierarchy has {nlev}",
                               source=source, field=f"temporal.{op}")
-    used: dict[str, int] = {}
-    for op in OPERANDS:
-        for mem, bits in zip(hierarchy.levels(op), level_tile_bits(layer, hierarchy, mapping, op)):
-            used[mem.name] = used.get(mem.name, 0) + bits
-    for mem in hierarchy.memories:
-        need = used.get(mem.name, 0) * (2 if mem.double_buffering == "always" else 1)
-        if need > mem.size_bits:
-            raise ConfigError(f"tile of {used[mem.name]} bits does not fit memory {mem.name} ({mem.size_bits} bits"
-                              f"{', double-buffered' if mem.double_buffering == 'always' else ''})",
-                              source=source, field=mem.name)
-
 
 __all__ = [
     "DIMS", "OPERANDS", "ZIGZAG_DIMS", "ACCELSIM_TO_ZIGZAG", "RELEVANT", "REDUCTION", "is_relevant",

@@ -6,7 +6,9 @@
    ``spatial_mapping``), hinted (``hint={"D1": ["K", "P"], ...}``, ZigZag's
    ``spatial_mapping_hint``: each array dimension unrolls one of its hinted loop dimensions) or
    free (every loop dimension may go on every array dimension, one per array dimension, each
-   loop dimension at most once). Unroll factors run over the *efficient* values
+   loop dimension at most once). Given *and* hinted: the array dimensions of ``spatial`` are
+   fixed, the others are searched from the hint (all loop dimensions when the hint does not name
+   them) — ZigZag's ``SpatialMappingGeneratorStage`` rule for a partial ``spatial_mapping``. Unroll factors run over the *efficient* values
    ``ceil(bound / t)`` for every temporal trip count ``t`` (the smallest factor giving that trip
    count; partial unrolling, e.g. ``C 3`` on 32 PEs, included), capped by the array dimension
    (and, for a given mapping, by the given factor). Candidates are ranked by ideal temporal
@@ -17,6 +19,10 @@
    permutation of that multiset is a loop order.
 3. *Memory allocation.* Each order is allocated to the memory levels bottom-up as LOMA does
    (``_search_kernels.AllocationProblem``): most reuse that fits each level's capacity.
+
+A given ``temporal_ordering`` (:class:`~accelsim.mapping.ordering.TemporalOrdering`, ZigZag's
+``temporal_ordering``) replaces step 2: a complete one is the only order (allocated by step 3),
+a partial one keeps only the orders satisfying its pins (rule in :mod:`accelsim.mapping.ordering`).
 
 This is ZigZag 3.9.1's LOMA space for a given spatial mapping (with ``lpf_limit=6``) — the
 mapper's result is therefore never worse than LOMA's under the same cost model — widened by
@@ -57,6 +63,7 @@ import numpy as np
 from .cost import MappingCost
 from .fast import FastEvaluator
 from .ir import ACCELSIM_TO_ZIGZAG, DIMS, OPERANDS, ZIGZAG_DIMS, LayerDims, Loop, Mapping, SpatialUnroll
+from .ordering import TemporalOrdering
 
 Objective = Literal["energy", "latency", "edp"]
 Evaluator = Callable[[LayerDims, MemoryHierarchy, Mapping], MappingCost]
@@ -160,7 +167,7 @@ def spatial_candidates(layer: LayerDims, hierarchy: MemoryHierarchy, *,
     per_dim: list[list[tuple[Loop, ...]]] = []
     for ad, size in arr:
         opts: list[tuple[Loop, ...]] = []
-        if spatial is not None:
+        if spatial is not None and (ad in spatial or hint is None):
             given = spatial.get(ad, [])
             items = []
             for it in given:
@@ -187,10 +194,14 @@ def spatial_candidates(layer: LayerDims, hierarchy: MemoryHierarchy, *,
                         opts.append((Loop(dm, f),))
         per_dim.append(sorted(set(opts), key=lambda t: tuple((lp.dim, -lp.size) for lp in t)))
     out = []
+    fixed = {ad for ad, _ in arr if spatial is not None and (ad in spatial or hint is None)}
     for combo in _iproduct(*per_dim):
-        used = [lp.dim for t in combo for lp in t]
-        if len(used) != len(set(used)):
-            continue  # one loop dimension is unrolled on one array dimension only
+        # a searched loop dimension is unrolled on one array dimension only (a given mapping may
+        # unroll one dimension on several, e.g. ZigZag's ``D3: [OX 2, OY 2], D4: [OX 2, OY 2]``)
+        used = [lp.dim for (ad, _), t in zip(arr, combo) if ad not in fixed for lp in t]
+        given = {lp.dim for (ad, _), t in zip(arr, combo) if ad in fixed for lp in t}
+        if len(used) != len(set(used)) or given.intersection(used):
+            continue
         out.append(tuple(SpatialUnroll(ad, t) for (ad, _), t in zip(arr, combo)))
 
     bounds = layer.bounds
@@ -236,12 +247,15 @@ def _trips(layer: LayerDims, sp: tuple[SpatialUnroll, ...]) -> dict[str, int]:
     return out
 
 
-def _order_arrays(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe: bool):
+def _order_arrays(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe: bool,
+                  ordering: TemporalOrdering | None = None):
     """(orders [n, L] as indices into lpfs, counts [n, 3, levels], indices of the feasible orders to
     evaluate — one per signature class when ``dedupe``, the first in lexicographic order —,
-    number of orders, number infeasible)."""
+    number of orders, number infeasible). ``ordering``: only orders satisfying its pins."""
     if not lpfs:
         c = prob.allocate(())
+        if ordering is not None and ordering.pins():
+            c = None
         nl = max(len(v) for v in prob.levels.values())
         counts = np.zeros((1, 3, nl), dtype=np.int64)
         if c is not None:
@@ -253,9 +267,24 @@ def _order_arrays(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe
     ks = np.array([s for _, s in lpfs], dtype=np.int64)
     orders, counts, ok, sig = K.enumerate_orders(kd, ks, *prob.arrays(), K.n_distinct_permutations(lpfs))
     idx = np.nonzero(ok)[0]
+    if ordering is not None and len(idx):
+        idx = idx[ordering.allowed(orders[idx], lpfs)]
     if dedupe and len(idx):
         idx = idx[K.first_of_each_class(np.ascontiguousarray(sig[idx]))]
     return orders, counts, idx, int(len(ok)), int((~ok).sum())
+
+
+def _given_order_arrays(prob: K.AllocationProblem, order: tuple[tuple[str, int], ...]):
+    """:func:`_order_arrays` for one complete given order (allocated, not permuted)."""
+    lpfs = [(K.DIM_INDEX[d], s) for d, s in order]
+    c = prob.allocate(tuple(lpfs))
+    nl = max(len(v) for v in prob.levels.values())
+    counts = np.zeros((1, 3, nl), dtype=np.int64)
+    if c is not None:
+        for o, op in enumerate(OPERANDS):
+            counts[0, o, :len(c[op])] = c[op]
+    orders = np.arange(len(lpfs), dtype=np.int64)[None, :]
+    return lpfs, orders, counts, np.array([0] if c is not None else [], dtype=np.int64), 1, int(c is None)
 
 
 def _mapping_of(sp, lpfs, order_row, counts_row, prob) -> Mapping:
@@ -327,6 +356,7 @@ MAX_TRIED_FACTOR = 8
 def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str = "latency",
                  spatial: _MappingT[str, Sequence] | None = None,
                  hint: _MappingT[str, Sequence[str]] | None = None,
+                 temporal_ordering: TemporalOrdering | Sequence | None = None,
                  top_k: int = 5, lpf_limit: int | None = 6, max_spatial: int | None = 8,
                  vary_factors: bool = False,
                  dedupe: bool = True, bound: bool = True,
@@ -336,16 +366,22 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
     Mappings are priced by the compiled :class:`~accelsim.mapping.fast.FastEvaluator` (equal to
     :func:`accelsim.mapping.cost.evaluate`), a whole spatial candidate's loop orders in one batch;
     ``evaluator(layer, hierarchy, mapping) -> MappingCost`` replaces it (one call per mapping). ``dedupe``/``bound`` switch the two pruning rules off (for the brute-force
-    tests). ``cache=None`` disables caching.
+    tests). ``cache=None`` disables caching. ``temporal_ordering`` (ZigZag's, innermost first):
+    evaluate exactly that order when it is complete, else search only the orders it allows.
     """
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}", field="objective")
     if top_k < 1:
         raise ConfigError("top_k must be >= 1", field="top_k")
+    tord = None
+    if temporal_ordering is not None:
+        tord = temporal_ordering if isinstance(temporal_ordering, TemporalOrdering) \
+            else TemporalOrdering.of(temporal_ordering)
     key = None
     if cache is not None:
         key = (layer.shape_key, hierarchy_key(hierarchy), objective, _spec_key(spatial, hint), top_k, lpf_limit,
-               max_spatial, vary_factors, dedupe, bound, id(evaluator) if evaluator is not None else None)
+               max_spatial, vary_factors, dedupe, bound, id(evaluator) if evaluator is not None else None,
+               tord.loops if tord is not None else None)
         hit = cache.results.get(key)
         if hit is not None:
             cache.hits += 1
@@ -354,6 +390,11 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
 
     cands = spatial_candidates(layer, hierarchy, spatial=spatial, hint=hint, vary_factors=vary_factors)
     n_cands = len(cands)
+    if evaluator is None:
+        from .._jit import notice_if_cold
+        from . import fast as _fast
+
+        notice_if_cold(_fast._batch, "the mapper's kernels", "~20 s")
     fe = FastEvaluator(layer, hierarchy) if evaluator is None else None
     # (key, spatial rank, order rank, mapping, cost or None)
     top: list[tuple[tuple, int, int, Mapping, MappingCost | None]] = []
@@ -368,8 +409,15 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
             break
         n_searched += 1
         prob = _problem(layer, hierarchy, sp)
-        lpfs = K.loop_prime_factors(_trips(layer, sp), lpf_limit)
-        orders, counts, idx, n_all, n_bad = _order_arrays(prob, lpfs, dedupe)
+        given = tord.complete_order(_trips(layer, sp)) if tord is not None else None
+        if given is not None:
+            lpfs, orders, counts, idx, n_all, n_bad = _given_order_arrays(prob, given)
+        elif tord is not None:
+            lpfs = tord.constrained_factors(_trips(layer, sp), lpf_limit, layer.name or "layer")
+            orders, counts, idx, n_all, n_bad = _order_arrays(prob, lpfs, dedupe, tord)
+        else:
+            lpfs = K.loop_prime_factors(_trips(layer, sp), lpf_limit)
+            orders, counts, idx, n_all, n_bad = _order_arrays(prob, lpfs, dedupe)
         n_orders += n_all
         n_infeasible += n_bad
         n_unique += len(idx)
@@ -401,7 +449,8 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
                 k = objective_key(c, objective)
                 _push(top, (k, si, int(i), m, c, None), top_k)
     if not top:
-        raise ConfigError(f"no mapping of layer {layer.name or layer.shape_key} fits hierarchy {hierarchy.name} "
+        what = f" with temporal_ordering {tord}" if tord is not None else ""
+        raise ConfigError(f"no mapping of layer {layer.name or layer.shape_key}{what} fits hierarchy {hierarchy.name} "
                           f"({n_orders} loop orders over {n_cands} spatial unrollings tried)", source=hierarchy.name)
     stats = SearchStats(spatial_candidates=n_cands, spatial_searched=n_searched, spatial_pruned=n_pruned,
                         loop_orders=n_orders, infeasible=n_infeasible, unique_mappings=n_unique, evaluated=n_eval)

@@ -17,6 +17,15 @@ _COLORS = {
 }
 
 
+def _energy_text(uj: float) -> str:
+    """Energy with a unit that keeps 3-4 significant digits: "3.06 mJ", "412 uJ", "85.2 nJ"."""
+    if uj >= 1e3:
+        return f"{uj / 1e3:.4g} mJ"
+    if uj >= 1 or uj == 0:
+        return f"{uj:.4g} uJ"
+    return f"{uj * 1e3:.4g} nJ"
+
+
 def plot_breakdown(report: "Report", path: str | Path | None = None, *, top: int | None = None):  # type: ignore[no-untyped-def]
     """Two stacked bar charts per layer: energy by component (uJ) and latency (k cycles).
 
@@ -44,10 +53,15 @@ def plot_breakdown(report: "Report", path: str | Path | None = None, *, top: int
         ax_e.bar(x, vals, bottom=bottom, label=comp, color=_COLORS.get(comp))
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax_e.set_ylabel("energy (uJ)")
-    ax_e.legend(ncol=min(len(comps), 5), fontsize=8, loc="upper right")
+    ax_e.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     s = report.summary()
-    ax_e.set_title(f"{report.workload} on {report.hardware}: {s['latency_ms']:.3f} ms, {s['energy_uj']:.1f} uJ, "
-                   f"utilization {s['utilization']:.0%}", fontsize=10)
+    import textwrap
+
+    from ..stats import duration_text
+
+    ax_e.set_title(textwrap.fill(f"{report.workload} on {report.hardware}: {duration_text(s['latency_ms'])}, "
+                                 f"{_energy_text(s['energy_uj'])}, utilization {s['utilization']:.0%}",
+                                 int(12 * width)), fontsize=10)
     bottom = [0.0] * len(layers)
     for part in ("compute", "stall", "fill", "drain"):
         vals = [getattr(s, f"{part}_cycles") / 1e3 for s in layers]
@@ -56,7 +70,7 @@ def plot_breakdown(report: "Report", path: str | Path | None = None, *, top: int
         ax_t.bar(x, vals, bottom=bottom, label=part, color=_COLORS[part])
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax_t.set_ylabel("latency (k cycles)")
-    ax_t.legend(fontsize=8, loc="upper right")
+    ax_t.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax_t.set_xticks(list(x))
     ax_t.set_xticklabels(names, rotation=90, fontsize=7)
     fig.tight_layout()

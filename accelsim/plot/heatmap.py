@@ -17,6 +17,11 @@ def heatmap_table(df: Any, x: str, y: str, metric: str, agg: str = "min"):  # ty
     return data.pivot_table(index=y, columns=x, values=metric, aggfunc=agg).sort_index(ascending=True)
 
 
+def colorbar_label(metric: str, agg: str) -> str:
+    """"min latency (ms)": the aggregate first, the unit once ("latency (ms) (min)" read badly)."""
+    return f"{agg} {_label(metric)}"
+
+
 def plot_heatmap(df: Any, x: str, y: str, metric: str, *, agg: str = "min", path: str | Path | None = None,
                  title: str | None = None, annotate: bool = True, cmap: str = "viridis_r"):  # type: ignore[no-untyped-def]
     """Cells coloured by ``metric`` over axes ``x`` (columns) and ``y`` (rows); points differing in
@@ -28,7 +33,7 @@ def plot_heatmap(df: Any, x: str, y: str, metric: str, *, agg: str = "min", path
     vals = table.to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(max(4.5, 0.9 * table.shape[1] + 2.5), max(3.5, 0.6 * table.shape[0] + 1.8)))
     im = ax.imshow(vals, cmap=cmap, aspect="auto", origin="lower")
-    fig.colorbar(im, ax=ax, label=f"{_label(metric)} ({agg})")
+    fig.colorbar(im, ax=ax, label=colorbar_label(metric, agg))
     ax.set_xticks(range(table.shape[1]))
     ax.set_xticklabels([f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in table.columns], fontsize=8)
     ax.set_yticks(range(table.shape[0]))

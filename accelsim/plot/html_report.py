@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import AccelsimError
+from ..report import SAME_RATIO_TOL, duration_text, energy_phrase, speed_phrase  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..report import Report
 
 INSTALL_HINT = "the HTML report needs plotly: pip install 'accelsim[report]' (or pip install plotly)"
-#: ratios within this distance of 1 are stated as "the same"
-SAME_RATIO_TOL = 0.005
 LATENCY_PARTS = ("fill", "compute", "stall", "drain")
 _COLORS = {
     "mac": "#4C72B0", "pe_rf": "#64B5CD", "vector": "#8172B3", "decoder": "#CCB974", "ifmap_sram": "#55A868",
@@ -70,24 +69,6 @@ def require_plotly():  # type: ignore[no-untyped-def]
 
 
 # --- wording ----------------------------------------------------------------------------------
-def speed_phrase(speedup: float | None) -> str:
-    """``dense / this`` latency -> "1.21x faster" | "2.17x slower" | "same latency" (the factor is always >= 1)."""
-    if speedup is None or not math.isfinite(speedup) or speedup <= 0:
-        return "n/a"
-    if abs(speedup - 1.0) < SAME_RATIO_TOL:
-        return "same latency"
-    return f"{speedup:.2f}x faster" if speedup > 1 else f"{1 / speedup:.2f}x slower"
-
-
-def energy_phrase(energy_ratio: float | None) -> str:
-    """``this / dense`` energy -> "2.20x more energy" | "1.50x less energy" | "same energy"."""
-    if energy_ratio is None or not math.isfinite(energy_ratio) or energy_ratio <= 0:
-        return "n/a"
-    if abs(energy_ratio - 1.0) < SAME_RATIO_TOL:
-        return "same energy"
-    return f"{energy_ratio:.2f}x more energy" if energy_ratio > 1 else f"{1 / energy_ratio:.2f}x less energy"
-
-
 def _ratio(num: float | None, den: float | None) -> float | None:
     if num is None or den is None or not den:
         return None
@@ -325,7 +306,7 @@ def _summary_cards(report: "Report") -> str:
     fill = sum(x.fill_cycles for x in report.layers)
     drain = sum(x.drain_cycles for x in report.layers)
     cards = [
-        (f"{s['latency_ms']:.4g} ms", f"latency, {s['latency_cycles']:,} cycles at {report.clock_mhz:g} MHz"),
+        (duration_text(s["latency_ms"]), f"latency, {s['latency_cycles']:,} cycles at {report.clock_mhz:g} MHz"),
         (f"{s['energy_uj']:.4g} uJ", f"energy ({s['tops_per_w']:.3g} TOPS/W)"),
         (f"{s['utilization']:.1%}", "PE utilization"),
         (f"{s['inferences_per_s']:.4g}/s", "inferences"),

@@ -29,6 +29,32 @@ def roofline_frame(report: Any):  # type: ignore[no-untyped-def]
     return pd.DataFrame(rows, columns=["layer", "op", "ops_per_byte", "gops", "macs", "bottleneck"])
 
 
+def label_positions(points: Any, top: int, *, near_decades: float = 0.12,
+                    step_pt: float = 8.0) -> list[tuple[tuple[float, float], str, float]]:
+    """Labels of the ``top`` layers with the most MACs, laid out so they do not overlap: layers at
+    the same point share one label ("a, b +2 more"), and a label within ``near_decades`` (log10, both
+    axes) of labels already placed moves up to the lowest free ``step_pt`` step. Returns
+    ``((x, y), text, y_offset_pt)`` in drawing order."""
+    import math
+
+    groups: dict[tuple[float, float], list[Any]] = {}
+    for _, r in points.nlargest(top, "macs").iterrows():
+        key = (round(math.log10(r["ops_per_byte"]), 3), round(math.log10(r["gops"]), 3))
+        groups.setdefault(key, []).append(r)
+    placed: list[tuple[float, float, float]] = []
+    out = []
+    for (lx, ly), rows in groups.items():
+        names = [str(r["layer"]) for r in rows]
+        text = ", ".join(names[:2]) + (f" +{len(names) - 2} more" if len(names) > 2 else "")
+        taken = {dy for px, py, dy in placed if abs(px - lx) < near_decades and abs(py - ly) < near_decades}
+        dy = 0.0
+        while dy in taken:
+            dy += step_pt
+        placed.append((lx, ly, dy))
+        out.append(((float(rows[0]["ops_per_byte"]), float(rows[0]["gops"])), text, dy))
+    return out
+
+
 def plot_roofline(points: Any, peak_gops: float, bw_gbps: float, *, path: str | Path | None = None,
                   title: str | None = None, label_top: int = 3, extra: Any = None):  # type: ignore[no-untyped-def]
     """Points (``ops_per_byte``, ``gops`` columns; marker size ~ MACs when given) under the two roofs.
@@ -59,9 +85,9 @@ def plot_roofline(points: Any, peak_gops: float, bw_gbps: float, *, path: str | 
         else:
             ax.scatter(points["ops_per_byte"], points["gops"], s=size, alpha=0.7, label="layers")
         if label_top and "layer" in points:
-            for _, r in points.nlargest(label_top, "macs").iterrows():
-                ax.annotate(str(r["layer"]), (r["ops_per_byte"], r["gops"]), fontsize=6, xytext=(3, 3),
-                            textcoords="offset points")
+            for (x, y), text, dy in label_positions(points, label_top):
+                ax.annotate(text, (x, y), fontsize=6, xytext=(4, 3 + dy), textcoords="offset points",
+                            arrowprops=dict(arrowstyle="-", lw=0.4, color="grey") if dy else None)
     if extra is not None:
         ax.scatter([extra[0]], [extra[1]], marker="*", s=180, color="gold", edgecolor="black", zorder=5,
                    label=extra[2])

@@ -41,23 +41,37 @@ ifmap operand contains null entries for windows that run off the edge; OS ofmap 
 double counted by ``folds*(R+C)``; the twice-added positive potential stall; the extra empty
 hashed set when the number of elements is a multiple of the set size.
 
+CALC mode (:func:`simulate_calc_mode`): reads never stall, so "Total Cycles" is the closed form;
+"Total Cycles (incl. prefetch)" = ofmap DRAM stop - min(ifmap, filter DRAM start). The ofmap stop
+comes from the same write-buffer replay, draining at ``ArrayWidth`` words/cycle (SCALE-Sim's CALC
+default). ``read_buffer_estimate_bw``'s first DRAM request row (the trace's start) is, with ``U``
+the operand's distinct addresses, ``items = floor(SRAM words / 100)`` and fill rate 10 words/cycle:
+``-ceil(ceil(U / items) * items / 10)`` when the operand fits the active half (``U < 50 items``,
+all of it fetched before cycle 0 by ``complete_all_prefetches``), else
+``frc - ceil(50 items / 10)`` where ``frc`` is the first demand row that requests the operand
+(os: 0 and 0; ws: ifmap ``R``, filter ``max(0, R - K)``; is: ifmap ``max(0, R - K)``, filter ``R``).
+
 What is not emulated: Ramulator DRAM latency traces (``UseRamulatorTrace``), custom SRAM layouts /
 bank conflicts (``IfmapCustomLayout``/``FilterCustomLayout``), sparsity, CALC mode's
-``read_buffer_estimate_bw`` DRAM counts (only CALC's stall = 0 and closed-form cycles are given by
-:func:`closed_form_counts`), and the address offsets (they never change the result).
+``read_buffer_estimate_bw`` DRAM *counts* (CALC's cycles are emulated, its DRAM counts are not),
+and the address offsets (they never change the result).
 
 Measured accuracy (``tests/test_scalesim_compat.py``): all 67 USER rows of
 ``tests/data/reference/scalesim_cycles_visible.csv`` and all 81 USER cases of
 ``tests/data/scalesim_extra/scalesim_user_extra.csv`` (os/ws/is, 37 array shapes from 2x20 to
 64x48, SRAMs 2-64 KB, bandwidths 1-20 set per operand, conv 1x1..7x7 with strides 1-3, GEMMs) are
 reproduced *exactly*: stall cycles, "Total Cycles", "Total Cycles (incl. prefetch)", SRAM and DRAM
-ifmap/filter/ofmap counts (worst relative stall error 0 %).  ``exact`` is False only if the replay
+ifmap/filter/ofmap counts (worst relative stall error 0 %); so are "Total Cycles" and "Total Cycles
+(incl. prefetch)" of all 83 CALC rows of the reference and the 6 CALC rows of the extra set.  ``exact`` is False only if the replay
 hits a state where SCALE-Sim itself would loop forever or crash (not seen in practice).
 
 Speed: the largest reference row (ResNet-18 FC, ws, 32x32, 64 KB, bw 4: 5.1 M cycles, 20 M DRAM
 words) replays in ~25 ms; the slowest extra case (38 s in SCALE-Sim) in ~25 ms; ResNet-18 Conv1 ws
 on 8x8 (1.8 M demand rows) in ~0.9 s; GEMM 1024^3 ws on 32x32 (1.1 M rows, 0.9 G DRAM words) in
-~1.7 s.  The first call pays ~10 s of numba compilation (cached on disk afterwards).
+~1.7 s.  The first call on a machine compiles the kernels of its dataflow (~4 s idle, once per
+dataflow ~1 s more; cached on disk afterwards, see :mod:`.warmup`) and says so through the
+``accelsim`` logger (the CLI prints it on stderr): ``accelsim warmup`` after installing does it
+ahead of time.
 """
 
 from __future__ import annotations
@@ -67,7 +81,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numba import njit
+from numba import literally, njit
+
+from .._jit import notice_if_cold
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..hardware.systolic import SystolicArray
@@ -78,8 +94,11 @@ __all__ = [
     "ScaleSimArray",
     "ScaleSimUserResult",
     "ScaleSimClosedForm",
+    "ScaleSimCalcResult",
     "closed_form_counts",
     "simulate_user_mode",
+    "simulate_calc_mode",
+    "calc_prefetch_cycles_of_row",
     "timing_of_row",
 ]
 
@@ -273,12 +292,12 @@ def _pf_elem(kind, r, c, M, K, N, R, C, ew, stride, h, w, cin, sc):
         if m < M:
             return _ifmap_addr(m, u, ew, stride, h, w, cin, sc)
         return -1
-    elif kind == 1:
+    elif kind == 1 or kind == 3:  # os and ws filters: the same (col_fold*K) x C matrix
         fc = r // K
-        u = r - fc * K
+        k = r - fc * K
         n = fc * C + c
         if n < N:
-            return n * K + u
+            return n * K + k
         return -1
     elif kind == 2:
         fr = r // M
@@ -286,13 +305,6 @@ def _pf_elem(kind, r, c, M, K, N, R, C, ew, stride, h, w, cin, sc):
         k = fr * R + c
         if k < K:
             return _ifmap_addr(u, k, ew, stride, h, w, cin, sc)
-        return -1
-    elif kind == 3:
-        fc = r // K
-        k = r - fc * K
-        n = fc * C + c
-        if n < N:
-            return n * K + k
         return -1
     elif kind == 4:
         fc = r // K
@@ -442,8 +454,9 @@ def _wb_flush(wb, pq_idx, pq_val):
             cap = max(2 * live + 16, pq_idx.shape[0])
             ni = np.empty(cap, dtype=np.int64)
             nv = np.empty(cap, dtype=np.int64)
-            ni[:live] = pq_idx[h:t]
-            nv[:live] = pq_val[h:t]
+            for j in range(live):  # element loop: a slice copy compiles numba's shape-error path (~1.6 s)
+                ni[j] = pq_idx[h + j]
+                nv[j] = pq_val[h + j]
             pq_idx = ni
             pq_val = nv
             wb[5] = 0
@@ -483,7 +496,10 @@ def _write(cur, off, wb, pq, o_total, o_active, bw, Ld):
 def _replay(df, M, K, N, R, C, ew, stride, h, w, cin, sc,
             i_ptr, i_lines, i_n, i_A, i_P, i_L,
             f_ptr, f_lines, f_n, f_A, f_P, f_L,
-            o_total, o_active, o_bw, o_Ld):
+            o_total, o_active, o_bw, o_Ld, reads):
+    # one specialisation per dataflow: numba prunes the other dataflows' branches, so a first
+    # call compiles only the code it runs (and the cache holds one entry per dataflow)
+    literally(df)
     if df == 0:
         row_fold = (M + R - 1) // R
         col_fold = (N + C - 1) // C
@@ -517,27 +533,28 @@ def _replay(df, M, K, N, R, C, ew, stride, h, w, cin, sc,
         for fr in range(row_fold):
             for t in range(fold_rows):
                 cycle = g + stall
-                off_i = 1
-                off_f = 1
+                off_i = np.int64(1)  # np.int64: a literal would compile a second specialisation
+                off_f = np.int64(1)
                 cur = cycle
-                off_o = 0
+                off_o = np.int64(0)
                 if df == 0:
-                    # ifmap: R columns, u = t - c in [0, T), pixel fr*R + c
-                    c0 = max(0, t - T + 1)
-                    c1 = min(R - 1, t)
-                    for c in range(c0, c1 + 1):
-                        m = fr * R + c
-                        if m < M:
-                            a = _ifmap_addr(m, t - c, ew, stride, h, w, cin, sc)
-                            if a != -1:
-                                off_i = _read(a, cycle, off_i, ist, i_ptr, i_lines, i_n, i_A, i_P, i_L)
-                    # filter: C columns, u = t - c, filter fc*C + c
-                    c1 = min(C - 1, t)
-                    for c in range(c0, c1 + 1):
-                        n = fc * C + c
-                        if n < N:
-                            a = n * K + (t - c)
-                            off_f = _read(a, cycle, off_f, fst, f_ptr, f_lines, f_n, f_A, f_P, f_L)
+                    if reads:
+                        # ifmap: R columns, u = t - c in [0, T), pixel fr*R + c
+                        c0 = max(0, t - T + 1)
+                        c1 = min(R - 1, t)
+                        for c in range(c0, c1 + 1):
+                            m = fr * R + c
+                            if m < M:
+                                a = _ifmap_addr(m, t - c, ew, stride, h, w, cin, sc)
+                                if a != -1:
+                                    off_i = _read(a, cycle, off_i, ist, i_ptr, i_lines, i_n, i_A, i_P, i_L)
+                        # filter: C columns, u = t - c, filter fc*C + c
+                        c1 = min(C - 1, t)
+                        for c in range(c0, c1 + 1):
+                            n = fc * C + c
+                            if n < N:
+                                a = n * K + (t - c)
+                                off_f = _read(a, cycle, off_f, fst, f_ptr, f_lines, f_n, f_A, f_P, f_L)
                     # ofmap: C columns, u' = t - c - (T-1) in [0, R), pixel fr*R + R-1-u'
                     o0 = max(0, t - T + 1 - R + 1)
                     o1 = min(C - 1, t - T + 1)
@@ -548,24 +565,25 @@ def _replay(df, M, K, N, R, C, ew, stride, h, w, cin, sc,
                             cur, off_o, pq_idx, pq_val = _write(cur, off_o, wb, (pq_idx, pq_val),
                                                                 o_total, o_active, o_bw, o_Ld)
                 elif df == 1:
-                    # ifmap: R columns, prefix R rows, u = t - c - R in [0, T), window fr*R + c
-                    c0 = max(0, t - R - T + 1)
-                    c1 = min(R - 1, t - R)
-                    for c in range(c0, c1 + 1):
-                        k = fr * R + c
-                        if k < K:
-                            a = _ifmap_addr(t - c - R, k, ew, stride, h, w, cin, sc)
-                            if a != -1:
-                                off_i = _read(a, cycle, off_i, ist, i_ptr, i_lines, i_n, i_A, i_P, i_L)
-                    # filter: first R rows load the (row-flipped) weight block, no skew
-                    if t < R:
-                        k = fr * R + R - 1 - t
-                        if k < K:
-                            for c in range(C):
-                                n = fc * C + c
-                                if n < N:
-                                    off_f = _read(n * K + k, cycle, off_f, fst, f_ptr, f_lines,
-                                                  f_n, f_A, f_P, f_L)
+                    if reads:
+                        # ifmap: R columns, prefix R rows, u = t - c - R in [0, T), window fr*R + c
+                        c0 = max(0, t - R - T + 1)
+                        c1 = min(R - 1, t - R)
+                        for c in range(c0, c1 + 1):
+                            k = fr * R + c
+                            if k < K:
+                                a = _ifmap_addr(t - c - R, k, ew, stride, h, w, cin, sc)
+                                if a != -1:
+                                    off_i = _read(a, cycle, off_i, ist, i_ptr, i_lines, i_n, i_A, i_P, i_L)
+                        # filter: first R rows load the (row-flipped) weight block, no skew
+                        if t < R:
+                            k = fr * R + R - 1 - t
+                            if k < K:
+                                for c in range(C):
+                                    n = fc * C + c
+                                    if n < N:
+                                        off_f = _read(n * K + k, cycle, off_f, fst, f_ptr, f_lines,
+                                                      f_n, f_A, f_P, f_L)
                     # ofmap: prefix 2R-1, u = t - c - (2R-1) in [0, T)
                     o0 = max(0, t - (2 * R - 1) - T + 1)
                     o1 = min(C - 1, t - (2 * R - 1))
@@ -574,25 +592,26 @@ def _replay(df, M, K, N, R, C, ew, stride, h, w, cin, sc,
                             cur, off_o, pq_idx, pq_val = _write(cur, off_o, wb, (pq_idx, pq_val),
                                                                 o_total, o_active, o_bw, o_Ld)
                 else:
-                    # ifmap: first R rows load the (row-flipped) ifmap block, C columns, no skew
-                    if t < R:
-                        k = fr * R + R - 1 - t
-                        if k < K:
-                            for c in range(C):
-                                m = fc * C + c
-                                if m < M:
-                                    a = _ifmap_addr(m, k, ew, stride, h, w, cin, sc)
-                                    if a != -1:
-                                        off_i = _read(a, cycle, off_i, ist, i_ptr, i_lines,
-                                                      i_n, i_A, i_P, i_L)
-                    # filter: R columns, prefix R rows, u = t - c - R in [0, T) (filter index)
-                    c0 = max(0, t - R - T + 1)
-                    c1 = min(R - 1, t - R)
-                    for c in range(c0, c1 + 1):
-                        k = fr * R + c
-                        if k < K:
-                            a = (t - c - R) * K + k
-                            off_f = _read(a, cycle, off_f, fst, f_ptr, f_lines, f_n, f_A, f_P, f_L)
+                    if reads:
+                        # ifmap: first R rows load the (row-flipped) ifmap block, C columns, no skew
+                        if t < R:
+                            k = fr * R + R - 1 - t
+                            if k < K:
+                                for c in range(C):
+                                    m = fc * C + c
+                                    if m < M:
+                                        a = _ifmap_addr(m, k, ew, stride, h, w, cin, sc)
+                                        if a != -1:
+                                            off_i = _read(a, cycle, off_i, ist, i_ptr, i_lines,
+                                                          i_n, i_A, i_P, i_L)
+                        # filter: R columns, prefix R rows, u = t - c - R in [0, T) (filter index)
+                        c0 = max(0, t - R - T + 1)
+                        c1 = min(R - 1, t - R)
+                        for c in range(c0, c1 + 1):
+                            k = fr * R + c
+                            if k < K:
+                                a = (t - c - R) * K + k
+                                off_f = _read(a, cycle, off_f, fst, f_ptr, f_lines, f_n, f_A, f_P, f_L)
                     # ofmap: prefix 2R-1, pixel fc*C + c
                     o0 = max(0, t - (2 * R - 1) - T + 1)
                     o1 = min(C - 1, t - (2 * R - 1))
@@ -689,11 +708,12 @@ def simulate_user_mode(layer: ScaleSimLayer, array: ScaleSimArray) -> ScaleSimUs
     o_total, o_active, o_drain = _buffer_geometry(array.ofmap_sram_kb, wbytes)
     o_Ld = int(math.ceil(o_drain / obw))
 
+    notice_if_cold(_replay, "the SCALE-Sim USER-mode kernels", "~5 s")
     (rows, stall, total_cycles, n_if_pf, n_fl_pf, o_access, o_stop, err) = _replay(
         _DATAFLOWS[df], *dims,
         i_ptr, i_lines, i_n, i_A, i_P, i_L,
         f_ptr, f_lines, f_n, f_A, f_P, f_L,
-        o_total, o_active, obw, o_Ld)
+        o_total, o_active, obw, o_Ld, True)
 
     cf_counts = closed_form_counts(layer, R, C, df)
     dram_if = i_init * ibw + int(n_if_pf) * i_L * ibw
@@ -717,10 +737,12 @@ def simulate_user_mode(layer: ScaleSimLayer, array: ScaleSimArray) -> ScaleSimUs
     )
 
 
-def timing_of_row(row: "TopologyRow", hw: "SystolicArray") -> tuple[int, int, str]:
-    """(stall cycles, fill cycles, source) of one topology row on a ``scalesim_user`` systolic array.
+def timing_of_row(row: "TopologyRow", hw: "SystolicArray") -> tuple[int, int, str, ScaleSimUserResult]:
+    """(stall cycles, fill cycles, source, full emulation result) of one topology row on a
+    ``scalesim_user`` systolic array.
 
-    Fill is SCALE-Sim's "incl. prefetch" cycles beyond its "Total Cycles"; there is no drain.
+    Fill is SCALE-Sim's "incl. prefetch" cycles beyond its "Total Cycles"; there is no drain. The
+    result carries the emulation's DRAM counts (words), which the report uses.
     """
     ports = hw.scalesim_ports
     if ports is None:  # validated by SystolicArray
@@ -732,4 +754,90 @@ def timing_of_row(row: "TopologyRow", hw: "SystolicArray") -> tuple[int, int, st
     layer = ScaleSimLayer(row.ifmap_h, row.ifmap_w, row.filter_h, row.filter_w, row.channels, row.num_filters, row.stride)
     res = simulate_user_mode(layer, arr)
     extra = res.total_cycles_incl_prefetch - res.compute_cycles
-    return res.stall_cycles, max(extra, 0), "SCALE-Sim 3.0.0 USER-mode emulation" + ("" if res.exact else " (approximate)")
+    source = "SCALE-Sim 3.0.0 USER-mode emulation" + ("" if res.exact else " (approximate)")
+    return res.stall_cycles, max(extra, 0), source, res
+
+
+# ----------------------------------------------------------------------------------------------
+# CALC mode ("estimate bandwidth"): no stalls; the start-up fill and final drain around them
+# ----------------------------------------------------------------------------------------------
+#: ``read_buffer_estimate_bw``'s fill rate in CALC mode (SCALE-Sim: "10 elems per cycle is arbitrary")
+CALC_FILL_WORDS_PER_CYCLE = 10
+
+
+@dataclass(frozen=True)
+class ScaleSimCalcResult:
+    """SCALE-Sim 3.0.0 CALC-mode cycles of one layer (see module docstring)."""
+
+    total_cycles: int  # "Total Cycles": stall-free, demand rows - 1
+    total_cycles_incl_prefetch: int  # "Total Cycles (incl. prefetch)"
+    ifmap_dram_start_cycle: int
+    filter_dram_start_cycle: int
+    ofmap_dram_stop_cycle: int
+    ifmap_unique_words: int
+    filter_unique_words: int
+
+    @property
+    def prefetch_cycles(self) -> int:
+        """Cycles of the start-up fill and final ofmap drain outside "Total Cycles"."""
+        return self.total_cycles_incl_prefetch - self.total_cycles
+
+
+def _touched(n_out: int, stride: int, k: int, size: int) -> int:
+    """Input rows (or columns) some window of a ``k``-wide, ``stride``-strided filter reads."""
+    hit = np.zeros(size, dtype=bool)
+    for o in range(n_out):
+        hit[o * stride:min(o * stride + k, size)] = True
+    return int(hit.sum())
+
+
+def _calc_read_start(unique: int, kb: float, word_bytes: int, first_request_row: int) -> int:
+    """First DRAM request cycle of ``read_buffer_estimate_bw`` (active fraction 0.5, 100 sets)."""
+    items = int(math.floor(kb * 1024 / word_bytes)) // 100
+    if items < 1:
+        raise ValueError(f"SRAM of {kb} KB holds fewer than 100 words: SCALE-Sim's CALC mode cannot run it")
+    if unique >= 50 * items:  # the active half fills up while computing: prefetch ends 2 cycles before frc
+        return first_request_row - int(math.ceil(50 * items / CALC_FILL_WORDS_PER_CYCLE))
+    sets = -(-unique // items)  # complete_all_prefetches: everything fetched, ending at cycle -2
+    return -int(math.ceil(sets * items / CALC_FILL_WORDS_PER_CYCLE))
+
+
+def simulate_calc_mode(layer: ScaleSimLayer, rows: int, cols: int, dataflow: str, ifmap_sram_kb: float,
+                       filter_sram_kb: float, ofmap_sram_kb: float, word_bytes: int = 1) -> ScaleSimCalcResult:
+    """SCALE-Sim 3.0.0's CALC-mode "Total Cycles" and "Total Cycles (incl. prefetch)" of one layer."""
+    df = dataflow.lower()
+    if df not in _DATAFLOWS:
+        raise ValueError(f"unknown dataflow {dataflow!r}")
+    R, C = int(rows), int(cols)
+    M, K, N = layer.ofmap_pixels, layer.window, layer.num_filters
+    if min(R, C, M, K, N) < 1:
+        raise ValueError("empty layer or array")
+    dims = (M, K, N, R, C, layer.ofmap_w, layer.stride, layer.ifmap_h, layer.ifmap_w, layer.channels,
+            layer.filter_w * layer.channels)
+    frc = {"os": (0, 0), "ws": (R, max(0, R - K)), "is": (max(0, R - K), R)}[df]
+    # reads always hit in CALC: replay the ofmap write buffer only (reads=False), no read buffers
+    ptr, lines = np.zeros(2, dtype=np.int32), np.zeros(1, dtype=np.int32)
+    no_buf = (ptr, lines, 1, 1, 0, 1)
+    o_total, o_active, o_drain = _buffer_geometry(ofmap_sram_kb, word_bytes)
+    o_Ld = int(math.ceil(o_drain / C))
+    (_, _, total_cycles, _, _, _, o_stop, _) = _replay(
+        _DATAFLOWS[df], *dims, *no_buf, *no_buf, o_total, o_active, C, o_Ld, False)
+    u_if = (_touched(layer.ofmap_h, layer.stride, layer.filter_h, layer.ifmap_h)
+            * _touched(layer.ofmap_w, layer.stride, layer.filter_w, layer.ifmap_w) * layer.channels)
+    u_fl = K * N
+    s_if = _calc_read_start(u_if, ifmap_sram_kb, word_bytes, frc[0])
+    s_fl = _calc_read_start(u_fl, filter_sram_kb, word_bytes, frc[1])
+    return ScaleSimCalcResult(
+        total_cycles=int(total_cycles), total_cycles_incl_prefetch=int(o_stop) - min(s_if, s_fl),
+        ifmap_dram_start_cycle=s_if, filter_dram_start_cycle=s_fl, ofmap_dram_stop_cycle=int(o_stop),
+        ifmap_unique_words=u_if, filter_unique_words=u_fl,
+    )
+
+
+def calc_prefetch_cycles_of_row(row: "TopologyRow", hw: "SystolicArray") -> int:
+    """SCALE-Sim CALC mode's start-up fill + final drain cycles (incl. prefetch minus Total Cycles)
+    of one topology row on a systolic array."""
+    layer = ScaleSimLayer(row.ifmap_h, row.ifmap_w, row.filter_h, row.filter_w, row.channels, row.num_filters, row.stride)
+    res = simulate_calc_mode(layer, hw.rows, hw.cols, hw.dataflow, hw.ifmap_sram.size_kb, hw.filter_sram.size_kb,
+                             hw.ofmap_sram.size_kb)
+    return res.prefetch_cycles

@@ -55,12 +55,46 @@ def parse_budget(text: str | None) -> dict[str, int]:
     return out
 
 
+#: ``--device NAME`` without a file: the base configs of ``hw_configs/zu3eg.yaml`` and
+#: ``hw_configs/zcu104.yaml`` (a test keeps them equal). ASSUMPTIONS are those files': zu3eg 200 MHz,
+#: LPDDR4 4.26 GB/s at 8 pJ/bit; zu7ev 300 MHz, DDR4 19.2 GB/s at 15 pJ/bit; int8 datapath.
+DEVICE_BASE_CONFIGS: dict[str, dict[str, Any]] = {
+    "zu3eg": dict(kind="fpga", name="zu3eg-16x16x2",
+                  description="ZU3EG (Ultra96) int8 overlay, 512 MAC lanes on 256 DSPs, 200 MHz, LPDDR4 4.26 GB/s",
+                  device="zu3eg", clock_mhz=200, pe_in=16, pe_out=16, pe_pix=2,
+                  weight_bits=8, act_bits=8, ifmap_sram={"size_kb": 64}, filter_sram={"size_kb": 128},
+                  ofmap_sram={"size_kb": 128}, vector_lanes=32,
+                  dram={"bw_gbps": 4.26, "pj_per_bit": 8.0, "type": "LPDDR4"}),
+    "zu7ev": dict(kind="fpga", name="zcu104-16x32x4",
+                  description="ZCU104 (ZU7EV) int8 overlay, 2048 MAC lanes on 1024 DSPs, 300 MHz, DDR4 19.2 GB/s",
+                  device="zcu104", clock_mhz=300, pe_in=16, pe_out=32, pe_pix=4,
+                  weight_bits=8, act_bits=8, ifmap_sram={"size_kb": 256, "memory": "uram"},
+                  filter_sram={"size_kb": 2048, "memory": "uram"}, ofmap_sram={"size_kb": 256}, vector_lanes=64,
+                  dram={"bw_gbps": 19.2, "pj_per_bit": 15.0, "type": "DDR4"}),
+}
+DEVICE_BASE_CONFIGS["ultra96"] = DEVICE_BASE_CONFIGS["zu3eg"]
+DEVICE_BASE_CONFIGS["zcu104"] = DEVICE_BASE_CONFIGS["zu7ev"]
+
+
+def load_device(spec: str):  # type: ignore[no-untyped-def]
+    """An FPGA config from a file, or from a device preset name (``zu3eg``, ``ultra96``, ``zu7ev``,
+    ``zcu104``) when no file of that name exists: see :data:`DEVICE_BASE_CONFIGS`."""
+    from ...hardware.io import hardware_from_dict, load_hardware
+
+    key = spec.strip().lower()
+    if not Path(spec).exists() and key in DEVICE_BASE_CONFIGS:
+        return hardware_from_dict(dict(DEVICE_BASE_CONFIGS[key]), source=f"device preset {key!r}")
+    if not Path(spec).suffix and not Path(spec).exists():
+        raise ConfigError(f"no such file and not a device preset; presets: {', '.join(sorted(DEVICE_BASE_CONFIGS))}, "
+                          "or an FPGA config file such as hw_configs/zu3eg.yaml", source=spec)
+    return load_hardware(spec)
+
+
 def _load_fpga(path: str, budget: str | None, utilization_limit: float | None):  # type: ignore[no-untyped-def]
     from ..._validation import validate_model
     from ...hardware.fpga import FpgaAccelerator
-    from ...hardware.io import load_hardware
 
-    hw = load_hardware(path)
+    hw = load_device(path)
     if not isinstance(hw, FpgaAccelerator):
         raise ConfigError(f"expected an FPGA config (kind: fpga), got kind {hw.kind!r}; see hw_configs/zu3eg.yaml",
                           source=path, field="kind")
@@ -101,7 +135,16 @@ def plot_utilization(table: Any, path: str | Path, title: str = "") -> None:
     plt.close(fig)
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    from ..._validation import check_output_path
+
+    for flag in ("out", "plot"):
+        if getattr(args, flag, None):
+            check_output_path(getattr(args, flag), flag)
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
+    _check_outputs(args)
     hw = _load_fpga(args.hw, args.budget, args.utilization_limit)
     table = hw.fits()
     if args.format == "json":
@@ -119,10 +162,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
     from ..._validation import atomic_write_text
-    from ...cli import resolve_workload
+    from ...workload.io import load_workload as resolve_workload
     from .ilp import (OverlaySpace, PipelineSpace, exhaustive_overlay, exhaustive_pipeline,
                                    optimize_overlay, optimize_pipeline)
 
+    _check_outputs(args)
     wl = resolve_workload(args.workload)
     base = _load_fpga(args.device, args.budget, args.utilization_limit)
     layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
@@ -200,7 +244,9 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("fpga-optimize", help="integer program: best FPGA accelerator configuration for a workload")
     p.add_argument("--workload", "-w", required=True, help="workload file or zoo:<model>")
-    p.add_argument("--device", required=True, help="FPGA config giving device, budget, clock, DDR, bit widths (kind: fpga)")
+    p.add_argument("--device", required=True,
+                   help="FPGA config (kind: fpga) giving device, budget, clock, DDR, bit widths, or a device preset "
+                        "(zu3eg/ultra96, zu7ev/zcu104: the base configs of hw_configs/zu3eg.yaml, zcu104.yaml)")
     p.add_argument("--budget", help="resource limits, e.g. dsp=300,bram18=400")
     p.add_argument("--utilization-limit", type=float, default=None, help="usable fraction of every device resource (0-1]")
     p.add_argument("--mode", choices=["overlay", "pipeline"], default="overlay",

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from ...hardware.systolic import SystolicArray
 from ...stats import Action, LayerProgram, Node, Repeat, TopologyRow
-from ...workload.layer import Elementwise, LayerBase, Pool, ceil_div
+from ...workload.layer import Elementwise, LayerBase, Pool
 from ...workload.masks import layer_mask
 from ...workload.workload import Workload
 from ..base import Engine
-from ..lowering import compress_runs, stream_tiles, vector_program, vector_work
-from .folds import GemmLowering, OperandBits, fold_plan, peel_last, sram_word_accesses
+from ..lowering import buffered_vector_program, peel_last
+from .folds import GemmLowering, OperandBits, fold_plan, sram_word_accesses
 from .program import LayerCounters, systolic_program
 from .sparse import lower_sparse, sparse_mode as _sparse_mode
 
@@ -25,19 +25,32 @@ def topology_row(layer: LayerBase) -> TopologyRow:
     return TopologyRow(g.m, g.k, 1, g.k, 1, g.n, 1)
 
 
+def _scalesim_row_check(layer: LayerBase) -> tuple[bool, str]:
+    """Whether SCALE-Sim can run ``layer`` as one topology row; why not."""
+    gemms = layer.gemms()
+    if len(gemms) != 1 or gemms[0].count != 1 or layer.op not in ("conv2d", "linear"):
+        return False, ("the SCALE-Sim USER-mode emulation runs single-GEMM conv2d/linear layers only "
+                       "(SCALE-Sim has no groups, matmul heads or recurrent layers)")
+    conv = gemms[0].conv
+    if conv is not None and (conv.pad_h or conv.pad_w or conv.dilation_h > 1 or conv.stride_h != conv.stride_w):
+        return False, "the SCALE-Sim USER-mode emulation needs unpadded, undilated convs with equal strides"
+    return True, ""
+
+
+def scalesim_row_ok(layer: LayerBase) -> bool:
+    """``layer`` is one SCALE-Sim topology row (single GEMM conv2d/linear, unpadded, equal strides)."""
+    return _scalesim_row_check(layer)[0]
+
+
 class SystolicEngine(Engine[SystolicArray]):
     """Engine for :class:`~accelsim.hardware.systolic.SystolicArray`."""
 
     def supports(self, layer: LayerBase, hw: SystolicArray) -> tuple[bool, str]:
         sp = layer.compression.sparsity
         if hw.stall_model == "scalesim_user":
-            gemms = layer.gemms()
-            if len(gemms) != 1 or gemms[0].count != 1 or layer.op not in ("conv2d", "linear"):
-                return False, ("the SCALE-Sim USER-mode emulation runs single-GEMM conv2d/linear layers only "
-                               "(SCALE-Sim has no groups, matmul heads or recurrent layers)")
-            conv = gemms[0].conv
-            if conv is not None and (conv.pad_h or conv.pad_w or conv.dilation_h > 1 or conv.stride_h != conv.stride_w):
-                return False, "the SCALE-Sim USER-mode emulation needs unpadded, undilated convs with equal strides"
+            ok, reason = _scalesim_row_check(layer)
+            if not ok:
+                return False, reason
         if sp.kind not in ("dense", "channel", "filter"):
             # Structured pruning that shrinks shapes is dense by the time it reaches us. Other
             # sparsity is run dense (no skipping) -- stated in the report notes, never silently.
@@ -96,26 +109,14 @@ class SystolicEngine(Engine[SystolicArray]):
             prog.notes.append(f"{sp.kind} sparsity (density {sp.effective_density:.2f}) executed dense: this array does not skip zeros")
         if sparse_reason:
             prog.notes.append(sparse_reason)
-        if hw.stall_model == "scalesim_user":
-            prog.topology = topology_row(layer)
+        if hw.stall_model == "scalesim_user" or (hw.stall_model == "none" and scalesim_row_ok(layer)):
+            prog.topology = topology_row(layer)  # none: for SCALE-Sim CALC's "incl. prefetch" cycles
         return prog
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: SystolicArray) -> LayerProgram:
         """On a ``cols``-lane vector unit, bound by DRAM; cycles counted 0-based like the folds."""
-        ab = layer.compression.quant.act_bits
-        w = vector_work(layer, hw.cols, ab)
-        tiles = stream_tiles(w.read_bits, w.cycles, w.write_bits, ceil_div(w.read_bits, hw.ifmap_sram.size_bits // 2))
-        actions = [
-            Action("vector", "op", w.ops, ab),
-            Action("ifmap_sram", "write", layer.input_words, ab),
-            Action("ifmap_sram", "read", layer.input_words, ab),
-            Action("ofmap_sram", "write", layer.output_words, ab),
-            Action("ofmap_sram", "read", layer.output_words, ab),
-            Action("dram", "read", layer.input_words, ab),
-            Action("dram", "write", layer.output_words, ab),
-        ]
-        return vector_program(
-            layer, w, engine="systolic.vector", body=peel_last(compress_runs(tiles)), actions=actions, pe_count=hw.cols,
-            compute_cycles=w.cycles - 1,
+        return buffered_vector_program(
+            layer, lanes=hw.cols, in_buffer="ifmap_sram", in_buffer_bits=hw.ifmap_sram.size_bits, out_buffer="ofmap_sram",
+            engine="systolic.vector", zero_based=True,
             sram_accesses={"ifmap_sram_reads": layer.input_words, "ofmap_sram_writes": layer.output_words},
         )

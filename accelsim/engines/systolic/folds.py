@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...hardware.systolic import SystolicArray
-from ...stats import Node, Repeat, Tile, split_tile
+from ...stats import Node, Tile, split_tile
 from ...workload.layer import Gemm, ceil_div
 from ..lowering import compress_periodic_arrays, compress_runs_arrays, compress_sequence
 
@@ -105,21 +105,6 @@ class OperandBits:
     b: int
     c: int
     psum: int
-
-
-def peel_last(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
-    """Rewrite so the final tile is explicit and one cycle shorter (SCALE-Sim's 0-based count)."""
-    if not nodes:
-        return nodes
-    *head, last = nodes
-    if isinstance(last, Tile):
-        return (*head, Tile(last.load_bits, max(last.compute_cycles - 1, 0), last.store_bits, last.decode_cycles))
-    if last.count == 0:
-        return (*peel_last(tuple(head)), last)
-    rest: list[Node] = list(head)
-    if last.count > 1:
-        rest.append(Repeat(last.body, last.count - 1))
-    return (*rest, *peel_last(last.body))
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ from ...hardware.systolic import SystolicArray
 from ...stats import Action, LayerProgram, Node, Repeat
 from ...workload.layer import Elementwise, Gemm, LayerBase, Pool, ceil_div
 from ...workload.workload import Workload
-from .folds import FoldOverrides, FoldPlan, GemmLowering, OperandBits, fold_plan, peel_last, sram_word_accesses
+from ..lowering import peel_last
+from .folds import FoldOverrides, FoldPlan, GemmLowering, OperandBits, fold_plan, sram_word_accesses
 from .program import LayerCounters, systolic_program
 
 SKIPPABLE = ("unstructured", "pattern", "gs", "nm", "block")

@@ -10,6 +10,8 @@ Modules (torch is imported only when a name is first accessed):
 - :mod:`.earlybird` — Early-Bird tickets from BatchNorm scales.
 - :mod:`.djpq` — joint channel pruning + learnable mixed precision under a BOPs penalty, and the
   two-stage baseline.
+- :mod:`.reweighted` — reweighted group Lasso for block pruning (BLK-REW).
+- :mod:`.nrmf` — nuclear-norm rank minimisation with a global rank budget, then factorisation.
 - :mod:`.niti` — integer-only training (int8 + power-of-two exponents).
 - :mod:`.crossbar` — crossbar-block masks, conductance levels and device mismatch.
 - :mod:`.metrics`, :mod:`.export`, :mod:`.data`, :mod:`.models` — costs, export, digits data, networks.
@@ -25,6 +27,9 @@ _LAZY = {
     "DST": "dst",
     "EarlyBird": "earlybird", "EarlyBirdDetector": "earlybird", "mask_distance": "earlybird",
     "DJPQ": "djpq", "two_stage_baseline": "djpq", "FixedQAT": "djpq",
+    "ReweightedGroupLasso": "reweighted", "ReweightedGroupLassoConfig": "reweighted",
+    "NRMF": "nrmf", "NRMFConfig": "nrmf",
+    "DFS": "dfs", "DFSConfig": "dfs", "simulate_dfs": "dfs_sim",
     "NITI": "niti", "IntNet": "niti", "float_twin": "niti",
     "CrossbarBlockPrune": "crossbar", "ConductanceQuant": "crossbar", "program_crossbar": "crossbar",
     "LayerCompression": "metrics", "model_cost": "metrics",

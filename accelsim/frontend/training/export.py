@@ -42,7 +42,13 @@ def to_compressed_model(model: "nn.Module", records: dict[str, LayerCompression]
         m = model.get_submodule(name)
         kind = "conv2d" if isinstance(m, nn.Conv2d) else "linear"
         masks = {"weight": rec.mask.bool()} if rec.mask is not None and rec.prune is not None else {}
-        unit = UnitState(name=name, type=kind, group=name, params=["weight"], prune=rec.prune if masks else None,
+        params = ["weight"]
+        if isinstance(m, (nn.LSTM, nn.GRU)):  # recurrent: one mask per weight_ih_lK / weight_hh_lK
+            kind = "lstm"
+            params = [n for n, _ in m.named_parameters(recurse=False) if n.startswith("weight_")]
+            pm = rec.param_masks or {}
+            masks = {n: pm[n].bool() for n in params if n in pm} if rec.prune is not None else {}
+        unit = UnitState(name=name, type=kind, group=name, params=params, prune=rec.prune if masks else None,
                          masks=masks, quant=_quant_spec(rec))
         for key, value in rec.unit_fields.items():
             setattr(unit, key, value)

@@ -233,9 +233,26 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, lambda tmp: torch.save(payload, tmp))
 
 
-def _load(path: Path) -> dict[str, Any]:
+def checkpoint_safe_globals() -> list[Any]:
+    """The only non-torch types a checkpoint may hold: numpy arrays, dtypes and scalars (method
+    state). Everything else a checkpoint could name -- any other class or function -- is refused
+    by ``torch.load(weights_only=True)``, so loading an untrusted checkpoint runs no code."""
+    import numpy as np
+
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+    kinds = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+             np.float16, np.float32, np.float64, np.complex64, np.complex128)
+    return [_reconstruct, scalar, np.ndarray, np.dtype, *dict.fromkeys(type(np.dtype(k)) for k in kinds)]
+
+
+def _load(path: Path) -> dict[str, Any]:
+    """Read a checkpoint as data: ``weights_only=True`` plus :func:`checkpoint_safe_globals`."""
+    try:
+        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ConfigError(f"cannot read the checkpoint: {exc}", source=str(path)) from None
     if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:

@@ -46,6 +46,7 @@ class LayerCompression:
     granularity: str = "tensor"
     notes: list[str] = field(default_factory=list)
     unit_fields: dict[str, Any] = field(default_factory=dict)  # extra UnitState fields (pattern, gs)
+    param_masks: "dict[str, torch.Tensor] | None" = None  # LSTM/GRU: one mask per weight_ih_lK / weight_hh_lK
 
 
 def compressible_layers(model: "nn.Module") -> dict[str, "nn.Module"]:

@@ -14,6 +14,8 @@
   -> fc2`` with a learnable per-neuron :class:`ChannelScale` after ``fc1`` — the slimming
   coefficients Early-Bird reads, as EarlyBERT, Chen et al., ACL 2021, arXiv 2101.00063), mean
   pooling over tokens, LayerNorm and a linear classifier.
+- ``lstm``: :class:`DigitsLSTM`, the image rows as an 8-step sequence through a 1-layer LSTM
+  (hidden 64) and a classifier on the last hidden state.
 """
 from __future__ import annotations
 
@@ -166,7 +168,21 @@ class DigitsTransformer(nn.Module):
         return self.head(self.norm(x.mean(dim=1)))
 
 
-MODEL_KINDS = ("cnn", "mlp", "resnet", "transformer")
+class DigitsLSTM(nn.Module):
+    """Image rows as a sequence (``N x 1 x R x C`` -> ``N x R x C``) through an LSTM; classifier on
+    the last step's hidden state."""
+
+    def __init__(self, num_classes: int = 10, cols: int = 8, hidden: int = 64, num_layers: int = 1):
+        super().__init__()
+        self.lstm = nn.LSTM(cols, hidden, num_layers=num_layers, batch_first=True)
+        self.fc = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+        out, _ = self.lstm(x.flatten(1, 2))
+        return self.fc(out[:, -1])
+
+
+MODEL_KINDS = ("cnn", "mlp", "resnet", "transformer", "lstm")
 
 
 def build_model(kind: str, bn: bool = False, seed: int = 0) -> "nn.Module":
@@ -178,6 +194,8 @@ def build_model(kind: str, bn: bool = False, seed: int = 0) -> "nn.Module":
         return DigitsResNet()
     if kind == "transformer":
         return DigitsTransformer()
+    if kind == "lstm":
+        return DigitsLSTM()
     if kind == "cnn":
         if bn:
             return TinyCNNBN()
@@ -191,4 +209,4 @@ def build_model(kind: str, bn: bool = False, seed: int = 0) -> "nn.Module":
 
 
 __all__ = ["TinyCNNBN", "DigitsMLP", "DigitsResNet", "BasicBlock", "DigitsTransformer", "EncoderLayer",
-           "ChannelScale", "build_model", "MODEL_KINDS"]
+           "ChannelScale", "DigitsLSTM", "build_model", "MODEL_KINDS"]

@@ -401,9 +401,49 @@ class IntFlatten(IntLayer):
         return g.reshape(self._shape), ge
 
 
+def int_add(a: tuple["torch.Tensor", int], b: tuple["torch.Tensor", int]) -> tuple["torch.Tensor", int]:
+    """Residual add of two block-floating-point int8 tensors: the one with the smaller exponent is
+    shifted right to the larger (round-half-away), the int8 sum is exact in int32 and shifted back
+    to int8 like a GEMM result (:func:`requantize`)."""
+    (x, ex), (y, ey) = a, b
+    e = max(ex, ey)
+    xs = round_shift(x.to(torch.int32), e - ex) if ex < e else x
+    ys = round_shift(y.to(torch.int32), e - ey) if ey < e else y
+    return requantize(xs.to(torch.int32) + ys.to(torch.int32), e)
+
+
+class IntResBlock(IntLayer):
+    """A BN-free basic block: ``relu(conv2(relu(conv1(x))) + skip(x))`` with 3x3 convs and, when
+    the width changes, a 1x1 conv on the skip path. The add is :func:`int_add`; its error goes to
+    both branches unchanged (derivative 1), and the two input errors are added with :func:`int_add`."""
+
+    has_weight = True
+
+    def __init__(self, c_in: int, c_out: int, generator: "torch.Generator"):
+        super().__init__()
+        self.conv1 = IntConv2d(c_in, c_out, 3, 1, generator)
+        self.relu1 = IntReLU()
+        self.conv2 = IntConv2d(c_out, c_out, 3, 1, generator)
+        self.proj = IntConv2d(c_in, c_out, 1, 0, generator) if c_in != c_out else None
+        self.relu2 = IntReLU()
+
+    def forward(self, inp: tuple["torch.Tensor", int]) -> tuple["torch.Tensor", int]:
+        main = self.conv2(self.relu1(self.conv1(inp)))
+        skip = self.proj(inp) if self.proj is not None else inp
+        return self.relu2(int_add(main, skip))
+
+    def backward(self, err: tuple["torch.Tensor", int], grad_bits: int, need_input_err: bool = True) -> Any:
+        g = self.relu2.backward(err, grad_bits)
+        e_main = self.conv1.backward(self.relu1.backward(self.conv2.backward(g, grad_bits), grad_bits), grad_bits,
+                                     need_input_err)
+        e_skip = self.proj.backward(g, grad_bits, need_input_err) if self.proj is not None else g
+        return int_add(e_main, e_skip) if need_input_err else None
+
+
 class IntNet(nn.Module):
-    """A chain of integer layers; ``kind`` ``cnn`` (conv1 16, conv2 32, pool, fc) or ``mlp``
-    (64-128-64-10), the digits networks of :mod:`.models` without biases."""
+    """A chain of integer layers; ``kind`` ``cnn`` (conv1 16, conv2 32, pool, fc), ``mlp``
+    (64-128-64-10), the digits networks of :mod:`.models` without biases, or ``resnet``: a BN-free
+    residual net (conv 16, block 16, pool, block 16->32 with a 1x1 skip conv, pool, fc)."""
 
     def __init__(self, kind: str = "cnn", seed: int = 0, num_classes: int = 10):
         super().__init__()
@@ -417,8 +457,12 @@ class IntNet(nn.Module):
             self.names = ["flatten", "fc1", "relu1", "fc2", "relu2", "fc3"]
             mods = [IntFlatten(), IntLinear(64, 128, g), IntReLU(), IntLinear(128, 64, g), IntReLU(),
                     IntLinear(64, num_classes, g)]
+        elif kind == "resnet":
+            self.names = ["conv1", "relu1", "block1", "pool1", "block2", "pool2", "flatten", "fc"]
+            mods = [IntConv2d(1, 16, 3, 1, g), IntReLU(), IntResBlock(16, 16, g), IntMaxPool2d(2),
+                    IntResBlock(16, 32, g), IntMaxPool2d(2), IntFlatten(), IntLinear(32 * 4, num_classes, g)]
         else:
-            raise ValueError(f"unknown kind {kind!r}; expected 'cnn' or 'mlp'")
+            raise ValueError(f"unknown kind {kind!r}; expected 'cnn', 'mlp' or 'resnet'")
         for n, m in zip(self.names, mods):
             self.add_module(n, m)
 
@@ -444,6 +488,13 @@ class IntNet(nn.Module):
         """An equivalent float ``nn.Module`` (weights ``int8 * 2^exp``) for metrics and export."""
         from .models import DigitsMLP
 
+        if self.kind == "resnet":
+            net = FloatResTwin()
+            with torch.no_grad():
+                for n, m in self.named_modules():
+                    if isinstance(m, (IntConv2d, IntLinear)):
+                        net.get_submodule(n).weight.copy_(m.weight.to(torch.float32) * 2.0 ** int(m.weight_exp))
+            return net.eval()
         if self.kind == "cnn":
             from ..models import TinyCNN
 
@@ -460,6 +511,34 @@ class IntNet(nn.Module):
                 if m.has_weight:
                     getattr(net, n).weight.copy_(m.weight.to(torch.float32) * 2.0 ** int(m.weight_exp))
         return net.eval()
+
+
+class _FloatBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.proj = nn.Conv2d(c_in, c_out, 1, bias=False) if c_in != c_out else None
+
+    def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+        y = self.conv2(F.relu(self.conv1(x)))
+        return F.relu(y + (self.proj(x) if self.proj is not None else x))
+
+
+class FloatResTwin(nn.Module):
+    """The float network with the layers of ``IntNet("resnet")`` (no biases, no batch norm)."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1, bias=False)
+        self.block1 = _FloatBlock(16, 16)
+        self.block2 = _FloatBlock(16, 32)
+        self.fc = nn.Linear(32 * 4, num_classes, bias=False)
+
+    def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+        y = F.max_pool2d(self.block1(F.relu(self.conv1(x))), 2)
+        y = F.max_pool2d(self.block2(y), 2)
+        return self.fc(y.flatten(1))
 
 
 def float_twin(kind: str, seed: int = 0) -> "nn.Module":
@@ -515,7 +594,7 @@ class NITI(Method):
 
     def records(self, model: "nn.Module") -> dict[str, LayerCompression]:
         return {n: LayerCompression(name=n, weight_bits=8, act_bits=8, scheme="int")
-                for n, m in model.layers() if m.has_weight}
+                for n, m in model.named_modules() if isinstance(m, (IntConv2d, IntLinear))}
 
     def state_dict(self) -> dict[str, Any]:
         return {"grad_bits": self.grad_bits}
@@ -524,5 +603,5 @@ class NITI(Method):
         self.grad_bits = state["grad_bits"]
 
 
-__all__ = ["IntNet", "IntLinear", "IntConv2d", "IntReLU", "IntMaxPool2d", "IntFlatten", "NITI", "float_twin",
+__all__ = ["IntNet", "IntResBlock", "int_add", "FloatResTwin", "IntLinear", "IntConv2d", "IntReLU", "IntMaxPool2d", "IntFlatten", "NITI", "float_twin",
            "round_shift", "psto_shift", "int_matmul", "requantize", "grad_to_bits", "integer_ce_grad", "bit_length"]

@@ -1,0 +1,37 @@
+"""Notice of a one-off numba compilation (a fresh machine, or a new numba/source version).
+
+Every hot kernel of accelsim is an ``@njit(cache=True)`` function: the first process on a machine
+compiles it and writes the machine code to numba's on-disk cache; later processes load it. The
+first use of a kernel family therefore costs seconds of CPU once. :func:`notice_if_cold` says so
+through the ``accelsim`` logger (the CLI prints it on stderr) before it happens, so a slow first
+run is never a mystery; ``accelsim warmup`` (:mod:`accelsim.sim.warmup`) compiles every family
+ahead of time.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+_log = logging.getLogger("accelsim")
+_announced: set[str] = set()
+
+
+def cache_is_cold(dispatcher: Any) -> bool:
+    """True when numba's on-disk cache has no index for ``dispatcher`` yet. Relies on numba's
+    cache layout (``_cache._cache_file._index_path``); anything unexpected reads as warm."""
+    try:
+        return not os.path.exists(dispatcher._cache._cache_file._index_path)
+    except AttributeError:  # pragma: no cover - numba internals moved
+        return False
+
+
+def notice_if_cold(dispatcher: Any, what: str, cpu_s: str) -> None:
+    """Log once per process that ``what`` is about to be compiled (``cpu_s``: the measured cost,
+    e.g. ``"~20 s"``) when ``dispatcher`` is neither compiled in this process nor cached on disk."""
+    if what in _announced:
+        return
+    _announced.add(what)
+    if not getattr(dispatcher, "signatures", None) and cache_is_cold(dispatcher):
+        _log.info(f"compiling {what} for this machine (once, {cpu_s} of CPU; `accelsim warmup` after installing "
+                  "does it ahead of time)")
