@@ -95,8 +95,12 @@ class StrictSafeLoader(_BASE_LOADER):  # type: ignore[misc,valid-type]
     """``yaml.SafeLoader`` (libyaml's when available) that refuses duplicate mapping keys.
 
     The one YAML loader of accelsim: every input file goes through :func:`load_yaml_text`.
-    Python tags (``!!python/...``) stay refused (safe loader).
+    Python tags (``!!python/...``) stay refused (safe loader). With ``duplicates = "last"``
+    (ZigZag's own files, read as they are) a repeated key keeps its last value, as PyYAML does,
+    and is recorded in ``seen_duplicates`` (key, first line, repeat line) for a warning.
     """
+
+    duplicates = "error"
 
     def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
         if isinstance(node, yaml.MappingNode):
@@ -109,8 +113,11 @@ class StrictSafeLoader(_BASE_LOADER):  # type: ignore[misc,valid-type]
                 except TypeError:
                     continue  # the base class reports unhashable keys
                 if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark)
+                    if self.duplicates != "last":
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark)
+                    self.__dict__.setdefault("seen_duplicates", []).append(
+                        (key, seen[key] + 1, key_node.start_mark.line + 1))
                 seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
 
@@ -137,11 +144,20 @@ def check_plain_data(data: Any, source: str) -> None:
                 stack.append((v, f"{where}[{i}]", depth + 1))
 
 
-def load_yaml_text(text: str, source: str) -> Any:
-    """Parse YAML text with :class:`StrictSafeLoader`; malformed YAML, duplicate keys, deep nesting
-    and non-finite numbers raise ConfigError naming ``source``."""
+_WARNED_DUPLICATES: set[tuple[str, int]] = set()
+
+
+def load_yaml_text(text: str, source: str, duplicates: str = "error") -> Any:
+    """Parse YAML text with :class:`StrictSafeLoader`; malformed YAML, deep nesting and non-finite
+    numbers raise ConfigError naming ``source``. Duplicate keys: ``"error"`` (accelsim's own files)
+    raises; ``"last"`` (third-party files read as they are, e.g. ZigZag's ``tpu_like.yaml`` repeats
+    ``ports``) keeps the last value like PyYAML and logs one warning per repeated key."""
+    if duplicates not in ("error", "last"):
+        raise ValueError(f"duplicates must be 'error' or 'last', not {duplicates!r}")
+    loader = StrictSafeLoader(text)
+    loader.duplicates = duplicates
     try:
-        data = yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 (a safe loader)
+        data = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -149,6 +165,18 @@ def load_yaml_text(text: str, source: str) -> Any:
         raise ConfigError(f"malformed YAML{where}: {problem}", source=source) from None
     except RecursionError:
         raise ConfigError(f"malformed YAML: nested deeper than {MAX_NESTING} levels", source=source) from None
+    finally:
+        loader.dispose()
+    if duplicates == "last":
+        import logging
+
+        log = logging.getLogger("accelsim")
+        for key, first, again in getattr(loader, "seen_duplicates", [])[:10]:
+            if (source, again) in _WARNED_DUPLICATES:  # a file read twice (kind detection, load) warns once
+                continue
+            _WARNED_DUPLICATES.add((source, again))
+            log.warning("%s: duplicate key %r at line %d (first at line %d): the last value is used, "
+                        "as PyYAML does", source, key, again, first)
     check_plain_data(data, source)
     return data
 

@@ -148,8 +148,17 @@ def detect_kind(target: str) -> str:
             return "zigzag mapping"
         return "zigzag workload"
     from ._validation import read_config_file
+    from .errors import ConfigError
 
-    data = read_config_file(path, "input", ", .cfg, .csv, .onnx")
+    try:
+        data = read_config_file(path, "input", ", .cfg, .csv, .onnx")
+    except ConfigError as exc:
+        # ZigZag's accelerator files are read as they are (repeated keys allowed); ours stay strict
+        from .hardware.zigzag_io import _read_yaml, is_zigzag_accelerator
+
+        if suffix == ".json" or "duplicate key" not in str(exc) or not is_zigzag_accelerator(_read_yaml(path)):
+            raise
+        return "zigzag accelerator"
     if not isinstance(data, dict):
         return "workload"  # its reader names what is wrong
     if "accelsim_sweep" in data or ("axes" in data and "layers" not in data):

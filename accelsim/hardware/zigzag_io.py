@@ -47,10 +47,13 @@ def is_zigzag_accelerator(data: Any) -> bool:
 
 
 def _read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file (top level may be a list); errors are one-line ConfigErrors."""
+    """Parse a ZigZag YAML file (top level may be a list); errors are one-line ConfigErrors.
+
+    ZigZag's files are read as they are: a repeated key keeps its last value (as PyYAML, which
+    ZigZag uses, does; its ``tpu_like.yaml`` repeats ``ports``) with a logged warning."""
     from .._validation import load_yaml_text, read_text_file
 
-    return load_yaml_text(read_text_file(path), str(path))
+    return load_yaml_text(read_text_file(path), str(path), duplicates="last")
 
 
 def _err(msg: str, src: str, key: str) -> ConfigError:

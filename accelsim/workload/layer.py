@@ -33,19 +33,34 @@ from .compression import Compression
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-#: Upper bounds checked when a layer is built (before anything is allocated or looped over):
-#: every integer field (channels, features, H, W, kernel, stride, padding, batch, tokens, ...)
-#: at most ``MAX_DIM``; every GEMM a layer lowers to at most ``MAX_GEMM_ROWS`` output rows
-#: (``batch * P * Q`` for a conv) and ``MAX_GEMM_DIM`` columns / reduction; a layer at most
-#: ``MAX_LAYER_MACS`` dense MACs. Real networks stay far below (ResNet-50 at batch 256: 2.6e7
-#: rows, 1e12 MACs in its largest layer; GPT-3's vocabulary projection: 12288 x 50257).
+#: Upper bounds checked when a layer is built (before anything is allocated or looped over;
+#: the table in docs/workload_format.md gives the reasons):
+#:
+#: - ``MAX_DIM`` (2^20): every single axis (channels, features, H, W, kernel, stride, padding,
+#:   batch, tokens, heads, ...). Engines loop in Python/numba over one axis at a time (output
+#:   rows of a conv on the FPGA engine, input spans of strided convs, crossbar output columns),
+#:   so one axis bounds their time; 2^20 admits 4K/8K images, GPT-3's widths (12288, 49152,
+#:   vocabulary 50257) and million-token contexts, and refuses K=10^9.
+#: - ``MAX_GEMM_ROWS`` (2^28) output rows (``batch * P * Q``) and ``MAX_GEMM_DIM`` (2^24)
+#:   columns / reduction of each GEMM a layer lowers to, and ``MAX_LAYER_MACS`` (2^50) dense
+#:   MACs: H=W=10^6 (10^12 rows) is refused, a 4K image at batch 32 (2.7e8 rows) admitted.
+#: - ``MAX_LAYER_WORDS`` (2^44) words read + written (+ element ops) by one layer, and the
+#:   ``elements`` of an element-wise layer: words x 64 bit stays below 2^53, so traffic counts
+#:   are exact in float64 and never overflow int64 (a 4K 64-channel map at batch 256 is 2^37).
+#:
+#: What an engine *materialises* is bounded where it allocates: masks by
+#: :data:`accelsim.workload.npz_reader.MAX_ARRAY_BYTES`, the gather-scatter expectation sample by
+#: :data:`accelsim.engines.gather_scatter.MAX_SAMPLE_ELEMENTS`; both are checked before allocating.
 MAX_DIM = 2**20
 MAX_GEMM_ROWS = 2**28
 MAX_GEMM_DIM = 2**24
 MAX_LAYER_MACS = 2**50
+MAX_LAYER_WORDS = 2**44
 
 PosInt = Annotated[int, Field(gt=0, le=MAX_DIM)]
 NonNegInt = Annotated[int, Field(ge=0, le=MAX_DIM)]
+#: a tensor size (elements of an element-wise layer), not one axis
+TensorSize = Annotated[int, Field(gt=0, le=MAX_LAYER_WORDS)]
 
 
 def input_span(lo: int, hi: int, kernel: int, stride: int, pad: int, dilation: int, size: int) -> int:
@@ -263,6 +278,10 @@ class LayerBase(BaseModel):
             macs += g.macs
         if macs > MAX_LAYER_MACS:
             raise ValueError(f"has {macs:,} MACs, more than the {MAX_LAYER_MACS:,} accelsim simulates (MAX_LAYER_MACS)")
+        words = self.input_words + self.output_words + int(getattr(self, "vector_ops", 0))
+        if words > MAX_LAYER_WORDS:
+            raise ValueError(f"reads, writes and operates on {words:,} words, more than the {MAX_LAYER_WORDS:,} "
+                             "accelsim simulates (MAX_LAYER_WORDS)")
         return self
 
     # --- overridden by subclasses -------------------------------------------------------
@@ -482,7 +501,7 @@ class Elementwise(LayerBase):
     """
 
     op: Literal["elementwise"] = "elementwise"
-    elements: PosInt
+    elements: TensorSize
     num_inputs: PosInt = 2
     ops_per_element: PosInt = 1
 

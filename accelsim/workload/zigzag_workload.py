@@ -59,9 +59,12 @@ ADD_TYPES = {"Add", "Max"}
 def is_zigzag_workload_file(path: str | Path) -> bool:
     """True if a YAML file's top level is a list (a ZigZag workload; accelsim's is a mapping)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False  # the ordinary reader reports it
+        if not Path(path).is_file():
+            return False  # the ordinary reader reports it
+        with open(path, "rb") as fh:  # the first 64 KiB decide (no unbounded read)
+            text = fh.read(1 << 16).decode("utf-8", errors="replace")
+    except OSError:
+        return False
     for line in text.splitlines():
         s = line.split("#", 1)[0].rstrip()
         if not s.strip() or s.strip() == "---":
@@ -76,7 +79,7 @@ def load_zigzag_workload(path: str | Path, name: str | None = None) -> Workload:
     source = str(p)
     from .._validation import load_yaml_text, read_text_file
 
-    data = load_yaml_text(read_text_file(p), source)
+    data = load_yaml_text(read_text_file(p), source, duplicates="last")  # ZigZag's files as they are
     return workload_from_zigzag(data, source=source, name=name or p.stem)
 
 
