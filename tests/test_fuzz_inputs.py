@@ -29,7 +29,9 @@ SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=N
 
 
 def _check(case: fz.Case, workdir: Path) -> fz.Outcome:
-    o = fz.run_in_process(case, workdir, timeout_s=60)
+    """Each case in a forked child: 60 s alarm (a hang fails the case, no time is measured) and at
+    most 2 GiB more address space than this process (a blow-up fails the case, never the suite)."""
+    o = fz.run_forked(case, workdir, timeout_s=60, mem_mb=2048)
     assert not o.problems, fz.first_problem_text(case, o)
     return o
 
@@ -179,10 +181,23 @@ def test_huge_used_mask_refused_from_its_header(tmp_path: Path) -> None:
         NpzArchive(tmp_path / "m.npz").read("fc")
 
 
-def test_sweep_with_invalid_points_exits_2(tmp_path: Path) -> None:
-    sw = dict(fz.SWEEP_SMALL, axes={"rows": [8, 10**9]})
+def test_sweep_with_some_invalid_points_runs_the_rest_and_exits_1(tmp_path: Path) -> None:
+    from accelsim.dse.store import ResultsStore
+
+    sw = dict(fz.SWEEP_SMALL, axes={"rows": [8, 10**9, 4]})
+    argv = ["sweep", "s.yaml", "--store", "st.sqlite", "--workers", "1", "--no-progress", "--export", "all.csv"]
+    o = _run(tmp_path, {"s.yaml": fz.dump(sw)}, argv)
+    assert o.code == 1 and "1 of 3 points of sweep 'fz' are invalid, 2 were simulated" in o.stderr, o.stderr
+    assert "internal error" not in o.stderr and not o.problems
+    st = ResultsStore(tmp_path / "st.sqlite")
+    assert st.count(status="ok") == 2 and st.count(status="invalid") == 1
+    assert (tmp_path / "all.csv").is_file()  # the valid points are exported all the same
+
+
+def test_sweep_with_every_point_invalid_exits_2(tmp_path: Path) -> None:
+    sw = dict(fz.SWEEP_SMALL, axes={"rows": [10**9, 10**8]})
     o = _run(tmp_path, {"s.yaml": fz.dump(sw)}, ["sweep", "s.yaml", "--store", "st.sqlite", "--workers", "1", "--no-progress"])
-    assert o.code == 2 and "1 of 2 points are invalid" in o.stderr, o.stderr
+    assert o.code == 2 and "all 2 points of this run are invalid" in o.stderr, o.stderr
 
 
 def test_input_words_closed_form_matches_per_image_loop() -> None:

@@ -26,12 +26,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     res = run_sweep(sweep, store, workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress,
                     chunk_size=args.chunk_size)
     print(res.summary_text(max_rows=args.max_rows))
-    if res.errors:  # a bug in an engine: exit 1, as every internal error
-        print(f"accelsim: internal error: {res.errors} of {res.requested} points of sweep '{sweep.name}' failed "
-              f"(status 'error' in {store}; please report it)", file=sys.stderr)
-        return 1
-    if res.invalid:  # bad input (e.g. an axis value the hardware schema refuses): exit 2
-        raise ConfigError(f"{res.invalid} of {res.requested} points are invalid (status 'invalid' in {store}: "
+    attempted = res.requested - res.skipped
+    if res.invalid and res.invalid >= attempted and not res.errors:
+        # nothing of this run could be simulated: the sweep itself is bad input (exit 2)
+        raise ConfigError(f"all {res.invalid} points of this run are invalid (status 'invalid' in {store}: "
                           f"'accelsim results {store}' lists why)", source=str(args.sweep), field="axes")
     if args.export:
         from .store import export
@@ -43,7 +41,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
         atomic_write_text(args.front_csv, res.front.to_csv(index=False))
         print(f"wrote {args.front_csv}", file=sys.stderr)
-    return 0
+    # some points failed: the valid ones are simulated, stored and exported above; say how many
+    # failed and exit 1 (docs/dse.md, "Exit codes")
+    if res.invalid:
+        print(f"accelsim: {res.invalid} of {res.requested} points of sweep '{sweep.name}' are invalid, "
+              f"{attempted - res.invalid - res.errors} were simulated (status 'invalid' in {store}: 'accelsim results {store}' lists why)",
+              file=sys.stderr)
+    if res.errors:  # a bug in an engine
+        print(f"accelsim: internal error: {res.errors} of {res.requested} points of sweep '{sweep.name}' failed "
+              f"(status 'error' in {store}; please report it)", file=sys.stderr)
+    return 1 if res.invalid or res.errors else 0
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
