@@ -357,6 +357,39 @@ def atomic_write_bytes(path: str | Path, write) -> None:  # type: ignore[no-unty
         raise
 
 
+def finite_for_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (inf, -inf, NaN; numpy scalars included) replaced by
+    ``None``, so JSON output is strict RFC 8259 (no ``Infinity``/``NaN``). The rule: a quantity
+    that is not a finite number (e.g. a ratio over a zero denominator) is written ``null``."""
+    if isinstance(obj, dict):
+        return {k: finite_for_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_for_json(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):  # numpy scalar
+        try:
+            obj = obj.item()
+        except (TypeError, ValueError):
+            pass
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def dumps_strict_json(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of :func:`finite_for_json` (``obj``) with ``allow_nan=False``; other values
+    that are not JSON types go through ``float`` (numpy numbers) or ``str``."""
+    import json
+
+    def default(o: Any) -> Any:
+        try:
+            v = float(o)
+        except (TypeError, ValueError):
+            return str(o)
+        return v if math.isfinite(v) else None
+
+    return json.dumps(finite_for_json(obj), allow_nan=False, default=default, **kwargs)
+
+
 #: File types ``--plot`` can write (matplotlib backends accelsim relies on).
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 

@@ -132,3 +132,30 @@ def test_accelsim_hardware_yaml_stays_strict(tmp_path: Path, capsys: pytest.Capt
     bad.write_text(src + "\nname: again\n")
     assert cli.main(["validate", str(bad)]) == 2
     assert "duplicate key 'name'" in capsys.readouterr().err
+
+
+# --- item 4: --format json never emits Infinity/NaN -----------------------------------------------
+def test_strict_json_writes_non_finite_numbers_as_null() -> None:
+    import json
+
+    import numpy as np
+
+    from accelsim._validation import dumps_strict_json
+
+    text = dumps_strict_json({"a": float("inf"), "b": [np.float64("nan"), 1.5, np.int64(3)], "c": -float("inf"),
+                              "d": np.float32(2.0)})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON")) == \
+        {"a": None, "b": [None, 1.5, 3], "c": None, "d": 2.0}
+
+
+def test_report_json_with_a_non_finite_ratio_is_strict(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from accelsim.api import simulate
+    from accelsim.report import Report
+
+    rep = simulate(load_workload(ROOT / "models" / "tiny_cnn.yaml"), load_hardware(HW[0]))
+    real = Report.to_dict
+    monkeypatch.setattr(Report, "to_dict", lambda self: {**real(self), "speedup": float("inf"), "x": float("nan")})
+    data = json.loads(rep.to_json(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert data["speedup"] is None and data["x"] is None and data["layers"]
