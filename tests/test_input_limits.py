@@ -159,3 +159,59 @@ def test_report_json_with_a_non_finite_ratio_is_strict(monkeypatch: pytest.Monke
     monkeypatch.setattr(Report, "to_dict", lambda self: {**real(self), "speedup": float("inf"), "x": float("nan")})
     data = json.loads(rep.to_json(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert data["speedup"] is None and data["x"] is None and data["layers"]
+
+
+# --- item 6 (issue item 12): validate opens masks; every engine validates masks the same way ----
+import numpy as np  # noqa: E402
+
+_MASK_WL = {"accelsim_workload": 1, "name": "m", "layers": [
+    {"name": "fc", "op": "linear", "in_features": 16, "out_features": 8,
+     "compression": {"sparsity": {"kind": "unstructured", "density": 0.5, "mask": "fc"}}}]}
+_HALF = np.tile(np.array([1, 0], dtype=np.uint8), (8, 8))
+BROKEN_MASKS = {
+    "strings": (np.full((8, 16), "1"), "dtype"),
+    "0.5 everywhere": (np.full((8, 16), 0.5), "only 0 and 1"),
+    "NaN": (np.where(_HALF == 1, np.nan, 0.0), "only 0 and 1"),
+    "a 2": (np.where(_HALF == 1, 2, 0).astype(np.int8), "only 0 and 1"),
+    "all zero at density 0.5": (np.zeros((8, 16), dtype=bool), "density 0.0000"),
+    "wrong shape": (np.ones((16, 8), dtype=bool), "shape"),
+    "0x0": (np.zeros((0, 0), dtype=bool), "shape"),
+}
+ENGINE_HW = ["systolic_32x32_is.yaml", "gather_scatter_sve128.yaml", "isaac_like.yaml", "smartexchange_32x32.yaml",
+             "zu3eg.yaml", "tpu_v1_like.yaml"]
+
+
+@pytest.mark.parametrize("name", BROKEN_MASKS)
+def test_broken_mask_refused_by_validate_and_identically_by_every_engine(
+        name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from accelsim.api import simulate
+    from accelsim.errors import MaskError
+    from accelsim.workload.io import workload_from_dict
+
+    arr, needle = BROKEN_MASKS[name]
+    np.savez(tmp_path / "m.npz", fc=arr)
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump(dict(_MASK_WL, masks="m.npz")))
+    assert cli.main(["validate", str(tmp_path / "w.yaml")]) == 2  # validate opens the mask file
+    err = capsys.readouterr().err
+    assert needle in err and "fc.compression.sparsity.mask" in err and err.count("\n") == 1
+    messages = set()
+    for hw_name in ENGINE_HW:  # masks attached in memory reach the engines unchecked by the loader
+        wl = workload_from_dict(_MASK_WL, source="w")
+        wl.attach_masks({"fc": arr})
+        with pytest.raises(MaskError) as exc:
+            simulate(wl, load_hardware(ROOT / "hw_configs" / hw_name))
+        messages.add(str(exc.value))
+    assert len(messages) == 1 and needle in messages.pop()
+
+
+def test_good_mask_runs_on_every_engine(tmp_path: Path) -> None:
+    from accelsim.api import simulate
+    from accelsim.workload.io import workload_from_dict
+
+    for hw_name in ENGINE_HW:
+        wl = workload_from_dict(_MASK_WL, source="w")
+        wl.attach_masks({"fc": _HALF.astype(bool)})
+        rep = simulate(wl, load_hardware(ROOT / "hw_configs" / hw_name))
+        assert rep.layers[0].dense_macs == 16 * 8

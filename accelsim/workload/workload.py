@@ -42,6 +42,7 @@ class Workload(BaseModel):
     _mask_cache: dict[str, np.ndarray] | None = PrivateAttr(default=None)
     _mask_archive: Any = PrivateAttr(default=None)  # NpzArchive opened on the first mask read
     _masks_attached: bool = PrivateAttr(default=False)  # attach_masks(): the cache is authoritative
+    _masks_checked: bool = PrivateAttr(default=False)  # attached masks validated (once, by simulate)
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Workload":
@@ -180,9 +181,10 @@ class Workload(BaseModel):
         return arr
 
     def attach_masks(self, masks: dict[str, np.ndarray]) -> None:
-        """Provide masks in memory (e.g. straight from the front-end)."""
+        """Provide masks in memory (e.g. straight from the front-end); checked when simulated."""
         self._mask_cache = dict(masks)
         self._masks_attached = True
+        self._masks_checked = False
 
     def _mask_path(self) -> Path | None:
         if self.masks is None:
