@@ -1,7 +1,9 @@
 """Turn pydantic and YAML errors into one-line :class:`~accelsim.errors.ConfigError` s."""
 from __future__ import annotations
 
+import math
 import os
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,29 +83,152 @@ def validate_model(model: type[M], data: Any, source: str) -> M:
 
 #: libyaml's parser when PyYAML was built with it (same data, ~8x faster: ResNet-50's workload
 #: file parses in 15 ms instead of 110 ms), else the pure-Python one
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+#: deepest nesting of lists/mappings accepted in any input file (real files nest < 10 levels)
+MAX_NESTING = 64
+#: most values (scalars, lists, mappings; aliases counted each time used) in one input file
+MAX_NODES = 2_000_000
 
 
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; unreadable or malformed files raise ConfigError naming the file."""
+class StrictSafeLoader(_BASE_LOADER):  # type: ignore[misc,valid-type]
+    """``yaml.SafeLoader`` (libyaml's when available) that refuses duplicate mapping keys.
+
+    The one YAML loader of accelsim: every input file goes through :func:`load_yaml_text`.
+    Python tags (``!!python/...``) stay refused (safe loader). With ``duplicates = "last"``
+    (ZigZag's own files, read as they are) a repeated key keeps its last value, as PyYAML does,
+    and is recorded in ``seen_duplicates`` (key, first line, repeat line) for a warning.
+    """
+
+    duplicates = "error"
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue  # the base class reports unhashable keys
+                if key in seen:
+                    if self.duplicates != "last":
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark)
+                    self.__dict__.setdefault("seen_duplicates", []).append(
+                        (key, seen[key] + 1, key_node.start_mark.line + 1))
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_plain_data(data: Any, source: str) -> None:
+    """Refuse non-finite numbers (``.inf``, ``.nan``) anywhere and nesting deeper than
+    :data:`MAX_NESTING`; the error names the file and the field (dotted path)."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    visited = 0
+    while stack:
+        node, where, depth = stack.pop()
+        visited += 1
+        if visited > MAX_NODES:  # YAML aliases can expand a small file into billions of nodes
+            raise ConfigError(f"more than {MAX_NODES:,} values (a YAML alias bomb?)", source=source)
+        if depth > MAX_NESTING:
+            raise ConfigError(f"nested deeper than {MAX_NESTING} levels", source=source, field=where or None)
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(f"expected a finite number, got {node!r}", source=source, field=where or None)
+        if isinstance(node, dict):
+            for k, v in node.items():
+                stack.append((v, f"{where}.{k}" if where else str(k), depth + 1))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                stack.append((v, f"{where}[{i}]", depth + 1))
+
+
+_WARNED_DUPLICATES: set[tuple[str, int]] = set()
+
+
+def load_yaml_text(text: str, source: str, duplicates: str = "error") -> Any:
+    """Parse YAML text with :class:`StrictSafeLoader`; malformed YAML, deep nesting and non-finite
+    numbers raise ConfigError naming ``source``. Duplicate keys: ``"error"`` (accelsim's own files)
+    raises; ``"last"`` (third-party files read as they are, e.g. ZigZag's ``tpu_like.yaml`` repeats
+    ``ports``) keeps the last value like PyYAML and logs one warning per repeated key."""
+    if duplicates not in ("error", "last"):
+        raise ValueError(f"duplicates must be 'error' or 'last', not {duplicates!r}")
+    loader = StrictSafeLoader(text)
+    loader.duplicates = duplicates
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"malformed YAML{where}: {problem}", source=source) from None
+    except RecursionError:
+        raise ConfigError(f"malformed YAML: nested deeper than {MAX_NESTING} levels", source=source) from None
+    finally:
+        loader.dispose()
+    if duplicates == "last":
+        import logging
+
+        log = logging.getLogger("accelsim")
+        for key, first, again in getattr(loader, "seen_duplicates", [])[:10]:
+            if (source, again) in _WARNED_DUPLICATES:  # a file read twice (kind detection, load) warns once
+                continue
+            _WARNED_DUPLICATES.add((source, again))
+            log.warning("%s: duplicate key %r at line %d (first at line %d): the last value is used, "
+                        "as PyYAML does", source, key, again, first)
+    check_plain_data(data, source)
+    return data
+
+
+#: largest input text file read (bytes); real workload files are < 1 MB
+MAX_INPUT_BYTES = 64 << 20
+
+
+def read_text_file(path: str | Path) -> str:
+    """A UTF-8 text file of at most :data:`MAX_INPUT_BYTES`; a missing, unreadable, oversized or
+    non-regular file (``/dev/zero``, a FIFO) raises ConfigError naming the file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        if p.exists() and not p.is_dir() and not p.is_file():
+            raise ConfigError("not a regular file", source=str(path))
+        if p.is_file() and p.stat().st_size > MAX_INPUT_BYTES:
+            raise ConfigError(f"file larger than {MAX_INPUT_BYTES >> 20} MiB", source=str(path))
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("file not found", source=str(path)) from None
     except IsADirectoryError:
         raise ConfigError("is a directory, expected a file", source=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read file ({exc.__class__.__name__}: {exc})", source=str(path)) from None
-    try:
-        data = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"malformed YAML{where}: {problem}", source=str(path)) from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file whose top level is a mapping (see :func:`load_yaml_text`)."""
+    data = load_yaml_text(read_text_file(path), str(path))
     if not isinstance(data, dict):
         raise ConfigError(f"expected a mapping at the top level, got {type(data).__name__}", source=str(path))
+    return data
+
+
+def _wants_number(annotation: Any) -> bool:
+    """Does a field annotation accept int/float but not bool (``int``, ``float | None``, ...)?"""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _wants_number(args[0])
+    if args and typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType")):
+        return not any(a is bool for a in args) and any(_wants_number(a) for a in args)
+    return annotation in (int, float)
+
+
+def reject_bool_numbers(cls: type[BaseModel], data: Any) -> Any:
+    """``mode="before"`` model-validator body: ``rows: true`` is an error, not 1 (strict numbers)."""
+    if isinstance(data, dict):
+        for name, info in cls.model_fields.items():
+            for key in {name, info.alias} - {None}:
+                value = data.get(key)
+                if isinstance(value, bool) and _wants_number(info.annotation):
+                    raise ValueError(f"'{key}' must be a number, got {str(value).lower()}")
     return data
 
 
@@ -126,17 +251,29 @@ def read_config_file(path: str | Path, what: str, other_types: str = "") -> Any:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".json":
+        text = read_text_file(p)
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("file not found", source=str(p)) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read file ({exc.__class__.__name__}: {exc})", source=str(p)) from None
+            data = json.loads(text, object_pairs_hook=_json_no_duplicates)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"malformed JSON at line {exc.lineno}: {exc.msg}", source=str(p)) from None
+        except RecursionError:
+            raise ConfigError(f"malformed JSON: nested deeper than {MAX_NESTING} levels", source=str(p)) from None
+        except ValueError as exc:  # duplicate key
+            raise ConfigError(f"malformed JSON: {exc}", source=str(p)) from None
+        check_plain_data(data, str(p))
+        return data
     if suffix in (".yaml", ".yml"):
         return read_yaml(p)
     raise ConfigError(f"unknown {what} file type {suffix!r}; expected .yaml, .yml, .json{other_types}", source=str(p))
+
+
+def _json_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -220,12 +357,54 @@ def atomic_write_bytes(path: str | Path, write) -> None:  # type: ignore[no-unty
         raise
 
 
-def check_output_path(path: str, flag: str) -> Path:
-    """``path`` as a file to write for option ``flag``: its directory must exist (nothing is created)
-    and it must not be a directory; checked before any work so a bad path costs nothing."""
+def finite_for_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (inf, -inf, NaN; numpy scalars included) replaced by
+    ``None``, so JSON output is strict RFC 8259 (no ``Infinity``/``NaN``). The rule: a quantity
+    that is not a finite number (e.g. a ratio over a zero denominator) is written ``null``."""
+    if isinstance(obj, dict):
+        return {k: finite_for_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_for_json(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):  # numpy scalar
+        try:
+            obj = obj.item()
+        except (TypeError, ValueError):
+            pass
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def dumps_strict_json(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of :func:`finite_for_json` (``obj``) with ``allow_nan=False``; other values
+    that are not JSON types go through ``float`` (numpy numbers) or ``str``."""
+    import json
+
+    def default(o: Any) -> Any:
+        try:
+            v = float(o)
+        except (TypeError, ValueError):
+            return str(o)
+        return v if math.isfinite(v) else None
+
+    return json.dumps(finite_for_json(obj), allow_nan=False, default=default, **kwargs)
+
+
+#: File types ``--plot`` can write (matplotlib backends accelsim relies on).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def check_output_path(path: str, flag: str, suffixes: typing.Sequence[str] = ()) -> Path:
+    """``path`` as a file to write for option ``flag``: not a directory (``.``, ``..``, a trailing
+    slash), its directory must exist (nothing is created) and be writable, and its suffix must be
+    one of ``suffixes`` when given; checked before any work so a bad path costs nothing (``--out
+    /proc/nope/x.csv`` fails here, not after the table was printed)."""
     p = Path(path)
-    if p.is_dir() or path.endswith(("/", "\\")):
+    if p.is_dir() or path.endswith(("/", "\\")) or p.name in ("", ".", ".."):
         raise ConfigError("is a directory, expected a file name", source=path, field=flag)
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise ConfigError(f"unsupported file type {p.suffix or '(none)'!r}; expected one of {', '.join(suffixes)}",
+                          source=path, field=flag)
     parent = p.parent
     if not parent.is_dir():
         raise ConfigError(f"directory {str(parent)!r} does not exist (accelsim does not create directories)",
@@ -233,3 +412,16 @@ def check_output_path(path: str, flag: str) -> Path:
     if not os.access(parent, os.W_OK):
         raise ConfigError(f"directory {str(parent)!r} is not writable", source=path, field=flag)
     return p
+
+
+def positive_int_arg(text: str) -> int:
+    """argparse type: an integer >= 1 (``--top 0`` is an error, not an empty plot)."""
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v

@@ -176,6 +176,11 @@ def simulate(
     treat them as read-only.
     """
     wl = _as_workload(workload)
+    if wl._masks_attached and not wl._masks_checked:  # loaded mask files were checked at load
+        from .workload.masks import validate_workload_masks
+
+        validate_workload_masks(wl)  # every engine, also those that ignore masks, refuses a bad one
+        wl._masks_checked = True
     hardware = _as_hardware(hw)
     if program_cache is None:
         prices = Prices(hardware)

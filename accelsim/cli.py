@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from ._version import __version__
 from .errors import AccelsimError
-from ._validation import check_output_path
+from ._validation import PLOT_SUFFIXES, check_output_path, positive_int_arg
 
 SUBCOMMAND_MODULES = ["accelsim.frontend.cli", "accelsim.dse.cli", "accelsim.dse.fpga.cli", "accelsim.sim.warmup",
                       "accelsim.mapping.cli"]
@@ -58,9 +58,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .api import simulate
     from .hardware.io import load_hardware
 
-    for flag in ("out", "plot"):
-        if getattr(args, flag):
-            check_output_path(getattr(args, flag), flag)
+    if args.out:
+        check_output_path(args.out, "out")
+    if args.plot:
+        check_output_path(args.plot, "plot", PLOT_SUFFIXES)
     wl = resolve_workload(args.workload)
     hw = load_hardware(args.hw)
     if args.objective is not None:
@@ -175,8 +176,17 @@ def detect_kind(target: str) -> str:
             return "zigzag mapping"
         return "zigzag workload"
     from ._validation import read_config_file
+    from .errors import ConfigError
 
-    data = read_config_file(path, "input", ", .cfg, .csv, .onnx")
+    try:
+        data = read_config_file(path, "input", ", .cfg, .csv, .onnx")
+    except ConfigError as exc:
+        # ZigZag's accelerator files are read as they are (repeated keys allowed); ours stay strict
+        from .hardware.zigzag_io import _read_yaml, is_zigzag_accelerator
+
+        if suffix == ".json" or "duplicate key" not in str(exc) or not is_zigzag_accelerator(_read_yaml(path)):
+            raise
+        return "zigzag accelerator"
     if not isinstance(data, dict):
         return "workload"  # its reader names what is wrong
     if "accelsim_sweep" in data or ("axes" in data and "layers" not in data):
@@ -358,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", help="write the per-layer table as CSV (one row per layer, workload order)")
     p.add_argument("--plot", help="write the energy/latency breakdown figure (PNG, PDF or SVG)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="what to print (default: table)")
-    p.add_argument("--top", type=int, default=None, help="plot only the N slowest layers")
-    p.add_argument("--max-rows", type=int, default=None, help="print at most N table rows")
+    p.add_argument("--top", type=positive_int_arg, default=None, help="plot only the N slowest layers")
+    p.add_argument("--max-rows", type=positive_int_arg, default=None, help="print at most N table rows")
     p.add_argument("--objective", choices=["latency", "energy", "edp"], default=None,
                    help="what the mapper minimises per layer (systolic configs with mapping: search, ZigZag "
                         "accelerators; default: the config's objective)")

@@ -1,13 +1,12 @@
 """Per-layer results, their tidy tables, summaries and breakdown plots."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._validation import atomic_write_text
+from ._validation import atomic_write_text, dumps_strict_json
 from .components import COMPONENT_ORDER, component_sort_key
 from .stats import duration_text
 
@@ -545,7 +544,8 @@ class Report:
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=1, default=float)
+        """The report as strict JSON: a non-finite number (e.g. a ratio to a zero) is ``null``."""
+        text = dumps_strict_json(self.to_dict(), indent=1)
         if path is not None:
             atomic_write_text(path, text + "\n")
         return text

@@ -112,6 +112,20 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+#: most values one finite axis may have (range, linspace, geomspace counts)
+MAX_AXIS_VALUES = 1_000_000
+#: generator bounds must lie within +-this (randint then fits int64, uniform's width stays finite)
+MAX_AXIS_MAGNITUDE = 1e15
+
+
+def _check_values(values: Sequence[Any], bad: Any) -> None:
+    if len(values) > MAX_AXIS_VALUES:
+        raise bad(f"an axis has at most {MAX_AXIS_VALUES:,} values, got {len(values):,}")
+    for v in values:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise bad(f"expected finite values, got {v!r}")
+
+
 def parse_axis(path: str, spec: Any, source: str) -> Axis:
     """Validate one ``axes:`` entry; errors name the sweep file and ``axes.<path>``."""
     field = f"axes.{path}"
@@ -124,6 +138,7 @@ def parse_axis(path: str, spec: Any, source: str) -> Axis:
     if isinstance(spec, (list, tuple)):
         if not spec:
             raise bad("an axis needs at least one value")
+        _check_values(spec, bad)
         return Axis(path, "values", tuple(spec))
     if not isinstance(spec, dict):
         raise bad(f"expected a list of values or a mapping with one of {list(ALL_KINDS)}, got {spec!r}")
@@ -142,6 +157,7 @@ def parse_axis(path: str, spec: Any, source: str) -> Axis:
     if kind == "values":
         if not isinstance(arg, (list, tuple)) or not arg:
             raise bad("values needs a non-empty list")
+        _check_values(arg, bad)
         return Axis(path, kind, tuple(arg))
     nargs = {"range": 3, "linspace": 3, "geomspace": 3, "pow2": 2, "uniform": 2, "loguniform": 2, "randint": 2}[kind]
     if not isinstance(arg, (list, tuple)) or len(arg) != nargs or not all(_number(x) for x in arg):
@@ -149,16 +165,22 @@ def parse_axis(path: str, spec: Any, source: str) -> Axis:
                  "pow2": "[low, high]", "uniform": "[low, high]", "loguniform": "[low, high]",
                  "randint": "[low, high]"}[kind]
         raise bad(f"{kind} needs {nargs} numbers {shape}, got {arg!r}")
+    if not all(math.isfinite(x) for x in arg):
+        raise bad(f"{kind} needs finite numbers, got {list(arg)}")
+    if any(abs(x) > MAX_AXIS_MAGNITUDE for x in arg):
+        raise bad(f"{kind} bounds must lie within +-{MAX_AXIS_MAGNITUDE:g}, got {list(arg)}")
     if kind == "range":
         if arg[2] == 0:
             raise bad("range step must not be 0")
         if (arg[1] - arg[0]) * arg[2] < 0:
             raise bad(f"range {list(arg)} is empty (the step points away from stop)")
-        if (arg[1] - arg[0]) / arg[2] > 1e6:
-            raise bad("range has more than a million values")
+        if (arg[1] - arg[0]) / arg[2] > MAX_AXIS_VALUES:
+            raise bad(f"range has more than {MAX_AXIS_VALUES:,} values")
     if kind in ("linspace", "geomspace"):
         if not float(arg[2]).is_integer() or arg[2] < 1:
             raise bad(f"{kind} count must be a positive integer, got {arg[2]!r}")
+        if arg[2] > MAX_AXIS_VALUES:
+            raise bad(f"{kind} count must be at most {MAX_AXIS_VALUES:,}, got {arg[2]:g}")
     if kind in ("geomspace", "pow2", "loguniform") and (arg[0] <= 0 or arg[1] <= 0):
         raise bad(f"{kind} needs positive bounds, got {list(arg)}")
     if kind in ("pow2", "uniform", "loguniform", "randint") and arg[0] > arg[1]:

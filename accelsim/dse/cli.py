@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._validation import positive_int_arg
 from ..errors import ConfigError
 
 PLOT_KINDS = ("pareto", "breakdown", "heatmap", "roofline")
@@ -20,9 +21,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     sweep = load_sweep(args.sweep)
     store = Path(args.store) if args.store else Path(f"{sweep.name}.sqlite")
+    if store.is_dir():
+        raise ConfigError("is a directory; give the results database file", source=str(store), field="--store")
     res = run_sweep(sweep, store, workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress,
                     chunk_size=args.chunk_size)
     print(res.summary_text(max_rows=args.max_rows))
+    attempted = res.requested - res.skipped
+    if res.invalid and res.invalid >= attempted and not res.errors:
+        # nothing of this run could be simulated: the sweep itself is bad input (exit 2)
+        raise ConfigError(f"all {res.invalid} points of this run are invalid (status 'invalid' in {store}: "
+                          f"'accelsim results {store}' lists why)", source=str(args.sweep), field="axes")
     if args.export:
         from .store import export
 
@@ -33,7 +41,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
         atomic_write_text(args.front_csv, res.front.to_csv(index=False))
         print(f"wrote {args.front_csv}", file=sys.stderr)
-    return 0
+    # some points failed: the valid ones are simulated, stored and exported above; say how many
+    # failed and exit 1 (docs/dse.md, "Exit codes")
+    if res.invalid:
+        print(f"accelsim: {res.invalid} of {res.requested} points of sweep '{sweep.name}' are invalid, "
+              f"{attempted - res.invalid - res.errors} were simulated (status 'invalid' in {store}: 'accelsim results {store}' lists why)",
+              file=sys.stderr)
+    if res.errors:  # a bug in an engine
+        print(f"accelsim: internal error: {res.errors} of {res.requested} points of sweep '{sweep.name}' failed "
+              f"(status 'error' in {store}; please report it)", file=sys.stderr)
+    return 1 if res.invalid or res.errors else 0
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
@@ -42,6 +59,8 @@ def _cmd_results(args: argparse.Namespace) -> int:
     p = Path(args.store)
     if not p.exists():
         raise ConfigError("results store not found", source=str(p))
+    if p.is_file() and p.stat().st_size == 0:
+        raise ConfigError("empty file, not a results store written by 'accelsim sweep'", source=str(p))
     with ResultsStore(p) as st:
         print(f"{p}: {st.count()} points ({st.count(status='ok')} ok, {st.count(status='invalid')} invalid, "
               f"{st.count(status='error')} failed)")
@@ -67,14 +86,15 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+
+
+def _scheduler_address(text: str) -> str:
+    """argparse type: a dask scheduler address ``tcp://HOST:PORT`` (also tls://, ucx://)."""
+    import re
+
+    if not re.fullmatch(r"(tcp|tls|ucx)://[^\s/:]+:\d{1,5}", text):
+        raise argparse.ArgumentTypeError(f"expected a scheduler address such as tcp://127.0.0.1:8786, got {text!r}")
+    return text
 
 
 def register(subparsers: Any) -> None:
@@ -82,14 +102,14 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("sweep", help="explore a design space: run a sweep file into a results store, print the Pareto front")
     p.add_argument("sweep", help="sweep YAML (see docs/dse.md)")
     p.add_argument("--store", help="results database (SQLite; default: ./<sweep name>.sqlite); rerun to resume")
-    p.add_argument("--workers", type=_positive_int, default=None,
+    p.add_argument("--workers", type=positive_int_arg, default=None,
                    help="local worker processes (default: all cores; 1 runs in this process)")
-    p.add_argument("--scheduler", help="run on a dask.distributed cluster, e.g. tcp://127.0.0.1:8786 (needs accelsim[dask])")
-    p.add_argument("--chunk-size", type=_positive_int, default=None, help="points per task (default: automatic)")
+    p.add_argument("--scheduler", type=_scheduler_address, help="run on a dask.distributed cluster, e.g. tcp://127.0.0.1:8786 (needs accelsim[dask])")
+    p.add_argument("--chunk-size", type=positive_int_arg, default=None, help="points per task (default: automatic)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--export", help="also write the sweep's points as CSV or Parquet")
     p.add_argument("--front-csv", help="write the Pareto front as CSV")
-    p.add_argument("--max-rows", type=_positive_int, default=30, help="print at most N front rows (default 30)")
+    p.add_argument("--max-rows", type=positive_int_arg, default=30, help="print at most N front rows (default 30)")
     p.set_defaults(func=_cmd_sweep)
 
     p = subparsers.add_parser("plot", help="plot a results store: Pareto front, breakdown, heatmap or roofline")
@@ -107,7 +127,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--point", help="breakdown/roofline: one point by key prefix, 'best:<metric>' or 'index:<n>' "
                    "(per-layer plot, re-simulated); default breakdown: the front's points by component")
     p.add_argument("--workload", help="only this workload's points")
-    p.add_argument("--top", type=_positive_int, default=None, help="breakdown: at most N bars")
+    p.add_argument("--top", type=positive_int_arg, default=None, help="breakdown: at most N bars")
     p.set_defaults(func=_cmd_plot)
 
     p = subparsers.add_parser("results", help="summarise a results store; --export writes CSV/Parquet")

@@ -27,7 +27,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
-from .._validation import read_yaml, validate_model
+from .._validation import read_yaml, reject_bool_numbers, validate_model
 from ..errors import ConfigError
 from .axes import Axis, parse_axis, resolve_ties
 
@@ -72,7 +72,12 @@ def is_metric(name: str) -> bool:
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_numbers(cls, data: Any) -> Any:
+        return reject_bool_numbers(cls, data)
 
 
 class Objective(_Spec):
@@ -117,14 +122,20 @@ class Constraint(_Spec):
         return f"{self.metric} {self.op} {self.value:g}"
 
 
+#: upper bounds checked when a sweep file loads (a seed numpy, optuna and torch all accept; points
+#: one store holds in reasonable time)
+MAX_SEED = 2**32 - 1
+MAX_SWEEP_POINTS = 10_000_000
+
+
 class SearchSpec(_Spec):
     """How points are chosen: every combination, seeded random samples, or NSGA-II (optuna)."""
 
     method: Literal["grid", "random", "nsga2"] = "grid"
-    samples: int | None = Field(None, gt=0, description="random: number of draws")
-    seed: int = 0
-    population: int = Field(16, ge=2, description="nsga2: individuals per generation")
-    generations: int = Field(10, ge=1, description="nsga2: generations (incl. the random first one)")
+    samples: int | None = Field(None, gt=0, le=MAX_SWEEP_POINTS, description="random: number of draws")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of every random draw (0 .. 2**32-1)")
+    population: int = Field(16, ge=2, le=100_000, description="nsga2: individuals per generation")
+    generations: int = Field(10, ge=1, le=100_000, description="nsga2: generations (incl. the random first one)")
     mutation_prob: float | None = Field(None, gt=0, le=1, description="nsga2: per-parameter mutation probability")
     crossover_prob: float = Field(0.9, ge=0, le=1)
 
@@ -148,7 +159,7 @@ class CompressionSpec(_Spec):
 
     model: str | Callable[..., Any] = Field(description="zoo name, 'file.py:factory', 'module:factory' or (Python) a factory")
     recipe: dict[str, Any] | str = Field(default_factory=dict)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     dataset: Literal["digits"] = "digits"
     train: dict[str, Any] = Field(default_factory=dict)
     cache_dir: str | None = None

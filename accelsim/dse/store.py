@@ -106,7 +106,7 @@ class ResultsStore:
             row = self.conn.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
             if row is None:
                 self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
+            elif not str(row[0]).strip().isdigit() or int(row[0]) != SCHEMA_VERSION:
                 raise ConfigError(f"results store schema {row[0]} is not supported (expected {SCHEMA_VERSION})",
                                   source=str(self.path))
         except sqlite3.DatabaseError as exc:

@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import UnsupportedLayerError
 from ..hardware.gather_scatter import GatherScatterHardware
 from ..stats import Action, LayerProgram, Node, Tile, split_tile
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Pool, ceil_div
@@ -204,12 +205,21 @@ def _gs(view: np.ndarray, bank: np.ndarray, g_rows: int, ctx: _Ctx) -> MatrixWor
                       read_index_bits=index)
 
 
+#: largest expectation-mode weight sample (bool elements, i.e. bytes) the engine allocates
+MAX_SAMPLE_ELEMENTS = 2**28
+
+
 def _sample_view(layer: LayerBase, g: Gemm, sp, group: int, ctx: _Ctx) -> np.ndarray:  # type: ignore[no-untyped-def]
     """A seeded i.i.d. sample of whole row groups of one weight matrix (expectation mode)."""
     from ..workload.masks import _fill_structured
 
     hw = ctx.hw
     rows = min(g.n, max(hw.expected_sample_groups * group, group))
+    if rows * g.k > MAX_SAMPLE_ELEMENTS:  # checked before allocating
+        raise UnsupportedLayerError(
+            f"layer {layer.name!r}: the expectation sample of {rows:,} x {g.k:,} weights exceeds the "
+            f"{MAX_SAMPLE_ELEMENTS:,} elements the gather-scatter engine allocates; lower expected_sample_groups "
+            "or give a real mask")
     rng = np.random.default_rng([hw.expected_seed, g.n, g.k, zlib.crc32(sp.kind.encode())])
     out = np.zeros((1, rows, g.k), dtype=bool)
     if sp.kind in ("unstructured", "pattern"):

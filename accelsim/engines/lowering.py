@@ -207,7 +207,9 @@ def compress_periodic_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, 
         return _compress_periodic_small(rows.tolist(), max_period)
     _, ids = np.unique(rows, axis=0, return_inverse=True)
     ids = ids.reshape(-1)
-    pmax = min(max_period, n // 2)
+    # memory bound: the (pmax, n) arrays below hold at most 2**24 elements each (the result is the
+    # same sequence of tiles either way; only huge layers may compress into more nodes)
+    pmax = min(max_period, n // 2, max(1, 2**24 // n))
     periods = np.arange(1, pmax + 1)
     # run[p - 1, i]: how many of positions i, i+1, ... (consecutively) equal the position p later
     pos = np.arange(n)

@@ -25,9 +25,11 @@ import functools
 import math
 import types
 import typing
-from typing import TYPE_CHECKING, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .._validation import reject_bool_numbers
 
 from .technology import MAX_NODE_NM, MIN_NODE_NM, energy_scale
 
@@ -39,8 +41,23 @@ if TYPE_CHECKING:  # pragma: no cover
 PRICING_ONLY = {"pricing_only": True}
 
 
+#: Bounds checked when a hardware file loads (documented in docs/hardware_format.md): clock
+#: 1 MHz .. 100 GHz (a lower clock turns microseconds into years and energies into 1e300 uJ),
+#: SRAMs up to 16 GiB, DRAM bandwidth up to 1 PB/s, any energy per action up to 1 uJ.
+MIN_CLOCK_MHZ = 1.0
+MAX_CLOCK_MHZ = 1e5
+MAX_SRAM_KB = float(2**24)
+MAX_BW_GBPS = 1e6
+MAX_PJ = 1e6
+
+
 class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_numbers(cls, data: Any) -> Any:
+        return reject_bool_numbers(cls, data)
 
 
 #: Horowitz ISSCC'14, 45 nm: FP16 multiply 1.1 pJ, FP32 3.7 pJ -> E = 1.1 (b/16)^1.75
@@ -76,16 +93,16 @@ class EnergyTable(_Config):
     # not marked PRICING_ONLY although it only prices: the explorer's stored timing keys keep it
     technology_nm: int = Field(45, ge=MIN_NODE_NM, le=MAX_NODE_NM,
                                description="CMOS node; scales the table's energies (Stillmaker & Baas 2017)")
-    mult_pj_per_bit2: float = Field(0.2 / 64, ge=0, json_schema_extra=PRICING_ONLY)
-    add_pj_per_bit: float = Field(0.03 / 8, ge=0, json_schema_extra=PRICING_ONLY)
+    mult_pj_per_bit2: float = Field(0.2 / 64, ge=0, le=MAX_PJ, json_schema_extra=PRICING_ONLY)
+    add_pj_per_bit: float = Field(0.03 / 8, ge=0, le=MAX_PJ, json_schema_extra=PRICING_ONLY)
     accumulator_bits: int = Field(32, ge=1, le=64)
-    mac_pj: float | None = Field(None, ge=0, description="energy of the int8 x int8 reference MAC; other formats "
+    mac_pj: float | None = Field(None, ge=0, le=MAX_PJ, description="energy of the int8 x int8 reference MAC; other formats "
                                  "scale by the bit-width model's ratios", json_schema_extra=PRICING_ONLY)
-    pe_rf_pj_per_bit: float = Field(0.095 / 8, ge=0, json_schema_extra=PRICING_ONLY)
-    sram_pj_per_bit_at_8kb: float = Field(10.0 / 64, ge=0, json_schema_extra=PRICING_ONLY)
+    pe_rf_pj_per_bit: float = Field(0.095 / 8, ge=0, le=MAX_PJ, json_schema_extra=PRICING_ONLY)
+    sram_pj_per_bit_at_8kb: float = Field(10.0 / 64, ge=0, le=MAX_PJ, json_schema_extra=PRICING_ONLY)
     sram_size_exponent: float = Field(0.5, ge=0, le=1.5, json_schema_extra=PRICING_ONLY)
-    sram_leakage_mw_per_kb: float = Field(0.46 / 64, ge=0)
-    pe_leakage_mw: float = Field(0.0, ge=0, description="static power per PE (0: not modelled)")
+    sram_leakage_mw_per_kb: float = Field(0.46 / 64, ge=0, le=MAX_PJ)
+    pe_leakage_mw: float = Field(0.0, ge=0, le=MAX_PJ, description="static power per PE (0: not modelled)")
     shift_add_pj_per_bit: float = Field(0.03 / 8, ge=0, description="shift-and-add / decoder ops", json_schema_extra=PRICING_ONLY)
 
     @property
@@ -148,11 +165,11 @@ class EnergyTable(_Config):
 class SramConfig(_Config):
     """An on-chip buffer. Energies default to the technology table's size model."""
 
-    size_kb: float = Field(gt=0)
-    read_pj_per_bit: float | None = Field(None, ge=0, json_schema_extra=PRICING_ONLY)
-    write_pj_per_bit: float | None = Field(None, ge=0, json_schema_extra=PRICING_ONLY)
-    leakage_mw: float | None = Field(None, ge=0)
-    banks: int = Field(1, gt=0)
+    size_kb: float = Field(gt=0, le=MAX_SRAM_KB)
+    read_pj_per_bit: float | None = Field(None, ge=0, le=MAX_PJ, json_schema_extra=PRICING_ONLY)
+    write_pj_per_bit: float | None = Field(None, ge=0, le=MAX_PJ, json_schema_extra=PRICING_ONLY)
+    leakage_mw: float | None = Field(None, ge=0, le=MAX_PJ)
+    banks: int = Field(1, gt=0, le=2**16)
 
     @property
     def size_bits(self) -> int:
@@ -180,10 +197,10 @@ class DramConfig(_Config):
     steady-state stalls.
     """
 
-    bw_gbps: float = Field(gt=0)
-    pj_per_bit: float = Field(20.0, ge=0, json_schema_extra=PRICING_ONLY)
-    write_pj_per_bit: float | None = Field(None, ge=0, json_schema_extra=PRICING_ONLY)
-    latency_cycles: int = Field(0, ge=0)
+    bw_gbps: float = Field(gt=0, le=MAX_BW_GBPS)
+    pj_per_bit: float = Field(20.0, ge=0, le=MAX_PJ, json_schema_extra=PRICING_ONLY)
+    write_pj_per_bit: float | None = Field(None, ge=0, le=MAX_PJ, json_schema_extra=PRICING_ONLY)
+    latency_cycles: int = Field(0, ge=0, le=10**9)
     type: str = "generic"
 
     def bits_per_cycle(self, clock_mhz: float) -> float:
@@ -199,7 +216,7 @@ class HardwareBase(_Config):
     kind: str
     name: str = Field("unnamed", json_schema_extra=PRICING_ONLY)
     description: str = Field("", json_schema_extra=PRICING_ONLY)
-    clock_mhz: float = Field(1000.0, gt=0)
+    clock_mhz: float = Field(1000.0, ge=MIN_CLOCK_MHZ, le=MAX_CLOCK_MHZ)
     dram: DramConfig = DramConfig(bw_gbps=25.6)
     energy: EnergyTable = EnergyTable()
     stall_model: Literal["double_buffer", "none"] = "double_buffer"

@@ -20,9 +20,11 @@ This file has no dependency on the workload IR (hardware and workload are siblin
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .._validation import reject_bool_numbers
 
 Operand = Literal["W", "I", "O"]
 Direction = Literal["fh", "tl", "fl", "th"]
@@ -31,7 +33,12 @@ DIRECTIONS: tuple[str, ...] = ("fh", "tl", "fl", "th")
 
 
 class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_numbers(cls, data: Any) -> Any:
+        return reject_bool_numbers(cls, data)
 
 
 class PortAllocation(_Config):

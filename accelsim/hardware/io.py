@@ -22,7 +22,7 @@ import configparser
 from pathlib import Path
 from typing import Any
 
-from .._validation import read_config_file, validate_model
+from .._validation import read_text_file, read_config_file, validate_model
 from ..errors import ConfigError
 from .common import DramConfig, HardwareBase, ScaleSimPorts, SramConfig
 from .registry import discover_kinds, kind_spec
@@ -104,12 +104,7 @@ def read_scalesim_cfg(path: str | Path, clock_mhz: float = 1000.0) -> SystolicAr
     p = Path(path)
     source = str(p)
     parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", source=source) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file: {exc}", source=source) from None
+    text = read_text_file(p)
     try:
         parser.read_string(text, source=source)
     except configparser.Error as exc:

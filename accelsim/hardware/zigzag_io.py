@@ -47,22 +47,13 @@ def is_zigzag_accelerator(data: Any) -> bool:
 
 
 def _read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file (top level may be a list); errors are one-line ConfigErrors."""
-    import yaml
+    """Parse a ZigZag YAML file (top level may be a list); errors are one-line ConfigErrors.
 
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", source=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file ({exc.__class__.__name__})", source=str(path)) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"malformed YAML{where}", source=str(path)) from None
+    ZigZag's files are read as they are: a repeated key keeps its last value (as PyYAML, which
+    ZigZag uses, does; its ``tpu_like.yaml`` repeats ``ports``) with a logged warning."""
+    from .._validation import load_yaml_text, read_text_file
+
+    return load_yaml_text(read_text_file(path), str(path), duplicates="last")
 
 
 def _err(msg: str, src: str, key: str) -> ConfigError:

@@ -4,19 +4,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .._validation import positive_int_arg
+
 
 def _cmd_map(args: argparse.Namespace) -> int:
     from .workload_mapping import map_report
 
     print(map_report(args.workload, args.hw, args.mapping, args.layer, objective=args.objective, top_k=args.top))
     return 0
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -34,5 +29,5 @@ def register(subparsers: Any) -> None:
                                      "temporal_ordering, memory_operand_links; entries by layer name, operator "
                                      "type or default)")
     p.add_argument("--objective", choices=["latency", "energy", "edp"], default="latency")
-    p.add_argument("--top", type=_positive_int, default=5, help="how many mappings to print (default 5)")
+    p.add_argument("--top", type=positive_int_arg, default=5, help="how many mappings to print (default 5)")
     p.set_defaults(func=_cmd_map)

@@ -60,8 +60,8 @@ def operator_types(workload_path: str | Path) -> dict[str, str]:
         from ..workload.zigzag_workload import is_zigzag_workload_file
         if not is_zigzag_workload_file(p):
             return {}
-        import yaml
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        from ..hardware import zigzag_io
+        data = zigzag_io._read_yaml(p)
         return {str(it.get("name", f"Layer{it.get('id')}")): str(it.get("operator_type"))
                 for it in data if isinstance(it, dict)}
     from ..workload.onnx_io import is_onnx_file
@@ -101,9 +101,9 @@ def zigzag_dim_names(workload_path: str | Path) -> dict[str, dict[str, str]]:
     from ..workload.zigzag_workload import is_zigzag_workload_file
     if not is_zigzag_workload_file(p):
         return {}
-    import yaml
+    from ..hardware import zigzag_io
     out: dict[str, dict[str, str]] = {}
-    for it in yaml.safe_load(p.read_text(encoding="utf-8")) or []:
+    for it in zigzag_io._read_yaml(p) or []:
         if not isinstance(it, dict) or it.get("dimension_relations") or not isinstance(it.get("equation"), str):
             continue
         eq = it["equation"].replace(" ", "").replace("+=", "=")
@@ -139,9 +139,9 @@ def zigzag_precisions(workload_path: str | Path) -> dict[str, dict[str, int]]:
     from ..workload.zigzag_workload import is_zigzag_workload_file
     if not is_zigzag_workload_file(p):
         return {}
-    import yaml
+    from ..hardware import zigzag_io
     out: dict[str, dict[str, int]] = {}
-    for it in yaml.safe_load(p.read_text(encoding="utf-8")) or []:
+    for it in zigzag_io._read_yaml(p) or []:
         prec = it.get("operand_precision") if isinstance(it, dict) else None
         if isinstance(prec, dict):
             out[str(it.get("name", f"Layer{it.get('id')}"))] = {

@@ -6,9 +6,11 @@ separate records. A dense, 8-bit, unfactorised layer has the default ``Compressi
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .._validation import reject_bool_numbers
 
 SparsityKind = Literal["dense", "unstructured", "channel", "filter", "block", "nm", "pattern", "gs"]
 StorageFormat = Literal["dense", "bitmask", "csr", "rle", "coo", "nm_index", "gs_index", "pattern_index"]
@@ -17,7 +19,12 @@ FactorKind = Literal["none", "lowrank", "tucker", "smartexchange"]
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_numbers(cls, data: Any) -> Any:
+        return reject_bool_numbers(cls, data)
 
 
 class Sparsity(_Record):

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .._validation import atomic_write_text, read_config_file, validate_model
+from .._validation import read_text_file, atomic_write_text, read_config_file, validate_model
 from ..errors import ConfigError
 from .compression import Compression, Sparsity
 from .layer import Conv2d, Linear
@@ -173,13 +173,13 @@ def read_scalesim_topology(path: str | Path, name: str | None = None) -> Workloa
     """Read a SCALE-Sim topology CSV (conv or GEMM form, detected from the header)."""
     p = Path(path)
     source = str(p)
+    text = read_text_file(p)
+    if "\x00" in text:
+        raise ConfigError("binary data (NUL bytes) in a CSV file", source=source)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", source=source) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file: {exc}", source=source) from None
-    rows = [r for r in csv.reader(text.splitlines())]
+        rows = [r for r in csv.reader(text.splitlines())]
+    except csv.Error as exc:  # e.g. a cell over csv.field_size_limit() (131,072 characters)
+        raise ConfigError(f"malformed CSV: {exc}", source=source) from None
     rows = [[c.strip() for c in r] for r in rows if any(c.strip() for c in r)]
     if not rows:
         raise ConfigError("empty topology file", source=source)
@@ -199,10 +199,12 @@ def read_scalesim_topology(path: str | Path, name: str | None = None) -> Workloa
         for j, cell in enumerate(cells[1:need]):
             col = rows[0][j + 1].strip() if j + 1 < len(rows[0]) else f"column {j + 2}"
             try:
+                if len(cell) > 40:
+                    raise ValueError
                 v = int(float(cell))
                 if v != float(cell):
                     raise ValueError
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise ConfigError(f"expected a positive integer, got {cell!r}", source=source, field=f"{where}: {col}") from None
             if v <= 0:
                 raise ConfigError(f"must be a positive integer, got {v}", source=source, field=f"{where}: {col}")

@@ -27,13 +27,40 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .._validation import reject_bool_numbers
 from .compression import Compression
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-PosInt = Annotated[int, Field(gt=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
+#: Upper bounds checked when a layer is built (before anything is allocated or looped over;
+#: the table in docs/workload_format.md gives the reasons):
+#:
+#: - ``MAX_DIM`` (2^20): every single axis (channels, features, H, W, kernel, stride, padding,
+#:   batch, tokens, heads, ...). Engines loop in Python/numba over one axis at a time (output
+#:   rows of a conv on the FPGA engine, input spans of strided convs, crossbar output columns),
+#:   so one axis bounds their time; 2^20 admits 4K/8K images, GPT-3's widths (12288, 49152,
+#:   vocabulary 50257) and million-token contexts, and refuses K=10^9.
+#: - ``MAX_GEMM_ROWS`` (2^28) output rows (``batch * P * Q``) and ``MAX_GEMM_DIM`` (2^24)
+#:   columns / reduction of each GEMM a layer lowers to, and ``MAX_LAYER_MACS`` (2^50) dense
+#:   MACs: H=W=10^6 (10^12 rows) is refused, a 4K image at batch 32 (2.7e8 rows) admitted.
+#: - ``MAX_LAYER_WORDS`` (2^44) words read + written (+ element ops) by one layer, and the
+#:   ``elements`` of an element-wise layer: words x 64 bit stays below 2^53, so traffic counts
+#:   are exact in float64 and never overflow int64 (a 4K 64-channel map at batch 256 is 2^37).
+#:
+#: What an engine *materialises* is bounded where it allocates: masks by
+#: :data:`accelsim.workload.npz_reader.MAX_ARRAY_BYTES`, the gather-scatter expectation sample by
+#: :data:`accelsim.engines.gather_scatter.MAX_SAMPLE_ELEMENTS`; both are checked before allocating.
+MAX_DIM = 2**20
+MAX_GEMM_ROWS = 2**28
+MAX_GEMM_DIM = 2**24
+MAX_LAYER_MACS = 2**50
+MAX_LAYER_WORDS = 2**44
+
+PosInt = Annotated[int, Field(gt=0, le=MAX_DIM)]
+NonNegInt = Annotated[int, Field(ge=0, le=MAX_DIM)]
+#: a tensor size (elements of an element-wise layer), not one axis
+TensorSize = Annotated[int, Field(gt=0, le=MAX_LAYER_WORDS)]
 
 
 def input_span(lo: int, hi: int, kernel: int, stride: int, pad: int, dilation: int, size: int) -> int:
@@ -92,16 +119,16 @@ class ConvGeometry:
             return 0
         per_image = self.out_h * self.out_w
         row_words = self.input_cols_used() * self.channels
-        total = 0
-        p = p_lo
-        while p < p_hi:
-            img = p // per_image
-            img_end = min((img + 1) * per_image, p_hi)
-            oh_lo = (p - img * per_image) // self.out_w
-            oh_hi = (img_end - 1 - img * per_image) // self.out_w
-            total += self.input_rows_for_output_rows(oh_lo, oh_hi) * row_words
-            p = img_end
-        return total
+        img_a, img_b = p_lo // per_image, (p_hi - 1) // per_image
+        oh_a = (p_lo - img_a * per_image) // self.out_w
+        oh_b = (p_hi - 1 - img_b * per_image) // self.out_w
+        if img_a == img_b:
+            return self.input_rows_for_output_rows(oh_a, oh_b) * row_words
+        # closed form (no loop over images): partial first image, whole images, partial last image
+        full = self.input_rows_for_output_rows(0, self.out_h - 1)
+        rows = (self.input_rows_for_output_rows(oh_a, self.out_h - 1) + (img_b - img_a - 1) * full
+                + self.input_rows_for_output_rows(0, oh_b))
+        return rows * row_words
 
     def input_words_for_pixel_ranges(self, lo: "np.ndarray", hi: "np.ndarray") -> "np.ndarray":
         """:meth:`input_words_for_pixels` of many ranges ``[lo[i], hi[i])`` at once (numpy)."""
@@ -227,11 +254,35 @@ def _out_size(size: int, kernel: int, stride: int, pad: int, dilation: int, roun
 class LayerBase(BaseModel):
     """Fields and derived quantities shared by every layer."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_numbers(cls, data: Any) -> Any:
+        return reject_bool_numbers(cls, data)
 
     name: str = Field(min_length=1)
     batch: PosInt = 1
     compression: Compression = Compression()
+
+    @model_validator(mode="after")
+    def _size_bounds(self) -> "LayerBase":
+        macs = 0
+        for g in self.gemms():
+            if g.m > MAX_GEMM_ROWS:
+                raise ValueError(f"lowers to a GEMM with {g.m:,} output rows, more than the {MAX_GEMM_ROWS:,} "
+                                 "accelsim simulates (see accelsim.workload.layer.MAX_GEMM_ROWS)")
+            if max(g.n, g.k) > MAX_GEMM_DIM:
+                raise ValueError(f"lowers to a GEMM of {g.n:,} columns x {g.k:,} reduction, more than the "
+                                 f"{MAX_GEMM_DIM:,} accelsim simulates (MAX_GEMM_DIM)")
+            macs += g.macs
+        if macs > MAX_LAYER_MACS:
+            raise ValueError(f"has {macs:,} MACs, more than the {MAX_LAYER_MACS:,} accelsim simulates (MAX_LAYER_MACS)")
+        words = self.input_words + self.output_words + int(getattr(self, "vector_ops", 0))
+        if words > MAX_LAYER_WORDS:
+            raise ValueError(f"reads, writes and operates on {words:,} words, more than the {MAX_LAYER_WORDS:,} "
+                             "accelsim simulates (MAX_LAYER_WORDS)")
+        return self
 
     # --- overridden by subclasses -------------------------------------------------------
     def gemms(self) -> list[Gemm]:
@@ -450,7 +501,7 @@ class Elementwise(LayerBase):
     """
 
     op: Literal["elementwise"] = "elementwise"
-    elements: PosInt
+    elements: TensorSize
     num_inputs: PosInt = 2
     ops_per_element: PosInt = 1
 

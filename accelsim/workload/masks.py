@@ -184,8 +184,10 @@ def layer_mask(workload: Workload | None, layer: LayerBase, *, tolerance: float 
 
 def validate_workload_masks(workload: Workload) -> None:
     """Validate every mask the workload's layers name (done by :func:`accelsim.workload.load_workload`,
-    so a bad mask file fails when it loads, not in the middle of a simulation)."""
-    if workload.masks is None:
+    so a bad mask file fails when it loads, and by :func:`accelsim.api.simulate` for masks attached
+    in memory, so every engine refuses a bad mask the same way, also the ones that do not read
+    masks)."""
+    if workload.masks is None and not workload._masks_attached:
         return
     for layer in workload.layers:
         layer_mask(workload, layer)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from .._validation import reject_bool_numbers
 from ..errors import ConfigError, MaskError
 from .layer import Layer, LayerBase
 
@@ -22,7 +23,12 @@ class Workload(BaseModel):
     reports repeat them.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_numbers(cls, data: Any) -> Any:
+        return reject_bool_numbers(cls, data)
 
     name: str = Field(min_length=1)
     layers: list[Layer] = Field(min_length=1)
@@ -34,6 +40,9 @@ class Workload(BaseModel):
 
     _base_dir: Path | None = PrivateAttr(default=None)
     _mask_cache: dict[str, np.ndarray] | None = PrivateAttr(default=None)
+    _mask_archive: Any = PrivateAttr(default=None)  # NpzArchive opened on the first mask read
+    _masks_attached: bool = PrivateAttr(default=False)  # attach_masks(): the cache is authoritative
+    _masks_checked: bool = PrivateAttr(default=False)  # attached masks validated (once, by simulate)
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Workload":
@@ -97,7 +106,12 @@ class Workload(BaseModel):
         data.update(changes)
         wl = Workload(layers=list(layers), **data)
         wl._base_dir = self._base_dir
-        wl._mask_cache = self._mask_cache
+        if wl.masks == self.masks:  # same mask file: share what was read of it
+            wl._mask_cache = self._mask_cache
+            wl._mask_archive = self._mask_archive
+            wl._masks_attached = self._masks_attached
+        elif self._mask_cache is not None:  # renamed file (being written): keep every array in memory
+            wl.attach_masks(self._load_masks())
         return wl
 
     def to_frame(self):  # type: ignore[no-untyped-def]
@@ -118,15 +132,20 @@ class Workload(BaseModel):
 
     # --- masks --------------------------------------------------------------------------
     def mask(self, layer: LayerBase) -> np.ndarray | None:
-        """The real mask of ``layer`` (0/1 array) if the workload has one, else None."""
+        """The real mask of ``layer`` (0/1 array) if the workload has one, else None.
+
+        Only the arrays that layers name are read from the mask file (bounded, see
+        :mod:`accelsim.workload.npz_reader`)."""
         key = layer.compression.sparsity.mask
         if key is None:
             return None
-        masks = self._load_masks()
-        if key not in masks:
-            raise MaskError(f"mask {key!r} not found in the mask file", source=str(self._mask_path()),
-                            field=f"{layer.name}.compression.sparsity.mask")
-        return masks[key]
+        field = f"{layer.name}.compression.sparsity.mask"
+        if self._mask_cache is None or key not in self._mask_cache:
+            arr = self._read_array(key, field)
+            if arr is None:
+                raise MaskError(f"mask {key!r} not found in the mask file", source=str(self._mask_path()), field=field)
+            return arr
+        return self._mask_cache[key]
 
     @property
     def mask_source(self) -> str:
@@ -138,11 +157,34 @@ class Workload(BaseModel):
         """A companion array of the mask file (e.g. ``<mask>.se_ce``), or None if absent."""
         if self.masks is None and self._mask_cache is None:
             return None
-        return self._load_masks().get(key)
+        if self._mask_cache is not None and key in self._mask_cache:
+            return self._mask_cache[key]
+        return self._read_array(key, "masks")
+
+    def _read_array(self, key: str, field: str) -> np.ndarray | None:
+        """One array of the mask file (cached), None when the file has no such array."""
+        if self._masks_attached:
+            return None  # masks attached in memory: nothing else exists
+        if self._mask_archive is None:
+            from .npz_reader import NpzArchive
+
+            path = self._mask_path()
+            if path is None:
+                raise MaskError("layers name masks but the workload has no 'masks' file", source=self.name, field="masks")
+            self._mask_archive = NpzArchive(path)
+        if key not in self._mask_archive:
+            return None
+        arr = self._mask_archive.read(key, field)
+        if self._mask_cache is None:
+            self._mask_cache = {}
+        self._mask_cache[key] = arr
+        return arr
 
     def attach_masks(self, masks: dict[str, np.ndarray]) -> None:
-        """Provide masks in memory (e.g. straight from the front-end)."""
+        """Provide masks in memory (e.g. straight from the front-end); checked when simulated."""
         self._mask_cache = dict(masks)
+        self._masks_attached = True
+        self._masks_checked = False
 
     def _mask_path(self) -> Path | None:
         if self.masks is None:
@@ -153,19 +195,19 @@ class Workload(BaseModel):
         return p
 
     def _load_masks(self) -> dict[str, np.ndarray]:
-        if self._mask_cache is not None:
-            return self._mask_cache
+        """Every array of the mask file (each bounded as in :meth:`mask`), or the attached masks."""
+        if self._masks_attached:
+            return self._mask_cache or {}
         path = self._mask_path()
         if path is None:
             raise MaskError("layers name masks but the workload has no 'masks' file", source=self.name, field="masks")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                self._mask_cache = {k: data[k] for k in data.files}
-        except FileNotFoundError:
-            raise MaskError("mask file not found", source=str(path), field="masks") from None
-        except (OSError, ValueError) as exc:
-            raise MaskError(f"cannot read mask file: {exc}", source=str(path), field="masks") from None
-        return self._mask_cache
+        if self._mask_archive is None:
+            from .npz_reader import NpzArchive
+
+            self._mask_archive = NpzArchive(path)
+        for key in self._mask_archive.keys():
+            self._read_array(key, "masks")
+        return dict(self._mask_cache or {})
 
 
 def check_unique(names: list[str], source: str) -> None:

@@ -59,9 +59,12 @@ ADD_TYPES = {"Add", "Max"}
 def is_zigzag_workload_file(path: str | Path) -> bool:
     """True if a YAML file's top level is a list (a ZigZag workload; accelsim's is a mapping)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False  # the ordinary reader reports it
+        if not Path(path).is_file():
+            return False  # the ordinary reader reports it
+        with open(path, "rb") as fh:  # the first 64 KiB decide (no unbounded read)
+            text = fh.read(1 << 16).decode("utf-8", errors="replace")
+    except OSError:
+        return False
     for line in text.splitlines():
         s = line.split("#", 1)[0].rstrip()
         if not s.strip() or s.strip() == "---":
@@ -74,16 +77,9 @@ def load_zigzag_workload(path: str | Path, name: str | None = None) -> Workload:
     """Read a ZigZag workload YAML (see the module docstring)."""
     p = Path(path)
     source = str(p)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("file not found", source=source) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file ({exc.__class__.__name__}: {exc})", source=source) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"malformed YAML{where}: {getattr(exc, 'problem', None) or exc}", source=source) from None
+    from .._validation import load_yaml_text, read_text_file
+
+    data = load_yaml_text(read_text_file(p), source, duplicates="last")  # ZigZag's files as they are
     return workload_from_zigzag(data, source=source, name=name or p.stem)
 
 

@@ -10,11 +10,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from ..._validation import dumps_strict_json
 from ...errors import ConfigError
 
 EXIT_DOES_NOT_FIT = 1
@@ -148,7 +148,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     hw = _load_fpga(args.hw, args.budget, args.utilization_limit)
     table = hw.fits()
     if args.format == "json":
-        print(json.dumps({"hardware": hw.name, **table.to_dict()}, indent=1))
+        print(dumps_strict_json({"hardware": hw.name, **table.to_dict()}, indent=1))
     elif args.format == "csv":
         sys.stdout.write(table.to_frame().to_csv(index=False))
     else:
@@ -226,7 +226,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
                               + yaml.safe_dump(hardware_to_dict(res.hw), sort_keys=False))
             print(f"wrote {args.out}", file=sys.stderr)
     if args.format == "json":
-        print(json.dumps(out, indent=1, default=float))
+        print(dumps_strict_json(out, indent=1))
     else:
         print(text)
     return 0
