@@ -39,9 +39,9 @@ periodic; compute cycles exact to rounding). Skipped MACs are also gated (the ``
 counts drop by the effectual fraction as for ``gate``), and the skipped operands' zeros are not
 read from their SRAM (reads x density).
 
-**Level actions**: ``gate``/``skip`` on a buffer (``ifmap_sram``/``filter_sram``) reads only
-the non-zeros of the operand named by ``on`` (reads x its density; at the intersection, x the
-other operand's density too). Cycles are unchanged (the compute level decides them).
+**Level actions**: ``gate``/``skip`` on a buffer (``ifmap_sram``/``filter_sram``) drops the
+reads of its operand whose ``on_zeros`` operand is zero (reads x the density of ``on_zeros``;
+Eyeriss: a filter read is skipped when the input activation is zero). Cycles are unchanged (the compute level decides them).
 
 **Formats**: a level's ``format.<operand>`` re-prices that operand's traffic at the level by the
 ratio ``E[bits of a fiber in the format] / dense bits`` (payload + metadata,
@@ -277,15 +277,14 @@ class ActSparsity:
         fiber = max(int(fiber), 1)
         model = Uniform(d, max(fiber * 64, fiber))
         cost = expected_format_bits(fmt, model, fiber, value_bits, run_bits=lv.format.run_bits)
-        return cost.total_bits / (fiber * value_bits)
+        return float(cost.total_bits / (fiber * value_bits))
 
     def _read_scale(self, level: str, operand: str) -> float:
         """Reads of ``operand`` at ``level`` kept by level actions and by compute skip."""
         lv = self.hw.sparsity.level(level)
         scale = 1.0
-        if lv.acts_on(operand):
-            scale = target_density(lv.on_zeros, self.d_w, self.d_i) if lv.on_zeros == "intersection" else \
-                (self.d_i if operand == "inputs" else self.d_w)
+        if lv.action != "none":  # e.g. Eyeriss: the filter read is skipped when the input is zero
+            scale = target_density(lv.on_zeros, self.d_w, self.d_i)
         if self.compute.action == "skip" and self.compute.acts_on(operand):
             scale = min(scale, self.d_i if operand == "inputs" else self.d_w)
         return scale
