@@ -336,7 +336,8 @@ def layer_act_mask(workload: Workload | None, layer: LayerBase) -> np.ndarray | 
     ``(inputs, *expected_act_mask_shape)``, or None when the layer names none.
 
     The file holds one or more calibration inputs: conv2d ``(N, C, H, W)`` or ``(C, H, W)``;
-    linear ``(N, tokens, features)``, ``(rows, features)`` or ``(features,)``. Values 0/1.
+    linear ``(N, tokens, features)`` (N inputs), ``(rows, features)`` or ``(features,)`` (one input;
+    its rows are cycled over the layer's ``batch x tokens`` GEMM rows). Values 0/1.
     """
     key = layer.compression.act_mask
     if workload is None or key is None:
@@ -357,7 +358,9 @@ def layer_act_mask(workload: Workload | None, layer: LayerBase) -> np.ndarray | 
         if arr.ndim == 0 or arr.shape[-1] != layer.in_features:
             raise MaskError(f"activation mask {key!r} has shape {tuple(arr.shape)}, but layer {layer.name!r} needs "
                             f"(..., {layer.in_features}) (last axis = in_features)", source=source, field=field)
-        return arr.reshape(-1, 1, layer.in_features).astype(bool)
+        if arr.ndim <= 2:  # one input: (features,) or (rows, features)
+            return arr.reshape(1, -1, layer.in_features).astype(bool)
+        return arr.reshape(arr.shape[0], -1, layer.in_features).astype(bool)
     if arr.ndim == 3:
         arr = arr[None]
     if arr.ndim != 4 or tuple(arr.shape[1:]) != shape:

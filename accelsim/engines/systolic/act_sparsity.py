@@ -31,7 +31,8 @@ lock-step (fold cycles ``T' + R + C - 2`` OS, ``2R + C + T' - 2`` WS/IS):
 
 Statistical path: ``uniform`` (hypergeometric) occupancy of the tile (``k`` for OS lanes, the
 fold's ``k``-range for an all-zero vector), E[max] over independent lanes
-(:func:`accelsim.sparsity.actions.lockstep_steps`); the intersection as ``uniform(d_w d_i)``;
+(:func:`accelsim.sparsity.actions.lockstep_steps`); the intersection by its compound occupancy
+(:class:`accelsim.sparsity.actions.Intersection`);
 N:M weights use the structured model. Actual path: counts from the real masks (im2col of the
 activation mask, the weight mask's GEMM view), averaged over the mask's inputs and a conv's
 groups. Every fold of a column takes the rounded mean steps of that row fold (tiles stay
@@ -136,7 +137,7 @@ class ActSparsity:
             if isinstance(layer, Conv2d):
                 cols = [im2col_mask(img, layer) for img in act]
             else:
-                cols = [img.reshape(-1, 1, img.shape[-1]) for img in act]
+                cols = [img.reshape(-1, 1, img.shape[-1]) for img in act]  # (rows, 1 group, k)
             d_i = max(float(act.mean()), 1e-6)
         views = gemm_weight_views(layer, wmask) if wmask is not None else None
         d_w = comp.sparsity.effective_density if wmask is None else max(float(wmask.mean()), 1e-6)
