@@ -51,7 +51,8 @@ inputs -- channel-last, as SCNN/Cnvlutin compress -- the features of a row for l
 the reduction of an output channel for weights, the output channels of a pixel for outputs).
 ``dram``: DRAM reads/writes and the fills/drains of the buffers (what arrives is stored);
 ``ifmap_sram``/``filter_sram``/``ofmap_sram``: the buffer's reads. Output density is the input
-density of the next layer of the workload (a chain: stated assumption), 1 without one. The
+density of the next layer of the workload when that is a MAC layer (a chain: stated assumption);
+otherwise it is unknown and the outputs are moved uncompressed (noted). The
 tiling is the dense one (buffers are sized for the dense worst case, because the density varies
 from input to input); the compressed footprint is reported in ``extra``. DRAM transfer time:
 each tile's loads/stores are scaled by the layer's overall ratio (totals exact).
@@ -114,7 +115,7 @@ class ActSparsity:
     hw: SystolicArray
     d_i: float
     d_w: float
-    d_out: float
+    d_out: float | None
     act_cols: list[np.ndarray] | None = None   # per input image: (m_img, groups, k) bool windows
     w_views: list[np.ndarray] | None = None    # per GEMM: (instances, n, k) bool
     effectual: float = 1.0                     # fraction of MACs the compute action keeps
@@ -141,12 +142,12 @@ class ActSparsity:
             d_i = max(float(act.mean()), 1e-6)
         views = gemm_weight_views(layer, wmask) if wmask is not None else None
         d_w = comp.sparsity.effective_density if wmask is None else max(float(wmask.mean()), 1e-6)
-        d_out = 1.0
+        d_out = None  # the next layer's input density when it is a MAC layer (a chain), else unknown
         if workload is not None:
             names = [x.name for x in workload.layers]
             if layer.name in names:
                 i = names.index(layer.name)
-                if i + 1 < len(names):
+                if i + 1 < len(names) and workload.layers[i + 1].macs > 0:
                     d_out = workload.layers[i + 1].compression.act_density
         self = cls(layer, hw, d_i, d_w, d_out, cols, views)
         self.effectual = self._effectual_fraction()
@@ -200,14 +201,16 @@ class ActSparsity:
                     steps = np.mean([_block_max(p, R, 0).mean(axis=1) for p in per_pix], axis=0)
                 else:
                     model = Uniform(self.d_i, max(g.a_unique, k))
-                    steps = np.array([lockstep_steps(model, k, int(r)) for r in rows_r])
+                    memo = {int(r): lockstep_steps(model, k, int(r)) for r in set(rows_r.tolist())}
+                    steps = np.array([memo[int(r)] for r in rows_r])
                 t[:, :] = steps[:, None]
             elif c.on_zeros == "weights":
                 if wv is not None:
                     steps = _block_max(wv.sum(axis=2), C, 1).mean(axis=0)  # (col_folds,)
                 else:
                     model = self._weight_model(g.b_unique)
-                    steps = np.array([lockstep_steps(model, k, int(cc)) for cc in cols_c])
+                    memo = {int(c_): lockstep_steps(model, k, int(c_)) for c_ in set(cols_c.tolist())}
+                    steps = np.array([memo[int(c_)] for c_ in cols_c])
                 t[:, :] = steps[None, :]
             else:
                 if acts is not None and wv is not None:
@@ -221,7 +224,10 @@ class ActSparsity:
                     im = Uniform(self.d_i if acts is None else float(np.mean([x.mean() for x in acts])),
                                  max(g.a_unique, k))
                     model = intersection_model(self._weight_model(g.b_unique), im, k)
-                    t = np.array([[lockstep_steps(model, k, int(r * cc)) for cc in cols_c] for r in rows_r])
+                    memo: dict[int, float] = {}
+                    for lanes in {int(r * cc) for r in rows_r for cc in cols_c}:
+                        memo[lanes] = lockstep_steps(model, k, lanes)
+                    t = np.array([[memo[int(r * cc)] for cc in cols_c] for r in rows_r])
         elif df == "ws":
             if c.on_zeros == "weights":
                 self._note("ws: weights are stationary, their zeros are gated, not skipped")
@@ -234,7 +240,8 @@ class ActSparsity:
                 steps = np.mean(frac, axis=0) * g.m
             else:
                 model = Uniform(self.d_i, max(g.a_unique, int(rows_r.max())))
-                steps = np.array([g.m * (1.0 - model.prob_empty(int(r))) for r in rows_r])
+                memo = {int(r): g.m * (1.0 - model.prob_empty(int(r))) for r in set(rows_r.tolist())}
+                steps = np.array([memo[int(r)] for r in rows_r])
             t[:, :] = steps[:, None]
             if c.on_zeros == "intersection":
                 self._note("ws: all-zero input vectors skipped; zeros of the stationary weights gated")
@@ -247,7 +254,8 @@ class ActSparsity:
                 steps = nz.mean(axis=0).sum(axis=0)
             else:
                 model = self._weight_model(max(g.b_unique, int(rows_r.max())))
-                steps = np.array([g.n * (1.0 - model.prob_empty(int(r))) for r in rows_r])
+                memo = {int(r): g.n * (1.0 - model.prob_empty(int(r))) for r in set(rows_r.tolist())}
+                steps = np.array([memo[int(r)] for r in rows_r])
             t[:, :] = steps[:, None]
             if c.on_zeros == "intersection":
                 self._note("is: all-zero weight vectors skipped; zeros of the stationary inputs gated")
@@ -273,6 +281,10 @@ class ActSparsity:
             fiber = lay.gemms()[0].k
             d = self.d_w
         else:
+            if self.d_out is None:
+                self._note(f"outputs written uncompressed at {level}: their density is unknown (the next layer "
+                           "is not a MAC layer that records its input density)")
+                return 1.0
             fiber = lay.out_channels if isinstance(lay, Conv2d) else getattr(lay, "out_features", 64)
             d = self.d_out
         fiber = max(int(fiber), 1)
