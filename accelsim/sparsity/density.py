@@ -73,7 +73,7 @@ def _check_density(density: float, where: str) -> float:
 
 
 @lru_cache(maxsize=16384)
-def _hypergeom_pmf(size: int, nnz: int, tile: int) -> tuple[float, ...]:
+def _hypergeom_pmf(size: int, nnz: int, tile: int) -> np.ndarray:
     """P(k non-zeros in a tile of ``tile`` drawn from ``size`` elements holding ``nnz``), k = 0..tile:
     ``C(nnz, k) C(size - nnz, tile - k) / C(size, tile)`` in log-gamma form (scipy's ``hypergeom``
     gives the same to ~1e-12 and is ~100x slower)."""
@@ -88,7 +88,9 @@ def _hypergeom_pmf(size: int, nnz: int, tile: int) -> tuple[float, ...]:
 
     logp = lcomb(nnz, kk) + lcomb(size - nnz, tile - kk) - lcomb(size, np.array(float(tile)))
     pmf = np.where(ok, np.exp(logp), 0.0)
-    return tuple(float(p) for p in pmf / pmf.sum())
+    pmf /= pmf.sum()
+    pmf.flags.writeable = False  # cached and shared: callers must not modify it
+    return pmf
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ each tile's loads/stores are scaled by the layer's overall ratio (totals exact).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -287,10 +288,7 @@ class ActSparsity:
                 return 1.0
             fiber = lay.out_channels if isinstance(lay, Conv2d) else getattr(lay, "out_features", 64)
             d = self.d_out
-        fiber = max(int(fiber), 1)
-        model = Uniform(d, max(fiber * 64, fiber))
-        cost = expected_format_bits(fmt, model, fiber, value_bits, run_bits=lv.format.run_bits)
-        return float(cost.total_bits / (fiber * value_bits))
+        return _format_ratio(fmt, float(d), max(int(fiber), 1), int(value_bits), int(lv.format.run_bits))
 
     def _read_scale(self, level: str, operand: str) -> float:
         """Reads of ``operand`` at ``level`` kept by level actions and by compute skip."""
@@ -358,6 +356,14 @@ class ActSparsity:
                 prog.extra[f"format_ratio_{key}"] = val
         ab = self.layer.compression.quant.act_bits
         prog.extra["stored_input_bits"] = self.layer.input_words * ab * self._formats.get("ifmap_sram_inputs", 1.0)
+
+
+@lru_cache(maxsize=4096)
+def _format_ratio(fmt: str, density: float, fiber: int, value_bits: int, run_bits: int) -> float:
+    """E[bits of a ``fiber``-element fiber in ``fmt``] / its dense bits, non-zeros uniform at
+    ``density`` (hypergeometric over a tensor of 64 fibers)."""
+    cost = expected_format_bits(fmt, Uniform(density, fiber * 64), fiber, value_bits, run_bits=run_bits)
+    return float(cost.total_bits / (fiber * value_bits))
 
 
 def _tile_pixels(a: np.ndarray, m: int) -> np.ndarray:
