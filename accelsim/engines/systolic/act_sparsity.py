@@ -59,6 +59,7 @@ each tile's loads/stores are scaled by the layer's overall ratio (totals exact).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -378,7 +379,8 @@ def _scale_traffic(nodes: tuple[Node, ...], rd: float, wr: float) -> tuple[Node,
     out: list[Node] = []
     for n in nodes:
         if isinstance(n, Tile):
-            out.append(Tile(int(round(n.load_bits * rd)), n.compute_cycles, int(round(n.store_bits * wr)),
+            # rounded up: the stream moves at least the counted traffic (totals within a bit per tile)
+            out.append(Tile(math.ceil(n.load_bits * rd - 1e-9), n.compute_cycles, math.ceil(n.store_bits * wr - 1e-9),
                             n.decode_cycles))
         else:
             out.append(Repeat(_scale_traffic(n.body, rd, wr), n.count))
