@@ -10,7 +10,8 @@ effectual when both operands are non-zero.
 zero, and their PE-register accesses, cost no energy: the ``mac`` and ``pe_rf`` action counts
 are multiplied by the effectual fraction (``d_i``, ``d_w`` or, for the intersection, the
 fraction of (m, n, k) with both non-zero -- ``d_w d_i`` in expectation, counted exactly from the
-masks when both exist). Cycles are unchanged.
+masks when both exist). A conv's zero padding counts as zero inputs: without a mask the input
+density of the im2col view is ``d_i`` x the in-bounds fraction of the windows. Cycles are unchanged.
 
 **Compute ``skip``** (Cnvlutin/SCNN-like): ineffectual MACs are not issued; the streaming
 dimension ``T`` of a fold shrinks to the work of the busiest lane among those moving in
@@ -29,8 +30,10 @@ lock-step (fold cycles ``T' + R + C - 2`` OS, ``2R + C + T' - 2`` WS/IS):
   -- a channel is skipped when its weights are all zero over the fold's ``k``-range; zeros of
   the stationary inputs are gated, not skipped.
 
-Statistical path: ``uniform`` (hypergeometric) occupancy of the tile (``k`` for OS lanes, the
-fold's ``k``-range for an all-zero vector), E[max] over independent lanes
+Statistical path: ``uniform`` (hypergeometric) occupancy of the tile (each OS lane's in-bounds
+window -- a conv's zero padding is zeros too, so border pixels hold fewer candidates -- and the
+fold's ``k``-range for an all-zero vector, with the padding folded into the density), E[max]
+over independent lanes ``sum_j 1 - prod_lanes F_lane(j)``
 (:func:`accelsim.sparsity.actions.lockstep_steps`); the intersection by its compound occupancy
 (:class:`accelsim.sparsity.actions.Intersection`);
 N:M weights use the structured model. Actual path: counts from the real masks (im2col of the
@@ -176,7 +179,8 @@ class ActSparsity:
             return float(np.mean(fr))
         if c.on_zeros == "intersection" and self.act_cols is not None:
             return float(np.mean([x.mean() for x in self.act_cols])) * self.d_w
-        return target_density(c.on_zeros, self.d_w, self.d_i)
+        vf = self._valid_fraction(self.layer.gemms()[0]) if isinstance(self.layer, Conv2d) else 1.0
+        return target_density(c.on_zeros, self.d_w, self.d_i * (1.0 if c.on_zeros == "weights" else vf))
 
     # -- skipping: per-fold cycles ----------------------------------------------------------------
     def _weight_model(self, size: int):  # type: ignore[no-untyped-def]
@@ -203,8 +207,7 @@ class ActSparsity:
                     steps = np.mean([_block_max(p, R, 0).mean(axis=1) for p in per_pix], axis=0)
                 else:
                     model = Uniform(self.d_i, max(g.a_unique, k))
-                    memo = {int(r): lockstep_steps(model, k, int(r)) for r in set(rows_r.tolist())}
-                    steps = np.array([memo[int(r)] for r in rows_r])
+                    steps = self._fold_max(g, R, rows_r, model.occupancy_pmf, 1)
                 t[:, :] = steps[:, None]
             elif c.on_zeros == "weights":
                 if wv is not None:
@@ -223,13 +226,11 @@ class ActSparsity:
                         acc += _block_max(_block_max(cnt, R, 1), C, 2).mean(axis=0)
                     t = acc / len(acts)
                 else:
-                    im = Uniform(self.d_i if acts is None else float(np.mean([x.mean() for x in acts])),
-                                 max(g.a_unique, k))
+                    im = Uniform(self.d_i, max(g.a_unique, k))
                     model = intersection_model(self._weight_model(g.b_unique), im, k)
-                    memo: dict[int, float] = {}
-                    for lanes in {int(r * cc) for r in rows_r for cc in cols_c}:
-                        memo[lanes] = lockstep_steps(model, k, lanes)
-                    t = np.array([[memo[int(r * cc)] for cc in cols_c] for r in rows_r])
+                    per_c = {int(cc): self._fold_max(g, R, rows_r, model.occupancy_pmf, int(cc))
+                             for cc in set(cols_c.tolist())}
+                    t = np.stack([per_c[int(cc)] for cc in cols_c], axis=1)
         elif df == "ws":
             if c.on_zeros == "weights":
                 self._note("ws: weights are stationary, their zeros are gated, not skipped")
@@ -240,8 +241,8 @@ class ActSparsity:
                     nz = _block_sum(x.astype(np.int32), R, 2) > 0  # (m_img, groups, row_folds)
                     frac.append(nz.mean(axis=(0, 1)))
                 steps = np.mean(frac, axis=0) * g.m
-            else:
-                model = Uniform(self.d_i, max(g.a_unique, int(rows_r.max())))
+            else:  # padding zeros folded into the density (stated)
+                model = Uniform(max(self.d_i * self._valid_fraction(g), 1e-6), max(g.a_unique, int(rows_r.max())))
                 memo = {int(r): g.m * (1.0 - model.prob_empty(int(r))) for r in set(rows_r.tolist())}
                 steps = np.array([memo[int(r)] for r in rows_r])
             t[:, :] = steps[:, None]
@@ -264,6 +265,47 @@ class ActSparsity:
         ti = np.rint(t).astype(np.int64)
         per = ti + R + C - 2 if df == "os" else 2 * R + C + ti - 2
         return FoldOverrides(np.where(ti > 0, per, 0).astype(np.int64))
+
+    def _valid(self, g: Gemm) -> np.ndarray:
+        """In-bounds (not zero-padding) elements of each GEMM row's reduction: (m,)."""
+        cv = g.conv
+        if cv is None:
+            return np.full(g.m, g.k, dtype=np.int64)
+
+        def span(out: int, kern: int, stride: int, pad: int, dil: int, size: int) -> np.ndarray:
+            pos = np.arange(out)[:, None] * stride - pad + np.arange(kern)[None, :] * dil
+            return ((pos >= 0) & (pos < size)).sum(axis=1)
+
+        vh = span(cv.out_h, cv.kernel_h, cv.stride_h, cv.pad_h, cv.dilation_h, cv.in_h)
+        vw = span(cv.out_w, cv.kernel_w, cv.stride_w, cv.pad_w, cv.dilation_w, cv.in_w)
+        per_image = (vh[:, None] * vw[None, :]).ravel() * cv.channels
+        return np.tile(per_image, cv.batch)[: g.m]
+
+    def _valid_fraction(self, g: Gemm) -> float:
+        return float(self._valid(g).sum()) / (g.m * g.k) if g.conv is not None else 1.0
+
+    def _fold_max(self, g: Gemm, R: int, rows_r: np.ndarray, pmf_of, mult: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+        """E[max over a row fold's lanes] of the non-zeros of each lane's in-bounds window (``mult``
+        lanes per row), lanes independent: ``sum_j 1 - prod_lanes F_lane(j)``. Memoised by the
+        fold's multiset of window sizes."""
+        valid, k = self._valid(g), g.k
+        cdfs: dict[int, np.ndarray] = {}
+        memo: dict[tuple[tuple[int, int], ...], float] = {}
+        out = np.zeros(len(rows_r))
+        for r, n in enumerate(rows_r):
+            vals, counts = np.unique(valid[r * R:r * R + int(n)], return_counts=True)
+            key = tuple(zip(vals.tolist(), counts.tolist()))
+            if key not in memo:
+                log_f = np.zeros(k + 1)
+                for t, c_ in key:
+                    if t not in cdfs:
+                        f = np.ones(k + 1)
+                        f[: t + 1] = np.minimum(np.cumsum(pmf_of(t)), 1.0)
+                        cdfs[t] = np.log(np.maximum(f, 1e-300))
+                    log_f += c_ * mult * cdfs[t]
+                memo[key] = float(np.sum(1.0 - np.exp(log_f[:-1])))
+            out[r] = memo[key]
+        return out
 
     def _note(self, text: str) -> None:
         if text not in self.notes:
