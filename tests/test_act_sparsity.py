@@ -270,3 +270,12 @@ def test_conv_statistical_and_actual_paths_agree(density):
         stat, real = run(conv(), hw), run(conv(act_mask="l.act"), hw, {"l.act": mask})
         assert real.compute_cycles == pytest.approx(stat.compute_cycles, rel=0.02)
         assert real.actions_by_component["mac"]["mac"] == pytest.approx(stat.actions_by_component["mac"]["mac"], rel=0.01)
+
+
+def test_yaml_on_key_gets_a_clear_error(tmp_path):
+    p = tmp_path / "hw.yaml"
+    p.write_text("kind: systolic\nrows: 4\ncols: 4\nifmap_sram: {size_kb: 8}\nfilter_sram: {size_kb: 8}\n"
+                 "ofmap_sram: {size_kb: 8}\nsparsity:\n  compute: {action: gate, on: inputs}\n")
+    with pytest.raises(ConfigError, match="on_zeros") as e:
+        load_hardware(p)
+    assert "sparsity.compute" in str(e.value)

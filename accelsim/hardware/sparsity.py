@@ -23,9 +23,9 @@ executed. Kinds opt in by declaring ``sparsity: <kind>Sparsity`` made by :func:`
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, create_model
+from pydantic import Field, create_model, model_validator
 
 from ..sparsity.actions import exploits
 from .common import _Config
@@ -57,6 +57,13 @@ class SparseAction(_Config):
 
     action: ActionName = "none"
     on_zeros: TargetName = "inputs"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (True in data or "on" in data):
+            raise ValueError("write 'on_zeros:' ('on' is YAML 1.1's true and is not a field)")
+        return data
 
     def acts_on(self, operand: str) -> bool:
         """Whether this action acts on zeros of ``operand`` (``weights`` or ``inputs``)."""
