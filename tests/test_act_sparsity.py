@@ -279,3 +279,10 @@ def test_yaml_on_key_gets_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="on_zeros") as e:
         load_hardware(p)
     assert "sparsity.compute" in str(e.value)
+
+
+def test_channel_pruned_weights_are_not_gated_twice():
+    # filter pruning already shrank the layer: its recorded density must not gate the (dense) weights again
+    layer = linear(8, 16, 4, act_density=0.5, sparsity=Sparsity(kind="filter", density=0.5))
+    g = run(layer, systolic(sparsity={"compute": {"action": "gate", "on_zeros": "intersection"}}))
+    assert g.actions_by_component["mac"]["mac"] == 8 * 16 * 4 // 2

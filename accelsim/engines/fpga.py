@@ -682,9 +682,10 @@ def _gated_fraction(layer: LayerBase, hw: FpgaAccelerator, workload: Workload | 
     c = hw.sparsity.compute
     if c.action != "gate":
         return 1.0
-    from ..sparsity.actions import target_density
+    from ..sparsity.actions import target_density, weight_density
     from ..workload.masks import layer_act_mask
 
     act = layer_act_mask(workload, layer)
     d_i = float(act.mean()) if act is not None else layer.compression.act_density
-    return target_density(c.on_zeros, layer.compression.sparsity.effective_density, d_i)
+    sp = layer.compression.sparsity
+    return target_density(c.on_zeros, weight_density(sp.kind, sp.effective_density), d_i)

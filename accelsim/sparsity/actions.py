@@ -39,6 +39,16 @@ def target_density(on: str, weight_density: float, input_density: float) -> floa
     raise ValueError(f"unknown sparsity target {on!r} (expected one of {', '.join(TARGETS)})")
 
 
+#: weight sparsity kinds whose zeros were removed from the exported shapes (the layer's weights are dense)
+SHRUNK_KINDS = ("dense", "channel", "filter")
+
+
+def weight_density(kind: str, effective_density: float) -> float:
+    """Non-zero fraction of the weights an engine actually holds: channel/filter pruning already
+    shrank the layer (its recorded density is for reporting), so those weights are dense."""
+    return 1.0 if kind in SHRUNK_KINDS else float(effective_density)
+
+
 def effectual_macs(macs: float, weight_density: float, input_density: float) -> float:
     """Expected effectual MACs: both operands non-zero (independent zeros)."""
     return float(macs) * float(weight_density) * float(input_density)

@@ -70,7 +70,7 @@ import numpy as np
 
 from ...hardware.systolic import SystolicArray
 from ...sparsity import Uniform, density_model, expected_format_bits
-from ...sparsity.actions import intersection_model, lockstep_steps, target_density
+from ...sparsity.actions import intersection_model, lockstep_steps, target_density, weight_density
 from ...stats import Action, LayerProgram, Node, Repeat, Tile
 from ...workload.layer import Conv2d, Gemm, LayerBase
 from ...workload.masks import gemm_weight_views, layer_act_mask, layer_mask
@@ -146,7 +146,8 @@ class ActSparsity:
                 cols = [img.reshape(-1, 1, img.shape[-1]) for img in act]  # (rows, 1 group, k)
             d_i = max(float(act.mean()), 1e-6)
         views = gemm_weight_views(layer, wmask) if wmask is not None else None
-        d_w = comp.sparsity.effective_density if wmask is None else max(float(wmask.mean()), 1e-6)
+        d_w = weight_density(comp.sparsity.kind, comp.sparsity.effective_density) if wmask is None \
+            else max(float(wmask.mean()), 1e-6)
         d_out = None  # the next layer's input density when it is a MAC layer (a chain), else unknown
         if workload is not None:
             names = [x.name for x in workload.layers]
