@@ -327,8 +327,8 @@ class ActSparsity:
             d = self.d_w
         else:
             if self.d_out is None:
-                self._note(f"outputs written uncompressed at {level}: their density is unknown (the next layer "
-                           "is not a MAC layer that records its input density)")
+                self._note(f"outputs written uncompressed at {level}: their density is unknown (no next MAC "
+                           "layer records its input density)")
                 return 1.0
             fiber = lay.out_channels if isinstance(lay, Conv2d) else getattr(lay, "out_features", 64)
             d = self.d_out
