@@ -8,6 +8,11 @@ from pydantic import Field, model_validator
 from ..stats import Action
 from .common import Dataflow, HardwareBase, ScaleSimPorts, SramConfig, _Config
 from .registry import register_hardware
+from .sparsity import sparsity_block
+
+#: storage levels a systolic ``sparsity:`` block may name
+SYSTOLIC_LEVELS = ("dram", "ifmap_sram", "filter_sram", "ofmap_sram")
+SystolicSparsity = sparsity_block("systolic", SYSTOLIC_LEVELS)
 
 
 class SystolicSparseOptions(_Config):
@@ -75,6 +80,9 @@ class SystolicArray(HardwareBase):
     loop order and tiling are searched. ``scalesim``: SCALE-Sim's fixed fold order (default for
     SCALE-Sim ``.cfg`` files and ``stall_model: scalesim_user``). Sparse modes and vector layers
     keep their own lowering either way.
+    ``sparsity`` (:mod:`accelsim.hardware.sparsity`, empty by default) gates or skips zero
+    activations/weights and stores operands compressed per level
+    (:mod:`accelsim.engines.systolic.act_sparsity`); it cannot be combined with ``sparse``.
     """
 
     kind: Literal["systolic"] = "systolic"
@@ -94,10 +102,13 @@ class SystolicArray(HardwareBase):
     @model_validator(mode="before")
     @classmethod
     def _default_mapping(cls, data: object) -> object:
-        """``stall_model: scalesim_user`` replays SCALE-Sim's fold order: its default mapping is ``scalesim``."""
-        if isinstance(data, dict) and "mapping" not in data and data.get("stall_model") == "scalesim_user":
+        """``stall_model: scalesim_user`` replays SCALE-Sim's fold order, and zero gating/skipping
+        (``sparsity:``) is modelled on the fold order: their default mapping is ``scalesim``."""
+        if isinstance(data, dict) and "mapping" not in data and (data.get("stall_model") == "scalesim_user"
+                                                                 or data.get("sparsity")):
             return {**data, "mapping": "scalesim"}
         return data
+    sparsity: SystolicSparsity = SystolicSparsity()  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _check(self) -> "SystolicArray":
@@ -108,6 +119,9 @@ class SystolicArray(HardwareBase):
             raise ValueError("stall_model 'scalesim_user' needs scalesim_ports (words per cycle per operand)")
         if self.stall_model == "scalesim_user" and self.sparse.any:
             raise ValueError("sparse options cannot be combined with stall_model 'scalesim_user' (a dense SCALE-Sim emulation)")
+        if self.sparsity.any and (self.sparse.any or self.stall_model == "scalesim_user"):
+            raise ValueError("sparsity (gate/skip/formats) cannot be combined with the 'sparse' weight options "
+                             "or stall_model 'scalesim_user'")
         for name in ("ifmap_sram", "filter_sram", "ofmap_sram"):
             sram: SramConfig = getattr(self, name)
             if sram.words(self.word_bits) < 2:
