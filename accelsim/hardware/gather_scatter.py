@@ -43,6 +43,17 @@ class GatherScatterHardware(HardwareBase):
       conflicts (default off: sorted column order, as the GS authors' code stores them).
     - ``expected_sample_groups`` / ``expected_seed``: without a mask, the work is the expectation
       over i.i.d. masks, estimated on this many seeded random row groups.
+    - ``act_zero``: what the datapath does with zero input activations -- ``none`` (default:
+      every gathered pair is multiplied), ``gate`` (a zero activation gates its MAC lane: MAC
+      energy only for effectual pairs, same cycles and gathers), ``skip`` (an intersection unit
+      ANDs the activation bitmask with the weight indices before the gather: only effectual
+      pairs are gathered and issued; dense weights skip whole broadcast columns, Cnvlutin-style;
+      statically packed GS/block entries cannot be compacted and fall back to gating).
+    - ``act_format``: storage format of input activations in DRAM and the scratchpad
+      (:data:`accelsim.sparsity.FORMATS`; metadata counted as traffic); default
+      ``uncompressed``, ``bitmask`` under ``skip`` (the skip needs the non-zero positions).
+    - ``act_sample_vectors``: input vectors (seeded random, or evenly spaced rows of a real
+      activation mask) the ``skip`` kernels run on per weight matrix.
     """
 
     kind: Literal["gather_scatter"] = "gather_scatter"
@@ -59,6 +70,9 @@ class GatherScatterHardware(HardwareBase):
     pack_for_banks: bool = False
     expected_sample_groups: int = Field(8, gt=0, le=4096)
     expected_seed: int = Field(0, ge=0)
+    act_zero: Literal["none", "gate", "skip"] = "none"
+    act_format: Literal["uncompressed", "bitmask", "run_length", "coordinate_payload", "csr"] | None = None
+    act_sample_vectors: int = Field(64, gt=0, le=4096)
 
     @model_validator(mode="after")
     def _check(self) -> "GatherScatterHardware":
@@ -71,6 +85,13 @@ class GatherScatterHardware(HardwareBase):
     @property
     def num_pes(self) -> int:
         return self.lanes
+
+    @property
+    def act_storage_format(self) -> str:
+        """Storage format of input activations (``act_format``, defaulted by ``act_zero``)."""
+        if self.act_format is not None:
+            return self.act_format
+        return "bitmask" if self.act_zero == "skip" else "uncompressed"
 
     @property
     def banks(self) -> int:
