@@ -34,6 +34,12 @@ class SmartExchangeAccelerator(HardwareBase):
       them unset.
     - ``tile_overhead_cycles``: cycles added per (channel tile, pixel tile) for draining the
       accumulators (0: drained through double-buffered output registers, hidden).
+    - ``act_zero``: zero input activations -- ``none`` (default: every MAC runs), ``gate`` (a PE
+      whose broadcast activation is zero is clock-gated: MAC and PE-register energy only for
+      non-zero activations, same cycles), ``skip`` (gating, and a reduction element whose
+      activation is zero for all ``pe_cols`` pixels of the pixel tile -- an all-zero broadcast
+      wave, e.g. a dead input channel -- takes no cycle, no weight read; a zero detector on the
+      act_buffer fill writes one flag bit per element and pixel tile, read before each wave).
     """
 
     kind: Literal["smartexchange"] = "smartexchange"
@@ -45,6 +51,7 @@ class SmartExchangeAccelerator(HardwareBase):
     default_ce_bits: int = Field(4, ge=1, le=8)
     default_basis_bits: int = Field(8, ge=1, le=32)
     tile_overhead_cycles: int = Field(0, ge=0)
+    act_zero: Literal["none", "gate", "skip"] = "none"
     act_buffer: SramConfig = SramConfig(size_kb=128)
     ce_buffer: SramConfig = SramConfig(size_kb=44)
     basis_buffer: SramConfig = SramConfig(size_kb=4)
