@@ -76,6 +76,8 @@ from ..stats import Action, LayerProgram, Tile
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Matmul, Pool, ceil_div
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
+from ..sparsity import Uniform
+from .act_sparsity import ActSide, act_side, unexploited_note
 from .base import Engine
 from .crossbar_kernels import block_nnz
 from .lowering import VectorWork, compress_runs, vector_program
@@ -407,9 +409,44 @@ def _chunk_tiles(rounds: int, cycles_per_round: int, fill: int, load_bits: int, 
     return tiles
 
 
+@dataclass(frozen=True)
+class ActWaves:
+    """Activation side of one GEMM on crossbars: ``density`` of driven rows, ``busy_mean`` /
+    ``busy_max`` -- mean and largest over row blocks of the fraction of vectors whose rows in
+    that block hold a non-zero (a wave that must run)."""
+
+    density: float
+    busy_mean: float
+    busy_max: float
+
+
+def act_waves(g: GemmMapping, side: ActSide) -> ActWaves:
+    """Statistical: a block of ``R`` rows is all zero with the uniform model's ``P(empty)`` over
+    the whole input view (i.i.d. zeros); actual: counted on the real view's vectors. Packed
+    groups share a block: its rows are the ``packed`` groups' reduction elements together."""
+    k, inst = g.k, g.distinct
+    if g.packed > 1:
+        sizes = np.full(ceil_div(inst, g.packed), g.packed * k, dtype=np.int64)
+        sizes[-1] = (inst - g.packed * (sizes.size - 1)) * k
+        spans = [(int(b * g.packed * k), int(b * g.packed * k + sz)) for b, sz in enumerate(sizes)]
+    else:
+        rs = _sizes(k, g.rows)
+        starts = np.concatenate([[0], np.cumsum(rs)[:-1]])
+        spans = [(i * k + int(a), i * k + int(a + sz)) for i in range(inst) for a, sz in zip(starts, rs)]
+    if side.rows is None or side.rows.shape[1] != k * inst:
+        dens = side.density if side.rows is None else float(side.rows.mean())
+        model = Uniform(dens, max(g.vectors * k * inst, 1))
+        busy = np.array([1.0 - model.prob_empty(hi - lo) for lo, hi in spans])
+        return ActWaves(dens, float(busy.mean()), float(busy.max()))
+    rows = side.rows
+    busy = np.array([rows[:, lo:hi].any(axis=1).mean() for lo, hi in spans]) if rows.shape[0] else np.zeros(1)
+    return ActWaves(float(rows.mean()), float(busy.mean()), float(busy.max()))
+
+
 class CrossbarEngine(Engine[CrossbarAccelerator]):
     """Engine for :class:`~accelsim.hardware.crossbar.CrossbarAccelerator`."""
 
+    exploits = frozenset({"act_sparsity"})  # per config: act_zero none is noted by lower()
     ignore_reasons = {"act_sparsity": "zero activations are not skipped (bit-serial DACs drive every row)",
                       "smartexchange": "SmartExchange factors are stored rebuilt (dense weights) in the crossbars"}
 
@@ -476,15 +513,27 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             acts[(comp, act)] = acts.get((comp, act), 0) + int(count)
 
         macs = 0
+        eff_macs = gated_macs = 0.0
         compute = 0
         slots = 0
         cells = 0
+        mode = hw.act_zero
+        side = act_side(layer, workload if workload is not None else wl) if mode != "none" else None
+        waves_used: list[ActWaves] = []
         for i, g in enumerate(lm.gemms):
             mvm = lm.mvm_cycles
             if bw is not None:
                 per_round_bits = r * (g.rows_used + 2 * g.outputs) * ab
                 mvm = max(mvm, hw.ns_to_cycles(per_round_bits / (layer_tiles * bw)))
             rounds = ceil_div(g.vectors, r)
+            drive = busy = 1.0
+            if side is not None:
+                wv = act_waves(g, side)
+                waves_used.append(wv)
+                drive = wv.density
+                if mode == "skip":  # crossbars run only their non-zero waves; the slowest row block sets the time
+                    rounds = ceil_div(int(math.ceil(wv.busy_max * g.vectors - 1e-9)), r)
+                    busy = wv.busy_mean
             lb = load_bits if i == 0 else 0
             sb = store_bits if i == len(lm.gemms) - 1 else 0
             chunk = _chunk_tiles(rounds, mvm, fill, lb, sb, half)
@@ -493,14 +542,14 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             v = g.vectors
             x = g.xbars_per_block
             conv = g.cols_used * g.cpw * steps
-            add("dac", "drive", g.rows_used * steps * x * v)
-            add("crossbar", "row_read", g.rows_used * x * steps * hw.reads_per_step * v)
-            add("adc", "convert", conv * v)
+            add("dac", "drive", round(g.rows_used * steps * x * v * drive))
+            add("crossbar", "row_read", round(g.rows_used * x * steps * hw.reads_per_step * v * drive))
+            add("adc", "convert", round(conv * v * busy))
             if hw.sample_hold.enabled:
-                add("sample_hold", "sample", conv * v)
-            add("shift_add", "op", conv * v)
+                add("sample_hold", "sample", round(conv * v * busy))
+            add("shift_add", "op", round(conv * v * busy))
             add("input_register", "write", g.rows_used * ab * v)
-            add("input_register", "read", g.rows_used * ab * x * v)
+            add("input_register", "read", round(g.rows_used * ab * x * v * drive))
             add("output_register", "write", g.cols_used * psum * v)
             add("output_register", "read", g.cols_used * psum * v)
             add("bus", "transfer", (g.rows_used * ab + g.cols_used * psum) * v)
@@ -513,6 +562,8 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             add("router", "transfer", g.outputs * ab * v + (g.merges * psum * v if layer_tiles > 1 else 0))
             add("activation", "op", g.outputs * v)
             macs += g.cells_used * v
+            eff_macs += (g.nonzeros if g.nonzeros is not None else g.cells_used) * v * drive
+            gated_macs += g.cells_used * v * drive
             slots += g.weight_slots * r
             cells += g.cells_used
         in_bits = layer.input_words * ab
@@ -541,6 +592,17 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
                    "adc_bits_required": hw.adc_bits_required, "chip_tiles": cm.allocation.tiles,
                    "chips": cm.allocation.chips},
         )
+        prog.extra["effectual_macs"] = eff_macs
+        if side is not None:
+            prog.macs = int(round(gated_macs))  # cells on rows that are driven
+            prog.extra["act_density_used"] = waves_used[0].density
+            prog.extra["act_busy_wave_fraction"] = waves_used[0].busy_mean
+            prog.notes.append(f"activation sparsity exploited ({mode}) from {side.source}: zero rows not driven"
+                              + ("; a crossbar skips a vector's waves when all its rows are zero" if mode == "skip"
+                                 else ""))
+        elif layer.compression.act_density < 1.0:
+            prog.notes.append(unexploited_note(layer, "act_zero is 'none' on this config (bit-serial DACs drive "
+                                                      "every row; set act_zero: gate or skip)"))
         self._notes(prog, layer, hw, lm)
         return prog
 

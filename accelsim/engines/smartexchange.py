@@ -188,7 +188,7 @@ def act_element_factors(side: ActSide, k: int, inst: int, pe_cols: int, widths: 
     out = []
     if side.rows is None:
         nz = np.full(k, side.density)
-        busy = {w: np.full(k, 1.0 - side.model(max(pixels, w)).prob_empty(w)) for w in widths}
+        busy = {w: np.full(k, 1.0 - side.model(max(pixels * k * inst, w)).prob_empty(w)) for w in widths}
         return [(busy, nz)] * inst
     rows = side.rows
     m = rows.shape[0]

@@ -308,6 +308,11 @@ class CrossbarAccelerator(HardwareBase):
     reference: Reference = Reference()
     max_chips: int | None = Field(None, ge=1, description="chip budget; null = as many as the workload needs")
     mapping: Mapping = Mapping()
+    act_zero: Literal["none", "gate", "skip"] = Field(
+        "none", description="zero input activations: none (every row driven), gate (zero rows not driven: DAC, "
+                            "row-read and input-register energy), skip (gate, and a crossbar whose rows are all zero "
+                            "for a vector skips its bit-slice waves: no read, ADC conversion, S&H or shift-add; "
+                            "crossbars run decoupled through their input registers)")
 
     @model_validator(mode="after")
     def _check(self) -> "CrossbarAccelerator":
