@@ -411,19 +411,20 @@ def _chunk_tiles(rounds: int, cycles_per_round: int, fill: int, load_bits: int, 
 
 @dataclass(frozen=True)
 class ActWaves:
-    """Activation side of one GEMM on crossbars: ``density`` of driven rows, ``busy_mean`` /
-    ``busy_max`` -- mean and largest over row blocks of the fraction of vectors whose rows in
-    that block hold a non-zero (a wave that must run)."""
+    """Activation side of one GEMM on crossbars: ``density`` of driven rows; ``busy_blocks``:
+    mean over row blocks of the fraction of vectors whose rows in the block hold a non-zero (the
+    block's crossbars must read and convert); ``busy_vectors``: fraction of vectors with any
+    non-zero in the GEMM's rows (rounds that must run: the crossbars run in lock-step)."""
 
     density: float
-    busy_mean: float
-    busy_max: float
+    busy_blocks: float
+    busy_vectors: float
 
 
 def act_waves(g: GemmMapping, side: ActSide) -> ActWaves:
-    """Statistical: a block of ``R`` rows is all zero with the uniform model's ``P(empty)`` over
-    the whole input view (i.i.d. zeros); actual: counted on the real view's vectors. Packed
-    groups share a block: its rows are the ``packed`` groups' reduction elements together."""
+    """Statistical: a set of ``R`` rows is all zero with the uniform model's ``P(empty)`` over the
+    whole input view (i.i.d. zeros); actual: counted on the real view's vectors. Packed groups
+    share a block: its rows are the ``packed`` groups' reduction elements together."""
     k, inst = g.k, g.distinct
     if g.packed > 1:
         sizes = np.full(ceil_div(inst, g.packed), g.packed * k, dtype=np.int64)
@@ -435,12 +436,14 @@ def act_waves(g: GemmMapping, side: ActSide) -> ActWaves:
         spans = [(i * k + int(a), i * k + int(a + sz)) for i in range(inst) for a, sz in zip(starts, rs)]
     if side.rows is None or side.rows.shape[1] != k * inst:
         dens = side.density if side.rows is None else float(side.rows.mean())
-        model = Uniform(dens, max(g.vectors * k * inst, 1))
+        model = Uniform(dens, max(g.vectors * k * inst, k * inst))
         busy = np.array([1.0 - model.prob_empty(hi - lo) for lo, hi in spans])
-        return ActWaves(dens, float(busy.mean()), float(busy.max()))
+        return ActWaves(dens, float(busy.mean()), 1.0 - model.prob_empty(k * inst))
     rows = side.rows
-    busy = np.array([rows[:, lo:hi].any(axis=1).mean() for lo, hi in spans]) if rows.shape[0] else np.zeros(1)
-    return ActWaves(float(rows.mean()), float(busy.mean()), float(busy.max()))
+    if rows.shape[0] == 0:
+        return ActWaves(0.0, 0.0, 0.0)
+    busy = np.array([rows[:, lo:hi].any(axis=1).mean() for lo, hi in spans])
+    return ActWaves(float(rows.mean()), float(busy.mean()), float(rows.any(axis=1).mean()))
 
 
 class CrossbarEngine(Engine[CrossbarAccelerator]):
@@ -531,9 +534,9 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
                 wv = act_waves(g, side)
                 waves_used.append(wv)
                 drive = wv.density
-                if mode == "skip":  # crossbars run only their non-zero waves; the slowest row block sets the time
-                    rounds = ceil_div(int(math.ceil(wv.busy_max * g.vectors - 1e-9)), r)
-                    busy = wv.busy_mean
+                if mode == "skip":  # lock-step crossbars: a round is skipped when the whole vector is zero
+                    rounds = ceil_div(int(math.ceil(wv.busy_vectors * g.vectors - 1e-9)), r)
+                    busy = wv.busy_blocks
             lb = load_bits if i == 0 else 0
             sb = store_bits if i == len(lm.gemms) - 1 else 0
             chunk = _chunk_tiles(rounds, mvm, fill, lb, sb, half)
@@ -596,10 +599,11 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
         if side is not None:
             prog.macs = int(round(gated_macs))  # cells on rows that are driven
             prog.extra["act_density_used"] = waves_used[0].density
-            prog.extra["act_busy_wave_fraction"] = waves_used[0].busy_mean
+            prog.extra["act_busy_block_fraction"] = waves_used[0].busy_blocks
             prog.notes.append(f"activation sparsity exploited ({mode}) from {side.source}: zero rows not driven"
-                              + ("; a crossbar skips a vector's waves when all its rows are zero" if mode == "skip"
-                                 else ""))
+                              + ("; a crossbar whose rows are all zero for a vector skips its waves (no read or "
+                                 "conversion); a round is skipped only when the whole vector is zero"
+                                 if mode == "skip" else ""))
         elif layer.compression.act_density < 1.0:
             prog.notes.append(unexploited_note(layer, "act_zero is 'none' on this config (bit-serial DACs drive "
                                                       "every row; set act_zero: gate or skip)"))

@@ -93,6 +93,13 @@ class ActFactors:
 
     cycles: dict[int, np.ndarray]
     macs_per_pixel: np.ndarray
+    per_tile: np.ndarray | None = None  # (pixel tiles, chunks): measured per pixel tile
+
+    def run_cycles(self, p: int, width: int, q: int) -> int:
+        """Cycles of chunk ``q`` on pixel tile ``p`` of ``width`` pixels under ``skip``."""
+        if self.per_tile is not None and p < self.per_tile.shape[0]:
+            return int(round(float(self.per_tile[p, q])))
+        return int(round(float(self.cycles[width][q])))
 
 
 @dataclass
@@ -169,47 +176,60 @@ def _tiles_expected(n: int, k: int, density: float, fmt: _Fmt, lines_per_tile: i
 
 
 def _piece_sums(per_element: np.ndarray, s: int, r: int) -> np.ndarray:
-    """Sums of a per-element array over the ``r`` pieces of ``s`` consecutive elements."""
-    pad = r * s - per_element.shape[0]
-    x = np.concatenate([per_element, np.zeros(pad)]) if pad else per_element
-    return x.reshape(r, s).sum(axis=1)
+    """Sums of a per-element array (last axis) over the ``r`` pieces of ``s`` consecutive elements."""
+    pad = r * s - per_element.shape[-1]
+    x = per_element
+    if pad:
+        x = np.concatenate([x, np.zeros((*x.shape[:-1], pad))], axis=-1)
+    return x.reshape(*x.shape[:-1], r, s).sum(axis=-1)
+
+
+@dataclass
+class _ActElems:
+    busy: dict[int, np.ndarray]      # per width w: P(the wave of element j over w pixels holds a non-zero)
+    nz: np.ndarray                   # per element: fraction of pixels with a non-zero activation
+    busy_tiles: np.ndarray | None    # (pixel tiles, k): measured per pixel tile (mask covers the layer)
 
 
 def act_element_factors(side: ActSide, k: int, inst: int, pe_cols: int, widths: set[int], pixels: int
-                        ) -> list[tuple[dict[int, np.ndarray], np.ndarray]]:
-    """Per weight instance: (busy[w], nz) over the ``k`` reduction elements.
+                        ) -> list[_ActElems]:
+    """Per weight instance, the activation side over the ``k`` reduction elements.
 
-    ``busy[w][j]``: probability that the broadcast wave of element ``j`` over a pixel tile of
-    ``w`` pixels holds a non-zero (cannot be skipped); ``nz[j]``: fraction of pixels whose
-    activation at ``j`` is non-zero. Statistical: ``1 - P(empty)`` of the uniform model over the
-    layer's pixels (hypergeometric), and the density. Actual: measured over the real view's
-    consecutive ``pe_cols``-pixel tiles (the same for every width; a ragged last tile at its size).
+    Statistical: ``busy = 1 - P(empty)`` of the uniform model over the layer's input view for a
+    wave of ``w`` pixels, ``nz`` = the density. Actual: measured on the real view cut into
+    consecutive ``pe_cols``-pixel tiles (the layer's pixel tiles when the mask covers exactly its
+    ``pixels`` vectors: then per tile, exact; else the mean over the mask's tiles).
     """
-    out = []
     if side.rows is None:
-        nz = np.full(k, side.density)
-        busy = {w: np.full(k, 1.0 - side.model(max(pixels * k * inst, w)).prob_empty(w)) for w in widths}
-        return [(busy, nz)] * inst
+        model = side.model(max(pixels * k * inst, max(widths)))
+        busy = {w: np.full(k, 1.0 - model.prob_empty(w)) for w in widths}
+        return [_ActElems(busy, np.full(k, side.density), None)] * inst
     rows = side.rows
     m = rows.shape[0]
+    out = []
     for i in range(inst):
         a = rows[:, i * k:(i + 1) * k]
-        starts = np.arange(0, m, pe_cols)
-        any_nz = np.logical_or.reduceat(a, starts, axis=0) if m else np.zeros((0, k), dtype=bool)
-        busy_j = any_nz.mean(axis=0) if m else np.zeros(k)
-        out.append(({w: busy_j for w in widths}, a.mean(axis=0) if m else np.zeros(k)))
+        if m == 0:
+            out.append(_ActElems({w: np.zeros(k) for w in widths}, np.zeros(k), None))
+            continue
+        tiles = np.logical_or.reduceat(a, np.arange(0, m, pe_cols), axis=0).astype(float)
+        busy_j = tiles.mean(axis=0)
+        out.append(_ActElems({w: busy_j for w in widths}, a.mean(axis=0), tiles if m == pixels else None))
     return out
 
 
-def attach_act(tiles: list[ChannelTile], busy: dict[int, np.ndarray], nz: np.ndarray, s: int) -> list[ChannelTile]:
+def attach_act(tiles: list[ChannelTile], el: _ActElems, s: int) -> list[ChannelTile]:
     """Copies of ``tiles`` carrying their activation factors."""
     out = []
     for ct in tiles:
         assert ct.union is not None and ct.piece_active is not None and ct.chunk_starts is not None
         r = ct.union.shape[0]
-        cyc = {w: np.add.reduceat(ct.union * _piece_sums(b, s, r), ct.chunk_starts) for w, b in busy.items()}
-        macs = np.add.reduceat(ct.piece_active * _piece_sums(nz, s, r), ct.chunk_starts)
-        out.append(replace(ct, act=ActFactors(cyc, macs)))
+        cyc = {w: np.add.reduceat(ct.union * _piece_sums(b, s, r), ct.chunk_starts) for w, b in el.busy.items()}
+        per_tile = None
+        if el.busy_tiles is not None:
+            per_tile = np.add.reduceat(ct.union[None, :] * _piece_sums(el.busy_tiles, s, r), ct.chunk_starts, axis=1)
+        macs = np.add.reduceat(ct.piece_active * _piece_sums(el.nz, s, r), ct.chunk_starts)
+        out.append(replace(ct, act=ActFactors(cyc, macs, per_tile)))
     return out
 
 
@@ -390,9 +410,9 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
         widths = {min(hw.pe_cols, g.m), g.m % hw.pe_cols or hw.pe_cols}
         facs = act_element_factors(side, g.k, len(per_inst), hw.pe_cols, widths, g.m)
         if side.rows is None and all(t is per_inst[0] for t in per_inst):
-            shared = attach_act(per_inst[0], *facs[0], fmt.s)
+            shared = attach_act(per_inst[0], facs[0], fmt.s)
             return [shared] * len(per_inst)
-        return [attach_act(t, *facs[i], fmt.s) for i, t in enumerate(per_inst)]
+        return [attach_act(t, facs[i], fmt.s) for i, t in enumerate(per_inst)]
 
     def _gemm_nodes(self, g: Gemm, per_inst: list[list[ChannelTile]], fmt: _Fmt, hw: SmartExchangeAccelerator,
                     tot: dict[str, float], dram: dict[str, int], dram_w: dict[str, int],
@@ -476,7 +496,7 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
                 base_cyc = int(ct.cycles[qi])
                 run_cyc = base_cyc
                 if ct.act is not None and hw.act_zero == "skip":
-                    run_cyc = int(round(float(ct.act.cycles[hi - lo][qi])))
+                    run_cyc = ct.act.run_cycles(p, hi - lo, qi)
                     t["act_flag_bits"] += base_cyc
                 cyc = run_cyc + (hw.tile_overhead_cycles if qi == chunks - 1 else 0)
                 store = 0

@@ -311,8 +311,8 @@ class CrossbarAccelerator(HardwareBase):
     act_zero: Literal["none", "gate", "skip"] = Field(
         "none", description="zero input activations: none (every row driven), gate (zero rows not driven: DAC, "
                             "row-read and input-register energy), skip (gate, and a crossbar whose rows are all zero "
-                            "for a vector skips its bit-slice waves: no read, ADC conversion, S&H or shift-add; "
-                            "crossbars run decoupled through their input registers)")
+                            "for a vector skips its bit-slice waves: no read, ADC conversion, S&H or shift-add; the "
+                            "crossbars stay in lock-step, so a round is saved only when the whole vector is zero)")
 
     @model_validator(mode="after")
     def _check(self) -> "CrossbarAccelerator":
