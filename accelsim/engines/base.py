@@ -43,6 +43,11 @@ class Engine(ABC, Generic[H]):
     exploits: ClassVar[frozenset[str]] = frozenset()
     ignore_reasons: ClassVar[dict[str, str]] = {}
 
+    def exploited(self, hw: H) -> frozenset[str]:
+        """What this engine exploits on ``hw`` (``exploits`` unless a hardware option, e.g. a
+        ``sparsity:`` block gating zero activations, turns a property on or off)."""
+        return self.exploits
+
     def supports(self, layer: LayerBase, hw: H) -> tuple[bool, str]:
         """Whether ``layer`` can run on ``hw``; the reason when it cannot (or a note when it can)."""
         return True, ""
@@ -82,12 +87,14 @@ def engine_for(hw: HardwareBase) -> Engine[Any]:
     return engine
 
 
-def unexploited_notes(layer: LayerBase, engine: Engine[Any], macs: int) -> list[str]:
+def unexploited_notes(layer: LayerBase, engine: Engine[Any], macs: int, hw: HardwareBase | None = None) -> list[str]:
     """One note per compression property ``layer`` carries that ``engine`` does not exploit
-    (MAC layers only: element-wise and pooling layers have nothing to skip)."""
+    (on ``hw``: :meth:`Engine.exploited`; MAC layers only: element-wise and pooling layers have
+    nothing to skip)."""
     if macs <= 0:
         return []
     comp = layer.compression
+    exploited = engine.exploits if hw is None else engine.exploited(hw)
     found: dict[str, str] = {}
     if comp.act_density < 1.0:
         found["act_sparsity"] = f"activation sparsity (density {comp.act_density:.2f})"
@@ -95,7 +102,7 @@ def unexploited_notes(layer: LayerBase, engine: Engine[Any], macs: int) -> list[
     if fac.kind == "smartexchange":
         found["smartexchange"] = f"SmartExchange factorisation (basis {fac.basis_size}x{fac.basis_size}, Ce density {fac.ce_density:.2f})"
     return [f"{what} not exploited: {engine.ignore_reasons.get(prop, DEFAULT_IGNORE_REASON[prop])}"
-            for prop, what in found.items() if prop not in engine.exploits]
+            for prop, what in found.items() if prop not in exploited]
 
 
 def lower_layer(layer: LayerBase, hw: HardwareBase, workload: Workload | None = None) -> LayerProgram:
@@ -106,7 +113,7 @@ def lower_layer(layer: LayerBase, hw: HardwareBase, workload: Workload | None = 
     if not ok:
         raise UnsupportedLayerError(f"layer {layer.name!r} ({layer.op}) cannot run on {hw.kind} '{hw.name}': {reason}")
     prog = engine.lower(layer, hw, workload)
-    extra = [n for n in unexploited_notes(layer, engine, prog.macs) if n not in prog.notes]
+    extra = [n for n in unexploited_notes(layer, engine, prog.macs, hw) if n not in prog.notes]
     if extra:
         prog.notes.extend(extra)
     return prog

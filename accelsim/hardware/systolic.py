@@ -8,6 +8,11 @@ from pydantic import Field, model_validator
 from ..stats import Action
 from .common import Dataflow, HardwareBase, ScaleSimPorts, SramConfig, _Config
 from .registry import register_hardware
+from .sparsity import sparsity_block
+
+#: storage levels a systolic ``sparsity:`` block may name
+SYSTOLIC_LEVELS = ("dram", "ifmap_sram", "filter_sram", "ofmap_sram")
+SystolicSparsity = sparsity_block("systolic", SYSTOLIC_LEVELS)
 
 
 class SystolicSparseOptions(_Config):
@@ -66,6 +71,9 @@ class SystolicArray(HardwareBase):
 
     ``sparse`` (:class:`SystolicSparseOptions`, all off by default) adds zero skipping, an N:M
     sparse-tensor-core mode, block skipping and bit-serial PEs.
+    ``sparsity`` (:mod:`accelsim.hardware.sparsity`, empty by default) gates or skips zero
+    activations/weights and stores operands compressed per level
+    (:mod:`accelsim.engines.systolic.act_sparsity`); it cannot be combined with ``sparse``.
     """
 
     kind: Literal["systolic"] = "systolic"
@@ -79,6 +87,7 @@ class SystolicArray(HardwareBase):
     stall_model: Literal["double_buffer", "none", "scalesim_user"] = "double_buffer"
     scalesim_ports: ScaleSimPorts | None = None
     sparse: SystolicSparseOptions = SystolicSparseOptions()
+    sparsity: SystolicSparsity = SystolicSparsity()  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _check(self) -> "SystolicArray":
@@ -86,6 +95,9 @@ class SystolicArray(HardwareBase):
             raise ValueError("stall_model 'scalesim_user' needs scalesim_ports (words per cycle per operand)")
         if self.stall_model == "scalesim_user" and self.sparse.any:
             raise ValueError("sparse options cannot be combined with stall_model 'scalesim_user' (a dense SCALE-Sim emulation)")
+        if self.sparsity.any and (self.sparse.any or self.stall_model == "scalesim_user"):
+            raise ValueError("sparsity (gate/skip/formats) cannot be combined with the 'sparse' weight options "
+                             "or stall_model 'scalesim_user'")
         for name in ("ifmap_sram", "filter_sram", "ofmap_sram"):
             sram: SramConfig = getattr(self, name)
             if sram.words(self.word_bits) < 2:

@@ -137,6 +137,10 @@ class Compression(_Record):
     """Everything that makes a layer cheaper than its dense fp/int8 original.
 
     ``act_density`` is the expected fraction of non-zero input activations (e.g. after ReLU);
+    ``act_channel_density`` optionally its value per input channel (measured by the front-end;
+    their mean is ``act_density``); ``act_mask`` names a real 0/1 mask of the layer's input
+    activations (shape ``(N, C, H, W)`` or ``(tokens, features)``, one or more calibration
+    inputs) in the workload's mask file.
     ``original`` holds layer fields from before structural pruning/factorisation (e.g.
     ``{out_channels: 64}``) so the dense baseline can be rebuilt. ``factor_of`` names the
     original layer a factorised layer was split from: of the layers sharing it, the one with
@@ -147,8 +151,21 @@ class Compression(_Record):
     quant: Quant = Quant()
     factorization: Factorization = Factorization()
     act_density: float = Field(1.0, gt=0.0, le=1.0)
+    act_channel_density: tuple[float, ...] | None = None
+    act_mask: str | None = None
     original: dict[str, int] | None = None
     factor_of: str | None = None
+
+    @model_validator(mode="after")
+    def _check_act(self) -> "Compression":
+        ch = self.act_channel_density
+        if ch is not None:
+            if not ch or any(not (0.0 <= d <= 1.0) for d in ch):
+                raise ValueError("act_channel_density needs one density in [0, 1] per input channel")
+            if abs(sum(ch) / len(ch) - self.act_density) > 0.02 + 1e-9:
+                raise ValueError(f"act_channel_density averages {sum(ch) / len(ch):.3f}, "
+                                 f"not act_density {self.act_density:.3f}")
+        return self
 
     @property
     def is_factor_part(self) -> bool:

@@ -1,0 +1,71 @@
+"""Skip/gate actions on zeros (Sparseloop's vocabulary), shared by every engine.
+
+A storage level or the compute level may act on the zeros of one operand (``weights``,
+``inputs``) or of their ``intersection`` (a MAC is ineffectual when either operand is zero):
+
+- ``gate``: the ineffectual access or MAC still takes its slot (no cycle is saved) but its
+  datapath is clock-gated, so it costs no dynamic energy (Eyeriss' zero-gating);
+- ``skip``: the ineffectual access or MAC is not issued at all, so it saves its energy and its
+  time -- but lanes that move in lock-step wait for the busiest one (load imbalance, see
+  :func:`lockstep_steps`), and finding the next non-zero needs metadata (the storage format);
+- ``none``: every access and MAC is executed and priced (today's behaviour).
+
+Densities: ``weights`` and ``inputs`` are the tensors' non-zero fractions; the intersection has
+density ``d_w x d_i`` in expectation (zeros of the two operands independent -- stated
+assumption; exact for the actual-mask path, which intersects the real masks).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .density import DensityModel, Uniform
+
+ACTIONS = ("none", "gate", "skip")
+TARGETS = ("weights", "inputs", "intersection")
+OPERANDS = ("weights", "inputs", "outputs")
+
+
+def target_density(on: str, weight_density: float, input_density: float) -> float:
+    """Fraction of events that are effectual when acting on the zeros of ``on``."""
+    if on == "weights":
+        return float(weight_density)
+    if on == "inputs":
+        return float(input_density)
+    if on == "intersection":
+        return float(weight_density) * float(input_density)
+    raise ValueError(f"unknown sparsity target {on!r} (expected one of {', '.join(TARGETS)})")
+
+
+def effectual_macs(macs: float, weight_density: float, input_density: float) -> float:
+    """Expected effectual MACs: both operands non-zero (independent zeros)."""
+    return float(macs) * float(weight_density) * float(input_density)
+
+
+def exploits(action: str, on: str, operand: str) -> bool:
+    """Whether an action ``action`` on ``on`` acts on the zeros of ``operand``
+    (``weights`` or ``inputs``): the intersection acts on both."""
+    return action != "none" and (on == operand or on == "intersection")
+
+
+def intersection_model(weights: DensityModel, inputs: DensityModel, size: int) -> DensityModel:
+    """Occupancy model of the intersection of two independent operands over a reduction of
+    ``size``: uniform at density ``d_w x d_i`` (the actual-mask path intersects real masks)."""
+    return Uniform(max(weights.density * inputs.density, 1.0 / max(int(size), 1)), int(size))
+
+
+def lockstep_steps(model: DensityModel, tile: int, lanes: int) -> float:
+    """Expected steps of ``lanes`` lanes that each process the non-zeros of their own tile of
+    ``tile`` elements in lock-step: E[max over lanes of the tile's non-zeros] (>= the mean: the
+    load imbalance of skipping)."""
+    if tile <= 0 or lanes <= 0:
+        return 0.0
+    return model.expected_max_nnz(int(tile), int(lanes))
+
+
+def actual_lockstep_steps(counts: np.ndarray) -> float:
+    """Mean over groups of the max non-zeros over the lanes of a group: ``counts`` has shape
+    (groups, lanes) of real per-lane non-zero counts."""
+    c = np.asarray(counts)
+    if c.size == 0:
+        return 0.0
+    return float(c.reshape(c.shape[0], -1).max(axis=1).mean())
