@@ -16,9 +16,12 @@ from accelsim.workload.layer import Conv2d, LayerBase, Linear
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _hw(name: str, **update):  # type: ignore[no-untyped-def]
+def _hw(name: str, act_zero: str = "none", dram_inputs: str = "uncompressed", **update):  # type: ignore[no-untyped-def]
+    """A shipped config with ``sparsity: {compute: {action: act_zero, on: inputs}}``."""
     hw = accelsim.load_hardware(ROOT / "hw_configs" / f"{name}.yaml")
-    return hw.model_copy(update=update)
+    block = type(hw.sparsity).model_validate({"compute": {"action": act_zero, "on": "inputs"},
+                                              "levels": {"dram": {"format": {"inputs": dram_inputs}}}})
+    return hw.model_copy(update={**update, "sparsity": block})
 
 
 def _wl(layer: LayerBase, act: np.ndarray | None = None, wmask: np.ndarray | None = None) -> Workload:
@@ -58,7 +61,7 @@ def test_gather_scatter_dense_column_skip_hand_case():
     the dense (2 x 64 + 2) x 4 = 520 cycles and prices 16 x 112 = 1792 MACs."""
     layer = Linear(name="fc", in_features=64, out_features=16, tokens=4)
     act = _act_rows([(0, 16)], [(0, 32)], [], [(0, 64)], width=64)
-    skip = _prog(layer, _hw("gather_scatter_sve128", act_zero="skip"), act)
+    skip = _prog(layer, _hw("gather_scatter_sve128", act_zero="skip", dram_inputs="bitmask"), act)
     gate = _prog(layer, _hw("gather_scatter_sve128", act_zero="gate"), act)
     none = _prog(layer, _hw("gather_scatter_sve128"), act)
     assert skip.compute_cycles == 232 and skip.macs == 1792
@@ -195,7 +198,8 @@ def test_zero_activation_gating_lowers_energy_and_none_notes(cfg):
     none = accelsim.simulate(wl, _hw(cfg), compare_dense=False).layers[0]
     gate = accelsim.simulate(wl, _hw(cfg, act_zero="gate"), compare_dense=False).layers[0]
     skip = accelsim.simulate(wl, _hw(cfg, act_zero="skip"), compare_dense=False).layers[0]
-    assert any(n.startswith("activation sparsity (density 0.30) not exploited: act_zero is 'none'") for n in none.notes)
+    assert any(n.startswith("activation sparsity (density 0.30) not exploited: sparsity.compute does not gate or "
+                            "skip zero inputs on this config") for n in none.notes)
     for s in (gate, skip):
         assert not any("not exploited" in n for n in s.notes)
         assert any(n.startswith("activation sparsity exploited") for n in s.notes)

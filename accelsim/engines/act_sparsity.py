@@ -151,9 +151,12 @@ def act_side(layer: LayerBase, workload: Workload | None) -> ActSide | None:
     return ActSide(d * valid, None, None, d, src)
 
 
-def unexploited_note(layer: LayerBase, reason: str) -> str:
-    """The note of :func:`accelsim.engines.base.unexploited_notes`, for config-dependent support."""
-    return f"activation sparsity (density {layer.compression.act_density:.2f}) not exploited: {reason}"
+def level_notes(block, kind: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Notes for ``sparsity.levels.<name>.action`` entries a kind's engine does not model on its own."""
+    from ..hardware.act_zero import unmodelled_level_actions
+
+    return [f"sparsity.levels.{n}.action not modelled on {kind}: sparsity.compute decides which activations are "
+            "read and multiplied" for n in unmodelled_level_actions(block)]
 
 
 @dataclass(frozen=True)

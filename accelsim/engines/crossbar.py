@@ -77,7 +77,7 @@ from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Matmu
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
 from ..sparsity import Uniform
-from .act_sparsity import ActSide, act_side, unexploited_note
+from .act_sparsity import ActSide, act_side, level_notes
 from .base import Engine
 from .crossbar_kernels import block_nnz
 from .lowering import VectorWork, compress_runs, vector_program
@@ -449,9 +449,12 @@ def act_waves(g: GemmMapping, side: ActSide) -> ActWaves:
 class CrossbarEngine(Engine[CrossbarAccelerator]):
     """Engine for :class:`~accelsim.hardware.crossbar.CrossbarAccelerator`."""
 
-    exploits = frozenset({"act_sparsity"})  # per config: act_zero none is noted by lower()
-    ignore_reasons = {"act_sparsity": "zero activations are not skipped (bit-serial DACs drive every row)",
+    ignore_reasons = {"act_sparsity": "sparsity.compute does not gate or skip zero inputs on this config "
+                                      "(bit-serial DACs drive every row)",
                       "smartexchange": "SmartExchange factors are stored rebuilt (dense weights) in the crossbars"}
+
+    def exploited(self, hw: CrossbarAccelerator) -> frozenset[str]:
+        return self.exploits | ({"act_sparsity"} if hw.act_zero != "none" else set())
 
     def area_mm2(self, workload: Workload, hw: CrossbarAccelerator) -> dict[str, float]:
         """Area by component of the crossbars, IMAs and tiles ``workload`` occupies (pruned blocks excluded)."""
@@ -604,9 +607,7 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
                               + ("; a crossbar whose rows are all zero for a vector skips its waves (no read or "
                                  "conversion); a round is skipped only when the whole vector is zero"
                                  if mode == "skip" else ""))
-        elif layer.compression.act_density < 1.0:
-            prog.notes.append(unexploited_note(layer, "act_zero is 'none' on this config (bit-serial DACs drive "
-                                                      "every row; set act_zero: gate or skip)"))
+        prog.notes.extend(level_notes(hw.sparsity, "crossbar"))
         self._notes(prog, layer, hw, lm)
         return prog
 

@@ -71,7 +71,7 @@ from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Pool, ceil_di
 from ..workload.masks import block_counts, block_sizes, gemm_weight_views, layer_mask
 from ..workload.workload import Workload
 from . import gs_kernels as K
-from .act_sparsity import ActSide, act_side, act_storage, unexploited_note
+from .act_sparsity import ActSide, act_side, act_storage, level_notes
 from .base import Engine
 from .lowering import buffered_vector_program, compress_runs, node_cycles
 
@@ -402,7 +402,11 @@ def _skip_work(layer: LayerBase, g: Gemm, w: MatrixWork, side: ActSide, eff: flo
 class GatherScatterEngine(Engine[GatherScatterHardware]):
     """Engine for :class:`~accelsim.hardware.gather_scatter.GatherScatterHardware`."""
 
-    exploits = frozenset({"act_sparsity"})  # per config: act_zero none notes it itself
+    ignore_reasons = {"act_sparsity": "sparsity.compute does not gate or skip zero inputs on this config (every "
+                                      "gathered pair is multiplied)"}
+
+    def exploited(self, hw: GatherScatterHardware) -> frozenset[str]:
+        return self.exploits | ({"act_sparsity"} if hw.act_zero != "none" else set())
 
 
     def supports(self, layer: LayerBase, hw: GatherScatterHardware) -> tuple[bool, str]:
@@ -427,8 +431,12 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
         compulsory = 0
         forms: list[str] = []
         mode = hw.act_zero
-        side = act_side(layer, workload) if mode != "none" else None
-        storage = act_storage(layer, side, hw.act_storage_format, ab)
+        dram_fmt = hw.sparsity.level("dram").format.inputs
+        spad_fmt = hw.sparsity.level("scratchpad").format.inputs
+        found = act_side(layer, workload) if (mode != "none" or dram_fmt != "uncompressed") else None
+        side = found if mode != "none" else None
+        storage = act_storage(layer, found, dram_fmt, ab)
+        skip_meta = act_storage(layer, side, "bitmask" if spad_fmt == "uncompressed" else spad_fmt, ab).metadata_per_word
         a_word_bits = storage.payload_per_word + storage.metadata_per_word
         act_notes: list[str] = []
         totals["eff_macs"] = totals["act_meta_bits"] = 0.0
@@ -444,7 +452,7 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
                 eff = _effectual_per_vector(g, view, g_side, w.base_macs)
                 if mode == "skip":
                     w = _skip_work(layer, g, w, g_side, eff, ctx, act_notes)
-                    totals["act_meta_bits"] += storage.metadata_per_word * g.k * g.b_distinct * (
+                    totals["act_meta_bits"] += skip_meta * g.k * g.b_distinct * (
                         g.m * g.count // g.b_distinct)
             forms.append(w.form)
             vectors = g.m * g.count // g.b_distinct
@@ -516,12 +524,14 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
         if side is not None:
             prog.extra["act_density_used"] = side.density
             prog.extra["act_mask_measured"] = 1.0 if side.measured else 0.0
-            prog.notes.append(f"activation sparsity exploited ({mode}) from {side.source}; activations stored "
-                              f"{hw.act_storage_format}")
+            prog.notes.append(f"activation sparsity exploited ({mode}) from {side.source}"
+                              + (f"; positions read from a {'bitmask written on fill' if spad_fmt == 'uncompressed' else spad_fmt} scratchpad"
+                                 if mode == "skip" else ""))
             prog.notes.extend(dict.fromkeys(act_notes))
-        elif layer.compression.act_density < 1.0:
-            prog.notes.append(unexploited_note(layer, "act_zero is 'none' on this config (every gathered pair is "
-                                                      "multiplied; set act_zero: gate or skip)"))
+        if found is not None and dram_fmt != "uncompressed":
+            prog.notes.append(f"input activations move from DRAM as {dram_fmt} ({storage.metadata_per_word:.2f} "
+                              f"metadata bits per word, from {found.source})")
+        prog.notes.extend(level_notes(hw.sparsity, "gather_scatter"))
         prog.notes.append("format: " + ", ".join(dict.fromkeys(forms)))
         if expected:
             prog.notes.append(f"no mask: expected {sp.kind} work at density {sp.effective_density:.3f} (i.i.d. masks; "

@@ -64,7 +64,7 @@ from ..stats import Action, LayerProgram, Node, Repeat, Tile
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Pool, ceil_div
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
-from .act_sparsity import ActSide, act_side, unexploited_note
+from .act_sparsity import ActSide, act_side, level_notes
 from .base import Engine
 from .lowering import buffered_vector_program, compress_periodic, node_cycles
 
@@ -257,7 +257,12 @@ def _se_ce_array(workload: Workload | None, layer: LayerBase) -> np.ndarray | No
 class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
     """Engine for :class:`~accelsim.hardware.smartexchange.SmartExchangeAccelerator`."""
 
-    exploits = frozenset({"smartexchange", "act_sparsity"})  # act_zero none: noted by lower()
+    exploits = frozenset({"smartexchange"})
+    ignore_reasons = {"act_sparsity": "sparsity.compute does not gate or skip zero inputs on this config (every "
+                                      "broadcast activation is multiplied)"}
+
+    def exploited(self, hw: SmartExchangeAccelerator) -> frozenset[str]:
+        return self.exploits | ({"act_sparsity"} if hw.act_zero != "none" else set())
 
     def supports(self, layer: LayerBase, hw: SmartExchangeAccelerator) -> tuple[bool, str]:
         return True, ""
@@ -291,9 +296,7 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
             notes.append(f"activation sparsity exploited ({hw.act_zero}) from {side.source}"
                          + ("; a reduction element is skipped only when its whole broadcast wave is zero"
                             if hw.act_zero == "skip" else ""))
-        elif c.act_density < 1.0:
-            notes.append(unexploited_note(layer, "act_zero is 'none' on this config (every broadcast activation is "
-                                                 "multiplied; set act_zero: gate or skip)"))
+        notes.extend(level_notes(hw.sparsity, "smartexchange"))
         dram = {"ifmap": 0, "filter": 0, "index": 0, "basis": 0}
         dram_w = {"ofmap": 0}
         compulsory = 0
