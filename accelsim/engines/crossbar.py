@@ -55,8 +55,18 @@ refresh, ...) is charged per layer as ``static`` actions over ``max(compute cycl
 transfer cycles) + DRAM latency`` -- an estimate of the layer's latency made before the SimPy
 run (stalls beyond plain DRAM-boundness are not charged).
 
+**Zero activations** (``sparsity.compute`` acting on ``inputs``, :mod:`.act_sparsity`; a
+non-zero activation is assumed non-zero in every bit slice): ``gate`` drives no row whose
+input is zero (DAC drives, row reads and input-register reads x the driven fraction), same
+conversions and time; ``skip`` also lets a crossbar block whose rows are all zero for a
+vector skip its waves (no read, ADC conversion, S&H sample or shift-add: x the busy-block
+fraction), while the crossbars stay in lock-step, so a round is saved only when the whole
+vector is zero. Statistical: ``1 - P(empty)`` of the uniform model for the block's rows;
+actual: counted on the real view. ``extra['effectual_macs']``: non-zero weights (or cells
+without a mask) x driven rows.
+
 **Ignored**: inter-layer pipelining (ISAAC streams layers through each other; here layers run
-one after another), zero-activation skipping, activation x activation products (attention:
+one after another), activation x activation products (attention:
 unsupported), chip-to-chip traffic (only the link's static power), crossbar programming,
 analog non-idealities (IR drop, variation, drift, ADC clipping effects on accuracy), NoC
 contention and distances, and the latency of the digital tail (shift-add, activation) after

@@ -53,6 +53,18 @@ elements on ``gather_unit``, scratchpad reads (gathers, broadcasts) and writes (
 outputs), weight-buffer reads of values and indices for every input vector, horizontal-sum
 adds on ``vector``, DRAM per operand.
 
+**Zero activations** (``sparsity.compute`` acting on ``inputs``, :mod:`.act_sparsity`): the
+activation side is the layer's ``act_density`` (uniform i.i.d.) or a real activation mask
+(im2col of the recorded inputs). ``gate``: MAC energy only for effectual pairs (exact
+``activation rows x weight column non-zeros`` with both masks real, else ``MACs x density``),
+cycles unchanged. ``skip``: dense weights skip the broadcast column of a zero activation
+(instructions ``x`` density); CSR / pattern / N:M weights run the kernels on the effectual
+pairs ``W & a`` of ``act_sample_vectors`` input vectors (seeded Bernoulli rows, or evenly
+spaced real rows) and take the mean; GS / block entries are packed offline and fall back to
+gating. Skip reads the positions from the scratchpad (its input format, a bitmask written on
+fill when uncompressed); ``levels.dram.format.inputs`` sets the DRAM traffic of the inputs
+(payload as ``ifmap``, metadata as ``ifmap_meta``; tiles are sized on uncompressed inputs).
+
 **Ignored**: instruction-issue limits other than one vector MAC per cycle, vector-register
 pressure, reuse of a loaded weight vector across several input vectors, DRAM row effects,
 overlap between layers, depthwise packing of channels into lanes (a depthwise layer uses one
@@ -303,7 +315,7 @@ def matrix_work(layer: LayerBase, g: Gemm, view: np.ndarray | None, ctx: _Ctx,
 
     ``view`` is the real mask (instances, rows, reduction) or None: then a seeded i.i.d. sample of
     row groups runs through the same kernels and is scaled to the whole matrix (expectation).
-    ``act_rows`` (``act_zero: skip``, CSR-like formats): sample input vectors' activation masks
+    ``act_rows`` (compute ``skip`` on inputs, CSR-like formats): sample input vectors' activation masks
     (vectors, instances x k); the kernels then run on the effectual pairs ``W & a`` of each and
     the work is their mean.
     """
@@ -381,7 +393,7 @@ def _effectual_per_vector(g: Gemm, view: np.ndarray | None, side: ActSide, usefu
 
 def _skip_work(layer: LayerBase, g: Gemm, w: MatrixWork, side: ActSide, eff: float, ctx: _Ctx,
                notes: list[str]) -> MatrixWork:
-    """``act_zero: skip``: the work per input vector once zero activations are dropped."""
+    """Compute ``skip`` on inputs: the work per input vector once zero activations are dropped."""
     how = _compactable(layer, g)
     if how == "column":  # dense weights: a zero activation skips its broadcast + V-row vector MACs
         hw = ctx.hw

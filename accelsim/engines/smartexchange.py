@@ -48,7 +48,17 @@ per active cycle per pixel tile); ``act_buffer`` reads (one broadcast vector per
 fills; ``out_buffer`` writes/reads; DRAM by operand (``ifmap``, ``filter`` = Ce values,
 ``index`` = Ce row bitmaps, ``basis``, ``ofmap``).
 
-**Ignored**: zero-activation skipping (index intersection on activations), Booth bit-serial
+**Zero activations** (``sparsity.compute`` acting on ``inputs``, :mod:`.act_sparsity`):
+``gate`` clock-gates a PE whose broadcast activation is zero (MACs and PE-register writes
+only for non-zero activations x active weights; cycles unchanged); ``skip`` also drops a
+reduction element whose broadcast wave over the pixel tile is all zero (a dead input channel,
+or a sparse narrow tile): no cycle, no weight read, no act_buffer read -- one zero-flag bit
+per element and pixel tile is read instead. Statistical: the wave is empty with the uniform
+model's ``P(empty)`` for ``w`` pixels (i.i.d., ~ ``(1-d)^w``); actual: counted per pixel tile
+of the real view (exact when the mask covers the layer's pixels, else the mean over the
+mask's tiles). Activations stay uncompressed in DRAM and the act_buffer.
+
+**Ignored**: index intersection of zero activations with non-aligned Ce zeros, Booth bit-serial
 MACs (MACs are priced bit-parallel), the paper's 64-channel basis chunks (one basis per
 output row, as exported), compiler scheduling across layers, pipeline fill of the array.
 """
@@ -83,7 +93,7 @@ class ChannelTile:
     union: np.ndarray | None = None         # per piece: 1 if non-zero in some line (or its probability)
     piece_active: np.ndarray | None = None  # per piece: lines whose piece is non-zero (or its expectation)
     chunk_starts: np.ndarray | None = None
-    act: "ActFactors | None" = None         # activation-side cycles / MACs (act_zero gate / skip)
+    act: "ActFactors | None" = None         # activation-side cycles / MACs (compute gate / skip on inputs)
 
 
 @dataclass
