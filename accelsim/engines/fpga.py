@@ -525,7 +525,17 @@ def _rep_nodes(w: Work, blocks: PixelBlocks, ch: TileChoice, p: ArrayParams, b_r
 
 
 class FpgaEngine(Engine[FpgaAccelerator]):
-    """Engine for :class:`~accelsim.hardware.fpga.FpgaAccelerator` (see the module docstring)."""
+    """Engine for :class:`~accelsim.hardware.fpga.FpgaAccelerator` (see the module docstring).
+
+    ``hw.sparsity.compute.action == "gate"``: the MAC of a lane whose operand (``on_zeros``) is zero is
+    clock-gated: the ``mac`` count is multiplied by the effectual fraction (``act_density``, or the
+    activation mask's density when the workload has one; ``sparsity.density`` for weights; their
+    product for the intersection, assuming independent zeros). Cycles, buffer reads (one wide
+    read per active cycle feeds every lane) and traffic are unchanged.
+    """
+
+    def exploited(self, hw: FpgaAccelerator) -> frozenset[str]:
+        return self.exploits | {"act_sparsity"} if hw.sparsity.compute.acts_on("inputs") else self.exploits
 
 
     def supports(self, layer: LayerBase, hw: FpgaAccelerator) -> tuple[bool, str]:
@@ -588,8 +598,9 @@ class FpgaEngine(Engine[FpgaAccelerator]):
             compulsory += w.k * w.n * p.weight_bits * (1 if w.b_shared else w.count)
         ab, wb = p.act_bits, p.weight_bits
         ports = p.ports
+        gate = _gated_fraction(layer, hw, workload)
         actions = [
-            Action("mac", "mac", macs, wb, ab, "int"),
+            Action("mac", "mac", int(round(macs * gate)), wb, ab, "int"),
             Action("ifmap_sram", "read", active, ports["ifmap_sram"]),
             Action("filter_sram", "read", active, ports["filter_sram"]),
             Action("ifmap_sram", "write", ceil_div(counts.a_bits, ports["ifmap_sram"]), ports["ifmap_sram"]),
@@ -619,7 +630,11 @@ class FpgaEngine(Engine[FpgaAccelerator]):
             prog.notes.append(f"{q.weight_bits}x{q.act_bits}-bit layer runs on the {wb}x{ab}-bit datapath")
         sp = layer.compression.sparsity
         if sp.kind not in ("dense", "channel", "filter"):
-            prog.notes.append(f"{sp.kind} sparsity (density {sp.effective_density:.2f}) executed dense: no zero skipping")
+            prog.notes.append(f"{sp.kind} sparsity (density {sp.effective_density:.2f}) executed dense: no zero skipping"
+                              + (" (zero weights gated)" if hw.sparsity.compute.acts_on("weights") else ""))
+        if hw.sparsity.compute.action == "gate":
+            prog.notes.append(f"zero gating on {hw.sparsity.compute.on_zeros}: {gate:.3f} of MACs effectual")
+            prog.extra["effectual_mac_fraction"] = gate
         return prog
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: FpgaAccelerator) -> LayerProgram:
@@ -660,3 +675,17 @@ def check_fits(hw: FpgaAccelerator) -> None:
     raise InfeasibleError(
         f"fpga '{hw.name}' does not fit {t.device} under its budget: {detail}; binding resource: {worst} "
         f"(reduce pe_in/pe_out/pe_pix or the buffers, or run `accelsim fpga-fit --hw FILE` for the table)")
+
+
+def _gated_fraction(layer: LayerBase, hw: FpgaAccelerator, workload: Workload | None) -> float:
+    """Fraction of MACs not clock-gated by ``hw.sparsity.compute`` (1 without gating)."""
+    c = hw.sparsity.compute
+    if c.action != "gate":
+        return 1.0
+    from ..sparsity.actions import target_density, weight_density
+    from ..workload.masks import layer_act_mask
+
+    act = layer_act_mask(workload, layer)
+    d_i = float(act.mean()) if act is not None else layer.compression.act_density
+    sp = layer.compression.sparsity
+    return target_density(c.on_zeros, weight_density(sp.kind, sp.effective_density), d_i)

@@ -485,59 +485,103 @@ def _matmul(ctx: _Ctx, name: str, scope: str, a: Any, b: Any, b_weight: bool) ->
 
 # --- graph walk -----------------------------------------------------------------------------------
 
+def _attach_act_stats(ctx: _Ctx, start: int, first: Any) -> None:
+    """Give the conv/linear layers added since ``start`` the per-channel densities and activation
+    masks recorded on their input node ``first`` (when its shape matches the exported layer)."""
+    ch, mk = first.meta.get("nz_ch"), first.meta.get("nz_mask")
+    if ch is None and mk is None:
+        return
+    for i in range(start, len(ctx.layers)):
+        layer = ctx.layers[i]
+        if isinstance(layer, Conv2d):
+            width = layer.in_channels
+        elif isinstance(layer, Linear):
+            width = layer.in_features
+        else:
+            continue
+        upd: dict[str, Any] = {}
+        if ch is not None:
+            if len(ch) == width:
+                upd["act_channel_density"] = tuple(ch)
+            else:
+                ctx.notes.append(f"{layer.name}: per-channel activation densities not recorded (input has "
+                                 f"{len(ch)} channels, the exported layer {width})")
+        if mk is not None:
+            ok = (mk.ndim == 4 and isinstance(layer, Conv2d) and mk.shape[1:] == (layer.in_channels, layer.in_h, layer.in_w)) \
+                or (isinstance(layer, Linear) and mk.shape[-1] == layer.in_features)
+            if ok:
+                key = layer.name + ".act"
+                ctx.masks[key] = mk.astype(bool)
+                upd["act_mask"] = key
+            else:
+                ctx.notes.append(f"{layer.name}: activation mask not saved (input {tuple(mk.shape)} does not match "
+                                 "the exported layer)")
+        if upd:
+            comp = layer.compression.model_copy(update=upd)
+            ctx.layers[i] = layer.model_copy(update={"compression": type(comp).model_validate(comp.model_dump())})
+
+
 def _walk_fx(gm: Any, ctx: _Ctx, density: bool) -> None:
     modules = dict(gm.named_modules())
     lv = liveness(gm, ctx.unit)
     for node in gm.graph.nodes:
-        kind = op_kind(node, modules)
-        out = node.meta.get("out_shape")
-        args = node.args
-        first = args[0] if args else None
-        act = first.meta.get("nz") if density and isinstance(first, fx.Node) else None
-        ins = out_shape(first)
-        if node.op == "call_module":
-            name, scope = node.target, node.target
-            m = modules[name]
-        else:
-            scope = node.meta.get("scope", "")
-            name, m = (scope + ".") if scope else "", None
-        if kind == "conv":
-            _conv(ctx, name, m, ins, lv.keeps[node], act)
-        elif kind == "conv_transpose":
-            _conv_transpose(ctx, name, m, ins, out)
-        elif kind == "linear":
-            _linear(ctx, name, m, ins, lv.keeps[node], act)
-        elif kind == "rnn":
-            _rnn(ctx, name, m, ins, act)
-        elif kind == "mha":
-            _mha(ctx, name, m, node, act)
-        elif kind == "embedding":
-            _embedding(ctx, name, m.num_embeddings, m.embedding_dim, ins)
-        elif kind == "embedding_fn":
-            w = out_shape(_arg(node, 1, "weight"))
-            if isinstance(w, tuple) and len(w) == 2:
-                _embedding(ctx, name + "embedding", w[0], w[1], ins)
-        elif kind == "add":
-            _elementwise(ctx, name if m is not None else name + "add", out, 2, 1, lv.of(node))
-        elif kind == "mul":
-            _elementwise(ctx, name + "mul", out, 2, 1)
-        elif kind == "matmul":
-            b = args[1]
-            _matmul(ctx, name if m is not None else name + "matmul", scope, out_shape(args[0]), out_shape(b),
-                    m is None and b.op == "get_attr")
-        elif kind == "sdpa":
-            _sdpa(ctx, name, scope, node)
-        elif kind in ("pool", "adaptive_pool"):
-            _pool_node(ctx, node, name, m, kind, ins, out, lv.of(first))
-        elif kind == "softmax":
-            _elementwise(ctx, name if m is not None else name + "softmax", out, 1, 5)
-        elif kind == "layer_norm":
-            _elementwise(ctx, name if m is not None else name + "layer_norm", out, 1, 5)
-        elif kind == "gelu":
-            _elementwise(ctx, name if m is not None else name + "gelu", out, 1, 8, lv.of(first))
-        elif kind == "module" and any(True for _ in m.parameters(recurse=False)) \
-                and not isinstance(m, _FOLDED_WITH_PARAMS):
-            ctx.unmodelled.append(f"{name} ({type(m).__name__})")
+        start = len(ctx.layers)
+        _walk_fx_node(gm, ctx, density, modules, lv, node)
+        first = node.args[0] if node.args else None
+        if density and isinstance(first, fx.Node) and len(ctx.layers) > start:
+            _attach_act_stats(ctx, start, first)
+
+
+def _walk_fx_node(gm: Any, ctx: _Ctx, density: bool, modules: dict[str, Any], lv: Any, node: Any) -> None:
+    kind = op_kind(node, modules)
+    out = node.meta.get("out_shape")
+    args = node.args
+    first = args[0] if args else None
+    act = first.meta.get("nz") if density and isinstance(first, fx.Node) else None
+    ins = out_shape(first)
+    if node.op == "call_module":
+        name, scope = node.target, node.target
+        m = modules[name]
+    else:
+        scope = node.meta.get("scope", "")
+        name, m = (scope + ".") if scope else "", None
+    if kind == "conv":
+        _conv(ctx, name, m, ins, lv.keeps[node], act)
+    elif kind == "conv_transpose":
+        _conv_transpose(ctx, name, m, ins, out)
+    elif kind == "linear":
+        _linear(ctx, name, m, ins, lv.keeps[node], act)
+    elif kind == "rnn":
+        _rnn(ctx, name, m, ins, act)
+    elif kind == "mha":
+        _mha(ctx, name, m, node, act)
+    elif kind == "embedding":
+        _embedding(ctx, name, m.num_embeddings, m.embedding_dim, ins)
+    elif kind == "embedding_fn":
+        w = out_shape(_arg(node, 1, "weight"))
+        if isinstance(w, tuple) and len(w) == 2:
+            _embedding(ctx, name + "embedding", w[0], w[1], ins)
+    elif kind == "add":
+        _elementwise(ctx, name if m is not None else name + "add", out, 2, 1, lv.of(node))
+    elif kind == "mul":
+        _elementwise(ctx, name + "mul", out, 2, 1)
+    elif kind == "matmul":
+        b = args[1]
+        _matmul(ctx, name if m is not None else name + "matmul", scope, out_shape(args[0]), out_shape(b),
+                m is None and b.op == "get_attr")
+    elif kind == "sdpa":
+        _sdpa(ctx, name, scope, node)
+    elif kind in ("pool", "adaptive_pool"):
+        _pool_node(ctx, node, name, m, kind, ins, out, lv.of(first))
+    elif kind == "softmax":
+        _elementwise(ctx, name if m is not None else name + "softmax", out, 1, 5)
+    elif kind == "layer_norm":
+        _elementwise(ctx, name if m is not None else name + "layer_norm", out, 1, 5)
+    elif kind == "gelu":
+        _elementwise(ctx, name if m is not None else name + "gelu", out, 1, 8, lv.of(first))
+    elif kind == "module" and any(True for _ in m.parameters(recurse=False)) \
+            and not isinstance(m, _FOLDED_WITH_PARAMS):
+        ctx.unmodelled.append(f"{name} ({type(m).__name__})")
 
 
 def _pool_node(ctx: _Ctx, node: Any, name: str, m: Any, kind: str, ins: Any, out: Any,
@@ -661,11 +705,13 @@ class _CountingRecorder(Recorder):
         return out
 
 
-def _record_and_count(gm: Any, net: "nn.Module", example_input: Any, density: bool) -> dict[str, int]:
+def _record_and_count(gm: Any, net: "nn.Module", example_input: Any, density: bool, channels: bool = False,
+                      masks: int = 0) -> dict[str, int]:
     """One forward pass: node shapes + counted MACs per exact scope."""
     args = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
     with _flop_counter(net) as fc:
         rec = _CountingRecorder(gm, density, fc)
+        rec.channels, rec.masks = channels, masks
         rec.run(*args)
     return rec.macs
 
@@ -718,14 +764,18 @@ def _check_macs(counted: dict[str, int], ctx: _Ctx, exact: bool) -> list[tuple[s
 # --- public -----------------------------------------------------------------------------------------
 
 def export(model: Any, example_input: Any, name: str | None = None, *,
-           act_density: bool = False, trace: str = "auto", strict: bool = True) -> Workload:
+           act_density: bool = False, trace: str = "auto", strict: bool = True, act_channels: bool = False,
+           act_masks: int = 0) -> Workload:
     """Trace ``model`` (an ``nn.Module`` or a :class:`~.compressor.CompressedModel`) on
     ``example_input`` and describe it as a :class:`Workload`.
 
     The result has its masks attached in memory (``wl.mask(layer)``); :func:`save_export` writes the
     YAML and the ``.npz``. ``act_density=True`` records the measured fraction of non-zero input
     activations of every compute layer (meaningful with real example data). ``trace``: ``auto``
-    (fx, falling back to hooks), ``fx`` or ``hooks``.
+    (fx, falling back to hooks), ``fx`` or ``hooks``. With ``act_density=True`` (fx tracing):
+    ``act_channels=True`` also records each conv/linear layer's density per input channel
+    (``compression.act_channel_density``), ``act_masks=k`` saves the 0/1 input-activation masks of
+    the first ``k`` inputs of the batch (``compression.act_mask`` = ``<layer>.act`` in the masks).
 
     Every export is checked against ``torch.utils.flop_counter.FlopCounterMode``: the MACs the
     exported layers stand for (before structural pruning shrank them) must equal the counted MACs
@@ -765,7 +815,8 @@ def export(model: Any, example_input: Any, name: str | None = None, *,
                                           field="trace") from None
                     ctx.notes.append(f"fx tracing failed ({type(exc).__name__}); exported with forward hooks")
             if gm is not None:
-                counted = _record_and_count(gm, net, example_input, act_density)
+                counted = _record_and_count(gm, net, example_input, act_density, act_density and act_channels,
+                                            int(act_masks) if act_density else 0)
                 _walk_fx(gm, ctx, act_density)
                 method = "torch.fx"
             else:

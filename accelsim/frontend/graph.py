@@ -107,15 +107,27 @@ def shape_of(x: Any) -> Any:
 
 
 class Recorder(fx.Interpreter):
-    def __init__(self, gm: Any, density: bool):
+    """Records each node's output shape; with ``density`` its fraction of non-zeros (``nz``),
+    per channel (``nz_ch``: dim 1 of 4-d tensors, the last dim otherwise) when ``channels``, and
+    the 0/1 masks of the first ``masks`` inputs of the batch (``nz_mask``)."""
+
+    def __init__(self, gm: Any, density: bool, channels: bool = False, masks: int = 0):
         super().__init__(gm)
         self.density = density
+        self.channels = channels
+        self.masks = masks
 
     def run_node(self, n: Any) -> Any:
         out = super().run_node(n)
         n.meta["out_shape"] = shape_of(out)
         if self.density and torch.is_tensor(out) and out.is_floating_point():
-            n.meta["nz"] = float((out != 0).float().mean())
+            nz = out != 0
+            n.meta["nz"] = float(nz.float().mean())
+            if self.channels and nz.dim() >= 2:
+                dims = tuple(d for d in range(nz.dim()) if d != (1 if nz.dim() == 4 else nz.dim() - 1))
+                n.meta["nz_ch"] = tuple(float(v) for v in nz.float().mean(dim=dims).tolist())
+            if self.masks and nz.dim() >= 2:
+                n.meta["nz_mask"] = nz[: self.masks].cpu().numpy()
         return out
 
 

@@ -64,6 +64,10 @@ from pydantic import Field, field_validator, model_validator
 from ..stats import Action
 from .common import PRICING_ONLY, HardwareBase, _Config
 from .registry import register_hardware
+from .sparsity import sparsity_block
+
+#: the FPGA array can only clock-gate its MAC lanes (no storage levels take sparsity settings)
+FpgaSparsity = sparsity_block("fpga", ())
 
 RESOURCES = ("dsp", "bram18", "uram", "lut", "ff")
 
@@ -358,6 +362,8 @@ class FpgaAccelerator(HardwareBase):
     ``device``: a preset name (``zu3eg``/``ultra96``, ``zu7ev``/``zcu104``) or a mapping of
     resources. ``weight_bits``/``act_bits``: the datapath widths the array is built for (layers
     with narrower operands run at these widths; wider ones are rejected).
+    ``sparsity.compute``: ``gate`` clock-gates the MAC (DSP/LUT) of a lane whose operand (``on_zeros``)
+    is zero (energy only; ``skip`` is rejected: the lanes run in lock-step with wide buffer reads).
     """
 
     kind: Literal["fpga"] = "fpga"
@@ -380,6 +386,7 @@ class FpgaAccelerator(HardwareBase):
     tile_overhead_cycles: int | None = Field(None, ge=0, description="pipeline fill per tile (default 4 + log2(pe_in))")
     costs: ResourceCosts = ResourceCosts()
     fpga_energy: FpgaEnergy = FpgaEnergy()
+    sparsity: FpgaSparsity = FpgaSparsity()  # type: ignore[valid-type]
 
     @field_validator("device", mode="before")
     @classmethod
@@ -394,6 +401,8 @@ class FpgaAccelerator(HardwareBase):
 
     @model_validator(mode="after")
     def _check(self) -> "FpgaAccelerator":
+        if self.sparsity.compute.action == "skip":
+            raise ValueError("sparsity.compute.action 'skip' is not supported on the FPGA array (use 'gate')")
         for r in RESOURCES:
             b = getattr(self.budget, r)
             if b is not None and b > self.device.limit(r):

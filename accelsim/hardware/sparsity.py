@@ -4,18 +4,18 @@ per level and at compute (Sparseloop's per-level vocabulary, attached to a kind'
 Example (an SCNN-like systolic array)::
 
     sparsity:
-      compute: {action: skip, on: intersection}
+      compute: {action: skip, on_zeros: intersection}
       levels:
         dram:       {format: {inputs: run_length, weights: run_length}}
-        ifmap_sram: {format: {inputs: run_length}, action: skip, on: inputs}
+        ifmap_sram: {format: {inputs: run_length}, action: skip, on_zeros: inputs}
 
 - ``levels.<name>``: one of the kind's storage levels (systolic: ``dram``, ``ifmap_sram``,
   ``filter_sram``, ``ofmap_sram``); an unknown name is a ConfigError naming it.
   ``format.<operand>`` (``weights``, ``inputs``, ``outputs``): ``uncompressed`` (default),
   ``bitmask``, ``run_length`` (``run_bits`` per run), ``coordinate_payload``, ``csr``
   (:mod:`accelsim.sparsity.formats`); payload and metadata bits move as traffic and sit as storage.
-  ``action``/``on``: reads of this level skip or gate on the zeros of ``on``.
-- ``compute``: ``action`` (``none``/``gate``/``skip``) on the zeros of ``on`` (``weights``,
+  ``action``/``on_zeros``: reads of this level skip or gate on the zeros of ``on_zeros``.
+- ``compute``: ``action`` (``none``/``gate``/``skip``) on the zeros of ``on_zeros`` (``weights``,
   ``inputs``, ``intersection``); see :mod:`accelsim.sparsity.actions`.
 
 The default (empty block) is today's behaviour: everything uncompressed, every access and MAC
@@ -23,9 +23,9 @@ executed. Kinds opt in by declaring ``sparsity: <kind>Sparsity`` made by :func:`
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, create_model
+from pydantic import Field, create_model, model_validator
 
 from ..sparsity.actions import exploits
 from .common import _Config
@@ -53,14 +53,21 @@ class OperandFormats(_Config):
 
 
 class SparseAction(_Config):
-    """Skip or gate on the zeros of ``on`` (``none``: execute everything)."""
+    """Skip or gate on the zeros of ``on_zeros`` (``none``: execute everything)."""
 
     action: ActionName = "none"
-    on: TargetName = "inputs"
+    on_zeros: TargetName = "inputs"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (True in data or "on" in data):
+            raise ValueError("write 'on_zeros:' ('on' is YAML 1.1's true and is not a field)")
+        return data
 
     def acts_on(self, operand: str) -> bool:
         """Whether this action acts on zeros of ``operand`` (``weights`` or ``inputs``)."""
-        return exploits(self.action, self.on, operand)
+        return exploits(self.action, self.on_zeros, operand)
 
 
 class LevelSparsity(SparseAction):

@@ -12,13 +12,16 @@ A storage level or the compute level may act on the zeros of one operand (``weig
 
 Densities: ``weights`` and ``inputs`` are the tensors' non-zero fractions; the intersection has
 density ``d_w x d_i`` in expectation (zeros of the two operands independent -- stated
-assumption; exact for the actual-mask path, which intersects the real masks).
+assumption; :class:`Intersection` gives its tile occupancy; the actual-mask path intersects the
+real masks).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from .density import DensityModel, Uniform
+from .density import DensityModel
 
 ACTIONS = ("none", "gate", "skip")
 TARGETS = ("weights", "inputs", "intersection")
@@ -36,6 +39,16 @@ def target_density(on: str, weight_density: float, input_density: float) -> floa
     raise ValueError(f"unknown sparsity target {on!r} (expected one of {', '.join(TARGETS)})")
 
 
+#: weight sparsity kinds whose zeros were removed from the exported shapes (the layer's weights are dense)
+SHRUNK_KINDS = ("dense", "channel", "filter")
+
+
+def weight_density(kind: str, effective_density: float) -> float:
+    """Non-zero fraction of the weights an engine actually holds: channel/filter pruning already
+    shrank the layer (its recorded density is for reporting), so those weights are dense."""
+    return 1.0 if kind in SHRUNK_KINDS else float(effective_density)
+
+
 def effectual_macs(macs: float, weight_density: float, input_density: float) -> float:
     """Expected effectual MACs: both operands non-zero (independent zeros)."""
     return float(macs) * float(weight_density) * float(input_density)
@@ -47,10 +60,35 @@ def exploits(action: str, on: str, operand: str) -> bool:
     return action != "none" and (on == operand or on == "intersection")
 
 
-def intersection_model(weights: DensityModel, inputs: DensityModel, size: int) -> DensityModel:
-    """Occupancy model of the intersection of two independent operands over a reduction of
-    ``size``: uniform at density ``d_w x d_i`` (the actual-mask path intersects real masks)."""
-    return Uniform(max(weights.density * inputs.density, 1.0 / max(int(size), 1)), int(size))
+@dataclass(frozen=True)
+class Intersection(DensityModel):
+    """Occupancy of the intersection of two independent operands over the same coordinates: a tile
+    of ``t`` elements where ``a`` holds ``x`` non-zeros; those ``x`` positions hold the other
+    operand's occupancy of an ``x``-element tile, so
+    ``P(k) = sum_x P_a(x; t) P_b(k; x)`` (exact for one tile of independent operands; the spread of
+    both operands' counts is kept, unlike a uniform model at ``d_a x d_b``)."""
+
+    a: DensityModel
+    b: DensityModel
+
+    @property
+    def density(self) -> float:  # type: ignore[override]
+        return self.a.density * self.b.density
+
+    def occupancy_pmf(self, tile: int) -> np.ndarray:
+        pa = self.a.occupancy_pmf(int(tile))
+        out = np.zeros(int(tile) + 1)
+        for x, p in enumerate(pa):
+            if p > 1e-15:
+                pb = self.b.occupancy_pmf(x) if x > 0 else np.ones(1)
+                out[: pb.size] += p * pb
+        return out
+
+
+def intersection_model(weights: DensityModel, inputs: DensityModel, size: int | None = None) -> DensityModel:
+    """Occupancy model of the intersection of two independent operands (:class:`Intersection`;
+    the actual-mask path intersects real masks). ``size`` is accepted for symmetry, unused."""
+    return Intersection(inputs, weights)
 
 
 def lockstep_steps(model: DensityModel, tile: int, lanes: int) -> float:

@@ -72,12 +72,25 @@ def _check_density(density: float, where: str) -> float:
     return d
 
 
-@lru_cache(maxsize=4096)
-def _hypergeom_pmf(size: int, nnz: int, tile: int) -> tuple[float, ...]:
-    from scipy.stats import hypergeom
+@lru_cache(maxsize=16384)
+def _hypergeom_pmf(size: int, nnz: int, tile: int) -> np.ndarray:
+    """P(k non-zeros in a tile of ``tile`` drawn from ``size`` elements holding ``nnz``), k = 0..tile:
+    ``C(nnz, k) C(size - nnz, tile - k) / C(size, tile)`` in log-gamma form (scipy's ``hypergeom``
+    gives the same to ~1e-12 and is ~100x slower)."""
+    from scipy.special import gammaln
 
-    k = np.arange(tile + 1)
-    return tuple(float(p) for p in hypergeom(size, nnz, tile).pmf(k))
+    k = np.arange(tile + 1, dtype=np.float64)
+    ok = (k <= nnz) & (tile - k <= size - nnz)
+    kk = np.where(ok, k, 0.0)
+
+    def lcomb(n: float, r: np.ndarray) -> np.ndarray:
+        return gammaln(n + 1) - gammaln(r + 1) - gammaln(n - r + 1)
+
+    logp = lcomb(nnz, kk) + lcomb(size - nnz, tile - kk) - lcomb(size, np.array(float(tile)))
+    pmf = np.where(ok, np.exp(logp), 0.0)
+    pmf /= pmf.sum()
+    pmf.flags.writeable = False  # cached and shared: callers must not modify it
+    return pmf
 
 
 @dataclass(frozen=True)

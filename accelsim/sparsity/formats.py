@@ -112,7 +112,7 @@ def expected_format_bits(fmt: str, model: DensityModel, tile: int, value_bits: i
     pmf = model.occupancy_pmf(tile)
     pay = meta = 0.0
     for k, p in enumerate(pmf):
-        if p <= 0.0:
+        if p <= 1e-15:  # negligible (the hypergeometric tails underflow far below this)
             continue
         c = format_cost(fmt, tile, k, value_bits, rows=rows, run_bits=run_bits)
         pay += p * c.payload_bits

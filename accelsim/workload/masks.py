@@ -189,6 +189,7 @@ def validate_workload_masks(workload: Workload) -> None:
         return
     for layer in workload.layers:
         layer_mask(workload, layer)
+        layer_act_mask(workload, layer)
 
 
 # --- structure counts (shared by the engines) ------------------------------------------------
@@ -316,3 +317,53 @@ __all__ = [
     "DENSITY_TOLERANCE", "expected_mask_shape", "gemm_weight_views", "mask_from_gemm_views", "validate_mask", "layer_mask",
     "nm_group_counts", "block_counts", "block_sizes", "synthetic_mask",
 ]
+
+
+# --- activation masks -------------------------------------------------------------------------
+
+def expected_act_mask_shape(layer: LayerBase) -> tuple[int, ...] | None:
+    """Shape of one input of ``layer``'s input-activation mask (None: not supported):
+    conv2d ``(in_channels, in_h, in_w)``, linear ``(tokens, in_features)`` (or ``(in_features,)``)."""
+    if isinstance(layer, Conv2d):
+        return (layer.in_channels, layer.in_h, layer.in_w)
+    if isinstance(layer, Linear):
+        return (layer.tokens, layer.in_features)
+    return None
+
+
+def layer_act_mask(workload: Workload | None, layer: LayerBase) -> np.ndarray | None:
+    """The validated bool input-activation mask of ``layer`` (``compression.act_mask``), shaped
+    ``(inputs, *expected_act_mask_shape)``, or None when the layer names none.
+
+    The file holds one or more calibration inputs: conv2d ``(N, C, H, W)`` or ``(C, H, W)``;
+    linear ``(N, tokens, features)`` (N inputs), ``(rows, features)`` or ``(features,)`` (one input;
+    its rows are cycled over the layer's ``batch x tokens`` GEMM rows). Values 0/1.
+    """
+    key = layer.compression.act_mask
+    if workload is None or key is None:
+        return None
+    field = f"{layer.name}.compression.act_mask"
+    source = _mask_source(workload)
+    raw = workload.array(key)
+    if raw is None:
+        raise MaskError(f"activation mask {key!r} not found in the mask file", source=source, field=field)
+    shape = expected_act_mask_shape(layer)
+    if shape is None:
+        raise MaskError(f"layer {layer.name!r} ({layer.op}): activation masks are supported for conv2d and linear "
+                        "layers only", source=source, field=field)
+    arr = np.asarray(raw)
+    if arr.dtype != np.bool_ and not (arr.dtype.kind in "iuf" and bool(np.all((arr == 0) | (arr == 1)))):
+        raise MaskError(f"activation mask {key!r} must hold only 0 and 1", source=source, field=field)
+    if isinstance(layer, Linear):
+        if arr.ndim == 0 or arr.shape[-1] != layer.in_features:
+            raise MaskError(f"activation mask {key!r} has shape {tuple(arr.shape)}, but layer {layer.name!r} needs "
+                            f"(..., {layer.in_features}) (last axis = in_features)", source=source, field=field)
+        if arr.ndim <= 2:  # one input: (features,) or (rows, features)
+            return arr.reshape(1, -1, layer.in_features).astype(bool)
+        return arr.reshape(arr.shape[0], -1, layer.in_features).astype(bool)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or tuple(arr.shape[1:]) != shape:
+        raise MaskError(f"activation mask {key!r} has shape {tuple(np.shape(raw))}, but layer {layer.name!r} (conv2d) "
+                        f"needs (N, {shape[0]}, {shape[1]}, {shape[2]})", source=source, field=field)
+    return arr.astype(bool)

@@ -10,6 +10,7 @@ from ...workload.masks import layer_mask
 from ...workload.workload import Workload
 from ..base import Engine
 from ..lowering import buffered_vector_program, peel_last
+from .act_sparsity import ActSparsity
 from .folds import GemmLowering, OperandBits, fold_plan, sram_word_accesses
 from .program import LayerCounters, systolic_program
 from .sparse import lower_sparse, sparse_mode as _sparse_mode
@@ -57,6 +58,12 @@ class SystolicEngine(Engine[SystolicArray]):
             return True, f"{sp.kind} sparsity runs dense unless a matching hw.sparse option is on"
         return True, ""
 
+    def exploited(self, hw: SystolicArray) -> frozenset[str]:
+        """``act_sparsity`` when the ``sparsity:`` block gates/skips zero inputs or compresses them."""
+        sp = hw.sparsity
+        uses = sp.acts_on("inputs") or any(sp.level(n).format.inputs != "uncompressed" for n in sp.level_names())
+        return self.exploits | {"act_sparsity"} if uses else self.exploits
+
     #: how ``hw.sparse`` runs a layer: (mode, reason); see :func:`.sparse.sparse_mode`
     sparse_mode = staticmethod(_sparse_mode)
 
@@ -73,22 +80,24 @@ class SystolicEngine(Engine[SystolicArray]):
         bits = OperandBits(a=q.act_bits, b=q.weight_bits, c=q.act_bits, psum=hw.energy.accumulator_bits)
         nodes: list[Node] = []
         c = LayerCounters()
-        for g in layer.gemms():
+        act = ActSparsity.for_layer(layer, hw, workload)  # None without a sparsity: block
+        for gi, g in enumerate(layer.gemms()):
             plan = fold_plan(g, hw.rows, hw.cols, hw.dataflow)
+            ov = act.overrides(gi, g, plan) if act is not None else None
             sram = sram_word_accesses(g, plan, hw.dataflow)
             for key in c.sram:
                 c.sram[key] += sram[key] * g.count
             c.macs += g.macs
             c.eff_num += plan.sr * plan.sc / (hw.rows * hw.cols) * g.count
             c.eff_den += plan.folds * g.count
-            c.compute_cycles += plan.folds * plan.cycles_per_fold * g.count
+            c.compute_cycles += (int(ov.cycles.sum()) if ov is not None else plan.folds * plan.cycles_per_fold) * g.count
             b_shared = g.b_distinct == 1  # e.g. recurrent weights: the same at every time step
-            first = GemmLowering(g, hw, bits)
+            first = GemmLowering(g, hw, bits, sparse=ov)
             nodes.extend(first.tiles())
             lowerings = [(first, 1)]
             if g.count > 1:
                 b_fits = g.b_unique * bits.b <= hw.filter_sram.size_bits // 2
-                rest = GemmLowering(g, hw, bits, b_resident_from_before=b_shared and b_fits)
+                rest = GemmLowering(g, hw, bits, b_resident_from_before=b_shared and b_fits, sparse=ov)
                 nodes.append(Repeat(rest.tiles(), g.count - 1))
                 lowerings.append((rest, g.count - 1))
             for low, times in lowerings:
@@ -99,16 +108,21 @@ class SystolicEngine(Engine[SystolicArray]):
                 c.dram_write_bits["psum"] += low.dram_psum_write * times
             c.compulsory_read_bits += g.a_unique * bits.a * g.count + g.b_unique * bits.b * g.b_distinct
         c.compute_cycles -= 1
+        mac = Action("mac", "mac", c.macs, bits.b, bits.a, q.scheme)
+        if act is not None:
+            act.adjust_counters(c, bits.a, bits.b)
+            mac = act.mac_action(mac)
         prog = systolic_program(
-            layer, hw, c, engine="systolic", body=peel_last(tuple(nodes)),
-            mac=Action("mac", "mac", c.macs, bits.b, bits.a, q.scheme), act_bits=bits.a, weight_bits=bits.b,
+            layer, hw, c, engine="systolic", body=peel_last(tuple(nodes)), mac=mac, act_bits=bits.a, weight_bits=bits.b,
             weight_unit_bits=bits.b, dense_macs=layer.densified().macs if not layer.compression.is_dense else c.macs,
         )
         sp = layer.compression.sparsity
-        if sp.kind not in ("dense", "channel", "filter"):
+        if sp.kind not in ("dense", "channel", "filter") and not hw.sparsity.compute.acts_on("weights"):
             prog.notes.append(f"{sp.kind} sparsity (density {sp.effective_density:.2f}) executed dense: this array does not skip zeros")
         if sparse_reason:
             prog.notes.append(sparse_reason)
+        if act is not None:
+            act.finish(prog)
         if hw.stall_model == "scalesim_user" or (hw.stall_model == "none" and scalesim_row_ok(layer)):
             prog.topology = topology_row(layer)  # none: for SCALE-Sim CALC's "incl. prefetch" cycles
         return prog
