@@ -41,7 +41,7 @@ def with_act_density(wl: Workload, d: float) -> Workload:
 
 def hardware(name: str, action: str):  # type: ignore[no-untyped-def]
     hw = accelsim.load_hardware(HW / f"{name}.yaml")
-    block = type(hw.sparsity).model_validate({"compute": {"action": action, "on": "inputs"}})
+    block = type(hw.sparsity).model_validate({"compute": {"action": action, "on_zeros": "inputs"}})
     return hw.model_copy(update={"sparsity": block})
 
 
@@ -67,11 +67,19 @@ def actual_masks(d: float = 0.4, seed: int = 0) -> None:
     wl = with_act_density(get_model("resnet50"), d)
     rng = np.random.default_rng(seed)
     masks = {}
+    layers = []
     for layer in wl.layers:
+        shape = None
         if isinstance(layer, Conv2d) and layer.compression.act_density < 1.0:
-            masks[f"{layer.name}.act_mask"] = rng.random((layer.in_channels, layer.in_h, layer.in_w)) < d
+            shape = (layer.in_channels, layer.in_h, layer.in_w)
         elif isinstance(layer, Linear) and layer.compression.act_density < 1.0:
-            masks[f"{layer.name}.act_mask"] = rng.random((layer.in_features,)) < d
+            shape = (layer.in_features,)
+        if shape is not None:
+            key = f"{layer.name}.act"
+            masks[key] = rng.random(shape) < d
+            layer = layer.model_copy(update={"compression": layer.compression.model_copy(update={"act_mask": key})})
+        layers.append(layer)
+    wl = wl.with_layers(layers)
     wl.attach_masks(masks)
     print(f"\nResNet-50 with real activation masks (density {d}, one input per layer): statistical vs actual, "
           "and warm time of one simulation")

@@ -19,16 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def _hw(name: str, act_zero: str = "none", dram_inputs: str = "uncompressed", **update):  # type: ignore[no-untyped-def]
     """A shipped config with ``sparsity: {compute: {action: act_zero, on: inputs}}``."""
     hw = accelsim.load_hardware(ROOT / "hw_configs" / f"{name}.yaml")
-    block = type(hw.sparsity).model_validate({"compute": {"action": act_zero, "on": "inputs"},
+    block = type(hw.sparsity).model_validate({"compute": {"action": act_zero, "on_zeros": "inputs"},
                                               "levels": {"dram": {"format": {"inputs": dram_inputs}}}})
     return hw.model_copy(update={**update, "sparsity": block})
 
 
 def _wl(layer: LayerBase, act: np.ndarray | None = None, wmask: np.ndarray | None = None) -> Workload:
+    if act is not None:
+        layer = layer.model_copy(update={"compression": layer.compression.model_copy(update={"act_mask": "a"})})
     wl = Workload(name="t", layers=[layer])
     masks = {}
     if act is not None:
-        masks[f"{layer.name}.act_mask"] = act.astype(np.uint8)
+        masks["a"] = act.astype(np.uint8)
     if wmask is not None:
         masks["w"] = wmask.astype(np.uint8)
     if masks:
@@ -214,5 +216,5 @@ def test_zero_activation_gating_lowers_energy_and_none_notes(cfg):
 def test_activation_mask_shape_is_checked():
     from accelsim.errors import MaskError
 
-    with pytest.raises(MaskError, match="activation mask shape"):
+    with pytest.raises(MaskError, match="activation mask 'a' has shape"):
         _prog(_conv(0.5), _hw("gather_scatter_sve128", act_zero="gate"), np.ones((3, 5, 5), dtype=bool))

@@ -11,7 +11,7 @@ weight instances (conv groups) side by side. :func:`act_side` describes that vie
   ``act_density x`` (fraction of view entries that are not padding), still treated as i.i.d.
   (stated: the padding pattern itself is not modelled in the statistical path); or
 - **from a real mask** -- a 0/1 input-activation mask of the layer (one input ``(C, H, W)`` /
-  ``(features,)`` or several stacked on a leading axis), looked up by :func:`act_mask`. The
+  ``(tokens, features)`` or several stacked on a leading axis), named by ``compression.act_mask``. The
   view is built by im2col (padding positions are zeros); engines use its exact counts, or an
   evenly spaced deterministic subsample of its rows where a per-vector kernel would be too slow.
 
@@ -33,24 +33,14 @@ from ..workload.workload import Workload
 #: what a config does with zero input activations
 ActZero = Literal["none", "gate", "skip"]
 ACT_ZERO_MODES: tuple[str, ...] = ("none", "gate", "skip")
-#: key of a layer's input-activation mask in the workload's mask file
-ACT_MASK_KEY = "{layer}.act_mask"
 
 
 def act_mask(workload: Workload | None, layer: LayerBase) -> np.ndarray | None:
-    """The layer's real input-activation mask (bool) if the workload provides one, else None.
+    """The layer's validated input-activation mask (``compression.act_mask`` in the workload's
+    mask file, :func:`accelsim.workload.masks.layer_act_mask`), with a leading input axis, or None."""
+    from ..workload.masks import layer_act_mask
 
-    Looked up under ``compression.act_mask`` when the IR has that field, else under
-    ``<layer name>.act_mask`` in the workload's mask file.
-    """
-    if workload is None:
-        return None
-    key = getattr(layer.compression, "act_mask", None) or ACT_MASK_KEY.format(layer=layer.name)
-    try:
-        arr = workload.array(key)
-    except Exception:  # noqa: BLE001 - a workload without a mask file simply has no activation masks
-        return None
-    return None if arr is None else np.asarray(arr) != 0
+    return layer_act_mask(workload, layer)
 
 
 def _conv_im2col(layer: Conv2d, mask: np.ndarray) -> np.ndarray:
@@ -142,7 +132,8 @@ def act_side(layer: LayerBase, workload: Workload | None) -> ActSide | None:
         else:
             rows = batch.reshape(batch.shape[0], -1)
             fibres = rows
-        src = f"activation mask ({batch.shape[0]} input(s), measured density {float(batch.mean()):.3f})"
+        what = f"{batch.shape[0]} input(s)" if isinstance(layer, Conv2d) else f"{rows.shape[0]} row(s)"
+        src = f"activation mask '{layer.compression.act_mask}' ({what}, measured density {float(batch.mean()):.3f})"
         return ActSide(float(rows.mean()) if rows.size else 0.0, rows, fibres, d, src)
     if d >= 1.0:
         return None

@@ -103,13 +103,13 @@ class ActFactors:
 
     cycles: dict[int, np.ndarray]
     macs_per_pixel: np.ndarray
-    per_tile: np.ndarray | None = None  # (pixel tiles, chunks): measured per pixel tile
 
     def run_cycles(self, p: int, width: int, q: int) -> int:
-        """Cycles of chunk ``q`` on pixel tile ``p`` of ``width`` pixels under ``skip``."""
-        if self.per_tile is not None and p < self.per_tile.shape[0]:
-            return int(round(float(self.per_tile[p, q])))
-        return int(round(float(self.cycles[width][q])))
+        """Cycles of chunk ``q`` on pixel tile ``p`` of ``width`` pixels under ``skip``: the
+        expected (or measured mean) count, rounded cumulatively over the pixel tiles so that
+        their sum is the rounded total (tiles stay alike, so the program compresses)."""
+        c = float(self.cycles[width][q])
+        return int(round(c * (p + 1)) - round(c * p))
 
 
 @dataclass
@@ -198,7 +198,6 @@ def _piece_sums(per_element: np.ndarray, s: int, r: int) -> np.ndarray:
 class _ActElems:
     busy: dict[int, np.ndarray]      # per width w: P(the wave of element j over w pixels holds a non-zero)
     nz: np.ndarray                   # per element: fraction of pixels with a non-zero activation
-    busy_tiles: np.ndarray | None    # (pixel tiles, k): measured per pixel tile (mask covers the layer)
 
 
 def act_element_factors(side: ActSide, k: int, inst: int, pe_cols: int, widths: set[int], pixels: int
@@ -206,25 +205,24 @@ def act_element_factors(side: ActSide, k: int, inst: int, pe_cols: int, widths: 
     """Per weight instance, the activation side over the ``k`` reduction elements.
 
     Statistical: ``busy = 1 - P(empty)`` of the uniform model over the layer's input view for a
-    wave of ``w`` pixels, ``nz`` = the density. Actual: measured on the real view cut into
-    consecutive ``pe_cols``-pixel tiles (the layer's pixel tiles when the mask covers exactly its
-    ``pixels`` vectors: then per tile, exact; else the mean over the mask's tiles).
+    wave of ``w`` pixels, ``nz`` = the density. Actual: the mean over the real view cut into
+    consecutive ``pe_cols``-pixel tiles (the layer's own pixel tiles when the mask covers its
+    ``pixels`` vectors, so the layer's total is exact up to rounding).
     """
     if side.rows is None:
         model = side.model(max(pixels * k * inst, max(widths)))
         busy = {w: np.full(k, 1.0 - model.prob_empty(w)) for w in widths}
-        return [_ActElems(busy, np.full(k, side.density), None)] * inst
+        return [_ActElems(busy, np.full(k, side.density))] * inst
     rows = side.rows
     m = rows.shape[0]
     out = []
     for i in range(inst):
         a = rows[:, i * k:(i + 1) * k]
         if m == 0:
-            out.append(_ActElems({w: np.zeros(k) for w in widths}, np.zeros(k), None))
+            out.append(_ActElems({w: np.zeros(k) for w in widths}, np.zeros(k)))
             continue
-        tiles = np.logical_or.reduceat(a, np.arange(0, m, pe_cols), axis=0).astype(float)
-        busy_j = tiles.mean(axis=0)
-        out.append(_ActElems({w: busy_j for w in widths}, a.mean(axis=0), tiles if m == pixels else None))
+        busy_j = np.logical_or.reduceat(a, np.arange(0, m, pe_cols), axis=0).mean(axis=0)
+        out.append(_ActElems({w: busy_j for w in widths}, a.mean(axis=0)))
     return out
 
 
@@ -235,11 +233,8 @@ def attach_act(tiles: list[ChannelTile], el: _ActElems, s: int) -> list[ChannelT
         assert ct.union is not None and ct.piece_active is not None and ct.chunk_starts is not None
         r = ct.union.shape[0]
         cyc = {w: np.add.reduceat(ct.union * _piece_sums(b, s, r), ct.chunk_starts) for w, b in el.busy.items()}
-        per_tile = None
-        if el.busy_tiles is not None:
-            per_tile = np.add.reduceat(ct.union[None, :] * _piece_sums(el.busy_tiles, s, r), ct.chunk_starts, axis=1)
         macs = np.add.reduceat(ct.piece_active * _piece_sums(el.nz, s, r), ct.chunk_starts)
-        out.append(replace(ct, act=ActFactors(cyc, macs, per_tile)))
+        out.append(replace(ct, act=ActFactors(cyc, macs)))
     return out
 
 

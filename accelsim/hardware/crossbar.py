@@ -314,7 +314,7 @@ class CrossbarAccelerator(HardwareBase):
     max_chips: int | None = Field(None, ge=1, description="chip budget; null = as many as the workload needs")
     mapping: Mapping = Mapping()
     sparsity: CrossbarSparsity = Field(  # type: ignore[valid-type]
-        CrossbarSparsity(), description="compute: {action, on: inputs} on zero input activations: none (every row "
+        CrossbarSparsity(), description="compute: {action, on_zeros: inputs} on zero input activations: none (every row "
         "driven), gate (zero rows not driven: DAC, row-read and input-register energy), skip (gate, and a crossbar "
         "whose rows are all zero for a vector skips its bit-slice waves: no read, ADC conversion, S&H or shift-add; "
         "the crossbars stay in lock-step, so a round is saved only when the whole vector is zero)")

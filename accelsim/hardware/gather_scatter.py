@@ -49,7 +49,7 @@ class GatherScatterHardware(HardwareBase):
     - ``expected_sample_groups`` / ``expected_seed``: without a mask, the work is the expectation
       over i.i.d. masks, estimated on this many seeded random row groups.
     - ``sparsity`` (:mod:`accelsim.hardware.sparsity`; levels ``dram``, ``scratchpad``): weight
-      zeros are always skipped by the layer's own format; ``compute: {action, on: inputs |
+      zeros are always skipped by the layer's own format; ``compute: {action, on_zeros: inputs |
       intersection}`` sets what happens to zero input activations -- ``none`` (default: every
       gathered pair is multiplied), ``gate`` (a zero activation gates its MAC lane: MAC energy
       only for effectual pairs, same cycles and gathers), ``skip`` (an intersection unit ANDs

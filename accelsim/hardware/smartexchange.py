@@ -40,7 +40,7 @@ class SmartExchangeAccelerator(HardwareBase):
     - ``tile_overhead_cycles``: cycles added per (channel tile, pixel tile) for draining the
       accumulators (0: drained through double-buffered output registers, hidden).
     - ``sparsity`` (:mod:`accelsim.hardware.sparsity`; levels ``dram``, ``act_buffer``):
-      ``compute: {action, on: inputs | intersection}`` on zero input activations -- ``none``
+      ``compute: {action, on_zeros: inputs | intersection}`` on zero input activations -- ``none``
       (default: every MAC runs), ``gate`` (a PE
       whose broadcast activation is zero is clock-gated: MAC and PE-register energy only for
       non-zero activations, same cycles), ``skip`` (gating, and a reduction element whose
