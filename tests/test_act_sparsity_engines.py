@@ -218,3 +218,30 @@ def test_activation_mask_shape_is_checked():
 
     with pytest.raises(MaskError, match="activation mask 'a' has shape"):
         _prog(_conv(0.5), _hw("gather_scatter_sve128", act_zero="gate"), np.ones((3, 5, 5), dtype=bool))
+
+
+def test_sparsity_block_targets_and_level_actions():
+    """``on_zeros: weights`` does not touch activations (noted as not exploited); a level read
+    action these engines do not model on its own is named in the notes, not silently dropped."""
+    layer = _conv(0.3)
+    wl = Workload(name="t", layers=[layer])
+    for cfg in ("gather_scatter_sve128", "smartexchange_32x32", "isaac_like"):
+        hw = accelsim.load_hardware(ROOT / "hw_configs" / f"{cfg}.yaml")
+        weights_only = hw.model_copy(update={"sparsity": type(hw.sparsity).model_validate(
+            {"compute": {"action": "skip", "on_zeros": "weights"}})})
+        notes = lower_layer(layer, weights_only, wl).notes
+        assert any(n.startswith("activation sparsity (density 0.30) not exploited") for n in notes)
+        both = hw.model_copy(update={"sparsity": type(hw.sparsity).model_validate(
+            {"compute": {"action": "gate", "on_zeros": "intersection"}, "levels": {"dram": {"action": "skip"}}})})
+        notes = lower_layer(layer, both, wl).notes
+        assert not any("not exploited" in n for n in notes)
+        assert any(n.startswith("sparsity.levels.dram.action not modelled") for n in notes)
+
+
+def test_compressed_dram_inputs_move_metadata():
+    """Bitmask inputs from DRAM: payload = non-zeros x 8 bits, metadata = 1 bit per element
+    (expected under the uniform model), reported as ``ifmap_meta``."""
+    layer = Linear(name="fc", in_features=64, out_features=16, tokens=4, compression=Compression(act_density=0.25))
+    prog = _prog(layer, _hw("gather_scatter_sve128", act_zero="gate", dram_inputs="bitmask"))
+    assert prog.dram_read_bits["ifmap"] == pytest.approx(4 * 64 * 0.25 * 8, rel=0.01)
+    assert prog.dram_read_bits["ifmap_meta"] == pytest.approx(4 * 64, rel=0.01)
