@@ -55,8 +55,18 @@ refresh, ...) is charged per layer as ``static`` actions over ``max(compute cycl
 transfer cycles) + DRAM latency`` -- an estimate of the layer's latency made before the SimPy
 run (stalls beyond plain DRAM-boundness are not charged).
 
+**Zero activations** (``sparsity.compute`` acting on ``inputs``, :mod:`.act_sparsity`; a
+non-zero activation is assumed non-zero in every bit slice): ``gate`` drives no row whose
+input is zero (DAC drives, row reads and input-register reads x the driven fraction), same
+conversions and time; ``skip`` also lets a crossbar block whose rows are all zero for a
+vector skip its waves (no read, ADC conversion, S&H sample or shift-add: x the busy-block
+fraction), while the crossbars stay in lock-step, so a round is saved only when the whole
+vector is zero. Statistical: ``1 - P(empty)`` of the uniform model for the block's rows;
+actual: counted on the real view. ``extra['effectual_macs']``: non-zero weights (or cells
+without a mask) x driven rows.
+
 **Ignored**: inter-layer pipelining (ISAAC streams layers through each other; here layers run
-one after another), zero-activation skipping, activation x activation products (attention:
+one after another), activation x activation products (attention:
 unsupported), chip-to-chip traffic (only the link's static power), crossbar programming,
 analog non-idealities (IR drop, variation, drift, ADC clipping effects on accuracy), NoC
 contention and distances, and the latency of the digital tail (shift-add, activation) after
@@ -76,6 +86,8 @@ from ..stats import Action, LayerProgram, Tile
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Matmul, Pool, ceil_div
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
+from ..sparsity import Uniform
+from .act_sparsity import ActSide, act_side, level_notes
 from .base import Engine
 from .crossbar_kernels import block_nnz
 from .lowering import VectorWork, compress_runs, vector_program
@@ -407,11 +419,52 @@ def _chunk_tiles(rounds: int, cycles_per_round: int, fill: int, load_bits: int, 
     return tiles
 
 
+@dataclass(frozen=True)
+class ActWaves:
+    """Activation side of one GEMM on crossbars: ``density`` of driven rows; ``busy_blocks``:
+    mean over row blocks of the fraction of vectors whose rows in the block hold a non-zero (the
+    block's crossbars must read and convert); ``busy_vectors``: fraction of vectors with any
+    non-zero in the GEMM's rows (rounds that must run: the crossbars run in lock-step)."""
+
+    density: float
+    busy_blocks: float
+    busy_vectors: float
+
+
+def act_waves(g: GemmMapping, side: ActSide) -> ActWaves:
+    """Statistical: a set of ``R`` rows is all zero with the uniform model's ``P(empty)`` over the
+    whole input view (i.i.d. zeros); actual: counted on the real view's vectors. Packed groups
+    share a block: its rows are the ``packed`` groups' reduction elements together."""
+    k, inst = g.k, g.distinct
+    if g.packed > 1:
+        sizes = np.full(ceil_div(inst, g.packed), g.packed * k, dtype=np.int64)
+        sizes[-1] = (inst - g.packed * (sizes.size - 1)) * k
+        spans = [(int(b * g.packed * k), int(b * g.packed * k + sz)) for b, sz in enumerate(sizes)]
+    else:
+        rs = _sizes(k, g.rows)
+        starts = np.concatenate([[0], np.cumsum(rs)[:-1]])
+        spans = [(i * k + int(a), i * k + int(a + sz)) for i in range(inst) for a, sz in zip(starts, rs)]
+    if side.rows is None or side.rows.shape[1] != k * inst:
+        dens = side.density if side.rows is None else float(side.rows.mean())
+        model = Uniform(dens, max(g.vectors * k * inst, k * inst))
+        busy = np.array([1.0 - model.prob_empty(hi - lo) for lo, hi in spans])
+        return ActWaves(dens, float(busy.mean()), 1.0 - model.prob_empty(k * inst))
+    rows = side.rows
+    if rows.shape[0] == 0:
+        return ActWaves(0.0, 0.0, 0.0)
+    busy = np.array([rows[:, lo:hi].any(axis=1).mean() for lo, hi in spans])
+    return ActWaves(float(rows.mean()), float(busy.mean()), float(rows.any(axis=1).mean()))
+
+
 class CrossbarEngine(Engine[CrossbarAccelerator]):
     """Engine for :class:`~accelsim.hardware.crossbar.CrossbarAccelerator`."""
 
-    ignore_reasons = {"act_sparsity": "zero activations are not skipped (bit-serial DACs drive every row)",
+    ignore_reasons = {"act_sparsity": "sparsity.compute does not gate or skip zero inputs on this config "
+                                      "(bit-serial DACs drive every row)",
                       "smartexchange": "SmartExchange factors are stored rebuilt (dense weights) in the crossbars"}
+
+    def exploited(self, hw: CrossbarAccelerator) -> frozenset[str]:
+        return self.exploits | ({"act_sparsity"} if hw.act_zero != "none" else set())
 
     def area_mm2(self, workload: Workload, hw: CrossbarAccelerator) -> dict[str, float]:
         """Area by component of the crossbars, IMAs and tiles ``workload`` occupies (pruned blocks excluded)."""
@@ -476,15 +529,27 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             acts[(comp, act)] = acts.get((comp, act), 0) + int(count)
 
         macs = 0
+        eff_macs = gated_macs = 0.0
         compute = 0
         slots = 0
         cells = 0
+        mode = hw.act_zero
+        side = act_side(layer, workload if workload is not None else wl) if mode != "none" else None
+        waves_used: list[ActWaves] = []
         for i, g in enumerate(lm.gemms):
             mvm = lm.mvm_cycles
             if bw is not None:
                 per_round_bits = r * (g.rows_used + 2 * g.outputs) * ab
                 mvm = max(mvm, hw.ns_to_cycles(per_round_bits / (layer_tiles * bw)))
             rounds = ceil_div(g.vectors, r)
+            drive = busy = 1.0
+            if side is not None:
+                wv = act_waves(g, side)
+                waves_used.append(wv)
+                drive = wv.density
+                if mode == "skip":  # lock-step crossbars: a round is skipped when the whole vector is zero
+                    rounds = ceil_div(int(math.ceil(wv.busy_vectors * g.vectors - 1e-9)), r)
+                    busy = wv.busy_blocks
             lb = load_bits if i == 0 else 0
             sb = store_bits if i == len(lm.gemms) - 1 else 0
             chunk = _chunk_tiles(rounds, mvm, fill, lb, sb, half)
@@ -493,14 +558,14 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             v = g.vectors
             x = g.xbars_per_block
             conv = g.cols_used * g.cpw * steps
-            add("dac", "drive", g.rows_used * steps * x * v)
-            add("crossbar", "row_read", g.rows_used * x * steps * hw.reads_per_step * v)
-            add("adc", "convert", conv * v)
+            add("dac", "drive", round(g.rows_used * steps * x * v * drive))
+            add("crossbar", "row_read", round(g.rows_used * x * steps * hw.reads_per_step * v * drive))
+            add("adc", "convert", round(conv * v * busy))
             if hw.sample_hold.enabled:
-                add("sample_hold", "sample", conv * v)
-            add("shift_add", "op", conv * v)
+                add("sample_hold", "sample", round(conv * v * busy))
+            add("shift_add", "op", round(conv * v * busy))
             add("input_register", "write", g.rows_used * ab * v)
-            add("input_register", "read", g.rows_used * ab * x * v)
+            add("input_register", "read", round(g.rows_used * ab * x * v * drive))
             add("output_register", "write", g.cols_used * psum * v)
             add("output_register", "read", g.cols_used * psum * v)
             add("bus", "transfer", (g.rows_used * ab + g.cols_used * psum) * v)
@@ -513,6 +578,8 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             add("router", "transfer", g.outputs * ab * v + (g.merges * psum * v if layer_tiles > 1 else 0))
             add("activation", "op", g.outputs * v)
             macs += g.cells_used * v
+            eff_macs += (g.nonzeros if g.nonzeros is not None else g.cells_used) * v * drive
+            gated_macs += g.cells_used * v * drive
             slots += g.weight_slots * r
             cells += g.cells_used
         in_bits = layer.input_words * ab
@@ -541,6 +608,16 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
                    "adc_bits_required": hw.adc_bits_required, "chip_tiles": cm.allocation.tiles,
                    "chips": cm.allocation.chips},
         )
+        prog.extra["effectual_macs"] = eff_macs
+        if side is not None:
+            prog.macs = int(round(gated_macs))  # cells on rows that are driven
+            prog.extra["act_density_used"] = waves_used[0].density
+            prog.extra["act_busy_block_fraction"] = waves_used[0].busy_blocks
+            prog.notes.append(f"activation sparsity exploited ({mode}) from {side.source}: zero rows not driven"
+                              + ("; a crossbar whose rows are all zero for a vector skips its waves (no read or "
+                                 "conversion); a round is skipped only when the whole vector is zero"
+                                 if mode == "skip" else ""))
+        prog.notes.extend(level_notes(hw.sparsity, "crossbar"))
         self._notes(prog, layer, hw, lm)
         return prog
 

@@ -53,6 +53,18 @@ elements on ``gather_unit``, scratchpad reads (gathers, broadcasts) and writes (
 outputs), weight-buffer reads of values and indices for every input vector, horizontal-sum
 adds on ``vector``, DRAM per operand.
 
+**Zero activations** (``sparsity.compute`` acting on ``inputs``, :mod:`.act_sparsity`): the
+activation side is the layer's ``act_density`` (uniform i.i.d.) or a real activation mask
+(im2col of the recorded inputs). ``gate``: MAC energy only for effectual pairs (exact
+``activation rows x weight column non-zeros`` with both masks real, else ``MACs x density``),
+cycles unchanged. ``skip``: dense weights skip the broadcast column of a zero activation
+(instructions ``x`` density); CSR / pattern / N:M weights run the kernels on the effectual
+pairs ``W & a`` of ``act_sample_vectors`` input vectors (seeded Bernoulli rows, or evenly
+spaced real rows) and take the mean; GS / block entries are packed offline and fall back to
+gating. Skip reads the positions from the scratchpad (its input format, a bitmask written on
+fill when uncompressed); ``levels.dram.format.inputs`` sets the DRAM traffic of the inputs
+(payload as ``ifmap``, metadata as ``ifmap_meta``; tiles are sized on uncompressed inputs).
+
 **Ignored**: instruction-issue limits other than one vector MAC per cycle, vector-register
 pressure, reuse of a loaded weight vector across several input vectors, DRAM row effects,
 overlap between layers, depthwise packing of channels into lanes (a depthwise layer uses one
@@ -72,6 +84,7 @@ from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Pool, ceil_di
 from ..workload.masks import block_counts, block_sizes, gemm_weight_views, layer_mask
 from ..workload.workload import Workload
 from . import gs_kernels as K
+from .act_sparsity import ActSide, act_side, act_storage, level_notes
 from .base import Engine
 from .lowering import buffered_vector_program, compress_runs, node_cycles
 
@@ -93,6 +106,7 @@ class MatrixWork:
     index_bits: int = 0          # stored indices + pointers (all instances)
     read_value_words: float = 0.0  # weight-buffer value words read per input vector
     read_index_bits: float = 0.0   # weight-buffer index/pointer bits read per input vector
+    weight_macs: float = -1.0      # MACs before zero activations were dropped (-1: = useful_macs)
 
     def add(self, o: "MatrixWork") -> "MatrixWork":
         return MatrixWork(
@@ -101,7 +115,13 @@ class MatrixWork:
             self.gathered + o.gathered, self.scattered + o.scattered, self.broadcast_reads + o.broadcast_reads,
             self.reduces + o.reduces, self.value_bits + o.value_bits, self.index_bits + o.index_bits,
             self.read_value_words + o.read_value_words, self.read_index_bits + o.read_index_bits,
+            self.base_macs + o.base_macs,
         )
+
+    @property
+    def base_macs(self) -> float:
+        """MACs of the weight non-zeros for one input vector, before any activation skipping."""
+        return self.useful_macs if self.weight_macs < 0 else self.weight_macs
 
 
 @dataclass
@@ -209,6 +229,34 @@ def _gs(view: np.ndarray, bank: np.ndarray, g_rows: int, ctx: _Ctx) -> MatrixWor
 MAX_SAMPLE_ELEMENTS = 2**28
 
 
+def _csr_skip(view: np.ndarray, bank: np.ndarray, ctx: _Ctx, act_rows: np.ndarray, *, index_bits: int,
+              pointers: bool, prefix: str) -> MatrixWork:
+    """CSR work when an intersection unit drops the pairs whose activation is zero: the mean over
+    ``act_rows`` of the kernels run on ``view & a`` (sample vector ``i`` uses its instance slices;
+    a one-instance sample view of a multi-instance GEMM uses slice ``i mod instances``). Storage
+    and index reads stay those of the full format (the unit reads every index to intersect)."""
+    inst, _, k = view.shape
+    full = _csr(view, bank, ctx, index_bits=index_bits, pointers=pointers, prefix=prefix)
+    groups = act_rows.shape[1] // k
+    acc: MatrixWork | None = None
+    forms: dict[str, int] = {}
+    for i, a in enumerate(act_rows):
+        if inst == groups:
+            a_view = a.reshape(inst, 1, k)
+        else:
+            j = i % max(groups, 1)
+            a_view = a[j * k:(j + 1) * k].reshape(1, 1, k)
+        w = _csr(view & a_view, bank, ctx, index_bits=index_bits, pointers=pointers, prefix=prefix)
+        forms[w.form] = forms.get(w.form, 0) + 1
+        acc = w if acc is None else acc.add(w)
+    assert acc is not None
+    out = _scale(acc, 1.0 / act_rows.shape[0])
+    out.form = max(forms, key=lambda f: forms[f]) + "-actskip"
+    out.value_bits, out.index_bits, out.read_index_bits = full.value_bits, full.index_bits, full.read_index_bits
+    out.weight_macs = full.useful_macs
+    return out
+
+
 def _sample_view(layer: LayerBase, g: Gemm, sp, group: int, ctx: _Ctx) -> np.ndarray:  # type: ignore[no-untyped-def]
     """A seeded i.i.d. sample of whole row groups of one weight matrix (expectation mode)."""
     from ..workload.masks import _fill_structured
@@ -232,7 +280,7 @@ def _sample_view(layer: LayerBase, g: Gemm, sp, group: int, ctx: _Ctx) -> np.nda
 def _scale(w: MatrixWork, f: float) -> MatrixWork:
     return MatrixWork(w.form, w.cycles * f, w.instructions * f, w.ideal_cycles * f, w.useful_macs * f, w.gathered * f,
                       w.scattered * f, w.broadcast_reads * f, w.reduces * f, int(round(w.value_bits * f)),
-                      int(round(w.index_bits * f)), w.read_value_words * f, w.read_index_bits * f)
+                      int(round(w.index_bits * f)), w.read_value_words * f, w.read_index_bits * f, w.base_macs * f)
 
 
 def _block(n: int, k: int, bh: int, bw: int, kept: np.ndarray | float, inst: int, ctx: _Ctx) -> MatrixWork:
@@ -271,11 +319,15 @@ def _block(n: int, k: int, bh: int, bw: int, kept: np.ndarray | float, inst: int
                       read_value_words=elems, read_index_bits=index)
 
 
-def matrix_work(layer: LayerBase, g: Gemm, view: np.ndarray | None, ctx: _Ctx) -> MatrixWork:
+def matrix_work(layer: LayerBase, g: Gemm, view: np.ndarray | None, ctx: _Ctx,
+                act_rows: np.ndarray | None = None) -> MatrixWork:
     """Work per input vector of GEMM ``g`` (all distinct weight instances) under the layer's sparsity.
 
     ``view`` is the real mask (instances, rows, reduction) or None: then a seeded i.i.d. sample of
     row groups runs through the same kernels and is scaled to the whole matrix (expectation).
+    ``act_rows`` (compute ``skip`` on inputs, CSR-like formats): sample input vectors' activation masks
+    (vectors, instances x k); the kernels then run on the effectual pairs ``W & a`` of each and
+    the work is their mean.
     """
     hw = ctx.hw
     inst = g.b_distinct
@@ -309,7 +361,10 @@ def matrix_work(layer: LayerBase, g: Gemm, view: np.ndarray | None, ctx: _Ctx) -
     if view is None:
         view = _sample_view(layer, g, sp, g_rows, ctx)
         scale = n * inst / view.shape[1]
-    if kind in ("unstructured", "pattern"):
+    if kind in ("unstructured", "pattern", "nm") and act_rows is not None:
+        ib, ptrs, prefix = (ctx.ib, True, "csr") if kind != "nm" else (K.ceil_log2(sp.m or 1), False, "nm")
+        w = _csr_skip(view, bank, ctx, act_rows, index_bits=ib, pointers=ptrs, prefix=prefix)
+    elif kind in ("unstructured", "pattern"):
         w = _csr(view, bank, ctx, index_bits=ctx.ib, pointers=True, prefix="csr")
     elif kind == "nm":
         w = _csr(view, bank, ctx, index_bits=K.ceil_log2(sp.m or 1), pointers=False, prefix="nm")
@@ -322,8 +377,58 @@ def matrix_work(layer: LayerBase, g: Gemm, view: np.ndarray | None, ctx: _Ctx) -
 
 # --- engine ---------------------------------------------------------------------------------
 
+def _compactable(layer: LayerBase, g: Gemm) -> str:
+    """How ``skip`` drops zero-activation pairs: ``column`` (dense weights: whole broadcast
+    columns), ``kernel`` (CSR-like formats: the intersection unit compacts pairs before the
+    gather, measured by the kernels) or ``static`` (GS / block entries are packed offline: lanes
+    whose activation is zero are only gated)."""
+    sp = layer.compression.sparsity
+    kind = sp.kind if g.b_is_weight else "dense"
+    if kind in ("dense", "channel", "filter") or (sp.effective_density >= 1.0 and kind not in ("gs", "nm")):
+        return "column"
+    return "kernel" if kind in ("unstructured", "pattern", "nm") else "static"
+
+
+def _effectual_per_vector(g: Gemm, view: np.ndarray | None, side: ActSide, useful: float) -> float:
+    """Effectual MACs (weight non-zero AND activation non-zero) per input vector: exact from a
+    real weight mask and real activation rows (activation rows x per-column weight non-zeros),
+    else ``useful x density`` (independent weight and activation zeros)."""
+    if view is not None and side.rows is not None and side.rows.shape[1] == view.shape[0] * view.shape[2]:
+        col_nnz = view.sum(axis=1, dtype=np.int64).reshape(-1)
+        return float((side.rows @ col_nnz).mean()) if side.rows.shape[0] else 0.0
+    if side.rows is not None and view is None and g.b_is_weight and side.rows.shape[1] == g.k * g.b_distinct:
+        return useful * float(side.rows.mean())
+    return useful * side.density
+
+
+def _skip_work(layer: LayerBase, g: Gemm, w: MatrixWork, side: ActSide, eff: float, ctx: _Ctx,
+               notes: list[str]) -> MatrixWork:
+    """Compute ``skip`` on inputs: the work per input vector once zero activations are dropped."""
+    how = _compactable(layer, g)
+    if how == "column":  # dense weights: a zero activation skips its broadcast + V-row vector MACs
+        hw = ctx.hw
+        groups = ceil_div(g.n, hw.lanes) * g.b_distinct
+        instr = w.instructions * (eff / w.useful_macs) if w.useful_macs else 0.0
+        over = groups * hw.loop_overhead_cycles
+        return MatrixWork("dense-vertical-actskip", instr + over, instr, instr + over, eff, broadcast_reads=instr,
+                          value_bits=w.value_bits, read_value_words=eff)
+    if how == "static":
+        notes.append(f"{layer.compression.sparsity.kind} entries are packed offline: zero activations gate their "
+                     "lanes (MAC energy) but are still gathered and issued")
+        return w
+    w.useful_macs = eff  # kernels measured cycles on the sampled vectors; MACs exact
+    w.read_value_words = eff
+    return w
+
+
 class GatherScatterEngine(Engine[GatherScatterHardware]):
     """Engine for :class:`~accelsim.hardware.gather_scatter.GatherScatterHardware`."""
+
+    ignore_reasons = {"act_sparsity": "sparsity.compute does not gate or skip zero inputs on this config (every "
+                                      "gathered pair is multiplied)"}
+
+    def exploited(self, hw: GatherScatterHardware) -> frozenset[str]:
+        return self.exploits | ({"act_sparsity"} if hw.act_zero != "none" else set())
 
 
     def supports(self, layer: LayerBase, hw: GatherScatterHardware) -> tuple[bool, str]:
@@ -343,26 +448,51 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
         totals: dict[str, float] = dict.fromkeys(
             ["macs", "cycles", "ideal", "instr", "gathered", "scattered", "bcast", "reduces", "rv_words", "ri_bits",
              "spad_fill_words", "outputs"], 0.0)
-        dram = {"ifmap": 0, "filter": 0, "index": 0}
+        dram: dict[str, int] = {"ifmap": 0, "filter": 0, "index": 0}
         dram_w = {"ofmap": 0}
         compulsory = 0
         forms: list[str] = []
+        mode = hw.act_zero
+        dram_fmt = hw.sparsity.level("dram").format.inputs
+        spad_fmt = hw.sparsity.level("scratchpad").format.inputs
+        found = act_side(layer, workload) if (mode != "none" or dram_fmt != "uncompressed") else None
+        side = found if mode != "none" else None
+        storage = act_storage(layer, found, dram_fmt, ab)
+        skip_meta = act_storage(layer, side, "bitmask" if spad_fmt == "uncompressed" else spad_fmt, ab).metadata_per_word
+        a_word_bits = storage.payload_per_word + storage.metadata_per_word
+        act_notes: list[str] = []
+        totals["eff_macs"] = totals["act_meta_bits"] = 0.0
         for gi, g in enumerate(layer.gemms()):
             view = views[gi] if views is not None and g.b_is_weight else None
-            w = matrix_work(layer, g, view, ctx)
+            g_side = side if g.b_is_weight else None
+            act_rows = None
+            if g_side is not None and mode == "skip" and _compactable(layer, g) == "kernel":
+                act_rows = g_side.sample_rows(hw.act_sample_vectors, g.k * g.b_distinct, hw.expected_seed)
+            w = matrix_work(layer, g, view, ctx, act_rows)
+            eff = w.useful_macs
+            if g_side is not None:
+                eff = _effectual_per_vector(g, view, g_side, w.base_macs)
+                if mode == "skip":
+                    w = _skip_work(layer, g, w, g_side, eff, ctx, act_notes)
+                    totals["act_meta_bits"] += skip_meta * g.k * g.b_distinct * (
+                        g.m * g.count // g.b_distinct)
             forms.append(w.form)
             vectors = g.m * g.count // g.b_distinct
             a_total = g.a_unique * g.count
             c_total = g.c_unique * g.count
             wbits = w.value_bits + w.index_bits
-            g_nodes, d_a, d_w, d_c = self._tiles(layer, g, vectors, w, a_total, c_total, ab, hw)
+            g_nodes, d_a, d_w, d_c = self._tiles(layer, g, vectors, w, a_total, c_total, ab, hw, a_word_bits)
             nodes.extend(g_nodes)
             share_v = w.value_bits / wbits if wbits else 1.0
-            dram["ifmap"] += d_a
+            share_a = storage.payload_per_word / a_word_bits if a_word_bits else 1.0
+            dram["ifmap"] += int(round(d_a * share_a))
+            if storage.metadata_per_word:
+                dram["ifmap_meta"] = dram.get("ifmap_meta", 0) + d_a - int(round(d_a * share_a))
             dram["filter"] += int(round(d_w * share_v))
             dram["index"] += d_w - int(round(d_w * share_v))
             dram_w["ofmap"] += d_c
-            compulsory += a_total * ab + wbits
+            compulsory += int(round(a_total * a_word_bits)) + wbits
+            totals["eff_macs"] += eff * vectors
             for key, val in (("macs", w.useful_macs), ("cycles", w.cycles), ("ideal", w.ideal_cycles),
                              ("instr", w.instructions), ("gathered", w.gathered), ("scattered", w.scattered),
                              ("bcast", w.broadcast_reads), ("reduces", w.reduces), ("rv_words", w.read_value_words),
@@ -371,7 +501,7 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
             totals["spad_fill_words"] += d_a / ab
             totals["outputs"] += c_total
         body = tuple(nodes)
-        macs = int(round(totals["macs"]))
+        macs = int(round(totals["macs"] if side is None else totals["eff_macs"]))
         compute_cycles = sum(node_cycles(n) for n in body)
         acc = hw.energy.accumulator_bits
         actions = [
@@ -379,6 +509,7 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
             Action("gather_unit", "gather", int(round(totals["gathered"])), ab),
             Action("gather_unit", "scatter", int(round(totals["scattered"])), acc),
             Action("scratchpad", "read", int(round(totals["gathered"] + totals["bcast"])), ab),
+            Action("scratchpad", "read", int(round(totals["act_meta_bits"] / 8)), 8),
             Action("scratchpad", "write", int(round(totals["spad_fill_words"])), ab),
             Action("scratchpad", "write", int(totals["outputs"]), ab),
             Action("scratchpad", "read", int(totals["outputs"]), ab),
@@ -387,6 +518,7 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
             Action("weight_buffer", "read", int(round(totals["ri_bits"] / 8)), 8),
             Action("vector", "add", int(round(totals["reduces"])) * max(hw.lanes - 1, 0), acc),
             Action("dram", "read", dram["ifmap"] // ab, ab),
+            Action("dram", "read", dram.get("ifmap_meta", 0) // 8, 8),
             Action("dram", "read", (dram["filter"] + dram["index"]) // 8, 8),
             Action("dram", "write", dram_w["ofmap"] // ab, ab),
         ]
@@ -408,8 +540,20 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
                 "bank_conflict_cycles": totals["cycles"] - totals["ideal"],
                 "gathered_elements": totals["gathered"], "index_dram_bytes": dram["index"] / 8,
                 "mask_measured": 0.0 if expected else 1.0,
+                "effectual_macs": totals["eff_macs"],
             },
         )
+        if side is not None:
+            prog.extra["act_density_used"] = side.density
+            prog.extra["act_mask_measured"] = 1.0 if side.measured else 0.0
+            prog.notes.append(f"activation sparsity exploited ({mode}) from {side.source}"
+                              + (f"; positions read from a {'bitmask written on fill' if spad_fmt == 'uncompressed' else spad_fmt} scratchpad"
+                                 if mode == "skip" else ""))
+            prog.notes.extend(dict.fromkeys(act_notes))
+        if found is not None and dram_fmt != "uncompressed":
+            prog.notes.append(f"input activations move from DRAM as {dram_fmt} ({storage.metadata_per_word:.2f} "
+                              f"metadata bits per word, from {found.source})")
+        prog.notes.extend(level_notes(hw.sparsity, "gather_scatter"))
         prog.notes.append("format: " + ", ".join(dict.fromkeys(forms)))
         if expected:
             prog.notes.append(f"no mask: expected {sp.kind} work at density {sp.effective_density:.3f} (i.i.d. masks; "
@@ -422,8 +566,10 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
 
     # ------------------------------------------------------------------------------------
     def _tiles(self, layer: LayerBase, g: Gemm, vectors: int, w: MatrixWork, a_total: int, c_total: int, ab: int,
-               hw: GatherScatterHardware) -> tuple[list[Node], int, int, int]:
-        """Tiles of one GEMM and its DRAM bits (activations, weights, outputs)."""
+               hw: GatherScatterHardware, a_word_bits: float | None = None) -> tuple[list[Node], int, int, int]:
+        """Tiles of one GEMM and its DRAM bits (activations at ``a_word_bits`` per word in their
+        storage format, default ``ab``; weights; outputs). Tiles are sized on uncompressed inputs."""
+        awb = float(ab) if a_word_bits is None else float(a_word_bits)
         cap_s = hw.scratchpad.size_bits // 2
         cap_w = hw.weight_buffer.size_bits // 2
         wbits = w.value_bits + w.index_bits
@@ -461,7 +607,7 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
         weights_outer = (not resident) and (a_total * ab * chunks < wbits * n_tiles) and n_tiles > 1
         if not weights_outer:
             for i, (lo, hi) in enumerate(bounds):
-                la = a_words(lo, hi) * ab
+                la = int(round(a_words(lo, hi) * awb))
                 lw = wbits if (i == 0 or not resident) else 0
                 sc = c_words(lo, hi) * ab
                 d_a += la
@@ -473,7 +619,7 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
             for ch in range(chunks):
                 lw_total = wbits * (ch + 1) // chunks - wbits * ch // chunks
                 for i, (lo, hi) in enumerate(bounds):
-                    la = a_words(lo, hi) * ab
+                    la = int(round(a_words(lo, hi) * awb))
                     lw = lw_total if i == 0 else 0
                     c_all = cyc(lo, hi)
                     cc = c_all * (ch + 1) // chunks - c_all * ch // chunks

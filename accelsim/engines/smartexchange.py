@@ -48,13 +48,23 @@ per active cycle per pixel tile); ``act_buffer`` reads (one broadcast vector per
 fills; ``out_buffer`` writes/reads; DRAM by operand (``ifmap``, ``filter`` = Ce values,
 ``index`` = Ce row bitmaps, ``basis``, ``ofmap``).
 
-**Ignored**: zero-activation skipping (index intersection on activations), Booth bit-serial
+**Zero activations** (``sparsity.compute`` acting on ``inputs``, :mod:`.act_sparsity`):
+``gate`` clock-gates a PE whose broadcast activation is zero (MACs and PE-register writes
+only for non-zero activations x active weights; cycles unchanged); ``skip`` also drops a
+reduction element whose broadcast wave over the pixel tile is all zero (a dead input channel,
+or a sparse narrow tile): no cycle, no weight read, no act_buffer read -- one zero-flag bit
+per element and pixel tile is read instead. Statistical: the wave is empty with the uniform
+model's ``P(empty)`` for ``w`` pixels (i.i.d., ~ ``(1-d)^w``); actual: counted per pixel tile
+of the real view (exact when the mask covers the layer's pixels, else the mean over the
+mask's tiles). Activations stay uncompressed in DRAM and the act_buffer.
+
+**Ignored**: index intersection of zero activations with non-aligned Ce zeros, Booth bit-serial
 MACs (MACs are priced bit-parallel), the paper's 64-channel basis chunks (one basis per
 output row, as exported), compiler scheduling across layers, pipeline fill of the array.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -64,6 +74,7 @@ from ..stats import Action, LayerProgram, Node, Repeat, Tile
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Pool, ceil_div
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
+from .act_sparsity import ActSide, act_side, level_notes
 from .base import Engine
 from .lowering import buffered_vector_program, compress_periodic, node_cycles
 
@@ -79,6 +90,26 @@ class ChannelTile:
     ce_value_bits: np.ndarray
     ce_index_bits: np.ndarray
     basis_bits: int
+    union: np.ndarray | None = None         # per piece: 1 if non-zero in some line (or its probability)
+    piece_active: np.ndarray | None = None  # per piece: lines whose piece is non-zero (or its expectation)
+    chunk_starts: np.ndarray | None = None
+    act: "ActFactors | None" = None         # activation-side cycles / MACs (compute gate / skip on inputs)
+
+
+@dataclass
+class ActFactors:
+    """Activation side of one channel tile: per chunk, cycles of a pixel tile of ``w`` pixels
+    (``cycles[w]``; skip) and effectual MACs per pixel (``macs_per_pixel``)."""
+
+    cycles: dict[int, np.ndarray]
+    macs_per_pixel: np.ndarray
+
+    def run_cycles(self, p: int, width: int, q: int) -> int:
+        """Cycles of chunk ``q`` on pixel tile ``p`` of ``width`` pixels under ``skip``: the
+        expected (or measured mean) count, rounded cumulatively over the pixel tiles so that
+        their sum is the rounded total (tiles stay alike, so the program compresses)."""
+        c = float(self.cycles[width][q])
+        return int(round(c * (p + 1)) - round(c * p))
 
 
 @dataclass
@@ -127,7 +158,8 @@ def _tiles_from_arrays(nz: np.ndarray, ce_nnz: np.ndarray, seg: np.ndarray, fmt:
             ibits = np.zeros_like(act)
             bbits = 0
         out.append(ChannelTile(lines, cyc.astype(np.int64), act.astype(np.int64), sh.astype(np.int64),
-                               vbits.astype(np.int64), ibits.astype(np.int64), int(bbits)))
+                               vbits.astype(np.int64), ibits.astype(np.int64), int(bbits), union.astype(float),
+                               z.sum(axis=0).astype(float), starts))
     return out
 
 
@@ -148,7 +180,61 @@ def _tiles_expected(n: int, k: int, density: float, fmt: _Fmt, lines_per_tile: i
         ibits = np.add.reduceat(np.full(r, float(lines)), starts)
         out.append(ChannelTile(lines, np.rint(cyc).astype(np.int64), np.rint(act).astype(np.int64),
                                np.rint(sh).astype(np.int64), np.rint(vbits).astype(np.int64),
-                               np.rint(ibits).astype(np.int64), lines * fmt.s * fmt.s * fmt.basis_bits))
+                               np.rint(ibits).astype(np.int64), lines * fmt.s * fmt.s * fmt.basis_bits,
+                               np.full(r, p_union), np.full(r, p_row * lines), starts))
+    return out
+
+
+def _piece_sums(per_element: np.ndarray, s: int, r: int) -> np.ndarray:
+    """Sums of a per-element array (last axis) over the ``r`` pieces of ``s`` consecutive elements."""
+    pad = r * s - per_element.shape[-1]
+    x = per_element
+    if pad:
+        x = np.concatenate([x, np.zeros((*x.shape[:-1], pad))], axis=-1)
+    return x.reshape(*x.shape[:-1], r, s).sum(axis=-1)
+
+
+@dataclass
+class _ActElems:
+    busy: dict[int, np.ndarray]      # per width w: P(the wave of element j over w pixels holds a non-zero)
+    nz: np.ndarray                   # per element: fraction of pixels with a non-zero activation
+
+
+def act_element_factors(side: ActSide, k: int, inst: int, pe_cols: int, widths: set[int], pixels: int
+                        ) -> list[_ActElems]:
+    """Per weight instance, the activation side over the ``k`` reduction elements.
+
+    Statistical: ``busy = 1 - P(empty)`` of the uniform model over the layer's input view for a
+    wave of ``w`` pixels, ``nz`` = the density. Actual: the mean over the real view cut into
+    consecutive ``pe_cols``-pixel tiles (the layer's own pixel tiles when the mask covers its
+    ``pixels`` vectors, so the layer's total is exact up to rounding).
+    """
+    if side.rows is None:
+        model = side.model(max(pixels * k * inst, max(widths)))
+        busy = {w: np.full(k, 1.0 - model.prob_empty(w)) for w in widths}
+        return [_ActElems(busy, np.full(k, side.density))] * inst
+    rows = side.rows
+    m = rows.shape[0]
+    out = []
+    for i in range(inst):
+        a = rows[:, i * k:(i + 1) * k]
+        if m == 0:
+            out.append(_ActElems({w: np.zeros(k) for w in widths}, np.zeros(k)))
+            continue
+        busy_j = np.logical_or.reduceat(a, np.arange(0, m, pe_cols), axis=0).mean(axis=0)
+        out.append(_ActElems({w: busy_j for w in widths}, a.mean(axis=0)))
+    return out
+
+
+def attach_act(tiles: list[ChannelTile], el: _ActElems, s: int) -> list[ChannelTile]:
+    """Copies of ``tiles`` carrying their activation factors."""
+    out = []
+    for ct in tiles:
+        assert ct.union is not None and ct.piece_active is not None and ct.chunk_starts is not None
+        r = ct.union.shape[0]
+        cyc = {w: np.add.reduceat(ct.union * _piece_sums(b, s, r), ct.chunk_starts) for w, b in el.busy.items()}
+        macs = np.add.reduceat(ct.piece_active * _piece_sums(el.nz, s, r), ct.chunk_starts)
+        out.append(replace(ct, act=ActFactors(cyc, macs)))
     return out
 
 
@@ -177,6 +263,11 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
     """Engine for :class:`~accelsim.hardware.smartexchange.SmartExchangeAccelerator`."""
 
     exploits = frozenset({"smartexchange"})
+    ignore_reasons = {"act_sparsity": "sparsity.compute does not gate or skip zero inputs on this config (every "
+                                      "broadcast activation is multiplied)"}
+
+    def exploited(self, hw: SmartExchangeAccelerator) -> frozenset[str]:
+        return self.exploits | ({"act_sparsity"} if hw.act_zero != "none" else set())
 
     def supports(self, layer: LayerBase, hw: SmartExchangeAccelerator) -> tuple[bool, str]:
         return True, ""
@@ -204,7 +295,13 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
             notes.append(source)
         body: list[Node] = []
         tot = dict.fromkeys(["macs", "wbuf_reads", "act_reads", "shift", "ce_reads_bits", "rebuilt",
-                             "decode_cycles", "outputs", "a_fill_bits", "ce_fill_bits"], 0)
+                             "decode_cycles", "outputs", "a_fill_bits", "ce_fill_bits", "act_flag_bits"], 0)
+        side = act_side(layer, workload) if hw.act_zero != "none" else None
+        if side is not None:
+            notes.append(f"activation sparsity exploited ({hw.act_zero}) from {side.source}"
+                         + ("; a reduction element is skipped only when its whole broadcast wave is zero"
+                            if hw.act_zero == "skip" else ""))
+        notes.extend(level_notes(hw.sparsity, "smartexchange"))
         dram = {"ifmap": 0, "filter": 0, "index": 0, "basis": 0}
         dram_w = {"ofmap": 0}
         compulsory = 0
@@ -213,19 +310,22 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
             g_fmt = fmt if weight else _Fmt(False, 1, ce_bits, basis_bits, q.act_bits, q.act_bits, acc)
             per_inst = self._channel_tiles(layer, g, gi, g_fmt, hw, mask if weight else None,
                                            se_ce if weight and gi == 0 else None)
+            if side is not None and weight:
+                per_inst = self._with_act(g, per_inst, side, g_fmt, hw)
             g_nodes = self._gemm_nodes(g, per_inst, g_fmt, hw, tot, dram, dram_w, notes)
             body.extend(g_nodes)
             compulsory += g.a_unique * g.count * fmt.ab
             compulsory += sum(int(t.ce_value_bits.sum() + t.ce_index_bits.sum()) + t.basis_bits
                               for tiles in per_inst for t in tiles)
         compute_cycles = sum(node_cycles(n) for n in body)
-        macs = int(tot["macs"])
+        macs = int(round(tot["macs"]))
         wb, ab = fmt.wb, fmt.ab
         actions = [
             Action("mac", "mac", macs, wb, ab, q.scheme),
             Action("pe_rf", "write", macs, wb), Action("pe_rf", "write", macs, ab),
             Action("ce_buffer", "write", (dram["filter"] + dram["index"]) // 8, 8),
             Action("act_buffer", "read", int(tot["act_reads"]), ab),
+            Action("act_buffer", "read", int(tot["act_flag_bits"]) // 8, 8),
             Action("act_buffer", "write", dram["ifmap"] // ab, ab),
             Action("out_buffer", "write", int(tot["outputs"]), ab),
             Action("out_buffer", "read", int(tot["outputs"]), ab),
@@ -255,6 +355,7 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
                            "out_buffer_writes": int(tot["outputs"]), "basis_buffer_reads": int(tot["shift"])},
             notes=list(dict.fromkeys(notes)),
             extra={"decode_cycles": float(tot["decode_cycles"]), "shift_adds": float(tot["shift"]),
+                   "effectual_macs": float(tot["macs"]),
                    "rebuilt_weights": float(tot["rebuilt"]), "index_dram_bytes": dram["index"] / 8,
                    "basis_dram_bytes": dram["basis"] / 8},
         )
@@ -310,6 +411,16 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
             return out
         tiles = _tiles_expected(n, k, density, fmt, hw.pe_rows, chunk)
         return [tiles] * inst
+
+    def _with_act(self, g: Gemm, per_inst: list[list[ChannelTile]], side: ActSide, fmt: _Fmt,
+                  hw: SmartExchangeAccelerator) -> list[list[ChannelTile]]:
+        """Channel tiles carrying their activation factors (identical instances stay shared)."""
+        widths = {min(hw.pe_cols, g.m), g.m % hw.pe_cols or hw.pe_cols}
+        facs = act_element_factors(side, g.k, len(per_inst), hw.pe_cols, widths, g.m)
+        if side.rows is None and all(t is per_inst[0] for t in per_inst):
+            shared = attach_act(per_inst[0], facs[0], fmt.s)
+            return [shared] * len(per_inst)
+        return [attach_act(t, facs[i], fmt.s) for i, t in enumerate(per_inst)]
 
     def _gemm_nodes(self, g: Gemm, per_inst: list[list[ChannelTile]], fmt: _Fmt, hw: SmartExchangeAccelerator,
                     tot: dict[str, float], dram: dict[str, int], dram_w: dict[str, int],
@@ -390,16 +501,24 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
                     t["rebuilt"] += int(ct.active[qi])
                     t["ce_reads_bits"] += int(ct.ce_value_bits[qi] + ct.ce_index_bits[qi])
                     t["decode_cycles"] += dec
-                cyc = int(ct.cycles[qi]) + (hw.tile_overhead_cycles if qi == chunks - 1 else 0)
+                base_cyc = int(ct.cycles[qi])
+                run_cyc = base_cyc
+                if ct.act is not None and hw.act_zero == "skip":
+                    run_cyc = ct.act.run_cycles(p, hi - lo, qi)
+                    t["act_flag_bits"] += base_cyc
+                cyc = run_cyc + (hw.tile_overhead_cycles if qi == chunks - 1 else 0)
                 store = 0
                 if qi == chunks - 1:
                     outs = ct.lines * (hi - lo)
                     store = outs * ab
                     dw["ofmap"] += store
                     t["outputs"] += outs
-                t["macs"] += int(ct.active[qi]) * (hi - lo)
-                t["wbuf_reads"] += int(ct.active[qi])
-                t["act_reads"] += int(ct.cycles[qi]) * (hi - lo)
+                if ct.act is not None:  # gated: only non-zero activations multiply
+                    t["macs"] += float(ct.act.macs_per_pixel[qi]) * (hi - lo)
+                else:
+                    t["macs"] += int(ct.active[qi]) * (hi - lo)
+                t["wbuf_reads"] += int(ct.active[qi]) * (run_cyc / base_cyc if base_cyc else 1.0)
+                t["act_reads"] += run_cyc * (hi - lo)
                 sub.append(Tile(load, cyc, store, dec))
             return sub
 

@@ -60,6 +60,11 @@ from pydantic import Field, field_validator, model_validator
 
 from .common import PRICING_ONLY, HardwareBase, _Config
 from .registry import register_hardware
+from .act_zero import act_zero_mode
+from .sparsity import sparsity_block
+
+#: storage levels a crossbar ``sparsity:`` block may name
+CrossbarSparsity = sparsity_block("crossbar", ("dram", "tile_buffer"))
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..stats import Action
@@ -308,6 +313,16 @@ class CrossbarAccelerator(HardwareBase):
     reference: Reference = Reference()
     max_chips: int | None = Field(None, ge=1, description="chip budget; null = as many as the workload needs")
     mapping: Mapping = Mapping()
+    sparsity: CrossbarSparsity = Field(  # type: ignore[valid-type]
+        CrossbarSparsity(), description="compute: {action, on_zeros: inputs} on zero input activations: none (every row "
+        "driven), gate (zero rows not driven: DAC, row-read and input-register energy), skip (gate, and a crossbar "
+        "whose rows are all zero for a vector skips its bit-slice waves: no read, ADC conversion, S&H or shift-add; "
+        "the crossbars stay in lock-step, so a round is saved only when the whole vector is zero)")
+
+    @property
+    def act_zero(self) -> str:
+        """What the crossbars do with zero input activations (``sparsity.compute``)."""
+        return act_zero_mode(self.sparsity)
 
     @model_validator(mode="after")
     def _check(self) -> "CrossbarAccelerator":

@@ -18,6 +18,11 @@ from pydantic import Field, model_validator
 from ..stats import Action
 from .common import PRICING_ONLY, HardwareBase, SramConfig
 from .registry import register_hardware
+from .act_zero import act_zero_mode
+from .sparsity import sparsity_block
+
+#: storage levels a gather-scatter ``sparsity:`` block may name
+GatherScatterSparsity = sparsity_block("gather_scatter", ("dram", "scratchpad"))
 
 
 @register_hardware("gather_scatter", engine="accelsim.engines.gather_scatter:GatherScatterEngine")
@@ -43,6 +48,19 @@ class GatherScatterHardware(HardwareBase):
       conflicts (default off: sorted column order, as the GS authors' code stores them).
     - ``expected_sample_groups`` / ``expected_seed``: without a mask, the work is the expectation
       over i.i.d. masks, estimated on this many seeded random row groups.
+    - ``sparsity`` (:mod:`accelsim.hardware.sparsity`; levels ``dram``, ``scratchpad``): weight
+      zeros are always skipped by the layer's own format; ``compute: {action, on_zeros: inputs |
+      intersection}`` sets what happens to zero input activations -- ``none`` (default: every
+      gathered pair is multiplied), ``gate`` (a zero activation gates its MAC lane: MAC energy
+      only for effectual pairs, same cycles and gathers), ``skip`` (an intersection unit ANDs
+      the activation bitmask with the weight indices before the gather: only effectual pairs
+      are gathered and issued; dense weights skip whole broadcast columns, Cnvlutin-style;
+      statically packed GS/block entries cannot be compacted and fall back to gating).
+      ``levels.dram.format.inputs``: how input activations travel from DRAM (metadata counted
+      as traffic); ``levels.scratchpad.format.inputs``: the positions the skip reads (an
+      uncompressed scratchpad gets a bitmask written on fill).
+    - ``act_sample_vectors``: input vectors (seeded random, or evenly spaced rows of a real
+      activation mask) the ``skip`` kernels run on per weight matrix.
     """
 
     kind: Literal["gather_scatter"] = "gather_scatter"
@@ -59,6 +77,8 @@ class GatherScatterHardware(HardwareBase):
     pack_for_banks: bool = False
     expected_sample_groups: int = Field(8, gt=0, le=4096)
     expected_seed: int = Field(0, ge=0)
+    act_sample_vectors: int = Field(64, gt=0, le=4096)
+    sparsity: GatherScatterSparsity = GatherScatterSparsity()  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _check(self) -> "GatherScatterHardware":
@@ -71,6 +91,11 @@ class GatherScatterHardware(HardwareBase):
     @property
     def num_pes(self) -> int:
         return self.lanes
+
+    @property
+    def act_zero(self) -> str:
+        """What the datapath does with zero input activations (``sparsity.compute``)."""
+        return act_zero_mode(self.sparsity)
 
     @property
     def banks(self) -> int:

@@ -20,6 +20,11 @@ from pydantic import Field, model_validator
 from ..stats import Action
 from .common import HardwareBase, SramConfig
 from .registry import register_hardware
+from .act_zero import act_zero_mode
+from .sparsity import sparsity_block
+
+#: storage levels a SmartExchange ``sparsity:`` block may name
+SmartExchangeSparsity = sparsity_block("smartexchange", ("dram", "act_buffer"))
 
 
 @register_hardware("smartexchange", engine="accelsim.engines.smartexchange:SmartExchangeEngine")
@@ -34,6 +39,14 @@ class SmartExchangeAccelerator(HardwareBase):
       them unset.
     - ``tile_overhead_cycles``: cycles added per (channel tile, pixel tile) for draining the
       accumulators (0: drained through double-buffered output registers, hidden).
+    - ``sparsity`` (:mod:`accelsim.hardware.sparsity`; levels ``dram``, ``act_buffer``):
+      ``compute: {action, on_zeros: inputs | intersection}`` on zero input activations -- ``none``
+      (default: every MAC runs), ``gate`` (a PE
+      whose broadcast activation is zero is clock-gated: MAC and PE-register energy only for
+      non-zero activations, same cycles), ``skip`` (gating, and a reduction element whose
+      activation is zero for all ``pe_cols`` pixels of the pixel tile -- an all-zero broadcast
+      wave, e.g. a dead input channel -- takes no cycle, no weight read; a zero detector on the
+      act_buffer fill writes one flag bit per element and pixel tile, read before each wave).
     """
 
     kind: Literal["smartexchange"] = "smartexchange"
@@ -45,6 +58,7 @@ class SmartExchangeAccelerator(HardwareBase):
     default_ce_bits: int = Field(4, ge=1, le=8)
     default_basis_bits: int = Field(8, ge=1, le=32)
     tile_overhead_cycles: int = Field(0, ge=0)
+    sparsity: SmartExchangeSparsity = SmartExchangeSparsity()  # type: ignore[valid-type]
     act_buffer: SramConfig = SramConfig(size_kb=128)
     ce_buffer: SramConfig = SramConfig(size_kb=44)
     basis_buffer: SramConfig = SramConfig(size_kb=4)
@@ -65,6 +79,11 @@ class SmartExchangeAccelerator(HardwareBase):
     @property
     def num_pes(self) -> int:
         return self.pe_rows * self.pe_cols
+
+    @property
+    def act_zero(self) -> str:
+        """What the PEs do with zero input activations (``sparsity.compute``)."""
+        return act_zero_mode(self.sparsity)
 
     @property
     def total_sram_kb(self) -> float:
