@@ -24,6 +24,7 @@ is per batch. :meth:`DFS.choices` returns the per-input choices on a data set,
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,8 @@ nn = torch.nn
 F = torch.nn.functional
 
 FULL_BITS = 32
+#: full precision (float) is exported / simulated as integer arithmetic of this width (the IR's widest)
+SIM_FULL_BITS = 16
 
 
 @dataclass
@@ -144,6 +147,21 @@ def gated_blocks(model: "nn.Module") -> dict[str, GatedBlock]:
     return {n: m for n, m in model.named_modules() if isinstance(m, GatedBlock)}
 
 
+def plain_copy(model: "nn.Module") -> "nn.Module":
+    """A copy of a DFS model with the gated blocks unwrapped (plain BasicBlocks, exportable)."""
+    net = copy.deepcopy(model)
+    for n in list(gated_blocks(net)):
+        parent, _, child = n.rpartition(".")
+        holder = net.get_submodule(parent) if parent else net
+        setattr(holder, child, getattr(holder, child).block)
+    return net
+
+
+def sim_bits(bits: int) -> int:
+    """The integer width a DFS width is exported / simulated at (full precision -> :data:`SIM_FULL_BITS`)."""
+    return min(int(bits), SIM_FULL_BITS)
+
+
 class DFS(Method):
     """Trains per-input bit-width gates of every residual block under a BOPs budget."""
 
@@ -220,6 +238,40 @@ class DFS(Method):
             dist[n] = {b: float((c == b).float().mean()) for b in self.cfg.bits}
         return dist
 
+    def export(self, model: "nn.Module", x: "torch.Tensor", example_input: "torch.Tensor | None" = None,
+               name: str = "dfs", trace: bool = True) -> Any:
+        """The workload of a DFS-trained ``model`` with, on both convs of every gated block, the
+        measured distribution of the widths its gate chose over the inputs ``x``
+        (:class:`~accelsim.workload.compression.DynamicPrecision`; ``trace=True`` also stores the
+        per-input choices, so the simulator prices the joint choice of all gates exactly).
+
+        The convs' own ``quant`` is the widest width chosen (the report rows); full precision is
+        recorded as :data:`SIM_FULL_BITS`-bit integers; ungated layers export at 8 bits."""
+        from ...workload.compression import DynamicPrecision
+        from .export import export_trained
+        from .metrics import LayerCompression
+
+        choices = self.choices(model, x)
+        n = len(x)
+        records: dict[str, LayerCompression] = {}
+        dynamic: dict[str, DynamicPrecision] = {}
+        for blk, ch in choices.items():
+            widths = [sim_bits(int(b)) for b in ch.tolist()]
+            counts: dict[int, int] = {}
+            for b in widths:
+                counts[b] = counts.get(b, 0) + 1
+            dp = DynamicPrecision(gate=blk, bits_probability={b: counts[b] / n for b in sorted(counts)}, inputs=n,
+                                  trace=widths if trace else None)
+            row_bits = max(max(counts), 1)
+            for conv in (f"{blk}.conv1", f"{blk}.conv2"):
+                records[conv] = LayerCompression(name=conv, weight_bits=row_bits, act_bits=row_bits, scheme="int")
+                dynamic[conv] = dp
+        note = (f"DFS ({self.cfg.bits} bits, 0 = skipped): per-input widths measured over {n} inputs; "
+                f"full precision recorded as {SIM_FULL_BITS}-bit integers; the block's residual add and its "
+                "shortcut run for every input")
+        ex = x[:1] if example_input is None else example_input
+        return export_trained(plain_copy(model), records, ex, name=name, method="dfs", dynamic=dynamic, notes=[note])
+
     def mean_bops_ratio(self, model: "nn.Module", x: "torch.Tensor") -> float:
         """Average over ``x`` of the hard-choice BOPs ratio (inference)."""
         blocks = gated_blocks(model)
@@ -243,4 +295,4 @@ class DFS(Method):
         self.log = list(state["log"])
 
 
-__all__ = ["DFS", "DFSConfig", "GatedBlock", "gated_blocks", "FULL_BITS"]
+__all__ = ["DFS", "DFSConfig", "GatedBlock", "gated_blocks", "plain_copy", "sim_bits", "FULL_BITS", "SIM_FULL_BITS"]
