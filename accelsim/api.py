@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .errors import ConfigError
+from .errors import ConfigError, UnsupportedLayerError
 from .energy import leakage_energy_pj, leakage_power_mw, price_actions
 from .engines.base import engine_for, lower_layer
 from .hardware.common import HardwareBase
@@ -226,8 +226,11 @@ def _dynamic_precision(wl: Workload, hw: HardwareBase, stats: list[LayerStats], 
     per_width: dict[int, dict[str, LayerStats]] = {}
     for b in widths:
         variant = wl.with_layers([_at_width(layer, b) for layer, _ in gated], notes=[])
-        rep = simulate(variant, hw, compare_dense=False, skip=skip, program_cache=program_cache,
-                       timing_key=timing_key)
+        try:
+            rep = simulate(variant, hw, compare_dense=False, skip=skip, program_cache=program_cache,
+                           timing_key=timing_key)
+        except UnsupportedLayerError as exc:
+            raise UnsupportedLayerError(f"dynamic precision: the {b}-bit class of the gated layers: {exc}") from None
         per_width[b] = {s.layer: s for s in rep.layers}
     groups: dict[str, list[tuple[Any, Any]]] = {}
     for layer, d in gated:

@@ -51,7 +51,9 @@ class DFSConfig:
     budget: float = 0.1
     bops_weight: float = 1.0
     tau: float = 1.0
+    tau_end: float | None = None  # anneal tau geometrically to this by the last epoch (None: constant)
     input_dependent: bool = True
+    normalize_gate_input: bool = True  # standardise the pooled gate features over the batch (running stats)
     gate_lr_scale: float = 10.0  # gate parameters train at lr * gate_lr_scale
 
     def __post_init__(self) -> None:
@@ -63,8 +65,19 @@ class DFSConfig:
                               field="bits")
         if not 0.0 < self.budget <= 1.0:
             raise ConfigError(f"must be in (0, 1], got {self.budget}", source=src, field="budget")
-        if self.bops_weight < 0 or self.tau <= 0 or self.gate_lr_scale <= 0:
-            raise ConfigError("bops_weight must be >= 0 and tau > 0", source=src, field="tau")
+        if self.bops_weight < 0:
+            raise ConfigError(f"must be >= 0, got {self.bops_weight}", source=src, field="bops_weight")
+        if self.tau <= 0 or (self.tau_end is not None and self.tau_end <= 0):
+            raise ConfigError("temperatures must be > 0", source=src, field="tau")
+        if self.gate_lr_scale <= 0:
+            raise ConfigError(f"must be > 0, got {self.gate_lr_scale}", source=src, field="gate_lr_scale")
+
+    def tau_at(self, epoch: int, epochs: int) -> float:
+        """Gumbel-softmax temperature of ``epoch`` (0-based) of ``epochs``: ``tau`` annealed
+        geometrically to ``tau_end`` at the last epoch."""
+        if self.tau_end is None or epochs <= 1:
+            return self.tau
+        return self.tau * (self.tau_end / self.tau) ** (min(epoch, epochs - 1) / (epochs - 1))
 
 
 def _fq_weight(w: "torch.Tensor", bits: int) -> "torch.Tensor":
@@ -80,13 +93,16 @@ def _fq_act(x: "torch.Tensor", bits: int) -> "torch.Tensor":
 class GatedBlock(nn.Module):
     """A :class:`BasicBlock` whose residual branch runs at a per-input bit width chosen by a gate."""
 
-    def __init__(self, block: "BasicBlock", bits: tuple[int, ...], input_dependent: bool = True):
+    def __init__(self, block: "BasicBlock", bits: tuple[int, ...], input_dependent: bool = True,
+                 normalize: bool = True):
         super().__init__()
         self.block = block
         self.bits = bits
         self.input_dependent = input_dependent
         cin = block.conv1.in_channels
         self.gate = nn.Linear(cin, len(bits)) if input_dependent else None
+        # centred features: the budget's batch-uniform pressure moves the bias, the weights learn what differs per input
+        self.gate_norm = nn.BatchNorm1d(cin, affine=False) if input_dependent and normalize else None
         self.static_logits = None if input_dependent else nn.Parameter(torch.zeros(len(bits)))
         with torch.no_grad():  # start input-independent, at the widest width (the pretrained network)
             start = self.gate.bias if self.gate is not None else self.static_logits
@@ -95,15 +111,21 @@ class GatedBlock(nn.Module):
             start.zero_()
             start[max(range(len(bits)), key=lambda i: bits[i])] = 1.0
         self.tau = 1.0
+        # logits - cost_shift * (b / 32)^2: set by DFS.calibrate to meet a BOPs target at inference
+        self.register_buffer("cost_shift", torch.zeros(()))
+        self.register_buffer("_cost", torch.tensor([(b / FULL_BITS) ** 2 for b in bits]))
         self.last_probs: "torch.Tensor | None" = None  # soft probabilities of the last forward (N x |bits|)
         self.last_choice: "torch.Tensor | None" = None  # index into bits per input
         self.macs = 0  # branch MACs per input (conv1 + conv2), set on the first forward
 
     def logits(self, x: "torch.Tensor") -> "torch.Tensor":
         if self.gate is not None:
-            return self.gate(x.mean(dim=(2, 3)))
-        assert self.static_logits is not None
-        return self.static_logits.expand(x.shape[0], -1)
+            f = x.mean(dim=(2, 3))
+            out = self.gate(self.gate_norm(f) if self.gate_norm is not None else f)
+        else:
+            assert self.static_logits is not None
+            out = self.static_logits.expand(x.shape[0], -1)
+        return out - self.cost_shift * self._cost if bool(self.cost_shift != 0) else out
 
     def branch_macs(self, h: int, w: int) -> int:
         """MACs of conv1 + conv2 for one ``h x w`` input."""
@@ -171,10 +193,12 @@ class DFS(Method):
         self.cfg = config or DFSConfig()
         self.log: list[dict[str, Any]] = []
         self._model: "nn.Module | None" = None
+        self._epochs = 1
 
     def setup(self, model: "nn.Module", config: TrainConfig) -> None:
         """Wrap every BasicBlock in a GatedBlock (deterministic: checkpoints of the wrapped model load)."""
         self._model = model
+        self._epochs = config.epochs
         if gated_blocks(model):
             return
         names = [n for n, m in model.named_modules() if isinstance(m, BasicBlock)]
@@ -184,9 +208,16 @@ class DFS(Method):
         for n in names:
             parent, _, child = n.rpartition(".")
             holder = model.get_submodule(parent) if parent else model
-            gb = GatedBlock(getattr(holder, child), self.cfg.bits, self.cfg.input_dependent)
+            gb = GatedBlock(getattr(holder, child), self.cfg.bits, self.cfg.input_dependent,
+                            self.cfg.normalize_gate_input)
             gb.tau = self.cfg.tau
             setattr(holder, child, gb)
+
+    def on_epoch_start(self, model: "nn.Module", epoch: int) -> bool:
+        tau = self.cfg.tau_at(epoch, self._epochs)
+        for gb in gated_blocks(model).values():
+            gb.tau = tau
+        return False
 
     def optimizer_params(self, model: "nn.Module", config: TrainConfig) -> list[dict[str, Any]]:
         gate_ids = {id(p) for gb in gated_blocks(model).values()
@@ -271,6 +302,31 @@ class DFS(Method):
                 "shortcut run for every input")
         ex = x[:1] if example_input is None else example_input
         return export_trained(plain_copy(model), records, ex, name=name, method="dfs", dynamic=dynamic, notes=[note])
+
+    def calibrate(self, model: "nn.Module", x: "torch.Tensor", target: float, iters: int = 40) -> float:
+        """Shift every gate's logits by ``-s * (b/32)^2`` (one ``s`` for all gates) so that the
+        inference-time mean BOPs ratio over ``x`` is at most ``target`` and as close to it as the
+        discrete choices allow (bisection on ``s``: the chosen widths only narrow as ``s`` grows).
+        Used to compare variants at equal average BOPs; returns the ratio reached on ``x``."""
+        blocks = list(gated_blocks(model).values())
+
+        def ratio(shift: float) -> float:
+            for gb in blocks:
+                gb.cost_shift.fill_(shift)
+            return self.mean_bops_ratio(model, x)
+
+        lo, hi = -1.0, 1.0
+        while ratio(lo) <= target and lo > -1e6:
+            lo *= 4
+        while ratio(hi) > target and hi < 1e6:
+            hi *= 4
+        for _ in range(iters):
+            mid = (lo + hi) / 2
+            if ratio(mid) > target:
+                lo = mid
+            else:
+                hi = mid
+        return ratio(hi)
 
     def mean_bops_ratio(self, model: "nn.Module", x: "torch.Tensor") -> float:
         """Average over ``x`` of the hard-choice BOPs ratio (inference)."""
