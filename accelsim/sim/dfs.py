@@ -138,20 +138,22 @@ def combine(fixed_latency_cycles: int, fixed_energy_pj: float, gates: list[GateC
 
 
 def unexploited_width_notes(hardware: str, gates: list[GateCosts], min_gain: float = UNEXPLOITED_GAIN) -> list[str]:
-    """Notes naming the width pairs the hardware gains (almost) nothing from: the gated layers at the
-    narrower width run less than ``min_gain`` faster (summed over the gates having both widths)."""
+    """One note naming the width pairs the hardware gains (almost) nothing from: the gated layers at
+    the narrower width run less than ``min_gain`` faster (summed over the gates having both widths)."""
     widths = sorted({b for g in gates for b in g.latency_cycles if b > 0})
-    out = []
+    pairs = []
     for i, lo in enumerate(widths):
         for hi in widths[i + 1:]:
             both = [g for g in gates if lo in g.latency_cycles and hi in g.latency_cycles]
             t_lo = sum(g.latency_cycles[lo] for g in both)
             t_hi = sum(g.latency_cycles[hi] for g in both)
             if both and t_lo > 0 and t_hi / t_lo < 1.0 + min_gain:
-                out.append(f"{hardware} barely exploits {lo}-bit over {hi}-bit layers: the gated layers run "
-                           f"{t_hi / t_lo:.3f}x faster at {lo} bits ({t_lo:,} vs {t_hi:,} cycles; its datapath has one "
-                           "width, narrower operands only cut memory traffic): there mainly skipped layers save time")
-    return out
+                pairs.append(f"{lo}-bit {t_hi / t_lo:.3f}x faster than {hi}-bit ({t_lo:,} vs {t_hi:,} cycles)")
+    if not pairs:
+        return []
+    return [f"{hardware} barely exploits narrower widths in the gated layers: " + ", ".join(pairs) +
+            f" (less than {min_gain:.0%} gain: its datapath has one width, narrower operands only cut memory "
+            "traffic; there mainly skipped layers save time)"]
 
 
 __all__ = ["GateCosts", "DynamicPrecisionStats", "combine", "quantile", "unexploited_width_notes", "MAX_SUPPORT", "UNEXPLOITED_GAIN"]
