@@ -4,23 +4,32 @@ Shen, Fu, Lin, Wang, "Fractional Skipping: Towards Finer-Grained Dynamic CNN Inf
 2020, arXiv 2001.00705 (literature.md "DFS"). :class:`DFS` (a :class:`~.loop.Method`) wraps every
 :class:`~.models.BasicBlock` of a residual network in a :class:`GatedBlock`:
 
-- a gate ``Linear(C_in, |bits|)`` on the globally average-pooled block input picks, **per input**,
-  one bit width ``b`` from ``bits`` (default ``(0, 4, 8, 32)``): ``0`` skips the residual branch
-  (the block outputs ``relu(shortcut(x))``), ``4`` / ``8`` run both convs with ``b``-bit weights
-  (symmetric per-tensor, the front-end's ``quantize_int``) and ``b``-bit inputs (the front-end's
-  dynamic per-tensor activation quantiser), ``32`` is full precision. Training samples the choice
-  with straight-through Gumbel-softmax (temperature ``tau``; hard one-hot forward, soft backward);
-  inference takes the arg-max. ``input_dependent=False`` makes the gate a per-block constant
-  (static mixed precision); ``bits=(0, 32)`` is plain layer skipping.
+- a gate ``Linear(C_in, |bits|)`` on the globally average-pooled block input, standardised over
+  the batch (``BatchNorm1d`` without affine, running statistics at inference;
+  ``normalize_gate_input``), picks, **per input**, one bit width ``b`` from ``bits`` (default
+  ``(0, 4, 8, 32)``): ``0`` skips the residual branch (the block outputs ``relu(shortcut(x))``),
+  ``4`` / ``8`` run both convs with ``b``-bit weights (symmetric per-tensor, the front-end's
+  ``quantize_int``) and ``b``-bit inputs (the front-end's dynamic per-tensor activation
+  quantiser), ``32`` is full precision. Standardising matters: the budget term pushes every input
+  the same way, and on raw (all-positive, post-ReLU) features that push moves the weights too, so
+  every gate settles on one width for all inputs; on centred features it moves the bias and the
+  weights learn what differs between inputs. Training samples the choice with straight-through
+  Gumbel-softmax (temperature ``tau``, optionally annealed to ``tau_end``; hard one-hot forward,
+  soft backward); inference takes the arg-max. ``input_dependent=False`` makes the gate a
+  per-block constant (static mixed precision); ``bits=(0, 32)`` is plain layer skipping.
 - cost: ``BOPs(x) = sum_blocks MACs_block * b^2`` per input (the branch convs; the shortcut and the
   ungated layers are constant), ``ratio = BOPs / BOPs(all 32-bit)``; the loss adds
   ``bops_weight * relu(E[ratio] - budget)`` with ``E`` over the gates' soft probabilities
-  (batch mean), so a lower budget moves the average choice down.
+  (batch mean), so a lower budget moves the average choice down. The penalty acts on soft
+  probabilities, so the hard average can land far from the budget; :meth:`DFS.calibrate` shifts
+  all gates' logits by ``-s * (b/32)^2`` to meet a BOPs target at inference (one ``s``, bisection).
 
 Assumptions: all branches are computed and the chosen one selected per input (training cost x
 ``|bits|-1``; BatchNorm statistics are updated by every branch); the activation quantiser's range
 is per batch. :meth:`DFS.choices` returns the per-input choices on a data set,
-:meth:`DFS.bit_distribution` the per-block distribution; :mod:`.dfs_sim` prices them on hardware.
+:meth:`DFS.bit_distribution` the per-block distribution, :meth:`DFS.export` the workload with the
+measured distribution (and per-input trace) on every gated conv, which :func:`accelsim.simulate`
+prices (expected / p50 / p95 per input); :mod:`.dfs_sim` does the same sum in Python as a check.
 """
 from __future__ import annotations
 
