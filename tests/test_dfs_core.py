@@ -130,6 +130,10 @@ def test_simulate_prices_each_width_and_conserves_the_layers():
     assert d.p50_latency_cycles == fixed + b1_4 + b2_4 and d.p95_latency_cycles == fixed + b1_8 + b2_4
     assert d.p50_latency_cycles <= d.p95_latency_cycles <= d.latency_cycles_by_bits[8]
     assert not any("exploit" in n for n in d.notes)
+    from accelsim.program_cache import ProgramCache
+    cached = accelsim.simulate(wl, bs, compare_dense=False, program_cache=ProgramCache()).summary()
+    assert {k: cached[k] for k in cached if "latency" in k or "energy" in k} == \
+        {k: v for k, v in rep.summary().items() if "latency" in k or "energy" in k}
 
 
 def test_int8_array_and_fpga_say_they_cannot_exploit_narrow_widths():
@@ -167,3 +171,12 @@ def test_cli_prints_expected_and_spread(tmp_path, capsys):
                  "--format", "json"]) == 0
     js = __import__("json").loads(capsys.readouterr().out)
     assert js["summary"]["p95_latency_cycles"] == s["p95_latency_cycles"]
+
+
+def test_a_width_the_hardware_cannot_run_is_named(tmp_path, capsys):
+    wl = _workload({"b1": {0: 0.5, 16: 0.5}})  # rows at 8 bits run; the 16-bit class does not fit an 8-bit FPGA
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump(wl))
+    with pytest.raises(accelsim.errors.UnsupportedLayerError, match="dynamic precision: the 16-bit class"):
+        accelsim.simulate(workload_from_dict(wl), ROOT / "hw_configs" / "zcu104.yaml")
+    assert main(["simulate", "-w", str(tmp_path / "w.yaml"), "--hw", str(ROOT / "hw_configs" / "zcu104.yaml")]) == 2
+    assert "16-bit class" in capsys.readouterr().err
