@@ -1,6 +1,6 @@
 """DFS (per-input bit widths) vs static mixed precision vs layer skipping at equal average BOPs.
 
-Rerun (seeded, CPU, about a minute on 2 cores)::
+Rerun (seeded, CPU, about two minutes on 2 cores)::
 
     python examples/dfs.py                  # prints the tables (progress on stderr)
     python examples/dfs.py --write-docs     # also refreshes docs/training.md

@@ -180,3 +180,21 @@ def test_a_width_the_hardware_cannot_run_is_named(tmp_path, capsys):
         accelsim.simulate(workload_from_dict(wl), ROOT / "hw_configs" / "zcu104.yaml")
     assert main(["simulate", "-w", str(tmp_path / "w.yaml"), "--hw", str(ROOT / "hw_configs" / "zcu104.yaml")]) == 2
     assert "16-bit class" in capsys.readouterr().err
+
+
+def test_large_supports_are_merged_on_a_grid_close_to_exact(monkeypatch):
+    import accelsim.sim.dfs as dfs
+
+    rng = np.random.default_rng(1)
+    gates = [GateCosts(f"g{i}", (f"g{i}.a",), dict(zip((0, 4, 8), rng.dirichlet(np.ones(3)).tolist())),
+                       {0: 0, 4: int(rng.integers(100, 1000)), 8: int(rng.integers(1000, 2000))},
+                       {0: 0.0, 4: float(rng.uniform(1, 5)), 8: float(rng.uniform(5, 9))}) for i in range(9)]
+    exact = combine(0, 0.0, gates)  # 3^9 = 19,683 values: below MAX_SUPPORT, exact
+    assert "grid" not in exact.notes[-1]
+    monkeypatch.setattr(dfs, "MAX_SUPPORT", 200)
+    merged = combine(0, 0.0, gates)
+    assert "grid" in merged.notes[-1]
+    span = exact.latency_cycles_by_bits[8]
+    for k in ("p50_latency_cycles", "p95_latency_cycles"):
+        assert abs(getattr(merged, k) - getattr(exact, k)) <= 9 * span / 200  # <= one grid step per merge
+    assert merged.expected_latency_cycles == exact.expected_latency_cycles  # the mean never uses the grid

@@ -15,7 +15,7 @@ from accelsim.frontend.training import DFS, DFSConfig, simulate_dfs  # noqa: E40
 from accelsim.frontend.training.data import load_digits_data  # noqa: E402
 from accelsim.frontend.training.dfs import gated_blocks  # noqa: E402
 from accelsim.frontend.training.loop import TrainConfig, train  # noqa: E402
-from accelsim.frontend.training.models import BasicBlock, DigitsResNet  # noqa: E402
+from accelsim.frontend.training.models import DigitsResNet  # noqa: E402
 from accelsim.hardware.io import load_hardware  # noqa: E402
 
 torch.set_num_threads(1)

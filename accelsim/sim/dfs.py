@@ -126,8 +126,9 @@ def combine(fixed_latency_cycles: int, fixed_energy_pj: float, gates: list[GateC
         lat_q = [fixed_latency_cycles + quantile(lv, lp, q) for q in (0.5, 0.95)]
         en_q = [fixed_energy_pj + quantile(ev, ep, q) for q in (0.5, 0.95)]
         inputs = None
+        grid = f"; costs merged on a {ls:.3g}-cycle / {es:.3g}-pJ grid" if ls or es else ""
         notes.append("p50/p95 assume the gates choose independently of each other (the workload's gates do not all "
-                     "carry per-input traces of the same length)" + (f"; costs merged on a {ls:.3g}-cycle / {es:.3g}-pJ grid" if ls or es else ""))
+                     "carry per-input traces of the same length)" + grid)
     return DynamicPrecisionStats(
         gates=len(gates), inputs=inputs, exact_spread=exact, fixed_latency_cycles=fixed_latency_cycles,
         fixed_energy_pj=fixed_energy_pj, expected_latency_cycles=fixed_latency_cycles + sum(exp_lat_b.values()),
@@ -156,4 +157,5 @@ def unexploited_width_notes(hardware: str, gates: list[GateCosts], min_gain: flo
             "traffic; there mainly skipped layers save time)"]
 
 
-__all__ = ["GateCosts", "DynamicPrecisionStats", "combine", "quantile", "unexploited_width_notes", "MAX_SUPPORT", "UNEXPLOITED_GAIN"]
+__all__ = ["GateCosts", "DynamicPrecisionStats", "combine", "quantile", "unexploited_width_notes", "MAX_SUPPORT",
+           "UNEXPLOITED_GAIN"]
