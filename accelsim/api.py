@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ._version import __version__
+from .errors import ConfigError, UnsupportedLayerError
 from .energy import leakage_energy_pj, leakage_power_mw, price_actions
 from .engines.base import engine_for, lower_layer
 from .hardware.common import HardwareBase
 from .hardware.io import load_hardware
 from .program_cache import ProgramCache, count_priced
 from .report import SAME_RATIO_TOL, LayerStats, Report, dense_gap_note
+from .sim.dfs import DynamicPrecisionStats, GateCosts, combine, unexploited_width_notes
 from .sim.run import simulate_layer_program, with_measured_dram
 from .stats import Action, LayerProgram, Timing
 from .workload.io import load_workload
@@ -204,16 +207,65 @@ def simulate(
             _attach_dense(wl, stats, fold, latency_attr="fold_latency_cycles", energy_attr="fold_energy_pj",
                           notes=False)
     area = engine_for(hardware).area_mm2(wl, hardware)
+    dynamic = _dynamic_precision(wl, hardware, stats, skip, program_cache, timing_key)
     return Report(
         workload=wl.name, hardware=hardware.name, hardware_kind=hardware.kind, clock_mhz=hardware.clock_mhz,
         layers=stats, hardware_summary=hardware.summary(), accelsim_version=__version__,
         compared_to_dense=bool(compare_dense), area_by_component_mm2=dict(area),
         dram_bw_gbps=hardware.dram.bw_gbps,
         dense_latency_cycles=dense_totals[0] if dense_totals else None,
-        dense_energy_pj=dense_totals[1] if dense_totals else None, notes=list(wl.notes),
+        dense_energy_pj=dense_totals[1] if dense_totals else None, notes=list(wl.notes), dynamic=dynamic,
         dense_fold_latency_cycles=fold_totals[0] if fold_totals else None,
         dense_fold_energy_pj=fold_totals[1] if fold_totals else None,
     )
+
+
+def _at_width(layer, bits: int):  # type: ignore[no-untyped-def]
+    """``layer`` with ``bits``-bit weights and activations and no dynamic record."""
+    c = layer.compression
+    quant = c.quant.model_copy(update={"weight_bits": bits, "act_bits": bits,
+                                       "scheme": c.quant.scheme if c.quant.scheme in ("int", "pow2") else "int"})
+    return layer.model_copy(update={"compression": c.model_copy(update={"quant": quant, "dynamic_precision": None})})
+
+
+def _dynamic_precision(wl: Workload, hw: HardwareBase, stats: list[LayerStats], skip: bool,
+                       program_cache: ProgramCache | None, timing_key: str | None) -> DynamicPrecisionStats | None:
+    """Expected / p50 / p95 cost per input of the layers whose width is chosen per input (DFS):
+    each gated layer simulated once at every width of the workload's gates (:mod:`accelsim.sim.dfs`)."""
+    gated = [(layer, layer.compression.dynamic_precision) for layer in wl.layers
+             if layer.compression.dynamic_precision is not None]
+    if not gated:
+        return None
+    widths = sorted({b for _, d in gated for b in d.bits_probability if b > 0})
+    names = {layer.name for layer, _ in gated}
+    per_width: dict[int, dict[str, LayerStats]] = {}
+    for b in widths:
+        variant = wl.with_layers([_at_width(layer, b) for layer, _ in gated], notes=[])
+        try:
+            rep = simulate(variant, hw, compare_dense=False, skip=skip, program_cache=program_cache,
+                           timing_key=timing_key)
+        except UnsupportedLayerError as exc:
+            raise UnsupportedLayerError(f"dynamic precision: the {b}-bit class of the gated layers: {exc}") from None
+        per_width[b] = {s.layer: s for s in rep.layers}
+    groups: dict[str, list[tuple[Any, Any]]] = {}
+    for layer, d in gated:
+        groups.setdefault(d.gate, []).append((layer, d))
+    gates = []
+    for gate, members in groups.items():
+        first = members[0][1]
+        for layer, d in members[1:]:
+            if d.bits_probability != first.bits_probability or d.trace != first.trace:
+                raise ConfigError(f"layers of gate {gate!r} disagree on bits_probability/trace ({members[0][0].name} "
+                                  f"vs {layer.name})", source=wl.name,
+                                  field=f"{layer.name}.compression.dynamic_precision")
+        lat = {0: 0, **{b: sum(per_width[b][layer.name].latency_cycles for layer, _ in members) for b in widths}}
+        en = {0: 0.0, **{b: sum(per_width[b][layer.name].energy_pj for layer, _ in members) for b in widths}}
+        gates.append(GateCosts(gate, tuple(layer.name for layer, _ in members), dict(first.bits_probability), lat, en,
+                               tuple(first.trace) if first.trace is not None else None))
+    fixed = [s for s in stats if s.layer not in names]
+    out = combine(sum(s.latency_cycles for s in fixed), float(sum(s.energy_pj for s in fixed)), gates)
+    out.notes += unexploited_width_notes(hw.name, gates)
+    return out
 
 
 def fold_order_hardware(hw: HardwareBase) -> HardwareBase | None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._validation import atomic_write_text, dumps_strict_json
 from .components import COMPONENT_ORDER, component_sort_key
 from .stats import duration_text
+
+if TYPE_CHECKING:
+    from .sim.dfs import DynamicPrecisionStats
 
 __all__ = ["COMPONENT_ORDER", "LayerStats", "Report", "SWEEP_METRICS", "GainSplit", "dense_gap_note", "duration_text",
            "energy_phrase", "speed_phrase"]
@@ -303,6 +306,8 @@ class Report:
     #: the dense workload in SCALE-Sim's fold order on the same hardware (gain split; see :class:`GainSplit`)
     dense_fold_latency_cycles: int | None = None
     dense_fold_energy_pj: float | None = None
+    #: layers whose width is chosen per input (DFS): expected cost and spread per input (None: none)
+    dynamic: DynamicPrecisionStats | None = None
 
     @property
     def gain_split(self) -> GainSplit | None:
@@ -433,6 +438,8 @@ class Report:
             out["latency_incl_prefetch_cycles"] = latency + prefetch
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.dynamic is not None:
+            out.update(self.dynamic_summary())
         if self.compared_to_dense:
             dense_lat = self.dense_latency_cycles or 0
             dense_e = self.dense_energy_pj or 0.0
@@ -444,6 +451,54 @@ class Report:
                 out.update(GainSplit.of(self.dense_fold_latency_cycles, dense_lat, latency,
                                         self.dense_fold_energy_pj, dense_e, energy_pj).columns())
         return out
+
+    def dynamic_summary(self) -> dict[str, Any]:
+        """Per-input figures of a dynamic-precision (DFS) workload ({} without one): expected, p50 and
+        p95 latency (cycles, ms) and energy (uJ) per input; the network with every gate at one width
+        (``latency_ms_by_bits``, ``energy_uj_by_bits``; 0 = all gated layers skipped); each width
+        class's part of the expected latency / energy; the share of gate decisions per width."""
+        d = self.dynamic
+        if d is None:
+            return {}
+        ms = 1e3 / (self.clock_mhz * 1e6)
+        return {
+            "dynamic_gates": d.gates, "dynamic_inputs": d.inputs, "dynamic_spread_exact": d.exact_spread,
+            "expected_latency_cycles": d.expected_latency_cycles, "p50_latency_cycles": d.p50_latency_cycles,
+            "p95_latency_cycles": d.p95_latency_cycles, "expected_latency_ms": d.expected_latency_cycles * ms,
+            "p50_latency_ms": d.p50_latency_cycles * ms, "p95_latency_ms": d.p95_latency_cycles * ms,
+            "expected_energy_uj": d.expected_energy_pj * 1e-6, "p50_energy_uj": d.p50_energy_pj * 1e-6,
+            "p95_energy_uj": d.p95_energy_pj * 1e-6,
+            "latency_ms_by_bits": {b: v * ms for b, v in d.latency_cycles_by_bits.items()},
+            "energy_uj_by_bits": {b: v * 1e-6 for b, v in d.energy_pj_by_bits.items()},
+            "expected_latency_ms_by_bits": {b: v * ms for b, v in d.expected_latency_cycles_by_bits.items()},
+            "expected_energy_uj_by_bits": {b: v * 1e-6 for b, v in d.expected_energy_pj_by_bits.items()},
+            "decision_share_by_bits": dict(d.decision_share_by_bits),
+            "dynamic_notes": list(d.notes),
+        }
+
+    def _dynamic_lines(self) -> list[str]:
+        s = self.dynamic_summary()
+        if not s:
+            return []
+        def bits(b: int) -> str:
+            return "skipped" if b == 0 else f"{b} bits"
+        over = (f"exact over {s['dynamic_inputs']} measured inputs" if s["dynamic_spread_exact"]
+                else "gates assumed independent")
+        lines = [
+            f"  dynamic precision (DFS, {s['dynamic_gates']} gates; the table above prices gated layers at their "
+            "record's quant):",
+            f"    per input: expected latency {duration_text(s['expected_latency_ms'])}, p50 "
+            f"{duration_text(s['p50_latency_ms'])}, p95 {duration_text(s['p95_latency_ms'])} ({over})",
+            f"    per input: expected energy {s['expected_energy_uj']:.3f} uJ, p50 {s['p50_energy_uj']:.3f} uJ, "
+            f"p95 {s['p95_energy_uj']:.3f} uJ",
+            "    every gate at one width: " + ", ".join(
+                f"{bits(b)} {duration_text(v)} / {s['energy_uj_by_bits'][b]:.3f} uJ"
+                for b, v in sorted(s["latency_ms_by_bits"].items())),
+            "    gate decisions: " + ", ".join(
+                f"{bits(b)} {p:.1%} (expected latency part {duration_text(s['expected_latency_ms_by_bits'][b])})"
+                for b, p in sorted(s["decision_share_by_bits"].items())),
+        ]
+        return lines + [f"    note: {n}" for n in s["dynamic_notes"]]
 
     def metrics(self) -> dict[str, Any]:
         """The flat numbers a sweep stores for a design point: :data:`SWEEP_METRICS` from
@@ -493,6 +548,7 @@ class Report:
             if worse:
                 lines.append(f"  {len(worse)} layer(s) slower or costlier than dense ({', '.join(worse[:8])}"
                              + (", ..." if len(worse) > 8 else "") + "): see their notes")
+        lines += self._dynamic_lines()
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 

@@ -140,6 +140,56 @@ class Factorization(_Record):
         return self
 
 
+#: widths a dynamic-precision record may use: 0 (the layer is skipped) or an integer width 1..32
+DYNAMIC_BITS_MAX = 32
+
+
+class DynamicPrecision(_Record):
+    """Input-dependent precision of a layer (DFS, dynamic fractional skipping), as measured.
+
+    ``bits_probability`` maps each width ``b`` (0 = the layer is skipped for that input, else
+    ``b``-bit weights and activations) to the share of ``inputs`` inputs of a data set whose gate
+    chose it (shares sum to 1). Layers with the same ``gate`` take the same choice per input (e.g.
+    the two convs of one residual branch). ``trace``, optional, is the width chosen for every input
+    of the data set in order (the same inputs, in the same order, for every gate of the workload):
+    with traces the simulator prices each input exactly, without them it assumes the gates choose
+    independently of each other.
+    """
+
+    gate: str = Field(min_length=1)
+    bits_probability: dict[int, float] = Field(min_length=1)
+    inputs: int | None = Field(None, gt=0)
+    trace: list[int] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "DynamicPrecision":
+        bad = [b for b in self.bits_probability if not 0 <= b <= DYNAMIC_BITS_MAX]
+        if bad:
+            raise ValueError(f"bits_probability widths must be 0 (skip) or 1..{DYNAMIC_BITS_MAX}, got {bad}")
+        if any(not 0.0 <= p <= 1.0 for p in self.bits_probability.values()):
+            raise ValueError("bits_probability shares must be in [0, 1]")
+        total = sum(self.bits_probability.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"bits_probability shares must sum to 1, got {total:.6g}")
+        if self.trace is not None:
+            if not self.trace:
+                raise ValueError("trace must not be empty")
+            if self.inputs is not None and len(self.trace) != self.inputs:
+                raise ValueError(f"trace has {len(self.trace)} entries but inputs is {self.inputs}")
+            n = len(self.trace)
+            for b in set(self.trace) | set(self.bits_probability):
+                share = self.trace.count(b) / n
+                if abs(share - self.bits_probability.get(b, 0.0)) > 1e-6:
+                    raise ValueError(f"trace chooses {b} bits for {share:.4g} of inputs but bits_probability says "
+                                     f"{self.bits_probability.get(b, 0.0):.4g}")
+        return self
+
+    @property
+    def widths(self) -> list[int]:
+        """The widths with a non-zero share, ascending (0 = skipped)."""
+        return sorted(b for b, p in self.bits_probability.items() if p > 0)
+
+
 class Compression(_Record):
     """Everything that makes a layer cheaper than its dense fp/int8 original.
 
@@ -152,6 +202,8 @@ class Compression(_Record):
     ``{out_channels: 64}``) so the dense baseline can be rebuilt. ``factor_of`` names the
     original layer a factorised layer was split from: of the layers sharing it, the one with
     ``original`` becomes the dense layer (under that name) and the others disappear.
+    ``dynamic_precision`` (:class:`DynamicPrecision`) marks a layer whose width is chosen per input
+    (DFS); ``quant`` is then the width the layer's own report row is simulated at.
     """
 
     sparsity: Sparsity = Sparsity()
@@ -162,6 +214,7 @@ class Compression(_Record):
     act_mask: str | None = None
     original: dict[str, int] | None = None
     factor_of: str | None = None
+    dynamic_precision: DynamicPrecision | None = None
 
     @model_validator(mode="after")
     def _check_act(self) -> "Compression":

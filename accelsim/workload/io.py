@@ -124,7 +124,13 @@ def _represent_dict(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
     return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
 
 
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flow = len(data) > 16 and all(isinstance(v, int) for v in data)  # e.g. a DFS per-input trace: one line
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True if flow else None)
+
+
 _FlowDumper.add_representer(dict, _represent_dict)
+_FlowDumper.add_representer(list, _represent_list)
 _FlowDumper.add_representer(tuple, lambda d, t: d.represent_list(list(t)))
 
 

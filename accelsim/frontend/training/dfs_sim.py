@@ -15,20 +15,17 @@ them in ``notes``.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from .._deps import require_torch
-from .dfs import DFS, FULL_BITS, gated_blocks
+from .dfs import DFS, FULL_BITS, SIM_FULL_BITS, plain_copy
 from .metrics import LayerCompression
 
 torch = require_torch()
 nn = torch.nn
-
-SIM_FULL_BITS = 16
 
 
 @dataclass
@@ -42,20 +39,14 @@ class DFSSimResult:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, float]:
+        """Mean, p50, p95 (inverted CDF, as :mod:`accelsim.sim.dfs`) of the per-input latency / energy."""
         lat, en = self.latency_us, self.energy_uj
-        return {"expected_latency_us": float(lat.mean()), "p50_latency_us": float(np.percentile(lat, 50)),
-                "p95_latency_us": float(np.percentile(lat, 95)), "expected_energy_uj": float(en.mean()),
-                "p50_energy_uj": float(np.percentile(en, 50)), "p95_energy_uj": float(np.percentile(en, 95))}
 
-
-def plain_copy(model: "nn.Module") -> "nn.Module":
-    """A copy of a DFS model with the gated blocks unwrapped (plain BasicBlocks, exportable)."""
-    net = copy.deepcopy(model)
-    for n in list(gated_blocks(net)):
-        parent, _, child = n.rpartition(".")
-        holder = net.get_submodule(parent) if parent else net
-        setattr(holder, child, getattr(holder, child).block)
-    return net
+        def q(v: np.ndarray, p: float) -> float:
+            return float(np.percentile(v, p, method="inverted_cdf"))
+        return {"expected_latency_us": float(lat.mean()), "p50_latency_us": q(lat, 50),
+                "p95_latency_us": q(lat, 95), "expected_energy_uj": float(en.mean()),
+                "p50_energy_uj": q(en, 50), "p95_energy_uj": q(en, 95)}
 
 
 def simulate_dfs(model: "nn.Module", method: DFS, x: "torch.Tensor", run: Callable[[Any], Any],

@@ -58,11 +58,25 @@ def to_compressed_model(model: "nn.Module", records: dict[str, LayerCompression]
 
 
 def export_trained(model: "nn.Module", records: dict[str, LayerCompression], example_input: "torch.Tensor",
-                   name: str, method: str = "training") -> Any:
-    """The :class:`~accelsim.workload.Workload` of a trained model (masks attached in memory)."""
+                   name: str, method: str = "training", dynamic: dict[str, Any] | None = None,
+                   notes: list[str] | None = None) -> Any:
+    """The :class:`~accelsim.workload.Workload` of a trained model (masks attached in memory).
+
+    ``dynamic`` maps layer names to :class:`~accelsim.workload.compression.DynamicPrecision`
+    records (DFS: the measured per-input width distribution), set on those layers' compression;
+    ``notes`` are added to the workload's notes."""
     from ..exporter import export
 
-    return export(to_compressed_model(model, records, method), example_input, name=name)
+    wl = export(to_compressed_model(model, records, method), example_input, name=name)
+    if not dynamic and not notes:
+        return wl
+    missing = sorted(set(dynamic or {}) - {layer.name for layer in wl.layers})
+    if missing:
+        raise ValueError(f"dynamic records name layers the export does not have: {missing}")
+    layers = [layer.model_copy(update={"compression": layer.compression.model_copy(
+        update={"dynamic_precision": (dynamic or {})[layer.name]})}) if layer.name in (dynamic or {}) else layer
+        for layer in wl.layers]
+    return wl.with_layers(layers, notes=list(wl.notes) + list(notes or []))
 
 
 __all__ = ["to_compressed_model", "export_trained"]
