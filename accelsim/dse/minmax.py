@@ -13,9 +13,10 @@ largest sampled g): workloads that stay bad gain weight. The reported ``workload
 time-averaged weights (the game's equilibrium estimate): they say which workloads bind.
 
 - grid / random: every design is simulated on every workload (like any sweep); the design step
-  is the best response over the simulated designs; the answer is the visited best response with
-  the lowest exact worst case (the first best response is the uniform-mean optimum, so the answer's
-  worst case is never above it).
+  is the best response over the simulated designs. The inner max over the simplex is attained at
+  a vertex, so the answer is the simulated design with the lowest exact worst case (never above
+  the uniform-mean optimum's worst case); the weights are the game's averaged iterates (a
+  balanced design that is nobody's best response can still be the answer).
 - differentiable: the design step is an Adam step on the relaxed hardware axes (:mod:`.relax`)
   through per-workload surrogates (:mod:`.surrogate`, held-out error reported) fitted on real
   simulations; the designs the trajectory passes through are snapped to the sweep's values,
@@ -84,7 +85,10 @@ def solve_game(M: np.ndarray, aggregate: str, *, eta: float = 0.5, iters: int = 
         w /= w.sum()
     avg = np.mean(hist, axis=0)
     avg /= avg.sum()
-    best = min(dict.fromkeys(visited), key=lambda i: (worst[i], i))
+    # the inner max over the simplex is attained at a vertex, so over a finite set of simulated
+    # designs min_x max_w is the design with the lowest worst case; the best responses alone may
+    # miss it (a balanced design inside the convex hull of two specialists is nobody's best response)
+    best = int(np.argmin(worst))
     return GameResult(best, avg, hist, visited)
 
 
