@@ -118,7 +118,8 @@ def _objective(sweep: Any) -> Any:
 
 
 def matrix_of(session: Any, params: Sequence[dict[str, Any]], metric: str) -> np.ndarray:
-    """designs x workloads matrix of ``metric`` from the store (NaN where a point is not ok)."""
+    """designs x workloads matrix of ``metric`` from the store (NaN where a point is not ok or breaks a
+    constraint of the sweep)."""
     labels = [w.label for w in session.sweep.workloads]
     keys = [[p.key for p in session.space.points_for(i, prm)] for i, prm in enumerate(params)]
     stored = session.store.metrics_of([k for ks in keys for k in ks])
@@ -127,7 +128,9 @@ def matrix_of(session: Any, params: Sequence[dict[str, Any]], metric: str) -> np
         for j, k in enumerate(ks):
             status, m = stored.get(k, ("error", None))
             if status == "ok" and m is not None and m.get(metric) is not None:
-                M[i, j] = float(m[metric])
+                lookup = {**m, **params[i]}
+                if all(c.ok(lookup.get(c.metric, float("nan"))) for c in session.sweep.constraints):
+                    M[i, j] = float(m[metric])  # an infeasible point rules its design out
     return M
 
 
