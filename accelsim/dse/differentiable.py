@@ -43,6 +43,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .relax import Adam, HardwareSpace, softmax, softmax_vjp
+from .fitdata import fit_models, sample_hardware, simulate_exact
 from .surrogate import LogQuadSurrogate, heldout_error
 
 #: metrics the surrogate can model per layer (sums over layers)
@@ -249,57 +250,10 @@ def check_spec(sweep: Any) -> None:
         raise ConfigError("nothing to search: give hardware or recipe.* axes", source=src, field="axes")
 
 
-def sample_hardware(session: Any, hs: HardwareSpace, rng: np.random.Generator, n: int,
-                    tries: int = 20) -> list[tuple[dict[str, Any], Any]]:
-    """``n`` valid random hardware designs (params, hardware object); invalid draws are redrawn."""
-    out: list[tuple[dict[str, Any], Any]] = []
-    for _ in range(n * tries):
-        if len(out) == n:
-            break
-        prm = hs.sample(rng)
-        hw, err = session.space.hardware_for(prm)
-        if hw is not None:
-            out.append((prm, hw))
-    if len(out) < n:
-        raise ConfigError(f"only {len(out)} of {n} random hardware draws were valid configurations",
-                          source=session.sweep.source, field="axes")
-    return out
-
-
-def _simulate(wl: Any, hw: Any) -> Any:
-    from ..api import simulate
-
-    return simulate(wl, hw, compare_dense=False)
-
-
-def fit_models(hs: HardwareSpace, samples: list[tuple[dict[str, Any], list[np.ndarray]]], metrics: Sequence[str],
-               extra_cat: int | None = None) -> tuple[dict[str, LogQuadSurrogate], dict[str, float]]:
-    """Fit one surrogate per metric on ``[(params, values...)]``; metrics that are always 0 go to ``floor``."""
-    models: dict[str, LogQuadSurrogate] = {}
-    floor: dict[str, float] = {}
-    Z = np.array([hs.encode(p)[0] for p, _ in samples]).reshape(len(samples), hs.dims)
-    Q = [np.array([hs.encode(p)[1][j] for p, _ in samples]) for j in range(len(hs.cat_sizes))]
-    if extra_cat is not None:
-        Q.append(np.array([v[-1] for _, v in samples]))
-    cats = hs.cat_sizes + ([extra_cat] if extra_cat is not None else [])
-    for k, m in enumerate(metrics):
-        y = np.array([v[0][k] for _, v in samples], dtype=float)
-        if np.all(y <= 0):
-            floor[m] = 0.0
-            continue
-        y = np.maximum(y, 1e-9 * y.max())
-        models[m] = LogQuadSurrogate(hs.dims, cats).fit(Z, Q, y)
-    return models, floor
-
-
 def run_differentiable(session: Any) -> DifferentiableReport:
     """Run the differentiable search of ``session.sweep`` (see the module docstring)."""
     sweep = session.sweep
     check_spec(sweep)
-    if any(getattr(o, "aggregate", None) for o in sweep.objectives):
-        from .minmax import run_minmax_differentiable
-
-        return run_minmax_differentiable(session)
     spec = sweep.spec.search
     t0 = time.perf_counter()
     rng = np.random.default_rng(spec.seed)
@@ -313,13 +267,13 @@ def run_differentiable(session: Any) -> DifferentiableReport:
         wl = sweep.workloads[0].load()
         data = []
         for prm, hw in fit_hw:
-            r = _simulate(wl, hw)
+            r = simulate_exact(wl, hw)
             data.append((prm, [[float(r.metrics()[m]) for m in hw_metrics]]))
         rep.fit_simulations = len(data)
         models, floor = fit_models(hs, data, hw_metrics)
         units = [UnitModel(models, None, floor)]
         L, C, layers, choices, acc_model = 0, 1, [], [{}], None
-        hold = [(prm, [], _simulate(wl, hw).metrics()) for prm, hw in hold_hw]
+        hold = [(prm, [], simulate_exact(wl, hw).metrics()) for prm, hw in hold_hw]
     else:
         from .coexplore import compressed_model
 
@@ -362,7 +316,7 @@ def run_differentiable(session: Any) -> DifferentiableReport:
         per_layer: dict[str, list[tuple[dict[str, Any], list[Any]]]] = {n: [] for n in layers + others}
         for prm, hw in fit_hw:
             for c, u in enumerate(uniform):
-                r = _simulate(u.workload, hw)
+                r = simulate_exact(u.workload, hw)
                 rep.fit_simulations += 1
                 onehot = np.eye(C)[c]
                 for s in r.layers:
@@ -383,7 +337,7 @@ def run_differentiable(session: Any) -> DifferentiableReport:
         hold = []
         for i, (prm, hw) in enumerate(hold_hw):
             ch, wl = pool[i % len(pool)]
-            hold.append((prm, ch, _simulate(wl, hw).metrics()))
+            hold.append((prm, ch, simulate_exact(wl, hw).metrics()))
     rep.holdout_simulations = len(hold)
 
     weights_list = _trade_offs(sweep, spec.trade_offs, rng)

@@ -158,7 +158,7 @@ def minmax_over_stored(session: Any) -> MinmaxReport:
 
 def run_minmax_differentiable(session: Any) -> MinmaxReport:
     """The differentiable min-max game over the relaxed hardware axes (see the module docstring)."""
-    from .differentiable import _simulate, fit_models, sample_hardware
+    from .fitdata import fit_models, sample_hardware, simulate_exact as _simulate
     from .relax import Adam, HardwareSpace, softmax, softmax_vjp
     from .surrogate import heldout_error
 

@@ -444,6 +444,10 @@ def run_sweep(sweep: str | Path | dict[str, Any] | Sweep, store: str | Path | No
                     from .search import run_nsga2
 
                     run_nsga2(session)
+                elif sw.spec.search.method == "differentiable" and any(o.aggregate for o in sw.objectives):
+                    from .minmax import run_minmax_differentiable
+
+                    info = run_minmax_differentiable(session).to_dict()
                 elif sw.spec.search.method == "differentiable":
                     from .differentiable import run_differentiable
 
