@@ -140,7 +140,7 @@ def test_joint_search_with_per_layer_choices(tmp_path):
 
     sw = {"name": "dna", "hardware": HW,
           "compression": {"model": small_net, "evaluator": density, "cache_dir": str(tmp_path / "c"),
-                          "recipe": {"prune": {"kind": "unstructured", "density": 1.0}}, "train": {"epochs": 1}},
+                          "recipe": {"prune": {"kind": "unstructured", "density": 1.0}}},
           "axes": {"recipe.prune.density": [0.25, 1.0], "rows": [4, 8, 16, 32], "cols": {"same_as": "rows"}},
           "search": {"method": "differentiable", "fit_samples": 6, "holdout": 3, "accuracy_samples": 3, "steps": 100,
                      "trade_offs": 3},
