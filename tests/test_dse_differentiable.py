@@ -155,3 +155,7 @@ def test_joint_search_with_per_layer_choices(tmp_path):
     for _, row in df.iterrows():  # the per-layer recipe was applied: measured density = hand count
         want = (round(row[conv] * 54) + round(row[fc] * 2160)) / 2214
         assert row["accuracy"] == pytest.approx(want, abs=1e-9)
+    # stored like any sweep: results and plots read it
+    assert main(["results", str(tmp_path / "d.sqlite")]) == 0
+    assert main(["plot", "--store", str(tmp_path / "d.sqlite"), "--kind", "pareto", "--out", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").stat().st_size > 0
