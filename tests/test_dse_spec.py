@@ -74,7 +74,7 @@ BASE = {"name": "t", "hardware": str(ROOT / "hw_configs" / "systolic_128x128_os.
     ({"constraints": ["area < ten"]}, "constraints[0]", "expected 'metric <op> number'"),
     ({"constraints": ["speed >= 3"]}, "constraints[0]", "unknown metric or axis"),
     ({"search": {"method": "random"}}, "search", "needs samples"),
-    ({"search": {"method": "anneal"}}, "search.method", "'grid', 'random' or 'nsga2'"),
+    ({"search": {"method": "anneal"}}, "search.method", "'grid', 'random', 'nsga2' or 'differentiable'"),
     ({"workloads": ["zoo:resnet51"]}, "workloads[0]", "unknown model"),
     ({"workloads": ["missing.yaml"]}, "workloads[0]", "not found"),
     ({"workloads": []}, None, "give workloads"),

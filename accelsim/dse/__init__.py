@@ -9,7 +9,9 @@
 Modules: :mod:`.spec` (sweep file schema), :mod:`.axes`, :mod:`.space` (points and keys),
 :mod:`.store` (SQLite WAL), :mod:`.evaluate` (cached pricing in workers), :mod:`.executors`
 (local processes, dask), :mod:`.runner`, :mod:`.pareto`, :mod:`.search` (NSGA-II via optuna),
-:mod:`.coexplore` (compression x hardware with accuracy from the front-end), :mod:`.cli`.
+:mod:`.coexplore` (compression x hardware with accuracy from the front-end), :mod:`.differentiable`
+(DNA-style gradient co-search through :mod:`.surrogate` models over :mod:`.relax`-ed axes, fitted by
+:mod:`.fitdata`), :mod:`.minmax` (robust co-design over workloads), :mod:`.cli`.
 dask and optuna are imported only when used; the names below load on first use (so the CLI
 registers ``accelsim sweep`` without importing the explorer).
 """

@@ -66,6 +66,11 @@ def _cmd_results(args: argparse.Namespace) -> int:
               f"{st.count(status='error')} failed)")
         for name in st.sweeps():
             print(f"  sweep '{name}': {st.count(sweep=name)} points")
+            info = st.search_info(name)
+            if info and info.get("workload_weights"):
+                print(f"    {info['aggregate']} {info['metric']}: worst {info['worst']:.4g} at "
+                      + ", ".join(f"{k}={v}" for k, v in info["best_params"].items()) + "; workload weights "
+                      + ", ".join(f"{k} {v:.3f}" for k, v in info["workload_weights"].items()))
         runs = st.runs()
         if len(runs):
             print(runs[["run_id", "sweep", "executor", "workers", "evaluated", "skipped", "invalid", "errors"]]

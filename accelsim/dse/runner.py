@@ -51,6 +51,12 @@ class SweepResult:
     front: Any = None            # pandas DataFrame
     params: list[str] = field(default_factory=list)
     feasible: int = 0
+    #: aggregate objectives: workload label -> learned simplex weight (sums to 1)
+    workload_weights: dict[str, float] | None = None
+    #: aggregate objectives: the chosen design, its exact per-workload metric and worst case
+    best: dict[str, Any] | None = None
+    #: differentiable search: surrogate / predictor held-out errors, simulation counts, designs
+    search_info: dict[str, Any] | None = None
 
     @property
     def points_per_s(self) -> float:
@@ -78,7 +84,26 @@ class SweepResult:
         lines.append(view.head(max_rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         if len(self.front) > max_rows:
             lines.append(f"... {len(self.front) - max_rows} more (accelsim.dse.load + pareto_front for all)")
+        lines.extend(self._search_lines())
         return "\n".join(lines)
+
+    def _search_lines(self) -> list[str]:
+        out = []
+        if self.best is not None:
+            b = self.best
+            out.append(f"{b['aggregate']} {b['metric']}: worst {b['worst']:.4g}, mean {b['mean']:.4g} at "
+                       + ", ".join(f"{k}={v}" for k, v in b["best_params"].items()))
+            out.append("per workload: " + ", ".join(f"{k} {v:.4g}" for k, v in b["per_workload"].items()))
+        if self.workload_weights is not None:
+            out.append("workload weights: " + ", ".join(f"{k} {v:.3f}" for k, v in self.workload_weights.items()))
+        info = self.search_info or {}
+        for m, e in (info.get("surrogate_error") or {}).items():
+            out.append(f"surrogate {m}: held-out mean |rel err| {e['mean_rel_err']:.3f}, max {e['max_rel_err']:.3f} "
+                       f"({e['points']} points)")
+        if info.get("accuracy_error"):
+            e = info["accuracy_error"]
+            out.append(f"accuracy predictor: leave-one-out mean |err| {e['mean_abs_err']:.4f} ({e['points']} points)")
+        return out
 
 
 class _Progress:
@@ -414,13 +439,26 @@ def run_sweep(sweep: str | Path | dict[str, Any] | Sweep, store: str | Path | No
             session = SweepSession(sw, st, ex, chunk_size=chunk_size, progress=progress)
             st.begin_run(session.run_id, sw.name, sw.source, session.stored_spec(), ex.name, getattr(ex, "workers", 1))
             try:
+                info: dict[str, Any] | None = None
                 if sw.spec.search.method == "nsga2":
                     from .search import run_nsga2
 
                     run_nsga2(session)
+                elif sw.spec.search.method == "differentiable" and any(o.aggregate for o in sw.objectives):
+                    from .minmax import run_minmax_differentiable
+
+                    info = run_minmax_differentiable(session).to_dict()
+                elif sw.spec.search.method == "differentiable":
+                    from .differentiable import run_differentiable
+
+                    info = run_differentiable(session).to_dict()
                 else:
                     session.prepare_compression(None)
                     session.stream(session.space.iter_params())
+                    if any(o.aggregate for o in sw.objectives):
+                        from .minmax import minmax_over_stored
+
+                        info = minmax_over_stored(session).to_dict()
             except BaseException:  # interrupted or failed: record what this run did so far
                 r = session.result
                 try:
@@ -435,7 +473,15 @@ def run_sweep(sweep: str | Path | dict[str, Any] | Sweep, store: str | Path | No
                 raise
             finally:
                 session.progress.close()
-            return session.finish()
+            res = session.finish()
+            if info is not None:
+                if "workload_weights" in info:
+                    res.workload_weights = dict(info["workload_weights"])
+                    res.best = {k: info[k] for k in ("aggregate", "metric", "normalize", "best_params",
+                                                     "per_workload", "worst", "mean", "designs")}
+                res.search_info = info
+                st.save_search_info(sw.name, session.run_id, info)
+            return res
     finally:
         if own_exec:
             ex.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -20,6 +21,10 @@ from .version import model_version
 
 __all__ = ["DesignSpace", "Point", "canonical_hardware", "digest", "hardware_of", "is_pricing_field", "set_path",
            "timing_view", "workload_fingerprint"]
+
+#: ``recipe.layers[<layer name>].<section>.<field>``: a per-layer compression choice (an override)
+_LAYER_PARAM = re.compile(r"^recipe\.layers\[(.+?)\]\.(.+)$")
+
 
 def _hardware_class(kind: str) -> Any:
     from ..errors import ConfigError
@@ -165,9 +170,16 @@ class DesignSpace:
         from ..frontend.recipe import load_recipe
 
         data = copy.deepcopy(self.sweep.base_recipe)
+        per_layer: dict[str, dict[str, Any]] = {}
         for path, value in params.items():
-            if path.startswith("recipe."):
+            m = _LAYER_PARAM.match(path)
+            if m:  # a per-layer choice of the differentiable search -> an override of that layer
+                set_path(per_layer.setdefault(m.group(1), {}), m.group(2), value)
+            elif path.startswith("recipe."):
                 set_path(data, path[len("recipe."):], value)
+        if per_layer:
+            data["overrides"] = list(data.get("overrides") or []) + [
+                {"names": [name], **sections} for name, sections in sorted(per_layer.items())]
         try:
             rec = load_recipe(data)
         except ConfigError as exc:

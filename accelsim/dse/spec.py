@@ -11,7 +11,7 @@ Example (``sweeps/systolic_resnet50.yaml``)::
       cols: {same_as: rows}
       dram.bw_gbps: [12.8, 25.6]
       energy.mac_pj: {linspace: [0.2, 0.6, 3]}
-    search: {method: grid}                             # grid | random (samples, seed) | nsga2 (population, generations, seed)
+    search: {method: grid}                             # grid | random | nsga2 | differentiable (see docs/dse.md)
     objectives: [latency_ms, energy_uj]                # or {metric: accuracy, goal: max}
     constraints: ["utilization >= 0.3"]
 
@@ -85,6 +85,10 @@ class Objective(_Spec):
 
     metric: str
     goal: Literal["min", "max"] | None = None
+    aggregate: Literal["minmax", "mean", "max"] | None = Field(
+        None, description="over the sweep's workloads: minmax (learned simplex weights), mean (uniform) or max")
+    normalize: Literal["none", "best"] = Field(
+        "none", description="aggregate: divide each workload's metric by its best sampled value first")
 
     @property
     def name(self) -> str:
@@ -131,13 +135,21 @@ MAX_SWEEP_POINTS = 10_000_000
 class SearchSpec(_Spec):
     """How points are chosen: every combination, seeded random samples, or NSGA-II (optuna)."""
 
-    method: Literal["grid", "random", "nsga2"] = "grid"
+    method: Literal["grid", "random", "nsga2", "differentiable"] = "grid"
     samples: int | None = Field(None, gt=0, le=MAX_SWEEP_POINTS, description="random: number of draws")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of every random draw (0 .. 2**32-1)")
     population: int = Field(16, ge=2, le=100_000, description="nsga2: individuals per generation")
     generations: int = Field(10, ge=1, le=100_000, description="nsga2: generations (incl. the random first one)")
     mutation_prob: float | None = Field(None, gt=0, le=1, description="nsga2: per-parameter mutation probability")
     crossover_prob: float = Field(0.9, ge=0, le=1)
+    # differentiable (see accelsim.dse.differentiable / .minmax)
+    fit_samples: int = Field(16, ge=2, le=100_000, description="differentiable: hardware draws simulated to fit the surrogate")
+    holdout: int = Field(8, ge=0, le=100_000, description="differentiable: fresh draws simulated to measure its error")
+    accuracy_samples: int = Field(8, ge=0, le=100_000, description="differentiable: random per-layer mixes measured for accuracy")
+    steps: int = Field(300, ge=1, le=1_000_000, description="differentiable: gradient steps per trade-off")
+    lr: float = Field(0.05, gt=0, le=100, description="differentiable: Adam step size")
+    trade_offs: int = Field(6, ge=1, le=10_000, description="differentiable: objective weightings (front points)")
+    weight_lr: float = Field(0.5, gt=0, le=100, description="aggregate minmax: exponentiated-gradient step on the simplex")
 
     @model_validator(mode="after")
     def _check(self) -> "SearchSpec":
@@ -327,6 +339,8 @@ def load_sweep(path: str | Path | dict[str, Any], *, base_dir: str | Path | None
             if not a.is_finite and not a.is_tied:
                 raise ConfigError(f"{a.kind} is a distribution: a grid needs finite values (values, range, linspace, "
                                   "geomspace, pow2) or search.method random/nsga2", source=source, field=f"axes.{a.path}")
+    if spec.search.method == "differentiable" and not axes:
+        raise ConfigError("a differentiable search needs axes (hardware and/or recipe.*)", source=source, field="axes")
     if spec.search.method == "nsga2" and not axes:
         raise ConfigError("nsga2 needs at least one axis to search", source=source, field="axes")
 
@@ -372,6 +386,22 @@ def load_sweep(path: str | Path | dict[str, Any], *, base_dir: str | Path | None
                               f"{', '.join(ALIASES)}) or energy_<component>_pj", source=source, field=f"objectives[{i}]")
         objectives.append(obj)
     names = [o.name for o in objectives]
+    for i, o in enumerate(objectives):
+        fld = f"objectives[{i}]"
+        if o.aggregate is None:
+            if o.normalize != "none":
+                raise ConfigError("normalize applies to an aggregate objective only", source=source, field=fld)
+            continue
+        if len(objectives) != 1:
+            raise ConfigError("an aggregate objective is the sweep's only objective", source=source, field=fld)
+        if spec.compression is not None or len(spec.workloads) < 2:
+            raise ConfigError(f"aggregate {o.aggregate} is taken over the sweep's workloads: list two or more (no "
+                              "compression section)", source=source, field=fld)
+        if spec.search.method == "nsga2":
+            raise ConfigError("an aggregate objective is solved by grid, random or differentiable search, not nsga2",
+                              source=source, field="search.method")
+        if o.sense != "min":
+            raise ConfigError(f"aggregate {o.aggregate} minimises; {o.name} is maximised", source=source, field=fld)
     if len(set(names)) != len(names):
         raise ConfigError("an objective is listed twice", source=source, field="objectives")
     if "accuracy" in names and spec.compression is None:
@@ -401,5 +431,10 @@ def load_sweep(path: str | Path | dict[str, Any], *, base_dir: str | Path | None
             raise ConfigError(exc.message, source=source, field=f"compression.recipe.{exc.field}" if exc.field
                               else "compression.recipe") from None
         base_recipe = dict(rec)
-    return Sweep(spec=spec, source=source, base_dir=bdir, base_hardware=base_hw, axes=axes, workloads=refs,
-                 objectives=objectives, constraints=constraints, base_recipe=base_recipe)
+    sweep = Sweep(spec=spec, source=source, base_dir=bdir, base_hardware=base_hw, axes=axes, workloads=refs,
+                  objectives=objectives, constraints=constraints, base_recipe=base_recipe)
+    if spec.search.method == "differentiable":
+        from .differentiable import check_spec
+
+        check_spec(sweep)
+    return sweep

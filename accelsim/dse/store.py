@@ -72,6 +72,7 @@ CREATE INDEX IF NOT EXISTS members_key ON members(key);
 CREATE TABLE IF NOT EXISTS sweeps (name TEXT PRIMARY KEY, source TEXT, spec_json TEXT, updated_at REAL);
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS claims_owner ON claims(owner);
+CREATE TABLE IF NOT EXISTS search_info (sweep TEXT PRIMARY KEY, run_id TEXT, info_json TEXT, created_at REAL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, sweep TEXT, executor TEXT, workers INTEGER, started_at REAL, finished_at REAL,
     evaluated INTEGER, skipped INTEGER, invalid INTEGER, errors INTEGER
@@ -377,6 +378,18 @@ class ResultsStore:
     def spec_of(self, sweep: str) -> dict[str, Any] | None:
         """The stored spec of ``sweep`` (with its ``_resolved`` section), or None."""
         row = self.conn.execute("SELECT spec_json FROM sweeps WHERE name = ?", (sweep,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def save_search_info(self, sweep: str, run_id: str, info: dict[str, Any]) -> None:
+        """Keep what a search learned beyond its points (aggregate weights, surrogate errors), latest run wins."""
+        with self._tx():
+            self.conn.execute("INSERT INTO search_info VALUES (?,?,?,?) ON CONFLICT(sweep) DO UPDATE SET "
+                              "run_id=excluded.run_id, info_json=excluded.info_json, created_at=excluded.created_at",
+                              (sweep, run_id, _json(info), time.time()))
+
+    def search_info(self, sweep: str) -> dict[str, Any] | None:
+        """What the latest differentiable / aggregate run of ``sweep`` stored (``workload_weights``, ...), or None."""
+        row = self.conn.execute("SELECT info_json FROM search_info WHERE sweep = ?", (sweep,)).fetchone()
         return json.loads(row[0]) if row and row[0] else None
 
     def param_names(self, sweep: str) -> list[str]:
