@@ -246,7 +246,9 @@ def overlay_front(workload: Workload, base: FpgaAccelerator, predictor: Accuracy
             cycles = int(s["latency_cycles"])
         layer_bits = {l.name: (b, b) for l in wl_b.layers if not isinstance(l, (Elementwise, Pool))}
         pts.append(FrontPoint(cycles, cycles / (hw_b.clock_mhz * 1e3), acc, layer_bits,
-                              {"est_cycles": res.est_cycles, "hardware": hardware_to_dict(res.hw)}, sim))
+                              {"est_cycles": res.est_cycles, "array": f"{res.hw.pe_in}x{res.hw.pe_out}x{res.hw.pe_pix}",
+                               "macs_per_dsp": res.hw.macs_per_dsp, "dsp": res.utilization.used["dsp"],
+                               "hardware": hardware_to_dict(res.hw)}, sim))
         if progress:
             progress(f"{b}-bit datapath: {res.hw.pe_in}x{res.hw.pe_out}x{res.hw.pe_pix}, {cycles:,} cycles")
     if not pts:
