@@ -100,21 +100,21 @@ def distillation_search(hardware: Any, *, max_latency_ms: float | None = None, m
     p0, s0 = im.nearest_baseline(data)
     rows = [GeneratorRow("nearest upscaling", "-", 0, None, p0, s0)]
     t_spec = im.uniform_spec(teacher_width, cells)
-    teacher = im.train_generator(im.Generator(t_spec), data, epochs=epochs, seed=seed)
+    teacher = im.train_generator(im.make_generator(t_spec, seed), data, epochs=epochs, seed=seed)
     rows.append(row("teacher", t_spec, teacher))
     say(f"trained the teacher {t_spec.label()}: {rows[-1].psnr_db:.2f} dB")
     hand = next((im.uniform_spec(w, cells) for w in range(teacher_width, 0, -1) if fits(im.uniform_spec(w, cells))), None)
     if hand is None:
         raise ConfigError(f"even width 1 exceeds the budget (max_macs {max_macs}, max_latency_ms {max_latency_ms})",
                           source="distillation search", field="budget")
-    h_net = im.train_generator(im.Generator(hand), data, epochs=epochs, seed=seed, teacher=teacher)
+    h_net = im.train_generator(im.make_generator(hand, seed), data, epochs=epochs, seed=seed, teacher=teacher)
     rows.append(row("hand-shrunk (distilled)", hand, h_net))
     say(f"distilled the hand-shrunk student {hand.label()}: {rows[-1].psnr_db:.2f} dB")
     res = im.search_generator(teacher, data, max_macs=max_macs, max_latency_ms=max_latency_ms,
                               latency_of=lat_of if max_latency_ms is not None else None, widths=widths,
                               kernels=kernels, ops=ops, cells=cells, population=population, generations=generations,
                               proxy_epochs=proxy_epochs, seed=seed, progress=say)
-    s_net = im.train_generator(im.Generator(res.best.spec), data, epochs=epochs, seed=seed, teacher=teacher)
+    s_net = im.train_generator(im.make_generator(res.best.spec, seed), data, epochs=epochs, seed=seed, teacher=teacher)
     rows.append(row("searched (distilled)", res.best.spec, s_net))
     say(f"distilled the searched student {res.best.spec.label()}: {rows[-1].psnr_db:.2f} dB")
     log = [{"spec": c.spec.to_dict(), "macs": c.macs, "latency_ms": c.latency_ms, "proxy_psnr_db": c.proxy_psnr}

@@ -162,6 +162,12 @@ class Generator(nn.Module):
         return F.pixel_shuffle(self.head(y), 2) + F.interpolate(x, scale_factor=2, mode="nearest")
 
 
+def make_generator(spec: GenSpec, seed: int = 0) -> Generator:
+    """``Generator(spec)`` with its initial weights drawn from ``seed`` (reproducible runs)."""
+    torch.manual_seed(seed)
+    return Generator(spec)
+
+
 def gen_workload(spec: GenSpec, batch: int = 1, name: str | None = None) -> Any:
     """The accelsim workload of ``Generator(spec)`` (layer names = module names; pixel shuffle is free)."""
     from ..workload.layer import Conv2d, Elementwise
@@ -283,6 +289,25 @@ def magnitude_scores(model: nn.Module, levels: Sequence[float]) -> dict[str, dic
         a = w.detach().abs().flatten().sort(descending=True).values
         cum = torch.cumsum(a, 0)
         out[name] = {float(d): float(cum[max(1, int(round(d * a.numel()))) - 1]) / total for d in levels}
+    return out
+
+
+def sensitivity_scores(model: nn.Module, levels: Sequence[float],
+                       metric: Callable[[nn.Module], float]) -> dict[str, dict[float, float]]:
+    """Measured proxy: layer -> {density: ``metric`` of the model with only that layer magnitude-pruned}.
+
+    One-shot (no fine-tuning); ``metric`` is higher-is-better (PSNR, accuracy). Summing it over
+    layers assumes the layers' damages add up.
+    """
+    import copy
+
+    out: dict[str, dict[float, float]] = {}
+    for name in prunable_weights(model):
+        out[name] = {}
+        for d in levels:
+            net = copy.deepcopy(model)
+            apply_masks(net, magnitude_masks(net, {name: float(d)}))
+            out[name][float(d)] = float(metric(net))
     return out
 
 
@@ -441,7 +466,7 @@ def search_generator(teacher: nn.Module, data: SRData, *, max_macs: int | None =
             if max_latency_ms is not None and lat > max_latency_ms:
                 rejected += 1
                 return None
-        net = train_generator(Generator(spec), val, epochs=proxy_epochs, seed=seed, teacher=teacher)
+        net = train_generator(make_generator(spec, seed), val, epochs=proxy_epochs, seed=seed, teacher=teacher)
         cand = Candidate(spec, macs, lat, evaluate_generator(net, val)[0])
         seen[spec] = cand
         if progress:
