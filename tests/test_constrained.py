@@ -84,3 +84,29 @@ def test_score_table_and_errors(setup):
         constrained_density_search(wl, hw, -1.0)
     with pytest.raises(ConfigError, match="no score for layer"):
         constrained_density_search(wl, hw, dense_ms * 0.9, {"conv1": {1.0: 1.0}}, levels=LEVELS)
+
+
+def test_sweep_file_hook(tmp_path):
+    """``workloads: [{constrained: {...}}]``: the pruned workload is swept and stored like any other."""
+    from accelsim.dse import load, load_sweep, run_sweep
+
+    wl, hw = get_model("tiny_cnn"), load_hardware(SPARSE)
+    dense_ms = _ms(wl, hw)
+    target = round(dense_ms * 0.7, 9)
+    sweep = {"name": "cp", "hardware": str(SPARSE), "axes": {"dram.bw_gbps": [25.6, 12.8]},
+             "workloads": ["zoo:tiny_cnn", {"constrained": {"workload": "zoo:tiny_cnn", "target_latency_ms": target,
+                                                            "levels": list(LEVELS)}}]}
+    res = run_sweep(sweep, tmp_path / "cp.sqlite", workers=1)
+    assert res.evaluated == 4
+    df = load(tmp_path / "cp.sqlite")
+    label = f"constrained:zoo:tiny_cnn@{target:g}ms"
+    assert set(df["workload"]) == {"zoo:tiny_cnn", label}
+    at_base = df[(df["workload"] == label) & (df["dram.bw_gbps"] == 25.6)]["latency_ms"].iloc[0]
+    dense = df[(df["workload"] == "zoo:tiny_cnn") & (df["dram.bw_gbps"] == 25.6)]["latency_ms"].iloc[0]
+    assert at_base <= target < dense
+    for bad, field in (({"workload": "zoo:tiny_cnn"}, "target_latency_ms"),
+                       ({"workload": "zoo:tiny_cnn", "target_latency_ms": dense_ms * 0.01}, "workloads[0].constrained"),
+                       ({"workload": "zoo:tiny_cnn", "target_latency_ms": 1, "levels": [2.0]}, "workloads[0].constrained")):
+        with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")) as exc:
+            load_sweep({**sweep, "workloads": [{"constrained": bad}]})
+        assert "\n" not in str(exc.value)

@@ -26,13 +26,17 @@ search keeps density 1 wherever the dense network already meets the target).
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import ConfigError, InfeasibleError
+from ..errors import AccelsimError, ConfigError, InfeasibleError
 
 DEFAULT_LEVELS = (1.0, 0.75, 0.5, 0.375, 0.25, 0.125)
 Score = "Callable[[str, float], float] | Mapping[str, Mapping[float, float]]"
@@ -193,3 +197,80 @@ def constrained_density_search(workload: Any, hardware: Any, target_latency_ms: 
         budget -= (got_ms - target_latency_ms) + 1e-9 * max(target_latency_ms, 1.0)
     raise InfeasibleError(f"no point within the latency target {target_latency_ms:g} ms after {max_rounds} rounds "
                           "(re-simulated latency keeps exceeding the additive estimate)")
+
+
+# --- sweep-file hook: a workload entry {constrained: {...}} ----------------------------------------
+
+class ConstrainedSpec(BaseModel):
+    """``workloads: [{constrained: {...}}]`` in a sweep file: the workload pruned by this search.
+
+    The search runs on ``hardware`` (default: the sweep's base hardware) when the sweep is loaded;
+    the pruned workload is then simulated on every point of the sweep and stored like any other.
+    The score is :func:`kept_weight_score` (a sweep file cannot carry a trained model).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    workload: str = Field(description="zoo:<name> or a workload file")
+    target_latency_ms: float = Field(gt=0)
+    levels: list[float] = Field(default_factory=lambda: list(DEFAULT_LEVELS), min_length=1)
+    kind: Literal["unstructured"] = "unstructured"
+    layers: list[str] | None = None
+    hardware: str | None = Field(None, description="hardware file to search on (default: the sweep's base hardware)")
+
+
+def constrained_ref(entry: Mapping[str, Any], base_hw: dict[str, Any], base_dir: Path, source: str,
+                    fld: str) -> dict[str, Any]:
+    """Validate a ``{constrained: {...}}`` workload entry and return the WorkloadRef fields (runs the search once)."""
+    from .._validation import validate_model
+
+    extra = [k for k in entry if k != "constrained"]
+    if extra or not isinstance(entry.get("constrained"), Mapping):
+        raise ConfigError("expected {constrained: {workload: ..., target_latency_ms: ...}} and nothing else",
+                          source=source, field=fld)
+    spec = validate_model(ConstrainedSpec, dict(entry["constrained"]), f"{source}: {fld}.constrained")
+    payload = spec.model_dump()
+    wl = payload["workload"]
+    if not wl.startswith("zoo:"):
+        wp = Path(wl).expanduser()
+        wp = wp if wp.is_absolute() else (base_dir / wp if (base_dir / wp).exists() else Path.cwd() / wp)
+        if not wp.exists():
+            raise ConfigError(f"workload file {wl!r} not found", source=source, field=f"{fld}.constrained.workload")
+        payload["workload"] = str(wp.resolve())
+    if payload["hardware"]:
+        hp = Path(payload["hardware"]).expanduser()
+        hp = hp if hp.is_absolute() else (base_dir / hp if (base_dir / hp).exists() else Path.cwd() / hp)
+        from ..hardware.io import hardware_to_dict, load_hardware
+
+        try:
+            payload["hardware"] = hardware_to_dict(load_hardware(hp))
+        except ConfigError as exc:
+            raise ConfigError(exc.message, source=source, field=f"{fld}.constrained.hardware") from None
+    else:
+        payload["hardware"] = base_hw
+    try:
+        constrained_workload(payload)
+    except AccelsimError as exc:
+        msg = getattr(exc, "message", str(exc))
+        raise ConfigError(msg, source=source, field=f"{fld}.constrained") from None
+    label = f"constrained:{spec.workload}@{spec.target_latency_ms:g}ms"
+    return {"label": label, "constrained": payload}
+
+
+def constrained_workload(payload: Mapping[str, Any]) -> Any:
+    """The pruned workload a ``{constrained: ...}`` entry stands for (memoised per process)."""
+    return _constrained_cached(json.dumps(payload, sort_keys=True, default=str))
+
+
+@lru_cache(maxsize=16)
+def _constrained_cached(key: str) -> Any:
+    from ..hardware.io import hardware_from_dict
+    from ..workload.io import load_workload
+
+    p = json.loads(key)
+    wl = load_workload(p["workload"])
+    hw = hardware_from_dict(dict(p["hardware"]))
+    res = constrained_density_search(wl, hw, p["target_latency_ms"], levels=p["levels"], layers=p["layers"],
+                                     kind=p["kind"])
+    return res.workload.with_layers(list(res.workload.layers),
+                                    name=f"{wl.name}[constrained {p['target_latency_ms']:g} ms]")
