@@ -12,8 +12,8 @@ For each network and each latency target (a fraction of the dense network's simu
    accuracy proxy subject to simulated latency <= target, and re-simulates the result. Two
    proxies: the retained weight magnitude of the whole network
    (:func:`accelsim.frontend.imaging.magnitude_scores`) and the measured one-shot sensitivity
-   (:func:`accelsim.frontend.imaging.sensitivity_scores`: PSNR / accuracy with only that layer
-   pruned to that density, summed over layers);
+   (:func:`accelsim.frontend.imaging.sensitivity_scores`: PSNR / accuracy on 300 training images
+   with only that layer pruned to that density, summed over layers);
 2. the trained network is magnitude-pruned to those densities and fine-tuned with the masks fixed
    (``--finetune-epochs``), then *measured*: PSNR/SSIM on held-out digits for the 2x
    super-resolution generator, top-1 accuracy for the TinyCNN classifier;
@@ -108,8 +108,10 @@ def main() -> int:
     for title, net, wl, quality, dense_q, metric in cases:
         dense_ms = ms(wl)
         names = [l.name for l in wl.layers if l.op in ("conv2d", "linear")]
-        one_shot = (lambda m: im.evaluate_generator(m, sr)[0]) if net is gen else (
-            lambda m: im.classifier_accuracy(m, digits.x_test[:200], digits.y_test[:200]))
+        # the sensitivity proxy is measured on training pairs (the test split only scores the results)
+        sr_calib = im.SRData(sr.lr_train, sr.hr_train, sr.lr_train[:300], sr.hr_train[:300])
+        one_shot = (lambda m: im.evaluate_generator(m, sr_calib)[0]) if net is gen else (
+            lambda m: im.classifier_accuracy(m, digits.x_train[:300], digits.y_train[:300]))
         proxies = {"magnitude": im.magnitude_scores(net, LEVELS), "sensitivity": im.sensitivity_scores(net, LEVELS, one_shot)}
         out += [f"**{title}** (dense: {dense_ms * 1e3:.2f} us simulated, {metric} {dense_q})", "",
                 f"| target | proxy | re-simulated | per-layer density ({', '.join(names)}) | {metric} "

@@ -116,8 +116,10 @@ def _score_fn(score: Any) -> Callable[[str, float], float]:
                       source="constrained search", field="score")
 
 
-def _mckp(lat: np.ndarray, val: np.ndarray, budget: float) -> np.ndarray | None:
-    """Exact multiple-choice knapsack: pick one level per row maximising value within the latency budget."""
+def _mckp(lat: np.ndarray, val: np.ndarray, budget: float, dens: np.ndarray) -> np.ndarray | None:
+    """Exact multiple-choice knapsack: pick one level per row maximising value within the latency budget.
+
+    Ties in value go to the denser choice (a flat proxy is no reason to prune more)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     L, K = lat.shape
@@ -126,8 +128,8 @@ def _mckp(lat: np.ndarray, val: np.ndarray, budget: float) -> np.ndarray | None:
     for i in range(L):
         A_one[i, i * K:(i + 1) * K] = 1.0
     cons = [LinearConstraint(A_one, 1, 1), LinearConstraint(lat.reshape(1, n), -np.inf, budget)]
-    # tie-break towards lower latency (adds < 1e-9 of the value range)
-    c = -val.reshape(n) + 1e-9 * lat.reshape(n) / max(float(lat.max()), 1e-30)
+    # tie-break towards higher density (weight 1e-7 of the largest value, spread over the layers)
+    c = -val.reshape(n) - 1e-7 * max(float(np.abs(val).max()), 1e-30) / L * dens.reshape(n)
     res = milp(c, integrality=np.ones(n), bounds=Bounds(0, 1), constraints=cons, options={"mip_rel_gap": 0.0})
     if res.x is None:
         return None
@@ -177,7 +179,7 @@ def constrained_density_search(workload: Any, hardware: Any, target_latency_ms: 
     val = np.array([[fn(n, d) for d in lv] for n in names])
     budget = target_latency_ms - fixed_ms
     for rnd in range(1, max_rounds + 1):
-        pick = _mckp(lat, val, budget)
+        pick = _mckp(lat, val, budget, np.tile(np.array(lv), (len(names), 1)))
         if pick is None:
             raise InfeasibleError(f"latency target {target_latency_ms:g} ms is below what the sparsest levels reach "
                                   f"({sparsest_ms:.4g} ms at density {lv[-1]:g} on {hardware.name}); raise the target "
