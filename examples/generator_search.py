@@ -61,7 +61,7 @@ def main() -> int:
     teacher_macs = count_macs(uniform_spec(args.teacher_width))
     budget_ms = args.budget * teacher_ms if args.budget_kind == "latency" else None
     budget_macs = int(args.budget * teacher_macs) if args.budget_kind == "macs" else None
-    progress = Progress(total=3 + args.population * (1 + args.generations))
+    progress = Progress()  # one line per trained network and distilled candidate (their number depends on the search)
     rep = distillation_search(hw, max_latency_ms=budget_ms, max_macs=budget_macs, teacher_width=args.teacher_width,
                               epochs=args.epochs,
                               population=args.population, generations=args.generations,

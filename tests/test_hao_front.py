@@ -176,3 +176,25 @@ def test_cli_front(run_cli, tmp_path):
     code, _, err = run_cli("fpga-optimize", "-w", "zoo:tiny_cnn", "--device", "zu3eg", "--front",
                            "--predictor", tmp_path / "p.json", "--bits", "3,8")
     assert code == 2 and err.count("\n") == 1 and "bits" in err
+
+
+def test_example_measures_fits_and_solves(tmp_path, monkeypatch, capsys):
+    """examples/hao_front.py end to end at a small scale: measured points -> predictor -> fronts."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        ex = importlib.import_module("hao_front")
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    out = tmp_path / "p.json"
+    monkeypatch.setattr(sys, "argv", ["hao_front.py", "--epochs", "2", "--bits", "4,8", "--pipeline-budgets", "dsp=16",
+                                      "--predictor-out", str(out)])
+    assert ex.main() == 0
+    text = capsys.readouterr().out
+    pred = AccuracyPredictor.load(out)
+    assert pred.n_train + pred.n_test == 8 and pred.holdout_mae == pred.holdout_mae  # measured, not NaN
+    assert f"MAE {pred.holdout_mae:.4f}" in text and "| dsp=16 |" in text and "us |" in text
