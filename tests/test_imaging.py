@@ -84,3 +84,23 @@ def test_generator_search_respects_the_budget():
         search_generator(teacher, d, max_macs=10, widths=(8,), cells=2, population=2)
     with pytest.raises(ConfigError, match="op"):
         GenSpec(4, (Cell(4, 3, "bogus"),))
+
+
+def test_distillation_search_report_respects_the_latency_budget():
+    from accelsim.dse import distillation_search
+    from accelsim.dse.distill import simulated_latency_ms
+    from accelsim.hardware.io import load_hardware
+    from pathlib import Path
+
+    hw = load_hardware(Path(__file__).resolve().parent.parent / "hw_configs" / "systolic_32x32_os_256kb.yaml")
+    teacher_ms = simulated_latency_ms(hw)(gen_workload(uniform_spec(8, 2)))
+    budget = 0.6 * teacher_ms
+    rep = distillation_search(hw, max_latency_ms=budget, teacher_width=8, cells=2, epochs=1, widths=(2, 4, 6),
+                              kernels=(1, 3), population=2, generations=1, proxy_epochs=1)
+    roles = [r.role for r in rep.rows]
+    assert roles == ["nearest upscaling", "teacher", "hand-shrunk (distilled)", "searched (distilled)"]
+    teacher, hand, searched = rep.rows[1:]
+    assert teacher.latency_ms == pytest.approx(teacher_ms)
+    assert hand.latency_ms <= budget and searched.latency_ms <= budget
+    assert all(c["latency_ms"] <= budget for c in rep.search_log)
+    assert "| teacher |" in rep.text() and rep.to_dict()["budget"]["max_latency_ms"] == budget

@@ -81,7 +81,11 @@ def distillation_search(hardware: Any, *, max_latency_ms: float | None = None, m
     """Teacher vs hand-shrunk vs searched students under the budget (module doc)."""
     if max_latency_ms is None and max_macs is None:
         raise ConfigError("give max_latency_ms and/or max_macs", source="distillation search", field="budget")
-    from ..frontend import imaging as im
+    try:
+        from ..frontend import imaging as im
+    except ImportError:
+        raise ConfigError("the generator search trains networks: it needs torch (pip install 'accelsim[torch]')",
+                          source="distillation search") from None
 
     t0 = time.perf_counter()
     im.set_threads(1)
