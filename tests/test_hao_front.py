@@ -166,11 +166,13 @@ def test_cli_front(run_cli, tmp_path):
     samples, accs = _synthetic(names, bits=(4, 8))
     fit_predictor(samples, accs).save(tmp_path / "p.json")
     code, out, err = run_cli("fpga-optimize", "-w", "zoo:tiny_cnn", "--device", "zu3eg", "--front", "--mode", "pipeline",
-                             "--predictor", tmp_path / "p.json", "--parallel", "1,4,16", "--out", tmp_path / "f.json")
+                             "--predictor", tmp_path / "p.json", "--parallel", "1,4,16", "--out", tmp_path / "f.json",
+                             "--plot", tmp_path / "f.png")
     assert code == 0, err
     assert "accuracy-latency front on zu3eg (pipeline" in out
     data = json.loads((tmp_path / "f.json").read_text())
     assert data["points"] and all("bits" in p for p in data["points"])
+    assert (tmp_path / "f.png").stat().st_size > 1000
     code, _, err = run_cli("fpga-optimize", "-w", "zoo:tiny_cnn", "--device", "zu3eg", "--front")
     assert code == 2 and err.count("\n") == 1 and "--predictor" in err
     code, _, err = run_cli("fpga-optimize", "-w", "zoo:tiny_cnn", "--device", "zu3eg", "--front",

@@ -169,6 +169,9 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
                                    optimize_overlay, optimize_pipeline)
 
     _check_outputs(args)
+    if args.plot and not args.front:
+        raise ConfigError("--plot draws the --front; add --front --predictor FILE", source="fpga-optimize",
+                          field="--plot")
     if args.front and not args.predictor:
         raise ConfigError("--front needs --predictor FILE.json (an accuracy predictor fitted on measured points, "
                           "e.g. written by examples/hao_front.py)", source="fpga-optimize", field="--predictor")
@@ -262,6 +265,11 @@ def _cmd_front(args: argparse.Namespace, wl: Any, base: Any, layers: list[str] |
     if args.out:
         atomic_write_text(args.out, json.dumps(front.to_dict(), indent=1, default=float))
         print(f"wrote {args.out}", file=sys.stderr)
+    if args.plot:
+        from .front import plot_front
+
+        plot_front(front, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
     print(json.dumps(front.to_dict(), indent=1, default=float) if args.format == "json" else front.text())
     return 0
 
@@ -301,5 +309,6 @@ def register(subparsers: Any) -> None:
                    help="accuracy-latency Pareto front with bit widths as decisions (needs --predictor)")
     p.add_argument("--predictor", help="accuracy predictor JSON (accelsim.dse.fpga.predictor) for --front")
     p.add_argument("--bits", help="--front: candidate bit widths, e.g. 4,8 (default: the predictor's)")
+    p.add_argument("--plot", help="--front: plot accuracy vs latency (PNG/PDF/SVG)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=_cmd_optimize)

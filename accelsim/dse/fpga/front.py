@@ -255,3 +255,30 @@ def overlay_front(workload: Workload, base: FpgaAccelerator, predictor: Accuracy
         raise InfeasibleError(f"no overlay configuration fits {base.device.name} at any of the bit widths {list(bits)}")
     return Front("overlay", base.device.name, non_dominated(pts), time.perf_counter() - t0, len(pts),
                  predictor.holdout_mae)
+
+
+def plot_front(front: Front, path: Any, title: str = "") -> None:
+    """Accuracy vs latency of the front points (PNG/PDF/SVG by extension), written atomically."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..._validation import atomic_write_bytes
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    xs = [p.latency_ms * 1e3 for p in front.points]
+    ys = [p.predicted_accuracy for p in front.points]
+    ax.step(xs, ys, where="post", color="0.6", lw=0.8)
+    ax.scatter(xs, ys, zorder=3)
+    for p, x, y in zip(front.points, xs, ys):
+        ax.annotate("/".join(str(w) for w, _ in p.bits.values()), (x, y), fontsize=7, xytext=(3, -9),
+                    textcoords="offset points")
+    ax.set_xlabel("simulated latency (us)" if any(p.simulated for p in front.points) else "frame interval (us)")
+    ax.set_ylabel("predicted accuracy")
+    ax.set_title(title or f"accuracy-latency front on {front.device} ({front.mode})")
+    fig.tight_layout()
+    atomic_write_bytes(path, lambda tmp: fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=120))
+    plt.close(fig)
