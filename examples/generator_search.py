@@ -48,6 +48,8 @@ def main() -> int:
     ap.add_argument("--proxy-epochs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the report (all candidates) as JSON")
+    ap.add_argument("--save-workloads", metavar="DIR",
+                    help="write teacher/hand_shrunk/searched workload YAMLs (list them in a sweep file's workloads)")
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
 
@@ -72,6 +74,9 @@ def main() -> int:
             f"({args.proxy_epochs} epochs each), {rep.rejected_over_budget} samples rejected over budget before training; "
             f"{rep.seconds:.0f} s in total.\n\n" + rep.text())
     print(text)
+    if args.save_workloads:
+        for path in rep.save_workloads(args.save_workloads):
+            print(f"wrote {path}", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps(rep.to_dict(), indent=1))
     if args.write_docs:

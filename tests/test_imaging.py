@@ -104,3 +104,23 @@ def test_distillation_search_report_respects_the_latency_budget():
     assert hand.latency_ms <= budget and searched.latency_ms <= budget
     assert all(c["latency_ms"] <= budget for c in rep.search_log)
     assert "| teacher |" in rep.text() and rep.to_dict()["budget"]["max_latency_ms"] == budget
+
+
+def test_distilled_workloads_feed_a_sweep(tmp_path):
+    """The searched networks are saved as workload files that a sweep file lists (the sweep-file path)."""
+    from pathlib import Path
+
+    from accelsim.dse import distillation_search, load, run_sweep
+    from accelsim.hardware.io import load_hardware
+
+    hwp = Path(__file__).resolve().parent.parent / "hw_configs" / "systolic_32x32_os_256kb.yaml"
+    rep = distillation_search(load_hardware(hwp), max_macs=count_macs(uniform_spec(4, 2)), teacher_width=6, cells=2,
+                              epochs=1, widths=(2, 4), kernels=(1, 3), population=2, generations=0, proxy_epochs=1)
+    paths = rep.save_workloads(tmp_path / "wl")
+    assert sorted(p.name for p in paths) == ["hand_shrunk.yaml", "searched.yaml", "teacher.yaml"]
+    res = run_sweep({"name": "gen", "hardware": str(hwp), "axes": {"rows": [16, 32]},
+                     "workloads": [str(p) for p in paths]}, tmp_path / "g.sqlite", workers=1)
+    assert res.evaluated == 6
+    df = load(tmp_path / "g.sqlite")
+    row = df[(df["workload"] == str(paths[-1])) & (df["rows"] == 32)]
+    assert int(row["macs"].iloc[0]) == {r.role: r for r in rep.rows}["searched (distilled)"].macs

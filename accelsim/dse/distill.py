@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import ConfigError
@@ -47,6 +48,20 @@ class DistillReport:
     seconds: float
     hardware: str
     search_log: list[dict[str, Any]] = field(default_factory=list)
+    workloads: dict[str, Any] = field(default_factory=dict)  # role -> accelsim workload of that network
+
+    def save_workloads(self, directory: str | Path) -> list[Path]:
+        """Write each network's workload as YAML (``teacher.yaml``, ``hand_shrunk.yaml``, ``searched.yaml``)
+        so a sweep file can list them under ``workloads``; returns the paths."""
+        from ..workload.io import save_workload
+
+        out = []
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for role, wl in self.workloads.items():
+            path = Path(directory) / f"{role}.yaml"
+            save_workload(wl, path)
+            out.append(path)
+        return out
 
     def text(self) -> str:
         lines = [f"| network | spec | MACs | simulated latency ({self.hardware}) | PSNR dB | SSIM |",
@@ -123,5 +138,7 @@ def distillation_search(hardware: Any, *, max_latency_ms: float | None = None, m
     say(f"distilled the searched student {res.best.spec.label()}: {rows[-1].psnr_db:.2f} dB")
     log = [{"spec": c.spec.to_dict(), "macs": c.macs, "latency_ms": c.latency_ms, "proxy_psnr_db": c.proxy_psnr}
            for c in res.evaluated]
+    wls = {role: im.gen_workload(spec, name=f"sr_{role}")
+           for role, spec in (("teacher", t_spec), ("hand_shrunk", hand), ("searched", res.best.spec))}
     return DistillReport(rows, {"max_latency_ms": max_latency_ms, "max_macs": max_macs}, len(res.evaluated),
-                         res.rejected_over_budget, time.perf_counter() - t0, hardware.name, log)
+                         res.rejected_over_budget, time.perf_counter() - t0, hardware.name, log, wls)
