@@ -4,6 +4,7 @@ Rerun (seeded, CPU, a few minutes on 2 cores)::
 
     python examples/generator_search.py                # prints the table
     python examples/generator_search.py --write-docs   # also refreshes the table in docs/dse.md
+    python examples/generator_search.py --budget-kind macs --write-docs   # the MAC-budget table
 
 Task: 2x super-resolution of downsampled scikit-learn digits (:mod:`accelsim.frontend.imaging`).
 A teacher generator (3 cells of ``--teacher-width`` 3x3 convs) is trained on the high-resolution
@@ -80,7 +81,9 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(rep.to_dict(), indent=1))
     if args.write_docs:
-        write_docs_block(DOCS, MARKER, text, "`python examples/generator_search.py --write-docs`")
+        marker = MARKER if args.budget_kind == "latency" else MARKER + "-macs"
+        cmd = "python examples/generator_search.py" + ("" if args.budget_kind == "latency" else " --budget-kind macs")
+        write_docs_block(DOCS, marker, text, f"`{cmd} --write-docs`")
     return 0
 
 
