@@ -110,3 +110,28 @@ def test_sweep_file_hook(tmp_path):
         with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")) as exc:
             load_sweep({**sweep, "workloads": [{"constrained": bad}]})
         assert "\n" not in str(exc.value)
+
+
+def test_non_additive_latency_is_caught_by_re_simulation(setup, monkeypatch):
+    """If the whole network is slower than the sum of its priced layers, the search tightens and retries."""
+    import accelsim.api as api
+    from types import SimpleNamespace
+
+    wl, hw, dense_ms = setup
+    real = api.simulate
+    penalty = 150  # cycles added to any network with a pruned layer, invisible in the per-layer prices
+
+    def skewed(workload, hardware, **kw):
+        rep = real(workload, hardware, **kw)
+        pruned = any(l.compression.sparsity.density < 1 for l in workload.layers)
+        mixed = len({l.compression.sparsity.density for l in workload.layers if l.op in ("conv2d", "linear")}) > 1
+        extra = penalty if pruned and mixed else 0
+        return SimpleNamespace(latency_cycles=rep.latency_cycles + extra, clock_mhz=rep.clock_mhz, layers=rep.layers)
+
+    monkeypatch.setattr(api, "simulate", skewed)
+    target = dense_ms * 0.8
+    res = constrained_density_search(wl, hw, target, levels=LEVELS)
+    assert res.latency_ms <= target
+    assert skewed(apply_densities(wl, res.densities), hw, compare_dense=False).latency_cycles / 1e6 == pytest.approx(
+        res.latency_ms)
+    assert res.rounds >= 2  # the first knapsack answer was over the target once re-simulated

@@ -11,8 +11,9 @@ Method (exact for the additive model, then verified):
    of its layers' -- checked in step 3, not assumed).
 2. Solve the multiple-choice knapsack ``max sum_l score_l(d_l)  s.t.  sum_l lat_l(d_l) <= budget``
    exactly (``scipy.optimize.milp``, binaries ``x_{l,k}``, one level per layer).
-3. Re-simulate the chosen network. If it exceeds the target, shrink the budget by the excess and
-   go back to 2 (at most ``max_rounds`` times). The returned point's latency is always the
+3. Re-simulate the chosen network. If it exceeds the target, lower the budget to the pick's
+   additive estimate minus its excess (so that pick is excluded) and go back to 2 (at most
+   ``max_rounds`` times). The returned point's latency is always the
    re-simulated one and never exceeds the target; when none fits, :class:`InfeasibleError` says
    how far the sparsest network is from the target.
 
@@ -190,13 +191,15 @@ def constrained_density_search(workload: Any, hardware: Any, target_latency_ms: 
         sims += 1
         got_ms = rep.latency_cycles / (rep.clock_mhz * 1e3)
         if progress:
-            progress(f"round {rnd}: budget {budget + fixed_ms:.4f} ms -> re-simulated {got_ms:.4f} ms")
+            progress(f"round {rnd}: budget {budget + fixed_ms:.6g} ms -> re-simulated {got_ms:.6g} ms ({dens})")
         if got_ms <= target_latency_ms:
             total = float(sum(val[i, int(k)] for i, k in enumerate(pick)))
             return ConstrainedResult(dens, got_ms, target_latency_ms, total, dense_ms, sparsest_ms, sims, rnd,
                                      time.perf_counter() - t0, wl,
                                      {n: dict(zip(lv, map(float, lat[i]))) for i, n in enumerate(names)})
-        budget -= (got_ms - target_latency_ms) + 1e-9 * max(target_latency_ms, 1.0)
+        # the pick's additive estimate must drop by its excess: this excludes the same pick next round
+        est_ms = float(sum(lat[i, int(k)] for i, k in enumerate(pick)))
+        budget = min(budget, est_ms - (got_ms - target_latency_ms)) - 1e-12 * max(target_latency_ms, 1.0)
     raise InfeasibleError(f"no point within the latency target {target_latency_ms:g} ms after {max_rounds} rounds "
                           "(re-simulated latency keeps exceeding the additive estimate)")
 
