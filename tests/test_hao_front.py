@@ -117,7 +117,9 @@ def test_pipeline_front_equals_brute_force(seed, dsp):
     ref = exhaustive_pipeline_front(wl, base, pred, space)
     key = lambda f: [(p.latency_cycles, round(p.predicted_accuracy, 9)) for p in f.points]  # noqa: E731
     assert key(got) == key(ref)
-    assert len(got.points) >= 2
+    assert len(got.points) >= 2 and got.complete == "yes"
+    capped = pipeline_front(wl, base, pred, space, max_points=1)
+    assert len(capped.points) == 1 and "max_points" in capped.complete and "INCOMPLETE" in capped.text()
     # non-dominated and consistent: faster <=> less accurate; each point's accuracy is the predictor's
     for a, b in zip(got.points, got.points[1:]):
         assert a.latency_cycles < b.latency_cycles and a.predicted_accuracy < b.predicted_accuracy

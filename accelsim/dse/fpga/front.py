@@ -64,11 +64,13 @@ class Front:
     seconds: float
     solves: int = 0
     predictor_holdout_mae: float = float("nan")
+    complete: str = "yes"  # or why the front may miss points (time limit, max_points)
 
     def text(self) -> str:
         sim = any(p.simulated for p in self.points)
         lines = [f"accuracy-latency front on {self.device} ({self.mode}, {len(self.points)} points, {self.solves} solves, "
-                 f"{self.seconds:.2f} s; predictor held-out MAE {self.predictor_holdout_mae:.4f})",
+                 f"{self.seconds:.2f} s; predictor held-out MAE {self.predictor_holdout_mae:.4f})"
+                 + ("" if self.complete == "yes" else f"\n  INCOMPLETE: {self.complete}"),
                  f"  {'latency ms':>10} {'cycles':>12} {'pred. acc':>9}  {'simulated ms' if sim else '':>12}  bits per layer"]
         for p in self.points:
             bits = " ".join(f"{w}/{a}" for w, a in p.bits.values())
@@ -78,6 +80,7 @@ class Front:
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "device": self.device, "seconds": self.seconds, "solves": self.solves,
+                "complete": self.complete,
                 "predictor_holdout_mae": self.predictor_holdout_mae,
                 "points": [{"latency_cycles": p.latency_cycles, "latency_ms": p.latency_ms,
                             "predicted_accuracy": p.predicted_accuracy,
@@ -143,6 +146,7 @@ def pipeline_front(workload: Workload, base: FpgaAccelerator, predictor: Accurac
     points: list[FrontPoint] = []
     floor = -math.inf
     solves = 0
+    complete = "yes"
 
     def picks_of(x: np.ndarray) -> list[StageOption]:
         return [opts[next(ci for ci in range(len(opts)) if round(x[x_idx[li, ci]]) == 1)]
@@ -153,9 +157,13 @@ def pipeline_front(workload: Workload, base: FpgaAccelerator, predictor: Accurac
         r1 = _solve(c, integrality, lb, ub, all_rows + extra, time_limit_s)
         solves += 1
         if r1.x is None:
-            if not points and r1.status != 1:
+            if r1.status == 1:
+                complete = f"solver time limit ({time_limit_s} s) reached above accuracy {floor:.4f}"
+            elif not points:
                 raise InfeasibleError(f"no pipeline configuration fits {base.device.name} under the budget")
             break
+        if r1.status != 0:
+            complete = "a solve stopped at its time limit (that point may not be optimal)"
         t_star = max(max(o.cycles for o in picks_of(r1.x)), prob.dram_cycles)
         ub2 = ub.copy()
         ub2[0] = t_star
@@ -174,8 +182,10 @@ def pipeline_front(workload: Workload, base: FpgaAccelerator, predictor: Accurac
         floor = a_star + EPS_ACC
         if not acc_row:
             break
+    else:
+        complete = f"stopped at max_points={max_points}"
     return Front("pipeline", base.device.name, non_dominated(points), time.perf_counter() - t0, solves,
-                 predictor.holdout_mae)
+                 predictor.holdout_mae, complete)
 
 
 def exhaustive_pipeline_front(workload: Workload, base: FpgaAccelerator, predictor: AccuracyPredictor,
