@@ -202,3 +202,24 @@ def test_example_measures_fits_and_solves(tmp_path, monkeypatch, capsys):
     pred = AccuracyPredictor.load(out)
     assert pred.n_train + pred.n_test == 8 and pred.holdout_mae == pred.holdout_mae  # measured, not NaN
     assert f"MAE {pred.holdout_mae:.4f}" in text and "| dsp=16 |" in text and "us |" in text
+
+
+def test_overlay_width_decision_equals_brute_force():
+    """The overlay's datapath width (one-hot, solved by decomposition) against exhaustive enumeration."""
+    from accelsim.dse.fpga.ilp import exhaustive_overlay
+    from accelsim.hardware.fpga import FpgaAccelerator
+
+    wl = _rand_wl(5)
+    names = [l.name for l in wl.layers]
+    pred = fit_predictor(*_synthetic(names, bits=(4, 8)))
+    base = fpga(budget={"dsp": 30, "bram18": 80})
+    space = OverlaySpace(pe_in=(4, 8, 16), pe_out=(4, 8), pe_pix=(1, 2), depths=(512, 1024, 2048), memories=("bram",))
+    front = overlay_front(wl, base, pred, (4, 8), space, simulate=False)
+    best = {}
+    for b in (4, 8):
+        hw_b = FpgaAccelerator.model_validate({**base.model_dump(), "weight_bits": b, "act_bits": b})
+        best[b] = exhaustive_overlay(with_uniform_bits(wl, b, b), hw_b, space).est_cycles
+    for p in front.points:
+        assert p.latency_cycles == p.detail["est_cycles"] == best[p.bits["c0"][0]]
+    # the fastest point is the best over both widths (the joint optimum of the width decision)
+    assert front.points[0].latency_cycles == min(best.values())
