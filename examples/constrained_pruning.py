@@ -11,8 +11,8 @@ For each network and each latency target (a fraction of the dense network's simu
 1. :func:`accelsim.dse.constrained_density_search` picks one density per layer maximising an
    accuracy proxy subject to simulated latency <= target, and re-simulates the result. Two
    proxies: the retained weight magnitude of the whole network
-   (:func:`accelsim.frontend.imaging.magnitude_scores`) and the measured one-shot sensitivity
-   (:func:`accelsim.frontend.imaging.sensitivity_scores`: PSNR / accuracy on 300 training images
+   (:func:`accelsim.frontend.layerwise.magnitude_scores`) and the measured one-shot sensitivity
+   (:func:`accelsim.frontend.layerwise.sensitivity_scores`: PSNR / accuracy on 300 training images
    with only that layer pruned to that density, summed over layers);
 2. the trained network is magnitude-pruned to those densities and fine-tuned with the masks fixed
    (``--finetune-epochs``), then *measured*: PSNR/SSIM on held-out digits for the 2x
@@ -57,6 +57,7 @@ def main() -> int:
     from accelsim.dse import apply_densities, constrained_density_search
     from accelsim.errors import InfeasibleError
     from accelsim.frontend import imaging as im
+    from accelsim.frontend import layerwise as lw
     from accelsim.frontend.models import TinyCNN
     from accelsim.frontend.training import load_digits_data
     from accelsim.hardware.io import load_hardware
@@ -78,30 +79,30 @@ def main() -> int:
     sr_wl = im.gen_workload(spec, name="sr_generator")
     digits = load_digits_data(seed=args.seed)
     torch.manual_seed(args.seed)
-    cnn = im.train_classifier(TinyCNN(), digits.x_train, digits.y_train, epochs=30, seed=args.seed)
+    cnn = lw.train_classifier(TinyCNN(), digits.x_train, digits.y_train, epochs=30, seed=args.seed)
     progress.step("trained the SR generator and the classifier")
 
     def sr_quality(net, densities) -> str:  # noqa: ANN001
         net = copy.deepcopy(net)
-        masks = im.magnitude_masks(net, densities)
-        im.apply_masks(net, masks)
+        masks = lw.magnitude_masks(net, densities)
+        lw.apply_masks(net, masks)
         im.train_generator(net, sr, epochs=args.finetune_epochs, lr=1e-3, seed=args.seed, masks=masks)
         p, s = im.evaluate_generator(net, sr)
         return f"{p:.2f} dB / {s:.4f}"
 
     def cls_quality(net, densities) -> str:  # noqa: ANN001
         net = copy.deepcopy(net)
-        masks = im.magnitude_masks(net, densities)
-        im.apply_masks(net, masks)
-        im.train_classifier(net, digits.x_train, digits.y_train, epochs=args.finetune_epochs, lr=1e-3,
+        masks = lw.magnitude_masks(net, densities)
+        lw.apply_masks(net, masks)
+        lw.train_classifier(net, digits.x_train, digits.y_train, epochs=args.finetune_epochs, lr=1e-3,
                             seed=args.seed, masks=masks)
-        return f"{im.classifier_accuracy(net, digits.x_test, digits.y_test):.4f}"
+        return f"{lw.classifier_accuracy(net, digits.x_test, digits.y_test):.4f}"
 
     p0, s0 = im.evaluate_generator(gen, sr)
     nb = im.nearest_baseline(sr)
     cases = [("SR generator " + spec.label(), gen, sr_wl, sr_quality, f"{p0:.2f} dB / {s0:.4f}", "PSNR / SSIM"),
              ("TinyCNN classifier", cnn, get_model("tiny_cnn"), cls_quality,
-              f"{im.classifier_accuracy(cnn, digits.x_test, digits.y_test):.4f}", "top-1")]
+              f"{lw.classifier_accuracy(cnn, digits.x_test, digits.y_test):.4f}", "top-1")]
     progress.step("measured the dense networks")
     out = [f"Hardware: {hw.name}. Nearest-neighbour upscaling: {nb[0]:.2f} dB / {nb[1]:.4f}. Density levels "
            f"{', '.join(f'{x:g}' for x in LEVELS)}; fine-tuning {args.finetune_epochs} epochs with masks fixed.", ""]
@@ -111,8 +112,8 @@ def main() -> int:
         # the sensitivity proxy is measured on training pairs (the test split only scores the results)
         sr_calib = im.SRData(sr.lr_train, sr.hr_train, sr.lr_train[:300], sr.hr_train[:300])
         one_shot = (lambda m: im.evaluate_generator(m, sr_calib)[0]) if net is gen else (
-            lambda m: im.classifier_accuracy(m, digits.x_train[:300], digits.y_train[:300]))
-        proxies = {"magnitude": im.magnitude_scores(net, LEVELS), "sensitivity": im.sensitivity_scores(net, LEVELS, one_shot)}
+            lambda m: lw.classifier_accuracy(m, digits.x_train[:300], digits.y_train[:300]))
+        proxies = {"magnitude": lw.magnitude_scores(net, LEVELS), "sensitivity": lw.sensitivity_scores(net, LEVELS, one_shot)}
         out += [f"**{title}** (dense: {dense_ms * 1e3:.2f} us simulated, {metric} {dense_q})", "",
                 f"| target | proxy | re-simulated | per-layer density ({', '.join(names)}) | {metric} "
                 f"| uniform density meeting target | uniform {metric} |",

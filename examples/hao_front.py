@@ -8,7 +8,7 @@ Rerun (seeded, CPU, well under a minute on 2 cores)::
 1. Train :class:`accelsim.frontend.models.TinyCNN` on scikit-learn digits (Adam, 30 epochs).
 2. *Measure* the test accuracy of every per-layer bit-width assignment (weights and activations of
    a layer at the same width, from ``--bits``; fake quantisation of
-   :func:`accelsim.frontend.imaging.fake_quant_model`).
+   :func:`accelsim.frontend.layerwise.fake_quant_model`).
 3. Fit the additive accuracy predictor (:mod:`accelsim.dse.fpga.predictor`) and report its error on
    the held-out 25 % of the measured configurations.
 4. Overlay front (one datapath width, each point re-simulated by the FPGA engine) and pipeline
@@ -52,6 +52,7 @@ def main() -> int:
     from accelsim.dse.fpga.ilp import PipelineSpace
     from accelsim.dse.fpga.predictor import fit_predictor
     from accelsim.frontend import imaging as im
+    from accelsim.frontend import layerwise as lw
     from accelsim.frontend.models import TinyCNN
     from accelsim.frontend.training import load_digits_data
     from accelsim.workload.zoo import get_model
@@ -63,14 +64,14 @@ def main() -> int:
     import torch
 
     torch.manual_seed(args.seed)
-    net = im.train_classifier(TinyCNN(), data.x_train, data.y_train, epochs=args.epochs, seed=args.seed)
-    float_acc = im.classifier_accuracy(net, data.x_test, data.y_test)
+    net = lw.train_classifier(TinyCNN(), data.x_train, data.y_train, epochs=args.epochs, seed=args.seed)
+    float_acc = lw.classifier_accuracy(net, data.x_test, data.y_test)
     progress.step(f"trained TinyCNN: float accuracy {float_acc:.4f}")
     names = ["conv1", "conv2", "fc"]
     calib = data.x_train[:256]
 
     def measure(cfg: dict[str, tuple[int, int]]) -> float:
-        return im.classifier_accuracy(im.fake_quant_model(net, cfg, calib), data.x_test, data.y_test)
+        return lw.classifier_accuracy(lw.fake_quant_model(net, cfg, calib), data.x_test, data.y_test)
 
     samples, accs = [], []
     for combo in itertools.product(bits, repeat=len(names)):

@@ -8,9 +8,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from accelsim.errors import ConfigError  # noqa: E402
-from accelsim.frontend.imaging import (Cell, GenSpec, Generator, count_macs, fake_quant_model, gen_workload,  # noqa: E402
-                                       load_sr_digits, magnitude_masks, magnitude_scores, psnr, search_generator,
-                                       ssim, uniform_spec)
+from accelsim.frontend.gen_search import search_generator  # noqa: E402
+from accelsim.frontend.imaging import (Cell, GenSpec, Generator, count_macs, gen_workload, load_sr_digits,  # noqa: E402
+                                       psnr, ssim, uniform_spec)
+from accelsim.frontend.layerwise import fake_quant_model, magnitude_masks, magnitude_scores  # noqa: E402
 
 SPECS = [uniform_spec(8), GenSpec(4, (Cell(8, 5, "dwsep"), Cell(8, 3, "res"), Cell(4, 1, "conv"))),
          GenSpec(6, (Cell(6, 3, "res"), Cell(12, 1, "dwsep")))]

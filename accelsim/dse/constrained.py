@@ -18,7 +18,7 @@ Method (exact for the additive model, then verified):
    how far the sparsest network is from the target.
 
 The score is the caller's accuracy proxy ``score(layer, density) -> float`` (e.g. the retained
-weight magnitude of :func:`accelsim.frontend.imaging.magnitude_scores`) or a mapping
+weight magnitude of :func:`accelsim.frontend.layerwise.magnitude_scores`) or a mapping
 ``{layer: {density: value}}``; :func:`kept_weight_score` (weights kept, numpy only) is the default.
 ASSUMPTIONS: the proxy is additive over layers; a density is applied as ``sparsity.kind``
 (default ``unstructured``, so the hardware must exploit it -- e.g. a systolic array with

@@ -7,7 +7,7 @@ The experiment (:func:`distillation_search`) on the digits 2x super-resolution t
 2. a *hand-shrunk* student: the widest uniform copy of the teacher (same cells, one width) that
    meets the budget, distilled from the teacher;
 3. a *searched* student: evolutionary search over per-cell width, kernel and op
-   (:func:`accelsim.frontend.imaging.search_generator`), candidates over budget rejected before
+   (:func:`accelsim.frontend.gen_search.search_generator`), candidates over budget rejected before
    training, each distilled briefly and ranked on a validation slice of the training pairs; the
    winner is distilled for as long as the hand-shrunk student;
 4. every network is timed by :func:`accelsim.simulate` on ``hardware`` and measured (PSNR, SSIM)
@@ -97,6 +97,7 @@ def distillation_search(hardware: Any, *, max_latency_ms: float | None = None, m
     if max_latency_ms is None and max_macs is None:
         raise ConfigError("give max_latency_ms and/or max_macs", source="distillation search", field="budget")
     try:
+        from ..frontend import gen_search as gs
         from ..frontend import imaging as im
     except ImportError:
         raise ConfigError("the generator search trains networks: it needs torch (pip install 'accelsim[torch]')",
@@ -129,7 +130,7 @@ def distillation_search(hardware: Any, *, max_latency_ms: float | None = None, m
     h_net = im.train_generator(im.make_generator(hand, seed), data, epochs=epochs, seed=seed, teacher=teacher)
     rows.append(row("hand-shrunk (distilled)", hand, h_net))
     say(f"distilled the hand-shrunk student {hand.label()}: {rows[-1].psnr_db:.2f} dB")
-    res = im.search_generator(teacher, data, max_macs=max_macs, max_latency_ms=max_latency_ms,
+    res = gs.search_generator(teacher, data, max_macs=max_macs, max_latency_ms=max_latency_ms,
                               latency_of=lat_of if max_latency_ms is not None else None, widths=widths,
                               kernels=kernels, ops=ops, cells=cells, population=population, generations=generations,
                               proxy_epochs=proxy_epochs, seed=seed, progress=say)
