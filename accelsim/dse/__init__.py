@@ -11,7 +11,10 @@ Modules: :mod:`.spec` (sweep file schema), :mod:`.axes`, :mod:`.space` (points a
 (local processes, dask), :mod:`.runner`, :mod:`.pareto`, :mod:`.search` (NSGA-II via optuna),
 :mod:`.coexplore` (compression x hardware with accuracy from the front-end), :mod:`.differentiable`
 (DNA-style gradient co-search through :mod:`.surrogate` models over :mod:`.relax`-ed axes, fitted by
-:mod:`.fitdata`), :mod:`.minmax` (robust co-design over workloads), :mod:`.cli`.
+:mod:`.fitdata`), :mod:`.minmax` (robust co-design over workloads),
+:mod:`.constrained`
+(latency-constrained per-layer density search), :mod:`.distill` (generator distillation search),
+:mod:`.fpga` (FPGA integer programs, HAO accuracy-latency fronts), :mod:`.cli`.
 dask and optuna are imported only when used; the names below load on first use (so the CLI
 registers ``accelsim sweep`` without importing the explorer).
 """
@@ -25,11 +28,14 @@ _LAZY = {
     "load_sweep": "spec", "Sweep": "spec",
     "load": "store", "export": "store", "ResultsStore": "store",
     "pareto_front": "pareto", "hypervolume": "pareto", "non_dominated_mask": "pareto", "non_dominated_sort": "pareto",
+    "constrained_density_search": "constrained", "apply_densities": "constrained",
+    "distillation_search": "distill",
 }
 
 __all__ = [
     "run_sweep", "load_sweep", "load", "export", "pareto_front", "hypervolume", "non_dominated_mask",
     "non_dominated_sort", "front_of", "ResultsStore", "Sweep", "SweepResult",
+    "constrained_density_search", "apply_densities", "distillation_search",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover

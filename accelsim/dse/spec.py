@@ -6,6 +6,7 @@ Example (``sweeps/systolic_resnet50.yaml``)::
     name: systolic_resnet50
     hardware: ../hw_configs/systolic_128x128_os.yaml   # base config (path relative to this file) or a mapping
     workloads: [zoo:resnet50]                          # zoo:<name>, a workload file, or {zoo: resnet18, resolution: 64}
+                                                       # or {constrained: {...}} (accelsim.dse.constrained)
     axes:                                              # dotted paths into the hardware schema
       rows: [32, 64, 128]
       cols: {same_as: rows}
@@ -226,11 +227,19 @@ class WorkloadRef:
     zoo: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     path: str | None = None  # absolute
+    constrained: dict[str, Any] | None = None  # latency-constrained pruning (see accelsim.dse.constrained)
 
     def to_payload(self) -> dict[str, Any]:
-        return {"label": self.label, "zoo": self.zoo, "kwargs": dict(self.kwargs), "path": self.path}
+        out = {"label": self.label, "zoo": self.zoo, "kwargs": dict(self.kwargs), "path": self.path}
+        if self.constrained is not None:
+            out["constrained"] = self.constrained
+        return out
 
     def load(self):  # type: ignore[no-untyped-def]
+        if self.constrained is not None:
+            from .constrained import constrained_workload
+
+            return constrained_workload(self.constrained)
         if self.zoo is not None:
             from ..workload.zoo import get_model
 
@@ -357,10 +366,14 @@ def load_sweep(path: str | Path | dict[str, Any], *, base_dir: str | Path | None
                     raise ConfigError(f"workload file {w!r} not found (looked next to the sweep file and in the current "
                                       "directory)", source=source, field=fld)
                 refs.append(WorkloadRef(label=w, path=str(wp.resolve())))
+        elif "constrained" in w:
+            from .constrained import constrained_ref
+
+            refs.append(WorkloadRef(**constrained_ref(w, base_hw, bdir, source, fld)))
         else:
             if "zoo" not in w:
-                raise ConfigError("a workload mapping needs 'zoo: <model>' plus the model's arguments", source=source,
-                                  field=fld)
+                raise ConfigError("a workload mapping needs 'zoo: <model>' plus the model's arguments (or "
+                                  "'constrained: {...}')", source=source, field=fld)
             kwargs = {k: v for k, v in w.items() if k != "zoo"}
             label = "zoo:" + str(w["zoo"]) + "".join(f",{k}={v}" for k, v in sorted(kwargs.items()))
             refs.append(WorkloadRef(label=label, zoo=str(w["zoo"]), kwargs=kwargs))

@@ -6,6 +6,8 @@
   latency under the budget (``--mode overlay``: array shape, buffers and per-layer tiling of one
   shared array, then simulated; ``--mode pipeline``: HAO-style per-layer parallelism of a dataflow
   design). No feasible configuration -> one line naming the binding resource, exit code 2.
+- ``fpga-optimize ... --front --predictor P.json [--bits 4,8]``: the accuracy-latency Pareto front
+  with bit widths as decisions (:mod:`accelsim.dse.fpga.front`); overlay points are re-simulated.
 """
 from __future__ import annotations
 
@@ -167,10 +169,18 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
                                    optimize_overlay, optimize_pipeline)
 
     _check_outputs(args)
+    if args.plot and not args.front:
+        raise ConfigError("--plot draws the --front; add --front --predictor FILE", source="fpga-optimize",
+                          field="--plot")
+    if args.front and not args.predictor:
+        raise ConfigError("--front needs --predictor FILE.json (an accuracy predictor fitted on measured points, "
+                          "e.g. written by examples/hao_front.py)", source="fpga-optimize", field="--predictor")
     wl = resolve_workload(args.workload)
     base = _load_fpga(args.device, args.budget, args.utilization_limit)
     layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
     out: dict[str, Any] = {}
+    if args.front:
+        return _cmd_front(args, wl, base, layers)
     if args.mode == "pipeline":
         space = PipelineSpace(parallel=_ints(args.parallel, "--parallel")) if args.parallel else PipelineSpace()
         res = optimize_pipeline(wl, base, space, layers=layers, time_limit_s=args.time_limit)
@@ -232,6 +242,38 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_front(args: argparse.Namespace, wl: Any, base: Any, layers: list[str] | None) -> int:
+    from ..._validation import atomic_write_text
+    from .front import overlay_front, pipeline_front
+    from .ilp import OverlaySpace, PipelineSpace
+    from .predictor import AccuracyPredictor
+
+    pred = AccuracyPredictor.load(args.predictor)
+    bits = _ints(args.bits, "--bits") if args.bits else tuple(pred.bits)
+    if args.mode == "pipeline":
+        kw: dict[str, Any] = {"bits": bits}
+        if args.parallel:
+            kw["parallel"] = _ints(args.parallel, "--parallel")
+        front = pipeline_front(wl, base, pred, PipelineSpace(**kw), layers=layers, time_limit_s=args.time_limit)
+    else:
+        if layers:
+            raise ConfigError("overlay fronts cover the whole workload; drop --layers or use --mode pipeline",
+                              source="fpga-optimize", field="--layers")
+        front = overlay_front(wl, base, pred, bits, OverlaySpace(), simulate=not args.no_simulate,
+                              time_limit_s=args.time_limit,
+                              progress=lambda m: print(m, file=sys.stderr))
+    if args.out:
+        atomic_write_text(args.out, json.dumps(front.to_dict(), indent=1, default=float))
+        print(f"wrote {args.out}", file=sys.stderr)
+    if args.plot:
+        from .front import plot_front
+
+        plot_front(front, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    print(json.dumps(front.to_dict(), indent=1, default=float) if args.format == "json" else front.text())
+    return 0
+
+
 def register(subparsers: Any) -> None:
     """Add ``fpga-fit`` and ``fpga-optimize`` to the accelsim command line."""
     p = subparsers.add_parser("fpga-fit", help="does an FPGA accelerator config fit its device/budget? (utilisation table)")
@@ -262,6 +304,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--time-limit", type=float, default=120.0, help="solver time limit in seconds (default 120)")
     p.add_argument("--check-exhaustive", action="store_true", help="also enumerate the space and compare optima")
     p.add_argument("--no-simulate", action="store_true", help="overlay: skip simulating the chosen configuration")
-    p.add_argument("--out", "-o", help="overlay: write the chosen hardware config as YAML")
+    p.add_argument("--out", "-o", help="overlay: write the chosen hardware config as YAML (with --front: the front as JSON)")
+    p.add_argument("--front", action="store_true",
+                   help="accuracy-latency Pareto front with bit widths as decisions (needs --predictor)")
+    p.add_argument("--predictor", help="accuracy predictor JSON (accelsim.dse.fpga.predictor) for --front")
+    p.add_argument("--bits", help="--front: candidate bit widths, e.g. 4,8 (default: the predictor's)")
+    p.add_argument("--plot", help="--front: plot accuracy vs latency (PNG/PDF/SVG)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=_cmd_optimize)

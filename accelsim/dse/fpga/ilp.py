@@ -88,6 +88,9 @@ class PipelineSpace:
 
     parallel: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     memories: tuple[str, ...] = ("bram", "uram")
+    #: candidate bit widths per compute stage (weights and activations of the stage both at ``b``);
+    #: empty: the base datapath widths (the layers' own quantisation is checked against them)
+    bits: tuple[int, ...] = ()
 
 
 # --- shared helpers --------------------------------------------------------------------------------
@@ -534,11 +537,13 @@ class StageOption:
     cycles: int
     res: Resources
     lanes: int
+    weight_bits: int = 0  # the stage's datapath widths (0: weight-less stage)
+    act_bits: int = 0
 
     def label(self) -> str:
         if self.memory == "-":
             return f"{self.lanes} vector lanes"
-        return f"{self.pe_in} x {self.pe_out} lanes, weights in {self.memory}"
+        return f"{self.pe_in} x {self.pe_out} lanes {self.weight_bits}x{self.act_bits}b, weights in {self.memory}"
 
 
 @dataclass(frozen=True)
@@ -598,7 +603,8 @@ class PipelineResult:
                 "fps": self.fps, "latency_cycles": self.latency_cycles, "dram_cycles": self.dram_cycles,
                 "utilization": self.utilization.to_dict(),
                 "stages": [{"layer": s.layer, "op": s.op, "pe_in": s.option.pe_in, "pe_out": s.option.pe_out,
-                            "memory": s.option.memory, "cycles": s.option.cycles, **s.option.res.as_dict()}
+                            "memory": s.option.memory, "cycles": s.option.cycles, "weight_bits": s.option.weight_bits,
+                            "act_bits": s.option.act_bits, **s.option.res.as_dict()}
                            for s in self.stages]}
 
 
@@ -607,10 +613,15 @@ def _cands(total: int, parallel: Sequence[int]) -> list[int]:
     return vals or [min(parallel)]
 
 
-def _stage_options(layer: LayerBase, base: FpgaAccelerator, space: PipelineSpace, mems: Sequence[str]) -> list[StageOption]:
-    """Every (parallelism, weight memory) of ``layer``'s stage with its cycles per frame and resources."""
+def _stage_options(layer: LayerBase, base: FpgaAccelerator, space: PipelineSpace, mems: Sequence[str],
+                   bits: int | None = None) -> list[StageOption]:
+    """Every (parallelism, weight memory) of ``layer``'s stage with its cycles per frame and resources.
+
+    ``bits``: build the stage at ``bits x bits`` (a decision of the integer program) instead of the
+    base datapath; the layer's own quantisation is then not checked (the program chooses it).
+    """
     b, costs = base, base.costs
-    ab, wb = b.act_bits, b.weight_bits
+    ab, wb = (b.act_bits, b.weight_bits) if bits is None else (bits, bits)
     stage = Resources(lut=costs.lut_per_stage, ff=costs.ff_per_stage)
     if isinstance(layer, (Elementwise, Pool)):
         out = []
@@ -626,7 +637,7 @@ def _stage_options(layer: LayerBase, base: FpgaAccelerator, space: PipelineSpace
                           "stages only (recurrent layers and activation x activation matmuls need the overlay)",
                           source="fpga-optimize --mode pipeline", field="layers")
     q = layer.compression.quant
-    if q.scheme == "float" or q.weight_bits > wb or q.act_bits > ab:
+    if bits is None and (q.scheme == "float" or q.weight_bits > wb or q.act_bits > ab):
         raise ConfigError(f"layer {layer.name!r} needs {q.weight_bits}x{q.act_bits}-bit {q.scheme} operands; the datapath is "
                           f"{wb}x{ab}-bit int", source=f"fpga '{base.name}'", field="weight_bits")
     g = gemms[0]
@@ -645,7 +656,7 @@ def _stage_options(layer: LayerBase, base: FpgaAccelerator, space: PipelineSpace
             cycles = g.m * math.ceil(K / pi) * math.ceil(N / po)
             for mem in mems:
                 weights = buffer_resources(pi * po * wb, g.k * g.n * g.count * wb, mem)
-                out.append(StageOption(pi, po, mem, cycles, stage + arr + line + weights, pi * po))
+                out.append(StageOption(pi, po, mem, cycles, stage + arr + line + weights, pi * po, wb, ab))
     return out
 
 
@@ -674,10 +685,16 @@ class _PipelineProblem:
         self.options: list[list[StageOption]] = []
         self.raw_count = 1
         for layer in self.layers:
-            opts = _stage_options(layer, base, space, mems)
-            self.raw_count *= len(opts)
-            kept = _pareto([((o.cycles, *o.res.as_dict().values()), o) for o in opts])
-            self.options.append([o for _, o in kept])
+            weightless = isinstance(layer, (Elementwise, Pool))
+            kept_all: list[StageOption] = []
+            n_raw = 0
+            # with bit widths as decisions, dominance is judged within one bit width (accuracy differs)
+            for bits in ((None,) if weightless or not space.bits else space.bits):
+                opts = _stage_options(layer, base, space, mems, bits)
+                n_raw += len(opts)
+                kept_all += [o for _, o in _pareto([((o.cycles, *o.res.as_dict().values()), o) for o in opts])]
+            self.raw_count *= n_raw
+            self.options.append(kept_all)
         first, last = self.layers[0], self.layers[-1]
         io_bits = (first.input_words + last.output_words) * base.act_bits
         self.dram_cycles = math.ceil(io_bits / base.dram_bits_per_cycle())
