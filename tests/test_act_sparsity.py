@@ -17,7 +17,9 @@ SRAM = {"ifmap_sram": {"size_kb": 64}, "filter_sram": {"size_kb": 64}, "ofmap_sr
 
 
 def systolic(rows: int = 4, cols: int = 4, dataflow: str = "os", sparsity: dict | None = None, **kw):
-    data = {"kind": "systolic", "rows": rows, "cols": cols, "dataflow": dataflow, "stall_model": "none", **SRAM, **kw}
+    # fold order on both sides: zero gating/skipping is modelled on SCALE-Sim's fold order
+    data = {"kind": "systolic", "rows": rows, "cols": cols, "dataflow": dataflow, "stall_model": "none",
+            "mapping": "scalesim", **SRAM, **kw}
     if sparsity is not None:
         data["sparsity"] = sparsity
     return hardware_from_dict(data)

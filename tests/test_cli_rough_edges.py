@@ -62,10 +62,18 @@ KINDS = [
 @pytest.mark.parametrize("path, kind", KINDS, ids=[f"{p.parent.name}/{p.name}" for p, _ in KINDS])
 def test_validate_and_info_detect_the_kind(run, path, kind):
     assert detect_kind(str(path)) == kind
+    # ZigZag's own tpu_like.yaml repeats the key 'ports': read as it is, with one warning line
+    warn = "duplicate key 'ports'" if path == ZZ / "hardware" / "tpu_like.yaml" else None
+    from accelsim import _validation
+
+    _validation._WARNED_DUPLICATES.clear()  # warned once per file and process: start afresh
     code, out, err = run("validate", path)
-    assert (code, out.strip(), err) == (0, f"{path}: valid {kind}", "")
+    assert (code, out.strip()) == (0, f"{path}: valid {kind}")
+    assert all(warn in line for line in err.splitlines()) and err if warn else err == "", err
+    _validation._WARNED_DUPLICATES.clear()
     code, out, err = run("info", path)
-    assert code == 0 and err == "" and "Field required" not in out
+    assert code == 0 and "Field required" not in out
+    assert (warn in err) if warn else err == ""
 
 
 def test_every_shipped_recipe_and_sweep_validates(run):

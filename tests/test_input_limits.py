@@ -115,6 +115,9 @@ def test_zigzag_tpu_like_with_repeated_ports_is_read(capsys: pytest.CaptureFixtu
 
     from accelsim.hardware.zigzag_io import load_zigzag_accelerator
 
+    from accelsim import _validation
+
+    _validation._WARNED_DUPLICATES.clear()  # another test in this process may have read the file already
     text = TPU_LIKE.read_text()
     assert text.count("    ports:") > len(yaml.safe_load(text)["memories"])  # the file really repeats it
     for command in ("validate", "info"):

@@ -54,7 +54,18 @@ def load_hardware(path: str | Path) -> HardwareBase:
     suffix = p.suffix.lower()
     if suffix == ".cfg":
         return read_scalesim_cfg(p)
-    data = read_config_file(p, "hardware", ", .cfg")
+    try:
+        data = read_config_file(p, "hardware", ", .cfg")
+    except ConfigError as exc:
+        # ZigZag files are read as they are (ZigZag's own tpu_like.yaml repeats 'ports'): a repeated
+        # key is tolerated (last value wins, with a warning) only in a ZigZag accelerator file
+        if "duplicate key" not in str(exc) or suffix not in (".yaml", ".yml"):
+            raise
+        from .zigzag_io import _read_yaml, is_zigzag_accelerator
+
+        if not is_zigzag_accelerator(_read_yaml(p)):
+            raise
+        data = {"operational_array": None, "memories": None}
     if isinstance(data, dict) and "kind" not in data and "operational_array" in data and "memories" in data:
         from .loopnest import loopnest_from_zigzag  # a ZigZag 3.9.1 accelerator file
 
@@ -137,7 +148,7 @@ def read_scalesim_cfg(path: str | Path, clock_mhz: float = 1000.0) -> SystolicAr
             return default
         try:
             value = int(float(raw.split(",")[0]))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: inf
             raise ConfigError(f"expected an integer, got {raw!r}", source=source, field=f"{section}.{key}") from None
         if positive and value <= 0:
             raise ConfigError(f"must be > 0, got {value}", source=source, field=f"{section}.{key}")

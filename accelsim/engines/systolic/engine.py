@@ -39,6 +39,22 @@ def _scalesim_row_check(layer: LayerBase) -> tuple[bool, str]:
     return True, ""
 
 
+#: most array folds one layer may take (``batch x P x Q`` rows over ``rows``, times column folds):
+#: beyond it the tile streams of the lowering need gigabytes (a 2,304-MAC conv at batch 10^6 on an
+#: 8x8 array is 8e6 folds: 3 GB and minutes); refused before lowering, with what to change
+MAX_FOLDS_PER_LAYER = 2**21
+
+
+def _check_fold_count(layer: LayerBase, hw: SystolicArray) -> None:
+    from ...errors import ConfigError
+
+    folds = sum(fold_plan(g, hw.rows, hw.cols, hw.dataflow).folds * g.count for g in layer.gemms())
+    if folds > MAX_FOLDS_PER_LAYER:
+        raise ConfigError(f"layer {layer.name!r} needs {folds:,} folds of the {hw.rows}x{hw.cols} array "
+                          f"(limit {MAX_FOLDS_PER_LAYER:,}): use a larger array or a smaller batch",
+                          source=hw.name, field=f"layers.{layer.name}")
+
+
 def scalesim_row_ok(layer: LayerBase) -> bool:
     """``layer`` is one SCALE-Sim topology row (single GEMM conv2d/linear, unpadded, equal strides)."""
     return _scalesim_row_check(layer)[0]
@@ -71,6 +87,7 @@ class SystolicEngine(Engine[SystolicArray]):
     def lower(self, layer: LayerBase, hw: SystolicArray, workload: Workload | None = None) -> LayerProgram:
         if isinstance(layer, (Elementwise, Pool)):
             return self._lower_vector(layer, hw)
+        _check_fold_count(layer, hw)
         sparse_reason = ""
         if hw.sparse.any:
             mask = layer_mask(workload, layer)
