@@ -362,7 +362,7 @@ def finite_for_json(obj: Any) -> Any:
     ``None``, so JSON output is strict RFC 8259 (no ``Infinity``/``NaN``). The rule: a quantity
     that is not a finite number (e.g. a ratio over a zero denominator) is written ``null``."""
     if isinstance(obj, dict):
-        return {k: finite_for_json(v) for k, v in obj.items()}
+        return {str(k): finite_for_json(v) for k, v in obj.items()}  # JSON keys are strings
     if isinstance(obj, (list, tuple)):
         return [finite_for_json(v) for v in obj]
     if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):  # numpy scalar

@@ -23,6 +23,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .._validation import finite_for_json
 from ..errors import AccelsimError
 from ..report import SAME_RATIO_TOL, duration_text, energy_phrase, speed_phrase  # noqa: F401  (re-exported)
 
@@ -100,20 +101,7 @@ def _fmt(v: Any) -> str:
 
 
 # --- page assembly ----------------------------------------------------------------------------
-def _finite(obj: Any) -> Any:
-    """A JSON-safe copy: non-finite floats -> None, numpy scalars -> Python."""
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        try:
-            obj = obj.item()
-        except (TypeError, ValueError):
-            pass
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+_finite = finite_for_json  # a JSON-safe copy: non-finite floats -> None, numpy scalars -> Python
 
 
 def _script_json(obj: Any) -> str:

@@ -32,10 +32,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...errors import ConfigError, InfeasibleError
-from ...hardware.fpga import RESOURCES, FpgaAccelerator
+from ...hardware.fpga import FpgaAccelerator
 from ...workload.layer import Elementwise, Pool
 from ...workload.workload import Workload
-from .ilp import (OverlaySpace, PipelineSpace, StageOption, _PipelineProblem, _pipeline_model, _solve, _tie,
+from .ilp import (used_if_fits, OverlaySpace, PipelineSpace, StageOption, _PipelineProblem, _pipeline_model, _solve, _tie,
                   _tie_weights, optimize_overlay)
 from .predictor import AccuracyPredictor
 
@@ -203,10 +203,8 @@ def exhaustive_pipeline_front(workload: Workload, base: FpgaAccelerator, predict
     best: dict[int, tuple[float, list[StageOption]]] = {}  # interval -> most accurate combination
     for idx in itertools.product(*[range(len(o)) for o in prob.options]):
         picks = [prob.options[li][ci] for li, ci in enumerate(idx)]
-        used = prob.fixed
-        for o in picks:
-            used = used + o.res
-        if any(getattr(used, r) > prob.limits[r] for r in RESOURCES):
+        used = used_if_fits(prob, picks)
+        if used is None:
             continue
         interval = max(max(o.cycles for o in picks), prob.dram_cycles)
         a = predictor.intercept + sum(acc[li][ci] for li, ci in enumerate(idx))

@@ -781,6 +781,14 @@ def optimize_pipeline(workload: Workload, base: FpgaAccelerator, space: Pipeline
     return out
 
 
+def used_if_fits(prob, picks):  # type: ignore[no-untyped-def]
+    """Resources of ``prob.fixed`` plus the chosen stage options, or None if any exceeds its limit."""
+    used = prob.fixed
+    for o in picks:
+        used = used + o.res
+    return None if any(getattr(used, r) > prob.limits[r] for r in RESOURCES) else used
+
+
 def exhaustive_pipeline(workload: Workload, base: FpgaAccelerator, space: PipelineSpace = PipelineSpace(), *,
                         layers: Sequence[str] | None = None, max_combinations: int = 2_000_000) -> PipelineResult:
     """Enumerate every combination of (non-dominated) stage options: the reference for tests."""
@@ -794,10 +802,8 @@ def exhaustive_pipeline(workload: Workload, base: FpgaAccelerator, space: Pipeli
     best = None
     best_key = None
     for picks in itertools.product(*prob.options):
-        used = prob.fixed
-        for o in picks:
-            used = used + o.res
-        if any(getattr(used, r) > prob.limits[r] for r in RESOURCES):
+        used = used_if_fits(prob, picks)
+        if used is None:
             continue
         interval = max(max(o.cycles for o in picks), prob.dram_cycles)
         key = interval + _tie(used, w)
