@@ -207,6 +207,19 @@ def batches(n: int, bs: int, gen: torch.Generator):
         yield perm[i:i + bs]
 
 
+def masked_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: Mapping[str, torch.Tensor],
+                masks: Mapping[str, torch.Tensor] | None) -> None:
+    """One optimiser step on ``loss``, then re-apply the 0/1 ``masks`` (param name -> mask) so pruned
+    weights stay zero."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if masks:
+        with torch.no_grad():
+            for k, m in masks.items():
+                params[k].mul_(m)
+
+
 def train_generator(model: nn.Module, data: SRData, *, epochs: int = 40, lr: float = 3e-3, seed: int = 0,
                     teacher: nn.Module | None = None, distill_weight: float = 1.0,
                     masks: Mapping[str, torch.Tensor] | None = None, batch_size: int = 64) -> nn.Module:
@@ -229,13 +242,7 @@ def train_generator(model: nn.Module, data: SRData, *, epochs: int = 40, lr: flo
             loss = F.mse_loss(out, data.hr_train[idx])
             if t_out is not None:
                 loss = (1 - distill_weight) * loss + distill_weight * F.mse_loss(out, t_out[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if masks:
-                with torch.no_grad():
-                    for k, m in masks.items():
-                        params[k].mul_(m)
+            masked_step(opt, loss, params, masks)
         sched.step()
     model.eval()
     return model

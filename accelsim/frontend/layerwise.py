@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .imaging import batches
+from .imaging import batches, masked_step
 
 
 # --- pruning ----------------------------------------------------------------------------------------
@@ -143,13 +143,6 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoc
     model.train()
     for _ in range(epochs):
         for idx in batches(len(x), batch_size, gen):
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if masks:
-                with torch.no_grad():
-                    for k, m in masks.items():
-                        params[k].mul_(m)
+            masked_step(opt, F.cross_entropy(model(x[idx]), y[idx]), params, masks)
     model.eval()
     return model
