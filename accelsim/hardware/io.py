@@ -24,7 +24,7 @@ from typing import Any
 
 from .._validation import read_text_file, read_config_file, validate_model
 from ..errors import ConfigError
-from .common import DramConfig, HardwareBase, ScaleSimPorts, SramConfig
+from .common import HardwareBase
 from .registry import discover_kinds, kind_spec
 from .systolic import SystolicArray
 
@@ -186,15 +186,35 @@ def read_scalesim_cfg(path: str | Path, clock_mhz: float = 1000.0) -> SystolicAr
         ofmap_bw = get_int(arch, "bandwidth")
         ifmap_bw = get_int("layout", "ifmapsrambankbandwidth", default=ofmap_bw)
         filter_bw = get_int("layout", "filtersrambankbandwidth", default=ofmap_bw)
-        ports = ScaleSimPorts(ifmap_words_per_cycle=ifmap_bw, filter_words_per_cycle=filter_bw, ofmap_words_per_cycle=ofmap_bw)
+        ports = {"ifmap_words_per_cycle": ifmap_bw, "filter_words_per_cycle": filter_bw, "ofmap_words_per_cycle": ofmap_bw}
         stall_model = "scalesim_user"
         read_words = max(ifmap_bw, filter_bw)
     data = {
         "kind": "systolic", "name": name, "description": f"from SCALE-Sim config {p.name} ({mode} mode)",
         "clock_mhz": clock_mhz, "rows": rows, "cols": cols, "dataflow": dataflow, "word_bits": 8,
-        "ifmap_sram": SramConfig(size_kb=sizes["ifmap"]), "filter_sram": SramConfig(size_kb=sizes["filter"]),
-        "ofmap_sram": SramConfig(size_kb=sizes["ofmap"]),
-        "dram": DramConfig(bw_gbps=read_words * clock_mhz * 1e6 / 1e9),
+        "ifmap_sram": {"size_kb": sizes["ifmap"]}, "filter_sram": {"size_kb": sizes["filter"]},
+        "ofmap_sram": {"size_kb": sizes["ofmap"]},
+        "dram": {"bw_gbps": read_words * clock_mhz * 1e6 / 1e9},
         "stall_model": stall_model, "scalesim_ports": ports, "mapping": "scalesim",
     }
-    return validate_model(SystolicArray, data, source)
+    # nested parts are plain dicts so every bound is checked inside the error wrapper; the field of
+    # an error is then renamed to the .cfg key it came from
+    try:
+        return validate_model(SystolicArray, data, source)
+    except ConfigError as exc:
+        field = _CFG_FIELD_OF.get((exc.field or "").split("[")[0], exc.field)
+        raise ConfigError(exc.message, source=source, field=field) from None
+
+
+#: accelsim field -> the SCALE-Sim .cfg key it is read from (for error messages)
+_CFG_FIELD_OF = {
+    "rows": "architecture_presets.ArrayHeight", "cols": "architecture_presets.ArrayWidth",
+    "dataflow": "architecture_presets.Dataflow",
+    "ifmap_sram.size_kb": "architecture_presets.IfmapSramSzkB",
+    "filter_sram.size_kb": "architecture_presets.FilterSramSzkB",
+    "ofmap_sram.size_kb": "architecture_presets.OfmapSramSzkB",
+    "dram.bw_gbps": "layout.IfmapSRAMBankBandwidth/FilterSRAMBankBandwidth (or architecture_presets.Bandwidth)",
+    "scalesim_ports.ifmap_words_per_cycle": "layout.IfmapSRAMBankBandwidth",
+    "scalesim_ports.filter_words_per_cycle": "layout.FilterSRAMBankBandwidth",
+    "scalesim_ports.ofmap_words_per_cycle": "architecture_presets.Bandwidth",
+}
