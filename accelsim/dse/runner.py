@@ -23,7 +23,7 @@ from .pareto import pareto_front
 from .keys import digest
 from .space import DesignSpace, Point, workload_fingerprint
 from .spec import Sweep, feasible_mask, load_sweep
-from .store import FINISHED, LEASE_S, ResultsStore
+from .store import FINISHED, LEASE_S, ResultsStore, representable_result
 
 TRIAGE_BATCH = 256
 #: run ids of the sessions of this process that are running (a claim of this process by a run not
@@ -328,6 +328,7 @@ class SweepSession:
         items = []
         for res in results:
             p = self._inflight.pop(res["key"])
+            res = representable_result(p, res)
             items.append((p, res))
             st = res["status"]
             if st == "ok":

@@ -84,6 +84,23 @@ def _json(obj: Any) -> str | None:
     return None if obj is None else json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
+#: SQLite's INTEGER range (64-bit signed)
+_INT64_MAX = 2**63 - 1
+
+
+def representable_result(pt: Any, res: dict[str, Any]) -> dict[str, Any]:
+    """``res``, or an ``invalid`` result naming the point's axis values when a metric is an integer
+    SQLite cannot store (e.g. ``latency_cycles`` ~1e300 from ``dram.bw_gbps: 1e-300``)."""
+    m = res.get("metrics") or {}
+    big = next((c for c in METRIC_COLUMNS if isinstance(m.get(c), int) and abs(m[c]) > _INT64_MAX), None)
+    if big is None:
+        return res
+    axes = ", ".join(f"{k}={v!r}" for k, v in sorted((pt.params or {}).items())) or "base hardware"
+    return {**res, "status": "invalid", "metrics": None,
+            "error": f"{big} = {float(m[big]):.3g} exceeds a 64-bit integer: the axis values ({axes}) "
+                     "are outside any meaningful range"}
+
+
 def _num(v: Any) -> Any:
     if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
         return None  # SQLite has no NaN/inf in REAL columns; metrics_json keeps the value
@@ -162,6 +179,7 @@ class ResultsStore:
         now = time.time()
         rows, members = [], []
         for pt, res in items:
+            res = representable_result(pt, res)
             m = res.get("metrics") or {}
             hw_kind = (pt.hardware or {}).get("kind")
             rows.append((
