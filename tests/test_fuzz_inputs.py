@@ -238,3 +238,42 @@ def test_gather_scatter_refuses_huge_linear(tmp_path: Path) -> None:
         o = _run(tmp_path, {"w.yaml": fz.dump(wl)}, ["simulate", "-w", "w.yaml", "--hw", str(hw), "--format", "json"])
         assert o.code == 2 and not o.problems, o.stderr
     assert math.isfinite(1.0)
+
+
+def test_cfg_sram_over_the_bound_names_the_cfg_key(tmp_path: Path) -> None:
+    """A bound of a nested model (SRAM size) is checked inside the error wrapper (was a pydantic
+    ValidationError) and named by the .cfg key it came from."""
+    text = fz.CFG_TEXT.replace("IfmapSramSzkB:   16", "IfmapSramSzkB:   99999999999")
+    assert text != fz.CFG_TEXT
+    o = _run(tmp_path, {"big.cfg": text.encode()}, ["validate", "big.cfg"])
+    assert o.code == 2 and not o.problems, o.stderr
+    assert "big.cfg" in o.stderr and "architecture_presets.IfmapSramSzkB" in o.stderr, o.stderr
+
+
+def test_sweep_point_with_unstorable_cycles_is_invalid_naming_the_axis(tmp_path: Path) -> None:
+    """``dram.bw_gbps`` 1e-300 gives ~1e303 cycles, beyond SQLite's INTEGER (was an OverflowError):
+    that point is ``invalid`` with a message naming the axis values; the others are stored."""
+    from accelsim.dse.store import ResultsStore
+
+    sw = dict(fz.SWEEP_SMALL, axes={"rows": [4, 8], "dram.bw_gbps": {"linspace": [1e-300, 10, 2]}})
+    o = _run(tmp_path, {"s.yaml": fz.dump(sw)}, ["sweep", "s.yaml", "--store", "st.sqlite", "--workers", "1", "--no-progress"])
+    assert o.code == 1 and "2 of 4 points of sweep 'fz' are invalid" in o.stderr and not o.problems, o.stderr
+    st = ResultsStore(tmp_path / "st.sqlite")
+    assert st.count(status="ok") == 2 and st.count(status="invalid") == 2
+    errors = [r[0] for r in st.conn.execute("SELECT error FROM points WHERE status = 'invalid'")]
+    assert all("latency_cycles" in e and "dram.bw_gbps=1e-300" in e for e in errors), errors
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("operator_type", {}, "operator_type"), ("operator_type", ["Gemm"], "operator_type"),
+    ("name", ["a"], "name"), ("dimension_relations", 5, "dimension_relations"),
+    ("loop_dims", [{}, "D1", "D2"], "loop_dims"), ("loop_sizes", [10**30, 128, 128], "loop_sizes"),
+    ("operand_precision", {"W": True}, "operand_precision.W"), ("pr_loop_sizes", 3, "pr_loop_sizes"),
+])
+def test_zigzag_workload_unhashable_or_huge_values(tmp_path: Path, key: str, value: object, expected: str) -> None:
+    """Every field of a ZigZag layer is type-checked before use (``operator_type: {}`` was a TypeError)."""
+    layer = yaml.safe_load((fz.REF / "zigzag_inputs" / "workload" / "gemm_layer.yaml").read_text())[0]
+    layer[key] = value
+    o = _run(tmp_path, {"z.yaml": fz.dump([layer])}, ["validate", "z.yaml"])
+    assert o.code == 2 and not o.problems, o.stderr
+    assert "z.yaml" in o.stderr and expected in o.stderr, o.stderr

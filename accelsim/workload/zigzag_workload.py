@@ -44,7 +44,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError
 from .compression import Compression, Quant
-from .layer import Conv2d, Elementwise, LayerBase, Linear, Matmul, Pool
+from .layer import MAX_DIM, MAX_GEMM_ROWS, Conv2d, Elementwise, LayerBase, Linear, Matmul, Pool
 from .workload import Workload
 
 _EQUATION = re.compile(r"^O((?:\[\w+\])+)\+?=(\w)((?:\[\w*\])+)([*+])(\w)((?:\[\w*\])+)$")
@@ -111,22 +111,29 @@ def _layer(item: Any, i: int, source: str, notes: list[str]) -> LayerBase:
         if key not in item:
             raise err("missing (a ZigZag layer needs id, operator_type, equation, loop_dims, loop_sizes)", key)
     lid = item["id"]
-    if not isinstance(lid, int):
+    if not isinstance(lid, int) or isinstance(lid, bool):
         raise err(f"expected an integer, got {lid!r}", "id")
     name = item.get("name") or f"Layer{lid}"
+    if not isinstance(name, str):
+        raise err(f"expected a string, got {type(name).__name__}", "name")
     where = f"[{i}]({name})"
-    unknown = sorted(set(item) - _KEYS)
+    unknown = sorted(str(k) for k in set(item) - _KEYS)  # YAML keys may be numbers or null
     if unknown:
         raise err(f"unknown key (supported: {', '.join(sorted(_KEYS))})", unknown[0])
+    for key in ("dimension_relations", "pr_loop_dims", "pr_loop_sizes", "padding"):
+        if item.get(key) is not None and not isinstance(item[key], list):
+            raise err(f"expected a list, got {type(item[key]).__name__}", key)
     op = item["operator_type"]
-    if op not in CONV_TYPES | POOL_TYPES | ADD_TYPES:
+    if not isinstance(op, str) or op not in CONV_TYPES | POOL_TYPES | ADD_TYPES:
         raise err(f"unsupported operator_type {op!r} (supported: {', '.join(sorted(CONV_TYPES | POOL_TYPES | ADD_TYPES))})",
                   "operator_type")
     dims, sizes = item["loop_dims"], item["loop_sizes"]
     if not isinstance(dims, list) or not isinstance(sizes, list) or len(dims) != len(sizes):
         raise err("loop_dims and loop_sizes must be lists of the same length", "loop_sizes")
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
-        raise err(f"expected positive integers, got {sizes}", "loop_sizes")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_GEMM_ROWS for s in sizes):
+        raise err(f"expected positive integers up to {MAX_GEMM_ROWS:,}, got {sizes}", "loop_sizes")
+    if not all(isinstance(d, str) for d in dims):
+        raise err(f"expected dimension names (strings), got {dims}", "loop_dims")
     size = {str(d).lower(): s for d, s in zip(dims, sizes)}
     eq = _EQUATION.match(str(item["equation"]).replace(" ", ""))
     if not eq:
@@ -146,6 +153,8 @@ def _layer(item: Any, i: int, source: str, notes: list[str]) -> LayerBase:
             c2i, c3i = int(c2 or 1), int(c3 or 1)
         except ValueError:
             raise err(f"coefficients must be integers in {text!r}", f"dimension_relations[{j}]") from None
+        if not (0 < c2i <= MAX_DIM and 0 < c3i <= MAX_DIM):
+            raise err(f"coefficients must be integers in 1..{MAX_DIM:,} in {text!r}", f"dimension_relations[{j}]")
         if d2 in o_dims and d3 not in o_dims:
             relations.append((d1, d2, c2i, d3, c3i))
         elif d3 in o_dims and d2 not in o_dims:
@@ -186,8 +195,9 @@ def _layer(item: Any, i: int, source: str, notes: list[str]) -> LayerBase:
                      f"{[a[5] for a in spatial]} (same output size and MACs)")
     src = item.get("operand_source") or {}
     prec = item.get("operand_precision") or {}
-    if not isinstance(src, dict) or not isinstance(prec, dict):
-        raise err("operand_source and operand_precision must be mappings", "operand_source")
+    for key, value in (("operand_source", src), ("operand_precision", prec)):
+        if not isinstance(value, dict):
+            raise err(f"expected a mapping, got {type(value).__name__}", key)
     w_const = "W" not in src or src.get("W") == lid
     comp = _compression(prec, err) if op in CONV_TYPES else Compression()
 
@@ -244,7 +254,7 @@ def _compression(prec: dict[str, Any], err) -> Compression:  # type: ignore[no-u
         v = prec.get(key)
         if v is None or v == 0:
             continue
-        if not isinstance(v, int) or not 1 <= v <= 32:
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 32:
             raise err(f"expected bits in 1..32, got {v!r}", f"operand_precision.{key}")
         bits[field] = v
     return Compression(quant=Quant(**bits)) if bits else Compression()
@@ -259,8 +269,9 @@ def _spatial(item: dict[str, Any], relations: list[tuple[str, str, int, str, int
     pr_dims = [str(d).lower() for d in (item.get("pr_loop_dims") or [])]
     pr_sizes = item.get("pr_loop_sizes")
     padding = item.get("padding")
-    if pr_sizes is not None and len(pr_sizes) != len(pr_dims):
-        raise err("pr_loop_sizes needs one size per pr_loop_dims entry", "pr_loop_sizes")
+    if pr_sizes is not None and (len(pr_sizes) != len(pr_dims) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_DIM for n in pr_sizes)):
+        raise err(f"pr_loop_sizes needs one integer in 1..{MAX_DIM:,} per pr_loop_dims entry", "pr_loop_sizes")
     if padding is not None and (len(padding) != len(pr_dims)
                                 or not all(isinstance(p, list) and len(p) == 2 for p in padding)):
         raise err("padding needs one [lo, hi] pair per pr_loop_dims entry", "padding")
@@ -276,7 +287,7 @@ def _spatial(item: dict[str, Any], relations: list[tuple[str, str, int, str, int
             j = pr_dims.index(in_dim)
             if padding is not None:
                 lo, hi = padding[j]
-                if not isinstance(lo, int) or not isinstance(hi, int) or lo < 0 or hi < 0:
+                if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_DIM for x in (lo, hi)):
                     raise err(f"padding must be non-negative integers, got {padding[j]}", f"padding[{j}]")
             n = int(pr_sizes[j]) if pr_sizes is not None else extent - lo - hi
         else:
