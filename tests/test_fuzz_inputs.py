@@ -277,3 +277,21 @@ def test_zigzag_workload_unhashable_or_huge_values(tmp_path: Path, key: str, val
     o = _run(tmp_path, {"z.yaml": fz.dump([layer])}, ["validate", "z.yaml"])
     assert o.code == 2 and not o.problems, o.stderr
     assert "z.yaml" in o.stderr and expected in o.stderr, o.stderr
+
+
+@pytest.mark.parametrize("path,value,expected", [
+    (("operational_array", "sizes", 0), float("inf"), "operational_array"),
+    (("operational_array", "dimensions"), 5, "operational_array.dimensions"),
+    (("memories", "rf_128B", "operands"), 5, "memories.rf_128B.operands"),
+    (("memories", "rf_128B", "size"), float("inf"), "memories.rf_128B"),
+])
+def test_zigzag_accelerator_wrong_types_and_infinities(tmp_path: Path, path: tuple, value: object, expected: str) -> None:
+    """Lists are type-checked and int(inf) is caught (were TypeError/OverflowError)."""
+    data = yaml.safe_load((fz.REF / "zigzag_inputs" / "hardware" / "tpu_like.yaml").read_text())
+    node = data
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    o = _run(tmp_path, {"za.yaml": fz.dump(data)}, ["validate", "za.yaml"])
+    assert o.code == 2 and not o.problems, o.stderr
+    assert "za.yaml" in o.stderr and expected in o.stderr, o.stderr

@@ -69,7 +69,7 @@ def hierarchy_from_zigzag(data: Any, source: str = "<zigzag accelerator>",
     to_layer = {mem_op: layer_op for layer_op, mem_op in links.items()}
     extra = set(data) - {"name", "memories", "operational_array"}
     if extra:
-        k = sorted(extra)[0]
+        k = sorted(str(x) for x in extra)[0]
         raise _err(f"unsupported key '{k}'", source, k)
     oa = data["operational_array"]
     if not isinstance(oa, dict):
@@ -80,13 +80,15 @@ def hierarchy_from_zigzag(data: Any, source: str = "<zigzag accelerator>",
                        if k in ("is_imc",) else f"unsupported key '{k}'", source, f"operational_array.{k}")
     if "unit_energy" not in oa:
         raise _err("missing 'unit_energy'", source, "operational_array.unit_energy")
-    dims, sizes = oa.get("dimensions") or [], oa.get("sizes") or []
+    dims = _list(oa.get("dimensions"), source, "operational_array.dimensions")
+    sizes = _list(oa.get("sizes"), source, "operational_array.sizes")
+    _list(oa.get("systolic_dimensions"), source, "operational_array.systolic_dimensions")
     if len(dims) != len(sizes) or not dims:
         raise _err("'dimensions' and 'sizes' must be non-empty lists of equal length", source, "operational_array")
     try:
         prec = ArrayPrecision()
         if oa.get("input_precision") is not None:  # ZigZag: [I, W] operand widths
-            ip = list(oa["input_precision"])
+            ip = _list(oa["input_precision"], source, "operational_array.input_precision")
             if len(ip) != 2:
                 raise _err("input_precision must be [input_bits, weight_bits]", source, "operational_array.input_precision")
             prec = ArrayPrecision(i_bits=int(ip[0]), w_bits=int(ip[1]), o_final_bits=int(ip[0]),
@@ -95,7 +97,7 @@ def hierarchy_from_zigzag(data: Any, source: str = "<zigzag accelerator>",
             dimensions=tuple(ArrayDimension(name=str(d), size=int(s)) for d, s in zip(dims, sizes)),
             mac_energy_pj=float(oa["unit_energy"]),
             systolic_dimensions=tuple(str(d) for d in oa.get("systolic_dimensions") or ()), precision=prec)
-    except (ValidationError, ValueError, TypeError) as exc:
+    except (ValidationError, ValueError, TypeError, OverflowError) as exc:  # OverflowError: int(inf)
         raise _err(_first_error(exc), source, "operational_array") from None
     mems = []
     if not isinstance(data["memories"], dict) or not data["memories"]:
@@ -117,13 +119,14 @@ def hierarchy_from_zigzag(data: Any, source: str = "<zigzag accelerator>",
             if k not in m:
                 raise _err(f"missing '{k}'", source, f"{key}.{k}")
         ops = []
-        for mo in m["operands"]:
+        _list(m.get("served_dimensions"), source, f"{key}.served_dimensions")
+        for mo in _list(m["operands"], source, f"{key}.operands"):
             if str(mo) not in to_layer:
                 raise _err(f"memory operand {mo} is not linked to a layer operand (links {links})", source,
                            f"{key}.operands")
             ops.append(to_layer[str(mo)])
         ports = []
-        for i, p in enumerate(m["ports"]):
+        for i, p in enumerate(_list(m["ports"], source, f"{key}.ports")):
             pkey = f"{key}.ports[{i}]"
             if not isinstance(p, dict):
                 raise _err("must be a mapping", source, pkey)
@@ -131,7 +134,7 @@ def hierarchy_from_zigzag(data: Any, source: str = "<zigzag accelerator>",
                 if k not in _PORT_KEYS:
                     raise _err(f"unsupported key '{k}'", source, f"{pkey}.{k}")
             alloc = []
-            for a in p.get("allocation") or []:
+            for a in _list(p.get("allocation"), source, f"{pkey}.allocation"):
                 parts = [s.strip() for s in str(a).split(",")]
                 if len(parts) != 2 or parts[1] not in ("fh", "tl", "fl", "th"):
                     raise _err(f"allocation {a!r} must be 'OPERAND, fh|tl|fl|th'", source, f"{pkey}.allocation")
@@ -143,7 +146,7 @@ def hierarchy_from_zigzag(data: Any, source: str = "<zigzag accelerator>",
                 ports.append(MemoryPort(name=str(p.get("name", f"port{i}")), type=p.get("type"),
                                         bandwidth_min_bits=int(p.get("bandwidth_min", p.get("bandwidth_max"))),
                                         bandwidth_max_bits=int(p.get("bandwidth_max")), allocation=tuple(alloc)))
-            except (ValidationError, ValueError, TypeError) as exc:
+            except (ValidationError, ValueError, TypeError, OverflowError) as exc:
                 raise _err(_first_error(exc), source, pkey) from None
         fdb = m.get("force_double_buffering")
         try:
@@ -152,12 +155,21 @@ def hierarchy_from_zigzag(data: Any, source: str = "<zigzag accelerator>",
                 write_pj=float(m["w_cost"]), ports=tuple(p for p in ports if p.allocation),
                 served_dimensions=tuple(str(d) for d in m.get("served_dimensions") or ()),
                 double_buffering="always" if fdb else "auto"))
-        except (ValidationError, ValueError, TypeError) as exc:
+        except (ValidationError, ValueError, TypeError, OverflowError) as exc:
             raise _err(_first_error(exc), source, key) from None
     try:
         return MemoryHierarchy(name=str(data.get("name", Path(source).stem)), array=array, memories=tuple(mems))
     except (ValidationError, ValueError) as exc:
         raise _err(_first_error(exc), source, "memories") from None
+
+
+def _list(value: Any, source: str, key: str) -> list[Any]:
+    """``value`` as a list (``None``: empty); any other type is a ConfigError naming ``key``."""
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise _err(f"expected a list, got {type(value).__name__}", source, key)
+    return list(value)
 
 
 def _first_error(exc: Exception) -> str:
