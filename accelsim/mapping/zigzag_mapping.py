@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from ..errors import ConfigError
 from ..hardware.hierarchy import MemoryHierarchy
@@ -232,16 +232,24 @@ def _int(value: Any, src: str, key: str, what: str) -> int:
     return int(value)
 
 
-def _parse_spatial(sm: Any, src: str, key: str) -> Spatial:
-    if not isinstance(sm, dict):
-        raise _err("must map array dimensions to lists of 'DIM, SIZE'", src, key)
+def _per_array_dim(value: Any, src: str, key: str, what: str,
+                   parse: Callable[[list[Any], str], tuple[Any, ...]]) -> tuple[tuple[str, Any], ...]:
+    """``{array dim: [items]}`` -> ``((array dim, parse(items, key)), ...)``; ``what`` names the items."""
+    if not isinstance(value, dict):
+        raise _err(f"must map array dimensions to lists of {what}", src, key)
     rows = []
-    for ad, loops in sm.items():
+    for ad, items in value.items():
         akey = f"{key}.{ad}"
-        if not isinstance(loops, list):
-            raise _err("must be a list of 'DIM, SIZE' strings", src, akey)
+        if not isinstance(items, list):
+            raise _err(f"must be a list of {what}", src, akey)
+        rows.append((str(ad), parse(items, akey)))
+    return tuple(rows)
+
+
+def _parse_spatial(sm: Any, src: str, key: str) -> Spatial:
+    def loops(items: list[Any], akey: str) -> tuple[tuple[str, int], ...]:
         lps: list[tuple[str, int]] = []
-        for lp in loops:
+        for lp in items:
             parts = lp.split(",") if isinstance(lp, str) else None
             if parts is None or len(parts) != 2:
                 raise _err(f"unrolling {lp!r} must be a string 'DIM, SIZE'", src, akey)
@@ -249,20 +257,14 @@ def _parse_spatial(sm: Any, src: str, key: str) -> Spatial:
             if any(d == x for x, _ in lps):
                 raise _err(f"loop dimension {d} is unrolled twice", src, akey)
             lps.append((d, _int(parts[1].strip(), src, akey, "unrolling size")))
-        rows.append((str(ad), tuple(lps)))
-    return tuple(rows)
+        return tuple(lps)
+
+    return _per_array_dim(sm, src, key, "'DIM, SIZE' strings", loops)
 
 
 def _parse_hint(h: Any, src: str, key: str) -> Hint:
-    if not isinstance(h, dict):
-        raise _err("must map array dimensions to lists of loop dimensions", src, key)
-    rows = []
-    for ad, dims in h.items():
-        akey = f"{key}.{ad}"
-        if not isinstance(dims, list):
-            raise _err("must be a list of loop dimensions", src, akey)
-        rows.append((str(ad), tuple(_loop_name(d, src, akey) for d in dims)))
-    return tuple(rows)
+    return _per_array_dim(h, src, key, "loop dimensions",
+                          lambda items, akey: tuple(_loop_name(d, src, akey) for d in items))
 
 
 def _parse_ordering(t: Any, src: str, key: str) -> tuple[tuple[str, int | None], ...]:
