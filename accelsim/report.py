@@ -159,22 +159,24 @@ class LayerStats:
 
 
 
-def speed_phrase(speedup: float | None) -> str:
-    """``dense / this`` latency -> "1.21x faster" | "2.17x slower" | "same latency" (the factor is always >= 1)."""
-    if speedup is None or not math.isfinite(speedup) or speedup <= 0:
+def _ratio_phrase(ratio: float | None, same: str, above: str, below: str) -> str:
+    """A ratio in the direction that is true: ``ratio`` > 1 -> "{ratio}x {above}", < 1 ->
+    "{1/ratio}x {below}" (the factor is always >= 1), within SAME_RATIO_TOL of 1 -> ``same``."""
+    if ratio is None or not math.isfinite(ratio) or ratio <= 0:
         return "n/a"
-    if abs(speedup - 1.0) < SAME_RATIO_TOL:
-        return "same latency"
-    return f"{speedup:.2f}x faster" if speedup > 1 else f"{1 / speedup:.2f}x slower"
+    if abs(ratio - 1.0) < SAME_RATIO_TOL:
+        return same
+    return f"{ratio:.2f}x {above}" if ratio > 1 else f"{1 / ratio:.2f}x {below}"
+
+
+def speed_phrase(speedup: float | None) -> str:
+    """``dense / this`` latency -> "1.21x faster" | "2.17x slower" | "same latency"."""
+    return _ratio_phrase(speedup, "same latency", "faster", "slower")
 
 
 def energy_phrase(energy_ratio: float | None) -> str:
     """``this / dense`` energy -> "2.20x more energy" | "1.50x less energy" | "same energy"."""
-    if energy_ratio is None or not math.isfinite(energy_ratio) or energy_ratio <= 0:
-        return "n/a"
-    if abs(energy_ratio - 1.0) < SAME_RATIO_TOL:
-        return "same energy"
-    return f"{energy_ratio:.2f}x more energy" if energy_ratio > 1 else f"{1 / energy_ratio:.2f}x less energy"
+    return _ratio_phrase(energy_ratio, "same energy", "more energy", "less energy")
 
 
 def _kb(nbytes: float) -> str:
