@@ -22,15 +22,9 @@ For each network and each latency target (a fraction of the dense network's simu
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-for _p in (ROOT, ROOT / "examples"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
+from _common import ROOT, example_parser  # noqa: E402  (examples/ is on sys.path when run as a script)
 from _progress import Progress, write_docs_block  # noqa: E402
 
 DOCS = ROOT / "docs" / "dse.md"
@@ -39,14 +33,12 @@ LEVELS = (1.0, 0.75, 0.5, 0.375, 0.25, 0.125, 0.0625)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = example_parser(__doc__)
     ap.add_argument("--hw", default=str(ROOT / "hw_configs" / "systolic_32x32_os_sparse.yaml"))
     ap.add_argument("--targets", default="0.8,0.6,0.45", help="latency targets as fractions of the dense latency")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--sr-width", type=int, default=24)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
 
     import copy

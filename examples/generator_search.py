@@ -21,16 +21,11 @@ Quality is PSNR/SSIM on the held-out 25 % of digits; latency is simulated.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-for _p in (ROOT, ROOT / "examples"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
+from _common import ROOT, example_parser  # noqa: E402  (examples/ is on sys.path when run as a script)
 from _progress import Progress, write_docs_block  # noqa: E402
 
 DOCS = ROOT / "docs" / "dse.md"
@@ -38,7 +33,7 @@ MARKER = "generator-search"
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = example_parser(__doc__)
     ap.add_argument("--hw", default=str(ROOT / "hw_configs" / "systolic_32x32_os_256kb.yaml"))
     ap.add_argument("--budget", type=float, default=0.3, help="budget as a fraction of the teacher's latency (or MACs)")
     ap.add_argument("--budget-kind", choices=["latency", "macs"], default="latency")
@@ -47,11 +42,9 @@ def main() -> int:
     ap.add_argument("--population", type=int, default=10)
     ap.add_argument("--generations", type=int, default=3)
     ap.add_argument("--proxy-epochs", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the report (all candidates) as JSON")
     ap.add_argument("--save-workloads", metavar="DIR",
                     help="write teacher/hand_shrunk/searched workload YAMLs (list them in a sweep file's workloads)")
-    ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
 
     from accelsim.dse import distillation_search

@@ -19,16 +19,10 @@ The same front from the command line:
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-for _p in (ROOT, ROOT / "examples"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
+from _common import ROOT, example_parser  # noqa: E402  (examples/ is on sys.path when run as a script)
 from _progress import Progress, write_docs_block  # noqa: E402
 
 DOCS = ROOT / "docs" / "fpga.md"
@@ -36,15 +30,13 @@ MARKER = "hao-front"
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = example_parser(__doc__)
     ap.add_argument("--bits", default="2,3,4,8")
     ap.add_argument("--budget", default="dsp=64,bram18=100", help="ZU3EG resource budget of the overlay")
     ap.add_argument("--pipeline-budgets", default="dsp=16;dsp=64;bram18=12;bram18=16,dsp=16",
                     help="';'-separated ZU3EG budgets for the pipeline fronts")
     ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--predictor-out", default="hao_predictor.json")
-    ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
 
     from accelsim.dse.fpga.cli import _load_fpga
