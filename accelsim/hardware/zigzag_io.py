@@ -108,11 +108,7 @@ def hierarchy_from_zigzag(data: Any, source: str = "<zigzag accelerator>",
         raise _err("must be a non-empty mapping of memory names", source, "memories")
     for name, m in data["memories"].items():
         key = f"memories.{name}"
-        if not isinstance(m, dict):
-            raise _err("must be a mapping", source, key)
-        for k in m:
-            if k not in _MEM_KEYS:
-                raise _err(f"unsupported key '{k}'", source, f"{key}.{k}")
+        _check_keys(m, _MEM_KEYS, source, key)
         if m.get("auto_cost_extraction"):
             raise _err("CACTI cost extraction is not supported; give r_cost and w_cost", source,
                        f"{key}.auto_cost_extraction")
@@ -132,11 +128,7 @@ def hierarchy_from_zigzag(data: Any, source: str = "<zigzag accelerator>",
         ports = []
         for i, p in enumerate(_list(m["ports"], source, f"{key}.ports")):
             pkey = f"{key}.ports[{i}]"
-            if not isinstance(p, dict):
-                raise _err("must be a mapping", source, pkey)
-            for k in p:
-                if k not in _PORT_KEYS:
-                    raise _err(f"unsupported key '{k}'", source, f"{pkey}.{k}")
+            _check_keys(p, _PORT_KEYS, source, pkey)
             alloc = []
             for a in _list(p.get("allocation"), source, f"{pkey}.allocation"):
                 parts = [s.strip() for s in str(a).split(",")]
@@ -165,6 +157,15 @@ def hierarchy_from_zigzag(data: Any, source: str = "<zigzag accelerator>",
         return MemoryHierarchy(name=str(data.get("name", Path(source).stem)), array=array, memories=tuple(mems))
     except (ValidationError, ValueError) as exc:
         raise _err(_first_error(exc), source, "memories") from None
+
+
+def _check_keys(value: Any, allowed: set[str], source: str, key: str) -> None:
+    """``value`` must be a mapping whose keys are all in ``allowed``."""
+    if not isinstance(value, dict):
+        raise _err("must be a mapping", source, key)
+    for k in value:
+        if k not in allowed:
+            raise _err(f"unsupported key '{k}'", source, f"{key}.{k}")
 
 
 def _list(value: Any, source: str, key: str) -> list[Any]:
