@@ -25,3 +25,14 @@ def example_parser(doc: str | None, *, seed: bool = True, write_docs: bool = Tru
     if write_docs:
         ap.add_argument("--write-docs", action="store_true")
     return ap
+
+
+def report(text: str, write_docs: bool, docs: Path, marker: str, script: str) -> int:
+    """Print an example's result and, with ``--write-docs``, replace its block in ``docs``
+    (credited to ``python examples/<script> --write-docs``); returns the exit status 0."""
+    from _progress import write_docs_block
+
+    print(text)
+    if write_docs:
+        write_docs_block(docs, marker, text, f"`python examples/{script} --write-docs`")
+    return 0

@@ -23,9 +23,10 @@ For each network and each latency target (a fraction of the dense network's simu
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from _common import ROOT, example_parser  # noqa: E402  (examples/ is on sys.path when run as a script)
-from _progress import Progress, write_docs_block  # noqa: E402
+from _common import ROOT, example_parser, report  # noqa: E402  (examples/ is on sys.path when run as a script)
+from _progress import Progress  # noqa: E402
 
 DOCS = ROOT / "docs" / "dse.md"
 MARKER = "constrained-pruning"
@@ -127,10 +128,7 @@ def main() -> int:
             progress.step(f"{title}: target {f:.0%} -> {res.latency_ms * 1e3:.2f} us, {metric} {q}")
         out.append("")
     text = "\n".join(out).rstrip()
-    print(text)
-    if args.write_docs:
-        write_docs_block(DOCS, MARKER, text, "`python examples/constrained_pruning.py --write-docs`")
-    return 0
+    return report(text, args.write_docs, DOCS, MARKER, Path(__file__).name)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import itertools
 import sys
+from pathlib import Path
 
-from _common import ROOT, example_parser  # noqa: E402  (examples/ is on sys.path when run as a script)
-from _progress import Progress, write_docs_block  # noqa: E402
+from _common import ROOT, example_parser, report  # noqa: E402  (examples/ is on sys.path when run as a script)
+from _progress import Progress  # noqa: E402
 
 DOCS = ROOT / "docs" / "fpga.md"
 MARKER = "hao-front"
@@ -108,10 +109,7 @@ def main() -> int:
                        f"{p.predicted_accuracy:.4f} | {meas:.4f} | {pf.solves}, {pf.seconds:.2f} s |")
     progress.step("measured the accuracy of every front point")
     text = "\n".join(out)
-    print(text)
-    if args.write_docs:
-        write_docs_block(DOCS, MARKER, text, "`python examples/hao_front.py --write-docs`")
-    return 0
+    return report(text, args.write_docs, DOCS, MARKER, Path(__file__).name)
 
 
 if __name__ == "__main__":
