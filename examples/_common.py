@@ -30,9 +30,9 @@ def example_parser(doc: str | None, *, seed: bool = True, write_docs: bool = Tru
 def report(text: str, write_docs: bool, docs: Path, marker: str, script: str) -> int:
     """Print an example's result and, with ``--write-docs``, replace its block in ``docs``
     (credited to ``python examples/<script> --write-docs``); returns the exit status 0."""
-    from _progress import write_docs_block
-
     print(text)
     if write_docs:
+        from _progress import write_docs_block
+
         write_docs_block(docs, marker, text, f"`python examples/{script} --write-docs`")
     return 0
