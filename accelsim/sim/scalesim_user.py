@@ -493,6 +493,20 @@ def _write(cur, off, wb, pq, o_total, o_active, bw, Ld):
 
 
 @njit(cache=True)
+def _block_load(ifmap, k, first, C, K, limit, cycle, off, st, ptr, lines, n, A, P, L, ew, stride, h, w, cin, sc):
+    """One row of a block loaded without skew (ws: the weight block, is: the ifmap block): reduction
+    index ``k``, C columns of operand rows ``first + c`` below ``limit``.  Returns the new offset."""
+    if k < K:
+        for c in range(C):
+            row = first + c
+            if row < limit:
+                a = _ifmap_addr(row, k, ew, stride, h, w, cin, sc) if ifmap else row * K + k
+                if a != -1:
+                    off = _read(a, cycle, off, st, ptr, lines, n, A, P, L)
+    return off
+
+
+@njit(cache=True)
 def _replay(df, M, K, N, R, C, ew, stride, h, w, cin, sc,
             i_ptr, i_lines, i_n, i_A, i_P, i_L,
             f_ptr, f_lines, f_n, f_A, f_P, f_L,
@@ -577,13 +591,8 @@ def _replay(df, M, K, N, R, C, ew, stride, h, w, cin, sc,
                                     off_i = _read(a, cycle, off_i, ist, i_ptr, i_lines, i_n, i_A, i_P, i_L)
                         # filter: first R rows load the (row-flipped) weight block, no skew
                         if t < R:
-                            k = fr * R + R - 1 - t
-                            if k < K:
-                                for c in range(C):
-                                    n = fc * C + c
-                                    if n < N:
-                                        off_f = _read(n * K + k, cycle, off_f, fst, f_ptr, f_lines,
-                                                      f_n, f_A, f_P, f_L)
+                            off_f = _block_load(False, fr * R + R - 1 - t, fc * C, C, K, N, cycle, off_f, fst, f_ptr,
+                                                f_lines, f_n, f_A, f_P, f_L, ew, stride, h, w, cin, sc)
                     # ofmap: prefix 2R-1, u = t - c - (2R-1) in [0, T)
                     o0 = max(0, t - (2 * R - 1) - T + 1)
                     o1 = min(C - 1, t - (2 * R - 1))
@@ -595,15 +604,8 @@ def _replay(df, M, K, N, R, C, ew, stride, h, w, cin, sc,
                     if reads:
                         # ifmap: first R rows load the (row-flipped) ifmap block, C columns, no skew
                         if t < R:
-                            k = fr * R + R - 1 - t
-                            if k < K:
-                                for c in range(C):
-                                    m = fc * C + c
-                                    if m < M:
-                                        a = _ifmap_addr(m, k, ew, stride, h, w, cin, sc)
-                                        if a != -1:
-                                            off_i = _read(a, cycle, off_i, ist, i_ptr, i_lines,
-                                                          i_n, i_A, i_P, i_L)
+                            off_i = _block_load(True, fr * R + R - 1 - t, fc * C, C, K, M, cycle, off_i, ist, i_ptr,
+                                                i_lines, i_n, i_A, i_P, i_L, ew, stride, h, w, cin, sc)
                         # filter: R columns, prefix R rows, u = t - c - R in [0, T) (filter index)
                         c0 = max(0, t - R - T + 1)
                         c1 = min(R - 1, t - R)
