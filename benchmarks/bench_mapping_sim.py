@@ -8,9 +8,11 @@ Run::
 Prints per config and model, fold order (``mapping: scalesim``) next to searched (``mapping:
 search``, the config's objective): simulate time cold (empty mapping cache, numba kernels loaded)
 and warm (same process, second call), total latency (cycles) and energy (uJ), and the ratios.
-Then an ``accelsim sweep``-equivalent (``dse.run_sweep``, 1 worker) over array shapes x dataflow
-x DRAM bandwidth on ResNet-50 with ``mapping: search``, points/s (mapping cache shared by every
-point in the process: equal layer shape x hierarchy x objective is searched once).
+Then ``accelsim sweep``-equivalents (``dse.run_sweep``, 1 worker) on ResNet-50, searched and fold
+order: array shapes x dataflow x DRAM bandwidth (:data:`SWEEP_AXES`, 54 points, 9 shapes) and the
+hard case of a new array shape at every point (:data:`SHAPES_AXES`, 21 points), points/s (caches
+start empty and are shared by every point in the process: equal layer shape x hierarchy x
+objective is searched once, equal allocation problems are enumerated once).
 """
 from __future__ import annotations
 
@@ -53,23 +55,36 @@ def compare(models=("resnet18", "resnet50")) -> None:
                   f"{fold.energy_pj / 1e6:9.1f} {srch.energy_pj / 1e6:9.1f} {srch.energy_pj / fold.energy_pj:6.3f}")
 
 
-def sweep() -> None:
+#: the sweep of issue 10: 9 array shapes x 2 dataflows x 3 DRAM bandwidths = 54 points, each point a
+#: new hierarchy (no two points share array shape, dataflow and bandwidth)
+SWEEP_AXES = {"rows": [32, 64, 128], "cols": [32, 64, 128], "dataflow": ["os", "ws"],
+              "dram.bw_gbps": [12.8, 25.6, 51.2]}
+#: the hard case: every point a new array shape (one dataflow, one bandwidth)
+SHAPES_AXES = {"rows": [16, 24, 32, 48, 64, 96, 128], "cols": [32, 64, 128]}
+
+
+def _run(label: str, axes: dict) -> None:
     from accelsim.dse.runner import run_sweep
 
-    spec = {"name": "bench_mapping", "hardware": str(ROOT / "hw_configs" / "systolic_128x128_os.yaml"),
-            "workloads": ["zoo:resnet50"],
-            "axes": {"rows": [32, 64, 128], "cols": [32, 64, 128], "dataflow": ["os", "ws"],
-                     "dram.bw_gbps": [12.8, 25.6, 51.2]},
-            "objectives": ["latency_ms", "energy_uj"]}
-    for label, extra in (("search", {}), ("scalesim", {"mapping": ["scalesim"]})):
-        s = dict(spec, axes={**spec["axes"], **extra}, name=f"bench_mapping_{label}")
-        S._DEFAULT_CACHE.clear()
-        with tempfile.TemporaryDirectory() as d:
-            t = time.perf_counter()
-            res = run_sweep(s, Path(d) / "s.sqlite", workers=1)
-            dt = time.perf_counter() - t
-        print(f"sweep ResNet-50, mapping {label:8}: {res.evaluated} points in {dt:.1f} s = {res.evaluated / dt:.1f} "
-              f"points/s (mapping cache: {S._DEFAULT_CACHE.misses} searches, {S._DEFAULT_CACHE.hits} hits)")
+    spec = {"name": "bench_mapping_" + label.replace(", ", "_"), "hardware": str(ROOT / "hw_configs" / "systolic_128x128_os.yaml"),
+            "workloads": ["zoo:resnet50"], "axes": axes, "objectives": ["latency_ms", "energy_uj"]}
+    S._DEFAULT_CACHE.clear()
+    S._ORDER_CACHE.clear()
+    shapes = len(axes.get("rows", [0])) * len(axes.get("cols", [0]))
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        res = run_sweep(spec, Path(d) / "s.sqlite", workers=1)
+        dt = time.perf_counter() - t
+    print(f"sweep ResNet-50 {label:16}: {res.evaluated} points ({shapes} array shapes) in {dt:.1f} s = "
+          f"{res.evaluated / dt:.1f} points/s (mapping cache: {S._DEFAULT_CACHE.misses} searches, "
+          f"{S._DEFAULT_CACHE.hits} hits; {len(S._ORDER_CACHE)} loop-order enumerations)")
+
+
+def sweep() -> None:
+    _run("search", SWEEP_AXES)
+    _run("scalesim", {**SWEEP_AXES, "mapping": ["scalesim"]})
+    _run("search, shapes", SHAPES_AXES)
+    _run("scalesim, shapes", {**SHAPES_AXES, "mapping": ["scalesim"]})
 
 
 if __name__ == "__main__":

@@ -625,10 +625,27 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
     return orders[:k], counts[:k], ok[:k], sig[:k]
 
 
+#: odd multipliers of the row hash in :func:`first_of_each_class` (fixed seed: deterministic)
+_HASH_MULT = np.random.default_rng(20261206).integers(1, 2**62, size=4096, dtype=np.int64).astype(np.uint64) | np.uint64(1)
+
+
 def first_of_each_class(sig: np.ndarray) -> np.ndarray:
     """Indices (ascending) of the first row of every distinct row of ``sig`` (exact row
-    comparison; numpy, so nothing to compile)."""
+    comparison; numpy, so nothing to compile).
+
+    Rows are first grouped by a 64-bit multiply-add hash (a 1-D stable sort, ~10x faster than
+    ``np.unique(axis=0)``); the grouping is then verified exactly (every row equal to its group's
+    first row). Only if a hash collision joined two distinct rows does it fall back to the exact
+    row-wise ``np.unique``, so the result is always the exact first-of-class set."""
     if sig.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
+    w = sig.shape[1]
+    if w <= _HASH_MULT.shape[0]:
+        u = np.ascontiguousarray(sig, dtype=np.int64).view(np.uint64)
+        with np.errstate(over="ignore"):
+            h = (u * _HASH_MULT[:w]).sum(axis=1, dtype=np.uint64)
+        _, first, inv = np.unique(h, return_index=True, return_inverse=True)  # stable: first occurrence
+        if np.array_equal(sig, sig[first[inv.ravel()]]):
+            return np.sort(first)
     _, first = np.unique(sig, axis=0, return_index=True)  # first occurrence of each distinct row
     return np.sort(first)

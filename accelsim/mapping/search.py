@@ -247,11 +247,38 @@ def _trips(layer: LayerDims, sp: tuple[SpatialUnroll, ...]) -> dict[str, int]:
     return out
 
 
+#: enumerated loop orders keyed by the allocation problem's content (capacities, operand links,
+#: spatial loops, widths, geometry), the loop prime factors, ``dedupe`` and the ordering pins;
+#: bandwidths and prices are not inputs of allocation or signatures, so hierarchies differing
+#: only in those (e.g. a DRAM-bandwidth sweep) share one enumeration. Bounded (FIFO eviction).
+_ORDER_CACHE: dict[tuple, tuple] = {}
+_ORDER_CACHE_MAX = 4096
+
+
+def _problem_key(prob: K.AllocationProblem) -> tuple:
+    return (tuple((op, tuple(v)) for op, v in sorted(prob.levels.items())),
+            tuple((op, tuple(tuple(lv) for lv in v)) for op, v in sorted(prob.spatial_at.items())),
+            tuple(prob.memories), tuple(sorted(prob.bits.items())), prob.o_final_bits, tuple(prob.geo))
+
+
 def _order_arrays(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe: bool,
                   ordering: TemporalOrdering | None = None):
     """(orders [n, L] as indices into lpfs, counts [n, 3, levels], indices of the feasible orders to
     evaluate — one per signature class when ``dedupe``, the first in lexicographic order —,
-    number of orders, number infeasible). ``ordering``: only orders satisfying its pins."""
+    number of orders, number infeasible). ``ordering``: only orders satisfying its pins.
+    Memoised in :data:`_ORDER_CACHE` (returned arrays are shared: callers must not modify them)."""
+    key = (_problem_key(prob), tuple(lpfs), dedupe, ordering.loops if ordering is not None else None)
+    hit = _ORDER_CACHE.get(key)
+    if hit is None:
+        hit = _order_arrays_uncached(prob, lpfs, dedupe, ordering)
+        if len(_ORDER_CACHE) >= _ORDER_CACHE_MAX:
+            del _ORDER_CACHE[next(iter(_ORDER_CACHE))]
+        _ORDER_CACHE[key] = hit
+    return hit
+
+
+def _order_arrays_uncached(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe: bool,
+                           ordering: TemporalOrdering | None = None):
     if not lpfs:
         c = prob.allocate(())
         if ordering is not None and ordering.pins():
