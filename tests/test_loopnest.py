@@ -113,3 +113,20 @@ def test_cli(tmp_path, ref, root, capsys):
 def test_bad_accelerator_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="accelerator"):
         LoopNestAccelerator.model_validate({"kind": "loopnest", "accelerator": str(tmp_path / "missing.yaml")})
+
+
+def test_cost_model_timing_by_hand():
+    """latency 1000.4 = temporal+fill/drain 600 (the program's compute) + onload 100.2 + offload
+    50.6 + stall; DRAM latency 7 goes to fill once; 640 + 128 DRAM bits at 64 bit/cycle = 12 busy."""
+    from accelsim.engines.loopnest import cost_model_timing
+    from accelsim.mapping.cost import MappingCost
+    from accelsim.stats import LayerProgram, Tile
+
+    cost = MappingCost(energy_pj=1.0, mac_energy_pj=0.5, latency_cycles=1000.4, ideal_cycles=500.0,
+                       temporal_cycles=580.0, stall_cycles=249.6, onload_cycles=100.2, offload_cycles=50.6,
+                       fill_drain_cycles=20.0, levels=())
+    prog = LayerProgram(layer="l", op="conv2d", engine="loopnest", body=(Tile(640, 600, 128),), compute_cycles=600,
+                        actions=[], macs=1, dense_macs=1, pe_count=1)
+    t = cost_model_timing(prog, cost, 64.0, dram_latency_cycles=7)
+    assert (t.fill_cycles, t.compute_cycles, t.stall_cycles, t.drain_cycles) == (107, 600, 249, 51)
+    assert t.latency_cycles == 1000 + 7 and t.dram_busy_cycles == 12 and t.stall_input_cycles == 249

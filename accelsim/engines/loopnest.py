@@ -67,19 +67,22 @@ class LoopNestEngine(Engine[LoopNestAccelerator]):
             key = f"energy_{lc.level}_{lc.operand}_pj"
             prog.extra[key] = prog.extra.get(key, 0.0) + float(lc.energy_pj)
         if hw.stall_model == "double_buffer":
-            prog.timing = cost_model_timing(prog, res.cost, hw.dram_bits_per_cycle())
+            prog.timing = cost_model_timing(prog, res.cost, hw.dram_bits_per_cycle(), hw.dram.latency_cycles)
         if m.spec is not None:
             prog.notes.append(f"mapping file entry {m.spec.entry!r} (by {m.spec.matched_by})")
         return prog
 
 
-def cost_model_timing(prog: LayerProgram, cost: MappingCost, dram_bits_per_cycle: float) -> Timing:
+def cost_model_timing(prog: LayerProgram, cost: MappingCost, dram_bits_per_cycle: float,
+                      dram_latency_cycles: int = 0) -> Timing:
     """The cost model's latency of ``prog``'s mapping as a :class:`Timing`: compute = the program's
-    ``temporal + fill/drain``, fill = on-loading, drain = off-loading, stall = the rest of the
-    (rounded) latency, i.e. the per-level bandwidth stalls; DRAM busy = the program's DRAM traffic
-    over the channel's bits per cycle."""
-    fill, drain = int(round(cost.onload_cycles)), int(round(cost.offload_cycles))
-    stall = max(0, int(round(cost.latency_cycles)) - fill - prog.compute_cycles - drain)
+    ``temporal + fill/drain``, fill = on-loading (+ ``dram_latency_cycles`` once, as the pipeline
+    path adds ``dram.latency_cycles``), drain = off-loading, stall = the rest of the (rounded)
+    latency, i.e. the per-level bandwidth stalls; DRAM busy = the program's DRAM traffic over the
+    channel's bits per cycle."""
+    onload, drain = int(round(cost.onload_cycles)), int(round(cost.offload_cycles))
+    stall = max(0, int(round(cost.latency_cycles)) - onload - prog.compute_cycles - drain)
+    fill = onload + dram_latency_cycles
     _, load_bits, _, store_bits, _ = program_totals(prog.body)
     return Timing(compute_cycles=prog.compute_cycles, stall_cycles=stall, fill_cycles=fill, drain_cycles=drain,
                   dram_busy_cycles=int((load_bits + store_bits) / dram_bits_per_cycle),
