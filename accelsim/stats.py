@@ -148,6 +148,10 @@ class LayerProgram:
     topology: TopologyRow | None = None  # for stall models that replay the layer (scalesim_user)
     extra: dict[str, float] = field(default_factory=dict)
     mapping: str = ""  # how the layer was mapped, readable (loop-nest text or e.g. "scalesim fold order (ws)")
+    #: the layer's timing as the engine's own model computed it (e.g. the loop-nest cost model of
+    #: ``kind: loopnest``); when set, :func:`accelsim.sim.run.simulate_layer_program` reports it
+    #: instead of timing ``body`` itself
+    timing: "Timing | None" = None
 
     @property
     def dram_read_total_bits(self) -> int:

@@ -14,7 +14,10 @@ Assumptions (what ZigZag's file does not say):
 
 - ``clock_mhz`` 1000 unless given; DRAM bandwidth = the top memory level's widest port in bits
   per cycle at that clock (``dram.bw_gbps`` derived, unless given); the DRAM channel of the
-  timing model is that port;
+  pipeline cross-check is that port;
+- latency: the cost model's (ZigZag's latency model, the mapper's objective) with the default
+  ``stall_model: double_buffer``, the SimPy pipeline's figure kept in
+  ``extra['pipeline_latency_cycles']``; ``stall_model: none``: ideal bandwidth (engine docstring);
 - energy: each memory access costs the level's ``r_cost``/``w_cost`` per port word, a MAC the
   array's ``unit.energy`` (ZigZag's numbers, no technology table, no leakage: ``static`` is 0);
   so a layer's energy is the mapper's cost-model energy for its mapping;

@@ -13,6 +13,11 @@
 - ``scalesim_user``: SCALE-Sim 3.0.0's USER-mode memory model, replayed by
   :mod:`.scalesim_user` from the program's :class:`~accelsim.stats.TopologyRow`.
 
+A program whose engine timed it with its own model (``LayerProgram.timing``, e.g. the loop-nest
+cost model of ``kind: loopnest``) keeps that timing: the engine has applied the stall model;
+under ``double_buffer`` the pipeline's latency of its body is added to ``prog.extra`` as
+``pipeline_latency_cycles``, a cross-check.
+
 In the last two the DRAM channel's busy time is still reported (traffic / bandwidth). In
 ``scalesim_user`` the traffic is the emulation's own DRAM counts (SCALE-Sim's ``num_access`` of the
 ifmap/filter read buffers and the ofmap write buffer, in words of ``hw.word_bits``), returned in
@@ -74,8 +79,13 @@ def with_measured_dram(prog: LayerProgram, timing: Timing) -> LayerProgram:
 
 
 def simulate_layer_program(prog: LayerProgram, hw: HardwareBase, *, skip: bool = True) -> Timing:
-    """Timing of ``prog`` on ``hw`` under ``hw.stall_model``."""
+    """Timing of ``prog`` on ``hw`` under ``hw.stall_model`` (the engine's own ``prog.timing`` when it has one)."""
     model = hw.stall_model
+    if prog.timing is not None:
+        if model == "double_buffer" and prog.body:  # the pipeline's figure, as a cross-check
+            cross = simulate_program(prog.body, hw.dram_bits_per_cycle(), skip=skip)
+            prog.extra["pipeline_latency_cycles"] = float(cross.latency_cycles + hw.dram.latency_cycles)
+        return dataclasses.replace(prog.timing)
     if model == "none":
         timing = _unstalled(prog, hw, 0, 0, "ideal bandwidth (stall_model: none)")
         if prog.topology is not None:
