@@ -344,31 +344,40 @@ class ActSparsity:
             scale = min(scale, self.d_i if operand == "inputs" else self.d_w)
         return scale
 
+    def scales(self, act_bits: int, weight_bits: int) -> dict[str, float]:
+        """Factors of level actions and formats: SRAM reads (``*_reads``), format ratios per level and
+        operand; also recorded for the report (``extra['format_ratio_*']``)."""
+        s = {"ifmap_sram_inputs": self._ratio("ifmap_sram", "inputs", act_bits),
+             "filter_sram_weights": self._ratio("filter_sram", "weights", weight_bits),
+             "ofmap_sram_outputs": self._ratio("ofmap_sram", "outputs", act_bits),
+             "dram_inputs": self._ratio("dram", "inputs", act_bits),
+             "dram_weights": self._ratio("dram", "weights", weight_bits),
+             "dram_outputs": self._ratio("dram", "outputs", act_bits)}
+        s["ifmap_sram_reads"] = s["ifmap_sram_inputs"] * self._read_scale("ifmap_sram", "inputs")
+        s["filter_sram_reads"] = s["filter_sram_weights"] * self._read_scale("filter_sram", "weights")
+        self._formats = {k: s[k] for k in ("dram_inputs", "dram_weights", "dram_outputs", "ifmap_sram_inputs",
+                                           "filter_sram_weights")}
+        return s
+
+    def compulsory_bits(self, act_bits: int, weight_bits: int, s: dict[str, float]) -> float:
+        """Compulsory DRAM read bits in the DRAM formats."""
+        gs = self.layer.gemms()
+        return (sum(g.a_unique * act_bits * g.count for g in gs) * s["dram_inputs"]
+                + sum(g.b_unique * weight_bits * g.b_distinct for g in gs) * s["dram_weights"])
+
     def adjust_counters(self, c: LayerCounters, act_bits: int, weight_bits: int) -> None:
         """Scale the layer's SRAM reads and DRAM traffic by level actions and formats."""
         self._dense_read_bits = sum(c.dram_read_bits.values())
         self._dense_write_bits = sum(c.dram_write_bits.values())
-        r_in = self._ratio("ifmap_sram", "inputs", act_bits) * self._read_scale("ifmap_sram", "inputs")
-        r_w = self._ratio("filter_sram", "weights", weight_bits) * self._read_scale("filter_sram", "weights")
-        c.sram["ifmap_reads"] = int(round(c.sram["ifmap_reads"] * r_in))
-        c.sram["filter_reads"] = int(round(c.sram["filter_reads"] * r_w))
-        r_o = self._ratio("ofmap_sram", "outputs", act_bits)
+        s = self.scales(act_bits, weight_bits)
+        c.sram["ifmap_reads"] = int(round(c.sram["ifmap_reads"] * s["ifmap_sram_reads"]))
+        c.sram["filter_reads"] = int(round(c.sram["filter_reads"] * s["filter_sram_reads"]))
+        r_o = s["ofmap_sram_outputs"]
         if r_o != 1.0:
             outs = sum(g.c_unique * g.count for g in self.layer.gemms())
             c.sram["ofmap_reads"] = int(round(c.sram["ofmap_reads"] - outs + outs * r_o))
-        d_in = self._ratio("dram", "inputs", act_bits)
-        d_w = self._ratio("dram", "weights", weight_bits)
-        d_o = self._ratio("dram", "outputs", act_bits)
-        # whole words so the program's word counts (bits // width) are exact
-        c.dram_read_bits["ifmap"] = int(round(c.dram_read_bits["ifmap"] * d_in / act_bits)) * act_bits
-        c.dram_read_bits["filter"] = int(round(c.dram_read_bits["filter"] * d_w / weight_bits)) * weight_bits
-        c.dram_write_bits["ofmap"] = int(round(c.dram_write_bits["ofmap"] * d_o / act_bits)) * act_bits
-        c.compulsory_read_bits = int(round(sum(g.a_unique * act_bits * g.count for g in self.layer.gemms()) * d_in
-                                           + sum(g.b_unique * weight_bits * g.b_distinct
-                                                 for g in self.layer.gemms()) * d_w))
-        self._formats = {"dram_inputs": d_in, "dram_weights": d_w, "dram_outputs": d_o,
-                         "ifmap_sram_inputs": self._ratio("ifmap_sram", "inputs", act_bits),
-                         "filter_sram_weights": self._ratio("filter_sram", "weights", weight_bits)}
+        scale_dram_bits(c.dram_read_bits, c.dram_write_bits, s, act_bits, weight_bits)
+        c.compulsory_read_bits = int(round(self.compulsory_bits(act_bits, weight_bits, s)))
 
     def mac_action(self, mac: Action) -> Action:
         """The MAC action with only the effectual (not gated/skipped) MACs counted."""
@@ -402,6 +411,16 @@ class ActSparsity:
         prog.extra["stored_input_bits"] = self.layer.input_words * ab * self._formats.get("ifmap_sram_inputs", 1.0)
 
 
+def scale_dram_bits(read_bits: dict[str, int], write_bits: dict[str, int], s: dict[str, float], act_bits: int,
+                    weight_bits: int) -> None:
+    """DRAM bits per operand x the DRAM format ratios of ``s`` (:meth:`ActSparsity.scales`), in place,
+    in whole words so the program's word counts (bits // width) are exact."""
+    for bits, key, ratio, word in ((read_bits, "ifmap", s["dram_inputs"], act_bits),
+                                   (read_bits, "filter", s["dram_weights"], weight_bits),
+                                   (write_bits, "ofmap", s["dram_outputs"], act_bits)):
+        bits[key] = int(round(bits.get(key, 0) * ratio / word)) * word
+
+
 @lru_cache(maxsize=4096)
 def _format_ratio(fmt: str, density: float, fiber: int, value_bits: int, run_bits: int) -> float:
     """E[bits of a ``fiber``-element fiber in ``fmt``] / its dense bits, non-zeros uniform at
@@ -430,4 +449,4 @@ def _scale_traffic(nodes: tuple[Node, ...], rd: float, wr: float) -> tuple[Node,
     return tuple(out)
 
 
-__all__ = ["ActSparsity", "im2col_mask"]
+__all__ = ["ActSparsity", "im2col_mask", "scale_dram_bits"]
