@@ -25,12 +25,15 @@ rules of :mod:`.act_sparsity` carry over with the mapping's own tiles:
   Statistical path: hypergeometric occupancy (:class:`~accelsim.sparsity.Uniform`; the OS
   intersection jointly over the grid, whose rows share inputs and columns weights:
   :func:`~accelsim.sparsity.actions.grid_intersection_max`), a conv's zero padding folded
-  into the input density (in-bounds fraction of the windows, stated). Actual path: the real
+  into the input density (in-bounds fraction of the windows, stated); OS ``inputs`` lanes of a
+  conv with overlapping windows from seeded draws of the input mask
+  (:meth:`ActSparsity.window_samples`: correlated lanes). Actual path: the real
   masks, the reduction chunked into consecutive ``t_seg``/``s1`` pieces of the im2col order and
   lanes into consecutive pixels/channels (the mapping's boxes of ``C x R x S`` and of ``P x Q``
   are approximated by consecutive runs; same statistics for uncorrelated masks).
-  The tile stream's compute cycles are scaled by ``T'/T`` (fill/drain included, per tile rounded
-  up); the program's compute cycles are the scaled stream's sum.
+  The tile stream's compute cycles are scaled by ``T'/T`` (fill/drain included; per tile rounded
+  down, the remainder to the rounded total in one compute-only tile at the end); the program's
+  compute cycles are the scaled stream's sum.
 - **level actions and formats**: SRAM read actions of ``ifmap_sram``/``filter_sram`` x the
   read scale x format ratio; DRAM bits per operand x the DRAM format ratio (the merged DRAM
   actions by the total-bits ratio: one port word for every operand); an output format at
@@ -108,6 +111,7 @@ def skip_temporal_cycles(act: ActSparsity, mapping: Mapping) -> float | None:
         return None
     on = c.on_zeros
     if on == "inputs":
+        acts = acts if acts is not None else act.window_samples()
         if acts is not None:
             per = [_block_max(_chunks(_tile_pixels(x, g.m), seg), s1, 0).mean() for x in acts]
             return T / seg * float(np.mean(per))
@@ -134,7 +138,7 @@ def _scale_compute(nodes: tuple[Node, ...], ratio: float) -> tuple[Node, ...]:
     out: list[Node] = []
     for n in nodes:
         if isinstance(n, Tile):
-            out.append(Tile(n.load_bits, int(np.ceil(n.compute_cycles * ratio - 1e-9)), n.store_bits, n.decode_cycles))
+            out.append(Tile(n.load_bits, int(n.compute_cycles * ratio + 1e-9), n.store_bits, n.decode_cycles))
         else:
             out.append(Repeat(_scale_compute(n.body, ratio), n.count))
     return tuple(out)
@@ -152,7 +156,11 @@ def apply_to_searched(act: ActSparsity, prog: LayerProgram, mapping: Mapping, ac
     """Apply the ``sparsity:`` block to a searched layer program in place (module docstring)."""
     t_skip = skip_temporal_cycles(act, mapping)
     if t_skip is not None and mapping.temporal_cycles:
-        prog.body = _scale_compute(prog.body, t_skip / mapping.temporal_cycles)
+        ratio = t_skip / mapping.temporal_cycles
+        target = int(round(_compute_sum(prog.body) * ratio))
+        body = _scale_compute(prog.body, ratio)  # per tile rounded down, the remainder in a last tile
+        rest = target - _compute_sum(body)
+        prog.body = body + ((Tile(0, rest, 0),) if rest > 0 else ())
         prog.compute_cycles = _compute_sum(prog.body)
     act._dense_read_bits = prog.dram_read_total_bits
     act._dense_write_bits = prog.dram_write_total_bits
