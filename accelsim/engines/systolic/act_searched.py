@@ -99,6 +99,7 @@ def skip_temporal_cycles(act: ActSparsity, mapping: Mapping) -> float | None:
             act._note(f"{hw.dataflow}: all-zero {'input' if stationary == 'weights' else 'weight'} vectors "
                       f"skipped; zeros of the stationary {stationary} gated")
         if hw.dataflow == "ws":
+            acts = acts if acts is not None else act.window_samples(channels_only=True)
             if acts is not None:
                 return T * float(np.mean([(_chunks(x, s1) > 0).mean() for x in acts]))
             return T * (1.0 - Uniform(d_in, max(g.a_unique, s1)).prob_empty(s1))

@@ -74,7 +74,7 @@ from ...hardware.systolic import SystolicArray
 from ...sparsity import Uniform, density_model, expected_format_bits
 from ...sparsity.actions import intersection_model, lockstep_steps, target_density, weight_density
 from ...stats import Action, LayerProgram, Node, Repeat, Tile
-from ...workload.layer import Conv2d, Gemm, LayerBase
+from ...workload.layer import Conv2d, Gemm, LayerBase, Linear
 from ...workload.masks import gemm_weight_views, layer_act_mask, layer_mask
 from ...workload.workload import Workload
 from .folds import FoldOverrides, FoldPlan
@@ -192,29 +192,63 @@ class ActSparsity:
         return target_density(c.on_zeros, self.d_w, self.d_i * (1.0 if c.on_zeros == "weights" else vf))
 
     # -- skipping: per-fold cycles ----------------------------------------------------------------
-    def window_samples(self) -> list[np.ndarray] | None:
-        """Statistical OS input lanes of a conv whose windows overlap: im2col of ``WINDOW_TRIALS``
-        seeded input masks drawn from the uniform model (exactly ``round(d_i C H W)`` non-zeros at
-        uniform positions). A zero shared by up to ``R x S`` overlapping windows makes the lanes'
-        counts correlated, so E[max] over lock-step lanes is taken over these draws (the
-        independent-lane formula overestimates it: -2.7% at density 0.1 on a padded 3x3 conv).
-        None when the lanes are independent (linear, 1x1 or non-overlapping windows: the
-        hypergeometric formula is exact) or a real mask is given."""
-        lay = self.layer
-        if self.act_cols is not None or not isinstance(lay, Conv2d):
+    def channel_densities(self) -> np.ndarray | None:
+        """The layer's measured per-input-channel densities when they differ (else None)."""
+        ch = self.layer.compression.act_channel_density
+        if ch is None or len(ch) < 2 or max(ch) - min(ch) < 1e-9:
             return None
-        if lay.kernel_h * lay.kernel_w == 1 or (lay.stride_h >= lay.kernel_h and lay.stride_w >= lay.kernel_w):
+        return np.asarray(ch, dtype=float)
+
+    def window_samples(self, channels_only: bool = False) -> list[np.ndarray] | None:
+        """Statistical input lanes drawn, not computed in closed form: im2col of
+        ``WINDOW_TRIALS`` seeded input masks from the uniform model (exactly ``round(d C H W)``
+        non-zeros at uniform positions; per channel ``round(d_c H W)`` when the front-end measured
+        ``act_channel_density``). Used when the closed form would be wrong:
+
+        - a conv whose windows overlap (OS input lanes; not with ``channels_only``): a zero shared
+          by up to ``R x S`` windows makes the lanes' counts correlated, so E[max] over lock-step
+          lanes is taken over draws (the independent-lane formula overestimates it: -2.7% at
+          density 0.1 on a padded 3x3 conv);
+        - per-channel densities that differ: a fold's or segment's reduction covers a channel
+          range, so its occupancy depends on which channels it holds (WS: all-zero vectors per
+          row fold; OS: lane counts are sums over channels of unequal density).
+
+        None otherwise (linear, 1x1 or non-overlapping windows at one density: the hypergeometric
+        formula is exact) or when a real mask is given."""
+        lay, ch = self.layer, self.channel_densities()
+        if self.act_cols is not None or not isinstance(lay, (Conv2d, Linear)):
+            return None
+        overlap = isinstance(lay, Conv2d) and lay.kernel_h * lay.kernel_w > 1 and not (
+            lay.stride_h >= lay.kernel_h and lay.stride_w >= lay.kernel_w)
+        if ch is None and (channels_only or not overlap):
             return None
         if self._samples is None:
-            size = lay.in_channels * lay.in_h * lay.in_w
-            trials = int(min(WINDOW_TRIALS, max(1, WINDOW_ELEMS // max(size * lay.kernel_h * lay.kernel_w, 1))))
+            if isinstance(lay, Conv2d):
+                c, plane = lay.in_channels, lay.in_h * lay.in_w
+                per_trial = c * plane * lay.kernel_h * lay.kernel_w
+            else:
+                c, plane = lay.in_features, max(lay.gemms()[0].m, 1)
+                per_trial = c * plane
+            if ch is not None and ch.size != c:
+                return None
+            dens = ch if ch is not None else np.full(c, self.d_i)
+            trials = int(min(WINDOW_TRIALS, max(1, WINDOW_ELEMS // max(per_trial, 1))))
             rng = np.random.default_rng(0)
-            nnz = int(round(self.d_i * size))
             out = []
             for _ in range(trials):
-                flat = np.zeros(size, dtype=bool)
-                flat[rng.choice(size, nnz, replace=False)] = True
-                out.append(im2col_mask(flat.reshape(lay.in_channels, lay.in_h, lay.in_w), lay))
+                if ch is None:
+                    flat = np.zeros(c * plane, dtype=bool)
+                    flat[rng.choice(flat.size, int(round(self.d_i * flat.size)), replace=False)] = True
+                    m = flat.reshape(c, plane)
+                else:
+                    keys = rng.random((c, plane))  # channel c: its round(d_c plane) smallest keys non-zero
+                    n = np.rint(dens * plane).astype(int)
+                    thr = np.sort(keys, axis=1)[np.arange(c), np.clip(n - 1, 0, plane - 1)]
+                    m = (keys <= thr[:, None]) & (n > 0)[:, None]
+                if isinstance(lay, Conv2d):
+                    out.append(im2col_mask(m.reshape(c, lay.in_h, lay.in_w), lay))
+                else:
+                    out.append(m.T.reshape(plane, 1, c))
             self._samples = out
         return self._samples
 
@@ -271,6 +305,7 @@ class ActSparsity:
             if c.on_zeros == "weights":
                 self._note("ws: weights are stationary, their zeros are gated, not skipped")
                 return None
+            acts = acts if acts is not None else (self.window_samples(channels_only=True) if gi == 0 else None)
             if acts is not None:
                 frac = []
                 for x in acts:
