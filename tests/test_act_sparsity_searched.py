@@ -82,7 +82,6 @@ def test_os_skip_hand_computed_segments():
     hw = searched("os", SKIP_IN)
     got = run(fc(m, k, n, float(mask.mean()), "fc.act"), hw, {"fc.act": mask})
     dense = run(fc(m, k, n, 1.0), searched("os"))
-    from accelsim.engines.systolic.act_searched import os_segment  # noqa: F401 (documented rule)
     lanes = mask.sum(axis=1).reshape(-1, 16).max(axis=1)  # per 16-pixel group: the busiest lane
     t_dense = (m // 16) * (n // 16) * k
     fill = dense.compute_cycles - t_dense

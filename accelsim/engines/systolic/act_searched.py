@@ -49,10 +49,10 @@ from ...hardware.systolic import SystolicArray
 from ...mapping.ir import Mapping
 from ...sparsity import Uniform
 from ...sparsity.actions import grid_intersection_max, lockstep_steps
-from ...stats import Action, LayerProgram, Node, Repeat, Tile
+from ...stats import Action, LayerProgram, Node, Tile
 from ...workload.layer import LayerBase
 from ...workload.workload import Workload
-from .act_sparsity import ActSparsity, _block_max, _tile_pixels, scale_dram_bits
+from .act_sparsity import ActSparsity, _block_max, _tile_pixels, map_tiles, scale_dram_bits
 from .searched import searched_program
 
 REDUCTION_DIMS = ("C", "R", "S")
@@ -136,13 +136,8 @@ def skip_temporal_cycles(act: ActSparsity, mapping: Mapping) -> float | None:
 
 
 def _scale_compute(nodes: tuple[Node, ...], ratio: float) -> tuple[Node, ...]:
-    out: list[Node] = []
-    for n in nodes:
-        if isinstance(n, Tile):
-            out.append(Tile(n.load_bits, int(n.compute_cycles * ratio + 1e-9), n.store_bits, n.decode_cycles))
-        else:
-            out.append(Repeat(_scale_compute(n.body, ratio), n.count))
-    return tuple(out)
+    return map_tiles(nodes, lambda n: Tile(n.load_bits, int(n.compute_cycles * ratio + 1e-9), n.store_bits,
+                                           n.decode_cycles))
 
 
 def _compute_sum(nodes: tuple[Node, ...]) -> int:

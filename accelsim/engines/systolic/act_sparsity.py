@@ -67,6 +67,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
@@ -507,16 +508,15 @@ def _tile_pixels(a: np.ndarray, m: int) -> np.ndarray:
     return np.concatenate([a] * reps, axis=0)[:m]
 
 
+def map_tiles(nodes: tuple[Node, ...], fn: Callable[[Tile], Tile]) -> tuple[Node, ...]:
+    """``nodes`` with every tile replaced by ``fn(tile)`` (repeats kept)."""
+    return tuple(fn(n) if isinstance(n, Tile) else Repeat(map_tiles(n.body, fn), n.count) for n in nodes)
+
+
 def _scale_traffic(nodes: tuple[Node, ...], rd: float, wr: float) -> tuple[Node, ...]:
-    out: list[Node] = []
-    for n in nodes:
-        if isinstance(n, Tile):
-            # rounded up: the stream moves at least the counted traffic (totals within a bit per tile)
-            out.append(Tile(math.ceil(n.load_bits * rd - 1e-9), n.compute_cycles, math.ceil(n.store_bits * wr - 1e-9),
-                            n.decode_cycles))
-        else:
-            out.append(Repeat(_scale_traffic(n.body, rd, wr), n.count))
-    return tuple(out)
+    # rounded up: the stream moves at least the counted traffic (totals within a bit per tile)
+    return map_tiles(nodes, lambda n: Tile(math.ceil(n.load_bits * rd - 1e-9), n.compute_cycles,
+                                           math.ceil(n.store_bits * wr - 1e-9), n.decode_cycles))
 
 
-__all__ = ["ActSparsity", "im2col_mask", "scale_dram_bits"]
+__all__ = ["ActSparsity", "im2col_mask", "map_tiles", "scale_dram_bits"]
