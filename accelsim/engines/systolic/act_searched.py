@@ -52,7 +52,7 @@ from ...sparsity.actions import grid_intersection_max, lockstep_steps
 from ...stats import Action, LayerProgram, Node, Tile
 from ...workload.layer import LayerBase
 from ...workload.workload import Workload
-from .act_sparsity import ActSparsity, _block_max, _tile_pixels, map_tiles, scale_dram_bits
+from .act_sparsity import ActSparsity, _block_max, _block_sum, _tile_pixels, map_tiles, scale_dram_bits
 from .searched import searched_program
 
 REDUCTION_DIMS = ("C", "R", "S")
@@ -72,7 +72,7 @@ def os_segment(mapping: Mapping) -> int:
 
 def _chunks(x: np.ndarray, size: int) -> np.ndarray:
     """Non-zeros of consecutive ``size``-element chunks of the last axis (last chunk partial)."""
-    return np.add.reduceat(x.astype(np.int64), np.arange(0, x.shape[-1], size), axis=-1)
+    return _block_sum(x.astype(np.int64), size, x.ndim - 1)
 
 
 def skip_temporal_cycles(act: ActSparsity, mapping: Mapping) -> float | None:
