@@ -4,11 +4,12 @@
    dense peer ``eyeriss_like_dense.yaml`` with every conv's input density swept (the first conv's
    input is the image: density 1). PE energy = MAC + PE registers; cycles must not change.
 2. SCNN-style intersection skipping: VGG-16's conv layers on ``scnn_like_skipping.yaml`` vs the
-   dense peer ``systolic_32x32_os_256kb.yaml`` (same array, SRAM, DRAM) over a grid of weight x
+   dense peer ``systolic_32x32_os_256kb.yaml`` (same array, SRAM, DRAM; both on searched mappings) over a grid of weight x
    activation densities (uniform model), stall-free compute speedup, latency speedup and energy
    ratio next to the ideal ``1 / (d_w d_i)``.
-3. Statistical vs actual-mask paths: random masks at densities 0.1..0.9 on a linear layer and a
-   3x3 conv (OS zero skipping on inputs, 16x16 array) -- the difference in compute cycles.
+3. Statistical vs actual-mask paths: random masks at densities 0.1..0.9 on a linear layer, a
+   padded and an unpadded 3x3 conv and a 1x1 conv (OS zero skipping on inputs, 16x16 array), on
+   the fold order and on searched mappings -- the difference in compute cycles.
 
 Run: /work/venv/bin/python examples/act_sparsity_trends.py [--write-docs]   (~1 min)
 """
@@ -80,30 +81,39 @@ def part2() -> str:
     return "\n".join(rows)
 
 
+#: part 3's layers: (label, mask shape, layer factory)
+PATH_CASES = (
+    ("linear 1024x256 -> 32", (1024, 256),
+     lambda c: Linear(name="l", in_features=256, out_features=32, tokens=1024, compression=c)),
+    ("conv 32ch 28x28 3x3 pad 1 -> 32", (1, 32, 28, 28),
+     lambda c: Conv2d(name="l", in_channels=32, out_channels=32, in_h=28, in_w=28, kernel=3, padding=1, compression=c)),
+    ("conv 32ch 28x28 3x3 pad 0 -> 32", (1, 32, 28, 28),
+     lambda c: Conv2d(name="l", in_channels=32, out_channels=32, in_h=28, in_w=28, kernel=3, compression=c)),
+    ("conv 64ch 56x56 1x1 -> 32", (1, 64, 56, 56),
+     lambda c: Conv2d(name="l", in_channels=64, out_channels=32, in_h=56, in_w=56, kernel=1, compression=c)),
+)
+
+
 def part3() -> str:
-    hw = hardware_from_dict({"kind": "systolic", "rows": 16, "cols": 16, "dataflow": "os", "stall_model": "none",
-                             "ifmap_sram": {"size_kb": 64}, "filter_sram": {"size_kb": 64},
-                             "ofmap_sram": {"size_kb": 64},
-                             "sparsity": {"compute": {"action": "skip", "on_zeros": "inputs"}}})
-    rows = ["| layer | density | cycles, density model | cycles, actual mask | difference |", "|---|---|---|---|---|"]
-    for kind in ("linear 1024x256 -> 32", "conv 32ch 28x28 3x3 -> 32"):
-        for d in (0.1, 0.3, 0.5, 0.7, 0.9):
-            rng = np.random.default_rng(int(d * 100))
-            if kind.startswith("linear"):
-                shape, mk = (1024, 256), lambda c: Linear(name="l", in_features=256, out_features=32, tokens=1024,
-                                                          compression=c)
-            else:
-                shape, mk = (1, 32, 28, 28), lambda c: Conv2d(name="l", in_channels=32, out_channels=32, in_h=28,
-                                                               in_w=28, kernel=3, padding=1, compression=c)
-            flat = np.zeros(int(np.prod(shape)), dtype=bool)
-            flat[rng.choice(flat.size, int(round(d * flat.size)), replace=False)] = True
-            mask = flat.reshape(shape)
-            stat = accelsim.simulate(Workload(name="s", layers=[mk(Compression(act_density=float(mask.mean())))]), hw)
-            wl = Workload(name="a", layers=[mk(Compression(act_density=float(mask.mean()), act_mask="l.act"))])
-            wl.attach_masks({"l.act": mask})
-            real = accelsim.simulate(wl, hw)
-            a, b = stat.layers[0].compute_cycles, real.layers[0].compute_cycles
-            rows.append(f"| {kind} | {d:.1f} | {a:,} | {b:,} | {(b - a) / a:+.1%} |")
+    rows = ["| mapping | layer | density | cycles, density model | cycles, actual mask | difference |",
+            "|---|---|---|---|---|---|"]
+    for mapping in ("scalesim", "search"):
+        hw = hardware_from_dict({"kind": "systolic", "rows": 16, "cols": 16, "dataflow": "os", "stall_model": "none",
+                                 "mapping": mapping, "ifmap_sram": {"size_kb": 64}, "filter_sram": {"size_kb": 64},
+                                 "ofmap_sram": {"size_kb": 64},
+                                 "sparsity": {"compute": {"action": "skip", "on_zeros": "inputs"}}})
+        for kind, shape, mk in PATH_CASES:
+            for d in (0.1, 0.3, 0.5, 0.7, 0.9):
+                rng = np.random.default_rng(int(d * 100) + 1)
+                flat = np.zeros(int(np.prod(shape)), dtype=bool)
+                flat[rng.choice(flat.size, int(round(d * flat.size)), replace=False)] = True
+                mask = flat.reshape(shape)
+                stat = accelsim.simulate(Workload(name="s", layers=[mk(Compression(act_density=float(mask.mean())))]), hw)
+                wl = Workload(name="a", layers=[mk(Compression(act_density=float(mask.mean()), act_mask="l.act"))])
+                wl.attach_masks({"l.act": mask})
+                real = accelsim.simulate(wl, hw)
+                a, b = stat.layers[0].compute_cycles, real.layers[0].compute_cycles
+                rows.append(f"| {mapping} | {kind} | {d:.1f} | {a:,} | {b:,} | {(b - a) / a:+.1%} |")
     return "\n".join(rows)
 
 

@@ -102,10 +102,9 @@ class SystolicArray(HardwareBase):
     @model_validator(mode="before")
     @classmethod
     def _default_mapping(cls, data: object) -> object:
-        """``stall_model: scalesim_user`` replays SCALE-Sim's fold order, and zero gating/skipping
-        (``sparsity:``) is modelled on the fold order: their default mapping is ``scalesim``."""
-        if isinstance(data, dict) and "mapping" not in data and (data.get("stall_model") == "scalesim_user"
-                                                                 or data.get("sparsity")):
+        """``stall_model: scalesim_user`` replays SCALE-Sim's fold order: its default mapping is
+        ``scalesim`` (a ``sparsity:`` block runs on either mapping, default ``search``)."""
+        if isinstance(data, dict) and "mapping" not in data and data.get("stall_model") == "scalesim_user":
             return {**data, "mapping": "scalesim"}
         return data
     sparsity: SystolicSparsity = SystolicSparsity()  # type: ignore[valid-type]

@@ -34,7 +34,9 @@ Statistical path: ``uniform`` (hypergeometric) occupancy of the tile (each OS la
 window -- a conv's zero padding is zeros too, so border pixels hold fewer candidates -- and the
 fold's ``k``-range for an all-zero vector, with the padding folded into the density), E[max]
 over independent lanes ``sum_j 1 - prod_lanes F_lane(j)``
-(:func:`accelsim.sparsity.actions.lockstep_steps`); the intersection by its compound occupancy
+(:func:`accelsim.sparsity.actions.lockstep_steps`) -- except OS ``inputs`` lanes of a conv whose
+windows overlap, whose counts are correlated (a zero sits in up to ``R x S`` windows): E[max] over
+seeded draws of input masks from the uniform model (:meth:`ActSparsity.window_samples`); the intersection by its compound occupancy
 (:class:`accelsim.sparsity.actions.Intersection`);
 N:M weights use the structured model. Actual path: counts from the real masks (im2col of the
 activation mask, the weight mask's GEMM view), averaged over the mask's inputs and a conv's
@@ -65,6 +67,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
@@ -72,11 +75,16 @@ from ...hardware.systolic import SystolicArray
 from ...sparsity import Uniform, density_model, expected_format_bits
 from ...sparsity.actions import intersection_model, lockstep_steps, target_density, weight_density
 from ...stats import Action, LayerProgram, Node, Repeat, Tile
-from ...workload.layer import Conv2d, Gemm, LayerBase
+from ...workload.layer import Conv2d, Gemm, LayerBase, Linear
 from ...workload.masks import gemm_weight_views, layer_act_mask, layer_mask
 from ...workload.workload import Workload
 from .folds import FoldOverrides, FoldPlan
 from .program import LayerCounters
+
+
+#: seeded input draws of :meth:`ActSparsity.window_samples` (at most), and the im2col elements they may total
+WINDOW_TRIALS = 8
+WINDOW_ELEMS = 8_000_000
 
 
 def im2col_mask(mask_chw: np.ndarray, layer: Conv2d) -> np.ndarray:
@@ -128,6 +136,7 @@ class ActSparsity:
     _dense_read_bits: int = 0
     _dense_write_bits: int = 0
     _formats: dict[str, float] = field(default_factory=dict)
+    _samples: list[np.ndarray] | None = None
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -184,6 +193,66 @@ class ActSparsity:
         return target_density(c.on_zeros, self.d_w, self.d_i * (1.0 if c.on_zeros == "weights" else vf))
 
     # -- skipping: per-fold cycles ----------------------------------------------------------------
+    def channel_densities(self) -> np.ndarray | None:
+        """The layer's measured per-input-channel densities when they differ (else None)."""
+        ch = self.layer.compression.act_channel_density
+        if ch is None or len(ch) < 2 or max(ch) - min(ch) < 1e-9:
+            return None
+        return np.asarray(ch, dtype=float)
+
+    def window_samples(self, channels_only: bool = False) -> list[np.ndarray] | None:
+        """Statistical input lanes drawn, not computed in closed form: im2col of
+        ``WINDOW_TRIALS`` seeded input masks from the uniform model (exactly ``round(d C H W)``
+        non-zeros at uniform positions; per channel ``round(d_c H W)`` when the front-end measured
+        ``act_channel_density``). Used when the closed form would be wrong:
+
+        - a conv whose windows overlap (OS input lanes; not with ``channels_only``): a zero shared
+          by up to ``R x S`` windows makes the lanes' counts correlated, so E[max] over lock-step
+          lanes is taken over draws (the independent-lane formula overestimates it: -2.7% at
+          density 0.1 on a padded 3x3 conv);
+        - per-channel densities that differ: a fold's or segment's reduction covers a channel
+          range, so its occupancy depends on which channels it holds (WS: all-zero vectors per
+          row fold; OS: lane counts are sums over channels of unequal density).
+
+        None otherwise (linear, 1x1 or non-overlapping windows at one density: the hypergeometric
+        formula is exact) or when a real mask is given."""
+        lay, ch = self.layer, self.channel_densities()
+        if self.act_cols is not None or not isinstance(lay, (Conv2d, Linear)):
+            return None
+        overlap = isinstance(lay, Conv2d) and lay.kernel_h * lay.kernel_w > 1 and not (
+            lay.stride_h >= lay.kernel_h and lay.stride_w >= lay.kernel_w)
+        if ch is None and (channels_only or not overlap):
+            return None
+        if self._samples is None:
+            if isinstance(lay, Conv2d):
+                c, plane = lay.in_channels, lay.in_h * lay.in_w
+                per_trial = c * plane * lay.kernel_h * lay.kernel_w
+            else:
+                c, plane = lay.in_features, max(lay.gemms()[0].m, 1)
+                per_trial = c * plane
+            if ch is not None and ch.size != c:
+                return None
+            dens = ch if ch is not None else np.full(c, self.d_i)
+            trials = int(min(WINDOW_TRIALS, max(1, WINDOW_ELEMS // max(per_trial, 1))))
+            rng = np.random.default_rng(0)
+            out = []
+            for _ in range(trials):
+                if ch is None:
+                    flat = np.zeros(c * plane, dtype=bool)
+                    flat[rng.choice(flat.size, int(round(self.d_i * flat.size)), replace=False)] = True
+                    m = flat.reshape(c, plane)
+                else:
+                    keys = rng.random((c, plane))  # channel c: its round(d_c plane) smallest keys non-zero
+                    n = np.rint(dens * plane).astype(int)
+                    thr = np.sort(keys, axis=1)[np.arange(c), np.clip(n - 1, 0, plane - 1)]
+                    m = (keys <= thr[:, None]) & (n > 0)[:, None]
+                if isinstance(lay, Conv2d):
+                    out.append(im2col_mask(m.reshape(c, lay.in_h, lay.in_w), lay))
+                else:
+                    out.append(m.T.reshape(plane, 1, c))
+            self._samples = out
+        return self._samples
+
     def _weight_model(self, size: int):  # type: ignore[no-untyped-def]
         sp = self.layer.compression.sparsity
         if sp.kind == "nm" and sp.n and sp.m:
@@ -203,6 +272,7 @@ class ActSparsity:
         k = g.k
         if df == "os":
             if c.on_zeros == "inputs":
+                acts = acts if acts is not None else (self.window_samples() if gi == 0 else None)
                 if acts is not None:
                     per_pix = [_tile_pixels(x.sum(axis=2), g.m) for x in acts]  # (m, groups)
                     steps = np.mean([_block_max(p, R, 0).mean(axis=1) for p in per_pix], axis=0)
@@ -236,6 +306,7 @@ class ActSparsity:
             if c.on_zeros == "weights":
                 self._note("ws: weights are stationary, their zeros are gated, not skipped")
                 return None
+            acts = acts if acts is not None else (self.window_samples(channels_only=True) if gi == 0 else None)
             if acts is not None:
                 frac = []
                 for x in acts:
@@ -344,31 +415,40 @@ class ActSparsity:
             scale = min(scale, self.d_i if operand == "inputs" else self.d_w)
         return scale
 
+    def scales(self, act_bits: int, weight_bits: int) -> dict[str, float]:
+        """Factors of level actions and formats: SRAM reads (``*_reads``), format ratios per level and
+        operand; also recorded for the report (``extra['format_ratio_*']``)."""
+        s = {"ifmap_sram_inputs": self._ratio("ifmap_sram", "inputs", act_bits),
+             "filter_sram_weights": self._ratio("filter_sram", "weights", weight_bits),
+             "ofmap_sram_outputs": self._ratio("ofmap_sram", "outputs", act_bits),
+             "dram_inputs": self._ratio("dram", "inputs", act_bits),
+             "dram_weights": self._ratio("dram", "weights", weight_bits),
+             "dram_outputs": self._ratio("dram", "outputs", act_bits)}
+        s["ifmap_sram_reads"] = s["ifmap_sram_inputs"] * self._read_scale("ifmap_sram", "inputs")
+        s["filter_sram_reads"] = s["filter_sram_weights"] * self._read_scale("filter_sram", "weights")
+        self._formats = {k: s[k] for k in ("dram_inputs", "dram_weights", "dram_outputs", "ifmap_sram_inputs",
+                                           "filter_sram_weights")}
+        return s
+
+    def compulsory_bits(self, act_bits: int, weight_bits: int, s: dict[str, float]) -> float:
+        """Compulsory DRAM read bits in the DRAM formats."""
+        gs = self.layer.gemms()
+        return (sum(g.a_unique * act_bits * g.count for g in gs) * s["dram_inputs"]
+                + sum(g.b_unique * weight_bits * g.b_distinct for g in gs) * s["dram_weights"])
+
     def adjust_counters(self, c: LayerCounters, act_bits: int, weight_bits: int) -> None:
         """Scale the layer's SRAM reads and DRAM traffic by level actions and formats."""
         self._dense_read_bits = sum(c.dram_read_bits.values())
         self._dense_write_bits = sum(c.dram_write_bits.values())
-        r_in = self._ratio("ifmap_sram", "inputs", act_bits) * self._read_scale("ifmap_sram", "inputs")
-        r_w = self._ratio("filter_sram", "weights", weight_bits) * self._read_scale("filter_sram", "weights")
-        c.sram["ifmap_reads"] = int(round(c.sram["ifmap_reads"] * r_in))
-        c.sram["filter_reads"] = int(round(c.sram["filter_reads"] * r_w))
-        r_o = self._ratio("ofmap_sram", "outputs", act_bits)
+        s = self.scales(act_bits, weight_bits)
+        c.sram["ifmap_reads"] = int(round(c.sram["ifmap_reads"] * s["ifmap_sram_reads"]))
+        c.sram["filter_reads"] = int(round(c.sram["filter_reads"] * s["filter_sram_reads"]))
+        r_o = s["ofmap_sram_outputs"]
         if r_o != 1.0:
             outs = sum(g.c_unique * g.count for g in self.layer.gemms())
             c.sram["ofmap_reads"] = int(round(c.sram["ofmap_reads"] - outs + outs * r_o))
-        d_in = self._ratio("dram", "inputs", act_bits)
-        d_w = self._ratio("dram", "weights", weight_bits)
-        d_o = self._ratio("dram", "outputs", act_bits)
-        # whole words so the program's word counts (bits // width) are exact
-        c.dram_read_bits["ifmap"] = int(round(c.dram_read_bits["ifmap"] * d_in / act_bits)) * act_bits
-        c.dram_read_bits["filter"] = int(round(c.dram_read_bits["filter"] * d_w / weight_bits)) * weight_bits
-        c.dram_write_bits["ofmap"] = int(round(c.dram_write_bits["ofmap"] * d_o / act_bits)) * act_bits
-        c.compulsory_read_bits = int(round(sum(g.a_unique * act_bits * g.count for g in self.layer.gemms()) * d_in
-                                           + sum(g.b_unique * weight_bits * g.b_distinct
-                                                 for g in self.layer.gemms()) * d_w))
-        self._formats = {"dram_inputs": d_in, "dram_weights": d_w, "dram_outputs": d_o,
-                         "ifmap_sram_inputs": self._ratio("ifmap_sram", "inputs", act_bits),
-                         "filter_sram_weights": self._ratio("filter_sram", "weights", weight_bits)}
+        scale_dram_bits(c.dram_read_bits, c.dram_write_bits, s, act_bits, weight_bits)
+        c.compulsory_read_bits = int(round(self.compulsory_bits(act_bits, weight_bits, s)))
 
     def mac_action(self, mac: Action) -> Action:
         """The MAC action with only the effectual (not gated/skipped) MACs counted."""
@@ -402,6 +482,16 @@ class ActSparsity:
         prog.extra["stored_input_bits"] = self.layer.input_words * ab * self._formats.get("ifmap_sram_inputs", 1.0)
 
 
+def scale_dram_bits(read_bits: dict[str, int], write_bits: dict[str, int], s: dict[str, float], act_bits: int,
+                    weight_bits: int) -> None:
+    """DRAM bits per operand x the DRAM format ratios of ``s`` (:meth:`ActSparsity.scales`), in place,
+    in whole words so the program's word counts (bits // width) are exact."""
+    for bits, key, ratio, word in ((read_bits, "ifmap", s["dram_inputs"], act_bits),
+                                   (read_bits, "filter", s["dram_weights"], weight_bits),
+                                   (write_bits, "ofmap", s["dram_outputs"], act_bits)):
+        bits[key] = int(round(bits.get(key, 0) * ratio / word)) * word
+
+
 @lru_cache(maxsize=4096)
 def _format_ratio(fmt: str, density: float, fiber: int, value_bits: int, run_bits: int) -> float:
     """E[bits of a ``fiber``-element fiber in ``fmt``] / its dense bits, non-zeros uniform at
@@ -418,16 +508,15 @@ def _tile_pixels(a: np.ndarray, m: int) -> np.ndarray:
     return np.concatenate([a] * reps, axis=0)[:m]
 
 
+def map_tiles(nodes: tuple[Node, ...], fn: Callable[[Tile], Tile]) -> tuple[Node, ...]:
+    """``nodes`` with every tile replaced by ``fn(tile)`` (repeats kept)."""
+    return tuple(fn(n) if isinstance(n, Tile) else Repeat(map_tiles(n.body, fn), n.count) for n in nodes)
+
+
 def _scale_traffic(nodes: tuple[Node, ...], rd: float, wr: float) -> tuple[Node, ...]:
-    out: list[Node] = []
-    for n in nodes:
-        if isinstance(n, Tile):
-            # rounded up: the stream moves at least the counted traffic (totals within a bit per tile)
-            out.append(Tile(math.ceil(n.load_bits * rd - 1e-9), n.compute_cycles, math.ceil(n.store_bits * wr - 1e-9),
-                            n.decode_cycles))
-        else:
-            out.append(Repeat(_scale_traffic(n.body, rd, wr), n.count))
-    return tuple(out)
+    # rounded up: the stream moves at least the counted traffic (totals within a bit per tile)
+    return map_tiles(nodes, lambda n: Tile(math.ceil(n.load_bits * rd - 1e-9), n.compute_cycles,
+                                           math.ceil(n.store_bits * wr - 1e-9), n.decode_cycles))
 
 
-__all__ = ["ActSparsity", "im2col_mask"]
+__all__ = ["ActSparsity", "im2col_mask", "map_tiles", "scale_dram_bits"]

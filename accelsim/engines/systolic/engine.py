@@ -10,6 +10,7 @@ from ...workload.masks import layer_mask
 from ...workload.workload import Workload
 from ..base import Engine
 from ..lowering import buffered_vector_program, peel_last
+from .act_searched import searched_sparse_program
 from .act_sparsity import ActSparsity
 from .folds import GemmLowering, OperandBits, fold_plan, sram_word_accesses
 from .program import LayerCounters, systolic_program
@@ -96,14 +97,15 @@ class SystolicEngine(Engine[SystolicArray]):
                 return lower_sparse(layer, hw, workload, mode, sparse_reason, mask)
         q = layer.compression.quant
         dense_macs = layer.densified().macs if not layer.compression.is_dense else layer.macs
-        if hw.mapping == "search" and maps_layer(layer) and not hw.sparsity.any:
+        if hw.mapping == "search" and maps_layer(layer) and hw.sparsity.any:
+            # the searched mapping with zero gating/skipping/formats applied (docs/sparsity.md)
+            mac = Action("mac", "mac", layer.macs, q.weight_bits, q.act_bits, q.scheme)
+            prog = searched_sparse_program(layer, hw, workload, mac, dense_macs)
+        elif hw.mapping == "search" and maps_layer(layer):
             mac = Action("mac", "mac", layer.macs, q.weight_bits, q.act_bits, q.scheme)
             prog = lower_searched(layer, hw, mac, dense_macs, lambda: self._lower_folds(layer, hw, workload))
         else:
-            # zero gating/skipping (``sparsity:``) is modelled on the fold order only (docs/sparsity.md)
             prog = self._lower_folds(layer, hw, workload)
-            if hw.mapping == "search" and hw.sparsity.any and maps_layer(layer):
-                prog.notes.append("ran in SCALE-Sim fold order: zero gating/skipping (sparsity:) is modelled on the fold order only")
         sp = layer.compression.sparsity
         if sp.kind not in ("dense", "channel", "filter") and not hw.sparsity.compute.acts_on("weights"):
             prog.notes.append(f"{sp.kind} sparsity (density {sp.effective_density:.2f}) executed dense: this array does not skip zeros")

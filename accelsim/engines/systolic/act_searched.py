@@ -1,0 +1,198 @@
+"""Zero gating/skipping and compressed formats (the ``sparsity:`` block) on a *searched* mapping.
+
+The searched mapping keeps the array's dataflow (:data:`.searched.DATAFLOW_GROUPS`: OS unrolls
+output pixels on rows ``D1`` and output channels on columns ``D2``; WS the reduction on ``D1``
+and channels on ``D2``; IS the reduction on ``D1`` and pixels on ``D2``), so the lock-step
+rules of :mod:`.act_sparsity` carry over with the mapping's own tiles:
+
+- **gate**: cycles unchanged; ``mac`` and ``pe_rf`` actions x the effectual fraction
+  (:meth:`ActSparsity.finish`), as on the fold order.
+- **skip**, per temporal step of the mapping (``T`` = its ideal temporal cycles):
+
+  * WS (``inputs``/``intersection``): a step feeds one input vector of the ``D1`` reduction
+    slice (``s1`` = the product of ``D1``'s unrolling); it is skipped when that vector is all zero:
+    ``T' = T (1 - P_empty(s1))`` -- independent of the loop order. Zeros of the stationary
+    weights are gated (noted).
+  * IS (``weights``/``intersection``): the same with the weight vector. Zeros of the stationary
+    inputs are gated (noted).
+  * OS: every PE streams its own reduction; lanes sync whenever a non-reduction loop steps, so
+    the *segment* is the innermost run of temporal reduction loops (``C``, ``R``, ``S``; size
+    ``t_seg``); ``T' = (T / t_seg) E[max over lanes of the non-zeros of a t_seg tile]``; lanes:
+    ``D1`` pixels (``inputs``), ``D2`` channels (``weights``), all PEs (``intersection``).
+    With no reduction loop innermost (``t_seg = 1``) every step is a lock-step: no skip, gated
+    (noted).
+
+  Statistical path: hypergeometric occupancy (:class:`~accelsim.sparsity.Uniform`; the OS
+  intersection jointly over the grid, whose rows share inputs and columns weights:
+  :func:`~accelsim.sparsity.actions.grid_intersection_max`), a conv's zero padding folded
+  into the input density (in-bounds fraction of the windows, stated); OS ``inputs`` lanes of a
+  conv with overlapping windows from seeded draws of the input mask
+  (:meth:`ActSparsity.window_samples`: correlated lanes). Actual path: the real
+  masks, the reduction chunked into consecutive ``t_seg``/``s1`` pieces of the im2col order and
+  lanes into consecutive pixels/channels (the mapping's boxes of ``C x R x S`` and of ``P x Q``
+  are approximated by consecutive runs; same statistics for uncorrelated masks).
+  The tile stream's compute cycles are scaled by ``T'/T`` (fill/drain included; per tile rounded
+  down, the remainder to the rounded total in one compute-only tile at the end); the program's
+  compute cycles are the scaled stream's sum.
+- **level actions and formats**: SRAM read actions of ``ifmap_sram``/``filter_sram`` x the
+  read scale x format ratio; DRAM bits per operand x the DRAM format ratio (the merged DRAM
+  actions by the total-bits ratio: one port word for every operand); an output format at
+  ``ofmap_sram`` is not modelled on searched mappings (noted).
+"""
+from __future__ import annotations
+
+from math import prod
+
+import numpy as np
+
+from ...hardware.systolic import SystolicArray
+from ...mapping.ir import Mapping
+from ...sparsity import Uniform
+from ...sparsity.actions import grid_intersection_max, lockstep_steps
+from ...stats import Action, LayerProgram, Node, Tile
+from ...workload.layer import LayerBase
+from ...workload.workload import Workload
+from .act_sparsity import ActSparsity, _block_max, _block_sum, _tile_pixels, map_tiles, scale_dram_bits
+from .searched import searched_program
+
+REDUCTION_DIMS = ("C", "R", "S")
+
+
+def os_segment(mapping: Mapping) -> int:
+    """Elements of the innermost run of temporal reduction loops (1: none innermost)."""
+    seg = 1
+    for lp in mapping.temporal:
+        if lp.size == 1:
+            continue
+        if lp.dim not in REDUCTION_DIMS:
+            break
+        seg *= lp.size
+    return seg
+
+
+def _chunks(x: np.ndarray, size: int) -> np.ndarray:
+    """Non-zeros of consecutive ``size``-element chunks of the last axis (last chunk partial)."""
+    return _block_sum(x.astype(np.int64), size, x.ndim - 1)
+
+
+def skip_temporal_cycles(act: ActSparsity, mapping: Mapping) -> float | None:
+    """``T'`` of the module docstring (None: the compute action skips nothing on this mapping)."""
+    c, hw = act.compute, act.hw
+    if c.action != "skip":
+        return None
+    g = act.layer.gemms()[0]
+    if not g.b_is_weight:
+        return None
+    T = float(mapping.temporal_cycles)
+    s1 = prod(lp.size for lp in mapping.spatial_on("D1"))
+    s2 = prod(lp.size for lp in mapping.spatial_on("D2"))
+    acts = act.act_cols
+    wv = act.w_views[0] if act.w_views is not None else None
+    vf = act._valid_fraction(g)
+    d_in = max(act.d_i * vf, 1e-6)
+    if hw.dataflow in ("ws", "is"):
+        stationary = "weights" if hw.dataflow == "ws" else "inputs"
+        if c.on_zeros == stationary:
+            act._note(f"{hw.dataflow}: {stationary} are stationary, their zeros are gated, not skipped")
+            return None
+        if c.on_zeros == "intersection":
+            act._note(f"{hw.dataflow}: all-zero {'input' if stationary == 'weights' else 'weight'} vectors "
+                      f"skipped; zeros of the stationary {stationary} gated")
+        if hw.dataflow == "ws":
+            acts = acts if acts is not None else act.window_samples(channels_only=True)
+            if acts is not None:
+                return T * float(np.mean([(_chunks(x, s1) > 0).mean() for x in acts]))
+            return T * (1.0 - Uniform(d_in, max(g.a_unique, s1)).prob_empty(s1))
+        if wv is not None:
+            return T * float((_chunks(wv, s1) > 0).mean())
+        return T * (1.0 - act._weight_model(max(g.b_unique, s1)).prob_empty(s1))
+    seg = os_segment(mapping)
+    if seg == 1:
+        act._note("os: no reduction loop innermost on this mapping, every step is a lock-step: zeros gated, not skipped")
+        return None
+    on = c.on_zeros
+    if on == "inputs":
+        acts = acts if acts is not None else act.window_samples()
+        if acts is not None:
+            per = [_block_max(_chunks(_tile_pixels(x, g.m), seg), s1, 0).mean() for x in acts]
+            return T / seg * float(np.mean(per))
+        return T / seg * lockstep_steps(Uniform(d_in, max(g.a_unique, seg)), seg, s1)
+    if on == "weights":
+        if wv is not None:
+            return T / seg * float(_block_max(_chunks(wv, seg), s2, 1).mean())
+        return T / seg * lockstep_steps(act._weight_model(g.b_unique), seg, s2)
+    if acts is not None and wv is not None:
+        per = []
+        for x in acts:
+            xg = _tile_pixels(x, g.m)
+            pad = -xg.shape[-1] % seg
+            xc = np.pad(xg, ((0, 0), (0, 0), (0, pad))).reshape(xg.shape[0], xg.shape[1], -1, seg).astype(np.float32)
+            wc = np.pad(wv, ((0, 0), (0, 0), (0, pad))).reshape(wv.shape[0], wv.shape[1], -1, seg).astype(np.float32)
+            cnt = np.einsum("mgck,gnck->gcmn", xc, wc)
+            per.append(_block_max(_block_max(cnt, s1, 2), s2, 3).mean())
+        return T / seg * float(np.mean(per))
+    return T / seg * grid_intersection_max(Uniform(d_in, max(g.a_unique, seg)), act._weight_model(g.b_unique),
+                                           seg, s1, s2)
+
+
+def _scale_compute(nodes: tuple[Node, ...], ratio: float) -> tuple[Node, ...]:
+    return map_tiles(nodes, lambda n: Tile(n.load_bits, int(n.compute_cycles * ratio + 1e-9), n.store_bits,
+                                           n.decode_cycles))
+
+
+def _compute_sum(nodes: tuple[Node, ...]) -> int:
+    return sum(n.compute_cycles if isinstance(n, Tile) else n.count * _compute_sum(n.body) for n in nodes)
+
+
+def _scaled(a: Action, factor: float) -> Action:
+    return Action(a.component, a.action, int(round(a.count * factor)), a.bits, a.act_bits, a.scheme)
+
+
+def apply_to_searched(act: ActSparsity, prog: LayerProgram, mapping: Mapping, act_bits: int, weight_bits: int) -> None:
+    """Apply the ``sparsity:`` block to a searched layer program in place (module docstring)."""
+    t_skip = skip_temporal_cycles(act, mapping)
+    if t_skip is not None and mapping.temporal_cycles:
+        ratio = t_skip / mapping.temporal_cycles
+        target = int(round(_compute_sum(prog.body) * ratio))
+        body = _scale_compute(prog.body, ratio)  # per tile rounded down, the remainder in a last tile
+        rest = target - _compute_sum(body)
+        prog.body = body + ((Tile(0, rest, 0),) if rest > 0 else ())
+        prog.compute_cycles = _compute_sum(prog.body)
+    act._dense_read_bits = prog.dram_read_total_bits
+    act._dense_write_bits = prog.dram_write_total_bits
+    s = act.scales(act_bits, weight_bits)
+    if s["ofmap_sram_outputs"] != 1.0:
+        act._note("ofmap_sram output format not modelled on searched mappings: output reads priced uncompressed")
+    read_scale = {"ifmap_sram": s["ifmap_sram_reads"], "filter_sram": s["filter_sram_reads"]}
+    scale_dram_bits(prog.dram_read_bits, prog.dram_write_bits, s, act_bits, weight_bits)
+    rd = prog.dram_read_total_bits / act._dense_read_bits if act._dense_read_bits else 1.0
+    wr = prog.dram_write_total_bits / act._dense_write_bits if act._dense_write_bits else 1.0
+    acts = []
+    for a in prog.actions:
+        if a.component == "mac":
+            a = act.mac_action(a)
+        elif a.component in read_scale and a.action == "read":
+            a = _scaled(a, read_scale[a.component])
+        elif a.component == "dram":
+            a = _scaled(a, rd if a.action == "read" else wr)
+        acts.append(a)
+    prog.actions = acts
+    for lvl, val in read_scale.items():
+        if f"{lvl}_reads" in prog.sram_accesses:
+            prog.sram_accesses[f"{lvl}_reads"] = int(round(prog.sram_accesses[f"{lvl}_reads"] * val))
+    prog.compulsory_read_bits = int(round(act.compulsory_bits(act_bits, weight_bits, s)))
+    act.finish(prog)
+
+
+def searched_sparse_program(layer: LayerBase, hw: SystolicArray, workload: Workload | None, mac: Action,
+                            dense_macs: int) -> LayerProgram:
+    """The layer on its searched mapping with the config's ``sparsity:`` block applied."""
+    prog, res = searched_program(layer, hw, mac, dense_macs)
+    act = ActSparsity.for_layer(layer, hw, workload)
+    if act is not None:
+        q = layer.compression.quant
+        apply_to_searched(act, prog, res.mapping, q.act_bits, q.weight_bits)
+    return prog
+
+
+__all__ = ["apply_to_searched", "os_segment", "searched_sparse_program", "skip_temporal_cycles"]

@@ -1,0 +1,138 @@
+"""Zero gating/skipping (the ``sparsity:`` block) on *searched* mappings (issue 14 with issue 10's
+mapper): gating keeps the dense searched cycles and removes the gated fraction of MAC/register
+energy; skipping conserves effectual work and its statistical and actual-mask paths agree."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import accelsim
+from accelsim.hardware.io import hardware_from_dict, load_hardware
+from accelsim.workload.compression import Compression, Sparsity
+from accelsim.workload.layer import Linear
+from accelsim.workload.workload import Workload
+
+SRAM = {"ifmap_sram": {"size_kb": 64}, "filter_sram": {"size_kb": 64}, "ofmap_sram": {"size_kb": 64}}
+GATE_IN = {"compute": {"action": "gate", "on_zeros": "inputs"}}
+SKIP_IN = {"compute": {"action": "skip", "on_zeros": "inputs"}}
+SKIP_X = {"compute": {"action": "skip", "on_zeros": "intersection"}}
+
+
+def searched(dataflow: str = "os", sparsity: dict | None = None, rows: int = 16, cols: int = 16):
+    data = {"kind": "systolic", "rows": rows, "cols": cols, "dataflow": dataflow, "stall_model": "none", **SRAM}
+    if sparsity is not None:
+        data["sparsity"] = sparsity
+    return hardware_from_dict(data)
+
+
+def run(layer, hw, masks: dict | None = None):
+    wl = Workload(name="t", layers=[layer])
+    if masks:
+        wl.attach_masks(masks)
+    return accelsim.simulate(wl, hw).layers[0]
+
+
+def fc(m: int, k: int, n: int, density: float, mask: str | None = None, **comp) -> Linear:
+    return Linear(name="fc", in_features=k, out_features=n, tokens=m,
+                  compression=Compression(act_density=density, act_mask=mask, **comp))
+
+
+def random_mask(shape: tuple[int, ...], density: float, seed: int) -> np.ndarray:
+    """Exactly ``round(density x size)`` non-zeros at uniform positions (the hypergeometric model)."""
+    rng = np.random.default_rng(seed)
+    flat = np.zeros(int(np.prod(shape)), dtype=bool)
+    flat[rng.choice(flat.size, int(round(density * flat.size)), replace=False)] = True
+    return flat.reshape(shape)
+
+
+def test_sparsity_block_defaults_to_search_and_shipped_configs_search():
+    assert searched(sparsity=GATE_IN).mapping == "search"
+    for name in ("eyeriss_like_gating", "eyeriss_like_dense", "scnn_like_skipping"):
+        assert load_hardware(f"hw_configs/{name}.yaml").mapping == "search"
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+def test_gating_on_searched_mapping_hand_computed(dataflow):
+    layer = fc(64, 64, 32, 0.25)
+    dense, gated = run(layer, searched(dataflow)), run(layer, searched(dataflow, GATE_IN))
+    assert gated.mapping == dense.mapping and gated.mapping.startswith("spatial")
+    assert gated.compute_cycles == dense.compute_cycles and gated.latency_cycles == dense.latency_cycles
+    assert gated.actions_by_component["mac"]["mac"] == 64 * 64 * 32 // 4
+    ed, eg = dense.energy_by_component_pj, gated.energy_by_component_pj
+    # the gated fraction (3/4) of the MAC and PE-register energy is saved, nothing else changes
+    saved = 0.75 * (ed["mac"] + ed.get("pe_rf", 0.0))
+    assert sum(eg.values()) == pytest.approx(sum(ed.values()) - saved, rel=1e-6)
+    assert gated.dram_read_bytes == dense.dram_read_bytes
+
+
+def test_eyeriss_filter_read_gating_on_searched_mapping():
+    layer = fc(64, 64, 32, 0.5)
+    dense = run(layer, searched("ws"))
+    g = run(layer, searched("ws", {**GATE_IN, "levels": {"filter_sram": {"action": "gate", "on_zeros": "inputs"}}}))
+    for act, cnt in dense.actions_by_component["filter_sram"].items():
+        want = cnt // 2 if act == "read" else cnt
+        assert g.actions_by_component["filter_sram"][act] == pytest.approx(want, abs=1)
+
+
+def test_os_skip_hand_computed_segments():
+    """1024 pixels x k=256 on 16x16 OS: the mapping streams whole reductions (t_seg = k), so
+    T' = T/k x E[max over 16 pixel lanes of their non-zeros]; actual mask: the real maxima."""
+    m, k, n = 1024, 256, 32
+    mask = random_mask((m, k), 0.3, 3)
+    hw = searched("os", SKIP_IN)
+    got = run(fc(m, k, n, float(mask.mean()), "fc.act"), hw, {"fc.act": mask})
+    dense = run(fc(m, k, n, 1.0), searched("os"))
+    lanes = mask.sum(axis=1).reshape(-1, 16).max(axis=1)  # per 16-pixel group: the busiest lane
+    t_dense = (m // 16) * (n // 16) * k
+    fill = dense.compute_cycles - t_dense
+    want = t_dense / k * lanes.mean() + fill
+    assert got.compute_cycles == pytest.approx(want, rel=0.01)
+    assert got.actions_by_component["mac"]["mac"] == int(mask.sum()) * n  # conservation, exact
+
+
+@pytest.mark.parametrize("density", [0.1, 0.3, 0.5, 0.7, 0.9])
+@pytest.mark.parametrize("dataflow, block", [("os", SKIP_IN), ("ws", SKIP_IN), ("os", SKIP_X)])
+def test_searched_skip_statistical_vs_actual_within_2_percent(density, dataflow, block):
+    m, k, n = 1024, 256, 32
+    a = random_mask((m, k), density, int(density * 100))
+    w = random_mask((n, k), 0.5, 7)
+    inter = block is SKIP_X
+    wsp = {"sparsity": Sparsity(kind="unstructured", density=float(w.mean()))} if inter else {}
+    hw = searched(dataflow, block)
+    stat = run(fc(m, k, n, float(a.mean()), **wsp), hw)
+    masks = {"fc.act": a, **({"fc": w} if inter else {})}
+    real = run(fc(m, k, n, float(a.mean()), "fc.act",
+                  **({"sparsity": Sparsity(kind="unstructured", density=float(w.mean()), mask="fc")} if inter else {})),
+               hw, masks)
+    assert real.compute_cycles == pytest.approx(stat.compute_cycles, rel=0.02)
+    eff_s, eff_r = stat.actions_by_component["mac"]["mac"], real.actions_by_component["mac"]["mac"]
+    assert eff_r == pytest.approx(eff_s, rel=0.02)
+    expect = m * k * n * a.mean() * (w.mean() if inter else 1.0)  # conservation in expectation
+    assert eff_s == pytest.approx(expect, rel=0.02) and eff_r == pytest.approx(expect, rel=0.02)
+    dense = run(fc(m, k, n, 1.0), searched(dataflow))
+    assert stat.compute_cycles <= dense.compute_cycles and real.compute_cycles <= dense.compute_cycles
+
+
+@pytest.mark.parametrize("mapping", ["scalesim", "search"])
+def test_per_channel_densities_change_ws_skipping_and_match_the_mask(mapping):
+    """WS skips a pixel's input vector when it is all zero over the row fold's channels: with
+    channels 0-15 at 0.05 and 16-31 at 0.55 (mean 0.3) the first fold skips ~0.95^16 = 44% of its
+    vectors, which the layer-mean model (0.7^16 = 0.3%) cannot see; the per-channel statistical
+    path agrees with a mask drawn at those channel densities."""
+    m, k, n = 1024, 32, 16
+    dens = (0.05,) * 16 + (0.55,) * 16
+    rng = np.random.default_rng(5)
+    mask = np.zeros((m, k), dtype=bool)
+    for c, d in enumerate(dens):
+        mask[rng.choice(m, int(round(d * m)), replace=False), c] = True
+    hw = hardware_from_dict({"kind": "systolic", "rows": 16, "cols": 16, "dataflow": "ws", "stall_model": "none",
+                             "mapping": mapping, **SRAM, "sparsity": SKIP_IN})
+    mean = float(np.mean(dens))
+    flat = run(fc(m, k, n, mean), hw)
+    per_ch = run(Linear(name="fc", in_features=k, out_features=n, tokens=m,
+                        compression=Compression(act_density=mean, act_channel_density=dens)), hw)
+    real = run(fc(m, k, n, float(mask.mean()), "fc.act"), hw, {"fc.act": mask})
+    assert real.compute_cycles == pytest.approx(per_ch.compute_cycles, rel=0.02)
+    assert per_ch.compute_cycles < 0.85 * flat.compute_cycles  # the layer mean misses the imbalance
+    # MACs gated/skipped: the effectual fraction is linear in the densities, the layer mean is exact
+    assert per_ch.actions_by_component["mac"]["mac"] == flat.actions_by_component["mac"]["mac"]
