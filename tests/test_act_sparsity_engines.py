@@ -245,3 +245,55 @@ def test_compressed_dram_inputs_move_metadata():
     prog = _prog(layer, _hw("gather_scatter_sve128", act_zero="gate", dram_inputs="bitmask"))
     assert prog.dram_read_bits["ifmap"] == pytest.approx(4 * 64 * 0.25 * 8, rel=0.01)
     assert prog.dram_read_bits["ifmap_meta"] == pytest.approx(4 * 64, rel=0.01)
+
+
+def _fmt_hw(name: str, levels: dict):  # type: ignore[no-untyped-def]
+    hw = accelsim.load_hardware(ROOT / "hw_configs" / f"{name}.yaml")
+    return hw.model_copy(update={"sparsity": type(hw.sparsity).model_validate({"levels": levels})})
+
+
+@pytest.mark.parametrize("cfg,buf", [("smartexchange_32x32", "act_buffer"), ("isaac_like", "tile_buffer")])
+@pytest.mark.parametrize("fmt,meta", [("bitmask", 64), ("coordinate_payload", 16 * 6), ("uncompressed", 0)])
+def test_input_formats_hand_case(cfg, buf, fmt, meta):
+    """One 64-element input vector with 16 non-zeros (density 0.25, a real mask): bitmask = 16
+    payload words (128 b) + 64 b of mask; COO = 128 b + 16 x lg 64 = 96 b of coordinates. DRAM
+    moves payload (``ifmap``) and metadata (``ifmap_meta``); the input buffer is filled with both;
+    compulsory DRAM traffic is the compressed input, so DRAM >= compulsory still holds."""
+    layer = Linear(name="fc", in_features=64, out_features=16, tokens=1, compression=Compression(act_density=0.25))
+    act = np.zeros((1, 64), dtype=bool)
+    act[0, ::4] = True
+    hw = _fmt_hw(cfg, {"dram": {"format": {"inputs": fmt}}, buf: {"format": {"inputs": fmt}}})
+    prog = _prog(layer, hw, act)
+    pay = 128 if fmt != "uncompressed" else 512
+    assert prog.dram_read_bits["ifmap"] == pay
+    assert prog.dram_read_bits.get("ifmap_meta", 0) == meta
+    weights = sum(v for k, v in prog.dram_read_bits.items() if not k.startswith("ifmap"))
+    assert prog.compulsory_read_bits - weights == pay + meta
+    if cfg == "isaac_like":
+        assert _count(prog, "tile_buffer", "write") == pay + meta + 16 * 8  # input (as stored) + outputs
+        assert _count(prog, "dram", "read") == pay // 8 + meta // 8
+    else:
+        writes = [(a.count, a.bits) for a in prog.actions if a.component == "act_buffer" and a.action == "write"]
+        assert sorted(writes) == sorted([(pay // 8, 8)] + ([(meta // 8, 8)] if meta else []))
+    notes = " ".join(prog.notes)
+    assert (f"input activations stored as {fmt} in dram" in notes) == (fmt != "uncompressed")
+
+
+@pytest.mark.parametrize("cfg,buf", [("smartexchange_32x32", "act_buffer"), ("isaac_like", "tile_buffer")])
+def test_input_formats_dense_input_and_unused_formats(cfg, buf):
+    """A dense input in a bitmask still pays 1 metadata bit per word; weight/output formats the
+    engine cannot store in are named in the notes; input bit-slice skipping (crossbar DAC
+    drives) and MACs are untouched by the format."""
+    layer = _conv(1.0)
+    plain = _prog(layer, _hw(cfg, act_zero="skip"))
+    hw = _fmt_hw(cfg, {"dram": {"format": {"inputs": "bitmask", "weights": "csr"}},
+                       buf: {"format": {"outputs": "run_length"}}})
+    hw = hw.model_copy(update={"sparsity": hw.sparsity.model_copy(update={"compute": _hw(cfg, "skip").sparsity.compute})})
+    prog = _prog(layer, hw)
+    assert prog.dram_read_bits["ifmap"] == plain.dram_read_bits["ifmap"]  # every word fetched, each 8 b
+    assert prog.dram_read_bits["ifmap_meta"] == plain.dram_read_bits["ifmap"] // 8  # + 1 mask bit per word
+    assert prog.macs == plain.macs and prog.compute_cycles >= plain.compute_cycles
+    assert _count(prog, "dac", "drive") == _count(plain, "dac", "drive")
+    notes = " ".join(prog.notes)
+    assert f"sparsity.levels.dram.format.weights (csr) not used on {'crossbar' if cfg == 'isaac_like' else 'smartexchange'}" in notes
+    assert f"sparsity.levels.{buf}.format.outputs (run_length) not used" in notes

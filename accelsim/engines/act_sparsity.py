@@ -158,7 +158,7 @@ class ActStorage:
     metadata_per_word: float
 
 
-def act_storage(layer: LayerBase, side: ActSide | None, fmt: str, act_bits: int) -> ActStorage:
+def act_storage(layer: LayerBase, side: ActSide | None, fmt: str, act_bits: int, run_bits: int = 4) -> ActStorage:
     """Expected bits per input activation word when inputs are stored in ``fmt`` (tiles are NHWC
     channel fibres of a conv input, the feature vector of a linear input; Sparseloop's
     per-level format with its metadata). ``uncompressed``: ``act_bits`` and no metadata."""
@@ -174,5 +174,50 @@ def act_storage(layer: LayerBase, side: ActSide | None, fmt: str, act_bits: int)
         tile = side.fibres.shape[1]
     else:
         model = Uniform(side.act_density, max(layer.input_words, tile))
-    cost = expected_format_bits(fmt, model, tile, act_bits)
+    cost = expected_format_bits(fmt, model, tile, act_bits, run_bits=run_bits)
     return ActStorage(cost.payload_bits / tile, cost.metadata_bits / tile)
+
+
+@dataclass(frozen=True)
+class InputFormats:
+    """The layer input as stored in DRAM (``dram``) and in the engine's input buffer (``buffer``),
+    in bits per input word (payload, metadata); ``notes`` for the report."""
+
+    dram: ActStorage
+    buffer: ActStorage
+    notes: tuple[str, ...]
+
+    @staticmethod
+    def split(words: int, storage: ActStorage) -> tuple[int, int]:
+        """(payload bits, metadata bits) of ``words`` input words in ``storage`` (rounded so that
+        their sum is the rounded total)."""
+        total = int(round(words * (storage.payload_per_word + storage.metadata_per_word)))
+        payload = min(int(round(words * storage.payload_per_word)), total)
+        return payload, total - payload
+
+
+def input_formats(layer: LayerBase, workload: Workload | None, block, kind: str,  # type: ignore[no-untyped-def]
+                  levels: tuple[str, str], act_bits: int, unused: dict[str, str]) -> InputFormats:
+    """Storage of the layer input under ``sparsity.levels.<dram>/<buffer>.format.inputs`` of a
+    kind's ``sparsity:`` block (``levels``: the DRAM level and the input buffer's level).
+
+    Expected bits per word come from :func:`act_storage` (the real mask's channel fibres when the
+    layer has one, else the uniform model at ``act_density``; a dense input, ``act_density`` 1,
+    still pays the format's metadata). A format given for an operand the engine cannot store in
+    it (``unused``: operand -> reason) is named in the notes, not silently dropped."""
+    notes: list[str] = []
+    for lvl in levels:
+        f = block.level(lvl).format
+        for op, why in unused.items():
+            if f.of(op) != "uncompressed":
+                notes.append(f"sparsity.levels.{lvl}.format.{op} ({f.of(op)}) not used on {kind}: {why}")
+    fmts = [block.level(lvl).format for lvl in levels]
+    side = None
+    if any(f.inputs != "uncompressed" for f in fmts):
+        side = act_side(layer, workload) or ActSide(1.0, None, None, 1.0, "act_density 1.00 (dense input)")
+    got = [act_storage(layer, side, f.inputs, act_bits, f.run_bits) for f in fmts]
+    for lvl, f, st in zip(levels, fmts, got):
+        if f.inputs != "uncompressed" and side is not None:
+            notes.append(f"input activations stored as {f.inputs} in {lvl} ({st.payload_per_word:.2f} payload + "
+                         f"{st.metadata_per_word:.2f} metadata bits per word, from {side.source})")
+    return InputFormats(got[0], got[1], tuple(notes))

@@ -65,6 +65,14 @@ vector is zero. Statistical: ``1 - P(empty)`` of the uniform model for the block
 actual: counted on the real view. ``extra['effectual_macs']``: non-zero weights (or cells
 without a mask) x driven rows.
 
+**Input formats** (``sparsity.levels.dram|tile_buffer.format.inputs``,
+:func:`.act_sparsity.input_formats`): a layer input fetched from DRAM moves at the DRAM
+format's payload + metadata bits per word (``ifmap`` / ``ifmap_meta``; whether it is fetched
+is still decided on its uncompressed size, as its producer wrote it); it is written to the
+tile buffer (and routed) at the tile buffer format's bits. Rows are driven from decoded words:
+reads, DAC drives and input bit-slice skipping are unchanged. Weight/output formats at these
+levels are named in the notes as unused.
+
 **Ignored**: inter-layer pipelining (ISAAC streams layers through each other; here layers run
 one after another), activation x activation products (attention:
 unsupported), chip-to-chip traffic (only the link's static power), crossbar programming,
@@ -87,7 +95,7 @@ from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Matmu
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
 from ..sparsity import Uniform
-from .act_sparsity import ActSide, act_side, level_notes
+from .act_sparsity import ActSide, InputFormats, act_side, input_formats, level_notes
 from .base import Engine
 from .crossbar_kernels import block_nnz
 from .lowering import VectorWork, compress_runs, vector_program
@@ -519,6 +527,12 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
         r = lm.replication
         layer_tiles = max(1, ceil_div(lm.imas, hw.tile.imas))
         load_bits, store_bits = self._dram_sides(layer, wl, cm)
+        formats = input_formats(layer, workload if workload is not None else wl, hw.sparsity, "crossbar",
+                                ("dram", "tile_buffer"), ab,
+                                {"weights": "weights sit in crossbar cells (programmed once, no weight traffic)",
+                                 "outputs": "outputs are written uncompressed"})
+        load_pay, load_meta = InputFormats.split(load_bits // ab, formats.dram) if load_bits else (0, 0)
+        load_bits = load_pay + load_meta
         half = cm.buffer_bits // 2
         fill = hw.ns_to_cycles(hw.fill_ns)
         bw = hw.buffer_bw_bits_per_ns()
@@ -582,12 +596,14 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             gated_macs += g.cells_used * v * drive
             slots += g.weight_slots * r
             cells += g.cells_used
-        in_bits = layer.input_words * ab
-        add("tile_buffer", "write", in_bits)  # the layer input arrives once
+        in_bits = sum(InputFormats.split(layer.input_words, formats.buffer))
+        add("tile_buffer", "write", in_bits)  # the layer input arrives once (as the tile_buffer stores it)
         add("router", "transfer", in_bits)
         actions = [Action(c, a, n, 1) for (c, a), n in acts.items() if n]
-        if load_bits:
-            actions.append(Action("dram", "read", load_bits // ab, ab))
+        if load_pay:
+            actions.append(Action("dram", "read", load_pay // ab, ab))
+        if load_meta:
+            actions.append(Action("dram", "read", load_meta // 8, 8))
         if store_bits:
             actions.append(Action("dram", "write", store_bits // ab, ab))
         actions += self._static(hw, cm, compute, load_bits + store_bits)
@@ -599,7 +615,8 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             layer=layer.name, op=layer.op, engine="crossbar", body=compress_runs(nodes), compute_cycles=compute,
             actions=actions, macs=macs, dense_macs=dense_macs, pe_count=pe,
             mapping_efficiency=cells / max(sum(g.weight_slots for g in lm.gemms), 1),
-            dram_read_bits={"ifmap": load_bits} if load_bits else {}, dram_write_bits={"ofmap": store_bits} if store_bits else {},
+            dram_read_bits={k: v for k, v in (("ifmap", load_pay), ("ifmap_meta", load_meta)) if v},
+            dram_write_bits={"ofmap": store_bits} if store_bits else {},
             compulsory_read_bits=load_bits, compulsory_write_bits=store_bits,
             sram_accesses={"tile_buffer_read_bits": acts.get(("tile_buffer", "read"), 0),
                            "tile_buffer_write_bits": acts.get(("tile_buffer", "write"), 0)},  # ADC conversions: the adc.convert action
@@ -618,6 +635,7 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
                                  "conversion); a round is skipped only when the whole vector is zero"
                                  if mode == "skip" else ""))
         prog.notes.extend(level_notes(hw.sparsity, "crossbar"))
+        prog.notes.extend(formats.notes)
         self._notes(prog, layer, hw, lm)
         return prog
 
