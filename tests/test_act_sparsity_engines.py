@@ -215,22 +215,67 @@ def test_statistical_matches_actual_mask_padded_depthwise_linear(cfg, update, co
             assert a == pytest.approx(s, rel=0.02), (density, c, action, s, a)
 
 
-def test_padding_pattern_counts_hand_case():
-    """3x3 conv, pad 1, on a 2x2 input: every output pixel sees 4 real inputs of its 9 kernel
-    positions; a wave over both pixels of one row at a corner position holds 1 real input, so
-    P(busy) = 1 - (1 - d)^1; the crossbar's whole-vector set holds 4 x channels real inputs."""
+def test_padding_pattern_and_channel_density_hand_case():
+    """3x3 conv, pad 1, on a 2x2 input, 2 channels, d = 0.5: every output pixel sees 4 real inputs
+    of its 9 kernel positions per channel. A wave over both pixels of a 2-pixel tile at a corner
+    position holds 0 real inputs in one tile and 1 in the other: P(busy) = (0 + 0.5) / 2; the
+    centre holds 2 in both: 1 - 0.5^2. A vector's 18 rows hold 8 real inputs: 1 - 0.5^8; channel 0
+    alone 4. With per-channel densities (0, 1) channel 0's rows are never busy, channel 1's always."""
     from accelsim.engines.act_sparsity import act_side
 
-    layer = Conv2d(name="c", in_channels=2, out_channels=4, in_h=2, in_w=2, kernel_h=3, kernel_w=3, pad_h=1, pad_w=1,
-                   compression=Compression(act_density=0.5))
-    side = act_side(layer, None)
+    kw = dict(name="c", in_channels=2, out_channels=4, in_h=2, in_w=2, kernel_h=3, kernel_w=3, pad_h=1, pad_w=1)
+    side = act_side(Conv2d(**kw, compression=Compression(act_density=0.5)), None)
     assert side is not None and side.valid is not None and side.valid.sum(axis=1).tolist() == [4, 4, 4, 4]
     assert side.density == pytest.approx(0.5 * 16 / 36)
-    pos = side.position_counts(2)
-    assert pos is not None and pos[2].tolist() == [[0, 0, 0, 1, 2, 1, 1, 2, 1], [1, 2, 1, 1, 2, 1, 0, 0, 0]]
-    real = side.real_counts([(0, 18), (0, 9)], 18)
-    assert real is not None and real.tolist() == [[8, 4]] * 4
-    assert side.prob_busy(np.array([1, 8])).tolist() == pytest.approx([0.5, 1 - 0.5 ** 8])
+    busy, nz = side.wave_busy(18, 1, 2, {2})
+    assert busy[2][0][[0, 4, 9, 13]] == pytest.approx([0.25, 0.75, 0.25, 0.75])
+    assert nz[0][[0, 4]] == pytest.approx([0.5 * 1 / 4, 0.5 * 4 / 4])  # corner: real for 1 of 4 pixels
+    assert side.busy_sets([(0, 18), (0, 9)], 18) == pytest.approx([1 - 0.5 ** 8, 1 - 0.5 ** 4])
+    ch = act_side(Conv2d(**kw, compression=Compression(act_density=0.5, act_channel_density=(0.0, 1.0))), None)
+    assert ch is not None and ch.busy_sets([(0, 9), (9, 18)], 18) == pytest.approx([0.0, 1.0])
+    assert ch.density == pytest.approx(side.density)
+
+
+def _imbalanced(density_lo: float, density_hi: float) -> tuple[Conv2d, Conv2d, tuple[float, ...]]:
+    """The unpadded test conv with half its 16 input channels at each density, and its mean-density twin."""
+    ch = (density_lo,) * 8 + (density_hi,) * 8
+    mean = sum(ch) / 16
+    return _conv(mean, act_channel_density=ch), _conv(mean), ch
+
+
+def _random_channels(ch: tuple[float, ...], seed: int, inputs: int = 8) -> np.ndarray:
+    out = np.zeros((inputs, 16, 144), dtype=bool)
+    rng = np.random.default_rng(seed)
+    for x in out:
+        for c, d in enumerate(ch):
+            x[c, rng.permutation(144)[:round(d * 144)]] = True
+    return out.reshape(inputs, 16, 12, 12)
+
+
+@pytest.mark.parametrize("cfg,update", [("smartexchange_32x32", dict(act_zero="skip", pe_cols=4)),
+                                        ("isaac_like", dict(act_zero="skip"))])
+def test_per_channel_density_imbalance(cfg, update):
+    """Channels at 0.1 and 0.9 (mean 0.5): gated MACs / driven rows are linear in the densities
+    and equal the mean-density run; skipped waves (SmartExchange cycles, crossbar conversions)
+    are not: sparse channels leave their waves / row blocks empty far more often, so the
+    per-channel run is cheaper -- and agrees with a real mask of those channel densities (2%)."""
+    hw = _hw(cfg, **update)
+    if cfg == "isaac_like":
+        hw = hw.model_copy(update={"crossbar": hw.crossbar.model_copy(update={"rows": 8})})
+    per_ch, mean, ch = _imbalanced(0.1, 0.9)
+    p, m = _prog(per_ch, hw), _prog(mean, hw)
+    a = _prog(per_ch.model_copy(update={"compression": per_ch.compression.model_copy(
+        update={"act_channel_density": None})}), hw, _random_channels(ch, seed=3))
+    assert "per input channel" in " ".join(p.notes)
+    assert p.macs == pytest.approx(m.macs, rel=1e-3)
+    assert _count(p, "dac", "drive") == pytest.approx(_count(m, "dac", "drive"), rel=1e-3)
+    what = ("adc", "convert") if cfg == "isaac_like" else None
+    per, avg, real = ((_count(p, *what), _count(m, *what), _count(a, *what)) if what else
+                      (p.compute_cycles, m.compute_cycles, a.compute_cycles))
+    assert per < 0.95 * avg
+    assert real == pytest.approx(per, rel=0.02)
+    flat, _, _ = _imbalanced(0.5, 0.5)  # equal channels: the per-channel run is the mean run
+    assert _prog(flat, hw).compute_cycles == pytest.approx(m.compute_cycles, rel=1e-3)
 
 
 # --- conservation ----------------------------------------------------------------------------------
@@ -360,3 +405,15 @@ def test_input_formats_dense_input_and_unused_formats(cfg, buf):
     notes = " ".join(prog.notes)
     assert f"sparsity.levels.dram.format.weights (csr) not used on {'crossbar' if cfg == 'isaac_like' else 'smartexchange'}" in notes
     assert f"sparsity.levels.{buf}.format.outputs (run_length) not used" in notes
+
+
+@pytest.mark.parametrize("mode", ["gate", "skip"])
+def test_per_channel_density_gather_scatter_is_linear(mode):
+    """Gather-scatter skips zero activations element by element (cycles and MACs linear in the
+    densities): channels at 0.1/0.9 cost what their mean 0.5 costs, and a real mask agrees."""
+    hw = _hw("gather_scatter_sve128", act_zero=mode)
+    per_ch, mean, ch = _imbalanced(0.1, 0.9)
+    p, m = _prog(per_ch, hw), _prog(mean, hw)
+    a = _prog(mean, hw, _random_channels(ch, seed=3))
+    assert p.compute_cycles == m.compute_cycles and p.macs == m.macs
+    assert a.compute_cycles == pytest.approx(p.compute_cycles, rel=0.02) and a.macs == pytest.approx(p.macs, rel=0.02)

@@ -28,7 +28,7 @@ every bit slice (we know the zero pattern, not the values).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -107,7 +107,9 @@ class ActSide:
     ``rows``: the real view (vectors, instances x k) from a mask, or None (statistical);
     ``fibres``: the real mask as NHWC channel fibres (for storage formats), or None;
     ``act_density``: the layer's recorded density (for notes);
-    ``valid``: statistical path of a padded conv: its :func:`padding_pattern` (else None).
+    ``valid``: statistical path of a padded conv: its :func:`padding_pattern` (else None);
+    ``channel_density``: statistical path: ``compression.act_channel_density`` per input channel
+    (``cols_per_channel`` view columns each: kh*kw of a conv, 1 of a linear layer), else None.
     """
 
     density: float
@@ -116,35 +118,8 @@ class ActSide:
     act_density: float
     source: str
     valid: np.ndarray | None = None
-
-    def real_counts(self, spans: list[tuple[int, int]], width: int) -> np.ndarray | None:
-        """(output pixels, spans): real (non-padding) entries of each ``[lo, hi)`` column span of
-        a ``width``-column view (natural flattening: the kernel positions repeat per channel and
-        instance); None without padding."""
-        if self.valid is None:
-            return None
-        per = self.valid.shape[1]
-        cols = np.tile(self.valid, (1, -(-width // per)))[:, :width]
-        cs = np.concatenate([np.zeros((cols.shape[0], 1), np.int32), np.cumsum(cols, axis=1, dtype=np.int32)], axis=1)
-        lo = np.array([a for a, _ in spans], dtype=np.int64)
-        hi = np.array([b for _, b in spans], dtype=np.int64)
-        return cs[:, hi] - cs[:, lo]
-
-    def position_counts(self, width: int) -> dict[int, np.ndarray] | None:
-        """Per pixel-tile width ``w`` (consecutive output pixels, as the engine tiles them, the last
-        tile shorter): (tiles of that width, kh*kw) real entries per kernel position; None
-        without padding."""
-        if self.valid is None:
-            return None
-        m = self.valid.shape[0]
-        starts = np.arange(0, m, width)
-        sums = np.add.reduceat(self.valid.astype(np.int32), starts, axis=0)
-        widths = np.minimum(starts + width, m) - starts
-        return {int(w): sums[widths == w] for w in np.unique(widths)}
-
-    def prob_busy(self, real: np.ndarray) -> np.ndarray:
-        """P(a set of ``real`` real input entries holds a non-zero): ``1 - (1 - act_density)^real``."""
-        return 1.0 - (1.0 - self.act_density) ** real
+    channel_density: np.ndarray | None = None
+    cols_per_channel: int = 1
 
     @property
     def measured(self) -> bool:
@@ -154,15 +129,75 @@ class ActSide:
         """Density model of ``size``-element runs of one input vector (statistical: uniform)."""
         return Uniform(self.density, max(int(size), 1))
 
+    @property
+    def structured(self) -> bool:
+        """Statistical path with a padding pattern or per-channel densities (not one i.i.d. density)."""
+        return self.rows is None and (self.valid is not None or self.channel_density is not None)
+
+    def column_density(self, width: int) -> np.ndarray:
+        """Per view column (natural flattening: channel-major, kernel positions inner, instances
+        side by side): the density of its input channel (``act_density`` when not per channel)."""
+        if self.channel_density is None:
+            return np.full(width, self.act_density)
+        return np.resize(np.repeat(self.channel_density, self.cols_per_channel), width)
+
+    def _log_empty(self, width: int) -> np.ndarray:
+        return np.log(np.maximum(1.0 - self.column_density(width), 1e-300))
+
+    def busy_sets(self, spans: list[tuple[int, int]], width: int) -> np.ndarray:
+        """P(the view entries of a ``[lo, hi)`` column span hold a non-zero) per span, averaged
+        over the output pixels: ``1 - prod (1 - d_col)`` over the span's real (non-padding)
+        entries, i.i.d. over the real inputs at each column's channel density."""
+        lg = self._log_empty(width)[None, :]
+        if self.valid is not None:
+            per = self.valid.shape[1]
+            lg = np.tile(self.valid, (1, -(-width // per)))[:, :width] * lg
+        cs = np.concatenate([np.zeros((lg.shape[0], 1)), np.cumsum(lg, axis=1)], axis=1)
+        lo = np.array([a for a, _ in spans], dtype=np.int64)
+        hi = np.array([b for _, b in spans], dtype=np.int64)
+        return (1.0 - np.exp(cs[:, hi] - cs[:, lo])).mean(axis=0)
+
+    def wave_busy(self, k: int, inst: int, tile: int, widths: set[int]
+                  ) -> tuple[dict[int, list[np.ndarray]], list[np.ndarray]]:
+        """Broadcast waves of one reduction element over a pixel tile (the layer's output pixels
+        cut into consecutive ``tile``-pixel tiles, the last shorter; ``widths``: the tile widths
+        asked for): per width and instance, per element ``1 - mean_tiles prod (1 - d_col)`` over
+        the wave's real inputs; and per instance the element densities (``d_col x`` the real
+        fraction of its kernel position)."""
+        per = self.valid.shape[1] if self.valid is not None else 1
+        pos = np.arange(k) % per
+        counts: dict[int, np.ndarray] = {w: np.full((1, k), w) for w in widths}
+        frac = np.ones(k)
+        if self.valid is not None:
+            m = self.valid.shape[0]
+            starts = np.arange(0, m, tile)
+            sums = np.add.reduceat(self.valid.astype(np.int64), starts, axis=0)
+            tw = np.minimum(starts + tile, m) - starts
+            counts = {w: sums[tw == w][:, pos] if np.any(tw == w) else counts[w] for w in widths}
+            frac = self.valid.mean(axis=0)[pos]
+        lg = self._log_empty(k * inst)
+        busy = {w: [1.0 - np.exp(c * lg[None, i * k:(i + 1) * k]).mean(axis=0) for i in range(inst)]
+                for w, c in counts.items()}
+        dens = self.column_density(k * inst)
+        return busy, [dens[i * k:(i + 1) * k] * frac for i in range(inst)]
+
     def sample_rows(self, count: int, width: int, seed: int) -> np.ndarray:
         """``count`` input vectors of ``width`` elements: evenly spaced real rows, or seeded
-        Bernoulli(``density``) rows in the statistical path."""
+        Bernoulli(``density``) rows in the statistical path (per column at its channel's density,
+        zero at padding positions of evenly spaced output pixels, when those are known)."""
         if self.rows is not None:
             n = self.rows.shape[0]
             idx = np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(np.int64))
             return self.rows[idx, :width]
         rng = np.random.default_rng([seed, width, int(self.density * 1e6)])
-        return rng.random((count, width)) < self.density
+        if not self.structured:
+            return rng.random((count, width)) < self.density
+        rows = rng.random((count, width)) < self.column_density(width)[None, :]
+        if self.valid is not None:
+            idx = np.linspace(0, self.valid.shape[0] - 1, count).round().astype(np.int64)
+            per = self.valid.shape[1]
+            rows &= np.tile(self.valid[idx], (1, -(-width // per)))[:, :width]
+        return rows
 
 
 def act_side(layer: LayerBase, workload: Workload | None) -> ActSide | None:
@@ -183,8 +218,27 @@ def act_side(layer: LayerBase, workload: Workload | None) -> ActSide | None:
     if d >= 1.0:
         return None
     pat = padding_pattern(layer)
-    src = f"act_density {d:.2f} (statistical, uniform i.i.d." + (" over the real inputs, padding pattern exact)" if pat is not None else ")")
-    return ActSide(d * (1.0 if pat is None else float(pat.mean())), None, None, d, src, pat)
+    ch, per = _channel_density(layer)
+    src = (f"act_density {d:.2f} (statistical, uniform i.i.d." + (" per input channel" if ch is not None else "")
+           + (" over the real inputs, padding pattern exact)" if pat is not None else ")"))
+    side = ActSide(d, None, None, d, src, pat, ch, per)
+    dens = float(side.column_density(per * ch.size).mean()) if ch is not None else d
+    return replace(side, density=dens * (1.0 if pat is None else float(pat.mean())))
+
+
+def _channel_density(layer: LayerBase) -> tuple[np.ndarray | None, int]:
+    """``compression.act_channel_density`` when it has one density per input channel (conv:
+    ``in_channels``, kh*kw view columns each; linear: ``in_features``, one column each)."""
+    ch = layer.compression.act_channel_density
+    if isinstance(layer, Conv2d):
+        n, per = layer.in_channels, layer.kernel_h * layer.kernel_w
+    elif isinstance(layer, Linear):
+        n, per = layer.in_features, 1
+    else:
+        return None, 1
+    if ch is None or len(ch) != n:
+        return None, per
+    return np.asarray(ch, dtype=float), per
 
 
 def level_notes(block, kind: str) -> list[str]:  # type: ignore[no-untyped-def]

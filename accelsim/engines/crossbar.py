@@ -441,8 +441,9 @@ class ActWaves:
 
 def act_waves(g: GemmMapping, side: ActSide) -> ActWaves:
     """Statistical: a set of ``R`` rows is all zero with the uniform model's ``P(empty)`` over the
-    whole input view (i.i.d. zeros) -- for a padded conv ``(1 - act_density)^(real rows)`` per
-    vector, averaged over the vectors (padding zeros cluster: see :mod:`.act_sparsity`); actual: counted on the real view's vectors. Packed groups
+    whole input view (i.i.d. zeros) -- for a padded conv or per-channel densities ``prod (1 -
+    d_channel)`` over the block's real rows per vector, averaged over the vectors (padding zeros
+    cluster; a block of sparse channels is empty more often: see :mod:`.act_sparsity`); actual: counted on the real view's vectors. Packed groups
     share a block: its rows are the ``packed`` groups' reduction elements together."""
     k, inst = g.k, g.distinct
     if g.packed > 1:
@@ -453,9 +454,8 @@ def act_waves(g: GemmMapping, side: ActSide) -> ActWaves:
         rs = _sizes(k, g.rows)
         starts = np.concatenate([[0], np.cumsum(rs)[:-1]])
         spans = [(i * k + int(a), i * k + int(a + sz)) for i in range(inst) for a, sz in zip(starts, rs)]
-    real = side.real_counts(spans + [(0, k * inst)], k * inst) if side.rows is None else None
-    if real is not None:  # padded conv: the padding pattern exact, i.i.d. over the real inputs
-        busy_sets = side.prob_busy(real).mean(axis=0)
+    if side.structured:  # padding pattern / per-channel densities: i.i.d. over the real inputs only
+        busy_sets = side.busy_sets(spans + [(0, k * inst)], k * inst)
         return ActWaves(side.density, float(busy_sets[:-1].mean()), float(busy_sets[-1]))
     if side.rows is None or side.rows.shape[1] != k * inst:
         dens = side.density if side.rows is None else float(side.rows.mean())

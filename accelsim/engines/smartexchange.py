@@ -219,20 +219,17 @@ def act_element_factors(side: ActSide, k: int, inst: int, pe_cols: int, widths: 
     """Per weight instance, the activation side over the ``k`` reduction elements.
 
     Statistical: ``busy = 1 - P(empty)`` of the uniform model over the layer's input view for a
-    wave of ``w`` pixels, ``nz`` = the density; for a padded conv, per kernel position the mean
-    over the layer's ``w``-pixel tiles of ``1 - (1 - act_density)^(real inputs in the wave)``
-    (padding zeros cluster at the borders: see :mod:`.act_sparsity`). Actual: the mean over the real view cut into
+    wave of ``w`` pixels, ``nz`` = the density; for a padded conv or per-channel densities, per
+    element the mean over the layer's ``w``-pixel tiles of ``1 - (1 - d_channel)^(real inputs in
+    the wave)`` (:meth:`.act_sparsity.ActSide.wave_busy`; padding zeros cluster at the borders,
+    sparse channels leave their elements' waves empty more often than the mean density says). Actual: the mean over the real view cut into
     consecutive ``pe_cols``-pixel tiles (the layer's own pixel tiles when the mask covers its
     ``pixels`` vectors, so the layer's total is exact up to rounding).
     """
+    if side.structured:
+        busy_w, nz = side.wave_busy(k, inst, pe_cols, widths)
+        return [_ActElems({w: b[i] for w, b in busy_w.items()}, nz[i]) for i in range(inst)]
     if side.rows is None:
-        pos = side.position_counts(pe_cols)
-        if pos is not None and k % side.valid.shape[1] == 0:  # type: ignore[union-attr]
-            reps = k // side.valid.shape[1]  # type: ignore[union-attr]
-            busy = {w: np.tile(side.prob_busy(pos[w]).mean(axis=0), reps) for w in widths if w in pos}
-            nz = np.tile(side.valid.mean(axis=0) * side.act_density, reps)  # type: ignore[union-attr]
-            if len(busy) == len(widths):
-                return [_ActElems(busy, nz)] * inst
         model = side.model(max(pixels * k * inst, max(widths)))
         busy = {w: np.full(k, 1.0 - model.prob_empty(w)) for w in widths}
         return [_ActElems(busy, np.full(k, side.density))] * inst
