@@ -405,6 +405,11 @@ def test_input_formats_dense_input_and_unused_formats(cfg, buf):
     notes = " ".join(prog.notes)
     assert f"sparsity.levels.dram.format.weights (csr) not used on {'crossbar' if cfg == 'isaac_like' else 'smartexchange'}" in notes
     assert f"sparsity.levels.{buf}.format.outputs (run_length) not used" in notes
+    from accelsim.workload.layer import Pool
+
+    pool = Pool(name="p", channels=16, in_h=12, in_w=12, kernel_h=2, kernel_w=2, stride_h=2, stride_w=2)
+    pool_notes = " ".join(lower_layer(pool, hw, Workload(name="t", layers=[pool])).notes)
+    assert "sparsity.levels.dram.format.inputs (bitmask) not used on" in pool_notes
 
 
 @pytest.mark.parametrize("mode", ["gate", "skip"])

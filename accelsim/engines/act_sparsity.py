@@ -249,6 +249,13 @@ def level_notes(block, kind: str) -> list[str]:  # type: ignore[no-untyped-def]
             "read and multiplied" for n in unmodelled_level_actions(block)]
 
 
+def vector_format_notes(block, kind: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Notes for input formats a kind's vector (pool / elementwise) layers do not use: they
+    stream their inputs uncompressed."""
+    return [f"sparsity.levels.{n}.format.inputs ({block.level(n).format.inputs}) not used on {kind} vector layers: "
+            "their inputs stream uncompressed" for n in block.level_names() if block.level(n).format.inputs != "uncompressed"]
+
+
 @dataclass(frozen=True)
 class ActStorage:
     """Bits of the layer input in a storage format: payload and metadata per stored activation."""

@@ -95,7 +95,7 @@ from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Matmu
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
 from ..sparsity import Uniform
-from .act_sparsity import ActSide, InputFormats, act_side, input_formats, level_notes
+from .act_sparsity import ActSide, InputFormats, act_side, input_formats, level_notes, vector_format_notes
 from .base import Engine
 from .crossbar_kernels import block_nnz
 from .lowering import VectorWork, compress_runs, vector_program
@@ -676,10 +676,12 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             actions.append(Action("dram", "write", store_bits // ab, ab))
         actions += self._static(hw, cm, cycles, load_bits + store_bits)
         units = tiles * getattr(hw.tile, unit).count
-        return vector_program(
+        prog = vector_program(
             layer, VectorWork(ops, cycles, load_bits, store_bits, ab), engine=f"crossbar.{unit}", body=body,
             actions=actions, pe_count=max(units, 1),
             dram_read_bits={"ifmap": load_bits} if load_bits else {}, dram_write_bits={"ofmap": store_bits} if store_bits else {},
             sram_accesses={"tile_buffer_read_bits": in_bits, "tile_buffer_write_bits": out_bits},
             extra={"tiles": tiles, "units": units},
         )
+        prog.notes.extend(vector_format_notes(hw.sparsity, "crossbar"))
+        return prog

@@ -81,7 +81,7 @@ from ..stats import Action, LayerProgram, Node, Repeat, Tile
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Pool, ceil_div
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
-from .act_sparsity import ActSide, ActStorage, InputFormats, act_side, input_formats, level_notes
+from .act_sparsity import ActSide, ActStorage, InputFormats, act_side, input_formats, level_notes, vector_format_notes
 from .base import Engine
 from .lowering import buffered_vector_program, compress_periodic, node_cycles
 
@@ -578,5 +578,7 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
         return nodes
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: SmartExchangeAccelerator) -> LayerProgram:
-        return buffered_vector_program(layer, lanes=hw.pe_cols, in_buffer="act_buffer", in_buffer_bits=hw.act_buffer.size_bits,
+        prog = buffered_vector_program(layer, lanes=hw.pe_cols, in_buffer="act_buffer", in_buffer_bits=hw.act_buffer.size_bits,
                                        out_buffer="out_buffer", engine="smartexchange.vector")
+        prog.notes.extend(vector_format_notes(hw.sparsity, "smartexchange"))
+        return prog
