@@ -1,5 +1,5 @@
 """Activation sparsity on the gather-scatter, SmartExchange and crossbar engines (the table in
-docs/sparse_engines.md, section "Zero activations").
+docs/sparse_engines.md, section "Zero activations"; GS/SE/crossbar rows only).
 
 ResNet-50 (batch 1) with every layer but the first given input-activation density ``d``
 (statistical: uniform i.i.d. zeros); for each engine the latency and energy with
