@@ -134,11 +134,7 @@ def _conv(d: float, **comp) -> Conv2d:  # unpadded (padded shapes: SHAPES below)
 def _random_act(d: float, seed: int, inputs: int = 8) -> np.ndarray:
     """``inputs`` masks of round(d x size) non-zeros placed uniformly at random (the uniform
     density model's tensor), as a calibration batch would record them."""
-    out = np.zeros((inputs, 16 * 12 * 12), dtype=bool)
-    rng = np.random.default_rng(seed)
-    for row in out:
-        row[rng.permutation(row.size)[:round(d * row.size)]] = True
-    return out.reshape(inputs, 16, 12, 12)
+    return _random_shaped((16, 12, 12), d, seed, inputs)
 
 
 CASES = [

@@ -150,8 +150,7 @@ class ActSide:
         entries, i.i.d. over the real inputs at each column's channel density."""
         lg = self._log_empty(width)[None, :]
         if self.valid is not None:
-            per = self.valid.shape[1]
-            lg = np.tile(self.valid, (1, -(-width // per)))[:, :width] * lg
+            lg = _columns(self.valid, width) * lg
         cs = np.concatenate([np.zeros((lg.shape[0], 1)), np.cumsum(lg, axis=1)], axis=1)
         lo = np.array([a for a, _ in spans], dtype=np.int64)
         hi = np.array([b for _, b in spans], dtype=np.int64)
@@ -195,9 +194,14 @@ class ActSide:
         rows = rng.random((count, width)) < self.column_density(width)[None, :]
         if self.valid is not None:
             idx = np.linspace(0, self.valid.shape[0] - 1, count).round().astype(np.int64)
-            per = self.valid.shape[1]
-            rows &= np.tile(self.valid[idx], (1, -(-width // per)))[:, :width]
+            rows &= _columns(self.valid[idx], width)
         return rows
+
+
+def _columns(valid: np.ndarray, width: int) -> np.ndarray:
+    """A (pixels, kh*kw) padding pattern repeated over ``width`` view columns (every channel and
+    instance sees the same pattern)."""
+    return np.tile(valid, (1, -(-width // valid.shape[1])))[:, :width]
 
 
 def act_side(layer: LayerBase, workload: Workload | None) -> ActSide | None:
