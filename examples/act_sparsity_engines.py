@@ -1,11 +1,11 @@
 """Activation sparsity on the gather-scatter, SmartExchange and crossbar engines (the table in
-docs/sparse_engines.md, section "Zero activations").
+docs/sparse_engines.md, section "Zero activations"; GS/SE/crossbar rows only).
 
 ResNet-50 (batch 1) with every layer but the first given input-activation density ``d``
 (statistical: uniform i.i.d. zeros); for each engine the latency and energy with
 ``sparsity.compute`` ``gate`` / ``skip`` on inputs relative to ``none`` (which ignores the zeros
 and notes it). Then the actual-mask path: seeded random activation masks (one input per layer)
-attached to the workload, and the warm time of one simulation.
+attached to the workload, and the warm time of one simulation; last, the activation DRAM traffic per input format.
 
     /work/venv/bin/python examples/act_sparsity_engines.py          # ~1 min
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import accelsim
+from accelsim.engines.base import lower_layer
 from accelsim.workload import Conv2d, Linear, Workload
 from accelsim.workload.zoo import get_model
 
@@ -39,9 +40,16 @@ def with_act_density(wl: Workload, d: float) -> Workload:
     return wl.with_layers(layers)
 
 
-def hardware(name: str, action: str):  # type: ignore[no-untyped-def]
+#: each engine's input buffer level in its ``sparsity:`` block
+INPUT_BUFFER = {"gather_scatter_sve128": "scratchpad", "smartexchange_32x32": "act_buffer", "isaac_like": "tile_buffer"}
+
+
+def hardware(name: str, action: str, fmt: str = "uncompressed"):  # type: ignore[no-untyped-def]
+    """A shipped config whose compute ``action`` acts on zero inputs, inputs stored in ``fmt`` in
+    DRAM and the input buffer."""
     hw = accelsim.load_hardware(HW / f"{name}.yaml")
-    block = type(hw.sparsity).model_validate({"compute": {"action": action, "on_zeros": "inputs"}})
+    levels = {lvl: {"format": {"inputs": fmt}} for lvl in ("dram", INPUT_BUFFER[name])} if fmt != "uncompressed" else {}
+    block = type(hw.sparsity).model_validate({"compute": {"action": action, "on_zeros": "inputs"}, "levels": levels})
     return hw.model_copy(update={"sparsity": block})
 
 
@@ -94,6 +102,28 @@ def actual_masks(d: float = 0.4, seed: int = 0) -> None:
         print(f"{name:24s} latency actual/stat {la / ls:6.3f}  energy actual/stat {ea / es:6.3f}  warm {dt:5.2f} s")
 
 
+def input_formats(d: float = 0.4) -> None:
+    """DRAM read traffic (activation payload + metadata, and weights: SmartExchange may change its
+    loop order when the inputs shrink) of the conv/linear layers at density ``d`` per input
+    format, relative to uncompressed, with compute ``skip``."""
+    wl = with_act_density(get_model("resnet50"), d)
+    sparse = [layer for layer in wl.layers if isinstance(layer, (Conv2d, Linear)) and layer.compression.act_density < 1]
+    fmts = ("bitmask", "run_length", "coordinate_payload")
+    print(f"\nResNet-50, conv/linear layers at density {d}: DRAM read bits "
+          "(activations incl. metadata, weights) relative to uncompressed inputs")
+    print(f"{'engine':24s} " + " ".join(f"{f:>18s}" for f in fmts))
+
+    def act_bits(hw) -> int:  # type: ignore[no-untyped-def]
+        progs = (lower_layer(layer, hw, wl) for layer in sparse)
+        return sum(sum(p.dram_read_bits.values()) for p in progs)
+
+    for name in ENGINES:
+        plain = act_bits(hardware(name, "skip"))
+        cells = [f"{act_bits(hardware(name, 'skip', f)) / plain:18.3f}" if plain else f"{'no DRAM reads':>18s}" for f in fmts]
+        print(f"{name:24s} " + " ".join(cells))
+
+
 if __name__ == "__main__":
     trends()
     actual_masks()
+    input_formats()

@@ -126,7 +126,7 @@ def test_crossbar_wave_skip_hand_case():
 
 # --- statistical vs actual masks -----------------------------------------------------------------
 
-def _conv(d: float, **comp) -> Conv2d:  # no padding: the statistical path models none
+def _conv(d: float, **comp) -> Conv2d:  # unpadded (padded shapes: SHAPES below)
     return Conv2d(name="c", in_channels=16, out_channels=32, in_h=12, in_w=12, kernel_h=3, kernel_w=3,
                   compression=Compression(act_density=d, **comp))
 
@@ -134,11 +134,7 @@ def _conv(d: float, **comp) -> Conv2d:  # no padding: the statistical path model
 def _random_act(d: float, seed: int, inputs: int = 8) -> np.ndarray:
     """``inputs`` masks of round(d x size) non-zeros placed uniformly at random (the uniform
     density model's tensor), as a calibration batch would record them."""
-    out = np.zeros((inputs, 16 * 12 * 12), dtype=bool)
-    rng = np.random.default_rng(seed)
-    for row in out:
-        row[rng.permutation(row.size)[:round(d * row.size)]] = True
-    return out.reshape(inputs, 16, 12, 12)
+    return _random_shaped((16, 12, 12), d, seed, inputs)
 
 
 CASES = [
@@ -168,6 +164,114 @@ def test_statistical_matches_actual_mask(cfg, update, comp, density):
     for comp, action in (("adc", "convert"), ("dac", "drive"), ("mac", "mac"), ("gather_unit", "gather")):
         s, a = _count(stat, comp, action), _count(act, comp, action)
         assert a == pytest.approx(s, rel=0.02), (comp, action, s, a)
+
+
+SHAPES = {  # padded 3x3 (stride 1, 2), depthwise, linear: padding zeros cluster at the borders
+    "pad_s1": dict(in_channels=16, out_channels=32, pad_h=1, pad_w=1),
+    "pad_s2": dict(in_channels=16, out_channels=32, pad_h=1, pad_w=1, stride_h=2, stride_w=2),
+    "depthwise": dict(in_channels=16, out_channels=16, groups=16, pad_h=1, pad_w=1),
+}
+
+
+def _shaped(name: str, d: float) -> tuple[LayerBase, tuple[int, ...]]:
+    if name == "linear":
+        return (Linear(name="fc", in_features=256, out_features=64, tokens=16, compression=Compression(act_density=d)),
+                (16, 256))
+    return (Conv2d(name="c", in_h=12, in_w=12, kernel_h=3, kernel_w=3, compression=Compression(act_density=d),
+                   **SHAPES[name]), (16, 12, 12))
+
+
+def _random_shaped(shape: tuple[int, ...], d: float, seed: int, inputs: int = 8) -> np.ndarray:
+    n = int(np.prod(shape))
+    out = np.zeros((inputs, n), dtype=bool)
+    rng = np.random.default_rng(seed)
+    for row in out:
+        row[rng.permutation(n)[:round(d * n)]] = True
+    return out.reshape((inputs, *shape))
+
+
+@pytest.mark.parametrize("shape", [*SHAPES, "linear"])
+@pytest.mark.parametrize("cfg,update,comp", [c for c in CASES if not c[2]],
+                         ids=[f"{c}-{u['act_zero']}" for c, u, k in CASES if not k])
+def test_statistical_matches_actual_mask_padded_depthwise_linear(cfg, update, comp, shape):
+    """As above on padded (stride 1 and 2), depthwise and linear layers, densities 0.1-0.9: the
+    statistical path models the padding pattern exactly (i.i.d. over the real inputs only)."""
+    hw = _hw(cfg, **update)
+    if cfg == "isaac_like":
+        hw = hw.model_copy(update={"crossbar": hw.crossbar.model_copy(update={"rows": 8})})
+    for density in (0.1, 0.3, 0.5, 0.7, 0.9):
+        layer, in_shape = _shaped(shape, density)
+        stat = _prog(layer, hw)
+        act = _prog(layer, hw, _random_shaped(in_shape, density, seed=int(density * 100)))
+        for what in ("compute_cycles", "macs"):
+            s, a = getattr(stat, what), getattr(act, what)
+            assert a == pytest.approx(s, rel=0.02), (density, what, s, a)
+        for c, action in (("adc", "convert"), ("dac", "drive"), ("mac", "mac"), ("gather_unit", "gather")):
+            s, a = _count(stat, c, action), _count(act, c, action)
+            assert a == pytest.approx(s, rel=0.02), (density, c, action, s, a)
+
+
+def test_padding_pattern_and_channel_density_hand_case():
+    """3x3 conv, pad 1, on a 2x2 input, 2 channels, d = 0.5: every output pixel sees 4 real inputs
+    of its 9 kernel positions per channel. A wave over both pixels of a 2-pixel tile at a corner
+    position holds 0 real inputs in one tile and 1 in the other: P(busy) = (0 + 0.5) / 2; the
+    centre holds 2 in both: 1 - 0.5^2. A vector's 18 rows hold 8 real inputs: 1 - 0.5^8; channel 0
+    alone 4. With per-channel densities (0, 1) channel 0's rows are never busy, channel 1's always."""
+    from accelsim.engines.act_sparsity import act_side
+
+    kw = dict(name="c", in_channels=2, out_channels=4, in_h=2, in_w=2, kernel_h=3, kernel_w=3, pad_h=1, pad_w=1)
+    side = act_side(Conv2d(**kw, compression=Compression(act_density=0.5)), None)
+    assert side is not None and side.valid is not None and side.valid.sum(axis=1).tolist() == [4, 4, 4, 4]
+    assert side.density == pytest.approx(0.5 * 16 / 36)
+    busy, nz = side.wave_busy(18, 1, 2, {2})
+    assert busy[2][0][[0, 4, 9, 13]] == pytest.approx([0.25, 0.75, 0.25, 0.75])
+    assert nz[0][[0, 4]] == pytest.approx([0.5 * 1 / 4, 0.5 * 4 / 4])  # corner: real for 1 of 4 pixels
+    assert side.busy_sets([(0, 18), (0, 9)], 18) == pytest.approx([1 - 0.5 ** 8, 1 - 0.5 ** 4])
+    ch = act_side(Conv2d(**kw, compression=Compression(act_density=0.5, act_channel_density=(0.0, 1.0))), None)
+    assert ch is not None and ch.busy_sets([(0, 9), (9, 18)], 18) == pytest.approx([0.0, 1.0])
+    assert ch.density == pytest.approx(side.density)
+
+
+def _imbalanced(density_lo: float, density_hi: float) -> tuple[Conv2d, Conv2d, tuple[float, ...]]:
+    """The unpadded test conv with half its 16 input channels at each density, and its mean-density twin."""
+    ch = (density_lo,) * 8 + (density_hi,) * 8
+    mean = sum(ch) / 16
+    return _conv(mean, act_channel_density=ch), _conv(mean), ch
+
+
+def _random_channels(ch: tuple[float, ...], seed: int, inputs: int = 8) -> np.ndarray:
+    out = np.zeros((inputs, 16, 144), dtype=bool)
+    rng = np.random.default_rng(seed)
+    for x in out:
+        for c, d in enumerate(ch):
+            x[c, rng.permutation(144)[:round(d * 144)]] = True
+    return out.reshape(inputs, 16, 12, 12)
+
+
+@pytest.mark.parametrize("cfg,update", [("smartexchange_32x32", dict(act_zero="skip", pe_cols=4)),
+                                        ("isaac_like", dict(act_zero="skip"))])
+def test_per_channel_density_imbalance(cfg, update):
+    """Channels at 0.1 and 0.9 (mean 0.5): gated MACs / driven rows are linear in the densities
+    and equal the mean-density run; skipped waves (SmartExchange cycles, crossbar conversions)
+    are not: sparse channels leave their waves / row blocks empty far more often, so the
+    per-channel run is cheaper -- and agrees with a real mask of those channel densities (2%)."""
+    hw = _hw(cfg, **update)
+    if cfg == "isaac_like":
+        hw = hw.model_copy(update={"crossbar": hw.crossbar.model_copy(update={"rows": 8})})
+    per_ch, mean, ch = _imbalanced(0.1, 0.9)
+    p, m = _prog(per_ch, hw), _prog(mean, hw)
+    a = _prog(per_ch.model_copy(update={"compression": per_ch.compression.model_copy(
+        update={"act_channel_density": None})}), hw, _random_channels(ch, seed=3))
+    assert "per input channel" in " ".join(p.notes)
+    assert p.macs == pytest.approx(m.macs, rel=1e-3)
+    assert _count(p, "dac", "drive") == pytest.approx(_count(m, "dac", "drive"), rel=1e-3)
+    what = ("adc", "convert") if cfg == "isaac_like" else None
+    per, avg, real = ((_count(p, *what), _count(m, *what), _count(a, *what)) if what else
+                      (p.compute_cycles, m.compute_cycles, a.compute_cycles))
+    assert per < 0.95 * avg
+    assert real == pytest.approx(per, rel=0.02)
+    flat, _, _ = _imbalanced(0.5, 0.5)  # equal channels: the per-channel run is the mean run
+    assert _prog(flat, hw).compute_cycles == pytest.approx(m.compute_cycles, rel=1e-3)
 
 
 # --- conservation ----------------------------------------------------------------------------------
@@ -245,3 +349,72 @@ def test_compressed_dram_inputs_move_metadata():
     prog = _prog(layer, _hw("gather_scatter_sve128", act_zero="gate", dram_inputs="bitmask"))
     assert prog.dram_read_bits["ifmap"] == pytest.approx(4 * 64 * 0.25 * 8, rel=0.01)
     assert prog.dram_read_bits["ifmap_meta"] == pytest.approx(4 * 64, rel=0.01)
+
+
+def _fmt_hw(name: str, levels: dict):  # type: ignore[no-untyped-def]
+    hw = accelsim.load_hardware(ROOT / "hw_configs" / f"{name}.yaml")
+    return hw.model_copy(update={"sparsity": type(hw.sparsity).model_validate({"levels": levels})})
+
+
+@pytest.mark.parametrize("cfg,buf", [("smartexchange_32x32", "act_buffer"), ("isaac_like", "tile_buffer")])
+@pytest.mark.parametrize("fmt,meta", [("bitmask", 64), ("coordinate_payload", 16 * 6), ("uncompressed", 0)])
+def test_input_formats_hand_case(cfg, buf, fmt, meta):
+    """One 64-element input vector with 16 non-zeros (density 0.25, a real mask): bitmask = 16
+    payload words (128 b) + 64 b of mask; COO = 128 b + 16 x lg 64 = 96 b of coordinates. DRAM
+    moves payload (``ifmap``) and metadata (``ifmap_meta``); the input buffer is filled with both;
+    compulsory DRAM traffic is the compressed input, so DRAM >= compulsory still holds."""
+    layer = Linear(name="fc", in_features=64, out_features=16, tokens=1, compression=Compression(act_density=0.25))
+    act = np.zeros((1, 64), dtype=bool)
+    act[0, ::4] = True
+    hw = _fmt_hw(cfg, {"dram": {"format": {"inputs": fmt}}, buf: {"format": {"inputs": fmt}}})
+    prog = _prog(layer, hw, act)
+    pay = 128 if fmt != "uncompressed" else 512
+    assert prog.dram_read_bits["ifmap"] == pay
+    assert prog.dram_read_bits.get("ifmap_meta", 0) == meta
+    weights = sum(v for k, v in prog.dram_read_bits.items() if not k.startswith("ifmap"))
+    assert prog.compulsory_read_bits - weights == pay + meta
+    if cfg == "isaac_like":
+        assert _count(prog, "tile_buffer", "write") == pay + meta + 16 * 8  # input (as stored) + outputs
+        assert _count(prog, "dram", "read") == pay // 8 + meta // 8
+    else:
+        writes = [(a.count, a.bits) for a in prog.actions if a.component == "act_buffer" and a.action == "write"]
+        assert sorted(writes) == sorted([(pay // 8, 8)] + ([(meta // 8, 8)] if meta else []))
+    notes = " ".join(prog.notes)
+    assert (f"input activations stored as {fmt} in dram" in notes) == (fmt != "uncompressed")
+
+
+@pytest.mark.parametrize("cfg,buf", [("smartexchange_32x32", "act_buffer"), ("isaac_like", "tile_buffer")])
+def test_input_formats_dense_input_and_unused_formats(cfg, buf):
+    """A dense input in a bitmask still pays 1 metadata bit per word; weight/output formats the
+    engine cannot store in are named in the notes; input bit-slice skipping (crossbar DAC
+    drives) and MACs are untouched by the format."""
+    layer = _conv(1.0)
+    plain = _prog(layer, _hw(cfg, act_zero="skip"))
+    hw = _fmt_hw(cfg, {"dram": {"format": {"inputs": "bitmask", "weights": "csr"}},
+                       buf: {"format": {"outputs": "run_length"}}})
+    hw = hw.model_copy(update={"sparsity": hw.sparsity.model_copy(update={"compute": _hw(cfg, "skip").sparsity.compute})})
+    prog = _prog(layer, hw)
+    assert prog.dram_read_bits["ifmap"] == plain.dram_read_bits["ifmap"]  # every word fetched, each 8 b
+    assert prog.dram_read_bits["ifmap_meta"] == plain.dram_read_bits["ifmap"] // 8  # + 1 mask bit per word
+    assert prog.macs == plain.macs and prog.compute_cycles >= plain.compute_cycles
+    assert _count(prog, "dac", "drive") == _count(plain, "dac", "drive")
+    notes = " ".join(prog.notes)
+    assert f"sparsity.levels.dram.format.weights (csr) not used on {'crossbar' if cfg == 'isaac_like' else 'smartexchange'}" in notes
+    assert f"sparsity.levels.{buf}.format.outputs (run_length) not used" in notes
+    from accelsim.workload.layer import Pool
+
+    pool = Pool(name="p", channels=16, in_h=12, in_w=12, kernel_h=2, kernel_w=2, stride_h=2, stride_w=2)
+    pool_notes = " ".join(lower_layer(pool, hw, Workload(name="t", layers=[pool])).notes)
+    assert "sparsity.levels.dram.format.inputs (bitmask) not used on" in pool_notes
+
+
+@pytest.mark.parametrize("mode", ["gate", "skip"])
+def test_per_channel_density_gather_scatter_is_linear(mode):
+    """Gather-scatter skips zero activations element by element (cycles and MACs linear in the
+    densities): channels at 0.1/0.9 cost what their mean 0.5 costs, and a real mask agrees."""
+    hw = _hw("gather_scatter_sve128", act_zero=mode)
+    per_ch, mean, ch = _imbalanced(0.1, 0.9)
+    p, m = _prog(per_ch, hw), _prog(mean, hw)
+    a = _prog(mean, hw, _random_channels(ch, seed=3))
+    assert p.compute_cycles == m.compute_cycles and p.macs == m.macs
+    assert a.compute_cycles == pytest.approx(p.compute_cycles, rel=0.02) and a.macs == pytest.approx(p.macs, rel=0.02)

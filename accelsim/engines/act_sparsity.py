@@ -8,8 +8,15 @@ weight instances (conv groups) side by side. :func:`act_side` describes that vie
 - **statistically** -- ``compression.act_density`` of the layer, i.i.d. over the elements
   (Sparseloop's ``uniform`` density model, :class:`accelsim.sparsity.Uniform`); for a padded
   convolution the padding positions are zeros, so the view's per-element density is
-  ``act_density x`` (fraction of view entries that are not padding), still treated as i.i.d.
-  (stated: the padding pattern itself is not modelled in the statistical path); or
+  ``act_density x`` (fraction of view entries that are not padding). Counts that are linear in
+  the elements (MACs, driven rows, gathers) need only that mean; the probability that a *set* of
+  view entries is all zero (SmartExchange's broadcast waves, crossbar row blocks) does not: the
+  padding zeros sit together at the borders, so a border wave is empty far more often than an
+  i.i.d. spread of the same zeros says (measured: the i.i.d. view over-predicted SmartExchange
+  skip cycles by up to 5.6 % on a padded 3x3 conv, crossbar ADC conversions by 2.6 % on a
+  depthwise one). ``ActSide.valid`` therefore carries the layer's padding pattern (which view
+  entries are real inputs, per output pixel and kernel position) and :meth:`ActSide.prob_busy`
+  gives ``1 - (1 - act_density)^(real entries)`` per set, i.i.d. over the real inputs only; or
 - **from a real mask** -- a 0/1 input-activation mask of the layer (one input ``(C, H, W)`` /
   ``(tokens, features)`` or several stacked on a leading axis), named by ``compression.act_mask``. The
   view is built by im2col (padding positions are zeros); engines use its exact counts, or an
@@ -21,7 +28,7 @@ every bit slice (we know the zero pattern, not the values).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -77,12 +84,19 @@ def _as_batch(layer: LayerBase, mask: np.ndarray) -> np.ndarray | None:
                     field=f"{layer.name} activation mask")
 
 
+def padding_pattern(layer: LayerBase) -> np.ndarray | None:
+    """(output pixels, kh*kw) bool: which view entries of one input channel are real inputs (not
+    convolution padding); None for a layer without padding."""
+    if not isinstance(layer, Conv2d) or (layer.pad_h == 0 and layer.pad_w == 0):
+        return None
+    one = layer.model_copy(update={"in_channels": 1, "out_channels": 1, "groups": 1})
+    return _conv_im2col(one, np.ones((1, 1, layer.in_h, layer.in_w), dtype=bool))
+
+
 def padding_valid_fraction(layer: LayerBase) -> float:
     """Fraction of the reduction view's entries that are real inputs (not convolution padding)."""
-    if not isinstance(layer, Conv2d) or (layer.pad_h == 0 and layer.pad_w == 0):
-        return 1.0
-    one = layer.model_copy(update={"in_channels": 1, "out_channels": 1, "groups": 1})
-    return float(_conv_im2col(one, np.ones((1, 1, layer.in_h, layer.in_w), dtype=bool)).mean())
+    pat = padding_pattern(layer)
+    return 1.0 if pat is None else float(pat.mean())
 
 
 @dataclass(frozen=True)
@@ -92,7 +106,10 @@ class ActSide:
     ``density``: per-element density of the reduction view (padding counted as zero);
     ``rows``: the real view (vectors, instances x k) from a mask, or None (statistical);
     ``fibres``: the real mask as NHWC channel fibres (for storage formats), or None;
-    ``act_density``: the layer's recorded density (for notes).
+    ``act_density``: the layer's recorded density (for notes);
+    ``valid``: statistical path of a padded conv: its :func:`padding_pattern` (else None);
+    ``channel_density``: statistical path: ``compression.act_channel_density`` per input channel
+    (``cols_per_channel`` view columns each: kh*kw of a conv, 1 of a linear layer), else None.
     """
 
     density: float
@@ -100,6 +117,9 @@ class ActSide:
     fibres: np.ndarray | None
     act_density: float
     source: str
+    valid: np.ndarray | None = None
+    channel_density: np.ndarray | None = None
+    cols_per_channel: int = 1
 
     @property
     def measured(self) -> bool:
@@ -109,15 +129,79 @@ class ActSide:
         """Density model of ``size``-element runs of one input vector (statistical: uniform)."""
         return Uniform(self.density, max(int(size), 1))
 
+    @property
+    def structured(self) -> bool:
+        """Statistical path with a padding pattern or per-channel densities (not one i.i.d. density)."""
+        return self.rows is None and (self.valid is not None or self.channel_density is not None)
+
+    def column_density(self, width: int) -> np.ndarray:
+        """Per view column (natural flattening: channel-major, kernel positions inner, instances
+        side by side): the density of its input channel (``act_density`` when not per channel)."""
+        if self.channel_density is None:
+            return np.full(width, self.act_density)
+        return np.resize(np.repeat(self.channel_density, self.cols_per_channel), width)
+
+    def _log_empty(self, width: int) -> np.ndarray:
+        return np.log(np.maximum(1.0 - self.column_density(width), 1e-300))
+
+    def busy_sets(self, spans: list[tuple[int, int]], width: int) -> np.ndarray:
+        """P(the view entries of a ``[lo, hi)`` column span hold a non-zero) per span, averaged
+        over the output pixels: ``1 - prod (1 - d_col)`` over the span's real (non-padding)
+        entries, i.i.d. over the real inputs at each column's channel density."""
+        lg = self._log_empty(width)[None, :]
+        if self.valid is not None:
+            lg = _columns(self.valid, width) * lg
+        cs = np.concatenate([np.zeros((lg.shape[0], 1)), np.cumsum(lg, axis=1)], axis=1)
+        lo = np.array([a for a, _ in spans], dtype=np.int64)
+        hi = np.array([b for _, b in spans], dtype=np.int64)
+        return (1.0 - np.exp(cs[:, hi] - cs[:, lo])).mean(axis=0)
+
+    def wave_busy(self, k: int, inst: int, tile: int, widths: set[int]
+                  ) -> tuple[dict[int, list[np.ndarray]], list[np.ndarray]]:
+        """Broadcast waves of one reduction element over a pixel tile (the layer's output pixels
+        cut into consecutive ``tile``-pixel tiles, the last shorter; ``widths``: the tile widths
+        asked for): per width and instance, per element ``1 - mean_tiles prod (1 - d_col)`` over
+        the wave's real inputs; and per instance the element densities (``d_col x`` the real
+        fraction of its kernel position)."""
+        per = self.valid.shape[1] if self.valid is not None else 1
+        pos = np.arange(k) % per
+        counts: dict[int, np.ndarray] = {w: np.full((1, k), w) for w in widths}
+        frac = np.ones(k)
+        if self.valid is not None:
+            m = self.valid.shape[0]
+            starts = np.arange(0, m, tile)
+            sums = np.add.reduceat(self.valid.astype(np.int64), starts, axis=0)
+            tw = np.minimum(starts + tile, m) - starts
+            counts = {w: sums[tw == w][:, pos] if np.any(tw == w) else counts[w] for w in widths}
+            frac = self.valid.mean(axis=0)[pos]
+        lg = self._log_empty(k * inst)
+        busy = {w: [1.0 - np.exp(c * lg[None, i * k:(i + 1) * k]).mean(axis=0) for i in range(inst)]
+                for w, c in counts.items()}
+        dens = self.column_density(k * inst)
+        return busy, [dens[i * k:(i + 1) * k] * frac for i in range(inst)]
+
     def sample_rows(self, count: int, width: int, seed: int) -> np.ndarray:
         """``count`` input vectors of ``width`` elements: evenly spaced real rows, or seeded
-        Bernoulli(``density``) rows in the statistical path."""
+        Bernoulli(``density``) rows in the statistical path (per column at its channel's density,
+        zero at padding positions of evenly spaced output pixels, when those are known)."""
         if self.rows is not None:
             n = self.rows.shape[0]
             idx = np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(np.int64))
             return self.rows[idx, :width]
         rng = np.random.default_rng([seed, width, int(self.density * 1e6)])
-        return rng.random((count, width)) < self.density
+        if not self.structured:
+            return rng.random((count, width)) < self.density
+        rows = rng.random((count, width)) < self.column_density(width)[None, :]
+        if self.valid is not None:
+            idx = np.linspace(0, self.valid.shape[0] - 1, count).round().astype(np.int64)
+            rows &= _columns(self.valid[idx], width)
+        return rows
+
+
+def _columns(valid: np.ndarray, width: int) -> np.ndarray:
+    """A (pixels, kh*kw) padding pattern repeated over ``width`` view columns (every channel and
+    instance sees the same pattern)."""
+    return np.tile(valid, (1, -(-width // valid.shape[1])))[:, :width]
 
 
 def act_side(layer: LayerBase, workload: Workload | None) -> ActSide | None:
@@ -137,9 +221,28 @@ def act_side(layer: LayerBase, workload: Workload | None) -> ActSide | None:
         return ActSide(float(rows.mean()) if rows.size else 0.0, rows, fibres, d, src)
     if d >= 1.0:
         return None
-    valid = padding_valid_fraction(layer)
-    src = f"act_density {d:.2f} (statistical, uniform i.i.d.)"
-    return ActSide(d * valid, None, None, d, src)
+    pat = padding_pattern(layer)
+    ch, per = _channel_density(layer)
+    src = (f"act_density {d:.2f} (statistical, uniform i.i.d." + (" per input channel" if ch is not None else "")
+           + (" over the real inputs, padding pattern exact)" if pat is not None else ")"))
+    side = ActSide(d, None, None, d, src, pat, ch, per)
+    dens = float(side.column_density(per * ch.size).mean()) if ch is not None else d
+    return replace(side, density=dens * (1.0 if pat is None else float(pat.mean())))
+
+
+def _channel_density(layer: LayerBase) -> tuple[np.ndarray | None, int]:
+    """``compression.act_channel_density`` when it has one density per input channel (conv:
+    ``in_channels``, kh*kw view columns each; linear: ``in_features``, one column each)."""
+    ch = layer.compression.act_channel_density
+    if isinstance(layer, Conv2d):
+        n, per = layer.in_channels, layer.kernel_h * layer.kernel_w
+    elif isinstance(layer, Linear):
+        n, per = layer.in_features, 1
+    else:
+        return None, 1
+    if ch is None or len(ch) != n:
+        return None, per
+    return np.asarray(ch, dtype=float), per
 
 
 def level_notes(block, kind: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -150,6 +253,13 @@ def level_notes(block, kind: str) -> list[str]:  # type: ignore[no-untyped-def]
             "read and multiplied" for n in unmodelled_level_actions(block)]
 
 
+def vector_format_notes(block, kind: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Notes for input formats a kind's vector (pool / elementwise) layers do not use: they
+    stream their inputs uncompressed."""
+    return [f"sparsity.levels.{n}.format.inputs ({block.level(n).format.inputs}) not used on {kind} vector layers: "
+            "their inputs stream uncompressed" for n in block.level_names() if block.level(n).format.inputs != "uncompressed"]
+
+
 @dataclass(frozen=True)
 class ActStorage:
     """Bits of the layer input in a storage format: payload and metadata per stored activation."""
@@ -158,7 +268,7 @@ class ActStorage:
     metadata_per_word: float
 
 
-def act_storage(layer: LayerBase, side: ActSide | None, fmt: str, act_bits: int) -> ActStorage:
+def act_storage(layer: LayerBase, side: ActSide | None, fmt: str, act_bits: int, run_bits: int = 4) -> ActStorage:
     """Expected bits per input activation word when inputs are stored in ``fmt`` (tiles are NHWC
     channel fibres of a conv input, the feature vector of a linear input; Sparseloop's
     per-level format with its metadata). ``uncompressed``: ``act_bits`` and no metadata."""
@@ -174,5 +284,50 @@ def act_storage(layer: LayerBase, side: ActSide | None, fmt: str, act_bits: int)
         tile = side.fibres.shape[1]
     else:
         model = Uniform(side.act_density, max(layer.input_words, tile))
-    cost = expected_format_bits(fmt, model, tile, act_bits)
+    cost = expected_format_bits(fmt, model, tile, act_bits, run_bits=run_bits)
     return ActStorage(cost.payload_bits / tile, cost.metadata_bits / tile)
+
+
+@dataclass(frozen=True)
+class InputFormats:
+    """The layer input as stored in DRAM (``dram``) and in the engine's input buffer (``buffer``),
+    in bits per input word (payload, metadata); ``notes`` for the report."""
+
+    dram: ActStorage
+    buffer: ActStorage
+    notes: tuple[str, ...]
+
+    @staticmethod
+    def split(words: int, storage: ActStorage) -> tuple[int, int]:
+        """(payload bits, metadata bits) of ``words`` input words in ``storage`` (rounded so that
+        their sum is the rounded total)."""
+        total = int(round(words * (storage.payload_per_word + storage.metadata_per_word)))
+        payload = min(int(round(words * storage.payload_per_word)), total)
+        return payload, total - payload
+
+
+def input_formats(layer: LayerBase, workload: Workload | None, block, kind: str,  # type: ignore[no-untyped-def]
+                  levels: tuple[str, str], act_bits: int, unused: dict[str, str]) -> InputFormats:
+    """Storage of the layer input under ``sparsity.levels.<dram>/<buffer>.format.inputs`` of a
+    kind's ``sparsity:`` block (``levels``: the DRAM level and the input buffer's level).
+
+    Expected bits per word come from :func:`act_storage` (the real mask's channel fibres when the
+    layer has one, else the uniform model at ``act_density``; a dense input, ``act_density`` 1,
+    still pays the format's metadata). A format given for an operand the engine cannot store in
+    it (``unused``: operand -> reason) is named in the notes, not silently dropped."""
+    notes: list[str] = []
+    for lvl in levels:
+        f = block.level(lvl).format
+        for op, why in unused.items():
+            if f.of(op) != "uncompressed":
+                notes.append(f"sparsity.levels.{lvl}.format.{op} ({f.of(op)}) not used on {kind}: {why}")
+    fmts = [block.level(lvl).format for lvl in levels]
+    side = None
+    if any(f.inputs != "uncompressed" for f in fmts):
+        side = act_side(layer, workload) or ActSide(1.0, None, None, 1.0, "act_density 1.00 (dense input)")
+    got = [act_storage(layer, side, f.inputs, act_bits, f.run_bits) for f in fmts]
+    for lvl, f, st in zip(levels, fmts, got):
+        if f.inputs != "uncompressed" and side is not None:
+            notes.append(f"input activations stored as {f.inputs} in {lvl} ({st.payload_per_word:.2f} payload + "
+                         f"{st.metadata_per_word:.2f} metadata bits per word, from {side.source})")
+    return InputFormats(got[0], got[1], tuple(notes))

@@ -65,6 +65,14 @@ vector is zero. Statistical: ``1 - P(empty)`` of the uniform model for the block
 actual: counted on the real view. ``extra['effectual_macs']``: non-zero weights (or cells
 without a mask) x driven rows.
 
+**Input formats** (``sparsity.levels.dram|tile_buffer.format.inputs``,
+:func:`.act_sparsity.input_formats`): a layer input fetched from DRAM moves at the DRAM
+format's payload + metadata bits per word (``ifmap`` / ``ifmap_meta``; whether it is fetched
+is still decided on its uncompressed size, as its producer wrote it); it is written to the
+tile buffer (and routed) at the tile buffer format's bits. Rows are driven from decoded words:
+reads, DAC drives and input bit-slice skipping are unchanged. Weight/output formats at these
+levels are named in the notes as unused.
+
 **Ignored**: inter-layer pipelining (ISAAC streams layers through each other; here layers run
 one after another), activation x activation products (attention:
 unsupported), chip-to-chip traffic (only the link's static power), crossbar programming,
@@ -87,7 +95,7 @@ from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Matmu
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
 from ..sparsity import Uniform
-from .act_sparsity import ActSide, act_side, level_notes
+from .act_sparsity import ActSide, InputFormats, act_side, input_formats, level_notes, vector_format_notes
 from .base import Engine
 from .crossbar_kernels import block_nnz
 from .lowering import VectorWork, compress_runs, vector_program
@@ -433,7 +441,9 @@ class ActWaves:
 
 def act_waves(g: GemmMapping, side: ActSide) -> ActWaves:
     """Statistical: a set of ``R`` rows is all zero with the uniform model's ``P(empty)`` over the
-    whole input view (i.i.d. zeros); actual: counted on the real view's vectors. Packed groups
+    whole input view (i.i.d. zeros) -- for a padded conv or per-channel densities ``prod (1 -
+    d_channel)`` over the block's real rows per vector, averaged over the vectors (padding zeros
+    cluster; a block of sparse channels is empty more often: see :mod:`.act_sparsity`); actual: counted on the real view's vectors. Packed groups
     share a block: its rows are the ``packed`` groups' reduction elements together."""
     k, inst = g.k, g.distinct
     if g.packed > 1:
@@ -444,6 +454,9 @@ def act_waves(g: GemmMapping, side: ActSide) -> ActWaves:
         rs = _sizes(k, g.rows)
         starts = np.concatenate([[0], np.cumsum(rs)[:-1]])
         spans = [(i * k + int(a), i * k + int(a + sz)) for i in range(inst) for a, sz in zip(starts, rs)]
+    if side.structured:  # padding pattern / per-channel densities: i.i.d. over the real inputs only
+        busy_sets = side.busy_sets(spans + [(0, k * inst)], k * inst)
+        return ActWaves(side.density, float(busy_sets[:-1].mean()), float(busy_sets[-1]))
     if side.rows is None or side.rows.shape[1] != k * inst:
         dens = side.density if side.rows is None else float(side.rows.mean())
         model = Uniform(dens, max(g.vectors * k * inst, k * inst))
@@ -519,6 +532,12 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
         r = lm.replication
         layer_tiles = max(1, ceil_div(lm.imas, hw.tile.imas))
         load_bits, store_bits = self._dram_sides(layer, wl, cm)
+        formats = input_formats(layer, workload if workload is not None else wl, hw.sparsity, "crossbar",
+                                ("dram", "tile_buffer"), ab,
+                                {"weights": "weights sit in crossbar cells (programmed once, no weight traffic)",
+                                 "outputs": "outputs are written uncompressed"})
+        load_pay, load_meta = InputFormats.split(load_bits // ab, formats.dram) if load_bits else (0, 0)
+        load_bits = load_pay + load_meta
         half = cm.buffer_bits // 2
         fill = hw.ns_to_cycles(hw.fill_ns)
         bw = hw.buffer_bw_bits_per_ns()
@@ -582,12 +601,14 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             gated_macs += g.cells_used * v * drive
             slots += g.weight_slots * r
             cells += g.cells_used
-        in_bits = layer.input_words * ab
-        add("tile_buffer", "write", in_bits)  # the layer input arrives once
+        in_bits = sum(InputFormats.split(layer.input_words, formats.buffer))
+        add("tile_buffer", "write", in_bits)  # the layer input arrives once (as the tile_buffer stores it)
         add("router", "transfer", in_bits)
         actions = [Action(c, a, n, 1) for (c, a), n in acts.items() if n]
-        if load_bits:
-            actions.append(Action("dram", "read", load_bits // ab, ab))
+        if load_pay:
+            actions.append(Action("dram", "read", load_pay // ab, ab))
+        if load_meta:
+            actions.append(Action("dram", "read", load_meta // 8, 8))
         if store_bits:
             actions.append(Action("dram", "write", store_bits // ab, ab))
         actions += self._static(hw, cm, compute, load_bits + store_bits)
@@ -599,7 +620,8 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             layer=layer.name, op=layer.op, engine="crossbar", body=compress_runs(nodes), compute_cycles=compute,
             actions=actions, macs=macs, dense_macs=dense_macs, pe_count=pe,
             mapping_efficiency=cells / max(sum(g.weight_slots for g in lm.gemms), 1),
-            dram_read_bits={"ifmap": load_bits} if load_bits else {}, dram_write_bits={"ofmap": store_bits} if store_bits else {},
+            dram_read_bits={k: v for k, v in (("ifmap", load_pay), ("ifmap_meta", load_meta)) if v},
+            dram_write_bits={"ofmap": store_bits} if store_bits else {},
             compulsory_read_bits=load_bits, compulsory_write_bits=store_bits,
             sram_accesses={"tile_buffer_read_bits": acts.get(("tile_buffer", "read"), 0),
                            "tile_buffer_write_bits": acts.get(("tile_buffer", "write"), 0)},  # ADC conversions: the adc.convert action
@@ -618,6 +640,7 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
                                  "conversion); a round is skipped only when the whole vector is zero"
                                  if mode == "skip" else ""))
         prog.notes.extend(level_notes(hw.sparsity, "crossbar"))
+        prog.notes.extend(formats.notes)
         self._notes(prog, layer, hw, lm)
         return prog
 
@@ -653,10 +676,12 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
             actions.append(Action("dram", "write", store_bits // ab, ab))
         actions += self._static(hw, cm, cycles, load_bits + store_bits)
         units = tiles * getattr(hw.tile, unit).count
-        return vector_program(
+        prog = vector_program(
             layer, VectorWork(ops, cycles, load_bits, store_bits, ab), engine=f"crossbar.{unit}", body=body,
             actions=actions, pe_count=max(units, 1),
             dram_read_bits={"ifmap": load_bits} if load_bits else {}, dram_write_bits={"ofmap": store_bits} if store_bits else {},
             sram_accesses={"tile_buffer_read_bits": in_bits, "tile_buffer_write_bits": out_bits},
             extra={"tiles": tiles, "units": units},
         )
+        prog.notes.extend(vector_format_notes(hw.sparsity, "crossbar"))
+        return prog

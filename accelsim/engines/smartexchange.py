@@ -56,7 +56,14 @@ or a sparse narrow tile): no cycle, no weight read, no act_buffer read -- one ze
 per element and pixel tile is read instead. Statistical: the wave is empty with the uniform
 model's ``P(empty)`` for ``w`` pixels (i.i.d., ~ ``(1-d)^w``); actual: counted per pixel tile
 of the real view (exact when the mask covers the layer's pixels, else the mean over the
-mask's tiles). Activations stay uncompressed in DRAM and the act_buffer.
+mask's tiles).
+
+**Input formats** (``sparsity.levels.dram|act_buffer.format.inputs``, :func:`.act_sparsity.input_formats`):
+the layer input moves from DRAM at the DRAM format's payload + metadata bits per word (payload as
+``ifmap``, metadata as ``ifmap_meta``; compulsory traffic likewise) and sits in the act_buffer at
+its format's bits (fill writes and the residency test use them). A decoder at the act_buffer port
+expands the broadcast vector: reads per broadcast cycle are unchanged (pixel tiles stay sized on
+uncompressed inputs). Weight/output formats at these levels are named in the notes as unused.
 
 **Ignored**: index intersection of zero activations with non-aligned Ce zeros, Booth bit-serial
 MACs (MACs are priced bit-parallel), the paper's 64-channel basis chunks (one basis per
@@ -74,7 +81,7 @@ from ..stats import Action, LayerProgram, Node, Repeat, Tile
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Pool, ceil_div
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
-from .act_sparsity import ActSide, act_side, level_notes
+from .act_sparsity import ActSide, ActStorage, InputFormats, act_side, input_formats, level_notes, vector_format_notes
 from .base import Engine
 from .lowering import buffered_vector_program, compress_periodic, node_cycles
 
@@ -121,6 +128,13 @@ class _Fmt:
     wb: int
     ab: int
     acc_bits: int
+    a_dram: ActStorage | None = None  # layer input in DRAM (None: uncompressed at ab)
+    a_buf: ActStorage | None = None   # layer input in the act_buffer
+
+    def a_bits(self, where: str) -> float:
+        """Bits per input word in DRAM (``dram``) or the act_buffer (``buf``)."""
+        st = self.a_dram if where == "dram" else self.a_buf
+        return float(self.ab) if st is None else st.payload_per_word + st.metadata_per_word
 
 
 def _seg_len(k: int, s: int) -> np.ndarray:
@@ -205,10 +219,16 @@ def act_element_factors(side: ActSide, k: int, inst: int, pe_cols: int, widths: 
     """Per weight instance, the activation side over the ``k`` reduction elements.
 
     Statistical: ``busy = 1 - P(empty)`` of the uniform model over the layer's input view for a
-    wave of ``w`` pixels, ``nz`` = the density. Actual: the mean over the real view cut into
+    wave of ``w`` pixels, ``nz`` = the density; for a padded conv or per-channel densities, per
+    element the mean over the layer's ``w``-pixel tiles of ``1 - (1 - d_channel)^(real inputs in
+    the wave)`` (:meth:`.act_sparsity.ActSide.wave_busy`; padding zeros cluster at the borders,
+    sparse channels leave their elements' waves empty more often than the mean density says). Actual: the mean over the real view cut into
     consecutive ``pe_cols``-pixel tiles (the layer's own pixel tiles when the mask covers its
     ``pixels`` vectors, so the layer's total is exact up to rounding).
     """
+    if side.structured:
+        busy_w, nz = side.wave_busy(k, inst, pe_cols, widths)
+        return [_ActElems({w: b[i] for w, b in busy_w.items()}, nz[i]) for i in range(inst)]
     if side.rows is None:
         model = side.model(max(pixels * k * inst, max(widths)))
         busy = {w: np.full(k, 1.0 - model.prob_empty(w)) for w in widths}
@@ -282,7 +302,10 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
         ce_bits = fac.ce_bits or hw.default_ce_bits
         basis_bits = fac.basis_bits or hw.default_basis_bits
         acc = hw.rebuild_acc_bits or (basis_bits + 2 ** (ce_bits - 1) - 1)
-        fmt = _Fmt(se, s, ce_bits, basis_bits, q.weight_bits, q.act_bits, acc)
+        formats = input_formats(layer, workload, hw.sparsity, "smartexchange", ("dram", "act_buffer"), q.act_bits,
+                                {"weights": "weights move in their SmartExchange Ce/B (or dense) form",
+                                 "outputs": "outputs drain uncompressed"})
+        fmt = _Fmt(se, s, ce_bits, basis_bits, q.weight_bits, q.act_bits, acc, formats.dram, formats.buffer)
         notes: list[str] = []
         mask = layer_mask(workload, layer) if c.sparsity.mask is not None else None
         se_ce = _se_ce_array(workload, layer) if se else None
@@ -295,29 +318,32 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
             notes.append(source)
         body: list[Node] = []
         tot = dict.fromkeys(["macs", "wbuf_reads", "act_reads", "shift", "ce_reads_bits", "rebuilt",
-                             "decode_cycles", "outputs", "a_fill_bits", "ce_fill_bits", "act_flag_bits"], 0)
+                             "decode_cycles", "outputs", "a_fill_words", "act_flag_bits"], 0)
         side = act_side(layer, workload) if hw.act_zero != "none" else None
         if side is not None:
             notes.append(f"activation sparsity exploited ({hw.act_zero}) from {side.source}"
                          + ("; a reduction element is skipped only when its whole broadcast wave is zero"
                             if hw.act_zero == "skip" else ""))
         notes.extend(level_notes(hw.sparsity, "smartexchange"))
-        dram = {"ifmap": 0, "filter": 0, "index": 0, "basis": 0}
+        notes.extend(formats.notes)
+        dram = {"ifmap": 0, "filter": 0, "index": 0, "basis": 0, "ifmap_meta": 0}
         dram_w = {"ofmap": 0}
         compulsory = 0
         for gi, g in enumerate(layer.gemms()):
             weight = g.b_is_weight
-            g_fmt = fmt if weight else _Fmt(False, 1, ce_bits, basis_bits, q.act_bits, q.act_bits, acc)
+            g_fmt = fmt if weight else _Fmt(False, 1, ce_bits, basis_bits, q.act_bits, q.act_bits, acc,
+                                            formats.dram, formats.buffer)
             per_inst = self._channel_tiles(layer, g, gi, g_fmt, hw, mask if weight else None,
                                            se_ce if weight and gi == 0 else None)
             if side is not None and weight:
                 per_inst = self._with_act(g, per_inst, side, g_fmt, hw)
             g_nodes = self._gemm_nodes(g, per_inst, g_fmt, hw, tot, dram, dram_w, notes)
             body.extend(g_nodes)
-            compulsory += g.a_unique * g.count * fmt.ab
+            compulsory += int(round(g.a_unique * g.count * fmt.a_bits("dram")))
             compulsory += sum(int(t.ce_value_bits.sum() + t.ce_index_bits.sum()) + t.basis_bits
                               for tiles in per_inst for t in tiles)
         compute_cycles = sum(node_cycles(n) for n in body)
+        buf = formats.buffer
         macs = int(round(tot["macs"]))
         wb, ab = fmt.wb, fmt.ab
         actions = [
@@ -326,11 +352,12 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
             Action("ce_buffer", "write", (dram["filter"] + dram["index"]) // 8, 8),
             Action("act_buffer", "read", int(tot["act_reads"]), ab),
             Action("act_buffer", "read", int(tot["act_flag_bits"]) // 8, 8),
-            Action("act_buffer", "write", dram["ifmap"] // ab, ab),
+            Action("act_buffer", "write", int(round(tot["a_fill_words"] * buf.payload_per_word / ab)), ab),
+            Action("act_buffer", "write", int(round(tot["a_fill_words"] * buf.metadata_per_word / 8)), 8),
             Action("out_buffer", "write", int(tot["outputs"]), ab),
             Action("out_buffer", "read", int(tot["outputs"]), ab),
             Action("dram", "read", dram["ifmap"] // ab, ab),
-            Action("dram", "read", (dram["filter"] + dram["index"] + dram["basis"]) // 8, 8),
+            Action("dram", "read", (dram["filter"] + dram["index"] + dram["basis"] + dram["ifmap_meta"]) // 8, 8),
             Action("dram", "write", dram_w["ofmap"] // ab, ab),
         ]
         if se:  # rebuild: Ce (+ bitmap) and B read, shift-added, rebuilt weights written then read by the lines
@@ -349,7 +376,7 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
             layer=layer.name, op=layer.op, engine="smartexchange", body=tuple(body), compute_cycles=compute_cycles,
             actions=[a for a in actions if a.count], macs=macs, dense_macs=dense_macs, pe_count=hw.num_pes,
             mapping_efficiency=macs / (compute_cycles * hw.num_pes) if compute_cycles else 0.0,
-            dram_read_bits={k: v for k, v in dram.items()}, dram_write_bits=dict(dram_w),
+            dram_read_bits={k: v for k, v in dram.items() if v or k != "ifmap_meta"}, dram_write_bits=dict(dram_w),
             compulsory_read_bits=compulsory, compulsory_write_bits=layer.output_words * ab,
             sram_accesses={"act_buffer_reads": int(tot["act_reads"]), "weight_buffer_reads": int(tot["wbuf_reads"]),
                            "out_buffer_writes": int(tot["outputs"]), "basis_buffer_reads": int(tot["shift"])},
@@ -460,11 +487,12 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
         n_pt = ceil_div(m, hw.pe_cols)
         pix = [(p * hw.pe_cols, min((p + 1) * hw.pe_cols, m)) for p in range(n_pt)]
         a_words = [g.a_words_for_rows(lo, hi) for lo, hi in pix]
-        a_resident = g.a_unique * g.count * ab <= hw.act_buffer.size_bits // 2
+        a_resident = g.a_unique * g.count * fmt.a_bits("buf") <= hw.act_buffer.size_bits // 2
+        a_dram = fmt.a_dram if fmt.a_dram is not None else ActStorage(float(ab), 0.0)
         cap_ce = hw.ce_buffer.size_bits // 2
         rate = hw.rebuild_shift_adders
         ce_bits = [int(ct.ce_value_bits.sum() + ct.ce_index_bits.sum()) + ct.basis_bits for ct in tiles]
-        a_bits = sum(a_words) * ab
+        a_bits = sum(a_words) * fmt.a_bits("dram")
         w_all = sum(ce_bits)
         traffic_c = a_bits * (1 if a_resident else len(tiles)) + sum(
             b * (1 if b <= cap_ce else n_pt) for b in ce_bits) * load_weights
@@ -484,8 +512,11 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
             for qi in range(chunks):
                 load = 0
                 if qi == 0 and fetch_a:
-                    load += a_words[p] * ab
-                    dr["ifmap"] += a_words[p] * ab
+                    pay, meta = InputFormats.split(a_words[p], a_dram)
+                    load += pay + meta
+                    dr["ifmap"] += pay
+                    dr["ifmap_meta"] += meta
+                    t["a_fill_words"] += a_words[p]
                 if load_ce:
                     vb, ib = int(ct.ce_value_bits[qi]), int(ct.ce_index_bits[qi])
                     bb = ct.basis_bits if qi == 0 else 0
@@ -547,5 +578,7 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
         return nodes
 
     def _lower_vector(self, layer: Elementwise | Pool, hw: SmartExchangeAccelerator) -> LayerProgram:
-        return buffered_vector_program(layer, lanes=hw.pe_cols, in_buffer="act_buffer", in_buffer_bits=hw.act_buffer.size_bits,
+        prog = buffered_vector_program(layer, lanes=hw.pe_cols, in_buffer="act_buffer", in_buffer_bits=hw.act_buffer.size_bits,
                                        out_buffer="out_buffer", engine="smartexchange.vector")
+        prog.notes.extend(vector_format_notes(hw.sparsity, "smartexchange"))
+        return prog
