@@ -28,6 +28,18 @@ def _hw_sweep(**search):
             "objectives": ["latency_ms", "energy_uj"]}
 
 
+def _random_units(hs, rng, L, C):
+    """L layers with a C-way choice plus one fixed unit, each with random log-quadratic surrogates."""
+    def model(cat):
+        m = LogQuadSurrogate(hs.dims, cat)
+        m.coef = rng.normal(scale=0.3, size=len(features(np.zeros(hs.dims), [np.zeros(k) for k in cat])[0]))
+        return m
+
+    units = [UnitModel({"latency_ms": model(hs.cat_sizes + [C]), "energy_uj": model(hs.cat_sizes + [C])}, l)
+             for l in range(L)]
+    return units + [UnitModel({"latency_ms": model(hs.cat_sizes), "energy_uj": model(hs.cat_sizes)}, None)]
+
+
 def test_surrogate_recovers_a_log_quadratic_and_its_gradient():
     rng = np.random.default_rng(1)
     Z = rng.uniform(-1, 1, (40, 2))
@@ -58,16 +70,7 @@ def test_gradients_reach_architecture_and_hardware_parameters():
     assert hs.dims == 3 and hs.cat_sizes == [2]
     rng = np.random.default_rng(0)
     L, C = 2, 3
-
-    def model(cat):
-        m = LogQuadSurrogate(hs.dims, cat)
-        n = len(features(np.zeros(hs.dims), [np.zeros(k) for k in cat])[0])
-        m.coef = rng.normal(scale=0.3, size=n)
-        return m
-
-    units = [UnitModel({"latency_ms": model(hs.cat_sizes + [C]), "energy_uj": model(hs.cat_sizes + [C])}, l)
-             for l in range(L)]
-    units.append(UnitModel({"latency_ms": model(hs.cat_sizes), "energy_uj": model(hs.cat_sizes)}, None))
+    units = _random_units(hs, rng, L, C)
     acc = AccuracyModel(0.9, rng.normal(scale=0.05, size=(L, C)))
     prob = RelaxedProblem(hs, units, L, C, acc, {"accuracy": 0.5, "latency_ms": 0.3, "energy_uj": 0.2},
                           {"accuracy": 0.1, "latency_ms": 2.0, "energy_uj": 3.0})
@@ -136,14 +139,7 @@ def test_constraint_penalty_gradient_reaches_every_parameter():
     hs = HardwareSpace(sw.hardware_axes)
     rng = np.random.default_rng(3)
     L, C = 2, 3
-
-    def model(cat):
-        m = LogQuadSurrogate(hs.dims, cat)
-        m.coef = rng.normal(scale=0.3, size=len(features(np.zeros(hs.dims), [np.zeros(k) for k in cat])[0]))
-        return m
-
-    units = [UnitModel({"latency_ms": model(hs.cat_sizes + [C]), "energy_uj": model(hs.cat_sizes + [C])}, l)
-             for l in range(L)] + [UnitModel({"latency_ms": model(hs.cat_sizes), "energy_uj": model(hs.cat_sizes)})]
+    units = _random_units(hs, rng, L, C)
     acc = AccuracyModel(0.9, rng.normal(scale=0.05, size=(L, C)))
     spans = {"accuracy": 0.1, "latency_ms": 2.0, "energy_uj": 3.0}
     theta = rng.normal(scale=0.5, size=L * C + hs.dims + sum(hs.cat_sizes))
