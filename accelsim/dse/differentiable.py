@@ -20,6 +20,11 @@ finite differences in the tests). Adam descends ``alpha``, ``z`` and the categor
 snapped to the nearest exact design (argmax per layer, nearest axis value) and evaluated like any
 sweep point -- compressed and measured by the evaluator, simulated exactly, stored.
 
+Constraints (bounds on latency/energy/accuracy) add ``rho * max(0, v)^2`` to the relaxed objective
+(:class:`Penalty`; ``rho`` grows 100x over the steps; bounds tightened by the models' measured
+error); the snapped designs are then checked exactly: one over a bound is stored, flagged
+``feasible: false`` in the report and kept off the front.
+
 Without a compression section the search is over hardware only for the sweep's single workload
 (``aggregate`` objectives over several workloads are :mod:`.minmax`'s).
 
