@@ -1,6 +1,7 @@
 """DNA-style differentiable network/accelerator co-search vs NSGA-II at an equal number of simulations.
 
     python examples/dna_search.py            # a few minutes on 2 cores; writes the table into docs/dse.md
+    python examples/dna_search.py --constraint 'latency_ms <= 0.0012'   # without vs with a constraint
 
 Space: per-layer compression choices of the digits TinyCNN (conv1, conv2, fc each pick an
 unstructured pruning density in {0.25, 0.5, 1.0} and weight bits in {4, 8}: 6^3 = 216 networks)
@@ -51,21 +52,62 @@ def base(name: str) -> dict:
             "objectives": ["accuracy", "latency_ms"]}
 
 
+def dna_spec(name: str) -> dict:
+    """The differentiable search of this example (per-layer choices as ``recipe.*`` axes)."""
+    dna = base(name)
+    dna["axes"] = {**{f"recipe.{k}": v for k, v in CHOICES.items()}, **HW_AXES}
+    dna["search"] = {"method": "differentiable", "fit_samples": 10, "holdout": 8, "accuracy_samples": 10,
+                     "steps": 300, "trade_offs": 8, "seed": 0}
+    return dna
+
+
+def compare_constraint(out: Path, text: str, workers: int, docs: bool) -> None:
+    """The differentiable search without and with ``text`` (one accuracy cache: trainings are shared)."""
+    from accelsim.dse.spec import parse_constraint
+
+    c = parse_constraint(text)
+    rows = [f"| constraint | designs re-simulated | meeting `{text}` | front points | best accuracy on front | "
+            f"lowest latency on front (ms) | {c.metric} range of designs | wall s |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+    for i, cons in enumerate([[], [text]]):
+        sw = dna_spec(f"dna_c{i}")
+        sw["compression"]["cache_dir"] = str(out / "accuracy_cache")
+        sw["constraints"] = cons
+        t0 = time.perf_counter()
+        r = run_sweep(sw, out / f"dna_c{i}.sqlite", workers=workers)
+        wall = time.perf_counter() - t0
+        df = load(out / f"dna_c{i}.sqlite", sweep=sw["name"], status="ok")
+        meets = int(df[c.metric].map(c.ok).sum())
+        assert meets == sum(r.search_info["feasible"]) or not cons  # the hard check = this recount
+        fr = r.front
+        best = f"{fr['accuracy'].max():.4f}" if len(fr) else "-"
+        low = f"{fr['latency_ms'].min():.4g}" if len(fr) else "-"
+        rows.append(f"| {text if cons else 'none'} | {len(df)} | {meets} | {len(fr)} | {best} | {low} | "
+                    f"{df[c.metric].min():.4g} .. {df[c.metric].max():.4g} | {wall:.1f} |")
+        print(rows[-1])
+    text_out = "\n".join(rows)
+    print(text_out)
+    if docs:
+        write_docs_block(DOCS, "dna-constraint", text_out, f"`python examples/dna_search.py --constraint '{text}'`")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", default="/tmp/accelsim_dna_search")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument("--constraint", help="instead: the differentiable search without and with this sweep constraint "
+                    "(e.g. 'energy_uj <= 0.5'), re-simulated designs checked against it")
     args = ap.parse_args()
     out = Path(args.dir)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     progress = Progress(total=2)
 
-    dna = base("dna")
-    dna["axes"] = {**{f"recipe.{k}": v for k, v in CHOICES.items()}, **HW_AXES}
-    dna["search"] = {"method": "differentiable", "fit_samples": 10, "holdout": 8, "accuracy_samples": 10,
-                     "steps": 300, "trade_offs": 8, "seed": 0}
+    if args.constraint:
+        compare_constraint(out, args.constraint, args.workers, not args.no_docs)
+        return
+    dna = dna_spec("dna")
     t0 = time.perf_counter()
     r_dna = run_sweep(dna, out / "dna.sqlite", workers=args.workers)
     wall_dna = time.perf_counter() - t0

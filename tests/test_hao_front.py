@@ -129,6 +129,24 @@ def test_pipeline_front_equals_brute_force(seed, dsp):
         assert p.detail["dsp"] <= base.fits().limit["dsp"]
 
 
+def test_pipeline_front_loop_does_not_repeat_a_point_within_solver_tolerance():
+    """Regression (digits predictor of examples/hao_front.py, seed 0): with the accuracy step at the
+    solver's feasibility tolerance the loop returned 4/4/8 fifty times (100 solves, truncated)."""
+    # the fitted coefficients at full precision (rounded ones do not hit the tolerance)
+    wt = {"conv1": {"8": 0.0, "2": -0.0033895192174547588, "3": -0.0011024317052838102, "4": 0.0012539677699951934},
+          "conv2": {"8": 0.0, "2": -0.052839233524212534, "3": -0.004948903511882381, "4": 0.002466818480412356},
+          "fc": {"8": 0.0, "2": -0.2327439734186496, "3": -0.0014704118810262715, "4": -0.0013317991083741916}}
+    at = {"conv1": {"8": 0.0, "2": -0.0033895192174547457, "3": -0.0011024317052837765, "4": 0.0012539677699951572},
+          "conv2": {"8": 0.0, "2": -0.05283923352421229, "3": -0.004948903511882349, "4": 0.0024668184804123297},
+          "fc": {"8": 0.0, "2": -0.23274397341864864, "3": -0.0014704118810265926, "4": -0.0013317991083741695}}
+    pred = AccuracyPredictor(layers=["conv1", "conv2", "fc"], bits=[2, 3, 4, 8], intercept=0.9950041347700689,
+                             weight_bit_terms=wt, act_bit_terms=at, density_terms={n: [0.0, 0.0] for n in wt})
+    f = pipeline_front(get_model("tiny_cnn"), fpga(budget={"dsp": 16}), pred, PipelineSpace(bits=(2, 3, 4, 8)))
+    assert f.complete == "yes" and f.solves <= 6
+    # the most accurate stage widths (4, 4, 8) are also the fastest: 2/3/4-bit pack alike, fc is not the bottleneck
+    assert len(f.points) == 1 and f.points[0].bits == {"conv1": (4, 4), "conv2": (4, 4), "fc": (8, 8)}
+
+
 def test_overlay_front_is_simulated_and_non_dominated():
     wl = get_model("tiny_cnn")
     names = [l.name for l in wl.layers if l.op in ("conv2d", "linear")]

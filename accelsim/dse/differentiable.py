@@ -20,6 +20,11 @@ finite differences in the tests). Adam descends ``alpha``, ``z`` and the categor
 snapped to the nearest exact design (argmax per layer, nearest axis value) and evaluated like any
 sweep point -- compressed and measured by the evaluator, simulated exactly, stored.
 
+Constraints (bounds on latency/energy/accuracy) add ``rho * max(0, v)^2`` to the relaxed objective
+(:class:`Penalty`; ``rho`` grows 100x over the steps; bounds tightened by the models' measured
+error); the snapped designs are then checked exactly: one over a bound is stored, flagged
+``feasible: false`` in the report and kept off the front.
+
 Without a compression section the search is over hardware only for the sweep's single workload
 (``aggregate`` objectives over several workloads are :mod:`.minmax`'s).
 
@@ -106,6 +111,17 @@ def onehot_choices(choices: Sequence[int], C: int) -> np.ndarray:
     return x
 
 
+@dataclass
+class Penalty:
+    """One constraint of the relaxed search: ``sign`` +1 for an upper bound (``<=``, ``<``), -1 for a
+    lower one; ``margin`` (in span units) tightens the bound by the surrogate's measured error."""
+
+    metric: str
+    sign: float
+    bound: float
+    margin: float = 0.0
+
+
 class RelaxedProblem:
     """The differentiable objective over ``theta = [alpha (L*C), z (d), categorical logits]``."""
 
@@ -114,6 +130,8 @@ class RelaxedProblem:
         self.hs, self.units, self.L, self.C = hs, units, n_layers, n_choices
         self.accuracy, self.weights, self.spans = accuracy, weights, spans
         self.n_alpha = n_layers * n_choices
+        self.penalties: list[Penalty] = []
+        self.rho = 10.0
         self.size = self.n_alpha + hs.dims + sum(hs.cat_sizes)
 
     def unpack(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -153,41 +171,73 @@ class RelaxedProblem:
                     dq[j] += p[c] * gq[j]
         return val, dP, dz, dq
 
+    def scaled(self, metric: str, P: np.ndarray, z: np.ndarray, qs: list[np.ndarray]
+               ) -> tuple[float, np.ndarray, np.ndarray, list[np.ndarray]]:
+        """``f = log E[m] / span_m`` (latency/energy) or ``E[accuracy] / span_acc``, and its gradients."""
+        s = 1.0 / self.spans[metric]
+        if metric == "accuracy":
+            assert self.accuracy is not None
+            return (s * (self.accuracy.b0 + float(np.sum(P * self.accuracy.beta))), s * self.accuracy.beta,
+                    np.zeros(self.hs.dims), [np.zeros(k) for k in self.hs.cat_sizes])
+        val, dP, dz, dq = self.expected(metric, P, z, qs)
+        return s * float(np.log(val)), s * dP / val, s * dz / val, [s * g / val for g in dq]
+
+    def scaled_bound(self, metric: str, bound: float) -> float:
+        """A constraint's bound on the scale of :meth:`scaled`."""
+        return (bound if metric == "accuracy" else float(np.log(bound))) / self.spans[metric]
+
     def loss(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Weighted objectives plus ``rho * max(0, v)^2`` per constraint, ``v = sign * (f - f_bound) + margin``."""
         alpha, z, gam = self.unpack(theta)
         P = np.array([softmax(a) for a in alpha]).reshape(self.L, self.C)
         qs = [softmax(g) for g in gam]
         J, gP = 0.0, np.zeros((self.L, self.C))
         gz, gq = np.zeros(self.hs.dims), [np.zeros(k) for k in self.hs.cat_sizes]
-        for metric, w in self.weights.items():
-            if w == 0:
-                continue
-            if metric == "accuracy":
-                assert self.accuracy is not None
-                s = w / self.spans["accuracy"]
-                J -= s * (self.accuracy.b0 + float(np.sum(P * self.accuracy.beta)))
-                gP -= s * self.accuracy.beta
-                continue
-            val, dP, dz, dq = self.expected(metric, P, z, qs)
-            s = w / self.spans[metric]
-            J += s * float(np.log(val))
-            gP += s * dP / val
-            gz += s * dz / val
+        cache: dict[str, tuple[float, np.ndarray, np.ndarray, list[np.ndarray]]] = {}
+
+        def add(metric: str, k: float) -> float:  # gradients += k * df; returns f
+            nonlocal gP, gz
+            if metric not in cache:
+                cache[metric] = self.scaled(metric, P, z, qs)
+            f, dP, dz, dq = cache[metric]
+            gP, gz = gP + k * dP, gz + k * dz
             for j in range(len(gq)):
-                gq[j] += s * dq[j] / val
+                gq[j] += k * dq[j]
+            return f
+
+        for metric, w in self.weights.items():
+            if w != 0:
+                s = -w if metric == "accuracy" else w
+                J += s * add(metric, s)
+        for pen in self.penalties:
+            if pen.metric == "accuracy" and self.accuracy is None:
+                continue  # accuracy does not depend on the search variables here
+            if pen.metric not in cache:
+                cache[pen.metric] = self.scaled(pen.metric, P, z, qs)
+            v = pen.sign * (cache[pen.metric][0] - self.scaled_bound(pen.metric, pen.bound)) + pen.margin
+            if v > 0:
+                J += self.rho * v * v
+                add(pen.metric, 2.0 * self.rho * v * pen.sign)
         g_alpha = np.array([softmax_vjp(P[l], gP[l]) for l in range(self.L)]).reshape(-1)
         g_gam = [softmax_vjp(q, g) for q, g in zip(qs, gq)]
         return J, np.concatenate([g_alpha, gz, *g_gam]) if g_gam else np.concatenate([g_alpha, gz])
 
     def optimise(self, steps: int, lr: float, theta0: np.ndarray | None = None) -> np.ndarray:
-        """Adam on ``theta`` (``z`` kept in [-1, 1])."""
+        """Adam on ``theta`` (``z`` kept in [-1, 1]); the penalty weight grows geometrically from
+        ``rho`` to ``100 * rho`` over the steps (a penalty continuation: the objective shapes the
+        early steps, feasibility dominates the last ones)."""
         theta = np.zeros(self.size) if theta0 is None else theta0.copy()
         opt = Adam(self.size, lr)
         zs = slice(self.n_alpha, self.n_alpha + self.hs.dims)
-        for _ in range(steps):
-            _, g = self.loss(theta)
-            theta = opt.step(theta, g)
-            theta[zs] = np.clip(theta[zs], -1.0, 1.0)
+        rho0 = self.rho
+        try:
+            for k in range(steps):
+                self.rho = rho0 * 100.0 ** (k / max(steps - 1, 1))
+                _, g = self.loss(theta)
+                theta = opt.step(theta, g)
+                theta[zs] = np.clip(theta[zs], -1.0, 1.0)
+        finally:
+            self.rho = rho0
         return theta
 
     def decode(self, theta: np.ndarray) -> tuple[list[int], dict[str, Any]]:
@@ -207,12 +257,14 @@ class DifferentiableReport:
     holdout_simulations: int = 0
     accuracy_evaluations: int = 0
     designs: list[dict[str, Any]] = field(default_factory=list)
+    feasible: list[bool] = field(default_factory=list)  # per design: meets every constraint when re-simulated
     search_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"surrogate_error": self.surrogate_error, "accuracy_error": self.accuracy_error,
                 "fit_simulations": self.fit_simulations, "holdout_simulations": self.holdout_simulations,
                 "accuracy_evaluations": self.accuracy_evaluations, "designs": self.designs,
+                "feasible": self.feasible,
                 "search_s": self.search_s}
 
 
@@ -229,9 +281,7 @@ def check_spec(sweep: Any) -> None:
         elif o.name not in ADDITIVE or o.sense != "min":
             raise ConfigError(f"method differentiable models {', '.join(ADDITIVE)} (min) and accuracy (max); "
                               f"not {o.name} ({o.sense})", source=src, field=f"objectives[{i}]")
-    if sweep.constraints:
-        raise ConfigError("method differentiable does not take constraints (filter its stored points instead)",
-                          source=src, field="constraints")
+    check_constraints(sweep)
     for a in sweep.recipe_axes:
         parts = a.path.split(".")
         if len(parts) != 3 or parts[1] not in _SECTIONS:
@@ -250,6 +300,52 @@ def check_spec(sweep: Any) -> None:
         raise ConfigError("nothing to search: give hardware or recipe.* axes", source=src, field="axes")
 
 
+def check_constraints(sweep: Any) -> None:
+    """Constraints a differentiable search can penalise: bounds on latency/energy/accuracy."""
+    src = sweep.source
+    has_agg = any(getattr(o, "aggregate", None) for o in sweep.objectives)
+    for i, c in enumerate(sweep.constraints):
+        fld = f"constraints[{i}]"
+        if has_agg:
+            raise ConfigError("an aggregate differentiable search takes no constraints (use grid or random)",
+                              source=src, field=fld)
+        if c.metric not in ADDITIVE and c.metric != "accuracy":
+            raise ConfigError(f"method differentiable penalises bounds on {', '.join(ADDITIVE)} and accuracy; "
+                              f"not {c.metric!r}", source=src, field=fld)
+        if c.op in ("==", "!="):
+            raise ConfigError(f"a differentiable penalty needs a bound (<=, <, >=, >), not {c.op!r}", source=src,
+                              field=fld)
+        if c.metric != "accuracy" and c.value <= 0:
+            raise ConfigError(f"a bound on {c.metric} must be > 0, got {c.value:g}", source=src, field=fld)
+        if c.metric == "accuracy" and sweep.spec.compression is None:
+            raise ConfigError("accuracy needs a compression section", source=src, field=fld)
+
+
+def constraint_margins(sweep: Any, problem: "RelaxedProblem", rep: "DifferentiableReport") -> list[Penalty]:
+    """The sweep's constraints as penalties, each bound tightened by its model's measured mean error
+    (``log(1 + mean relative error)`` of the latency/energy surrogate, the accuracy predictor's
+    leave-one-out mean absolute error), so the snapped design is more likely to pass the exact check."""
+    out = []
+    for c in sweep.constraints:
+        if c.metric == "accuracy":
+            err = (rep.accuracy_error or {}).get("mean_abs_err", 0.0)
+        else:
+            err = float(np.log1p(rep.surrogate_error.get(c.metric, {}).get("mean_rel_err", 0.0)))
+        span = problem.spans.get(c.metric, 1.0)
+        out.append(Penalty(c.metric, 1.0 if c.op in ("<=", "<") else -1.0, c.value, err / span))
+    return out
+
+
+def exact_feasibility(session: Any, designs: list[dict[str, Any]]) -> list[bool]:
+    """The hard check: each design's exact (re-simulated, measured) metrics against every constraint."""
+    cons = session.sweep.constraints
+    out = []
+    for prm, (status, m) in zip(designs, session.evaluate_params(designs)):
+        look = {**(m or {}), **prm}
+        out.append(status == "ok" and all(c.ok(look.get(c.metric, float("nan"))) for c in cons))
+    return out
+
+
 def run_differentiable(session: Any) -> DifferentiableReport:
     """Run the differentiable search of ``session.sweep`` (see the module docstring)."""
     sweep = session.sweep
@@ -259,6 +355,8 @@ def run_differentiable(session: Any) -> DifferentiableReport:
     rng = np.random.default_rng(spec.seed)
     hs = HardwareSpace(sweep.hardware_axes)
     hw_metrics = [n for n in sweep.objective_names() if n != "accuracy"]
+    hw_metrics += [m for m in dict.fromkeys(c.metric for c in sweep.constraints)
+                   if m != "accuracy" and m not in hw_metrics]
     rep = DifferentiableReport()
     fit_hw = sample_hardware(session, hs, rng, spec.fit_samples)
     hold_hw = sample_hardware(session, hs, rng, spec.holdout) if spec.holdout else []
@@ -301,7 +399,7 @@ def run_differentiable(session: Any) -> DifferentiableReport:
         mixed = [compressed_model(comp, session.space.recipe_for(p)[0]) for p in acc_params]
         rep.accuracy_evaluations = C + len(mixed)
         acc_model = None
-        if "accuracy" in sweep.objective_names() and L:
+        if "accuracy" in sweep.objective_names() + [c.metric for c in sweep.constraints] and L:
             X = np.array([onehot_choices([c] * L, C) for c in range(C)] + [onehot_choices(ch, C) for ch in acc_choices])
             y = np.array([u.accuracy for u in uniform] + [m.accuracy for m in mixed], dtype=float)
             if np.any(~np.isfinite(y)):
@@ -350,6 +448,8 @@ def run_differentiable(session: Any) -> DifferentiableReport:
         if hold:
             pred = [problem_total(problem, m, ch, prm) for prm, ch, _ in hold]
             rep.surrogate_error[m] = heldout_error([h[2][m] for h in hold], pred)
+    problem.penalties = constraint_margins(sweep, problem, rep)
+    problem.rho = spec.penalty
     designs: list[dict[str, Any]] = []
     for w in weights_list:
         problem.weights = w
@@ -362,7 +462,9 @@ def run_differentiable(session: Any) -> DifferentiableReport:
             designs.append(prm)
     rep.designs = designs
     rep.search_s = time.perf_counter() - t0
-    session.run_points(designs)  # exact: compressed + measured by the evaluator, simulated, stored
+    # exact: compressed + measured by the evaluator, simulated, stored; a design over a constraint stays
+    # in the store but off the front (front_of keeps feasible points only)
+    rep.feasible = exact_feasibility(session, designs)
     return rep
 
 

@@ -149,6 +149,7 @@ class SearchSpec(_Spec):
     accuracy_samples: int = Field(8, ge=0, le=100_000, description="differentiable: random per-layer mixes measured for accuracy")
     steps: int = Field(300, ge=1, le=1_000_000, description="differentiable: gradient steps per trade-off")
     lr: float = Field(0.05, gt=0, le=100, description="differentiable: Adam step size")
+    penalty: float = Field(10.0, gt=0, le=1e9, description="differentiable: constraint penalty weight (grows 100x over the steps)")
     trade_offs: int = Field(6, ge=1, le=10_000, description="differentiable: objective weightings (front points)")
     weight_lr: float = Field(0.5, gt=0, le=100, description="aggregate minmax: exponentiated-gradient step on the simplex")
 

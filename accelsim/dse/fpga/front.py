@@ -39,7 +39,10 @@ from .ilp import (used_if_fits, OverlaySpace, PipelineSpace, StageOption, _Pipel
                   _tie_weights, optimize_overlay)
 from .predictor import AccuracyPredictor
 
-EPS_ACC = 1e-6
+#: accuracy step of the epsilon-constraint loop; 10x HiGHS's MIP feasibility tolerance (1e-6): with a
+#: step at the tolerance the solver may return the previous point again (``acc >= floor`` violated
+#: by 1e-6 counts as met), and the loop repeated one point until ``max_points``
+EPS_ACC = 1e-5
 
 
 @dataclass
