@@ -40,7 +40,7 @@ def test_shipped_sweep_file_loads():
     assert sw.spec.search.method == "distill" and sw.spec.search.distill.max_macs == 60000
 
 
-def test_tiny_run_stores_points_within_budget(tmp_path):
+def test_tiny_run_stores_points_within_budget(tmp_path, monkeypatch):
     pytest.importorskip("torch")
     from accelsim.dse import run_sweep
     from accelsim.dse.store import ResultsStore, load
@@ -65,8 +65,14 @@ def test_tiny_run_stores_points_within_budget(tmp_path):
     finals = df[df["role"] != "candidate"]
     assert finals["psnr_db"].notna().all() and df[df["role"] == "candidate"]["proxy_psnr_db"].notna().all()
     assert set(res.front["role"]) <= {"teacher", "hand_shrunk", "searched"}
-    again = run_sweep(data, db)  # a rerun finds every point stored: nothing duplicated
-    assert again.evaluated == 0 and again.skipped == res.requested
+    import accelsim.dse.distill as dd
+
+    with monkeypatch.context() as mp:
+        mp.setattr(dd, "distillation_search", lambda *a, **k: pytest.fail("a rerun of a stored search trained again"))
+        again = run_sweep(data, db)  # a rerun finds this search stored: no training, nothing duplicated
+    assert again.evaluated == 0 and again.skipped == res.requested and len(again.front) == len(res.front)
+    changed = run_sweep({**data, "search": {**data["search"], "seed": 1}}, db)  # a changed search runs
+    assert changed.evaluated >= 1
     with ResultsStore(db) as st:
-        assert st.count() == len(df) and st.count(sweep="d") == len(df)
+        assert st.count() == len(df) + changed.evaluated and st.count(sweep="d") == changed.requested
         assert st.search_info("d")["method"] == "distill"

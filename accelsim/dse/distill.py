@@ -199,33 +199,64 @@ def report_points(report: DistillReport, hardware: Any, config: dict[str, Any]) 
 
 def run_distill_sweep(sweep: Any, store_path: str | Path, *, progress: bool = False) -> Any:
     """Run a sweep file's ``search: {method: distill}`` and store its networks as points (docs/dse.md)."""
-    import pandas as pd
-
     from ..hardware.io import hardware_from_dict
     from .external import store_points
-    from .pareto import pareto_front
-    from .runner import SweepResult
-    from .store import ResultsStore, load
+    from .store import ResultsStore
+    from .version import model_version
 
     s = sweep.spec.search
     d = s.distill
     hw = hardware_from_dict(sweep.base_hardware, source=f"{sweep.source}: hardware")
     t0 = time.perf_counter()
+    spec_json = sweep.spec.model_dump(mode="json")
+    done = _stored_run(store_path, sweep.name, spec_json)
+    if done is not None:  # this exact search is stored already: nothing to train again
+        return _result(sweep.name, store_path, *done, requested=done[2], evaluated=0, t0=t0)
     say = (lambda m: print(m, file=__import__("sys").stderr)) if progress else None
     rep = distillation_search(hw, max_latency_ms=d.max_latency_ms, max_macs=d.max_macs, teacher_width=d.teacher_width,
                               cells=d.cells, epochs=d.epochs, widths=tuple(d.widths), kernels=tuple(d.kernels),
                               ops=tuple(d.ops), population=s.population, generations=s.generations,
                               proxy_epochs=d.proxy_epochs, seed=s.seed, progress=say)
     config = {**d.model_dump(mode="json"), "population": s.population, "generations": s.generations, "seed": s.seed}
-    stored = store_points(store_path, sweep.name, sweep.source, sweep.spec.model_dump(mode="json"), OBJECTIVES,
+    stored = store_points(store_path, sweep.name, sweep.source, spec_json, OBJECTIVES,
                           report_points(rep, hw, config), executor="distill")
-    info = {**rep.to_dict(), "method": "distill"}
+    info = {**rep.to_dict(), "method": "distill", "version": model_version()}
     with ResultsStore(store_path) as st:
         st.save_search_info(sweep.name, stored.run_id, info)
-    df = load(store_path, sweep=sweep.name, status="ok")
+    return _result(sweep.name, store_path, stored.run_id, info, stored.skipped, requested=stored.requested,
+                   evaluated=stored.evaluated, t0=t0)
+
+
+def _stored_run(store_path: str | Path, name: str, spec_json: dict[str, Any]) -> tuple[str, dict[str, Any], int] | None:
+    """``(run_id, search info, points)`` when the store holds a finished distill run of exactly this spec
+    (same simulator version), else None."""
+    from .store import ResultsStore
+    from .version import model_version
+
+    if not Path(store_path).exists():
+        return None
+    with ResultsStore(store_path) as st:
+        old, info = st.spec_of(name), st.search_info(name)
+        n = st.count(sweep=name, status="ok")
+        row = st.conn.execute("SELECT run_id FROM search_info WHERE sweep = ?", (name,)).fetchone()
+    if (old is None or info is None or row is None or not n or info.get("version") != model_version()
+            or {k: v for k, v in old.items() if k != "_resolved"} != spec_json):
+        return None
+    return row[0], info, n
+
+
+def _result(name: str, store_path: str | Path, run_id: str, info: dict[str, Any], skipped: int, *, requested: int,
+            evaluated: int, t0: float) -> Any:
+    """The :class:`~accelsim.dse.runner.SweepResult` of a distill sweep: front over the final networks."""
+    import pandas as pd
+
+    from .pareto import pareto_front
+    from .runner import SweepResult
+    from .store import load
+
+    df = load(store_path, sweep=name, status="ok")
     finals = df[df["role"] != "candidate"] if len(df) else df
     front = pareto_front(finals, OBJECTIVES) if len(finals) else pd.DataFrame()
-    return SweepResult(sweep.name, Path(store_path), stored.run_id, "distill", 1, requested=stored.requested,
-                       evaluated=stored.evaluated, skipped=stored.skipped, wall_s=time.perf_counter() - t0,
-                       objectives=list(OBJECTIVES), front=front, params=["role", "macs"], feasible=len(finals),
-                       search_info=info)
+    return SweepResult(name, Path(store_path), run_id, "distill", 1, requested=requested, evaluated=evaluated,
+                       skipped=skipped, wall_s=time.perf_counter() - t0, objectives=list(OBJECTIVES), front=front,
+                       params=["role", "macs"], feasible=len(finals), search_info=info)
