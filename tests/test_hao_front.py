@@ -257,3 +257,28 @@ def test_cli_front_stored_like_sweep_points(run_cli, tmp_path):
     code, _, err = run_cli("plot", "--store", db, "--kind", "pareto", "--out", tmp_path / "front.png")
     assert code == 0, err
     assert (tmp_path / "front.png").stat().st_size > 1000
+
+
+def test_store_pipeline_front_with_measured_accuracy(tmp_path):
+    """Python API: a pipeline front stored with a measured-accuracy callback; one row per front point."""
+    from accelsim.dse.fpga.front import store_front
+    from accelsim.dse.store import load
+
+    wl = _rand_wl(1)
+    names = [l.name for l in wl.layers]
+    pred = fit_predictor(*_synthetic(names, bits=(4, 8), seed=1))
+    base = fpga(budget={"dsp": 60, "bram18": 200})
+    front = pipeline_front(wl, base, pred, PipelineSpace(parallel=(1, 4, 16), bits=(4, 8)))
+
+    def measured(bits):  # a stand-in for quantise-and-evaluate: 0.9 + 0.01 per 8-bit layer
+        return 0.9 + 0.01 * sum(w == 8 for w, _ in bits.values())
+
+    run = store_front(front, wl, base, tmp_path / "s.sqlite", "pipe", measured=measured)
+    assert run.requested == run.evaluated == len(front.points) >= 2
+    df = load(tmp_path / "s.sqlite", sweep="pipe", status="ok").sort_values("latency_cycles")
+    assert list(df["latency_cycles"]) == [p.latency_cycles for p in front.points]
+    want = [measured(p.bits) for p in front.points]
+    assert list(df["measured_accuracy"]) == pytest.approx(want) and list(df["accuracy"]) == pytest.approx(want)
+    assert list(df["predicted_accuracy"]) == pytest.approx([p.predicted_accuracy for p in front.points])
+    assert (df["simulated"] == 0).all() and df["key"].nunique() == len(df)
+    assert store_front(front, wl, base, tmp_path / "s.sqlite", "pipe", measured=measured).evaluated == 0
