@@ -181,7 +181,8 @@ def run_cli(monkeypatch, capsys):
     return run
 
 
-def test_cli_front(run_cli, tmp_path):
+def test_cli_front(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default results store is written to the working directory
     names = ["conv1", "conv2", "fc"]
     samples, accs = _synthetic(names, bits=(4, 8))
     fit_predictor(samples, accs).save(tmp_path / "p.json")
@@ -241,3 +242,61 @@ def test_overlay_width_decision_equals_brute_force():
         assert p.latency_cycles == p.detail["est_cycles"] == best[p.bits["c0"][0]]
     # the fastest point is the best over both widths (the joint optimum of the width decision)
     assert front.points[0].latency_cycles == min(best.values())
+
+
+def test_cli_front_stored_like_sweep_points(run_cli, tmp_path):
+    """--front stores every front point in the results store; a rerun adds nothing; results/plot read it."""
+    from accelsim.dse.store import ResultsStore, load
+
+    names = ["conv1", "conv2", "fc"]
+    samples, accs = _synthetic(names, bits=(4, 8))
+    fit_predictor(samples, accs).save(tmp_path / "p.json")
+    db = tmp_path / "hao.sqlite"
+    argv = ("fpga-optimize", "-w", "zoo:tiny_cnn", "--device", "zu3eg", "--front", "--predictor", tmp_path / "p.json",
+            "--out", tmp_path / "f.json", "--store", db)
+    code, out, err = run_cli(*argv)
+    assert code == 0, err
+    front = json.loads((tmp_path / "f.json").read_text())["points"]
+    df = load(db, sweep="hao_tiny_cnn_zu3eg_overlay", status="ok").sort_values("latency_cycles")
+    assert len(df) == len(front) >= 1
+    assert list(df["latency_cycles"]) == sorted(p["latency_cycles"] for p in front)
+    assert list(df["predicted_accuracy"]) == pytest.approx(sorted(p["predicted_accuracy"] for p in front))
+    assert (df["on_front"] == 1).all() and (df["simulated"] == 1).all()
+    for p in front:  # the stored figures are the re-simulated ones
+        row = df[df["latency_cycles"] == p["simulated"]["latency_cycles"]].iloc[0]
+        assert row["energy_pj"] == pytest.approx(p["simulated"]["energy_pj"])
+        assert row["bits.conv1.weight"] == p["bits"]["conv1"][0]
+    code, _, err = run_cli(*argv)
+    assert code == 0 and "0 new" in err
+    with ResultsStore(db) as st:
+        assert st.count() == len(front) and st.count(sweep="hao_tiny_cnn_zu3eg_overlay") == len(front)
+    code, out, _ = run_cli("results", db)
+    assert code == 0 and f"sweep 'hao_tiny_cnn_zu3eg_overlay': {len(front)} points" in out
+    code, _, err = run_cli("plot", "--store", db, "--kind", "pareto", "--out", tmp_path / "front.png")
+    assert code == 0, err
+    assert (tmp_path / "front.png").stat().st_size > 1000
+
+
+def test_store_pipeline_front_with_measured_accuracy(tmp_path):
+    """Python API: a pipeline front stored with a measured-accuracy callback; one row per front point."""
+    from accelsim.dse.fpga.front import store_front
+    from accelsim.dse.store import load
+
+    wl = _rand_wl(1)
+    names = [l.name for l in wl.layers]
+    pred = fit_predictor(*_synthetic(names, bits=(4, 8), seed=1))
+    base = fpga(budget={"dsp": 60, "bram18": 200})
+    front = pipeline_front(wl, base, pred, PipelineSpace(parallel=(1, 4, 16), bits=(4, 8)))
+
+    def measured(bits):  # a stand-in for quantise-and-evaluate: 0.9 + 0.01 per 8-bit layer
+        return 0.9 + 0.01 * sum(w == 8 for w, _ in bits.values())
+
+    run = store_front(front, wl, base, tmp_path / "s.sqlite", "pipe", measured=measured)
+    assert run.requested == run.evaluated == len(front.points) >= 2
+    df = load(tmp_path / "s.sqlite", sweep="pipe", status="ok").sort_values("latency_cycles")
+    assert list(df["latency_cycles"]) == [p.latency_cycles for p in front.points]
+    want = [measured(p.bits) for p in front.points]
+    assert list(df["measured_accuracy"]) == pytest.approx(want) and list(df["accuracy"]) == pytest.approx(want)
+    assert list(df["predicted_accuracy"]) == pytest.approx([p.predicted_accuracy for p in front.points])
+    assert (df["simulated"] == 0).all() and df["key"].nunique() == len(df)
+    assert store_front(front, wl, base, tmp_path / "s.sqlite", "pipe", measured=measured).evaluated == 0

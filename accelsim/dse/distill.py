@@ -49,6 +49,8 @@ class DistillReport:
     hardware: str
     search_log: list[dict[str, Any]] = field(default_factory=list)
     workloads: dict[str, Any] = field(default_factory=dict)  # role -> accelsim workload of that network
+    specs: dict[str, Any] = field(default_factory=dict)  # role -> GenSpec (teacher, hand_shrunk, searched)
+    evaluated: list[Any] = field(default_factory=list)  # the search's candidates (gen_search.Candidate)
 
     def save_workloads(self, directory: str | Path) -> list[Path]:
         """Write each network's workload as YAML (``teacher.yaml``, ``hand_shrunk.yaml``, ``searched.yaml``)
@@ -141,5 +143,120 @@ def distillation_search(hardware: Any, *, max_latency_ms: float | None = None, m
            for c in res.evaluated]
     wls = {role: im.gen_workload(spec, name=f"sr_{role}")
            for role, spec in (("teacher", t_spec), ("hand_shrunk", hand), ("searched", res.best.spec))}
+    specs = {"teacher": t_spec, "hand_shrunk": hand, "searched": res.best.spec}
     return DistillReport(rows, {"max_latency_ms": max_latency_ms, "max_macs": max_macs}, len(res.evaluated),
-                         res.rejected_over_budget, time.perf_counter() - t0, hardware.name, log, wls)
+                         res.rejected_over_budget, time.perf_counter() - t0, hardware.name, log, wls, specs,
+                         list(res.evaluated))
+
+
+# --- search: {method: distill} in a sweep file ------------------------------------------------------
+
+#: final networks of a report: role in ``specs``/``workloads`` -> index of its row in ``rows``
+_FINAL_ROWS = {"teacher": 1, "hand_shrunk": 2, "searched": 3}
+OBJECTIVES = [("latency_ms", "min"), ("psnr_db", "max")]
+
+
+def _spec_params(role: str, spec: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": role, "stem": spec.stem}
+    for i, c in enumerate(spec.cells):
+        out.update({f"cell{i}.width": c.width, f"cell{i}.kernel": c.kernel, f"cell{i}.op": c.op})
+    return out
+
+
+def report_points(report: DistillReport, hardware: Any, config: dict[str, Any]) -> list[Any]:
+    """The teacher, the two distilled students and every search candidate as results-store points.
+
+    Metrics: the network simulated on ``hardware`` (``simulate(...).metrics()``), ``macs``,
+    ``within_budget`` (1/0) and its quality: ``psnr_db``/``ssim`` on the held-out digits for the
+    three final networks (trained ``epochs``), ``proxy_psnr_db`` (validation slice of the training
+    pairs after ``proxy_epochs`` of distillation) for candidates. ``config`` (the whole search
+    configuration) is part of every point's identity, since training depends on it."""
+    from ..api import simulate
+    from ..frontend import imaging as im
+    from .external import ExternalPoint
+    from .space import canonical_hardware, workload_fingerprint
+
+    hw_dict = canonical_hardware(hardware)
+    budget = report.budget
+
+    def point(role: str, spec: Any, wl: Any, quality: dict[str, Any]) -> Any:
+        m = simulate(wl, hardware, compare_dense=False).metrics()
+        macs = im.count_macs(spec)
+        ok = ((budget["max_macs"] is None or macs <= budget["max_macs"])
+              and (budget["max_latency_ms"] is None or m["latency_ms"] <= budget["max_latency_ms"]))
+        return ExternalPoint(wl.name, workload_fingerprint(wl), hw_dict, {"distill": role, **config},
+                             _spec_params(role, spec), {**m, "macs": macs, "within_budget": int(ok), **quality})
+
+    out = []
+    for role, spec in report.specs.items():
+        r = report.rows[_FINAL_ROWS[role]]
+        out.append(point(role, spec, report.workloads[role], {"psnr_db": r.psnr_db, "ssim": r.ssim}))
+    for c in report.evaluated:
+        out.append(point("candidate", c.spec, im.gen_workload(c.spec, name=f"sr_{c.spec.label().replace(' ', '_')}"),
+                         {"proxy_psnr_db": c.proxy_psnr}))
+    return out
+
+
+def run_distill_sweep(sweep: Any, store_path: str | Path, *, progress: bool = False) -> Any:
+    """Run a sweep file's ``search: {method: distill}`` and store its networks as points (docs/dse.md)."""
+    from ..hardware.io import hardware_from_dict
+    from .external import store_points
+    from .store import ResultsStore
+    from .version import model_version
+
+    s = sweep.spec.search
+    d = s.distill
+    hw = hardware_from_dict(sweep.base_hardware, source=f"{sweep.source}: hardware")
+    t0 = time.perf_counter()
+    spec_json = sweep.spec.model_dump(mode="json")
+    done = _stored_run(store_path, sweep.name, spec_json)
+    if done is not None:  # this exact search is stored already: nothing to train again
+        return _result(sweep.name, store_path, *done, requested=done[2], evaluated=0, t0=t0)
+    say = (lambda m: print(m, file=__import__("sys").stderr)) if progress else None
+    rep = distillation_search(hw, max_latency_ms=d.max_latency_ms, max_macs=d.max_macs, teacher_width=d.teacher_width,
+                              cells=d.cells, epochs=d.epochs, widths=tuple(d.widths), kernels=tuple(d.kernels),
+                              ops=tuple(d.ops), population=s.population, generations=s.generations,
+                              proxy_epochs=d.proxy_epochs, seed=s.seed, progress=say)
+    config = {**d.model_dump(mode="json"), "population": s.population, "generations": s.generations, "seed": s.seed}
+    stored = store_points(store_path, sweep.name, sweep.source, spec_json, OBJECTIVES,
+                          report_points(rep, hw, config), executor="distill")
+    info = {**rep.to_dict(), "method": "distill", "version": model_version()}
+    with ResultsStore(store_path) as st:
+        st.save_search_info(sweep.name, stored.run_id, info)
+    return _result(sweep.name, store_path, stored.run_id, info, stored.skipped, requested=stored.requested,
+                   evaluated=stored.evaluated, t0=t0)
+
+
+def _stored_run(store_path: str | Path, name: str, spec_json: dict[str, Any]) -> tuple[str, dict[str, Any], int] | None:
+    """``(run_id, search info, points)`` when the store holds a finished distill run of exactly this spec
+    (same simulator version), else None."""
+    from .store import ResultsStore
+    from .version import model_version
+
+    if not Path(store_path).exists():
+        return None
+    with ResultsStore(store_path) as st:
+        old, info = st.spec_of(name), st.search_info(name)
+        n = st.count(sweep=name, status="ok")
+        row = st.conn.execute("SELECT run_id FROM search_info WHERE sweep = ?", (name,)).fetchone()
+    if (old is None or info is None or row is None or not n or info.get("version") != model_version()
+            or {k: v for k, v in old.items() if k != "_resolved"} != spec_json):
+        return None
+    return row[0], info, n
+
+
+def _result(name: str, store_path: str | Path, run_id: str, info: dict[str, Any], skipped: int, *, requested: int,
+            evaluated: int, t0: float) -> Any:
+    """The :class:`~accelsim.dse.runner.SweepResult` of a distill sweep: front over the final networks."""
+    import pandas as pd
+
+    from .pareto import pareto_front
+    from .runner import SweepResult
+    from .store import load
+
+    df = load(store_path, sweep=name, status="ok")
+    finals = df[df["role"] != "candidate"] if len(df) else df
+    front = pareto_front(finals, OBJECTIVES) if len(finals) else pd.DataFrame()
+    return SweepResult(name, Path(store_path), run_id, "distill", 1, requested=requested, evaluated=evaluated,
+                       skipped=skipped, wall_s=time.perf_counter() - t0, objectives=list(OBJECTIVES), front=front,
+                       params=["role", "macs"], feasible=len(finals), search_info=info)

@@ -433,6 +433,10 @@ def run_sweep(sweep: str | Path | dict[str, Any] | Sweep, store: str | Path | No
     """
     sw = sweep if isinstance(sweep, Sweep) else load_sweep(sweep)
     store_path = Path(store) if store is not None else Path(f"{sw.name}.sqlite")
+    if sw.spec.search.method == "distill":  # trains generators in this process (accelsim.dse.distill)
+        from .distill import run_distill_sweep
+
+        return run_distill_sweep(sw, check_store_path(store_path), progress=progress)
     own_exec = executor is None
     ex = executor if executor is not None else make_executor(workers, scheduler)
     try:

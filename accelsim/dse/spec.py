@@ -133,10 +133,52 @@ MAX_SEED = 2**32 - 1
 MAX_SWEEP_POINTS = 10_000_000
 
 
+# --- method: distill (AutoGAN-Distiller-style generator search, accelsim.dse.distill) ----------------
+
+class DistillSearchSpec(_Spec):
+    """``search.distill``: the generator space, budget and training of ``method: distill``."""
+
+    max_macs: int | None = Field(None, gt=0, description="budget: MACs of a student (per 8x8 output image)")
+    max_latency_ms: float | None = Field(None, gt=0, description="budget: simulated latency of a student on the sweep's hardware")
+    teacher_width: int = Field(32, ge=1, le=512, description="channels of the teacher's stem and cells")
+    cells: int = Field(3, ge=1, le=16, description="cells of teacher and students")
+    widths: list[int] = Field([4, 8, 12, 16, 24], min_length=1, description="channel choices per cell / stem")
+    kernels: list[int] = Field([1, 3, 5], min_length=1, description="kernel choices per cell (odd)")
+    ops: list[Literal["conv", "dwsep", "res"]] = Field(["conv", "dwsep", "res"], min_length=1,
+                                                       description="op choices per cell")
+    epochs: int = Field(40, ge=1, le=100_000, description="training epochs of teacher and final students")
+    proxy_epochs: int = Field(8, ge=1, le=100_000, description="distillation epochs of each candidate")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DistillSearchSpec":
+        if self.max_macs is None and self.max_latency_ms is None:
+            raise ValueError("give a budget: max_macs and/or max_latency_ms")
+        if any(w < 1 for w in self.widths):
+            raise ValueError("widths must be >= 1")
+        if any(k < 1 or k % 2 == 0 for k in self.kernels):
+            raise ValueError("kernels must be odd and >= 1")
+        return self
+
+
+def check_distill_sweep(spec: "SweepSpec", axes: list[Any], source: str) -> None:
+    """Sweep-level checks of ``method: distill`` (one-line errors naming the field)."""
+    if spec.search.method != "distill":
+        raise ConfigError(f"search.distill applies to method distill only, not {spec.search.method!r}", source=source,
+                          field="search.distill")
+    if spec.search.distill is None:
+        raise ConfigError("method distill needs a search.distill section (budget, space, epochs)", source=source,
+                          field="search.distill")
+    for fld, bad in (("workloads", spec.workloads), ("compression", spec.compression), ("axes", axes),
+                     ("constraints", spec.constraints)):
+        if bad:
+            raise ConfigError(f"method distill searches generators on the sweep's hardware: drop {fld}",
+                              source=source, field=fld)
+
+
 class SearchSpec(_Spec):
     """How points are chosen: every combination, seeded random samples, or NSGA-II (optuna)."""
 
-    method: Literal["grid", "random", "nsga2", "differentiable"] = "grid"
+    method: Literal["grid", "random", "nsga2", "differentiable", "distill"] = "grid"
     samples: int | None = Field(None, gt=0, le=MAX_SWEEP_POINTS, description="random: number of draws")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of every random draw (0 .. 2**32-1)")
     population: int = Field(16, ge=2, le=100_000, description="nsga2: individuals per generation")
@@ -152,6 +194,7 @@ class SearchSpec(_Spec):
     penalty: float = Field(10.0, gt=0, le=1e9, description="differentiable: constraint penalty weight (grows 100x over the steps)")
     trade_offs: int = Field(6, ge=1, le=10_000, description="differentiable: objective weightings (front points)")
     weight_lr: float = Field(0.5, gt=0, le=100, description="aggregate minmax: exponentiated-gradient step on the simplex")
+    distill: DistillSearchSpec | None = Field(None, description="method distill: generator space, budget, epochs")
 
     @model_validator(mode="after")
     def _check(self) -> "SearchSpec":
@@ -213,7 +256,7 @@ class SweepSpec(_Spec):
 
     @model_validator(mode="after")
     def _check(self) -> "SweepSpec":
-        if not self.workloads and self.compression is None:
+        if not self.workloads and self.compression is None and self.search.method != "distill":
             raise ValueError("give workloads (zoo:<name> or workload files) or a compression section")
         if self.workloads and self.compression is not None:
             raise ValueError("give either workloads or compression (its model is the workload), not both")
@@ -344,6 +387,8 @@ def load_sweep(path: str | Path | dict[str, Any], *, base_dir: str | Path | None
                                   field=f"axes.{a.path}")
         else:
             _check_hw_path(a.path, hw_full, source)
+    if spec.search.method == "distill" or spec.search.distill is not None:
+        check_distill_sweep(spec, axes, source)
     if spec.search.method == "grid":
         for a in axes:
             if not a.is_finite and not a.is_tied:

@@ -263,6 +263,13 @@ def _cmd_front(args: argparse.Namespace, wl: Any, base: Any, layers: list[str] |
         front = overlay_front(wl, base, pred, bits, OverlaySpace(), simulate=not args.no_simulate,
                               time_limit_s=args.time_limit,
                               progress=lambda m: print(m, file=sys.stderr))
+    from ..runner import check_store_path
+    from .front import default_front_name, store_front
+
+    name = default_front_name(wl.name, front.device, front.mode)
+    stored = store_front(front, wl, base, check_store_path(args.store or f"{name}.sqlite"), name)
+    print(f"stored {stored.requested} front points in {stored.store} as sweep '{name}' ({stored.evaluated} new, "
+          f"{stored.skipped} already there): accelsim results / plot --store {stored.store}", file=sys.stderr)
     if args.out:
         atomic_write_text(args.out, json.dumps(front.to_dict(), indent=1, default=float))
         print(f"wrote {args.out}", file=sys.stderr)
@@ -311,5 +318,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--predictor", help="accuracy predictor JSON (accelsim.dse.fpga.predictor) for --front")
     p.add_argument("--bits", help="--front: candidate bit widths, e.g. 4,8 (default: the predictor's)")
     p.add_argument("--plot", help="--front: plot accuracy vs latency (PNG/PDF/SVG)")
+    p.add_argument("--store", help="--front: results database the front's points are stored in (SQLite, like "
+                   "'accelsim sweep'; default ./hao_<workload>_<device>_<mode>.sqlite; rerun adds nothing)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=_cmd_optimize)

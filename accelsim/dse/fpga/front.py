@@ -27,7 +27,7 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -293,3 +293,62 @@ def plot_front(front: Front, path: Any, title: str = "") -> None:
     fig.tight_layout()
     atomic_write_bytes(path, lambda tmp: fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=120))
     plt.close(fig)
+
+
+def front_points(front: Front, workload: Workload, base: FpgaAccelerator,
+                 measured: Callable[[dict[str, tuple[int, int]]], float] | None = None) -> list[Any]:
+    """The front as results-store points (:class:`accelsim.dse.external.ExternalPoint`).
+
+    Parameters: the bit widths per layer (``bits.<layer>.weight`` / ``.act``) and the front's
+    detail (array shape, DSPs); metrics: the re-simulated figures when the point was simulated (else
+    the integer program's), ``predicted_accuracy`` (also as ``accuracy``), ``on_front`` (1: every
+    point of a :class:`Front` is non-dominated) and the predictor's held-out MAE; with ``measured``
+    (``{layer: (weight_bits, act_bits)} -> accuracy``, e.g. quantise and evaluate the model) also
+    ``measured_accuracy``, which then is the ``accuracy`` column. Overlay points are
+    keyed by their chosen hardware, pipeline points by the base device plus their per-stage picks."""
+    from ...hardware.io import hardware_to_dict
+    from ..external import ExternalPoint
+    from ..space import workload_fingerprint
+
+    base_hw = hardware_to_dict(base)
+    fp = workload_fingerprint(workload)
+    out = []
+    for p in front.points:
+        detail = {k: v for k, v in p.detail.items() if k != "hardware"}
+        params: dict[str, Any] = {"front.mode": front.mode}
+        for layer, (wb, ab) in p.bits.items():
+            params[f"bits.{layer}.weight"] = wb
+            params[f"bits.{layer}.act"] = ab
+        params.update({f"front.{k}": v for k, v in detail.items() if isinstance(v, (int, float, str))})
+        metrics: dict[str, Any] = {"latency_cycles": p.latency_cycles, "latency_ms": p.latency_ms,
+                                   **(p.simulated or {}), "predicted_accuracy": p.predicted_accuracy,
+                                   "accuracy": p.predicted_accuracy, "on_front": 1, "simulated": int(bool(p.simulated)),
+                                   "predictor_holdout_mae": front.predictor_holdout_mae}
+        if measured is not None:
+            metrics["measured_accuracy"] = metrics["accuracy"] = float(measured(dict(p.bits)))
+        hw = p.detail.get("hardware") or base_hw
+        comp = {"hao_front": front.mode, "bits": {k: list(v) for k, v in p.bits.items()},
+                **({} if "hardware" in p.detail else {"picks": detail})}
+        out.append(ExternalPoint(workload.name, fp, hw, comp, params, metrics))
+    return out
+
+
+def default_front_name(workload: str, device: str, mode: str) -> str:
+    """``hao_<workload>_<device>_<mode>`` with characters a sweep name may not hold replaced by ``_``."""
+    import re
+
+    return re.sub(r"[^\w.\-]", "_", f"hao_{workload}_{device}_{mode}")
+
+
+def store_front(front: Front, workload: Workload, base: FpgaAccelerator, store: Any, name: str | None = None,
+                measured: Callable[[dict[str, tuple[int, int]]], float] | None = None) -> Any:
+    """Record the front's points in the results store ``store`` as sweep ``name`` (default
+    ``hao_<workload>_<device>_<mode>``); a rerun adds nothing. Returns :class:`~accelsim.dse.external.StoredRun`."""
+    from ..external import store_points
+
+    name = name or default_front_name(workload.name, front.device, front.mode)
+    spec = {"hao_front": {"workload": workload.name, "device": front.device, "mode": front.mode}}
+    return store_points(store, name, f"fpga-optimize --front ({workload.name} on {front.device})", spec,
+                        [("latency_ms", "min"), ("accuracy" if measured else "predicted_accuracy", "max")],
+                        front_points(front, workload, base, measured),
+                        executor="milp")
