@@ -38,16 +38,12 @@ _MEM_KEYS = {"size", "r_cost", "w_cost", "area", "latency", "operands", "ports",
 _ARRAY_KEYS = {"unit_energy", "unit_area", "dimensions", "sizes", "systolic_dimensions", "input_precision",
                "is_imc"}
 _PORT_KEYS = {"name", "type", "bandwidth_min", "bandwidth_max", "allocation"}
+_MAP_KEYS = {"name", "spatial_mapping", "spatial_mapping_hint", "temporal_ordering", "memory_operand_links"}
 
 
 def is_zigzag_accelerator(data: Any) -> bool:
     """True for a parsed ZigZag accelerator file (``operational_array`` and ``memories`` keys)."""
     return isinstance(data, dict) and "operational_array" in data and "memories" in data
-
-
-#: top-level keys of a mapping entry (the CLI tells a mapping file from a workload file by them)
-_MAP_KEYS = {"name", "spatial_mapping", "spatial_mapping_hint", "temporal_ordering", "memory_operand_links",
-             "core_allocation"}
 
 
 def _read_yaml(path: str | Path) -> Any:
@@ -244,25 +240,66 @@ def _dim(value: Any, src: str, key: str) -> str:
 
 
 def mapping_from_zigzag(data: Any, source: str = "<zigzag mapping>") -> ZigzagMapping:
-    """Parse a ZigZag mapping file (a list of entries) into a :class:`ZigzagMapping`.
-
-    The one reader of ZigZag mapping files is :func:`accelsim.mapping.zigzag_mapping.mapping_file_from_data`;
-    this view names the loops in accelsim letters, so a loop name outside ZigZag's standard ones
-    (``ZIGZAG_DIMS``; the mapper also resolves a layer's own generic names) is an error here.
-    """
-    from ..mapping.zigzag_mapping import mapping_file_from_data  # it imports this module
-
+    """Parse a ZigZag mapping file (a list of entries) into a :class:`ZigzagMapping`."""
+    if not isinstance(data, list) or not data:
+        raise ConfigError("a ZigZag mapping file is a non-empty list of entries", source=source)
     entries = []
-    for e in mapping_file_from_data(data, source).entries:
-        key = e.entry
-        spatial = None if e.spatial is None else tuple(
-            (ad, tuple((_dim(d, source, f"{key}.spatial_mapping.{ad}"), n) for d, n in loops)) for ad, loops in e.spatial)
-        hint = None if e.hint is None else tuple(
-            (ad, tuple(_dim(d, source, f"{key}.spatial_mapping_hint.{ad}") for d in ds)) for ad, ds in e.hint)
-        temporal = None if e.temporal_ordering is None else tuple(
-            (_dim(d, source, f"{key}.temporal_ordering"), n) for d, n in e.temporal_ordering)
-        entries.append(ZigzagMappingEntry(name=key, spatial=spatial, hint=hint, temporal=temporal,
-                                          operand_links=e.operand_links))
+    for i, e in enumerate(data):
+        key = f"[{i}]"
+        if not isinstance(e, dict) or "name" not in e:
+            raise _err("each entry must be a mapping with a 'name'", source, key)
+        key = f"{e['name']}"
+        for k in e:
+            if k not in _MAP_KEYS:
+                raise _err(f"unsupported key '{k}'", source, f"{key}.{k}")
+        spatial = None
+        if e.get("spatial_mapping") is not None:
+            sm = e["spatial_mapping"]
+            if not isinstance(sm, dict):
+                raise _err("must map array dimensions to loop lists", source, f"{key}.spatial_mapping")
+            rows = []
+            for ad, loops in sm.items():
+                lps = []
+                for lp in loops or []:
+                    parts = [s.strip() for s in str(lp).split(",")] if not isinstance(lp, (list, tuple)) else list(lp)
+                    if len(parts) != 2:
+                        raise _err(f"loop {lp!r} must be 'DIM, SIZE'", source, f"{key}.spatial_mapping.{ad}")
+                    try:
+                        size = int(parts[1])
+                    except ValueError:
+                        raise _err(f"loop size {parts[1]!r} is not an integer", source,
+                                   f"{key}.spatial_mapping.{ad}") from None
+                    lps.append((_dim(parts[0], source, f"{key}.spatial_mapping.{ad}"), size))
+                rows.append((str(ad), tuple(lps)))
+            spatial = tuple(rows)
+        hint = None
+        if e.get("spatial_mapping_hint") is not None:
+            h = e["spatial_mapping_hint"]
+            if not isinstance(h, dict):
+                raise _err("must map array dimensions to dimension lists", source, f"{key}.spatial_mapping_hint")
+            hint = tuple((str(ad), tuple(_dim(d, source, f"{key}.spatial_mapping_hint.{ad}") for d in (ds or [])))
+                         for ad, ds in h.items())
+        temporal = None
+        if e.get("temporal_ordering") is not None:
+            t = []
+            for lp in e["temporal_ordering"]:
+                if not isinstance(lp, (list, tuple)) or len(lp) != 2:
+                    raise _err(f"loop {lp!r} must be [DIM, SIZE or '*']", source, f"{key}.temporal_ordering")
+                size = None if str(lp[1]).strip() == "*" else lp[1]
+                if size is not None:
+                    try:
+                        size = int(size)
+                    except (TypeError, ValueError):
+                        raise _err(f"loop size {lp[1]!r} is not an integer or '*'", source,
+                                   f"{key}.temporal_ordering") from None
+                t.append((_dim(lp[0], source, f"{key}.temporal_ordering"), size))
+            temporal = tuple(t)
+        links = e.get("memory_operand_links") or DEFAULT_LINKS
+        if not isinstance(links, dict) or set(links) != {"W", "I", "O"}:
+            raise _err("must link exactly W, I and O to memory operands", source, f"{key}.memory_operand_links")
+        entries.append(ZigzagMappingEntry(
+            name=str(e["name"]), spatial=spatial, hint=hint, temporal=temporal,
+            operand_links=tuple(sorted((str(k), str(v)) for k, v in links.items()))))
     return ZigzagMapping(tuple(entries), source)
 
 
