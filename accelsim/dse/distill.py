@@ -247,11 +247,11 @@ def _stored_run(store_path: str | Path, name: str, spec_json: dict[str, Any]) ->
 
 def _result(name: str, store_path: str | Path, run_id: str, info: dict[str, Any], skipped: int, *, requested: int,
             evaluated: int, t0: float) -> Any:
-    """The :class:`~accelsim.dse.runner.SweepResult` of a distill sweep: front over the final networks."""
+    """The :class:`~accelsim.dse.result.SweepResult` of a distill sweep: front over the final networks."""
     import pandas as pd
 
     from .pareto import pareto_front
-    from .runner import SweepResult
+    from .result import SweepResult
     from .store import load
 
     df = load(store_path, sweep=name, status="ok")
