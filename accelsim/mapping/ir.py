@@ -165,7 +165,11 @@ class LayerDims:
         if op == "linear":
             return cls(N=layer.batch * layer.tokens, K=layer.out_features, C=layer.in_features, **common)
         if op == "matmul":
-            return cls(N=layer.batch * layer.heads, P=layer.m, K=layer.n, C=layer.k, **common)
+            # heads (and, for an activation B, images) are groups: each has its own B matrix, so
+            # B is indexed by G like a grouped conv's weights; a weight B is shared by the batch
+            if getattr(layer, "b_operand", "activation") == "weight":
+                return cls(N=layer.batch, G=layer.heads, P=layer.m, K=layer.n, C=layer.k, **common)
+            return cls(N=1, G=layer.batch * layer.heads, P=layer.m, K=layer.n, C=layer.k, **common)
         raise ConfigError(f"layer op {op!r} has no loop-nest mapping (conv2d, linear, matmul only)",
                           source=getattr(layer, "name", "layer"))
 
