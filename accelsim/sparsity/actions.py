@@ -123,6 +123,25 @@ def grid_intersection_max(inputs: DensityModel, weights: DensityModel, tile: int
     return float(x.reshape(GRID_TRIALS, -1).max(axis=1).mean())
 
 
+def grid_rows_intersection_max(row_counts: np.ndarray, weights: DensityModel, tile: int, cols: int,
+                               seed: int = 0) -> float:
+    """:func:`grid_intersection_max` with the rows' input occupancies *known* (a real mask):
+    ``row_counts`` (groups, rows) holds the non-zeros of each row's ``tile``-element input tile
+    in each lock-step group; ``GRID_TRIALS`` seeded draws each pick a group, draw the ``cols``
+    columns' weight occupancies from ``weights`` and every PE's intersection hypergeometric given
+    both; the mean of the grid maxima over the draws."""
+    a_all = np.asarray(row_counts, dtype=np.int64)
+    if tile <= 0 or cols <= 0 or a_all.size == 0:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    pw = weights.occupancy_pmf(int(tile))
+    a = a_all[rng.integers(0, a_all.shape[0], GRID_TRIALS)][:, :, None]         # (trials, rows, 1)
+    w = rng.choice(pw.size, size=(GRID_TRIALS, 1, cols), p=pw / pw.sum())       # (trials, 1, cols)
+    a, w = np.broadcast_arrays(a, w)
+    x = rng.hypergeometric(a, int(tile) - a, w)
+    return float(x.reshape(GRID_TRIALS, -1).max(axis=1).mean())
+
+
 def actual_lockstep_steps(counts: np.ndarray) -> float:
     """Mean over groups of the max non-zeros over the lanes of a group: ``counts`` has shape
     (groups, lanes) of real per-lane non-zero counts."""

@@ -48,7 +48,7 @@ import numpy as np
 from ...hardware.systolic import SystolicArray
 from ...mapping.ir import Mapping
 from ...sparsity import Uniform
-from ...sparsity.actions import grid_intersection_max, lockstep_steps
+from ...sparsity.actions import grid_intersection_max, grid_rows_intersection_max, lockstep_steps
 from ...stats import Action, LayerProgram, Node, Tile
 from ...workload.layer import LayerBase
 from ...workload.workload import Workload
@@ -73,6 +73,14 @@ def os_segment(mapping: Mapping) -> int:
 def _chunks(x: np.ndarray, size: int) -> np.ndarray:
     """Non-zeros of consecutive ``size``-element chunks of the last axis (last chunk partial)."""
     return _block_sum(x.astype(np.int64), size, x.ndim - 1)
+
+
+def _lane_groups(counts: np.ndarray, lanes: int) -> np.ndarray:
+    """(groups, lanes): per-pixel counts (m, conv groups, segments) cut into lock-step groups of
+    ``lanes`` consecutive pixels per conv group and segment (the last group zero-padded)."""
+    m = counts.shape[0]
+    x = np.pad(counts, ((0, -m % lanes), (0, 0), (0, 0)))
+    return x.reshape(-1, lanes, *counts.shape[1:]).transpose(0, 2, 3, 1).reshape(-1, lanes)
 
 
 def skip_temporal_cycles(act: ActSparsity, mapping: Mapping) -> float | None:
@@ -111,6 +119,8 @@ def skip_temporal_cycles(act: ActSparsity, mapping: Mapping) -> float | None:
         act._note("os: no reduction loop innermost on this mapping, every step is a lock-step: zeros gated, not skipped")
         return None
     on = c.on_zeros
+    if on == "intersection" and wv is None and act.d_w >= 1.0:
+        on = "inputs"  # dense weights: a PE's intersection is its input lane's non-zeros
     if on == "inputs":
         acts = acts if acts is not None else act.window_samples()
         if acts is not None:
@@ -130,6 +140,11 @@ def skip_temporal_cycles(act: ActSparsity, mapping: Mapping) -> float | None:
             wc = np.pad(wv, ((0, 0), (0, 0), (0, pad))).reshape(wv.shape[0], wv.shape[1], -1, seg).astype(np.float32)
             cnt = np.einsum("mgck,gnck->gcmn", xc, wc)
             per.append(_block_max(_block_max(cnt, s1, 2), s2, 3).mean())
+        return T / seg * float(np.mean(per))
+    if acts is not None:  # real input lanes, weights from their density model
+        wm = act._weight_model(max(g.b_unique, seg))
+        per = [grid_rows_intersection_max(_lane_groups(_chunks(_tile_pixels(x, g.m), seg), s1), wm, seg, s2)
+               for x in acts]
         return T / seg * float(np.mean(per))
     return T / seg * grid_intersection_max(Uniform(d_in, max(g.a_unique, seg)), act._weight_model(g.b_unique),
                                            seg, s1, s2)
