@@ -9,7 +9,7 @@ import pytest
 import accelsim
 from accelsim.hardware.io import hardware_from_dict, load_hardware
 from accelsim.workload.compression import Compression, Sparsity
-from accelsim.workload.layer import Linear
+from accelsim.workload.layer import Conv2d, Linear
 from accelsim.workload.workload import Workload
 
 SRAM = {"ifmap_sram": {"size_kb": 64}, "filter_sram": {"size_kb": 64}, "ofmap_sram": {"size_kb": 64}}
@@ -136,3 +136,47 @@ def test_per_channel_densities_change_ws_skipping_and_match_the_mask(mapping):
     assert per_ch.compute_cycles < 0.85 * flat.compute_cycles  # the layer mean misses the imbalance
     # MACs gated/skipped: the effectual fraction is linear in the densities, the layer mean is exact
     assert per_ch.actions_by_component["mac"]["mac"] == flat.actions_by_component["mac"]["mac"]
+
+
+@pytest.mark.parametrize("density", [0.1, 0.3, 0.5, 0.7, 0.9])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("dataflow, block", [("ws", SKIP_IN), ("is", SKIP_X)])
+def test_searched_ws_is_padded_conv_statistical_vs_actual(density, stride, dataflow, block):
+    """Padded 3x3 convs on searched WS/IS mappings: the statistical path counts each input
+    vector's in-bounds elements per window position (border windows lose kernel rows/columns)
+    and agrees with random actual masks of two inputs within 2% (cycles and effectual MACs; the
+    two inputs keep the masks' sampling noise of the stride-2 effectual count near 1%)."""
+    ch, size, n = 32, 28, 32
+    act = random_mask((2, ch, size, size), density, int(density * 10) + stride)
+    w = random_mask((n, ch, 3, 3), 0.5, 11)
+    inter = block is SKIP_X
+
+    def conv(**c):
+        wsp = Sparsity(kind="unstructured", density=float(w.mean()), mask="c.w" if c else None) if inter else Sparsity()
+        return Conv2d(name="c", in_channels=ch, out_channels=n, in_h=size, in_w=size, kernel=3, stride=stride,
+                      padding=1, compression=Compression(act_density=float(act.mean()), sparsity=wsp, **c))
+
+    hw = searched(dataflow, block, rows=8, cols=8)
+    stat = run(conv(), hw)
+    real = run(conv(act_mask="c.act"), hw, {"c.act": act, **({"c.w": w} if inter else {})})
+    assert stat.mapping == real.mapping
+    assert real.compute_cycles == pytest.approx(stat.compute_cycles, rel=0.02)
+    assert real.actions_by_component["mac"]["mac"] == pytest.approx(stat.actions_by_component["mac"]["mac"], rel=0.02)
+
+
+def test_searched_ws_skips_padding_vectors_at_full_density():
+    """Hand-computed: WS unrolls 8 channels at one kernel tap on D1, so a step whose tap falls in
+    the zero padding feeds an all-zero vector even at input density 1. 3x3, pad 1, 14x14: the
+    in-bounds taps per output row are 2, 3, ..., 3, 2 (sum 40), so 40 x 40 / (9 x 196) of the
+    steps remain (the density folded over the vector, the old model, skipped none)."""
+    def conv(**c):
+        return Conv2d(name="c", in_channels=32, out_channels=32, in_h=14, in_w=14, kernel=3, padding=1,
+                      compression=Compression(act_density=1.0, **c))
+
+    dense = run(conv(), searched("ws", rows=8, cols=8))
+    hw = searched("ws", SKIP_IN, rows=8, cols=8)
+    stat = run(conv(), hw)
+    real = run(conv(act_mask="c.act"), hw, {"c.act": np.ones((1, 32, 14, 14), dtype=bool)})
+    assert stat.mapping.startswith("spatial D1:C8 ") and real.mapping == stat.mapping
+    want = dense.compute_cycles * 1600 / (9 * 196)
+    assert stat.compute_cycles == pytest.approx(want, abs=2) and real.compute_cycles == pytest.approx(want, abs=2)

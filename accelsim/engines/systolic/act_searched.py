@@ -9,10 +9,12 @@ rules of :mod:`.act_sparsity` carry over with the mapping's own tiles:
   (:meth:`ActSparsity.finish`), as on the fold order.
 - **skip**, per temporal step of the mapping (``T`` = its ideal temporal cycles):
 
-  * WS (``inputs``/``intersection``): a step feeds one input vector of the ``D1`` reduction
-    slice (``s1`` = the product of ``D1``'s unrolling); it is skipped when that vector is all zero:
-    ``T' = T (1 - P_empty(s1))`` -- independent of the loop order. Zeros of the stationary
-    weights are gated (noted).
+  * WS (``inputs``/``intersection``): a step feeds one input vector: the ``C x R x S`` box
+    unrolled on ``D1`` (``s1`` elements) of a pixel's window; it is skipped when that vector is
+    all zero: ``T' = T x`` the mean over (pixel, box) of ``1 - P_empty(in-bounds elements)`` --
+    independent of the loop order; a box at a tap in the zero padding is all zero (counted per
+    window position, exactly: :meth:`ActSparsity.valid_boxes`). Zeros of the stationary weights
+    are gated (noted).
   * IS (``weights``/``intersection``): the same with the weight vector. Zeros of the stationary
     inputs are gated (noted).
   * OS: every PE streams its own reduction; lanes sync whenever a non-reduction loop steps, so
@@ -24,13 +26,17 @@ rules of :mod:`.act_sparsity` carry over with the mapping's own tiles:
 
   Statistical path: hypergeometric occupancy (:class:`~accelsim.sparsity.Uniform`; the OS
   intersection jointly over the grid, whose rows share inputs and columns weights:
-  :func:`~accelsim.sparsity.actions.grid_intersection_max`), a conv's zero padding folded
-  into the input density (in-bounds fraction of the windows, stated); OS ``inputs`` lanes of a
+  :func:`~accelsim.sparsity.actions.grid_intersection_max`; with dense weights it is the
+  ``inputs`` lanes), a conv's zero padding counted per window position for WS vectors and folded
+  into the input density of OS lanes (in-bounds fraction, stated); OS ``inputs`` lanes of a
   conv with overlapping windows from seeded draws of the input mask
   (:meth:`ActSparsity.window_samples`: correlated lanes). Actual path: the real
-  masks, the reduction chunked into consecutive ``t_seg``/``s1`` pieces of the im2col order and
-  lanes into consecutive pixels/channels (the mapping's boxes of ``C x R x S`` and of ``P x Q``
-  are approximated by consecutive runs; same statistics for uncorrelated masks).
+  masks: WS/IS vectors are the ``D1`` boxes of the im2col view; OS segments consecutive
+  ``t_seg`` pieces of the im2col order and lanes consecutive pixels/channels (the mapping's boxes
+  of ``C x R x S`` and ``P x Q`` approximated by consecutive runs; same statistics for
+  uncorrelated masks); OS intersection with real input masks and no weight mask: the real input
+  lane counts of a lock-step group, the weights drawn
+  (:func:`~accelsim.sparsity.actions.grid_rows_intersection_max`).
   The tile stream's compute cycles are scaled by ``T'/T`` (fill/drain included; per tile rounded
   down, the remainder to the rounded total in one compute-only tile at the end); the program's
   compute cycles are the scaled stream's sum.
@@ -50,7 +56,7 @@ from ...mapping.ir import Mapping
 from ...sparsity import Uniform
 from ...sparsity.actions import grid_intersection_max, grid_rows_intersection_max, lockstep_steps
 from ...stats import Action, LayerProgram, Node, Tile
-from ...workload.layer import LayerBase
+from ...workload.layer import Gemm, LayerBase
 from ...workload.workload import Workload
 from .act_sparsity import ActSparsity, _block_max, _block_sum, _tile_pixels, map_tiles, scale_dram_bits
 from .searched import searched_program
@@ -83,6 +89,33 @@ def _lane_groups(counts: np.ndarray, lanes: int) -> np.ndarray:
     return x.reshape(-1, lanes, *counts.shape[1:]).transpose(0, 2, 3, 1).reshape(-1, lanes)
 
 
+def d1_box(mapping: Mapping, g: Gemm) -> tuple[int, int, int]:
+    """The input vector of one WS/IS temporal step: the ``(C, R, S)`` box unrolled on ``D1``
+    (a linear layer's reduction is ``C``)."""
+    size = {d: prod(lp.size for lp in mapping.spatial_on("D1") if lp.dim == d) for d in REDUCTION_DIMS}
+    return size["C"], (size["R"] if g.conv is not None else 1), (size["S"] if g.conv is not None else 1)
+
+
+def box_nonzero_fraction(x: np.ndarray, g: Gemm, box: tuple[int, int, int]) -> float:
+    """Fraction of the ``box``es of ``x``'s reduction (last axis, im2col order: channel, kernel row,
+    kernel column) holding a non-zero: the vectors a WS/IS step cannot skip (real masks)."""
+    kh, kw = (g.conv.kernel_h, g.conv.kernel_w) if g.conv is not None else (1, 1)
+    y = x.reshape(*x.shape[:-1], -1, kh, kw).astype(np.int32)
+    for axis, size in zip((-3, -2, -1), box):
+        y = _block_sum(y, size, y.ndim + axis)
+    return float((y > 0).mean())
+
+
+def nonempty_fraction(act: ActSparsity, g: Gemm, box: tuple[int, int, int]) -> float:
+    """Expected fraction of the input vectors (``box``es of a row's reduction) holding a non-zero:
+    hypergeometric at the input density over each vector's in-bounds elements, a conv's padding
+    counted exactly per window position (:meth:`ActSparsity.valid_boxes`)."""
+    vals, cnt = act.valid_boxes(g, box)
+    model = Uniform(max(act.d_i, 1e-6), max(g.a_unique, int(vals.max()), 1))
+    p = np.array([1.0 - model.prob_empty(int(v)) if v > 0 else 0.0 for v in vals])
+    return float((p * cnt).sum() / cnt.sum())
+
+
 def skip_temporal_cycles(act: ActSparsity, mapping: Mapping) -> float | None:
     """``T'`` of the module docstring (None: the compute action skips nothing on this mapping)."""
     c, hw = act.compute, act.hw
@@ -106,13 +139,16 @@ def skip_temporal_cycles(act: ActSparsity, mapping: Mapping) -> float | None:
         if c.on_zeros == "intersection":
             act._note(f"{hw.dataflow}: all-zero {'input' if stationary == 'weights' else 'weight'} vectors "
                       f"skipped; zeros of the stationary {stationary} gated")
+        box = d1_box(mapping, g)
+        if prod(box) != s1:
+            raise ValueError(f"{hw.dataflow} mapping unrolls a non-reduction dimension on D1: {mapping}")
         if hw.dataflow == "ws":
             acts = acts if acts is not None else act.window_samples(channels_only=True)
             if acts is not None:
-                return T * float(np.mean([(_chunks(x, s1) > 0).mean() for x in acts]))
-            return T * (1.0 - Uniform(d_in, max(g.a_unique, s1)).prob_empty(s1))
+                return T * float(np.mean([box_nonzero_fraction(x, g, box) for x in acts]))
+            return T * nonempty_fraction(act, g, box)
         if wv is not None:
-            return T * float((_chunks(wv, s1) > 0).mean())
+            return T * box_nonzero_fraction(wv, g, box)
         return T * (1.0 - act._weight_model(max(g.b_unique, s1)).prob_empty(s1))
     seg = os_segment(mapping)
     if seg == 1:
