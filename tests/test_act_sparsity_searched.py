@@ -180,3 +180,25 @@ def test_searched_ws_skips_padding_vectors_at_full_density():
     assert stat.mapping.startswith("spatial D1:C8 ") and real.mapping == stat.mapping
     want = dense.compute_cycles * 1600 / (9 * 196)
     assert stat.compute_cycles == pytest.approx(want, abs=2) and real.compute_cycles == pytest.approx(want, abs=2)
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_searched_ofmap_sram_output_format_hand_computed(dataflow):
+    """Bitmask outputs at ofmap_sram, the next layer's input density 0.5, 32 output channels of
+    8 bits: a fiber costs 32 mask bits + 16 x 8 value bits = 0.625 x dense. The final outputs
+    (64 x 32 x 8 bits = 32 words of the 16-column array's 512-bit port) are written and read once
+    at that ratio: 12 words fewer each way; partial sums (WS reads them back) stay uncompressed."""
+    def net():
+        return Workload(name="t", layers=[fc(64, 64, 32, 1.0),
+                                          Linear(name="fc2", in_features=32, out_features=16, tokens=64,
+                                                 compression=Compression(act_density=0.5))])
+
+    def ofmap(block):
+        r = accelsim.simulate(net(), searched(dataflow, block)).layers[0]
+        return r.actions_by_component["ofmap_sram"], r
+
+    plain, _ = ofmap(GATE_IN)
+    fmt, r = ofmap({**GATE_IN, "levels": {"ofmap_sram": {"format": {"outputs": "bitmask"}}}})
+    assert r.extra["format_ratio_ofmap_sram_outputs"] == pytest.approx(0.625)
+    assert fmt["read"] == plain["read"] - 12 and fmt["write"] == plain["write"] - 12
+    assert not any("ofmap_sram output format not modelled" in n for n in r.notes)

@@ -43,7 +43,8 @@ rules of :mod:`.act_sparsity` carry over with the mapping's own tiles:
 - **level actions and formats**: SRAM read actions of ``ifmap_sram``/``filter_sram`` x the
   read scale x format ratio; DRAM bits per operand x the DRAM format ratio (the merged DRAM
   actions by the total-bits ratio: one port word for every operand); an output format at
-  ``ofmap_sram`` is not modelled on searched mappings (noted).
+  ``ofmap_sram``: the final outputs written and read once at the format's bits, partial sums
+  uncompressed (:func:`output_format_accesses`).
 """
 from __future__ import annotations
 
@@ -199,6 +200,31 @@ def _scaled(a: Action, factor: float) -> Action:
     return Action(a.component, a.action, int(round(a.count * factor)), a.bits, a.act_bits, a.scheme)
 
 
+def output_format_accesses(actions: list[Action], sram: dict[str, int], outputs: int, out_bits: int,
+                           ratio: float) -> list[Action]:
+    """An output format at ``ofmap_sram``: the final outputs are written once and read once (to
+    DRAM or the next level) at the format's bits (``ratio`` x dense); partial sums move
+    uncompressed. Of the widest-port ``ofmap_sram`` read and write actions, the final outputs'
+    ``outputs x out_bits / port bits`` words become ``ratio`` x as many (``sram`` accesses
+    likewise, in place)."""
+    if ratio == 1.0:
+        return actions
+    out = list(actions)
+    for kind in ("read", "write"):
+        idx = [i for i, a in enumerate(out) if a.component == "ofmap_sram" and a.action == kind]
+        if not idx:
+            continue
+        i = max(idx, key=lambda j: out[j].bits)
+        a = out[i]
+        final = min(outputs * out_bits / a.bits, a.count)
+        delta = int(round(final * (ratio - 1.0)))
+        out[i] = Action(a.component, a.action, a.count + delta, a.bits, a.act_bits, a.scheme)
+        key = f"ofmap_sram_{kind}s"
+        if key in sram:
+            sram[key] = max(sram[key] + delta, 0)
+    return [a for a in out if a.count]
+
+
 def apply_to_searched(act: ActSparsity, prog: LayerProgram, mapping: Mapping, act_bits: int, weight_bits: int) -> None:
     """Apply the ``sparsity:`` block to a searched layer program in place (module docstring)."""
     t_skip = skip_temporal_cycles(act, mapping)
@@ -212,8 +238,7 @@ def apply_to_searched(act: ActSparsity, prog: LayerProgram, mapping: Mapping, ac
     act._dense_read_bits = prog.dram_read_total_bits
     act._dense_write_bits = prog.dram_write_total_bits
     s = act.scales(act_bits, weight_bits)
-    if s["ofmap_sram_outputs"] != 1.0:
-        act._note("ofmap_sram output format not modelled on searched mappings: output reads priced uncompressed")
+    outs = sum(g.c_unique * g.count for g in act.layer.gemms())
     read_scale = {"ifmap_sram": s["ifmap_sram_reads"], "filter_sram": s["filter_sram_reads"]}
     scale_dram_bits(prog.dram_read_bits, prog.dram_write_bits, s, act_bits, weight_bits)
     rd = prog.dram_read_total_bits / act._dense_read_bits if act._dense_read_bits else 1.0
@@ -227,7 +252,7 @@ def apply_to_searched(act: ActSparsity, prog: LayerProgram, mapping: Mapping, ac
         elif a.component == "dram":
             a = _scaled(a, rd if a.action == "read" else wr)
         acts.append(a)
-    prog.actions = acts
+    prog.actions = output_format_accesses(acts, prog.sram_accesses, outs, act_bits, s["ofmap_sram_outputs"])
     for lvl, val in read_scale.items():
         if f"{lvl}_reads" in prog.sram_accesses:
             prog.sram_accesses[f"{lvl}_reads"] = int(round(prog.sram_accesses[f"{lvl}_reads"] * val))
@@ -246,4 +271,5 @@ def searched_sparse_program(layer: LayerBase, hw: SystolicArray, workload: Workl
     return prog
 
 
-__all__ = ["apply_to_searched", "os_segment", "searched_sparse_program", "skip_temporal_cycles"]
+__all__ = ["apply_to_searched", "os_segment", "output_format_accesses", "searched_sparse_program",
+           "skip_temporal_cycles"]

@@ -448,7 +448,7 @@ class ActSparsity:
         s["ifmap_sram_reads"] = s["ifmap_sram_inputs"] * self._read_scale("ifmap_sram", "inputs")
         s["filter_sram_reads"] = s["filter_sram_weights"] * self._read_scale("filter_sram", "weights")
         self._formats = {k: s[k] for k in ("dram_inputs", "dram_weights", "dram_outputs", "ifmap_sram_inputs",
-                                           "filter_sram_weights")}
+                                           "filter_sram_weights", "ofmap_sram_outputs")}
         return s
 
     def compulsory_bits(self, act_bits: int, weight_bits: int, s: dict[str, float]) -> float:
