@@ -202,3 +202,21 @@ def test_searched_ofmap_sram_output_format_hand_computed(dataflow):
     assert r.extra["format_ratio_ofmap_sram_outputs"] == pytest.approx(0.625)
     assert fmt["read"] == plain["read"] - 12 and fmt["write"] == plain["write"] - 12
     assert not any("ofmap_sram output format not modelled" in n for n in r.notes)
+
+
+@pytest.mark.parametrize("mapping", ["scalesim", "search"])
+def test_format_larger_than_uncompressed_is_noted(mapping):
+    """Run-length coding stores 8 + 5 bits per non-zero of 8-bit values: at input density 1 the
+    inputs cost 13/8 = 1.625x in DRAM, which the layer notes (level, format, density, ratio);
+    at density 0.3 (0.3 x 13/8 < 1 plus rare padding) it pays off and no note is made."""
+    rle = {**GATE_IN, "levels": {"dram": {"format": {"inputs": "run_length", "run_bits": 5}}}}
+    hw = hardware_from_dict({"kind": "systolic", "rows": 16, "cols": 16, "dataflow": "ws", "stall_model": "none",
+                             "mapping": mapping, **SRAM, "sparsity": rle})
+    dense_in = run(fc(64, 256, 32, 1.0), hw)
+    note = [n for n in dense_in.notes if n.startswith("dram inputs in run_length cost")]
+    assert note == ["dram inputs in run_length cost 1.625x their uncompressed bits at density 1.00 "
+                    "(8-bit values, 5-bit runs): the format makes this traffic larger"]
+    assert dense_in.extra["format_ratio_dram_inputs"] == pytest.approx(1.625)
+    sparse_in = run(fc(64, 256, 32, 0.3), hw)
+    assert sparse_in.extra["format_ratio_dram_inputs"] < 1.0
+    assert not any("makes this traffic larger" in n for n in sparse_in.notes)

@@ -424,7 +424,12 @@ class ActSparsity:
                 return 1.0
             fiber = lay.out_channels if isinstance(lay, Conv2d) else getattr(lay, "out_features", 64)
             d = self.d_out
-        return _format_ratio(fmt, float(d), max(int(fiber), 1), int(value_bits), int(lv.format.run_bits))
+        ratio = _format_ratio(fmt, float(d), max(int(fiber), 1), int(value_bits), int(lv.format.run_bits))
+        if ratio > 1.0 + 1e-9:
+            runs = f", {lv.format.run_bits}-bit runs" if fmt == "run_length" else ""
+            self._note(f"{level} {operand} in {fmt} cost {ratio:.3f}x their uncompressed bits at density {d:.2f} "
+                       f"({value_bits}-bit values{runs}): the format makes this traffic larger")
+        return ratio
 
     def _read_scale(self, level: str, operand: str) -> float:
         """Reads of ``operand`` at ``level`` kept by level actions and by compute skip."""
