@@ -220,3 +220,26 @@ def test_format_larger_than_uncompressed_is_noted(mapping):
     sparse_in = run(fc(64, 256, 32, 0.3), hw)
     assert sparse_in.extra["format_ratio_dram_inputs"] < 1.0
     assert not any("makes this traffic larger" in n for n in sparse_in.notes)
+
+
+def test_os_intersection_with_real_input_masks():
+    """OS intersection skipping with a real input mask: dense weights make it the input lanes
+    exactly (same cycles as skipping on inputs); statistically sparse weights (no weight mask)
+    keep the real lane counts and draw the weights -- within 2% of the all-statistical path and
+    of real masks on both operands."""
+    m, k, n = 1024, 256, 32
+    a = random_mask((m, k), 0.3, 21)
+    w = random_mask((n, k), 0.5, 22)
+    d_a, d_w = float(a.mean()), float(w.mean())
+    hx = searched("os", SKIP_X)
+    dense_w = run(fc(m, k, n, d_a, "fc.act"), hx, {"fc.act": a})
+    inputs_only = run(fc(m, k, n, d_a, "fc.act"), searched("os", SKIP_IN), {"fc.act": a})
+    assert dense_w.compute_cycles == inputs_only.compute_cycles
+    sp = Sparsity(kind="unstructured", density=d_w)
+    mixed = run(fc(m, k, n, d_a, "fc.act", sparsity=sp), hx, {"fc.act": a})
+    stat = run(fc(m, k, n, d_a, sparsity=sp), hx)
+    both = run(fc(m, k, n, d_a, "fc.act", sparsity=Sparsity(kind="unstructured", density=d_w, mask="fc")), hx,
+               {"fc.act": a, "fc": w})
+    assert mixed.compute_cycles == pytest.approx(stat.compute_cycles, rel=0.02)
+    assert mixed.compute_cycles == pytest.approx(both.compute_cycles, rel=0.02)
+    assert mixed.compute_cycles < 0.8 * dense_w.compute_cycles  # the weights' zeros are skipped too
