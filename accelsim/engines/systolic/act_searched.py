@@ -28,7 +28,8 @@ rules of :mod:`.act_sparsity` carry over with the mapping's own tiles:
   intersection jointly over the grid, whose rows share inputs and columns weights:
   :func:`~accelsim.sparsity.actions.grid_intersection_max`; with dense weights it is the
   ``inputs`` lanes), a conv's zero padding counted per window position for WS vectors and folded
-  into the input density of OS lanes (in-bounds fraction, stated); OS ``inputs`` lanes of a
+  into the input density of OS lanes of a non-overlapping conv (in-bounds fraction, stated); OS
+  ``inputs`` lanes, and ``intersection`` rows without a weight mask, of a
   conv with overlapping windows from seeded draws of the input mask
   (:meth:`ActSparsity.window_samples`: correlated lanes). Actual path: the real
   masks: WS/IS vectors are the ``D1`` boxes of the im2col view; OS segments consecutive
@@ -178,7 +179,8 @@ def skip_temporal_cycles(act: ActSparsity, mapping: Mapping) -> float | None:
             cnt = np.einsum("mgck,gnck->gcmn", xc, wc)
             per.append(_block_max(_block_max(cnt, s1, 2), s2, 3).mean())
         return T / seg * float(np.mean(per))
-    if acts is not None:  # real input lanes, weights from their density model
+    acts = acts if (acts is not None or wv is not None) else act.window_samples()
+    if acts is not None:  # real (or drawn: padding, overlapping windows) input lanes, weights from their model
         wm = act._weight_model(max(g.b_unique, seg))
         per = [grid_rows_intersection_max(_lane_groups(_chunks(_tile_pixels(x, g.m), seg), s1), wm, seg, s2)
                for x in acts]
