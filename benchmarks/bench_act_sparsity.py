@@ -9,6 +9,8 @@ of its input. The workload is saved and loaded back (masks from the ``.npz``), t
 - ``scnn_like_skipping.yaml`` (intersection skipping; per-fold lock-step work from the masks),
 - ``eyeriss_like_dense.yaml`` (reference: no gating, "not exploited" notes).
 
+Also printed: DRAM traffic and energy, and how many layers note that a format makes their
+traffic larger than uncompressed (run-length coding at high input density; docs/sparsity.md).
 Wall and CPU time of ``accelsim.simulate`` are the median of 3 warm calls after one warm-up call
 (a fresh ``simulate`` each time: nothing is cached between calls except numba/scipy code).
 
@@ -50,7 +52,8 @@ def main() -> None:
         print(f"export {t_export:.1f} s; {with_mask} layers with activation masks, input density "
               f"min {min(dens):.2f} median {statistics.median(dens):.2f} max {max(dens):.2f}; "
               f"masks file {npz.stat().st_size / 1e6:.1f} MB")
-        print(f"{'config':<22} {'wall s':>7} {'cpu s':>7} {'latency Mcyc':>13} {'energy mJ':>10} {'MAC energy mJ':>14}")
+        print(f"{'config':<22} {'wall s':>7} {'cpu s':>7} {'latency Mcyc':>13} {'energy mJ':>10} {'MAC energy mJ':>14} "
+              f"{'DRAM MB':>8} {'DRAM mJ':>8} {'layers: format > dense':>23}")
         for name in ("eyeriss_like_gating", "scnn_like_skipping", "eyeriss_like_dense"):
             hw = load_hardware(ROOT / "hw_configs" / f"{name}.yaml")
             accelsim.simulate(wl, hw, compare_dense=False)  # warm-up
@@ -62,8 +65,12 @@ def main() -> None:
                 cpus.append(time.process_time() - c0)
             s = r.summary()
             mac = sum(layer.energy_by_component_pj.get("mac", 0.0) for layer in r.layers)
+            dram_pj = sum(layer.energy_by_component_pj.get("dram", 0.0) for layer in r.layers)
+            dram_mb = sum(layer.dram_read_bytes + layer.dram_write_bytes for layer in r.layers) / 1e6
+            larger = sum(any("makes this traffic larger" in n for n in layer.notes) for layer in r.layers)
             print(f"{name:<22} {statistics.median(walls):7.2f} {statistics.median(cpus):7.2f} "
-                  f"{s['latency_cycles'] / 1e6:13.2f} {s['energy_pj'] / 1e9:10.3f} {mac / 1e9:14.4f}")
+                  f"{s['latency_cycles'] / 1e6:13.2f} {s['energy_pj'] / 1e9:10.3f} {mac / 1e9:14.4f} "
+                  f"{dram_mb:8.2f} {dram_pj / 1e9:8.3f} {larger:23d}")
 
 
 if __name__ == "__main__":

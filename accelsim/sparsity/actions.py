@@ -117,10 +117,31 @@ def grid_intersection_max(inputs: DensityModel, weights: DensityModel, tile: int
     rng = np.random.default_rng(seed)
     pa, pw = inputs.occupancy_pmf(int(tile)), weights.occupancy_pmf(int(tile))
     a = rng.choice(pa.size, size=(GRID_TRIALS, rows, 1), p=pa / pa.sum())
-    w = rng.choice(pw.size, size=(GRID_TRIALS, 1, cols), p=pw / pw.sum())
+    return _grid_max(rng, a, pw, tile, cols)
+
+
+def _grid_max(rng: np.random.Generator, a: np.ndarray, pw: np.ndarray, tile: int, cols: int) -> float:
+    """Mean over draws of the grid max: rows' input occupancies ``a`` (draws, rows, 1), columns'
+    weight occupancies drawn from ``pw``, each PE's intersection hypergeometric given both."""
+    w = rng.choice(pw.size, size=(a.shape[0], 1, cols), p=pw / pw.sum())
     a, w = np.broadcast_arrays(a, w)
     x = rng.hypergeometric(a, int(tile) - a, w)
-    return float(x.reshape(GRID_TRIALS, -1).max(axis=1).mean())
+    return float(x.reshape(a.shape[0], -1).max(axis=1).mean())
+
+
+def grid_rows_intersection_max(row_counts: np.ndarray, weights: DensityModel, tile: int, cols: int,
+                               seed: int = 0) -> float:
+    """:func:`grid_intersection_max` with the rows' input occupancies *known* (a real mask):
+    ``row_counts`` (groups, rows) holds the non-zeros of each row's ``tile``-element input tile
+    in each lock-step group; ``GRID_TRIALS`` seeded draws each pick a group, draw the ``cols``
+    columns' weight occupancies from ``weights`` and every PE's intersection hypergeometric given
+    both; the mean of the grid maxima over the draws."""
+    a_all = np.asarray(row_counts, dtype=np.int64)
+    if tile <= 0 or cols <= 0 or a_all.size == 0:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    pw = weights.occupancy_pmf(int(tile))
+    return _grid_max(rng, a_all[rng.integers(0, a_all.shape[0], GRID_TRIALS)][:, :, None], pw, tile, cols)
 
 
 def actual_lockstep_steps(counts: np.ndarray) -> float:

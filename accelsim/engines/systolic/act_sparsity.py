@@ -101,6 +101,16 @@ def im2col_mask(mask_chw: np.ndarray, layer: Conv2d) -> np.ndarray:
     return cols
 
 
+def _spans(cv) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    """In-bounds kernel taps of every output row and column of a conv: (out_h, kh), (out_w, kw) bool."""
+    def span(out: int, kern: int, stride: int, pad: int, dil: int, size: int) -> np.ndarray:
+        pos = np.arange(out)[:, None] * stride - pad + np.arange(kern)[None, :] * dil
+        return (pos >= 0) & (pos < size)
+
+    return (span(cv.out_h, cv.kernel_h, cv.stride_h, cv.pad_h, cv.dilation_h, cv.in_h),
+            span(cv.out_w, cv.kernel_w, cv.stride_w, cv.pad_w, cv.dilation_w, cv.in_w))
+
+
 def _extents(total: int, tile: int) -> np.ndarray:
     n = -(-total // tile)
     out = np.full(n, tile, dtype=np.int64)
@@ -343,15 +353,26 @@ class ActSparsity:
         cv = g.conv
         if cv is None:
             return np.full(g.m, g.k, dtype=np.int64)
-
-        def span(out: int, kern: int, stride: int, pad: int, dil: int, size: int) -> np.ndarray:
-            pos = np.arange(out)[:, None] * stride - pad + np.arange(kern)[None, :] * dil
-            return ((pos >= 0) & (pos < size)).sum(axis=1)
-
-        vh = span(cv.out_h, cv.kernel_h, cv.stride_h, cv.pad_h, cv.dilation_h, cv.in_h)
-        vw = span(cv.out_w, cv.kernel_w, cv.stride_w, cv.pad_w, cv.dilation_w, cv.in_w)
-        per_image = (vh[:, None] * vw[None, :]).ravel() * cv.channels
+        vh, vw = _spans(cv)
+        per_image = (vh.sum(axis=1)[:, None] * vw.sum(axis=1)[None, :]).ravel() * cv.channels
         return np.tile(per_image, cv.batch)[: g.m]
+
+    def valid_boxes(self, g: Gemm, box: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """In-bounds elements of every input vector a mapping feeds: the reduction of a GEMM row
+        (channels x kernel rows x kernel columns of a conv window) cut into boxes of
+        ``box = (channels, kernel rows, kernel columns)``; returned as (distinct counts, how many
+        (pixel, box) pairs of one image hold each). A conv's zero padding is counted per window
+        position, exactly: a box at a tap outside the input is all padding."""
+        c1, r1, s1 = box
+        if g.conv is None:
+            vals, cnt = np.unique(_extents(g.k, c1 * r1 * s1), return_counts=True)
+            return vals, cnt * g.m
+        vh, vw = _spans(g.conv)
+        ch = _extents(g.conv.channels, c1)
+        bh = _block_sum(vh.astype(np.int64), r1, 1)          # (out_h, kernel-row boxes)
+        bw = _block_sum(vw.astype(np.int64), s1, 1)          # (out_w, kernel-column boxes)
+        full = ch[None, None, :, None, None] * bh[:, None, None, :, None] * bw[None, :, None, None, :]
+        return np.unique(full, return_counts=True)
 
     def _valid_fraction(self, g: Gemm) -> float:
         return float(self._valid(g).sum()) / (g.m * g.k) if g.conv is not None else 1.0
@@ -403,7 +424,12 @@ class ActSparsity:
                 return 1.0
             fiber = lay.out_channels if isinstance(lay, Conv2d) else getattr(lay, "out_features", 64)
             d = self.d_out
-        return _format_ratio(fmt, float(d), max(int(fiber), 1), int(value_bits), int(lv.format.run_bits))
+        ratio = _format_ratio(fmt, float(d), max(int(fiber), 1), int(value_bits), int(lv.format.run_bits))
+        if ratio > 1.0 + 1e-9:
+            runs = f", {lv.format.run_bits}-bit runs" if fmt == "run_length" else ""
+            self._note(f"{level} {operand} in {fmt} cost {ratio:.3f}x their uncompressed bits at density {d:.2f} "
+                       f"({value_bits}-bit values{runs}): the format makes this traffic larger")
+        return ratio
 
     def _read_scale(self, level: str, operand: str) -> float:
         """Reads of ``operand`` at ``level`` kept by level actions and by compute skip."""
@@ -427,7 +453,7 @@ class ActSparsity:
         s["ifmap_sram_reads"] = s["ifmap_sram_inputs"] * self._read_scale("ifmap_sram", "inputs")
         s["filter_sram_reads"] = s["filter_sram_weights"] * self._read_scale("filter_sram", "weights")
         self._formats = {k: s[k] for k in ("dram_inputs", "dram_weights", "dram_outputs", "ifmap_sram_inputs",
-                                           "filter_sram_weights")}
+                                           "filter_sram_weights", "ofmap_sram_outputs")}
         return s
 
     def compulsory_bits(self, act_bits: int, weight_bits: int, s: dict[str, float]) -> float:
