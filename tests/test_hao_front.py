@@ -215,12 +215,20 @@ def test_example_measures_fits_and_solves(tmp_path, monkeypatch, capsys):
         sys.path.remove(str(ROOT / "examples"))
     out = tmp_path / "p.json"
     monkeypatch.setattr(sys, "argv", ["hao_front.py", "--epochs", "2", "--bits", "4,8", "--pipeline-budgets", "dsp=16",
-                                      "--predictor-out", str(out)])
+                                      "--predictor-out", str(out), "--store", str(tmp_path / "ex.sqlite")])
     assert ex.main() == 0
     text = capsys.readouterr().out
     pred = AccuracyPredictor.load(out)
     assert pred.n_train + pred.n_test == 8 and pred.holdout_mae == pred.holdout_mae  # measured, not NaN
     assert f"MAE {pred.holdout_mae:.4f}" in text and "| dsp=16 |" in text and "us |" in text
+    from accelsim.dse.store import load
+
+    df = load(tmp_path / "ex.sqlite", status="ok")  # both fronts stored with the example's measured accuracy
+    assert set(df["sweep"]) >= {"hao_tiny_cnn_zu3eg_overlay", "hao_tiny_cnn_zu3eg_pipeline_dsp_16"}
+    assert (df["accuracy_measured"] == 1).all() and (df["accuracy"] == df["measured_accuracy"]).all()
+    for _, r in df.iterrows():  # the measured figure is the one the predictor was fitted on for that configuration
+        bits = {n: (int(r[f"bits.{n}.weight"]), int(r[f"bits.{n}.act"])) for n in ("conv1", "conv2", "fc")}
+        assert r["measured_accuracy"] == pytest.approx(pred.measured_accuracy(bits))
 
 
 def test_overlay_width_decision_equals_brute_force():
