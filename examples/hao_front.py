@@ -121,7 +121,7 @@ def main() -> int:
             out.append(f"| {b} | {p.latency_cycles:,} cycles | {p.detail['fps']:,.0f} | {p.detail['dsp']} | "
                        f"{p.detail['bram18']} | {'/'.join(str(p.bits[n][0]) for n in names)} | "
                        f"{p.predicted_accuracy:.4f} | {meas:.4f} | {pf.solves}, {pf.seconds:.2f} s |")
-    out += ["", f"Stored in `{args.store}` with measured accuracies: "
+    out += ["", f"Stored in `{Path(args.store).name}` (`--store`) with measured accuracies: "
             + ", ".join(f"`{r.sweep}` {r.requested} points" for r in stored)
             + " (front points `on_front` 1, dominated evaluated ones 0; `accelsim results` / `accelsim plot`)."]
     progress.step("measured the accuracy of every front point")
