@@ -185,3 +185,14 @@ def test_surrogate_game_refits_on_the_designs_it_picks(seed):
 
     assert run(refine=8) == pytest.approx(optimum)
     assert run(refine=1) > optimum * 1.1  # one open-loop round trusts the surrogate where it is wrong
+
+
+def test_differentiable_minmax_on_a_space_smaller_than_its_samples(tmp_path):
+    """fit_samples + holdout above the number of designs (18): each design is simulated at most once, none twice."""
+    st = tmp_path / "small.sqlite"
+    r = run_sweep(_sweep("minmax", method="differentiable", fit_samples=16, holdout=4, steps=60, trade_offs=3), st,
+                  workers=1)
+    df = load(st, sweep=r.sweep)
+    assert r.best["designs"] <= 18 and len(df) == 2 * r.best["designs"] and df["key"].nunique() == len(df)
+    assert r.search_info["fit_simulations"] + r.search_info["holdout_simulations"] <= 2 * r.best["designs"]
+    assert r.best["worst"] == pytest.approx(max(r.best["per_workload"].values()))

@@ -257,7 +257,7 @@ def surrogate_game(hs: Any, evaluate: Any, sample: Any, *, aggregate: str, norma
     """The differentiable min-max game with surrogate refinement (see the module docstring).
 
     ``evaluate(params list) -> designs x workloads`` exact metric (NaN = failed); ``sample(n, exclude)``
-    -> ``n`` valid random designs not in ``exclude``. Simulates ``fit_samples + holdout`` random designs,
+    -> up to ``n`` distinct valid random designs not in ``exclude``. Simulates ``fit_samples + holdout`` random designs,
     then at most ``refine`` designs chosen by the game: each round refits the per-workload surrogates on
     every design simulated so far, plays the relaxed game (round 0 from the centre of the space, later
     rounds from the incumbent, the simulated design with the lowest exact worst case) and simulates the
@@ -267,7 +267,10 @@ def surrogate_game(hs: Any, evaluate: Any, sample: Any, *, aggregate: str, norma
     from .surrogate import heldout_error
 
     designs = list(sample(fit_samples, []))
+    if len(designs) < 2:
+        raise ConfigError("fewer than two distinct valid hardware designs to fit on", field="search.fit_samples")
     M = evaluate(designs)
+    n_fit = len(designs)
     errors: list[dict[str, float]] = []
     K = M.shape[1]
 
@@ -286,7 +289,7 @@ def surrogate_game(hs: Any, evaluate: Any, sample: Any, *, aggregate: str, norma
     if holdout:
         models = fit(np.arange(len(designs)))
         hold = list(sample(holdout, designs))
-        Mh = evaluate(hold)
+        Mh = evaluate(hold) if hold else np.zeros((0, K))
         for k in range(K):
             ok = np.isfinite(Mh[:, k])
             pred = [models[k].value_and_grad(*hs.encode(p))[0] for p, good in zip(hold, ok) if good]
@@ -326,7 +329,7 @@ def surrogate_game(hs: Any, evaluate: Any, sample: Any, *, aggregate: str, norma
         pick = new[:1]
         designs += pick
         M = np.vstack([M, evaluate(pick)])
-    return GameSearch(designs, M, weights, errors, fit_samples, n_init - fit_samples, rounds)
+    return GameSearch(designs, M, weights, errors, n_fit, n_init - n_fit, rounds)
 
 
 def run_minmax_differentiable(session: Any) -> MinmaxReport:
@@ -357,9 +360,8 @@ def run_minmax_differentiable(session: Any) -> MinmaxReport:
                 if p not in exclude and p not in out and len(out) < n:
                     out.append(p)
             if len(out) == n:
-                return out
-        raise ConfigError(f"could not draw {n} distinct valid hardware designs", source=sweep.source,
-                          field="search.fit_samples")
+                break
+        return out  # fewer when the space has fewer unsimulated valid designs
 
     try:
         gs = surrogate_game(hs, evaluate, sample, aggregate=o.aggregate, normalize=o.normalize,
