@@ -64,7 +64,7 @@ def replay_seeds(grid, search: dict, seeds: range) -> list[str]:
     import numpy as np
 
     from accelsim.dse import load_sweep
-    from accelsim.dse.minmax import solve_game, surrogate_game
+    from accelsim.dse.minmax import distinct_sampler, solve_game, surrogate_game
     from accelsim.dse.relax import HardwareSpace
 
     hs = HardwareSpace(load_sweep(sweep("minmax", search)).hardware_axes)
@@ -80,16 +80,7 @@ def replay_seeds(grid, search: dict, seeds: range) -> list[str]:
     found, used = [], []
     for seed in seeds:
         rng = np.random.default_rng(seed)
-
-        def sample(n, exclude):
-            out = []
-            while len(out) < n:
-                p = hs.sample(rng)
-                if p not in exclude and p not in out:
-                    out.append(p)
-            return out
-
-        gs = surrogate_game(hs, evaluate, sample, aggregate="minmax", normalize="best",
+        gs = surrogate_game(hs, evaluate, distinct_sampler(lambda: hs.sample(rng)), aggregate="minmax", normalize="best",
                             fit_samples=search["fit_samples"], holdout=search["holdout"], refine=search["trade_offs"],
                             steps=search["steps"], lr=0.05, weight_lr=0.5)
         p = gs.designs[solve_game(gs.M, "max", normalize="best").best]

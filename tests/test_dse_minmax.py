@@ -148,7 +148,7 @@ def test_surrogate_game_refits_on_the_designs_it_picks(seed):
     """The defect behind examples/minmax_codesign.py missing the grid's answer: the surrogates were fitted once
     and the game's end point (where they extrapolate worst) was trusted. Closed-loop refinement reaches the
     brute-force optimum; one open-loop round (the old behaviour) does not; fit designs are candidates too."""
-    from accelsim.dse.minmax import surrogate_game
+    from accelsim.dse.minmax import distinct_sampler, surrogate_game
 
     hs, f = _kinked_space()
     grid = [{"rows": r, "cols": c, "dataflow": d} for r in (16, 32, 64, 128, 256) for c in (16, 32, 64, 128, 256)
@@ -163,17 +163,8 @@ def test_surrogate_game_refits_on_the_designs_it_picks(seed):
 
     def run(refine):
         rng = np.random.default_rng(seed)
-
-        def sample(n, exclude):
-            out = []
-            while len(out) < n:
-                p = hs.sample(rng)
-                if p not in exclude and p not in out:
-                    out.append(p)
-            return out
-
         calls.clear()
-        gs = surrogate_game(hs, evaluate, sample, aggregate="minmax", normalize="none", fit_samples=8, holdout=2,
+        gs = surrogate_game(hs, evaluate, distinct_sampler(lambda: hs.sample(rng)), aggregate="minmax", normalize="none", fit_samples=8, holdout=2,
                             refine=refine, steps=200, lr=0.05, weight_lr=0.5)
         assert calls == gs.designs and len({tuple(p.values()) for p in calls}) == len(calls)  # nothing twice
         assert len(calls) <= 8 + 2 + refine and gs.M.shape == (len(calls), 2)

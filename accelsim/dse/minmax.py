@@ -252,6 +252,21 @@ def _neighbours(hs: Any, prm: dict[str, Any], diagonal: bool, limit: int = 4096)
     return [o for o in out if o != prm]
 
 
+def distinct_sampler(draw: Any, tries: int = 20) -> Any:
+    """``sample(n, exclude)`` for :func:`surrogate_game`: up to ``n`` distinct designs from ``draw()`` (a random
+    design, or None when invalid) not in ``exclude``; gives up after ``tries * n`` draws (a small space)."""
+    def sample(n: int, exclude: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for _ in range(max(1, n) * tries):
+            if len(out) >= n:
+                break
+            p = draw()
+            if p is not None and p not in exclude and p not in out:
+                out.append(p)
+        return out
+    return sample
+
+
 def surrogate_game(hs: Any, evaluate: Any, sample: Any, *, aggregate: str, normalize: str, fit_samples: int,
                    holdout: int, refine: int, steps: int, lr: float, weight_lr: float) -> GameSearch:
     """The differentiable min-max game with surrogate refinement (see the module docstring).
@@ -334,7 +349,6 @@ def surrogate_game(hs: Any, evaluate: Any, sample: Any, *, aggregate: str, norma
 
 def run_minmax_differentiable(session: Any) -> MinmaxReport:
     """The differentiable min-max game over the relaxed hardware axes (see the module docstring)."""
-    from .fitdata import sample_hardware
     from .relax import HardwareSpace
 
     sweep = session.sweep
@@ -353,15 +367,11 @@ def run_minmax_differentiable(session: Any) -> MinmaxReport:
         done.extend(params)  # sweep members are numbered across calls
         return matrix_of(session, params, o.name)
 
-    def sample(n: int, exclude: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for _ in range(20):
-            for p, _ in sample_hardware(session, hs, rng, n):
-                if p not in exclude and p not in out and len(out) < n:
-                    out.append(p)
-            if len(out) == n:
-                break
-        return out  # fewer when the space has fewer unsimulated valid designs
+    def draw() -> dict[str, Any] | None:
+        prm = hs.sample(rng)
+        return prm if session.space.hardware_for(prm)[0] is not None else None
+
+    sample = distinct_sampler(draw)
 
     try:
         gs = surrogate_game(hs, evaluate, sample, aggregate=o.aggregate, normalize=o.normalize,
