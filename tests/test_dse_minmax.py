@@ -122,3 +122,68 @@ def test_cli_exit_2_and_results_plot(tmp_path, capsys):
     assert "workload weights" in out and "zoo:tiny_cnn 0." in out
     assert main(["plot", "--store", str(st), "--kind", "pareto", "--out", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def _kinked_space():
+    """A 5 x 5 x 2 space and two workloads whose log-metric has kinks (|.|), so a quadratic surrogate fitted on
+    a few random designs misplaces the min-max optimum; brute force gives the true one."""
+    import math
+
+    from accelsim.dse.relax import HardwareSpace
+
+    sw = load_sweep({"name": "kinked", "hardware": HW, "workloads": ["zoo:tiny_cnn"],
+                     "axes": {"rows": [16, 32, 64, 128, 256], "cols": [16, 32, 64, 128, 256], "dataflow": ["os", "ws"]}})
+
+    def f(p):
+        u, v = math.log2(p["rows"]), math.log2(p["cols"])
+        a = math.exp(0.6 * abs(u - 8) + 0.3 * abs(v - 5)) * (1.0 if p["dataflow"] == "os" else 1.5)
+        b = math.exp(0.5 * abs(u - 5) + 0.6 * abs(v - 7)) * (1.4 if p["dataflow"] == "os" else 1.0)
+        return [a, b]
+
+    return HardwareSpace(sw.hardware_axes), f
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_surrogate_game_refits_on_the_designs_it_picks(seed):
+    """The defect behind examples/minmax_codesign.py missing the grid's answer: the surrogates were fitted once
+    and the game's end point (where they extrapolate worst) was trusted. Closed-loop refinement reaches the
+    brute-force optimum; one open-loop round (the old behaviour) does not; fit designs are candidates too."""
+    from accelsim.dse.minmax import distinct_sampler, surrogate_game
+
+    hs, f = _kinked_space()
+    grid = [{"rows": r, "cols": c, "dataflow": d} for r in (16, 32, 64, 128, 256) for c in (16, 32, 64, 128, 256)
+            for d in ("os", "ws")]
+    worst = {tuple(p.values()): max(f(p)) for p in grid}
+    optimum = min(worst.values())
+    calls: list[dict] = []
+
+    def evaluate(ps):
+        calls.extend(ps)
+        return np.array([f(p) for p in ps])
+
+    def run(refine):
+        rng = np.random.default_rng(seed)
+        calls.clear()
+        gs = surrogate_game(hs, evaluate, distinct_sampler(lambda: hs.sample(rng)), aggregate="minmax", normalize="none", fit_samples=8, holdout=2,
+                            refine=refine, steps=200, lr=0.05, weight_lr=0.5)
+        assert calls == gs.designs and len({tuple(p.values()) for p in calls}) == len(calls)  # nothing twice
+        assert len(calls) <= 8 + 2 + refine and gs.M.shape == (len(calls), 2)
+        assert sum(gs.weights) == pytest.approx(1.0)
+        best = solve_game(gs.M, "max")
+        # the answer is the best exactly simulated design, fit and held-out designs included
+        assert gs.M[best.best].max() == pytest.approx(min(max(f(p)) for p in calls))
+        return worst[tuple(gs.designs[best.best].values())]
+
+    assert run(refine=8) == pytest.approx(optimum)
+    assert run(refine=1) > optimum * 1.1  # one open-loop round trusts the surrogate where it is wrong
+
+
+def test_differentiable_minmax_on_a_space_smaller_than_its_samples(tmp_path):
+    """fit_samples + holdout above the number of designs (18): each design is simulated at most once, none twice."""
+    st = tmp_path / "small.sqlite"
+    r = run_sweep(_sweep("minmax", method="differentiable", fit_samples=16, holdout=4, steps=60, trade_offs=3), st,
+                  workers=1)
+    df = load(st, sweep=r.sweep)
+    assert r.best["designs"] <= 18 and len(df) == 2 * r.best["designs"] and df["key"].nunique() == len(df)
+    assert r.search_info["fit_simulations"] + r.search_info["holdout_simulations"] <= 2 * r.best["designs"]
+    assert r.best["worst"] == pytest.approx(max(r.best["per_workload"].values()))

@@ -215,12 +215,20 @@ def test_example_measures_fits_and_solves(tmp_path, monkeypatch, capsys):
         sys.path.remove(str(ROOT / "examples"))
     out = tmp_path / "p.json"
     monkeypatch.setattr(sys, "argv", ["hao_front.py", "--epochs", "2", "--bits", "4,8", "--pipeline-budgets", "dsp=16",
-                                      "--predictor-out", str(out)])
+                                      "--predictor-out", str(out), "--store", str(tmp_path / "ex.sqlite")])
     assert ex.main() == 0
     text = capsys.readouterr().out
     pred = AccuracyPredictor.load(out)
     assert pred.n_train + pred.n_test == 8 and pred.holdout_mae == pred.holdout_mae  # measured, not NaN
     assert f"MAE {pred.holdout_mae:.4f}" in text and "| dsp=16 |" in text and "us |" in text
+    from accelsim.dse.store import load
+
+    df = load(tmp_path / "ex.sqlite", status="ok")  # both fronts stored with the example's measured accuracy
+    assert set(df["sweep"]) >= {"hao_tiny_cnn_zu3eg_overlay", "hao_tiny_cnn_zu3eg_pipeline_dsp_16"}
+    assert (df["accuracy_measured"] == 1).all() and (df["accuracy"] == df["measured_accuracy"]).all()
+    for _, r in df.iterrows():  # the measured figure is the one the predictor was fitted on for that configuration
+        bits = {n: (int(r[f"bits.{n}.weight"]), int(r[f"bits.{n}.act"])) for n in ("conv1", "conv2", "fc")}
+        assert r["measured_accuracy"] == pytest.approx(pred.measured_accuracy(bits))
 
 
 def test_overlay_width_decision_equals_brute_force():
@@ -257,7 +265,9 @@ def test_cli_front_stored_like_sweep_points(run_cli, tmp_path):
     code, out, err = run_cli(*argv)
     assert code == 0, err
     front = json.loads((tmp_path / "f.json").read_text())["points"]
-    df = load(db, sweep="hao_tiny_cnn_zu3eg_overlay", status="ok").sort_values("latency_cycles")
+    df = load(db, sweep="hao_tiny_cnn_zu3eg_overlay", status="ok")
+    n_all = len(df)
+    df = df[df["on_front"] == 1].sort_values("latency_cycles")
     assert len(df) == len(front) >= 1
     assert list(df["latency_cycles"]) == sorted(p["latency_cycles"] for p in front)
     assert list(df["predicted_accuracy"]) == pytest.approx(sorted(p["predicted_accuracy"] for p in front))
@@ -269,9 +279,9 @@ def test_cli_front_stored_like_sweep_points(run_cli, tmp_path):
     code, _, err = run_cli(*argv)
     assert code == 0 and "0 new" in err
     with ResultsStore(db) as st:
-        assert st.count() == len(front) and st.count(sweep="hao_tiny_cnn_zu3eg_overlay") == len(front)
+        assert st.count() == n_all and st.count(sweep="hao_tiny_cnn_zu3eg_overlay") == n_all
     code, out, _ = run_cli("results", db)
-    assert code == 0 and f"sweep 'hao_tiny_cnn_zu3eg_overlay': {len(front)} points" in out
+    assert code == 0 and f"sweep 'hao_tiny_cnn_zu3eg_overlay': {n_all} points" in out
     code, _, err = run_cli("plot", "--store", db, "--kind", "pareto", "--out", tmp_path / "front.png")
     assert code == 0, err
     assert (tmp_path / "front.png").stat().st_size > 1000
@@ -292,11 +302,88 @@ def test_store_pipeline_front_with_measured_accuracy(tmp_path):
         return 0.9 + 0.01 * sum(w == 8 for w, _ in bits.values())
 
     run = store_front(front, wl, base, tmp_path / "s.sqlite", "pipe", measured=measured)
-    assert run.requested == run.evaluated == len(front.points) >= 2
-    df = load(tmp_path / "s.sqlite", sweep="pipe", status="ok").sort_values("latency_cycles")
+    assert run.requested == run.evaluated == len(front.points) + len(front.dominated) and len(front.points) >= 2
+    df = load(tmp_path / "s.sqlite", sweep="pipe", status="ok")
+    df = df[df["on_front"] == 1].sort_values("latency_cycles")
     assert list(df["latency_cycles"]) == [p.latency_cycles for p in front.points]
     want = [measured(p.bits) for p in front.points]
     assert list(df["measured_accuracy"]) == pytest.approx(want) and list(df["accuracy"]) == pytest.approx(want)
     assert list(df["predicted_accuracy"]) == pytest.approx([p.predicted_accuracy for p in front.points])
     assert (df["simulated"] == 0).all() and df["key"].nunique() == len(df)
     assert store_front(front, wl, base, tmp_path / "s.sqlite", "pipe", measured=measured).evaluated == 0
+
+
+def test_cli_front_stores_measured_accuracy_and_a_rerun_fills_it_in(run_cli, tmp_path):
+    """(a) the predictor file's measured points give the stored front points a measured accuracy; (c) a store
+    written without measurements gets them on a rerun with --measured: same rows, no duplicates."""
+    from accelsim.dse.store import ResultsStore, load
+
+    names = ["conv1", "conv2", "fc"]
+    samples, accs = _synthetic(names, bits=(4, 8))
+    pred = fit_predictor(samples, accs)
+    assert len(pred.measured) == 8 and pred.measured_accuracy({n: (8, 8) for n in names}) == pytest.approx(0.95)
+    assert pred.measured_accuracy({"conv1": (4, 4), "conv2": (8, 8), "fc": (8, 8)}) == pytest.approx(0.94)
+    pred.save(tmp_path / "p.json")
+    truth = {tuple(s[n]["weight_bits"] for n in names): a for s, a in zip(samples, accs)}
+
+    def rows(db):
+        df = load(db, sweep="hao_tiny_cnn_zu3eg_overlay", status="ok")
+        return df.assign(b=[tuple(int(r[f"bits.{n}.weight"]) for n in names) for _, r in df.iterrows()])
+
+    base = ("fpga-optimize", "-w", "zoo:tiny_cnn", "--device", "zu3eg", "--front")
+    code, _, err = run_cli(*base, "--predictor", tmp_path / "p.json", "--store", tmp_path / "a.sqlite")
+    assert code == 0, err
+    df = rows(tmp_path / "a.sqlite")
+    assert (df["accuracy_measured"] == 1).all()  # uniform bit widths: every overlay point was measured
+    assert list(df["measured_accuracy"]) == pytest.approx([truth[b] for b in df["b"]])
+    assert list(df["accuracy"]) == pytest.approx(list(df["measured_accuracy"]))
+
+    # a predictor file without its measured points: predicted accuracy only
+    data = json.loads((tmp_path / "p.json").read_text())
+    data["measured"] = []
+    (tmp_path / "bare.json").write_text(json.dumps(data))
+    db = tmp_path / "b.sqlite"
+    code, _, err = run_cli(*base, "--predictor", tmp_path / "bare.json", "--store", db)
+    assert code == 0 and "0 with measured accuracy" in err
+    before = rows(db)
+    assert (before["accuracy_measured"] == 0).all() and before.get("measured_accuracy") is None
+    # only the all-8-bit configuration measured: the rerun fills in that point and nothing else
+    (tmp_path / "m.json").write_text(json.dumps([{"config": {n: {"weight_bits": 8, "act_bits": 8} for n in names},
+                                                  "accuracy": 0.9}]))
+    code, _, err = run_cli(*base, "--predictor", tmp_path / "bare.json", "--measured", tmp_path / "m.json", "--store", db)
+    assert code == 0 and "0 new" in err and "1 given their measured accuracy now" in err, err
+    after = rows(db).set_index("key").loc[before["key"]]
+    assert len(after) == len(before) and after.index.is_unique
+    with ResultsStore(db) as st:
+        assert st.count() == len(before)
+    eight = after["b"] == (8, 8, 8)
+    assert eight.sum() == 1 and after.loc[eight, "measured_accuracy"].iloc[0] == pytest.approx(0.9)
+    assert after.loc[eight, "accuracy"].iloc[0] == pytest.approx(0.9) and after.loc[eight, "accuracy_measured"].iloc[0] == 1
+    assert after.loc[~eight, "measured_accuracy"].isna().all() and (after.loc[~eight, "accuracy_measured"] == 0).all()
+    assert list(after.loc[~eight, "accuracy"]) == pytest.approx(list(after.loc[~eight, "predicted_accuracy"]))
+    code, _, err = run_cli(*base, "--predictor", tmp_path / "bare.json", "--measured", tmp_path / "m.json", "--store", db)
+    assert code == 0 and "0 given their measured accuracy now" in err  # already filled: nothing rewritten
+    (tmp_path / "bad.json").write_text(json.dumps([{"config": {"conv1": {"weight_bits": 8}}}]))
+    code, _, err = run_cli(*base, "--predictor", tmp_path / "bare.json", "--measured", tmp_path / "bad.json")
+    assert code == 2 and err.count("\n") == 1 and "bad.json" in err and "[0]" in err
+
+
+def test_front_stores_dominated_evaluated_points(tmp_path):
+    """(b) the dominated configurations the integer program evaluated are stored with on_front 0, and each is
+    (weakly) dominated by a stored front point; the front points keep on_front 1."""
+    from accelsim.dse.fpga.front import store_front
+    from accelsim.dse.store import load
+
+    wl = _rand_wl(1)
+    names = [l.name for l in wl.layers]
+    pred = fit_predictor(*_synthetic(names, bits=(4, 8), seed=1))
+    base = fpga(budget={"dsp": 60, "bram18": 200})
+    front = pipeline_front(wl, base, pred, PipelineSpace(parallel=(1, 4, 16), bits=(4, 8)))
+    assert front.dominated and front.to_dict()["dominated_points"] == len(front.dominated)
+    run = store_front(front, wl, base, tmp_path / "s.sqlite", "pipe")
+    df = load(tmp_path / "s.sqlite", sweep="pipe", status="ok")
+    on, off = df[df["on_front"] == 1], df[df["on_front"] == 0]
+    assert len(on) == len(front.points) and len(off) == len(front.dominated) == run.requested - len(front.points)
+    for _, r in off.iterrows():
+        assert ((on["latency_cycles"] <= r["latency_cycles"]) & (on["predicted_accuracy"] >= r["predicted_accuracy"] - 1e-9)).any()
+    assert df["key"].nunique() == len(df)

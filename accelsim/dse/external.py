@@ -43,12 +43,16 @@ class StoredRun:
     requested: int
     evaluated: int  # points new to the store
     skipped: int    # points already stored (a rerun)
+    filled: int = 0  # of those, points whose missing ``fill`` metric this call added
 
 
 def store_points(store_path: str | Path, name: str, source: str, spec: dict[str, Any],
                  objectives: Sequence[tuple[str, str]], points: Sequence[ExternalPoint],
-                 executor: str = "local") -> StoredRun:
-    """Record ``points`` as the members of sweep ``name`` in the store at ``store_path`` (module doc)."""
+                 executor: str = "local", fill: str | None = None) -> StoredRun:
+    """Record ``points`` as the members of sweep ``name`` in the store at ``store_path`` (module doc).
+
+    ``fill``: a metric (e.g. ``measured_accuracy``) that already stored points may lack; where a point
+    of this call carries it, its metrics are merged into the stored row (:meth:`ResultsStore.fill_metrics`)."""
     version = model_version()
     axes = list(dict.fromkeys(k for p in points for k in p.params))
     full = {**spec, "_resolved": {"objectives": [list(o) for o in objectives], "constraints": [], "axes": axes,
@@ -65,5 +69,7 @@ def store_points(store_path: str | Path, name: str, source: str, spec: dict[str,
         fresh = sum(1 for p in pts if known.get(p.key) not in ("ok", "invalid"))
         st.record(name, [(pt, {"status": "ok", "metrics": p.metrics}) for pt, p in zip(pts, points)],
                   version=version, run_id=run_id)
+        filled = st.fill_metrics({pt.key: p.metrics for pt, p in zip(pts, points) if known.get(pt.key) == "ok"},
+                                 fill) if fill else []
         st.end_run(run_id, evaluated=fresh, skipped=len(pts) - fresh, invalid=0, errors=0)
-    return StoredRun(name, Path(store_path), run_id, len(pts), fresh, len(pts) - fresh)
+    return StoredRun(name, Path(store_path), run_id, len(pts), fresh, len(pts) - fresh, len(filled))

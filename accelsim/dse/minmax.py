@@ -17,11 +17,17 @@ time-averaged weights (the game's equilibrium estimate): they say which workload
   a vertex, so the answer is the simulated design with the lowest exact worst case (never above
   the uniform-mean optimum's worst case); the weights are the game's averaged iterates (a
   balanced design that is nobody's best response can still be the answer).
-- differentiable: the design step is an Adam step on the relaxed hardware axes (:mod:`.relax`)
-  through per-workload surrogates (:mod:`.surrogate`, held-out error reported) fitted on real
-  simulations; the designs the trajectory passes through are snapped to the sweep's values,
-  simulated exactly on every workload and stored, and the answer is the one with the lowest exact
-  worst case.
+- differentiable (:func:`surrogate_game`): the design step is an Adam step on the relaxed hardware
+  axes (:mod:`.relax`) through per-workload surrogates (:mod:`.surrogate`) fitted on real
+  simulations of ``fit_samples`` random designs (their error measured on ``holdout`` fresh ones).
+  The surrogates are least accurate exactly where the game ends (the regret optimum tends to sit at
+  a corner of the space, where a quadratic in log space extrapolates), so the search is closed-loop:
+  each of at most ``trade_offs`` rounds simulates one design the game picks (the first snapped
+  design of its trajectory not yet simulated; when it only revisits simulated ones, the incumbent's
+  unsimulated neighbour with the lowest predicted worst case), adds it to the fit data and refits;
+  round 0 starts at the centre of the space, later rounds at the incumbent. Every design simulated
+  (fit, held-out, refinement) is an exactly evaluated, stored candidate; the answer is the one with
+  the lowest exact worst case.
 
 ``aggregate: mean`` keeps w uniform (the seed's baseline); ``aggregate: max`` minimises the worst
 case directly (grid/random: the exact minimum over simulated designs; differentiable: subgradient
@@ -29,6 +35,8 @@ steps on the current worst workload) and reports the worst workload's indicator 
 """
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -156,51 +164,35 @@ def minmax_over_stored(session: Any) -> MinmaxReport:
     return report_from(session, params, M, game)
 
 
-def run_minmax_differentiable(session: Any) -> MinmaxReport:
-    """The differentiable min-max game over the relaxed hardware axes (see the module docstring)."""
-    from .fitdata import fit_models, sample_hardware, simulate_exact as _simulate
-    from .relax import Adam, HardwareSpace, softmax, softmax_vjp
-    from .surrogate import heldout_error
+@dataclass
+class GameSearch:
+    """What :func:`surrogate_game` simulated: every design (fit, held-out, refinement), its exact
+    designs x workloads matrix, the averaged weights of the last game and the surrogates' held-out errors."""
 
-    sweep = session.sweep
-    spec = sweep.spec.search
-    o = _objective(sweep)
-    metric = o.name
-    rng = np.random.default_rng(spec.seed)
-    hs = HardwareSpace(sweep.hardware_axes)
-    if not hs.dims and not hs.cat_sizes:
-        raise ConfigError("nothing to search: give hardware axes with two or more values", source=sweep.source,
-                          field="axes")
-    wls = [w.load() for w in sweep.workloads]
-    fit_hw = sample_hardware(session, hs, rng, spec.fit_samples)
-    hold_hw = sample_hardware(session, hs, rng, spec.holdout) if spec.holdout else []
-    models, fit_vals = [], []
-    for wl in wls:
-        data = [(prm, [[float(_simulate(wl, hw).metrics()[metric])]]) for prm, hw in fit_hw]
-        fit_vals.append([d[1][0][0] for d in data])
-        ms, floor = fit_models(hs, data, [metric])
-        if floor:
-            raise ConfigError(f"{metric} is 0 for workload {sweep.workloads[len(models)].label}", source=sweep.source,
-                              field="objectives[0]")
-        models.append(ms[metric])
-    F = np.array(fit_vals).T  # fit samples x workloads
-    norm = np.min(F, axis=0) if o.normalize == "best" else np.ones(len(wls))
-    gscale = float(np.max(F / norm))
-    errors: dict[str, dict[str, float]] = {}
-    for wl, ref, mdl in zip(wls, sweep.workloads, models):
-        if hold_hw:
-            true = [float(_simulate(wl, hw).metrics()[metric]) for _, hw in hold_hw]
-            pred = [mdl.value_and_grad(*hs.encode(prm))[0] for prm, _ in hold_hw]
-            errors[ref.label] = heldout_error(true, pred)
+    designs: list[dict[str, Any]]
+    M: np.ndarray
+    weights: np.ndarray
+    errors: list[dict[str, float]]
+    fit: int
+    holdout: int
+    rounds: int = 0
+
+
+def _play(models: Sequence[Any], hs: Any, start: tuple[np.ndarray, list[np.ndarray]], norm: np.ndarray,
+          gscale: float, aggregate: str, steps: int, lr: float, weight_lr: float,
+          snapshots: int) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """One relaxed game through the surrogates from ``start`` (z, logits): Adam on the design, exponentiated
+    gradient on the weights. Returns the snapped designs it passes (last first) and the averaged weights."""
+    from .relax import Adam, softmax, softmax_vjp
 
     n_z, sizes = hs.dims, hs.cat_sizes
-    theta = np.zeros(n_z + sum(sizes))
-    K = len(wls)
+    theta = np.concatenate([np.atleast_1d(start[0])] + list(start[1])) if sizes else np.atleast_1d(start[0]).copy()
+    K = len(models)
     w = np.full(K, 1.0 / K)
-    opt = Adam(theta.size, spec.lr)
+    opt = Adam(theta.size, lr)
     hist: list[np.ndarray] = []
-    designs: list[dict[str, Any]] = []
-    every = max(1, spec.steps // max(1, spec.trade_offs))
+    seen: list[dict[str, Any]] = []
+    every = max(1, steps // max(1, snapshots))
 
     def unpack(th: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         z, out, i = th[:n_z], [], n_z
@@ -209,7 +201,7 @@ def run_minmax_differentiable(session: Any) -> MinmaxReport:
             i += k
         return z, out
 
-    for t in range(spec.steps):
+    for t in range(steps):
         z, gam = unpack(theta)
         qs = [softmax(g) for g in gam]
         vals, gz_all, gq_all = [], [], []
@@ -219,29 +211,179 @@ def run_minmax_differentiable(session: Any) -> MinmaxReport:
             gz_all.append(gz / nk / gscale)
             gq_all.append([g / nk / gscale for g in gq])
         g = np.array(vals)
-        if o.aggregate == "max":
+        if aggregate == "max":
             w = np.eye(K)[int(np.argmax(g))]
         hist.append(w.copy())
         grad_z = sum(wk * gz for wk, gz in zip(w, gz_all))
         grad_g = [softmax_vjp(q, sum(wk * gq[j] for wk, gq in zip(w, gq_all))) for j, q in enumerate(qs)]
         theta = opt.step(theta, np.concatenate([np.atleast_1d(grad_z)] + grad_g) if grad_g else np.atleast_1d(grad_z))
         theta[:n_z] = np.clip(theta[:n_z], -1.0, 1.0)
-        if o.aggregate == "minmax":
-            w = w * np.exp(spec.weight_lr * g)
+        if aggregate == "minmax":
+            w = w * np.exp(weight_lr * g)
             w /= w.sum()
-        if (t + 1) % every == 0 or t == spec.steps - 1:
+        if (t + 1) % every == 0 or t == steps - 1:
             z, gam = unpack(theta)
             prm = hs.decode(z, [softmax(x) for x in gam])
-            if prm not in designs:
-                designs.append(prm)
+            if prm in seen:
+                seen.remove(prm)
+            seen.append(prm)
     avg = np.mean(hist, axis=0)
-    avg /= avg.sum()
-    session.run_points(designs)  # exact, stored for every workload
-    M = matrix_of(session, designs, metric)
-    exact = solve_game(M, "max" if o.aggregate != "mean" else "mean", normalize=o.normalize)
-    rep = report_from(session, designs, M, exact, weights=avg)
-    rep.surrogate_error = errors
-    rep.fit_simulations = len(fit_hw) * K
-    rep.holdout_simulations = len(hold_hw) * K
-    return rep
+    return seen[::-1], avg / avg.sum()
 
+
+def _neighbours(hs: Any, prm: dict[str, Any], diagonal: bool, limit: int = 4096) -> list[dict[str, Any]]:
+    """Designs one value step away from ``prm`` on one finite numeric axis, or with another value of one
+    categorical axis; ``diagonal``: on every axis at once (the grid's king moves, at most ``limit``)."""
+    steps: list[list[tuple[str, Any]]] = []
+    for n in hs.num:
+        if n.values is None:
+            continue
+        vals = sorted(n.values, key=n.to_u)
+        i = vals.index(prm[n.axis.path])
+        steps.append([(n.axis.path, vals[j]) for j in (i - 1, i, i + 1) if 0 <= j < len(vals)])
+    steps += [[(a.path, v) for v in vals] for a, vals in hs.cat]
+    if diagonal and math.prod(len(s) for s in steps) <= limit:
+        out = [{**prm, **dict(c)} for c in itertools.product(*steps)]
+    else:
+        out = [{**prm, k: v} for s in steps for k, v in s]
+    for o in out:
+        for t in hs.tied:
+            o[t.path] = o[t.args[0]]
+    return [o for o in out if o != prm]
+
+
+def distinct_sampler(draw: Any, tries: int = 20) -> Any:
+    """``sample(n, exclude)`` for :func:`surrogate_game`: up to ``n`` distinct designs from ``draw()`` (a random
+    design, or None when invalid) not in ``exclude``; gives up after ``tries * n`` draws (a small space)."""
+    def sample(n: int, exclude: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for _ in range(max(1, n) * tries):
+            if len(out) >= n:
+                break
+            p = draw()
+            if p is not None and p not in exclude and p not in out:
+                out.append(p)
+        return out
+    return sample
+
+
+def surrogate_game(hs: Any, evaluate: Any, sample: Any, *, aggregate: str, normalize: str, fit_samples: int,
+                   holdout: int, refine: int, steps: int, lr: float, weight_lr: float) -> GameSearch:
+    """The differentiable min-max game with surrogate refinement (see the module docstring).
+
+    ``evaluate(params list) -> designs x workloads`` exact metric (NaN = failed); ``sample(n, exclude)``
+    -> up to ``n`` distinct valid random designs not in ``exclude``. Simulates ``fit_samples + holdout`` random designs,
+    then at most ``refine`` designs chosen by the game: each round refits the per-workload surrogates on
+    every design simulated so far, plays the relaxed game (round 0 from the centre of the space, later
+    rounds from the incumbent, the simulated design with the lowest exact worst case) and simulates the
+    first snapped design of its trajectory not yet simulated (or, when the trajectory only revisits
+    simulated designs, the incumbent's unsimulated neighbour with the lowest predicted worst case)."""
+    from .fitdata import fit_models
+    from .surrogate import heldout_error
+
+    designs = list(sample(fit_samples, []))
+    if len(designs) < 2:
+        raise ConfigError("fewer than two distinct valid hardware designs to fit on", field="search.fit_samples")
+    M = evaluate(designs)
+    n_fit = len(designs)
+    errors: list[dict[str, float]] = []
+    K = M.shape[1]
+
+    def fit(rows: np.ndarray) -> list[Any]:
+        models = []
+        for k in range(K):
+            data = [(designs[i], [[float(M[i, k])]]) for i in rows if np.isfinite(M[i, k])]
+            if len(data) < 2:
+                raise ConfigError("fewer than two sampled designs could be simulated", field="search.fit_samples")
+            ms, floor = fit_models(hs, data, ["y"])
+            if floor:
+                raise ConfigError(f"the metric is 0 for workload {k}", field="objectives[0]")
+            models.append(ms["y"])
+        return models
+
+    if holdout:
+        models = fit(np.arange(len(designs)))
+        hold = list(sample(holdout, designs))
+        Mh = evaluate(hold) if hold else np.zeros((0, K))
+        for k in range(K):
+            ok = np.isfinite(Mh[:, k])
+            pred = [models[k].value_and_grad(*hs.encode(p))[0] for p, good in zip(hold, ok) if good]
+            errors.append(heldout_error(Mh[ok, k], pred))
+        designs += hold
+        M = np.vstack([M, Mh])
+    n_init = len(designs)
+    weights = np.full(K, 1.0 / K)
+    rounds = 0
+    while len(designs) < n_init + refine:
+        rounds += 1
+        ok = np.isfinite(M).all(axis=1)
+        models = fit(np.flatnonzero(np.isfinite(M).any(axis=1)))
+        norm = normalisers(M[ok], normalize) if ok.any() else np.ones(K)
+        G = M[ok] / norm
+        gscale = float(np.max(G)) if G.size else 1.0
+        worst = np.where(ok, np.nanmax(M / norm, axis=1), np.inf)
+        inc = designs[int(np.argmin(worst))]
+        if rounds == 1:
+            start = (np.zeros(hs.dims), [np.zeros(k) for k in hs.cat_sizes])
+        else:
+            z, qs = hs.encode(inc)
+            start = (z, [q.copy() for q in qs])  # logits: the incumbent's dataflow ahead by 1 (softmax 0.58 of 3)
+        path, weights = _play(models, hs, start, norm, gscale, aggregate, steps, lr, weight_lr, snapshots=8)
+        new = [p for p in path if p not in designs]
+        if not new:
+            cands = [p for p in _neighbours(hs, inc, False) if p not in designs] \
+                or [p for p in _neighbours(hs, inc, True) if p not in designs]
+            if not cands:
+                break
+
+            def predicted(p: dict[str, Any]) -> float:
+                zc, qc = hs.encode(p)
+                v = np.array([m.value_and_grad(zc, qc)[0] for m in models]) / norm
+                return float(np.max(v) if aggregate != "mean" else np.mean(v))
+            new = [min(cands, key=predicted)]
+        pick = new[:1]
+        designs += pick
+        M = np.vstack([M, evaluate(pick)])
+    return GameSearch(designs, M, weights, errors, n_fit, n_init - n_fit, rounds)
+
+
+def run_minmax_differentiable(session: Any) -> MinmaxReport:
+    """The differentiable min-max game over the relaxed hardware axes (see the module docstring)."""
+    from .relax import HardwareSpace
+
+    sweep = session.sweep
+    spec = sweep.spec.search
+    o = _objective(sweep)
+    rng = np.random.default_rng(spec.seed)
+    hs = HardwareSpace(sweep.hardware_axes)
+    if not hs.dims and not hs.cat_sizes:
+        raise ConfigError("nothing to search: give hardware axes with two or more values", source=sweep.source,
+                          field="axes")
+
+    done: list[dict[str, Any]] = []
+
+    def evaluate(params: list[dict[str, Any]]) -> np.ndarray:
+        session.run_points(params, start_index=len(done))  # exact, stored for every workload
+        done.extend(params)  # sweep members are numbered across calls
+        return matrix_of(session, params, o.name)
+
+    def draw() -> dict[str, Any] | None:
+        prm = hs.sample(rng)
+        return prm if session.space.hardware_for(prm)[0] is not None else None
+
+    sample = distinct_sampler(draw)
+
+    try:
+        gs = surrogate_game(hs, evaluate, sample, aggregate=o.aggregate, normalize=o.normalize,
+                            fit_samples=spec.fit_samples, holdout=spec.holdout, refine=spec.trade_offs,
+                            steps=spec.steps, lr=spec.lr, weight_lr=spec.weight_lr)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, source=sweep.source, field=exc.field or "search") from None
+    exact = solve_game(gs.M, "max" if o.aggregate != "mean" else "mean", normalize=o.normalize)
+    rep = report_from(session, gs.designs, gs.M, exact, weights=gs.weights)
+    labels = [w.label for w in sweep.workloads]
+    rep.surrogate_error = dict(zip(labels, gs.errors))
+    K = len(labels)
+    rep.fit_simulations = gs.fit * K
+    rep.holdout_simulations = gs.holdout * K
+    return rep

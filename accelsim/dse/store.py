@@ -282,6 +282,27 @@ class ResultsStore:
             out.update(dict(self.conn.execute(q, chunk).fetchall()))
         return out
 
+    def fill_metrics(self, updates: dict[str, dict[str, Any]], missing: str) -> list[str]:
+        """Merge ``updates[key]`` into the metrics of stored ``ok`` points that lack the metric ``missing``
+        (e.g. a measured accuracy that arrives on a rerun), in one transaction: read, merge and write under
+        the write lock, so concurrent fills neither lose nor duplicate anything. Returns the keys changed."""
+        changed: list[str] = []
+        keys = [k for k, m in updates.items() if m.get(missing) is not None]
+        with self._tx():
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                q = f"SELECT key, metrics_json FROM points WHERE status = 'ok' AND key IN ({','.join('?' * len(chunk))})"
+                for k, mj in self.conn.execute(q, chunk).fetchall():
+                    old = json.loads(mj) if mj else {}
+                    if old.get(missing) is not None:
+                        continue
+                    m = {**old, **updates[k]}
+                    sets = [c for c in METRIC_COLUMNS if c in updates[k]]
+                    self.conn.execute(f"UPDATE points SET metrics_json = ?{''.join(f', {c} = ?' for c in sets)} WHERE key = ?",
+                                      (_json(m), *[_num(m[c]) for c in sets], k))
+                    changed.append(k)
+        return changed
+
     def metrics_of(self, keys: Sequence[str]) -> dict[str, tuple[str, dict[str, Any] | None]]:
         """``key -> (status, metrics)`` for stored keys."""
         out: dict[str, tuple[str, dict[str, Any] | None]] = {}

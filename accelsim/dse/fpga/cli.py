@@ -6,8 +6,9 @@
   latency under the budget (``--mode overlay``: array shape, buffers and per-layer tiling of one
   shared array, then simulated; ``--mode pipeline``: HAO-style per-layer parallelism of a dataflow
   design). No feasible configuration -> one line naming the binding resource, exit code 2.
-- ``fpga-optimize ... --front --predictor P.json [--bits 4,8]``: the accuracy-latency Pareto front
-  with bit widths as decisions (:mod:`accelsim.dse.fpga.front`); overlay points are re-simulated.
+- ``fpga-optimize ... --front --predictor P.json [--bits 4,8] [--measured M.json]``: the accuracy-latency
+  Pareto front with bit widths as decisions (:mod:`accelsim.dse.fpga.front`); overlay points are
+  re-simulated; front and dominated points are stored, with measured accuracy where measured.
 """
 from __future__ import annotations
 
@@ -247,9 +248,11 @@ def _cmd_front(args: argparse.Namespace, wl: Any, base: Any, layers: list[str] |
     from ..._validation import atomic_write_text
     from .front import overlay_front, pipeline_front
     from .ilp import OverlaySpace, PipelineSpace
-    from .predictor import AccuracyPredictor
+    from .predictor import AccuracyPredictor, MeasuredPoints, load_measured
 
     pred = AccuracyPredictor.load(args.predictor)
+    entries = load_measured(args.measured) if args.measured else pred.measured  # bad file: fail before solving
+    table = MeasuredPoints(entries, pred.layers, pred.ref_bits, args.measured or args.predictor) if entries else None
     bits = _ints(args.bits, "--bits") if args.bits else tuple(pred.bits)
     if args.mode == "pipeline":
         kw: dict[str, Any] = {"bits": bits}
@@ -267,9 +270,13 @@ def _cmd_front(args: argparse.Namespace, wl: Any, base: Any, layers: list[str] |
     from .front import default_front_name, store_front
 
     name = default_front_name(wl.name, front.device, front.mode)
-    stored = store_front(front, wl, base, check_store_path(args.store or f"{name}.sqlite"), name)
-    print(f"stored {stored.requested} front points in {stored.store} as sweep '{name}' ({stored.evaluated} new, "
-          f"{stored.skipped} already there): accelsim results / plot --store {stored.store}", file=sys.stderr)
+    stored = store_front(front, wl, base, check_store_path(args.store or f"{name}.sqlite"), name,
+                         measured=table.get if table else None)
+    n_meas = sum(1 for p in front.points + front.dominated if table and table.get(p.bits) is not None)
+    print(f"stored {stored.requested} points ({len(front.points)} on the front, {len(front.dominated)} dominated; "
+          f"{n_meas} with measured accuracy) in {stored.store} as sweep '{name}' ({stored.evaluated} new, "
+          f"{stored.skipped} already there, {stored.filled} given their measured accuracy now): "
+          f"accelsim results / plot --store {stored.store}", file=sys.stderr)
     if args.out:
         atomic_write_text(args.out, json.dumps(front.to_dict(), indent=1, default=float))
         print(f"wrote {args.out}", file=sys.stderr)
@@ -317,6 +324,9 @@ def register(subparsers: Any) -> None:
                    help="accuracy-latency Pareto front with bit widths as decisions (needs --predictor)")
     p.add_argument("--predictor", help="accuracy predictor JSON (accelsim.dse.fpga.predictor) for --front")
     p.add_argument("--bits", help="--front: candidate bit widths, e.g. 4,8 (default: the predictor's)")
+    p.add_argument("--measured", help="--front: JSON list of measured points [{\"config\": {layer: {\"weight_bits\": b, "
+                   "\"act_bits\": b}}, \"accuracy\": a}] (default: the ones the predictor file was fitted on); front "
+                   "points whose configuration was measured store measured_accuracy")
     p.add_argument("--plot", help="--front: plot accuracy vs latency (PNG/PDF/SVG)")
     p.add_argument("--store", help="--front: results database the front's points are stored in (SQLite, like "
                    "'accelsim sweep'; default ./hao_<workload>_<device>_<mode>.sqlite; rerun adds nothing)")

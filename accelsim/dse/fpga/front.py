@@ -68,6 +68,16 @@ class Front:
     solves: int = 0
     predictor_holdout_mae: float = float("nan")
     complete: str = "yes"  # or why the front may miss points (time limit, max_points)
+    evaluated: list[FrontPoint] = field(default_factory=list)  # every point computed, dominated ones too
+
+    @property
+    def dominated(self) -> list[FrontPoint]:
+        """Evaluated points not on the front (each configuration once)."""
+        on = {_config_key(p) for p in self.points}
+        out: dict[tuple[Any, ...], FrontPoint] = {}
+        for p in self.evaluated:
+            out.setdefault(_config_key(p), p)
+        return [p for k, p in out.items() if k not in on]
 
     def text(self) -> str:
         sim = any(p.simulated for p in self.points)
@@ -83,12 +93,17 @@ class Front:
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "device": self.device, "seconds": self.seconds, "solves": self.solves,
-                "complete": self.complete,
+                "complete": self.complete, "dominated_points": len(self.dominated),
                 "predictor_holdout_mae": self.predictor_holdout_mae,
                 "points": [{"latency_cycles": p.latency_cycles, "latency_ms": p.latency_ms,
                             "predicted_accuracy": p.predicted_accuracy,
                             "bits": {k: list(v) for k, v in p.bits.items()}, **p.detail,
                             **({"simulated": p.simulated} if p.simulated else {})} for p in self.points]}
+
+
+def _config_key(p: FrontPoint) -> tuple[Any, ...]:
+    return (p.latency_cycles, tuple(sorted(p.bits.items())), str(p.detail.get("array", "")),
+            tuple(sorted((k, v) for k, v in p.detail.items() if isinstance(v, (int, float, str)))))
 
 
 def non_dominated(points: Sequence[FrontPoint]) -> list[FrontPoint]:
@@ -147,6 +162,7 @@ def pipeline_front(workload: Workload, base: FpgaAccelerator, predictor: Accurac
     acc_row = {x_idx[li, ci]: a for li, opts in enumerate(acc) for ci, a in enumerate(opts) if a}
     all_rows = rows + [(coefs, -np.inf, hi) for coefs, hi in res_rows.values()]
     points: list[FrontPoint] = []
+    evaluated: list[FrontPoint] = []
     floor = -math.inf
     solves = 0
     complete = "yes"
@@ -182,13 +198,18 @@ def pipeline_front(workload: Workload, base: FpgaAccelerator, predictor: Accurac
         picks = picks_of(r2.x if r2.x is not None else r1.x)
         a_star = predictor.intercept + sum(acc[li][prob.options[li].index(o)] for li, o in enumerate(picks))
         points.append(_pipe_point(prob, picks, a_star))
+        evaluated.append(points[-1])
+        first = picks_of(r1.x)
+        if first != picks:  # the fastest configuration the first solve found: as fast, less accurate (dominated)
+            evaluated.append(_pipe_point(prob, first, predictor.intercept
+                                      + sum(acc[li][prob.options[li].index(o)] for li, o in enumerate(first))))
         floor = a_star + EPS_ACC
         if not acc_row:
             break
     else:
         complete = f"stopped at max_points={max_points}"
     return Front("pipeline", base.device.name, non_dominated(points), time.perf_counter() - t0, solves,
-                 predictor.holdout_mae, complete)
+                 predictor.holdout_mae, complete, evaluated)
 
 
 def exhaustive_pipeline_front(workload: Workload, base: FpgaAccelerator, predictor: AccuracyPredictor,
@@ -265,7 +286,7 @@ def overlay_front(workload: Workload, base: FpgaAccelerator, predictor: Accuracy
     if not pts:
         raise InfeasibleError(f"no overlay configuration fits {base.device.name} at any of the bit widths {list(bits)}")
     return Front("overlay", base.device.name, non_dominated(pts), time.perf_counter() - t0, len(pts),
-                 predictor.holdout_mae)
+                 predictor.holdout_mae, evaluated=pts)
 
 
 def plot_front(front: Front, path: Any, title: str = "") -> None:
@@ -296,16 +317,18 @@ def plot_front(front: Front, path: Any, title: str = "") -> None:
 
 
 def front_points(front: Front, workload: Workload, base: FpgaAccelerator,
-                 measured: Callable[[dict[str, tuple[int, int]]], float] | None = None) -> list[Any]:
+                 measured: Callable[[dict[str, tuple[int, int]]], float | None] | None = None) -> list[Any]:
     """The front as results-store points (:class:`accelsim.dse.external.ExternalPoint`).
 
     Parameters: the bit widths per layer (``bits.<layer>.weight`` / ``.act``) and the front's
     detail (array shape, DSPs); metrics: the re-simulated figures when the point was simulated (else
-    the integer program's), ``predicted_accuracy`` (also as ``accuracy``), ``on_front`` (1: every
-    point of a :class:`Front` is non-dominated) and the predictor's held-out MAE; with ``measured``
-    (``{layer: (weight_bits, act_bits)} -> accuracy``, e.g. quantise and evaluate the model) also
-    ``measured_accuracy``, which then is the ``accuracy`` column. Overlay points are
-    keyed by their chosen hardware, pipeline points by the base device plus their per-stage picks."""
+    the integer program's), ``predicted_accuracy`` (also as ``accuracy``), ``on_front`` (1: on the
+    front; 0: an evaluated configuration the front dominates, stored so results/plots show the
+    trade-off) and the predictor's held-out MAE. ``measured`` (``{layer: (weight_bits, act_bits)} ->
+    accuracy or None``, e.g. quantise and evaluate the model, or a lookup in the measured points the
+    predictor was fitted on) adds ``measured_accuracy`` where it gives one, which then is the
+    ``accuracy`` column (``accuracy_measured`` 1; else 0 and ``accuracy`` is the prediction). Overlay
+    points are keyed by their chosen hardware, pipeline points by the base device plus their per-stage picks."""
     from ...hardware.io import hardware_to_dict
     from ..external import ExternalPoint
     from ..space import workload_fingerprint
@@ -313,7 +336,7 @@ def front_points(front: Front, workload: Workload, base: FpgaAccelerator,
     base_hw = hardware_to_dict(base)
     fp = workload_fingerprint(workload)
     out = []
-    for p in front.points:
+    for p, on in [(p, 1) for p in front.points] + [(p, 0) for p in front.dominated]:
         detail = {k: v for k, v in p.detail.items() if k != "hardware"}
         params: dict[str, Any] = {"front.mode": front.mode}
         for layer, (wb, ab) in p.bits.items():
@@ -322,10 +345,12 @@ def front_points(front: Front, workload: Workload, base: FpgaAccelerator,
         params.update({f"front.{k}": v for k, v in detail.items() if isinstance(v, (int, float, str))})
         metrics: dict[str, Any] = {"latency_cycles": p.latency_cycles, "latency_ms": p.latency_ms,
                                    **(p.simulated or {}), "predicted_accuracy": p.predicted_accuracy,
-                                   "accuracy": p.predicted_accuracy, "on_front": 1, "simulated": int(bool(p.simulated)),
-                                   "predictor_holdout_mae": front.predictor_holdout_mae}
-        if measured is not None:
-            metrics["measured_accuracy"] = metrics["accuracy"] = float(measured(dict(p.bits)))
+                                   "accuracy": p.predicted_accuracy, "on_front": on, "simulated": int(bool(p.simulated)),
+                                   "predictor_holdout_mae": front.predictor_holdout_mae, "accuracy_measured": 0}
+        got = measured(dict(p.bits)) if measured is not None else None
+        if got is not None:
+            metrics["measured_accuracy"] = metrics["accuracy"] = float(got)
+            metrics["accuracy_measured"] = 1
         hw = p.detail.get("hardware") or base_hw
         comp = {"hao_front": front.mode, "bits": {k: list(v) for k, v in p.bits.items()},
                 **({} if "hardware" in p.detail else {"picks": detail})}
@@ -341,9 +366,11 @@ def default_front_name(workload: str, device: str, mode: str) -> str:
 
 
 def store_front(front: Front, workload: Workload, base: FpgaAccelerator, store: Any, name: str | None = None,
-                measured: Callable[[dict[str, tuple[int, int]]], float] | None = None) -> Any:
-    """Record the front's points in the results store ``store`` as sweep ``name`` (default
-    ``hao_<workload>_<device>_<mode>``); a rerun adds nothing. Returns :class:`~accelsim.dse.external.StoredRun`."""
+                measured: Callable[[dict[str, tuple[int, int]]], float | None] | None = None) -> Any:
+    """Record the front's points (and the dominated evaluated ones, ``on_front`` 0) in the results store
+    ``store`` as sweep ``name`` (default ``hao_<workload>_<device>_<mode>``); a rerun adds no point, but
+    fills in ``measured_accuracy`` of stored points that lack it when ``measured`` now gives one (one
+    transaction). Returns :class:`~accelsim.dse.external.StoredRun` (``filled``: points updated)."""
     from ..external import store_points
 
     name = name or default_front_name(workload.name, front.device, front.mode)
@@ -351,4 +378,4 @@ def store_front(front: Front, workload: Workload, base: FpgaAccelerator, store: 
     return store_points(store, name, f"fpga-optimize --front ({workload.name} on {front.device})", spec,
                         [("latency_ms", "min"), ("accuracy" if measured else "predicted_accuracy", "max")],
                         front_points(front, workload, base, measured),
-                        executor="milp")
+                        executor="milp", fill="measured_accuracy")

@@ -48,6 +48,8 @@ class AccuracyPredictor:
     n_test: int = 0
     ridge: float = 1e-3
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the measured points it was fitted on: ``[{"config": {layer: LayerConfig}, "accuracy": a}]``
+    measured: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ref_bits(self) -> int:
@@ -79,6 +81,11 @@ class AccuracyPredictor:
         return self.predict({n: {"weight_bits": weight_bits, "act_bits": act_bits or weight_bits, "density": density}
                              for n in self.layers})
 
+    def measured_accuracy(self, bits: Mapping[str, tuple[int, int]]) -> float | None:
+        """The measured accuracy of ``{layer: (weight_bits, act_bits)}`` (density 1) if it was one of the
+        fitted points (layers not given sit at the reference bits, as in :meth:`predict`), else None."""
+        return MeasuredPoints(self.measured, self.layers, self.ref_bits).get(bits)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -96,6 +103,53 @@ class AccuracyPredictor:
             raise ConfigError("no such file", source=str(path)) from None
         except (json.JSONDecodeError, TypeError) as exc:
             raise ConfigError(f"not an accuracy predictor file ({str(exc).splitlines()[0]})", source=str(path)) from None
+
+
+class MeasuredPoints:
+    """Measured accuracies looked up by configuration (``{"config": {layer: LayerConfig}, "accuracy": a}``
+    entries; a layer missing from a configuration is at ``ref_bits``, density 1)."""
+
+    def __init__(self, entries: Sequence[Mapping[str, Any]], layers: Sequence[str], ref_bits: int, source: str = "measured"):
+        self.layers = sorted(set(layers) | {n for e in entries for n in (e.get("config") or {})})
+        self.ref_bits = ref_bits
+        self.table: dict[tuple[Any, ...], float] = {}
+        for i, e in enumerate(entries):
+            if not isinstance(e, Mapping) or not isinstance(e.get("config"), Mapping) \
+                    or not isinstance(e.get("accuracy"), (int, float)) or isinstance(e.get("accuracy"), bool):
+                raise ConfigError("expected {\"config\": {layer: {\"weight_bits\": b, \"act_bits\": b}}, "
+                                  "\"accuracy\": number}", source=source, field=f"[{i}]")
+            try:
+                self.table[self._key(e["config"])] = float(e["accuracy"])
+            except (TypeError, ValueError, AttributeError):
+                raise ConfigError("bit widths must be integers and densities numbers", source=source,
+                                  field=f"[{i}].config") from None
+
+    def _key(self, config: Mapping[str, LayerConfig]) -> tuple[Any, ...]:
+        return tuple((n, *_cfg(config.get(n, {}), self.ref_bits)) for n in self.layers)
+
+    def get(self, bits: Mapping[str, tuple[int, int]]) -> float | None:
+        return self.table.get(self._key({n: {"weight_bits": w, "act_bits": a} for n, (w, a) in bits.items()}))
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def load_measured(path: str | Path) -> list[dict[str, Any]]:
+    """Measured points from a JSON file: a list of ``{"config", "accuracy"}`` entries, or a predictor file's
+    ``measured`` list."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError("no such file", source=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not JSON ({exc.msg} at line {exc.lineno})", source=str(path)) from None
+    if isinstance(data, dict) and "measured" in data:
+        data = data["measured"]
+    if not isinstance(data, list):
+        raise ConfigError("expected a list of {\"config\": ..., \"accuracy\": ...} entries (or a predictor file)",
+                          source=str(path), field="measured")
+    MeasuredPoints(data, [], 0, str(path))  # validates every entry
+    return data
 
 
 def _design(samples: Sequence[Mapping[str, LayerConfig]], layers: list[str], bits: list[int]) -> np.ndarray:
@@ -159,4 +213,5 @@ def fit_predictor(samples: Sequence[Mapping[str, LayerConfig]], accuracies: Sequ
         wt[name] = {str(ref): 0.0, **{str(b): float(c[k]) for k, b in enumerate(others)}}
         at[name] = {str(ref): 0.0, **{str(b): float(c[len(others) + k]) for k, b in enumerate(others)}}
         dt[name] = [float(c[-2]), float(c[-1])]
-    return AccuracyPredictor(layers, bits, b0, wt, at, dt, mae, mx, len(y) - n_test, n_test, ridge)
+    measured = [{"config": {n: dict(c) for n, c in smp.items()}, "accuracy": float(a)} for smp, a in zip(samples, y)]
+    return AccuracyPredictor(layers, bits, b0, wt, at, dt, mae, mx, len(y) - n_test, n_test, ridge, measured=measured)
