@@ -105,6 +105,8 @@ def _unpriced_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase, energy
     total = timing.total_cycles
     pes = max(prog.pe_count, 1)
     bottleneck, reason = _bottleneck(prog, timing, hw)
+    # MACs the PEs perform: zero-gated/skipped activation MACs are not performed (utilization <= 1)
+    performed = min(float(prog.extra.get("effectual_macs", prog.macs)), float(prog.macs))
     actions: dict[str, dict[str, int]] = {}
     for a in prog.actions:
         per = actions.setdefault(a.component, {})
@@ -113,8 +115,8 @@ def _unpriced_stats(prog: LayerProgram, timing: Timing, hw: HardwareBase, energy
         layer=prog.layer, op=prog.op, engine=prog.engine, macs=prog.macs, dense_macs=prog.dense_macs,
         compute_cycles=timing.compute_cycles, stall_cycles=timing.stall_cycles, fill_cycles=timing.fill_cycles,
         drain_cycles=timing.drain_cycles,
-        utilization=prog.macs / (total * pes) if total else 0.0,
-        compute_utilization=prog.macs / (timing.compute_cycles * pes) if timing.compute_cycles else 0.0,
+        utilization=performed / (total * pes) if total else 0.0,
+        compute_utilization=performed / (timing.compute_cycles * pes) if timing.compute_cycles else 0.0,
         mapping_efficiency=prog.mapping_efficiency,
         dram_read_bytes=prog.dram_read_total_bits / 8, dram_write_bytes=prog.dram_write_total_bits / 8,
         compulsory_dram_bytes=(prog.compulsory_read_bits + prog.compulsory_write_bits) / 8,
