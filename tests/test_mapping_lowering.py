@@ -214,3 +214,33 @@ def test_search_cache_key_separates_objectives():
     a = search_layer(dims, h, objective="latency", spatial=spec, cache=cache)
     b = search_layer(dims, h, objective="energy", spatial=spec, cache=cache)
     assert cache.misses == 2 and a.cost.latency_cycles <= b.cost.latency_cycles and b.cost.energy_pj <= a.cost.energy_pj
+
+
+@pytest.mark.parametrize("df", ["os", "ws"])
+@pytest.mark.parametrize("layer", LAYERS[:4], ids=lambda ly: ly.name)
+def test_search_best_latency_tie_rule_over_all_spatial_candidates(layer, df):
+    """``objective: latency`` on a systolic array: among all mappings of the dataflow's spatial
+    candidates within LATENCY_TIE_SHARE of the fastest, the fewest tie-break bits (then latency,
+    then candidate order) -- checked against every mapping of every candidate, unpruned."""
+    from accelsim.engines.systolic import searched as SR
+    from accelsim.mapping.fast import FastEvaluator
+
+    hw = _small(df)
+    dims = layer_dims(layer, hw)
+    hier = layer_hierarchy(hw, _mac(layer), dims)
+    pts = []
+    for si, spec in enumerate(SR.dataflow_spatial_specs(dims, hw)):
+        h = SR._spec_array(SR.tiebreak_hierarchy(hier), spec)
+        fe = FastEvaluator(dims, h)
+
+        def record(ld, hh, m, fe=fe, si=si):
+            c = fe.evaluate(m)
+            pts.append((c.latency_cycles, c.energy_pj, si, len(pts), m))
+            return c
+        search_layer(dims, h, objective="latency", spatial=spec, evaluator=record, cache=None, dedupe=False,
+                     bound=False)
+    l_min = min(p[0] for p in pts)
+    want = min((p for p in pts if p[0] <= (1 + SR.LATENCY_TIE_SHARE) * l_min), key=lambda p: (p[1], p[0], p[2], p[3]))
+    got = search_best(dims, hier, hw)
+    assert got.mapping == want[4]
+    assert got.cost.latency_cycles <= (1 + SR.LATENCY_TIE_SHARE) * l_min * (1 + 1e-12)

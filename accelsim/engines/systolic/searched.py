@@ -42,7 +42,7 @@ from ...mapping.implied import implied_hierarchy
 from ...mapping.ir import LayerDims
 from ...mapping.lowering import lower_mapping, mapping_text
 from ...mapping.fast import FastEvaluator
-from ...mapping.search import RankedMapping, SearchResult, search_layer
+from ...mapping.search import RankedMapping, SearchResult, search_layer, tie_winner
 from ...stats import Action, LayerProgram
 from ...workload.layer import LayerBase
 
@@ -57,6 +57,10 @@ SPECS_KEPT = 3
 MAPPED_OPS = ("conv2d", "linear", "matmul")
 #: the fold order is kept only when its estimate of the objective is lower by more than this share
 FOLD_MARGIN = 0.01
+#: ``objective: latency``: mappings within this share of the fastest (cost-model latency, over all
+#: the dataflow's spatial candidates) count as tied; the one moving the fewest bits wins
+#: (:func:`tiebreak_hierarchy` prices). Why: docs/mapping.md, "128x128 OS ... near-tie"
+LATENCY_TIE_SHARE = 0.005
 
 
 def maps_layer(layer: LayerBase) -> bool:
@@ -166,15 +170,21 @@ def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray) -> Se
 
     Each candidate is searched on the hierarchy with the array shrunk to it (:func:`_spec_array`)
     and, with ``objective: latency``, price-free (:func:`tiebreak_hierarchy`: prices do not steer
-    the tiling; the cache key is price-free); the winner is re-evaluated on ``hier``."""
+    the tiling; the cache key is price-free) under the near-tie rule: among the mappings of all
+    candidates within :data:`LATENCY_TIE_SHARE` of the fastest, the fewest bits moved (tie-break
+    energy), then lower latency, then the first candidate. The candidates' near-tie fronts are
+    merged, so the rule holds over the union exactly. The winner is re-evaluated on ``hier``."""
     latency = hw.objective == "latency"
     space = tiebreak_hierarchy(hier) if latency else hier
-    best: SearchResult | None = None
-    for spec in dataflow_spatial_specs(dims, hw):
-        res = search_layer(dims, _spec_array(space, spec), objective=hw.objective, spatial=spec, top_k=1)
-        if best is None or res.best.key < best.best.key:
-            best = res
-    assert best is not None
+    share = LATENCY_TIE_SHARE if latency else 0.0
+    results = [search_layer(dims, _spec_array(space, spec), objective=hw.objective, spatial=spec, top_k=1,
+                            latency_tie_share=share) for spec in dataflow_spatial_specs(dims, hw)]
+    if share:
+        pts = [r.key + (si, j) for si, res in enumerate(results) for j, r in enumerate(res.front)]
+        si, j = pts[tie_winner(pts, share)][2:]
+        best = replace(results[si], top=(results[si].front[j],))
+    else:
+        best = min(results, key=lambda r: r.best.key)  # first of equal keys
     cost = FastEvaluator(dims, hier).evaluate(best.mapping)
     key = (cost.latency_cycles, best.best.key[1]) if latency else best.best.key
     return replace(best, top=(RankedMapping(best.mapping, cost, key),))
