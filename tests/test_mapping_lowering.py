@@ -17,7 +17,7 @@ from accelsim.hardware.io import hardware_from_dict, load_hardware
 from accelsim.mapping.ir import Loop, Mapping, OPERANDS, SpatialUnroll, is_relevant
 from accelsim.mapping.lowering import TrafficSummary, stream_chunks, tile_stream
 from accelsim.mapping.search import MappingCache, search_layer
-from accelsim.stats import Action, Tile, iter_tiles, program_totals
+from accelsim.stats import Action, Repeat, Tile, iter_tiles, program_totals
 from accelsim.workload import Linear, Workload
 from accelsim.workload.compression import Compression, Quant
 from accelsim.workload.layer import Conv2d
@@ -244,3 +244,18 @@ def test_search_best_latency_tie_rule_over_all_spatial_candidates(layer, df):
     got = search_best(dims, hier, hw)
     assert got.mapping == want[4]
     assert got.cost.latency_cycles <= (1 + SR.LATENCY_TIE_SHARE) * l_min * (1 + 1e-12)
+
+
+def test_pipeline_memo_returns_equal_independent_timings():
+    """simulate_program's memo: a repeated (program, bandwidth) gets an equal, independent copy."""
+    from accelsim.sim import pipeline as P
+
+    body = (Tile(512, 7, 64), Repeat((Tile(300, 5, 0), Tile(0, 3, 128)), 40), Tile(64, 2, 256))
+    P._MEMO.clear()
+    a = P.simulate_program(body, 16.0)
+    a.fill_cycles += 1000  # callers mutate their Timing (e.g. DRAM latency): the memo must not see it
+    b = P.simulate_program(body, 16.0)
+    assert len(P._MEMO) == 1
+    assert b == P.PipelineSim(body, 16.0).run() and b.fill_cycles == a.fill_cycles - 1000
+    assert P.simulate_program(body, 8.0).latency_cycles > b.latency_cycles  # bandwidth is in the key
+    assert P.simulate_program([Tile(512, 7, 64)], 16.0) == P.PipelineSim((Tile(512, 7, 64),), 16.0).run()

@@ -425,9 +425,10 @@ def test_latency_tie_rule_equals_brute_force(layer, evaluator, share):
     assert res.mapping == m and res.best.key == (lat, e)
     assert res.best.cost.latency_cycles <= (1 + share) * min(p[0] for p in pts) * (1 + 1e-12)
     # the front: Pareto points within the tolerance, fastest first, the fastest of the space included
-    assert res.front[0].key[0] == min(p[0] for p in pts)
-    assert [f.key for f in res.front] == sorted(f.key for f in res.front)
-    assert all(a.key[1] > b.key[1] for a, b in zip(res.front, res.front[1:]))
+    assert res.front[0][0][0] == min(p[0] for p in pts)
+    assert [k for k, _ in res.front] == sorted(k for k, _ in res.front)
+    assert all(a[0][1] > b[0][1] for a, b in zip(res.front, res.front[1:]))
+    assert (lat, e) in [k for k, _ in res.front] and m in [mp for _, mp in res.front]
     plain = S.search_layer(layer, hier, objective="latency", spatial=spatial, lpf_limit=None, evaluator=evaluator,
                            cache=None, top_k=1, max_spatial=4)
     assert res.best.cost.energy_pj <= plain.best.cost.energy_pj  # never more energy than the strict rule

@@ -122,9 +122,10 @@ class SearchResult:
     stats: SearchStats
     cached: bool = False
     #: with ``latency_tie_share > 0`` (objective ``latency``): the (latency, energy) Pareto points
-    #: within the tolerance of the fastest, fastest first (the first of ``top`` is the most
-    #: energy-efficient of them); lets a caller merge several searches under the same rule exactly
-    front: tuple[RankedMapping, ...] = ()
+    #: within the tolerance of the fastest as ((latency, energy), mapping), fastest first (the first
+    #: of ``top`` is the most energy-efficient of them); lets a caller merge several searches under
+    #: the same rule exactly (costs are not evaluated: only the winner's is needed)
+    front: tuple[tuple[tuple[float, float], Mapping], ...] = ()
 
     @property
     def best(self) -> RankedMapping:
@@ -557,19 +558,23 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
                           f"({n_orders} loop orders over {n_cands} spatial unrollings tried)", source=hierarchy.name)
     stats = SearchStats(spatial_candidates=n_cands, spatial_searched=n_searched, spatial_pruned=n_pruned,
                         loop_orders=n_orders, infeasible=n_infeasible, unique_mappings=n_unique, evaluated=n_eval)
-    def ranked_of(k, m, c, raw) -> RankedMapping:
+    def mapping_of(m, raw) -> Mapping:
         if m is None:
             sp, lpfs, order, cnt = raw
             m = _mapping_of(sp, lpfs, order, cnt, _problem(layer, hierarchy, sp))
-            c = fe.evaluate(m)
-        return RankedMapping(m, c, k)
+        return m
 
-    ranked = [ranked_of(k, m, c, raw) for k, si, oi, m, c, raw in top]
-    fr: tuple[RankedMapping, ...] = ()
+    ranked = [RankedMapping(mp := mapping_of(m, raw), c if m is not None else fe.evaluate(mp), k)
+              for k, si, oi, m, c, raw in top]
+    fr: tuple[tuple[tuple[float, float], Mapping], ...] = ()
     if tie:
-        fr = tuple(ranked_of((f[0], f[1]), *f[4:]) for f in front)
-        w = fr[tie_winner(front, tie)]
-        ranked = [w] + [r for r in ranked if r.mapping != w.mapping]
+        fr = tuple(((f[0], f[1]), mapping_of(f[4], f[6])) for f in front)
+        wi = tie_winner(front, tie)
+        wk, wm = fr[wi]
+        w = next((r for r in ranked if r.mapping == wm), None)
+        if w is None:
+            w = RankedMapping(wm, front[wi][5] if front[wi][5] is not None else fe.evaluate(wm), wk)
+        ranked = [w] + [r for r in ranked if r.mapping != wm]
         del ranked[top_k:]
     res = SearchResult(layer, objective, tuple(ranked), stats, front=fr)
     if cache is not None and key is not None:

@@ -99,13 +99,21 @@ def dataflow_spatial_specs(dims: LayerDims, hw: SystolicArray) -> list[dict[str,
     specs = []
     for a in d1:
         for b in d2:
-            sp = {d: 1 for d in "NGKCPQRS"}
-            for d, f in a + b:
-                sp[d] *= f
-            cycles = prod(ceil(dims.size(d) / sp[d]) for d in sp)
-            specs.append((cycles, str((a, b)), {"D1": list(a), "D2": list(b)}))
+            spec = {"D1": list(a), "D2": list(b)}
+            specs.append((spec_temporal_cycles(dims, spec), str((a, b)), spec))
     specs.sort(key=lambda t: (t[0], t[1]))
     return [s for _, _, s in specs[:SPECS_KEPT]]
+
+
+def spec_temporal_cycles(dims: LayerDims, spec: dict[str, list[tuple[str, int]]]) -> int:
+    """Temporal cycles (product of the temporal trip counts) of every mapping with spatial
+    unrolling ``spec``: a lower bound of the cost model's latency (which adds stalls, on/off-loading
+    and fill/drain)."""
+    sp = {d: 1 for d in "NGKCPQRS"}
+    for loops in spec.values():
+        for d, f in loops:
+            sp[d] *= f
+    return prod(ceil(dims.size(d) / sp[d]) for d in sp)
 
 
 def layer_dims(layer: LayerBase, hw: SystolicArray) -> LayerDims:
@@ -173,21 +181,34 @@ def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray) -> Se
     the tiling; the cache key is price-free) under the near-tie rule: among the mappings of all
     candidates within :data:`LATENCY_TIE_SHARE` of the fastest, the fewest bits moved (tie-break
     energy), then lower latency, then the first candidate. The candidates' near-tie fronts are
-    merged, so the rule holds over the union exactly. The winner is re-evaluated on ``hier``."""
+    merged, so the rule holds over the union exactly. Branch and bound (exact): candidates come in
+    ascending temporal cycles (:func:`spec_temporal_cycles`, a lower bound of their latency), so
+    once a candidate's bound exceeds ``(1 + LATENCY_TIE_SHARE)`` x the fastest latency found, it
+    and all later ones hold no mapping the rule could pick and are not searched. The winner is
+    re-evaluated on ``hier``."""
     latency = hw.objective == "latency"
     space = tiebreak_hierarchy(hier) if latency else hier
     share = LATENCY_TIE_SHARE if latency else 0.0
-    results = [search_layer(dims, _spec_array(space, spec), objective=hw.objective, spatial=spec, top_k=1,
-                            latency_tie_share=share) for spec in dataflow_spatial_specs(dims, hw)]
+    results: list[SearchResult] = []
+    l_min = float("inf")
+    for spec in dataflow_spatial_specs(dims, hw):
+        if latency and spec_temporal_cycles(dims, spec) > (1 + share) * l_min:
+            break
+        res = search_layer(dims, _spec_array(space, spec), objective=hw.objective, spatial=spec, top_k=1,
+                           latency_tie_share=share)
+        results.append(res)
+        if latency:
+            l_min = min(l_min, res.front[0][0][0] if share else res.best.key[0])
     if share:
-        pts = [r.key + (si, j) for si, res in enumerate(results) for j, r in enumerate(res.front)]
+        pts = [k + (si, j) for si, res in enumerate(results) for j, (k, _) in enumerate(res.front)]
         si, j = pts[tie_winner(pts, share)][2:]
-        best = replace(results[si], top=(results[si].front[j],))
+        best, (tie_key, mapping) = results[si], results[si].front[j]
     else:
         best = min(results, key=lambda r: r.best.key)  # first of equal keys
-    cost = FastEvaluator(dims, hier).evaluate(best.mapping)
-    key = (cost.latency_cycles, best.best.key[1]) if latency else best.best.key
-    return replace(best, top=(RankedMapping(best.mapping, cost, key),))
+        tie_key, mapping = best.best.key, best.mapping
+    cost = FastEvaluator(dims, hier).evaluate(mapping)
+    key = (cost.latency_cycles, tie_key[1]) if latency else tie_key
+    return replace(best, top=(RankedMapping(mapping, cost, key),))
 
 
 def _estimate(prog: LayerProgram, hw: SystolicArray, objective: str) -> tuple[float, ...]:
@@ -224,5 +245,5 @@ def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs:
     return prog
 
 
-__all__ = ["DATAFLOW_GROUPS", "dataflow_spatial_specs", "layer_dims", "layer_hierarchy", "lower_searched",
+__all__ = ["DATAFLOW_GROUPS", "LATENCY_TIE_SHARE", "dataflow_spatial_specs", "spec_temporal_cycles", "layer_dims", "layer_hierarchy", "lower_searched",
            "maps_layer", "search_best", "searched_program"]
