@@ -180,8 +180,11 @@ def test_report_mapping_column_and_scalesim_label():
     assert (df2[df2.op.isin(["conv2d", "linear"])].mapping == "scalesim fold order (os)").all()
 
 
-def test_identical_shapes_are_mapped_once():
+def test_identical_shapes_are_mapped_once(monkeypatch):
+    from accelsim.engines.systolic import searched as SR
     from accelsim.mapping import search as S
+
+    monkeypatch.setattr(SR, "_LOWERED_MAX", 0)  # the mapping cache itself (not the lowering memo)
 
     wl = get_model("resnet18", resolution=64)
     hw = load_hardware(HW_OS).model_copy(update={"name": "cache-test", "objective": "edp"})
@@ -259,3 +262,20 @@ def test_pipeline_memo_returns_equal_independent_timings():
     assert b == P.PipelineSim(body, 16.0).run() and b.fill_cycles == a.fill_cycles - 1000
     assert P.simulate_program(body, 8.0).latency_cycles > b.latency_cycles  # bandwidth is in the key
     assert P.simulate_program([Tile(512, 7, 64)], 16.0) == P.PipelineSim((Tile(512, 7, 64),), 16.0).run()
+
+
+def test_lowering_memo_gives_the_same_report_as_lowering_every_layer(monkeypatch):
+    """lower_searched's memo (repeated layer shapes lowered once): report equal, layer by layer
+    (names, notes, mapping text included), to one with the memo off; copies are independent."""
+    from accelsim.engines.systolic import searched as SR
+
+    hw, wl = load_hardware(HW_OS), get_model("resnet18")
+    SR._LOWERED.clear()
+    memo = accelsim.simulate(wl, hw)
+    assert len(SR._LOWERED) < sum(1 for ly in wl.layers if ly.op == "conv2d")  # shapes repeat
+    again = accelsim.simulate(wl, hw)
+    monkeypatch.setattr(SR, "_LOWERED_MAX", 0)
+    SR._LOWERED.clear()
+    plain = accelsim.simulate(wl, hw)
+    assert memo.layers == plain.layers and again.layers == plain.layers
+    assert [s.layer for s in memo.layers] == [ly.name for ly in wl.layers]

@@ -29,7 +29,8 @@ shape x hierarchy x objective x spatial spec).
 """
 from __future__ import annotations
 
-from dataclasses import replace
+import copy
+from dataclasses import fields, replace
 from functools import lru_cache
 from itertools import permutations
 from math import ceil, prod
@@ -232,10 +233,37 @@ def searched_program(layer: LayerBase, hw: SystolicArray, mac: Action, dense_mac
     return prog, res
 
 
+#: lowered programs of :func:`lower_searched` keyed by (layer without its name, hw, MAC, dense
+#: MACs): a network's repeated layer shapes are lowered once (FIFO eviction)
+_LOWERED: dict[tuple, LayerProgram] = {}
+_LOWERED_MAX = 1024
+
+
+def _fresh_copy(prog: LayerProgram, name: str) -> LayerProgram:
+    """``prog`` renamed, with its mutable containers copied (callers append notes and extras)."""
+    return replace(prog, layer=name, **{f.name: copy.copy(getattr(prog, f.name)) for f in fields(prog)
+                                        if isinstance(getattr(prog, f.name), (list, dict))})
+
+
 def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
                    fold_program: Callable[[], LayerProgram]) -> LayerProgram:
-    """The layer on its searched mapping, or the fold order (``fold_program()``) if that is better
-    in the shared estimate (module docstring)."""
+    """The layer on its searched mapping, or the fold order (``fold_program()``, a function of
+    ``layer`` and ``hw`` only) if that is better in the shared estimate (module docstring).
+    Memoised: a layer equal to an earlier one but for its name gets a renamed copy of its program."""
+    key = (layer.model_copy(update={"name": ""}), hw, mac, dense_macs)
+    hit = _LOWERED.get(key)
+    if hit is None:
+        hit = _lower_searched(layer, hw, mac, dense_macs, fold_program)
+        if _LOWERED_MAX > 0:  # 0 disables the memo
+            if len(_LOWERED) >= _LOWERED_MAX:
+                del _LOWERED[next(iter(_LOWERED))]
+            _LOWERED[key] = _fresh_copy(hit, "")
+        return hit
+    return _fresh_copy(hit, layer.name)
+
+
+def _lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
+                    fold_program: Callable[[], LayerProgram]) -> LayerProgram:
     prog, _ = searched_program(layer, hw, mac, dense_macs)
     fold = fold_program()
     if _estimate(fold, hw, hw.objective)[0] < (1 - FOLD_MARGIN) * _estimate(prog, hw, hw.objective)[0]:
