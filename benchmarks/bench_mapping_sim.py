@@ -6,8 +6,8 @@ Run::
     python benchmarks/bench_mapping_sim.py --no-sweep
 
 Prints per config and model, fold order (``mapping: scalesim``) next to searched (``mapping:
-search``, the config's objective): simulate time cold (empty mapping cache, numba kernels loaded)
-and warm (same process, second call), total latency (cycles) and energy (uJ), and the ratios.
+search``, the config's objective): simulate time cold (every cache of the searched path empty,
+numba kernels loaded) and warm (same process, second call: memo hits), total latency (cycles) and energy (uJ), and the ratios.
 Then ``accelsim sweep``-equivalents (``dse.run_sweep``, ``--workers`` processes, default 1) on ResNet-50, searched and fold
 order: array shapes x dataflow x DRAM bandwidth (:data:`SWEEP_AXES`, 54 points, 9 shapes) and the
 hard case of a new array shape at every point (:data:`SHAPES_AXES`, 21 points), points/s (caches
@@ -30,6 +30,18 @@ from accelsim.mapping import search as S  # noqa: E402
 from accelsim.workload.zoo import get_model  # noqa: E402
 
 
+def clear_caches() -> None:
+    """Empty every per-process cache of the searched path (mapping cache, loop-order enumerations,
+    lowered programs, pipeline results)."""
+    from accelsim.engines.systolic import searched as SR
+    from accelsim.sim import pipeline as P
+
+    S._DEFAULT_CACHE.clear()
+    S._ORDER_CACHE.clear()
+    SR._LOWERED.clear()
+    P._MEMO.clear()
+
+
 def _timed(wl, hw):
     t = time.perf_counter()
     rep = accelsim.simulate(wl, hw)
@@ -47,7 +59,7 @@ def compare(models=("resnet18", "resnet50")) -> None:
         for model in models:
             wl = get_model(model)
             fold, t_fold = _timed(wl, hw.model_copy(update={"mapping": "scalesim"}))
-            S._DEFAULT_CACHE.clear()
+            clear_caches()
             srch, t_cold = _timed(wl, hw)
             _, t_warm = _timed(wl, hw)
             print(f"{cfg.name:30} {model:9} {t_fold:7.2f} {t_cold:7.2f} {t_warm:7.2f} {fold.latency_cycles:11,} "
@@ -68,8 +80,7 @@ def _run(label: str, axes: dict, workers: int = 1) -> None:
 
     spec = {"name": "bench_mapping_" + label.replace(", ", "_"), "hardware": str(ROOT / "hw_configs" / "systolic_128x128_os.yaml"),
             "workloads": ["zoo:resnet50"], "axes": axes, "objectives": ["latency_ms", "energy_uj"]}
-    S._DEFAULT_CACHE.clear()
-    S._ORDER_CACHE.clear()
+    clear_caches()
     shapes = len(axes.get("rows", [0])) * len(axes.get("cols", [0]))
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()

@@ -24,6 +24,10 @@ lower by more than ``FOLD_MARGIN`` it is kept and the layer's notes say so. The 
 price PE registers by one rule (:mod:`accelsim.mapping.implied`: the fold model's per-dataflow
 rule), so the comparison is between mappings, not between two register accountings.
 
+**Latency near-ties.** With ``objective: latency``, mappings within :data:`LATENCY_TIE_SHARE`
+(0.5 %) of the fastest count as tied and the one moving the fewest bits wins
+(:func:`search_best`; docs/mapping.md, "128x128 OS").
+
 Identical layer shapes are mapped once per process (the mapper's :class:`MappingCache`, keyed by
 shape x hierarchy x objective x spatial spec).
 """
