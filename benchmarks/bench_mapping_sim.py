@@ -6,9 +6,9 @@ Run::
     python benchmarks/bench_mapping_sim.py --no-sweep
 
 Prints per config and model, fold order (``mapping: scalesim``) next to searched (``mapping:
-search``, the config's objective): simulate time cold (empty mapping cache, numba kernels loaded)
-and warm (same process, second call), total latency (cycles) and energy (uJ), and the ratios.
-Then ``accelsim sweep``-equivalents (``dse.run_sweep``, 1 worker) on ResNet-50, searched and fold
+search``, the config's objective): simulate time cold (every cache of the searched path empty,
+numba kernels loaded) and warm (same process, second call: memo hits), total latency (cycles) and energy (uJ), and the ratios.
+Then ``accelsim sweep``-equivalents (``dse.run_sweep``, ``--workers`` processes, default 1) on ResNet-50, searched and fold
 order: array shapes x dataflow x DRAM bandwidth (:data:`SWEEP_AXES`, 54 points, 9 shapes) and the
 hard case of a new array shape at every point (:data:`SHAPES_AXES`, 21 points), points/s (caches
 start empty and are shared by every point in the process: equal layer shape x hierarchy x
@@ -30,6 +30,18 @@ from accelsim.mapping import search as S  # noqa: E402
 from accelsim.workload.zoo import get_model  # noqa: E402
 
 
+def clear_caches() -> None:
+    """Empty every per-process cache of the searched path (mapping cache, loop-order enumerations,
+    lowered programs, pipeline results)."""
+    from accelsim.engines.systolic import searched as SR
+    from accelsim.sim import pipeline as P
+
+    S._DEFAULT_CACHE.clear()
+    S._ORDER_CACHE.clear()
+    SR._LOWERED.clear()
+    P._MEMO.clear()
+
+
 def _timed(wl, hw):
     t = time.perf_counter()
     rep = accelsim.simulate(wl, hw)
@@ -47,7 +59,7 @@ def compare(models=("resnet18", "resnet50")) -> None:
         for model in models:
             wl = get_model(model)
             fold, t_fold = _timed(wl, hw.model_copy(update={"mapping": "scalesim"}))
-            S._DEFAULT_CACHE.clear()
+            clear_caches()
             srch, t_cold = _timed(wl, hw)
             _, t_warm = _timed(wl, hw)
             print(f"{cfg.name:30} {model:9} {t_fold:7.2f} {t_cold:7.2f} {t_warm:7.2f} {fold.latency_cycles:11,} "
@@ -63,35 +75,38 @@ SWEEP_AXES = {"rows": [32, 64, 128], "cols": [32, 64, 128], "dataflow": ["os", "
 SHAPES_AXES = {"rows": [16, 24, 32, 48, 64, 96, 128], "cols": [32, 64, 128]}
 
 
-def _run(label: str, axes: dict) -> None:
+def _run(label: str, axes: dict, workers: int = 1) -> None:
     from accelsim.dse.runner import run_sweep
 
     spec = {"name": "bench_mapping_" + label.replace(", ", "_"), "hardware": str(ROOT / "hw_configs" / "systolic_128x128_os.yaml"),
             "workloads": ["zoo:resnet50"], "axes": axes, "objectives": ["latency_ms", "energy_uj"]}
-    S._DEFAULT_CACHE.clear()
-    S._ORDER_CACHE.clear()
+    clear_caches()
     shapes = len(axes.get("rows", [0])) * len(axes.get("cols", [0]))
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
-        res = run_sweep(spec, Path(d) / "s.sqlite", workers=1)
+        res = run_sweep(spec, Path(d) / "s.sqlite", workers=workers)
         dt = time.perf_counter() - t
-    print(f"sweep ResNet-50 {label:16}: {res.evaluated} points ({shapes} array shapes) in {dt:.1f} s = "
+    print(f"sweep ResNet-50 {label:16} ({workers} worker{'s' * (workers > 1)}): {res.evaluated} points ({shapes} array shapes) in {dt:.1f} s = "
           f"{res.evaluated / dt:.1f} points/s (mapping cache: {S._DEFAULT_CACHE.misses} searches, "
-          f"{S._DEFAULT_CACHE.hits} hits; {len(S._ORDER_CACHE)} loop-order enumerations)")
+          f"{S._DEFAULT_CACHE.hits} hits; {len(S._ORDER_CACHE)} loop-order enumerations"
+          f"{' in this process' if workers > 1 else ''})")
 
 
-def sweep() -> None:
-    _run("search", SWEEP_AXES)
-    _run("scalesim", {**SWEEP_AXES, "mapping": ["scalesim"]})
-    _run("search, shapes", SHAPES_AXES)
-    _run("scalesim, shapes", {**SHAPES_AXES, "mapping": ["scalesim"]})
+def sweep(workers: int = 1) -> None:
+    _run("search", SWEEP_AXES, workers)
+    _run("scalesim", {**SWEEP_AXES, "mapping": ["scalesim"]}, workers)
+    _run("search, shapes", SHAPES_AXES, workers)
+    _run("scalesim, shapes", {**SHAPES_AXES, "mapping": ["scalesim"]}, workers)
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-sweep", action="store_true")
+    ap.add_argument("--sweep-only", action="store_true")
+    ap.add_argument("--workers", type=int, default=1, help="sweep workers (processes)")
     ap.add_argument("--models", nargs="*", default=["resnet18", "resnet50"])
     a = ap.parse_args()
-    compare(tuple(a.models))
+    if not a.sweep_only:
+        compare(tuple(a.models))
     if not a.no_sweep:
-        sweep()
+        sweep(a.workers)

@@ -17,7 +17,7 @@ from accelsim.hardware.io import hardware_from_dict, load_hardware
 from accelsim.mapping.ir import Loop, Mapping, OPERANDS, SpatialUnroll, is_relevant
 from accelsim.mapping.lowering import TrafficSummary, stream_chunks, tile_stream
 from accelsim.mapping.search import MappingCache, search_layer
-from accelsim.stats import Action, Tile, iter_tiles, program_totals
+from accelsim.stats import Action, Repeat, Tile, iter_tiles, program_totals
 from accelsim.workload import Linear, Workload
 from accelsim.workload.compression import Compression, Quant
 from accelsim.workload.layer import Conv2d
@@ -180,8 +180,11 @@ def test_report_mapping_column_and_scalesim_label():
     assert (df2[df2.op.isin(["conv2d", "linear"])].mapping == "scalesim fold order (os)").all()
 
 
-def test_identical_shapes_are_mapped_once():
+def test_identical_shapes_are_mapped_once(monkeypatch):
+    from accelsim.engines.systolic import searched as SR
     from accelsim.mapping import search as S
+
+    monkeypatch.setattr(SR, "_LOWERED_MAX", 0)  # the mapping cache itself (not the lowering memo)
 
     wl = get_model("resnet18", resolution=64)
     hw = load_hardware(HW_OS).model_copy(update={"name": "cache-test", "objective": "edp"})
@@ -214,3 +217,65 @@ def test_search_cache_key_separates_objectives():
     a = search_layer(dims, h, objective="latency", spatial=spec, cache=cache)
     b = search_layer(dims, h, objective="energy", spatial=spec, cache=cache)
     assert cache.misses == 2 and a.cost.latency_cycles <= b.cost.latency_cycles and b.cost.energy_pj <= a.cost.energy_pj
+
+
+@pytest.mark.parametrize("df", ["os", "ws"])
+@pytest.mark.parametrize("layer", LAYERS[:4], ids=lambda ly: ly.name)
+def test_search_best_latency_tie_rule_over_all_spatial_candidates(layer, df):
+    """``objective: latency`` on a systolic array: among all mappings of the dataflow's spatial
+    candidates within LATENCY_TIE_SHARE of the fastest, the fewest tie-break bits (then latency,
+    then candidate order) -- checked against every mapping of every candidate, unpruned."""
+    from accelsim.engines.systolic import searched as SR
+    from accelsim.mapping.fast import FastEvaluator
+
+    hw = _small(df)
+    dims = layer_dims(layer, hw)
+    hier = layer_hierarchy(hw, _mac(layer), dims)
+    pts = []
+    for si, spec in enumerate(SR.dataflow_spatial_specs(dims, hw)):
+        h = SR._spec_array(SR.tiebreak_hierarchy(hier), spec)
+        fe = FastEvaluator(dims, h)
+
+        def record(ld, hh, m, fe=fe, si=si):
+            c = fe.evaluate(m)
+            pts.append((c.latency_cycles, c.energy_pj, si, len(pts), m))
+            return c
+        search_layer(dims, h, objective="latency", spatial=spec, evaluator=record, cache=None, dedupe=False,
+                     bound=False)
+    l_min = min(p[0] for p in pts)
+    want = min((p for p in pts if p[0] <= (1 + SR.LATENCY_TIE_SHARE) * l_min), key=lambda p: (p[1], p[0], p[2], p[3]))
+    got = search_best(dims, hier, hw)
+    assert got.mapping == want[4]
+    assert got.cost.latency_cycles <= (1 + SR.LATENCY_TIE_SHARE) * l_min * (1 + 1e-12)
+
+
+def test_pipeline_memo_returns_equal_independent_timings():
+    """simulate_program's memo: a repeated (program, bandwidth) gets an equal, independent copy."""
+    from accelsim.sim import pipeline as P
+
+    body = (Tile(512, 7, 64), Repeat((Tile(300, 5, 0), Tile(0, 3, 128)), 40), Tile(64, 2, 256))
+    P._MEMO.clear()
+    a = P.simulate_program(body, 16.0)
+    a.fill_cycles += 1000  # callers mutate their Timing (e.g. DRAM latency): the memo must not see it
+    b = P.simulate_program(body, 16.0)
+    assert len(P._MEMO) == 1
+    assert b == P.PipelineSim(body, 16.0).run() and b.fill_cycles == a.fill_cycles - 1000
+    assert P.simulate_program(body, 8.0).latency_cycles > b.latency_cycles  # bandwidth is in the key
+    assert P.simulate_program([Tile(512, 7, 64)], 16.0) == P.PipelineSim((Tile(512, 7, 64),), 16.0).run()
+
+
+def test_lowering_memo_gives_the_same_report_as_lowering_every_layer(monkeypatch):
+    """lower_searched's memo (repeated layer shapes lowered once): report equal, layer by layer
+    (names, notes, mapping text included), to one with the memo off; copies are independent."""
+    from accelsim.engines.systolic import searched as SR
+
+    hw, wl = load_hardware(HW_OS), get_model("resnet18")
+    SR._LOWERED.clear()
+    memo = accelsim.simulate(wl, hw)
+    assert len(SR._LOWERED) < sum(1 for ly in wl.layers if ly.op == "conv2d")  # shapes repeat
+    again = accelsim.simulate(wl, hw)
+    monkeypatch.setattr(SR, "_LOWERED_MAX", 0)
+    SR._LOWERED.clear()
+    plain = accelsim.simulate(wl, hw)
+    assert memo.layers == plain.layers and again.layers == plain.layers
+    assert [s.layer for s in memo.layers] == [ly.name for ly in wl.layers]

@@ -378,3 +378,81 @@ def test_loop_order_enumeration_is_shared_across_bandwidths():
     assert len(S._ORDER_CACHE) == max(r.stats.spatial_searched for r in fresh.values())
     assert sum(r.stats.spatial_searched for r in fresh.values()) > len(S._ORDER_CACHE)
     assert len({r.best.cost.latency_cycles for r in fresh.values()}) > 1  # bandwidth does matter here
+
+
+def _all_points(layer, hier, evaluator, spatial=None, lpf_limit=None, max_spatial=None):
+    """(latency, energy, spatial rank, order rank, mapping) of every mapping of the space (no pruning)."""
+    fe = FastEvaluator(layer, hier) if evaluator is None else None
+    pts = []
+    n_feasible = 0
+    for si, sp in enumerate(S.spatial_candidates(layer, hier, spatial=spatial)):
+        if max_spatial is not None and (n_feasible >= max_spatial or si >= S.MAX_TRIED_FACTOR * max_spatial):
+            break
+        prob = S._problem(layer, hier, sp)
+        feasible = False
+        for oi, order in enumerate(K.multiset_permutations(K.loop_prime_factors(S._trips(layer, sp), lpf_limit))):
+            counts = prob.allocate(order)
+            if counts is None:
+                continue
+            feasible = True
+            m = S._to_mapping(sp, order, counts)
+            if fe is not None:
+                e, lat = fe.energy_latency(m)
+            else:
+                c = evaluator(layer, hier, m)
+                e, lat = c.energy_pj, c.latency_cycles
+            pts.append((lat, e, si, oi, m))
+        n_feasible += feasible
+    return pts
+
+
+def _tie_rule(pts, share):
+    """The stated rule, literally: least energy among latency <= (1 + share) x fastest; then latency, order."""
+    l_min = min(p[0] for p in pts)
+    return min((p for p in pts if p[0] <= (1 + share) * l_min), key=lambda p: (p[1], p[0], p[2], p[3]))
+
+
+@pytest.mark.parametrize("share", [0.005, 0.05, 0.3])
+@pytest.mark.parametrize("evaluator", EVALUATORS)
+@pytest.mark.parametrize("layer", SMALL, ids=lambda l: l.name)
+def test_latency_tie_rule_equals_brute_force(layer, evaluator, share):
+    hier = _hier()
+    spatial = {"D1": [("K", 4)], "D2": [("C", 4)]}
+    res = S.search_layer(layer, hier, objective="latency", spatial=spatial, lpf_limit=None, evaluator=evaluator,
+                         cache=None, top_k=3, max_spatial=4, latency_tie_share=share)
+    pts = _all_points(layer, hier, evaluator, spatial=spatial, max_spatial=4)
+    lat, e, _, _, m = _tie_rule(pts, share)
+    assert res.mapping == m and res.best.key == (lat, e)
+    assert res.best.cost.latency_cycles <= (1 + share) * min(p[0] for p in pts) * (1 + 1e-12)
+    # the front: Pareto points within the tolerance, fastest first, the fastest of the space included
+    assert res.front[0][0][0] == min(p[0] for p in pts)
+    assert [k for k, _ in res.front] == sorted(k for k, _ in res.front)
+    assert all(a[0][1] > b[0][1] for a, b in zip(res.front, res.front[1:]))
+    assert (lat, e) in [k for k, _ in res.front] and m in [mp for _, mp in res.front]
+    plain = S.search_layer(layer, hier, objective="latency", spatial=spatial, lpf_limit=None, evaluator=evaluator,
+                           cache=None, top_k=1, max_spatial=4)
+    assert res.best.cost.energy_pj <= plain.best.cost.energy_pj  # never more energy than the strict rule
+
+
+@pytest.mark.parametrize("share", [0.02, 0.3])
+def test_latency_tie_rule_with_spatial_bound_equals_brute_force(share):
+    """Free spatial search: the bound may skip a candidate only beyond the tolerance."""
+    layer = LayerDims(K=6, C=5, P=4, Q=3, name="free")
+    hier = _hier()
+    res = S.search_layer(layer, hier, objective="latency", lpf_limit=None, evaluator=_standin, cache=None,
+                         max_spatial=30, latency_tie_share=share)
+    lat, e, _, _, m = _tie_rule(_all_points(layer, hier, _standin, lpf_limit=None, max_spatial=30), share)
+    assert res.mapping == m and res.best.key == (lat, e)
+    unbounded = S.search_layer(layer, hier, objective="latency", lpf_limit=None, evaluator=_standin, cache=None,
+                               max_spatial=30, latency_tie_share=share, bound=False, dedupe=False)
+    assert unbounded.mapping == m
+
+
+def test_latency_tie_share_is_validated_and_keys_the_cache():
+    layer, hier, cache = LayerDims(K=8, C=8, P=4, Q=4, name="t"), _hier(), S.MappingCache()
+    with pytest.raises(ConfigError, match="latency_tie_share"):
+        S.search_layer(layer, hier, latency_tie_share=-0.1, cache=None)
+    S.search_layer(layer, hier, evaluator=_standin, cache=cache)
+    r = S.search_layer(layer, hier, evaluator=_standin, cache=cache, latency_tie_share=0.3)
+    assert not r.cached and r.front
+    assert S.search_layer(layer, hier, evaluator=_standin, cache=cache, latency_tie_share=0.3).cached

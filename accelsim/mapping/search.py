@@ -44,13 +44,22 @@ the spatial candidates.
 latency); ``edp``: (energy x latency, latency, energy). Remaining ties go to the candidate met
 first in the enumeration order, which is fixed: spatial candidates in rank order, loop orders
 in lexicographic order of ``(dimension index in DIMS, size)`` innermost first — never dict or
-set order. Identical layer shapes are mapped once (:class:`MappingCache`, keyed by shape x
+set order.
+
+**Latency near-ties** (``latency_tie_share = s > 0``, objective ``latency``): latencies within a
+fraction of a percent are within the model's own granularity (docs/mapping.md, "128x128 OS"), so
+the best mapping is the one of least energy (the hierarchy's prices, as given) among those whose
+latency is at most ``(1 + s)`` x the fastest of the space; ties: lower latency, then enumeration
+order. One pass: each candidate's batch folds its (latency, energy) Pareto points within the
+tolerance of the fastest-so-far into a small front (a point beyond the tolerance never returns,
+since the fastest only falls); the spatial bound skips a candidate only when its latency bound is
+beyond the tolerance too. Identical layer shapes are mapped once (:class:`MappingCache`, keyed by shape x
 hierarchy x objective x spatial specification x options).
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product as _iproduct
 from math import ceil, prod
 from typing import Callable, Iterable, Literal, Mapping as _MappingT, Sequence
@@ -112,6 +121,11 @@ class SearchResult:
     top: tuple[RankedMapping, ...]
     stats: SearchStats
     cached: bool = False
+    #: with ``latency_tie_share > 0`` (objective ``latency``): the (latency, energy) Pareto points
+    #: within the tolerance of the fastest as ((latency, energy), mapping), fastest first (the first
+    #: of ``top`` is the most energy-efficient of them); lets a caller merge several searches under
+    #: the same rule exactly (costs are not evaluated: only the winner's is needed)
+    front: tuple[tuple[tuple[float, float], Mapping], ...] = ()
 
     @property
     def best(self) -> RankedMapping:
@@ -320,6 +334,42 @@ def _mapping_of(sp, lpfs, order_row, counts_row, prob) -> Mapping:
     return _to_mapping(sp, order, cnt)
 
 
+def _pareto_rows(lat: np.ndarray, e: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Indices of the (latency, energy) Pareto points, fastest first: sorted by (latency, energy,
+    rank), a row is kept iff its energy is strictly below every earlier row's (so of equal points
+    the lowest ``rank`` stays, and of equal energies the fastest)."""
+    o = np.lexsort((rank, e, lat))
+    es = e[o]
+    prev = np.minimum.accumulate(np.concatenate(([np.inf], es[:-1])))
+    return o[es < prev]
+
+
+def tie_winner(front: Sequence[tuple], share: float) -> int:
+    """Index in ``front`` (entries ``(latency, energy, ...)`` with totally ordered tails) of the
+    latency tie rule's choice: among entries whose latency is within ``share`` of the fastest,
+    the least energy, then the least latency, then the smallest tail (enumeration order)."""
+    thr = (1.0 + share) * min(f[0] for f in front)
+    near = [i for i, f in enumerate(front) if f[0] <= thr]
+    return min(near, key=lambda i: (front[i][1], front[i][0]) + tuple(front[i][2:4]))
+
+
+def _merge_front(front: list[tuple], l_min: float, tie: float, lat: np.ndarray, e: np.ndarray,
+                 rank: np.ndarray, si: int, payload: Callable[[int], tuple]) -> tuple[float, list[tuple]]:
+    """Fold one spatial candidate's evaluated rows into the near-tie front (see ``search_layer``):
+    returns the new fastest latency and the Pareto points within ``(1 + tie)`` of it.
+    ``payload(r)`` gives row ``r``'s (mapping, cost, raw) entry."""
+    l_min = min(l_min, float(lat.min()))
+    thr = (1.0 + tie) * l_min
+    new = [(float(lat[r]), float(e[r]), si, int(rank[r])) + payload(int(r))
+           for r in _pareto_rows(lat, e, rank) if lat[r] <= thr]
+    merged, best_e = [], float("inf")
+    for f in sorted(front + new, key=lambda f: f[:4]):
+        if f[0] <= thr and f[1] < best_e:
+            merged.append(f)
+            best_e = f[1]
+    return l_min, merged
+
+
 def _push(top: list, entry: tuple, top_k: int) -> None:
     if len(top) < top_k or entry[:3] < top[-1][:3]:
         top.append(entry)
@@ -386,7 +436,7 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
                  temporal_ordering: TemporalOrdering | Sequence | None = None,
                  top_k: int = 5, lpf_limit: int | None = 6, max_spatial: int | None = 8,
                  vary_factors: bool = False,
-                 dedupe: bool = True, bound: bool = True,
+                 dedupe: bool = True, bound: bool = True, latency_tie_share: float = 0.0,
                  evaluator: Evaluator | None = None, cache: MappingCache | None = _DEFAULT_CACHE) -> SearchResult:
     """Search the space described in the module docstring; return the best ``top_k`` mappings.
 
@@ -395,11 +445,19 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
     ``evaluator(layer, hierarchy, mapping) -> MappingCost`` replaces it (one call per mapping). ``dedupe``/``bound`` switch the two pruning rules off (for the brute-force
     tests). ``cache=None`` disables caching. ``temporal_ordering`` (ZigZag's, innermost first):
     evaluate exactly that order when it is complete, else search only the orders it allows.
+
+    ``latency_tie_share`` (objective ``latency`` only; see "Latency near-ties" in the module
+    docstring): the best mapping is the least-energy one among those within this share of the
+    fastest; the rest of ``top`` follows in (latency, energy) order and ``front`` holds the
+    Pareto points within the tolerance.
     """
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}", field="objective")
     if top_k < 1:
         raise ConfigError("top_k must be >= 1", field="top_k")
+    if not 0.0 <= latency_tie_share < 1.0:
+        raise ConfigError(f"latency_tie_share must be in [0, 1), got {latency_tie_share!r}", field="latency_tie_share")
+    tie = float(latency_tie_share) if objective == "latency" else 0.0
     tord = None
     if temporal_ordering is not None:
         tord = temporal_ordering if isinstance(temporal_ordering, TemporalOrdering) \
@@ -408,11 +466,11 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
     if cache is not None:
         key = (layer.shape_key, hierarchy_key(hierarchy), objective, _spec_key(spatial, hint), top_k, lpf_limit,
                max_spatial, vary_factors, dedupe, bound, id(evaluator) if evaluator is not None else None,
-               tord.loops if tord is not None else None)
+               tord.loops if tord is not None else None, tie)
         hit = cache.results.get(key)
         if hit is not None:
             cache.hits += 1
-            return SearchResult(layer, objective, hit.top, hit.stats, cached=True)
+            return replace(hit, layer=layer, cached=True)
         cache.misses += 1
 
     cands = spatial_candidates(layer, hierarchy, spatial=spatial, hint=hint, vary_factors=vary_factors)
@@ -426,12 +484,17 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
     # (key, spatial rank, order rank, mapping, cost or None)
     top: list[tuple[tuple, int, int, Mapping, MappingCost | None]] = []
     n_orders = n_infeasible = n_unique = n_eval = n_pruned = n_searched = n_feasible = 0
+    # latency near-ties: Pareto points (latency, energy, spatial rank, order rank, mapping, cost,
+    # raw) within (1 + tie) x the fastest latency so far (a point beyond it never comes back)
+    front: list[tuple] = []
+    l_min = float("inf")
     # candidates are in rank order, which is also ascending lower-bound order (the bound is the
     # ideal temporal cycles / the constant MAC energy): once one is bounded out, all later are
     for si, sp in enumerate(cands):
         if max_spatial is not None and (n_feasible >= max_spatial or n_searched >= MAX_TRIED_FACTOR * max_spatial):
             break
-        if bound and len(top) >= top_k and _lower_bound(layer, hierarchy, sp, objective) > top[top_k - 1][0]:
+        lb = _lower_bound(layer, hierarchy, sp, objective)
+        if bound and len(top) >= top_k and lb > top[top_k - 1][0] and not (tie and lb[0] <= (1 + tie) * l_min):
             n_pruned = n_cands - si
             break
         n_searched += 1
@@ -462,6 +525,10 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
             rows = np.nonzero(finite)[0]
             if not len(rows):
                 continue
+            if tie:
+                l_min, front = _merge_front(front, l_min, tie, lat[rows], e[rows], idx[rows], si,
+                                            lambda r: (None, None, (sp, lpfs, orders[idx[rows[r]]],
+                                                                    counts[idx[rows[r]]])))
             # best top_k rows of this candidate: lexicographic on the key, then order rank
             ordr = np.lexsort((idx[rows],) + tuple(c[rows] for c in reversed(cols)))[:top_k]
             for r in rows[ordr]:
@@ -469,26 +536,47 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
                 entry = (k, si, int(idx[r]), None, None, (sp, lpfs, orders[idx[r]], counts[idx[r]]))
                 _push(top, entry, top_k)
         else:
+            got = []
             for i in idx:
                 m = _mapping_of(sp, lpfs, orders[i], counts[i], prob)
                 c = evaluator(layer, hierarchy, m)
                 n_eval += 1
                 k = objective_key(c, objective)
                 _push(top, (k, si, int(i), m, c, None), top_k)
+                got.append((m, c))
+            if tie:
+                lat_a = np.array([c.latency_cycles for _, c in got])
+                e_a = np.array([c.energy_pj for _, c in got])
+                ok = np.isfinite(lat_a) & np.isfinite(e_a)
+                sel = np.nonzero(ok)[0]
+                if len(sel):
+                    l_min, front = _merge_front(front, l_min, tie, lat_a[sel], e_a[sel], idx[sel], si,
+                                                lambda r: got[sel[r]] + (None,))
     if not top:
         what = f" with temporal_ordering {tord}" if tord is not None else ""
         raise ConfigError(f"no mapping of layer {layer.name or layer.shape_key}{what} fits hierarchy {hierarchy.name} "
                           f"({n_orders} loop orders over {n_cands} spatial unrollings tried)", source=hierarchy.name)
     stats = SearchStats(spatial_candidates=n_cands, spatial_searched=n_searched, spatial_pruned=n_pruned,
                         loop_orders=n_orders, infeasible=n_infeasible, unique_mappings=n_unique, evaluated=n_eval)
-    ranked = []
-    for k, si, oi, m, c, raw in top:
+    def mapping_of(m, raw) -> Mapping:
         if m is None:
             sp, lpfs, order, cnt = raw
             m = _mapping_of(sp, lpfs, order, cnt, _problem(layer, hierarchy, sp))
-            c = fe.evaluate(m)
-        ranked.append(RankedMapping(m, c, k))
-    res = SearchResult(layer, objective, tuple(ranked), stats)
+        return m
+
+    ranked = [RankedMapping(mp := mapping_of(m, raw), c if m is not None else fe.evaluate(mp), k)
+              for k, si, oi, m, c, raw in top]
+    fr: tuple[tuple[tuple[float, float], Mapping], ...] = ()
+    if tie:
+        fr = tuple(((f[0], f[1]), mapping_of(f[4], f[6])) for f in front)
+        wi = tie_winner(front, tie)
+        wk, wm = fr[wi]
+        w = next((r for r in ranked if r.mapping == wm), None)
+        if w is None:
+            w = RankedMapping(wm, front[wi][5] if front[wi][5] is not None else fe.evaluate(wm), wk)
+        ranked = [w] + [r for r in ranked if r.mapping != wm]
+        del ranked[top_k:]
+    res = SearchResult(layer, objective, tuple(ranked), stats, front=fr)
     if cache is not None and key is not None:
         cache.results[key] = res
     return res
@@ -591,4 +679,4 @@ def _as_hierarchy(hw) -> MemoryHierarchy:
 
 __all__ = ["OBJECTIVES", "objective_key", "RankedMapping", "SearchStats", "SearchResult", "MappingCache",
            "spatial_candidates", "search_layer", "search_layers", "format_mapping_table", "mapping_loops_text",
-           "map_layer_report", "hierarchy_key"]
+           "map_layer_report", "hierarchy_key", "tie_winner"]

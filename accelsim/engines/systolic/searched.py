@@ -24,12 +24,17 @@ lower by more than ``FOLD_MARGIN`` it is kept and the layer's notes say so. The 
 price PE registers by one rule (:mod:`accelsim.mapping.implied`: the fold model's per-dataflow
 rule), so the comparison is between mappings, not between two register accountings.
 
+**Latency near-ties.** With ``objective: latency``, mappings within :data:`LATENCY_TIE_SHARE`
+(0.5 %) of the fastest count as tied and the one moving the fewest bits wins
+(:func:`search_best`; docs/mapping.md, "128x128 OS").
+
 Identical layer shapes are mapped once per process (the mapper's :class:`MappingCache`, keyed by
 shape x hierarchy x objective x spatial spec).
 """
 from __future__ import annotations
 
-from dataclasses import replace
+import copy
+from dataclasses import fields, replace
 from functools import lru_cache
 from itertools import permutations
 from math import ceil, prod
@@ -42,7 +47,7 @@ from ...mapping.implied import implied_hierarchy
 from ...mapping.ir import LayerDims
 from ...mapping.lowering import lower_mapping, mapping_text
 from ...mapping.fast import FastEvaluator
-from ...mapping.search import RankedMapping, SearchResult, search_layer
+from ...mapping.search import RankedMapping, SearchResult, search_layer, tie_winner
 from ...stats import Action, LayerProgram
 from ...workload.layer import LayerBase
 
@@ -57,6 +62,10 @@ SPECS_KEPT = 3
 MAPPED_OPS = ("conv2d", "linear", "matmul")
 #: the fold order is kept only when its estimate of the objective is lower by more than this share
 FOLD_MARGIN = 0.01
+#: ``objective: latency``: mappings within this share of the fastest (cost-model latency, over all
+#: the dataflow's spatial candidates) count as tied; the one moving the fewest bits wins
+#: (:func:`tiebreak_hierarchy` prices). Why: docs/mapping.md, "128x128 OS ... near-tie"
+LATENCY_TIE_SHARE = 0.005
 
 
 def maps_layer(layer: LayerBase) -> bool:
@@ -95,13 +104,21 @@ def dataflow_spatial_specs(dims: LayerDims, hw: SystolicArray) -> list[dict[str,
     specs = []
     for a in d1:
         for b in d2:
-            sp = {d: 1 for d in "NGKCPQRS"}
-            for d, f in a + b:
-                sp[d] *= f
-            cycles = prod(ceil(dims.size(d) / sp[d]) for d in sp)
-            specs.append((cycles, str((a, b)), {"D1": list(a), "D2": list(b)}))
+            spec = {"D1": list(a), "D2": list(b)}
+            specs.append((spec_temporal_cycles(dims, spec), str((a, b)), spec))
     specs.sort(key=lambda t: (t[0], t[1]))
     return [s for _, _, s in specs[:SPECS_KEPT]]
+
+
+def spec_temporal_cycles(dims: LayerDims, spec: dict[str, list[tuple[str, int]]]) -> int:
+    """Temporal cycles (product of the temporal trip counts) of every mapping with spatial
+    unrolling ``spec``: a lower bound of the cost model's latency (which adds stalls, on/off-loading
+    and fill/drain)."""
+    sp = {d: 1 for d in "NGKCPQRS"}
+    for loops in spec.values():
+        for d, f in loops:
+            sp[d] *= f
+    return prod(ceil(dims.size(d) / sp[d]) for d in sp)
 
 
 def layer_dims(layer: LayerBase, hw: SystolicArray) -> LayerDims:
@@ -166,18 +183,37 @@ def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray) -> Se
 
     Each candidate is searched on the hierarchy with the array shrunk to it (:func:`_spec_array`)
     and, with ``objective: latency``, price-free (:func:`tiebreak_hierarchy`: prices do not steer
-    the tiling; the cache key is price-free); the winner is re-evaluated on ``hier``."""
+    the tiling; the cache key is price-free) under the near-tie rule: among the mappings of all
+    candidates within :data:`LATENCY_TIE_SHARE` of the fastest, the fewest bits moved (tie-break
+    energy), then lower latency, then the first candidate. The candidates' near-tie fronts are
+    merged, so the rule holds over the union exactly. Branch and bound (exact): candidates come in
+    ascending temporal cycles (:func:`spec_temporal_cycles`, a lower bound of their latency), so
+    once a candidate's bound exceeds ``(1 + LATENCY_TIE_SHARE)`` x the fastest latency found, it
+    and all later ones hold no mapping the rule could pick and are not searched. The winner is
+    re-evaluated on ``hier``."""
     latency = hw.objective == "latency"
     space = tiebreak_hierarchy(hier) if latency else hier
-    best: SearchResult | None = None
+    share = LATENCY_TIE_SHARE if latency else 0.0
+    results: list[SearchResult] = []
+    l_min = float("inf")
     for spec in dataflow_spatial_specs(dims, hw):
-        res = search_layer(dims, _spec_array(space, spec), objective=hw.objective, spatial=spec, top_k=1)
-        if best is None or res.best.key < best.best.key:
-            best = res
-    assert best is not None
-    cost = FastEvaluator(dims, hier).evaluate(best.mapping)
-    key = (cost.latency_cycles, best.best.key[1]) if latency else best.best.key
-    return replace(best, top=(RankedMapping(best.mapping, cost, key),))
+        if latency and spec_temporal_cycles(dims, spec) > (1 + share) * l_min:
+            break
+        res = search_layer(dims, _spec_array(space, spec), objective=hw.objective, spatial=spec, top_k=1,
+                           latency_tie_share=share)
+        results.append(res)
+        if latency:
+            l_min = min(l_min, res.front[0][0][0] if share else res.best.key[0])
+    if share:
+        pts = [k + (si, j) for si, res in enumerate(results) for j, (k, _) in enumerate(res.front)]
+        si, j = pts[tie_winner(pts, share)][2:]
+        best, (tie_key, mapping) = results[si], results[si].front[j]
+    else:
+        best = min(results, key=lambda r: r.best.key)  # first of equal keys
+        tie_key, mapping = best.best.key, best.mapping
+    cost = FastEvaluator(dims, hier).evaluate(mapping)
+    key = (cost.latency_cycles, tie_key[1]) if latency else tie_key
+    return replace(best, top=(RankedMapping(mapping, cost, key),))
 
 
 def _estimate(prog: LayerProgram, hw: SystolicArray, objective: str) -> tuple[float, ...]:
@@ -201,10 +237,37 @@ def searched_program(layer: LayerBase, hw: SystolicArray, mac: Action, dense_mac
     return prog, res
 
 
+#: lowered programs of :func:`lower_searched` keyed by (layer without its name, hw, MAC, dense
+#: MACs): a network's repeated layer shapes are lowered once (FIFO eviction)
+_LOWERED: dict[tuple, LayerProgram] = {}
+_LOWERED_MAX = 1024
+
+
+def _fresh_copy(prog: LayerProgram, name: str) -> LayerProgram:
+    """``prog`` renamed, with its mutable containers copied (callers append notes and extras)."""
+    return replace(prog, layer=name, **{f.name: copy.copy(getattr(prog, f.name)) for f in fields(prog)
+                                        if isinstance(getattr(prog, f.name), (list, dict))})
+
+
 def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
                    fold_program: Callable[[], LayerProgram]) -> LayerProgram:
-    """The layer on its searched mapping, or the fold order (``fold_program()``) if that is better
-    in the shared estimate (module docstring)."""
+    """The layer on its searched mapping, or the fold order (``fold_program()``, a function of
+    ``layer`` and ``hw`` only) if that is better in the shared estimate (module docstring).
+    Memoised: a layer equal to an earlier one but for its name gets a renamed copy of its program."""
+    key = (layer.model_copy(update={"name": ""}), hw, mac, dense_macs)
+    hit = _LOWERED.get(key)
+    if hit is None:
+        hit = _lower_searched(layer, hw, mac, dense_macs, fold_program)
+        if _LOWERED_MAX > 0:  # 0 disables the memo
+            if len(_LOWERED) >= _LOWERED_MAX:
+                del _LOWERED[next(iter(_LOWERED))]
+            _LOWERED[key] = _fresh_copy(hit, "")
+        return hit
+    return _fresh_copy(hit, layer.name)
+
+
+def _lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
+                    fold_program: Callable[[], LayerProgram]) -> LayerProgram:
     prog, _ = searched_program(layer, hw, mac, dense_macs)
     fold = fold_program()
     if _estimate(fold, hw, hw.objective)[0] < (1 - FOLD_MARGIN) * _estimate(prog, hw, hw.objective)[0]:
@@ -214,5 +277,5 @@ def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs:
     return prog
 
 
-__all__ = ["DATAFLOW_GROUPS", "dataflow_spatial_specs", "layer_dims", "layer_hierarchy", "lower_searched",
+__all__ = ["DATAFLOW_GROUPS", "LATENCY_TIE_SHARE", "dataflow_spatial_specs", "spec_temporal_cycles", "layer_dims", "layer_hierarchy", "lower_searched",
            "maps_layer", "search_best", "searched_program"]
