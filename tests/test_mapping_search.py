@@ -93,9 +93,17 @@ def _brute_force(layer, hier, objective, evaluator, spatial=None, hint=None, lpf
         def key_of(m):
             return S.objective_key(evaluator(layer, hier, m), objective)
     best = None
-    cands = S.spatial_candidates(layer, hier, spatial=spatial, hint=hint)
+    for si, oi, m in _every_mapping(layer, hier, spatial, hint, lpf_limit, max_spatial):
+        key = (key_of(m), si, oi)
+        if best is None or key < best[0]:
+            best = (key, m)
+    return best
+
+
+def _every_mapping(layer, hier, spatial=None, hint=None, lpf_limit=None, max_spatial=None):
+    """(spatial rank, order rank, mapping) of every spatial candidate x distinct loop order x LOMA allocation."""
     n_feasible = 0
-    for si, sp in enumerate(cands):
+    for si, sp in enumerate(S.spatial_candidates(layer, hier, spatial=spatial, hint=hint)):
         if max_spatial is not None and (n_feasible >= max_spatial or si >= S.MAX_TRIED_FACTOR * max_spatial):
             break
         prob = S._problem(layer, hier, sp)
@@ -105,12 +113,8 @@ def _brute_force(layer, hier, objective, evaluator, spatial=None, hint=None, lpf
             if counts is None:
                 continue
             feasible = True
-            m = S._to_mapping(sp, order, counts)
-            key = (key_of(m), si, oi)
-            if best is None or key < best[0]:
-                best = (key, m)
+            yield si, oi, S._to_mapping(sp, order, counts)
         n_feasible += feasible
-    return best
 
 
 @pytest.mark.parametrize("evaluator", EVALUATORS)
@@ -384,25 +388,13 @@ def _all_points(layer, hier, evaluator, spatial=None, lpf_limit=None, max_spatia
     """(latency, energy, spatial rank, order rank, mapping) of every mapping of the space (no pruning)."""
     fe = FastEvaluator(layer, hier) if evaluator is None else None
     pts = []
-    n_feasible = 0
-    for si, sp in enumerate(S.spatial_candidates(layer, hier, spatial=spatial)):
-        if max_spatial is not None and (n_feasible >= max_spatial or si >= S.MAX_TRIED_FACTOR * max_spatial):
-            break
-        prob = S._problem(layer, hier, sp)
-        feasible = False
-        for oi, order in enumerate(K.multiset_permutations(K.loop_prime_factors(S._trips(layer, sp), lpf_limit))):
-            counts = prob.allocate(order)
-            if counts is None:
-                continue
-            feasible = True
-            m = S._to_mapping(sp, order, counts)
-            if fe is not None:
-                e, lat = fe.energy_latency(m)
-            else:
-                c = evaluator(layer, hier, m)
-                e, lat = c.energy_pj, c.latency_cycles
-            pts.append((lat, e, si, oi, m))
-        n_feasible += feasible
+    for si, oi, m in _every_mapping(layer, hier, spatial, None, lpf_limit, max_spatial):
+        if fe is not None:
+            e, lat = fe.energy_latency(m)
+        else:
+            c = evaluator(layer, hier, m)
+            e, lat = c.energy_pj, c.latency_cycles
+        pts.append((lat, e, si, oi, m))
     return pts
 
 
