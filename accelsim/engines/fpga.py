@@ -53,7 +53,7 @@ import numpy as np
 
 from ..errors import InfeasibleError
 from ..hardware.fpga import ArrayShape, FpgaAccelerator, port_bits
-from ..stats import Action, LayerProgram, Node, Repeat, Tile
+from ..stats import Action, LayerProgram, Node, Repeat, Tile, tile_bounded
 from ..workload.layer import ConvGeometry, Elementwise, LayerBase, Pool, ceil_div, input_span
 from ..workload.workload import Workload
 from .base import Engine
@@ -562,6 +562,7 @@ class FpgaEngine(Engine[FpgaAccelerator]):
         return True, ""
 
     # ------------------------------------------------------------------------------------------
+    @tile_bounded
     def lower(self, layer: LayerBase, hw: FpgaAccelerator, workload: Workload | None = None) -> LayerProgram:
         check_fits(hw)
         if isinstance(layer, (Elementwise, Pool)):

@@ -77,7 +77,7 @@ import numpy as np
 
 from ..errors import MaskError
 from ..hardware.smartexchange import SmartExchangeAccelerator
-from ..stats import Action, LayerProgram, Node, Repeat, Tile
+from ..stats import Action, LayerProgram, Node, Repeat, Tile, tile_bounded
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Pool, ceil_div
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
@@ -292,6 +292,7 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
     def supports(self, layer: LayerBase, hw: SmartExchangeAccelerator) -> tuple[bool, str]:
         return True, ""
 
+    @tile_bounded
     def lower(self, layer: LayerBase, hw: SmartExchangeAccelerator, workload: Workload | None = None) -> LayerProgram:
         if isinstance(layer, (Elementwise, Pool)):
             return self._lower_vector(layer, hw)
