@@ -7,8 +7,14 @@ every breakdown can be checked against its counts.
 """
 from __future__ import annotations
 
+import functools
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Callable, Union
+
+import numpy as np
+
+from .errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -75,15 +81,62 @@ def program_totals(nodes: tuple[Node, ...] | list[Node]) -> tuple[int, int, int,
     return t, lb, cc, sb, dc
 
 
+#: most tiles one layer's lowering may materialise (split sub-tiles, per-tile lists) before
+#: run-length compression; beyond it the lists need gigabytes (a conv with ``in_w: 10^6`` on an
+#: 8x8 array with 16 kB SRAMs splits its 10^6 folds into 2.3e7 sub-tiles). Checked before allocating.
+MAX_TILES_PER_LAYER = 2**21
+
+# [tiles charged so far, layer name, hardware name] of the layer being lowered (tile_bounded)
+_TILE_BUDGET: ContextVar[list | None] = ContextVar("accelsim_tile_budget", default=None)
+
+
+class TileLimitError(ConfigError):
+    """A lowering would materialise more than :data:`MAX_TILES_PER_LAYER` tiles (or, for the
+    systolic fold order's per-fold arrays, folds); ``amount`` says how many, of what."""
+
+    def __init__(self, message: str, *, amount: str, source: str | None = None, field: str | None = None):
+        super().__init__(message, source=source, field=field)
+        self.amount = amount
+
+
+def charge_tiles(count: int, what: str = "buffers") -> None:
+    """Count ``count`` tiles about to be materialised against the layer's :data:`MAX_TILES_PER_LAYER`
+    (the layer of the enclosing :func:`tile_bounded` lowering; without one, this call alone);
+    past it a :class:`~accelsim.errors.ConfigError` names the layer and what to change."""
+    budget = _TILE_BUDGET.get()
+    used = count + (budget[0] if budget is not None else 0)
+    if used > MAX_TILES_PER_LAYER:
+        name, source = (budget[1], budget[2]) if budget is not None else ("?", None)
+        amount = f"more than {MAX_TILES_PER_LAYER:,} tiles through the {what} ({used:,} so far)"
+        raise TileLimitError(f"layer {name!r} needs {amount}: use larger buffers (size_kb), a larger array or a "
+                             "smaller layer", amount=amount, source=source, field=f"layers.{name}")
+    if budget is not None:
+        budget[0] = used
+
+
+def tile_bounded(lower: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate an engine's ``lower(self, layer, hw, workload=None)``: its tiles share one budget."""
+    @functools.wraps(lower)
+    def bounded(self: Any, layer: Any, hw: Any, *args: Any, **kwargs: Any) -> Any:
+        token = _TILE_BUDGET.set([0, layer.name, getattr(hw, "name", None)])
+        try:
+            return lower(self, layer, hw, *args, **kwargs)
+        finally:
+            _TILE_BUDGET.reset(token)
+    return bounded
+
+
 def split_tile(tile: Tile, parts: int) -> list[Tile]:
     """Split a tile whose loads exceed a buffer half into ``parts`` streamed sub-tiles.
 
     Loads and compute cycles are divided evenly (totals kept exactly), the store goes with the
-    last part; never more parts than compute cycles.
+    last part; never more parts than compute cycles. The parts count against the layer's tiles
+    (:func:`charge_tiles`) before they are built.
     """
     parts = min(parts, max(tile.compute_cycles, 1))
     if parts <= 1:
         return [tile]
+    charge_tiles(parts)
     out = []
     for i in range(parts):
         lb = tile.load_bits * (i + 1) // parts - tile.load_bits * i // parts
@@ -91,6 +144,29 @@ def split_tile(tile: Tile, parts: int) -> list[Tile]:
         dc = tile.decode_cycles * (i + 1) // parts - tile.decode_cycles * i // parts
         out.append(Tile(lb, cc, tile.store_bits if i == parts - 1 else 0, dc))
     return out
+
+
+def _even_shares(total: np.ndarray, parts: np.ndarray, idx: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """Share ``i`` of ``total[idx]`` split in ``parts[idx]``: ``t (i+1) // p - t i // p``, exactly
+    (``t = q p + r``: ``q + r (i+1) // p - r i // p``, no int64 overflow for ``p < 2^31``)."""
+    p = parts[idx]
+    q, r = np.divmod(total[idx], p)
+    return q + (r * (i + 1)) // p - (r * i) // p
+
+
+def split_tile_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, store_bits: np.ndarray,
+                      parts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`split_tile` of many tiles given column-wise (int64 arrays), without building
+    :class:`Tile` objects: the sub-tiles' loads, cycles and stores, in order."""
+    load_bits, compute_cycles, store_bits = (np.asarray(a, dtype=np.int64) for a in (load_bits, compute_cycles, store_bits))
+    n = np.maximum(np.minimum(np.asarray(parts, dtype=np.int64), np.maximum(compute_cycles, 1)), 1)
+    total = int(n.sum())
+    charge_tiles(total)
+    idx = np.repeat(np.arange(len(n)), n)
+    i = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+    last = i == n[idx] - 1
+    return (_even_shares(load_bits, n, idx, i), _even_shares(compute_cycles, n, idx, i),
+            np.where(last, store_bits[idx], 0))
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def part_gs(densities: tuple[float, ...] = (0.25, 0.125)) -> None:
             PROGRESS.step(f"part 1, {hw_name}: {mname} dense")
             try:
                 prep = accelsim.simulate(wl, peer, compare_dense=False)
-            except ConfigError as exc:  # e.g. the systolic engine's fold-count bound on a 1xN array
+            except ConfigError as exc:  # e.g. a size bound of the systolic engine (docs/workload_format.md)
                 print(f"| {mname} | 1.0 | dense on the systolic peer (1x{hw.lanes}, searched) | - | "
                       f"refused: {str(exc).split(': ', 1)[-1]} | - | - | - | - | - |")
             else:

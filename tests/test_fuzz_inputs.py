@@ -295,3 +295,24 @@ def test_zigzag_accelerator_wrong_types_and_infinities(tmp_path: Path, path: tup
     o = _run(tmp_path, {"za.yaml": fz.dump(data)}, ["validate", "za.yaml"])
     assert o.code == 2 and not o.problems, o.stderr
     assert "za.yaml" in o.stderr and expected in o.stderr, o.stderr
+
+
+@pytest.mark.parametrize("what", ["node", "initializer"])
+def test_onnx_name_that_is_not_utf8_is_one_error(tmp_path: Path, what: str) -> None:
+    """Flipped bytes in a node or tensor name (fuzz seed 2): protobuf returns ``bytes`` or raises
+    ``UnicodeDecodeError`` on access, which was 'internal error' (exit 1); now one line, exit 2."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 8), dtype=np.float32), name="weightQQ")
+    node = helper.make_node("MatMul", ["x", "weightQQ"], ["y"], name="matmulQQ")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])], [w])
+    blob = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    name = b"matmulQQ" if what == "node" else b"weightQQ"
+    head, _, tail = blob.rpartition(name)  # the node's name / the initializer's (the last occurrence)
+    (tmp_path / "m.onnx").write_bytes(head + name[:-2] + b"\xb0\xff" + tail)  # same length: still parses
+    case = fz.Case("onnx bad utf-8", {**fz.base_files(), "m.onnx": (tmp_path / "m.onnx").read_bytes()},
+                   ["simulate", "-w", "m.onnx", "--hw", "hw.yaml", "--format", "json"], expect_ok=False)
+    o = _check(case, tmp_path / "c")
+    assert o.code == 2 and "is not valid UTF-8 text" in o.stderr and o.stderr.strip().count("\n") == 0

@@ -218,3 +218,106 @@ def test_good_mask_runs_on_every_engine(tmp_path: Path) -> None:
         wl.attach_masks({"fc": _HALF.astype(bool)})
         rep = simulate(wl, load_hardware(ROOT / "hw_configs" / hw_name))
         assert rep.layers[0].dense_macs == 16 * 8
+
+
+# --- stop 20: bounds on what a lowering materialises (tiles), not on folds it never builds -------
+import sys  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+import fuzz_support as fz  # noqa: E402
+
+
+def test_split_tile_arrays_equals_split_tile() -> None:
+    """The vectorised split (folds.py) gives the tiles ``split_tile`` gives, loads of 2^50 included."""
+    from accelsim.stats import Tile, split_tile, split_tile_arrays
+
+    rng = np.random.default_rng(7)
+    lb, cc, sb = rng.integers(0, 2**50, 40), rng.integers(0, 40, 40), rng.integers(0, 2**40, 40)
+    parts = rng.integers(1, 60, 40)
+    want = [(t.load_bits, t.compute_cycles, t.store_bits) for a, b, c, p in
+            zip(lb.tolist(), cc.tolist(), sb.tolist(), parts.tolist()) for t in split_tile(Tile(a, b, c), p)]
+    got = split_tile_arrays(lb, cc, sb, parts)
+    assert list(zip(*(g.tolist() for g in got))) == want
+    assert [int(g.sum()) for g in got] == [int(lb.sum()), int(cc.sum()), int(sb.sum())]  # totals kept
+
+
+def _run_in_child(tmp_path: Path, hw: dict, layer: dict, expect_ok: bool) -> fz.Outcome:
+    """simulate in a forked child with 1 GiB more address space: exit 0, or 2 with one error line."""
+    case = fz.Case("absurd", {"hw.yaml": fz.dump(hw), "w.yaml": fz.dump(dict(fz.WL_SMALL, layers=[layer]))},
+                   ["simulate", "-w", "w.yaml", "--hw", "hw.yaml"], expect_ok=expect_ok)
+    o = fz.run_forked(case, tmp_path, timeout_s=300, mem_mb=1024)
+    assert not o.problems and o.code == (0 if expect_ok else 2), fz.first_problem_text(case, o)
+    assert expect_ok or len(o.stderr.strip().splitlines()) == 1
+    return o
+
+
+def test_wide_conv_runs_searched_and_fold_order_refused_before_allocating(tmp_path: Path) -> None:
+    """in_w: 10^6 on an 8x8 array with 16 kB SRAMs: the fold order splits 10^6 folds into 2.4e7
+    sub-tiles (was 'internal error: MemoryError', exit 1). The searched mapping (the fuzz array's
+    default) runs it in bounded memory without the comparison; ``mapping: scalesim`` is refused
+    with the layer and what to change, before allocating."""
+    layer = dict(fz.WL_SMALL["layers"][0], in_w=10**6)
+    o = _run_in_child(tmp_path / "s", fz.HW_SMALL, layer, expect_ok=True)
+    assert "fold order not compared: it needs more than 2,097,152 tiles" in o.stdout
+    o = _run_in_child(tmp_path / "f", dict(fz.HW_SMALL, mapping="scalesim"), layer, expect_ok=False)
+    err = o.stderr.strip()
+    assert "layers.conv1" in err and "layer 'conv1' needs more than 2,097,152 tiles" in err and "size_kb" in err
+
+
+def test_wide_conv_refused_on_gather_scatter(tmp_path: Path) -> None:
+    import yaml
+
+    hw = yaml.safe_load((ROOT / "hw_configs" / "gather_scatter_sve128.yaml").read_text())
+    err = _run_in_child(tmp_path, hw, dict(fz.WL_SMALL["layers"][0], in_w=10**6), expect_ok=False).stderr
+    assert "layer 'conv1' needs more than 2,097,152 tiles through the scratchpad (8,000,000" in err
+
+
+def _gnmt_lstm() -> L.LayerBase:
+    wl = load_workload(ROOT / "models" / "gnmt.yaml")
+    return next(layer for layer in wl.layers if layer.name == "encoder.rnn_layers.0")
+
+
+def test_fold_order_with_many_folds_but_few_tiles_runs() -> None:
+    """GNMT's first LSTM on the 1x8 dense peer of the gather-scatter engine: 26.7 M folds (refused
+    by the old fold-count bound), but the fold order lowers it as 1,024 row folds x 2 kinds of
+    column fold; it runs, every MAC counted, and the per-fold (sparse) lowering is still refused."""
+    from accelsim.api import simulate
+    from accelsim.engines.systolic.engine import MAX_FOLDS_PER_LAYER, layer_folds
+    from accelsim.hardware.peers import dense_peer
+    from accelsim.stats import TileLimitError
+    from accelsim.workload.workload import Workload
+
+    layer = _gnmt_lstm()
+    peer = dense_peer(load_hardware(ROOT / "hw_configs" / "gather_scatter_sve128.yaml"))
+    assert (peer.rows, peer.cols) == (1, 8) and layer_folds(layer, peer) == 26_738_688 > MAX_FOLDS_PER_LAYER
+    wl = Workload(name="lstm", layers=[layer])
+    rep = simulate(wl, peer, compare_dense=False)
+    assert rep.layers[0].macs == layer.macs and rep.latency_cycles >= layer.macs / 8
+    from accelsim.workload.compression import Sparsity
+
+    sparse = Sparsity(kind="nm", n=2, m=4, density=0.5)
+    nm_layer = layer.model_copy(update={"compression": layer.compression.model_copy(update={"sparsity": sparse})})
+    sparse_hw = load_hardware(ROOT / "hw_configs" / "systolic_32x32_os_sparse.yaml").model_copy(
+        update={"rows": 1, "cols": 8, "dataflow": "ws"})  # the 2:4 datapath keeps per-fold arrays
+    with pytest.raises(TileLimitError, match="26,738,688 folds of the 1x8 array"):
+        simulate(Workload(name="nm", layers=[nm_layer]), sparse_hw, compare_dense=False)
+
+
+def test_searched_mapping_kept_when_fold_order_too_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mapping: search`` compares with the fold order only when that can be lowered; otherwise
+    the searched mapping alone, with a note (a tiny budget stands in for a huge layer)."""
+    from accelsim import stats
+    from accelsim.api import simulate
+    from accelsim.engines.systolic.searched import searched_program
+    from accelsim.stats import Action
+    from accelsim.workload.io import workload_from_dict
+
+    hw = load_hardware(ROOT / "hw_configs" / "systolic_32x32_is.yaml").model_copy(update={"mapping": "search"})
+    wl = workload_from_dict(_workload({"name": "f", "op": "linear", "in_features": 256, "out_features": 512,
+                                       "tokens": 64}), source="t")
+    monkeypatch.setattr(stats, "MAX_TILES_PER_LAYER", 8)
+    rep = simulate(wl, hw, compare_dense=False)
+    assert any(n.startswith("fold order not compared: it needs more than 8 tiles") for n in rep.layers[0].notes)
+    layer = wl.layers[0]
+    want, _ = searched_program(layer, hw, Action("mac", "mac", layer.macs, 8, 8, "int"), layer.macs)
+    assert rep.layers[0].compute_cycles == want.compute_cycles and rep.layers[0].macs == layer.macs

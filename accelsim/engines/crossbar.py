@@ -90,7 +90,7 @@ import numpy as np
 
 from ..errors import ConfigError, InfeasibleError, MaskError
 from ..hardware.crossbar import Allocation, CrossbarAccelerator
-from ..stats import Action, LayerProgram, Tile
+from ..stats import Action, LayerProgram, Tile, tile_bounded
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Matmul, Pool, ceil_div
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
@@ -521,6 +521,7 @@ class CrossbarEngine(Engine[CrossbarAccelerator]):
         cycles = max(compute_cycles, dram_cycles) + (hw.dram.latency_cycles if dram_bits else 0)
         return [Action(comp, act, units * cycles, 1) for comp, act, units, _ in hw.static_groups(cm.allocation)]
 
+    @tile_bounded
     def lower(self, layer: LayerBase, hw: CrossbarAccelerator, workload: Workload | None = None) -> LayerProgram:
         wl, cm = self._context(layer, hw, workload)
         if isinstance(layer, (Elementwise, Pool)):

@@ -53,7 +53,7 @@ import numpy as np
 
 from ..errors import InfeasibleError
 from ..hardware.fpga import ArrayShape, FpgaAccelerator, port_bits
-from ..stats import Action, LayerProgram, Node, Repeat, Tile
+from ..stats import Action, LayerProgram, Node, Repeat, Tile, charge_tiles, tile_bounded
 from ..workload.layer import ConvGeometry, Elementwise, LayerBase, Pool, ceil_div, input_span
 from ..workload.workload import Workload
 from .base import Engine
@@ -475,6 +475,7 @@ def _rep_nodes(w: Work, blocks: PixelBlocks, ch: TileChoice, p: ArrayParams, b_r
                counts: _Counts) -> tuple[Node, ...]:
     """Tiles of one repetition in loop order (reload a block only when it changes)."""
     s = p.shape
+    charge_tiles(blocks.count * ceil_div(w.n, ch.tn) * ceil_div(w.k, ch.tk), "on-chip buffers (FPGA tiles)")
     blist = list(blocks.iter())
     n_edges = [(j, min(j + ch.tn, w.n)) for j in range(0, w.n, ch.tn)]
     k_edges = [(k, min(k + ch.tk, w.k)) for k in range(0, w.k, ch.tk)]
@@ -562,6 +563,7 @@ class FpgaEngine(Engine[FpgaAccelerator]):
         return True, ""
 
     # ------------------------------------------------------------------------------------------
+    @tile_bounded
     def lower(self, layer: LayerBase, hw: FpgaAccelerator, workload: Workload | None = None) -> LayerProgram:
         check_fits(hw)
         if isinstance(layer, (Elementwise, Pool)):

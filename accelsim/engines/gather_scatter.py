@@ -79,7 +79,7 @@ import numpy as np
 
 from ..errors import UnsupportedLayerError
 from ..hardware.gather_scatter import GatherScatterHardware
-from ..stats import Action, LayerProgram, Node, Tile, split_tile
+from ..stats import Action, LayerProgram, Node, Tile, charge_tiles, split_tile, tile_bounded
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Pool, ceil_div
 from ..workload.masks import block_counts, block_sizes, gemm_weight_views, layer_mask
 from ..workload.workload import Workload
@@ -434,6 +434,7 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
     def supports(self, layer: LayerBase, hw: GatherScatterHardware) -> tuple[bool, str]:
         return True, ""
 
+    @tile_bounded
     def lower(self, layer: LayerBase, hw: GatherScatterHardware, workload: Workload | None = None) -> LayerProgram:
         if isinstance(layer, (Elementwise, Pool)):
             return self._lower_vector(layer, hw)
@@ -594,6 +595,7 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
             else:
                 hi_t = mid - 1
         t_v = lo_t
+        charge_tiles(ceil_div(vectors, t_v), "scratchpad")
         bounds = [(lo, min(lo + t_v, vectors)) for lo in range(0, vectors, t_v)]
         n_tiles = len(bounds)
 
@@ -616,6 +618,7 @@ class GatherScatterEngine(Engine[GatherScatterHardware]):
                 parts = max(ceil_div(lw, cap_w), ceil_div(la, cap_s), 1)
                 tiles.extend(split_tile(Tile(la + lw, cyc(lo, hi), sc), parts))
         else:  # weight chunks outer: each chunk's rows run over every activation tile
+            charge_tiles((chunks - 1) * n_tiles, "weight buffer")
             for ch in range(chunks):
                 lw_total = wbits * (ch + 1) // chunks - wbits * ch // chunks
                 for i, (lo, hi) in enumerate(bounds):

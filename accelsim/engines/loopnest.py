@@ -35,7 +35,7 @@ from ..mapping.lowering import lower_mapping, mapping_text
 from ..mapping.workload_mapping import MAPPED_OPS, map_workload_detailed
 from ..mapping.zigzag_mapping import ZigzagMappingFile, load_mapping_file
 from ..mapping.cost import MappingCost
-from ..stats import Action, LayerProgram, Timing, program_totals
+from ..stats import Action, LayerProgram, Timing, program_totals, tile_bounded
 from ..workload.layer import LayerBase
 from ..workload.workload import Workload
 from .base import Engine
@@ -51,6 +51,7 @@ def _mapping_file(path: str) -> ZigzagMappingFile:
 class LoopNestEngine(Engine[LoopNestAccelerator]):
     """Searched loop-nest mappings on a ZigZag memory hierarchy (module docstring)."""
 
+    @tile_bounded
     def lower(self, layer: LayerBase, hw: LoopNestAccelerator, workload: Workload | None = None) -> LayerProgram:
         if getattr(layer, "op", None) not in MAPPED_OPS:
             return LayerProgram(layer=layer.name, op=layer.op, engine="loopnest", body=(), compute_cycles=0,

@@ -77,7 +77,7 @@ import numpy as np
 
 from ..errors import MaskError
 from ..hardware.smartexchange import SmartExchangeAccelerator
-from ..stats import Action, LayerProgram, Node, Repeat, Tile
+from ..stats import Action, LayerProgram, Node, Repeat, Tile, charge_tiles, tile_bounded
 from ..workload.layer import Conv2d, Elementwise, Gemm, LayerBase, Linear, Pool, ceil_div
 from ..workload.masks import layer_mask
 from ..workload.workload import Workload
@@ -154,6 +154,7 @@ def _tiles_from_arrays(nz: np.ndarray, ce_nnz: np.ndarray, seg: np.ndarray, fmt:
     """Channel tiles of one weight matrix from (rows, R) non-zero-piece and Ce-count arrays."""
     rows, r = nz.shape
     starts = _chunk_starts(r, chunk)
+    charge_tiles(ceil_div(rows, lines_per_tile) * len(starts), "ce_buffer (channel tiles)")
     out = []
     for c0 in range(0, rows, lines_per_tile):
         z = nz[c0:c0 + lines_per_tile]
@@ -182,6 +183,7 @@ def _tiles_expected(n: int, k: int, density: float, fmt: _Fmt, lines_per_tile: i
     seg = _seg_len(k, fmt.s)
     r = seg.shape[0]
     starts = _chunk_starts(r, chunk)
+    charge_tiles(ceil_div(n, lines_per_tile) * len(starts), "ce_buffer (channel tiles)")
     p_row = 1.0 - (1.0 - density) ** fmt.s
     out = []
     for c0 in range(0, n, lines_per_tile):
@@ -292,6 +294,7 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
     def supports(self, layer: LayerBase, hw: SmartExchangeAccelerator) -> tuple[bool, str]:
         return True, ""
 
+    @tile_bounded
     def lower(self, layer: LayerBase, hw: SmartExchangeAccelerator, workload: Workload | None = None) -> LayerProgram:
         if isinstance(layer, (Elementwise, Pool)):
             return self._lower_vector(layer, hw)
@@ -485,6 +488,7 @@ class SmartExchangeEngine(Engine[SmartExchangeAccelerator]):
         m = g.m
         ab = fmt.ab
         n_pt = ceil_div(m, hw.pe_cols)
+        charge_tiles(n_pt * (1 + sum(int(ct.cycles.shape[0]) for ct in tiles)), "PE array (pixel x channel tiles)")
         pix = [(p * hw.pe_cols, min((p + 1) * hw.pe_cols, m)) for p in range(n_pt)]
         a_words = [g.a_words_for_rows(lo, hi) for lo, hi in pix]
         a_resident = g.a_unique * g.count * fmt.a_bits("buf") <= hw.act_buffer.size_bits // 2

@@ -814,6 +814,25 @@ class _Reader:
         self.produced(node, layer.name)
 
 
+def _check_text(g: Any, source: str) -> None:
+    """Refuse names protobuf could not decode: a string field that is not valid UTF-8 (a damaged
+    file) comes back as ``bytes`` or raises ``UnicodeDecodeError`` when read, which would fail
+    later as an internal error."""
+    def check(where: str, values: Any) -> None:
+        try:
+            if any(isinstance(v, bytes) for v in values()):
+                raise UnicodeError
+        except UnicodeError:  # UnicodeDecodeError included
+            raise ConfigError(f"{where} is not valid UTF-8 text (damaged ONNX file?)", source=source) from None
+
+    for i, node in enumerate(g.node):
+        check(f"graph.node[{i}] (name, op_type, domain, inputs or outputs)",
+              lambda n=node: [n.name, n.op_type, n.domain, *n.input, *n.output])
+    for key in ("initializer", "input", "output", "value_info"):
+        for j, item in enumerate(getattr(g, key)):
+            check(f"graph.{key}[{j}].name", lambda t=item: [t.name])
+
+
 def read_onnx(path: str | Path, *, input_shapes: dict[str, Shape] | None = None, fuse_activations: bool = True,
               name: str | None = None) -> OnnxImport:
     """Read an ONNX model file; see the module docstring for what becomes which layer."""
@@ -840,6 +859,7 @@ def read_onnx(path: str | Path, *, input_shapes: dict[str, Shape] | None = None,
         raise ConfigError("not an ONNX model (no ir_version or no graph)", source=source)
     if not model.opset_import:
         raise ConfigError("ONNX model without opset_import (truncated file?)", source=source)
+    _check_text(model.graph, source)
     reader = _Reader(onnx, model, source, input_shapes, fuse_activations)
     return reader.run(name or p.stem, model.graph.name or p.stem)
 

@@ -4,7 +4,7 @@ stall model (:mod:`accelsim.sim.scalesim_user`) replays."""
 from __future__ import annotations
 
 from ...hardware.systolic import SystolicArray
-from ...stats import Action, LayerProgram, Node, Repeat, TopologyRow
+from ...stats import Action, LayerProgram, Node, Repeat, TileLimitError, TopologyRow, tile_bounded
 from ...workload.layer import Elementwise, LayerBase, Pool
 from ...workload.masks import layer_mask
 from ...workload.workload import Workload
@@ -14,7 +14,7 @@ from .act_searched import searched_sparse_program
 from .act_sparsity import ActSparsity
 from .folds import GemmLowering, OperandBits, fold_plan, sram_word_accesses
 from .program import LayerCounters, systolic_program
-from .searched import lower_searched, maps_layer
+from .searched import lower_searched, maps_layer, searched_program
 from .sparse import lower_sparse, sparse_mode as _sparse_mode
 
 
@@ -40,20 +40,26 @@ def _scalesim_row_check(layer: LayerBase) -> tuple[bool, str]:
     return True, ""
 
 
-#: most array folds one layer may take (``batch x P x Q`` rows over ``rows``, times column folds):
-#: beyond it the tile streams of the lowering need gigabytes (a 2,304-MAC conv at batch 10^6 on an
-#: 8x8 array is 8e6 folds: 3 GB and minutes); refused before lowering, with what to change
+#: most array folds one layer may take when its lowering keeps per-fold arrays (the ``hw.sparse``
+#: modes and the ``sparsity:`` block's overrides: ``row_folds x col_folds`` entries each); a
+#: 2,304-MAC conv at batch 10^6 on an 8x8 array is 8e6 folds, i.e. gigabytes. Refused before
+#: lowering, with what to change. The dense fold order groups folds by column (:class:`.folds.GemmLowering`)
+#: and is bounded by what it materialises instead (:data:`accelsim.stats.MAX_TILES_PER_LAYER`).
 MAX_FOLDS_PER_LAYER = 2**21
 
 
-def _check_fold_count(layer: LayerBase, hw: SystolicArray) -> None:
-    from ...errors import ConfigError
+def layer_folds(layer: LayerBase, hw: SystolicArray) -> int:
+    """Array folds of ``layer``'s GEMMs in the fold order (all repetitions)."""
+    return sum(fold_plan(g, hw.rows, hw.cols, hw.dataflow).folds * g.count for g in layer.gemms())
 
-    folds = sum(fold_plan(g, hw.rows, hw.cols, hw.dataflow).folds * g.count for g in layer.gemms())
+
+def _check_fold_count(layer: LayerBase, hw: SystolicArray) -> None:
+    """Refuse a per-fold lowering of more than :data:`MAX_FOLDS_PER_LAYER` folds."""
+    folds = layer_folds(layer, hw)
     if folds > MAX_FOLDS_PER_LAYER:
-        raise ConfigError(f"layer {layer.name!r} needs {folds:,} folds of the {hw.rows}x{hw.cols} array "
-                          f"(limit {MAX_FOLDS_PER_LAYER:,}): use a larger array or a smaller batch",
-                          source=hw.name, field=f"layers.{layer.name}")
+        amount = f"{folds:,} folds of the {hw.rows}x{hw.cols} array (limit {MAX_FOLDS_PER_LAYER:,} with sparsity)"
+        raise TileLimitError(f"layer {layer.name!r} needs {amount}: use a larger array or a smaller batch",
+                             amount=amount, source=hw.name, field=f"layers.{layer.name}")
 
 
 def scalesim_row_ok(layer: LayerBase) -> bool:
@@ -85,15 +91,16 @@ class SystolicEngine(Engine[SystolicArray]):
     #: how ``hw.sparse`` runs a layer: (mode, reason); see :func:`.sparse.sparse_mode`
     sparse_mode = staticmethod(_sparse_mode)
 
+    @tile_bounded
     def lower(self, layer: LayerBase, hw: SystolicArray, workload: Workload | None = None) -> LayerProgram:
         if isinstance(layer, (Elementwise, Pool)):
             return self._lower_vector(layer, hw)
-        _check_fold_count(layer, hw)
         sparse_reason = ""
         if hw.sparse.any:
             mask = layer_mask(workload, layer)
             mode, sparse_reason = _sparse_mode(layer, hw, mask)
             if mode is not None:
+                _check_fold_count(layer, hw)  # the sparse modes lower the fold order
                 return lower_sparse(layer, hw, workload, mode, sparse_reason, mask)
         q = layer.compression.quant
         dense_macs = layer.densified().macs if not layer.compression.is_dense else layer.macs
@@ -103,7 +110,13 @@ class SystolicEngine(Engine[SystolicArray]):
             prog = searched_sparse_program(layer, hw, workload, mac, dense_macs)
         elif hw.mapping == "search" and maps_layer(layer):
             mac = Action("mac", "mac", layer.macs, q.weight_bits, q.act_bits, q.scheme)
-            prog = lower_searched(layer, hw, mac, dense_macs, lambda: self._lower_folds(layer, hw, workload))
+            try:  # the fold order, for the comparison (lower_searched)
+                fold = self._lower_folds(layer, hw, workload)
+            except TileLimitError as exc:  # too long to lower: the searched mapping alone (its lowering is compact)
+                prog, _ = searched_program(layer, hw, mac, dense_macs)
+                prog.notes.append(f"fold order not compared: it needs {exc.amount}")
+            else:
+                prog = lower_searched(layer, hw, mac, dense_macs, lambda: fold)
         else:
             prog = self._lower_folds(layer, hw, workload)
         sp = layer.compression.sparsity
@@ -118,6 +131,8 @@ class SystolicEngine(Engine[SystolicArray]):
     def _lower_folds(self, layer: LayerBase, hw: SystolicArray, workload: Workload | None = None) -> LayerProgram:
         """SCALE-Sim's fold order (:mod:`.folds`) for a dense GEMM layer (with the ``sparsity:``
         block's zero gating/skipping and formats when the config has one)."""
+        if hw.sparsity.any:  # per-fold override arrays (ActSparsity)
+            _check_fold_count(layer, hw)
         q = layer.compression.quant
         bits = OperandBits(a=q.act_bits, b=q.weight_bits, c=q.act_bits, psum=hw.energy.accumulator_bits)
         nodes: list[Node] = []

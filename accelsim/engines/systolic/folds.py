@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...hardware.systolic import SystolicArray
-from ...stats import Node, Tile, split_tile
+from ...stats import Node, charge_tiles, split_tile_arrays
 from ...workload.layer import Gemm, ceil_div
 from ..lowering import compress_periodic_arrays, compress_runs_arrays, compress_sequence
 
@@ -155,6 +155,8 @@ class GemmLowering:
         g, p, hw, bits = self.g, self.plan, self.hw, self.bits
         df = hw.dataflow
         R, C = hw.rows, hw.cols
+        # entries materialised: fold ranges (row + column) now, one row-fold array per further distinct column
+        charge_tiles(p.col_folds + p.row_folds, "array (folds)")
         sp_bits = self.sparse is not None and self.sparse.b_bits is not None
         b_total_bits = self.sparse.b_total_bits if sp_bits else g.b_unique * bits.b  # type: ignore[union-attr]
         a_resident = g.a_unique * bits.a <= self.cap_a
@@ -181,6 +183,8 @@ class GemmLowering:
                 key += (c,)  # per-fold arrays: every column fold is its own
             it = cache.get(key)
             if it is None:
+                if cache:
+                    charge_tiles(p.row_folds, "array (folds)")
                 if df == "is":
                     rw = int(col_words[c])
                     a_words = rw * r1 // g.k - rw * r0 // g.k
@@ -245,13 +249,5 @@ class GemmLowering:
         if int(parts.max()) <= 1:
             nodes = compress_periodic_arrays(load, cycles, store)
         else:
-            tiles: list[Tile] = []
-            for lb, cc, sb, n in zip(load.tolist(), cycles.tolist(), store.tolist(), parts.tolist()):
-                tiles.extend(split_tile(Tile(lb, cc, sb), n))
-            nodes = compress_runs_arrays(*_tile_arrays(tiles))
+            nodes = compress_runs_arrays(*split_tile_arrays(load, cycles, store, parts))
         return _ColumnIteration(nodes, int(a_load.sum()), int(b_load.sum()), dram_c, psum_read, psum_write)
-
-
-def _tile_arrays(tiles: list[Tile]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    arr = np.array([(t.load_bits, t.compute_cycles, t.store_bits) for t in tiles], dtype=np.int64).reshape(-1, 3)
-    return arr[:, 0], arr[:, 1], arr[:, 2]
