@@ -255,7 +255,10 @@ def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs:
     ``layer`` and ``hw`` only) if that is better in the shared estimate (module docstring).
     Memoised: a layer equal to an earlier one but for its name gets a renamed copy of its program."""
     key = (layer.model_copy(update={"name": ""}), hw, mac, dense_macs)
-    hit = _LOWERED.get(key)
+    try:
+        hit = _LOWERED.get(key)
+    except TypeError:  # a field that cannot be hashed (e.g. a DFS bit-width distribution): no memo
+        return _lower_searched(layer, hw, mac, dense_macs, fold_program)
     if hit is None:
         hit = _lower_searched(layer, hw, mac, dense_macs, fold_program)
         if _LOWERED_MAX > 0:  # 0 disables the memo
