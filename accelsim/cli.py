@@ -51,7 +51,17 @@ def with_mapping_file(hw: Any, mapping: str, source: str) -> Any:
     if hw.kind != "loopnest":
         raise ConfigError(f"--mapping (a ZigZag mapping file) applies to a ZigZag accelerator file (kind loopnest), "
                           f"not kind {hw.kind!r}", source=str(source), field="mapping")
-    return type(hw).model_validate({**hw.model_dump(), "mapping_file": str(mapping)})
+    return checked_mapping_file(type(hw).model_validate({**hw.model_dump(), "mapping_file": str(mapping)}))
+
+
+def checked_mapping_file(hw: Any) -> Any:
+    """``hw`` once its ZigZag mapping file (``mapping_file`` of ``kind: loopnest``), if any, parses:
+    errors before any simulation starts (the hardware layer only reads the YAML)."""
+    if getattr(hw, "mapping_file", None):
+        from .mapping.zigzag_mapping import load_mapping_file
+
+        load_mapping_file(hw.mapping_file)
+    return hw
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -168,11 +178,12 @@ def detect_kind(target: str) -> str:
     from .workload.zigzag_workload import is_zigzag_workload_file
 
     if suffix != ".json" and is_zigzag_workload_file(path):
-        from .hardware.zigzag_io import _MAP_KEYS, _read_yaml
+        from .hardware.zigzag_io import _read_yaml
+        from .mapping.zigzag_mapping import MAPPING_KEYS
 
         data = _read_yaml(path)
         first = data[0] if isinstance(data, list) and data else None
-        if isinstance(first, dict) and "operator_type" not in first and set(first) <= _MAP_KEYS:
+        if isinstance(first, dict) and "operator_type" not in first and set(first) <= set(MAPPING_KEYS):
             return "zigzag mapping"
         return "zigzag workload"
     from ._validation import read_config_file
@@ -210,7 +221,7 @@ def load_as(kind: str, target: str) -> Any:
     if kind == "hardware":
         from .hardware.io import load_hardware
 
-        return load_hardware(target)
+        return checked_mapping_file(load_hardware(target))
     if kind == "recipe":
         from .frontend.recipe import load_recipe  # pydantic only: no torch
 
@@ -223,9 +234,9 @@ def load_as(kind: str, target: str) -> Any:
         from .hardware.zigzag_io import load_zigzag_accelerator
 
         return load_zigzag_accelerator(target)
-    from .hardware.zigzag_io import load_zigzag_mapping
+    from .mapping.zigzag_mapping import load_mapping_file
 
-    return load_zigzag_mapping(target)
+    return load_mapping_file(target)
 
 
 def _describe_hardware(hw: Any) -> str:
@@ -305,17 +316,32 @@ def _describe_zigzag_accelerator(h: Any, source: str) -> str:
     return "\n".join(lines)
 
 
+def _generic_names_note(mp: Any) -> str:
+    """A note on a mapping file's non-standard loop names (checked only against a workload)."""
+    names = mp.generic_loop_names()
+    return (f" (loop names {', '.join(names)} are not ZigZag's standard ones: they must be loops of the "
+            f"workload's layers, checked when mapped)") if names else ""
+
+
 def _describe_zigzag_mapping(mp: Any, source: str) -> str:
-    lines = [f"ZigZag mapping ({source}): {len(mp.entries)} entr{'y' if len(mp.entries) == 1 else 'ies'}"]
+    """Entries with ZigZag's loop names as written (``K32``; ``D0:8`` for a name ending in a digit)."""
+    def loop(x: str, n: Any) -> str:
+        size = "*" if n is None else n
+        return f"{x}:{size}" if x[-1:].isdigit() else f"{x}{size}"
+
+    lines = [f"ZigZag mapping ({source}): {len(mp.entries)} entr{'y' if len(mp.entries) == 1 else 'ies'}"
+             + _generic_names_note(mp)]
     for e in mp.entries:
         parts = []
         if e.spatial is not None:
-            parts.append("spatial " + "; ".join(f"{d}: " + ",".join(f"{x}{n}" for x, n in loops) for d, loops in e.spatial))
+            parts.append("spatial " + "; ".join(f"{d}: " + ",".join(loop(x, n) for x, n in loops) for d, loops in e.spatial))
         if e.hint is not None:
             parts.append("hint " + "; ".join(f"{d}: {','.join(x)}" for d, x in e.hint))
-        if e.temporal is not None:
-            parts.append("temporal " + " ".join(f"{x}{'' if n is None else n}" for x, n in e.temporal))
-        lines.append(f"  {e.name}: " + ("; ".join(parts) or "free (the mapper chooses)"))
+        if e.temporal_ordering is not None:
+            parts.append("temporal " + " ".join(loop(x, n) for x, n in e.temporal_ordering))
+        if not e.default_links:
+            parts.append("links " + ", ".join(f"{op}->{m}" for op, m in e.operand_links))
+        lines.append(f"  {e.entry}: " + ("; ".join(parts) or "free (the mapper chooses)"))
     return "\n".join(lines)
 
 
@@ -342,8 +368,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     for f in args.files:
         kind = detect_kind(f)
-        load_as(kind, f)
-        print(f"{f}: valid {kind}")
+        obj = load_as(kind, f)
+        print(f"{f}: valid {kind}" + (_generic_names_note(obj) if kind == "zigzag mapping" else ""))
     return 0
 
 

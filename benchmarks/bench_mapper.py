@@ -41,40 +41,40 @@ def spatial_spec(mode: str, mapping, entry) -> dict:
         return {"spatial": {su.array_dim: [(lp.dim, lp.size) for lp in su.loops] for su in mapping.spatial}}
     if mode == "free":
         return {}
-    if entry is not None and entry.spatial is not None:
-        return {"spatial": {ad: list(lps) for ad, lps in entry.spatial}}
-    if entry is not None and entry.hint is not None:
-        return {"hint": {ad: list(ds) for ad, ds in entry.hint}}
+    if entry.spatial is not None:
+        return {"spatial": {ad: list(lps) for ad, lps in entry.spatial_letters().items()}}
+    if entry.hint is not None:
+        return {"hint": {ad: list(ds) for ad, ds in entry.hint_letters().items()}}
     return {}
 
 
 def _extra_run(spec: str):
     """``JSON:NET:HW:MAPPING``: a run dumped in the reference format from ZigZag's shipped inputs."""
-    from accelsim.hardware.zigzag_io import load_zigzag_accelerator, load_zigzag_mapping
+    from accelsim.hardware.zigzag_io import load_zigzag_accelerator
+    from accelsim.mapping.zigzag_mapping import load_mapping_file
     from accelsim.mapping.zigzag_runs import load_run
     path, net, hw, mp = spec.split(":")
     zin = REF / "zigzag_inputs"
-    mfile = load_zigzag_mapping(zin / "mapping" / f"{mp}.yaml")
-    default = mfile.for_layer("default")
-    hierarchy = load_zigzag_accelerator(zin / "hardware" / f"{hw}.yaml", default.links if default else None)
+    mfile = load_mapping_file(zin / "mapping" / f"{mp}.yaml")
+    hierarchy = load_zigzag_accelerator(zin / "hardware" / f"{hw}.yaml", mfile.spec_for("default").links)
     sizes = {d.name: d.size for d in hierarchy.array.dimensions}
     return hierarchy, load_run(path, zin / "workload" / f"{net}.onnx", mfile, sizes), mfile
 
 
 def quality(tag: str, mode: str, cache: S.MappingCache, extra: str | None = None) -> dict:
-    from accelsim.hardware.zigzag_io import load_zigzag_mapping
+    from accelsim.mapping.zigzag_mapping import load_mapping_file
     if extra is not None:
         hierarchy, rows, mfile = _extra_run(extra)
     else:
         hierarchy, rows = load_reference_run(REF, tag)
-        mfile = load_zigzag_mapping(REF / REFERENCE_RUNS[tag][2])
+        mfile = load_mapping_file(REF / REFERENCE_RUNS[tag][2])
     n_ok_model = n_ok_ref = 0
     e_s = e_zm = e_zr = l_s = l_zm = l_zr = 0.0
     worst = (0.0, "")
     invalid: list[str] = []
     t0 = time.perf_counter()
     for layer, zmap, ref in rows:
-        entry = mfile.for_layer(ref.name, "Conv" if layer.R * layer.S > 1 or layer.P * layer.Q > 1 else "Gemm")
+        entry = mfile.spec_for(ref.name, "Conv" if layer.R * layer.S > 1 or layer.P * layer.Q > 1 else "Gemm")
         res = S.search_layer(layer, hierarchy, objective="latency", cache=cache, **spatial_spec(mode, zmap, entry))
         zc = evaluate(layer, hierarchy, zmap)
         c = res.cost

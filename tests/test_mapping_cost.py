@@ -8,8 +8,7 @@ import pytest
 from accelsim.errors import ConfigError
 from accelsim.hardware.hierarchy import (ArrayDimension, MemoryHierarchy, MemoryLevel, MemoryPort, OperationalArray,
                                          PortAllocation)
-from accelsim.hardware.zigzag_io import (hierarchy_from_zigzag, load_zigzag_accelerator, load_zigzag_mapping,
-                                         mapping_from_zigzag)
+from accelsim.hardware.zigzag_io import hierarchy_from_zigzag, load_zigzag_accelerator
 from accelsim.mapping import LayerDims, Mapping, evaluate, validate
 from accelsim.mapping.cost import level_tile_bits
 
@@ -181,17 +180,6 @@ def test_zigzag_accelerators_load():
     assert sram.port_of("O", "th").bandwidth_max_bits == 2048 and tpu.instances(tpu.levels("O")[0]) == 1024
 
 
-def test_zigzag_mapping_file():
-    mf = load_zigzag_mapping(REF / "zigzag_inputs" / "mapping" / "tpu_like.yaml")
-    d = mf.for_layer("/conv1/Conv", "Conv")
-    assert d.name == "default" and d.spatial_dict() == {"D1": (("K", 32),), "D2": (("C", 32),)}
-    assert mf.for_layer("x", "Add").name == "Add"
-    e = mf.for_layer("example_name_of_layer0")
-    assert e.temporal[0] == ("Q", 112) and e.links == {"O": "O", "W": "I2", "I": "I1"}
-    hint = load_zigzag_mapping(REF / "zigzag_runs" / "eyeriss_like_mapping.yaml").for_layer("any")
-    assert hint.hint_dict() == {"D1": ("K", "P"), "D2": ("C", "R")} and hint.spatial is None
-
-
 def test_zigzag_unsupported_keys_are_one_line_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"aimc\.yaml.*is_imc") as exc:
         load_zigzag_accelerator(REF / "zigzag_inputs" / "hardware" / "aimc.yaml")
@@ -201,10 +189,6 @@ def test_zigzag_unsupported_keys_are_one_line_errors(tmp_path):
                               "auto_cost_extraction": True, "ports": []}}}
     with pytest.raises(ConfigError, match="auto_cost_extraction"):
         hierarchy_from_zigzag(bad, "bad.yaml")
-    with pytest.raises(ConfigError, match=r"gemm_l1\.yaml.*D0"):
-        load_zigzag_mapping(REF / "zigzag_inputs" / "mapping" / "gemm_l1.yaml")
-    with pytest.raises(ConfigError, match="unsupported key 'foo'"):
-        mapping_from_zigzag([{"name": "default", "foo": 1}], "m.yaml")
 
 
 # ------------------------------------------------------------------------------------------ ZigZag parity

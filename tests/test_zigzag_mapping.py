@@ -71,6 +71,26 @@ def test_imc_mapping_file_parses_but_its_accelerators_are_refused():
         load_zigzag_accelerator(HW / "dimc.yaml")
 
 
+def test_accelsim_letter_view_of_entries():
+    """Entries keep ZigZag's names as written; spatial_letters/hint_letters translate them
+    (OX -> Q, OY -> P, FY -> R; a layer's generic names through its name map)."""
+    mf = load_mapping_file(MAP / "tpu_like.yaml")
+    d = mf.spec_for("/conv1/Conv", "Conv")
+    assert d.entry == "default" and d.spatial_letters() == {"D1": (("K", 32),), "D2": (("C", 32),)}
+    assert d.hint_letters() is None
+    e = mf.spec_for("example_name_of_layer0")
+    assert e.temporal_ordering[0] == ("OX", 112) and e.links == {"O": "O", "W": "I2", "I": "I1"}
+    hint = load_mapping_file(REF / "zigzag_runs" / "eyeriss_like_mapping.yaml").spec_for("any")
+    assert hint.hint_letters() == {"D1": ("K", "P"), "D2": ("C", "R")} and hint.spatial is None
+    assert hint.hint_letters(array_dims={"D2"}) == {"D2": ("C", "R")}
+    g = load_mapping_file(MAP / "gemm_l1.yaml").spec_for("x")
+    with pytest.raises(ConfigError, match=r"gemm_l1\.yaml.*'default\.spatial_mapping\.D1'.*'D0'") as exc:
+        g.spatial_letters()  # generic names have no letters without the layer's name map
+    assert "\n" not in str(exc.value)
+    assert g.spatial_letters({"D0": "N", "D1": "K", "D2": "C"}) == {
+        "D1": (("N", 8),), "D2": (("C", 8),), "D3": (("K", 8),)}
+
+
 @pytest.mark.parametrize("wl,hw,mf", [
     ("resnet18.onnx", "tpu_like", "tpu_like"),
     ("resnet18.yaml", "edge_tpu_like", "edge_tpu_like_mixed"),
@@ -296,6 +316,30 @@ def test_single_core_allocation_is_accepted():
 
 
 # ---------------------------------------------------------------------------- CLI
+def test_validate_and_info_name_non_standard_loop_names(capsys):
+    """gemm_l1.yaml's generic loops (D0..D2) are valid ZigZag names, checked against a workload
+    when mapped; validate and info say so instead of passing them silently."""
+    assert main(["validate", str(MAP / "gemm_l1.yaml")]) == 0
+    assert "valid zigzag mapping (loop names D0, D1, D2 are not ZigZag's standard ones" in capsys.readouterr().out
+    assert main(["info", str(MAP / "gemm_l1.yaml")]) == 0
+    assert "default: spatial D1: D0:8; D2: D2:8; D3: D1:8; temporal D1:* D2:* D0:*" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("entries,msg", [
+    ([{"name": "default", "foo": 1}], "field 'default.foo': unknown key 'foo'"),
+    (None, "file not found"),
+])
+def test_loopnest_hardware_with_a_bad_mapping_file_exits_2(tmp_path, capsys, entries, msg):
+    """kind: loopnest names a mapping file: hardware reads its YAML, the CLI parses it (exit 2)."""
+    mp = _write(tmp_path, entries) if entries is not None else tmp_path / "missing.yaml"
+    hw = tmp_path / "ln.yaml"
+    hw.write_text(yaml.safe_dump({"kind": "loopnest", "accelerator": str(HW / "tpu_like.yaml"),
+                                  "mapping_file": str(mp)}))
+    assert main(["validate", str(hw)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "Traceback" not in err and str(mp) in err and msg in err, err
+
+
 def test_map_cli_whole_workload_with_mapping_file(capsys):
     rc = main(["map", "--workload", str(WL / "resnet18.onnx"), "--hw", str(HW / "tpu_like.yaml"),
                "--mapping", str(MAP / "tpu_like.yaml"), "--objective", "energy"])

@@ -78,10 +78,13 @@ class LoopNestAccelerator(HardwareBase):
 
     @model_validator(mode="after")
     def _check(self) -> "LoopNestAccelerator":
-        if self.mapping_file is not None:  # parsed here (one-line errors); checked against the array when mapped
-            from .zigzag_io import load_zigzag_mapping
+        if self.mapping_file is not None:
+            # read here (a missing file or bad YAML: one-line errors); its entries are parsed by the
+            # mapping layer (accelsim.mapping.zigzag_mapping, above hardware): the CLI on load, the
+            # engine when it maps (checked against the array then)
+            from .zigzag_io import _read_yaml
 
-            load_zigzag_mapping(self.mapping_file)
+            _read_yaml(self.mapping_file)
         return self
 
     @cached_property

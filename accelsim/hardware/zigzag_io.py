@@ -1,4 +1,4 @@
-"""Read ZigZag 3.9.1 accelerator and mapping YAML files as they are.
+"""Read a ZigZag 3.9.1 accelerator YAML file as it is (the hardware side of ZigZag's inputs).
 
 - **Accelerator** (detected by its ``operational_array``/``memories`` keys): memories innermost
   first with ``size`` (bits), ``r_cost``/``w_cost`` (pJ per port-word access), ``operands``
@@ -12,15 +12,15 @@
   the input width, as ZigZag's ONNX parser does). ``area``, ``unit_area`` and ``latency`` are
   read and ignored (they do not enter ZigZag's cost either). CACTI cost extraction and in-memory-computing
   arrays are not supported (one-line ConfigError naming the key and the file).
-- **Mapping**: a list of entries ``name`` (a layer name, an operator type such as ``Add`` or
-  ``default``) with ``spatial_mapping`` (``D1: ["K, 32", ...]``), ``spatial_mapping_hint``
-  (``D1: [K, OY]``), ``temporal_ordering`` (``[[OX, 112], [K, "*"]]``, innermost first) and
-  ``memory_operand_links``. Loop names are translated to accelsim's letters (B->N, OY->P,
-  OX->Q, FY->R, FX->S).
+- **YAML** (:func:`_read_yaml`): ZigZag's files as PyYAML reads them (repeated keys: the last
+  wins); the mapping and workload readers use it too.
+
+Mapping files (loop names, spatial/temporal mappings) are read by
+:mod:`accelsim.mapping.zigzag_mapping`, the one reader of them: they are a mapping-layer
+concept, and hardware sits below mapping in the layer order (``tests/test_architecture.py``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +30,12 @@ from ..errors import ConfigError
 from .hierarchy import (ArrayDimension, ArrayPrecision, MemoryHierarchy, MemoryLevel, MemoryPort, OperationalArray,
                         PortAllocation)
 
-#: ZigZag loop names -> accelsim letters
-ZIGZAG_DIMS: dict[str, str] = {"B": "N", "G": "G", "K": "K", "C": "C", "OY": "P", "OX": "Q", "FY": "R", "FX": "S"}
 DEFAULT_LINKS: dict[str, str] = {"W": "I2", "I": "I1", "O": "O"}
 _MEM_KEYS = {"size", "r_cost", "w_cost", "area", "latency", "operands", "ports", "served_dimensions",
              "force_double_buffering", "auto_cost_extraction", "min_r_granularity", "min_w_granularity", "mem_type"}
 _ARRAY_KEYS = {"unit_energy", "unit_area", "dimensions", "sizes", "systolic_dimensions", "input_precision",
                "is_imc"}
 _PORT_KEYS = {"name", "type", "bandwidth_min", "bandwidth_max", "allocation"}
-_MAP_KEYS = {"name", "spatial_mapping", "spatial_mapping_hint", "temporal_ordering", "memory_operand_links"}
 
 
 def is_zigzag_accelerator(data: Any) -> bool:
@@ -186,128 +183,4 @@ def load_zigzag_accelerator(path: str | Path, operand_links: dict[str, str] | No
     return hierarchy_from_zigzag(_read_yaml(path), str(path), operand_links)
 
 
-# ------------------------------------------------------------------------------------------------
-# mapping files
-# ------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ZigzagMappingEntry:
-    """One entry of a ZigZag mapping file (dims already in accelsim letters).
-
-    ``spatial``: per array dimension, the (dim, size) loops unrolled on it (``None``: not fixed);
-    ``hint``: per array dimension, the dims the mapper may unroll on it; ``temporal``: the
-    temporal loop order innermost first, sizes ``None`` for ``"*"`` (all that is left).
-    """
-
-    name: str
-    spatial: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] | None = None
-    hint: tuple[tuple[str, tuple[str, ...]], ...] | None = None
-    temporal: tuple[tuple[str, int | None], ...] | None = None
-    operand_links: tuple[tuple[str, str], ...] = tuple(sorted(DEFAULT_LINKS.items()))
-
-    @property
-    def links(self) -> dict[str, str]:
-        return dict(self.operand_links)
-
-    def spatial_dict(self) -> dict[str, tuple[tuple[str, int], ...]] | None:
-        return None if self.spatial is None else dict(self.spatial)
-
-    def hint_dict(self) -> dict[str, tuple[str, ...]] | None:
-        return None if self.hint is None else dict(self.hint)
-
-
-@dataclass(frozen=True)
-class ZigzagMapping:
-    """All entries of a mapping file; :meth:`for_layer` picks by layer name, operator type, default."""
-
-    entries: tuple[ZigzagMappingEntry, ...]
-    source: str = field(default="<zigzag mapping>", compare=False)
-
-    def for_layer(self, name: str, op_type: str | None = None) -> ZigzagMappingEntry | None:
-        by_name = {e.name: e for e in self.entries}
-        if name in by_name:
-            return by_name[name]
-        if op_type is not None and op_type in by_name:
-            return by_name[op_type]
-        return by_name.get("default")
-
-
-def _dim(value: Any, src: str, key: str) -> str:
-    d = str(value).strip()
-    if d not in ZIGZAG_DIMS:
-        raise _err(f"loop dimension {d!r} is not supported (one of {', '.join(ZIGZAG_DIMS)})", src, key)
-    return ZIGZAG_DIMS[d]
-
-
-def mapping_from_zigzag(data: Any, source: str = "<zigzag mapping>") -> ZigzagMapping:
-    """Parse a ZigZag mapping file (a list of entries) into a :class:`ZigzagMapping`."""
-    if not isinstance(data, list) or not data:
-        raise ConfigError("a ZigZag mapping file is a non-empty list of entries", source=source)
-    entries = []
-    for i, e in enumerate(data):
-        key = f"[{i}]"
-        if not isinstance(e, dict) or "name" not in e:
-            raise _err("each entry must be a mapping with a 'name'", source, key)
-        key = f"{e['name']}"
-        for k in e:
-            if k not in _MAP_KEYS:
-                raise _err(f"unsupported key '{k}'", source, f"{key}.{k}")
-        spatial = None
-        if e.get("spatial_mapping") is not None:
-            sm = e["spatial_mapping"]
-            if not isinstance(sm, dict):
-                raise _err("must map array dimensions to loop lists", source, f"{key}.spatial_mapping")
-            rows = []
-            for ad, loops in sm.items():
-                lps = []
-                for lp in loops or []:
-                    parts = [s.strip() for s in str(lp).split(",")] if not isinstance(lp, (list, tuple)) else list(lp)
-                    if len(parts) != 2:
-                        raise _err(f"loop {lp!r} must be 'DIM, SIZE'", source, f"{key}.spatial_mapping.{ad}")
-                    try:
-                        size = int(parts[1])
-                    except ValueError:
-                        raise _err(f"loop size {parts[1]!r} is not an integer", source,
-                                   f"{key}.spatial_mapping.{ad}") from None
-                    lps.append((_dim(parts[0], source, f"{key}.spatial_mapping.{ad}"), size))
-                rows.append((str(ad), tuple(lps)))
-            spatial = tuple(rows)
-        hint = None
-        if e.get("spatial_mapping_hint") is not None:
-            h = e["spatial_mapping_hint"]
-            if not isinstance(h, dict):
-                raise _err("must map array dimensions to dimension lists", source, f"{key}.spatial_mapping_hint")
-            hint = tuple((str(ad), tuple(_dim(d, source, f"{key}.spatial_mapping_hint.{ad}") for d in (ds or [])))
-                         for ad, ds in h.items())
-        temporal = None
-        if e.get("temporal_ordering") is not None:
-            t = []
-            for lp in e["temporal_ordering"]:
-                if not isinstance(lp, (list, tuple)) or len(lp) != 2:
-                    raise _err(f"loop {lp!r} must be [DIM, SIZE or '*']", source, f"{key}.temporal_ordering")
-                size = None if str(lp[1]).strip() == "*" else lp[1]
-                if size is not None:
-                    try:
-                        size = int(size)
-                    except (TypeError, ValueError):
-                        raise _err(f"loop size {lp[1]!r} is not an integer or '*'", source,
-                                   f"{key}.temporal_ordering") from None
-                t.append((_dim(lp[0], source, f"{key}.temporal_ordering"), size))
-            temporal = tuple(t)
-        links = e.get("memory_operand_links") or DEFAULT_LINKS
-        if not isinstance(links, dict) or set(links) != {"W", "I", "O"}:
-            raise _err("must link exactly W, I and O to memory operands", source, f"{key}.memory_operand_links")
-        entries.append(ZigzagMappingEntry(
-            name=str(e["name"]), spatial=spatial, hint=hint, temporal=temporal,
-            operand_links=tuple(sorted((str(k), str(v)) for k, v in links.items()))))
-    return ZigzagMapping(tuple(entries), source)
-
-
-def load_zigzag_mapping(path: str | Path) -> ZigzagMapping:
-    """Read a ZigZag mapping YAML file."""
-    return mapping_from_zigzag(_read_yaml(path), str(path))
-
-
-__all__ = ["ZIGZAG_DIMS", "DEFAULT_LINKS", "is_zigzag_accelerator", "hierarchy_from_zigzag",
-           "load_zigzag_accelerator", "ZigzagMappingEntry", "ZigzagMapping", "mapping_from_zigzag",
-           "load_zigzag_mapping"]
+__all__ = ["DEFAULT_LINKS", "is_zigzag_accelerator", "hierarchy_from_zigzag", "load_zigzag_accelerator"]

@@ -32,9 +32,10 @@ from math import gcd, prod
 from typing import Iterable, Mapping as _MappingT, Sequence
 
 from ..errors import ConfigError
-from ..hardware.zigzag_io import ZIGZAG_DIMS  # ZigZag loop names -> accelsim letters
 
 DIMS: tuple[str, ...] = ("N", "G", "K", "C", "P", "Q", "R", "S")
+#: ZigZag loop names -> accelsim letters
+ZIGZAG_DIMS: dict[str, str] = {"B": "N", "G": "G", "K": "K", "C": "C", "OY": "P", "OX": "Q", "FY": "R", "FX": "S"}
 OPERANDS: tuple[str, ...] = ("W", "I", "O")
 ACCELSIM_TO_ZIGZAG: dict[str, str] = {v: k for k, v in ZIGZAG_DIMS.items()}
 

@@ -1,4 +1,6 @@
-"""ZigZag 3.9.1 mapping files, read as they are, as per-layer mapper specifications.
+"""ZigZag 3.9.1 mapping files, read as they are, as per-layer mapper specifications: the one
+reader of these files in accelsim (the CLI's ``info``/``validate``, the mapper, ``kind: loopnest``
+and the ZigZag reference runs all use it).
 
 A mapping file is a YAML list of entries (``zigzag/parser/mapping_validator.py`` schema):
 
@@ -23,7 +25,9 @@ Loop names are ZigZag's (``B K C OY OX FY FX G``), translated to accelsim's lett
 (``N K C P Q R S G``). Generic names (``D0``, ... of ZigZag's ``gemm_layer.yaml``) are accepted
 in the file and resolved per layer through a name map (:func:`resolve`, given by
 :func:`accelsim.mapping.workload_mapping.zigzag_dim_names` for ZigZag workloads); without one
-they are a ConfigError when the entry is used.
+they are a ConfigError when the entry is used. An entry keeps the names as written;
+:meth:`LayerMappingSpec.spatial_letters` / :meth:`~LayerMappingSpec.hint_letters` are its
+accelsim-letter view, :meth:`LayerMappingSpec.search_kwargs` what the mapper takes.
 
 **Which entry a layer uses** follows ``zigzag/parser/mapping_factory.py: MappingFactory``: the
 entry named like the layer; else the entry named like the layer's operator type; else
@@ -44,11 +48,14 @@ from typing import Any, Callable, Literal
 
 from ..errors import ConfigError
 from ..hardware.hierarchy import MemoryHierarchy
-from ..hardware.zigzag_io import DEFAULT_LINKS, ZIGZAG_DIMS, _read_yaml
+from ..hardware.zigzag_io import DEFAULT_LINKS, _read_yaml
+from .ir import ZIGZAG_DIMS
 from .ordering import WILDCARD, TemporalOrdering
 
-_KEYS = ("name", "spatial_mapping", "spatial_mapping_hint", "memory_operand_links", "temporal_ordering",
-         "core_allocation")
+#: the keys of a mapping entry (ZigZag 3.9.1's schema plus a single-core ``core_allocation``);
+#: the CLI tells a mapping file from a ZigZag workload file by them
+MAPPING_KEYS: tuple[str, ...] = ("name", "spatial_mapping", "spatial_mapping_hint", "memory_operand_links",
+                                 "temporal_ordering", "core_allocation")
 _LOOP_NAME = re.compile(r"^[A-Z]+\d*$")
 _LAYER_OPERANDS = ("O", "W", "I")
 
@@ -93,14 +100,12 @@ class LayerMappingSpec:
         (``SpatialMappingGeneratorStage``: ``oa_dims_to_fill``, ``complete_with_defaults``).
         """
         kw: dict[str, Any] = {}
-        where = f"{self.entry}"
-        if self.spatial is not None:
-            kw["spatial"] = {ad: [(resolve(d, dim_names, self.source, f"{where}.spatial_mapping.{ad}"), s)
-                                  for d, s in loops] for ad, loops in self.spatial}
-        if self.hint is not None:
-            arr = {d.name for d in hierarchy.array.dimensions}
-            kw["hint"] = {ad: [resolve(d, dim_names, self.source, f"{where}.spatial_mapping_hint.{ad}")
-                               for d in ds] for ad, ds in self.hint if ad in arr}
+        spatial = self.spatial_letters(dim_names)
+        if spatial is not None:
+            kw["spatial"] = {ad: list(loops) for ad, loops in spatial.items()}
+        hint = self.hint_letters(dim_names, {d.name for d in hierarchy.array.dimensions})
+        if hint is not None:
+            kw["hint"] = {ad: list(ds) for ad, ds in hint.items()}
         if "spatial" in kw:
             missing = [d.name for d in hierarchy.array.dimensions if d.name not in kw["spatial"]]
             if missing:
@@ -111,6 +116,25 @@ class LayerMappingSpec:
             kw["temporal_ordering"] = TemporalOrdering.of(
                 [(d if d == WILDCARD else _resolve_loose(d, dim_names), s) for d, s in self.temporal_ordering])
         return kw
+
+    def spatial_letters(self, dim_names: dict[str, str] | None = None) -> dict[str, tuple[tuple[str, int], ...]] | None:
+        """The accelsim-letter view of ``spatial``: per array dimension the ``(letter, size)``
+        unrollings (None: not given). A loop name that is neither ZigZag's (``B K C OY OX FY FX
+        G``) nor in ``dim_names`` (a layer's generic names) is a ConfigError naming the entry and key."""
+        if self.spatial is None:
+            return None
+        return {ad: tuple((resolve(d, dim_names, self.source, f"{self.entry}.spatial_mapping.{ad}"), s)
+                          for d, s in loops) for ad, loops in self.spatial}
+
+    def hint_letters(self, dim_names: dict[str, str] | None = None,
+                     array_dims: set[str] | None = None) -> dict[str, tuple[str, ...]] | None:
+        """The accelsim-letter view of ``hint`` (None: not given), as :meth:`spatial_letters`;
+        ``array_dims``: keep only these array dimensions (ZigZag ignores hints for dimensions the
+        accelerator does not have; their loop names are then not checked either)."""
+        if self.hint is None:
+            return None
+        return {ad: tuple(resolve(d, dim_names, self.source, f"{self.entry}.spatial_mapping_hint.{ad}") for d in ds)
+                for ad, ds in self.hint if array_dims is None or ad in array_dims}
 
     def hierarchy_for(self, hierarchy: MemoryHierarchy,
                       built_with: dict[str, str] | None = None) -> MemoryHierarchy:
@@ -163,6 +187,17 @@ class ZigzagMappingFile:
     def entry(self, name: str) -> LayerMappingSpec | None:
         """The first entry called ``name`` (None if there is none)."""
         return next((e for e in self.entries if e.entry == name), None)
+
+    def generic_loop_names(self) -> tuple[str, ...]:
+        """Loop names of the file that are not ZigZag's standard ones (``D0`` of ``gemm_l1.yaml``, or
+        a typo), sorted: valid only for a workload whose layers have such loops, so they are
+        checked when a layer is mapped, not when the file is read."""
+        names: set[str] = set()
+        for e in self.entries:
+            names.update(d for _, loops in e.spatial or () for d, _ in loops)
+            names.update(d for _, ds in e.hint or () for d in ds)
+            names.update(d for d, _ in e.temporal_ordering or () if d != WILDCARD)
+        return tuple(sorted(names - set(ZIGZAG_DIMS)))
 
     def spec_for(self, layer_name: str, operator_type: str | None = None) -> LayerMappingSpec:
         """ZigZag's precedence: entry named like the layer, else like its operator type, else default."""
@@ -326,8 +361,9 @@ def mapping_file_from_data(data: Any, source: str = "<zigzag mapping>") -> Zigza
             raise _err("each entry needs a 'name' (layer name, operator type or default)", source, f"[{i}].name")
         name = e["name"].strip()
         for k in e:
-            if k not in _KEYS:
-                raise _err(f"unknown key '{k}' (ZigZag mapping keys: {', '.join(_KEYS)})", source, f"{name}.{k}")
+            if k not in MAPPING_KEYS:
+                raise _err(f"unknown key '{k}' (ZigZag mapping keys: {', '.join(MAPPING_KEYS)})", source,
+                           f"{name}.{k}")
         spec = LayerMappingSpec(
             entry=name, source=source,
             spatial=(_parse_spatial(e["spatial_mapping"], source, f"{name}.spatial_mapping")
@@ -351,4 +387,5 @@ def load_mapping_file(path: str | Path) -> ZigzagMappingFile:
     return mapping_file_from_data(_read_yaml(path), str(path))
 
 
-__all__ = ["LayerMappingSpec", "ZigzagMappingFile", "load_mapping_file", "mapping_file_from_data", "resolve"]
+__all__ = ["MAPPING_KEYS", "LayerMappingSpec", "ZigzagMappingFile", "load_mapping_file", "mapping_file_from_data",
+           "resolve"]

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..hardware.zigzag_io import ZIGZAG_DIMS, ZigzagMapping
-from .ir import DIMS, LayerDims, Loop, Mapping, SpatialUnroll
+from .ir import DIMS, ZIGZAG_DIMS, LayerDims, Loop, Mapping, SpatialUnroll
+from .zigzag_mapping import ZigzagMappingFile, load_mapping_file
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,12 @@ def _array_dim_of(dim: str, entry_spatial: dict | None, entry_hint: dict | None,
     raise ConfigError(f"cannot tell which array dimension unrolls {dim}", source="zigzag run")
 
 
-def layer_mapping(result: ZigzagLayerResult, layer: LayerDims, mapping_file: ZigzagMapping,
+def layer_mapping(result: ZigzagLayerResult, layer: LayerDims, mapping_file: ZigzagMappingFile,
                   array_sizes: dict[str, int]) -> Mapping:
     """The accelsim Mapping of ZigZag's choice for one layer."""
-    entry = mapping_file.for_layer(result.name, result.op_type)
-    sp_table = entry.spatial_dict() if entry else None
-    hint = entry.hint_dict() if entry else None
+    entry = mapping_file.spec_for(result.name, result.op_type or None)
+    sp_table = entry.spatial_letters()
+    hint = entry.hint_letters()
     loops = [lp for lv in result.spatial_per_level["I"] for lp in lv]
     temporal_factor = {d: 1.0 for d in DIMS}
     for lv in result.temporal_per_level["I"]:
@@ -134,7 +134,7 @@ def layer_mapping(result: ZigzagLayerResult, layer: LayerDims, mapping_file: Zig
     return Mapping.from_levels(spatial, per_op, name=result.name)
 
 
-def load_run(json_path: str | Path, onnx_path: str | Path, mapping_file: ZigzagMapping,
+def load_run(json_path: str | Path, onnx_path: str | Path, mapping_file: ZigzagMappingFile,
              array_sizes: dict[str, int]) -> list[tuple[LayerDims, Mapping, ZigzagLayerResult]]:
     """Every layer of a ZigZag run as (layer, ZigZag's mapping, ZigZag's figures)."""
     data = json.loads(Path(json_path).read_text(encoding="utf-8"))
@@ -168,13 +168,12 @@ REFERENCE_RUNS: dict[str, tuple[str, str, str]] = {
 
 def load_reference_run(ref_dir: str | Path, tag: str):
     """(hierarchy, [(layer, mapping, ZigZag figures), ...]) of one of :data:`REFERENCE_RUNS`."""
-    from ..hardware.zigzag_io import load_zigzag_accelerator, load_zigzag_mapping
+    from ..hardware.zigzag_io import load_zigzag_accelerator
 
     ref = Path(ref_dir)
     onnx_rel, acc_rel, map_rel = REFERENCE_RUNS[tag]
-    mapping_file = load_zigzag_mapping(ref / map_rel)
-    default = mapping_file.for_layer("default")
-    hierarchy = load_zigzag_accelerator(ref / acc_rel, default.links if default else None)
+    mapping_file = load_mapping_file(ref / map_rel)
+    hierarchy = load_zigzag_accelerator(ref / acc_rel, mapping_file.spec_for("default").links)
     sizes = {d.name: d.size for d in hierarchy.array.dimensions}
     return hierarchy, load_run(ref / "zigzag_runs" / f"{tag}.json", ref / onnx_rel, mapping_file, sizes)
 
