@@ -13,6 +13,7 @@ instead of on a cycle-by-cycle indicator array.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import ceil, prod
 
 import numpy as np
@@ -25,7 +26,6 @@ from .ir import DIMS, LayerDims, Mapping
 _OPS = ("W", "I", "O")
 _DIRS = ("tl", "fh", "fl", "th")
 _DIM_CODE = {d: i for i, d in enumerate(DIMS)}  # N G K C P Q R S -> 0..7; IYr 8, IYir 9, IXr 10, IXir 11
-MAXL = 32  # loops per level (after sliding-window decoupling)
 
 # relevance per operand (W=0, I=1, O=2) over codes 0..11
 _R = np.zeros((3, 12), dtype=np.bool_)
@@ -53,580 +53,574 @@ def _window(a, b, stride, dilation, clip):  # pragma: no cover - jitted
     return n
 
 
-@njit(cache=True)
-def _decouple(dims, sizes, lens, nlev, geo, zz):  # pragma: no cover - jitted
-    """Sliding-window decoupling of a level structure (see cost._decouple)."""
-    od = np.zeros((nlev, MAXL), dtype=np.int64)
-    osz = np.ones((nlev, MAXL), dtype=np.float64)
-    ol = np.zeros(nlev, dtype=np.int64)
-    cab = np.ones(4)  # P R Q S cumulative
-    prev_size = np.ones(2)
-    prev_reuse = np.ones(2)
-    for lv in range(nlev):
-        k = 0
-        for i in range(lens[lv]):
-            d = dims[lv, i]
-            s = sizes[lv, i]
-            if d < 4 or d > 7:
-                od[lv, k] = d
-                osz[lv, k] = s
-                k += 1
-                continue
-            cab[d - 4] *= s
-            if d == 4 or d == 6:  # rows
-                dd = 0
-                if zz:
-                    r = float(_window(int(cab[0]), int(cab[2]), geo[0], geo[2], geo[4]))
-                else:
-                    r = _window(cab[0], cab[2], geo[0], geo[2], geo[4])  # float specialisation: fractional tiles
-                tot = cab[0] * cab[2]
-            else:
-                dd = 1
-                if zz:
-                    r = float(_window(int(cab[1]), int(cab[3]), geo[1], geo[3], geo[5]))
-                else:
-                    r = _window(cab[1], cab[3], geo[1], geo[3], geo[5])
-                tot = cab[1] * cab[3]
-            ir = tot / r
-            od[lv, k] = 8 + 2 * dd
-            osz[lv, k] = r / prev_size[dd]
-            od[lv, k + 1] = 9 + 2 * dd
-            osz[lv, k + 1] = ir / prev_reuse[dd]
-            k += 2
-            prev_size[dd] = r
-            prev_reuse[dd] = ir
-        ol[lv] = k
-    return od, osz, ol
+# rows of _op_view's float scratch: products per arch level of relevant loops in 1s2t (r2) and of
+# irrelevant ones in 1s1t (ir1), of relevant and of all spatial loops (sp_r, sp_tot), unique data per
+# unit (unit_unique), boost, cumulative irrelevant (caal), cycles per period, low/high raw bandwidth
+_R2, _IR1, _SPR, _SPT, _UU, _BOOST, _CAAL, _CYC, _LOW, _HIGH = range(10)
+_PSUM, _FLAG = range(2)  # rows of its bool scratch
 
 
-@njit(cache=True)
-def _prod_sel(dims, sizes, n, table, op):  # pragma: no cover - jitted
-    p = 1.0
-    for i in range(n):
-        if table[op, dims[i]]:
-            p *= sizes[i]
-    return p
+@njit(cache=True, nogil=True)
+def _op_view(n_lv, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits, total, R, IR, moves, du, prec, uc,
+             tir, tr, part, zz, bnd, f, flags, st):  # pragma: no cover - jitted
+    """Fills, for each operand ``op`` (W I O; row ``op`` of ``counts``, ``sp_slot`` and of the outputs),
+    moves[op, m, dir, (amount, bits, period, count, req_bw, window)] and the per-arch-level data
+    unrolled ``du``, precision ``prec``, unit count ``uc``, top irrelevant / relevant loop products
+    ``tir`` / ``tr`` and partial-sum flags ``part``. Scratch (read only after written here):
+    ``bnd`` [n + 1] ints, ``f`` [10, n + 3] floats (rows _R2 .. _HIGH), ``flags`` [2, n + 1]
+    bools (_PSUM, _FLAG), ``st`` [8] floats.
 
-
-@njit(cache=True)
-def _op_view(op, n, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits, total,
-             R, IR, moves, data_unrolled, prec, unit_count, top_ir, top_r, partial, zz):  # pragma: no cover - jitted
-    """Fills moves[m, dir, (amount, bits, period, count, req_bw, window)] and per-arch arrays."""
-    # temporal levels
-    lvd = np.zeros((n, MAXL), dtype=np.int64)
-    lvs = np.ones((n, MAXL), dtype=np.float64)
-    lvl = np.zeros(n, dtype=np.int64)
-    t = 0
-    for m in range(n):
-        for i in range(counts[m]):
-            lvd[m, lvl[m]] = tm_dim[t]
-            lvs[m, lvl[m]] = tm_size[t]
-            lvl[m] += 1
-            t += 1
-    # merge-down until stable
-    mac_st = 1.0
-    while True:
-        nd = np.zeros((n, MAXL), dtype=np.int64)
-        ns = np.ones((n, MAXL), dtype=np.float64)
-        nl = np.zeros(n, dtype=np.int64)
-        mac_st = 1.0
-        for lv in range(n):
-            j = 0
-            while j < lvl[lv] and IR[op, lvd[lv, j]]:
-                if lv == 0:
-                    mac_st *= lvs[lv, j]
-                    nd[0, nl[0]] = lvd[lv, j]
-                    ns[0, nl[0]] = lvs[lv, j]
-                    nl[0] += 1
-                else:
-                    nd[lv - 1, nl[lv - 1]] = lvd[lv, j]
-                    ns[lv - 1, nl[lv - 1]] = lvs[lv, j]
-                    nl[lv - 1] += 1
-                j += 1
-            for k in range(j, lvl[lv]):
-                nd[lv, nl[lv]] = lvd[lv, k]
-                ns[lv, nl[lv]] = lvs[lv, k]
-                nl[lv] += 1
-        same = True
-        for lv in range(n):
-            if nl[lv] != lvl[lv]:
-                same = False
-                break
-            for k in range(nl[lv]):
-                if nd[lv, k] != lvd[lv, k] or ns[lv, k] != lvs[lv, k]:
-                    same = False
-                    break
-            if not same:
-                break
-        lvd, lvs, lvl = nd, ns, nl
-        if same:
-            break
-    # spatial slots
+    One function for all three operands, no helper calls: numba reference-counts the array
+    arguments of every call (an atomic operation each)."""
     nsp = sp_dim.shape[0]
-    sud = np.zeros((n + 1, MAXL), dtype=np.int64)
-    sus = np.ones((n + 1, MAXL), dtype=np.float64)
-    sul = np.zeros(n + 1, dtype=np.int64)
-    for s in range(nsp):
-        j = sp_slot[s]
-        sud[j, sul[j]] = sp_dim[s]
-        sus[j, sul[j]] = sp_size[s]
-        sul[j] += 1
-    # combined 1s1t (c1) and 1s2t (c2)
-    c1d = np.zeros((n + 1, MAXL), dtype=np.int64)
-    c1s = np.ones((n + 1, MAXL), dtype=np.float64)
-    c1l = np.zeros(n + 1, dtype=np.int64)
-    c2d = np.zeros((n + 1, MAXL), dtype=np.int64)
-    c2s = np.ones((n + 1, MAXL), dtype=np.float64)
-    c2l = np.zeros(n + 1, dtype=np.int64)
-    for a in range(n + 1):
-        k = 0
-        if a >= 1:
-            for i in range(lvl[a - 1]):
-                c1d[a, k] = lvd[a - 1, i]
-                c1s[a, k] = lvs[a - 1, i]
-                k += 1
-        for i in range(sul[a]):
-            c1d[a, k] = sud[a, i]
-            c1s[a, k] = sus[a, i]
-            k += 1
-        c1l[a] = k
-        if a >= 1:
-            k = 0
-            for i in range(lvl[a - 1]):
-                c2d[a, k] = lvd[a - 1, i]
-                c2s[a, k] = lvs[a - 1, i]
-                k += 1
-            for i in range(sul[a - 1]):
-                c2d[a, k] = sud[a - 1, i]
-                c2s[a, k] = sus[a - 1, i]
-                k += 1
-            c2l[a] = k
-    if op == 1:
-        c1d, c1s, c1l = _decouple(c1d, c1s, c1l, n + 1, geo, zz)
-        c2d, c2s, c2l = _decouple(c2d, c2s, c2l, n + 1, geo, zz)
-        sud, sus, sul = _decouple(sud, sus, sul, n + 1, geo, zz)
-    r2 = np.ones(n + 1)
-    ir1 = np.ones(n + 1)
-    sp_r = np.ones(n + 1)
-    sp_tot = np.ones(n + 1)
-    for a in range(n + 1):
-        r2[a] = _prod_sel(c2d[a], c2s[a], c2l[a], R, op)
-        ir1[a] = _prod_sel(c1d[a], c1s[a], c1l[a], IR, op)
-        sp_r[a] = _prod_sel(sud[a], sus[a], sul[a], R, op)
-        p = 1.0
-        for i in range(sul[a]):
-            p *= sus[a, i]
-        sp_tot[a] = p
-    acc = 1.0
-    for a in range(n + 1):
-        acc *= r2[a]
-        data_unrolled[a] = float(np.rint(np.rint(acc))) if zz else np.round(acc, 9)
-    unit_unique = np.ones(n + 1)
-    for a in range(n + 1):
-        pu = 1.0
-        pt = 1.0
-        for b in range(a, n + 1):
-            pu *= sp_r[b]
-            pt *= sp_tot[b]
-        unit_unique[a] = pu
-        unit_count[a] = float(np.rint(np.round(pt, 3))) if zz else np.round(pt, 9)
-    boost = np.ones(n + 1)
-    for a in range(n):
-        boost[a] = float(np.rint(unit_unique[a] / unit_unique[a + 1])) if zz else np.round(
-            unit_unique[a] / unit_unique[a + 1], 9)
-    psum = np.zeros(n + 1, dtype=np.bool_)
-    caal = np.ones(n + 3)
-    if op == 2:
-        flag = np.zeros(n + 1, dtype=np.bool_)
+    for op in range(3):
+        n = n_lv[op]
+        # temporal levels after cost's merge-down (an irrelevant loop at the bottom of a level moves one
+        # level down, until stable) in closed form: level m >= 1 starts at the first relevant loop at or
+        # after its original start (the loops keep their order; level 0 only grows)
+        end = 0
+        for m in range(n):
+            end += counts[op, m]
+        start = 0
+        bnd[0] = 0
+        for m in range(1, n):
+            start += counts[op, m - 1]
+            q = start
+            while q < end and IR[op, tm_dim[q]]:
+                q += 1
+            bnd[m] = q
+        bnd[n] = end
+        mac_st = 1.0  # irrelevant loops at the bottom of level 0
+        q = 0
+        while q < end and IR[op, tm_dim[q]]:
+            mac_st *= tm_size[q]
+            q += 1
+        dec = op == 1  # input operand: sliding-window decoupling
+        # per arch level al = 0..n, products of loop sizes (innermost first) over three loop structures
+        # of cost.py: 1s2t (temporal level al-1, then the spatial loops of slot al-1), loops relevant to
+        # op -> f[_R2]; 1s1t (temporal level al-1, then spatial slot al), irrelevant loops -> f[_IR1];
+        # spatial slot al, relevant loops -> f[_SPR] and all -> f[_SPT]. With dec, each structure's
+        # loops pass through sliding-window decoupling first (cost._decouple: a P/R row or Q/S column
+        # loop becomes an input-window loop, code 8/10, and an input-reuse loop, 9/11; st = cumulative
+        # P R Q S, previous window rows/cols, previous reuse rows/cols): the same factors in the same
+        # order as a product over the decoupled loop list, so bit-identical.
+        for kind in range(3):  # 0: 1s2t, 1: 1s1t, 2: spatial
+            for ii in range(8):
+                st[ii] = 1.0
+            row = _R2 if kind == 0 else (_IR1 if kind == 1 else _SPR)
+            for al in range(n + 1):
+                pp = 1.0
+                p_all = 1.0
+                t0 = 0
+                t1 = 0
+                if kind != 2 and al >= 1:
+                    t0 = bnd[al - 1]
+                    t1 = bnd[al]
+                slot = al - 1 if kind == 0 else al
+                for jj in range(t0, t1 + nsp):
+                    if jj < t1:
+                        dm = tm_dim[jj]
+                        sz = tm_size[jj]
+                    else:
+                        kk = jj - t1
+                        if slot < 0 or sp_slot[op, kk] != slot:
+                            continue
+                        dm = sp_dim[kk]
+                        sz = sp_size[kk]
+                    if not dec or dm < 4 or dm > 7:
+                        if IR[op, dm] if kind == 1 else R[op, dm]:
+                            pp *= sz
+                        p_all *= sz
+                        continue
+                    st[dm - 4] *= sz
+                    if dm == 4 or dm == 6:  # rows
+                        dd = 0
+                        if zz:
+                            r = float(_window(int(st[0]), int(st[2]), geo[0], geo[2], geo[4]))
+                        else:
+                            r = _window(st[0], st[2], geo[0], geo[2], geo[4])  # float version: fractional tiles
+                        tot = st[0] * st[2]
+                    else:
+                        dd = 1
+                        if zz:
+                            r = float(_window(int(st[1]), int(st[3]), geo[1], geo[3], geo[5]))
+                        else:
+                            r = _window(st[1], st[3], geo[1], geo[3], geo[5])
+                        tot = st[1] * st[3]
+                    ir = tot / r
+                    w = r / st[4 + dd]
+                    u = ir / st[6 + dd]
+                    st[4 + dd] = r
+                    st[6 + dd] = ir
+                    if IR[op, 8 + 2 * dd] if kind == 1 else R[op, 8 + 2 * dd]:
+                        pp *= w
+                    p_all *= w
+                    if IR[op, 9 + 2 * dd] if kind == 1 else R[op, 9 + 2 * dd]:
+                        pp *= u
+                    p_all *= u
+                f[row, al] = pp
+                if kind == 2:
+                    f[_SPT, al] = p_all
+        acc = 1.0
         for a in range(n + 1):
-            for i in range(c1l[a]):
-                if IR[2, c1d[a, i]] and c1s[a, i] > 1:
-                    flag[a] = True
+            acc *= f[_R2, a]
+            du[op, a] = float(np.rint(np.rint(acc))) if zz else np.round(acc, 9)
+        for a in range(n + 1):
+            pu = 1.0
+            pt = 1.0
+            for b in range(a, n + 1):
+                pu *= f[_SPR, b]
+                pt *= f[_SPT, b]
+            f[_UU, a] = pu
+            uc[op, a] = float(np.rint(np.round(pt, 3))) if zz else np.round(pt, 9)
+        f[_BOOST, n] = 1.0
+        for a in range(n):
+            f[_BOOST, a] = float(np.rint(f[_UU, a] / f[_UU, a + 1])) if zz else np.round(
+                f[_UU, a] / f[_UU, a + 1], 9)
+        if op == 2:
+            for a in range(n + 1):
+                flags[_FLAG, a] = False
+                if a >= 1:
+                    for t in range(bnd[a - 1], bnd[a]):
+                        if IR[2, tm_dim[t]] and tm_size[t] > 1:
+                            flags[_FLAG, a] = True
+                for s in range(sp_dim.shape[0]):
+                    if sp_slot[op, s] == a and IR[2, sp_dim[s]] and sp_size[s] > 1:
+                        flags[_FLAG, a] = True
+            for a in range(n + 1):
+                anyf = False
+                for b in range(a + 1, n + 1):
+                    if flags[_FLAG, b]:
+                        anyf = True
+                flags[_PSUM, a] = anyf
+                anyp = False
+                for b in range(a, n + 1):
+                    if flags[_FLAG, b]:
+                        anyp = True
+                part[op, a] = anyp
+                prec[op, a] = bits[2] if flags[_PSUM, a] else bits[3]
+            for a in range(n + 1):
+                p = 1.0
+                for b in range(a, n + 1):
+                    p *= f[_IR1, b]
+                f[_CAAL, a] = p
+            f[_CAAL, n + 1] = 1.0
+            f[_CAAL, n + 2] = 1.0
+        else:
+            for a in range(n + 1):
+                prec[op, a] = bits[op]
+                part[op, a] = False
+        # cycles
+        cc = 1.0
+        for m in range(n):
+            for t in range(bnd[m], bnd[m + 1]):
+                cc *= tm_size[t]
+            f[_CYC, m + 1] = cc
+        f[_CYC, 0] = mac_st if op != 2 else 1.0
+        for a in range(n + 1):
+            tir[op, a] = 1.0
+            tr[op, a] = 1.0
+        for m in range(n):
+            for t in range(bnd[m + 1] - 1, bnd[m] - 1, -1):
+                if R[op, tm_dim[t]]:
+                    tr[op, m + 1] *= tm_size[t]
+                else:
+                    break
+            for t in range(bnd[m + 1] - 1, bnd[m] - 1, -1):
+                if IR[op, tm_dim[t]]:
+                    tir[op, m + 1] *= tm_size[t]
+                else:
                     break
         for a in range(n + 1):
-            anyf = False
-            for b in range(a + 1, n + 1):
-                if flag[b]:
-                    anyf = True
-            psum[a] = anyf
-            anyp = False
-            for b in range(a, n + 1):
-                if flag[b]:
-                    anyp = True
-            partial[a] = anyp
-            prec[a] = bits[2] if psum[a] else bits[3]
-        for a in range(n + 1):
-            p = 1.0
-            for b in range(a, n + 1):
-                p *= ir1[b]
-            caal[a] = p
-    else:
-        for a in range(n + 1):
-            prec[a] = bits[op]
-            partial[a] = False
-    # cycles
-    cycle_each = np.ones(n + 1)
-    cc = 1.0
-    for m in range(n):
-        for i in range(lvl[m]):
-            cc *= lvs[m, i]
-        cycle_each[m + 1] = cc
-    cycle_each[0] = mac_st if op != 2 else 1.0
-    for a in range(n + 1):
-        top_ir[a] = 1.0
-        top_r[a] = 1.0
-    for m in range(n):
-        for i in range(lvl[m] - 1, -1, -1):
-            if R[op, lvd[m, i]] and lvd[m, i] < 8:
-                top_r[m + 1] *= lvs[m, i]
+            f[_LOW, a] = du[op, a] * prec[op, a] / f[_CYC, a]
+            f[_HIGH, a] = f[_LOW, a] * f[_BOOST, a]
+        # moves[op, m, dir, field]: amount, bits, period, count, req_bw, window
+        for m in range(n):
+            for d in range(4):
+                for fi in range(6):
+                    moves[op, m, d, fi] = 0.0
+            pd_lo = f[_CYC, m]
+            pd_hi = f[_CYC, m + 1]
+            lo_amount = du[op, m] * f[_BOOST, m]
+            hi_amount = du[op, m + 1]
+            lo_count = np.floor(total / pd_lo)
+            hi_count = np.floor(total / pd_hi)
+            if op != 2:
+                moves[op, m, 0, 0] = lo_amount
+                moves[op, m, 0, 1] = bits[op]
+                moves[op, m, 0, 2] = pd_lo
+                moves[op, m, 0, 3] = lo_count
+                moves[op, m, 0, 4] = f[_HIGH, m]
+                moves[op, m, 1, 0] = hi_amount
+                moves[op, m, 1, 1] = bits[op]
+                moves[op, m, 1, 2] = pd_hi
+                moves[op, m, 1, 3] = hi_count
+                moves[op, m, 1, 4] = f[_LOW, m + 1]
             else:
-                break
-        for i in range(lvl[m] - 1, -1, -1):
-            d = lvd[m, i]
-            if d < 8 and IR[op, d]:
-                top_ir[m + 1] *= lvs[m, i]
-            else:
-                break
-    low_raw = np.zeros(n + 1)
-    high_raw = np.zeros(n + 1)
-    for a in range(n + 1):
-        low_raw[a] = data_unrolled[a] * prec[a] / cycle_each[a]
-        high_raw[a] = low_raw[a] * boost[a]
-    # moves[m, dir, field]: amount, bits, period, count, req_bw, window
-    for m in range(n):
-        for d in range(4):
-            for f in range(6):
-                moves[m, d, f] = 0.0
-        pd_lo = cycle_each[m]
-        pd_hi = cycle_each[m + 1]
-        lo_amount = data_unrolled[m] * boost[m]
-        hi_amount = data_unrolled[m + 1]
-        lo_count = np.floor(total / pd_lo)
-        hi_count = np.floor(total / pd_hi)
-        if op != 2:
-            moves[m, 0, 0] = lo_amount
-            moves[m, 0, 1] = bits[op]
-            moves[m, 0, 2] = pd_lo
-            moves[m, 0, 3] = lo_count
-            moves[m, 0, 4] = high_raw[m]
-            moves[m, 1, 0] = hi_amount
-            moves[m, 1, 1] = bits[op]
-            moves[m, 1, 2] = pd_hi
-            moves[m, 1, 3] = hi_count
-            moves[m, 1, 4] = low_raw[m + 1]
-        else:
-            if zz:
-                lo_amount = float(int(lo_amount))
-            pl = caal[m + 1] - 1 != 0
-            ph = caal[m + 2] - 1 != 0
-            moves[m, 2, 0] = lo_amount
-            moves[m, 2, 1] = bits[2] if pl else bits[3]
-            moves[m, 2, 2] = pd_lo
-            moves[m, 2, 3] = lo_count
-            moves[m, 2, 4] = high_raw[m]
-            moves[m, 3, 0] = hi_amount
-            moves[m, 3, 1] = bits[2] if ph else bits[3]
-            moves[m, 3, 2] = pd_hi
-            moves[m, 3, 3] = hi_count
-            moves[m, 3, 4] = low_raw[m + 1]
-            if psum[m]:
-                moves[m, 0, 0] = lo_amount
-                moves[m, 0, 1] = bits[2] if pl else 0.0
-                moves[m, 0, 2] = pd_lo
-                moves[m, 0, 3] = lo_count
-                moves[m, 0, 4] = high_raw[m]
-            if psum[m + 1]:
-                moves[m, 1, 0] = hi_amount
-                moves[m, 1, 1] = bits[2] if ph else 0.0
-                moves[m, 1, 2] = pd_hi
-                moves[m, 1, 3] = hi_count
-                moves[m, 1, 4] = low_raw[m + 1]
-        for d in range(4):
-            scale = top_ir[m] if (d == 0 or d == 2) else top_ir[m + 1]
-            moves[m, d, 4] = float(int(moves[m, d, 4]))
-            per = moves[m, d, 2]
-            moves[m, d, 5] = float(int(per / scale)) if per != 0 else 0.0
-            moves[m, d, 2] = float(int(per))
-            moves[m, d, 3] = float(int(moves[m, d, 3]))
-        if m == n - 1:
-            for d in (1, 3):
-                for f in range(6):
-                    moves[m, d, f] = 0.0
-    return 0
+                if zz:
+                    lo_amount = float(int(lo_amount))
+                pl = f[_CAAL, m + 1] - 1 != 0
+                ph = f[_CAAL, m + 2] - 1 != 0
+                moves[op, m, 2, 0] = lo_amount
+                moves[op, m, 2, 1] = bits[2] if pl else bits[3]
+                moves[op, m, 2, 2] = pd_lo
+                moves[op, m, 2, 3] = lo_count
+                moves[op, m, 2, 4] = f[_HIGH, m]
+                moves[op, m, 3, 0] = hi_amount
+                moves[op, m, 3, 1] = bits[2] if ph else bits[3]
+                moves[op, m, 3, 2] = pd_hi
+                moves[op, m, 3, 3] = hi_count
+                moves[op, m, 3, 4] = f[_LOW, m + 1]
+                if flags[_PSUM, m]:
+                    moves[op, m, 0, 0] = lo_amount
+                    moves[op, m, 0, 1] = bits[2] if pl else 0.0
+                    moves[op, m, 0, 2] = pd_lo
+                    moves[op, m, 0, 3] = lo_count
+                    moves[op, m, 0, 4] = f[_HIGH, m]
+                if flags[_PSUM, m + 1]:
+                    moves[op, m, 1, 0] = hi_amount
+                    moves[op, m, 1, 1] = bits[2] if ph else 0.0
+                    moves[op, m, 1, 2] = pd_hi
+                    moves[op, m, 1, 3] = hi_count
+                    moves[op, m, 1, 4] = f[_LOW, m + 1]
+            for d in range(4):
+                scale = tir[op, m] if (d == 0 or d == 2) else tir[op, m + 1]
+                moves[op, m, d, 4] = float(int(moves[op, m, d, 4]))
+                per = moves[op, m, d, 2]
+                moves[op, m, d, 5] = float(int(per / scale)) if per != 0 else 0.0
+                moves[op, m, d, 2] = float(int(per))
+                moves[op, m, d, 3] = float(int(moves[op, m, d, 3]))
+            if m == n - 1:
+                for d in (1, 3):
+                    for fi in range(6):
+                        moves[op, m, d, fi] = 0.0
 
 
-@njit(cache=True)
-def _stable_argsort(x):  # pragma: no cover - jitted
-    """Stable ascending argsort of a short vector (insertion sort: the same order as
-    ``np.argsort(kind="mergesort")``; numba's mergesort costs seconds of compilation)."""
-    n = x.shape[0]
-    order = np.empty(n, dtype=np.int64)
+# rows of the kernel's per-port float scratch ``pf`` [9, MAXE] and int scratch ``pi`` [3, MAXE]: per
+# activity allowed, period, count, real cycles; union's distinct periods, windows, covered counts;
+# on-loading totals and minima; and union's sort order, the single-transfer entries, their order
+_AA, _AP, _AC, _AR, _PS, _WS, _CNT, _TOTS, _MINS = range(9)
+_UORD, _C1, _ORD = range(3)
+
+
+@njit(cache=True, nogil=True)
+def _stable_argsort(x, xr, n, order, orow, desc):  # pragma: no cover - jitted
+    """Stable argsort of ``x[xr, :n]`` into ``order[orow, :n]``, ascending (or descending: the order of a
+    stable ascending sort of ``-x``). Insertion sort: the same order as ``np.argsort(kind="mergesort")``;
+    numba's mergesort costs seconds of compilation."""
     for i in range(n):
         j = i
-        while j > 0 and x[order[j - 1]] > x[i]:
-            order[j] = order[j - 1]
+        while j > 0 and ((x[xr, order[orow, j - 1]] < x[xr, i]) if desc else (x[xr, order[orow, j - 1]] > x[xr, i])):
+            order[orow, j] = order[orow, j - 1]
             j -= 1
-        order[j] = i
-    return order
+        order[orow, j] = i
 
 
-@njit(cache=True)
-def _union(acts_allowed, acts_period, acts_count, na):  # pragma: no cover - jitted
-    """Union of periodic windows [k*P, k*P+A) (nested periods), times the count of the largest."""
+@njit(cache=True, nogil=True)
+def _union(pf, pi, na):  # pragma: no cover - jitted
+    """Union of periodic windows [k*P, k*P+A) (nested periods), times the count of the largest, of the
+    activities ``pf[_AA / _AP / _AC, :na]`` (allowed, period, count; other rows of ``pf``, ``pi``: scratch)."""
     for i in range(na):
-        if acts_period[i] == acts_allowed[i]:
-            return acts_period[i] * acts_count[i]
+        if pf[_AP, i] == pf[_AA, i]:
+            return pf[_AP, i] * pf[_AC, i]
     # the first activity with the largest period gives the count
     maxp = -1.0
     pc_max = 0.0
     for i in range(na):
-        if acts_period[i] > maxp:
-            maxp = acts_period[i]
-            pc_max = acts_count[i]
+        if pf[_AP, i] > maxp:
+            maxp = pf[_AP, i]
+            pc_max = pf[_AC, i]
     # distinct periods ascending, window = max allowed among equal periods
-    order = _stable_argsort(acts_period)
-    ps = np.zeros(na)
-    ws = np.zeros(na)
+    _stable_argsort(pf, _AP, na, pi, _UORD, False)
     k = 0
     for j in range(na):
-        i = order[j]
-        p = acts_period[i]
+        i = pi[_UORD, j]
+        p = pf[_AP, i]
         if p <= 0:
             continue
-        a = min(acts_allowed[i], p)
-        if k > 0 and ps[k - 1] == p:
-            ws[k - 1] = max(ws[k - 1], a)
+        a = min(pf[_AA, i], p)
+        if k > 0 and pf[_PS, k - 1] == p:
+            pf[_WS, k - 1] = max(pf[_WS, k - 1], a)
         else:
-            ps[k] = p
-            ws[k] = a
+            pf[_PS, k] = p
+            pf[_WS, k] = a
             k += 1
     if k == 0:
         return 0.0
     # cnt[i] = covered points in [0, ps[i]) by activities 0..i (periodic with ps[i])
-    cnt = np.zeros(k)
     for i in range(k):
         if i == 0:
-            cnt[0] = ws[0]
+            pf[_CNT, 0] = pf[_WS, 0]
         else:
             # a_i + C_{i-1}(p_i) - C_{i-1}(a_i)
-            cnt[i] = ws[i] + _count_below(ps, ws, cnt, i - 1, ps[i]) - _count_below(ps, ws, cnt, i - 1, ws[i])
-    return cnt[k - 1] * pc_max
+            pf[_CNT, i] = pf[_WS, i] + _count_below(pf, i - 1, pf[_PS, i]) - _count_below(pf, i - 1, pf[_WS, i])
+    return pf[_CNT, k - 1] * pc_max
 
 
-@njit(cache=True)
-def _count_below(ps, ws, cnt, i, x):  # pragma: no cover - jitted
-    """Covered points in [0, x) of the periodic set S_i (activities 0..i, period ps[i])."""
-    q = np.floor(x / ps[i])
-    y = x - q * ps[i]
+@njit(cache=True, nogil=True)
+def _count_below(pf, i, x):  # pragma: no cover - jitted
+    """Covered points in [0, x) of the periodic set S_i (activities 0..i, period ps[i] = pf[_PS, i])."""
+    q = np.floor(x / pf[_PS, i])
+    y = x - q * pf[_PS, i]
     if i == 0:
-        return q * cnt[0] + min(y, ws[0])
+        return q * pf[_CNT, 0] + min(y, pf[_WS, 0])
     # points of S_i in [0, y): min(y, a_i) + C_{i-1}(y) - C_{i-1}(min(y, a_i))
-    lo = min(y, ws[i])
-    return q * cnt[i] + lo + _count_below(ps, ws, cnt, i - 1, y) - _count_below(ps, ws, cnt, i - 1, lo)
+    lo = min(y, pf[_WS, i])
+    return q * pf[_CNT, i] + lo + _count_below(pf, i - 1, y) - _count_below(pf, i - 1, lo)
 
 
-@njit(cache=True)
+MAXE = 32  # port allocation entries per port
+
+
+@njit(cache=True, nogil=True)
+def _workspace(maxn, nsp, nt):  # pragma: no cover - jitted
+    """Every array :func:`_kernel` needs, allocated once per batch (``maxn`` = most memory levels of an
+    operand, ``nsp`` spatial loops, ``nt`` most temporal loops): (acc, energy, moves, du, prec, uc,
+    tir, tr, part, indiv, shared, db, real, allowed, lc, ls, port floats, port ints, bnd, f, flags,
+    st, sp_e, sp_l, tm_e)."""
+    return (np.zeros((3, maxn, 4)), np.zeros((3, maxn)), np.zeros((3, maxn, 4, 6)), np.zeros((3, maxn + 1)),
+            np.zeros((3, maxn + 1)), np.zeros((3, maxn + 1)), np.ones((3, maxn + 1)), np.ones((3, maxn + 1)),
+            np.zeros((3, maxn + 1), dtype=np.bool_), np.zeros((3, maxn)), np.zeros((3, maxn)),
+            np.zeros((3, maxn + 1), dtype=np.bool_), np.zeros((3, maxn, 4)), np.zeros((3, maxn, 4)),
+            np.zeros((3, maxn, 4)), np.zeros((3, maxn, 4), dtype=np.bool_), np.zeros((9, MAXE)),
+            np.zeros((3, MAXE), dtype=np.int64), np.zeros(maxn + 1, dtype=np.int64), np.zeros((10, maxn + 3)),
+            np.zeros((2, maxn + 1), dtype=np.bool_), np.ones(8), np.zeros(nsp), np.zeros(nsp), np.zeros(nt))
+
+
+@njit(cache=True, nogil=True)
 def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops,
             port_bw, port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2,
-            tm_dim, tm_size_e, tm_size_l, counts, sp_dim, sp_size_e, sp_size_l, sp_slot,
-            geo, bits, R, IR, total, zz):  # pragma: no cover - jitted
-    maxn = 0
-    for op in range(3):
-        maxn = max(maxn, n_lv[op])
-    acc = np.zeros((3, maxn, 4))
-    energy = np.zeros((3, maxn))
-    moves = np.zeros((3, maxn, 4, 6))
-    du = np.zeros((3, maxn + 1))
-    prec = np.zeros((3, maxn + 1))
-    uc = np.zeros((3, maxn + 1))
-    tir = np.ones((3, maxn + 1))
-    tr = np.ones((3, maxn + 1))
-    part = np.zeros((3, maxn + 1), dtype=np.bool_)
-    # energy view (fractional sizes)
-    for op in range(3):
-        n = n_lv[op]
-        _op_view(op, n, tm_dim, tm_size_e, counts[op], sp_dim, sp_size_e, sp_slot[op], geo, bits, total,
-                 R, IR, moves[op], du[op], prec[op], uc[op], tir[op], tr[op], part[op], zz)
-        for m in range(n):
-            mem = lv_mem[op, m]
-            for d in range(4):
-                amount = moves[op, m, d, 0]
-                b = moves[op, m, d, 1]
-                if amount == 0 or b == 0:
-                    continue
-                mn = bwmin[op, m, d]
-                mx = bwmax[op, m, d]
-                if mx == 0:
-                    return acc, energy, -1.0, 0.0, 0.0  # no port: caller raises
-                acc[op, m, d] = float(int(np.ceil(amount * b / mn) * (mn / mx) * moves[op, m, d, 3] * uc[op, m + 1]))
-            energy[op, m] = ((acc[op, m, 0] + acc[op, m, 3]) * mem_r[mem] + acc[op, m, 1] * mem_w[mem, 1]
-                            + acc[op, m, 2] * mem_w[mem, 0])
-    # latency view (integer sizes), only when the mapping is uneven
-    even = True
-    for i in range(tm_size_e.shape[0]):
-        if tm_size_e[i] != tm_size_l[i]:
-            even = False
-    for i in range(sp_size_e.shape[0]):
-        if sp_size_e[i] != sp_size_l[i]:
-            even = False
-    for op in range(3 if not even else 0):
-        _op_view(op, n_lv[op], tm_dim, tm_size_l, counts[op], sp_dim, sp_size_l, sp_slot[op], geo, bits, total,
-                 R, IR, moves[op], du[op], prec[op], uc[op], tir[op], tr[op], part[op], zz)
-    # double buffering (operand order O, W, I)
-    indiv = np.zeros((3, maxn))
-    shared = np.zeros((3, maxn))
-    for op in range(3):
-        for m in range(n_lv[op]):
-            eff = np.floor(du[op, m + 1] * prec[op, m + 1] / tr[op, m + 1])
-            indiv[op, m] = eff / mem_size[lv_mem[op, m]]
-            shared[op, m] = indiv[op, m]
-    for s in range(shared_mems.shape[0]):
-        mem = shared_mems[s]
-        tot = 0.0
+            tm_dims, tm_sizes, n_tm, counts, sp_dim, sp_size, sp_ad, sp_slot, sys_mask, bounds,
+            geo, bits, R, IR, zz, effective, totals, ws, res):  # pragma: no cover - jitted
+    """Costs of B temporal mappings (rows ``b``: ``tm_dims[b, :n_tm[b]]``, ``tm_sizes[b, :n_tm[b]]``,
+    ``counts[b]``) sharing one spatial unrolling: ``res[b]`` = (stall, onload, offload cycles,
+    memory energy pJ, latency cycles); stall -1: a movement has no port. With ``effective``, the
+    energy-view and latency-view sizes of uneven rows come from :func:`_effective` and the temporal
+    cycles from the row; otherwise from ``ws`` (sp_e, sp_l, tm_e, one row) and ``totals[b]``. The
+    last row's per-level accesses and energy stay in ``ws[0]``, ``ws[1]``. ``ws``: :func:`_workspace`."""
+    (acc, energy, moves, du, prec, uc, tir, tr, part, indiv, shared, db, real, allowed, lc, ls, pf, pi, bnd, f,
+     flags, st, sp_e, sp_l, tm_e_all) = ws
+    for b in range(tm_dims.shape[0]):
+        nt = n_tm[b]
+        tm_dim = tm_dims[b, :nt]
+        tm_size_l = tm_sizes[b, :nt]
+        tm_size_e = tm_e_all[:nt]
+        cnt_b = counts[b]
+        if effective:
+            _effective(bounds, sp_dim, sp_size, tm_dim, tm_size_l, sp_e, sp_l, tm_size_e)
+            total = 1.0
+            for i in range(nt):
+                total *= tm_size_l[i]
+        else:
+            total = totals[b]
+        sp_size_e = sp_e
+        sp_size_l = sp_l
+        noport = False
+        # energy view (fractional sizes)
+        _op_view(n_lv, tm_dim, tm_size_e, cnt_b, sp_dim, sp_size_e, sp_slot, geo, bits, total, R, IR, moves, du, prec,
+                 uc, tir, tr, part, zz, bnd, f, flags, st)
         for op in range(3):
-            lv = shared_ops[s, op]
-            if lv >= 0:
-                tot += indiv[op, lv]
-        for op in range(3):
-            lv = shared_ops[s, op]
-            if lv >= 0:
-                shared[op, lv] = tot
-    db = np.zeros((3, maxn + 1), dtype=np.bool_)
-    for oi in range(3):
-        op = (2, 0, 1)[oi]
-        for m in range(n_lv[op]):
-            mem = lv_mem[op, m]
-            mode = mem_db[mem]
-            if mode == 1:
-                db[op, m + 1] = True
-            elif mode == 2:
-                db[op, m + 1] = False
-            elif shared[op, m] <= 0.5:
-                db[op, m + 1] = True
-            elif indiv[op, m] <= 1 - shared[op, m]:
-                db[op, m + 1] = True
-                for s in range(shared_mems.shape[0]):
-                    if shared_mems[s] == mem:
-                        for o2 in range(3):
-                            lv = shared_ops[s, o2]
-                            if lv >= 0:
-                                shared[o2, lv] += indiv[op, m]
-    real = np.zeros((3, maxn, 4))
-    allowed = np.zeros((3, maxn, 4))
-    for op in range(3):
-        for m in range(n_lv[op]):
-            for d in range(4):
-                mx = bwmax[op, m, d]
-                real[op, m, d] = np.ceil(moves[op, m, d, 0] * moves[op, m, d, 1] / mx) if mx > 0 else 0.0
-                use_db = db[op, m] if (d == 0 or d == 2) else db[op, m + 1]
-                allowed[op, m, d] = np.ceil(moves[op, m, d, 2] if use_db else moves[op, m, d, 5])
-    stall = 0.0
-    aa = np.zeros(32)
-    ap = np.zeros(32)
-    ac = np.zeros(32)
-    ar = np.zeros(32)
-    for p in range(port_bw.shape[0]):
-        na = 0
-        for e in range(port_start[p], port_start[p] + port_len[p]):
-            op = ent_op[e]
-            m = ent_lv[e]
-            d = ent_dir[e]
-            if moves[op, m, d, 3] == 0:
-                continue
-            ar[na] = real[op, m, d]
-            aa[na] = allowed[op, m, d]
-            ap[na] = np.ceil(moves[op, m, d, 2])
-            ac[na] = moves[op, m, d, 3]
-            na += 1
-        if na == 1:
-            stall = max(stall, (ar[0] - aa[0]) * (ac[0] - 1))
-        elif na > 1:
-            union = _union(aa[:na].copy(), ap[:na].copy(), ac[:na].copy(), na)
-            pos = 0.0
-            neg = 0.0
-            muw = 0.0
-            for i in range(na):
-                ss = (ar[i] - aa[i]) * (ac[i] - 1)
-                if ss > 0:
-                    pos += ss
-                else:
-                    neg += ss
-                muw += aa[i] * (ac[i] - 1)
-            stall = max(stall, pos + max(0.0, neg + muw - union))
-    # on-/off-loading
-    lc = np.zeros((3, maxn, 4))
-    ls = np.zeros((3, maxn, 4), dtype=np.bool_)
-    for p in range(port_bw.shape[0]):
-        bw_max = port_bw[p]
-        c1 = np.zeros(32, dtype=np.int64)
-        n1 = 0
-        req = 0.0
-        for e in range(port_start[p], port_start[p] + port_len[p]):
-            op = ent_op[e]
-            m = ent_lv[e]
-            d = ent_dir[e]
-            if op == 2 and (d == 0 or d == 1):
-                continue
-            cnt = moves[op, m, d, 3]
-            if cnt == 0:
-                continue
-            if cnt == 1:
-                c1[n1] = e
-                n1 += 1
-            else:
-                req += np.ceil(moves[op, m, d, 4])
-                lc[op, m, d] = real[op, m, d]
-                ls[op, m, d] = port_shared2[p]
-        if n1 > 0:
-            tots = np.zeros(n1)
-            mins = np.zeros(n1)
-            for i in range(n1):
-                e = c1[i]
-                tots[i] = real[ent_op[e], ent_lv[e], ent_dir[e]]
-                mins[i] = np.ceil(du[ent_op[e], 1] * prec[ent_op[e], 1] / bw_max)
-            s = max(0.0, (bw_max - req) / bw_max * (total + stall))
-            order = _stable_argsort(-tots)
-            for j in range(n1):
-                if s <= 0:
+            n = n_lv[op]
+            for m in range(n):
+                mem = lv_mem[op, m]
+                for d in range(4):
+                    acc[op, m, d] = 0.0
+                    amount = moves[op, m, d, 0]
+                    bt = moves[op, m, d, 1]
+                    if amount == 0 or bt == 0:
+                        continue
+                    mn = bwmin[op, m, d]
+                    mx = bwmax[op, m, d]
+                    if mx == 0:
+                        noport = True  # caller raises / prices the row inf
+                        break
+                    acc[op, m, d] = float(int(np.ceil(amount * bt / mn) * (mn / mx) * moves[op, m, d, 3]
+                                              * uc[op, m + 1]))
+                if noport:
                     break
-                i = order[j]
-                r = min(max(0.0, tots[i] - mins[i]), s)
-                tots[i] -= r
-                s -= r
-            for i in range(n1):
-                e = c1[i]
-                lc[ent_op[e], ent_lv[e], ent_dir[e]] = tots[i]
-                ls[ent_op[e], ent_lv[e], ent_dir[e]] = port_shared2[p]
-    parts = np.zeros((2, 3))  # W, I x (individual, half, shared)
-    for k in range(2):
-        op = k  # W=0, I=1
-        for m in range(n_lv[op] - 1):
-            v1 = lc[op, m, 1]
-            s1 = ls[op, m, 1]
-            v2 = lc[op, m + 1, 0]
-            s2 = ls[op, m + 1, 0]
-            longest = max(v1, v2)
-            if s1 and s2:
-                parts[k, 2] += longest
-            elif (not s1) and (not s2):
-                parts[k, 0] += longest
+                energy[op, m] = ((acc[op, m, 0] + acc[op, m, 3]) * mem_r[mem] + acc[op, m, 1] * mem_w[mem, 1]
+                                 + acc[op, m, 2] * mem_w[mem, 0])
+            if noport:
+                break
+        if noport:
+            res[b, 0] = -1.0
+            continue
+        # latency view (integer sizes), only when the mapping is uneven
+        even = True
+        for i in range(tm_size_e.shape[0]):
+            if tm_size_e[i] != tm_size_l[i]:
+                even = False
+        for i in range(sp_size_e.shape[0]):
+            if sp_size_e[i] != sp_size_l[i]:
+                even = False
+        if not even:
+            _op_view(n_lv, tm_dim, tm_size_l, cnt_b, sp_dim, sp_size_l, sp_slot, geo, bits, total, R, IR, moves, du,
+                     prec, uc, tir, tr, part, zz, bnd, f, flags, st)
+        # double buffering (operand order O, W, I)
+        for op in range(3):
+            for m in range(n_lv[op]):
+                eff = np.floor(du[op, m + 1] * prec[op, m + 1] / tr[op, m + 1])
+                indiv[op, m] = eff / mem_size[lv_mem[op, m]]
+                shared[op, m] = indiv[op, m]
+        for s in range(shared_mems.shape[0]):
+            tot = 0.0
+            for op in range(3):
+                lv = shared_ops[s, op]
+                if lv >= 0:
+                    tot += indiv[op, lv]
+            for op in range(3):
+                lv = shared_ops[s, op]
+                if lv >= 0:
+                    shared[op, lv] = tot
+        db[:] = False
+        for oi in range(3):
+            op = (2, 0, 1)[oi]
+            for m in range(n_lv[op]):
+                mem = lv_mem[op, m]
+                mode = mem_db[mem]
+                if mode == 1:
+                    db[op, m + 1] = True
+                elif mode == 2:
+                    db[op, m + 1] = False
+                elif shared[op, m] <= 0.5:
+                    db[op, m + 1] = True
+                elif indiv[op, m] <= 1 - shared[op, m]:
+                    db[op, m + 1] = True
+                    for s in range(shared_mems.shape[0]):
+                        if shared_mems[s] == mem:
+                            for o2 in range(3):
+                                lv = shared_ops[s, o2]
+                                if lv >= 0:
+                                    shared[o2, lv] += indiv[op, m]
+        for op in range(3):
+            for m in range(n_lv[op]):
+                for d in range(4):
+                    mx = bwmax[op, m, d]
+                    real[op, m, d] = np.ceil(moves[op, m, d, 0] * moves[op, m, d, 1] / mx) if mx > 0 else 0.0
+                    use_db = db[op, m] if (d == 0 or d == 2) else db[op, m + 1]
+                    allowed[op, m, d] = np.ceil(moves[op, m, d, 2] if use_db else moves[op, m, d, 5])
+        stall = 0.0
+        for p in range(port_bw.shape[0]):
+            na = 0
+            for e in range(port_start[p], port_start[p] + port_len[p]):
+                op = ent_op[e]
+                m = ent_lv[e]
+                d = ent_dir[e]
+                if moves[op, m, d, 3] == 0:
+                    continue
+                pf[_AR, na] = real[op, m, d]
+                pf[_AA, na] = allowed[op, m, d]
+                pf[_AP, na] = np.ceil(moves[op, m, d, 2])
+                pf[_AC, na] = moves[op, m, d, 3]
+                na += 1
+            if na == 1:
+                stall = max(stall, (pf[_AR, 0] - pf[_AA, 0]) * (pf[_AC, 0] - 1))
+            elif na > 1:
+                union = _union(pf, pi, na)
+                pos = 0.0
+                neg = 0.0
+                muw = 0.0
+                for i in range(na):
+                    ss = (pf[_AR, i] - pf[_AA, i]) * (pf[_AC, i] - 1)
+                    if ss > 0:
+                        pos += ss
+                    else:
+                        neg += ss
+                    muw += pf[_AA, i] * (pf[_AC, i] - 1)
+                stall = max(stall, pos + max(0.0, neg + muw - union))
+        # on-/off-loading
+        lc[:] = 0.0
+        ls[:] = False
+        for p in range(port_bw.shape[0]):
+            bw_max = port_bw[p]
+            n1 = 0
+            req = 0.0
+            for e in range(port_start[p], port_start[p] + port_len[p]):
+                op = ent_op[e]
+                m = ent_lv[e]
+                d = ent_dir[e]
+                if op == 2 and (d == 0 or d == 1):
+                    continue
+                cnt = moves[op, m, d, 3]
+                if cnt == 0:
+                    continue
+                if cnt == 1:
+                    pi[_C1, n1] = e
+                    n1 += 1
+                else:
+                    req += np.ceil(moves[op, m, d, 4])
+                    lc[op, m, d] = real[op, m, d]
+                    ls[op, m, d] = port_shared2[p]
+            if n1 > 0:
+                for i in range(n1):
+                    e = pi[_C1, i]
+                    pf[_TOTS, i] = real[ent_op[e], ent_lv[e], ent_dir[e]]
+                    pf[_MINS, i] = np.ceil(du[ent_op[e], 1] * prec[ent_op[e], 1] / bw_max)
+                s = max(0.0, (bw_max - req) / bw_max * (total + stall))
+                _stable_argsort(pf, _TOTS, n1, pi, _ORD, True)  # largest first
+                for j in range(n1):
+                    if s <= 0:
+                        break
+                    i = pi[_ORD, j]
+                    r = min(max(0.0, pf[_TOTS, i] - pf[_MINS, i]), s)
+                    pf[_TOTS, i] -= r
+                    s -= r
+                for i in range(n1):
+                    e = pi[_C1, i]
+                    lc[ent_op[e], ent_lv[e], ent_dir[e]] = pf[_TOTS, i]
+                    ls[ent_op[e], ent_lv[e], ent_dir[e]] = port_shared2[p]
+        # W, I x (individual, half, shared)
+        w_ind = w_half = w_sh = i_ind = i_half = i_sh = 0.0
+        for op in range(2):  # W=0, I=1
+            ind = half = sh = 0.0
+            for m in range(n_lv[op] - 1):
+                v1 = lc[op, m, 1]
+                s1 = ls[op, m, 1]
+                v2 = lc[op, m + 1, 0]
+                s2 = ls[op, m + 1, 0]
+                longest = max(v1, v2)
+                if s1 and s2:
+                    sh += longest
+                elif (not s1) and (not s2):
+                    ind += longest
+                else:
+                    half = longest
+            if op == 0:
+                w_ind, w_half, w_sh = ind, half, sh
             else:
-                parts[k, 1] = longest
-    w_ind, w_half, w_sh = parts[0, 0], parts[0, 1], parts[0, 2]
-    i_ind, i_half, i_sh = parts[1, 0], parts[1, 1], parts[1, 2]
-    onload = min(w_sh + max(i_sh + i_half + i_ind, w_half + w_ind), i_sh + max(w_sh + w_half + w_ind, i_half + i_ind))
-    offload = 0.0
-    for m in range(n_lv[2] - 1):
-        offload += max(lc[2, m, 3], lc[2, m + 1, 2])
-    return acc, energy, stall, onload, offload
+                i_ind, i_half, i_sh = ind, half, sh
+        onload = min(w_sh + max(i_sh + i_half + i_ind, w_half + w_ind),
+                     i_sh + max(w_sh + w_half + w_ind, i_half + i_ind))
+        offload = 0.0
+        for m in range(n_lv[2] - 1):
+            offload += max(lc[2, m, 3], lc[2, m + 1, 2])
+        res[b, 0] = stall
+        res[b, 1] = onload
+        res[b, 2] = offload
+        res[b, 3] = energy.sum()
+        # fill/drain: per systolic array dimension, (product of its energy-view unrolling) - 1
+        drain = 0.0
+        for a in range(sys_mask.shape[1]):
+            util = 1.0
+            used = False
+            for i in range(sp_dim.shape[0]):
+                if sp_ad[i] == a:
+                    util *= sp_e[i]
+                    used = True
+            if used and sys_mask[0, a]:
+                drain += max(np.ceil(np.round(util, 6)) - 1.0, 0.0)
+        res[b, 4] = total + stall + onload + offload + drain
 
 
-@njit(cache=True)
-def _effective(bounds, sp_dim, sp_size, tm_dim, tm_size):  # pragma: no cover - jitted
-    """Energy-view (fractional) and latency-view sizes of an uneven mapping (see cost._effective_sizes)."""
-    sp_e = sp_size.copy()
-    sp_l = sp_size.copy()
-    tm_e = tm_size.copy()
+@njit(cache=True, nogil=True)
+def _effective(bounds, sp_dim, sp_size, tm_dim, tm_size, sp_e, sp_l, tm_e):  # pragma: no cover - jitted
+    """Energy-view (fractional) and latency-view sizes of an uneven mapping (see cost._effective_sizes)
+    into ``sp_e``, ``sp_l``, ``tm_e`` (the latency view of temporal loops is ``tm_size`` itself)."""
+    for i in range(sp_dim.shape[0]):
+        sp_e[i] = sp_size[i]
+        sp_l[i] = sp_size[i]
+    for i in range(tm_dim.shape[0]):
+        tm_e[i] = tm_size[i]
     for d in range(8):
         f = 1.0
         for i in range(sp_dim.shape[0]):
@@ -650,46 +644,123 @@ def _effective(bounds, sp_dim, sp_size, tm_dim, tm_size):  # pragma: no cover - 
                 if tm_dim[i] == d:
                     tm_e[i] = tm_size[i] * scale
                     break
-    return sp_e, sp_l, tm_e
 
 
-@njit(cache=True)
-def _batch(bounds, macs, mac_pj, sys_dim_of_loop, n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax,
+@njit(cache=True, nogil=True)
+def _batch(bounds, macs, mac_pj, sys_mask, n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax,
            shared_mems, shared_ops, port_bw, port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2,
            sp_dim, sp_size, sp_ad, sp_slot, tm_dims, tm_sizes, n_tm, counts, geo, bits, R, IR, zz):  # pragma: no cover
+    """(energy_pj[B], latency_cycles[B]) of B temporal mappings of one spatial unrolling (see FastEvaluator.batch)."""
     nb = tm_dims.shape[0]
-    out_e = np.zeros(nb)
-    out_l = np.zeros(nb)
+    maxn = 0
+    for op in range(3):
+        maxn = max(maxn, n_lv[op])
+    ws = _workspace(maxn, sp_dim.shape[0], tm_dims.shape[1])
+    res = np.empty((nb, 5))
+    _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops, port_bw,
+            port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2, tm_dims, tm_sizes, n_tm, counts, sp_dim,
+            sp_size, sp_ad, sp_slot, sys_mask, bounds, geo, bits, R, IR, zz, True, np.empty(0), ws, res)
+    out_e = np.empty(nb)
+    out_l = np.empty(nb)
     for b in range(nb):
-        nt = n_tm[b]
-        tm_dim = tm_dims[b, :nt].copy()
-        tm_size = tm_sizes[b, :nt].copy()
-        sp_e, sp_l, tm_e = _effective(bounds, sp_dim, sp_size, tm_dim, tm_size)
-        total = 1.0
-        for i in range(nt):
-            total *= tm_size[i]
-        acc, energy, stall, onload, offload = _kernel(
-            n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops, port_bw,
-            port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2, tm_dim, tm_e, tm_size, counts[b],
-            sp_dim, sp_e, sp_l, sp_slot, geo, bits, R, IR, total, zz)
-        if stall < 0:
+        if res[b, 0] < 0:
             out_e[b] = np.inf
             out_l[b] = np.inf
-            continue
-        # fill/drain: per systolic array dimension, (product of its energy-view unrolling) - 1
-        drain = 0.0
-        for a in range(sys_dim_of_loop.shape[1]):
-            util = 1.0
-            used = False
-            for i in range(sp_dim.shape[0]):
-                if sp_ad[i] == a:
-                    util *= sp_e[i]
-                    used = True
-            if used and sys_dim_of_loop[0, a]:
-                drain += max(np.ceil(np.round(util, 6)) - 1.0, 0.0)
-        out_e[b] = energy.sum() + macs * mac_pj
-        out_l[b] = total + stall + onload + offload + drain
+        else:
+            out_e[b] = res[b, 3] + macs * mac_pj
+            out_l[b] = res[b, 4]
     return out_e, out_l
+
+
+
+@dataclass(frozen=True)
+class _HierArrays:
+    """A hierarchy flattened for the kernels (layer-independent; shared by every evaluator on an equal hierarchy)."""
+
+    n_lv: np.ndarray  # levels per operand W I O
+    maxn: int
+    #: (n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops, port_bw, port_start,
+    #: port_len, ent_op, ent_lv, ent_dir, port_shared2): the hierarchy arguments of _kernel / _batch, in order
+    kernel_args: tuple
+    served: dict  # operand -> per level, the array dimensions it serves
+    systolic: frozenset
+    mac_pj: float
+    num_macs: int
+    level_names: dict
+    sys_mask: np.ndarray  # [1, array dims]: systolic or not
+    sp_cache: dict  # spatial unrolling -> FastEvaluator.spatial_arrays
+
+
+def _flatten(hierarchy: MemoryHierarchy) -> _HierArrays:
+    levels = {op: hierarchy.levels(op) for op in _OPS}
+    mem_index = {m.name: i for i, m in enumerate(hierarchy.memories)}
+    n_lv = np.array([len(levels[op]) for op in _OPS], dtype=np.int64)
+    maxn = int(n_lv.max())
+    lv_mem = np.zeros((3, maxn), dtype=np.int64)
+    bwmin = np.zeros((3, maxn, 4))
+    bwmax = np.zeros((3, maxn, 4))
+    for o, op in enumerate(_OPS):
+        for m, mem in enumerate(levels[op]):
+            lv_mem[o, m] = mem_index[mem.name]
+            for d, dn in enumerate(_DIRS):
+                p = mem.port_of(op, dn)
+                if p is not None:
+                    bwmin[o, m, d] = p.bandwidth_min_bits
+                    bwmax[o, m, d] = p.bandwidth_max_bits
+    mems = hierarchy.memories
+    mem_size = np.array([m.size_bits for m in mems], dtype=np.float64)
+    mem_r = np.array([m.read_pj for m in mems], dtype=np.float64)
+    mem_w = np.array([[m.write_pj, m.fh_pj] for m in mems], dtype=np.float64)  # writes from below (fl), above (fh)
+    mem_db = np.array([{"auto": 0, "always": 1, "never": 2}[m.double_buffering] for m in mems], dtype=np.int64)
+    level_of = {op: {m.name: i for i, m in enumerate(levels[op])} for op in _OPS}
+    shared = [m for m in mems if len(m.operands) > 1]
+    shared_mems = np.array([mem_index[m.name] for m in shared], dtype=np.int64)
+    shared_ops = np.full((len(shared), 3), -1, dtype=np.int64)
+    for s, m in enumerate(shared):
+        for o, op in enumerate(_OPS):
+            if op in m.operands:
+                shared_ops[s, o] = level_of[op][m.name]
+    pbw, pstart, plen, eop, elv, edir, psh = [], [], [], [], [], [], []
+    for m in mems:
+        for port in m.ports:
+            pbw.append(port.bandwidth_max_bits)
+            pstart.append(len(eop))
+            plen.append(len(port.allocation))
+            for a in port.allocation:
+                eop.append(_OPS.index(a.operand))
+                elv.append(level_of[a.operand][m.name])
+                edir.append(_DIRS.index(a.direction))
+            psh.append(len({a.operand for a in port.allocation if a.operand in ("W", "I")}) > 1)
+    kernel_args = (n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops,
+                   np.array(pbw, dtype=np.float64), np.array(pstart, dtype=np.int64), np.array(plen, dtype=np.int64),
+                   np.array(eop, dtype=np.int64), np.array(elv, dtype=np.int64), np.array(edir, dtype=np.int64),
+                   np.array(psh, dtype=np.bool_))
+    systolic = frozenset(hierarchy.array.systolic_dimensions)
+    return _HierArrays(
+        n_lv=n_lv, maxn=maxn, kernel_args=kernel_args,
+        served={op: [set(m.served_dimensions) for m in levels[op]] for op in _OPS}, systolic=systolic,
+        mac_pj=hierarchy.array.mac_energy_pj, num_macs=hierarchy.array.num_macs,
+        level_names={op: [m.name for m in levels[op]] for op in _OPS},
+        sys_mask=np.array([[d.name in systolic for d in hierarchy.array.dimensions]], dtype=np.bool_), sp_cache={})
+
+
+#: hierarchy -> its flattened arrays; keyed by value (hierarchies are frozen pydantic models: equal
+#: hierarchies built at different points share one entry); bounded, oldest dropped first
+_HIER_CACHE: dict[MemoryHierarchy, _HierArrays] = {}
+_HIER_CACHE_MAX = 256
+
+
+def _hier_arrays(hierarchy: MemoryHierarchy) -> _HierArrays:
+    try:
+        hit = _HIER_CACHE.get(hierarchy)
+    except TypeError:  # a field holds an unhashable value: no caching
+        return _flatten(hierarchy)
+    if hit is None:
+        hit = _flatten(hierarchy)
+        if len(_HIER_CACHE) >= _HIER_CACHE_MAX:
+            del _HIER_CACHE[next(iter(_HIER_CACHE))]
+        _HIER_CACHE[hierarchy] = hit
+    return hit
 
 
 class FastEvaluator:
@@ -702,128 +773,59 @@ class FastEvaluator:
         self.zigzag = rounding == "zigzag"
         self.layer = layer
         self.hierarchy = hierarchy
-        levels = {op: hierarchy.levels(op) for op in _OPS}
-        mem_index = {m.name: i for i, m in enumerate(hierarchy.memories)}
-        self.n_lv = np.array([len(levels[op]) for op in _OPS], dtype=np.int64)
-        maxn = int(self.n_lv.max())
-        self.maxn = maxn
-        self.lv_mem = np.zeros((3, maxn), dtype=np.int64)
-        self.bwmin = np.zeros((3, maxn, 4))
-        self.bwmax = np.zeros((3, maxn, 4))
-        for o, op in enumerate(_OPS):
-            for m, mem in enumerate(levels[op]):
-                self.lv_mem[o, m] = mem_index[mem.name]
-                for d, dn in enumerate(_DIRS):
-                    p = mem.port_of(op, dn)
-                    if p is not None:
-                        self.bwmin[o, m, d] = p.bandwidth_min_bits
-                        self.bwmax[o, m, d] = p.bandwidth_max_bits
-        mems = hierarchy.memories
-        self.mem_size = np.array([m.size_bits for m in mems], dtype=np.float64)
-        self.mem_r = np.array([m.read_pj for m in mems])
-        self.mem_w = np.array([[m.write_pj, m.fh_pj] for m in mems])  # writes from below (fl), from above (fh)
-        self.mem_db = np.array([{"auto": 0, "always": 1, "never": 2}[m.double_buffering] for m in mems], dtype=np.int64)
-        level_of = {op: {m.name: i for i, m in enumerate(levels[op])} for op in _OPS}
-        shared = [m for m in mems if len(m.operands) > 1]
-        self.shared_mems = np.array([mem_index[m.name] for m in shared], dtype=np.int64)
-        self.shared_ops = np.full((len(shared), 3), -1, dtype=np.int64)
-        for s, m in enumerate(shared):
-            for o, op in enumerate(_OPS):
-                if op in m.operands:
-                    self.shared_ops[s, o] = level_of[op][m.name]
-        pbw, pstart, plen, eop, elv, edir, psh = [], [], [], [], [], [], []
-        for m in mems:
-            for port in m.ports:
-                pbw.append(port.bandwidth_max_bits)
-                pstart.append(len(eop))
-                plen.append(len(port.allocation))
-                for a in port.allocation:
-                    o = _OPS.index(a.operand)
-                    eop.append(o)
-                    elv.append(level_of[a.operand][m.name])
-                    edir.append(_DIRS.index(a.direction))
-                psh.append(len({a.operand for a in port.allocation if a.operand in ("W", "I")}) > 1)
-        self.port_bw = np.array(pbw, dtype=np.float64)
-        self.port_start = np.array(pstart, dtype=np.int64)
-        self.port_len = np.array(plen, dtype=np.int64)
-        self.ent_op = np.array(eop, dtype=np.int64)
-        self.ent_lv = np.array(elv, dtype=np.int64)
-        self.ent_dir = np.array(edir, dtype=np.int64)
-        self.port_shared2 = np.array(psh, dtype=np.bool_)
+        hw = self.hw = _hier_arrays(hierarchy)
+        self.maxn = hw.maxn
         self.geo = np.array([layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w,
                              layer.in_h, layer.in_w], dtype=np.int64)
         self.bits = np.array([layer.w_bits, layer.i_bits, layer.o_bits, layer.o_final_bits], dtype=np.float64)
-        self.served = {op: [set(m.served_dimensions) for m in levels[op]] for op in _OPS}
-        self.systolic = set(hierarchy.array.systolic_dimensions)
-        self.mac_pj = hierarchy.array.mac_energy_pj
-        self.ideal = float(ceil(layer.macs / hierarchy.array.num_macs))
-        self.level_names = {op: [m.name for m in levels[op]] for op in _OPS}
+        self.ideal = float(ceil(layer.macs / hw.num_macs))
         self.bounds = np.array([layer.size(d) for d in DIMS], dtype=np.float64)
-        self.sys_mask = np.array([[d.name in self.systolic for d in hierarchy.array.dimensions]], dtype=np.bool_)
-        self._sp_cache: dict = {}
-
-    def _arrays(self, mapping: Mapping):
-        layer = self.layer
-        sp_over, tm_over = _effective_sizes(layer, mapping)
-        sp_dim, sp_e, sp_l, slots = [], [], [], [[], [], []]
-        for ui, su in enumerate(mapping.spatial):
-            js = []
-            for o, op in enumerate(_OPS):
-                j = next((i for i, s in enumerate(self.served[op]) if su.array_dim in s), None)
-                if j is None:
-                    from ..errors import ConfigError
-                    raise ConfigError(f"no memory holding {op} serves array dimension {su.array_dim}",
-                                      source=self.hierarchy.name, field="served_dimensions")
-                js.append(j)
-            for li, lp in enumerate(su.loops):
-                sp_dim.append(_DIM_CODE[lp.dim])
-                v = sp_over.get((ui, li))
-                sp_e.append(float(lp.size) if v is None else v)
-                sp_l.append(float(lp.size) if v is None else float(max(1, int(v))))
-                for o in range(3):
-                    slots[o].append(js[o])
-        tm_dim = np.array([_DIM_CODE[lp.dim] for lp in mapping.temporal], dtype=np.int64)
-        tm_l = np.array([float(lp.size) for lp in mapping.temporal])
-        tm_e = tm_l.copy()
-        for ti, v in tm_over.items():
-            tm_e[ti] = v
-        counts = np.zeros((3, self.maxn), dtype=np.int64)
-        for o, op in enumerate(_OPS):
-            c = mapping.counts(op)
-            counts[o, : len(c)] = c
-        return (tm_dim, tm_e, tm_l, counts, np.array(sp_dim, dtype=np.int64), np.array(sp_e, dtype=np.float64),
-                np.array(sp_l, dtype=np.float64), np.array(slots, dtype=np.int64).reshape(3, len(sp_dim)), sp_over)
 
     def _run(self, mapping: Mapping):
-        tm_dim, tm_e, tm_l, counts, sp_dim, sp_e, sp_l, sp_slot, sp_over = self._arrays(mapping)
+        sp_over, tm_over = _effective_sizes(self.layer, mapping)
+        sp_dim, sp_size, sp_ad, sp_slot = self.spatial_arrays(mapping.spatial)
+        tm_dim, tm_l, counts = self.mapping_arrays(mapping)
+        ws = _workspace(self.maxn, len(sp_dim), len(tm_dim))
+        sp_e, sp_l, tm_e = ws[-3:]  # the sizes of the two views, as cost.evaluate computes them
+        sp_e[:], sp_l[:], tm_e[:] = sp_size, sp_size, tm_l
+        k = 0
+        for ui, su in enumerate(mapping.spatial):
+            for li in range(len(su.loops)):
+                v = sp_over.get((ui, li))
+                if v is not None:
+                    sp_e[k], sp_l[k] = v, float(max(1, int(v)))
+                k += 1
+        for ti, v in tm_over.items():
+            tm_e[ti] = v
         total = float(prod(lp.size for lp in mapping.temporal))
-        acc, energy, stall, onload, offload = _kernel(
-            self.n_lv, self.lv_mem, self.mem_size, self.mem_r, self.mem_w, self.mem_db, self.bwmin, self.bwmax,
-            self.shared_mems, self.shared_ops, self.port_bw, self.port_start, self.port_len, self.ent_op,
-            self.ent_lv, self.ent_dir, self.port_shared2, tm_dim, tm_e, tm_l, counts, sp_dim, sp_e, sp_l, sp_slot,
-            self.geo, self.bits, _R, _IR, total, self.zigzag)
+        res = np.empty((1, 5))
+        _kernel(*self.hw.kernel_args, tm_dim[None], tm_l[None], np.array([len(tm_dim)]), counts[None], sp_dim,
+                sp_size, sp_ad, sp_slot, self.hw.sys_mask, self.bounds, self.geo, self.bits, _R, _IR, self.zigzag,
+                False, np.array([total]), ws, res)
+        stall, onload, offload = res[0, :3]
         if stall < 0:
             from ..errors import ConfigError
             raise ConfigError("a memory has no port for a data movement the mapping needs", source=self.hierarchy.name)
         drain = 0.0
         for ui, su in enumerate(mapping.spatial):
-            if su.array_dim in self.systolic and su.loops:
+            if su.array_dim in self.hw.systolic and su.loops:
                 util = prod(sp_over.get((ui, li), lp.size) for li, lp in enumerate(su.loops))
                 drain += max(ceil(round(util, 6)) - 1, 0)
-        return acc, energy, stall, onload, offload, drain, total
+        return ws[0], ws[1], float(stall), float(onload), float(offload), drain, total
 
     def spatial_arrays(self, spatial) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(loop dim codes, sizes, array-dimension index, slot per operand [3, loops]) of a spatial unrolling."""
         key = tuple(spatial)
-        hit = self._sp_cache.get(key)
+        cache = self.hw.sp_cache
+        hit = cache.get(key)
         if hit is not None:
             return hit
-        ad_names = [d.name for d in self.hierarchy.array.dimensions]
+        ad_index = {d.name: i for i, d in enumerate(self.hierarchy.array.dimensions)}
         dims, sizes, ads, slots = [], [], [], [[], [], []]
         for su in spatial:
             js = []
             for op in _OPS:
-                j = next((i for i, s in enumerate(self.served[op]) if su.array_dim in s), None)
+                j = next((i for i, s in enumerate(self.hw.served[op]) if su.array_dim in s), None)
                 if j is None:
                     from ..errors import ConfigError
                     raise ConfigError(f"no memory holding {op} serves array dimension {su.array_dim}",
@@ -832,12 +834,12 @@ class FastEvaluator:
             for lp in su.loops:
                 dims.append(_DIM_CODE[lp.dim])
                 sizes.append(float(lp.size))
-                ads.append(ad_names.index(su.array_dim))
+                ads.append(ad_index.get(su.array_dim, -1))
                 for o in range(3):
                     slots[o].append(js[o])
         out = (np.array(dims, dtype=np.int64), np.array(sizes, dtype=np.float64), np.array(ads, dtype=np.int64),
                np.array(slots, dtype=np.int64).reshape(3, len(dims)))
-        self._sp_cache[key] = out
+        cache[key] = out
         return out
 
     def batch(self, spatial, tm_dims: np.ndarray, tm_sizes: np.ndarray, n_tm: np.ndarray,
@@ -850,10 +852,8 @@ class FastEvaluator:
         whose data movement has no port gets ``inf``.
         """
         sp_dim, sp_size, sp_ad, sp_slot = self.spatial_arrays(spatial)
-        return _batch(self.bounds, float(self.layer.macs), self.mac_pj, self.sys_mask, self.n_lv, self.lv_mem,
-                      self.mem_size, self.mem_r, self.mem_w, self.mem_db, self.bwmin, self.bwmax, self.shared_mems,
-                      self.shared_ops, self.port_bw, self.port_start, self.port_len, self.ent_op, self.ent_lv,
-                      self.ent_dir, self.port_shared2, sp_dim, sp_size, sp_ad, sp_slot,
+        return _batch(self.bounds, float(self.layer.macs), self.hw.mac_pj, self.hw.sys_mask, *self.hw.kernel_args,
+                      sp_dim, sp_size, sp_ad, sp_slot,
                       np.ascontiguousarray(tm_dims, dtype=np.int64), np.ascontiguousarray(tm_sizes, dtype=np.float64),
                       np.ascontiguousarray(n_tm, dtype=np.int64), np.ascontiguousarray(counts, dtype=np.int64),
                       self.geo, self.bits, _R, _IR, self.zigzag)
@@ -883,10 +883,10 @@ class FastEvaluator:
         acc, energy, stall, onload, offload, drain, total = self._run(mapping)
         levels = []
         for o, op in enumerate(_OPS):
-            for m, name in enumerate(self.level_names[op]):
+            for m, name in enumerate(self.hw.level_names[op]):
                 levels.append(OperandLevelCost(op, name, float(acc[o, m, 0]), float(acc[o, m, 1]),
                                                float(acc[o, m, 2]), float(acc[o, m, 3]), float(energy[o, m])))
-        mac_e = self.layer.macs * self.mac_pj
+        mac_e = self.layer.macs * self.hw.mac_pj
         return MappingCost(
             energy_pj=mac_e + float(energy.sum()), mac_energy_pj=mac_e,
             latency_cycles=total + stall + onload + offload + drain, ideal_cycles=self.ideal, temporal_cycles=total,

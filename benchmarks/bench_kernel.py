@@ -1,0 +1,169 @@
+"""The mapper's compiled evaluator (``accelsim.mapping.fast``) now vs a frozen older version, side by side.
+
+Run::
+
+    python benchmarks/bench_kernel.py                 # us per row and FastEvaluator.__init__, old vs new
+    python benchmarks/bench_kernel.py --compile       # also cold numba compile time of each (fresh cache dirs)
+    python benchmarks/bench_kernel.py --base 4baa135  # the older version to compare with (a git revision)
+
+Workload: every ``FastEvaluator.batch`` call (rows = temporal mappings of one spatial unrolling)
+and every ``FastEvaluator`` construction made while ``accelsim.simulate`` maps ResNet-50 on
+``hw_configs/systolic_128x128_os.yaml`` resized to 64x64 (``mapping: search``, caches empty), captured
+once, then replayed on both kernels. The older ``fast.py`` is taken from git (``git show
+REV:accelsim/mapping/fast.py``) into a module ``accelsim.mapping._fast_<rev>`` in a temp directory
+(its numba cache is kept there between runs). Checks that both give bit-identical (``==``) energy
+and latency on every row, then prints us/row (best of ``--repeat`` passes), the speed-up, and the
+per-construction time of ``FastEvaluator`` (hierarchy-derived arrays cached per hierarchy object in
+the new version; the replay builds each (layer, hierarchy) pair as the search did).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import accelsim  # noqa: E402
+from accelsim.mapping import fast as F  # noqa: E402
+from accelsim.workload.zoo import get_model  # noqa: E402
+
+
+def load_old(rev: str):
+    """The module ``accelsim/mapping/fast.py`` as of git revision ``rev`` (relative imports resolve in accelsim)."""
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:accelsim/mapping/fast.py"], check=True,
+                         capture_output=True, text=True).stdout
+    d = Path(tempfile.gettempdir()) / f"accelsim_bench_kernel_{os.getuid()}"
+    d.mkdir(exist_ok=True)
+    path = d / f"_fast_{rev}.py"
+    if not path.exists() or path.read_text() != src:  # keep the mtime (numba's cache key) when unchanged
+        path.write_text(src)
+    name = f"accelsim.mapping._fast_{rev}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def capture(rows: int = 64, cols: int = 64):
+    """(batch argument tuples, (layer, hierarchy) of each FastEvaluator construction) of one searched ResNet-50 point."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_mapping_sim import clear_caches
+
+    hw = accelsim.load_hardware(ROOT / "hw_configs" / "systolic_128x128_os.yaml")
+    hw = hw.model_copy(update={"rows": rows, "cols": cols, "mapping": "search"})
+    calls, inits = [], []
+    orig_batch, orig_init = F._batch, F.FastEvaluator.__init__
+
+    def batch(*args):
+        calls.append(args)
+        return orig_batch(*args)
+
+    def init(self, layer, hierarchy, rounding="accelsim"):
+        inits.append((layer, hierarchy, rounding))
+        orig_init(self, layer, hierarchy, rounding)
+
+    F._batch, F.FastEvaluator.__init__ = batch, init
+    try:
+        clear_caches()
+        accelsim.simulate(get_model("resnet50"), hw)
+    finally:
+        F._batch, F.FastEvaluator.__init__ = orig_batch, orig_init
+    return calls, inits
+
+
+def replay(mod, calls, inits, repeat: int):
+    """(outputs, best seconds for all batch calls, best seconds for all constructions) on module ``mod``."""
+    new = mod is F
+    outs = [mod._batch(*a) for a in calls]  # loads / compiles
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for a in calls:
+            mod._batch(*a)
+        best = min(best, time.perf_counter() - t)
+    best_init = float("inf")
+    for _ in range(repeat):
+        if new and hasattr(F, "_HIER_CACHE"):
+            F._HIER_CACHE.clear()  # as at a new searched point: every hierarchy is new
+        t = time.perf_counter()
+        for layer, h, r in inits:
+            mod.FastEvaluator(layer, h, r)
+        best_init = min(best_init, time.perf_counter() - t)
+    return outs, best, best_init
+
+
+_COMPILE = """
+import sys, time
+sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
+t = time.perf_counter()
+if {rev!r}:
+    from bench_kernel import load_old
+    mod = load_old({rev!r})
+else:
+    from accelsim.mapping import fast as mod
+from accelsim.mapping import cost as C
+from accelsim.mapping.ir import LayerDims
+from accelsim.mapping.implied import implied_hierarchy
+from accelsim.mapping.search import search_layer, MappingCache
+from accelsim.hardware.systolic import SystolicArray
+t0 = time.perf_counter()
+sram = {{"size_kb": 8}}
+h = implied_hierarchy(SystolicArray(name="w", rows=4, cols=4, ifmap_sram=sram, filter_sram=sram, ofmap_sram=sram))
+layer = LayerDims(K=8, C=8, P=4, Q=4, R=3, S=3, in_h=6, in_w=6)
+res = search_layer(layer, h, objective="latency", cache=MappingCache(), evaluator=None)
+fe = mod.FastEvaluator(layer, h)
+m = res.best.mapping
+d, s, c = fe.mapping_arrays(m)
+fe.batch(m.spatial, d[None], s[None], [len(d)], c[None])
+fe.evaluate(m)
+print(time.perf_counter() - t0)
+"""
+
+
+def compile_seconds(rev: str | None) -> float:
+    """Seconds to compile ``_batch`` and the ``evaluate`` path of one version from an empty numba cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
+        code = _COMPILE.format(root=str(ROOT), bench=str(ROOT / "benchmarks"), rev=rev or "")
+        out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+        return float(out.stdout.split()[-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", default="4baa135", help="git revision of the older fast.py (default 4baa135)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--compile", action="store_true", help="also measure cold compile time of both (subprocesses)")
+    args = ap.parse_args(argv)
+    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1, 5 min)")
+    old = load_old(args.base)
+    calls, inits = capture()
+    n_rows = sum(a[26].shape[0] for a in calls)
+    o_out, o_t, o_init = replay(old, calls, inits, args.repeat)
+    n_out, n_t, n_init = replay(F, calls, inits, args.repeat)
+    bad = sum(not (np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])) for a, b in zip(o_out, n_out))
+    print(f"ResNet-50, 64x64 os, one searched point: {len(calls)} batch calls, {n_rows} rows, "
+          f"{len(inits)} FastEvaluator constructions; rows differing old vs new: {bad} calls")
+    print(f"{'':28} {args.base + ' (old)':>14} {'now':>10} {'speed-up':>9}")
+    print(f"{'kernel us/row':28} {1e6 * o_t / n_rows:14.2f} {1e6 * n_t / n_rows:10.2f} {o_t / n_t:8.1f}x")
+    print(f"{'kernel ms/point':28} {1e3 * o_t:14.1f} {1e3 * n_t:10.1f}")
+    print(f"{'FastEvaluator() us each':28} {1e6 * o_init / len(inits):14.1f} {1e6 * n_init / len(inits):10.1f} "
+          f"{o_init / n_init:8.1f}x")
+    if args.compile:
+        co, cn = compile_seconds(args.base), compile_seconds(None)
+        print(f"{'cold compile s (fresh cache)':28} {co:14.1f} {cn:10.1f}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
