@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from itertools import product as _iproduct
 from math import ceil, prod
 from typing import Callable, Iterable, Literal, Mapping as _MappingT, Sequence
@@ -267,7 +268,28 @@ def spatial_candidates(layer: LayerDims, hierarchy: MemoryHierarchy, *,
 
 
 # ---------------------------------------------------------------------------- allocation problem
+#: allocation problems (shared: never modified) keyed by exactly what :func:`_problem_of`
+#: reads: per memory its name, capacity, operands and served dimensions, the spatial unrolling,
+#: the widths and the geometry (no bandwidth, no price). FIFO-bounded.
+_PROBLEMS: dict[tuple, K.AllocationProblem] = {}
+_PROBLEMS_MAX = 4096
+
+
 def _problem(layer: LayerDims, hierarchy: MemoryHierarchy, sp: tuple[SpatialUnroll, ...]) -> K.AllocationProblem:
+    """The allocation problem of ``layer`` on ``hierarchy`` with spatial unrolling ``sp`` (memoised)."""
+    key = (tuple((m.name, m.size_bits, m.operands, m.served_dimensions) for m in hierarchy.memories), sp,
+           layer.w_bits, layer.i_bits, layer.o_bits, layer.o_final_bits,
+           (layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w, layer.in_h, layer.in_w))
+    hit = _PROBLEMS.get(key)
+    if hit is None:
+        hit = _problem_of(layer, hierarchy, sp)
+        if len(_PROBLEMS) >= _PROBLEMS_MAX:
+            del _PROBLEMS[next(iter(_PROBLEMS))]
+        _PROBLEMS[key] = hit
+    return hit
+
+
+def _problem_of(layer: LayerDims, hierarchy: MemoryHierarchy, sp: tuple[SpatialUnroll, ...]) -> K.AllocationProblem:
     levels = {op: [m.name for m in hierarchy.levels(op)] for op in OPERANDS}
     spatial_at: dict[str, list[list[tuple[int, int]]]] = {}
     for op in OPERANDS:
@@ -303,6 +325,15 @@ _ORDER_CACHE_MAX = 4096
 
 
 def _problem_key(prob: K.AllocationProblem) -> tuple:
+    """The problem's content as a key (computed once per problem object)."""
+    key = getattr(prob, "_search_key", None)
+    if key is None:
+        key = _problem_content(prob)
+        prob._search_key = key
+    return key
+
+
+def _problem_content(prob: K.AllocationProblem) -> tuple:
     return (tuple((op, tuple(v)) for op, v in sorted(prob.levels.items())),
             tuple((op, tuple(tuple(lv) for lv in v)) for op, v in sorted(prob.spatial_at.items())),
             tuple(prob.memories), tuple(sorted(prob.bits.items())), prob.o_final_bits, tuple(prob.geo))
@@ -384,8 +415,9 @@ def _given_order_arrays(prob: K.AllocationProblem, order: tuple[tuple[str, int],
 
 
 def _mapping_of(sp, lpfs, order_row, counts_row, prob) -> Mapping:
-    order = tuple(lpfs[int(j)] for j in order_row)
-    cnt = {op: tuple(int(x) for x in counts_row[o, :len(prob.levels[op])]) for o, op in enumerate(OPERANDS)}
+    order = tuple(lpfs[j] for j in order_row.tolist())
+    rows = counts_row.tolist()
+    cnt = {op: tuple(rows[o][:len(prob.levels[op])]) for o, op in enumerate(OPERANDS)}
     return _to_mapping(sp, order, cnt)
 
 
@@ -448,8 +480,14 @@ def _push(top: list, entry: tuple, top_k: int) -> None:
         del top[top_k:]
 
 
+@lru_cache(maxsize=4096)
+def _loop(d: int, size: int) -> Loop:
+    """The (immutable) loop of dimension index ``d`` and ``size``, built once."""
+    return Loop(DIMS[d], size)
+
+
 def _to_mapping(sp, order, counts) -> Mapping:
-    temporal = tuple(Loop(DIMS[d], s) for d, s in order)
+    temporal = tuple(_loop(d, s) for d, s in order)
     return Mapping(sp, temporal, tuple((op, counts[op]) for op in OPERANDS))
 
 
