@@ -491,6 +491,12 @@ def _to_mapping(sp, order, counts) -> Mapping:
     return Mapping(sp, temporal, tuple((op, counts[op]) for op in OPERANDS))
 
 
+@lru_cache(maxsize=4096)
+def _loop_factors(trips: tuple[tuple[str, int], ...], lpf_limit: int | None) -> tuple[tuple[int, int], ...]:
+    """:func:`_search_kernels.loop_prime_factors` of ``trips`` (memoised; a tuple: shared)."""
+    return tuple(K.loop_prime_factors(dict(trips), lpf_limit))
+
+
 def _lower_bound(layer: LayerDims, hierarchy: MemoryHierarchy, sp, objective: str) -> tuple[float, ...]:
     """A lower bound of the objective key for every mapping with spatial unrolling ``sp``."""
     tc = prod(_trips(layer, sp).values())
@@ -623,14 +629,15 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
             break
         n_searched += 1
         prob = _problem(layer, hierarchy, sp)
-        given = tord.complete_order(_trips(layer, sp)) if tord is not None else None
+        trips = _trips(layer, sp)
+        given = tord.complete_order(trips) if tord is not None else None
         if given is not None:
             lpfs, od = _given_order_arrays(prob, given)
         elif tord is not None:
-            lpfs = tord.constrained_factors(_trips(layer, sp), lpf_limit, layer.name or "layer")
+            lpfs = tord.constrained_factors(trips, lpf_limit, layer.name or "layer")
             od = _order_arrays(prob, lpfs, dedupe, tord)
         else:
-            lpfs = K.loop_prime_factors(_trips(layer, sp), lpf_limit)
+            lpfs = _loop_factors(tuple(trips.items()), lpf_limit)
             od = _order_arrays(prob, lpfs, dedupe)
         n_orders += od.n_all
         n_infeasible += od.n_bad
