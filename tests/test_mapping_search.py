@@ -486,3 +486,17 @@ def test_latency_tie_share_is_validated_and_keys_the_cache():
     r = S.search_layer(layer, hier, evaluator=_standin, cache=cache, latency_tie_share=0.3)
     assert not r.cached and r.front
     assert S.search_layer(layer, hier, evaluator=_standin, cache=cache, latency_tie_share=0.3).cached
+
+
+def test_best_rows_equals_the_lexicographic_sort():
+    """The per-candidate selection (linear narrowing for k = 1) picks the rows a full lexsort on
+    (key columns..., rank) puts first, with many exact ties in every column."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(1, 40))
+        cols = tuple(rng.integers(0, 3, size=n).astype(float) for _ in range(int(rng.integers(1, 4))))
+        rank = rng.permutation(1000)[:n].astype(np.int64)
+        rows = np.sort(rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False))
+        ref = rows[np.lexsort((rank[rows],) + tuple(c[rows] for c in reversed(cols)))]
+        for k in (1, 2, 5):
+            assert list(S._best_rows(cols, rank, rows, k)) == list(ref[:k])
