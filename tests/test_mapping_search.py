@@ -282,22 +282,33 @@ def test_signature_classes_have_equal_cost_in_the_cost_model(hw, layer, spatial)
     lpfs = K.loop_prime_factors(S._trips(layer, sp), 6)
     kd = np.array([d for d, _ in lpfs], dtype=np.int64)
     ks = np.array([s for _, s in lpfs], dtype=np.int64)
-    orders, counts, ok, sig = K.enumerate_orders(kd, ks, *prob.arrays(), K.n_distinct_permutations(lpfs))
-    idx = np.nonzero(ok)[0]
+    n_all = K.n_distinct_permutations(lpfs)
+    free = K.pin_arrays((), lpfs)
+    idx, orders, counts, cls, n, n_bad = K.enumerate_orders(kd, ks, *prob.arrays(), n_all, False, *free, K.FULL_HASH)
+    assert n == n_all and len(idx) == n_all - n_bad
     fe = FastEvaluator(layer, hier)
-    sel = orders[idx]
-    e, lat = fe.batch(sp, kd[sel], ks[sel].astype(float), np.full(len(idx), len(lpfs)), counts[idx])
+    e, lat = fe.batch(sp, kd[orders], ks[orders].astype(float), np.full(len(idx), len(lpfs)), counts)
     groups: dict = {}
-    for j, i in enumerate(idx):
-        groups.setdefault(sig[i].tobytes(), set()).add((round(float(e[j]), 3), float(lat[j])))
+    for j in range(len(idx)):
+        groups.setdefault(int(cls[j]), set()).add((round(float(e[j]), 3), float(lat[j])))
     if hw == "tpu_like":
         assert len(groups) < len(idx)  # the rule does merge loop orders here
     assert all(len(v) == 1 for v in groups.values())
-    # and the kernel's allocation equals the reference implementation of LOMA's rule
-    for i in idx[:: max(1, len(idx) // 60)]:
-        order = [lpfs[j] for j in orders[i]]
-        assert prob.allocate(order) == {op: tuple(int(x) for x in counts[i, o, :len(prob.levels[op])])
-                                        for o, op in enumerate(OPERANDS)}
+    # the deduplicated enumeration keeps exactly the first row of every class
+    first = K.enumerate_orders(kd, ks, *prob.arrays(), n_all, True, *free, K.FULL_HASH)
+    assert list(first[0]) == [int(idx[j]) for j in np.unique(cls, return_index=True)[1]]
+    # and the kernel's allocation equals the reference implementation of LOMA's rule; the
+    # infeasible orders are exactly those the reference cannot allocate
+    kept = set(idx.tolist())
+    for i, perm in enumerate(K.multiset_permutations(lpfs)):
+        if i % max(1, n_all // 60) == 0:
+            ref = prob.allocate(perm)
+            assert (ref is not None) == (i in kept)
+            if ref is not None:
+                j = int(np.searchsorted(idx, i))
+                assert [lpfs[x] for x in orders[j]] == list(perm)
+                assert ref == {op: tuple(int(x) for x in counts[j, o, :len(prob.levels[op])])
+                               for o, op in enumerate(OPERANDS)}
 
 
 def test_at_least_as_good_as_loma_on_zigzag_runs():
@@ -339,18 +350,45 @@ def test_objectives_are_each_optimal_on_the_same_space():
         assert c.mac_energy_pj == pytest.approx(layer.macs * hier.array.mac_energy_pj)
 
 
-def test_first_of_each_class_is_exact_even_when_hashes_collide(monkeypatch):
-    rng = np.random.default_rng(3)
-    base = rng.integers(-5, 5, size=(40, 17))
-    sig = base[rng.integers(0, 40, size=300)]  # many repeated rows
-    _, ref = np.unique(sig, axis=0, return_index=True)
-    assert list(K.first_of_each_class(sig)) == sorted(ref)
-    # all-equal multipliers: rows that are permutations of each other collide -> exact fallback
-    perm = np.concatenate([sig, sig[:, ::-1]])
-    _, ref2 = np.unique(perm, axis=0, return_index=True)
-    monkeypatch.setattr(K, "_HASH_MULT", np.ones_like(K._HASH_MULT))
-    assert list(K.first_of_each_class(perm)) == sorted(ref2)
-    assert len(K.first_of_each_class(np.zeros((0, 3), dtype=np.int64))) == 0
+def test_signature_classes_are_exact_even_when_every_hash_collides():
+    """The loop-order kernel groups rows by full signature equality: with the hash masked to 0 (every
+    row collides) it keeps the same rows, with the same classes, as with the full hash."""
+    hier = _zz_hier("tpu_like")
+    layer = LayerDims(K=128, C=64, P=28, Q=28, R=3, S=3, stride_h=2, stride_w=2, in_h=56, in_w=56)
+    sp = S.spatial_candidates(layer, hier, spatial={"D1": [("K", 32)], "D2": [("C", 32)]})[0]
+    prob = S._problem(layer, hier, sp)
+    lpfs = K.loop_prime_factors(S._trips(layer, sp), 6)
+    kd = np.array([d for d, _ in lpfs], dtype=np.int64)
+    ks = np.array([s for _, s in lpfs], dtype=np.int64)
+    n = K.n_distinct_permutations(lpfs)
+    for dedupe in (True, False):
+        a = K.enumerate_orders(kd, ks, *prob.arrays(), n, dedupe, *K.pin_arrays((), lpfs), K.FULL_HASH)
+        b = K.enumerate_orders(kd, ks, *prob.arrays(), n, dedupe, *K.pin_arrays((), lpfs), np.uint64(0))
+        for x, y in zip(a, b):
+            assert np.array_equal(x, y)
+    assert len(np.unique(a[3])) < len(a[3])  # classes do merge rows here
+
+
+def test_kernel_pins_equal_the_reference_rule():
+    """Position pins applied in the loop-order kernel keep exactly the feasible orders that
+    :meth:`TemporalOrdering.allowed` accepts; a pin beyond the last loop keeps none."""
+    from accelsim.mapping.ordering import TemporalOrdering
+    hier = _zz_hier("tpu_like")
+    layer = LayerDims(K=128, C=64, P=28, Q=28, R=3, S=3, stride_h=2, stride_w=2, in_h=56, in_w=56)
+    sp = S.spatial_candidates(layer, hier, spatial={"D1": [("K", 32)], "D2": [("C", 32)]})[0]
+    prob = S._problem(layer, hier, sp)
+    for loops in ([("P", "*"), ("C", 2)], [("R", 3)], [("K", "*")] * 9):
+        to = TemporalOrdering.of(loops)
+        lpfs = to.constrained_factors(S._trips(layer, sp), 6)
+        kd = np.array([d for d, _ in lpfs], dtype=np.int64)
+        ks = np.array([s for _, s in lpfs], dtype=np.int64)
+        n = K.n_distinct_permutations(lpfs)
+        free = K.enumerate_orders(kd, ks, *prob.arrays(), n, False, *K.pin_arrays((), lpfs), K.FULL_HASH)
+        pinned = K.enumerate_orders(kd, ks, *prob.arrays(), n, False, *K.pin_arrays(to.position_pins(), lpfs),
+                                    K.FULL_HASH)
+        ref = free[0][to.allowed(free[1], lpfs)]
+        assert list(pinned[0]) == list(ref) and pinned[4:] == free[4:]
+        assert (len(ref) == 0) == (len(loops) > len(lpfs))
 
 
 def _with_dram_bw(hier, bits: int):
@@ -448,3 +486,17 @@ def test_latency_tie_share_is_validated_and_keys_the_cache():
     r = S.search_layer(layer, hier, evaluator=_standin, cache=cache, latency_tie_share=0.3)
     assert not r.cached and r.front
     assert S.search_layer(layer, hier, evaluator=_standin, cache=cache, latency_tie_share=0.3).cached
+
+
+def test_best_rows_equals_the_lexicographic_sort():
+    """The per-candidate selection (linear narrowing for k = 1) picks the rows a full lexsort on
+    (key columns..., rank) puts first, with many exact ties in every column."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(1, 40))
+        cols = tuple(rng.integers(0, 3, size=n).astype(float) for _ in range(int(rng.integers(1, 4))))
+        rank = rng.permutation(1000)[:n].astype(np.int64)
+        rows = np.sort(rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False))
+        ref = rows[np.lexsort((rank[rows],) + tuple(c[rows] for c in reversed(cols)))]
+        for k in (1, 2, 5):
+            assert list(S._best_rows(cols, rank, rows, k)) == list(ref[:k])

@@ -367,27 +367,26 @@ def _next_perm(a):  # pragma: no cover - numba
 
 @njit(cache=True)
 def _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits, o_final_bits, geo,
-                 irr, counts):  # pragma: no cover - numba
-    """LOMA allocation of one order (dims ``od``, sizes ``osz``); fills ``counts[op, lev]``."""
+                 irr, counts, ext, pos, lvl, suffix, o_ir_after, sizes, nsz, v, take_idx):  # pragma: no cover
+    """LOMA allocation of one order (dims ``od``, sizes ``osz``); fills ``counts[op, lev]``.
+
+    ``ext`` [3, 8], ``pos``/``lvl``/``nsz``/``take_idx`` [3], ``suffix``/``o_ir_after`` [n + 1],
+    ``sizes`` [3, n + 1], ``v`` [8]: scratch space (overwritten; the caller allocates it once)."""
     n = od.shape[0]
-    ext = np.ones((3, 8), dtype=np.int64)
-    pos = np.zeros(3, dtype=np.int64)
-    lvl = np.zeros(3, dtype=np.int64)
     for o in range(3):
+        pos[o] = 0
+        lvl[o] = 0
         for d in range(8):
-            ext[o, d] *= sp_ext[o, 0, d]
+            ext[o, d] = sp_ext[o, 0, d]
         for l in range(counts.shape[1]):
             counts[o, l] = 0
-    suffix = np.ones(n + 1, dtype=np.int64)
+    suffix[n] = 1
     for i in range(n - 1, -1, -1):
         suffix[i] = suffix[i + 1] * osz[i]
-    o_ir_after = np.zeros(n + 1, dtype=np.bool_)
+    o_ir_after[n] = False
     for i in range(n - 1, -1, -1):
         o_ir_after[i] = o_ir_after[i + 1] or irr[2, od[i]]
     nmem = mem_cap.shape[0]
-    sizes = np.zeros((3, n + 1), dtype=np.int64)
-    nsz = np.zeros(3, dtype=np.int64)
-    v = np.ones(8, dtype=np.int64)
     for m in range(nmem):
         cap = mem_cap[m]
         nops = 0
@@ -406,6 +405,18 @@ def _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_ab
                     b = o_final_bits
             for d in range(8):
                 v[d] = ext[o, d]
+            if top:
+                # the outermost level takes every remaining loop: footprints grow with every
+                # loop added (products; distinct window rows of a superset), so the whole tile
+                # fits iff every partial one does — only the whole one is computed
+                for i in range(pos[o], n):
+                    v[od[i]] *= osz[i]
+                s = _fp(o, v, geo) * b
+                if s > cap:
+                    return False
+                sizes[j, 0] = s
+                nsz[j] = 1
+                continue
             s0 = _fp(o, v, geo) * b
             if s0 > cap:
                 return False
@@ -418,13 +429,7 @@ def _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_ab
                     break
                 sizes[j, k] = s
                 k += 1
-            if top:
-                if k != n - pos[o] + 1:
-                    return False
-                sizes[j, 0] = sizes[j, k - 1]
-                nsz[j] = 1
-            else:
-                nsz[j] = k
+            nsz[j] = k
         total = 1
         for j in range(nops):
             total *= nsz[j]
@@ -464,7 +469,6 @@ def _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_ab
         if best_c < 0:
             return False
         rem = best_c
-        take_idx = np.zeros(3, dtype=np.int64)
         for j in range(nops - 1, -1, -1):
             take_idx[j] = rem % nsz[j]
             rem //= nsz[j]
@@ -498,16 +502,14 @@ def _cls(o, d, irr):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _signature_nb(od, osz, nlev, counts, irr, out):  # pragma: no cover - numba
+def _signature_nb(od, osz, nlev, counts, irr, out, lvd, lvs, ln):  # pragma: no cover - numba
     """Stationarity signature of one allocated order into ``out`` (per op, level: 8 dim products,
-    top-irrelevant, top-relevant and bottom-irrelevant run products)."""
+    top-irrelevant, top-relevant and bottom-irrelevant run products). ``lvd``/``lvs``
+    [levels, n] and ``ln`` [levels]: scratch space."""
     n = od.shape[0]
     maxlev = counts.shape[1]
     for i in range(out.shape[0]):  # element loops, here and below: numba compiles a slice
         out[i] = 0                 # assignment's shape-error path in seconds (issue 11: cold start)
-    lvd = np.empty((maxlev, n), dtype=np.int64)
-    lvs = np.empty((maxlev, n), dtype=np.int64)
-    ln = np.zeros(maxlev, dtype=np.int64)
     for o in range(3):
         i = 0
         for l in range(nlev[o]):
@@ -576,12 +578,58 @@ def _signature_nb(od, osz, nlev, counts, irr, out):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits,
-                     o_final_bits, geo, irr, max_orders):  # pragma: no cover - numba
-    """All distinct loop orders (lexicographic) with their LOMA allocation and signature.
+def _mix(h):  # pragma: no cover - numba
+    """Final avalanche of a 64-bit row hash (splitmix64's finaliser)."""
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return h
 
-    ``keys_*``: the loop prime factors sorted ascending by (dim, size). Returns
-    (orders as indices into keys, counts[n_orders, 3, maxlev], feasible flags, signatures).
+
+@njit(cache=True)
+def _row_hash(row, hash_mask):  # pragma: no cover - numba
+    h = np.uint64(1469598103934665603)
+    for i in range(row.shape[0]):
+        h = (h ^ np.uint64(row[i])) * np.uint64(1099511628211)
+    return _mix(h) & hash_mask
+
+
+@njit(cache=True)
+def _same_row(a, b):  # pragma: no cover - numba
+    for i in range(a.shape[0]):
+        if a[i] != b[i]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _pins_hold(od, osz, pin_dim, pin_size):  # pragma: no cover - numba
+    """Whether the order (dims ``od``, sizes ``osz``) satisfies every position pin (-1 / 0: free)."""
+    for i in range(pin_dim.shape[0]):
+        if pin_dim[i] >= 0 and od[i] != pin_dim[i]:
+            return False
+        if pin_size[i] > 0 and osz[i] != pin_size[i]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits,
+                     o_final_bits, geo, irr, max_orders, dedupe, pin_dim, pin_size, hash_mask):  # pragma: no cover
+    """Distinct loop orders (lexicographic) with their LOMA allocation, grouped by signature.
+
+    ``keys_*``: the loop prime factors sorted ascending by (dim, size). Every distinct permutation
+    is allocated (at most ``max_orders``); the kept rows are the feasible orders satisfying the
+    position pins ``pin_dim``/``pin_size`` [n] (-1 / 0: free; ``pin_dim[0] == -2``: no order
+    satisfies them), and with ``dedupe`` only the first (lexicographic) of every stationarity
+    signature class. Classes are found with an open-addressing hash table over the signature rows
+    (``hash_mask`` masks the hash, for tests: 0 makes every row collide); two rows are in one class
+    only if their signatures are equal element by element, so the grouping is exact whatever the
+    hash. Returns (rank [m]: enumeration index of each kept row, orders [m, n] as indices into the
+    keys, counts [m, 3, maxlev], class [m]: index of the row's class among all classes in
+    first-seen order, number of orders enumerated, number infeasible).
     """
     n = keys_dim.shape[0]
     maxlev = 0
@@ -597,55 +645,129 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
     first = np.zeros(n, dtype=np.int64)
     for i in range(n - 1, -1, -1):
         first[rank[i]] = i
-    orders = np.zeros((max_orders, n), dtype=np.int64)
-    counts = np.zeros((max_orders, 3, maxlev), dtype=np.int64)
-    ok = np.zeros(max_orders, dtype=np.bool_)
-    sig = np.zeros((max_orders, 3 * maxlev * (11 + n + 1)), dtype=np.int64)
+    none_allowed = n > 0 and pin_dim[0] == -2
+    width = 3 * maxlev * (11 + n + 1)
+    cap = 64
+    out_rank = np.empty(cap, dtype=np.int64)
+    out_orders = np.empty((cap, n), dtype=np.int64)
+    out_counts = np.empty((cap, 3, maxlev), dtype=np.int64)
+    out_cls = np.empty(cap, dtype=np.int64)
+    m = 0
+    rcap = 64  # class representatives: signature rows and hashes
+    rep_sig = np.empty((rcap, width), dtype=np.int64)
+    rep_hash = np.empty(rcap, dtype=np.uint64)
+    nrep = 0
+    tsize = 256  # open-addressing table of representative indices (-1: empty), load <= 1/2
+    table = np.full(tsize, -1, dtype=np.int64)
+    sig = np.empty(width, dtype=np.int64)
     od = np.zeros(n, dtype=np.int64)
     osz = np.zeros(n, dtype=np.int64)
     c = np.zeros((3, maxlev), dtype=np.int64)
+    # scratch space of the allocation and the signature
+    ext = np.ones((3, 8), dtype=np.int64)
+    pos = np.zeros(3, dtype=np.int64)
+    lvl = np.zeros(3, dtype=np.int64)
+    nsz = np.zeros(3, dtype=np.int64)
+    take_idx = np.zeros(3, dtype=np.int64)
+    suffix = np.ones(n + 1, dtype=np.int64)
+    o_ir_after = np.zeros(n + 1, dtype=np.bool_)
+    sizes = np.zeros((3, n + 1), dtype=np.int64)
+    v = np.ones(8, dtype=np.int64)
+    lvd = np.empty((maxlev, n), dtype=np.int64)
+    lvs = np.empty((maxlev, n), dtype=np.int64)
+    ln = np.zeros(maxlev, dtype=np.int64)
     k = 0
+    n_bad = 0
     while True:
         if k >= max_orders:
             break
         for i in range(n):
             od[i] = keys_dim[first[a[i]]]
             osz[i] = keys_size[first[a[i]]]
-            orders[k, i] = first[a[i]]
-        if _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits, o_final_bits,
-                        geo, irr, c):
-            ok[k] = True
-            for o in range(3):
-                for l in range(maxlev):
-                    counts[k, o, l] = c[o, l]
-            _signature_nb(od, osz, nlev, c, irr, sig[k])
+        if not _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits,
+                            o_final_bits, geo, irr, c, ext, pos, lvl, suffix, o_ir_after, sizes, nsz, v, take_idx):
+            n_bad += 1
+        elif not none_allowed and _pins_hold(od, osz, pin_dim, pin_size):
+            _signature_nb(od, osz, nlev, c, irr, sig, lvd, lvs, ln)
+            h = _row_hash(sig, hash_mask)
+            slot = np.int64(h & np.uint64(tsize - 1))
+            cls = -1
+            while table[slot] >= 0:
+                r = table[slot]
+                if rep_hash[r] == h and _same_row(rep_sig[r], sig):
+                    cls = r
+                    break
+                slot = (slot + 1) & (tsize - 1)
+            keep = True
+            if cls < 0:  # a new class: its first row is this one
+                if nrep == rcap:
+                    rcap *= 2
+                    rs = np.empty((rcap, width), dtype=np.int64)
+                    rs[:nrep] = rep_sig[:nrep]
+                    rep_sig = rs
+                    rh = np.empty(rcap, dtype=np.uint64)
+                    rh[:nrep] = rep_hash[:nrep]
+                    rep_hash = rh
+                for i in range(width):
+                    rep_sig[nrep, i] = sig[i]
+                rep_hash[nrep] = h
+                table[slot] = nrep
+                cls = nrep
+                nrep += 1
+                if 2 * nrep > tsize:  # grow and rehash
+                    tsize *= 2
+                    table = np.full(tsize, -1, dtype=np.int64)
+                    for r in range(nrep):
+                        s2 = np.int64(rep_hash[r] & np.uint64(tsize - 1))
+                        while table[s2] >= 0:
+                            s2 = (s2 + 1) & (tsize - 1)
+                        table[s2] = r
+            elif dedupe:
+                keep = False
+            if keep:
+                if m == cap:
+                    cap *= 2
+                    r1 = np.empty(cap, dtype=np.int64)
+                    r1[:m] = out_rank[:m]
+                    out_rank = r1
+                    r2 = np.empty((cap, n), dtype=np.int64)
+                    r2[:m] = out_orders[:m]
+                    out_orders = r2
+                    r3 = np.empty((cap, 3, maxlev), dtype=np.int64)
+                    r3[:m] = out_counts[:m]
+                    out_counts = r3
+                    r4 = np.empty(cap, dtype=np.int64)
+                    r4[:m] = out_cls[:m]
+                    out_cls = r4
+                out_rank[m] = k
+                for i in range(n):
+                    out_orders[m, i] = first[a[i]]
+                for o in range(3):
+                    for l in range(maxlev):
+                        out_counts[m, o, l] = c[o, l]
+                out_cls[m] = cls
+                m += 1
         k += 1
         if not _next_perm(a):
             break
-    return orders[:k], counts[:k], ok[:k], sig[:k]
+    return out_rank[:m], out_orders[:m], out_counts[:m], out_cls[:m], k, n_bad
 
 
-#: odd multipliers of the row hash in :func:`first_of_each_class` (fixed seed: deterministic)
-_HASH_MULT = np.random.default_rng(20261206).integers(1, 2**62, size=4096, dtype=np.int64).astype(np.uint64) | np.uint64(1)
+def pin_arrays(pins, factors) -> tuple:
+    """``(pin_dim, pin_size)`` [n] for :func:`enumerate_orders` from ``(position, dim index, size or
+    None)`` pins over ``n = len(factors)`` loops (a pin beyond the last loop: nothing allowed)."""
+    n = len(factors)
+    pin_dim = np.full(n, -1, dtype=np.int64)
+    pin_size = np.zeros(n, dtype=np.int64)
+    for p, d, sz in pins:
+        if p >= n:
+            pin_dim[:] = -2
+            break
+        pin_dim[p] = d
+        if sz is not None:
+            pin_size[p] = sz
+    return pin_dim, pin_size
 
 
-def first_of_each_class(sig: np.ndarray) -> np.ndarray:
-    """Indices (ascending) of the first row of every distinct row of ``sig`` (exact row
-    comparison; numpy, so nothing to compile).
-
-    Rows are first grouped by a 64-bit multiply-add hash (a 1-D stable sort, ~10x faster than
-    ``np.unique(axis=0)``); the grouping is then verified exactly (every row equal to its group's
-    first row). Only if a hash collision joined two distinct rows does it fall back to the exact
-    row-wise ``np.unique``, so the result is always the exact first-of-class set."""
-    if sig.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
-    w = sig.shape[1]
-    if w <= _HASH_MULT.shape[0]:
-        u = np.ascontiguousarray(sig, dtype=np.int64).view(np.uint64)
-        with np.errstate(over="ignore"):
-            h = (u * _HASH_MULT[:w]).sum(axis=1, dtype=np.uint64)
-        _, first, inv = np.unique(h, return_index=True, return_inverse=True)  # stable: first occurrence
-        if np.array_equal(sig, sig[first[inv.ravel()]]):
-            return np.sort(first)
-    _, first = np.unique(sig, axis=0, return_index=True)  # first occurrence of each distinct row
-    return np.sort(first)
+#: ``hash_mask`` of :func:`enumerate_orders` (all 64 bits)
+FULL_HASH = np.uint64(2**64 - 1)

@@ -105,6 +105,10 @@ class TemporalOrdering:
         """``(position, dim, size or None)`` constraints, positions innermost first."""
         return tuple((i, d, s) for i, (d, s) in enumerate(self.effective))
 
+    def position_pins(self) -> tuple[tuple[int, int, int | None], ...]:
+        """:meth:`pins` with dimension indices into ``DIMS`` (the loop-order kernel's form)."""
+        return tuple((i, DIMS.index(d), s) for i, d, s in self.pins())
+
     def constrained_factors(self, trips: dict[str, int], lpf_limit: int | None,
                             layer: str = "layer") -> list[tuple[int, int]]:
         """Loop factors ``(dim index, size)`` to permute for a partial ordering: pinned sizes kept

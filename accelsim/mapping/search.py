@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from itertools import product as _iproduct
 from math import ceil, prod
 from typing import Callable, Iterable, Literal, Mapping as _MappingT, Sequence
@@ -97,6 +98,39 @@ class RankedMapping:
     mapping: Mapping
     cost: MappingCost
     key: tuple[float, ...]
+
+
+class _DeferredRanked(RankedMapping):
+    """A :class:`RankedMapping` whose full cost breakdown is evaluated on first access of ``cost``
+    (``evaluate(mapping)``, the compiled evaluator whose batch ranked it): a caller that only
+    needs the mapping and key (e.g. the systolic engine, which re-prices the winner on its own
+    hierarchy) never pays for it. Equality, ``repr``, copies and pickles see the evaluated cost
+    (a copy or pickle is a plain :class:`RankedMapping`)."""
+
+    def __init__(self, mapping: Mapping, key: tuple[float, ...], evaluate: Callable[[Mapping], MappingCost] | None = None,
+                 cost: MappingCost | None = None):
+        object.__setattr__(self, "mapping", mapping)
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "_evaluate", evaluate)
+        if cost is not None:  # ``dataclasses.replace`` passes every field
+            object.__setattr__(self, "cost", cost)
+
+    def __getattr__(self, name: str):  # only reached while ``cost`` is not set yet
+        if name != "cost":
+            raise AttributeError(name)
+        cost = self._evaluate(self.mapping)
+        object.__setattr__(self, "cost", cost)
+        return cost
+
+    def __eq__(self, other):  # equal to a plain RankedMapping of equal fields (tried first: subclass)
+        if isinstance(other, RankedMapping):
+            return (self.mapping, self.cost, self.key) == (other.mapping, other.cost, other.key)
+        return NotImplemented
+
+    __hash__ = RankedMapping.__hash__
+
+    def __reduce__(self):
+        return (RankedMapping, (self.mapping, self.cost, self.key))
 
 
 @dataclass(frozen=True)
@@ -234,7 +268,28 @@ def spatial_candidates(layer: LayerDims, hierarchy: MemoryHierarchy, *,
 
 
 # ---------------------------------------------------------------------------- allocation problem
+#: allocation problems (shared: never modified) keyed by exactly what :func:`_problem_of`
+#: reads: per memory its name, capacity, operands and served dimensions, the spatial unrolling,
+#: the widths and the geometry (no bandwidth, no price). FIFO-bounded.
+_PROBLEMS: dict[tuple, K.AllocationProblem] = {}
+_PROBLEMS_MAX = 4096
+
+
 def _problem(layer: LayerDims, hierarchy: MemoryHierarchy, sp: tuple[SpatialUnroll, ...]) -> K.AllocationProblem:
+    """The allocation problem of ``layer`` on ``hierarchy`` with spatial unrolling ``sp`` (memoised)."""
+    key = (tuple((m.name, m.size_bits, m.operands, m.served_dimensions) for m in hierarchy.memories), sp,
+           layer.w_bits, layer.i_bits, layer.o_bits, layer.o_final_bits,
+           (layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w, layer.in_h, layer.in_w))
+    hit = _PROBLEMS.get(key)
+    if hit is None:
+        hit = _problem_of(layer, hierarchy, sp)
+        if len(_PROBLEMS) >= _PROBLEMS_MAX:
+            del _PROBLEMS[next(iter(_PROBLEMS))]
+        _PROBLEMS[key] = hit
+    return hit
+
+
+def _problem_of(layer: LayerDims, hierarchy: MemoryHierarchy, sp: tuple[SpatialUnroll, ...]) -> K.AllocationProblem:
     levels = {op: [m.name for m in hierarchy.levels(op)] for op in OPERANDS}
     spatial_at: dict[str, list[list[tuple[int, int]]]] = {}
     for op in OPERANDS:
@@ -270,17 +325,53 @@ _ORDER_CACHE_MAX = 4096
 
 
 def _problem_key(prob: K.AllocationProblem) -> tuple:
+    """The problem's content as a key (computed once per problem object)."""
+    key = getattr(prob, "_search_key", None)
+    if key is None:
+        key = _problem_content(prob)
+        prob._search_key = key
+    return key
+
+
+def _problem_content(prob: K.AllocationProblem) -> tuple:
     return (tuple((op, tuple(v)) for op, v in sorted(prob.levels.items())),
             tuple((op, tuple(tuple(lv) for lv in v)) for op, v in sorted(prob.spatial_at.items())),
             tuple(prob.memories), tuple(sorted(prob.bits.items())), prob.o_final_bits, tuple(prob.geo))
 
 
+@dataclass(frozen=True)
+class _Orders:
+    """The loop orders of one allocation problem that the search evaluates, ready for
+    :meth:`FastEvaluator.batch` (arrays shared through :data:`_ORDER_CACHE`: never modified)."""
+
+    #: [m] enumeration index of each row (lexicographic rank: the tie rule's order rank)
+    rank: np.ndarray
+    #: [m, n] loop order as indices into the loop factors, innermost first
+    orders: np.ndarray
+    #: [m, 3, levels] loops per memory level for W, I, O
+    counts: np.ndarray
+    #: [m, n] loop dimension codes and sizes, and [m] loops per row (``batch``'s temporal arrays)
+    tm_dims: np.ndarray
+    tm_sizes: np.ndarray
+    n_tm: np.ndarray
+    #: orders enumerated, of which infeasible (no allocation fits)
+    n_all: int
+    n_bad: int
+
+    @classmethod
+    def of(cls, lpfs: Sequence[tuple[int, int]], rank: np.ndarray, orders: np.ndarray, counts: np.ndarray,
+           n_all: int, n_bad: int) -> "_Orders":
+        kd = np.array([d for d, _ in lpfs] or [0], dtype=np.int64)
+        ks = np.array([s for _, s in lpfs] or [1], dtype=np.float64)
+        return cls(rank, orders, np.ascontiguousarray(counts), np.ascontiguousarray(kd[orders]),
+                   np.ascontiguousarray(ks[orders]), np.full(len(rank), len(lpfs), dtype=np.int64), n_all, n_bad)
+
+
 def _order_arrays(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe: bool,
-                  ordering: TemporalOrdering | None = None):
-    """(orders [n, L] as indices into lpfs, counts [n, 3, levels], indices of the feasible orders to
-    evaluate — one per signature class when ``dedupe``, the first in lexicographic order —,
-    number of orders, number infeasible). ``ordering``: only orders satisfying its pins.
-    Memoised in :data:`_ORDER_CACHE` (returned arrays are shared: callers must not modify them)."""
+                  ordering: TemporalOrdering | None = None) -> _Orders:
+    """The feasible loop orders of ``lpfs`` to evaluate — one per signature class when ``dedupe``,
+    the first in lexicographic order —, only those satisfying ``ordering``'s pins if given.
+    Memoised in :data:`_ORDER_CACHE`."""
     key = (_problem_key(prob), tuple(lpfs), dedupe, ordering.loops if ordering is not None else None)
     hit = _ORDER_CACHE.get(key)
     if hit is None:
@@ -292,45 +383,41 @@ def _order_arrays(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe
 
 
 def _order_arrays_uncached(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe: bool,
-                           ordering: TemporalOrdering | None = None):
+                           ordering: TemporalOrdering | None = None) -> _Orders:
     if not lpfs:
         c = prob.allocate(())
         if ordering is not None and ordering.pins():
             c = None
-        nl = max(len(v) for v in prob.levels.values())
-        counts = np.zeros((1, 3, nl), dtype=np.int64)
-        if c is not None:
-            for o, op in enumerate(OPERANDS):
-                counts[0, o, :len(c[op])] = c[op]
-        return (np.zeros((1, 0), dtype=np.int64), counts,
-                np.array([0] if c is not None else [], dtype=np.int64), 1, int(c is None))
+        return _single_order(prob, lpfs, (), c)
     kd = np.array([d for d, _ in lpfs], dtype=np.int64)
     ks = np.array([s for _, s in lpfs], dtype=np.int64)
-    orders, counts, ok, sig = K.enumerate_orders(kd, ks, *prob.arrays(), K.n_distinct_permutations(lpfs))
-    idx = np.nonzero(ok)[0]
-    if ordering is not None and len(idx):
-        idx = idx[ordering.allowed(orders[idx], lpfs)]
-    if dedupe and len(idx):
-        idx = idx[K.first_of_each_class(np.ascontiguousarray(sig[idx]))]
-    return orders, counts, idx, int(len(ok)), int((~ok).sum())
+    pin_dim, pin_size = K.pin_arrays(ordering.position_pins() if ordering is not None else (), lpfs)
+    rank, orders, counts, _, n_all, n_bad = K.enumerate_orders(
+        kd, ks, *prob.arrays(), K.n_distinct_permutations(lpfs), dedupe, pin_dim, pin_size, K.FULL_HASH)
+    return _Orders.of(lpfs, rank, orders, counts, int(n_all), int(n_bad))
 
 
-def _given_order_arrays(prob: K.AllocationProblem, order: tuple[tuple[str, int], ...]):
-    """:func:`_order_arrays` for one complete given order (allocated, not permuted)."""
-    lpfs = [(K.DIM_INDEX[d], s) for d, s in order]
-    c = prob.allocate(tuple(lpfs))
+def _single_order(prob: K.AllocationProblem, lpfs, order: tuple[int, ...], c: dict | None) -> _Orders:
+    """One order (``order``: indices into ``lpfs``) with its allocation ``c`` (None: infeasible)."""
     nl = max(len(v) for v in prob.levels.values())
-    counts = np.zeros((1, 3, nl), dtype=np.int64)
+    counts = np.zeros((1 if c is not None else 0, 3, nl), dtype=np.int64)
     if c is not None:
         for o, op in enumerate(OPERANDS):
             counts[0, o, :len(c[op])] = c[op]
-    orders = np.arange(len(lpfs), dtype=np.int64)[None, :]
-    return lpfs, orders, counts, np.array([0] if c is not None else [], dtype=np.int64), 1, int(c is None)
+    orders = np.array([order] if c is not None else [], dtype=np.int64).reshape(len(counts), len(order))
+    return _Orders.of(lpfs, np.arange(len(counts), dtype=np.int64), orders, counts, 1, int(c is None))
+
+
+def _given_order_arrays(prob: K.AllocationProblem, order: tuple[tuple[str, int], ...]):
+    """``(lpfs, orders)`` of :func:`_order_arrays` for one complete given order (allocated, not permuted)."""
+    lpfs = [(K.DIM_INDEX[d], s) for d, s in order]
+    return lpfs, _single_order(prob, lpfs, tuple(range(len(lpfs))), prob.allocate(tuple(lpfs)))
 
 
 def _mapping_of(sp, lpfs, order_row, counts_row, prob) -> Mapping:
-    order = tuple(lpfs[int(j)] for j in order_row)
-    cnt = {op: tuple(int(x) for x in counts_row[o, :len(prob.levels[op])]) for o, op in enumerate(OPERANDS)}
+    order = tuple(lpfs[j] for j in order_row.tolist())
+    rows = counts_row.tolist()
+    cnt = {op: tuple(rows[o][:len(prob.levels[op])]) for o, op in enumerate(OPERANDS)}
     return _to_mapping(sp, order, cnt)
 
 
@@ -342,6 +429,19 @@ def _pareto_rows(lat: np.ndarray, e: np.ndarray, rank: np.ndarray) -> np.ndarray
     es = e[o]
     prev = np.minimum.accumulate(np.concatenate(([np.inf], es[:-1])))
     return o[es < prev]
+
+
+def _best_rows(cols: Sequence[np.ndarray], rank: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """The best ``k`` of ``rows``, best first: lexicographic on ``cols``, then ``rank`` (unique).
+    ``k == 1``: narrowed column by column (linear, equal to the sort's first row)."""
+    if k == 1:
+        for c in cols:
+            v = c[rows]
+            rows = rows[v == v.min()]
+            if len(rows) == 1:
+                return rows
+        return rows[np.argmin(rank[rows])][None]
+    return rows[np.lexsort((rank[rows],) + tuple(c[rows] for c in reversed(cols)))[:k]]
 
 
 def tie_winner(front: Sequence[tuple], share: float) -> int:
@@ -360,8 +460,11 @@ def _merge_front(front: list[tuple], l_min: float, tie: float, lat: np.ndarray, 
     ``payload(r)`` gives row ``r``'s (mapping, cost, raw) entry."""
     l_min = min(l_min, float(lat.min()))
     thr = (1.0 + tie) * l_min
+    # the Pareto rows within the tolerance are the Pareto rows of the rows within it: a row is
+    # dropped only for a row of lower or equal latency, which is within the tolerance too
+    near = np.nonzero(lat <= thr)[0]
     new = [(float(lat[r]), float(e[r]), si, int(rank[r])) + payload(int(r))
-           for r in _pareto_rows(lat, e, rank) if lat[r] <= thr]
+           for r in near[_pareto_rows(lat[near], e[near], rank[near])]]
     merged, best_e = [], float("inf")
     for f in sorted(front + new, key=lambda f: f[:4]):
         if f[0] <= thr and f[1] < best_e:
@@ -377,9 +480,21 @@ def _push(top: list, entry: tuple, top_k: int) -> None:
         del top[top_k:]
 
 
+@lru_cache(maxsize=4096)
+def _loop(d: int, size: int) -> Loop:
+    """The (immutable) loop of dimension index ``d`` and ``size``, built once."""
+    return Loop(DIMS[d], size)
+
+
 def _to_mapping(sp, order, counts) -> Mapping:
-    temporal = tuple(Loop(DIMS[d], s) for d, s in order)
+    temporal = tuple(_loop(d, s) for d, s in order)
     return Mapping(sp, temporal, tuple((op, counts[op]) for op in OPERANDS))
+
+
+@lru_cache(maxsize=4096)
+def _loop_factors(trips: tuple[tuple[str, int], ...], lpf_limit: int | None) -> tuple[tuple[int, int], ...]:
+    """:func:`_search_kernels.loop_prime_factors` of ``trips`` (memoised; a tuple: shared)."""
+    return tuple(K.loop_prime_factors(dict(trips), lpf_limit))
 
 
 def _lower_bound(layer: LayerDims, hierarchy: MemoryHierarchy, sp, objective: str) -> tuple[float, ...]:
@@ -411,9 +526,24 @@ class MappingCache:
 _DEFAULT_CACHE = MappingCache()
 
 
+#: JSON of memory tuples by identity (value: (the tuple itself, its JSON)): hierarchies derived
+#: with ``model_copy`` (a new array, a new name) share their frozen ``memories`` tuple, so its
+#: serialisation is done once. Holding the tuple keeps its ``id`` from being reused. FIFO-bounded.
+_MEMORIES_JSON: dict[int, tuple[tuple, str]] = {}
+_MEMORIES_JSON_MAX = 256
+
+
 def hierarchy_key(hierarchy: MemoryHierarchy) -> str:
-    """A stable digest of everything in ``hierarchy`` (its name excluded)."""
-    data = hierarchy.model_dump_json(exclude={"name"})
+    """A stable digest of everything in ``hierarchy`` (its name excluded): every field but the
+    name and the memories as JSON, then each memory's JSON (memoised per memories tuple)."""
+    mems = hierarchy.memories
+    hit = _MEMORIES_JSON.get(id(mems))
+    if hit is None or hit[0] is not mems:
+        hit = (mems, "[" + ",".join(m.model_dump_json() for m in mems) + "]")
+        if len(_MEMORIES_JSON) >= _MEMORIES_JSON_MAX:
+            del _MEMORIES_JSON[next(iter(_MEMORIES_JSON))]
+        _MEMORIES_JSON[id(mems)] = hit
+    data = hierarchy.model_dump_json(exclude={"name", "memories"}) + hit[1]
     return hashlib.sha1(data.encode()).hexdigest()
 
 
@@ -499,26 +629,29 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
             break
         n_searched += 1
         prob = _problem(layer, hierarchy, sp)
-        given = tord.complete_order(_trips(layer, sp)) if tord is not None else None
+        trips = _trips(layer, sp)
+        given = tord.complete_order(trips) if tord is not None else None
         if given is not None:
-            lpfs, orders, counts, idx, n_all, n_bad = _given_order_arrays(prob, given)
+            lpfs, od = _given_order_arrays(prob, given)
         elif tord is not None:
-            lpfs = tord.constrained_factors(_trips(layer, sp), lpf_limit, layer.name or "layer")
-            orders, counts, idx, n_all, n_bad = _order_arrays(prob, lpfs, dedupe, tord)
+            lpfs = tord.constrained_factors(trips, lpf_limit, layer.name or "layer")
+            od = _order_arrays(prob, lpfs, dedupe, tord)
         else:
-            lpfs = K.loop_prime_factors(_trips(layer, sp), lpf_limit)
-            orders, counts, idx, n_all, n_bad = _order_arrays(prob, lpfs, dedupe)
-        n_orders += n_all
-        n_infeasible += n_bad
-        n_unique += len(idx)
-        if not len(idx):
+            lpfs = _loop_factors(tuple(trips.items()), lpf_limit)
+            od = _order_arrays(prob, lpfs, dedupe)
+        n_orders += od.n_all
+        n_infeasible += od.n_bad
+        n_unique += len(od.rank)
+        if not len(od.rank):
             continue
         n_feasible += 1
+        idx = od.rank
+
+        def raw(r: int) -> tuple:
+            return (sp, lpfs, od.orders[r], od.counts[r], prob)
+
         if fe is not None:
-            kd = np.array([d for d, _ in lpfs] or [0], dtype=np.int64)
-            ks = np.array([s for _, s in lpfs] or [1], dtype=np.float64)
-            sel = orders[idx]
-            e, lat = fe.batch(sp, kd[sel], ks[sel], np.full(len(idx), len(lpfs), dtype=np.int64), counts[idx])
+            e, lat = fe.batch(sp, od.tm_dims, od.tm_sizes, od.n_tm, od.counts)
             n_eval += len(idx)
             cols = {"latency": (lat, e), "energy": (e, lat), "edp": (e * lat, lat, e)}[objective]
             finite = np.isfinite(e) & np.isfinite(lat)
@@ -527,22 +660,18 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
                 continue
             if tie:
                 l_min, front = _merge_front(front, l_min, tie, lat[rows], e[rows], idx[rows], si,
-                                            lambda r: (None, None, (sp, lpfs, orders[idx[rows[r]]],
-                                                                    counts[idx[rows[r]]])))
-            # best top_k rows of this candidate: lexicographic on the key, then order rank
-            ordr = np.lexsort((idx[rows],) + tuple(c[rows] for c in reversed(cols)))[:top_k]
-            for r in rows[ordr]:
+                                            lambda r: (None, None, raw(rows[r])))
+            for r in _best_rows(cols, idx, rows, top_k):
                 k = tuple(float(c[r]) for c in cols)
-                entry = (k, si, int(idx[r]), None, None, (sp, lpfs, orders[idx[r]], counts[idx[r]]))
-                _push(top, entry, top_k)
+                _push(top, (k, si, int(idx[r]), None, None, raw(r)), top_k)
         else:
             got = []
-            for i in idx:
-                m = _mapping_of(sp, lpfs, orders[i], counts[i], prob)
+            for r in range(len(idx)):
+                m = _mapping_of(*raw(r))
                 c = evaluator(layer, hierarchy, m)
                 n_eval += 1
                 k = objective_key(c, objective)
-                _push(top, (k, si, int(i), m, c, None), top_k)
+                _push(top, (k, si, int(idx[r]), m, c, None), top_k)
                 got.append((m, c))
             if tie:
                 lat_a = np.array([c.latency_cycles for _, c in got])
@@ -559,13 +688,10 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
     stats = SearchStats(spatial_candidates=n_cands, spatial_searched=n_searched, spatial_pruned=n_pruned,
                         loop_orders=n_orders, infeasible=n_infeasible, unique_mappings=n_unique, evaluated=n_eval)
     def mapping_of(m, raw) -> Mapping:
-        if m is None:
-            sp, lpfs, order, cnt = raw
-            m = _mapping_of(sp, lpfs, order, cnt, _problem(layer, hierarchy, sp))
-        return m
+        return _mapping_of(*raw) if m is None else m
 
-    ranked = [RankedMapping(mp := mapping_of(m, raw), c if m is not None else fe.evaluate(mp), k)
-              for k, si, oi, m, c, raw in top]
+    ranked = [RankedMapping(mp, c, k) if m is not None else _DeferredRanked(mp, k, fe.evaluate)
+              for k, si, oi, m, c, raw in top for mp in (mapping_of(m, raw),)]
     fr: tuple[tuple[tuple[float, float], Mapping], ...] = ()
     if tie:
         fr = tuple(((f[0], f[1]), mapping_of(f[4], f[6])) for f in front)
@@ -573,7 +699,8 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
         wk, wm = fr[wi]
         w = next((r for r in ranked if r.mapping == wm), None)
         if w is None:
-            w = RankedMapping(wm, front[wi][5] if front[wi][5] is not None else fe.evaluate(wm), wk)
+            w = RankedMapping(wm, front[wi][5], wk) if front[wi][5] is not None \
+                else _DeferredRanked(wm, wk, fe.evaluate)
         ranked = [w] + [r for r in ranked if r.mapping != wm]
         del ranked[top_k:]
     res = SearchResult(layer, objective, tuple(ranked), stats, front=fr)
