@@ -3,6 +3,9 @@ a vector unit for memory-bound layers, and the SCALE-Sim topology row that the `
 stall model (:mod:`accelsim.sim.scalesim_user`) replays."""
 from __future__ import annotations
 
+from functools import lru_cache
+
+from ...hardware.sparsity import SparsityBase
 from ...hardware.systolic import SystolicArray
 from ...stats import Action, LayerProgram, Node, Repeat, TileLimitError, TopologyRow, tile_bounded
 from ...workload.layer import Elementwise, LayerBase, Pool
@@ -14,7 +17,7 @@ from .act_searched import searched_sparse_program
 from .act_sparsity import ActSparsity
 from .folds import GemmLowering, OperandBits, fold_plan, sram_word_accesses
 from .program import LayerCounters, systolic_program
-from .searched import lower_searched, maps_layer, searched_program
+from .searched import fresh_copy, lower_searched, maps_layer, searched_program
 from .sparse import lower_sparse, sparse_mode as _sparse_mode
 
 
@@ -62,9 +65,31 @@ def _check_fold_count(layer: LayerBase, hw: SystolicArray) -> None:
                              amount=amount, source=hw.name, field=f"layers.{layer.name}")
 
 
+@lru_cache(maxsize=64)
+def _sparsity_on(sparsity: SparsityBase) -> bool:
+    """``sparsity.any`` (a walk over the block's levels), once per distinct ``sparsity:`` block."""
+    return sparsity.any
+
+
+#: dense fold-order programs keyed by (layer without its name, hw without its ``dram``): without a
+#: ``sparsity:`` block the fold order reads neither the DRAM (bandwidth, prices) nor the workload,
+#: so points of a sweep that differ only there share one lowering (FIFO eviction; 0 disables)
+_FOLDS: dict[tuple, LayerProgram] = {}
+_FOLDS_MAX = 1024
+
+
 def scalesim_row_ok(layer: LayerBase) -> bool:
     """``layer`` is one SCALE-Sim topology row (single GEMM conv2d/linear, unpadded, equal strides)."""
     return _scalesim_row_check(layer)[0]
+
+
+class _FoldTooLong(Exception):
+    """The fold order of a searched layer exceeds the tile budget (wraps its :class:`TileLimitError`,
+    so that one of the searched lowering itself is not mistaken for it)."""
+
+    def __init__(self, error: TileLimitError):
+        super().__init__(str(error))
+        self.error = error
 
 
 class SystolicEngine(Engine[SystolicArray]):
@@ -104,19 +129,23 @@ class SystolicEngine(Engine[SystolicArray]):
                 return lower_sparse(layer, hw, workload, mode, sparse_reason, mask)
         q = layer.compression.quant
         dense_macs = layer.densified().macs if not layer.compression.is_dense else layer.macs
-        if hw.mapping == "search" and maps_layer(layer) and hw.sparsity.any:
+        if hw.mapping == "search" and maps_layer(layer) and _sparsity_on(hw.sparsity):
             # the searched mapping with zero gating/skipping/formats applied (docs/sparsity.md)
             mac = Action("mac", "mac", layer.macs, q.weight_bits, q.act_bits, q.scheme)
             prog = searched_sparse_program(layer, hw, workload, mac, dense_macs)
         elif hw.mapping == "search" and maps_layer(layer):
             mac = Action("mac", "mac", layer.macs, q.weight_bits, q.act_bits, q.scheme)
-            try:  # the fold order, for the comparison (lower_searched)
-                fold = self._lower_folds(layer, hw, workload)
-            except TileLimitError as exc:  # too long to lower: the searched mapping alone (its lowering is compact)
+            def fold() -> LayerProgram:  # the fold order, for the comparison; lowered on a memo miss only
+                try:
+                    return self._lower_folds(layer, hw, workload)
+                except TileLimitError as exc:
+                    raise _FoldTooLong(exc) from None
+
+            try:
+                prog = lower_searched(layer, hw, mac, dense_macs, fold)
+            except _FoldTooLong as too_long:  # the searched mapping alone (its lowering is compact)
                 prog, _ = searched_program(layer, hw, mac, dense_macs)
-                prog.notes.append(f"fold order not compared: it needs {exc.amount}")
-            else:
-                prog = lower_searched(layer, hw, mac, dense_macs, lambda: fold)
+                prog.notes.append(f"fold order not compared: it needs {too_long.error.amount}")
         else:
             prog = self._lower_folds(layer, hw, workload)
         sp = layer.compression.sparsity
@@ -130,9 +159,26 @@ class SystolicEngine(Engine[SystolicArray]):
 
     def _lower_folds(self, layer: LayerBase, hw: SystolicArray, workload: Workload | None = None) -> LayerProgram:
         """SCALE-Sim's fold order (:mod:`.folds`) for a dense GEMM layer (with the ``sparsity:``
-        block's zero gating/skipping and formats when the config has one)."""
-        if hw.sparsity.any:  # per-fold override arrays (ActSparsity)
+        block's zero gating/skipping and formats when the config has one). Memoised without a
+        ``sparsity:`` block (:data:`_FOLDS`): a renamed copy of an equal layer's program."""
+        if _sparsity_on(hw.sparsity):  # per-fold override arrays (ActSparsity)
             _check_fold_count(layer, hw)
+            return self._lower_folds_uncached(layer, hw, workload)
+        try:
+            key = (layer.model_copy(update={"name": ""}), hw.model_copy(update={"dram": None}))
+            hit = _FOLDS.get(key)
+        except TypeError:  # a field that cannot be hashed (e.g. a DFS bit-width distribution): no memo
+            return self._lower_folds_uncached(layer, hw, workload)
+        if hit is None:
+            hit = self._lower_folds_uncached(layer, hw, workload)
+            if _FOLDS_MAX > 0:
+                if len(_FOLDS) >= _FOLDS_MAX:
+                    del _FOLDS[next(iter(_FOLDS))]
+                _FOLDS[key] = fresh_copy(hit, "")
+            return hit
+        return fresh_copy(hit, layer.name)
+
+    def _lower_folds_uncached(self, layer: LayerBase, hw: SystolicArray, workload: Workload | None) -> LayerProgram:
         q = layer.compression.quant
         bits = OperandBits(a=q.act_bits, b=q.weight_bits, c=q.act_bits, psum=hw.energy.accumulator_bits)
         nodes: list[Node] = []

@@ -243,7 +243,7 @@ _LOWERED: dict[tuple, LayerProgram] = {}
 _LOWERED_MAX = 1024
 
 
-def _fresh_copy(prog: LayerProgram, name: str) -> LayerProgram:
+def fresh_copy(prog: LayerProgram, name: str) -> LayerProgram:
     """``prog`` renamed, with its mutable containers copied (callers append notes and extras)."""
     return replace(prog, layer=name, **{f.name: copy.copy(getattr(prog, f.name)) for f in fields(prog)
                                         if isinstance(getattr(prog, f.name), (list, dict))})
@@ -252,7 +252,8 @@ def _fresh_copy(prog: LayerProgram, name: str) -> LayerProgram:
 def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
                    fold_program: Callable[[], LayerProgram]) -> LayerProgram:
     """The layer on its searched mapping, or the fold order (``fold_program()``, a function of
-    ``layer`` and ``hw`` only) if that is better in the shared estimate (module docstring).
+    ``layer`` and ``hw`` only, called on a memo miss only) if that is better in the shared estimate
+    (module docstring).
     Memoised: a layer equal to an earlier one but for its name gets a renamed copy of its program."""
     key = (layer.model_copy(update={"name": ""}), hw, mac, dense_macs)
     try:
@@ -264,15 +265,15 @@ def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs:
         if _LOWERED_MAX > 0:  # 0 disables the memo
             if len(_LOWERED) >= _LOWERED_MAX:
                 del _LOWERED[next(iter(_LOWERED))]
-            _LOWERED[key] = _fresh_copy(hit, "")
+            _LOWERED[key] = fresh_copy(hit, "")
         return hit
-    return _fresh_copy(hit, layer.name)
+    return fresh_copy(hit, layer.name)
 
 
 def _lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
                     fold_program: Callable[[], LayerProgram]) -> LayerProgram:
+    fold = fold_program()  # first: an error of it (engine: tile budget) spares the search
     prog, _ = searched_program(layer, hw, mac, dense_macs)
-    fold = fold_program()
     if _estimate(fold, hw, hw.objective)[0] < (1 - FOLD_MARGIN) * _estimate(prog, hw, hw.objective)[0]:
         fold.notes.append(f"searched mapping worse than the fold order on {hw.objective} in this estimate; "
                           "fold order kept")
@@ -281,4 +282,4 @@ def _lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs
 
 
 __all__ = ["DATAFLOW_GROUPS", "LATENCY_TIE_SHARE", "dataflow_spatial_specs", "spec_temporal_cycles", "layer_dims", "layer_hierarchy", "lower_searched",
-           "maps_layer", "search_best", "searched_program"]
+           "fresh_copy", "maps_layer", "search_best", "searched_program"]
