@@ -237,9 +237,8 @@ class SweepSession:
         batch: list[Point] = []
         for i, prm in enumerate(params, start=start_index):
             pts = self.space.points_for(i, prm)
-            if len(batch) >= TRIAGE_BATCH and pts and (pts[0].timing_key, pts[0].locality) != \
-                    (batch[-1].timing_key, batch[-1].locality):
-                yield from self.triage(batch)  # cut between structures (and localities), not inside one
+            if len(batch) >= TRIAGE_BATCH and pts and pts[0].timing_key != batch[-1].timing_key:
+                yield from self.triage(batch)  # cut between structures, not inside one
                 batch = []
             batch.extend(pts)
             if len(batch) >= 4 * TRIAGE_BATCH:
