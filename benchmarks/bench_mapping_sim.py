@@ -4,15 +4,20 @@ Run::
 
     python benchmarks/bench_mapping_sim.py            # ResNet-18/50 on every shipped systolic config + sweep
     python benchmarks/bench_mapping_sim.py --no-sweep
+    python benchmarks/bench_mapping_sim.py --sweep-only --workers 2 [--big]
 
 Prints per config and model, fold order (``mapping: scalesim``) next to searched (``mapping:
 search``, the config's objective): simulate time cold (every cache of the searched path empty,
 numba kernels loaded) and warm (same process, second call: memo hits), total latency (cycles) and energy (uJ), and the ratios.
 Then ``accelsim sweep``-equivalents (``dse.run_sweep``, ``--workers`` processes, default 1) on ResNet-50, searched and fold
 order: array shapes x dataflow x DRAM bandwidth (:data:`SWEEP_AXES`, 54 points, 9 shapes) and the
-hard case of a new array shape at every point (:data:`SHAPES_AXES`, 21 points), points/s (caches
-start empty and are shared by every point in the process: equal layer shape x hierarchy x
-objective is searched once, equal allocation problems are enumerated once).
+hard case of a new array shape at every point (:data:`SHAPES_AXES`, 21 points); with ``--big`` also
+the shipped 1,800-point ``sweeps/systolic_resnet50.yaml`` (a few minutes). Points/s (caches start
+empty and are shared by every point in a process: equal layer shape x hierarchy x objective is
+searched once, equal allocation problems are enumerated once) and, summed over the worker
+processes, the mapping searches: distinct hierarchies and search keys, searches run (more than
+the distinct keys when a search was repeated in a second worker), cache hits; and how many chunks
+an idle worker took away from their locality's worker (``dse.executors.LocalExecutor``).
 """
 from __future__ import annotations
 
@@ -76,28 +81,84 @@ SWEEP_AXES = {"rows": [32, 64, 128], "cols": [32, 64, 128], "dataflow": ["os", "
 SHAPES_AXES = {"rows": [16, 24, 32, 48, 64, 96, 128], "cols": [32, 64, 128]}
 
 
-def _run(label: str, axes: dict, workers: int = 1) -> None:
+def _cache_stats() -> dict:
+    """This process's searched-mapping caches: search keys held, searches run (misses), hits."""
+    res = S._DEFAULT_CACHE.results
+    return {"keys": set(res), "searches": S._DEFAULT_CACHE.misses, "hits": S._DEFAULT_CACHE.hits,
+            "orders": set(S._ORDER_CACHE), "cpu_s": time.process_time()}
+
+
+def _run_spec(label: str, spec: dict | str | Path, workers: int = 1) -> None:
+    """One sweep into a fresh store, caches empty; prints points/s and the mapping caches of every worker."""
+    from accelsim.dse import evaluate
+    from accelsim.dse.executors import InlineExecutor, LocalExecutor
     from accelsim.dse.runner import run_sweep
 
+    clear_caches()
+    evaluate._EVALUATORS.clear()  # cold (forked workers would inherit this process's caches)
+    ex = InlineExecutor() if workers == 1 else LocalExecutor(workers)
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            t, c = time.perf_counter(), time.process_time()
+            res = run_sweep(spec, Path(d) / "s.sqlite", executor=ex)
+            dt, cpu_parent = time.perf_counter() - t, time.process_time() - c
+        stats = [_cache_stats()] if workers == 1 else ex.each_worker(_cache_stats)
+    finally:
+        ex.close()
+    keys = set().union(*(s["keys"] for s in stats))
+    searches = sum(s["searches"] for s in stats)
+    hits = sum(s["hits"] for s in stats)
+    cpu = cpu_parent if workers == 1 else sum(s["cpu_s"] for s in stats)  # a forked worker's clock starts at 0
+    n = max(1, res.evaluated)
+    print(f"sweep ResNet-50 {label:18} ({workers} worker{'s' * (workers > 1)}): {res.evaluated} points in {dt:.1f} s = "
+          f"{res.evaluated / dt:.1f} points/s; CPU {1000 * cpu / n:.0f} ms/point in workers"
+          f"{f' + {1000 * cpu_parent / n:.1f} in the parent' if workers > 1 else ''}; mapping searches: {len({k[1] for k in keys})} hierarchies, "
+          f"{len(keys)} distinct, {searches} run ({searches - len(keys)} repeated in another worker), {hits} hits; "
+          f"loop-order enumerations {'+'.join(str(len(s['orders'])) for s in stats)} "
+          f"({len(set().union(*(s['orders'] for s in stats)))} distinct)"
+          f"{f'; {ex.stolen} chunks stolen by an idle worker' if workers > 1 else ''}", flush=True)
+
+
+def _run(label: str, axes: dict, workers: int = 1) -> None:
     spec = {"name": "bench_mapping_" + label.replace(", ", "_"), "hardware": str(ROOT / "hw_configs" / "systolic_128x128_os.yaml"),
             "workloads": ["zoo:resnet50"], "axes": axes, "objectives": ["latency_ms", "energy_uj"]}
+    _run_spec(label, spec, workers)
+
+
+#: the shipped 1,800-point sweep (25 array shapes x 2 dataflows x 4 SRAM sizes x 3 DRAM bandwidths x
+#: 3 DRAM technologies; the last only re-prices)
+BIG_SWEEP = ROOT / "sweeps" / "systolic_resnet50.yaml"
+
+
+def bare_loop(axes: dict, label: str) -> None:
+    """The sweep's points as a plain loop of ``accelsim.simulate`` in this process (no store, no
+    workers, no program cache): the floor the sweep machinery's overhead is measured against."""
+    from accelsim.dse.space import DesignSpace, hardware_of, workload_fingerprint
+    from accelsim.dse.spec import load_sweep
+
+    wl = get_model("resnet50")
+    sw = load_sweep({"name": "bare", "hardware": str(ROOT / "hw_configs" / "systolic_128x128_os.yaml"),
+                     "workloads": ["zoo:resnet50"], "axes": axes, "objectives": ["latency_ms"]})
+    space = DesignSpace(sw, {"zoo:resnet50": workload_fingerprint(wl)})
+    hws = [hardware_of(p.hardware) for i, prm in enumerate(space.iter_params()) for p in space.points_for(i, prm)]
     clear_caches()
-    shapes = len(axes.get("rows", [0])) * len(axes.get("cols", [0]))
-    with tempfile.TemporaryDirectory() as d:
-        t = time.perf_counter()
-        res = run_sweep(spec, Path(d) / "s.sqlite", workers=workers)
-        dt = time.perf_counter() - t
-    print(f"sweep ResNet-50 {label:16} ({workers} worker{'s' * (workers > 1)}): {res.evaluated} points ({shapes} array shapes) in {dt:.1f} s = "
-          f"{res.evaluated / dt:.1f} points/s (mapping cache: {S._DEFAULT_CACHE.misses} searches, "
-          f"{S._DEFAULT_CACHE.hits} hits; {len(S._ORDER_CACHE)} loop-order enumerations"
-          f"{' in this process' if workers > 1 else ''})")
+    t, c = time.perf_counter(), time.process_time()
+    for hw in hws:
+        accelsim.simulate(wl, hw, compare_dense=False).metrics()
+    dt, cpu = time.perf_counter() - t, time.process_time() - c
+    print(f"bare loop       {label:18} (1 process): {len(hws)} points in {dt:.1f} s = {len(hws) / dt:.1f} points/s; "
+          f"CPU {1000 * cpu / len(hws):.0f} ms/point", flush=True)
 
 
-def sweep(workers: int = 1) -> None:
+def sweep(workers: int = 1, big: bool = False, shapes: bool = True) -> None:
     _run("search", SWEEP_AXES, workers)
     _run("scalesim", {**SWEEP_AXES, "mapping": ["scalesim"]}, workers)
-    _run("search, shapes", SHAPES_AXES, workers)
-    _run("scalesim, shapes", {**SHAPES_AXES, "mapping": ["scalesim"]}, workers)
+    bare_loop({**SWEEP_AXES, "mapping": ["scalesim"]}, "scalesim")
+    if shapes:
+        _run("search, shapes", SHAPES_AXES, workers)
+        _run("scalesim, shapes", {**SHAPES_AXES, "mapping": ["scalesim"]}, workers)
+    if big:
+        _run_spec("1800 (shipped)", BIG_SWEEP, workers)
 
 
 if __name__ == "__main__":
@@ -105,9 +166,11 @@ if __name__ == "__main__":
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--sweep-only", action="store_true")
     ap.add_argument("--workers", type=int, default=1, help="sweep workers (processes)")
+    ap.add_argument("--big", action="store_true", help=f"also the shipped 1,800-point sweep ({BIG_SWEEP.name}; minutes)")
+    ap.add_argument("--no-shapes", action="store_true", help="skip the 21-shape sweeps")
     ap.add_argument("--models", nargs="*", default=["resnet18", "resnet50"])
     a = ap.parse_args()
     if not a.sweep_only:
         compare(tuple(a.models))
     if not a.no_sweep:
-        sweep(a.workers)
+        sweep(a.workers, big=a.big, shapes=not a.no_shapes)

@@ -17,7 +17,7 @@ import os
 import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import ConfigError
 from .evaluate import evaluate_chunk
@@ -120,16 +120,34 @@ def _run_chunk(context: dict[str, Any], chunk: Chunk) -> list[dict[str, Any]]:
 def _mp_context() -> Any:
     """fork on Linux (instant start, works from scripts without a ``__main__`` guard); spawn elsewhere.
 
-    The pool is created when the executor is, before the sweep starts any thread (progress bar,
-    dask client), so forking copies a single-threaded process.
+    All workers are forked at once (:meth:`LocalExecutor._start`), before their pools start their
+    manager threads.
     """
     if sys.platform.startswith("linux"):
         return mp.get_context("fork")
     return mp.get_context("spawn")
 
 
+def _noop() -> None:
+    """Submitted to a new worker to start it (where its pool cannot be told to fork at once)."""
+
+
+def chunk_locality(chunk: Chunk) -> str:
+    """The affinity key of a chunk: its first task's ``locality`` (the runner never mixes them)."""
+    task = chunk[0] if chunk else {}
+    return str(task.get("locality") or task.get("timing_key") or "")
+
+
 class LocalExecutor:
-    """A pool of ``workers`` local processes (default: all cores).
+    """``workers`` local processes (default: all cores), each its own single-process pool.
+
+    Chunks are routed by their locality (:func:`chunk_locality`; for searched systolic points the
+    mapping searches they share, see :func:`accelsim.dse.space.locality_view`): a locality seen
+    for the first time goes to a worker with a free slot, later chunks of it to that same worker,
+    so each mapping problem is searched in one process, not in every one. A worker that runs
+    dry takes (steals) the next chunk whatever its locality: an idle core costs more than a
+    repeated search. Up to ``LOOKAHEAD`` chunks wait in the parent so that each worker finds its
+    own; results do not depend on where a chunk runs.
 
     The workers die with the process that created the executor (see :func:`_die_with_parent`), so
     a SIGKILLed sweep leaves no orphaned worker behind; on Linux they are bound to the thread that
@@ -137,81 +155,145 @@ class LocalExecutor:
     """
 
     name = "local"
+    #: chunks each worker holds at once (one running, one queued)
+    PER_WORKER = 2
+    #: chunks held in the parent to find each worker one of its own localities
+    LOOKAHEAD = 8
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or default_workers()
-        self._pool: ProcessPoolExecutor | None = None
-        self._forked = False
-        self._ensure_pool()
+        self._pools: list[ProcessPoolExecutor | None] = [None] * self.workers
+        self._forked = [False] * self.workers
+        self._home: dict[str, int] = {}
+        self._assigned = [0] * self.workers  # points sent to each worker (balances new localities)
+        self.stolen = 0  # chunks run away from their locality's worker (benchmarks)
 
-    def _ensure_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_mp_context(),
-                                             initializer=_init_worker, initargs=(os.getpid(),))
-            self._forked = False
-        return self._pool
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=1, mp_context=_mp_context(), initializer=_init_worker,
+                                   initargs=(os.getpid(),))
 
-    def _submit(self, context: dict[str, Any], chunk: Chunk) -> Future:
-        pool = self._ensure_pool()
-        if self._forked or _mp_context().get_start_method() != "fork":
-            return pool.submit(_run_chunk, context, chunk)
-        _prefork()  # a fork pool starts all its workers at the first submit
+    def _start(self) -> None:
+        """Fork every missing worker at once, after :func:`_prefork` (fork start method)."""
+        missing = [i for i in range(self.workers) if self._pools[i] is None or not self._forked[i]]
+        if not missing:
+            return
+        fork = _mp_context().get_start_method() == "fork"
+        if fork:
+            _prefork()
         try:
-            return pool.submit(_run_chunk, context, chunk)
+            for i in missing:
+                pool = self._pools[i] = self._pools[i] or self._new_pool()
+                launch = getattr(pool, "_launch_processes", None)  # CPython >= 3.9
+                if fork and launch is not None:
+                    launch()  # fork now: before any of the new pools starts its manager thread
+                else:
+                    pool.submit(_noop)
+                self._forked[i] = True
         finally:
-            self._forked = True
-            gc.unfreeze()
+            if fork:
+                gc.unfreeze()
+
+    def _submit(self, worker: int, context: dict[str, Any], chunk: Chunk) -> Future:
+        if self._pools[worker] is None or not self._forked[worker]:
+            self._start()
+        self._assigned[worker] += len(chunk)
+        return self._pools[worker].submit(_run_chunk, context, chunk)  # type: ignore[union-attr]
+
+    def _pick(self, buf: list[Chunk], worker: int, load: list[int]) -> int | None:
+        """Index in ``buf`` of the chunk ``worker`` runs next: its own locality first, then a new one
+        (it becomes its home), then -- when the worker is idle -- the oldest chunk."""
+        new = None
+        for j, chunk in enumerate(buf):
+            home = self._home.get(chunk_locality(chunk))
+            if home == worker:
+                return j
+            if home is None and new is None:
+                new = j
+        if new is not None:
+            if len(self._home) > 100_000:  # bound memory on endless sweeps (only locality is lost)
+                self._home.clear()
+            self._home[chunk_locality(buf[new])] = worker
+            return new
+        if buf and load[worker] == 0:
+            self.stolen += 1
+            return 0
+        return None
 
     def run(self, context: dict[str, Any], chunks: Iterable[Chunk], max_in_flight: int | None = None) -> Iterator[Outcome]:
-        limit = max_in_flight or 2 * self.workers
+        per = max(1, (max_in_flight or self.PER_WORKER * self.workers) // self.workers)
         it = iter(chunks)
-        pending: dict[Future, Chunk] = {}
+        buf: list[Chunk] = []
+        pending: dict[Future, tuple[int, Chunk]] = {}
+        load = [0] * self.workers
         exhausted = False
         while True:
-            while not exhausted and len(pending) < limit:
-                chunk = next(it, None)
-                if chunk is None:
-                    exhausted = True
+            placed = True
+            while placed:
+                while not exhausted and len(buf) < self.LOOKAHEAD:
+                    chunk = next(it, None)
+                    if chunk is None:
+                        exhausted = True
+                    else:
+                        buf.append(chunk)
+                placed = False
+                # least-loaded worker first (ties: fewest points so far), so new localities spread evenly
+                for w in sorted(range(self.workers), key=lambda i: (load[i], self._assigned[i])):
+                    j = self._pick(buf, w, load) if load[w] < per else None
+                    if j is None:
+                        continue
+                    chunk = buf.pop(j)
+                    try:
+                        pending[self._submit(w, context, chunk)] = (w, chunk)
+                        load[w] += 1
+                    except BrokenProcessPool as exc:
+                        self._pools[w] = None
+                        self._forked[w] = False
+                        yield chunk, exc
+                    placed = True
                     break
-                try:
-                    pending[self._submit(context, chunk)] = chunk
-                except BrokenProcessPool as exc:
-                    self._pool = None
-                    yield chunk, exc
             if not pending:
                 return
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-            suspects: list[Chunk] = []
+            suspects: dict[int, list[Chunk]] = {}
             for fut in done:
-                chunk = pending.pop(fut)
+                w, chunk = pending.pop(fut)
+                load[w] -= 1
                 try:
                     yield chunk, fut.result()
                 except BrokenProcessPool:
-                    suspects.append(chunk)
+                    suspects.setdefault(w, []).append(chunk)
                 except Exception as exc:
                     yield chunk, exc
-            if suspects:  # a worker died: every chunk the pool held is suspect, the culprit unknown
-                suspects += list(pending.values())
-                pending.clear()
-                self._pool = None
-                yield from self._isolate(context, suspects)
+            for w, held in suspects.items():  # a worker died: each chunk it held is suspect, the culprit unknown
+                held += [pending.pop(f)[1] for f in [f for f, (i, _) in pending.items() if i == w]]
+                load[w] = 0
+                self._pools[w] = None
+                self._forked[w] = False
+                yield from self._isolate(w, context, held)
 
-    def _isolate(self, context: dict[str, Any], chunks: list[Chunk]) -> Iterator[Outcome]:
-        """Rerun the chunks of a broken pool one at a time in a fresh pool: a chunk whose worker
+    def _isolate(self, worker: int, context: dict[str, Any], chunks: list[Chunk]) -> Iterator[Outcome]:
+        """Rerun the chunks of a dead worker one at a time in a fresh one: a chunk whose worker
         dies again is the culprit and fails; the innocent ones, caught in the crash, succeed."""
         for chunk in chunks:
             try:
-                yield chunk, self._submit(context, chunk).result()
+                yield chunk, self._submit(worker, context, chunk).result()
             except BrokenProcessPool:
-                self._pool = None
+                self._pools[worker] = None
+                self._forked[worker] = False
                 yield chunk, RuntimeError("a worker process died while running this chunk (rerun alone: it died again)")
             except Exception as exc:
                 yield chunk, exc
 
+    def each_worker(self, fn: Callable[[], Any]) -> list[Any]:
+        """``fn()`` run once in every worker process, in worker order (e.g. per-process cache counters)."""
+        self._start()
+        return [pool.submit(fn).result() for pool in self._pools if pool is not None]
+
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for i, pool in enumerate(self._pools):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+                self._pools[i] = None
 
 
 def _probe(address: str, timeout_s: float) -> None:

@@ -132,7 +132,7 @@ class SweepSession:
 
     def _task(self, p: Point) -> dict[str, Any]:
         return {"key": p.key, "workload": p.workload, "hardware": p.hardware, "recipe": p.recipe,
-                "timing_key": p.timing_key}
+                "timing_key": p.timing_key, "locality": p.locality or p.timing_key}
 
     def triage(self, points: list[Point]) -> Iterator[list[dict[str, Any]]]:
         """Record stored/invalid points at once; yield chunks of tasks for the rest."""
@@ -218,12 +218,15 @@ class SweepSession:
 
         A worker then lowers and simulates each structure once and only re-prices the rest; two
         workers never both compute the same structure. A group larger than 4 chunks is split
-        (the repeated lowering is then small next to the pricing work).
+        (the repeated lowering is then small next to the pricing work). Points of different
+        localities (:func:`~accelsim.dse.space.locality_view`: the mapping searches they share)
+        are never in one chunk, so the executor can send each chunk where its searches are cached.
         """
         chunk: list[Point] = []
+        size = self.chunk_size
         for p in todo:
-            if chunk and (len(chunk) >= 4 * self.chunk_size or
-                          (len(chunk) >= self.chunk_size and p.timing_key != chunk[-1].timing_key)):
+            if chunk and (len(chunk) >= 4 * size or p.locality != chunk[-1].locality or
+                          (len(chunk) >= size and p.timing_key != chunk[-1].timing_key)):
                 yield chunk
                 chunk = []
             chunk.append(p)

@@ -19,8 +19,8 @@ from .keys import digest
 from .spec import Sweep
 from .version import model_version
 
-__all__ = ["DesignSpace", "Point", "canonical_hardware", "digest", "hardware_of", "is_pricing_field", "set_path",
-           "timing_view", "workload_fingerprint"]
+__all__ = ["DesignSpace", "Point", "canonical_hardware", "digest", "hardware_of", "is_pricing_field", "locality_view",
+           "set_path", "timing_view", "workload_fingerprint"]
 
 #: ``recipe.layers[<layer name>].<section>.<field>``: a per-layer compression choice (an override)
 _LAYER_PARAM = re.compile(r"^recipe\.layers\[(.+?)\]\.(.+)$")
@@ -83,6 +83,34 @@ def timing_view(hw_dict: dict[str, Any]) -> dict[str, Any]:
 
     return strip(hw_dict, "")
 
+#: systolic fields that do not decide which mapping problems a ``mapping: search`` point poses, but
+#: only which of them it picks: the mapper searches each layer on the hierarchy with the array
+#: shrunk to the spatial unrolling (``engines.systolic.searched._spec_array``), so arrays of one
+#: dataflow and SRAM sizes whose longer edge (the SRAM port width, ``mapping.implied``) is equal
+#: share searches; DRAM bandwidth (in bits per cycle: ``dram.bw_gbps`` / ``clock_mhz``) leaves the
+#: enumerated loop orders (``mapping.search._ORDER_CACHE``) shared
+_SEARCH_SHARED_FIELDS = ("rows", "cols", "clock_mhz", "dram.bw_gbps")
+
+
+def locality_view(view: dict[str, Any]) -> dict[str, Any] | None:
+    """The part of a point's :func:`timing_view` ``view`` that decides which per-process caches (mapping
+    searches, loop-order enumerations) its evaluation fills and reuses: the key by which the
+    explorer keeps points on one worker (``executors.LocalExecutor``). A systolic array with
+    ``mapping: search`` drops :data:`_SEARCH_SHARED_FIELDS` and keeps the array's longer edge;
+    any other point has none (``None``: its caches are keyed by its timing view). Only where
+    points run depends on it, never their results."""
+    mapping = view.get("mapping") or ("scalesim" if view.get("stall_model") == "scalesim_user" else "search")
+    if view.get("kind") != "systolic" or mapping != "search":
+        return None
+    edge = max(int(view.get("rows", 0)), int(view.get("cols", 0)))
+
+    def strip(d: dict[str, Any], prefix: str) -> dict[str, Any]:
+        return {k: strip(v, f"{prefix}{k}.") if isinstance(v, dict) else v for k, v in d.items()
+                if f"{prefix}{k}" not in _SEARCH_SHARED_FIELDS}
+
+    return {**strip(view, ""), "_array_edge": edge}
+
+
 def canonical_hardware(hw: Any) -> dict[str, Any]:
     """The identity of a hardware point: its compact dict without ``name``/``description``."""
     from ..hardware.io import hardware_to_dict
@@ -105,6 +133,7 @@ class Point:
     key: str
     error: str | None = None         # validation message of an invalid point
     timing_key: str = ""
+    locality: str = ""               # worker affinity key (digest of :func:`locality_view`; "" for none)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -201,7 +230,10 @@ class DesignSpace:
 
         hw_dict = hardware_to_dict(hw) if hw is not None else None  # keeps the name for messages/reports
         ident_hw = canonical_hardware(hw) if hw is not None else None  # identity: without name/description
-        tkey = digest(timing_view(ident_hw)) if ident_hw is not None else ""
+        tview = timing_view(ident_hw) if ident_hw is not None else None
+        tkey = digest(tview) if tview is not None else ""
+        lview = locality_view(tview) if tview is not None else None
+        locality = digest(lview) if lview is not None else ""
         out = []
         if self.sweep.spec.compression is not None:
             c = self.sweep.spec.compression
@@ -217,7 +249,8 @@ class DesignSpace:
             if error is not None:  # invalid points are keyed by their parameters
                 ident = {"workload": fp, "params": params, "base": self.sweep.base_hardware, "version": self.version}
             out.append(Point(index=index, params=dict(params), workload=label, workload_fp=fp, hardware=hw_dict,
-                             recipe=recipe, key=digest(ident), error=error, timing_key=tkey))
+                             recipe=recipe, key=digest(ident), error=error, timing_key=tkey,
+                             locality=locality))
         return out
 
 def workload_fingerprint(wl: Any) -> str:
