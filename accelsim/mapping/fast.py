@@ -649,17 +649,17 @@ def _effective(bounds, sp_dim, sp_size, tm_dim, tm_size, sp_e, sp_l, tm_e):  # p
 @njit(cache=True, nogil=True)
 def _batch(bounds, macs, mac_pj, sys_mask, n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax,
            shared_mems, shared_ops, port_bw, port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2,
-           sp_dim, sp_size, sp_ad, sp_slot, tm_dims, tm_sizes, n_tm, counts, geo, bits, R, IR, zz):  # pragma: no cover
-    """(energy_pj[B], latency_cycles[B]) of B temporal mappings of one spatial unrolling (see FastEvaluator.batch)."""
+           sp_dim, sp_size, sp_ad, sp_slot, tm_dims, tm_sizes, n_tm, counts, geo, bits, R, IR, zz, effective, totals,
+           ws):  # pragma: no cover
+    """(energy_pj[B], latency_cycles[B], _kernel's res[B, 5]) of B temporal mappings of one spatial
+    unrolling (see FastEvaluator.batch; ``effective``, ``totals``, ``ws``: see _kernel). The one
+    entry point from Python for both the batch and the single-mapping path, so that numba compiles
+    _kernel once."""
     nb = tm_dims.shape[0]
-    maxn = 0
-    for op in range(3):
-        maxn = max(maxn, n_lv[op])
-    ws = _workspace(maxn, sp_dim.shape[0], tm_dims.shape[1])
     res = np.empty((nb, 5))
     _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops, port_bw,
             port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2, tm_dims, tm_sizes, n_tm, counts, sp_dim,
-            sp_size, sp_ad, sp_slot, sys_mask, bounds, geo, bits, R, IR, zz, True, np.empty(0), ws, res)
+            sp_size, sp_ad, sp_slot, sys_mask, bounds, geo, bits, R, IR, zz, effective, totals, ws, res)
     out_e = np.empty(nb)
     out_l = np.empty(nb)
     for b in range(nb):
@@ -669,8 +669,7 @@ def _batch(bounds, macs, mac_pj, sys_mask, n_lv, lv_mem, mem_size, mem_r, mem_w,
         else:
             out_e[b] = res[b, 3] + macs * mac_pj
             out_l[b] = res[b, 4]
-    return out_e, out_l
-
+    return out_e, out_l, res
 
 
 @dataclass(frozen=True)
@@ -744,6 +743,8 @@ def _flatten(hierarchy: MemoryHierarchy) -> _HierArrays:
         sys_mask=np.array([[d.name in systolic for d in hierarchy.array.dimensions]], dtype=np.bool_), sp_cache={})
 
 
+_NO_TOTALS = np.empty(0)  # _batch's totals when it computes them
+
 #: hierarchy -> its flattened arrays; keyed by value (hierarchies are frozen pydantic models: equal
 #: hierarchies built at different points share one entry); bounded, oldest dropped first
 _HIER_CACHE: dict[MemoryHierarchy, _HierArrays] = {}
@@ -798,10 +799,9 @@ class FastEvaluator:
         for ti, v in tm_over.items():
             tm_e[ti] = v
         total = float(prod(lp.size for lp in mapping.temporal))
-        res = np.empty((1, 5))
-        _kernel(*self.hw.kernel_args, tm_dim[None], tm_l[None], np.array([len(tm_dim)]), counts[None], sp_dim,
-                sp_size, sp_ad, sp_slot, self.hw.sys_mask, self.bounds, self.geo, self.bits, _R, _IR, self.zigzag,
-                False, np.array([total]), ws, res)
+        _, _, res = _batch(self.bounds, float(self.layer.macs), self.hw.mac_pj, self.hw.sys_mask, *self.hw.kernel_args,
+                           sp_dim, sp_size, sp_ad, sp_slot, tm_dim[None], tm_l[None], np.array([len(tm_dim)]),
+                           counts[None], self.geo, self.bits, _R, _IR, self.zigzag, False, np.array([total]), ws)
         stall, onload, offload = res[0, :3]
         if stall < 0:
             from ..errors import ConfigError
@@ -852,11 +852,13 @@ class FastEvaluator:
         whose data movement has no port gets ``inf``.
         """
         sp_dim, sp_size, sp_ad, sp_slot = self.spatial_arrays(spatial)
-        return _batch(self.bounds, float(self.layer.macs), self.hw.mac_pj, self.hw.sys_mask, *self.hw.kernel_args,
-                      sp_dim, sp_size, sp_ad, sp_slot,
-                      np.ascontiguousarray(tm_dims, dtype=np.int64), np.ascontiguousarray(tm_sizes, dtype=np.float64),
-                      np.ascontiguousarray(n_tm, dtype=np.int64), np.ascontiguousarray(counts, dtype=np.int64),
-                      self.geo, self.bits, _R, _IR, self.zigzag)
+        tm_dims = np.ascontiguousarray(tm_dims, dtype=np.int64)
+        ws = _workspace(self.maxn, len(sp_dim), tm_dims.shape[1])
+        e, lat, _ = _batch(self.bounds, float(self.layer.macs), self.hw.mac_pj, self.hw.sys_mask, *self.hw.kernel_args,
+                           sp_dim, sp_size, sp_ad, sp_slot, tm_dims, np.ascontiguousarray(tm_sizes, dtype=np.float64),
+                           np.ascontiguousarray(n_tm, dtype=np.int64), np.ascontiguousarray(counts, dtype=np.int64),
+                           self.geo, self.bits, _R, _IR, self.zigzag, True, _NO_TOTALS, ws)
+        return e, lat
 
     def mapping_arrays(self, mapping: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One mapping's temporal part as (dims [T], sizes [T], counts [3, max levels]) for :meth:`batch`."""
