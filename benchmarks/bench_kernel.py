@@ -75,7 +75,8 @@ def capture(rows: int = 64, cols: int = 64):
     orig_batch, orig_init = F._batch, F.FastEvaluator.__init__
 
     def batch(*args):
-        calls.append(args[:_N_ARGS])  # the arguments both versions take (the new one adds four more)
+        if len(args) == _N_ARGS or args[_N_ARGS]:  # a batch call (not FastEvaluator.evaluate's single row)
+            calls.append(args[:_N_ARGS])  # the arguments both versions take (the new one adds four more)
         return orig_batch(*args)
 
     def init(self, layer, hierarchy, rounding="accelsim"):
