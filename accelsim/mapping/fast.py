@@ -4,7 +4,9 @@
 hierarchy into flat arrays once;
 ``evaluate(mapping)`` returns the same :class:`MappingCost` as :func:`cost.evaluate` (tested
 equal on every reference layer and on random mappings in ``tests/test_mapping_cost.py``) and
-``energy_latency(mapping)`` just ``(energy_pj, latency_cycles)`` for a search loop.
+``energy_latency(mapping)`` just ``(energy_pj, latency_cycles)`` for a search loop, and
+``batch(...)`` many temporal mappings of one spatial unrolling in one compiled call (scratch
+allocated once per call; hierarchy-derived arrays cached per equal hierarchy).
 
 The kernel follows ``cost.py`` step by step (same names in comments). One difference in method,
 not in result: the union of a port's periodic update windows is computed in closed form
@@ -806,11 +808,8 @@ class FastEvaluator:
         for ti, v in tm_over.items():
             tm_e[ti] = v
         total = float(prod(lp.size for lp in mapping.temporal))
-        hw = self.hw
-        _, _, res, acc, energy = _batch(
-            self.bounds, float(self.layer.macs), hw.mac_pj, hw.sys_mask, *hw.kernel_args, sp_dim, sp_size, sp_ad,
-            sp_slot, tm_dim[None], tm_l[None], np.array([len(tm_dim)]), counts[None], self.geo, self.bits, _R, _IR,
-            self.zigzag, False, np.array([total]), sp_e, sp_l, tm_e)
+        _, _, res, acc, energy = self._price((sp_dim, sp_size, sp_ad, sp_slot), tm_dim[None], tm_l[None],
+                                             np.array([len(tm_dim)]), counts[None], np.array([total]), sp_e, sp_l, tm_e)
         stall, onload, offload = res[0, :3]
         if stall < 0:
             from ..errors import ConfigError
@@ -860,14 +859,19 @@ class FastEvaluator:
         [B, 3, max levels] loops per memory level for W, I, O. Rows are not validated; a row
         whose data movement has no port gets ``inf``.
         """
-        sp_dim, sp_size, sp_ad, sp_slot = self.spatial_arrays(spatial)
-        hw = self.hw
-        e, lat, _, _, _ = _batch(
-            self.bounds, float(self.layer.macs), hw.mac_pj, hw.sys_mask, *hw.kernel_args, sp_dim, sp_size, sp_ad,
-            sp_slot, np.ascontiguousarray(tm_dims, dtype=np.int64), np.ascontiguousarray(tm_sizes, dtype=np.float64),
-            np.ascontiguousarray(n_tm, dtype=np.int64), np.ascontiguousarray(counts, dtype=np.int64), self.geo,
-            self.bits, _R, _IR, self.zigzag, True, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+        e, lat, _, _, _ = self._price(self.spatial_arrays(spatial), np.ascontiguousarray(tm_dims, dtype=np.int64),
+                                      np.ascontiguousarray(tm_sizes, dtype=np.float64),
+                                      np.ascontiguousarray(n_tm, dtype=np.int64),
+                                      np.ascontiguousarray(counts, dtype=np.int64))
         return e, lat
+
+    def _price(self, sp_arrays, tm_dims, tm_sizes, n_tm, counts, totals=None, sp_e=None, sp_l=None, tm_e=None):
+        """:func:`_batch` on this layer and hierarchy (``totals`` etc. given: one row, sizes as given)."""
+        hw = self.hw
+        given = totals is not None
+        return _batch(self.bounds, float(self.layer.macs), hw.mac_pj, hw.sys_mask, *hw.kernel_args, *sp_arrays, tm_dims,
+                      tm_sizes, n_tm, counts, self.geo, self.bits, _R, _IR, self.zigzag, not given,
+                      *((totals, sp_e, sp_l, tm_e) if given else (_EMPTY,) * 4))
 
     def mapping_arrays(self, mapping: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One mapping's temporal part as (dims [T], sizes [T], counts [3, max levels]) for :meth:`batch`."""
