@@ -4,7 +4,9 @@
 hierarchy into flat arrays once;
 ``evaluate(mapping)`` returns the same :class:`MappingCost` as :func:`cost.evaluate` (tested
 equal on every reference layer and on random mappings in ``tests/test_mapping_cost.py``) and
-``energy_latency(mapping)`` just ``(energy_pj, latency_cycles)`` for a search loop.
+``energy_latency(mapping)`` just ``(energy_pj, latency_cycles)`` for a search loop, and
+``batch(...)`` many temporal mappings of one spatial unrolling in one compiled call (scratch
+allocated once per call; hierarchy-derived arrays cached per equal hierarchy).
 
 The kernel follows ``cost.py`` step by step (same names in comments). One difference in method,
 not in result: the union of a port's periodic update windows is computed in closed form
@@ -649,17 +651,26 @@ def _effective(bounds, sp_dim, sp_size, tm_dim, tm_size, sp_e, sp_l, tm_e):  # p
 @njit(cache=True, nogil=True)
 def _batch(bounds, macs, mac_pj, sys_mask, n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax,
            shared_mems, shared_ops, port_bw, port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2,
-           sp_dim, sp_size, sp_ad, sp_slot, tm_dims, tm_sizes, n_tm, counts, geo, bits, R, IR, zz):  # pragma: no cover
-    """(energy_pj[B], latency_cycles[B]) of B temporal mappings of one spatial unrolling (see FastEvaluator.batch)."""
-    nb = tm_dims.shape[0]
+           sp_dim, sp_size, sp_ad, sp_slot, tm_dims, tm_sizes, n_tm, counts, geo, bits, R, IR, zz, effective, totals,
+           sp_e, sp_l, tm_e):  # pragma: no cover
+    """(energy_pj[B], latency_cycles[B], _kernel's res[B, 5], the last row's accesses [3, levels, 4]
+    and energy [3, levels]) of B temporal mappings of one spatial unrolling (see FastEvaluator.batch).
+    ``effective``: sizes of the energy / latency views from :func:`_effective` (else ``sp_e``,
+    ``sp_l``, ``tm_e`` and ``totals`` give them for a single row). The one entry point from Python
+    for both the batch and the single-mapping path, so that numba compiles _kernel once."""
     maxn = 0
     for op in range(3):
         maxn = max(maxn, n_lv[op])
     ws = _workspace(maxn, sp_dim.shape[0], tm_dims.shape[1])
+    if not effective:
+        ws[-3][:] = sp_e
+        ws[-2][:] = sp_l
+        ws[-1][:] = tm_e
+    nb = tm_dims.shape[0]
     res = np.empty((nb, 5))
     _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops, port_bw,
             port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2, tm_dims, tm_sizes, n_tm, counts, sp_dim,
-            sp_size, sp_ad, sp_slot, sys_mask, bounds, geo, bits, R, IR, zz, True, np.empty(0), ws, res)
+            sp_size, sp_ad, sp_slot, sys_mask, bounds, geo, bits, R, IR, zz, effective, totals, ws, res)
     out_e = np.empty(nb)
     out_l = np.empty(nb)
     for b in range(nb):
@@ -669,8 +680,7 @@ def _batch(bounds, macs, mac_pj, sys_mask, n_lv, lv_mem, mem_size, mem_r, mem_w,
         else:
             out_e[b] = res[b, 3] + macs * mac_pj
             out_l[b] = res[b, 4]
-    return out_e, out_l
-
+    return out_e, out_l, res, ws[0], ws[1]
 
 
 @dataclass(frozen=True)
@@ -744,6 +754,8 @@ def _flatten(hierarchy: MemoryHierarchy) -> _HierArrays:
         sys_mask=np.array([[d.name in systolic for d in hierarchy.array.dimensions]], dtype=np.bool_), sp_cache={})
 
 
+_EMPTY = np.empty(0)  # _batch's totals and given sizes when it computes them
+
 #: hierarchy -> its flattened arrays; keyed by value (hierarchies are frozen pydantic models: equal
 #: hierarchies built at different points share one entry); bounded, oldest dropped first
 _HIER_CACHE: dict[MemoryHierarchy, _HierArrays] = {}
@@ -785,9 +797,7 @@ class FastEvaluator:
         sp_over, tm_over = _effective_sizes(self.layer, mapping)
         sp_dim, sp_size, sp_ad, sp_slot = self.spatial_arrays(mapping.spatial)
         tm_dim, tm_l, counts = self.mapping_arrays(mapping)
-        ws = _workspace(self.maxn, len(sp_dim), len(tm_dim))
-        sp_e, sp_l, tm_e = ws[-3:]  # the sizes of the two views, as cost.evaluate computes them
-        sp_e[:], sp_l[:], tm_e[:] = sp_size, sp_size, tm_l
+        sp_e, sp_l, tm_e = sp_size.copy(), sp_size.copy(), tm_l.copy()  # the two views, as cost.evaluate sizes them
         k = 0
         for ui, su in enumerate(mapping.spatial):
             for li in range(len(su.loops)):
@@ -798,10 +808,8 @@ class FastEvaluator:
         for ti, v in tm_over.items():
             tm_e[ti] = v
         total = float(prod(lp.size for lp in mapping.temporal))
-        res = np.empty((1, 5))
-        _kernel(*self.hw.kernel_args, tm_dim[None], tm_l[None], np.array([len(tm_dim)]), counts[None], sp_dim,
-                sp_size, sp_ad, sp_slot, self.hw.sys_mask, self.bounds, self.geo, self.bits, _R, _IR, self.zigzag,
-                False, np.array([total]), ws, res)
+        _, _, res, acc, energy = self._price((sp_dim, sp_size, sp_ad, sp_slot), tm_dim[None], tm_l[None],
+                                             np.array([len(tm_dim)]), counts[None], np.array([total]), sp_e, sp_l, tm_e)
         stall, onload, offload = res[0, :3]
         if stall < 0:
             from ..errors import ConfigError
@@ -811,7 +819,7 @@ class FastEvaluator:
             if su.array_dim in self.hw.systolic and su.loops:
                 util = prod(sp_over.get((ui, li), lp.size) for li, lp in enumerate(su.loops))
                 drain += max(ceil(round(util, 6)) - 1, 0)
-        return ws[0], ws[1], float(stall), float(onload), float(offload), drain, total
+        return acc, energy, float(stall), float(onload), float(offload), drain, total
 
     def spatial_arrays(self, spatial) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(loop dim codes, sizes, array-dimension index, slot per operand [3, loops]) of a spatial unrolling."""
@@ -851,12 +859,19 @@ class FastEvaluator:
         [B, 3, max levels] loops per memory level for W, I, O. Rows are not validated; a row
         whose data movement has no port gets ``inf``.
         """
-        sp_dim, sp_size, sp_ad, sp_slot = self.spatial_arrays(spatial)
-        return _batch(self.bounds, float(self.layer.macs), self.hw.mac_pj, self.hw.sys_mask, *self.hw.kernel_args,
-                      sp_dim, sp_size, sp_ad, sp_slot,
-                      np.ascontiguousarray(tm_dims, dtype=np.int64), np.ascontiguousarray(tm_sizes, dtype=np.float64),
-                      np.ascontiguousarray(n_tm, dtype=np.int64), np.ascontiguousarray(counts, dtype=np.int64),
-                      self.geo, self.bits, _R, _IR, self.zigzag)
+        e, lat, _, _, _ = self._price(self.spatial_arrays(spatial), np.ascontiguousarray(tm_dims, dtype=np.int64),
+                                      np.ascontiguousarray(tm_sizes, dtype=np.float64),
+                                      np.ascontiguousarray(n_tm, dtype=np.int64),
+                                      np.ascontiguousarray(counts, dtype=np.int64))
+        return e, lat
+
+    def _price(self, sp_arrays, tm_dims, tm_sizes, n_tm, counts, totals=None, sp_e=None, sp_l=None, tm_e=None):
+        """:func:`_batch` on this layer and hierarchy (``totals`` etc. given: one row, sizes as given)."""
+        hw = self.hw
+        given = totals is not None
+        return _batch(self.bounds, float(self.layer.macs), hw.mac_pj, hw.sys_mask, *hw.kernel_args, *sp_arrays, tm_dims,
+                      tm_sizes, n_tm, counts, self.geo, self.bits, _R, _IR, self.zigzag, not given,
+                      *((totals, sp_e, sp_l, tm_e) if given else (_EMPTY,) * 4))
 
     def mapping_arrays(self, mapping: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One mapping's temporal part as (dims [T], sizes [T], counts [3, max levels]) for :meth:`batch`."""
