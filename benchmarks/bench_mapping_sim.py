@@ -110,8 +110,10 @@ def _run_spec(label: str, spec: dict | str | Path, workers: int = 1) -> None:
     hits = sum(s["hits"] for s in stats)
     cpu = cpu_parent if workers == 1 else sum(s["cpu_s"] for s in stats)  # a forked worker's clock starts at 0
     n = max(1, res.evaluated)
+    per_worker = f" ({' + '.join(format(s['cpu_s'], '.1f') for s in stats)} s)" if workers > 1 else ""
     print(f"sweep ResNet-50 {label:18} ({workers} worker{'s' * (workers > 1)}): {res.evaluated} points in {dt:.1f} s = "
           f"{res.evaluated / dt:.1f} points/s; CPU {1000 * cpu / n:.0f} ms/point in workers"
+          f"{per_worker}"
           f"{f' + {1000 * cpu_parent / n:.1f} in the parent' if workers > 1 else ''}; mapping searches: {len({k[1] for k in keys})} hierarchies, "
           f"{len(keys)} distinct, {searches} run ({searches - len(keys)} repeated in another worker), {hits} hits; "
           f"loop-order enumerations {'+'.join(str(len(s['orders'])) for s in stats)} "
