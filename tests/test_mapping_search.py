@@ -265,6 +265,14 @@ def _zz_hier(name: str):
     return load_zigzag_accelerator(REF / "zigzag_inputs" / "hardware" / f"{name}.yaml")
 
 
+def _enumerate(hier, layer, sp, lpfs, dedupe=False, pins=(), hash_mask=K.FULL_HASH):
+    """The loop-order kernel on every permutation of ``lpfs`` (spatial unrolling ``sp``)."""
+    kd = np.array([d for d, _ in lpfs], dtype=np.int64)
+    ks = np.array([s for _, s in lpfs], dtype=np.int64)
+    return K.enumerate_orders(kd, ks, *S._problem(layer, hier, sp).arrays(), K.n_distinct_permutations(lpfs), dedupe,
+                              *K.pin_arrays(pins, lpfs), hash_mask)
+
+
 @pytest.mark.parametrize("hw, layer, spatial", [
     ("tpu_like", LayerDims(K=128, C=64, P=28, Q=28, R=3, S=3, stride_h=2, stride_w=2, in_h=56, in_w=56),
      {"D1": [("K", 32)], "D2": [("C", 32)]}),
@@ -283,8 +291,7 @@ def test_signature_classes_have_equal_cost_in_the_cost_model(hw, layer, spatial)
     kd = np.array([d for d, _ in lpfs], dtype=np.int64)
     ks = np.array([s for _, s in lpfs], dtype=np.int64)
     n_all = K.n_distinct_permutations(lpfs)
-    free = K.pin_arrays((), lpfs)
-    idx, orders, counts, cls, n, n_bad = K.enumerate_orders(kd, ks, *prob.arrays(), n_all, False, *free, K.FULL_HASH)
+    idx, orders, counts, cls, n, n_bad = _enumerate(hier, layer, sp, lpfs)
     assert n == n_all and len(idx) == n_all - n_bad
     fe = FastEvaluator(layer, hier)
     e, lat = fe.batch(sp, kd[orders], ks[orders].astype(float), np.full(len(idx), len(lpfs)), counts)
@@ -295,7 +302,7 @@ def test_signature_classes_have_equal_cost_in_the_cost_model(hw, layer, spatial)
         assert len(groups) < len(idx)  # the rule does merge loop orders here
     assert all(len(v) == 1 for v in groups.values())
     # the deduplicated enumeration keeps exactly the first row of every class
-    first = K.enumerate_orders(kd, ks, *prob.arrays(), n_all, True, *free, K.FULL_HASH)
+    first = _enumerate(hier, layer, sp, lpfs, dedupe=True)
     assert list(first[0]) == [int(idx[j]) for j in np.unique(cls, return_index=True)[1]]
     # and the kernel's allocation equals the reference implementation of LOMA's rule; the
     # infeasible orders are exactly those the reference cannot allocate
@@ -350,20 +357,20 @@ def test_objectives_are_each_optimal_on_the_same_space():
         assert c.mac_energy_pj == pytest.approx(layer.macs * hier.array.mac_energy_pj)
 
 
+def _tpu_case():
+    hier = _zz_hier("tpu_like")
+    layer = LayerDims(K=128, C=64, P=28, Q=28, R=3, S=3, stride_h=2, stride_w=2, in_h=56, in_w=56)
+    return hier, layer, S.spatial_candidates(layer, hier, spatial={"D1": [("K", 32)], "D2": [("C", 32)]})[0]
+
+
 def test_signature_classes_are_exact_even_when_every_hash_collides():
     """The loop-order kernel groups rows by full signature equality: with the hash masked to 0 (every
     row collides) it keeps the same rows, with the same classes, as with the full hash."""
-    hier = _zz_hier("tpu_like")
-    layer = LayerDims(K=128, C=64, P=28, Q=28, R=3, S=3, stride_h=2, stride_w=2, in_h=56, in_w=56)
-    sp = S.spatial_candidates(layer, hier, spatial={"D1": [("K", 32)], "D2": [("C", 32)]})[0]
-    prob = S._problem(layer, hier, sp)
+    hier, layer, sp = _tpu_case()
     lpfs = K.loop_prime_factors(S._trips(layer, sp), 6)
-    kd = np.array([d for d, _ in lpfs], dtype=np.int64)
-    ks = np.array([s for _, s in lpfs], dtype=np.int64)
-    n = K.n_distinct_permutations(lpfs)
     for dedupe in (True, False):
-        a = K.enumerate_orders(kd, ks, *prob.arrays(), n, dedupe, *K.pin_arrays((), lpfs), K.FULL_HASH)
-        b = K.enumerate_orders(kd, ks, *prob.arrays(), n, dedupe, *K.pin_arrays((), lpfs), np.uint64(0))
+        a = _enumerate(hier, layer, sp, lpfs, dedupe)
+        b = _enumerate(hier, layer, sp, lpfs, dedupe, hash_mask=np.uint64(0))
         for x, y in zip(a, b):
             assert np.array_equal(x, y)
     assert len(np.unique(a[3])) < len(a[3])  # classes do merge rows here
@@ -373,19 +380,12 @@ def test_kernel_pins_equal_the_reference_rule():
     """Position pins applied in the loop-order kernel keep exactly the feasible orders that
     :meth:`TemporalOrdering.allowed` accepts; a pin beyond the last loop keeps none."""
     from accelsim.mapping.ordering import TemporalOrdering
-    hier = _zz_hier("tpu_like")
-    layer = LayerDims(K=128, C=64, P=28, Q=28, R=3, S=3, stride_h=2, stride_w=2, in_h=56, in_w=56)
-    sp = S.spatial_candidates(layer, hier, spatial={"D1": [("K", 32)], "D2": [("C", 32)]})[0]
-    prob = S._problem(layer, hier, sp)
+    hier, layer, sp = _tpu_case()
     for loops in ([("P", "*"), ("C", 2)], [("R", 3)], [("K", "*")] * 9):
         to = TemporalOrdering.of(loops)
         lpfs = to.constrained_factors(S._trips(layer, sp), 6)
-        kd = np.array([d for d, _ in lpfs], dtype=np.int64)
-        ks = np.array([s for _, s in lpfs], dtype=np.int64)
-        n = K.n_distinct_permutations(lpfs)
-        free = K.enumerate_orders(kd, ks, *prob.arrays(), n, False, *K.pin_arrays((), lpfs), K.FULL_HASH)
-        pinned = K.enumerate_orders(kd, ks, *prob.arrays(), n, False, *K.pin_arrays(to.position_pins(), lpfs),
-                                    K.FULL_HASH)
+        free = _enumerate(hier, layer, sp, lpfs)
+        pinned = _enumerate(hier, layer, sp, lpfs, pins=to.position_pins())
         ref = free[0][to.allowed(free[1], lpfs)]
         assert list(pinned[0]) == list(ref) and pinned[4:] == free[4:]
         assert (len(ref) == 0) == (len(loops) > len(lpfs))
