@@ -123,9 +123,9 @@ def test_batch_of_a_row_without_port_is_inf():
     kw = dict(zip(args, (fe.bounds, float(layer.macs), fe.hw.mac_pj, fe.hw.sys_mask, *fe.hw.kernel_args,
                          *fe.spatial_arrays(m.spatial), np.stack([d, d]), np.stack([s, s]), np.array([len(d)] * 2),
                          np.stack([c, c]), fe.geo, fe.bits, F._R, F._IR, False, True, *[F._EMPTY] * 4)))
-    e_ok, l_ok = F._batch(*kw.values())[:2]
-    assert np.isfinite(e_ok).all() and e_ok[0] == e_ok[1] and l_ok[0] == l_ok[1]
+    e_ok, l_ok = F._batch(*kw.values())[:2]  # [variants = 1, rows]
+    assert np.isfinite(e_ok).all() and e_ok[0, 0] == e_ok[0, 1] and l_ok[0, 0] == l_ok[0, 1]
     kw["bwmax"] = np.zeros_like(kw["bwmax"])  # no port anywhere
     e, lat, res = F._batch(*kw.values())[:3]
-    assert (res[:, 0] == -1).all()
+    assert (res[..., 0] == -1).all()
     assert np.isinf(e).all() and np.isinf(lat).all()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import ceil, prod
+from typing import Sequence
 
 import numpy as np
 from numba import njit
@@ -395,13 +396,20 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
             tm_dims, tm_sizes, n_tm, counts, sp_dim, sp_size, sp_ad, sp_slot, sys_mask, bounds,
             geo, bits, R, IR, zz, effective, totals, ws, res):  # pragma: no cover - jitted
     """Costs of B temporal mappings (rows ``b``: ``tm_dims[b, :n_tm[b]]``, ``tm_sizes[b, :n_tm[b]]``,
-    ``counts[b]``) sharing one spatial unrolling: ``res[b]`` = (stall, onload, offload cycles,
-    memory energy pJ, latency cycles); stall -1: a movement has no port. With ``effective``, the
+    ``counts[b]``) sharing one spatial unrolling, on V hierarchy variants that differ only in
+    memory prices and port bandwidths (leading axis V of ``mem_r``, ``mem_w``, ``bwmin``,
+    ``bwmax``, ``port_bw``): ``res[v, b]`` = (stall, onload, offload cycles, memory energy pJ,
+    latency cycles); stall -1: a movement has no port. The operand views, moves, double-buffering
+    decisions, transfer windows and fill/drain read no price or bandwidth: computed once per row;
+    access counts, energy, stalls and on/off-loading per variant (each variant's arithmetic is
+    the single-hierarchy one, so results are bit-identical to V separate calls). With ``effective``, the
     energy-view and latency-view sizes of uneven rows come from :func:`_effective` and the temporal
     cycles from the row; otherwise from ``ws`` (sp_e, sp_l, tm_e, one row) and ``totals[b]``. The
     last row's per-level accesses and energy stay in ``ws[0]``, ``ws[1]``. ``ws``: :func:`_workspace`."""
     (acc, energy, moves, du, prec, uc, tir, tr, part, indiv, shared, db, real, allowed, lc, ls, pf, pi, bnd, f,
      flags, st, sp_e, sp_l, tm_e_all) = ws
+    nv = mem_r.shape[0]
+    nop = np.zeros(nv, dtype=np.bool_)  # per variant: a movement of this row has no port
     for b in range(tm_dims.shape[0]):
         nt = n_tm[b]
         tm_dim = tm_dims[b, :nt]
@@ -417,35 +425,42 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
             total = totals[b]
         sp_size_e = sp_e
         sp_size_l = sp_l
-        noport = False
         # energy view (fractional sizes)
         _op_view(n_lv, tm_dim, tm_size_e, cnt_b, sp_dim, sp_size_e, sp_slot, geo, bits, total, R, IR, moves, du, prec,
                  uc, tir, tr, part, zz, bnd, f, flags, st)
-        for op in range(3):
-            n = n_lv[op]
-            for m in range(n):
-                mem = lv_mem[op, m]
-                for d in range(4):
-                    acc[op, m, d] = 0.0
-                    amount = moves[op, m, d, 0]
-                    bt = moves[op, m, d, 1]
-                    if amount == 0 or bt == 0:
-                        continue
-                    mn = bwmin[op, m, d]
-                    mx = bwmax[op, m, d]
-                    if mx == 0:
-                        noport = True  # caller raises / prices the row inf
+        any_port = False
+        for v in range(nv):
+            noport = False
+            for op in range(3):
+                n = n_lv[op]
+                for m in range(n):
+                    mem = lv_mem[op, m]
+                    for d in range(4):
+                        acc[op, m, d] = 0.0
+                        amount = moves[op, m, d, 0]
+                        bt = moves[op, m, d, 1]
+                        if amount == 0 or bt == 0:
+                            continue
+                        mn = bwmin[v, op, m, d]
+                        mx = bwmax[v, op, m, d]
+                        if mx == 0:
+                            noport = True  # caller raises / prices the row inf
+                            break
+                        acc[op, m, d] = float(int(np.ceil(amount * bt / mn) * (mn / mx) * moves[op, m, d, 3]
+                                                  * uc[op, m + 1]))
+                    if noport:
                         break
-                    acc[op, m, d] = float(int(np.ceil(amount * bt / mn) * (mn / mx) * moves[op, m, d, 3]
-                                              * uc[op, m + 1]))
+                    energy[op, m] = ((acc[op, m, 0] + acc[op, m, 3]) * mem_r[v, mem]
+                                     + acc[op, m, 1] * mem_w[v, mem, 1] + acc[op, m, 2] * mem_w[v, mem, 0])
                 if noport:
                     break
-                energy[op, m] = ((acc[op, m, 0] + acc[op, m, 3]) * mem_r[mem] + acc[op, m, 1] * mem_w[mem, 1]
-                                 + acc[op, m, 2] * mem_w[mem, 0])
+            nop[v] = noport
             if noport:
-                break
-        if noport:
-            res[b, 0] = -1.0
+                res[v, b, 0] = -1.0
+            else:
+                res[v, b, 3] = energy.sum()
+                any_port = True
+        if not any_port:
             continue
         # latency view (integer sizes), only when the mapping is uneven
         even = True
@@ -497,109 +512,8 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
         for op in range(3):
             for m in range(n_lv[op]):
                 for d in range(4):
-                    mx = bwmax[op, m, d]
-                    real[op, m, d] = np.ceil(moves[op, m, d, 0] * moves[op, m, d, 1] / mx) if mx > 0 else 0.0
                     use_db = db[op, m] if (d == 0 or d == 2) else db[op, m + 1]
                     allowed[op, m, d] = np.ceil(moves[op, m, d, 2] if use_db else moves[op, m, d, 5])
-        stall = 0.0
-        for p in range(port_bw.shape[0]):
-            na = 0
-            for e in range(port_start[p], port_start[p] + port_len[p]):
-                op = ent_op[e]
-                m = ent_lv[e]
-                d = ent_dir[e]
-                if moves[op, m, d, 3] == 0:
-                    continue
-                pf[_AR, na] = real[op, m, d]
-                pf[_AA, na] = allowed[op, m, d]
-                pf[_AP, na] = np.ceil(moves[op, m, d, 2])
-                pf[_AC, na] = moves[op, m, d, 3]
-                na += 1
-            if na == 1:
-                stall = max(stall, (pf[_AR, 0] - pf[_AA, 0]) * (pf[_AC, 0] - 1))
-            elif na > 1:
-                union = _union(pf, pi, na)
-                pos = 0.0
-                neg = 0.0
-                muw = 0.0
-                for i in range(na):
-                    ss = (pf[_AR, i] - pf[_AA, i]) * (pf[_AC, i] - 1)
-                    if ss > 0:
-                        pos += ss
-                    else:
-                        neg += ss
-                    muw += pf[_AA, i] * (pf[_AC, i] - 1)
-                stall = max(stall, pos + max(0.0, neg + muw - union))
-        # on-/off-loading
-        lc[:] = 0.0
-        ls[:] = False
-        for p in range(port_bw.shape[0]):
-            bw_max = port_bw[p]
-            n1 = 0
-            req = 0.0
-            for e in range(port_start[p], port_start[p] + port_len[p]):
-                op = ent_op[e]
-                m = ent_lv[e]
-                d = ent_dir[e]
-                if op == 2 and (d == 0 or d == 1):
-                    continue
-                cnt = moves[op, m, d, 3]
-                if cnt == 0:
-                    continue
-                if cnt == 1:
-                    pi[_C1, n1] = e
-                    n1 += 1
-                else:
-                    req += np.ceil(moves[op, m, d, 4])
-                    lc[op, m, d] = real[op, m, d]
-                    ls[op, m, d] = port_shared2[p]
-            if n1 > 0:
-                for i in range(n1):
-                    e = pi[_C1, i]
-                    pf[_TOTS, i] = real[ent_op[e], ent_lv[e], ent_dir[e]]
-                    pf[_MINS, i] = np.ceil(du[ent_op[e], 1] * prec[ent_op[e], 1] / bw_max)
-                s = max(0.0, (bw_max - req) / bw_max * (total + stall))
-                _stable_argsort(pf, _TOTS, n1, pi, _ORD, True)  # largest first
-                for j in range(n1):
-                    if s <= 0:
-                        break
-                    i = pi[_ORD, j]
-                    r = min(max(0.0, pf[_TOTS, i] - pf[_MINS, i]), s)
-                    pf[_TOTS, i] -= r
-                    s -= r
-                for i in range(n1):
-                    e = pi[_C1, i]
-                    lc[ent_op[e], ent_lv[e], ent_dir[e]] = pf[_TOTS, i]
-                    ls[ent_op[e], ent_lv[e], ent_dir[e]] = port_shared2[p]
-        # W, I x (individual, half, shared)
-        w_ind = w_half = w_sh = i_ind = i_half = i_sh = 0.0
-        for op in range(2):  # W=0, I=1
-            ind = half = sh = 0.0
-            for m in range(n_lv[op] - 1):
-                v1 = lc[op, m, 1]
-                s1 = ls[op, m, 1]
-                v2 = lc[op, m + 1, 0]
-                s2 = ls[op, m + 1, 0]
-                longest = max(v1, v2)
-                if s1 and s2:
-                    sh += longest
-                elif (not s1) and (not s2):
-                    ind += longest
-                else:
-                    half = longest
-            if op == 0:
-                w_ind, w_half, w_sh = ind, half, sh
-            else:
-                i_ind, i_half, i_sh = ind, half, sh
-        onload = min(w_sh + max(i_sh + i_half + i_ind, w_half + w_ind),
-                     i_sh + max(w_sh + w_half + w_ind, i_half + i_ind))
-        offload = 0.0
-        for m in range(n_lv[2] - 1):
-            offload += max(lc[2, m, 3], lc[2, m + 1, 2])
-        res[b, 0] = stall
-        res[b, 1] = onload
-        res[b, 2] = offload
-        res[b, 3] = energy.sum()
         # fill/drain: per systolic array dimension, (product of its energy-view unrolling) - 1
         drain = 0.0
         for a in range(sys_mask.shape[1]):
@@ -611,7 +525,113 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
                     used = True
             if used and sys_mask[0, a]:
                 drain += max(np.ceil(np.round(util, 6)) - 1.0, 0.0)
-        res[b, 4] = total + stall + onload + offload + drain
+        for v in range(nv):  # per variant: transfer cycles, stall, on-/off-loading
+            if nop[v]:
+                continue
+            for op in range(3):
+                for m in range(n_lv[op]):
+                    for d in range(4):
+                        mx = bwmax[v, op, m, d]
+                        real[op, m, d] = np.ceil(moves[op, m, d, 0] * moves[op, m, d, 1] / mx) if mx > 0 else 0.0
+            stall = 0.0
+            for p in range(port_bw.shape[1]):
+                na = 0
+                for e in range(port_start[p], port_start[p] + port_len[p]):
+                    op = ent_op[e]
+                    m = ent_lv[e]
+                    d = ent_dir[e]
+                    if moves[op, m, d, 3] == 0:
+                        continue
+                    pf[_AR, na] = real[op, m, d]
+                    pf[_AA, na] = allowed[op, m, d]
+                    pf[_AP, na] = np.ceil(moves[op, m, d, 2])
+                    pf[_AC, na] = moves[op, m, d, 3]
+                    na += 1
+                if na == 1:
+                    stall = max(stall, (pf[_AR, 0] - pf[_AA, 0]) * (pf[_AC, 0] - 1))
+                elif na > 1:
+                    union = _union(pf, pi, na)
+                    pos = 0.0
+                    neg = 0.0
+                    muw = 0.0
+                    for i in range(na):
+                        ss = (pf[_AR, i] - pf[_AA, i]) * (pf[_AC, i] - 1)
+                        if ss > 0:
+                            pos += ss
+                        else:
+                            neg += ss
+                        muw += pf[_AA, i] * (pf[_AC, i] - 1)
+                    stall = max(stall, pos + max(0.0, neg + muw - union))
+            # on-/off-loading
+            lc[:] = 0.0
+            ls[:] = False
+            for p in range(port_bw.shape[1]):
+                bw_max = port_bw[v, p]
+                n1 = 0
+                req = 0.0
+                for e in range(port_start[p], port_start[p] + port_len[p]):
+                    op = ent_op[e]
+                    m = ent_lv[e]
+                    d = ent_dir[e]
+                    if op == 2 and (d == 0 or d == 1):
+                        continue
+                    cnt = moves[op, m, d, 3]
+                    if cnt == 0:
+                        continue
+                    if cnt == 1:
+                        pi[_C1, n1] = e
+                        n1 += 1
+                    else:
+                        req += np.ceil(moves[op, m, d, 4])
+                        lc[op, m, d] = real[op, m, d]
+                        ls[op, m, d] = port_shared2[p]
+                if n1 > 0:
+                    for i in range(n1):
+                        e = pi[_C1, i]
+                        pf[_TOTS, i] = real[ent_op[e], ent_lv[e], ent_dir[e]]
+                        pf[_MINS, i] = np.ceil(du[ent_op[e], 1] * prec[ent_op[e], 1] / bw_max)
+                    s = max(0.0, (bw_max - req) / bw_max * (total + stall))
+                    _stable_argsort(pf, _TOTS, n1, pi, _ORD, True)  # largest first
+                    for j in range(n1):
+                        if s <= 0:
+                            break
+                        i = pi[_ORD, j]
+                        r = min(max(0.0, pf[_TOTS, i] - pf[_MINS, i]), s)
+                        pf[_TOTS, i] -= r
+                        s -= r
+                    for i in range(n1):
+                        e = pi[_C1, i]
+                        lc[ent_op[e], ent_lv[e], ent_dir[e]] = pf[_TOTS, i]
+                        ls[ent_op[e], ent_lv[e], ent_dir[e]] = port_shared2[p]
+            # W, I x (individual, half, shared)
+            w_ind = w_half = w_sh = i_ind = i_half = i_sh = 0.0
+            for op in range(2):  # W=0, I=1
+                ind = half = sh = 0.0
+                for m in range(n_lv[op] - 1):
+                    v1 = lc[op, m, 1]
+                    s1 = ls[op, m, 1]
+                    v2 = lc[op, m + 1, 0]
+                    s2 = ls[op, m + 1, 0]
+                    longest = max(v1, v2)
+                    if s1 and s2:
+                        sh += longest
+                    elif (not s1) and (not s2):
+                        ind += longest
+                    else:
+                        half = longest
+                if op == 0:
+                    w_ind, w_half, w_sh = ind, half, sh
+                else:
+                    i_ind, i_half, i_sh = ind, half, sh
+            onload = min(w_sh + max(i_sh + i_half + i_ind, w_half + w_ind),
+                         i_sh + max(w_sh + w_half + w_ind, i_half + i_ind))
+            offload = 0.0
+            for m in range(n_lv[2] - 1):
+                offload += max(lc[2, m, 3], lc[2, m + 1, 2])
+            res[v, b, 0] = stall
+            res[v, b, 1] = onload
+            res[v, b, 2] = offload
+            res[v, b, 4] = total + stall + onload + offload + drain
 
 
 @njit(cache=True, nogil=True)
@@ -653,8 +673,8 @@ def _batch(bounds, macs, mac_pj, sys_mask, n_lv, lv_mem, mem_size, mem_r, mem_w,
            shared_mems, shared_ops, port_bw, port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2,
            sp_dim, sp_size, sp_ad, sp_slot, tm_dims, tm_sizes, n_tm, counts, geo, bits, R, IR, zz, effective, totals,
            sp_e, sp_l, tm_e):  # pragma: no cover
-    """(energy_pj[B], latency_cycles[B], _kernel's res[B, 5], the last row's accesses [3, levels, 4]
-    and energy [3, levels]) of B temporal mappings of one spatial unrolling (see FastEvaluator.batch).
+    """(energy_pj[V, B], latency_cycles[V, B], _kernel's res[V, B, 5], the last row's accesses [3, levels, 4]
+    and energy [3, levels] on the last variant) of B temporal mappings on V hierarchy variants of one spatial unrolling (see FastEvaluator.batch).
     ``effective``: sizes of the energy / latency views from :func:`_effective` (else ``sp_e``,
     ``sp_l``, ``tm_e`` and ``totals`` give them for a single row). The one entry point from Python
     for both the batch and the single-mapping path, so that numba compiles _kernel once."""
@@ -667,19 +687,21 @@ def _batch(bounds, macs, mac_pj, sys_mask, n_lv, lv_mem, mem_size, mem_r, mem_w,
         ws[-2][:] = sp_l
         ws[-1][:] = tm_e
     nb = tm_dims.shape[0]
-    res = np.empty((nb, 5))
+    nv = mem_r.shape[0]
+    res = np.empty((nv, nb, 5))
     _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops, port_bw,
             port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2, tm_dims, tm_sizes, n_tm, counts, sp_dim,
             sp_size, sp_ad, sp_slot, sys_mask, bounds, geo, bits, R, IR, zz, effective, totals, ws, res)
-    out_e = np.empty(nb)
-    out_l = np.empty(nb)
-    for b in range(nb):
-        if res[b, 0] < 0:
-            out_e[b] = np.inf
-            out_l[b] = np.inf
-        else:
-            out_e[b] = res[b, 3] + macs * mac_pj
-            out_l[b] = res[b, 4]
+    out_e = np.empty((nv, nb))
+    out_l = np.empty((nv, nb))
+    for v in range(nv):
+        for b in range(nb):
+            if res[v, b, 0] < 0:
+                out_e[v, b] = np.inf
+                out_l[v, b] = np.inf
+            else:
+                out_e[v, b] = res[v, b, 3] + macs * mac_pj
+                out_l[v, b] = res[v, b, 4]
     return out_e, out_l, res, ws[0], ws[1]
 
 
@@ -691,6 +713,7 @@ class _HierArrays:
     maxn: int
     #: (n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops, port_bw, port_start,
     #: port_len, ent_op, ent_lv, ent_dir, port_shared2): the hierarchy arguments of _kernel / _batch, in order
+    #: (the variant arguments, positions :data:`_VARIANT_ARGS`, with a leading axis of length 1)
     kernel_args: tuple
     served: dict  # operand -> per level, the array dimensions it serves
     systolic: frozenset
@@ -741,8 +764,8 @@ def _flatten(hierarchy: MemoryHierarchy) -> _HierArrays:
                 elv.append(level_of[a.operand][m.name])
                 edir.append(_DIRS.index(a.direction))
             psh.append(len({a.operand for a in port.allocation if a.operand in ("W", "I")}) > 1)
-    kernel_args = (n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops,
-                   np.array(pbw, dtype=np.float64), np.array(pstart, dtype=np.int64), np.array(plen, dtype=np.int64),
+    kernel_args = (n_lv, lv_mem, mem_size, mem_r[None], mem_w[None], mem_db, bwmin[None], bwmax[None], shared_mems,
+                   shared_ops, np.array(pbw, dtype=np.float64)[None], np.array(pstart, dtype=np.int64), np.array(plen, dtype=np.int64),
                    np.array(eop, dtype=np.int64), np.array(elv, dtype=np.int64), np.array(edir, dtype=np.int64),
                    np.array(psh, dtype=np.bool_))
     systolic = frozenset(hierarchy.array.systolic_dimensions)
@@ -752,6 +775,34 @@ def _flatten(hierarchy: MemoryHierarchy) -> _HierArrays:
         mac_pj=hierarchy.array.mac_energy_pj, num_macs=hierarchy.array.num_macs,
         level_names={op: [m.name for m in levels[op]] for op in _OPS},
         sys_mask=np.array([[d.name in systolic for d in hierarchy.array.dimensions]], dtype=np.bool_), sp_cache={})
+
+
+#: positions in ``_HierArrays.kernel_args`` of the per-variant arrays (mem_r, mem_w, bwmin, bwmax, port_bw):
+#: memory prices and port bandwidths, the only hierarchy inputs of the kernel's per-variant part
+_VARIANT_ARGS = (3, 4, 6, 7, 10)
+
+
+def variant_compatible(a: MemoryHierarchy, b: MemoryHierarchy) -> bool:
+    """Whether ``b`` differs from ``a`` at most in memory prices and port bandwidths (so one
+    :class:`FastEvaluator` prices both in one pass, and the mapper's allocation problems,
+    spatial candidates and bounds, which read neither, are the same)."""
+    if a is b:
+        return True
+    if a.array != b.array:
+        return False
+    ha, hb = _hier_arrays(a), _hier_arrays(b)
+    for i, (x, y) in enumerate(zip(ha.kernel_args, hb.kernel_args)):
+        if x.shape != y.shape or (i not in _VARIANT_ARGS and not np.array_equal(x, y)):
+            return False
+    return ha.served == hb.served and ha.level_names == hb.level_names
+
+
+def _variant_args(hs: "Sequence[_HierArrays]") -> tuple:
+    """The kernel's hierarchy arguments of several variants (the first's variant-free arrays)."""
+    args = list(hs[0].kernel_args)
+    for i in _VARIANT_ARGS:
+        args[i] = np.ascontiguousarray(np.concatenate([h.kernel_args[i] for h in hs]))
+    return tuple(args)
 
 
 _EMPTY = np.empty(0)  # _batch's totals and given sizes when it computes them
@@ -778,7 +829,8 @@ def _hier_arrays(hierarchy: MemoryHierarchy) -> _HierArrays:
 class FastEvaluator:
     """Compiled evaluator of mappings of one layer on one hierarchy (same results as cost.evaluate)."""
 
-    def __init__(self, layer: LayerDims, hierarchy: MemoryHierarchy, rounding: str = "accelsim"):
+    def __init__(self, layer: LayerDims, hierarchy: MemoryHierarchy, rounding: str = "accelsim",
+                 variants: Sequence[MemoryHierarchy] = ()):
         if rounding not in ("accelsim", "zigzag"):
             from ..errors import ConfigError
             raise ConfigError(f"rounding must be 'accelsim' or 'zigzag', got {rounding!r}", source="FastEvaluator")
@@ -792,6 +844,13 @@ class FastEvaluator:
         self.bits = np.array([layer.w_bits, layer.i_bits, layer.o_bits, layer.o_final_bits], dtype=np.float64)
         self.ideal = float(ceil(layer.macs / hw.num_macs))
         self.bounds = np.array([layer.size(d) for d in DIMS], dtype=np.float64)
+        for h in variants:
+            if not variant_compatible(hierarchy, h):
+                from ..errors import ConfigError
+                raise ConfigError(f"hierarchy {h.name} differs from {hierarchy.name} in more than memory prices "
+                                  "and port bandwidths", source="FastEvaluator")
+        #: the kernel's hierarchy arguments of ``hierarchy`` followed by each of ``variants``
+        self.variant_args = _variant_args([hw] + [_hier_arrays(h) for h in variants]) if variants else hw.kernel_args
 
     def _run(self, mapping: Mapping):
         sp_over, tm_over = _effective_sizes(self.layer, mapping)
@@ -810,7 +869,7 @@ class FastEvaluator:
         total = float(prod(lp.size for lp in mapping.temporal))
         _, _, res, acc, energy = self._price((sp_dim, sp_size, sp_ad, sp_slot), tm_dim[None], tm_l[None],
                                              np.array([len(tm_dim)]), counts[None], np.array([total]), sp_e, sp_l, tm_e)
-        stall, onload, offload = res[0, :3]
+        stall, onload, offload = res[0, 0, :3]
         if stall < 0:
             from ..errors import ConfigError
             raise ConfigError("a memory has no port for a data movement the mapping needs", source=self.hierarchy.name)
@@ -859,17 +918,30 @@ class FastEvaluator:
         [B, 3, max levels] loops per memory level for W, I, O. Rows are not validated; a row
         whose data movement has no port gets ``inf``.
         """
+        e, lat = self.batch_variants(spatial, tm_dims, tm_sizes, n_tm, counts, self.hw.kernel_args)
+        return e[0], lat[0]
+
+    def batch_variants(self, spatial, tm_dims: np.ndarray, tm_sizes: np.ndarray, n_tm: np.ndarray,
+                       counts: np.ndarray, kernel_args: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(energy_pj[V, B], latency_cycles[V, B]) of :meth:`batch` on the hierarchy and each of the
+        constructor's ``variants`` (V = 1 + their number), in one pass over the rows (row ``v`` equals
+        ``FastEvaluator(layer, variants[v - 1]).batch(...)``); ``kernel_args``: a subset's
+        :func:`_variant_args` instead of :attr:`variant_args`."""
         e, lat, _, _, _ = self._price(self.spatial_arrays(spatial), np.ascontiguousarray(tm_dims, dtype=np.int64),
                                       np.ascontiguousarray(tm_sizes, dtype=np.float64),
                                       np.ascontiguousarray(n_tm, dtype=np.int64),
-                                      np.ascontiguousarray(counts, dtype=np.int64))
+                                      np.ascontiguousarray(counts, dtype=np.int64),
+                                      kernel_args=self.variant_args if kernel_args is None else kernel_args)
         return e, lat
 
-    def _price(self, sp_arrays, tm_dims, tm_sizes, n_tm, counts, totals=None, sp_e=None, sp_l=None, tm_e=None):
-        """:func:`_batch` on this layer and hierarchy (``totals`` etc. given: one row, sizes as given)."""
+    def _price(self, sp_arrays, tm_dims, tm_sizes, n_tm, counts, totals=None, sp_e=None, sp_l=None, tm_e=None,
+               kernel_args=None):
+        """:func:`_batch` on this layer and hierarchy (``totals`` etc. given: one row, sizes as given;
+        ``kernel_args``: hierarchy arguments of several variants, default the hierarchy's own)."""
         hw = self.hw
         given = totals is not None
-        return _batch(self.bounds, float(self.layer.macs), hw.mac_pj, hw.sys_mask, *hw.kernel_args, *sp_arrays, tm_dims,
+        return _batch(self.bounds, float(self.layer.macs), hw.mac_pj, hw.sys_mask,
+                      *(hw.kernel_args if kernel_args is None else kernel_args), *sp_arrays, tm_dims,
                       tm_sizes, n_tm, counts, self.geo, self.bits, _R, _IR, self.zigzag, not given,
                       *((totals, sp_e, sp_l, tm_e) if given else (_EMPTY,) * 4))
 
@@ -909,4 +981,4 @@ class FastEvaluator:
             fill_drain_cycles=drain, levels=tuple(levels))
 
 
-__all__ = ["FastEvaluator"]
+__all__ = ["FastEvaluator", "variant_compatible"]

@@ -71,7 +71,8 @@ from . import _search_kernels as K
 import numpy as np
 
 from .cost import MappingCost
-from .fast import FastEvaluator
+from .fast import FastEvaluator, variant_compatible
+from .fast import _variant_args as _fast_variant_args
 from .ir import ACCELSIM_TO_ZIGZAG, DIMS, OPERANDS, ZIGZAG_DIMS, LayerDims, Loop, Mapping, SpatialUnroll
 from .ordering import TemporalOrdering
 
@@ -567,7 +568,8 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
                  top_k: int = 5, lpf_limit: int | None = 6, max_spatial: int | None = 8,
                  vary_factors: bool = False,
                  dedupe: bool = True, bound: bool = True, latency_tie_share: float = 0.0,
-                 evaluator: Evaluator | None = None, cache: MappingCache | None = _DEFAULT_CACHE) -> SearchResult:
+                 evaluator: Evaluator | None = None, cache: MappingCache | None = _DEFAULT_CACHE,
+                 siblings: Sequence[MemoryHierarchy] = ()) -> SearchResult:
     """Search the space described in the module docstring; return the best ``top_k`` mappings.
 
     Mappings are priced by the compiled :class:`~accelsim.mapping.fast.FastEvaluator` (equal to
@@ -580,6 +582,14 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
     docstring): the best mapping is the least-energy one among those within this share of the
     fastest; the rest of ``top`` follows in (latency, energy) order and ``front`` holds the
     Pareto points within the tolerance.
+
+    ``siblings``: hierarchies that differ from ``hierarchy`` only in memory prices and port
+    bandwidths (:func:`~accelsim.mapping.fast.variant_compatible`, e.g. other DRAM bandwidths of a
+    sweep) are searched in the same pass over spatial candidates and loop orders (one compiled
+    batch prices all of them; each keeps its own selection, front, bound and stats), and their
+    results go into ``cache`` under their own keys: each equals ``search_layer(sibling, ...)``.
+    Without a cache, or with ``evaluator``, siblings are ignored; incompatible ones are searched
+    on their own.
     """
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}", field="objective")
@@ -592,17 +602,72 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
     if temporal_ordering is not None:
         tord = temporal_ordering if isinstance(temporal_ordering, TemporalOrdering) \
             else TemporalOrdering.of(temporal_ordering)
-    key = None
+    opts = (objective, _spec_key(spatial, hint), top_k, lpf_limit, max_spatial, vary_factors, dedupe, bound,
+            id(evaluator) if evaluator is not None else None, tord.loops if tord is not None else None, tie)
+    todo: list[tuple[MemoryHierarchy, tuple | None]] = []
+    main = None
     if cache is not None:
-        key = (layer.shape_key, hierarchy_key(hierarchy), objective, _spec_key(spatial, hint), top_k, lpf_limit,
-               max_spatial, vary_factors, dedupe, bound, id(evaluator) if evaluator is not None else None,
-               tord.loops if tord is not None else None, tie)
+        key = (layer.shape_key, hierarchy_key(hierarchy)) + opts
         hit = cache.results.get(key)
         if hit is not None:
             cache.hits += 1
-            return replace(hit, layer=layer, cached=True)
-        cache.misses += 1
+            main = replace(hit, layer=layer, cached=True)
+        else:
+            cache.misses += 1
+            todo.append((hierarchy, key))
+        if evaluator is None:
+            seen = {key}
+            for h in siblings:
+                k = (layer.shape_key, hierarchy_key(h)) + opts
+                if k in seen or k in cache.results:
+                    continue
+                seen.add(k)
+                if variant_compatible(hierarchy, h):
+                    cache.misses += 1
+                    todo.append((h, k))
+                else:
+                    search_layer(layer, h, objective=objective, spatial=spatial, hint=hint, temporal_ordering=tord,
+                                 top_k=top_k, lpf_limit=lpf_limit, max_spatial=max_spatial, vary_factors=vary_factors,
+                                 dedupe=dedupe, bound=bound, latency_tie_share=latency_tie_share, cache=cache)
+    else:
+        todo.append((hierarchy, None))
+    if not todo:
+        return main
+    results = _search_variants(layer, [h for h, _ in todo], objective, spatial, hint, tord, top_k, lpf_limit,
+                               max_spatial, vary_factors, dedupe, bound, tie, evaluator)
+    for (_, k), res in zip(todo, results):
+        if k is not None:
+            cache.results[k] = res
+    return main if main is not None else results[0]
 
+
+@dataclass
+class _VariantState:
+    """One hierarchy variant's selection state in :func:`_search_variants`."""
+
+    hierarchy: MemoryHierarchy
+    fe: FastEvaluator | None
+    # (key, spatial rank, order rank, mapping, cost or None, raw)
+    top: list = field(default_factory=list)
+    # latency near-ties: Pareto points (latency, energy, spatial rank, order rank, mapping, cost,
+    # raw) within (1 + tie) x the fastest latency so far (a point beyond it never comes back)
+    front: list = field(default_factory=list)
+    l_min: float = float("inf")
+    active: bool = True
+    n_orders: int = 0
+    n_infeasible: int = 0
+    n_unique: int = 0
+    n_eval: int = 0
+    n_pruned: int = 0
+    n_searched: int = 0
+
+
+def _search_variants(layer: LayerDims, hiers: list[MemoryHierarchy], objective: str, spatial, hint,
+                     tord: TemporalOrdering | None, top_k: int, lpf_limit, max_spatial, vary_factors: bool,
+                     dedupe: bool, bound: bool, tie: float, evaluator: Evaluator | None) -> list[SearchResult]:
+    """:func:`search_layer`'s search (no cache) of ``layer`` on each of ``hiers`` (variants of the
+    first differing only in prices and bandwidths; one with ``evaluator``), in one pass."""
+    hierarchy = hiers[0]
     cands = spatial_candidates(layer, hierarchy, spatial=spatial, hint=hint, vary_factors=vary_factors)
     n_cands = len(cands)
     if evaluator is None:
@@ -610,22 +675,23 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
         from . import fast as _fast
 
         notice_if_cold(_fast._batch, "the mapper's kernels", "~20 s")
-    fe = FastEvaluator(layer, hierarchy) if evaluator is None else None
-    # (key, spatial rank, order rank, mapping, cost or None)
-    top: list[tuple[tuple, int, int, Mapping, MappingCost | None]] = []
-    n_orders = n_infeasible = n_unique = n_eval = n_pruned = n_searched = n_feasible = 0
-    # latency near-ties: Pareto points (latency, energy, spatial rank, order rank, mapping, cost,
-    # raw) within (1 + tie) x the fastest latency so far (a point beyond it never comes back)
-    front: list[tuple] = []
-    l_min = float("inf")
+    fe = FastEvaluator(layer, hierarchy, variants=hiers[1:]) if evaluator is None else None
+    vs = [_VariantState(h, FastEvaluator(layer, h) if (fe is not None and i) else fe) for i, h in enumerate(hiers)]
+    args_of: dict[tuple[int, ...], tuple] = {}  # active variants -> the kernel's hierarchy arguments
+    n_searched = n_feasible = 0
     # candidates are in rank order, which is also ascending lower-bound order (the bound is the
     # ideal temporal cycles / the constant MAC energy): once one is bounded out, all later are
     for si, sp in enumerate(cands):
         if max_spatial is not None and (n_feasible >= max_spatial or n_searched >= MAX_TRIED_FACTOR * max_spatial):
             break
         lb = _lower_bound(layer, hierarchy, sp, objective)
-        if bound and len(top) >= top_k and lb > top[top_k - 1][0] and not (tie and lb[0] <= (1 + tie) * l_min):
-            n_pruned = n_cands - si
+        for v in vs:
+            if v.active and bound and len(v.top) >= top_k and lb > v.top[top_k - 1][0] \
+                    and not (tie and lb[0] <= (1 + tie) * v.l_min):
+                v.n_pruned = n_cands - si
+                v.active = False
+        act = [i for i, v in enumerate(vs) if v.active]
+        if not act:
             break
         n_searched += 1
         prob = _problem(layer, hierarchy, sp)
@@ -639,9 +705,12 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
         else:
             lpfs = _loop_factors(tuple(trips.items()), lpf_limit)
             od = _order_arrays(prob, lpfs, dedupe)
-        n_orders += od.n_all
-        n_infeasible += od.n_bad
-        n_unique += len(od.rank)
+        for i in act:
+            v = vs[i]
+            v.n_searched += 1
+            v.n_orders += od.n_all
+            v.n_infeasible += od.n_bad
+            v.n_unique += len(od.rank)
         if not len(od.rank):
             continue
         n_feasible += 1
@@ -651,27 +720,21 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
             return (sp, lpfs, od.orders[r], od.counts[r], prob)
 
         if fe is not None:
-            e, lat = fe.batch(sp, od.tm_dims, od.tm_sizes, od.n_tm, od.counts)
-            n_eval += len(idx)
-            cols = {"latency": (lat, e), "energy": (e, lat), "edp": (e * lat, lat, e)}[objective]
-            finite = np.isfinite(e) & np.isfinite(lat)
-            rows = np.nonzero(finite)[0]
-            if not len(rows):
-                continue
-            if tie:
-                l_min, front = _merge_front(front, l_min, tie, lat[rows], e[rows], idx[rows], si,
-                                            lambda r: (None, None, raw(rows[r])))
-            for r in _best_rows(cols, idx, rows, top_k):
-                k = tuple(float(c[r]) for c in cols)
-                _push(top, (k, si, int(idx[r]), None, None, raw(r)), top_k)
+            ka = args_of.get(tuple(act))
+            if ka is None:
+                ka = args_of[tuple(act)] = _fast_variant_args([vs[i].fe.hw for i in act])
+            e_all, lat_all = fe.batch_variants(sp, od.tm_dims, od.tm_sizes, od.n_tm, od.counts, ka)
+            for j, i in enumerate(act):
+                _select(vs[i], e_all[j], lat_all[j], idx, si, objective, tie, top_k, raw)
         else:
+            v = vs[0]
             got = []
             for r in range(len(idx)):
                 m = _mapping_of(*raw(r))
                 c = evaluator(layer, hierarchy, m)
-                n_eval += 1
+                v.n_eval += 1
                 k = objective_key(c, objective)
-                _push(top, (k, si, int(idx[r]), m, c, None), top_k)
+                _push(v.top, (k, si, int(idx[r]), m, c, None), top_k)
                 got.append((m, c))
             if tie:
                 lat_a = np.array([c.latency_cycles for _, c in got])
@@ -679,14 +742,41 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
                 ok = np.isfinite(lat_a) & np.isfinite(e_a)
                 sel = np.nonzero(ok)[0]
                 if len(sel):
-                    l_min, front = _merge_front(front, l_min, tie, lat_a[sel], e_a[sel], idx[sel], si,
-                                                lambda r: got[sel[r]] + (None,))
+                    v.l_min, v.front = _merge_front(v.front, v.l_min, tie, lat_a[sel], e_a[sel], idx[sel], si,
+                                                    lambda r: got[sel[r]] + (None,))
+    return [_result_of(layer, v, objective, tie, top_k, n_cands, tord) for v in vs]
+
+
+def _select(v: _VariantState, e: np.ndarray, lat: np.ndarray, idx: np.ndarray, si: int, objective: str, tie: float,
+            top_k: int, raw: Callable[[int], tuple]) -> None:
+    """Fold one spatial candidate's batch-priced rows into variant ``v``'s top and near-tie front."""
+    v.n_eval += len(idx)
+    cols = {"latency": (lat, e), "energy": (e, lat), "edp": (e * lat, lat, e)}[objective]
+    finite = np.isfinite(e) & np.isfinite(lat)
+    rows = np.nonzero(finite)[0]
+    if not len(rows):
+        return
+    if tie:
+        v.l_min, v.front = _merge_front(v.front, v.l_min, tie, lat[rows], e[rows], idx[rows], si,
+                                        lambda r: (None, None, raw(rows[r])))
+    for r in _best_rows(cols, idx, rows, top_k):
+        k = tuple(float(c[r]) for c in cols)
+        _push(v.top, (k, si, int(idx[r]), None, None, raw(r)), top_k)
+
+
+def _result_of(layer: LayerDims, v: _VariantState, objective: str, tie: float, top_k: int, n_cands: int,
+               tord: TemporalOrdering | None) -> SearchResult:
+    """Variant ``v``'s :class:`SearchResult` from its selection state."""
+    top, front, fe = v.top, v.front, v.fe
     if not top:
         what = f" with temporal_ordering {tord}" if tord is not None else ""
-        raise ConfigError(f"no mapping of layer {layer.name or layer.shape_key}{what} fits hierarchy {hierarchy.name} "
-                          f"({n_orders} loop orders over {n_cands} spatial unrollings tried)", source=hierarchy.name)
-    stats = SearchStats(spatial_candidates=n_cands, spatial_searched=n_searched, spatial_pruned=n_pruned,
-                        loop_orders=n_orders, infeasible=n_infeasible, unique_mappings=n_unique, evaluated=n_eval)
+        raise ConfigError(f"no mapping of layer {layer.name or layer.shape_key}{what} fits hierarchy "
+                          f"{v.hierarchy.name} ({v.n_orders} loop orders over {n_cands} spatial unrollings tried)",
+                          source=v.hierarchy.name)
+    stats = SearchStats(spatial_candidates=n_cands, spatial_searched=v.n_searched, spatial_pruned=v.n_pruned,
+                        loop_orders=v.n_orders, infeasible=v.n_infeasible, unique_mappings=v.n_unique,
+                        evaluated=v.n_eval)
+
     def mapping_of(m, raw) -> Mapping:
         return _mapping_of(*raw) if m is None else m
 
@@ -703,10 +793,7 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
                 else _DeferredRanked(wm, wk, fe.evaluate)
         ranked = [w] + [r for r in ranked if r.mapping != wm]
         del ranked[top_k:]
-    res = SearchResult(layer, objective, tuple(ranked), stats, front=fr)
-    if cache is not None and key is not None:
-        cache.results[key] = res
-    return res
+    return SearchResult(layer, objective, tuple(ranked), stats, front=fr)
 
 
 def search_layers(layers: Iterable[LayerDims], hierarchy: MemoryHierarchy, **kw) -> dict[str, SearchResult]:
