@@ -11,6 +11,10 @@ has exactly the numbers ``simulate(...).summary()`` gives. What is specific to s
   compression are lowered and timed once (ResNet-50 has 30 distinct layers out of 72);
 - the cache is a bounded LRU, so memory stays flat however many points a worker sees;
 - workloads (or, in co-exploration, compressed models with their accuracy) are loaded once;
+- points that differ only in ``dram.bw_gbps`` (of a chunk, or as the runner lists them in a task's
+  ``dram_bw_siblings``: of its triage batch) share their mapping searches: while one is evaluated, :data:`accelsim.engines.systolic.searched.SIBLING_DRAM_BW_GBPS` holds the others'
+  bandwidths, so its searches cover their hierarchies too and they find them cached (results
+  identical: each search result equals its own; only where the work is done changes);
 - a point never raises: bad combinations are ``invalid``, anything else is an ``error``.
 """
 from __future__ import annotations
@@ -129,7 +133,39 @@ def evaluator_for(context: dict[str, Any]) -> Evaluator:
     return ev
 
 
+def sibling_bandwidths(tasks: list[dict[str, Any]]) -> list[tuple[float, ...]]:
+    """Per task, the distinct ``dram.bw_gbps`` of the tasks whose hardware equals its own but for
+    that field (and name/description), in task order; ``()`` for a task without one."""
+    keys: list[str | None] = []
+    groups: dict[str, dict[float, None]] = {}
+    for t in tasks:
+        hwd = t.get("hardware")
+        dram = hwd.get("dram") if isinstance(hwd, dict) and not t.get("prepare") else None
+        if not isinstance(dram, dict) or not isinstance(dram.get("bw_gbps"), (int, float)):
+            keys.append(None)
+            continue
+        rest = {k: v for k, v in hwd.items() if k not in ("name", "description", "dram")}
+        k = digest([rest, {f: v for f, v in dram.items() if f != "bw_gbps"}])
+        keys.append(k)
+        groups.setdefault(k, {})[float(dram["bw_gbps"])] = None
+    return [tuple(groups[k]) if k is not None and len(groups[k]) > 1 else () for k in keys]
+
+
 def evaluate_chunk(context: dict[str, Any], tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Evaluate a list of point tasks (the unit of work sent to an executor)."""
+    """Evaluate a list of point tasks (the unit of work sent to an executor); points differing
+    only in DRAM bandwidth share mapping searches (module docstring)."""
     ev = evaluator_for(context)
-    return [ev.prepare(t) if t.get("prepare") else ev.evaluate(t) for t in tasks]
+    sibs = sibling_bandwidths(tasks)  # a task from the runner carries those of its whole batch
+    sibs = [tuple(t["dram_bw_siblings"]) if "dram_bw_siblings" in t else s for t, s in zip(tasks, sibs)]
+    if not any(sibs):
+        return [ev.prepare(t) if t.get("prepare") else ev.evaluate(t) for t in tasks]
+    from ..engines.systolic.searched import SIBLING_DRAM_BW_GBPS
+
+    out = []
+    for t, bws in zip(tasks, sibs):
+        token = SIBLING_DRAM_BW_GBPS.set(bws)
+        try:
+            out.append(ev.prepare(t) if t.get("prepare") else ev.evaluate(t))
+        finally:
+            SIBLING_DRAM_BW_GBPS.reset(token)
+    return out

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..errors import ConfigError
+from .evaluate import sibling_bandwidths
 from .executors import make_executor
 from .pareto import pareto_front
 from .result import SweepResult
@@ -130,9 +131,12 @@ class SweepSession:
         r = self.result
         self.progress.update(n, new=r.evaluated, skipped=r.skipped, invalid=r.invalid, errors=r.errors)
 
-    def _task(self, p: Point) -> dict[str, Any]:
-        return {"key": p.key, "workload": p.workload, "hardware": p.hardware, "recipe": p.recipe,
+    def _task(self, p: Point, siblings: tuple[float, ...] = ()) -> dict[str, Any]:
+        task = {"key": p.key, "workload": p.workload, "hardware": p.hardware, "recipe": p.recipe,
                 "timing_key": p.timing_key, "locality": p.locality or p.timing_key}
+        if siblings:
+            task["dram_bw_siblings"] = siblings
+        return task
 
     def triage(self, points: list[Point]) -> Iterator[list[dict[str, Any]]]:
         """Record stored/invalid points at once; yield chunks of tasks for the rest."""
@@ -157,13 +161,16 @@ class SweepSession:
                               version=self.space.version, run_id=self.run_id)
             self.result.invalid += len(invalid)
             self._tick(len(invalid))
+        # DRAM bandwidths of the batch's points equal but for it (one locality: the same worker), so
+        # a point's mapping searches cover theirs (evaluate.evaluate_chunk; results unchanged)
+        sibs = dict(zip((p.key for p in todo), sibling_bandwidths([{"hardware": p.hardware} for p in todo])))
         for chunk in self._split(todo):
             chunk = self._claim(chunk)  # claimed as the executor asks for it, not earlier
             if not chunk:
                 continue
             for p in chunk:
                 self._inflight[p.key] = p
-            yield [self._task(p) for p in chunk]
+            yield [self._task(p, sibs[p.key]) for p in chunk]
 
     # --- claims (concurrent runs on one store) ------------------------------------------
     def _claim(self, points: list[Point]) -> list[Point]:

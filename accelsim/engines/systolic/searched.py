@@ -34,6 +34,7 @@ shape x hierarchy x objective x spatial spec).
 from __future__ import annotations
 
 import copy
+from contextvars import ContextVar
 from dataclasses import fields, replace
 from functools import lru_cache
 from itertools import permutations
@@ -178,7 +179,38 @@ def _spec_array(hier: MemoryHierarchy, spec: dict[str, list[tuple[str, int]]]) -
     return hier.model_copy(update={"array": hier.array.model_copy(update={"dimensions": dims})})
 
 
-def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray) -> SearchResult:
+#: DRAM bandwidths (GB/s) of other design points that share everything else with the one being
+#: simulated (a sweep sets it per chunk: :func:`accelsim.dse.evaluate.evaluate_chunk`). Their
+#: hierarchies differ from the point's only in the DRAM port widths and, for ``objective:
+#: latency``, the tie-break prices that scale with them, so :func:`search_best` searches them in
+#: the same pass (``search_layer(..., siblings=...)``) and caches their results under their own
+#: keys; the point's own result is unchanged. Empty outside a sweep.
+SIBLING_DRAM_BW_GBPS: ContextVar[tuple[float, ...]] = ContextVar("SIBLING_DRAM_BW_GBPS", default=())
+
+
+@lru_cache(maxsize=256)
+def _with_dram_bw(hw: SystolicArray, bw_gbps: float) -> SystolicArray:
+    """``hw`` with ``dram.bw_gbps`` replaced (validated, as a point with that bandwidth is built)."""
+    return hw.model_copy(update={"dram": type(hw.dram).model_validate({**hw.dram.model_dump(), "bw_gbps": bw_gbps})})
+
+
+def _sibling_spaces(dims: LayerDims, hw: SystolicArray, mac: Action | None) -> list[MemoryHierarchy]:
+    """The search spaces (before :func:`_spec_array`) of :data:`SIBLING_DRAM_BW_GBPS`'s other
+    bandwidths, each built as a point with that bandwidth builds its own (hw copy ->
+    :func:`layer_hierarchy` -> :func:`tiebreak_hierarchy` for ``objective: latency``)."""
+    bws = SIBLING_DRAM_BW_GBPS.get()
+    if not bws or mac is None:
+        return []
+    out = []
+    for bw in bws:
+        if bw == hw.dram.bw_gbps:
+            continue
+        h = layer_hierarchy(_with_dram_bw(hw, bw), mac, dims)
+        out.append(tiebreak_hierarchy(h) if hw.objective == "latency" else h)
+    return out
+
+
+def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray, mac: Action | None = None) -> SearchResult:
     """Best mapping over the dataflow's spatial candidates (ties: the first candidate).
 
     Each candidate is searched on the hierarchy with the array shrunk to it (:func:`_spec_array`)
@@ -190,8 +222,12 @@ def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray) -> Se
     ascending temporal cycles (:func:`spec_temporal_cycles`, a lower bound of their latency), so
     once a candidate's bound exceeds ``(1 + LATENCY_TIE_SHARE)`` x the fastest latency found, it
     and all later ones hold no mapping the rule could pick and are not searched. The winner is
-    re-evaluated on ``hier``."""
+    re-evaluated on ``hier``.
+
+    ``mac`` (the action ``hier``'s MAC is priced as): with :data:`SIBLING_DRAM_BW_GBPS` set, each
+    candidate's search also covers those bandwidths' hierarchies (results cached for their points)."""
     latency = hw.objective == "latency"
+    siblings = _sibling_spaces(dims, hw, mac)
     space = tiebreak_hierarchy(hier) if latency else hier
     share = LATENCY_TIE_SHARE if latency else 0.0
     results: list[SearchResult] = []
@@ -200,7 +236,7 @@ def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray) -> Se
         if latency and spec_temporal_cycles(dims, spec) > (1 + share) * l_min:
             break
         res = search_layer(dims, _spec_array(space, spec), objective=hw.objective, spatial=spec, top_k=1,
-                           latency_tie_share=share)
+                           latency_tie_share=share, siblings=[_spec_array(h, spec) for h in siblings])
         results.append(res)
         if latency:
             l_min = min(l_min, res.front[0][0][0] if share else res.best.key[0])
@@ -231,7 +267,7 @@ def searched_program(layer: LayerBase, hw: SystolicArray, mac: Action, dense_mac
     """The layer on its best searched mapping (no comparison with the fold order) and the search result."""
     dims = layer_dims(layer, hw)
     hier = layer_hierarchy(hw, mac, dims)
-    res = search_best(dims, hier, hw)
+    res = search_best(dims, hier, hw, mac=mac)
     prog = lower_mapping(layer.name, layer.op, dims, hier, res.mapping, res.cost, mac=mac, pe_count=hw.num_pes,
                          engine="systolic", mapping_text=mapping_text(res.mapping, hier), dense_macs=dense_macs)
     return prog, res
@@ -281,5 +317,5 @@ def _lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs
     return prog
 
 
-__all__ = ["DATAFLOW_GROUPS", "LATENCY_TIE_SHARE", "dataflow_spatial_specs", "spec_temporal_cycles", "layer_dims", "layer_hierarchy", "lower_searched",
+__all__ = ["DATAFLOW_GROUPS", "LATENCY_TIE_SHARE", "SIBLING_DRAM_BW_GBPS", "dataflow_spatial_specs", "spec_temporal_cycles", "layer_dims", "layer_hierarchy", "lower_searched",
            "fresh_copy", "maps_layer", "search_best", "searched_program"]
