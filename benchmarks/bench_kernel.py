@@ -59,9 +59,10 @@ _N_ARGS = 34  # _batch(bounds, ..., R, IR, zz) of 4baa135
 
 def _run_batch(mod, a):
     """``mod._batch`` on captured arguments ``a`` -> (energy, latency)."""
-    if mod is not F:
-        return mod._batch(*a)
-    return F._batch(*a, True, F._EMPTY, F._EMPTY, F._EMPTY, F._EMPTY)[:2]
+    if mod is not F:  # one hierarchy: the variant arrays without their leading axis (of length 1)
+        return mod._batch(*(x[0] if i - 4 in F._VARIANT_ARGS else x for i, x in enumerate(a)))
+    e, lat = F._batch(*a, True, F._EMPTY, F._EMPTY, F._EMPTY, F._EMPTY)[:2]
+    return e[0], lat[0]
 
 
 def capture(rows: int = 64, cols: int = 64):
@@ -79,9 +80,9 @@ def capture(rows: int = 64, cols: int = 64):
             calls.append(args[:_N_ARGS])  # the arguments both versions take (the new one adds four more)
         return orig_batch(*args)
 
-    def init(self, layer, hierarchy, rounding="accelsim"):
+    def init(self, layer, hierarchy, rounding="accelsim", variants=()):
         inits.append((layer, hierarchy, rounding))
-        orig_init(self, layer, hierarchy, rounding)
+        orig_init(self, layer, hierarchy, rounding, variants)
 
     F._batch, F.FastEvaluator.__init__ = batch, init
     try:
@@ -106,6 +107,7 @@ def replay(mod, calls, inits, repeat: int):
     for _ in range(repeat):
         if new and hasattr(F, "_HIER_CACHE"):
             F._HIER_CACHE.clear()  # as at a new searched point: every hierarchy is new
+            getattr(F, "_HIER_BY_ID", {}).clear()
         t = time.perf_counter()
         for layer, h, r in inits:
             mod.FastEvaluator(layer, h, r)

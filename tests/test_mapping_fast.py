@@ -37,13 +37,13 @@ def _hierarchy(sram_kb: int = 64, dataflow: str = "os"):
 def _captured_rows(layer: LayerDims, hier, monkeypatch) -> list[Mapping]:
     """Mappings of (a deterministic sample of) the rows priced while searching ``layer``."""
     calls = []
-    orig = F.FastEvaluator.batch
+    orig = F.FastEvaluator.batch_variants  # the mapper's batch call (one or several hierarchy variants)
 
-    def batch(self, spatial, tm_dims, tm_sizes, n_tm, counts):
+    def batch(self, spatial, tm_dims, tm_sizes, n_tm, counts, kernel_args=None):
         calls.append((spatial, np.array(tm_dims), np.array(tm_sizes), np.array(n_tm), np.array(counts)))
-        return orig(self, spatial, tm_dims, tm_sizes, n_tm, counts)
+        return orig(self, spatial, tm_dims, tm_sizes, n_tm, counts, kernel_args)
 
-    monkeypatch.setattr(F.FastEvaluator, "batch", batch)
+    monkeypatch.setattr(F.FastEvaluator, "batch_variants", batch)
     S.search_layer(layer, hier, objective="latency", cache=S.MappingCache())
     monkeypatch.undo()
     n_lv = {op: len(hier.levels(op)) for op in OPERANDS}

@@ -400,7 +400,8 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
     memory prices and port bandwidths (leading axis V of ``mem_r``, ``mem_w``, ``bwmin``,
     ``bwmax``, ``port_bw``): ``res[v, b]`` = (stall, onload, offload cycles, memory energy pJ,
     latency cycles); stall -1: a movement has no port. The operand views, moves, double-buffering
-    decisions, transfer windows and fill/drain read no price or bandwidth: computed once per row;
+    decisions, transfer windows (and each port's union of them) and fill/drain read no price or
+    bandwidth: computed once per row;
     access counts, energy, stalls and on/off-loading per variant (each variant's arithmetic is
     the single-hierarchy one, so results are bit-identical to V separate calls). With ``effective``, the
     energy-view and latency-view sizes of uneven rows come from :func:`_effective` and the temporal
@@ -410,6 +411,10 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
      flags, st, sp_e, sp_l, tm_e_all) = ws
     nv = mem_r.shape[0]
     nop = np.zeros(nv, dtype=np.bool_)  # per variant: a movement of this row has no port
+    n_ports = port_bw.shape[1]
+    pna = np.zeros(n_ports, dtype=np.int64)  # per port: transfers with a count, their windows' union and sum
+    punion = np.zeros(n_ports)
+    pmuw = np.zeros(n_ports)
     for b in range(tm_dims.shape[0]):
         nt = n_tm[b]
         tm_dim = tm_dims[b, :nt]
@@ -525,6 +530,26 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
                     used = True
             if used and sys_mask[0, a]:
                 drain += max(np.ceil(np.round(util, 6)) - 1.0, 0.0)
+        # per port: active transfers, union of their update windows and their summed windows (no bandwidth)
+        for p in range(port_bw.shape[1]):
+            na = 0
+            for e in range(port_start[p], port_start[p] + port_len[p]):
+                op = ent_op[e]
+                m = ent_lv[e]
+                d = ent_dir[e]
+                if moves[op, m, d, 3] == 0:
+                    continue
+                pf[_AA, na] = allowed[op, m, d]
+                pf[_AP, na] = np.ceil(moves[op, m, d, 2])
+                pf[_AC, na] = moves[op, m, d, 3]
+                na += 1
+            pna[p] = na
+            if na > 1:
+                punion[p] = _union(pf, pi, na)
+                muw = 0.0
+                for i in range(na):
+                    muw += pf[_AA, i] * (pf[_AC, i] - 1)
+                pmuw[p] = muw
         for v in range(nv):  # per variant: transfer cycles, stall, on-/off-loading
             if nop[v]:
                 continue
@@ -535,33 +560,26 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
                         real[op, m, d] = np.ceil(moves[op, m, d, 0] * moves[op, m, d, 1] / mx) if mx > 0 else 0.0
             stall = 0.0
             for p in range(port_bw.shape[1]):
-                na = 0
+                na = pna[p]
+                if na == 0:
+                    continue
+                pos = 0.0
+                neg = 0.0
                 for e in range(port_start[p], port_start[p] + port_len[p]):
                     op = ent_op[e]
                     m = ent_lv[e]
                     d = ent_dir[e]
                     if moves[op, m, d, 3] == 0:
                         continue
-                    pf[_AR, na] = real[op, m, d]
-                    pf[_AA, na] = allowed[op, m, d]
-                    pf[_AP, na] = np.ceil(moves[op, m, d, 2])
-                    pf[_AC, na] = moves[op, m, d, 3]
-                    na += 1
-                if na == 1:
-                    stall = max(stall, (pf[_AR, 0] - pf[_AA, 0]) * (pf[_AC, 0] - 1))
-                elif na > 1:
-                    union = _union(pf, pi, na)
-                    pos = 0.0
-                    neg = 0.0
-                    muw = 0.0
-                    for i in range(na):
-                        ss = (pf[_AR, i] - pf[_AA, i]) * (pf[_AC, i] - 1)
-                        if ss > 0:
-                            pos += ss
-                        else:
-                            neg += ss
-                        muw += pf[_AA, i] * (pf[_AC, i] - 1)
-                    stall = max(stall, pos + max(0.0, neg + muw - union))
+                    ss = (real[op, m, d] - allowed[op, m, d]) * (moves[op, m, d, 3] - 1)
+                    if na == 1:
+                        stall = max(stall, ss)
+                    elif ss > 0:
+                        pos += ss
+                    else:
+                        neg += ss
+                if na > 1:
+                    stall = max(stall, pos + max(0.0, neg + pmuw[p] - punion[p]))
             # on-/off-loading
             lc[:] = 0.0
             ls[:] = False
@@ -788,13 +806,22 @@ def variant_compatible(a: MemoryHierarchy, b: MemoryHierarchy) -> bool:
     spatial candidates and bounds, which read neither, are the same)."""
     if a is b:
         return True
-    if a.array != b.array:
-        return False
     ha, hb = _hier_arrays(a), _hier_arrays(b)
-    for i, (x, y) in enumerate(zip(ha.kernel_args, hb.kernel_args)):
-        if x.shape != y.shape or (i not in _VARIANT_ARGS and not np.array_equal(x, y)):
-            return False
-    return ha.served == hb.served and ha.level_names == hb.level_names
+    key = (id(ha), id(hb))
+    hit = _COMPATIBLE.get(key)
+    if hit is not None and hit[0] is ha and hit[1] is hb:
+        return hit[2]
+    ok = a.array == b.array and ha.served == hb.served and ha.level_names == hb.level_names and all(
+        x.shape == y.shape and (i in _VARIANT_ARGS or np.array_equal(x, y))
+        for i, (x, y) in enumerate(zip(ha.kernel_args, hb.kernel_args)))
+    if len(_COMPATIBLE) >= _HIER_CACHE_MAX:
+        del _COMPATIBLE[next(iter(_COMPATIBLE))]
+    _COMPATIBLE[key] = (ha, hb, ok)  # holding both keeps their ids from being reused
+    return ok
+
+
+#: :func:`variant_compatible` by the identities of the two hierarchies' arrays (FIFO-bounded)
+_COMPATIBLE: dict[tuple[int, int], tuple[_HierArrays, _HierArrays, bool]] = {}
 
 
 def _variant_args(hs: "Sequence[_HierArrays]") -> tuple:
@@ -813,7 +840,24 @@ _HIER_CACHE: dict[MemoryHierarchy, _HierArrays] = {}
 _HIER_CACHE_MAX = 256
 
 
+#: front of :data:`_HIER_CACHE` by object identity (value: (the hierarchy, its arrays); holding it
+#: keeps its id from being reused): a hierarchy object met again is not hashed again (hashing a
+#: pydantic hierarchy walks every memory and port). FIFO-bounded.
+_HIER_BY_ID: dict[int, tuple[MemoryHierarchy, _HierArrays]] = {}
+
+
 def _hier_arrays(hierarchy: MemoryHierarchy) -> _HierArrays:
+    hit = _HIER_BY_ID.get(id(hierarchy))
+    if hit is not None and hit[0] is hierarchy:
+        return hit[1]
+    arrays = _hier_arrays_by_value(hierarchy)
+    if len(_HIER_BY_ID) >= _HIER_CACHE_MAX:
+        del _HIER_BY_ID[next(iter(_HIER_BY_ID))]
+    _HIER_BY_ID[id(hierarchy)] = (hierarchy, arrays)
+    return arrays
+
+
+def _hier_arrays_by_value(hierarchy: MemoryHierarchy) -> _HierArrays:
     try:
         hit = _HIER_CACHE.get(hierarchy)
     except TypeError:  # a field holds an unhashable value: no caching

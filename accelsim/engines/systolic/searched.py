@@ -201,13 +201,43 @@ def _sibling_spaces(dims: LayerDims, hw: SystolicArray, mac: Action | None) -> l
     bws = SIBLING_DRAM_BW_GBPS.get()
     if not bws or mac is None:
         return []
+    key = (id(hw), mac, dims.w_bits, dims.i_bits, bws)
+    hit = _SIBLINGS.get(key)
+    if hit is not None and hit[0] is hw:
+        return hit[1]
     out = []
     for bw in bws:
         if bw == hw.dram.bw_gbps:
             continue
         h = layer_hierarchy(_with_dram_bw(hw, bw), mac, dims)
         out.append(tiebreak_hierarchy(h) if hw.objective == "latency" else h)
+    if len(_SIBLINGS) >= 256:
+        del _SIBLINGS[next(iter(_SIBLINGS))]
+    _SIBLINGS[key] = (hw, out)  # holding hw keeps its id from being reused
     return out
+
+
+#: :func:`_sibling_spaces` by (id of hw, MAC, operand widths, bandwidths): one sweep point's layers
+#: share one hw object, so its siblings are built once per point, not per layer (FIFO-bounded)
+_SIBLINGS: dict[tuple, tuple[SystolicArray, list[MemoryHierarchy]]] = {}
+
+
+def _sibling_spec_arrays(siblings: list[MemoryHierarchy], spec: dict[str, list[tuple[str, int]]]) -> list[MemoryHierarchy]:
+    """:func:`_spec_array` of each sibling (memoised by sibling identity and ``spec``: the same
+    objects again, so the mapper's per-hierarchy caches find them by identity)."""
+    out = []
+    for h in siblings:
+        key = (id(h), repr(spec))
+        hit = _SIBLING_SPECS.get(key)
+        if hit is None or hit[0] is not h:
+            if len(_SIBLING_SPECS) >= 1024:
+                del _SIBLING_SPECS[next(iter(_SIBLING_SPECS))]
+            hit = _SIBLING_SPECS[key] = (h, _spec_array(h, spec))
+        out.append(hit[1])
+    return out
+
+
+_SIBLING_SPECS: dict[tuple, tuple[MemoryHierarchy, MemoryHierarchy]] = {}
 
 
 def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray, mac: Action | None = None) -> SearchResult:
@@ -236,7 +266,7 @@ def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray, mac: 
         if latency and spec_temporal_cycles(dims, spec) > (1 + share) * l_min:
             break
         res = search_layer(dims, _spec_array(space, spec), objective=hw.objective, spatial=spec, top_k=1,
-                           latency_tie_share=share, siblings=[_spec_array(h, spec) for h in siblings])
+                           latency_tie_share=share, siblings=_sibling_spec_arrays(siblings, spec))
         results.append(res)
         if latency:
             l_min = min(l_min, res.front[0][0][0] if share else res.best.key[0])
