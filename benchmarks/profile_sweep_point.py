@@ -4,6 +4,7 @@ Run::
 
     python benchmarks/profile_sweep_point.py            # both mappings
     python benchmarks/profile_sweep_point.py scalesim   # fold order only
+    python benchmarks/profile_sweep_point.py --share search  # points of one shape share their DRAM-bandwidth searches
 
 The 54 points of ``bench_mapping_sim.SWEEP_AXES`` (9 array shapes x os/ws x 3 DRAM bandwidths)
 through one :class:`~accelsim.program_cache.ProgramCache` with a timing key per point, as the
@@ -62,7 +63,19 @@ def _wrap(owner, name: str, label: str) -> None:
     setattr(owner, name, timed)
 
 
-def run(mapping: str) -> None:
+def run(mapping: str, share: bool = False) -> None:
+    """``share``: as a sweep runs them, each point's searches also cover the other DRAM bandwidths
+    (``SIBLING_DRAM_BW_GBPS``); the metrics digest must not change."""
+    from accelsim.engines.systolic.searched import SIBLING_DRAM_BW_GBPS
+
+    token = SIBLING_DRAM_BW_GBPS.set(tuple(SWEEP_AXES["dram.bw_gbps"]) if share else ())
+    try:
+        _run(mapping, share)
+    finally:
+        SIBLING_DRAM_BW_GBPS.reset(token)
+
+
+def _run(mapping: str, share: bool) -> None:
     wl = get_model("resnet50")
     base = accelsim.load_hardware(ROOT / "hw_configs" / "systolic_128x128_os.yaml").model_copy(update={"mapping": mapping})
     accelsim.simulate(get_model("tiny_cnn"), base)  # numba kernels loaded, not counted
@@ -79,7 +92,7 @@ def run(mapping: str) -> None:
                for i, hw in enumerate(pts)]
     n = len(pts)
     cpu, wall = (time.process_time() - t) / n, (time.perf_counter() - tw) / n
-    print(f"mapping: {mapping}: {n} points, {1000 * cpu:.1f} ms CPU per point ({1 / cpu:.1f} points/s of CPU), "
+    print(f"mapping: {mapping}{' (DRAM-bandwidth searches shared)' if share else ''}: {n} points, {1000 * cpu:.1f} ms CPU per point ({1 / cpu:.1f} points/s of CPU), "
           f"{1000 * wall:.1f} ms wall")
     for label in sorted(CPU_S, key=lambda k: -CPU_S[k]):
         print(f"  {label:18} {1000 * CPU_S[label] / n:8.2f} ms/point  {CALLS[label] / n:6.1f} calls/point")
@@ -89,5 +102,6 @@ def run(mapping: str) -> None:
 if __name__ == "__main__":
     for owner, name, label in PARTS:
         _wrap(owner, name, label)
-    for m in sys.argv[1:] or ["search", "scalesim"]:
-        run(m)
+    args = [a for a in sys.argv[1:] if a != "--share"]
+    for m in args or ["search", "scalesim"]:
+        run(m, "--share" in sys.argv)

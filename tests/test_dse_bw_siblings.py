@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
 from accelsim.dse import evaluate, run_sweep, runner
-from accelsim.engines.systolic import searched
 from accelsim.mapping import search
-from accelsim.sim import pipeline
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_dse_locality import _cold  # noqa: E402  (empties the searched path's caches)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _cold() -> None:
-    for memo in (search._DEFAULT_CACHE, search._ORDER_CACHE, searched._LOWERED, pipeline._MEMO, evaluate._EVALUATORS):
-        memo.clear()
 
 
 def _rows(db) -> list[tuple]:
