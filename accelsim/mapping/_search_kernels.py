@@ -683,10 +683,25 @@ def _mix(h):  # pragma: no cover - numba
 
 @njit(cache=True)
 def _row_hash(row, hash_mask):  # pragma: no cover - numba
-    h = np.uint64(1469598103934665603)
-    for i in range(row.shape[0]):
-        h = (h ^ np.uint64(row[i])) * np.uint64(1099511628211)
-    return _mix(h) & hash_mask
+    """FNV-style hash of an int row in four independent lanes (no chain of dependent multiplies
+    through the whole row), masked; it only places rows in the table (classes compare rows)."""
+    p = np.uint64(1099511628211)
+    h0 = np.uint64(1469598103934665603)
+    h1 = np.uint64(0x9E3779B97F4A7C15)
+    h2 = np.uint64(0xC2B2AE3D27D4EB4F)
+    h3 = np.uint64(0x165667B19E3779F9)
+    w = row.shape[0]
+    i = 0
+    while i + 4 <= w:
+        h0 = (h0 ^ np.uint64(row[i])) * p
+        h1 = (h1 ^ np.uint64(row[i + 1])) * p
+        h2 = (h2 ^ np.uint64(row[i + 2])) * p
+        h3 = (h3 ^ np.uint64(row[i + 3])) * p
+        i += 4
+    while i < w:
+        h0 = (h0 ^ np.uint64(row[i])) * p
+        i += 1
+    return _mix(h0 ^ _mix(h1 ^ _mix(h2 ^ _mix(h3)))) & hash_mask
 
 
 @njit(cache=True)
