@@ -145,7 +145,14 @@ class AllocationProblem:
             self._o_spatial_ir_above.append(bool(above))
 
     def arrays(self) -> tuple:
-        """The problem as numpy arrays for :func:`enumerate_orders` (operand order W, I, O)."""
+        """The problem as numpy arrays for :func:`enumerate_orders` (operand order W, I, O); built
+        once per problem (shared: never modified)."""
+        hit = getattr(self, "_arrays", None)
+        if hit is None:
+            hit = self._arrays = self._build_arrays()
+        return hit
+
+    def _build_arrays(self) -> tuple:
         import numpy as np
         opi = {"W": 0, "I": 1, "O": 2}
         nlev = np.array([len(self.levels[op]) for op in ("W", "I", "O")], dtype=np.int64)
