@@ -423,6 +423,36 @@ def test_kernel_allocation_with_resumed_scans_equals_the_reference_on_every_orde
                                for o, op in enumerate(OPERANDS)}
 
 
+def test_enumerations_shared_by_problems_with_equal_kernel_input():
+    """Loop-order enumerations are keyed on the kernel's input arrays: two spatial unrollings that
+    put the same loops at the same levels (here K 4 x C 4 on D1/D2 and swapped, both dimensions
+    served by the same memories) share one enumeration, equal to a fresh one of each; the spatial
+    candidates' memo returns fresh lists equal to an unmemoised computation."""
+    hier = _hier()
+    layer = LayerDims(K=8, C=8, P=6, Q=6, R=3, S=3, name="share")
+    a = S.spatial_candidates(layer, hier, spatial={"D1": [("K", 4)], "D2": [("C", 4)]})[0]
+    b = S.spatial_candidates(layer, hier, spatial={"D1": [("C", 4)], "D2": [("K", 4)]})[0]
+    pa, pb = S._problem(layer, hier, a), S._problem(layer, hier, b)
+    assert pa.spatial_at != pb.spatial_at and S._problem_key(pa) == S._problem_key(pb)
+    lpfs = list(S._loop_factors(tuple(S._trips(layer, a).items()), 6))
+    S._ORDER_CACHE.clear()
+    oa = S._order_arrays(pa, lpfs, True)
+    assert S._order_arrays(pb, lpfs, True) is oa and len(S._ORDER_CACHE) == 1
+    for p in (pa, pb):
+        fresh = S._order_arrays_uncached(p, lpfs, True)
+        for f in ("rank", "orders", "counts", "tm_dims", "tm_sizes", "n_tm"):
+            assert np.array_equal(getattr(fresh, f), getattr(oa, f))
+        assert (fresh.n_all, fresh.n_bad) == (oa.n_all, oa.n_bad)
+    S._ORDER_CACHE.clear()
+    kw = dict(hint={"D1": ["K", "P"], "D2": ["C", "R"]})
+    first = S.spatial_candidates(layer, hier, **kw)
+    kept = list(first)
+    first.clear()  # a caller's list: the memo is unaffected
+    assert kept and S.spatial_candidates(layer, hier, **kw) == kept
+    S._CANDIDATES.clear()
+    assert S.spatial_candidates(layer, hier, **kw) == kept
+
+
 def test_kernel_window_formula_equals_the_cost_model():
     """The kernel's footprints use the window formula on stride and dilation divided by their gcd
     (no gcd per footprint): equal to ``LayerDims.rows_for`` everywhere, clipped or not."""
