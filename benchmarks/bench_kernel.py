@@ -37,16 +37,18 @@ from accelsim.mapping import fast as F  # noqa: E402
 from accelsim.workload.zoo import get_model  # noqa: E402
 
 
-def load_old(rev: str):
-    """The module ``accelsim/mapping/fast.py`` as of git revision ``rev`` (relative imports resolve in accelsim)."""
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:accelsim/mapping/fast.py"], check=True,
+def load_old(rev: str, file: str = "accelsim/mapping/fast.py"):
+    """The module ``file`` (default ``accelsim/mapping/fast.py``) as of git revision ``rev``, as
+    ``accelsim.mapping._<stem>_<rev>`` (relative imports resolve in accelsim.mapping)."""
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{file}"], check=True,
                          capture_output=True, text=True).stdout
     d = Path(tempfile.gettempdir()) / f"accelsim_bench_kernel_{os.getuid()}"
     d.mkdir(exist_ok=True)
-    path = d / f"_fast_{rev}.py"
+    stem = Path(file).stem.lstrip("_")
+    path = d / f"_{stem}_{rev}.py"
     if not path.exists() or path.read_text() != src:  # keep the mtime (numba's cache key) when unchanged
         path.write_text(src)
-    name = f"accelsim.mapping._fast_{rev}"
+    name = f"accelsim.mapping._{stem}_{rev}"
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod

@@ -36,13 +36,14 @@ from accelsim.workload.zoo import get_model  # noqa: E402
 
 
 def clear_caches() -> None:
-    """Empty every per-process cache of the searched path (mapping cache, loop-order enumerations,
+    """Empty every per-process cache of the searched path (mapping cache, spatial candidates, loop-order enumerations,
     lowered programs, fold-order programs, pipeline results)."""
     from accelsim.engines.systolic import engine as EN, searched as SR
     from accelsim.sim import pipeline as P
 
     S._DEFAULT_CACHE.clear()
     S._ORDER_CACHE.clear()
+    S._CANDIDATES.clear()
     SR._LOWERED.clear()
     EN._FOLDS.clear()
     P._MEMO.clear()

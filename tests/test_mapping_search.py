@@ -391,6 +391,81 @@ def test_kernel_pins_equal_the_reference_rule():
         assert (len(ref) == 0) == (len(loops) > len(lpfs))
 
 
+def test_kernel_allocation_with_resumed_scans_equals_the_reference_on_every_order():
+    """The loop-order kernel resumes each level's tile scan at the first loop position that changed
+    since the previous order: every order's allocation (and infeasibility) equals the reference
+    ``AllocationProblem.allocate`` of that order alone, on hierarchies with shared memories
+    (edge_tpu_like; a small tpu_like whose capacities bind) and on the implied systolic one,
+    strided and dilated."""
+    from accelsim.hardware.systolic import SystolicArray
+    from accelsim.mapping.implied import implied_hierarchy
+    sram = {"size_kb": 1}
+    cases = [(_zz_hier("edge_tpu_like"), LayerDims(K=32, C=16, P=14, Q=14, R=3, S=3, in_h=16, in_w=16),
+              {"D1": [("K", 8)], "D2": [("C", 8)], "D3": [("Q", 2)], "D4": [("P", 2)]}),
+             (_hier(), LayerDims(K=32, C=16, P=8, Q=8, R=3, S=3), {"D1": [("C", 4)], "D2": [("P", 4)]}),
+             (implied_hierarchy(SystolicArray(name="s", rows=4, cols=4, ifmap_sram=sram, filter_sram=sram,
+                                              ofmap_sram=sram)),
+              LayerDims(K=16, C=12, P=10, Q=6, R=3, S=3, stride_h=2, dilation_w=2, in_h=21, in_w=10), None)]
+    for hier, layer, spatial in cases:
+        sp = S.spatial_candidates(layer, hier, spatial=spatial)[0]
+        prob = S._problem(layer, hier, sp)
+        lpfs = K.loop_prime_factors(S._trips(layer, sp), 6)
+        idx, orders, counts, _, n, n_bad = _enumerate(hier, layer, sp, lpfs)
+        assert n == K.n_distinct_permutations(lpfs) and len(idx) == n - n_bad
+        at = {int(i): j for j, i in enumerate(idx)}
+        for i, perm in enumerate(K.multiset_permutations(lpfs)):
+            ref = prob.allocate(perm)
+            assert (ref is not None) == (i in at)
+            if ref is not None:
+                j = at[i]
+                assert [lpfs[x] for x in orders[j]] == list(perm)
+                assert ref == {op: tuple(int(x) for x in counts[j, o, :len(prob.levels[op])])
+                               for o, op in enumerate(OPERANDS)}
+
+
+def test_enumerations_shared_by_problems_with_equal_kernel_input():
+    """Loop-order enumerations are keyed on the kernel's input arrays: two spatial unrollings that
+    put the same loops at the same levels (here K 4 x C 4 on D1/D2 and swapped, both dimensions
+    served by the same memories) share one enumeration, equal to a fresh one of each; the spatial
+    candidates' memo returns fresh lists equal to an unmemoised computation."""
+    hier = _hier()
+    layer = LayerDims(K=8, C=8, P=6, Q=6, R=3, S=3, name="share")
+    a = S.spatial_candidates(layer, hier, spatial={"D1": [("K", 4)], "D2": [("C", 4)]})[0]
+    b = S.spatial_candidates(layer, hier, spatial={"D1": [("C", 4)], "D2": [("K", 4)]})[0]
+    pa, pb = S._problem(layer, hier, a), S._problem(layer, hier, b)
+    assert pa.spatial_at != pb.spatial_at and S._problem_key(pa) == S._problem_key(pb)
+    lpfs = list(S._loop_factors(tuple(S._trips(layer, a).items()), 6))
+    S._ORDER_CACHE.clear()
+    oa = S._order_arrays(pa, lpfs, True)
+    assert S._order_arrays(pb, lpfs, True) is oa and len(S._ORDER_CACHE) == 1
+    for p in (pa, pb):
+        fresh = S._order_arrays_uncached(p, lpfs, True)
+        for f in ("rank", "orders", "counts", "tm_dims", "tm_sizes", "n_tm"):
+            assert np.array_equal(getattr(fresh, f), getattr(oa, f))
+        assert (fresh.n_all, fresh.n_bad) == (oa.n_all, oa.n_bad)
+    S._ORDER_CACHE.clear()
+    kw = dict(hint={"D1": ["K", "P"], "D2": ["C", "R"]})
+    first = S.spatial_candidates(layer, hier, **kw)
+    kept = list(first)
+    first.clear()  # a caller's list: the memo is unaffected
+    assert kept and S.spatial_candidates(layer, hier, **kw) == kept
+    S._CANDIDATES.clear()
+    assert S.spatial_candidates(layer, hier, **kw) == kept
+
+
+def test_kernel_window_formula_equals_the_cost_model():
+    """The kernel's footprints use the window formula on stride and dilation divided by their gcd
+    (no gcd per footprint): equal to ``LayerDims.rows_for`` everywhere, clipped or not."""
+    for st in range(1, 5):
+        for dl in range(1, 5):
+            for clip in (0, 3, 9):
+                rg = K.reduced_geo(np.array([st, 1, dl, 1, clip, 0], dtype=np.int64))
+                ld = LayerDims(stride_h=st, dilation_h=dl, in_h=clip)
+                for a in range(1, 9):
+                    for b in range(1, 6):
+                        assert K._window_reduced(a, b, rg[0], rg[2], rg[4]) == ld.rows_for(a, b), (st, dl, clip, a, b)
+
+
 def _with_dram_bw(hier, bits: int):
     data = hier.model_dump()
     for m in data["memories"]:

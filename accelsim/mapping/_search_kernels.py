@@ -145,7 +145,14 @@ class AllocationProblem:
             self._o_spatial_ir_above.append(bool(above))
 
     def arrays(self) -> tuple:
-        """The problem as numpy arrays for :func:`enumerate_orders` (operand order W, I, O)."""
+        """The problem as numpy arrays for :func:`enumerate_orders` (operand order W, I, O); built
+        once per problem (shared: never modified)."""
+        hit = getattr(self, "_arrays", None)
+        if hit is None:
+            hit = self._arrays = self._build_arrays()
+        return hit
+
+    def _build_arrays(self) -> tuple:
         import numpy as np
         opi = {"W": 0, "I": 1, "O": 2}
         nlev = np.array([len(self.levels[op]) for op in ("W", "I", "O")], dtype=np.int64)
@@ -322,8 +329,9 @@ def total_trip(order: Sequence[tuple[int, int]]) -> int:
 # ---------------------------------------------------------------------------- numba fast path
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
-from .fast import _window  # noqa: E402  (one input-window formula for the cost model and the mapper)
 
+#: rows presized by :func:`enumerate_orders` (more: grown by doubling)
+_PRESIZE = 4096
 _IRR = np.zeros((3, 8), dtype=np.bool_)
 for _o, _op in enumerate(("W", "I", "O")):
     for _d in IRRELEVANT[_op]:
@@ -331,23 +339,50 @@ for _o, _op in enumerate(("W", "I", "O")):
 
 
 @njit(cache=True)
-def _fp(o, v, geo):  # pragma: no cover - numba
+def reduced_geo(geo):  # pragma: no cover - numba
+    """``geo`` with each axis' stride and dilation divided by their gcd (``_fp``'s form): the window
+    formula then needs no gcd and no division."""
+    out = geo.copy()
+    for ax in range(2):
+        g = geo[ax]
+        h = geo[2 + ax]
+        while h:
+            g, h = h, g % h
+        out[ax] = geo[ax] // g
+        out[2 + ax] = geo[2 + ax] // g
+    return out
+
+
+@njit(cache=True)
+def _window_reduced(a, b, stride, dilation, clip):  # pragma: no cover - numba
+    """:func:`accelsim.mapping.fast._window` for a coprime ``stride`` and ``dilation`` (its gcd is 1)."""
+    n = a * b - max(0, b - stride) * (a - dilation)
+    if clip > 0 and clip < n:
+        return clip
+    return n
+
+
+@njit(cache=True)
+def _fp(o, v, rgeo):  # pragma: no cover - numba
+    """Elements of operand ``o`` (0 W, 1 I, 2 O) touched by extents ``v``; ``rgeo``: :func:`reduced_geo`."""
     if o == 0:
         return v[1] * v[2] * v[3] * v[6] * v[7]
     if o == 2:
         return v[0] * v[1] * v[2] * v[4] * v[5]
-    return v[0] * v[1] * v[3] * _window(v[4], v[6], geo[0], geo[2], geo[4]) * _window(v[5], v[7], geo[1], geo[3], geo[5])
+    return (v[0] * v[1] * v[3] * _window_reduced(v[4], v[6], rgeo[0], rgeo[2], rgeo[4])
+            * _window_reduced(v[5], v[7], rgeo[1], rgeo[3], rgeo[5]))
 
 
 @njit(cache=True)
 def _next_perm(a):  # pragma: no cover - numba
-    """Next lexicographic permutation of int array ``a`` in place; False after the last."""
+    """Next lexicographic permutation of int array ``a`` in place; returns the first position that
+    changed (later ones may have changed too), or -1 after the last permutation."""
     n = a.shape[0]
     i = n - 2
     while i >= 0 and a[i] >= a[i + 1]:
         i -= 1
     if i < 0:
-        return False
+        return -1
     j = n - 1
     while a[j] <= a[i]:
         j -= 1
@@ -362,16 +397,87 @@ def _next_perm(a):  # pragma: no cover - numba
         a[hi] = t
         lo += 1
         hi -= 1
-    return True
+    return i
+
+
+#: fields of the scan memo's integer part (``sc_int[m, j, field]``)
+_OK, _POS, _BITS, _CNT, _DIRTY = range(5)
 
 
 @njit(cache=True)
-def _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits, o_final_bits, geo,
-                 irr, counts, ext, pos, lvl, suffix, o_ir_after, sizes, nsz, v, take_idx):  # pragma: no cover
-    """LOMA allocation of one order (dims ``od``, sizes ``osz``); fills ``counts[op, lev]``.
+def _scan(o, top, pos, b, cap, od, osz, rgeo, ext, m, j, v, sc_int, sc_ext, sc_sizes):  # pragma: no cover
+    """Tile sizes (bits) of operand ``o`` at memory ``m`` (its slot ``j``) keeping 0, 1, ... of the
+    unallocated loops ``od/osz[pos:]`` on extents ``ext[o]`` at width ``b``, up to the first that
+    exceeds ``cap``; for the outermost level (``top``) only the whole tile. Returns how many fit
+    (0: not even the first); the sizes are ``sc_sizes[m, j, :count]``. ``v`` [8]: scratch.
 
-    ``ext`` [3, 8], ``pos``/``lvl``/``nsz``/``take_idx`` [3], ``suffix``/``o_ir_after`` [n + 1],
-    ``sizes`` [3, n + 1], ``v`` [8]: scratch space (overwritten; the caller allocates it once)."""
+    Memo: the slot's previous scan is kept with its inputs (``pos``, ``ext[o]``, ``b``) and the
+    first loop position changed since (``_DIRTY``, lowered by the caller at every new order).
+    Step ``k`` (positions ``pos .. pos + k - 1`` kept) depends on nothing else, so on equal inputs
+    the steps before the dirty position are reused and the scan resumes after them; the whole
+    tile of ``top`` depends on the loops from ``pos`` on as a multiset, i.e. on the positions
+    below ``pos`` only.
+    """
+    n = od.shape[0]
+    same = sc_int[m, j, _OK] == 1 and sc_int[m, j, _POS] == pos and sc_int[m, j, _BITS] == b
+    if same:
+        for d in range(8):
+            if sc_ext[m, j, d] != ext[o, d]:
+                same = False
+                break
+    dirty = sc_int[m, j, _DIRTY]
+    prev = sc_int[m, j, _CNT]
+    sc_int[m, j, _DIRTY] = n
+    if same and (prev == 0 or (top and pos <= dirty)):
+        return prev  # the empty tile depends on no loop position
+    for d in range(8):
+        v[d] = ext[o, d]
+    if top:
+        for i in range(pos, n):
+            v[od[i]] *= osz[i]
+        s = _fp(o, v, rgeo) * b
+        sc_sizes[m, j, 0] = s
+        cnt = 1 if s <= cap else 0
+    else:
+        k0 = 0  # the last step kept
+        if same:
+            k0 = min(prev - 1, max(dirty - pos, 0))
+            for i in range(pos, pos + k0):
+                v[od[i]] *= osz[i]
+        else:
+            s = _fp(o, v, rgeo) * b
+            if s > cap:
+                k0 = -1
+            else:
+                sc_sizes[m, j, 0] = s
+        cnt = k0 + 1
+        if k0 >= 0:
+            for i in range(pos + k0, n):
+                v[od[i]] *= osz[i]
+                s = _fp(o, v, rgeo) * b
+                if s > cap:
+                    break
+                cnt += 1
+                sc_sizes[m, j, cnt - 1] = s
+    if not same:
+        sc_int[m, j, _OK] = 1
+        sc_int[m, j, _POS] = pos
+        sc_int[m, j, _BITS] = b
+        for d in range(8):
+            sc_ext[m, j, d] = ext[o, d]
+    sc_int[m, j, _CNT] = cnt
+    return cnt
+
+
+@njit(cache=True)
+def _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits, o_final_bits, rgeo,
+                 irr, counts, ext, pos, lvl, suffix, o_ir_after, nsz, take_idx, v, sc_int, sc_ext, sc_sizes):  # pragma: no cover
+    """LOMA allocation of one order (dims ``od``, sizes ``osz``); fills ``counts[op, lev]``.
+    ``rgeo``: :func:`reduced_geo` of the geometry.
+
+    ``ext`` [3, 8], ``pos``/``lvl``/``nsz``/``take_idx`` [3], ``suffix``/``o_ir_after`` [n + 1], ``v`` [8]:
+    scratch space (overwritten; the caller allocates it once); ``sc_*``: the memo of
+    :func:`_scan` (kept from order to order)."""
     n = od.shape[0]
     for o in range(3):
         pos[o] = 0
@@ -398,80 +504,74 @@ def _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_ab
         for j in range(nops):
             o = mem_ops[m, j]
             li = lvl[o]
-            top = li == nlev[o] - 1
             b = bits[o]
             if o == 2:
                 if not (o_ir_after[pos[o]] or o_sp_ir_above[li]):
                     b = o_final_bits
-            for d in range(8):
-                v[d] = ext[o, d]
-            if top:
-                # the outermost level takes every remaining loop: footprints grow with every
-                # loop added (products; distinct window rows of a superset), so the whole tile
-                # fits iff every partial one does — only the whole one is computed
-                for i in range(pos[o], n):
-                    v[od[i]] *= osz[i]
-                s = _fp(o, v, geo) * b
-                if s > cap:
-                    return False
-                sizes[j, 0] = s
-                nsz[j] = 1
-                continue
-            s0 = _fp(o, v, geo) * b
-            if s0 > cap:
+            # the outermost level takes every remaining loop: footprints grow with every
+            # loop added (products; distinct window rows of a superset), so the whole tile
+            # fits iff every partial one does — only the whole one is computed
+            k = _scan(o, li == nlev[o] - 1, pos[o], b, cap, od, osz, rgeo, ext, m, j, v, sc_int, sc_ext, sc_sizes)
+            if k == 0:
                 return False
-            sizes[j, 0] = s0
-            k = 1
-            for i in range(pos[o], n):
-                v[od[i]] *= osz[i]
-                s = _fp(o, v, geo) * b
-                if s > cap:
-                    break
-                sizes[j, k] = s
-                k += 1
             nsz[j] = k
-        total = 1
-        for j in range(nops):
-            total *= nsz[j]
+        sizes = sc_sizes[m]
         best_acc = -1
-        best_c = -1
-        for c in range(total):
-            rem = c
-            tot = 0
-            acc = 0
-            # mixed radix, last operand fastest (itertools.product order)
-            idx0 = 0
-            idx1 = 0
-            idx2 = 0
-            for j in range(nops - 1, -1, -1):
-                ij = rem % nsz[j]
-                rem //= nsz[j]
-                if j == 0:
-                    idx0 = ij
-                elif j == 1:
-                    idx1 = ij
-                else:
-                    idx2 = ij
+        if nops == 1:  # one operand: its prefix lengths in order (as below, without the mixed radix)
+            o = mem_ops[m, 0]
+            if sizes[0, 0] > cap:
+                return False
+            if lvl[o] == nlev[o] - 1:
+                best_acc = 0
+                take_idx[0] = 0
+            else:
+                for ij in range(nsz[0]):
+                    acc = suffix[pos[o] + ij] * sizes[0, ij]
+                    if best_acc < 0 or acc <= best_acc:
+                        best_acc = acc
+                        take_idx[0] = ij
+        else:
+            total = 1
             for j in range(nops):
-                ij = idx0 if j == 0 else (idx1 if j == 1 else idx2)
-                o = mem_ops[m, j]
-                s = sizes[j, ij]
-                tot += s
-                if lvl[o] != nlev[o] - 1:
-                    acc += suffix[pos[o] + ij] * s
-            if tot > cap:
-                if c == 0:
-                    return False
-                continue
-            if best_acc < 0 or acc <= best_acc:
-                best_acc = acc
-                best_c = c
-        if best_c < 0:
-            return False
-        rem = best_c
-        for j in range(nops - 1, -1, -1):
-            take_idx[j] = rem % nsz[j]
-            rem //= nsz[j]
+                total *= nsz[j]
+            best_c = -1
+            for c in range(total):
+                rem = c
+                tot = 0
+                acc = 0
+                # mixed radix, last operand fastest (itertools.product order)
+                idx0 = 0
+                idx1 = 0
+                idx2 = 0
+                for j in range(nops - 1, -1, -1):
+                    ij = rem % nsz[j]
+                    rem //= nsz[j]
+                    if j == 0:
+                        idx0 = ij
+                    elif j == 1:
+                        idx1 = ij
+                    else:
+                        idx2 = ij
+                for j in range(nops):
+                    ij = idx0 if j == 0 else (idx1 if j == 1 else idx2)
+                    o = mem_ops[m, j]
+                    s = sizes[j, ij]
+                    tot += s
+                    if lvl[o] != nlev[o] - 1:
+                        acc += suffix[pos[o] + ij] * s
+                if tot > cap:
+                    if c == 0:
+                        return False
+                    continue
+                if best_acc < 0 or acc <= best_acc:
+                    best_acc = acc
+                    best_c = c
+            if best_c < 0:
+                return False
+            rem = best_c
+            for j in range(nops - 1, -1, -1):
+                take_idx[j] = rem % nsz[j]
+                rem //= nsz[j]
         for j in range(nops):
             o = mem_ops[m, j]
             li = lvl[o]
@@ -590,10 +690,25 @@ def _mix(h):  # pragma: no cover - numba
 
 @njit(cache=True)
 def _row_hash(row, hash_mask):  # pragma: no cover - numba
-    h = np.uint64(1469598103934665603)
-    for i in range(row.shape[0]):
-        h = (h ^ np.uint64(row[i])) * np.uint64(1099511628211)
-    return _mix(h) & hash_mask
+    """FNV-style hash of an int row in four independent lanes (no chain of dependent multiplies
+    through the whole row), masked; it only places rows in the table (classes compare rows)."""
+    p = np.uint64(1099511628211)
+    h0 = np.uint64(1469598103934665603)
+    h1 = np.uint64(0x9E3779B97F4A7C15)
+    h2 = np.uint64(0xC2B2AE3D27D4EB4F)
+    h3 = np.uint64(0x165667B19E3779F9)
+    w = row.shape[0]
+    i = 0
+    while i + 4 <= w:
+        h0 = (h0 ^ np.uint64(row[i])) * p
+        h1 = (h1 ^ np.uint64(row[i + 1])) * p
+        h2 = (h2 ^ np.uint64(row[i + 2])) * p
+        h3 = (h3 ^ np.uint64(row[i + 3])) * p
+        i += 4
+    while i < w:
+        h0 = (h0 ^ np.uint64(row[i])) * p
+        i += 1
+    return _mix(h0 ^ _mix(h1 ^ _mix(h2 ^ _mix(h3)))) & hash_mask
 
 
 @njit(cache=True)
@@ -626,10 +741,14 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
     satisfies them), and with ``dedupe`` only the first (lexicographic) of every stationarity
     signature class. Classes are found with an open-addressing hash table over the signature rows
     (``hash_mask`` masks the hash, for tests: 0 makes every row collide); two rows are in one class
-    only if their signatures are equal element by element, so the grouping is exact whatever the
-    hash. Returns (rank [m]: enumeration index of each kept row, orders [m, n] as indices into the
-    keys, counts [m, 3, maxlev], class [m]: index of the row's class among all classes in
-    first-seen order, number of orders enumerated, number infeasible).
+    only if their signatures are equal element by element (a class's first row is kept and its
+    signature recomputed on a hash match), so the grouping is exact whatever the hash. Returns
+    (rank [m]: enumeration index of each kept row, orders [m, n] as indices into the keys, counts
+    [m, 3, maxlev], class [m]: index of the row's class among all classes in first-seen order,
+    number of orders enumerated, number infeasible).
+
+    Consecutive orders share a prefix: the allocation's per-level tile scans are memoised
+    (:func:`_scan`) and resume at the first changed position.
     """
     n = keys_dim.shape[0]
     maxlev = 0
@@ -647,21 +766,25 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
         first[rank[i]] = i
     none_allowed = n > 0 and pin_dim[0] == -2
     width = 3 * maxlev * (11 + n + 1)
-    cap = 64
+    cap = max(1, min(max_orders, _PRESIZE))  # the rows, sized for every order up to _PRESIZE
     out_rank = np.empty(cap, dtype=np.int64)
     out_orders = np.empty((cap, n), dtype=np.int64)
     out_counts = np.empty((cap, 3, maxlev), dtype=np.int64)
     out_cls = np.empty(cap, dtype=np.int64)
     m = 0
-    rcap = 64  # class representatives: signature rows and hashes
-    rep_sig = np.empty((rcap, width), dtype=np.int64)
-    rep_hash = np.empty(rcap, dtype=np.uint64)
+    rep_row = np.empty(cap, dtype=np.int64)  # class -> its first row (a kept row)
+    rep_hash = np.empty(cap, dtype=np.uint64)
     nrep = 0
-    tsize = 256  # open-addressing table of representative indices (-1: empty), load <= 1/2
+    tsize = 16  # open-addressing table of class indices (-1: empty), load <= 1/2
+    while tsize < 2 * cap:
+        tsize *= 2
     table = np.full(tsize, -1, dtype=np.int64)
     sig = np.empty(width, dtype=np.int64)
+    sig2 = np.empty(width, dtype=np.int64)
     od = np.zeros(n, dtype=np.int64)
     osz = np.zeros(n, dtype=np.int64)
+    od2 = np.zeros(n, dtype=np.int64)
+    osz2 = np.zeros(n, dtype=np.int64)
     c = np.zeros((3, maxlev), dtype=np.int64)
     # scratch space of the allocation and the signature
     ext = np.ones((3, 8), dtype=np.int64)
@@ -671,8 +794,12 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
     take_idx = np.zeros(3, dtype=np.int64)
     suffix = np.ones(n + 1, dtype=np.int64)
     o_ir_after = np.zeros(n + 1, dtype=np.bool_)
-    sizes = np.zeros((3, n + 1), dtype=np.int64)
+    rgeo = reduced_geo(geo)
+    nmem = mem_cap.shape[0]
+    sc_int = np.zeros((nmem, 3, 5), dtype=np.int64)
+    sc_ext = np.zeros((nmem, 3, 8), dtype=np.int64)
     v = np.ones(8, dtype=np.int64)
+    sc_sizes = np.zeros((nmem, 3, n + 1), dtype=np.int64)
     lvd = np.empty((maxlev, n), dtype=np.int64)
     lvs = np.empty((maxlev, n), dtype=np.int64)
     ln = np.zeros(maxlev, dtype=np.int64)
@@ -685,7 +812,8 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
             od[i] = keys_dim[first[a[i]]]
             osz[i] = keys_size[first[a[i]]]
         if not _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits,
-                            o_final_bits, geo, irr, c, ext, pos, lvl, suffix, o_ir_after, sizes, nsz, v, take_idx):
+                            o_final_bits, rgeo, irr, c, ext, pos, lvl, suffix, o_ir_after, nsz, take_idx, v,
+                            sc_int, sc_ext, sc_sizes):
             n_bad += 1
         elif not none_allowed and _pins_hold(od, osz, pin_dim, pin_size):
             _signature_nb(od, osz, nlev, c, irr, sig, lvd, lvs, ln)
@@ -694,22 +822,34 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
             cls = -1
             while table[slot] >= 0:
                 r = table[slot]
-                if rep_hash[r] == h and _same_row(rep_sig[r], sig):
-                    cls = r
-                    break
+                if rep_hash[r] == h:  # compare with the class's first row's signature
+                    row = rep_row[r]
+                    for i in range(n):
+                        od2[i] = keys_dim[out_orders[row, i]]
+                        osz2[i] = keys_size[out_orders[row, i]]
+                    _signature_nb(od2, osz2, nlev, out_counts[row], irr, sig2, lvd, lvs, ln)
+                    if _same_row(sig2, sig):
+                        cls = r
+                        break
                 slot = (slot + 1) & (tsize - 1)
-            keep = True
+            keep = cls < 0 or not dedupe
+            if keep:
+                if m == cap:
+                    cap *= 2
+                    out_rank = _grown(out_rank, m, cap)
+                    out_orders = _grown(out_orders, m, cap)
+                    out_counts = _grown(out_counts, m, cap)
+                    out_cls = _grown(out_cls, m, cap)
+                    rep_row = _grown(rep_row, nrep, cap)
+                    rep_hash = _grown(rep_hash, nrep, cap)
+                out_rank[m] = k
+                for i in range(n):
+                    out_orders[m, i] = first[a[i]]
+                for o in range(3):
+                    for l in range(maxlev):
+                        out_counts[m, o, l] = c[o, l]
             if cls < 0:  # a new class: its first row is this one
-                if nrep == rcap:
-                    rcap *= 2
-                    rs = np.empty((rcap, width), dtype=np.int64)
-                    rs[:nrep] = rep_sig[:nrep]
-                    rep_sig = rs
-                    rh = np.empty(rcap, dtype=np.uint64)
-                    rh[:nrep] = rep_hash[:nrep]
-                    rep_hash = rh
-                for i in range(width):
-                    rep_sig[nrep, i] = sig[i]
+                rep_row[nrep] = m
                 rep_hash[nrep] = h
                 table[slot] = nrep
                 cls = nrep
@@ -722,35 +862,27 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
                         while table[s2] >= 0:
                             s2 = (s2 + 1) & (tsize - 1)
                         table[s2] = r
-            elif dedupe:
-                keep = False
             if keep:
-                if m == cap:
-                    cap *= 2
-                    r1 = np.empty(cap, dtype=np.int64)
-                    r1[:m] = out_rank[:m]
-                    out_rank = r1
-                    r2 = np.empty((cap, n), dtype=np.int64)
-                    r2[:m] = out_orders[:m]
-                    out_orders = r2
-                    r3 = np.empty((cap, 3, maxlev), dtype=np.int64)
-                    r3[:m] = out_counts[:m]
-                    out_counts = r3
-                    r4 = np.empty(cap, dtype=np.int64)
-                    r4[:m] = out_cls[:m]
-                    out_cls = r4
-                out_rank[m] = k
-                for i in range(n):
-                    out_orders[m, i] = first[a[i]]
-                for o in range(3):
-                    for l in range(maxlev):
-                        out_counts[m, o, l] = c[o, l]
                 out_cls[m] = cls
                 m += 1
         k += 1
-        if not _next_perm(a):
+        ch = _next_perm(a)
+        if ch < 0:
             break
+        for mm in range(nmem):  # positions >= ch changed: the scans' memo is dirty from there
+            for j in range(3):
+                if sc_int[mm, j, _DIRTY] > ch:
+                    sc_int[mm, j, _DIRTY] = ch
     return out_rank[:m], out_orders[:m], out_counts[:m], out_cls[:m], k, n_bad
+
+
+@njit(cache=True)
+def _grown(x, m, cap):  # pragma: no cover - numba
+    """``x`` with its first axis grown to ``cap`` (the first ``m`` rows copied)."""
+    shape = (cap,) + x.shape[1:]
+    y = np.empty(shape, dtype=x.dtype)
+    y[:m] = x[:m]
+    return y
 
 
 def pin_arrays(pins, factors) -> tuple:

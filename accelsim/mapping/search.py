@@ -205,8 +205,27 @@ def spatial_candidates(layer: LayerDims, hierarchy: MemoryHierarchy, *,
 
     A given ``spatial`` mapping is used as is (factors above a loop bound reduced to it, as ZigZag
     does) unless ``vary_factors``, which also tries every smaller efficient factor of its loops.
+    Memoised on exactly what it reads: the loop bounds, the array dimensions (names, sizes), the
+    specification (its ``repr``) and ``vary_factors``.
     """
-    arr = [(d.name, d.size) for d in hierarchy.array.dimensions]
+    arr = tuple((d.name, d.size) for d in hierarchy.array.dimensions)
+    key = (tuple(layer.size(d) for d in DIMS), arr, repr(spatial), repr(hint), bool(vary_factors))
+    hit = _CANDIDATES.get(key)
+    if hit is None:
+        hit = _spatial_candidates(layer, arr, spatial, hint, vary_factors)
+        if len(_CANDIDATES) >= _CANDIDATES_MAX:
+            del _CANDIDATES[next(iter(_CANDIDATES))]
+        _CANDIDATES[key] = hit
+    return list(hit)
+
+
+#: ranked spatial candidates (tuples of immutable unrollings), see :func:`spatial_candidates`; FIFO-bounded
+_CANDIDATES: dict[tuple, tuple] = {}
+_CANDIDATES_MAX = 4096
+
+
+def _spatial_candidates(layer: LayerDims, arr: tuple[tuple[str, int], ...], spatial, hint,
+                        vary_factors: bool) -> tuple[tuple[SpatialUnroll, ...], ...]:
     names = {n for n, _ in arr}
     for src in (spatial or {}), (hint or {}):
         for ad in src:
@@ -265,7 +284,7 @@ def spatial_candidates(layer: LayerDims, hierarchy: MemoryHierarchy, *,
             tc *= -(-bounds[d] // f[d])
         return (tc, tuple((su.array_dim, tuple((lp.dim, -lp.size) for lp in su.loops)) for su in sp))
     out.sort(key=rank)
-    return out
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------- allocation problem
@@ -317,27 +336,24 @@ def _trips(layer: LayerDims, sp: tuple[SpatialUnroll, ...]) -> dict[str, int]:
     return out
 
 
-#: enumerated loop orders keyed by the allocation problem's content (capacities, operand links,
-#: spatial loops, widths, geometry), the loop prime factors, ``dedupe`` and the ordering pins;
-#: bandwidths and prices are not inputs of allocation or signatures, so hierarchies differing
-#: only in those (e.g. a DRAM-bandwidth sweep) share one enumeration. Bounded (FIFO eviction).
+#: enumerated loop orders keyed by exactly what the loop-order kernel reads of the allocation
+#: problem (its :meth:`~_search_kernels.AllocationProblem.arrays`: level -> memory links,
+#: capacities, operands per memory, per-level spatial extents, widths, geometry; not the memory
+#: names nor the order of spatial loops within a level), the loop prime factors, ``dedupe`` and
+#: the ordering pins; bandwidths and prices are not inputs of allocation or signatures, so
+#: hierarchies differing only in those (e.g. a DRAM-bandwidth sweep), or array shapes giving a
+#: layer the same per-level problem, share one enumeration. Bounded (FIFO eviction).
 _ORDER_CACHE: dict[tuple, tuple] = {}
 _ORDER_CACHE_MAX = 4096
 
 
 def _problem_key(prob: K.AllocationProblem) -> tuple:
-    """The problem's content as a key (computed once per problem object)."""
+    """The problem's kernel input as a key (computed once per problem object)."""
     key = getattr(prob, "_search_key", None)
     if key is None:
-        key = _problem_content(prob)
+        key = tuple((x.shape, x.dtype.char, x.tobytes()) if isinstance(x, np.ndarray) else x for x in prob.arrays())
         prob._search_key = key
     return key
-
-
-def _problem_content(prob: K.AllocationProblem) -> tuple:
-    return (tuple((op, tuple(v)) for op, v in sorted(prob.levels.items())),
-            tuple((op, tuple(tuple(lv) for lv in v)) for op, v in sorted(prob.spatial_at.items())),
-            tuple(prob.memories), tuple(sorted(prob.bits.items())), prob.o_final_bits, tuple(prob.geo))
 
 
 @dataclass(frozen=True)
