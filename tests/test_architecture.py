@@ -35,7 +35,7 @@ PKG = ROOT / "accelsim"
 
 # lower number = lower layer; a part may import only lower layers (or itself)
 LAYERS: dict[str, float] = {
-    "errors": 0, "_version": 0, "_jit": 0, "components": 0, "_proc": 0,
+    "errors": 0, "_version": 0, "_jit": 0, "components": 0, "_proc": 0, "_idmemo": 0,
     "stats": 0.25,  # raises the tile-budget ConfigError (accelsim.errors)
     "_validation": 0.5, "pareto": 0.5, "sparsity": 0.5,
     "workload": 1, "hardware": 1,

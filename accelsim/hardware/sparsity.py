@@ -76,6 +76,10 @@ class LevelSparsity(SparseAction):
     format: OperandFormats = OperandFormats()
 
 
+#: the settings of a level the file does not name (frozen: one shared instance)
+_DEFAULT_LEVEL = LevelSparsity()
+
+
 class SparsityBase(_Config):
     """Shared part of every kind's ``sparsity:`` block (``levels`` is added per kind)."""
 
@@ -85,7 +89,7 @@ class SparsityBase(_Config):
         """The level's settings (defaults when the file does not name it)."""
         levels = getattr(self, "levels", None)
         got = getattr(levels, name, None) if levels is not None else None
-        return got if got is not None else LevelSparsity()
+        return got if got is not None else _DEFAULT_LEVEL
 
     def level_names(self) -> tuple[str, ...]:
         levels = getattr(self, "levels", None)

@@ -60,6 +60,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil, prod
 
+from .._idmemo import identity_memo
 from ..hardware.hierarchy import MemoryHierarchy, MemoryLevel
 from ..stats import Action, LayerProgram, Node, Repeat, Tile
 from .cost import MappingCost, _views
@@ -113,10 +114,42 @@ def _merge(actions: list[Action]) -> list[Action]:
     return [Action(c, k, n, b, ab, s) for (c, k, b, ab, s), n in acc.items()]
 
 
+@identity_memo(maxsize=1024)
+def _traffic_shape(hierarchy: MemoryHierarchy) -> tuple:
+    """All :func:`dram_traffic` reads of ``hierarchy``: each operand's levels (name, served array
+    dimensions: the cost model's views depend on the hierarchy through them only) and the top
+    level's name and ports (access granularity, allocation) -- not bandwidths or prices."""
+    top = hierarchy.memories[-1]
+    return (tuple(tuple((m.name, frozenset(m.served_dimensions)) for m in hierarchy.levels(op)) for op in OPERANDS),
+            top.name, tuple((p.bandwidth_min_bits, tuple((a.operand, a.direction) for a in p.allocation))
+                            for p in top.ports))
+
+
+#: :func:`dram_traffic` results keyed by (layer, mapping, :func:`_traffic_shape`): sweep points that
+#: differ in DRAM bandwidth or prices and map a layer alike share one computation (FIFO eviction)
+_TRAFFIC: dict[tuple, TrafficSummary] = {}
+_TRAFFIC_MAX = 4096
+
+
 def dram_traffic(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping) -> TrafficSummary:
     """DRAM bits per operand of ``mapping``: the cost model's top-level movements in bits, before
     they are rounded down to whole DRAM words for energy (ZigZag's ``int`` of the access count,
-    which can count less than the compulsory data); module docstring for the split."""
+    which can count less than the compulsory data); module docstring for the split. Memoised
+    (:data:`_TRAFFIC`); each call returns fresh dicts."""
+    key = (layer, mapping, _traffic_shape(hierarchy))
+    try:
+        hit = _TRAFFIC.get(key)
+    except TypeError:  # an unhashable field: no memo
+        return _dram_traffic(layer, hierarchy, mapping)
+    if hit is None:
+        hit = _dram_traffic(layer, hierarchy, mapping)
+        if len(_TRAFFIC) >= _TRAFFIC_MAX:
+            del _TRAFFIC[next(iter(_TRAFFIC))]
+        _TRAFFIC[key] = hit
+    return TrafficSummary(dict(hit.read_bits), dict(hit.write_bits))
+
+
+def _dram_traffic(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping) -> TrafficSummary:
     views = _views(layer, hierarchy, mapping, "energy")
     top = hierarchy.memories[-1]
     reads = {"ifmap": 0, "filter": 0, "psum": 0}

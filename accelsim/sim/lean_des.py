@@ -54,23 +54,26 @@ class Event:
 class _Process:
     """Drives a generator: resumed with the value of each event it yields, once processed."""
 
-    __slots__ = ("env", "gen")
+    __slots__ = ("env", "send", "resume")
 
     def __init__(self, env: "Environment", gen: Generator[Event, Any, Any]):
-        self.env, self.gen = env, gen
+        self.env, self.send = env, gen.send
+        self.resume = self._resume  # bound once: appended to every event the process waits on
         start = Event(env)
         start.value = None
-        start.callbacks.append(self._resume)  # type: ignore[union-attr]
+        start.callbacks.append(self.resume)  # type: ignore[union-attr]
         heappush(env._queue, (env.now, 0, next(env._eid), start))  # SimPy's Initialize: URGENT
 
     def _resume(self, event: Event) -> None:
+        send = self.send
         while True:
             try:
-                event = self.gen.send(event.value)
+                event = send(event.value)
             except StopIteration:
                 return  # nobody waits on a pipeline process: its own completion event is not needed
-            if event.callbacks is not None:
-                event.callbacks.append(self._resume)
+            callbacks = event.callbacks
+            if callbacks is not None:
+                callbacks.append(self.resume)
                 return
 
 
@@ -116,16 +119,18 @@ class _Queued:
         self.env = env
         self.put_queue: list[Event] = []
         self.get_queue: list[Event] = []
+        self._on_put_done = self._trigger_get  # bound once (a callback of every put/get event)
+        self._on_get_done = self._trigger_put
 
     def _new_put(self, ev: Event) -> Event:
         self.put_queue.append(ev)
-        ev.callbacks.append(self._trigger_get)  # type: ignore[union-attr]
+        ev.callbacks.append(self._on_put_done)  # type: ignore[union-attr]
         self._trigger_put(None)
         return ev
 
     def _new_get(self, ev: Event) -> Event:
         self.get_queue.append(ev)
-        ev.callbacks.append(self._trigger_put)  # type: ignore[union-attr]
+        ev.callbacks.append(self._on_get_done)  # type: ignore[union-attr]
         self._trigger_get(None)
         return ev
 

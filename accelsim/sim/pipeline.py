@@ -34,7 +34,7 @@ are tuples of frozen dataclasses, compared by value) and returns a fresh copy of
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import simpy
 
@@ -71,10 +71,14 @@ class _Counters:
         self.tiles += delta[5] * times
 
 
-@dataclass
 class _Rec:
-    tile: Tile
-    t: list = field(default_factory=lambda: [None] * _NSLOTS)
+    """One tile's record: the tile and its event times (slots ``LD_REQ`` .. ``DONE``, ``None`` until set)."""
+
+    __slots__ = ("tile", "t")
+
+    def __init__(self, tile: Tile):
+        self.tile = tile
+        self.t: list = [None] * _NSLOTS
 
 
 class PipelineSim:
@@ -120,16 +124,16 @@ class PipelineSim:
         self.recs.append(rec)
         yield self.in_slots.get(1)
         if tile.load_bits > 0:
-            rec.t[LD_REQ] = self._now()
+            rec.t[LD_REQ] = int(self.env.now)
             with self.dram.request() as req:
                 yield req
                 dur = self._cycles(tile.load_bits)
-                rec.t[LD_START] = self._now()
-                rec.t[LD_END] = self._now() + dur
+                rec.t[LD_START] = int(self.env.now)
+                rec.t[LD_END] = int(self.env.now) + dur
                 yield self.env.timeout(dur)
                 self.counters.dram_busy += dur
         else:
-            rec.t[LD_END] = self._now()
+            rec.t[LD_END] = int(self.env.now)
         yield (self.ready.put(rec))
 
     def _walk(self, nodes: tuple[Node, ...]):
@@ -143,7 +147,7 @@ class PipelineSim:
             while k < n:
                 if self.skip and n - k >= 1:
                     sig = self._signature()
-                    now = self._now() + self.skipped_time  # true time (inner skips included)
+                    now = int(self.env.now) + self.skipped_time  # true time (inner skips included)
                     snap = self.counters.snapshot()
                     if prev is not None and prev[0] == sig:
                         _, t_prev, snap_prev, ntiles_prev = prev
@@ -170,9 +174,9 @@ class PipelineSim:
                 yield self.decoded.put(None)
                 return
             yield self.dec_slots.get(1)
-            rec.t[DC_START] = self._now()
+            rec.t[DC_START] = int(self.env.now)
             d = rec.tile.decode_cycles
-            rec.t[DC_END] = self._now() + d
+            rec.t[DC_END] = int(self.env.now) + d
             if d:
                 yield self.env.timeout(d)
                 self.counters.decode_busy += d
@@ -183,15 +187,15 @@ class PipelineSim:
         source = self.decoded if self.has_decoder else self.ready
         release = self.dec_slots if self.has_decoder else self.in_slots
         while True:
-            t_wait = self._now()
+            t_wait = int(self.env.now)
             rec = yield source.get()
             if rec is None:
                 yield self.done.put(None)
                 return
-            t_ready = self._now()
+            t_ready = int(self.env.now)
             rec.t[C_READY] = t_ready
             yield self.out_slots.get(1)
-            start = self._now()
+            start = int(self.env.now)
             rec.t[C_START] = start
             if self.first_compute_start is None:
                 self.first_compute_start = start
@@ -204,7 +208,7 @@ class PipelineSim:
                 yield self.env.timeout(c)
             self.counters.compute_busy += c
             self.counters.tiles += 1
-            self.last_compute_end = self._now()
+            self.last_compute_end = int(self.env.now)
             yield release.put(1)
             yield self.done.put(rec)
 
@@ -214,30 +218,34 @@ class PipelineSim:
             if rec is None:
                 return
             if rec.tile.store_bits > 0:
-                rec.t[ST_REQ] = self._now()
+                rec.t[ST_REQ] = int(self.env.now)
                 with self.dram.request() as req:
                     yield req
                     dur = self._cycles(rec.tile.store_bits)
-                    rec.t[ST_START] = self._now()
-                    rec.t[ST_END] = self._now() + dur
+                    rec.t[ST_START] = int(self.env.now)
+                    rec.t[ST_END] = int(self.env.now) + dur
                     yield self.env.timeout(dur)
                     self.counters.dram_busy += dur
-            rec.t[DONE] = self._now()
-            self.last_event = max(self.last_event, self._now())
+            rec.t[DONE] = int(self.env.now)
+            self.last_event = max(self.last_event, int(self.env.now))
             yield self.out_slots.put(1)
 
     # --- periodicity signature -------------------------------------------------------------
-    def _signature(self) -> tuple:
-        now = self._now()
+    def _signature(self) -> list:
+        now = int(self.env.now)
         recs = self.recs
         i = self.live_from
-        while i < len(recs) and recs[i].t[DONE] is not None and recs[i].t[DONE] < now:
+        n = len(recs)
+        while i < n:
+            done = recs[i].t[DONE]
+            if done is None or done >= now:
+                break
             i += 1
         self.live_from = i
-        sig = []
-        for rec in recs[i:]:
+        sig: list = []
+        for rec in recs[i:]:  # lists, not tuples: the signature is only compared with ==
             sig.append(rec.tile)
-            sig.append(tuple(None if x is None else x - now for x in rec.t))
+            sig.append([None if x is None else x - now for x in rec.t])
         # a process that finished a tile but has not taken the next one yet is visible through
         # the buffer levels and the queues
         sig.append((self.in_slots.level, self.dec_slots.level, self.out_slots.level,
@@ -245,7 +253,7 @@ class PipelineSim:
                     len(self.dram.queue)))
         last_end = self.last_compute_end
         sig.append(None if last_end is None else last_end - now)
-        return tuple(sig)
+        return sig
 
     # --- run ------------------------------------------------------------------------------
     def run(self) -> Timing:

@@ -6,6 +6,7 @@ separate records. A dense, 8-bit, unfactorised layer has the default ``Compressi
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -236,4 +237,10 @@ class Compression(_Record):
     @property
     def is_dense(self) -> bool:
         """True for the uncompressed default (dense, 8-bit int, unfactorised)."""
-        return self == Compression()
+        return self == _dense_default()
+
+
+@lru_cache(maxsize=1)
+def _dense_default() -> Compression:
+    """The uncompressed default (frozen: built once, not per :attr:`Compression.is_dense` call)."""
+    return Compression()

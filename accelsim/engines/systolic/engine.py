@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from ..._idmemo import ValueKey, identity_memo
 from ...hardware.sparsity import SparsityBase
 from ...hardware.systolic import SystolicArray
 from ...stats import Action, LayerProgram, Node, Repeat, TileLimitError, TopologyRow, tile_bounded
@@ -17,7 +18,7 @@ from .act_searched import searched_sparse_program
 from .act_sparsity import ActSparsity
 from .folds import GemmLowering, OperandBits, fold_plan, sram_word_accesses
 from .program import LayerCounters, systolic_program
-from .searched import fresh_copy, lower_searched, maps_layer, searched_program
+from .searched import fresh_copy, lower_searched, maps_layer, nameless_key, searched_program
 from .sparse import lower_sparse, sparse_mode as _sparse_mode
 
 
@@ -65,6 +66,13 @@ def _check_fold_count(layer: LayerBase, hw: SystolicArray) -> None:
                              amount=amount, source=hw.name, field=f"layers.{layer.name}")
 
 
+@identity_memo(maxsize=256)
+def _dramless_key(hw: SystolicArray) -> ValueKey:
+    """Memo key of ``hw`` without its ``dram`` (built once per hw object)."""
+    return ValueKey(hw.model_copy(update={"dram": None}))
+
+
+@identity_memo(maxsize=256)
 @lru_cache(maxsize=64)
 def _sparsity_on(sparsity: SparsityBase) -> bool:
     """``sparsity.any`` (a walk over the block's levels), once per distinct ``sparsity:`` block."""
@@ -165,7 +173,7 @@ class SystolicEngine(Engine[SystolicArray]):
             _check_fold_count(layer, hw)
             return self._lower_folds_uncached(layer, hw, workload)
         try:
-            key = (layer.model_copy(update={"name": ""}), hw.model_copy(update={"dram": None}))
+            key = (nameless_key(layer), _dramless_key(hw))
             hit = _FOLDS.get(key)
         except TypeError:  # a field that cannot be hashed (e.g. a DFS bit-width distribution): no memo
             return self._lower_folds_uncached(layer, hw, workload)

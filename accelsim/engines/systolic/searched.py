@@ -41,6 +41,7 @@ from itertools import permutations
 from math import ceil, prod
 from typing import Callable
 
+from ..._idmemo import ValueKey, identity_memo
 from ...energy import price_actions, unit_energy_pj
 from ...hardware.hierarchy import MemoryHierarchy
 from ...hardware.systolic import SystolicArray
@@ -128,6 +129,14 @@ def layer_dims(layer: LayerBase, hw: SystolicArray) -> LayerDims:
                                 o_final_bits=q.act_bits)
 
 
+@identity_memo(maxsize=2048)
+def nameless_key(layer: LayerBase) -> ValueKey:
+    """Memo key of ``layer`` without its name (equal for layers equal but for their name; built once
+    per layer object; ``TypeError`` for a layer with an unhashable field)."""
+    return ValueKey(layer.model_copy(update={"name": ""}))
+
+
+@identity_memo(maxsize=256)
 @lru_cache(maxsize=256)
 def _base_hierarchy(hw: SystolicArray, w_bits: int | None, i_bits: int | None) -> MemoryHierarchy:
     return implied_hierarchy(hw, w_bits=w_bits, i_bits=i_bits)
@@ -140,7 +149,14 @@ def layer_hierarchy(hw: SystolicArray, mac: Action, dims: LayerDims | None = Non
     price = unit_energy_pj(mac, hw)
     if price == base.array.mac_energy_pj:
         return base
-    return base.model_copy(update={"array": base.array.model_copy(update={"mac_energy_pj": price})})
+    return _repriced(base, price)
+
+
+@identity_memo(maxsize=256)
+def _repriced(base: MemoryHierarchy, mac_energy_pj: float) -> MemoryHierarchy:
+    """``base`` with its MAC at ``mac_energy_pj`` (one object per base and price: the search's
+    caches keyed by the hierarchy then hit by identity)."""
+    return base.model_copy(update={"array": base.array.model_copy(update={"mac_energy_pj": mac_energy_pj})})
 
 
 #: price per bit moved of the latency tie-break (:func:`tiebreak_hierarchy`): DRAM bits first,
@@ -148,6 +164,7 @@ def layer_hierarchy(hw: SystolicArray, mac: Action, dims: LayerDims | None = Non
 TIEBREAK_PJ_PER_BIT = {"dram": 1e6, "sram": 1e3, "reg": 1.0}
 
 
+@identity_memo(maxsize=256)
 @lru_cache(maxsize=256)
 def tiebreak_hierarchy(hier: MemoryHierarchy) -> MemoryHierarchy:
     """``hier`` with price-independent access prices, for the ``latency`` objective's tie-break:
@@ -173,7 +190,14 @@ def _spec_array(hier: MemoryHierarchy, spec: dict[str, list[tuple[str, int]]]) -
     With the spatial unrolling given, the cost model depends on the array only through that
     unrolling (fill/drain, instances, capacities; the SRAM port width comes from the real array
     and stays), except ``ideal_cycles``, which the search does not rank by: arrays of different
-    shapes that unroll a layer alike share one search (:class:`MappingCache` key)."""
+    shapes that unroll a layer alike share one search (:class:`MappingCache` key). Memoised by
+    the identity of ``hier`` and the value of ``spec`` (one object per pair)."""
+    return _spec_array_of(hier, tuple((d, tuple(f)) for d, f in spec.items()))
+
+
+@identity_memo(maxsize=1024)
+def _spec_array_of(hier: MemoryHierarchy, spec_items: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]) -> MemoryHierarchy:
+    spec = dict(spec_items)
     dims = tuple(d.model_copy(update={"size": max(1, prod(f for _, f in spec.get(d.name, ())))})
                  for d in hier.array.dimensions)
     return hier.model_copy(update={"array": hier.array.model_copy(update={"dimensions": dims})})
