@@ -36,15 +36,21 @@ from accelsim.workload.zoo import get_model  # noqa: E402
 
 
 def clear_caches() -> None:
-    """Empty every per-process cache of the searched path (mapping cache, spatial candidates, loop-order enumerations,
-    lowered programs, fold-order programs, pipeline results)."""
+    """Empty every per-process cache of the searched path (mapping cache, spatial candidates, allocation
+    problems, loop-order enumerations, bandwidth siblings, lowered programs, DRAM traffic, fold-order programs,
+    pipeline results)."""
     from accelsim.engines.systolic import engine as EN, searched as SR
+    from accelsim.mapping import lowering as LW
     from accelsim.sim import pipeline as P
 
     S._DEFAULT_CACHE.clear()
     S._ORDER_CACHE.clear()
     S._CANDIDATES.clear()
+    S._PROBLEMS.clear()
+    SR._SIBLINGS.clear()
+    SR._SIBLING_SPECS.clear()
     SR._LOWERED.clear()
+    LW._TRAFFIC.clear()
     EN._FOLDS.clear()
     P._MEMO.clear()
 
