@@ -114,6 +114,13 @@ def charge_tiles(count: int, what: str = "buffers") -> None:
         budget[0] = used
 
 
+def tiles_left() -> int:
+    """Tiles the enclosing :func:`tile_bounded` lowering may still charge without an error (without
+    one, what a single :func:`charge_tiles` call may)."""
+    budget = _TILE_BUDGET.get()
+    return MAX_TILES_PER_LAYER - (budget[0] if budget is not None else 0)
+
+
 def tile_bounded(lower: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate an engine's ``lower(self, layer, hw, workload=None)``: its tiles share one budget."""
     @functools.wraps(lower)

@@ -45,6 +45,7 @@ def test_searched_layer_lowers_the_fold_order_only_on_a_memo_miss(root, monkeypa
         return orig(self, layer, hw, workload)
 
     monkeypatch.setattr(EN.SystolicEngine, "_lower_folds_uncached", counted)
+    monkeypatch.setattr(SR, "FOLD_SKIP", False)  # every comparison lowers the fold order (skip: below)
     wl = get_model("resnet18", resolution=64)
     hw = accelsim.load_hardware(root / HW).model_copy(update={"mapping": "search", "name": "fold-memo-test"})
     EN._FOLDS.clear()
@@ -57,3 +58,7 @@ def test_searched_layer_lowers_the_fold_order_only_on_a_memo_miss(root, monkeypa
     EN._FOLDS.clear()  # the searched memo alone must spare the fold lowering
     again = accelsim.simulate(wl, hw)
     assert calls == [] and again.layers == first.layers
+    monkeypatch.setattr(SR, "FOLD_SKIP", True)  # walks only where the bound cannot rule the fold order out
+    SR._LOWERED.clear()
+    skipped = accelsim.simulate(wl, hw)
+    assert len(calls) < len(distinct) and skipped.layers == first.layers

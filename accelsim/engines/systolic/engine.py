@@ -8,15 +8,15 @@ from functools import lru_cache
 from ..._idmemo import ValueKey, identity_memo
 from ...hardware.sparsity import SparsityBase
 from ...hardware.systolic import SystolicArray
-from ...stats import Action, LayerProgram, Node, Repeat, TileLimitError, TopologyRow, tile_bounded
-from ...workload.layer import Elementwise, LayerBase, Pool
+from ...stats import Action, LayerProgram, Node, Repeat, TileLimitError, TopologyRow, tile_bounded, tiles_left
+from ...workload.layer import Elementwise, Gemm, LayerBase, Pool
 from ...workload.masks import layer_mask
 from ...workload.workload import Workload
 from ..base import Engine
 from ..lowering import buffered_vector_program, peel_last
 from .act_searched import searched_sparse_program
 from .act_sparsity import ActSparsity
-from .folds import GemmLowering, OperandBits, fold_plan, sram_word_accesses
+from .folds import FoldOverrides, FoldPlan, GemmLowering, GemmTraffic, OperandBits, fold_plan, sram_word_accesses
 from .program import LayerCounters, systolic_program
 from .searched import fresh_copy, lower_searched, maps_layer, nameless_key, searched_program
 from .sparse import lower_sparse, sparse_mode as _sparse_mode
@@ -91,6 +91,90 @@ def scalesim_row_ok(layer: LayerBase) -> bool:
     return _scalesim_row_check(layer)[0]
 
 
+def _operand_bits(layer: LayerBase, hw: SystolicArray) -> OperandBits:
+    q = layer.compression.quant
+    return OperandBits(a=q.act_bits, b=q.weight_bits, c=q.act_bits, psum=hw.energy.accumulator_bits)
+
+
+def _count_gemm(c: LayerCounters, g: Gemm, plan: FoldPlan, hw: SystolicArray, bits: OperandBits,
+                ov: FoldOverrides | None) -> None:
+    """Add the fold order's closed-form counters of ``g`` (all repetitions) to ``c``: SRAM words,
+    MACs, array efficiency, compute cycles (per-fold override cycles when sparse), compulsory reads."""
+    sram = sram_word_accesses(g, plan, hw.dataflow)
+    for key in c.sram:
+        c.sram[key] += sram[key] * g.count
+    c.macs += g.macs
+    c.eff_num += plan.sr * plan.sc / (hw.rows * hw.cols) * g.count
+    c.eff_den += plan.folds * g.count
+    c.compute_cycles += (int(ov.cycles.sum()) if ov is not None else plan.folds * plan.cycles_per_fold) * g.count
+    c.compulsory_read_bits += g.a_unique * bits.a * g.count + g.b_unique * bits.b * g.b_distinct
+
+
+def _repetitions(g: Gemm, hw: SystolicArray, bits: OperandBits) -> list[tuple[bool, int]]:
+    """The fold walks of ``g``'s repetitions: (B resident from the repetition before, times): the
+    first, then the rest (B kept when every repetition shares it and it fits half the filter SRAM)."""
+    out = [(False, 1)]
+    if g.count > 1:
+        b_fits = g.b_unique * bits.b <= hw.filter_sram.size_bits // 2
+        out.append((g.b_distinct == 1 and b_fits, g.count - 1))
+    return out
+
+
+def _add_traffic(c: LayerCounters, t: GemmTraffic, times: int) -> None:
+    c.dram_read_bits["ifmap"] += t.a * times
+    c.dram_read_bits["filter"] += t.b * times
+    c.dram_read_bits["psum"] += t.psum_read * times
+    c.dram_write_bits["ofmap"] += t.c * times
+    c.dram_write_bits["psum"] += t.psum_write * times
+
+
+def _assemble(layer: LayerBase, hw: SystolicArray, c: LayerCounters, bits: OperandBits, body: tuple[Node, ...],
+              act: ActSparsity | None = None) -> LayerProgram:
+    """The fold-order program from its counters (cycles counted 0-based: one off the sum)."""
+    c.compute_cycles -= 1
+    mac = Action("mac", "mac", c.macs, bits.b, bits.a, layer.compression.quant.scheme)
+    if act is not None:
+        act.adjust_counters(c, bits.a, bits.b)
+        mac = act.mac_action(mac)
+    prog = systolic_program(
+        layer, hw, c, engine="systolic", body=body, mac=mac, act_bits=bits.a, weight_bits=bits.b,
+        weight_unit_bits=bits.b, dense_macs=layer.densified().macs if not layer.compression.is_dense else c.macs,
+    )
+    prog.mapping = f"scalesim fold order ({hw.dataflow})"
+    return prog
+
+
+def fold_bound_program(layer: LayerBase, hw: SystolicArray) -> LayerProgram | None:
+    """A stand-in of the dense fold-order program (no ``sparsity:`` block) that
+    :func:`.searched._estimate` cannot rank above it, built without the fold walk; ``None`` when
+    the walk might exceed the layer's tile budget (then only lowering it tells, and raises).
+
+    Built by the lowering's own assembly from the same counters but for the DRAM bits, which are
+    :meth:`.folds.GemmLowering.traffic_bound` (each at most the walk's: equal but OS/IS input
+    reads) for the same repetitions: so it has the same compute cycles, MACs, SRAM and register
+    actions, and each of its DRAM/SRAM-fill action counts (``bits // width``) is at most the
+    program's. Hence its estimate is at most the program's on every objective, in floating point
+    too: latency ``max(cycles, bits / bandwidth)`` (int -> float and division by the same
+    positive number are monotone); energy, a sum in one fixed action order of ``count x unit
+    price`` with prices >= 0 (an action dropped for a zero count adds 0.0; rounded sums and
+    products are monotone in each operand); edp, the product of two such non-negative numbers.
+    The budget check: :meth:`.folds.GemmLowering.tiles_bound`, summed over the walks, at most
+    :func:`~accelsim.stats.tiles_left`, so the walk cannot raise :class:`TileLimitError`."""
+    bits = _operand_bits(layer, hw)
+    c = LayerCounters()
+    tiles = 0
+    for g in layer.gemms():
+        plan = fold_plan(g, hw.rows, hw.cols, hw.dataflow)
+        _count_gemm(c, g, plan, hw, bits, None)
+        for b_preloaded, times in _repetitions(g, hw, bits):
+            low = GemmLowering(g, hw, bits, b_resident_from_before=b_preloaded)
+            tiles += low.tiles_bound()
+            _add_traffic(c, low.traffic_bound(), times)
+    if tiles > tiles_left():
+        return None
+    return _assemble(layer, hw, c, bits, ())
+
+
 class _FoldTooLong(Exception):
     """The fold order of a searched layer exceeds the tile budget (wraps its :class:`TileLimitError`,
     so that one of the searched lowering itself is not mistaken for it)."""
@@ -150,7 +234,7 @@ class SystolicEngine(Engine[SystolicArray]):
                     raise _FoldTooLong(exc) from None
 
             try:
-                prog = lower_searched(layer, hw, mac, dense_macs, fold)
+                prog = lower_searched(layer, hw, mac, dense_macs, fold, lambda: fold_bound_program(layer, hw))
             except _FoldTooLong as too_long:  # the searched mapping alone (its lowering is compact)
                 prog, _ = searched_program(layer, hw, mac, dense_macs)
                 prog.notes.append(f"fold order not compared: it needs {too_long.error.amount}")
@@ -187,47 +271,22 @@ class SystolicEngine(Engine[SystolicArray]):
         return fresh_copy(hit, layer.name)
 
     def _lower_folds_uncached(self, layer: LayerBase, hw: SystolicArray, workload: Workload | None) -> LayerProgram:
-        q = layer.compression.quant
-        bits = OperandBits(a=q.act_bits, b=q.weight_bits, c=q.act_bits, psum=hw.energy.accumulator_bits)
+        bits = _operand_bits(layer, hw)
         nodes: list[Node] = []
         c = LayerCounters()
         act = ActSparsity.for_layer(layer, hw, workload)  # None without a sparsity: block
         for gi, g in enumerate(layer.gemms()):
             plan = fold_plan(g, hw.rows, hw.cols, hw.dataflow)
             ov = act.overrides(gi, g, plan) if act is not None else None
-            sram = sram_word_accesses(g, plan, hw.dataflow)
-            for key in c.sram:
-                c.sram[key] += sram[key] * g.count
-            c.macs += g.macs
-            c.eff_num += plan.sr * plan.sc / (hw.rows * hw.cols) * g.count
-            c.eff_den += plan.folds * g.count
-            c.compute_cycles += (int(ov.cycles.sum()) if ov is not None else plan.folds * plan.cycles_per_fold) * g.count
-            b_shared = g.b_distinct == 1  # e.g. recurrent weights: the same at every time step
-            first = GemmLowering(g, hw, bits, sparse=ov)
-            nodes.extend(first.tiles())
-            lowerings = [(first, 1)]
-            if g.count > 1:
-                b_fits = g.b_unique * bits.b <= hw.filter_sram.size_bits // 2
-                rest = GemmLowering(g, hw, bits, b_resident_from_before=b_shared and b_fits, sparse=ov)
-                nodes.append(Repeat(rest.tiles(), g.count - 1))
-                lowerings.append((rest, g.count - 1))
-            for low, times in lowerings:
-                c.dram_read_bits["ifmap"] += low.dram_a * times
-                c.dram_read_bits["filter"] += low.dram_b * times
-                c.dram_read_bits["psum"] += low.dram_psum_read * times
-                c.dram_write_bits["ofmap"] += low.dram_c * times
-                c.dram_write_bits["psum"] += low.dram_psum_write * times
-            c.compulsory_read_bits += g.a_unique * bits.a * g.count + g.b_unique * bits.b * g.b_distinct
-        c.compute_cycles -= 1
-        mac = Action("mac", "mac", c.macs, bits.b, bits.a, q.scheme)
-        if act is not None:
-            act.adjust_counters(c, bits.a, bits.b)
-            mac = act.mac_action(mac)
-        prog = systolic_program(
-            layer, hw, c, engine="systolic", body=peel_last(tuple(nodes)), mac=mac, act_bits=bits.a, weight_bits=bits.b,
-            weight_unit_bits=bits.b, dense_macs=layer.densified().macs if not layer.compression.is_dense else c.macs,
-        )
-        prog.mapping = f"scalesim fold order ({hw.dataflow})"
+            _count_gemm(c, g, plan, hw, bits, ov)
+            for i, (b_preloaded, times) in enumerate(_repetitions(g, hw, bits)):
+                low = GemmLowering(g, hw, bits, b_resident_from_before=b_preloaded, sparse=ov)
+                if i == 0:
+                    nodes.extend(low.tiles())
+                else:
+                    nodes.append(Repeat(low.tiles(), times))
+                _add_traffic(c, low.traffic(), times)
+        prog = _assemble(layer, hw, c, bits, peel_last(tuple(nodes)), act)
         if act is not None:
             act.finish(prog)
         return prog

@@ -116,6 +116,17 @@ class FoldOverrides:
     b_total_bits: int = 0
 
 
+@dataclass(frozen=True)
+class GemmTraffic:
+    """DRAM bits of one GEMM repetition's fold walk, per operand (:meth:`GemmLowering.traffic_bound`)."""
+
+    a: int
+    b: int
+    c: int
+    psum_read: int
+    psum_write: int
+
+
 @dataclass
 class _ColumnIteration:
     """The tiles of one column fold and the DRAM traffic they move."""
@@ -150,6 +161,67 @@ class GemmLowering:
         self.b_preloaded = b_resident_from_before
         self.dram_a = self.dram_b = self.dram_psum_read = 0
         self.dram_c = self.dram_psum_write = 0
+
+    def _col_widths(self) -> list[tuple[int, int]]:
+        """(width, how many column folds have it): full folds of ``cols``, then the last one."""
+        p, C = self.plan, self.hw.cols
+        last = p.sc - (p.col_folds - 1) * C
+        return ([(C, p.col_folds - 1)] if p.col_folds > 1 else []) + [(last, 1)]
+
+    def _a_span(self) -> int:
+        """Input words that bound A per fold and, summed over one pass of the walk, from below:
+        WS the whole ``a_unique`` (its per-row-fold words telescope to it); OS/IS the words of all
+        ``m`` output rows (``Gemm.a_words_for_rows``), a distinct-word count, so at most the sum
+        over any partition of the rows (halos refetched) and at least any part's."""
+        g = self.g
+        return g.a_unique if self.hw.dataflow == "ws" else g.a_words_for_rows(0, g.m)
+
+    def traffic_bound(self) -> GemmTraffic:
+        """What :meth:`tiles` adds to the DRAM counters, in closed form without the walk (dense
+        only). Exact for B, C and the partial sums (per column fold the walk's rule depends on the
+        fold's width only, and all but the last have width ``cols``) and for WS's A; for OS/IS's A
+        a lower bound: each pass over the rows (OS/WS: the first column fold, and every one when A
+        does not fit; IS: each column fold's pixel range, whose words sum over the column folds)
+        moves at least :meth:`_a_span` words."""
+        assert self.sparse is None, "dense fold walks only"
+        g, p, hw, bits = self.g, self.plan, self.hw, self.bits
+        df, nrf = hw.dataflow, p.row_folds
+        a = self._a_span() * bits.a
+        if df != "is" and g.a_unique * bits.a > self.cap_a:  # A refetched by every column fold
+            a *= p.col_folds
+        b = c = psum = 0
+        for width, ncols in self._col_widths():
+            if df == "os":  # the column's B slice, fetched once, or by every row fold when it does not fit
+                b_col = g.k * width * bits.b
+                b += b_col * (nrf if b_col > self.cap_b else 1) * ncols
+            else:  # partial sums spilled and read back by every row fold but the last
+                block = (g.m * width if df == "ws" else width * g.n) * bits.psum
+                psum += (nrf - 1) * block * ncols if block > self.cap_c else 0
+        if df == "ws":
+            b = g.k * g.n * bits.b
+        elif df == "is":
+            b = g.k * g.n * bits.b * (1 if g.b_unique * bits.b <= self.cap_b else p.col_folds)
+        if self.b_preloaded:
+            b = 0
+        c = g.m * g.n * bits.c
+        return GemmTraffic(a, b, c, psum, psum)
+
+    def tiles_bound(self) -> int:
+        """At least the tiles :meth:`tiles` charges (:func:`~accelsim.stats.charge_tiles`), dense:
+        the fold ranges, one row-fold array per further distinct column key (OS/WS: first fold,
+        full width, last width: at most 3 keys), and per key at most ``row_folds x P`` sub-tiles,
+        ``P`` = the most parts any fold splits into (A and B per fold at most :meth:`_a_span` words
+        and the largest fold's slice of B; never more parts than a fold's cycles)."""
+        p, hw, bits, R, C = self.plan, self.hw, self.bits, self.hw.rows, self.hw.cols
+        keys = p.col_folds if hw.dataflow == "is" else min(p.col_folds, 3)
+        b_words = {"os": self.g.k * min(C, p.sc), "ws": min(R, p.sr) * min(C, p.sc), "is": min(R, p.sr) * self.g.n}
+        parts = max(-(-self._a_span() * bits.a // self.cap_a), -(-b_words[hw.dataflow] * bits.b // self.cap_b), 1)
+        parts = min(parts, max(p.cycles_per_fold, 1))
+        return p.col_folds + p.row_folds * keys + (keys * p.row_folds * parts if parts > 1 else 0)
+
+    def traffic(self) -> GemmTraffic:
+        """The DRAM bits :meth:`tiles` counted."""
+        return GemmTraffic(self.dram_a, self.dram_b, self.dram_c, self.dram_psum_read, self.dram_psum_write)
 
     def tiles(self) -> tuple[Node, ...]:
         g, p, hw, bits = self.g, self.plan, self.hw, self.bits

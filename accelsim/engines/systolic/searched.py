@@ -339,19 +339,26 @@ def fresh_copy(prog: LayerProgram, name: str) -> LayerProgram:
                                         if isinstance(getattr(prog, f.name), (list, dict))})
 
 
+#: skip lowering the fold order when its lower bound already loses the comparison (exact:
+#: :func:`_lower_searched`); ``False`` lowers it for every comparison (tests compare the two)
+FOLD_SKIP = True
+
+
 def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
-                   fold_program: Callable[[], LayerProgram]) -> LayerProgram:
+                   fold_program: Callable[[], LayerProgram],
+                   fold_bound: Callable[[], LayerProgram | None] | None = None) -> LayerProgram:
     """The layer on its searched mapping, or the fold order (``fold_program()``, a function of
-    ``layer`` and ``hw`` only, called on a memo miss only) if that is better in the shared estimate
+    ``layer`` and ``hw`` only, called on a memo miss only, and then only when ``fold_bound``
+    cannot rule it out: :func:`_lower_searched`) if that is better in the shared estimate
     (module docstring).
     Memoised: a layer equal to an earlier one but for its name gets a renamed copy of its program."""
     key = (layer.model_copy(update={"name": ""}), hw, mac, dense_macs)
     try:
         hit = _LOWERED.get(key)
     except TypeError:  # a field that cannot be hashed (e.g. a DFS bit-width distribution): no memo
-        return _lower_searched(layer, hw, mac, dense_macs, fold_program)
+        return _lower_searched(layer, hw, mac, dense_macs, fold_program, fold_bound)
     if hit is None:
-        hit = _lower_searched(layer, hw, mac, dense_macs, fold_program)
+        hit = _lower_searched(layer, hw, mac, dense_macs, fold_program, fold_bound)
         if _LOWERED_MAX > 0:  # 0 disables the memo
             if len(_LOWERED) >= _LOWERED_MAX:
                 del _LOWERED[next(iter(_LOWERED))]
@@ -361,10 +368,24 @@ def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs:
 
 
 def _lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
-                    fold_program: Callable[[], LayerProgram]) -> LayerProgram:
-    fold = fold_program()  # first: an error of it (engine: tile budget) spares the search
+                    fold_program: Callable[[], LayerProgram],
+                    fold_bound: Callable[[], LayerProgram | None] | None) -> LayerProgram:
+    """The comparison. ``fold_bound()`` (cheap; engine:
+    :func:`~accelsim.engines.systolic.engine.fold_bound_program`) is a program whose
+    :func:`_estimate` is at most the fold order's on every objective, or ``None`` when lowering
+    the fold order might fail. Exact skip: the fold order is kept iff ``e(fold) < limit``; with
+    ``e(bound) <= e(fold)``, ``e(bound) >= limit`` rules that out, so the fold order is not
+    lowered. ``None`` (or no ``fold_bound``, or :data:`FOLD_SKIP` off): the fold order is lowered
+    first, as its error (engine: tile budget) spares the search."""
+    bound = fold_bound() if FOLD_SKIP and fold_bound is not None else None
+    fold = fold_program() if bound is None else None
     prog, _ = searched_program(layer, hw, mac, dense_macs)
-    if _estimate(fold, hw, hw.objective)[0] < (1 - FOLD_MARGIN) * _estimate(prog, hw, hw.objective)[0]:
+    limit = (1 - FOLD_MARGIN) * _estimate(prog, hw, hw.objective)[0]
+    if fold is None:
+        if _estimate(bound, hw, hw.objective)[0] >= limit:  # type: ignore[arg-type]
+            return prog
+        fold = fold_program()
+    if _estimate(fold, hw, hw.objective)[0] < limit:
         fold.notes.append(f"searched mapping worse than the fold order on {hw.objective} in this estimate; "
                           "fold order kept")
         return fold
@@ -372,4 +393,4 @@ def _lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs
 
 
 __all__ = ["DATAFLOW_GROUPS", "LATENCY_TIE_SHARE", "SIBLING_DRAM_BW_GBPS", "dataflow_spatial_specs", "spec_temporal_cycles", "layer_dims", "layer_hierarchy", "lower_searched",
-           "fresh_copy", "maps_layer", "search_best", "searched_program"]
+           "FOLD_SKIP", "fresh_copy", "maps_layer", "search_best", "searched_program"]
