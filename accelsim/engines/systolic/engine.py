@@ -3,7 +3,7 @@ a vector unit for memory-bound layers, and the SCALE-Sim topology row that the `
 stall model (:mod:`accelsim.sim.scalesim_user`) replays."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from ..._idmemo import ValueKey, identity_memo
 from ...hardware.sparsity import SparsityBase
@@ -144,22 +144,44 @@ def _assemble(layer: LayerBase, hw: SystolicArray, c: LayerCounters, bits: Opera
     return prog
 
 
-def fold_bound_program(layer: LayerBase, hw: SystolicArray) -> LayerProgram | None:
-    """A stand-in of the dense fold-order program (no ``sparsity:`` block) that
-    :func:`.searched._estimate` cannot rank above it, built without the fold walk; ``None`` when
-    the walk might exceed the layer's tile budget (then only lowering it tells, and raises).
+class FoldBound:
+    """A stand-in of a dense fold-order program (no ``sparsity:`` block) that
+    :func:`.searched._estimate` cannot rank above it, built without the fold walk
+    (:func:`fold_bound_program`): the compute cycles and DRAM totals at once, the actions (read
+    for ``energy``/``edp`` only) from :attr:`program`, assembled on first use.
 
-    Built by the lowering's own assembly from the same counters but for the DRAM bits, which are
-    :meth:`.folds.GemmLowering.traffic_bound` (each at most the walk's: equal but OS/IS input
-    reads) for the same repetitions: so it has the same compute cycles, MACs, SRAM and register
-    actions, and each of its DRAM/SRAM-fill action counts (``bits // width``) is at most the
-    program's. Hence its estimate is at most the program's on every objective, in floating point
-    too: latency ``max(cycles, bits / bandwidth)`` (int -> float and division by the same
-    positive number are monotone); energy, a sum in one fixed action order of ``count x unit
-    price`` with prices >= 0 (an action dropped for a zero count adds 0.0; rounded sums and
-    products are monotone in each operand); edp, the product of two such non-negative numbers.
-    The budget check: :meth:`.folds.GemmLowering.tiles_bound`, summed over the walks, at most
-    :func:`~accelsim.stats.tiles_left`, so the walk cannot raise :class:`TileLimitError`."""
+    ``program`` is the lowering's own assembly of the same counters but for the DRAM bits, which
+    are :meth:`.folds.GemmLowering.traffic_bound` (each at most the walk's: equal but OS/IS input
+    reads of convolutions) over the same repetitions: the same compute cycles, MACs, SRAM and
+    register actions, and each DRAM/SRAM-fill action count (``bits // width``) at most the real
+    one. Hence its estimate is at most the program's on every objective, in floating point too:
+    latency ``max(cycles, bits / bandwidth)`` (int -> float and division by the same positive
+    number are monotone); energy, a sum in one fixed action order of ``count x unit price`` with
+    prices >= 0 (an action dropped for a zero count adds 0.0; rounded sums and products are
+    monotone in each operand); edp, the product of two such non-negative numbers."""
+
+    def __init__(self, layer: LayerBase, hw: SystolicArray, c: LayerCounters, bits: OperandBits):
+        self.compute_cycles = c.compute_cycles - 1  # as _assemble counts them
+        self.dram_read_total_bits = sum(c.dram_read_bits.values())
+        self.dram_write_total_bits = sum(c.dram_write_bits.values())
+        self._parts = (layer, hw, c, bits)
+
+    @cached_property
+    def program(self) -> LayerProgram:
+        """The bound as a program (empty body)."""
+        layer, hw, c, bits = self._parts
+        return _assemble(layer, hw, c, bits, ())
+
+    @property
+    def actions(self) -> list[Action]:
+        return self.program.actions
+
+
+def fold_bound_program(layer: LayerBase, hw: SystolicArray) -> FoldBound | None:
+    """:class:`FoldBound` of ``layer``'s dense fold order on ``hw``; ``None`` when the walk might
+    exceed the layer's tile budget (then only lowering it tells, and raises): the walks'
+    :meth:`.folds.GemmLowering.tiles_bound` summed, at most :func:`~accelsim.stats.tiles_left`,
+    and the walk cannot raise :class:`TileLimitError`."""
     bits = _operand_bits(layer, hw)
     c = LayerCounters()
     tiles = 0
@@ -170,9 +192,7 @@ def fold_bound_program(layer: LayerBase, hw: SystolicArray) -> LayerProgram | No
             low = GemmLowering(g, hw, bits, b_resident_from_before=b_preloaded)
             tiles += low.tiles_bound()
             _add_traffic(c, low.traffic_bound(), times)
-    if tiles > tiles_left():
-        return None
-    return _assemble(layer, hw, c, bits, ())
+    return FoldBound(layer, hw, c, bits) if tiles <= tiles_left() else None
 
 
 class _FoldTooLong(Exception):

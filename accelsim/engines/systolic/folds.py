@@ -43,6 +43,7 @@ packing of several groups into one fold (groups run one after another).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -168,6 +169,7 @@ class GemmLowering:
         last = p.sc - (p.col_folds - 1) * C
         return ([(C, p.col_folds - 1)] if p.col_folds > 1 else []) + [(last, 1)]
 
+    @cached_property
     def _a_span(self) -> int:
         """Input words that bound A per fold and, summed over one pass of the walk, from below:
         WS the whole ``a_unique`` (its per-row-fold words telescope to it); OS/IS the words of all
@@ -182,11 +184,11 @@ class GemmLowering:
         fold's width only, and all but the last have width ``cols``) and for WS's A; for OS/IS's A
         a lower bound: each pass over the rows (OS/WS: the first column fold, and every one when A
         does not fit; IS: each column fold's pixel range, whose words sum over the column folds)
-        moves at least :meth:`_a_span` words."""
+        moves at least :attr:`_a_span` words."""
         assert self.sparse is None, "dense fold walks only"
         g, p, hw, bits = self.g, self.plan, self.hw, self.bits
         df, nrf = hw.dataflow, p.row_folds
-        a = self._a_span() * bits.a
+        a = self._a_span * bits.a
         if df != "is" and g.a_unique * bits.a > self.cap_a:  # A refetched by every column fold
             a *= p.col_folds
         b = c = psum = 0
@@ -210,12 +212,12 @@ class GemmLowering:
         """At least the tiles :meth:`tiles` charges (:func:`~accelsim.stats.charge_tiles`), dense:
         the fold ranges, one row-fold array per further distinct column key (OS/WS: first fold,
         full width, last width: at most 3 keys), and per key at most ``row_folds x P`` sub-tiles,
-        ``P`` = the most parts any fold splits into (A and B per fold at most :meth:`_a_span` words
+        ``P`` = the most parts any fold splits into (A and B per fold at most :attr:`_a_span` words
         and the largest fold's slice of B; never more parts than a fold's cycles)."""
         p, hw, bits, R, C = self.plan, self.hw, self.bits, self.hw.rows, self.hw.cols
         keys = p.col_folds if hw.dataflow == "is" else min(p.col_folds, 3)
         b_words = {"os": self.g.k * min(C, p.sc), "ws": min(R, p.sr) * min(C, p.sc), "is": min(R, p.sr) * self.g.n}
-        parts = max(-(-self._a_span() * bits.a // self.cap_a), -(-b_words[hw.dataflow] * bits.b // self.cap_b), 1)
+        parts = max(-(-self._a_span * bits.a // self.cap_a), -(-b_words[hw.dataflow] * bits.b // self.cap_b), 1)
         parts = min(parts, max(p.cycles_per_fold, 1))
         return p.col_folds + p.row_folds * keys + (keys * p.row_folds * parts if parts > 1 else 0)
 

@@ -39,7 +39,7 @@ from dataclasses import fields, replace
 from functools import lru_cache
 from itertools import permutations
 from math import ceil, prod
-from typing import Callable
+from typing import Callable, Protocol
 
 from ..._idmemo import ValueKey, identity_memo
 from ...energy import price_actions, unit_energy_pj
@@ -306,15 +306,31 @@ def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray, mac: 
     return replace(best, top=(RankedMapping(mapping, cost, key),))
 
 
-def _estimate(prog: LayerProgram, hw: SystolicArray, objective: str) -> tuple[float, ...]:
-    energy = sum(price_actions(prog.actions, hw).values())
+class Estimated(Protocol):
+    """What :func:`_estimate` reads of a program: a :class:`LayerProgram` or a stand-in bounding one."""
+
+    compute_cycles: int
+
+    @property
+    def dram_read_total_bits(self) -> int: ...
+
+    @property
+    def dram_write_total_bits(self) -> int: ...
+
+    @property
+    def actions(self) -> list[Action]: ...
+
+
+def _estimate(prog: Estimated, hw: SystolicArray, objective: str) -> float:
+    """``objective``'s estimate of ``prog`` (module docstring): latency = the larger of the compute
+    cycles and the DRAM transfer cycles, energy = the priced actions (read only for ``energy`` and
+    ``edp``), edp = their product."""
     bw = hw.dram_bits_per_cycle() if hw.stall_model != "none" else float("inf")
     latency = max(float(prog.compute_cycles), (prog.dram_read_total_bits + prog.dram_write_total_bits) / bw)
     if objective == "latency":
-        return (latency, energy)
-    if objective == "energy":
-        return (energy, latency)
-    return (energy * latency, latency, energy)
+        return latency
+    energy = sum(price_actions(prog.actions, hw).values())
+    return energy if objective == "energy" else energy * latency
 
 
 def searched_program(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int) -> tuple[LayerProgram, SearchResult]:
@@ -346,7 +362,7 @@ FOLD_SKIP = True
 
 def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
                    fold_program: Callable[[], LayerProgram],
-                   fold_bound: Callable[[], LayerProgram | None] | None = None) -> LayerProgram:
+                   fold_bound: Callable[[], Estimated | None] | None = None) -> LayerProgram:
     """The layer on its searched mapping, or the fold order (``fold_program()``, a function of
     ``layer`` and ``hw`` only, called on a memo miss only, and then only when ``fold_bound``
     cannot rule it out: :func:`_lower_searched`) if that is better in the shared estimate
@@ -369,7 +385,7 @@ def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs:
 
 def _lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
                     fold_program: Callable[[], LayerProgram],
-                    fold_bound: Callable[[], LayerProgram | None] | None) -> LayerProgram:
+                    fold_bound: Callable[[], Estimated | None] | None) -> LayerProgram:
     """The comparison. ``fold_bound()`` (cheap; engine:
     :func:`~accelsim.engines.systolic.engine.fold_bound_program`) is a program whose
     :func:`_estimate` is at most the fold order's on every objective, or ``None`` when lowering
@@ -380,12 +396,12 @@ def _lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs
     bound = fold_bound() if FOLD_SKIP and fold_bound is not None else None
     fold = fold_program() if bound is None else None
     prog, _ = searched_program(layer, hw, mac, dense_macs)
-    limit = (1 - FOLD_MARGIN) * _estimate(prog, hw, hw.objective)[0]
+    limit = (1 - FOLD_MARGIN) * _estimate(prog, hw, hw.objective)
     if fold is None:
-        if _estimate(bound, hw, hw.objective)[0] >= limit:  # type: ignore[arg-type]
+        if _estimate(bound, hw, hw.objective) >= limit:
             return prog
         fold = fold_program()
-    if _estimate(fold, hw, hw.objective)[0] < limit:
+    if _estimate(fold, hw, hw.objective) < limit:
         fold.notes.append(f"searched mapping worse than the fold order on {hw.objective} in this estimate; "
                           "fold order kept")
         return fold
