@@ -76,11 +76,17 @@ def test_bound_is_below_the_fold_program_on_every_objective(root):
                 if not (op == "ifmap" and df in ("os", "is") and layer.op == "conv2d"):
                     assert got == bits_moved, (layer.name, df, rows, cols, kb, side, op)
         kept_exact += bound.dram_read_bits == real.dram_read_bits
+        assert lazy.exact == (df == "ws" or layer.op != "conv2d")
+        tight = lazy.tighter() if not lazy.exact else lazy
+        assert tight is not None and tight.exact and tight.tighter() is None
+        assert (tight.program.dram_read_bits, tight.program.dram_write_bits) == (real.dram_read_bits,
+                                                                                 real.dram_write_bits)
         for objective, bw, stall in itertools.product(("latency", "energy", "edp"), (0.2, 6.4, 200.0),
                                                       ("pipeline", "none")):
             h = hw.model_copy(update={"objective": objective, "stall_model": stall,
                                       "dram": hw.dram.model_copy(update={"bw_gbps": bw})})
             assert SR._estimate(lazy, h, objective) == SR._estimate(bound, h, objective)
+            assert SR._estimate(tight, h, objective) == SR._estimate(real, h, objective)  # the walk's
             assert SR._estimate(bound, h, objective) <= SR._estimate(real, h, objective), (
                 layer.name, df, rows, cols, kb, objective, bw, stall)
     assert kept_exact > len(LAYERS) * 3 * len(ARRAYS) // 2  # mostly exact, not just below
@@ -124,8 +130,9 @@ def test_skip_changes_nothing_but_the_fold_walks(root, monkeypatch):
         on, on_metrics, walks_on = _run(wl, hw, True, monkeypatch)
         off, off_metrics, walks_off = _run(wl, hw, False, monkeypatch)
         assert on == off and on_metrics == off_metrics, (df, rows, cols, objective)
-        assert walks_off == len(wl.layers) and walks_on <= walks_off
-        kept += sum(s.mapping.startswith("scalesim") for s in on)
+        n_kept = sum(s.mapping.startswith("scalesim") for s in on)
+        assert walks_off == len(wl.layers) and walks_on == n_kept  # the bounds end exact: walked iff kept
+        kept += n_kept
         skipped += walks_off - walks_on
     assert kept > 0 and skipped > 0
 

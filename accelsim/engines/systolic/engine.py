@@ -151,48 +151,69 @@ class FoldBound:
     for ``energy``/``edp`` only) from :attr:`program`, assembled on first use.
 
     ``program`` is the lowering's own assembly of the same counters but for the DRAM bits, which
-    are :meth:`.folds.GemmLowering.traffic_bound` (each at most the walk's: equal but OS/IS input
-    reads of convolutions) over the same repetitions: the same compute cycles, MACs, SRAM and
-    register actions, and each DRAM/SRAM-fill action count (``bits // width``) at most the real
-    one. Hence its estimate is at most the program's on every objective, in floating point too:
-    latency ``max(cycles, bits / bandwidth)`` (int -> float and division by the same positive
-    number are monotone); energy, a sum in one fixed action order of ``count x unit price`` with
-    prices >= 0 (an action dropped for a zero count adds 0.0; rounded sums and products are
-    monotone in each operand); edp, the product of two such non-negative numbers."""
+    are :meth:`.folds.GemmLowering.traffic_bound` (each at most the walk's: equal but, unless
+    ``exact``, OS/IS input reads of convolutions) over the same repetitions: the same compute
+    cycles, MACs, SRAM and register actions, and each DRAM/SRAM-fill action count (``bits //
+    width``) at most the real one. Hence its estimate is at most the program's on every
+    objective, in floating point too: latency ``max(cycles, bits / bandwidth)`` (int -> float
+    and division by the same positive number are monotone); energy, a sum in one fixed action
+    order of ``count x unit price`` with prices >= 0 (validated; an action dropped for a zero
+    count adds 0.0; rounded sums and products are monotone in each operand); edp, the product of
+    two such non-negative numbers."""
 
-    def __init__(self, layer: LayerBase, hw: SystolicArray, c: LayerCounters, bits: OperandBits):
+    def __init__(self, layer: LayerBase, hw: SystolicArray, bits: OperandBits, c: LayerCounters, exact: bool):
         self.compute_cycles = c.compute_cycles - 1  # as _assemble counts them
         self.dram_read_total_bits = sum(c.dram_read_bits.values())
         self.dram_write_total_bits = sum(c.dram_write_bits.values())
-        self._parts = (layer, hw, c, bits)
+        self.exact = exact  # the walk's DRAM bits exactly: the estimate is the program's
+        self._parts = (layer, hw, bits, c)
 
     @cached_property
     def program(self) -> LayerProgram:
         """The bound as a program (empty body)."""
-        layer, hw, c, bits = self._parts
+        layer, hw, bits, c = self._parts
         return _assemble(layer, hw, c, bits, ())
 
     @property
     def actions(self) -> list[Action]:
         return self.program.actions
 
+    def tighter(self) -> FoldBound | None:
+        """The bound with the walk's input reads exactly (``exact``), or ``None`` when it is already."""
+        if self.exact:
+            return None
+        layer, hw, bits, _ = self._parts
+        c, _, _ = _bound_counters(layer, hw, bits, exact_a=True)
+        return FoldBound(layer, hw, bits, c, True)
 
-def fold_bound_program(layer: LayerBase, hw: SystolicArray) -> FoldBound | None:
-    """:class:`FoldBound` of ``layer``'s dense fold order on ``hw``; ``None`` when the walk might
-    exceed the layer's tile budget (then only lowering it tells, and raises): the walks'
-    :meth:`.folds.GemmLowering.tiles_bound` summed, at most :func:`~accelsim.stats.tiles_left`,
-    and the walk cannot raise :class:`TileLimitError`."""
-    bits = _operand_bits(layer, hw)
+
+def _bound_counters(layer: LayerBase, hw: SystolicArray, bits: OperandBits,
+                    exact_a: bool) -> tuple[LayerCounters, int, bool]:
+    """The dense fold order's counters without the walk (DRAM bits:
+    :meth:`.folds.GemmLowering.traffic_bound`), at least the tiles the walk charges, and whether
+    the DRAM bits are the walk's exactly."""
     c = LayerCounters()
-    tiles = 0
+    tiles, exact = 0, True
     for g in layer.gemms():
         plan = fold_plan(g, hw.rows, hw.cols, hw.dataflow)
         _count_gemm(c, g, plan, hw, bits, None)
         for b_preloaded, times in _repetitions(g, hw, bits):
             low = GemmLowering(g, hw, bits, b_resident_from_before=b_preloaded)
             tiles += low.tiles_bound()
-            _add_traffic(c, low.traffic_bound(), times)
-    return FoldBound(layer, hw, c, bits) if tiles <= tiles_left() else None
+            exact = exact and (exact_a or low.a_bound_exact)
+            _add_traffic(c, low.traffic_bound(exact_a), times)
+    return c, tiles, exact
+
+
+def fold_bound_program(layer: LayerBase, hw: SystolicArray) -> FoldBound | None:
+    """:class:`FoldBound` of ``layer``'s dense fold order on ``hw`` (O(1) per GEMM; its
+    :meth:`~FoldBound.tighter` makes it exact); ``None`` when the walk might exceed the layer's
+    tile budget (then only lowering it tells, and raises): the walks'
+    :meth:`.folds.GemmLowering.tiles_bound` summed, at most :func:`~accelsim.stats.tiles_left`,
+    and the walk cannot raise :class:`TileLimitError`."""
+    bits = _operand_bits(layer, hw)
+    c, tiles, exact = _bound_counters(layer, hw, bits, exact_a=False)
+    return FoldBound(layer, hw, bits, c, exact) if tiles <= tiles_left() else None
 
 
 class _FoldTooLong(Exception):
@@ -294,7 +315,8 @@ class SystolicEngine(Engine[SystolicArray]):
         bits = _operand_bits(layer, hw)
         nodes: list[Node] = []
         c = LayerCounters()
-        act = ActSparsity.for_layer(layer, hw, workload)  # None without a sparsity: block
+        # None without a sparsity: block (for_layer's own test, memoised)
+        act = ActSparsity.for_layer(layer, hw, workload) if _sparsity_on(hw.sparsity) else None
         for gi, g in enumerate(layer.gemms()):
             plan = fold_plan(g, hw.rows, hw.cols, hw.dataflow)
             ov = act.overrides(gi, g, plan) if act is not None else None

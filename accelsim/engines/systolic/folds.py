@@ -178,17 +178,35 @@ class GemmLowering:
         g = self.g
         return g.a_unique if self.hw.dataflow == "ws" else g.a_words_for_rows(0, g.m)
 
-    def traffic_bound(self) -> GemmTraffic:
+    @property
+    def a_bound_exact(self) -> bool:
+        """Whether :meth:`traffic_bound`'s A is the walk's without ``exact_a`` (WS; a GEMM without
+        a convolution, whose row ranges' words ``(hi - lo) k`` add up exactly)."""
+        return self.hw.dataflow == "ws" or self.g.conv is None
+
+    def _a_walk_words(self) -> int:
+        """The words one pass of the walk reads of A, as :meth:`tiles` counts them: OS the row
+        folds' pixel ranges, IS the column folds' (each split over the row folds in shares that
+        telescope back to it), WS ``a_unique``."""
+        g, p, hw = self.g, self.plan, self.hw
+        if hw.dataflow == "ws":
+            return g.a_unique
+        size = hw.rows if hw.dataflow == "os" else hw.cols
+        lo = np.arange(p.row_folds if hw.dataflow == "os" else p.col_folds, dtype=np.int64) * size
+        return int(g.a_words_for_row_ranges(lo, np.minimum(lo + size, p.sr if hw.dataflow == "os" else p.sc)).sum())
+
+    def traffic_bound(self, exact_a: bool = False) -> GemmTraffic:
         """What :meth:`tiles` adds to the DRAM counters, in closed form without the walk (dense
         only). Exact for B, C and the partial sums (per column fold the walk's rule depends on the
-        fold's width only, and all but the last have width ``cols``) and for WS's A; for OS/IS's A
-        a lower bound: each pass over the rows (OS/WS: the first column fold, and every one when A
-        does not fit; IS: each column fold's pixel range, whose words sum over the column folds)
-        moves at least :attr:`_a_span` words."""
+        fold's width only, and all but the last have width ``cols``), for A with ``exact_a``
+        (:meth:`_a_walk_words`, a numpy pass over the fold ranges) or :attr:`a_bound_exact`;
+        otherwise A is a lower bound: each pass over the rows (OS/WS: the first column fold, and
+        every one when A does not fit; IS: each column fold's pixel range, whose words sum over
+        the column folds) moves at least :attr:`_a_span` words."""
         assert self.sparse is None, "dense fold walks only"
         g, p, hw, bits = self.g, self.plan, self.hw, self.bits
         df, nrf = hw.dataflow, p.row_folds
-        a = self._a_span * bits.a
+        a = (self._a_walk_words() if exact_a else self._a_span) * bits.a
         if df != "is" and g.a_unique * bits.a > self.cap_a:  # A refetched by every column fold
             a *= p.col_folds
         b = c = psum = 0

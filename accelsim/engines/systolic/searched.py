@@ -321,6 +321,13 @@ class Estimated(Protocol):
     def actions(self) -> list[Action]: ...
 
 
+class FoldBoundLike(Estimated, Protocol):
+    """A lower bound of the fold order's :func:`_estimate` (engine: ``FoldBound``)."""
+
+    def tighter(self) -> FoldBoundLike | None:
+        """A bound at least as high (still at most the fold order's), or ``None``: no tighter one."""
+
+
 def _estimate(prog: Estimated, hw: SystolicArray, objective: str) -> float:
     """``objective``'s estimate of ``prog`` (module docstring): latency = the larger of the compute
     cycles and the DRAM transfer cycles, energy = the priced actions (read only for ``energy`` and
@@ -362,7 +369,7 @@ FOLD_SKIP = True
 
 def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
                    fold_program: Callable[[], LayerProgram],
-                   fold_bound: Callable[[], Estimated | None] | None = None) -> LayerProgram:
+                   fold_bound: Callable[[], FoldBoundLike | None] | None = None) -> LayerProgram:
     """The layer on its searched mapping, or the fold order (``fold_program()``, a function of
     ``layer`` and ``hw`` only, called on a memo miss only, and then only when ``fold_bound``
     cannot rule it out: :func:`_lower_searched`) if that is better in the shared estimate
@@ -385,21 +392,23 @@ def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs:
 
 def _lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs: int,
                     fold_program: Callable[[], LayerProgram],
-                    fold_bound: Callable[[], Estimated | None] | None) -> LayerProgram:
+                    fold_bound: Callable[[], FoldBoundLike | None] | None) -> LayerProgram:
     """The comparison. ``fold_bound()`` (cheap; engine:
-    :func:`~accelsim.engines.systolic.engine.fold_bound_program`) is a program whose
-    :func:`_estimate` is at most the fold order's on every objective, or ``None`` when lowering
-    the fold order might fail. Exact skip: the fold order is kept iff ``e(fold) < limit``; with
-    ``e(bound) <= e(fold)``, ``e(bound) >= limit`` rules that out, so the fold order is not
-    lowered. ``None`` (or no ``fold_bound``, or :data:`FOLD_SKIP` off): the fold order is lowered
-    first, as its error (engine: tile budget) spares the search."""
+    :func:`~accelsim.engines.systolic.engine.fold_bound_program`) is a bound whose
+    :func:`_estimate` is at most the fold order's on every objective, and its ``tighter()`` ones
+    too, or ``None`` when lowering the fold order might fail. Exact skip: the fold order is kept
+    iff ``e(fold) < limit``; with ``e(bound) <= e(fold)``, ``e(bound) >= limit`` rules that out,
+    so the fold order is not lowered. ``None`` (or no ``fold_bound``, or :data:`FOLD_SKIP` off):
+    the fold order is lowered first, as its error (engine: tile budget) spares the search."""
     bound = fold_bound() if FOLD_SKIP and fold_bound is not None else None
     fold = fold_program() if bound is None else None
     prog, _ = searched_program(layer, hw, mac, dense_macs)
     limit = (1 - FOLD_MARGIN) * _estimate(prog, hw, hw.objective)
     if fold is None:
-        if _estimate(bound, hw, hw.objective) >= limit:
-            return prog
+        while bound is not None:
+            if _estimate(bound, hw, hw.objective) >= limit:
+                return prog
+            bound = bound.tighter()
         fold = fold_program()
     if _estimate(fold, hw, hw.objective) < limit:
         fold.notes.append(f"searched mapping worse than the fold order on {hw.objective} in this estimate; "
