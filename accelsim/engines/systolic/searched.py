@@ -22,7 +22,10 @@ objective with one estimator (dynamic energy of the priced actions; latency = th
 compute cycles and the DRAM transfer cycles; edp their product); if the fold order's estimate is
 lower by more than ``FOLD_MARGIN`` it is kept and the layer's notes say so. The two lowerings
 price PE registers by one rule (:mod:`accelsim.mapping.implied`: the fold model's per-dataflow
-rule), so the comparison is between mappings, not between two register accountings.
+rule), so the comparison is between mappings, not between two register accountings. The fold
+order is walked only when it wins (or might exceed the tile budget): a lower bound of its estimate
+from the fold plan's closed forms, then its exact estimate without the walk, decide first
+(:func:`_lower_searched`).
 
 **Latency near-ties.** With ``objective: latency``, mappings within :data:`LATENCY_TIE_SHARE`
 (0.5 %) of the fastest count as tied and the one moving the fewest bits wins
