@@ -52,6 +52,7 @@ def clear_caches() -> None:
     SR._LOWERED.clear()
     LW._TRAFFIC.clear()
     EN._FOLDS.clear()
+    EN._BOUNDS.clear()
     P._MEMO.clear()
 
 

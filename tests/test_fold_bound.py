@@ -110,6 +110,7 @@ def _run(wl, hw, skip: bool, monkeypatch) -> tuple[list, dict, int]:
                         lambda self, layer, h, w: calls.append(layer.name) or orig(self, layer, h, w))
     monkeypatch.setattr(SR, "FOLD_SKIP", skip)
     EN._FOLDS.clear()
+    EN._BOUNDS.clear()
     SR._LOWERED.clear()
     rep = accelsim.simulate(wl, hw, compare_dense=False)
     return rep.layers, rep.metrics(), len(calls)

@@ -24,12 +24,15 @@ def test_fold_memo_matches_lowering_every_point(root, monkeypatch):
     hws = _variants(accelsim.load_hardware(root / HW))
     EN._FOLDS.clear()
     SR._LOWERED.clear()
+    EN._BOUNDS.clear()
     memo = [accelsim.simulate(wl, hw).layers for hw in hws]
     assert 0 < len(EN._FOLDS) < sum(1 for ly in wl.layers if ly.op == "conv2d") * 2  # shared across the DRAM variants
     monkeypatch.setattr(EN, "_FOLDS_MAX", 0)
     monkeypatch.setattr(SR, "_LOWERED_MAX", 0)
+    monkeypatch.setattr(EN, "_BOUNDS_MAX", 0)  # the fold-order bounds, shared across the DRAM variants too
     EN._FOLDS.clear()
     SR._LOWERED.clear()
+    EN._BOUNDS.clear()
     plain = [accelsim.simulate(wl, hw).layers for hw in hws]
     assert memo == plain  # every field of every layer: names, notes, cycles, energy, mapping text
     # the bandwidth does change the timing (so the shared fold lowering is not a shared result)

@@ -167,6 +167,7 @@ class FoldBound:
         self.dram_write_total_bits = sum(c.dram_write_bits.values())
         self.exact = exact  # the walk's DRAM bits exactly: the estimate is the program's
         self._parts = (layer, hw, bits, c)
+        self._tighter: FoldBound | None = None
 
     @cached_property
     def program(self) -> LayerProgram:
@@ -179,12 +180,15 @@ class FoldBound:
         return self.program.actions
 
     def tighter(self) -> FoldBound | None:
-        """The bound with the walk's input reads exactly (``exact``), or ``None`` when it is already."""
+        """The bound with the walk's input reads exactly (``exact``), or ``None`` when it is already
+        (built once)."""
         if self.exact:
             return None
-        layer, hw, bits, _ = self._parts
-        c, _, _ = _bound_counters(layer, hw, bits, exact_a=True)
-        return FoldBound(layer, hw, bits, c, True)
+        if self._tighter is None:
+            layer, hw, bits, _ = self._parts
+            c, _, _ = _bound_counters(layer, hw, bits, exact_a=True)
+            self._tighter = FoldBound(layer, hw, bits, c, True)
+        return self._tighter
 
 
 def _bound_counters(layer: LayerBase, hw: SystolicArray, bits: OperandBits,
@@ -205,15 +209,38 @@ def _bound_counters(layer: LayerBase, hw: SystolicArray, bits: OperandBits,
     return c, tiles, exact
 
 
+#: :func:`fold_bound_program`'s (tiles bound, bound) keyed as :data:`_FOLDS`: the bound reads neither
+#: the DRAM nor the workload (prices enter only when it is estimated), so points of a sweep that
+#: differ only in the DRAM share one (FIFO eviction; 0 disables)
+_BOUNDS: dict[tuple, tuple[int, FoldBound]] = {}
+_BOUNDS_MAX = 1024
+
+
+def _fifo_put(store: dict, key: tuple, value: object, maxsize: int) -> None:
+    if maxsize > 0:
+        if len(store) >= maxsize:
+            del store[next(iter(store))]
+        store[key] = value
+
+
 def fold_bound_program(layer: LayerBase, hw: SystolicArray) -> FoldBound | None:
     """:class:`FoldBound` of ``layer``'s dense fold order on ``hw`` (O(1) per GEMM; its
     :meth:`~FoldBound.tighter` makes it exact); ``None`` when the walk might exceed the layer's
     tile budget (then only lowering it tells, and raises): the walks'
     :meth:`.folds.GemmLowering.tiles_bound` summed, at most :func:`~accelsim.stats.tiles_left`,
-    and the walk cannot raise :class:`TileLimitError`."""
-    bits = _operand_bits(layer, hw)
-    c, tiles, exact = _bound_counters(layer, hw, bits, exact_a=False)
-    return FoldBound(layer, hw, bits, c, exact) if tiles <= tiles_left() else None
+    and the walk cannot raise :class:`TileLimitError`. Memoised (:data:`_BOUNDS`)."""
+    try:
+        key: tuple | None = (nameless_key(layer), _dramless_key(hw))
+        hit = _BOUNDS.get(key)
+    except TypeError:  # a field that cannot be hashed: no memo
+        key, hit = None, None
+    if hit is None:
+        bits = _operand_bits(layer, hw)
+        c, tiles, exact = _bound_counters(layer, hw, bits, exact_a=False)
+        hit = (tiles, FoldBound(layer, hw, bits, c, exact))
+        if key is not None:
+            _fifo_put(_BOUNDS, key, hit, _BOUNDS_MAX)
+    return hit[1] if hit[0] <= tiles_left() else None
 
 
 class _FoldTooLong(Exception):
@@ -305,9 +332,7 @@ class SystolicEngine(Engine[SystolicArray]):
         if hit is None:
             hit = self._lower_folds_uncached(layer, hw, workload)
             if _FOLDS_MAX > 0:
-                if len(_FOLDS) >= _FOLDS_MAX:
-                    del _FOLDS[next(iter(_FOLDS))]
-                _FOLDS[key] = fresh_copy(hit, "")
+                _fifo_put(_FOLDS, key, fresh_copy(hit, ""), _FOLDS_MAX)
             return hit
         return fresh_copy(hit, layer.name)
 
