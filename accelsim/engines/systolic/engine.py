@@ -92,6 +92,7 @@ def scalesim_row_ok(layer: LayerBase) -> bool:
 
 
 def _operand_bits(layer: LayerBase, hw: SystolicArray) -> OperandBits:
+    """The fold order's operand widths: activations in and out at ``act_bits``, partial sums at the accumulator's."""
     q = layer.compression.quant
     return OperandBits(a=q.act_bits, b=q.weight_bits, c=q.act_bits, psum=hw.energy.accumulator_bits)
 
@@ -121,6 +122,7 @@ def _repetitions(g: Gemm, hw: SystolicArray, bits: OperandBits) -> list[tuple[bo
 
 
 def _add_traffic(c: LayerCounters, t: GemmTraffic, times: int) -> None:
+    """Add ``times`` repetitions of one walk's DRAM bits to ``c``."""
     c.dram_read_bits["ifmap"] += t.a * times
     c.dram_read_bits["filter"] += t.b * times
     c.dram_read_bits["psum"] += t.psum_read * times
@@ -217,6 +219,7 @@ _BOUNDS_MAX = 1024
 
 
 def _fifo_put(store: dict, key: tuple, value: object, maxsize: int) -> None:
+    """``store[key] = value``, evicting the oldest entry at ``maxsize`` (0: store nothing)."""
     if maxsize > 0:
         if len(store) >= maxsize:
             del store[next(iter(store))]
