@@ -575,3 +575,120 @@ def test_best_rows_equals_the_lexicographic_sort():
         ref = rows[np.lexsort((rank[rows],) + tuple(c[rows] for c in reversed(cols)))]
         for k in (1, 2, 5):
             assert list(S._best_rows(cols, rank, rows, k)) == list(ref[:k])
+
+
+def _kernel_signature(order, counts, nlev: int, maxlev: int) -> tuple:
+    """Pure-Python statement of the loop-order kernel's signature row for one operand's side of
+    ``_search_kernels._signature_nb`` (the merge-down done on lists): per level, the dim products,
+    the top irrelevant / top relevant / bottom irrelevant run products and the ordered top run of
+    one relevance class (an input-window loop alone) plus the loop below it."""
+    def sig(o: int, op: str):
+        irr = K.IRRELEVANT[op]
+        lv, i = [], 0
+        for c in counts[o][:nlev[o]]:
+            lv.append(list(order[i:i + c]))
+            i += c
+        changed = True
+        while changed:
+            changed = False
+            for j in range(1, len(lv)):
+                while lv[j] and lv[j][0][0] in irr:
+                    lv[j - 1].append(lv[j].pop(0))
+                    changed = True
+
+        def cls(d):
+            return 0 if d in irr else (2 + d if op == "I" and d >= 4 else 1)
+
+        def run(loops, keep):
+            p = 1
+            for d, s in loops:
+                if not keep(d):
+                    break
+                p *= s
+            return p
+        out = []
+        for loops in lv:
+            prods = [1] * 8
+            for d, s in loops:
+                prods[d] *= s
+            top = loops[::-1]
+            seq = []
+            for t, (d, s) in enumerate(top):
+                seq.append((d, s))
+                if cls(d) != cls(top[0][0]) or cls(d) >= 2:
+                    break
+            seq += top[len(seq):len(seq) + 1]
+            out.append((tuple(prods), run(top, lambda d: d in irr), run(top, lambda d: d not in irr),
+                        run(loops, lambda d: d in irr), tuple(seq)))
+        return tuple(out) + ((),) * (maxlev - len(lv))
+    return tuple(sig(o, op) for o, op in enumerate(OPERANDS))
+
+
+def _reference_enumeration(prob, lpfs, dedupe: bool, pins=()) -> tuple:
+    """``enumerate_orders``'s outputs from the pure-Python pieces: ``multiset_permutations``,
+    ``AllocationProblem.allocate``, the position pins and :func:`_kernel_signature` classes."""
+    nlev = [len(prob.levels[op]) for op in OPERANDS]
+    maxlev = max(nlev)
+    rank, orders, counts, cls, classes, n_bad = [], [], [], [], {}, 0
+    index = {f: i for i, f in reversed(list(enumerate(lpfs)))}  # first key index of each factor
+    perms = list(K.multiset_permutations(lpfs))
+    for k, perm in enumerate(perms):
+        c = prob.allocate(perm)
+        if c is None:
+            n_bad += 1
+            continue
+        if any(p >= len(perm) or perm[p][0] != d or (sz is not None and perm[p][1] != sz) for p, d, sz in pins):
+            continue
+        row = [[c[op][i] if i < len(c[op]) else 0 for i in range(maxlev)] for op in OPERANDS]
+        key = _kernel_signature(perm, row, nlev, maxlev)
+        new = key not in classes
+        cl = classes.setdefault(key, len(classes))
+        if new or not dedupe:
+            rank.append(k)
+            orders.append([index[f] for f in perm])
+            counts.append(row)
+            cls.append(cl)
+    return rank, orders, counts, cls, len(perms), n_bad
+
+
+def test_kernel_equals_the_python_reference_on_several_problems():
+    """The loop-order kernel (compiled per-order loop, resumed scans, signature classes, rows and
+    class table grown past their presized 4,096) returns exactly the pure-Python reference's rows
+    (rank, order, allocation, class) and counts (orders, infeasible): layers conv / strided /
+    dilated / GEMM, output- and weight-stationary systolic hierarchies with capacities that make
+    orders infeasible, shared memories, position pins, dedupe on and off."""
+    from accelsim.hardware.systolic import SystolicArray
+    from accelsim.mapping.implied import implied_hierarchy
+
+    def systolic(df: str, kb: float):
+        sram = {"size_kb": kb}
+        return implied_hierarchy(SystolicArray(name="s", rows=4, cols=4, dataflow=df, ifmap_sram=sram,
+                                               filter_sram=sram, ofmap_sram=sram))
+    cases = [
+        (systolic("os", 0.25), LayerDims(K=16, C=12, P=10, Q=6, R=3, S=3, stride_h=2, dilation_w=2, in_h=21, in_w=10),
+         None, [], 6),
+        (systolic("ws", 0.125), LayerDims(K=24, C=20, P=7, Q=7, R=3, S=3, in_h=9, in_w=9), None, [(0, "C", None)], 6),
+        (_hier(), LayerDims(K=32, C=16, P=8, Q=8, R=3, S=3), {"D1": [("C", 4)], "D2": [("P", 4)]}, [], 6),
+        # a 160 b SRAM shared by I and O: feasible only if O's register keeps its tile small
+        (tpu_like(4, 4, sram_bits=160, rf_w_bits=64, rf_o_bits=64),
+         LayerDims(K=16, C=12, P=10, Q=6, R=3, S=3, stride_h=2, dilation_w=2, in_h=21, in_w=10, name="tight"),
+         {"D1": [("K", 4)], "D2": [("C", 4)]}, [(2, "P", None)], 6),
+        (_zz_hier("edge_tpu_like"), LayerDims(K=32, C=16, P=14, Q=14, R=3, S=3, in_h=16, in_w=16),
+         {"D1": [("K", 8)], "D2": [("C", 8)], "D3": [("Q", 2)], "D4": [("P", 2)]}, [(1, "R", 3)], 6),
+        # 7 distinct factors: 5,040 orders, past the kernel's presized rows and class table
+        (_hier(), LayerDims(N=1, K=210 * 4, C=30 * 4, name="gemm7"), {"D1": [("K", 4)], "D2": [("C", 4)]}, [], None),
+    ]
+    for hier, layer, spatial, pin_spec, limit in cases:
+        sp = S.spatial_candidates(layer, hier, spatial=spatial)[0]
+        prob = S._problem(layer, hier, sp)
+        lpfs = K.loop_prime_factors(S._trips(layer, sp), limit)
+        pins = [(p, K.DIM_INDEX[d], sz) for p, d, sz in pin_spec]
+        for dedupe in (False, True):
+            got = _enumerate(hier, layer, sp, lpfs, dedupe, pins)
+            ref = _reference_enumeration(prob, lpfs, dedupe, pins)
+            assert [x.tolist() for x in got[:4]] == list(ref[:4]), (layer.name, dedupe)
+            assert (int(got[4]), int(got[5])) == ref[4:], (layer.name, dedupe)
+        if layer.name == "tight":
+            assert 0 < ref[5] < ref[4]  # some orders, not all, are infeasible
+        if layer.name == "gemm7":
+            assert ref[4] == 5040 and len(ref[0]) > 4096  # the growth paths ran

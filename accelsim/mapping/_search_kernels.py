@@ -330,6 +330,14 @@ def total_trip(order: Sequence[tuple[int, int]]) -> int:
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
+# The per-order kernels below are compiled with ``_nrt=False`` (numba's runtime off): they
+# create no array, and every array argument of a call (or view) would otherwise cost two atomic
+# reference-count updates — most of the enumeration's time when profiled (``perf``), since
+# the helpers are called several times per loop order. Only :func:`enumerate_orders` allocates.
+# :func:`_allocate_nb` and :func:`_scan` (one call site each) are also inlined into the loop
+# (``inline='always'``): passing their many array arguments cost ~20% of the loop (measured;
+# ~1 s more of cold compile).
+
 #: rows presized by :func:`enumerate_orders` (more: grown by doubling)
 _PRESIZE = 4096
 _IRR = np.zeros((3, 8), dtype=np.bool_)
@@ -353,7 +361,7 @@ def reduced_geo(geo):  # pragma: no cover - numba
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _window_reduced(a, b, stride, dilation, clip):  # pragma: no cover - numba
     """:func:`accelsim.mapping.fast._window` for a coprime ``stride`` and ``dilation`` (its gcd is 1)."""
     n = a * b - max(0, b - stride) * (a - dilation)
@@ -362,7 +370,7 @@ def _window_reduced(a, b, stride, dilation, clip):  # pragma: no cover - numba
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _fp(o, v, rgeo):  # pragma: no cover - numba
     """Elements of operand ``o`` (0 W, 1 I, 2 O) touched by extents ``v``; ``rgeo``: :func:`reduced_geo`."""
     if o == 0:
@@ -373,7 +381,7 @@ def _fp(o, v, rgeo):  # pragma: no cover - numba
             * _window_reduced(v[5], v[7], rgeo[1], rgeo[3], rgeo[5]))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _next_perm(a):  # pragma: no cover - numba
     """Next lexicographic permutation of int array ``a`` in place; returns the first position that
     changed (later ones may have changed too), or -1 after the last permutation."""
@@ -404,7 +412,7 @@ def _next_perm(a):  # pragma: no cover - numba
 _OK, _POS, _BITS, _CNT, _DIRTY = range(5)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def _scan(o, top, pos, b, cap, od, osz, rgeo, ext, m, j, v, sc_int, sc_ext, sc_sizes):  # pragma: no cover
     """Tile sizes (bits) of operand ``o`` at memory ``m`` (its slot ``j``) keeping 0, 1, ... of the
     unallocated loops ``od/osz[pos:]`` on extents ``ext[o]`` at width ``b``, up to the first that
@@ -469,7 +477,7 @@ def _scan(o, top, pos, b, cap, od, osz, rgeo, ext, m, j, v, sc_int, sc_ext, sc_s
     return cnt
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits, o_final_bits, rgeo,
                  irr, counts, ext, pos, lvl, suffix, o_ir_after, nsz, take_idx, v, sc_int, sc_ext, sc_sizes):  # pragma: no cover
     """LOMA allocation of one order (dims ``od``, sizes ``osz``); fills ``counts[op, lev]``.
@@ -591,7 +599,7 @@ def _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_ab
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _cls(o, d, irr):  # pragma: no cover - numba
     """Relevance class of dim ``d`` for operand ``o``: 0 irrelevant, 1 relevant, 2+ input window."""
     if irr[o, d]:
@@ -601,7 +609,7 @@ def _cls(o, d, irr):  # pragma: no cover - numba
     return 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _signature_nb(od, osz, nlev, counts, irr, out, lvd, lvs, ln):  # pragma: no cover - numba
     """Stationarity signature of one allocated order into ``out`` (per op, level: 8 dim products,
     top-irrelevant, top-relevant and bottom-irrelevant run products). ``lvd``/``lvs``
@@ -677,7 +685,7 @@ def _signature_nb(od, osz, nlev, counts, irr, out, lvd, lvs, ln):  # pragma: no 
                     out[base + 11 + j] = lvd[l, t] + 8 * lvs[l, t]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _mix(h):  # pragma: no cover - numba
     """Final avalanche of a 64-bit row hash (splitmix64's finaliser)."""
     h ^= h >> np.uint64(30)
@@ -688,7 +696,7 @@ def _mix(h):  # pragma: no cover - numba
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _row_hash(row, hash_mask):  # pragma: no cover - numba
     """FNV-style hash of an int row in four independent lanes (no chain of dependent multiplies
     through the whole row), masked; it only places rows in the table (classes compare rows)."""
@@ -711,7 +719,7 @@ def _row_hash(row, hash_mask):  # pragma: no cover - numba
     return _mix(h0 ^ _mix(h1 ^ _mix(h2 ^ _mix(h3)))) & hash_mask
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _same_row(a, b):  # pragma: no cover - numba
     for i in range(a.shape[0]):
         if a[i] != b[i]:
@@ -719,7 +727,7 @@ def _same_row(a, b):  # pragma: no cover - numba
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _pins_hold(od, osz, pin_dim, pin_size):  # pragma: no cover - numba
     """Whether the order (dims ``od``, sizes ``osz``) satisfies every position pin (-1 / 0: free)."""
     for i in range(pin_dim.shape[0]):
@@ -728,6 +736,12 @@ def _pins_hold(od, osz, pin_dim, pin_size):  # pragma: no cover - numba
         if pin_size[i] > 0 and osz[i] != pin_size[i]:
             return False
     return True
+
+
+#: :func:`_enumerate_run`'s state ``st``: orders enumerated, infeasible, rows kept, classes, finished
+_ST_K, _ST_BAD, _ST_M, _ST_NREP, _ST_DONE = range(5)
+#: :func:`_enumerate_run`'s returns: finished, rows full, class table at half load
+_RUN_DONE, _RUN_ROWS, _RUN_TABLE = range(3)
 
 
 @njit(cache=True)
@@ -747,8 +761,9 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
     [m, 3, maxlev], class [m]: index of the row's class among all classes in first-seen order,
     number of orders enumerated, number infeasible).
 
-    Consecutive orders share a prefix: the allocation's per-level tile scans are memoised
-    (:func:`_scan`) and resume at the first changed position.
+    This function allocates the arrays; the per-order work runs in :func:`_enumerate_run`
+    (compiled without reference counting), which returns here only to have the rows or the class
+    table grown.
     """
     n = keys_dim.shape[0]
     maxlev = 0
@@ -764,49 +779,88 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
     first = np.zeros(n, dtype=np.int64)
     for i in range(n - 1, -1, -1):
         first[rank[i]] = i
-    none_allowed = n > 0 and pin_dim[0] == -2
     width = 3 * maxlev * (11 + n + 1)
     cap = max(1, min(max_orders, _PRESIZE))  # the rows, sized for every order up to _PRESIZE
     out_rank = np.empty(cap, dtype=np.int64)
     out_orders = np.empty((cap, n), dtype=np.int64)
     out_counts = np.empty((cap, 3, maxlev), dtype=np.int64)
     out_cls = np.empty(cap, dtype=np.int64)
-    m = 0
     rep_row = np.empty(cap, dtype=np.int64)  # class -> its first row (a kept row)
     rep_hash = np.empty(cap, dtype=np.uint64)
-    nrep = 0
     tsize = 16  # open-addressing table of class indices (-1: empty), load <= 1/2
     while tsize < 2 * cap:
         tsize *= 2
     table = np.full(tsize, -1, dtype=np.int64)
-    sig = np.empty(width, dtype=np.int64)
-    sig2 = np.empty(width, dtype=np.int64)
-    od = np.zeros(n, dtype=np.int64)
-    osz = np.zeros(n, dtype=np.int64)
-    od2 = np.zeros(n, dtype=np.int64)
-    osz2 = np.zeros(n, dtype=np.int64)
-    c = np.zeros((3, maxlev), dtype=np.int64)
-    # scratch space of the allocation and the signature
-    ext = np.ones((3, 8), dtype=np.int64)
-    pos = np.zeros(3, dtype=np.int64)
-    lvl = np.zeros(3, dtype=np.int64)
-    nsz = np.zeros(3, dtype=np.int64)
-    take_idx = np.zeros(3, dtype=np.int64)
-    suffix = np.ones(n + 1, dtype=np.int64)
-    o_ir_after = np.zeros(n + 1, dtype=np.bool_)
-    rgeo = reduced_geo(geo)
     nmem = mem_cap.shape[0]
-    sc_int = np.zeros((nmem, 3, 5), dtype=np.int64)
-    sc_ext = np.zeros((nmem, 3, 8), dtype=np.int64)
-    v = np.ones(8, dtype=np.int64)
-    sc_sizes = np.zeros((nmem, 3, n + 1), dtype=np.int64)
-    lvd = np.empty((maxlev, n), dtype=np.int64)
-    lvs = np.empty((maxlev, n), dtype=np.int64)
-    ln = np.zeros(maxlev, dtype=np.int64)
-    k = 0
-    n_bad = 0
+    # scratch space of the allocation (its scan memo kept from order to order) and the signature
+    alloc = (np.zeros((3, maxlev), dtype=np.int64), np.ones((3, 8), dtype=np.int64), np.zeros(3, dtype=np.int64),
+             np.zeros(3, dtype=np.int64), np.ones(n + 1, dtype=np.int64), np.zeros(n + 1, dtype=np.bool_),
+             np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64), np.ones(8, dtype=np.int64),
+             np.zeros((nmem, 3, 5), dtype=np.int64), np.zeros((nmem, 3, 8), dtype=np.int64),
+             np.zeros((nmem, 3, n + 1), dtype=np.int64))
+    sigs = (np.empty(width, dtype=np.int64), np.empty(width, dtype=np.int64), np.empty((maxlev, n), dtype=np.int64),
+            np.empty((maxlev, n), dtype=np.int64), np.zeros(maxlev, dtype=np.int64), np.zeros(n, dtype=np.int64),
+            np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+    prob = (nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits, reduced_geo(geo), irr)
+    st = np.zeros(5, dtype=np.int64)
     while True:
+        r = _enumerate_run(keys_dim, keys_size, first, a, prob, o_final_bits, max_orders, dedupe,
+                           n > 0 and pin_dim[0] == -2, pin_dim, pin_size, hash_mask, alloc, sigs,
+                           out_rank, out_orders, out_counts, out_cls, rep_row, rep_hash, table, st)
+        if r == _RUN_DONE:
+            break
+        if r == _RUN_ROWS:
+            m = st[_ST_M]
+            nrep = st[_ST_NREP]
+            cap *= 2
+            out_rank = _grown(out_rank, m, cap)
+            out_orders = _grown(out_orders, m, cap)
+            out_counts = _grown(out_counts, m, cap)
+            out_cls = _grown(out_cls, m, cap)
+            rep_row = _grown(rep_row, nrep, cap)
+            rep_hash = _grown(rep_hash, nrep, cap)
+        else:  # grow and rehash (a class's index does not depend on the table: exact whatever its size)
+            tsize *= 2
+            table = np.full(tsize, -1, dtype=np.int64)
+            for c in range(st[_ST_NREP]):
+                s2 = np.int64(rep_hash[c] & np.uint64(tsize - 1))
+                while table[s2] >= 0:
+                    s2 = (s2 + 1) & (tsize - 1)
+                table[s2] = c
+    m = st[_ST_M]
+    return out_rank[:m], out_orders[:m], out_counts[:m], out_cls[:m], st[_ST_K], st[_ST_BAD]
+
+
+@njit(cache=True, _nrt=False)
+def _enumerate_run(keys_dim, keys_size, first, a, prob, o_final_bits, max_orders, dedupe, none_allowed, pin_dim,
+                   pin_size, hash_mask, alloc, sigs, out_rank, out_orders, out_counts, out_cls, rep_row, rep_hash,
+                   table, st):  # pragma: no cover - numba
+    """:func:`enumerate_orders`'s loop over the orders from the permutation ``a`` on, with the
+    counters in ``st``; returns ``_RUN_DONE``, or before an order when the rows might overflow
+    (``_RUN_ROWS``) or the class table would pass half load (``_RUN_TABLE``): the caller grows
+    them and calls again. Compiled without NRT: no array is created here, and array arguments of
+    the helpers cost no reference counting (atomic increments that took most of the time)."""
+    nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits, rgeo, irr = prob
+    c, ext, pos, lvl, suffix, o_ir_after, nsz, take_idx, v, sc_int, sc_ext, sc_sizes = alloc
+    sig, sig2, lvd, lvs, ln, od, osz, od2, osz2 = sigs
+    n = keys_dim.shape[0]
+    maxlev = c.shape[1]
+    nmem = mem_cap.shape[0]
+    cap = out_rank.shape[0]
+    tsize = table.shape[0]
+    k = st[_ST_K]
+    n_bad = st[_ST_BAD]
+    m = st[_ST_M]
+    nrep = st[_ST_NREP]
+    ret = _RUN_DONE
+    while st[_ST_DONE] == 0:
         if k >= max_orders:
+            break
+        if m >= cap:
+            ret = _RUN_ROWS
+            break
+        if 2 * (nrep + 1) > tsize:
+            ret = _RUN_TABLE
             break
         for i in range(n):
             od[i] = keys_dim[first[a[i]]]
@@ -832,48 +886,37 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
                         cls = r
                         break
                 slot = (slot + 1) & (tsize - 1)
-            keep = cls < 0 or not dedupe
-            if keep:
-                if m == cap:
-                    cap *= 2
-                    out_rank = _grown(out_rank, m, cap)
-                    out_orders = _grown(out_orders, m, cap)
-                    out_counts = _grown(out_counts, m, cap)
-                    out_cls = _grown(out_cls, m, cap)
-                    rep_row = _grown(rep_row, nrep, cap)
-                    rep_hash = _grown(rep_hash, nrep, cap)
-                out_rank[m] = k
-                for i in range(n):
-                    out_orders[m, i] = first[a[i]]
-                for o in range(3):
-                    for l in range(maxlev):
-                        out_counts[m, o, l] = c[o, l]
             if cls < 0:  # a new class: its first row is this one
                 rep_row[nrep] = m
                 rep_hash[nrep] = h
                 table[slot] = nrep
                 cls = nrep
                 nrep += 1
-                if 2 * nrep > tsize:  # grow and rehash
-                    tsize *= 2
-                    table = np.full(tsize, -1, dtype=np.int64)
-                    for r in range(nrep):
-                        s2 = np.int64(rep_hash[r] & np.uint64(tsize - 1))
-                        while table[s2] >= 0:
-                            s2 = (s2 + 1) & (tsize - 1)
-                        table[s2] = r
-            if keep:
+            elif dedupe:
+                cls = -1
+            if cls >= 0:  # kept
+                out_rank[m] = k
+                for i in range(n):
+                    out_orders[m, i] = first[a[i]]
+                for o in range(3):
+                    for l in range(maxlev):
+                        out_counts[m, o, l] = c[o, l]
                 out_cls[m] = cls
                 m += 1
         k += 1
         ch = _next_perm(a)
         if ch < 0:
+            st[_ST_DONE] = 1
             break
         for mm in range(nmem):  # positions >= ch changed: the scans' memo is dirty from there
             for j in range(3):
                 if sc_int[mm, j, _DIRTY] > ch:
                     sc_int[mm, j, _DIRTY] = ch
-    return out_rank[:m], out_orders[:m], out_counts[:m], out_cls[:m], k, n_bad
+    st[_ST_K] = k
+    st[_ST_BAD] = n_bad
+    st[_ST_M] = m
+    st[_ST_NREP] = nrep
+    return ret
 
 
 @njit(cache=True)
