@@ -9,7 +9,8 @@ pipeline uses -- :class:`Environment` (``now``, ``timeout``, ``process``, ``run`
 ``items``) -- with SimPy 4.1's rules, none of its generality:
 
 - events are processed in ``(time, priority, creation id)`` order, priority 0 for a process's
-  start, 1 for everything else; an event's callbacks run in the order they were added;
+  start, 1 for everything else; an event's callbacks run in the order they were added (kept
+  as a FIFO of the current time plus a heap of future timeouts: :class:`Environment`);
 - a resource request/put/get is queued, its resource's *other* side is re-checked when it is
   processed, and the queue is scanned when it is created (a Resource and a Store stop after the
   first queued event, a Container goes on while events succeed: ``_do_put``/``_do_get`` return
@@ -23,6 +24,7 @@ of its results with SimPy's on random programs and real layers.
 """
 from __future__ import annotations
 
+from collections import deque
 from heapq import heappop, heappush
 from itertools import count
 from typing import Any, Callable, Generator
@@ -35,9 +37,9 @@ class Event:
 
     __slots__ = ("env", "callbacks", "value")
 
-    def __init__(self, env: "Environment"):
+    def __init__(self, env: "Environment", callbacks: list | None = None):
         self.env = env
-        self.callbacks: list[Callable[["Event"], None]] | None = []
+        self.callbacks: list[Callable[["Event"], None]] | None = [] if callbacks is None else callbacks
         self.value: Any = _PENDING
 
     @property
@@ -46,8 +48,7 @@ class Event:
 
     def succeed(self, value: Any = None) -> "Event":
         self.value = value
-        env = self.env
-        heappush(env._queue, (env.now, 1, next(env._eid), self))
+        self.env._now_queue.append(self)
         return self
 
 
@@ -57,12 +58,14 @@ class _Process:
     __slots__ = ("env", "send", "resume")
 
     def __init__(self, env: "Environment", gen: Generator[Event, Any, Any]):
+        if env._running:
+            raise RuntimeError("lean_des: processes must be created before Environment.run()")
         self.env, self.send = env, gen.send
         self.resume = self._resume  # bound once: appended to every event the process waits on
         start = Event(env)
         start.value = None
         start.callbacks.append(self.resume)  # type: ignore[union-attr]
-        heappush(env._queue, (env.now, 0, next(env._eid), start))  # SimPy's Initialize: URGENT
+        env._starts.append(start)  # SimPy's Initialize: URGENT, before every other event of time 0
 
     def _resume(self, event: Event) -> None:
         send = self.send
@@ -78,35 +81,54 @@ class _Process:
 
 
 class Environment:
-    """Time, the event queue and the factories the pipeline uses."""
+    """Time, the event queues and the factories the pipeline uses.
+
+    SimPy processes events in ``(time, priority, creation id)`` order. Here the events of the
+    current time are a FIFO (:attr:`_now_queue`) and only timeouts with a positive delay go to a
+    heap of ``(time, creation id, event)``: every event triggered at time ``t`` is created at
+    ``t`` (so after every timeout that fires at ``t``, which was created earlier), and when time
+    advances to ``t`` the queue is empty, so moving the heap's events of time ``t`` to the queue
+    (in heap order) and then appending new ones in creation order is SimPy's order. Process
+    starts (priority 0) are created before :meth:`run` and run first, in creation order."""
 
     def __init__(self) -> None:
         self.now = 0
-        self._queue: list[tuple[int, int, int, Event]] = []
+        self._heap: list[tuple[int, int, Event]] = []
+        self._now_queue: deque[Event] = deque()
+        self._starts: list[Event] = []
         self._eid = count()
+        self._running = False
 
     def timeout(self, delay: int) -> Event:
         ev = Event(self)
         ev.value = None
-        heappush(self._queue, (self.now + delay, 1, next(self._eid), ev))
+        if delay:
+            heappush(self._heap, (self.now + delay, next(self._eid), ev))
+        else:
+            self._now_queue.append(ev)
         return ev
 
     def process(self, gen: Generator[Event, Any, Any]) -> None:
         _Process(self, gen)
 
     def run(self) -> None:
-        queue = self._queue
-        while queue:
-            self.now, _, _, event = heappop(queue)
-            callbacks, event.callbacks = event.callbacks, None
-            for cb in callbacks:  # type: ignore[union-attr]
-                cb(event)
-
-
-def _succeed(ev: Event, value: Any = None) -> None:
-    ev.value = value
-    env = ev.env
-    heappush(env._queue, (env.now, 1, next(env._eid), ev))
+        self._running = True
+        queue, heap = self._now_queue, self._heap
+        queue.extendleft(reversed(self._starts))
+        self._starts = []
+        popleft = queue.popleft
+        while True:
+            while queue:
+                event = popleft()
+                callbacks, event.callbacks = event.callbacks, None
+                for cb in callbacks:  # type: ignore[union-attr]
+                    cb(event)
+            if not heap:
+                break
+            t = heap[0][0]
+            self.now = t
+            while heap and heap[0][0] == t:
+                queue.append(heappop(heap)[2])
 
 
 class _Queued:
@@ -121,16 +143,17 @@ class _Queued:
         self.get_queue: list[Event] = []
         self._on_put_done = self._trigger_get  # bound once (a callback of every put/get event)
         self._on_get_done = self._trigger_put
+        self._ready = env._now_queue  # a succeeded event is processed after those already there
 
     def _new_put(self, ev: Event) -> Event:
+        """Queue ``ev`` (created with ``[self._on_put_done]`` as its callbacks) and scan."""
         self.put_queue.append(ev)
-        ev.callbacks.append(self._on_put_done)  # type: ignore[union-attr]
         self._trigger_put(None)
         return ev
 
     def _new_get(self, ev: Event) -> Event:
+        """Queue ``ev`` (created with ``[self._on_get_done]`` as its callbacks) and scan."""
         self.get_queue.append(ev)
-        ev.callbacks.append(self._on_get_done)  # type: ignore[union-attr]
         self._trigger_get(None)
         return ev
 
@@ -154,28 +177,34 @@ class Container(_Queued):
         self.level = init
 
     def put(self, amount: int) -> Event:
-        ev = _Amount(self.env)
+        ev = _Amount(self.env, [self._on_put_done])
         ev.amount = amount
-        return self._new_put(ev)
+        self.put_queue.append(ev)
+        self._trigger_put(None)
+        return ev
 
     def get(self, amount: int) -> Event:
-        ev = _Amount(self.env)
+        ev = _Amount(self.env, [self._on_get_done])
         ev.amount = amount
-        return self._new_get(ev)
+        self.get_queue.append(ev)
+        self._trigger_get(None)
+        return ev
 
     def _trigger_put(self, _event: Event | None) -> None:
         q = self.put_queue
         while q and self.capacity - self.level >= q[0].amount:  # type: ignore[attr-defined]
             ev = q.pop(0)
             self.level += ev.amount  # type: ignore[attr-defined]
-            _succeed(ev)
+            ev.value = None
+            self._ready.append(ev)
 
     def _trigger_get(self, _event: Event | None) -> None:
         q = self.get_queue
         while q and self.level >= q[0].amount:  # type: ignore[attr-defined]
             ev = q.pop(0)
             self.level -= ev.amount  # type: ignore[attr-defined]
-            _succeed(ev)
+            ev.value = None
+            self._ready.append(ev)
 
 
 class _Item(Event):
@@ -190,24 +219,32 @@ class Store(_Queued):
         self.items: list[Any] = []
 
     def put(self, item: Any) -> Event:
-        ev = _Item(self.env)
+        ev = _Item(self.env, [self._on_put_done])
         ev.item = item
-        return self._new_put(ev)
+        self.put_queue.append(ev)
+        self._trigger_put(None)
+        return ev
 
     def get(self) -> Event:
-        return self._new_get(Event(self.env))
+        ev = Event(self.env, [self._on_get_done])
+        self.get_queue.append(ev)
+        self._trigger_get(None)
+        return ev
 
     def _trigger_put(self, _event: Event | None) -> None:
         q = self.put_queue
         if q:
             ev = q.pop(0)
             self.items.append(ev.item)  # type: ignore[attr-defined]
-            _succeed(ev)
+            ev.value = None
+            self._ready.append(ev)
 
     def _trigger_get(self, _event: Event | None) -> None:
         q = self.get_queue
         if q and self.items:
-            _succeed(q.pop(0), self.items.pop(0))
+            ev = q.pop(0)
+            ev.value = self.items.pop(0)
+            self._ready.append(ev)
 
 
 class _Request(Event):
@@ -245,12 +282,12 @@ class Resource(_Queued):
         return self.put_queue
 
     def request(self) -> _Request:
-        ev = _Request(self.env)
+        ev = _Request(self.env, [self._on_put_done])
         ev.resource = self
         return self._new_put(ev)  # type: ignore[return-value]
 
     def release(self, request: Event) -> Event:
-        ev = _Release(self.env)
+        ev = _Release(self.env, [self._on_get_done])
         ev.request = request
         return self._new_get(ev)
 
@@ -259,7 +296,8 @@ class Resource(_Queued):
         if q and len(self.users) < self.capacity:
             ev = q.pop(0)
             self.users.append(ev)
-            _succeed(ev)
+            ev.value = None
+            self._ready.append(ev)
 
     def _trigger_get(self, _event: Event | None) -> None:
         q = self.get_queue
@@ -269,7 +307,8 @@ class Resource(_Queued):
                 self.users.remove(ev.request)  # type: ignore[attr-defined]
             except ValueError:
                 pass
-            _succeed(ev)
+            ev.value = None
+            self._ready.append(ev)
 
 
 __all__ = ["Container", "Environment", "Event", "Resource", "Store"]
