@@ -29,55 +29,43 @@ from heapq import heappop, heappush
 from itertools import count
 from typing import Any, Callable, Generator
 
-_PENDING = object()
+_PENDING = object()  # value of an event not triggered yet
+_DONE = object()  # waiter slot of a processed event
 
-
-class Event:
-    """An event: ``callbacks`` until processed (then ``None``), ``value`` once triggered."""
-
-    __slots__ = ("env", "callbacks", "value")
-
-    def __init__(self, env: "Environment", callbacks: list | None = None):
-        self.env = env
-        self.callbacks: list[Callable[["Event"], None]] | None = [] if callbacks is None else callbacks
-        self.value: Any = _PENDING
-
-    @property
-    def triggered(self) -> bool:
-        return self.value is not _PENDING
-
-    def succeed(self, value: Any = None) -> "Event":
-        self.value = value
-        self.env._now_queue.append(self)
-        return self
+#: An event is a list ``[callback, waiter, value, arg]`` (a list: 4x cheaper to build than an
+#: object, and events are most of the engine's work): ``callback`` is its resource's rescan
+#: (None for timeouts and starts), ``waiter`` the resume of the one process waiting on it (None:
+#: nobody yet; :data:`_DONE` once processed), ``value`` what the process receives
+#: (:data:`_PENDING` until triggered), ``arg`` the amount / item / released request.
+Event = list
+_CB, _WAITER, _VALUE, _ARG = range(4)
 
 
 class _Process:
     """Drives a generator: resumed with the value of each event it yields, once processed."""
 
-    __slots__ = ("env", "send", "resume")
+    __slots__ = ("send", "resume")
 
     def __init__(self, env: "Environment", gen: Generator[Event, Any, Any]):
         if env._running:
             raise RuntimeError("lean_des: processes must be created before Environment.run()")
-        self.env, self.send = env, gen.send
-        self.resume = self._resume  # bound once: appended to every event the process waits on
-        start = Event(env)
-        start.value = None
-        start.callbacks.append(self.resume)  # type: ignore[union-attr]
-        env._starts.append(start)  # SimPy's Initialize: URGENT, before every other event of time 0
+        self.send = gen.send
+        self.resume = self._resume  # bound once: the waiter of every event the process yields
+        env._starts.append([None, self.resume, None, None])  # SimPy's Initialize: URGENT, first at time 0
 
     def _resume(self, event: Event) -> None:
         send = self.send
         while True:
             try:
-                event = send(event.value)
+                event = send(event[_VALUE])
             except StopIteration:
                 return  # nobody waits on a pipeline process: its own completion event is not needed
-            callbacks = event.callbacks
-            if callbacks is not None:
-                callbacks.append(self.resume)
+            waiter = event[_WAITER]
+            if waiter is None:
+                event[_WAITER] = self.resume
                 return
+            if waiter is not _DONE:
+                raise RuntimeError("lean_des: one process at most may wait on an event")
 
 
 class Environment:
@@ -89,7 +77,9 @@ class Environment:
     ``t`` (so after every timeout that fires at ``t``, which was created earlier), and when time
     advances to ``t`` the queue is empty, so moving the heap's events of time ``t`` to the queue
     (in heap order) and then appending new ones in creation order is SimPy's order. Process
-    starts (priority 0) are created before :meth:`run` and run first, in creation order."""
+    starts (priority 0) are created before :meth:`run` and run first, in creation order. An
+    event's callbacks run in SimPy's order: its resource's rescan (added at creation), then the
+    waiting process."""
 
     def __init__(self) -> None:
         self.now = 0
@@ -100,8 +90,7 @@ class Environment:
         self._running = False
 
     def timeout(self, delay: int) -> Event:
-        ev = Event(self)
-        ev.value = None
+        ev = [None, None, None, None]
         if delay:
             heappush(self._heap, (self.now + delay, next(self._eid), ev))
         else:
@@ -120,15 +109,28 @@ class Environment:
         while True:
             while queue:
                 event = popleft()
-                callbacks, event.callbacks = event.callbacks, None
-                for cb in callbacks:  # type: ignore[union-attr]
+                waiter = event[_WAITER]
+                event[_WAITER] = _DONE
+                cb = event[_CB]
+                if cb is not None:
                     cb(event)
+                if waiter is not None:
+                    waiter(event)
             if not heap:
                 break
             t = heap[0][0]
             self.now = t
             while heap and heap[0][0] == t:
                 queue.append(heappop(heap)[2])
+
+
+def _remove(items: list, ev: Event) -> bool:
+    """Remove ``ev`` from ``items`` by identity (events are lists: ``list.remove`` compares values)."""
+    for i, x in enumerate(items):
+        if x is ev:
+            del items[i]
+            return True
+    return False
 
 
 class _Queued:
@@ -141,31 +143,15 @@ class _Queued:
         self.env = env
         self.put_queue: list[Event] = []
         self.get_queue: list[Event] = []
-        self._on_put_done = self._trigger_get  # bound once (a callback of every put/get event)
+        self._on_put_done = self._trigger_get  # bound once (the callback of every put/get event)
         self._on_get_done = self._trigger_put
         self._ready = env._now_queue  # a succeeded event is processed after those already there
-
-    def _new_put(self, ev: Event) -> Event:
-        """Queue ``ev`` (created with ``[self._on_put_done]`` as its callbacks) and scan."""
-        self.put_queue.append(ev)
-        self._trigger_put(None)
-        return ev
-
-    def _new_get(self, ev: Event) -> Event:
-        """Queue ``ev`` (created with ``[self._on_get_done]`` as its callbacks) and scan."""
-        self.get_queue.append(ev)
-        self._trigger_get(None)
-        return ev
 
     def _trigger_put(self, _event: Event | None) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def _trigger_get(self, _event: Event | None) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
-
-
-class _Amount(Event):
-    __slots__ = ("amount",)
 
 
 class Container(_Queued):
@@ -177,38 +163,32 @@ class Container(_Queued):
         self.level = init
 
     def put(self, amount: int) -> Event:
-        ev = _Amount(self.env, [self._on_put_done])
-        ev.amount = amount
+        ev = [self._on_put_done, None, _PENDING, amount]
         self.put_queue.append(ev)
         self._trigger_put(None)
         return ev
 
     def get(self, amount: int) -> Event:
-        ev = _Amount(self.env, [self._on_get_done])
-        ev.amount = amount
+        ev = [self._on_get_done, None, _PENDING, amount]
         self.get_queue.append(ev)
         self._trigger_get(None)
         return ev
 
     def _trigger_put(self, _event: Event | None) -> None:
         q = self.put_queue
-        while q and self.capacity - self.level >= q[0].amount:  # type: ignore[attr-defined]
+        while q and self.capacity - self.level >= q[0][_ARG]:
             ev = q.pop(0)
-            self.level += ev.amount  # type: ignore[attr-defined]
-            ev.value = None
+            self.level += ev[_ARG]
+            ev[_VALUE] = None
             self._ready.append(ev)
 
     def _trigger_get(self, _event: Event | None) -> None:
         q = self.get_queue
-        while q and self.level >= q[0].amount:  # type: ignore[attr-defined]
+        while q and self.level >= q[0][_ARG]:
             ev = q.pop(0)
-            self.level -= ev.amount  # type: ignore[attr-defined]
-            ev.value = None
+            self.level -= ev[_ARG]
+            ev[_VALUE] = None
             self._ready.append(ev)
-
-
-class _Item(Event):
-    __slots__ = ("item",)
 
 
 class Store(_Queued):
@@ -219,14 +199,13 @@ class Store(_Queued):
         self.items: list[Any] = []
 
     def put(self, item: Any) -> Event:
-        ev = _Item(self.env, [self._on_put_done])
-        ev.item = item
+        ev = [self._on_put_done, None, _PENDING, item]
         self.put_queue.append(ev)
         self._trigger_put(None)
         return ev
 
     def get(self) -> Event:
-        ev = Event(self.env, [self._on_get_done])
+        ev = [self._on_get_done, None, _PENDING, None]
         self.get_queue.append(ev)
         self._trigger_get(None)
         return ev
@@ -235,19 +214,21 @@ class Store(_Queued):
         q = self.put_queue
         if q:
             ev = q.pop(0)
-            self.items.append(ev.item)  # type: ignore[attr-defined]
-            ev.value = None
+            self.items.append(ev[_ARG])
+            ev[_VALUE] = None
             self._ready.append(ev)
 
     def _trigger_get(self, _event: Event | None) -> None:
         q = self.get_queue
         if q and self.items:
             ev = q.pop(0)
-            ev.value = self.items.pop(0)
+            ev[_VALUE] = self.items.pop(0)
             self._ready.append(ev)
 
 
-class _Request(Event):
+class _Request(list):
+    """A resource request event (the event list, plus SimPy's context-manager protocol)."""
+
     __slots__ = ("resource",)
 
     def __enter__(self) -> "_Request":
@@ -255,14 +236,10 @@ class _Request(Event):
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         res = self.resource
-        if self.value is _PENDING:  # SimPy's Put.cancel
-            res.put_queue.remove(self)
+        if self[_VALUE] is _PENDING:  # SimPy's Put.cancel
+            _remove(res.put_queue, self)
         if exc_type is not GeneratorExit:
             res.release(self)
-
-
-class _Release(Event):
-    __slots__ = ("request",)
 
 
 class Resource(_Queued):
@@ -282,32 +259,32 @@ class Resource(_Queued):
         return self.put_queue
 
     def request(self) -> _Request:
-        ev = _Request(self.env, [self._on_put_done])
+        ev = _Request((self._on_put_done, None, _PENDING, None))
         ev.resource = self
-        return self._new_put(ev)  # type: ignore[return-value]
+        self.put_queue.append(ev)
+        self._trigger_put(None)
+        return ev
 
     def release(self, request: Event) -> Event:
-        ev = _Release(self.env, [self._on_get_done])
-        ev.request = request
-        return self._new_get(ev)
+        ev = [self._on_get_done, None, _PENDING, request]
+        self.get_queue.append(ev)
+        self._trigger_get(None)
+        return ev
 
     def _trigger_put(self, _event: Event | None) -> None:
         q = self.put_queue
         if q and len(self.users) < self.capacity:
             ev = q.pop(0)
             self.users.append(ev)
-            ev.value = None
+            ev[_VALUE] = None
             self._ready.append(ev)
 
     def _trigger_get(self, _event: Event | None) -> None:
         q = self.get_queue
         if q:
             ev = q.pop(0)
-            try:
-                self.users.remove(ev.request)  # type: ignore[attr-defined]
-            except ValueError:
-                pass
-            ev.value = None
+            _remove(self.users, ev[_ARG])
+            ev[_VALUE] = None
             self._ready.append(ev)
 
 

@@ -23,7 +23,7 @@ their time and per-iteration counters are added in closed form. The result is id
 full replay (``skip=False``); ``tests/test_sim.py`` checks this on random programs.
 
 **Engine.** The processes run on :mod:`.lean_des` (SimPy 4's exact event order, none of its
-generality; ~1.4x faster) unless ``engine="simpy"``; the timing source stays ``simpy`` (the
+generality; ~2.2x faster) unless ``engine="simpy"``; the timing source stays ``simpy`` (the
 model is the same event for event). ``tests/test_sim.py`` compares the two on every field.
 
 **Memo.** The simulation is a deterministic function of (program, bandwidth, ``skip``), and a
