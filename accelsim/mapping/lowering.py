@@ -345,14 +345,24 @@ def mapping_text(mapping: Mapping, hierarchy: MemoryHierarchy) -> str:
     sp = " ".join(f"{su.array_dim}:" + ",".join(f"{zz.get(lp.dim, lp.dim)}{lp.size}" for lp in su.loops if lp.size > 1)
                   for su in mapping.spatial if su.size > 1)
     parts = [f"spatial {sp or '-'}"]
+    loop_text = [f"{zz.get(lp.dim, lp.dim)}{lp.size}" for lp in mapping.temporal]
+    level_names = _level_names(hierarchy)
     for op in OPERANDS:
-        names = [mm.name for mm in hierarchy.levels(op)]
+        names = level_names[op]
         lv = []
-        for i, loops in enumerate(mapping.levels(op)):
-            body = " ".join(f"{zz.get(lp.dim, lp.dim)}{lp.size}" for lp in loops)
+        start = 0
+        for i, n in enumerate(mapping.counts(op)):  # the loops of mapping.levels(op)[i]
+            body = " ".join(loop_text[start:start + n])
+            start += n
             lv.append(f"{names[i] if i < len(names) else f'L{i}'}[{body}]")
         parts.append(f"{op}: " + " ".join(lv))
     return " | ".join(parts)
+
+
+@identity_memo(maxsize=256)
+def _level_names(hierarchy: MemoryHierarchy) -> dict[str, tuple[str, ...]]:
+    """Per operand, the names of its memory levels, innermost first (frozen hierarchy: by identity)."""
+    return {op: tuple(m.name for m in hierarchy.levels(op)) for op in OPERANDS}
 
 
 __all__ = ["COMPONENT_OF_LEVEL", "TrafficSummary", "dram_traffic", "lower_mapping", "mapping_actions", "mapping_text",
