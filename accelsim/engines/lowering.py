@@ -25,7 +25,6 @@ import numpy as np
 
 from ..stats import Action, LayerProgram, Node, Repeat, Tile, split_tile
 from ..workload.layer import Elementwise, Pool, ceil_div
-from ._periodic_kernel import periodic_plan
 
 
 @dataclass(frozen=True)
@@ -185,6 +184,8 @@ def compress_periodic_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, 
     (e.g. the row folds of a convolution, whose input words repeat with the output row); the
     choice of pattern is :func:`~._periodic_kernel.periodic_plan`'s (numba), the rule of
     :func:`_periodic` (periods also capped by ``2**24 // n``)."""
+    from ._periodic_kernel import periodic_plan  # numba: loaded by the first layer that needs it
+
     cols = [np.ascontiguousarray(c, dtype=np.int64) for c in (load_bits, compute_cycles, store_bits)]
     runs, periods, reps = periodic_plan(cols[0], cols[1], cols[2], max_period)
     if runs <= 2:  # at most two runs: nothing periodic beyond run-length encoding
