@@ -54,11 +54,30 @@ def unit_energy_pj(action: Action, hw: HardwareBase) -> float:
 UNIT_SIGNATURE = attrgetter(*(f for f in Action.__dataclass_fields__ if f != "count"))
 
 
+#: per hardware object (kept and compared with ``is``; hardware models are frozen): energy per
+#: event by :data:`UNIT_SIGNATURE`, the default memo of :func:`price_actions` (FIFO-bounded)
+_UNITS: dict[int, tuple[HardwareBase, dict[tuple[object, ...], float]]] = {}
+_UNITS_MAX = 64
+
+
+def _units_of(hw: HardwareBase) -> dict[tuple[object, ...], float]:
+    hit = _UNITS.get(id(hw))
+    if hit is not None and hit[0] is hw:
+        return hit[1]
+    if len(_UNITS) >= _UNITS_MAX:
+        del _UNITS[next(iter(_UNITS))]
+    units: dict[tuple[object, ...], float] = {}
+    _UNITS[id(hw)] = (hw, units)
+    return units
+
+
 def price_actions(actions: list[Action], hw: HardwareBase,
                   memo: dict[tuple[object, ...], float] | None = None) -> dict[str, float]:
     """Dynamic energy per component (pJ). ``memo`` (keyed by :data:`UNIT_SIGNATURE`) keeps the
-    energy per event of each distinct action across calls for the same ``hw``."""
-    units = {} if memo is None else memo
+    energy per event of each distinct action across calls for the same ``hw``; default: one memo
+    per ``hw`` object (:data:`_UNITS`; a unit energy is a function of the action's signature and
+    the frozen ``hw`` only)."""
+    units = _units_of(hw) if memo is None else memo
     out: dict[str, float] = {}
     for a in actions:
         sig = UNIT_SIGNATURE(a)

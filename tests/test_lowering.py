@@ -150,22 +150,20 @@ def test_conv_pixel_ranges_vectorised_equal_scalar():
         assert g.a_words_for_row_ranges(lo, hi).tolist() == [g.a_words_for_rows(int(a), int(b)) for a, b in zip(lo, hi)]
 
 
-def test_small_periodic_path_equals_the_array_path(monkeypatch):
-    """compress_periodic_arrays runs a plain-Python copy of its rule below _SMALL_PERIODIC tiles
-    (numpy's per-call overhead made large-array sweeps 10% slower); both give the same nodes."""
+def test_periodic_kernel_equals_the_python_rule():
+    """compress_periodic_arrays (numba plan) picks the patterns of the plain-Python rule of
+    compress_periodic (ties, short and long sequences, default and small max_period)."""
     import numpy as np
 
-    from accelsim.engines import lowering as L
-
     rng = np.random.default_rng(7)
-    for _ in range(3000):
-        n, k = int(rng.integers(1, L._SMALL_PERIODIC + 1)), int(rng.integers(1, 4))
-        pat = rng.integers(0, k, size=(int(rng.integers(1, 5)), 3))
-        rows = np.concatenate([np.tile(pat, (int(rng.integers(1, 8)), 1)), rng.integers(0, k, size=(4, 3))])[:n]
+    for trial in range(1500):
+        n, k = int(rng.integers(1, 40 if trial % 3 else 300)), int(rng.integers(1, 4))
+        pat = rng.integers(0, k, size=(int(rng.integers(1, 9)), 3))
+        rows = np.concatenate([np.tile(pat, (int(rng.integers(1, 40)), 1)), rng.integers(0, k, size=(4, 3)),
+                               np.tile(pat[::-1], (int(rng.integers(1, 9)), 1))])[:n]
         if rng.random() < 0.3:
             rows = rng.integers(0, k, size=(n, 3))
-        small = L.compress_periodic_arrays(rows[:, 0], rows[:, 1], rows[:, 2])
-        with monkeypatch.context() as m:
-            m.setattr(L, "_SMALL_PERIODIC", 0)
-            big = L.compress_periodic_arrays(rows[:, 0], rows[:, 1], rows[:, 2])
-        assert small == big, rows.tolist()
+        max_period = 64 if trial % 2 else int(rng.integers(1, 9))
+        got = compress_periodic_arrays(rows[:, 0], rows[:, 1], rows[:, 2], max_period=max_period)
+        want = tuple(compress_periodic([(Tile(*r),) for r in rows.tolist()], max_period=max_period))
+        assert got == want, rows.tolist()

@@ -9,11 +9,12 @@ def test_warmup_compiles_the_replay_kernels(capsys):
     assert main(["warmup"]) == 0
     assert "kernels ready" in capsys.readouterr().out
     assert scalesim_user._replay.signatures  # compiled for the argument types simulate uses
-    from accelsim.engines import crossbar_kernels, gs_kernels
+    from accelsim.engines import _periodic_kernel, crossbar_kernels, gs_kernels
     from accelsim.mapping import _search_kernels, fast
 
     for kernel in (fast._batch, _search_kernels.enumerate_orders, gs_kernels.csr_reduction_cost,
-                   gs_kernels.bank_aware_group_cost, crossbar_kernels._block_nnz, crossbar_kernels._block_nnz_t):
+                   gs_kernels.bank_aware_group_cost, crossbar_kernels._block_nnz, crossbar_kernels._block_nnz_t,
+                   _periodic_kernel.periodic_plan):
         assert kernel.signatures, kernel
 
 

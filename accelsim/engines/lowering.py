@@ -151,11 +151,6 @@ def compress_runs_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, stor
     return tuple(out)
 
 
-#: below this many tiles, :func:`compress_periodic_arrays` runs the same rule in plain Python
-#: (numpy's per-call overhead dominates: a large array has few folds per column)
-_SMALL_PERIODIC = 32
-
-
 def _periodic(ids: list[int], max_period: int, body_of: Callable[[int, int], tuple[Node, ...]]) -> list[Node]:
     """The periodic rule over block ids: at each position the period (<= ``max_period``) whose
     repetitions cover the longest stretch (ties: the smallest period); ``body_of(i, j)`` encodes
@@ -182,57 +177,29 @@ def _periodic(ids: list[int], max_period: int, body_of: Callable[[int, int], tup
     return out
 
 
-def _compress_periodic_small(row_list: list[list[int]], max_period: int) -> tuple[Node, ...]:
-    """:func:`compress_periodic_arrays` for a few tiles, in plain Python."""
-    ids_of: dict[tuple[int, ...], int] = {}
-    ids = [ids_of.setdefault(tuple(r), len(ids_of)) for r in row_list]
-    return tuple(_periodic(ids, max_period, lambda i, j: compress_runs([Tile(*r) for r in row_list[i:j]])))
-
-
 def compress_periodic_arrays(load_bits: np.ndarray, compute_cycles: np.ndarray, store_bits: np.ndarray,
                              max_period: int = 64) -> tuple[Node, ...]:
     """:func:`compress_periodic` of single-tile blocks given column-wise: runs of a repeating
     pattern of up to ``max_period`` tiles become one ``Repeat`` of the run-length encoded pattern
-    (e.g. the row folds of a convolution, whose input words repeat with the output row)."""
-    rows = np.stack([np.asarray(load_bits, dtype=np.int64), np.asarray(compute_cycles, dtype=np.int64),
-                     np.asarray(store_bits, dtype=np.int64)], axis=1)
-    n = len(rows)
-    if n == 0:
-        return ()
-    change = np.ones(n, dtype=bool)
-    change[1:] = np.any(rows[1:] != rows[:-1], axis=1)
-    if int(change.sum()) <= 2:  # at most two runs: nothing periodic beyond run-length encoding
-        return compress_runs_arrays(rows[:, 0], rows[:, 1], rows[:, 2])
-    if n <= _SMALL_PERIODIC:
-        return _compress_periodic_small(rows.tolist(), max_period)
-    _, ids = np.unique(rows, axis=0, return_inverse=True)
-    ids = ids.reshape(-1)
-    # memory bound: the (pmax, n) arrays below hold at most 2**24 elements each (the result is the
-    # same sequence of tiles either way; only huge layers may compress into more nodes)
-    pmax = min(max_period, n // 2, max(1, 2**24 // n))
-    periods = np.arange(1, pmax + 1)
-    # run[p - 1, i]: how many of positions i, i+1, ... (consecutively) equal the position p later
-    pos = np.arange(n)
-    later = periods[:, None] + pos[None, :]
-    padded = np.concatenate([ids, np.full(pmax, -1)])
-    eq = (ids[None, :] == padded[later]) & (later < n)
-    stop = np.where(eq, n, pos[None, :])
-    next_false = np.minimum.accumulate(stop[:, ::-1], axis=1)[:, ::-1]
-    run = next_false - pos[None, :]
-    row_list = rows.tolist()
+    (e.g. the row folds of a convolution, whose input words repeat with the output row); the
+    choice of pattern is :func:`~._periodic_kernel.periodic_plan`'s (numba), the rule of
+    :func:`_periodic` (periods also capped by ``2**24 // n``)."""
+    from ._periodic_kernel import periodic_plan  # numba: loaded by the first layer that needs it
+
+    cols = [np.ascontiguousarray(c, dtype=np.int64) for c in (load_bits, compute_cycles, store_bits)]
+    runs, periods, reps = periodic_plan(cols[0], cols[1], cols[2], max_period)
+    if runs <= 2:  # at most two runs: nothing periodic beyond run-length encoding
+        return compress_runs_arrays(*cols)
+    rows = list(zip(*(c.tolist() for c in cols)))
     out: list[Node] = []
     i = 0
-    while i < n:
-        reps = run[:, i] // periods + 1
-        cover = np.where(reps > 1, reps * periods, 0)
-        k = int(np.argmax(cover))  # first (smallest) period of the longest covered stretch
-        best_p, best_reps = (int(periods[k]), int(reps[k])) if cover[k] > 1 else (1, 1)
-        body = compress_runs([Tile(*r) for r in row_list[i:i + best_p]])
-        if best_reps > 1:
-            out.append(Repeat(body, best_reps))
+    for p, r in zip(periods.tolist(), reps.tolist()):
+        body = compress_runs([Tile(*t) for t in rows[i:i + p]])
+        if r > 1:
+            out.append(Repeat(body, r))
         else:
             out.extend(body)
-        i += best_p * best_reps
+        i += p * r
     return tuple(out)
 
 

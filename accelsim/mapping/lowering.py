@@ -89,20 +89,37 @@ class TrafficSummary:
 
 def mapping_actions(layer: LayerDims, hierarchy: MemoryHierarchy, cost: MappingCost, *, mac: Action) -> list[Action]:
     """The actions whose prices sum to ``cost.energy_pj`` (``mac`` carries the layer's MAC count/format)."""
-    by_name = {m.name: m for m in hierarchy.memories}
+    plan = _action_plan(hierarchy)
     out = [mac]
     for lc in cost.levels:
-        mem = by_name[lc.level]
-        comp = COMPONENT_OF_LEVEL.get(lc.level, lc.level)
-        for kind, dirs in (("read", ("tl", "th")), ("write", ("fh", "fl"))):
-            for d in dirs:
-                n = getattr(lc, d)
-                price = mem.read_pj if kind == "read" else mem.fh_pj if d == "fh" else mem.write_pj
-                if lc.level in COMPONENT_OF_LEVEL and price == 0:
-                    continue  # an unpriced register direction is wiring (implied.py), not an access
-                if n:
-                    out.append(Action(comp, kind, int(round(n)), port_word_bits(mem, lc.operand, d)))
+        for d, (comp, kind, bits) in plan[(lc.level, lc.operand)]:
+            n = getattr(lc, d)
+            if n:
+                out.append(Action(comp, kind, int(round(n)), bits))
     return _merge(out)
+
+
+#: directions in :func:`mapping_actions`' order (reads, then writes) and their action kinds
+_ACTION_DIRS = (("tl", "read"), ("th", "read"), ("fh", "write"), ("fl", "write"))
+
+
+@identity_memo(maxsize=256)
+def _action_plan(hierarchy: MemoryHierarchy) -> dict[tuple[str, str], tuple[tuple[str, tuple[str, str, int]], ...]]:
+    """Per (level name, operand): the priced directions of :func:`mapping_actions`, each with its
+    action's (component, kind, port word bits); reads the hierarchy's names, prices and ports only
+    (a frozen model: memoised by identity)."""
+    plan = {}
+    for mem in hierarchy.memories:
+        comp = COMPONENT_OF_LEVEL.get(mem.name, mem.name)
+        for op in OPERANDS:
+            dirs = []
+            for d, kind in _ACTION_DIRS:
+                price = mem.read_pj if kind == "read" else mem.fh_pj if d == "fh" else mem.write_pj
+                if mem.name in COMPONENT_OF_LEVEL and price == 0:
+                    continue  # an unpriced register direction is wiring (implied.py), not an access
+                dirs.append((d, (comp, kind, port_word_bits(mem, op, d))))
+            plan[(mem.name, op)] = tuple(dirs)
+    return plan
 
 
 def _merge(actions: list[Action]) -> list[Action]:
@@ -328,14 +345,24 @@ def mapping_text(mapping: Mapping, hierarchy: MemoryHierarchy) -> str:
     sp = " ".join(f"{su.array_dim}:" + ",".join(f"{zz.get(lp.dim, lp.dim)}{lp.size}" for lp in su.loops if lp.size > 1)
                   for su in mapping.spatial if su.size > 1)
     parts = [f"spatial {sp or '-'}"]
+    loop_text = [f"{zz.get(lp.dim, lp.dim)}{lp.size}" for lp in mapping.temporal]
+    level_names = _level_names(hierarchy)
     for op in OPERANDS:
-        names = [mm.name for mm in hierarchy.levels(op)]
+        names = level_names[op]
         lv = []
-        for i, loops in enumerate(mapping.levels(op)):
-            body = " ".join(f"{zz.get(lp.dim, lp.dim)}{lp.size}" for lp in loops)
+        start = 0
+        for i, n in enumerate(mapping.counts(op)):  # the loops of mapping.levels(op)[i]
+            body = " ".join(loop_text[start:start + n])
+            start += n
             lv.append(f"{names[i] if i < len(names) else f'L{i}'}[{body}]")
         parts.append(f"{op}: " + " ".join(lv))
     return " | ".join(parts)
+
+
+@identity_memo(maxsize=256)
+def _level_names(hierarchy: MemoryHierarchy) -> dict[str, tuple[str, ...]]:
+    """Per operand, the names of its memory levels, innermost first (frozen hierarchy: by identity)."""
+    return {op: tuple(m.name for m in hierarchy.levels(op)) for op in OPERANDS}
 
 
 __all__ = ["COMPONENT_OF_LEVEL", "TrafficSummary", "dram_traffic", "lower_mapping", "mapping_actions", "mapping_text",

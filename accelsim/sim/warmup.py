@@ -58,9 +58,16 @@ def _mask_kernels() -> None:
     block_nnz(np.asfortranarray(mask), 1, 2, 2)
 
 
+def _periodic() -> None:
+    from ..engines.lowering import compress_periodic_arrays
+
+    compress_periodic_arrays([1, 2, 1, 2, 1, 2, 3], [1] * 7, [0] * 7)
+
+
 #: kernel families: (name, warm-up function)
 FAMILIES: tuple[tuple[str, Callable[[], None]], ...] = (
     ("mapper", _mapper), ("SCALE-Sim USER mode", _scalesim_user), ("mask kernels", _mask_kernels),
+    ("fold-program encoder", _periodic),
 )
 
 
