@@ -144,7 +144,11 @@ class SearchStats:
     loop_orders: int = 0
     infeasible: int = 0
     unique_mappings: int = 0
+    #: mappings handed to the evaluator (one per unique mapping of each searched spatial candidate)
     evaluated: int = 0
+    #: of ``evaluated``, those the compiled evaluator's row bound proved unable to enter the top-k or
+    #: the near-tie front, so not fully priced (``fast._kernel``; 0 with ``bound=False`` or ``evaluator``)
+    pruned_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -674,8 +678,15 @@ class _VariantState:
     n_infeasible: int = 0
     n_unique: int = 0
     n_eval: int = 0
+    n_rows_pruned: int = 0
     n_pruned: int = 0
     n_searched: int = 0
+
+    def known_keys(self, top_k: int) -> np.ndarray:
+        """The primary keys of ``top`` (ascending), inf-padded to ``top_k``: the row bound's threshold."""
+        out = np.full(top_k, np.inf)
+        out[:len(self.top)] = [t[0][0] for t in self.top]
+        return out
 
 
 def _search_variants(layer: LayerDims, hiers: list[MemoryHierarchy], objective: str, spatial, hint,
@@ -739,8 +750,16 @@ def _search_variants(layer: LayerDims, hiers: list[MemoryHierarchy], objective: 
             ka = args_of.get(tuple(act))
             if ka is None:
                 ka = args_of[tuple(act)] = _fast_variant_args([vs[i].fe.hw for i in act])
-            e_all, lat_all = fe.batch_variants(sp, od.tm_dims, od.tm_sizes, od.n_tm, od.counts, ka)
+            if bound:  # rows that cannot be selected are not fully priced (exact: see fast._kernel)
+                e_all, lat_all, pruned = fe.batch_pruned(
+                    sp, od.tm_dims, od.tm_sizes, od.n_tm, od.counts, ka, objective, tie,
+                    np.array([vs[i].known_keys(top_k) for i in act]), np.array([vs[i].l_min for i in act]))
+            else:
+                e_all, lat_all = fe.batch_variants(sp, od.tm_dims, od.tm_sizes, od.n_tm, od.counts, ka)
+                pruned = None
             for j, i in enumerate(act):
+                if pruned is not None:
+                    vs[i].n_rows_pruned += int(pruned[j].sum())
                 _select(vs[i], e_all[j], lat_all[j], idx, si, objective, tie, top_k, raw)
         else:
             v = vs[0]
@@ -791,7 +810,7 @@ def _result_of(layer: LayerDims, v: _VariantState, objective: str, tie: float, t
                           source=v.hierarchy.name)
     stats = SearchStats(spatial_candidates=n_cands, spatial_searched=v.n_searched, spatial_pruned=v.n_pruned,
                         loop_orders=v.n_orders, infeasible=v.n_infeasible, unique_mappings=v.n_unique,
-                        evaluated=v.n_eval)
+                        evaluated=v.n_eval, pruned_rows=v.n_rows_pruned)
 
     def mapping_of(m, raw) -> Mapping:
         return _mapping_of(*raw) if m is None else m
