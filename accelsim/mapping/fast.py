@@ -63,15 +63,17 @@ _R2, _IR1, _SPR, _SPT, _UU, _BOOST, _CAAL, _CYC, _LOW, _HIGH = range(10)
 _PSUM, _FLAG = range(2)  # rows of its bool scratch
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
 def _op_view(n_lv, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits, total, R, IR, moves, du, prec, uc,
-             tir, tr, part, zz, bnd, f, flags, st, op0, op1):  # pragma: no cover - jitted
+             tir, tr, part, zz, bnd, f, flags, st, op0, op1, vw, sp_c, sp_ok):  # pragma: no cover - jitted
     """Fills, for each operand ``op`` in ``op0 .. op1 - 1`` (W I O = 0 1 2; row ``op`` of ``counts``, ``sp_slot`` and of the outputs),
     moves[op, m, dir, (amount, bits, period, count, req_bw, window)] and the per-arch-level data
     unrolled ``du``, precision ``prec``, unit count ``uc``, top irrelevant / relevant loop products
     ``tir`` / ``tr`` and partial-sum flags ``part``. Scratch (read only after written here):
     ``bnd`` [n + 1] ints, ``f`` [10, n + 3] floats (rows _R2 .. _HIGH), ``flags`` [2, n + 1]
-    bools (_PSUM, _FLAG), ``st`` [8] floats.
+    bools (_PSUM, _FLAG), ``st`` [8] floats. ``sp_c[vw, op]`` [2, n + 1]: the unit counts and
+    boosts of view ``vw`` (functions of ``sp_size`` only), valid if ``sp_ok[vw, op]`` (the caller
+    clears it when the view's spatial sizes change), else computed and stored.
 
     One function for all three operands, no helper calls: numba reference-counts the array
     arguments of every call (an atomic operation each)."""
@@ -107,7 +109,35 @@ def _op_view(n_lv, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits,
         # loop becomes an input-window loop, code 8/10, and an input-reuse loop, 9/11; st = cumulative
         # P R Q S, previous window rows/cols, previous reuse rows/cols): the same factors in the same
         # order as a product over the decoupled loop list, so bit-identical.
-        for kind in range(3):  # 0: 1s2t, 1: 1s1t, 2: spatial
+        if not dec:  # the four products in one pass per level (each keeps its own order of factors)
+            for al in range(n + 1):
+                p0 = 1.0
+                p1 = 1.0
+                psr = 1.0
+                pst = 1.0
+                if al >= 1:
+                    for jj in range(bnd[al - 1], bnd[al]):
+                        dm = tm_dim[jj]
+                        if R[op, dm]:
+                            p0 *= tm_size[jj]
+                        if IR[op, dm]:
+                            p1 *= tm_size[jj]
+                for kk in range(nsp):
+                    sl = sp_slot[op, kk]
+                    dm = sp_dim[kk]
+                    if sl == al - 1 and R[op, dm]:
+                        p0 *= sp_size[kk]
+                    if sl == al:
+                        if IR[op, dm]:
+                            p1 *= sp_size[kk]
+                        if R[op, dm]:
+                            psr *= sp_size[kk]
+                        pst *= sp_size[kk]
+                f[_R2, al] = p0
+                f[_IR1, al] = p1
+                f[_SPR, al] = psr
+                f[_SPT, al] = pst
+        for kind in range(3 if dec else 0):  # 0: 1s2t, 1: 1s1t, 2: spatial
             for ii in range(8):
                 st[ii] = 1.0
             row = _R2 if kind == 0 else (_IR1 if kind == 1 else _SPR)
@@ -168,18 +198,27 @@ def _op_view(n_lv, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits,
         for a in range(n + 1):
             acc *= f[_R2, a]
             du[op, a] = float(np.rint(np.rint(acc))) if zz else np.round(acc, 9)
-        for a in range(n + 1):
-            pu = 1.0
-            pt = 1.0
-            for b in range(a, n + 1):
-                pu *= f[_SPR, b]
-                pt *= f[_SPT, b]
-            f[_UU, a] = pu
-            uc[op, a] = float(np.rint(np.round(pt, 3))) if zz else np.round(pt, 9)
-        f[_BOOST, n] = 1.0
-        for a in range(n):
-            f[_BOOST, a] = float(np.rint(f[_UU, a] / f[_UU, a + 1])) if zz else np.round(
-                f[_UU, a] / f[_UU, a + 1], 9)
+        if sp_ok[vw, op]:  # unit counts and boosts read the spatial loops only: as last computed
+            for a in range(n + 1):
+                uc[op, a] = sp_c[vw, op, 0, a]
+                f[_BOOST, a] = sp_c[vw, op, 1, a]
+        else:
+            for a in range(n + 1):
+                pu = 1.0
+                pt = 1.0
+                for b in range(a, n + 1):
+                    pu *= f[_SPR, b]
+                    pt *= f[_SPT, b]
+                f[_UU, a] = pu
+                uc[op, a] = float(np.rint(np.round(pt, 3))) if zz else np.round(pt, 9)
+            f[_BOOST, n] = 1.0
+            for a in range(n):
+                f[_BOOST, a] = float(np.rint(f[_UU, a] / f[_UU, a + 1])) if zz else np.round(
+                    f[_UU, a] / f[_UU, a + 1], 9)
+            for a in range(n + 1):
+                sp_c[vw, op, 0, a] = uc[op, a]
+                sp_c[vw, op, 1, a] = f[_BOOST, a]
+            sp_ok[vw, op] = True
         if op == 2:
             for a in range(n + 1):
                 flags[_FLAG, a] = False
@@ -306,7 +345,7 @@ _AA, _AP, _AC, _AR, _PS, _WS, _CNT, _TOTS, _MINS = range(9)
 _UORD, _C1, _ORD = range(3)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
 def _stable_argsort(x, xr, n, order, orow, desc):  # pragma: no cover - jitted
     """Stable argsort of ``x[xr, :n]`` into ``order[orow, :n]``, ascending (or descending: the order of a
     stable ascending sort of ``-x``). Insertion sort: the same order as ``np.argsort(kind="mergesort")``;
@@ -319,7 +358,7 @@ def _stable_argsort(x, xr, n, order, orow, desc):  # pragma: no cover - jitted
         order[orow, j] = i
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
 def _union(pf, pi, na):  # pragma: no cover - jitted
     """Union of periodic windows [k*P, k*P+A) (nested periods), times the count of the largest, of the
     activities ``pf[_AA / _AP / _AC, :na]`` (allowed, period, count; other rows of ``pf``, ``pi``: scratch)."""
@@ -360,7 +399,7 @@ def _union(pf, pi, na):  # pragma: no cover - jitted
     return pf[_CNT, k - 1] * pc_max
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
 def _count_below(pf, i, x):  # pragma: no cover - jitted
     """Covered points in [0, x) of the periodic set S_i (activities 0..i, period ps[i] = pf[_PS, i])."""
     q = np.floor(x / pf[_PS, i])
@@ -373,6 +412,16 @@ def _count_below(pf, i, x):  # pragma: no cover - jitted
 
 
 MAXE = 32  # port allocation entries per port
+
+
+@njit(cache=True, nogil=True)
+def _variant_workspace(nv, n_ports, maxn, nsp):  # pragma: no cover - jitted
+    """:func:`_kernel`'s per-variant, per-port and per-view arrays (its ``ws2``; allocated here: the
+    kernel runs without reference counting)."""
+    return (np.zeros(nv, dtype=np.bool_), np.zeros(nv, dtype=np.bool_), np.zeros(n_ports, dtype=np.int64),
+            np.zeros(n_ports), np.zeros(n_ports), np.zeros((nv, n_ports)), np.zeros((nv, n_ports)), np.zeros(nv),
+            np.zeros((nv, 3, maxn, 4)), np.zeros((2, 3, 2, maxn + 1)), np.zeros((2, 3), dtype=np.bool_),
+            np.zeros((2, nsp)))
 
 
 @njit(cache=True, nogil=True)
@@ -408,7 +457,7 @@ def _stride(nb):  # pragma: no cover - jitted
         s += 1
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
 def _pruned_by_output(n_lv, moves, bwmax, total, drain, tie, kbest, l_run, nop, pr):  # pragma: no cover - jitted
     """Marks in ``pr`` the variants whose latency bound from the output operand's moves alone exceeds
     their threshold (objective latency, see :func:`_kernel`); whether every variant is out. The bound
@@ -438,11 +487,11 @@ def _pruned_by_output(n_lv, moves, bwmax, total, drain, tie, kbest, l_run, nop, 
     return not live
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
 def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops,
             port_bw, port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2,
             tm_dims, tm_sizes, n_tm, counts, sp_dim, sp_size, sp_ad, sp_slot, sys_mask, bounds,
-            geo, bits, R, IR, zz, effective, totals, ws, res, obj, tie, kbest, l_run, mac_e):  # pragma: no cover
+            geo, bits, R, IR, zz, effective, totals, ws, ws2, res, obj, tie, kbest, l_run, mac_e):  # pragma: no cover
     """Costs of B temporal mappings (rows ``b``: ``tm_dims[b, :n_tm[b]]``, ``tm_sizes[b, :n_tm[b]]``,
     ``counts[b]``) sharing one spatial unrolling, on V hierarchy variants that differ only in
     memory prices and port bandwidths (leading axis V of ``mem_r``, ``mem_w``, ``bwmin``,
@@ -477,16 +526,12 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
     nv = mem_r.shape[0]
     nb = tm_dims.shape[0]
     nk = kbest.shape[1]
-    nop = np.zeros(nv, dtype=np.bool_)  # per variant: a movement of this row has no port
-    pr = np.zeros(nv, dtype=np.bool_)  # per variant: this row is pruned
+    # per variant: a movement of this row has no port, the row is pruned; per port: transfers with a count,
+    # their windows' union and sum; per variant and port: positive and negative stall terms; per variant:
+    # the largest stall term of the one-transfer ports, real transfer cycles; per view: _op_view's
+    # spatial-only results, whether valid, the spatial sizes they are of
+    nop, pr, pna, punion, pmuw, ppos, pneg, s1, realv, sp_c, sp_ok, sp_k = ws2
     n_ports = port_bw.shape[1]
-    pna = np.zeros(n_ports, dtype=np.int64)  # per port: transfers with a count, their windows' union and sum
-    punion = np.zeros(n_ports)
-    pmuw = np.zeros(n_ports)
-    ppos = np.zeros((nv, n_ports))  # per variant and port: positive and negative stall terms
-    pneg = np.zeros((nv, n_ports))
-    s1 = np.zeros(nv)  # per variant: the largest stall term of the one-transfer ports
-    realv = np.zeros((nv,) + real.shape)  # per variant: real transfer cycles
     step_b = _stride(nb) if obj else 1
     for i in range(nb):
         b = (i * step_b) % nb
@@ -533,14 +578,21 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
             if want != view:
                 tm_v = tm_size_l if want else tm_size_e
                 sp_v = sp_l if want else sp_e
+                for j in range(sp_v.shape[0]):
+                    if sp_k[want, j] != sp_v[j]:
+                        for jj in range(sp_v.shape[0]):
+                            sp_k[want, jj] = sp_v[jj]
+                        sp_ok[want, :] = False
+                        break
                 first = obj == 1 and lat_step  # the output operand's view first: it often proves a row out
                 if first:
                     _op_view(n_lv, tm_dim, tm_v, cnt_b, sp_dim, sp_v, sp_slot, geo, bits, total, R, IR, moves,
-                             du, prec, uc, tir, tr, part, zz, bnd, f, flags, st, 2, 3)
+                             du, prec, uc, tir, tr, part, zz, bnd, f, flags, st, 2, 3, want, sp_c, sp_ok)
                     if _pruned_by_output(n_lv, moves, bwmax, total, drain, tie, kbest, l_run, nop, pr):
                         break
                 _op_view(n_lv, tm_dim, tm_v, cnt_b, sp_dim, sp_v, sp_slot, geo, bits, total, R, IR, moves,
-                         du, prec, uc, tir, tr, part, zz, bnd, f, flags, st, 0, 2 if first else 3)
+                         du, prec, uc, tir, tr, part, zz, bnd, f, flags, st, 0, 2 if first else 3, want, sp_c,
+                         sp_ok)
                 view = want
             live = False
             if not lat_step:  # energy per variant
@@ -801,7 +853,7 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
                 kbest[v, j] = key
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
 def _effective(bounds, sp_dim, sp_size, tm_dim, tm_size, sp_e, sp_l, tm_e):  # pragma: no cover - jitted
     """Energy-view (fractional) and latency-view sizes of an uneven mapping (see cost._effective_sizes)
     into ``sp_e``, ``sp_l``, ``tm_e`` (the latency view of temporal loops is ``tm_size`` itself)."""
@@ -858,9 +910,10 @@ def _batch(bounds, macs, mac_pj, sys_mask, n_lv, lv_mem, mem_size, mem_r, mem_w,
     nb = tm_dims.shape[0]
     nv = mem_r.shape[0]
     res = np.empty((nv, nb, 5))
+    ws2 = _variant_workspace(nv, port_bw.shape[1], maxn, sp_dim.shape[0])
     _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops, port_bw,
             port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2, tm_dims, tm_sizes, n_tm, counts, sp_dim,
-            sp_size, sp_ad, sp_slot, sys_mask, bounds, geo, bits, R, IR, zz, effective, totals, ws, res, obj, tie,
+            sp_size, sp_ad, sp_slot, sys_mask, bounds, geo, bits, R, IR, zz, effective, totals, ws, ws2, res, obj, tie,
             kbest.copy(), l_min.copy(), macs * mac_pj)
     out_e = np.empty((nv, nb))
     out_l = np.empty((nv, nb))
