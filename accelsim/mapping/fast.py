@@ -458,24 +458,24 @@ def _stride(nb):  # pragma: no cover - jitted
 
 
 @njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
-def _pruned_by_output(n_lv, moves, bwmax, total, drain, tie, kbest, l_run, nop, pr):  # pragma: no cover - jitted
-    """Marks in ``pr`` the variants whose latency bound from the output operand's moves alone exceeds
-    their threshold (objective latency, see :func:`_kernel`); whether every variant is out. The bound
-    without double buffering: a transfer's allowed window is at most its period (the window is the
-    period over a product of loop sizes >= 1), so its stall term is at least
-    (real - period) x (count - 1), and the stall is at least each term (or 0)."""
+def _pruned_by_operand(op, n_lv, moves, bwmax, total, drain, tie, kbest, l_run, nop, pr):  # pragma: no cover
+    """Marks in ``pr`` the variants whose latency bound from operand ``op``'s moves alone (latency view)
+    exceeds their threshold (objective latency, see :func:`_kernel`); whether every variant is out.
+    The bound needs no double-buffering decision: a transfer's allowed window is at most its period
+    (the window is the period over a product of loop sizes >= 1), so its stall term is at least
+    (real - period) x (count - 1), and the stall is at least each term (and 0)."""
     nk = kbest.shape[1]
     live = False
     for v in range(pr.shape[0]):
         if nop[v] or pr[v]:
             continue
         slb = 0.0
-        for m in range(n_lv[2]):
+        for m in range(n_lv[op]):
             for d in range(4):
-                mx = bwmax[v, 2, m, d]
-                cnt = moves[2, m, d, 3]
+                mx = bwmax[v, op, m, d]
+                cnt = moves[op, m, d, 3]
                 if cnt != 0 and mx > 0:
-                    slb = max(slb, (np.ceil(moves[2, m, d, 0] * moves[2, m, d, 1] / mx) - np.ceil(moves[2, m, d, 2]))
+                    slb = max(slb, (np.ceil(moves[op, m, d, 0] * moves[op, m, d, 1] / mx) - np.ceil(moves[op, m, d, 2]))
                               * (cnt - 1))
         thr = kbest[v, nk - 1]
         if tie > 0:
@@ -584,15 +584,21 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
                             sp_k[want, jj] = sp_v[jj]
                         sp_ok[want, :] = False
                         break
-                first = obj == 1 and lat_step  # the output operand's view first: it often proves a row out
-                if first:
-                    _op_view(n_lv, tm_dim, tm_v, cnt_b, sp_dim, sp_v, sp_slot, geo, bits, total, R, IR, moves,
-                             du, prec, uc, tir, tr, part, zz, bnd, f, flags, st, 2, 3, want, sp_c, sp_ok)
-                    if _pruned_by_output(n_lv, moves, bwmax, total, drain, tie, kbest, l_run, nop, pr):
+                if obj == 1 and lat_step:  # operand by operand, O then W: either's moves often prove a row out
+                    out = False
+                    for op in (2, 0):
+                        _op_view(n_lv, tm_dim, tm_v, cnt_b, sp_dim, sp_v, sp_slot, geo, bits, total, R, IR, moves,
+                                 du, prec, uc, tir, tr, part, zz, bnd, f, flags, st, op, op + 1, want, sp_c, sp_ok)
+                        if _pruned_by_operand(op, n_lv, moves, bwmax, total, drain, tie, kbest, l_run, nop, pr):
+                            out = True
+                            break
+                    if out:
                         break
-                _op_view(n_lv, tm_dim, tm_v, cnt_b, sp_dim, sp_v, sp_slot, geo, bits, total, R, IR, moves,
-                         du, prec, uc, tir, tr, part, zz, bnd, f, flags, st, 0, 2 if first else 3, want, sp_c,
-                         sp_ok)
+                    _op_view(n_lv, tm_dim, tm_v, cnt_b, sp_dim, sp_v, sp_slot, geo, bits, total, R, IR, moves,
+                             du, prec, uc, tir, tr, part, zz, bnd, f, flags, st, 1, 2, want, sp_c, sp_ok)
+                else:
+                    _op_view(n_lv, tm_dim, tm_v, cnt_b, sp_dim, sp_v, sp_slot, geo, bits, total, R, IR, moves,
+                             du, prec, uc, tir, tr, part, zz, bnd, f, flags, st, 0, 3, want, sp_c, sp_ok)
                 view = want
             live = False
             if not lat_step:  # energy per variant
