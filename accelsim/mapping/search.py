@@ -38,7 +38,13 @@ the spatial candidates.
   (``tests/test_mapping_search.py`` checks this on random orders against ``cost.evaluate``);
 - branch-and-bound over spatial candidates: a candidate's latency is at least its ideal
   temporal cycles plus fill/drain and its energy at least its MAC energy; candidates whose bound
-  cannot beat the best found so far are skipped (exact, since the bounds are lower bounds).
+  cannot beat the best found so far are skipped (exact, since the bounds are lower bounds);
+- branch-and-bound over the rows of a batch (``bound=True``; :func:`accelsim.mapping.fast._kernel`):
+  a mapping whose key's lower bound (latency: temporal cycles + fill/drain + a stall term read
+  off one operand's moves; energy: exact; edp: energy x the latency bound) is above the k-th
+  best key known, and for the near-tie rule above ``(1 + share)`` x the fastest latency known, is
+  not fully priced (exact: it can enter neither ``top`` nor ``front``; counted in
+  ``SearchStats.pruned_rows``, and still in ``evaluated``).
 
 **Objective and tie rule.** ``latency``: minimise (latency, energy); ``energy``: (energy,
 latency); ``edp``: (energy x latency, latency, energy). Remaining ties go to the candidate met
@@ -786,7 +792,7 @@ def _select(v: _VariantState, e: np.ndarray, lat: np.ndarray, idx: np.ndarray, s
             top_k: int, raw: Callable[[int], tuple]) -> None:
     """Fold one spatial candidate's batch-priced rows into variant ``v``'s top and near-tie front."""
     v.n_eval += len(idx)
-    cols = {"latency": (lat, e), "energy": (e, lat), "edp": (e * lat, lat, e)}[objective]
+    cols = (lat, e) if objective == "latency" else (e, lat) if objective == "energy" else (e * lat, lat, e)
     finite = np.isfinite(e) & np.isfinite(lat)
     rows = np.nonzero(finite)[0]
     if not len(rows):
@@ -812,14 +818,21 @@ def _result_of(layer: LayerDims, v: _VariantState, objective: str, tie: float, t
                         loop_orders=v.n_orders, infeasible=v.n_infeasible, unique_mappings=v.n_unique,
                         evaluated=v.n_eval, pruned_rows=v.n_rows_pruned)
 
-    def mapping_of(m, raw) -> Mapping:
-        return _mapping_of(*raw) if m is None else m
+    built: dict[tuple[int, int], Mapping] = {}  # (spatial rank, order rank) -> its mapping, built once
+
+    def mapping_of(si: int, oi: int, m, raw) -> Mapping:
+        if m is not None:
+            return m
+        mp = built.get((si, oi))
+        if mp is None:
+            mp = built[si, oi] = _mapping_of(*raw)
+        return mp
 
     ranked = [RankedMapping(mp, c, k) if m is not None else _DeferredRanked(mp, k, fe.evaluate)
-              for k, si, oi, m, c, raw in top for mp in (mapping_of(m, raw),)]
+              for k, si, oi, m, c, raw in top for mp in (mapping_of(si, oi, m, raw),)]
     fr: tuple[tuple[tuple[float, float], Mapping], ...] = ()
     if tie:
-        fr = tuple(((f[0], f[1]), mapping_of(f[4], f[6])) for f in front)
+        fr = tuple(((f[0], f[1]), mapping_of(f[2], f[3], f[4], f[6])) for f in front)
         wi = tie_winner(front, tie)
         wk, wm = fr[wi]
         w = next((r for r in ranked if r.mapping == wm), None)
