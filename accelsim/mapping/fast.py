@@ -422,7 +422,7 @@ def _variant_workspace(nv, n_ports, maxn, nsp):  # pragma: no cover - jitted
     return (np.zeros(nv, dtype=np.bool_), np.zeros(nv, dtype=np.bool_), np.zeros(n_ports, dtype=np.int64),
             np.zeros(n_ports), np.zeros(n_ports), np.zeros((nv, n_ports)), np.zeros((nv, n_ports)), np.zeros(nv),
             np.zeros((nv, 3, maxn, 4)), np.zeros((2, 3, 2, maxn + 1)), np.zeros((2, 3), dtype=np.bool_),
-            np.zeros((2, nsp)))
+            np.zeros((2, nsp)), np.zeros(8))
 
 
 @njit(cache=True, nogil=True)
@@ -530,8 +530,8 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
     # per variant: a movement of this row has no port, the row is pruned; per port: transfers with a count,
     # their windows' union and sum; per variant and port: positive and negative stall terms; per variant:
     # the largest stall term of the one-transfer ports, real transfer cycles; per view: _op_view's
-    # spatial-only results, whether valid, the spatial sizes they are of
-    nop, pr, pna, punion, pmuw, ppos, pneg, s1, realv, sp_c, sp_ok, sp_k = ws2
+    # spatial-only results, whether valid, the spatial sizes they are of; _effective's scratch
+    nop, pr, pna, punion, pmuw, ppos, pneg, s1, realv, sp_c, sp_ok, sp_k, fd = ws2
     n_ports = port_bw.shape[1]
     step_b = _stride(nb) if obj else 1
     for i in range(nb):
@@ -542,7 +542,7 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
         tm_size_e = tm_e_all[:nt]
         cnt_b = counts[b]
         if effective:
-            _effective(bounds, sp_dim, sp_size, tm_dim, tm_size_l, sp_e, sp_l, tm_size_e)
+            _effective(bounds, sp_dim, sp_size, tm_dim, tm_size_l, sp_e, sp_l, tm_size_e, fd)
             total = 1.0
             for j in range(nt):
                 total *= tm_size_l[j]
@@ -861,22 +861,21 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
 
 
 @njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
-def _effective(bounds, sp_dim, sp_size, tm_dim, tm_size, sp_e, sp_l, tm_e):  # pragma: no cover - jitted
+def _effective(bounds, sp_dim, sp_size, tm_dim, tm_size, sp_e, sp_l, tm_e, fd):  # pragma: no cover - jitted
     """Energy-view (fractional) and latency-view sizes of an uneven mapping (see cost._effective_sizes)
-    into ``sp_e``, ``sp_l``, ``tm_e`` (the latency view of temporal loops is ``tm_size`` itself)."""
+    into ``sp_e``, ``sp_l``, ``tm_e`` (the latency view of temporal loops is ``tm_size`` itself);
+    ``fd`` [8]: scratch (per dimension, the product of its spatial then temporal loop sizes)."""
+    for d in range(8):
+        fd[d] = 1.0
     for i in range(sp_dim.shape[0]):
         sp_e[i] = sp_size[i]
         sp_l[i] = sp_size[i]
+        fd[sp_dim[i]] *= sp_size[i]
     for i in range(tm_dim.shape[0]):
         tm_e[i] = tm_size[i]
+        fd[tm_dim[i]] *= tm_size[i]
     for d in range(8):
-        f = 1.0
-        for i in range(sp_dim.shape[0]):
-            if sp_dim[i] == d:
-                f *= sp_size[i]
-        for i in range(tm_dim.shape[0]):
-            if tm_dim[i] == d:
-                f *= tm_size[i]
+        f = fd[d]
         if f <= bounds[d]:
             continue
         scale = bounds[d] / f
