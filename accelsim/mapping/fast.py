@@ -63,7 +63,7 @@ _R2, _IR1, _SPR, _SPT, _UU, _BOOST, _CAAL, _CYC, _LOW, _HIGH = range(10)
 _PSUM, _FLAG = range(2)  # rows of its bool scratch
 
 
-@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False, inline="always")
 def _op_view(n_lv, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits, total, R, IR, moves, du, prec, uc,
              tir, tr, part, zz, bnd, f, flags, st, op0, op1, vw, sp_c, sp_ok):  # pragma: no cover - jitted
     """Fills, for each operand ``op`` in ``op0 .. op1 - 1`` (W I O = 0 1 2; row ``op`` of ``counts``, ``sp_slot`` and of the outputs),
@@ -458,7 +458,7 @@ def _stride(nb):  # pragma: no cover - jitted
         s += 1
 
 
-@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False, inline="always")
 def _pruned_by_operand(op, n_lv, moves, bwmax, total, drain, tie, kbest, l_run, nop, pr):  # pragma: no cover
     """Marks in ``pr`` the variants whose latency bound from operand ``op``'s moves alone (latency view)
     exceeds their threshold (objective latency, see :func:`_kernel`); whether every variant is out.
@@ -585,21 +585,20 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
                             sp_k[want, jj] = sp_v[jj]
                         sp_ok[want, :] = False
                         break
-                if obj == 1 and lat_step:  # operand by operand, O then W: either's moves often prove a row out
-                    out = False
-                    for op in (2, 0):
-                        _op_view(n_lv, tm_dim, tm_v, cnt_b, sp_dim, sp_v, sp_slot, geo, bits, total, R, IR, moves,
-                                 du, prec, uc, tir, tr, part, zz, bnd, f, flags, st, op, op + 1, want, sp_c, sp_ok)
-                        if _pruned_by_operand(op, n_lv, moves, bwmax, total, drain, tie, kbest, l_run, nop, pr):
-                            out = True
-                            break
-                    if out:
+                # objective latency: operand by operand, O then W, each's moves often prove a row out
+                by_op = obj == 1 and lat_step
+                out = False
+                for sg in range(3 if by_op else 1):  # one call site: _op_view is inlined
+                    o0 = (2, 0, 1)[sg] if by_op else 0
+                    _op_view(n_lv, tm_dim, tm_v, cnt_b, sp_dim, sp_v, sp_slot, geo, bits, total, R, IR, moves,
+                             du, prec, uc, tir, tr, part, zz, bnd, f, flags, st, o0, o0 + 1 if by_op else 3, want,
+                             sp_c, sp_ok)
+                    if by_op and sg < 2 and _pruned_by_operand(o0, n_lv, moves, bwmax, total, drain, tie, kbest,
+                                                               l_run, nop, pr):
+                        out = True
                         break
-                    _op_view(n_lv, tm_dim, tm_v, cnt_b, sp_dim, sp_v, sp_slot, geo, bits, total, R, IR, moves,
-                             du, prec, uc, tir, tr, part, zz, bnd, f, flags, st, 1, 2, want, sp_c, sp_ok)
-                else:
-                    _op_view(n_lv, tm_dim, tm_v, cnt_b, sp_dim, sp_v, sp_slot, geo, bits, total, R, IR, moves,
-                             du, prec, uc, tir, tr, part, zz, bnd, f, flags, st, 0, 3, want, sp_c, sp_ok)
+                if out:
+                    break
                 view = want
             live = False
             if not lat_step:  # energy per variant
@@ -860,7 +859,7 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
                 kbest[v, j] = key
 
 
-@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False, inline="always")
 def _effective(bounds, sp_dim, sp_size, tm_dim, tm_size, sp_e, sp_l, tm_e, fd):  # pragma: no cover - jitted
     """Energy-view (fractional) and latency-view sizes of an uneven mapping (see cost._effective_sizes)
     into ``sp_e``, ``sp_l``, ``tm_e`` (the latency view of temporal loops is ``tm_size`` itself);
