@@ -12,7 +12,9 @@ and every ``FastEvaluator`` construction made while ``accelsim.simulate`` maps R
 once, then replayed on both kernels. The older ``fast.py`` is taken from git (``git show
 REV:accelsim/mapping/fast.py``) into a module ``accelsim.mapping._fast_<rev>`` in a temp directory
 (its numba cache is kept there between runs). Checks that both give bit-identical (``==``) energy
-and latency on every row, then prints us/row (best of ``--repeat`` passes), the speed-up, and the
+and latency on every row (and that the new one with the mapper's row pruning, as ``search_best``
+calls it, keeps the fastest row and prices every kept row equal), then prints us/row (best of
+``--repeat`` passes; the pruned figure per row submitted), the speed-up, and the
 per-construction time of ``FastEvaluator`` (hierarchy-derived arrays cached per hierarchy object in
 the new version; the replay builds each (layer, hierarchy) pair as the search did).
 """
@@ -59,11 +61,17 @@ def load_old(rev: str, file: str = "accelsim/mapping/fast.py"):
 _N_ARGS = 34  # _batch(bounds, ..., R, IR, zz) of 4baa135
 
 
-def _run_batch(mod, a):
-    """``mod._batch`` on captured arguments ``a`` -> (energy, latency)."""
+#: the mapper's row pruning as ``search_best`` calls it on a search's first candidate: objective
+#: latency, near-tie share 0.005, top-1, nothing known yet (``fast._kernel``)
+_PRUNE = (F.OBJ_CODE["latency"], 0.005, np.full((1, 1), np.inf), np.full(1, np.inf))
+
+
+def _run_batch(mod, a, prune: bool = False):
+    """``mod._batch`` on captured arguments ``a`` -> (energy, latency) (``prune``: with the mapper's
+    row pruning; pruned rows are inf)."""
     if mod is not F:  # one hierarchy: the variant arrays without their leading axis (of length 1)
         return mod._batch(*(x[0] if i - 4 in F._VARIANT_ARGS else x for i, x in enumerate(a)))
-    e, lat = F._batch(*a, True, F._EMPTY, F._EMPTY, F._EMPTY, F._EMPTY)[:2]
+    e, lat = F._batch(*a, True, F._EMPTY, F._EMPTY, F._EMPTY, F._EMPTY, *(_PRUNE if prune else F._NO_PRUNE))[:2]
     return e[0], lat[0]
 
 
@@ -95,15 +103,15 @@ def capture(rows: int = 64, cols: int = 64):
     return calls, inits
 
 
-def replay(mod, calls, inits, repeat: int):
+def replay(mod, calls, inits, repeat: int, prune: bool = False):
     """(outputs, best seconds for all batch calls, best seconds for all constructions) on module ``mod``."""
     new = mod is F
-    outs = [_run_batch(mod, a) for a in calls]  # loads / compiles
+    outs = [_run_batch(mod, a, prune) for a in calls]  # loads / compiles
     best = float("inf")
     for _ in range(repeat):
         t = time.perf_counter()
         for a in calls:
-            _run_batch(mod, a)
+            _run_batch(mod, a, prune)
         best = min(best, time.perf_counter() - t)
     best_init = float("inf")
     for _ in range(repeat):
@@ -165,12 +173,20 @@ def main(argv=None) -> int:
     n_rows = sum(a[26].shape[0] for a in calls)
     o_out, o_t, o_init = replay(old, calls, inits, args.repeat)
     n_out, n_t, n_init = replay(F, calls, inits, args.repeat)
+    p_out, p_t, _ = replay(F, calls, inits[:0], args.repeat, prune=True)
     bad = sum(not (np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])) for a, b in zip(o_out, n_out))
+    kept = [np.isfinite(p[1]) for p in p_out]  # pruned rows: inf; the others must be equal
+    bad += sum(not (np.array_equal(a[0][k], p[0][k]) and np.array_equal(a[1][k], p[1][k])
+                    and np.isfinite(p[1]).any() and a[1][np.isfinite(a[1])].min() == p[1][k].min())
+               for a, p, k in zip(o_out, p_out, kept) if np.isfinite(a[1]).any())
+    share = 1 - sum(k.sum() for k in kept) / n_rows
     print(f"ResNet-50, 64x64 os, one searched point: {len(calls)} batch calls, {n_rows} rows, "
           f"{len(inits)} FastEvaluator constructions; rows differing old vs new: {bad} calls")
     print(f"{'':28} {args.base + ' (old)':>14} {'now':>10} {'speed-up':>9}")
     print(f"{'kernel us/row':28} {1e6 * o_t / n_rows:14.2f} {1e6 * n_t / n_rows:10.2f} {o_t / n_t:8.1f}x")
     print(f"{'kernel ms/point':28} {1e3 * o_t:14.1f} {1e3 * n_t:10.1f}")
+    print(f"{'  with row pruning us/row':28} {'':14} {1e6 * p_t / n_rows:10.2f} {o_t / p_t:8.1f}x"
+          f"  ({100 * share:.0f}% of rows pruned: latency, tie 0.005, top-1)")
     print(f"{'FastEvaluator() us each':28} {1e6 * o_init / len(inits):14.1f} {1e6 * n_init / len(inits):10.1f} "
           f"{o_init / n_init:8.1f}x")
     if args.compile:

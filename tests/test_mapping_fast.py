@@ -37,13 +37,13 @@ def _hierarchy(sram_kb: int = 64, dataflow: str = "os"):
 def _captured_rows(layer: LayerDims, hier, monkeypatch) -> list[Mapping]:
     """Mappings of (a deterministic sample of) the rows priced while searching ``layer``."""
     calls = []
-    orig = F.FastEvaluator.batch_variants  # the mapper's batch call (one or several hierarchy variants)
+    orig = F.FastEvaluator.batch_pruned  # the mapper's batch call (one or several hierarchy variants)
 
-    def batch(self, spatial, tm_dims, tm_sizes, n_tm, counts, kernel_args=None):
+    def batch(self, spatial, tm_dims, tm_sizes, n_tm, counts, *args, **kw):
         calls.append((spatial, np.array(tm_dims), np.array(tm_sizes), np.array(n_tm), np.array(counts)))
-        return orig(self, spatial, tm_dims, tm_sizes, n_tm, counts, kernel_args)
+        return orig(self, spatial, tm_dims, tm_sizes, n_tm, counts, *args, **kw)
 
-    monkeypatch.setattr(F.FastEvaluator, "batch_variants", batch)
+    monkeypatch.setattr(F.FastEvaluator, "batch_pruned", batch)
     S.search_layer(layer, hier, objective="latency", cache=S.MappingCache())
     monkeypatch.undo()
     n_lv = {op: len(hier.levels(op)) for op in OPERANDS}
@@ -122,7 +122,7 @@ def test_batch_of_a_row_without_port_is_inf():
     args = F._batch.py_func.__code__.co_varnames[:F._batch.py_func.__code__.co_argcount]
     kw = dict(zip(args, (fe.bounds, float(layer.macs), fe.hw.mac_pj, fe.hw.sys_mask, *fe.hw.kernel_args,
                          *fe.spatial_arrays(m.spatial), np.stack([d, d]), np.stack([s, s]), np.array([len(d)] * 2),
-                         np.stack([c, c]), fe.geo, fe.bits, F._R, F._IR, False, True, *[F._EMPTY] * 4)))
+                         np.stack([c, c]), fe.geo, fe.bits, F._R, F._IR, False, True, *[F._EMPTY] * 4, *F._NO_PRUNE)))
     e_ok, l_ok = F._batch(*kw.values())[:2]  # [variants = 1, rows]
     assert np.isfinite(e_ok).all() and e_ok[0, 0] == e_ok[0, 1] and l_ok[0, 0] == l_ok[0, 1]
     kw["bwmax"] = np.zeros_like(kw["bwmax"])  # no port anywhere

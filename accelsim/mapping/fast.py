@@ -63,20 +63,23 @@ _R2, _IR1, _SPR, _SPT, _UU, _BOOST, _CAAL, _CYC, _LOW, _HIGH = range(10)
 _PSUM, _FLAG = range(2)  # rows of its bool scratch
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False, inline="always")
 def _op_view(n_lv, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits, total, R, IR, moves, du, prec, uc,
-             tir, tr, part, zz, bnd, f, flags, st):  # pragma: no cover - jitted
-    """Fills, for each operand ``op`` (W I O; row ``op`` of ``counts``, ``sp_slot`` and of the outputs),
+             tir, tr, part, zz, bnd, f, flags, st, op0, op1, vw, sp_c, sp_ok):  # pragma: no cover - jitted
+    """Fills, for each operand ``op`` in ``op0 .. op1 - 1`` (W I O = 0 1 2; row ``op`` of ``counts``, ``sp_slot`` and of the outputs),
     moves[op, m, dir, (amount, bits, period, count, req_bw, window)] and the per-arch-level data
     unrolled ``du``, precision ``prec``, unit count ``uc``, top irrelevant / relevant loop products
     ``tir`` / ``tr`` and partial-sum flags ``part``. Scratch (read only after written here):
     ``bnd`` [n + 1] ints, ``f`` [10, n + 3] floats (rows _R2 .. _HIGH), ``flags`` [2, n + 1]
-    bools (_PSUM, _FLAG), ``st`` [8] floats.
+    bools (_PSUM, _FLAG), ``st`` [8] floats. ``sp_c[vw, op]`` [2, n + 1]: the unit counts and
+    boosts of view ``vw`` (functions of ``sp_size`` only), valid if ``sp_ok[vw, op]`` (the caller
+    clears it when the view's spatial sizes change), else computed and stored.
 
-    One function for all three operands, no helper calls: numba reference-counts the array
-    arguments of every call (an atomic operation each)."""
+    No helper calls, and compiled without reference counting (``_nrt=False``: it allocates
+    nothing), like every per-row function of the kernel: with it, numba increfs and decrefs each
+    array argument of a call (two atomic operations each, ~0.2 us per call of this function)."""
     nsp = sp_dim.shape[0]
-    for op in range(3):
+    for op in range(op0, op1):
         n = n_lv[op]
         # temporal levels after cost's merge-down (an irrelevant loop at the bottom of a level moves one
         # level down, until stable) in closed form: level m >= 1 starts at the first relevant loop at or
@@ -107,7 +110,35 @@ def _op_view(n_lv, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits,
         # loop becomes an input-window loop, code 8/10, and an input-reuse loop, 9/11; st = cumulative
         # P R Q S, previous window rows/cols, previous reuse rows/cols): the same factors in the same
         # order as a product over the decoupled loop list, so bit-identical.
-        for kind in range(3):  # 0: 1s2t, 1: 1s1t, 2: spatial
+        if not dec:  # the four products in one pass per level (each keeps its own order of factors)
+            for al in range(n + 1):
+                p0 = 1.0
+                p1 = 1.0
+                psr = 1.0
+                pst = 1.0
+                if al >= 1:
+                    for jj in range(bnd[al - 1], bnd[al]):
+                        dm = tm_dim[jj]
+                        if R[op, dm]:
+                            p0 *= tm_size[jj]
+                        if IR[op, dm]:
+                            p1 *= tm_size[jj]
+                for kk in range(nsp):
+                    sl = sp_slot[op, kk]
+                    dm = sp_dim[kk]
+                    if sl == al - 1 and R[op, dm]:
+                        p0 *= sp_size[kk]
+                    if sl == al:
+                        if IR[op, dm]:
+                            p1 *= sp_size[kk]
+                        if R[op, dm]:
+                            psr *= sp_size[kk]
+                        pst *= sp_size[kk]
+                f[_R2, al] = p0
+                f[_IR1, al] = p1
+                f[_SPR, al] = psr
+                f[_SPT, al] = pst
+        for kind in range(3 if dec else 0):  # 0: 1s2t, 1: 1s1t, 2: spatial
             for ii in range(8):
                 st[ii] = 1.0
             row = _R2 if kind == 0 else (_IR1 if kind == 1 else _SPR)
@@ -168,18 +199,27 @@ def _op_view(n_lv, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits,
         for a in range(n + 1):
             acc *= f[_R2, a]
             du[op, a] = float(np.rint(np.rint(acc))) if zz else np.round(acc, 9)
-        for a in range(n + 1):
-            pu = 1.0
-            pt = 1.0
-            for b in range(a, n + 1):
-                pu *= f[_SPR, b]
-                pt *= f[_SPT, b]
-            f[_UU, a] = pu
-            uc[op, a] = float(np.rint(np.round(pt, 3))) if zz else np.round(pt, 9)
-        f[_BOOST, n] = 1.0
-        for a in range(n):
-            f[_BOOST, a] = float(np.rint(f[_UU, a] / f[_UU, a + 1])) if zz else np.round(
-                f[_UU, a] / f[_UU, a + 1], 9)
+        if sp_ok[vw, op]:  # unit counts and boosts read the spatial loops only: as last computed
+            for a in range(n + 1):
+                uc[op, a] = sp_c[vw, op, 0, a]
+                f[_BOOST, a] = sp_c[vw, op, 1, a]
+        else:
+            for a in range(n + 1):
+                pu = 1.0
+                pt = 1.0
+                for b in range(a, n + 1):
+                    pu *= f[_SPR, b]
+                    pt *= f[_SPT, b]
+                f[_UU, a] = pu
+                uc[op, a] = float(np.rint(np.round(pt, 3))) if zz else np.round(pt, 9)
+            f[_BOOST, n] = 1.0
+            for a in range(n):
+                f[_BOOST, a] = float(np.rint(f[_UU, a] / f[_UU, a + 1])) if zz else np.round(
+                    f[_UU, a] / f[_UU, a + 1], 9)
+            for a in range(n + 1):
+                sp_c[vw, op, 0, a] = uc[op, a]
+                sp_c[vw, op, 1, a] = f[_BOOST, a]
+            sp_ok[vw, op] = True
         if op == 2:
             for a in range(n + 1):
                 flags[_FLAG, a] = False
@@ -306,7 +346,7 @@ _AA, _AP, _AC, _AR, _PS, _WS, _CNT, _TOTS, _MINS = range(9)
 _UORD, _C1, _ORD = range(3)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
 def _stable_argsort(x, xr, n, order, orow, desc):  # pragma: no cover - jitted
     """Stable argsort of ``x[xr, :n]`` into ``order[orow, :n]``, ascending (or descending: the order of a
     stable ascending sort of ``-x``). Insertion sort: the same order as ``np.argsort(kind="mergesort")``;
@@ -319,7 +359,7 @@ def _stable_argsort(x, xr, n, order, orow, desc):  # pragma: no cover - jitted
         order[orow, j] = i
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
 def _union(pf, pi, na):  # pragma: no cover - jitted
     """Union of periodic windows [k*P, k*P+A) (nested periods), times the count of the largest, of the
     activities ``pf[_AA / _AP / _AC, :na]`` (allowed, period, count; other rows of ``pf``, ``pi``: scratch)."""
@@ -360,7 +400,7 @@ def _union(pf, pi, na):  # pragma: no cover - jitted
     return pf[_CNT, k - 1] * pc_max
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
 def _count_below(pf, i, x):  # pragma: no cover - jitted
     """Covered points in [0, x) of the periodic set S_i (activities 0..i, period ps[i] = pf[_PS, i])."""
     q = np.floor(x / pf[_PS, i])
@@ -373,6 +413,16 @@ def _count_below(pf, i, x):  # pragma: no cover - jitted
 
 
 MAXE = 32  # port allocation entries per port
+
+
+@njit(cache=True, nogil=True)
+def _variant_workspace(nv, n_ports, maxn, nsp):  # pragma: no cover - jitted
+    """:func:`_kernel`'s per-variant, per-port and per-view arrays (its ``ws2``; allocated here: the
+    kernel runs without reference counting)."""
+    return (np.zeros(nv, dtype=np.bool_), np.zeros(nv, dtype=np.bool_), np.zeros(n_ports, dtype=np.int64),
+            np.zeros(n_ports), np.zeros(n_ports), np.zeros((nv, n_ports)), np.zeros((nv, n_ports)), np.zeros(nv),
+            np.zeros((nv, 3, maxn, 4)), np.zeros((2, 3, 2, maxn + 1)), np.zeros((2, 3), dtype=np.bool_),
+            np.zeros((2, nsp)), np.zeros(8))
 
 
 @njit(cache=True, nogil=True)
@@ -390,285 +440,441 @@ def _workspace(maxn, nsp, nt):  # pragma: no cover - jitted
             np.zeros((2, maxn + 1), dtype=np.bool_), np.ones(8), np.zeros(nsp), np.zeros(nsp), np.zeros(nt))
 
 
+#: objective codes of the kernel's row pruning (``_kernel``'s ``obj``; 0: every row priced)
+OBJ_CODE = {"latency": 1, "energy": 2, "edp": 3}
+
+
 @njit(cache=True, nogil=True)
+def _stride(nb):  # pragma: no cover - jitted
+    """A step coprime with ``nb`` near ``nb`` / golden ratio: ``(i * step) % nb`` visits every row once,
+    spread over the batch (a batch's rows come in lexicographic loop order, which clusters slow ones)."""
+    s = max(1, int(nb * 0.6180339887498949))
+    while True:
+        a, c = s, nb
+        while c:
+            a, c = c, a % c
+        if a == 1:
+            return s
+        s += 1
+
+
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False, inline="always")
+def _pruned_by_operand(op, n_lv, moves, bwmax, total, drain, tie, kbest, l_run, nop, pr):  # pragma: no cover
+    """Marks in ``pr`` the variants whose latency bound from operand ``op``'s moves alone (latency view)
+    exceeds their threshold (objective latency, see :func:`_kernel`); whether every variant is out.
+    The bound needs no double-buffering decision: a transfer's allowed window is at most its period
+    (the window is the period over a product of loop sizes >= 1), so its stall term is at least
+    (real - period) x (count - 1), and the stall is at least each term (and 0)."""
+    nk = kbest.shape[1]
+    live = False
+    for v in range(pr.shape[0]):
+        if nop[v] or pr[v]:
+            continue
+        slb = 0.0
+        for m in range(n_lv[op]):
+            for d in range(4):
+                mx = bwmax[v, op, m, d]
+                cnt = moves[op, m, d, 3]
+                if cnt != 0 and mx > 0:
+                    slb = max(slb, (np.ceil(moves[op, m, d, 0] * moves[op, m, d, 1] / mx) - np.ceil(moves[op, m, d, 2]))
+                              * (cnt - 1))
+        thr = kbest[v, nk - 1]
+        if tie > 0:
+            thr = max(thr, (1.0 + tie) * l_run[v])
+        if (total + slb) + drain > thr:
+            pr[v] = True
+        else:
+            live = True
+    return not live
+
+
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
 def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops,
             port_bw, port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2,
             tm_dims, tm_sizes, n_tm, counts, sp_dim, sp_size, sp_ad, sp_slot, sys_mask, bounds,
-            geo, bits, R, IR, zz, effective, totals, ws, res):  # pragma: no cover - jitted
+            geo, bits, R, IR, zz, effective, totals, ws, ws2, res, obj, tie, kbest, l_run, mac_e):  # pragma: no cover
     """Costs of B temporal mappings (rows ``b``: ``tm_dims[b, :n_tm[b]]``, ``tm_sizes[b, :n_tm[b]]``,
     ``counts[b]``) sharing one spatial unrolling, on V hierarchy variants that differ only in
     memory prices and port bandwidths (leading axis V of ``mem_r``, ``mem_w``, ``bwmin``,
     ``bwmax``, ``port_bw``): ``res[v, b]`` = (stall, onload, offload cycles, memory energy pJ,
-    latency cycles); stall -1: a movement has no port. The operand views, moves, double-buffering
-    decisions, transfer windows (and each port's union of them) and fill/drain read no price or
-    bandwidth: computed once per row;
-    access counts, energy, stalls and on/off-loading per variant (each variant's arithmetic is
-    the single-hierarchy one, so results are bit-identical to V separate calls). With ``effective``, the
-    energy-view and latency-view sizes of uneven rows come from :func:`_effective` and the temporal
-    cycles from the row; otherwise from ``ws`` (sp_e, sp_l, tm_e, one row) and ``totals[b]``. The
-    last row's per-level accesses and energy stay in ``ws[0]``, ``ws[1]``. ``ws``: :func:`_workspace`."""
+    latency cycles); stall -1: a movement has no port; -2: pruned (below). The operand views,
+    moves, double-buffering decisions, transfer windows (and each port's union of them) and
+    fill/drain read no price or bandwidth: computed once per row; access counts, energy, stalls
+    and on/off-loading per variant (each variant's arithmetic is the single-hierarchy one, so
+    results are bit-identical to V separate calls). With ``effective``, the energy-view and
+    latency-view sizes of uneven rows come from :func:`_effective` and the temporal cycles from
+    the row; otherwise from ``ws`` (sp_e, sp_l, tm_e, one row) and ``totals[b]``. The last row
+    priced leaves its per-level accesses and energy in ``ws[0]``, ``ws[1]``. ``ws``: :func:`_workspace`.
+
+    **Row pruning** (``obj`` 1 latency, 2 energy, 3 edp; 0: none, rows in order). Per variant
+    ``v``, ``kbest[v]`` (ascending; updated) holds the ``k`` smallest primary keys known (latency;
+    energy incl. ``mac_e``; energy x latency: each as the caller computes it from the outputs) and
+    ``l_run[v]`` the least latency known (updated); every fully priced row is added. A row is
+    priced no further for ``v`` (``res[v, b, 0] = -2``) once a lower bound of its primary key
+    exceeds ``kbest[v, k-1]`` (``k`` keys strictly better: it cannot enter a top ``k``) and, with
+    ``tie > 0`` (latency), ``(1 + tie) * l_run[v]`` too (beyond the near-tie tolerance of a latency
+    no less than the final fastest: it cannot enter the near-tie front). Bounds (floating-point
+    lower bounds of the values computed later: rounding is monotone and every term is >= 0):
+    latency >= (total + stall_lb) + drain, stall_lb = the largest stall term of a one-transfer
+    port or positive part of a shared port (the stall is their max after the shared ports add a
+    term >= 0); energy: exact (priced first); edp: energy x (total + drain), then energy x the
+    latency bound. Objective latency prices the latency view first, the others the energy view.
+    Rows are visited in the order ``(i * _stride(B)) % B`` (a near-best row comes early). A
+    variant's decisions read only its own state and row values: a joint batch prunes each
+    variant as a batch of its own would."""
     (acc, energy, moves, du, prec, uc, tir, tr, part, indiv, shared, db, real, allowed, lc, ls, pf, pi, bnd, f,
      flags, st, sp_e, sp_l, tm_e_all) = ws
     nv = mem_r.shape[0]
-    nop = np.zeros(nv, dtype=np.bool_)  # per variant: a movement of this row has no port
+    nb = tm_dims.shape[0]
+    nk = kbest.shape[1]
+    # per variant: a movement of this row has no port, the row is pruned; per port: transfers with a count,
+    # their windows' union and sum; per variant and port: positive and negative stall terms; per variant:
+    # the largest stall term of the one-transfer ports, real transfer cycles; per view: _op_view's
+    # spatial-only results, whether valid, the spatial sizes they are of; _effective's scratch
+    nop, pr, pna, punion, pmuw, ppos, pneg, s1, realv, sp_c, sp_ok, sp_k, fd = ws2
     n_ports = port_bw.shape[1]
-    pna = np.zeros(n_ports, dtype=np.int64)  # per port: transfers with a count, their windows' union and sum
-    punion = np.zeros(n_ports)
-    pmuw = np.zeros(n_ports)
-    for b in range(tm_dims.shape[0]):
+    step_b = _stride(nb) if obj else 1
+    for i in range(nb):
+        b = (i * step_b) % nb
         nt = n_tm[b]
         tm_dim = tm_dims[b, :nt]
         tm_size_l = tm_sizes[b, :nt]
         tm_size_e = tm_e_all[:nt]
         cnt_b = counts[b]
         if effective:
-            _effective(bounds, sp_dim, sp_size, tm_dim, tm_size_l, sp_e, sp_l, tm_size_e)
+            _effective(bounds, sp_dim, sp_size, tm_dim, tm_size_l, sp_e, sp_l, tm_size_e, fd)
             total = 1.0
-            for i in range(nt):
-                total *= tm_size_l[i]
+            for j in range(nt):
+                total *= tm_size_l[j]
         else:
             total = totals[b]
-        sp_size_e = sp_e
-        sp_size_l = sp_l
-        # energy view (fractional sizes)
-        _op_view(n_lv, tm_dim, tm_size_e, cnt_b, sp_dim, sp_size_e, sp_slot, geo, bits, total, R, IR, moves, du, prec,
-                 uc, tir, tr, part, zz, bnd, f, flags, st)
-        any_port = False
-        for v in range(nv):
-            noport = False
-            for op in range(3):
-                n = n_lv[op]
-                for m in range(n):
-                    mem = lv_mem[op, m]
-                    for d in range(4):
-                        acc[op, m, d] = 0.0
-                        amount = moves[op, m, d, 0]
-                        bt = moves[op, m, d, 1]
-                        if amount == 0 or bt == 0:
-                            continue
-                        mn = bwmin[v, op, m, d]
-                        mx = bwmax[v, op, m, d]
-                        if mx == 0:
-                            noport = True  # caller raises / prices the row inf
-                            break
-                        acc[op, m, d] = float(int(np.ceil(amount * bt / mn) * (mn / mx) * moves[op, m, d, 3]
-                                                  * uc[op, m + 1]))
-                    if noport:
-                        break
-                    energy[op, m] = ((acc[op, m, 0] + acc[op, m, 3]) * mem_r[v, mem]
-                                     + acc[op, m, 1] * mem_w[v, mem, 1] + acc[op, m, 2] * mem_w[v, mem, 0])
-                if noport:
-                    break
-            nop[v] = noport
-            if noport:
-                res[v, b, 0] = -1.0
-            else:
-                res[v, b, 3] = energy.sum()
-                any_port = True
-        if not any_port:
-            continue
-        # latency view (integer sizes), only when the mapping is uneven
-        even = True
-        for i in range(tm_size_e.shape[0]):
-            if tm_size_e[i] != tm_size_l[i]:
+        even = True  # the two views equal
+        for j in range(nt):
+            if tm_size_e[j] != tm_size_l[j]:
                 even = False
-        for i in range(sp_size_e.shape[0]):
-            if sp_size_e[i] != sp_size_l[i]:
+        for j in range(sp_e.shape[0]):
+            if sp_e[j] != sp_l[j]:
                 even = False
-        if not even:
-            _op_view(n_lv, tm_dim, tm_size_l, cnt_b, sp_dim, sp_size_l, sp_slot, geo, bits, total, R, IR, moves, du,
-                     prec, uc, tir, tr, part, zz, bnd, f, flags, st)
-        # double buffering (operand order O, W, I)
-        for op in range(3):
-            for m in range(n_lv[op]):
-                eff = np.floor(du[op, m + 1] * prec[op, m + 1] / tr[op, m + 1])
-                indiv[op, m] = eff / mem_size[lv_mem[op, m]]
-                shared[op, m] = indiv[op, m]
-        for s in range(shared_mems.shape[0]):
-            tot = 0.0
-            for op in range(3):
-                lv = shared_ops[s, op]
-                if lv >= 0:
-                    tot += indiv[op, lv]
-            for op in range(3):
-                lv = shared_ops[s, op]
-                if lv >= 0:
-                    shared[op, lv] = tot
-        db[:] = False
-        for oi in range(3):
-            op = (2, 0, 1)[oi]
-            for m in range(n_lv[op]):
-                mem = lv_mem[op, m]
-                mode = mem_db[mem]
-                if mode == 1:
-                    db[op, m + 1] = True
-                elif mode == 2:
-                    db[op, m + 1] = False
-                elif shared[op, m] <= 0.5:
-                    db[op, m + 1] = True
-                elif indiv[op, m] <= 1 - shared[op, m]:
-                    db[op, m + 1] = True
-                    for s in range(shared_mems.shape[0]):
-                        if shared_mems[s] == mem:
-                            for o2 in range(3):
-                                lv = shared_ops[s, o2]
-                                if lv >= 0:
-                                    shared[o2, lv] += indiv[op, m]
-        for op in range(3):
-            for m in range(n_lv[op]):
-                for d in range(4):
-                    use_db = db[op, m] if (d == 0 or d == 2) else db[op, m + 1]
-                    allowed[op, m, d] = np.ceil(moves[op, m, d, 2] if use_db else moves[op, m, d, 5])
         # fill/drain: per systolic array dimension, (product of its energy-view unrolling) - 1
         drain = 0.0
         for a in range(sys_mask.shape[1]):
             util = 1.0
             used = False
-            for i in range(sp_dim.shape[0]):
-                if sp_ad[i] == a:
-                    util *= sp_e[i]
+            for j in range(sp_dim.shape[0]):
+                if sp_ad[j] == a:
+                    util *= sp_e[j]
                     used = True
             if used and sys_mask[0, a]:
                 drain += max(np.ceil(np.round(util, 6)) - 1.0, 0.0)
-        # per port: active transfers, union of their update windows and their summed windows (no bandwidth)
-        for p in range(port_bw.shape[1]):
-            na = 0
-            for e in range(port_start[p], port_start[p] + port_len[p]):
-                op = ent_op[e]
-                m = ent_lv[e]
-                d = ent_dir[e]
-                if moves[op, m, d, 3] == 0:
-                    continue
-                pf[_AA, na] = allowed[op, m, d]
-                pf[_AP, na] = np.ceil(moves[op, m, d, 2])
-                pf[_AC, na] = moves[op, m, d, 3]
-                na += 1
-            pna[p] = na
-            if na > 1:
-                punion[p] = _union(pf, pi, na)
-                muw = 0.0
-                for i in range(na):
-                    muw += pf[_AA, i] * (pf[_AC, i] - 1)
-                pmuw[p] = muw
-        for v in range(nv):  # per variant: transfer cycles, stall, on-/off-loading
-            if nop[v]:
+        lat_lb0 = total + drain  # a lower bound of every variant's latency
+        nop[:] = False
+        pr[:] = False
+        view = -1  # the view in ``moves`` etc.: 0 energy (fractional sizes), 1 latency (integer sizes)
+        live = True  # a variant is neither port-less nor pruned
+        for step in range(2):  # energy, then latency (latency first for obj 1)
+            if not live:
+                break
+            lat_step = (step == 0) == (obj == 1)
+            want = 1 if lat_step and not even else 0
+            if want != view:
+                tm_v = tm_size_l if want else tm_size_e
+                sp_v = sp_l if want else sp_e
+                for j in range(sp_v.shape[0]):
+                    if sp_k[want, j] != sp_v[j]:
+                        for jj in range(sp_v.shape[0]):
+                            sp_k[want, jj] = sp_v[jj]
+                        sp_ok[want, :] = False
+                        break
+                # objective latency: operand by operand, O then W, each's moves often prove a row out
+                by_op = obj == 1 and lat_step
+                out = False
+                for sg in range(3 if by_op else 1):  # one call site: _op_view is inlined
+                    o0 = (2, 0, 1)[sg] if by_op else 0
+                    _op_view(n_lv, tm_dim, tm_v, cnt_b, sp_dim, sp_v, sp_slot, geo, bits, total, R, IR, moves,
+                             du, prec, uc, tir, tr, part, zz, bnd, f, flags, st, o0, o0 + 1 if by_op else 3, want,
+                             sp_c, sp_ok)
+                    if by_op and sg < 2 and _pruned_by_operand(o0, n_lv, moves, bwmax, total, drain, tie, kbest,
+                                                               l_run, nop, pr):
+                        out = True
+                        break
+                if out:
+                    break
+                view = want
+            live = False
+            if not lat_step:  # energy per variant
+                for v in range(nv):
+                    if pr[v]:
+                        continue
+                    noport = False
+                    for op in range(3):
+                        n = n_lv[op]
+                        for m in range(n):
+                            mem = lv_mem[op, m]
+                            for d in range(4):
+                                acc[op, m, d] = 0.0
+                                amount = moves[op, m, d, 0]
+                                bt = moves[op, m, d, 1]
+                                if amount == 0 or bt == 0:
+                                    continue
+                                mn = bwmin[v, op, m, d]
+                                mx = bwmax[v, op, m, d]
+                                if mx == 0:
+                                    noport = True  # caller raises / prices the row inf
+                                    break
+                                acc[op, m, d] = float(int(np.ceil(amount * bt / mn) * (mn / mx) * moves[op, m, d, 3]
+                                                          * uc[op, m + 1]))
+                            if noport:
+                                break
+                            energy[op, m] = ((acc[op, m, 0] + acc[op, m, 3]) * mem_r[v, mem]
+                                             + acc[op, m, 1] * mem_w[v, mem, 1] + acc[op, m, 2] * mem_w[v, mem, 0])
+                        if noport:
+                            break
+                    nop[v] = noport
+                    if noport:
+                        res[v, b, 0] = -1.0
+                        continue
+                    res[v, b, 3] = energy.sum()
+                    e_tot = res[v, b, 3] + mac_e
+                    if obj == 2 and e_tot > kbest[v, nk - 1]:
+                        pr[v] = True
+                    elif obj == 3 and e_tot >= 0 and e_tot * lat_lb0 > kbest[v, nk - 1]:
+                        pr[v] = True
+                    else:
+                        live = True
                 continue
+            # latency: double buffering (operand order O, W, I)
+            for op in range(3):
+                for m in range(n_lv[op]):
+                    eff = np.floor(du[op, m + 1] * prec[op, m + 1] / tr[op, m + 1])
+                    indiv[op, m] = eff / mem_size[lv_mem[op, m]]
+                    shared[op, m] = indiv[op, m]
+            for s in range(shared_mems.shape[0]):
+                tot = 0.0
+                for op in range(3):
+                    lv = shared_ops[s, op]
+                    if lv >= 0:
+                        tot += indiv[op, lv]
+                for op in range(3):
+                    lv = shared_ops[s, op]
+                    if lv >= 0:
+                        shared[op, lv] = tot
+            db[:] = False
+            for oi in range(3):
+                op = (2, 0, 1)[oi]
+                for m in range(n_lv[op]):
+                    mem = lv_mem[op, m]
+                    mode = mem_db[mem]
+                    if mode == 1:
+                        db[op, m + 1] = True
+                    elif mode == 2:
+                        db[op, m + 1] = False
+                    elif shared[op, m] <= 0.5:
+                        db[op, m + 1] = True
+                    elif indiv[op, m] <= 1 - shared[op, m]:
+                        db[op, m + 1] = True
+                        for s in range(shared_mems.shape[0]):
+                            if shared_mems[s] == mem:
+                                for o2 in range(3):
+                                    lv = shared_ops[s, o2]
+                                    if lv >= 0:
+                                        shared[o2, lv] += indiv[op, m]
             for op in range(3):
                 for m in range(n_lv[op]):
                     for d in range(4):
-                        mx = bwmax[v, op, m, d]
-                        real[op, m, d] = np.ceil(moves[op, m, d, 0] * moves[op, m, d, 1] / mx) if mx > 0 else 0.0
-            stall = 0.0
-            for p in range(port_bw.shape[1]):
-                na = pna[p]
-                if na == 0:
+                        use_db = db[op, m] if (d == 0 or d == 2) else db[op, m + 1]
+                        allowed[op, m, d] = np.ceil(moves[op, m, d, 2] if use_db else moves[op, m, d, 5])
+            # per port: transfers with a count (no bandwidth)
+            for p in range(n_ports):
+                na = 0
+                for e in range(port_start[p], port_start[p] + port_len[p]):
+                    if moves[ent_op[e], ent_lv[e], ent_dir[e], 3] != 0:
+                        na += 1
+                pna[p] = na
+            # per variant: transfer cycles, stall terms of each port, the latency bound
+            for v in range(nv):
+                if nop[v] or pr[v]:
                     continue
-                pos = 0.0
-                neg = 0.0
+                for op in range(3):
+                    for m in range(n_lv[op]):
+                        for d in range(4):
+                            mx = bwmax[v, op, m, d]
+                            realv[v, op, m, d] = np.ceil(moves[op, m, d, 0] * moves[op, m, d, 1] / mx) if mx > 0 else 0.0
+                sv = 0.0
+                slb = 0.0
+                for p in range(n_ports):
+                    na = pna[p]
+                    if na == 0:
+                        continue
+                    pos = 0.0
+                    neg = 0.0
+                    for e in range(port_start[p], port_start[p] + port_len[p]):
+                        op = ent_op[e]
+                        m = ent_lv[e]
+                        d = ent_dir[e]
+                        if moves[op, m, d, 3] == 0:
+                            continue
+                        ss = (realv[v, op, m, d] - allowed[op, m, d]) * (moves[op, m, d, 3] - 1)
+                        if na == 1:
+                            sv = max(sv, ss)
+                        elif ss > 0:
+                            pos += ss
+                        else:
+                            neg += ss
+                    ppos[v, p] = pos
+                    pneg[v, p] = neg
+                    slb = max(slb, pos)
+                s1[v] = sv
+                if obj == 1 or obj == 3:
+                    lb = (total + max(sv, slb)) + drain
+                    if obj == 1:
+                        thr = kbest[v, nk - 1]
+                        if tie > 0:
+                            thr = max(thr, (1.0 + tie) * l_run[v])
+                        if lb > thr:
+                            pr[v] = True
+                            continue
+                    else:
+                        e_tot = res[v, b, 3] + mac_e
+                        if e_tot >= 0 and e_tot * lb > kbest[v, nk - 1]:
+                            pr[v] = True
+                            continue
+                live = True
+            if not live:
+                break
+            # per port: the union of the update windows and their sum (no bandwidth)
+            for p in range(n_ports):
+                na = pna[p]
+                if na < 2:
+                    continue
+                na = 0
                 for e in range(port_start[p], port_start[p] + port_len[p]):
                     op = ent_op[e]
                     m = ent_lv[e]
                     d = ent_dir[e]
                     if moves[op, m, d, 3] == 0:
                         continue
-                    ss = (real[op, m, d] - allowed[op, m, d]) * (moves[op, m, d, 3] - 1)
-                    if na == 1:
-                        stall = max(stall, ss)
-                    elif ss > 0:
-                        pos += ss
+                    pf[_AA, na] = allowed[op, m, d]
+                    pf[_AP, na] = np.ceil(moves[op, m, d, 2])
+                    pf[_AC, na] = moves[op, m, d, 3]
+                    na += 1
+                punion[p] = _union(pf, pi, na)
+                muw = 0.0
+                for j in range(na):
+                    muw += pf[_AA, j] * (pf[_AC, j] - 1)
+                pmuw[p] = muw
+            for v in range(nv):  # per variant: stall, on-/off-loading
+                if nop[v] or pr[v]:
+                    continue
+                stall = s1[v]
+                for p in range(n_ports):
+                    if pna[p] > 1:
+                        stall = max(stall, ppos[v, p] + max(0.0, pneg[v, p] + pmuw[p] - punion[p]))
+                # on-/off-loading
+                lc[:] = 0.0
+                ls[:] = False
+                for p in range(n_ports):
+                    bw_max = port_bw[v, p]
+                    n1 = 0
+                    req = 0.0
+                    for e in range(port_start[p], port_start[p] + port_len[p]):
+                        op = ent_op[e]
+                        m = ent_lv[e]
+                        d = ent_dir[e]
+                        if op == 2 and (d == 0 or d == 1):
+                            continue
+                        cnt = moves[op, m, d, 3]
+                        if cnt == 0:
+                            continue
+                        if cnt == 1:
+                            pi[_C1, n1] = e
+                            n1 += 1
+                        else:
+                            req += np.ceil(moves[op, m, d, 4])
+                            lc[op, m, d] = realv[v, op, m, d]
+                            ls[op, m, d] = port_shared2[p]
+                    if n1 > 0:
+                        for j in range(n1):
+                            e = pi[_C1, j]
+                            pf[_TOTS, j] = realv[v, ent_op[e], ent_lv[e], ent_dir[e]]
+                            pf[_MINS, j] = np.ceil(du[ent_op[e], 1] * prec[ent_op[e], 1] / bw_max)
+                        s = max(0.0, (bw_max - req) / bw_max * (total + stall))
+                        _stable_argsort(pf, _TOTS, n1, pi, _ORD, True)  # largest first
+                        for j in range(n1):
+                            if s <= 0:
+                                break
+                            k = pi[_ORD, j]
+                            r = min(max(0.0, pf[_TOTS, k] - pf[_MINS, k]), s)
+                            pf[_TOTS, k] -= r
+                            s -= r
+                        for j in range(n1):
+                            e = pi[_C1, j]
+                            lc[ent_op[e], ent_lv[e], ent_dir[e]] = pf[_TOTS, j]
+                            ls[ent_op[e], ent_lv[e], ent_dir[e]] = port_shared2[p]
+                # W, I x (individual, half, shared)
+                w_ind = w_half = w_sh = i_ind = i_half = i_sh = 0.0
+                for op in range(2):  # W=0, I=1
+                    ind = half = sh = 0.0
+                    for m in range(n_lv[op] - 1):
+                        v1 = lc[op, m, 1]
+                        s1_ = ls[op, m, 1]
+                        v2 = lc[op, m + 1, 0]
+                        s2 = ls[op, m + 1, 0]
+                        longest = max(v1, v2)
+                        if s1_ and s2:
+                            sh += longest
+                        elif (not s1_) and (not s2):
+                            ind += longest
+                        else:
+                            half = longest
+                    if op == 0:
+                        w_ind, w_half, w_sh = ind, half, sh
                     else:
-                        neg += ss
-                if na > 1:
-                    stall = max(stall, pos + max(0.0, neg + pmuw[p] - punion[p]))
-            # on-/off-loading
-            lc[:] = 0.0
-            ls[:] = False
-            for p in range(port_bw.shape[1]):
-                bw_max = port_bw[v, p]
-                n1 = 0
-                req = 0.0
-                for e in range(port_start[p], port_start[p] + port_len[p]):
-                    op = ent_op[e]
-                    m = ent_lv[e]
-                    d = ent_dir[e]
-                    if op == 2 and (d == 0 or d == 1):
-                        continue
-                    cnt = moves[op, m, d, 3]
-                    if cnt == 0:
-                        continue
-                    if cnt == 1:
-                        pi[_C1, n1] = e
-                        n1 += 1
-                    else:
-                        req += np.ceil(moves[op, m, d, 4])
-                        lc[op, m, d] = real[op, m, d]
-                        ls[op, m, d] = port_shared2[p]
-                if n1 > 0:
-                    for i in range(n1):
-                        e = pi[_C1, i]
-                        pf[_TOTS, i] = real[ent_op[e], ent_lv[e], ent_dir[e]]
-                        pf[_MINS, i] = np.ceil(du[ent_op[e], 1] * prec[ent_op[e], 1] / bw_max)
-                    s = max(0.0, (bw_max - req) / bw_max * (total + stall))
-                    _stable_argsort(pf, _TOTS, n1, pi, _ORD, True)  # largest first
-                    for j in range(n1):
-                        if s <= 0:
-                            break
-                        i = pi[_ORD, j]
-                        r = min(max(0.0, pf[_TOTS, i] - pf[_MINS, i]), s)
-                        pf[_TOTS, i] -= r
-                        s -= r
-                    for i in range(n1):
-                        e = pi[_C1, i]
-                        lc[ent_op[e], ent_lv[e], ent_dir[e]] = pf[_TOTS, i]
-                        ls[ent_op[e], ent_lv[e], ent_dir[e]] = port_shared2[p]
-            # W, I x (individual, half, shared)
-            w_ind = w_half = w_sh = i_ind = i_half = i_sh = 0.0
-            for op in range(2):  # W=0, I=1
-                ind = half = sh = 0.0
-                for m in range(n_lv[op] - 1):
-                    v1 = lc[op, m, 1]
-                    s1 = ls[op, m, 1]
-                    v2 = lc[op, m + 1, 0]
-                    s2 = ls[op, m + 1, 0]
-                    longest = max(v1, v2)
-                    if s1 and s2:
-                        sh += longest
-                    elif (not s1) and (not s2):
-                        ind += longest
-                    else:
-                        half = longest
-                if op == 0:
-                    w_ind, w_half, w_sh = ind, half, sh
-                else:
-                    i_ind, i_half, i_sh = ind, half, sh
-            onload = min(w_sh + max(i_sh + i_half + i_ind, w_half + w_ind),
-                         i_sh + max(w_sh + w_half + w_ind, i_half + i_ind))
-            offload = 0.0
-            for m in range(n_lv[2] - 1):
-                offload += max(lc[2, m, 3], lc[2, m + 1, 2])
-            res[v, b, 0] = stall
-            res[v, b, 1] = onload
-            res[v, b, 2] = offload
-            res[v, b, 4] = total + stall + onload + offload + drain
+                        i_ind, i_half, i_sh = ind, half, sh
+                onload = min(w_sh + max(i_sh + i_half + i_ind, w_half + w_ind),
+                             i_sh + max(w_sh + w_half + w_ind, i_half + i_ind))
+                offload = 0.0
+                for m in range(n_lv[2] - 1):
+                    offload += max(lc[2, m, 3], lc[2, m + 1, 2])
+                res[v, b, 0] = stall
+                res[v, b, 1] = onload
+                res[v, b, 2] = offload
+                res[v, b, 4] = total + stall + onload + offload + drain
+                live = True
+        if not obj:
+            continue
+        for v in range(nv):  # pruned rows marked; priced rows join the known keys
+            if pr[v]:
+                res[v, b, 0] = -2.0
+                continue
+            if nop[v]:
+                continue
+            lat = res[v, b, 4]
+            key = lat if obj == 1 else (res[v, b, 3] + mac_e if obj == 2 else (res[v, b, 3] + mac_e) * lat)
+            l_run[v] = min(l_run[v], lat)
+            if key < kbest[v, nk - 1]:
+                j = nk - 1
+                while j > 0 and kbest[v, j - 1] > key:
+                    kbest[v, j] = kbest[v, j - 1]
+                    j -= 1
+                kbest[v, j] = key
 
 
-@njit(cache=True, nogil=True)
-def _effective(bounds, sp_dim, sp_size, tm_dim, tm_size, sp_e, sp_l, tm_e):  # pragma: no cover - jitted
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False, inline="always")
+def _effective(bounds, sp_dim, sp_size, tm_dim, tm_size, sp_e, sp_l, tm_e, fd):  # pragma: no cover - jitted
     """Energy-view (fractional) and latency-view sizes of an uneven mapping (see cost._effective_sizes)
-    into ``sp_e``, ``sp_l``, ``tm_e`` (the latency view of temporal loops is ``tm_size`` itself)."""
+    into ``sp_e``, ``sp_l``, ``tm_e`` (the latency view of temporal loops is ``tm_size`` itself);
+    ``fd`` [8]: scratch (per dimension, the product of its spatial then temporal loop sizes)."""
+    for d in range(8):
+        fd[d] = 1.0
     for i in range(sp_dim.shape[0]):
         sp_e[i] = sp_size[i]
         sp_l[i] = sp_size[i]
+        fd[sp_dim[i]] *= sp_size[i]
     for i in range(tm_dim.shape[0]):
         tm_e[i] = tm_size[i]
+        fd[tm_dim[i]] *= tm_size[i]
     for d in range(8):
-        f = 1.0
-        for i in range(sp_dim.shape[0]):
-            if sp_dim[i] == d:
-                f *= sp_size[i]
-        for i in range(tm_dim.shape[0]):
-            if tm_dim[i] == d:
-                f *= tm_size[i]
+        f = fd[d]
         if f <= bounds[d]:
             continue
         scale = bounds[d] / f
@@ -686,16 +892,18 @@ def _effective(bounds, sp_dim, sp_size, tm_dim, tm_size, sp_e, sp_l, tm_e):  # p
                     break
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _batch(bounds, macs, mac_pj, sys_mask, n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax,
            shared_mems, shared_ops, port_bw, port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2,
            sp_dim, sp_size, sp_ad, sp_slot, tm_dims, tm_sizes, n_tm, counts, geo, bits, R, IR, zz, effective, totals,
-           sp_e, sp_l, tm_e):  # pragma: no cover
+           sp_e, sp_l, tm_e, obj, tie, kbest, l_min):  # pragma: no cover
     """(energy_pj[V, B], latency_cycles[V, B], _kernel's res[V, B, 5], the last row's accesses [3, levels, 4]
     and energy [3, levels] on the last variant) of B temporal mappings on V hierarchy variants of one spatial unrolling (see FastEvaluator.batch).
     ``effective``: sizes of the energy / latency views from :func:`_effective` (else ``sp_e``,
-    ``sp_l``, ``tm_e`` and ``totals`` give them for a single row). The one entry point from Python
-    for both the batch and the single-mapping path, so that numba compiles _kernel once."""
+    ``sp_l``, ``tm_e`` and ``totals`` give them for a single row). ``obj``, ``tie``, ``kbest`` [V, k],
+    ``l_min`` [V]: :func:`_kernel`'s row pruning (copied, not modified; ``obj`` 0: none); a pruned or
+    port-less row prices inf (``res[v, b, 0]`` -2 or -1). The one entry point from Python for both
+    the batch and the single-mapping path, so that numba compiles _kernel once."""
     maxn = 0
     for op in range(3):
         maxn = max(maxn, n_lv[op])
@@ -707,9 +915,11 @@ def _batch(bounds, macs, mac_pj, sys_mask, n_lv, lv_mem, mem_size, mem_r, mem_w,
     nb = tm_dims.shape[0]
     nv = mem_r.shape[0]
     res = np.empty((nv, nb, 5))
+    ws2 = _variant_workspace(nv, port_bw.shape[1], maxn, sp_dim.shape[0])
     _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops, port_bw,
             port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2, tm_dims, tm_sizes, n_tm, counts, sp_dim,
-            sp_size, sp_ad, sp_slot, sys_mask, bounds, geo, bits, R, IR, zz, effective, totals, ws, res)
+            sp_size, sp_ad, sp_slot, sys_mask, bounds, geo, bits, R, IR, zz, effective, totals, ws, ws2, res, obj, tie,
+            kbest.copy(), l_min.copy(), macs * mac_pj)
     out_e = np.empty((nv, nb))
     out_l = np.empty((nv, nb))
     for v in range(nv):
@@ -833,6 +1043,7 @@ def _variant_args(hs: "Sequence[_HierArrays]") -> tuple:
 
 
 _EMPTY = np.empty(0)  # _batch's totals and given sizes when it computes them
+_NO_PRUNE = (0, 0.0, np.full((1, 1), np.inf), np.full(1, np.inf))  # _batch's pruning arguments: none
 
 #: hierarchy -> its flattened arrays; keyed by value (hierarchies are frozen pydantic models: equal
 #: hierarchies built at different points share one entry); bounded, oldest dropped first
@@ -971,23 +1182,46 @@ class FastEvaluator:
         constructor's ``variants`` (V = 1 + their number), in one pass over the rows (row ``v`` equals
         ``FastEvaluator(layer, variants[v - 1]).batch(...)``); ``kernel_args``: a subset's
         :func:`_variant_args` instead of :attr:`variant_args`."""
-        e, lat, _, _, _ = self._price(self.spatial_arrays(spatial), np.ascontiguousarray(tm_dims, dtype=np.int64),
-                                      np.ascontiguousarray(tm_sizes, dtype=np.float64),
-                                      np.ascontiguousarray(n_tm, dtype=np.int64),
-                                      np.ascontiguousarray(counts, dtype=np.int64),
-                                      kernel_args=self.variant_args if kernel_args is None else kernel_args)
+        e, lat, _ = self.batch_pruned(spatial, tm_dims, tm_sizes, n_tm, counts, kernel_args)
         return e, lat
 
+    def batch_pruned(self, spatial, tm_dims: np.ndarray, tm_sizes: np.ndarray, n_tm: np.ndarray,
+                     counts: np.ndarray, kernel_args: tuple | None = None, objective: str | None = None,
+                     tie: float = 0.0, kbest: np.ndarray | None = None,
+                     l_min: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`batch_variants` plus a [V, B] mask of pruned rows: with ``objective``, row ``b`` is
+        not priced for variant ``v`` (inf, mask True) when a lower bound proves that its key cannot
+        enter the ``k`` best given the keys known so far (``kbest[v]``: the ``k`` smallest primary
+        keys, ascending, inf-padded: latency, energy or energy x latency as computed from this
+        method's outputs) nor, with ``tie > 0`` (objective ``latency``), the near-tie front of a
+        fastest latency at most ``l_min[v]`` (rule and bounds: :func:`_kernel`). Unpruned rows are
+        priced exactly as without ``objective``."""
+        nv = (kernel_args if kernel_args is not None else self.variant_args)[3].shape[0]
+        obj = OBJ_CODE[objective] if objective is not None else 0
+        if kbest is None:
+            kbest = np.full((nv, 1), np.inf)
+        if l_min is None:
+            l_min = np.full(nv, np.inf)
+        e, lat, res, _, _ = self._price(self.spatial_arrays(spatial), np.ascontiguousarray(tm_dims, dtype=np.int64),
+                                        np.ascontiguousarray(tm_sizes, dtype=np.float64),
+                                        np.ascontiguousarray(n_tm, dtype=np.int64),
+                                        np.ascontiguousarray(counts, dtype=np.int64),
+                                        kernel_args=self.variant_args if kernel_args is None else kernel_args,
+                                        prune=(obj, float(tie), np.ascontiguousarray(kbest, dtype=np.float64),
+                                               np.ascontiguousarray(l_min, dtype=np.float64)))
+        return e, lat, res[:, :, 0] == -2.0
+
     def _price(self, sp_arrays, tm_dims, tm_sizes, n_tm, counts, totals=None, sp_e=None, sp_l=None, tm_e=None,
-               kernel_args=None):
+               kernel_args=None, prune=None):
         """:func:`_batch` on this layer and hierarchy (``totals`` etc. given: one row, sizes as given;
-        ``kernel_args``: hierarchy arguments of several variants, default the hierarchy's own)."""
+        ``kernel_args``: hierarchy arguments of several variants, default the hierarchy's own;
+        ``prune``: the kernel's (obj, tie, kbest, l_min), default no pruning)."""
         hw = self.hw
         given = totals is not None
         return _batch(self.bounds, float(self.layer.macs), hw.mac_pj, hw.sys_mask,
                       *(hw.kernel_args if kernel_args is None else kernel_args), *sp_arrays, tm_dims,
                       tm_sizes, n_tm, counts, self.geo, self.bits, _R, _IR, self.zigzag, not given,
-                      *((totals, sp_e, sp_l, tm_e) if given else (_EMPTY,) * 4))
+                      *((totals, sp_e, sp_l, tm_e) if given else (_EMPTY,) * 4), *(prune or _NO_PRUNE))
 
     def mapping_arrays(self, mapping: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One mapping's temporal part as (dims [T], sizes [T], counts [3, max levels]) for :meth:`batch`."""

@@ -38,7 +38,13 @@ the spatial candidates.
   (``tests/test_mapping_search.py`` checks this on random orders against ``cost.evaluate``);
 - branch-and-bound over spatial candidates: a candidate's latency is at least its ideal
   temporal cycles plus fill/drain and its energy at least its MAC energy; candidates whose bound
-  cannot beat the best found so far are skipped (exact, since the bounds are lower bounds).
+  cannot beat the best found so far are skipped (exact, since the bounds are lower bounds);
+- branch-and-bound over the rows of a batch (``bound=True``; :func:`accelsim.mapping.fast._kernel`):
+  a mapping whose key's lower bound (latency: temporal cycles + fill/drain + a stall term read
+  off one operand's moves; energy: exact; edp: energy x the latency bound) is above the k-th
+  best key known, and for the near-tie rule above ``(1 + share)`` x the fastest latency known, is
+  not fully priced (exact: it can enter neither ``top`` nor ``front``; counted in
+  ``SearchStats.pruned_rows``, and still in ``evaluated``).
 
 **Objective and tie rule.** ``latency``: minimise (latency, energy); ``energy``: (energy,
 latency); ``edp``: (energy x latency, latency, energy). Remaining ties go to the candidate met
@@ -144,7 +150,11 @@ class SearchStats:
     loop_orders: int = 0
     infeasible: int = 0
     unique_mappings: int = 0
+    #: mappings handed to the evaluator (one per unique mapping of each searched spatial candidate)
     evaluated: int = 0
+    #: of ``evaluated``, those the compiled evaluator's row bound proved unable to enter the top-k or
+    #: the near-tie front, so not fully priced (``fast._kernel``; 0 with ``bound=False`` or ``evaluator``)
+    pruned_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -674,8 +684,15 @@ class _VariantState:
     n_infeasible: int = 0
     n_unique: int = 0
     n_eval: int = 0
+    n_rows_pruned: int = 0
     n_pruned: int = 0
     n_searched: int = 0
+
+    def known_keys(self, top_k: int) -> np.ndarray:
+        """The primary keys of ``top`` (ascending), inf-padded to ``top_k``: the row bound's threshold."""
+        out = np.full(top_k, np.inf)
+        out[:len(self.top)] = [t[0][0] for t in self.top]
+        return out
 
 
 def _search_variants(layer: LayerDims, hiers: list[MemoryHierarchy], objective: str, spatial, hint,
@@ -739,8 +756,16 @@ def _search_variants(layer: LayerDims, hiers: list[MemoryHierarchy], objective: 
             ka = args_of.get(tuple(act))
             if ka is None:
                 ka = args_of[tuple(act)] = _fast_variant_args([vs[i].fe.hw for i in act])
-            e_all, lat_all = fe.batch_variants(sp, od.tm_dims, od.tm_sizes, od.n_tm, od.counts, ka)
+            if bound:  # rows that cannot be selected are not fully priced (exact: see fast._kernel)
+                e_all, lat_all, pruned = fe.batch_pruned(
+                    sp, od.tm_dims, od.tm_sizes, od.n_tm, od.counts, ka, objective, tie,
+                    np.array([vs[i].known_keys(top_k) for i in act]), np.array([vs[i].l_min for i in act]))
+            else:
+                e_all, lat_all = fe.batch_variants(sp, od.tm_dims, od.tm_sizes, od.n_tm, od.counts, ka)
+                pruned = None
             for j, i in enumerate(act):
+                if pruned is not None:
+                    vs[i].n_rows_pruned += int(pruned[j].sum())
                 _select(vs[i], e_all[j], lat_all[j], idx, si, objective, tie, top_k, raw)
         else:
             v = vs[0]
@@ -767,7 +792,7 @@ def _select(v: _VariantState, e: np.ndarray, lat: np.ndarray, idx: np.ndarray, s
             top_k: int, raw: Callable[[int], tuple]) -> None:
     """Fold one spatial candidate's batch-priced rows into variant ``v``'s top and near-tie front."""
     v.n_eval += len(idx)
-    cols = {"latency": (lat, e), "energy": (e, lat), "edp": (e * lat, lat, e)}[objective]
+    cols = (lat, e) if objective == "latency" else (e, lat) if objective == "energy" else (e * lat, lat, e)
     finite = np.isfinite(e) & np.isfinite(lat)
     rows = np.nonzero(finite)[0]
     if not len(rows):
@@ -791,16 +816,23 @@ def _result_of(layer: LayerDims, v: _VariantState, objective: str, tie: float, t
                           source=v.hierarchy.name)
     stats = SearchStats(spatial_candidates=n_cands, spatial_searched=v.n_searched, spatial_pruned=v.n_pruned,
                         loop_orders=v.n_orders, infeasible=v.n_infeasible, unique_mappings=v.n_unique,
-                        evaluated=v.n_eval)
+                        evaluated=v.n_eval, pruned_rows=v.n_rows_pruned)
 
-    def mapping_of(m, raw) -> Mapping:
-        return _mapping_of(*raw) if m is None else m
+    built: dict[tuple[int, int], Mapping] = {}  # (spatial rank, order rank) -> its mapping, built once
+
+    def mapping_of(si: int, oi: int, m, raw) -> Mapping:
+        if m is not None:
+            return m
+        mp = built.get((si, oi))
+        if mp is None:
+            mp = built[si, oi] = _mapping_of(*raw)
+        return mp
 
     ranked = [RankedMapping(mp, c, k) if m is not None else _DeferredRanked(mp, k, fe.evaluate)
-              for k, si, oi, m, c, raw in top for mp in (mapping_of(m, raw),)]
+              for k, si, oi, m, c, raw in top for mp in (mapping_of(si, oi, m, raw),)]
     fr: tuple[tuple[tuple[float, float], Mapping], ...] = ()
     if tie:
-        fr = tuple(((f[0], f[1]), mapping_of(f[4], f[6])) for f in front)
+        fr = tuple(((f[0], f[1]), mapping_of(f[2], f[3], f[4], f[6])) for f in front)
         wi = tie_winner(front, tie)
         wk, wm = fr[wi]
         w = next((r for r in ranked if r.mapping == wm), None)
