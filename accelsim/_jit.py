@@ -14,6 +14,21 @@ import os
 from typing import Any
 
 _log = logging.getLogger("accelsim")
+
+
+def _nrt_option_known() -> bool:
+    """True when this numba accepts the (underscore, but long-standing) ``_nrt`` target option."""
+    try:
+        from numba.core.options import DefaultOptions
+    except ImportError:  # pragma: no cover - numba internals moved
+        return False
+    return hasattr(DefaultOptions, "_nrt")
+
+
+#: ``njit`` keywords that switch numba's runtime (atomic reference counting of array arguments)
+#: off, for kernels that create no array: ``{"_nrt": False}``, or nothing on a numba without that
+#: option (the kernels then run unchanged, only slower; results are equal either way).
+NO_NRT: dict[str, bool] = {"_nrt": False} if _nrt_option_known() else {}
 _announced: set[str] = set()
 
 

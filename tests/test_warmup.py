@@ -59,3 +59,11 @@ def test_a_cold_cache_is_announced_once_and_a_warm_one_not(tmp_path):
     assert second.returncode == 0, second.stderr
     assert "compiling" not in second.stderr
     assert second.stdout == first.stdout  # same numbers from the cached kernels
+
+
+def test_no_nrt_option_is_known_to_the_installed_numba():
+    """The mapper's per-row kernels switch numba's reference counting off through ``NO_NRT``; on a
+    numba without the option it is empty (kernels compile unchanged). The installed one has it."""
+    from accelsim._jit import NO_NRT, _nrt_option_known
+
+    assert _nrt_option_known() and NO_NRT == {"_nrt": False}

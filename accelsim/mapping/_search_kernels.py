@@ -330,6 +330,8 @@ def total_trip(order: Sequence[tuple[int, int]]) -> int:
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
+from .._jit import NO_NRT  # noqa: E402
+
 # The per-order kernels below are compiled with ``_nrt=False`` (numba's runtime off): they
 # create no array, and every array argument of a call (or view) would otherwise cost two atomic
 # reference-count updates — most of the enumeration's time when profiled (``perf``), since
@@ -361,7 +363,7 @@ def reduced_geo(geo):  # pragma: no cover - numba
     return out
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, **NO_NRT)
 def _window_reduced(a, b, stride, dilation, clip):  # pragma: no cover - numba
     """:func:`accelsim.mapping.fast._window` for a coprime ``stride`` and ``dilation`` (its gcd is 1)."""
     n = a * b - max(0, b - stride) * (a - dilation)
@@ -370,7 +372,7 @@ def _window_reduced(a, b, stride, dilation, clip):  # pragma: no cover - numba
     return n
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, **NO_NRT)
 def _fp(o, v, rgeo):  # pragma: no cover - numba
     """Elements of operand ``o`` (0 W, 1 I, 2 O) touched by extents ``v``; ``rgeo``: :func:`reduced_geo`."""
     if o == 0:
@@ -381,7 +383,7 @@ def _fp(o, v, rgeo):  # pragma: no cover - numba
             * _window_reduced(v[5], v[7], rgeo[1], rgeo[3], rgeo[5]))
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, **NO_NRT)
 def _next_perm(a):  # pragma: no cover - numba
     """Next lexicographic permutation of int array ``a`` in place; returns the first position that
     changed (later ones may have changed too), or -1 after the last permutation."""
@@ -412,7 +414,7 @@ def _next_perm(a):  # pragma: no cover - numba
 _OK, _POS, _BITS, _CNT, _DIRTY = range(5)
 
 
-@njit(cache=True, _nrt=False, inline='always')
+@njit(cache=True, **NO_NRT, inline='always')
 def _scan(o, top, pos, b, cap, od, osz, rgeo, ext, m, j, v, sc_int, sc_ext, sc_sizes):  # pragma: no cover
     """Tile sizes (bits) of operand ``o`` at memory ``m`` (its slot ``j``) keeping 0, 1, ... of the
     unallocated loops ``od/osz[pos:]`` on extents ``ext[o]`` at width ``b``, up to the first that
@@ -477,7 +479,7 @@ def _scan(o, top, pos, b, cap, od, osz, rgeo, ext, m, j, v, sc_int, sc_ext, sc_s
     return cnt
 
 
-@njit(cache=True, _nrt=False, inline='always')
+@njit(cache=True, **NO_NRT, inline='always')
 def _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_above, bits, o_final_bits, rgeo,
                  irr, counts, ext, pos, lvl, suffix, o_ir_after, nsz, take_idx, v, sc_int, sc_ext, sc_sizes):  # pragma: no cover
     """LOMA allocation of one order (dims ``od``, sizes ``osz``); fills ``counts[op, lev]``.
@@ -599,7 +601,7 @@ def _allocate_nb(od, osz, nlev, mem_of_lev, mem_cap, mem_ops, sp_ext, o_sp_ir_ab
     return True
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, **NO_NRT)
 def _cls(o, d, irr):  # pragma: no cover - numba
     """Relevance class of dim ``d`` for operand ``o``: 0 irrelevant, 1 relevant, 2+ input window."""
     if irr[o, d]:
@@ -609,7 +611,7 @@ def _cls(o, d, irr):  # pragma: no cover - numba
     return 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, **NO_NRT)
 def _signature_nb(od, osz, nlev, counts, irr, out, lvd, lvs, ln):  # pragma: no cover - numba
     """Stationarity signature of one allocated order into ``out`` (per op, level: 8 dim products,
     top-irrelevant, top-relevant and bottom-irrelevant run products). ``lvd``/``lvs``
@@ -685,7 +687,7 @@ def _signature_nb(od, osz, nlev, counts, irr, out, lvd, lvs, ln):  # pragma: no 
                     out[base + 11 + j] = lvd[l, t] + 8 * lvs[l, t]
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, **NO_NRT)
 def _mix(h):  # pragma: no cover - numba
     """Final avalanche of a 64-bit row hash (splitmix64's finaliser)."""
     h ^= h >> np.uint64(30)
@@ -696,7 +698,7 @@ def _mix(h):  # pragma: no cover - numba
     return h
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, **NO_NRT)
 def _row_hash(row, hash_mask):  # pragma: no cover - numba
     """FNV-style hash of an int row in four independent lanes (no chain of dependent multiplies
     through the whole row), masked; it only places rows in the table (classes compare rows)."""
@@ -719,7 +721,7 @@ def _row_hash(row, hash_mask):  # pragma: no cover - numba
     return _mix(h0 ^ _mix(h1 ^ _mix(h2 ^ _mix(h3)))) & hash_mask
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, **NO_NRT)
 def _same_row(a, b):  # pragma: no cover - numba
     for i in range(a.shape[0]):
         if a[i] != b[i]:
@@ -727,7 +729,7 @@ def _same_row(a, b):  # pragma: no cover - numba
     return True
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, **NO_NRT)
 def _pins_hold(od, osz, pin_dim, pin_size):  # pragma: no cover - numba
     """Whether the order (dims ``od``, sizes ``osz``) satisfies every position pin (-1 / 0: free)."""
     for i in range(pin_dim.shape[0]):
@@ -831,7 +833,7 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
     return out_rank[:m], out_orders[:m], out_counts[:m], out_cls[:m], st[_ST_K], st[_ST_BAD]
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, **NO_NRT)
 def _enumerate_run(keys_dim, keys_size, first, a, prob, o_final_bits, max_orders, dedupe, none_allowed, pin_dim,
                    pin_size, hash_mask, alloc, sigs, out_rank, out_orders, out_counts, out_cls, rep_row, rep_hash,
                    table, st):  # pragma: no cover - numba

@@ -22,6 +22,8 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
+from .._jit import NO_NRT
+
 from ..hardware.hierarchy import MemoryHierarchy
 from .cost import MappingCost, OperandLevelCost, _effective_sizes, validate
 from .ir import DIMS, LayerDims, Mapping
@@ -63,7 +65,7 @@ _R2, _IR1, _SPR, _SPT, _UU, _BOOST, _CAAL, _CYC, _LOW, _HIGH = range(10)
 _PSUM, _FLAG = range(2)  # rows of its bool scratch
 
 
-@njit(cache=True, nogil=True, error_model="numpy", _nrt=False, inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", **NO_NRT, inline="always")
 def _op_view(n_lv, tm_dim, tm_size, counts, sp_dim, sp_size, sp_slot, geo, bits, total, R, IR, moves, du, prec, uc,
              tir, tr, part, zz, bnd, f, flags, st, op0, op1, vw, sp_c, sp_ok):  # pragma: no cover - jitted
     """Fills, for each operand ``op`` in ``op0 .. op1 - 1`` (W I O = 0 1 2; row ``op`` of ``counts``, ``sp_slot`` and of the outputs),
@@ -346,7 +348,7 @@ _AA, _AP, _AC, _AR, _PS, _WS, _CNT, _TOTS, _MINS = range(9)
 _UORD, _C1, _ORD = range(3)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
+@njit(cache=True, nogil=True, error_model="numpy", **NO_NRT)
 def _stable_argsort(x, xr, n, order, orow, desc):  # pragma: no cover - jitted
     """Stable argsort of ``x[xr, :n]`` into ``order[orow, :n]``, ascending (or descending: the order of a
     stable ascending sort of ``-x``). Insertion sort: the same order as ``np.argsort(kind="mergesort")``;
@@ -359,7 +361,7 @@ def _stable_argsort(x, xr, n, order, orow, desc):  # pragma: no cover - jitted
         order[orow, j] = i
 
 
-@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
+@njit(cache=True, nogil=True, error_model="numpy", **NO_NRT)
 def _union(pf, pi, na):  # pragma: no cover - jitted
     """Union of periodic windows [k*P, k*P+A) (nested periods), times the count of the largest, of the
     activities ``pf[_AA / _AP / _AC, :na]`` (allowed, period, count; other rows of ``pf``, ``pi``: scratch)."""
@@ -400,7 +402,7 @@ def _union(pf, pi, na):  # pragma: no cover - jitted
     return pf[_CNT, k - 1] * pc_max
 
 
-@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
+@njit(cache=True, nogil=True, error_model="numpy", **NO_NRT)
 def _count_below(pf, i, x):  # pragma: no cover - jitted
     """Covered points in [0, x) of the periodic set S_i (activities 0..i, period ps[i] = pf[_PS, i])."""
     q = np.floor(x / pf[_PS, i])
@@ -458,7 +460,7 @@ def _stride(nb):  # pragma: no cover - jitted
         s += 1
 
 
-@njit(cache=True, nogil=True, error_model="numpy", _nrt=False, inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", **NO_NRT, inline="always")
 def _pruned_by_operand(op, n_lv, moves, bwmax, total, drain, tie, kbest, l_run, nop, pr):  # pragma: no cover
     """Marks in ``pr`` the variants whose latency bound from operand ``op``'s moves alone (latency view)
     exceeds their threshold (objective latency, see :func:`_kernel`); whether every variant is out.
@@ -488,7 +490,7 @@ def _pruned_by_operand(op, n_lv, moves, bwmax, total, drain, tie, kbest, l_run, 
     return not live
 
 
-@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
+@njit(cache=True, nogil=True, error_model="numpy", **NO_NRT)
 def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops,
             port_bw, port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2,
             tm_dims, tm_sizes, n_tm, counts, sp_dim, sp_size, sp_ad, sp_slot, sys_mask, bounds,
@@ -859,7 +861,7 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
                 kbest[v, j] = key
 
 
-@njit(cache=True, nogil=True, error_model="numpy", _nrt=False, inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", **NO_NRT, inline="always")
 def _effective(bounds, sp_dim, sp_size, tm_dim, tm_size, sp_e, sp_l, tm_e, fd):  # pragma: no cover - jitted
     """Energy-view (fractional) and latency-view sizes of an uneven mapping (see cost._effective_sizes)
     into ``sp_e``, ``sp_l``, ``tm_e`` (the latency view of temporal loops is ``tm_size`` itself);
