@@ -137,3 +137,26 @@ def test_unreachable_scheduler_is_one_line_error(capsys, tmp_path):
     code = main(["sweep", str(f), "--store", str(tmp_path / "x.sqlite"), "--scheduler", "tcp://127.0.0.1:9"])
     err = capsys.readouterr().err
     assert code == 2 and "cannot reach the dask scheduler at tcp://127.0.0.1:9" in err and err.count("\n") == 1
+
+
+def test_warm_up_loads_the_mapper_kernels_only_for_searched_points_and_leaves_caches_empty():
+    """A pool's parent loads the mapper's numba kernels before forking when the first chunk searches
+    mappings (workers inherit them), not for fold-order points; the search caches stay untouched."""
+    import subprocess
+    import sys
+
+    code = (
+        "import accelsim, numba\n"
+        "from accelsim.dse import evaluate as E\n"
+        "from accelsim.mapping import fast, search as S, _search_kernels as K\n"
+        "ds = [getattr(m, n) for m in (fast, K) for n in dir(m) if isinstance(getattr(m, n), numba.core.registry.CPUDispatcher)]\n"
+        f"hw = accelsim.load_hardware({str(ROOT / 'hw_configs' / 'systolic_128x128_os.yaml')!r}).model_dump(mode='json')\n"
+        "caches = (S._ORDER_CACHE, S._PROBLEMS, S._CANDIDATES, S._MEMORIES_JSON, fast._HIER_CACHE, fast._COMPATIBLE)\n"
+        "E.warm_up([{'hardware': {**hw, 'mapping': 'scalesim'}}])\n"
+        "print(sum(bool(d.signatures) for d in ds))\n"
+        "E.warm_up([{'hardware': {**hw, 'rows': 'bad'}}, {'hardware': hw}])\n"
+        "print(sum(bool(d.signatures) for d in ds) > 0, sum(len(c) for c in caches))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "True", "0"]

@@ -97,19 +97,20 @@ def _init_worker(parent_pid: int | None = None) -> None:
         _die_with_parent(parent_pid)
 
 
-def _prefork() -> None:
+def _prefork(tasks: Chunk | None = None) -> None:
     """Prepare this process to be forked by a pool: load what every worker needs once, here.
 
     ``import accelsim`` loads almost nothing, so without this each forked worker would import
-    the simulator (API, engines, their numba kernels) on its first point -- the same work in
-    every worker. Then ``gc.freeze()`` moves the heap out of the collector's reach, so workers do
-    not touch (and copy) every inherited page at their first collection (copy-on-write pages stay
-    shared); the parent unfreezes once the workers are forked.
+    the simulator (API, engines, the mapper's numba kernels when ``tasks`` search mappings) on its
+    first point -- the same work in every worker. Then ``gc.freeze()`` moves the heap out of the
+    collector's reach, so workers do not touch (and copy) every inherited page at their first
+    collection (copy-on-write pages stay shared); the parent unfreezes once the workers are forked.
+    No ``gc.collect()`` first: it cost the parent ~0.1 s per pool (a full scan of its heap); garbage
+    frozen with the heap is collected by the parent after ``gc.unfreeze()``.
     """
     from .evaluate import warm_up
 
-    warm_up()
-    gc.collect()
+    warm_up(tasks)
     gc.freeze()
 
 
@@ -172,14 +173,14 @@ class LocalExecutor:
         return ProcessPoolExecutor(max_workers=1, mp_context=_mp_context(), initializer=_init_worker,
                                    initargs=(os.getpid(),))
 
-    def _start(self) -> None:
-        """Fork every missing worker at once, after :func:`_prefork` (fork start method)."""
+    def _start(self, tasks: Chunk | None = None) -> None:
+        """Fork every missing worker at once, after :func:`_prefork` of ``tasks`` (fork start method)."""
         missing = [i for i in range(self.workers) if self._pools[i] is None or not self._forked[i]]
         if not missing:
             return
         fork = _mp_context().get_start_method() == "fork"
         if fork:
-            _prefork()
+            _prefork(tasks)
         try:
             for i in missing:
                 pool = self._pools[i] = self._pools[i] or self._new_pool()
@@ -195,7 +196,7 @@ class LocalExecutor:
 
     def _submit(self, worker: int, context: dict[str, Any], chunk: Chunk) -> Future:
         if self._pools[worker] is None or not self._forked[worker]:
-            self._start()
+            self._start(chunk)
         self._assigned[worker] += len(chunk)
         return self._pools[worker].submit(_run_chunk, context, chunk)  # type: ignore[union-attr]
 
