@@ -17,7 +17,8 @@ empty and are shared by every point in a process: equal layer shape x hierarchy 
 searched once, equal allocation problems are enumerated once) and, summed over the worker
 processes, the mapping searches: distinct hierarchies and search keys, searches run (more than
 the distinct keys when a search was repeated in a second worker), cache hits; and how many chunks
-an idle worker took away from their locality's worker (``dse.executors.LocalExecutor``).
+an idle worker took away from their locality's worker (``dse.executors.LocalExecutor``); with workers,
+a second line splits the parent's CPU into what it spends once before forking and the rest per point.
 """
 from __future__ import annotations
 
@@ -127,6 +128,9 @@ def _run_spec(label: str, spec: dict | str | Path, workers: int = 1) -> None:
           f"loop-order enumerations {'+'.join(str(len(s['orders'])) for s in stats)} "
           f"({len(set().union(*(s['orders'] for s in stats)))} distinct)"
           f"{f'; {ex.stolen} chunks stolen by an idle worker' if workers > 1 else ''}", flush=True)
+    if workers > 1:
+        print(f"  parent CPU: {ex.prefork_cpu_s:.2f} s once before forking (imports, numba kernels the workers "
+              f"inherit) + {1000 * (cpu_parent - ex.prefork_cpu_s) / n:.1f} ms/point (chunks, results, store)", flush=True)
 
 
 def _run(label: str, axes: dict, workers: int = 1) -> None:

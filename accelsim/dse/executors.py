@@ -15,6 +15,7 @@ import gc
 import multiprocessing as mp
 import os
 import sys
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator
@@ -168,6 +169,7 @@ class LocalExecutor:
         self._home: dict[str, int] = {}
         self._assigned = [0] * self.workers  # points sent to each worker (balances new localities)
         self.stolen = 0  # chunks run away from their locality's worker (benchmarks)
+        self.prefork_cpu_s = 0.0  # CPU seconds this process spent in _prefork (benchmarks)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=1, mp_context=_mp_context(), initializer=_init_worker,
@@ -180,7 +182,9 @@ class LocalExecutor:
             return
         fork = _mp_context().get_start_method() == "fork"
         if fork:
+            cpu = time.process_time()
             _prefork(tasks)
+            self.prefork_cpu_s += time.process_time() - cpu
         try:
             for i in missing:
                 pool = self._pools[i] = self._pools[i] or self._new_pool()
