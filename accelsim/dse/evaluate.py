@@ -60,10 +60,15 @@ def _searches(tasks: list[dict[str, Any]]) -> bool:
 def _load_mapper_kernels() -> None:
     """Load (from numba's disk cache, or compile) the mapper's and the lowering's kernels by running
     them on a tiny problem; the module-level search caches are left as they were (the tiny problem's
-    entries removed), so what a sweep searches and counts does not change."""
-    from ..mapping import fast, search
+    entries removed), so what a sweep searches and counts does not change. Nothing to do when this
+    process has them already (every kernel has a compiled signature)."""
+    from ..engines import _periodic_kernel
+    from ..mapping import _search_kernels, fast, search
     from ..sim.warmup import _mapper, _periodic
 
+    kernels = (fast._batch, _search_kernels.enumerate_orders, _periodic_kernel.periodic_plan)
+    if all(getattr(k, "signatures", None) for k in kernels):
+        return
     caches = [search._CANDIDATES, search._PROBLEMS, search._ORDER_CACHE, search._MEMORIES_JSON,
               fast._COMPATIBLE, fast._HIER_CACHE]
     before = [set(c) for c in caches]
