@@ -279,3 +279,23 @@ def test_lowering_memo_gives_the_same_report_as_lowering_every_layer(monkeypatch
     plain = accelsim.simulate(wl, hw)
     assert memo.layers == plain.layers and again.layers == plain.layers
     assert [s.layer for s in memo.layers] == [ly.name for ly in wl.layers]
+
+
+@pytest.mark.parametrize("df", ["os", "ws", "is"])
+def test_top_only_views_equal_the_full_views_at_the_top_level(df):
+    """``_views(top_only=True)`` (dram_traffic's) gives the full views' top-level movements and
+    per-level data on searched and hand-made mappings of several layers."""
+    from accelsim.mapping.cost import _views
+
+    hw = _small(df)
+    for layer in LAYERS:
+        dims = layer_dims(layer, hw)
+        hier = layer_hierarchy(hw, _mac(layer), dims)
+        mapping = search_best(dims, hier, hw).mapping
+        for view in ("energy", "latency", "padded"):
+            full, top = _views(dims, hier, mapping, view), _views(dims, hier, mapping, view, top_only=True)
+            for op in OPERANDS:
+                f, t = full[op], top[op]
+                assert t.moves[-1] == f.moves[-1] and all(m == {} for m in t.moves[:-1])
+                assert (t.data_unrolled, t.unit_count, t.prec, t.partial) == (f.data_unrolled, f.unit_count, f.prec,
+                                                                              f.partial)

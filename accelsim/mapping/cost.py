@@ -347,7 +347,7 @@ class _OpView:
 
 def _op_view(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, slots: list[int],
              sp_sizes: list[list[float]], tm_sizes: list[float], geo: _Geometry, total_cycles: float,
-             zigzag: bool) -> _OpView:
+             zigzag: bool, top_only: bool = False) -> _OpView:
     n = _plan(hierarchy).n[op]
     su: list[list[tuple[str, float]]] = [[] for _ in range(n + 1)]
     for ui, su_def in enumerate(mapping.spatial):
@@ -366,7 +366,6 @@ def _op_view(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Map
         c1, c2, su_ref = _decouple(c1, geo), _decouple(c2, geo), _decouple(su, geo)
     else:
         su_ref = su
-    r1 = [prod(s for d, s in lv if _r_of(op, d)) for lv in c1]
     r2 = [prod(s for d, s in lv if _r_of(op, d)) for lv in c2]
     ir1 = [prod(s for d, s in lv if _ir_of(op, d)) for lv in c1]
     if zigzag:  # ZigZag rounds fractional (uneven) tile sizes, instance counts and fan-outs to nearest
@@ -413,6 +412,9 @@ def _op_view(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Map
     high_raw = [low_raw[a] * boost[a] for a in range(n + 1)]
     moves: list[dict[str, _Move]] = []
     for m in range(n):
+        if top_only and m < n - 1:
+            moves.append({})
+            continue
         mv = {d: _Move() for d in _DIRS}
         pd_lo, pd_hi = cycle_each[m], cycle_each[m + 1]
         lo = _Move(data_unrolled[m] * boost[m], 0, pd_lo, total_cycles // pd_lo, high_raw[m])
@@ -446,9 +448,12 @@ def _op_view(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Map
 
 
 def _views(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, view: str,
-           zigzag: bool = False) -> dict[str, _OpView]:
+           zigzag: bool = False, top_only: bool = False) -> dict[str, _OpView]:
     """Per-operand views; ``view``: ``energy`` (fractional uneven factors), ``latency`` (rounded
-    down, ZigZag's integer spatial mapping) or ``padded`` (the mapping's own integer loops)."""
+    down, ZigZag's integer spatial mapping) or ``padded`` (the mapping's own integer loops).
+    ``top_only``: each operand's movements at its top memory level only (the lower levels' entries
+    of ``moves`` are empty dicts; each level's movements are computed independently of the others',
+    so the top one is the same; for :func:`~accelsim.mapping.lowering.dram_traffic`)."""
     sp_sizes = [[float(lp.size) for lp in su.loops] for su in mapping.spatial]
     tm_sizes = [float(lp.size) for lp in mapping.temporal]
     if view != "padded":
@@ -461,7 +466,7 @@ def _views(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, view:
     total = float(prod(lp.size for lp in mapping.temporal))
     geo = _Geometry(layer, zigzag)
     return {op: _op_view(op, layer, hierarchy, mapping, spatial_slots(hierarchy, mapping, op), sp_sizes, tm_sizes,
-                         geo, total, zigzag) for op in OPERANDS}
+                         geo, total, zigzag, top_only) for op in OPERANDS}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -167,7 +167,7 @@ def dram_traffic(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping)
 
 
 def _dram_traffic(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping) -> TrafficSummary:
-    views = _views(layer, hierarchy, mapping, "energy")
+    views = _views(layer, hierarchy, mapping, "energy", top_only=True)
     top = hierarchy.memories[-1]
     reads = {"ifmap": 0, "filter": 0, "psum": 0}
     written = 0
