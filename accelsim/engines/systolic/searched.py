@@ -44,7 +44,7 @@ from itertools import permutations
 from math import ceil, prod
 from typing import Callable, Protocol
 
-from ..._idmemo import ValueKey, identity_memo
+from ..._idmemo import ValueKey, identity_memo, value_key
 from ...energy import price_actions, unit_energy_pj
 from ...hardware.hierarchy import MemoryHierarchy
 from ...hardware.systolic import SystolicArray
@@ -354,7 +354,8 @@ def searched_program(layer: LayerBase, hw: SystolicArray, mac: Action, dense_mac
 
 
 #: lowered programs of :func:`lower_searched` keyed by (layer without its name, hw, MAC, dense
-#: MACs): a network's repeated layer shapes are lowered once (FIFO eviction)
+#: MACs), layer and hw as :class:`ValueKey`: a network's repeated layer shapes are lowered once
+#: (FIFO eviction)
 _LOWERED: dict[tuple, LayerProgram] = {}
 _LOWERED_MAX = 1024
 
@@ -378,8 +379,8 @@ def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs:
     cannot rule it out: :func:`_lower_searched`) if that is better in the shared estimate
     (module docstring).
     Memoised: a layer equal to an earlier one but for its name gets a renamed copy of its program."""
-    key = (layer.model_copy(update={"name": ""}), hw, mac, dense_macs)
-    try:
+    try:  # layer and hw by value, each hashed once per object (identity memos)
+        key = (nameless_key(layer), value_key(hw), mac, dense_macs)
         hit = _LOWERED.get(key)
     except TypeError:  # a field that cannot be hashed (e.g. a DFS bit-width distribution): no memo
         return _lower_searched(layer, hw, mac, dense_macs, fold_program, fold_bound)
