@@ -281,21 +281,34 @@ def test_lowering_memo_gives_the_same_report_as_lowering_every_layer(monkeypatch
     assert [s.layer for s in memo.layers] == [ly.name for ly in wl.layers]
 
 
-@pytest.mark.parametrize("df", ["os", "ws", "is"])
-def test_top_only_views_equal_the_full_views_at_the_top_level(df):
-    """``_views(top_only=True)`` (dram_traffic's) gives the full views' top-level movements and
-    per-level data on searched and hand-made mappings of several layers."""
+
+def _top_of_views(dims, hier, mapping) -> dict:
+    """Per operand: (tl, fl) (amount, bits, count) at its top level and the instances above it, from
+    the full energy views (dram_traffic's inputs before ``top_moves``)."""
     from accelsim.mapping.cost import _views
 
-    hw = _small(df)
-    for layer in LAYERS:
+    out = {}
+    for op, v in _views(dims, hier, mapping, "energy").items():
+        out[op] = ({d: (v.moves[-1][d].amount, v.moves[-1][d].bits, v.moves[-1][d].count) for d in ("tl", "fl")},
+                   v.unit_count[v.n])
+    return out
+
+
+def test_top_moves_equal_the_full_views_at_the_top_level():
+    """``cost.top_moves`` (dram_traffic's) gives exactly the full energy views' top-level movements,
+    on the searched mappings of several layers, buffer sizes and objectives (partial-sum spills
+    to DRAM included)."""
+    from accelsim.mapping.cost import top_moves
+
+    psum_spills = 0
+    for df, layer, kb, objective in itertools.product(("os", "ws", "is"), LAYERS, (0.25, 4),
+                                                      ("latency", "energy", "edp")):
+        hw = _small(df, kb=kb, objective=objective)
         dims = layer_dims(layer, hw)
         hier = layer_hierarchy(hw, _mac(layer), dims)
         mapping = search_best(dims, hier, hw).mapping
-        for view in ("energy", "latency", "padded"):
-            full, top = _views(dims, hier, mapping, view), _views(dims, hier, mapping, view, top_only=True)
-            for op in OPERANDS:
-                f, t = full[op], top[op]
-                assert t.moves[-1] == f.moves[-1] and all(m == {} for m in t.moves[:-1])
-                assert (t.data_unrolled, t.unit_count, t.prec, t.partial) == (f.data_unrolled, f.unit_count, f.prec,
-                                                                              f.partial)
+        got = {op: ({d: (mv[d].amount, mv[d].bits, mv[d].count) for d in ("tl", "fl")}, units)
+               for op, (mv, units) in top_moves(dims, hier, mapping).items()}
+        assert got == _top_of_views(dims, hier, mapping)
+        psum_spills += got["O"][0]["tl"][0] > 0
+    assert psum_spills > 0

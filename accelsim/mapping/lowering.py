@@ -63,7 +63,7 @@ from math import ceil, prod
 from .._idmemo import identity_memo
 from ..hardware.hierarchy import MemoryHierarchy, MemoryLevel
 from ..stats import Action, LayerProgram, Node, Repeat, Tile
-from .cost import MappingCost, _views
+from .cost import MappingCost, top_moves
 from .ir import OPERANDS, LayerDims, Mapping, is_relevant
 
 #: memory level name -> the component ``energy.py`` prices it as (others keep their own name)
@@ -167,23 +167,22 @@ def dram_traffic(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping)
 
 
 def _dram_traffic(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping) -> TrafficSummary:
-    views = _views(layer, hierarchy, mapping, "energy", top_only=True)
+    moves = top_moves(layer, hierarchy, mapping)
     top = hierarchy.memories[-1]
     reads = {"ifmap": 0, "filter": 0, "psum": 0}
     written = 0
     for op in OPERANDS:
-        v = views[op]
-        m = len(hierarchy.levels(op)) - 1
-        if hierarchy.levels(op)[m].name != top.name:
+        if hierarchy.levels(op)[-1].name != top.name:
             continue
+        mvs, units = moves[op]
 
         def raw(d: str) -> int:
-            mv = v.moves[m][d]
+            mv = mvs[d]
             if mv.amount == 0 or mv.bits == 0:
                 return 0
             bmin = next(p.bandwidth_min_bits for p in top.ports
                         if any(a.operand == op and a.direction == d for a in p.allocation))
-            bits = ceil(mv.amount * mv.bits / bmin) * bmin * mv.count * v.unit_count[m + 1]
+            bits = ceil(mv.amount * mv.bits / bmin) * bmin * mv.count * units
             return int(ceil(bits - 1e-6))
 
         reads[_DRAM_READ_KEY[op]] += raw("tl")
