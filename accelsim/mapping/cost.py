@@ -792,4 +792,4 @@ def validate(layer: LayerDims, mapping: Mapping, hierarchy: MemoryHierarchy | No
                               f"{', double-buffered' if mem.double_buffering == 'always' else ''})",
                               source=source, field=mem.name)
 
-__all__ = ["OperandLevelCost", "MappingCost", "evaluate", "level_tile_bits", "spatial_slots", "validate"]
+__all__ = ["OperandLevelCost", "MappingCost", "evaluate", "level_tile_bits", "spatial_slots", "top_moves", "validate"]
