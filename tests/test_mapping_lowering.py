@@ -312,3 +312,22 @@ def test_top_moves_equal_the_full_views_at_the_top_level():
         assert got == _top_of_views(dims, hier, mapping)
         psum_spills += got["O"][0]["tl"][0] > 0
     assert psum_spills > 0
+
+
+def test_fresh_copy_renames_and_unshares_the_containers():
+    """``fresh_copy`` equals ``dataclasses.replace`` with the list/dict fields copied."""
+    import copy
+    import dataclasses
+
+    from accelsim.engines.systolic.searched import fresh_copy
+
+    hw, layer = _small("ws"), LAYERS[0]
+    prog, _ = searched_program(layer, hw, _mac(layer), layer.macs)
+    out = fresh_copy(prog, "renamed")
+    assert out == dataclasses.replace(prog, layer="renamed", **{
+        f.name: copy.copy(getattr(prog, f.name)) for f in dataclasses.fields(prog)
+        if isinstance(getattr(prog, f.name), (list, dict))})
+    assert prog.layer == layer.name and out.layer == "renamed"
+    for f in ("actions", "notes", "extra", "sram_accesses", "dram_read_bits", "dram_write_bits"):
+        assert getattr(out, f) == getattr(prog, f) and getattr(out, f) is not getattr(prog, f)
+    assert out.body is prog.body  # immutable parts shared

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import copy
 from contextvars import ContextVar
-from dataclasses import fields, replace
+from dataclasses import replace
 from functools import lru_cache
 from itertools import permutations
 from math import ceil, prod
@@ -361,9 +361,14 @@ _LOWERED_MAX = 1024
 
 
 def fresh_copy(prog: LayerProgram, name: str) -> LayerProgram:
-    """``prog`` renamed, with its mutable containers copied (callers append notes and extras)."""
-    return replace(prog, layer=name, **{f.name: copy.copy(getattr(prog, f.name)) for f in fields(prog)
-                                        if isinstance(getattr(prog, f.name), (list, dict))})
+    """``prog`` renamed, with its mutable containers copied (callers append notes and extras); a
+    shallow copy (``LayerProgram`` is a plain dataclass: no ``__post_init__`` to re-run)."""
+    out = copy.copy(prog)
+    out.layer = name
+    for k, v in vars(prog).items():  # the fields
+        if isinstance(v, (list, dict)):
+            setattr(out, k, copy.copy(v))
+    return out
 
 
 #: skip lowering the fold order when its lower bound already loses the comparison (exact:
