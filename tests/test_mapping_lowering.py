@@ -279,3 +279,55 @@ def test_lowering_memo_gives_the_same_report_as_lowering_every_layer(monkeypatch
     plain = accelsim.simulate(wl, hw)
     assert memo.layers == plain.layers and again.layers == plain.layers
     assert [s.layer for s in memo.layers] == [ly.name for ly in wl.layers]
+
+
+
+def _top_of_views(dims, hier, mapping) -> dict:
+    """Per operand: (tl, fl) (amount, bits, count) at its top level and the instances above it, from
+    the full energy views (dram_traffic's inputs before ``top_moves``)."""
+    from accelsim.mapping.cost import _views
+
+    out = {}
+    for op, v in _views(dims, hier, mapping, "energy").items():
+        out[op] = ({d: (v.moves[-1][d].amount, v.moves[-1][d].bits, v.moves[-1][d].count) for d in ("tl", "fl")},
+                   v.unit_count[v.n])
+    return out
+
+
+def test_top_moves_equal_the_full_views_at_the_top_level():
+    """``cost.top_moves`` (dram_traffic's) gives exactly the full energy views' top-level movements,
+    on the searched mappings of several layers, buffer sizes and objectives (partial-sum spills
+    to DRAM included)."""
+    from accelsim.mapping.cost import top_moves
+
+    psum_spills = 0
+    for df, layer, kb, objective in itertools.product(("os", "ws", "is"), LAYERS, (0.25, 4),
+                                                      ("latency", "energy", "edp")):
+        hw = _small(df, kb=kb, objective=objective)
+        dims = layer_dims(layer, hw)
+        hier = layer_hierarchy(hw, _mac(layer), dims)
+        mapping = search_best(dims, hier, hw).mapping
+        got = {op: ({d: (mv[d].amount, mv[d].bits, mv[d].count) for d in ("tl", "fl")}, units)
+               for op, (mv, units) in top_moves(dims, hier, mapping).items()}
+        assert got == _top_of_views(dims, hier, mapping)
+        psum_spills += got["O"][0]["tl"][0] > 0
+    assert psum_spills > 0
+
+
+def test_fresh_copy_renames_and_unshares_the_containers():
+    """``fresh_copy`` equals ``dataclasses.replace`` with the list/dict fields copied."""
+    import copy
+    import dataclasses
+
+    from accelsim.engines.systolic.searched import fresh_copy
+
+    hw, layer = _small("ws"), LAYERS[0]
+    prog, _ = searched_program(layer, hw, _mac(layer), layer.macs)
+    out = fresh_copy(prog, "renamed")
+    assert out == dataclasses.replace(prog, layer="renamed", **{
+        f.name: copy.copy(getattr(prog, f.name)) for f in dataclasses.fields(prog)
+        if isinstance(getattr(prog, f.name), (list, dict))})
+    assert prog.layer == layer.name and out.layer == "renamed"
+    for f in ("actions", "notes", "extra", "sram_accesses", "dram_read_bits", "dram_write_bits"):
+        assert getattr(out, f) == getattr(prog, f) and getattr(out, f) is not getattr(prog, f)
+    assert out.body is prog.body  # immutable parts shared

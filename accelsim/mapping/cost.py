@@ -348,17 +348,7 @@ class _OpView:
 def _op_view(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, slots: list[int],
              sp_sizes: list[list[float]], tm_sizes: list[float], geo: _Geometry, total_cycles: float,
              zigzag: bool) -> _OpView:
-    n = _plan(hierarchy).n[op]
-    su: list[list[tuple[str, float]]] = [[] for _ in range(n + 1)]
-    for ui, su_def in enumerate(mapping.spatial):
-        for li, lp in enumerate(su_def.loops):
-            su[slots[ui]].append((lp.dim, sp_sizes[ui][li]))
-    tm: list[list[tuple[str, float]]] = []
-    i = 0
-    for c in mapping.counts(op):
-        tm.append([(mapping.temporal[k].dim, tm_sizes[k]) for k in range(i, i + c)])
-        i += c
-    tm, mac_st = _merge_down(tm, _IR[op])
+    n, su, tm, mac_st = _level_loops(op, hierarchy, mapping, slots, sp_sizes, tm_sizes)
     seed = [[]] + tm + [[]]
     c1 = [seed[a] + su[a] for a in range(n + 1)]
     c2 = [[]] + [seed[a] + su[a - 1] for a in range(1, n + 1)]
@@ -366,7 +356,6 @@ def _op_view(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Map
         c1, c2, su_ref = _decouple(c1, geo), _decouple(c2, geo), _decouple(su, geo)
     else:
         su_ref = su
-    r1 = [prod(s for d, s in lv if _r_of(op, d)) for lv in c1]
     r2 = [prod(s for d, s in lv if _r_of(op, d)) for lv in c2]
     ir1 = [prod(s for d, s in lv if _ir_of(op, d)) for lv in c1]
     if zigzag:  # ZigZag rounds fractional (uneven) tile sizes, instance counts and fan-outs to nearest
@@ -445,10 +434,27 @@ def _op_view(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Map
     return _OpView(n, data_unrolled, prec, unit_count, unit_unique, top_r, top_ir, cycle_cabl, moves, partial)
 
 
-def _views(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, view: str,
-           zigzag: bool = False) -> dict[str, _OpView]:
-    """Per-operand views; ``view``: ``energy`` (fractional uneven factors), ``latency`` (rounded
-    down, ZigZag's integer spatial mapping) or ``padded`` (the mapping's own integer loops)."""
+def _level_loops(op: str, hierarchy: MemoryHierarchy, mapping: Mapping, slots: list[int],
+                 sp_sizes: list[list[float]], tm_sizes: list[float]
+                 ) -> tuple[int, list[list[tuple[str, float]]], list[list[tuple[str, float]]], float]:
+    """``op``'s memory levels ``n``, its spatial loops per slot (0..n), its temporal loops per
+    memory level after the stationarity merge-down and the MAC-level stationary cycles."""
+    n = _plan(hierarchy).n[op]
+    su: list[list[tuple[str, float]]] = [[] for _ in range(n + 1)]
+    for ui, su_def in enumerate(mapping.spatial):
+        for li, lp in enumerate(su_def.loops):
+            su[slots[ui]].append((lp.dim, sp_sizes[ui][li]))
+    tm: list[list[tuple[str, float]]] = []
+    i = 0
+    for c in mapping.counts(op):
+        tm.append([(mapping.temporal[k].dim, tm_sizes[k]) for k in range(i, i + c)])
+        i += c
+    tm, mac_st = _merge_down(tm, _IR[op])
+    return n, su, tm, mac_st
+
+
+def _view_sizes(layer: LayerDims, mapping: Mapping, view: str) -> tuple[list[list[float]], list[float], float]:
+    """The loop sizes of ``view`` (:func:`_views`): spatial per unroll, temporal, and the temporal cycles."""
     sp_sizes = [[float(lp.size) for lp in su.loops] for su in mapping.spatial]
     tm_sizes = [float(lp.size) for lp in mapping.temporal]
     if view != "padded":
@@ -458,10 +464,60 @@ def _views(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, view:
         if view == "energy":
             for ti, v in tm_over.items():
                 tm_sizes[ti] = v
-    total = float(prod(lp.size for lp in mapping.temporal))
+    return sp_sizes, tm_sizes, float(prod(lp.size for lp in mapping.temporal))
+
+
+def _views(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, view: str,
+           zigzag: bool = False) -> dict[str, _OpView]:
+    """Per-operand views; ``view``: ``energy`` (fractional uneven factors), ``latency`` (rounded
+    down, ZigZag's integer spatial mapping) or ``padded`` (the mapping's own integer loops)."""
+    sp_sizes, tm_sizes, total = _view_sizes(layer, mapping, view)
     geo = _Geometry(layer, zigzag)
     return {op: _op_view(op, layer, hierarchy, mapping, spatial_slots(hierarchy, mapping, op), sp_sizes, tm_sizes,
                          geo, total, zigzag) for op in OPERANDS}
+
+
+def top_moves(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping) -> dict[str, tuple[dict[str, _Move], float]]:
+    """Per operand: the ``energy`` view's (:func:`_views`, not ZigZag's rounding) movements at the
+    operand's top memory level -- ``amount``, ``bits`` and ``count`` of ``tl`` and ``fl`` (the
+    others zero; ``period``, ``req_bw`` and ``window`` not set) -- and the instance count of the
+    level above it (``unit_count[n]``). The same float operations as :func:`_op_view` on the
+    levels these read only (:func:`~accelsim.mapping.lowering.dram_traffic`'s; a test compares
+    the two): the top level's data below it (``data_unrolled[n-1]``), fan-out (``boost[n-1]``),
+    period (``cycle_each[n-1]``) and, for outputs, whether they are partial above and below it."""
+    sp_sizes, tm_sizes, total = _view_sizes(layer, mapping, "energy")
+    geo = _Geometry(layer, False)
+    return {op: _top_move(op, layer, hierarchy, mapping, spatial_slots(hierarchy, mapping, op), sp_sizes, tm_sizes,
+                          geo, total) for op in OPERANDS}
+
+
+def _top_move(op: str, layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping, slots: list[int],
+              sp_sizes: list[list[float]], tm_sizes: list[float], geo: _Geometry,
+              total_cycles: float) -> tuple[dict[str, _Move], float]:
+    n, su, tm, mac_st = _level_loops(op, hierarchy, mapping, slots, sp_sizes, tm_sizes)
+    m = n - 1
+    c2 = [[]] + [tm[a - 1] + su[a - 1] for a in range(1, n)]  # _op_view's c2[0..n-1]
+    su_ref = su
+    if op == "I":
+        c2, su_ref = _decouple(c2, geo), _decouple(su, geo)
+    r2 = [prod(s for d, s in lv if _r_of(op, d)) for lv in c2]
+    sp_r = [prod(s for d, s in lv if _r_of(op, d)) for lv in su_ref]
+    amount = round(prod(r2), 9) * round(prod(sp_r[m:]) / prod(sp_r[n:]), 9)
+    unit_count = round(prod(prod(s for d, s in lv) for lv in su_ref[n:]), 9)
+    per_level = [prod(s for _, s in lv) for lv in tm]
+    period = prod(per_level[:m]) if m > 0 else mac_st if op != "O" else 1.0
+    count = float(int(total_cycles // period))
+    mv = {d: _Move() for d in _DIRS}
+    if op != "O":
+        mv["tl"] = _Move(amount, layer.bits(op), count=count)
+        return mv, unit_count
+    top = tm[m] + su[n]  # _op_view's c1[n]
+    psum = any(_ir_of("O", d) and s > 1 for d, s in top)
+    partial = prod(s for d, s in top if _ir_of("O", d)) - 1 != 0
+    mv["fl"] = _Move(amount, layer.o_bits if partial else layer.o_final_bits, count=count)
+    if psum:
+        mv["tl"] = _Move(amount, layer.o_bits if partial else 0, count=count)
+    return mv, unit_count
 
 
 # ---------------------------------------------------------------------------------------------
@@ -736,4 +792,4 @@ def validate(layer: LayerDims, mapping: Mapping, hierarchy: MemoryHierarchy | No
                               f"{', double-buffered' if mem.double_buffering == 'always' else ''})",
                               source=source, field=mem.name)
 
-__all__ = ["OperandLevelCost", "MappingCost", "evaluate", "level_tile_bits", "spatial_slots", "validate"]
+__all__ = ["OperandLevelCost", "MappingCost", "evaluate", "level_tile_bits", "spatial_slots", "top_moves", "validate"]

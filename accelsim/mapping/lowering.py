@@ -63,7 +63,7 @@ from math import ceil, prod
 from .._idmemo import identity_memo
 from ..hardware.hierarchy import MemoryHierarchy, MemoryLevel
 from ..stats import Action, LayerProgram, Node, Repeat, Tile
-from .cost import MappingCost, _views
+from .cost import MappingCost, top_moves
 from .ir import OPERANDS, LayerDims, Mapping, is_relevant
 
 #: memory level name -> the component ``energy.py`` prices it as (others keep their own name)
@@ -88,15 +88,21 @@ class TrafficSummary:
 
 
 def mapping_actions(layer: LayerDims, hierarchy: MemoryHierarchy, cost: MappingCost, *, mac: Action) -> list[Action]:
-    """The actions whose prices sum to ``cost.energy_pj`` (``mac`` carries the layer's MAC count/format)."""
+    """The actions whose prices sum to ``cost.energy_pj`` (``mac`` carries the layer's MAC count/format);
+    actions equal but for their count are summed (first-seen order)."""
     plan = _action_plan(hierarchy)
-    out = [mac]
+    acc = {_action_key(mac): mac.count}
     for lc in cost.levels:
-        for d, (comp, kind, bits) in plan[(lc.level, lc.operand)]:
+        for d, key in plan[(lc.level, lc.operand)]:
             n = getattr(lc, d)
             if n:
-                out.append(Action(comp, kind, int(round(n)), bits))
-    return _merge(out)
+                acc[key] = acc.get(key, 0) + int(round(n))
+    return [Action(c, k, n, b, ab, s) for (c, k, b, ab, s), n in acc.items()]
+
+
+def _action_key(a: Action) -> tuple[str, str, int, int, str]:
+    """``a`` but for its count."""
+    return a.component, a.action, a.bits, a.act_bits, a.scheme
 
 
 #: directions in :func:`mapping_actions`' order (reads, then writes) and their action kinds
@@ -104,10 +110,10 @@ _ACTION_DIRS = (("tl", "read"), ("th", "read"), ("fh", "write"), ("fl", "write")
 
 
 @identity_memo(maxsize=256)
-def _action_plan(hierarchy: MemoryHierarchy) -> dict[tuple[str, str], tuple[tuple[str, tuple[str, str, int]], ...]]:
+def _action_plan(hierarchy: MemoryHierarchy) -> dict[tuple[str, str], tuple[tuple[str, tuple[str, str, int, int, str]], ...]]:
     """Per (level name, operand): the priced directions of :func:`mapping_actions`, each with its
-    action's (component, kind, port word bits); reads the hierarchy's names, prices and ports only
-    (a frozen model: memoised by identity)."""
+    action's :func:`_action_key` (component, kind, port word bits, default width and format); reads
+    the hierarchy's names, prices and ports only (a frozen model: memoised by identity)."""
     plan = {}
     for mem in hierarchy.memories:
         comp = COMPONENT_OF_LEVEL.get(mem.name, mem.name)
@@ -117,18 +123,9 @@ def _action_plan(hierarchy: MemoryHierarchy) -> dict[tuple[str, str], tuple[tupl
                 price = mem.read_pj if kind == "read" else mem.fh_pj if d == "fh" else mem.write_pj
                 if mem.name in COMPONENT_OF_LEVEL and price == 0:
                     continue  # an unpriced register direction is wiring (implied.py), not an access
-                dirs.append((d, (comp, kind, port_word_bits(mem, op, d))))
+                dirs.append((d, _action_key(Action(comp, kind, 0, port_word_bits(mem, op, d)))))
             plan[(mem.name, op)] = tuple(dirs)
     return plan
-
-
-def _merge(actions: list[Action]) -> list[Action]:
-    """Sum the counts of actions equal but for their count (keeps first-seen order)."""
-    acc: dict[tuple, int] = {}
-    for a in actions:
-        k = (a.component, a.action, a.bits, a.act_bits, a.scheme)
-        acc[k] = acc.get(k, 0) + a.count
-    return [Action(c, k, n, b, ab, s) for (c, k, b, ab, s), n in acc.items()]
 
 
 @identity_memo(maxsize=1024)
@@ -167,23 +164,22 @@ def dram_traffic(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping)
 
 
 def _dram_traffic(layer: LayerDims, hierarchy: MemoryHierarchy, mapping: Mapping) -> TrafficSummary:
-    views = _views(layer, hierarchy, mapping, "energy")
+    moves = top_moves(layer, hierarchy, mapping)
     top = hierarchy.memories[-1]
     reads = {"ifmap": 0, "filter": 0, "psum": 0}
     written = 0
     for op in OPERANDS:
-        v = views[op]
-        m = len(hierarchy.levels(op)) - 1
-        if hierarchy.levels(op)[m].name != top.name:
+        if hierarchy.levels(op)[-1].name != top.name:
             continue
+        mvs, units = moves[op]
 
         def raw(d: str) -> int:
-            mv = v.moves[m][d]
+            mv = mvs[d]
             if mv.amount == 0 or mv.bits == 0:
                 return 0
             bmin = next(p.bandwidth_min_bits for p in top.ports
                         if any(a.operand == op and a.direction == d for a in p.allocation))
-            bits = ceil(mv.amount * mv.bits / bmin) * bmin * mv.count * v.unit_count[m + 1]
+            bits = ceil(mv.amount * mv.bits / bmin) * bmin * mv.count * units
             return int(ceil(bits - 1e-6))
 
         reads[_DRAM_READ_KEY[op]] += raw("tl")

@@ -38,13 +38,13 @@ from __future__ import annotations
 
 import copy
 from contextvars import ContextVar
-from dataclasses import fields, replace
+from dataclasses import replace
 from functools import lru_cache
 from itertools import permutations
 from math import ceil, prod
 from typing import Callable, Protocol
 
-from ..._idmemo import ValueKey, identity_memo
+from ..._idmemo import ValueKey, identity_memo, value_key
 from ...energy import price_actions, unit_energy_pj
 from ...hardware.hierarchy import MemoryHierarchy
 from ...hardware.systolic import SystolicArray
@@ -354,15 +354,21 @@ def searched_program(layer: LayerBase, hw: SystolicArray, mac: Action, dense_mac
 
 
 #: lowered programs of :func:`lower_searched` keyed by (layer without its name, hw, MAC, dense
-#: MACs): a network's repeated layer shapes are lowered once (FIFO eviction)
+#: MACs), layer and hw as :class:`ValueKey`: a network's repeated layer shapes are lowered once
+#: (FIFO eviction)
 _LOWERED: dict[tuple, LayerProgram] = {}
 _LOWERED_MAX = 1024
 
 
 def fresh_copy(prog: LayerProgram, name: str) -> LayerProgram:
-    """``prog`` renamed, with its mutable containers copied (callers append notes and extras)."""
-    return replace(prog, layer=name, **{f.name: copy.copy(getattr(prog, f.name)) for f in fields(prog)
-                                        if isinstance(getattr(prog, f.name), (list, dict))})
+    """``prog`` renamed, with its mutable containers copied (callers append notes and extras); a
+    shallow copy (``LayerProgram`` is a plain dataclass: no ``__post_init__`` to re-run)."""
+    out = copy.copy(prog)
+    out.layer = name
+    for k, v in vars(prog).items():  # the fields
+        if isinstance(v, (list, dict)):
+            setattr(out, k, copy.copy(v))
+    return out
 
 
 #: skip lowering the fold order when its lower bound already loses the comparison (exact:
@@ -378,8 +384,8 @@ def lower_searched(layer: LayerBase, hw: SystolicArray, mac: Action, dense_macs:
     cannot rule it out: :func:`_lower_searched`) if that is better in the shared estimate
     (module docstring).
     Memoised: a layer equal to an earlier one but for its name gets a renamed copy of its program."""
-    key = (layer.model_copy(update={"name": ""}), hw, mac, dense_macs)
-    try:
+    try:  # layer and hw by value, each hashed once per object (identity memos)
+        key = (nameless_key(layer), value_key(hw), mac, dense_macs)
         hit = _LOWERED.get(key)
     except TypeError:  # a field that cannot be hashed (e.g. a DFS bit-width distribution): no memo
         return _lower_searched(layer, hw, mac, dense_macs, fold_program, fold_bound)
