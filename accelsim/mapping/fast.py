@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
+from .._idmemo import identity_memo
 from .._jit import NO_NRT
 
 from ..hardware.hierarchy import MemoryHierarchy
@@ -1083,6 +1084,16 @@ def _hier_arrays_by_value(hierarchy: MemoryHierarchy) -> _HierArrays:
     return hit
 
 
+@identity_memo(maxsize=1024)
+def _layer_arrays(layer: LayerDims) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The kernel's layer inputs (geometry, widths, loop bounds, MACs), built once per (frozen)
+    layer object; shared by its evaluators, never modified."""
+    return (np.array([layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w, layer.in_h, layer.in_w],
+                     dtype=np.int64),
+            np.array([layer.w_bits, layer.i_bits, layer.o_bits, layer.o_final_bits], dtype=np.float64),
+            np.array([layer.size(d) for d in DIMS], dtype=np.float64), float(layer.macs))
+
+
 class FastEvaluator:
     """Compiled evaluator of mappings of one layer on one hierarchy (same results as cost.evaluate)."""
 
@@ -1096,11 +1107,8 @@ class FastEvaluator:
         self.hierarchy = hierarchy
         hw = self.hw = _hier_arrays(hierarchy)
         self.maxn = hw.maxn
-        self.geo = np.array([layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w,
-                             layer.in_h, layer.in_w], dtype=np.int64)
-        self.bits = np.array([layer.w_bits, layer.i_bits, layer.o_bits, layer.o_final_bits], dtype=np.float64)
+        self.geo, self.bits, self.bounds, self.macs = _layer_arrays(layer)
         self.ideal = float(ceil(layer.macs / hw.num_macs))
-        self.bounds = np.array([layer.size(d) for d in DIMS], dtype=np.float64)
         for h in variants:
             if not variant_compatible(hierarchy, h):
                 from ..errors import ConfigError
@@ -1220,7 +1228,7 @@ class FastEvaluator:
         ``prune``: the kernel's (obj, tie, kbest, l_min), default no pruning)."""
         hw = self.hw
         given = totals is not None
-        return _batch(self.bounds, float(self.layer.macs), hw.mac_pj, hw.sys_mask,
+        return _batch(self.bounds, self.macs, hw.mac_pj, hw.sys_mask,
                       *(hw.kernel_args if kernel_args is None else kernel_args), *sp_arrays, tm_dims,
                       tm_sizes, n_tm, counts, self.geo, self.bits, _R, _IR, self.zigzag, not given,
                       *((totals, sp_e, sp_l, tm_e) if given else (_EMPTY,) * 4), *(prune or _NO_PRUNE))

@@ -71,6 +71,7 @@ from itertools import product as _iproduct
 from math import ceil, prod
 from typing import Callable, Iterable, Literal, Mapping as _MappingT, Sequence
 
+from .._idmemo import identity_memo
 from ..errors import ConfigError
 from ..hardware.hierarchy import MemoryHierarchy
 from . import _search_kernels as K
@@ -307,7 +308,7 @@ _PROBLEMS_MAX = 4096
 
 def _problem(layer: LayerDims, hierarchy: MemoryHierarchy, sp: tuple[SpatialUnroll, ...]) -> K.AllocationProblem:
     """The allocation problem of ``layer`` on ``hierarchy`` with spatial unrolling ``sp`` (memoised)."""
-    key = (tuple((m.name, m.size_bits, m.operands, m.served_dimensions) for m in hierarchy.memories), sp,
+    key = (_memories_key(hierarchy.memories), sp,
            layer.w_bits, layer.i_bits, layer.o_bits, layer.o_final_bits,
            (layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w, layer.in_h, layer.in_w))
     hit = _PROBLEMS.get(key)
@@ -317,6 +318,13 @@ def _problem(layer: LayerDims, hierarchy: MemoryHierarchy, sp: tuple[SpatialUnro
             del _PROBLEMS[next(iter(_PROBLEMS))]
         _PROBLEMS[key] = hit
     return hit
+
+
+@identity_memo(maxsize=256)
+def _memories_key(memories: tuple) -> tuple:
+    """What :func:`_problem_of` reads of each memory (name, capacity, operands, served dimensions),
+    built once per (frozen) memories tuple: derived hierarchies share their base's tuple."""
+    return tuple((m.name, m.size_bits, m.operands, m.served_dimensions) for m in memories)
 
 
 def _problem_of(layer: LayerDims, hierarchy: MemoryHierarchy, sp: tuple[SpatialUnroll, ...]) -> K.AllocationProblem:
@@ -339,11 +347,13 @@ def _problem_of(layer: LayerDims, hierarchy: MemoryHierarchy, sp: tuple[SpatialU
 
 
 def _trips(layer: LayerDims, sp: tuple[SpatialUnroll, ...]) -> dict[str, int]:
-    out = {}
-    for d in DIMS:
-        f = prod(lp.size for su in sp for lp in su.loops if lp.dim == d)
-        out[d] = ceil(layer.size(d) / f)
-    return out
+    """Temporal trip count per dimension (``DIMS`` order): ``ceil(bound / spatial factor)``
+    (integer ceiling: equal to ``ceil(bound / f)`` for these small integers)."""
+    f = dict.fromkeys(DIMS, 1)
+    for su in sp:
+        for lp in su.loops:
+            f[lp.dim] *= lp.size
+    return {d: -(-int(getattr(layer, d)) // f[d]) for d in DIMS}
 
 
 #: enumerated loop orders keyed by exactly what the loop-order kernel reads of the allocation
@@ -524,9 +534,11 @@ def _loop_factors(trips: tuple[tuple[str, int], ...], lpf_limit: int | None) -> 
     return tuple(K.loop_prime_factors(dict(trips), lpf_limit))
 
 
-def _lower_bound(layer: LayerDims, hierarchy: MemoryHierarchy, sp, objective: str) -> tuple[float, ...]:
-    """A lower bound of the objective key for every mapping with spatial unrolling ``sp``."""
-    tc = prod(_trips(layer, sp).values())
+def _lower_bound(layer: LayerDims, hierarchy: MemoryHierarchy, sp, objective: str,
+                 trips: dict[str, int] | None = None) -> tuple[float, ...]:
+    """A lower bound of the objective key for every mapping with spatial unrolling ``sp``
+    (``trips``: its :func:`_trips`, computed if not given)."""
+    tc = prod((_trips(layer, sp) if trips is None else trips).values())
     lat = float(tc)
     en = layer.macs * hierarchy.array.mac_energy_pj
     if objective == "latency":
@@ -560,9 +572,11 @@ _MEMORIES_JSON: dict[int, tuple[tuple, str]] = {}
 _MEMORIES_JSON_MAX = 256
 
 
+@identity_memo(maxsize=1024)
 def hierarchy_key(hierarchy: MemoryHierarchy) -> str:
     """A stable digest of everything in ``hierarchy`` (its name excluded): every field but the
-    name and the memories as JSON, then each memory's JSON (memoised per memories tuple)."""
+    name and the memories as JSON, then each memory's JSON (memoised per memories tuple, and the
+    digest per hierarchy object: frozen models, so one object always gives one digest)."""
     mems = hierarchy.memories
     hit = _MEMORIES_JSON.get(id(mems))
     if hit is None or hit[0] is not mems:
@@ -717,7 +731,8 @@ def _search_variants(layer: LayerDims, hiers: list[MemoryHierarchy], objective: 
     for si, sp in enumerate(cands):
         if max_spatial is not None and (n_feasible >= max_spatial or n_searched >= MAX_TRIED_FACTOR * max_spatial):
             break
-        lb = _lower_bound(layer, hierarchy, sp, objective)
+        trips = _trips(layer, sp)
+        lb = _lower_bound(layer, hierarchy, sp, objective, trips)
         for v in vs:
             if v.active and bound and len(v.top) >= top_k and lb > v.top[top_k - 1][0] \
                     and not (tie and lb[0] <= (1 + tie) * v.l_min):
@@ -728,7 +743,6 @@ def _search_variants(layer: LayerDims, hiers: list[MemoryHierarchy], objective: 
             break
         n_searched += 1
         prob = _problem(layer, hierarchy, sp)
-        trips = _trips(layer, sp)
         given = tord.complete_order(trips) if tord is not None else None
         if given is not None:
             lpfs, od = _given_order_arrays(prob, given)

@@ -83,22 +83,30 @@ def _efficient(bound: int, cap: int) -> int:
     return ceil(bound / ceil(bound / f)) if f >= 1 else 1
 
 
-def _group_options(dims: LayerDims, group: tuple[str, ...], size: int) -> list[tuple[tuple[str, int], ...]]:
+def _group_options(dims: LayerDims, group: tuple[str, ...], size: int) -> tuple[tuple[tuple[str, int], ...], ...]:
+    """The unrollings of ``group``'s loop dimensions on an array dimension of ``size`` PEs."""
+    return _group_options_of(tuple(dims.size(d) for d in group), group, size)
+
+
+@lru_cache(maxsize=4096)
+def _group_options_of(bounds: tuple[int, ...], group: tuple[str, ...], size: int) -> tuple[tuple[tuple[str, int], ...], ...]:
+    """:func:`_group_options` by exactly what it reads: ``group``'s loop bounds (memoised)."""
+    bound = dict(zip(group, bounds))
     out = []
-    active = [d for d in group if dims.size(d) > 1] or [group[0]]
+    active = [d for d in group if bound[d] > 1] or [group[0]]
     for order in permutations(active):
         left, loops = size, []
         for d in order:
             if left < 2:
                 break
-            f = _efficient(dims.size(d), left)
+            f = _efficient(bound[d], left)
             if f > 1:
                 loops.append((d, f))
                 left //= f
         opt = tuple(loops) or ((order[0], 1),)
         if opt not in out:
             out.append(opt)
-    return out
+    return tuple(out)
 
 
 def dataflow_spatial_specs(dims: LayerDims, hw: SystolicArray) -> list[dict[str, list[tuple[str, int]]]]:
@@ -123,7 +131,7 @@ def spec_temporal_cycles(dims: LayerDims, spec: dict[str, list[tuple[str, int]]]
     for loops in spec.values():
         for d, f in loops:
             sp[d] *= f
-    return prod(ceil(dims.size(d) / sp[d]) for d in sp)
+    return prod(-(-int(getattr(dims, d)) // f) for d, f in sp.items())  # exact integer ceilings
 
 
 def layer_dims(layer: LayerBase, hw: SystolicArray) -> LayerDims:
