@@ -72,6 +72,7 @@ from math import ceil, prod
 from typing import Callable, Iterable, Literal, Mapping as _MappingT, Sequence
 
 from .._idmemo import identity_memo
+from .._jit import notice_if_cold
 from ..errors import ConfigError
 from ..hardware.hierarchy import MemoryHierarchy
 from . import _search_kernels as K
@@ -79,6 +80,7 @@ import numpy as np
 
 from .cost import MappingCost
 from .fast import FastEvaluator, variant_compatible
+from .fast import _batch as _fast_batch
 from .fast import _variant_args as _fast_variant_args
 from .ir import ACCELSIM_TO_ZIGZAG, DIMS, OPERANDS, ZIGZAG_DIMS, LayerDims, Loop, Mapping, SpatialUnroll
 from .ordering import TemporalOrdering
@@ -426,12 +428,25 @@ def _order_arrays_uncached(prob: K.AllocationProblem, lpfs: list[tuple[int, int]
         if ordering is not None and ordering.pins():
             c = None
         return _single_order(prob, lpfs, (), c)
-    kd = np.array([d for d, _ in lpfs], dtype=np.int64)
-    ks = np.array([s for _, s in lpfs], dtype=np.int64)
-    pin_dim, pin_size = K.pin_arrays(ordering.position_pins() if ordering is not None else (), lpfs)
+    kd, ks, n_perm = _factor_arrays(tuple(lpfs))
+    pin_dim, pin_size = K.pin_arrays(ordering.position_pins(), lpfs) if ordering is not None else _no_pins(len(lpfs))
     rank, orders, counts, _, n_all, n_bad = K.enumerate_orders(
-        kd, ks, *prob.arrays(), K.n_distinct_permutations(lpfs), dedupe, pin_dim, pin_size, K.FULL_HASH)
+        kd, ks, *prob.arrays(), n_perm, dedupe, pin_dim, pin_size, K.FULL_HASH)
     return _Orders.of(lpfs, rank, orders, counts, int(n_all), int(n_bad))
+
+
+@lru_cache(maxsize=4096)
+def _factor_arrays(lpfs: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`_search_kernels.enumerate_orders`' loop-factor inputs (dimension codes, sizes, number
+    of distinct permutations) of ``lpfs``, built once (shared: the kernel only reads them)."""
+    return (np.array([d for d, _ in lpfs], dtype=np.int64), np.array([s for _, s in lpfs], dtype=np.int64),
+            K.n_distinct_permutations(lpfs))
+
+
+@lru_cache(maxsize=64)
+def _no_pins(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``K.pin_arrays((), factors)`` for ``n`` factors, built once (shared: the kernel only reads them)."""
+    return K.pin_arrays((), range(n))
 
 
 def _single_order(prob: K.AllocationProblem, lpfs, order: tuple[int, ...], c: dict | None) -> _Orders:
@@ -702,11 +717,9 @@ class _VariantState:
     n_pruned: int = 0
     n_searched: int = 0
 
-    def known_keys(self, top_k: int) -> np.ndarray:
+    def known_keys(self, top_k: int) -> list[float]:
         """The primary keys of ``top`` (ascending), inf-padded to ``top_k``: the row bound's threshold."""
-        out = np.full(top_k, np.inf)
-        out[:len(self.top)] = [t[0][0] for t in self.top]
-        return out
+        return [t[0][0] for t in self.top] + [np.inf] * (top_k - len(self.top))
 
 
 def _search_variants(layer: LayerDims, hiers: list[MemoryHierarchy], objective: str, spatial, hint,
@@ -718,10 +731,7 @@ def _search_variants(layer: LayerDims, hiers: list[MemoryHierarchy], objective: 
     cands = spatial_candidates(layer, hierarchy, spatial=spatial, hint=hint, vary_factors=vary_factors)
     n_cands = len(cands)
     if evaluator is None:
-        from .._jit import notice_if_cold
-        from . import fast as _fast
-
-        notice_if_cold(_fast._batch, "the mapper's kernels", "~20 s")
+        notice_if_cold(_fast_batch, "the mapper's kernels", "~20 s")
     fe = FastEvaluator(layer, hierarchy, variants=hiers[1:]) if evaluator is None else None
     vs = [_VariantState(h, FastEvaluator(layer, h) if (fe is not None and i) else fe) for i, h in enumerate(hiers)]
     args_of: dict[tuple[int, ...], tuple] = {}  # active variants -> the kernel's hierarchy arguments
