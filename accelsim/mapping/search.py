@@ -222,7 +222,7 @@ def spatial_candidates(layer: LayerDims, hierarchy: MemoryHierarchy, *,
     specification (its ``repr``) and ``vary_factors``.
     """
     arr = tuple((d.name, d.size) for d in hierarchy.array.dimensions)
-    key = (tuple(layer.size(d) for d in DIMS), arr, repr(spatial), repr(hint), bool(vary_factors))
+    key = (_sizes(layer), arr, repr(spatial), repr(hint), bool(vary_factors))
     hit = _CANDIDATES.get(key)
     if hit is None:
         hit = _spatial_candidates(layer, arr, spatial, hint, vary_factors)
@@ -230,6 +230,18 @@ def spatial_candidates(layer: LayerDims, hierarchy: MemoryHierarchy, *,
             del _CANDIDATES[next(iter(_CANDIDATES))]
         _CANDIDATES[key] = hit
     return list(hit)
+
+
+@identity_memo(maxsize=1024)
+def _sizes(layer: LayerDims) -> tuple[int, ...]:
+    """The loop bounds of ``layer`` in ``DIMS`` order (once per frozen layer object)."""
+    return tuple(layer.size(d) for d in DIMS)
+
+
+@identity_memo(maxsize=1024)
+def _shape_key(layer: LayerDims) -> tuple:
+    """``layer.shape_key`` (once per frozen layer object)."""
+    return layer.shape_key
 
 
 #: ranked spatial candidates (tuples of immutable unrollings), see :func:`spatial_candidates`; FIFO-bounded
@@ -285,7 +297,7 @@ def _spatial_candidates(layer: LayerDims, arr: tuple[tuple[str, int], ...], spat
             continue
         out.append(tuple(SpatialUnroll(ad, t) for (ad, _), t in zip(arr, combo)))
 
-    bounds = layer.bounds
+    bounds = dict(zip(DIMS, _sizes(layer)))
 
     def rank(sp):
         f = dict.fromkeys(DIMS, 1)
@@ -662,7 +674,8 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
     todo: list[tuple[MemoryHierarchy, tuple | None]] = []
     main = None
     if cache is not None:
-        key = (layer.shape_key, hierarchy_key(hierarchy)) + opts
+        shape = _shape_key(layer)
+        key = (shape, hierarchy_key(hierarchy)) + opts
         hit = cache.results.get(key)
         if hit is not None:
             cache.hits += 1
@@ -673,7 +686,7 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
         if evaluator is None:
             seen = {key}
             for h in siblings:
-                k = (layer.shape_key, hierarchy_key(h)) + opts
+                k = (shape, hierarchy_key(h)) + opts
                 if k in seen or k in cache.results:
                     continue
                 seen.add(k)

@@ -111,6 +111,11 @@ def _group_options_of(bounds: tuple[int, ...], group: tuple[str, ...], size: int
 
 def dataflow_spatial_specs(dims: LayerDims, hw: SystolicArray) -> list[dict[str, list[tuple[str, int]]]]:
     """The spatial unrollings searched for ``dims`` on ``hw`` (module docstring), best first."""
+    return [s for _, s in _ranked_specs(dims, hw)]
+
+
+def _ranked_specs(dims: LayerDims, hw: SystolicArray) -> list[tuple[int, dict[str, list[tuple[str, int]]]]]:
+    """:func:`dataflow_spatial_specs` with each spec's :func:`spec_temporal_cycles`."""
     groups = DATAFLOW_GROUPS[hw.dataflow]
     d1 = _group_options(dims, groups["D1"], hw.rows)
     d2 = _group_options(dims, groups["D2"], hw.cols)
@@ -120,7 +125,7 @@ def dataflow_spatial_specs(dims: LayerDims, hw: SystolicArray) -> list[dict[str,
             spec = {"D1": list(a), "D2": list(b)}
             specs.append((spec_temporal_cycles(dims, spec), str((a, b)), spec))
     specs.sort(key=lambda t: (t[0], t[1]))
-    return [s for _, _, s in specs[:SPECS_KEPT]]
+    return [(c, s) for c, _, s in specs[:SPECS_KEPT]]
 
 
 def spec_temporal_cycles(dims: LayerDims, spec: dict[str, list[tuple[str, int]]]) -> int:
@@ -297,8 +302,8 @@ def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray, mac: 
     share = LATENCY_TIE_SHARE if latency else 0.0
     results: list[SearchResult] = []
     l_min = float("inf")
-    for spec in dataflow_spatial_specs(dims, hw):
-        if latency and spec_temporal_cycles(dims, spec) > (1 + share) * l_min:
+    for cycles, spec in _ranked_specs(dims, hw):
+        if latency and cycles > (1 + share) * l_min:
             break
         res = search_layer(dims, _spec_array(space, spec), objective=hw.objective, spatial=spec, top_k=1,
                            latency_tie_share=share, siblings=_sibling_spec_arrays(siblings, spec))
