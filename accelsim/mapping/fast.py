@@ -1038,7 +1038,10 @@ _COMPATIBLE: dict[tuple[int, int], tuple[_HierArrays, _HierArrays, bool]] = {}
 
 
 def _variant_args(hs: "Sequence[_HierArrays]") -> tuple:
-    """The kernel's hierarchy arguments of several variants (the first's variant-free arrays)."""
+    """The kernel's hierarchy arguments of several variants (the first's variant-free arrays; one
+    variant: its own arguments, whose variant arrays already have the leading axis of length 1)."""
+    if len(hs) == 1:
+        return hs[0].kernel_args
     args = list(hs[0].kernel_args)
     for i in _VARIANT_ARGS:
         args[i] = np.ascontiguousarray(np.concatenate([h.kernel_args[i] for h in hs]))

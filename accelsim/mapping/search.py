@@ -412,10 +412,17 @@ class _Orders:
     @classmethod
     def of(cls, lpfs: Sequence[tuple[int, int]], rank: np.ndarray, orders: np.ndarray, counts: np.ndarray,
            n_all: int, n_bad: int) -> "_Orders":
-        kd = np.array([d for d, _ in lpfs] or [0], dtype=np.int64)
-        ks = np.array([s for _, s in lpfs] or [1], dtype=np.float64)
+        kd, ks = _row_factor_arrays(tuple(lpfs))
         return cls(rank, orders, np.ascontiguousarray(counts), np.ascontiguousarray(kd[orders]),
                    np.ascontiguousarray(ks[orders]), np.full(len(rank), len(lpfs), dtype=np.int64), n_all, n_bad)
+
+
+@lru_cache(maxsize=4096)
+def _row_factor_arrays(lpfs: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`_Orders.of`'s loop dimension codes and (float) sizes of ``lpfs`` (one dummy loop when
+    empty), built once; only indexed (never modified)."""
+    return (np.array([d for d, _ in lpfs] or [0], dtype=np.int64),
+            np.array([s for _, s in lpfs] or [1], dtype=np.float64))
 
 
 def _order_arrays(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe: bool,
