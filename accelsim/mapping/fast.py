@@ -1088,13 +1088,13 @@ def _hier_arrays_by_value(hierarchy: MemoryHierarchy) -> _HierArrays:
 
 
 @identity_memo(maxsize=1024)
-def _layer_arrays(layer: LayerDims) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _layer_arrays(layer: LayerDims) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The kernel's layer inputs (geometry, widths, loop bounds, MACs), built once per (frozen)
     layer object; shared by its evaluators, never modified."""
     return (np.array([layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w, layer.in_h, layer.in_w],
                      dtype=np.int64),
             np.array([layer.w_bits, layer.i_bits, layer.o_bits, layer.o_final_bits], dtype=np.float64),
-            np.array([layer.size(d) for d in DIMS], dtype=np.float64), float(layer.macs))
+            np.array([layer.size(d) for d in DIMS], dtype=np.float64), layer.macs)
 
 
 class FastEvaluator:
@@ -1111,7 +1111,7 @@ class FastEvaluator:
         hw = self.hw = _hier_arrays(hierarchy)
         self.maxn = hw.maxn
         self.geo, self.bits, self.bounds, self.macs = _layer_arrays(layer)
-        self.ideal = float(ceil(layer.macs / hw.num_macs))
+        self.ideal = float(ceil(self.macs / hw.num_macs))
         for h in variants:
             if not variant_compatible(hierarchy, h):
                 from ..errors import ConfigError
@@ -1231,7 +1231,7 @@ class FastEvaluator:
         ``prune``: the kernel's (obj, tie, kbest, l_min), default no pruning)."""
         hw = self.hw
         given = totals is not None
-        return _batch(self.bounds, self.macs, hw.mac_pj, hw.sys_mask,
+        return _batch(self.bounds, float(self.macs), hw.mac_pj, hw.sys_mask,
                       *(hw.kernel_args if kernel_args is None else kernel_args), *sp_arrays, tm_dims,
                       tm_sizes, n_tm, counts, self.geo, self.bits, _R, _IR, self.zigzag, not given,
                       *((totals, sp_e, sp_l, tm_e) if given else (_EMPTY,) * 4), *(prune or _NO_PRUNE))
@@ -1264,7 +1264,7 @@ class FastEvaluator:
             for m, name in enumerate(self.hw.level_names[op]):
                 levels.append(OperandLevelCost(op, name, float(acc[o, m, 0]), float(acc[o, m, 1]),
                                                float(acc[o, m, 2]), float(acc[o, m, 3]), float(energy[o, m])))
-        mac_e = self.layer.macs * self.hw.mac_pj
+        mac_e = self.macs * self.hw.mac_pj
         return MappingCost(
             energy_pj=mac_e + float(energy.sum()), mac_energy_pj=mac_e,
             latency_cycles=total + stall + onload + offload + drain, ideal_cycles=self.ideal, temporal_cycles=total,
