@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
+from .._idmemo import identity_memo
 from .._jit import NO_NRT
 
 from ..hardware.hierarchy import MemoryHierarchy
@@ -1037,7 +1038,10 @@ _COMPATIBLE: dict[tuple[int, int], tuple[_HierArrays, _HierArrays, bool]] = {}
 
 
 def _variant_args(hs: "Sequence[_HierArrays]") -> tuple:
-    """The kernel's hierarchy arguments of several variants (the first's variant-free arrays)."""
+    """The kernel's hierarchy arguments of several variants (the first's variant-free arrays; one
+    variant: its own arguments, whose variant arrays already have the leading axis of length 1)."""
+    if len(hs) == 1:
+        return hs[0].kernel_args
     args = list(hs[0].kernel_args)
     for i in _VARIANT_ARGS:
         args[i] = np.ascontiguousarray(np.concatenate([h.kernel_args[i] for h in hs]))
@@ -1083,6 +1087,16 @@ def _hier_arrays_by_value(hierarchy: MemoryHierarchy) -> _HierArrays:
     return hit
 
 
+@identity_memo(maxsize=1024)
+def _layer_arrays(layer: LayerDims) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The kernel's layer inputs (geometry, widths, loop bounds, MACs), built once per (frozen)
+    layer object; shared by its evaluators, never modified."""
+    return (np.array([layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w, layer.in_h, layer.in_w],
+                     dtype=np.int64),
+            np.array([layer.w_bits, layer.i_bits, layer.o_bits, layer.o_final_bits], dtype=np.float64),
+            np.array([layer.size(d) for d in DIMS], dtype=np.float64), layer.macs)
+
+
 class FastEvaluator:
     """Compiled evaluator of mappings of one layer on one hierarchy (same results as cost.evaluate)."""
 
@@ -1096,11 +1110,8 @@ class FastEvaluator:
         self.hierarchy = hierarchy
         hw = self.hw = _hier_arrays(hierarchy)
         self.maxn = hw.maxn
-        self.geo = np.array([layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w,
-                             layer.in_h, layer.in_w], dtype=np.int64)
-        self.bits = np.array([layer.w_bits, layer.i_bits, layer.o_bits, layer.o_final_bits], dtype=np.float64)
-        self.ideal = float(ceil(layer.macs / hw.num_macs))
-        self.bounds = np.array([layer.size(d) for d in DIMS], dtype=np.float64)
+        self.geo, self.bits, self.bounds, self.macs = _layer_arrays(layer)
+        self.ideal = float(ceil(self.macs / hw.num_macs))
         for h in variants:
             if not variant_compatible(hierarchy, h):
                 from ..errors import ConfigError
@@ -1220,7 +1231,7 @@ class FastEvaluator:
         ``prune``: the kernel's (obj, tie, kbest, l_min), default no pruning)."""
         hw = self.hw
         given = totals is not None
-        return _batch(self.bounds, float(self.layer.macs), hw.mac_pj, hw.sys_mask,
+        return _batch(self.bounds, float(self.macs), hw.mac_pj, hw.sys_mask,
                       *(hw.kernel_args if kernel_args is None else kernel_args), *sp_arrays, tm_dims,
                       tm_sizes, n_tm, counts, self.geo, self.bits, _R, _IR, self.zigzag, not given,
                       *((totals, sp_e, sp_l, tm_e) if given else (_EMPTY,) * 4), *(prune or _NO_PRUNE))
@@ -1253,7 +1264,7 @@ class FastEvaluator:
             for m, name in enumerate(self.hw.level_names[op]):
                 levels.append(OperandLevelCost(op, name, float(acc[o, m, 0]), float(acc[o, m, 1]),
                                                float(acc[o, m, 2]), float(acc[o, m, 3]), float(energy[o, m])))
-        mac_e = self.layer.macs * self.hw.mac_pj
+        mac_e = self.macs * self.hw.mac_pj
         return MappingCost(
             energy_pj=mac_e + float(energy.sum()), mac_energy_pj=mac_e,
             latency_cycles=total + stall + onload + offload + drain, ideal_cycles=self.ideal, temporal_cycles=total,

@@ -71,6 +71,8 @@ from itertools import product as _iproduct
 from math import ceil, prod
 from typing import Callable, Iterable, Literal, Mapping as _MappingT, Sequence
 
+from .._idmemo import identity_memo
+from .._jit import notice_if_cold
 from ..errors import ConfigError
 from ..hardware.hierarchy import MemoryHierarchy
 from . import _search_kernels as K
@@ -78,6 +80,7 @@ import numpy as np
 
 from .cost import MappingCost
 from .fast import FastEvaluator, variant_compatible
+from .fast import _batch as _fast_batch
 from .fast import _variant_args as _fast_variant_args
 from .ir import ACCELSIM_TO_ZIGZAG, DIMS, OPERANDS, ZIGZAG_DIMS, LayerDims, Loop, Mapping, SpatialUnroll
 from .ordering import TemporalOrdering
@@ -219,7 +222,7 @@ def spatial_candidates(layer: LayerDims, hierarchy: MemoryHierarchy, *,
     specification (its ``repr``) and ``vary_factors``.
     """
     arr = tuple((d.name, d.size) for d in hierarchy.array.dimensions)
-    key = (tuple(layer.size(d) for d in DIMS), arr, repr(spatial), repr(hint), bool(vary_factors))
+    key = (_sizes(layer), arr, repr(spatial), repr(hint), bool(vary_factors))
     hit = _CANDIDATES.get(key)
     if hit is None:
         hit = _spatial_candidates(layer, arr, spatial, hint, vary_factors)
@@ -227,6 +230,18 @@ def spatial_candidates(layer: LayerDims, hierarchy: MemoryHierarchy, *,
             del _CANDIDATES[next(iter(_CANDIDATES))]
         _CANDIDATES[key] = hit
     return list(hit)
+
+
+@identity_memo(maxsize=1024)
+def _sizes(layer: LayerDims) -> tuple[int, ...]:
+    """The loop bounds of ``layer`` in ``DIMS`` order (once per frozen layer object)."""
+    return tuple(layer.size(d) for d in DIMS)
+
+
+@identity_memo(maxsize=1024)
+def _shape_key(layer: LayerDims) -> tuple:
+    """``layer.shape_key`` (once per frozen layer object)."""
+    return layer.shape_key
 
 
 #: ranked spatial candidates (tuples of immutable unrollings), see :func:`spatial_candidates`; FIFO-bounded
@@ -282,7 +297,7 @@ def _spatial_candidates(layer: LayerDims, arr: tuple[tuple[str, int], ...], spat
             continue
         out.append(tuple(SpatialUnroll(ad, t) for (ad, _), t in zip(arr, combo)))
 
-    bounds = layer.bounds
+    bounds = dict(zip(DIMS, _sizes(layer)))
 
     def rank(sp):
         f = dict.fromkeys(DIMS, 1)
@@ -307,7 +322,7 @@ _PROBLEMS_MAX = 4096
 
 def _problem(layer: LayerDims, hierarchy: MemoryHierarchy, sp: tuple[SpatialUnroll, ...]) -> K.AllocationProblem:
     """The allocation problem of ``layer`` on ``hierarchy`` with spatial unrolling ``sp`` (memoised)."""
-    key = (tuple((m.name, m.size_bits, m.operands, m.served_dimensions) for m in hierarchy.memories), sp,
+    key = (_memories_key(hierarchy.memories), sp,
            layer.w_bits, layer.i_bits, layer.o_bits, layer.o_final_bits,
            (layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w, layer.in_h, layer.in_w))
     hit = _PROBLEMS.get(key)
@@ -317,6 +332,13 @@ def _problem(layer: LayerDims, hierarchy: MemoryHierarchy, sp: tuple[SpatialUnro
             del _PROBLEMS[next(iter(_PROBLEMS))]
         _PROBLEMS[key] = hit
     return hit
+
+
+@identity_memo(maxsize=256)
+def _memories_key(memories: tuple) -> tuple:
+    """What :func:`_problem_of` reads of each memory (name, capacity, operands, served dimensions),
+    built once per (frozen) memories tuple: derived hierarchies share their base's tuple."""
+    return tuple((m.name, m.size_bits, m.operands, m.served_dimensions) for m in memories)
 
 
 def _problem_of(layer: LayerDims, hierarchy: MemoryHierarchy, sp: tuple[SpatialUnroll, ...]) -> K.AllocationProblem:
@@ -339,11 +361,13 @@ def _problem_of(layer: LayerDims, hierarchy: MemoryHierarchy, sp: tuple[SpatialU
 
 
 def _trips(layer: LayerDims, sp: tuple[SpatialUnroll, ...]) -> dict[str, int]:
-    out = {}
-    for d in DIMS:
-        f = prod(lp.size for su in sp for lp in su.loops if lp.dim == d)
-        out[d] = ceil(layer.size(d) / f)
-    return out
+    """Temporal trip count per dimension (``DIMS`` order): ``ceil(bound / spatial factor)``
+    (integer ceiling: equal to ``ceil(bound / f)`` for these small integers)."""
+    f = dict.fromkeys(DIMS, 1)
+    for su in sp:
+        for lp in su.loops:
+            f[lp.dim] *= lp.size
+    return {d: -(-int(getattr(layer, d)) // f[d]) for d in DIMS}
 
 
 #: enumerated loop orders keyed by exactly what the loop-order kernel reads of the allocation
@@ -388,10 +412,17 @@ class _Orders:
     @classmethod
     def of(cls, lpfs: Sequence[tuple[int, int]], rank: np.ndarray, orders: np.ndarray, counts: np.ndarray,
            n_all: int, n_bad: int) -> "_Orders":
-        kd = np.array([d for d, _ in lpfs] or [0], dtype=np.int64)
-        ks = np.array([s for _, s in lpfs] or [1], dtype=np.float64)
+        kd, ks = _row_factor_arrays(tuple(lpfs))
         return cls(rank, orders, np.ascontiguousarray(counts), np.ascontiguousarray(kd[orders]),
                    np.ascontiguousarray(ks[orders]), np.full(len(rank), len(lpfs), dtype=np.int64), n_all, n_bad)
+
+
+@lru_cache(maxsize=4096)
+def _row_factor_arrays(lpfs: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`_Orders.of`'s loop dimension codes and (float) sizes of ``lpfs`` (one dummy loop when
+    empty), built once; only indexed (never modified)."""
+    return (np.array([d for d, _ in lpfs] or [0], dtype=np.int64),
+            np.array([s for _, s in lpfs] or [1], dtype=np.float64))
 
 
 def _order_arrays(prob: K.AllocationProblem, lpfs: list[tuple[int, int]], dedupe: bool,
@@ -416,12 +447,25 @@ def _order_arrays_uncached(prob: K.AllocationProblem, lpfs: list[tuple[int, int]
         if ordering is not None and ordering.pins():
             c = None
         return _single_order(prob, lpfs, (), c)
-    kd = np.array([d for d, _ in lpfs], dtype=np.int64)
-    ks = np.array([s for _, s in lpfs], dtype=np.int64)
-    pin_dim, pin_size = K.pin_arrays(ordering.position_pins() if ordering is not None else (), lpfs)
+    kd, ks, n_perm = _factor_arrays(tuple(lpfs))
+    pin_dim, pin_size = K.pin_arrays(ordering.position_pins(), lpfs) if ordering is not None else _no_pins(len(lpfs))
     rank, orders, counts, _, n_all, n_bad = K.enumerate_orders(
-        kd, ks, *prob.arrays(), K.n_distinct_permutations(lpfs), dedupe, pin_dim, pin_size, K.FULL_HASH)
+        kd, ks, *prob.arrays(), n_perm, dedupe, pin_dim, pin_size, K.FULL_HASH)
     return _Orders.of(lpfs, rank, orders, counts, int(n_all), int(n_bad))
+
+
+@lru_cache(maxsize=4096)
+def _factor_arrays(lpfs: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`_search_kernels.enumerate_orders`' loop-factor inputs (dimension codes, sizes, number
+    of distinct permutations) of ``lpfs``, built once (shared: the kernel only reads them)."""
+    return (np.array([d for d, _ in lpfs], dtype=np.int64), np.array([s for _, s in lpfs], dtype=np.int64),
+            K.n_distinct_permutations(lpfs))
+
+
+@lru_cache(maxsize=64)
+def _no_pins(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``K.pin_arrays((), factors)`` for ``n`` factors, built once (shared: the kernel only reads them)."""
+    return K.pin_arrays((), range(n))
 
 
 def _single_order(prob: K.AllocationProblem, lpfs, order: tuple[int, ...], c: dict | None) -> _Orders:
@@ -524,9 +568,11 @@ def _loop_factors(trips: tuple[tuple[str, int], ...], lpf_limit: int | None) -> 
     return tuple(K.loop_prime_factors(dict(trips), lpf_limit))
 
 
-def _lower_bound(layer: LayerDims, hierarchy: MemoryHierarchy, sp, objective: str) -> tuple[float, ...]:
-    """A lower bound of the objective key for every mapping with spatial unrolling ``sp``."""
-    tc = prod(_trips(layer, sp).values())
+def _lower_bound(layer: LayerDims, hierarchy: MemoryHierarchy, sp, objective: str,
+                 trips: dict[str, int] | None = None) -> tuple[float, ...]:
+    """A lower bound of the objective key for every mapping with spatial unrolling ``sp``
+    (``trips``: its :func:`_trips`, computed if not given)."""
+    tc = prod((_trips(layer, sp) if trips is None else trips).values())
     lat = float(tc)
     en = layer.macs * hierarchy.array.mac_energy_pj
     if objective == "latency":
@@ -560,9 +606,11 @@ _MEMORIES_JSON: dict[int, tuple[tuple, str]] = {}
 _MEMORIES_JSON_MAX = 256
 
 
+@identity_memo(maxsize=1024)
 def hierarchy_key(hierarchy: MemoryHierarchy) -> str:
     """A stable digest of everything in ``hierarchy`` (its name excluded): every field but the
-    name and the memories as JSON, then each memory's JSON (memoised per memories tuple)."""
+    name and the memories as JSON, then each memory's JSON (memoised per memories tuple, and the
+    digest per hierarchy object: frozen models, so one object always gives one digest)."""
     mems = hierarchy.memories
     hit = _MEMORIES_JSON.get(id(mems))
     if hit is None or hit[0] is not mems:
@@ -633,7 +681,8 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
     todo: list[tuple[MemoryHierarchy, tuple | None]] = []
     main = None
     if cache is not None:
-        key = (layer.shape_key, hierarchy_key(hierarchy)) + opts
+        shape = _shape_key(layer)
+        key = (shape, hierarchy_key(hierarchy)) + opts
         hit = cache.results.get(key)
         if hit is not None:
             cache.hits += 1
@@ -644,7 +693,7 @@ def search_layer(layer: LayerDims, hierarchy: MemoryHierarchy, *, objective: str
         if evaluator is None:
             seen = {key}
             for h in siblings:
-                k = (layer.shape_key, hierarchy_key(h)) + opts
+                k = (shape, hierarchy_key(h)) + opts
                 if k in seen or k in cache.results:
                     continue
                 seen.add(k)
@@ -688,11 +737,9 @@ class _VariantState:
     n_pruned: int = 0
     n_searched: int = 0
 
-    def known_keys(self, top_k: int) -> np.ndarray:
+    def known_keys(self, top_k: int) -> list[float]:
         """The primary keys of ``top`` (ascending), inf-padded to ``top_k``: the row bound's threshold."""
-        out = np.full(top_k, np.inf)
-        out[:len(self.top)] = [t[0][0] for t in self.top]
-        return out
+        return [t[0][0] for t in self.top] + [np.inf] * (top_k - len(self.top))
 
 
 def _search_variants(layer: LayerDims, hiers: list[MemoryHierarchy], objective: str, spatial, hint,
@@ -704,10 +751,7 @@ def _search_variants(layer: LayerDims, hiers: list[MemoryHierarchy], objective: 
     cands = spatial_candidates(layer, hierarchy, spatial=spatial, hint=hint, vary_factors=vary_factors)
     n_cands = len(cands)
     if evaluator is None:
-        from .._jit import notice_if_cold
-        from . import fast as _fast
-
-        notice_if_cold(_fast._batch, "the mapper's kernels", "~20 s")
+        notice_if_cold(_fast_batch, "the mapper's kernels", "~20 s")
     fe = FastEvaluator(layer, hierarchy, variants=hiers[1:]) if evaluator is None else None
     vs = [_VariantState(h, FastEvaluator(layer, h) if (fe is not None and i) else fe) for i, h in enumerate(hiers)]
     args_of: dict[tuple[int, ...], tuple] = {}  # active variants -> the kernel's hierarchy arguments
@@ -717,7 +761,8 @@ def _search_variants(layer: LayerDims, hiers: list[MemoryHierarchy], objective: 
     for si, sp in enumerate(cands):
         if max_spatial is not None and (n_feasible >= max_spatial or n_searched >= MAX_TRIED_FACTOR * max_spatial):
             break
-        lb = _lower_bound(layer, hierarchy, sp, objective)
+        trips = _trips(layer, sp)
+        lb = _lower_bound(layer, hierarchy, sp, objective, trips)
         for v in vs:
             if v.active and bound and len(v.top) >= top_k and lb > v.top[top_k - 1][0] \
                     and not (tie and lb[0] <= (1 + tie) * v.l_min):
@@ -728,7 +773,6 @@ def _search_variants(layer: LayerDims, hiers: list[MemoryHierarchy], objective: 
             break
         n_searched += 1
         prob = _problem(layer, hierarchy, sp)
-        trips = _trips(layer, sp)
         given = tord.complete_order(trips) if tord is not None else None
         if given is not None:
             lpfs, od = _given_order_arrays(prob, given)

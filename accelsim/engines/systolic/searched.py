@@ -83,26 +83,39 @@ def _efficient(bound: int, cap: int) -> int:
     return ceil(bound / ceil(bound / f)) if f >= 1 else 1
 
 
-def _group_options(dims: LayerDims, group: tuple[str, ...], size: int) -> list[tuple[tuple[str, int], ...]]:
+def _group_options(dims: LayerDims, group: tuple[str, ...], size: int) -> tuple[tuple[tuple[str, int], ...], ...]:
+    """The unrollings of ``group``'s loop dimensions on an array dimension of ``size`` PEs."""
+    return _group_options_of(tuple(dims.size(d) for d in group), group, size)
+
+
+@lru_cache(maxsize=4096)
+def _group_options_of(bounds: tuple[int, ...], group: tuple[str, ...], size: int) -> tuple[tuple[tuple[str, int], ...], ...]:
+    """:func:`_group_options` by exactly what it reads: ``group``'s loop bounds (memoised)."""
+    bound = dict(zip(group, bounds))
     out = []
-    active = [d for d in group if dims.size(d) > 1] or [group[0]]
+    active = [d for d in group if bound[d] > 1] or [group[0]]
     for order in permutations(active):
         left, loops = size, []
         for d in order:
             if left < 2:
                 break
-            f = _efficient(dims.size(d), left)
+            f = _efficient(bound[d], left)
             if f > 1:
                 loops.append((d, f))
                 left //= f
         opt = tuple(loops) or ((order[0], 1),)
         if opt not in out:
             out.append(opt)
-    return out
+    return tuple(out)
 
 
 def dataflow_spatial_specs(dims: LayerDims, hw: SystolicArray) -> list[dict[str, list[tuple[str, int]]]]:
     """The spatial unrollings searched for ``dims`` on ``hw`` (module docstring), best first."""
+    return [s for _, s in _ranked_specs(dims, hw)]
+
+
+def _ranked_specs(dims: LayerDims, hw: SystolicArray) -> list[tuple[int, dict[str, list[tuple[str, int]]]]]:
+    """:func:`dataflow_spatial_specs` with each spec's :func:`spec_temporal_cycles`."""
     groups = DATAFLOW_GROUPS[hw.dataflow]
     d1 = _group_options(dims, groups["D1"], hw.rows)
     d2 = _group_options(dims, groups["D2"], hw.cols)
@@ -112,7 +125,7 @@ def dataflow_spatial_specs(dims: LayerDims, hw: SystolicArray) -> list[dict[str,
             spec = {"D1": list(a), "D2": list(b)}
             specs.append((spec_temporal_cycles(dims, spec), str((a, b)), spec))
     specs.sort(key=lambda t: (t[0], t[1]))
-    return [s for _, _, s in specs[:SPECS_KEPT]]
+    return [(c, s) for c, _, s in specs[:SPECS_KEPT]]
 
 
 def spec_temporal_cycles(dims: LayerDims, spec: dict[str, list[tuple[str, int]]]) -> int:
@@ -123,7 +136,7 @@ def spec_temporal_cycles(dims: LayerDims, spec: dict[str, list[tuple[str, int]]]
     for loops in spec.values():
         for d, f in loops:
             sp[d] *= f
-    return prod(ceil(dims.size(d) / sp[d]) for d in sp)
+    return prod(-(-int(getattr(dims, d)) // f) for d, f in sp.items())  # exact integer ceilings
 
 
 def layer_dims(layer: LayerBase, hw: SystolicArray) -> LayerDims:
@@ -289,8 +302,8 @@ def search_best(dims: LayerDims, hier: MemoryHierarchy, hw: SystolicArray, mac: 
     share = LATENCY_TIE_SHARE if latency else 0.0
     results: list[SearchResult] = []
     l_min = float("inf")
-    for spec in dataflow_spatial_specs(dims, hw):
-        if latency and spec_temporal_cycles(dims, spec) > (1 + share) * l_min:
+    for cycles, spec in _ranked_specs(dims, hw):
+        if latency and cycles > (1 + share) * l_min:
             break
         res = search_layer(dims, _spec_array(space, spec), objective=hw.objective, spatial=spec, top_k=1,
                            latency_tie_share=share, siblings=_sibling_spec_arrays(siblings, spec))
