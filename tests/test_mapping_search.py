@@ -692,3 +692,14 @@ def test_kernel_equals_the_python_reference_on_several_problems():
             assert 0 < ref[5] < ref[4]  # some orders, not all, are infeasible
         if layer.name == "gemm7":
             assert ref[4] == 5040 and len(ref[0]) > 4096  # the growth paths ran
+
+
+def test_grown_keeps_the_first_rows_of_every_rank_and_dtype():
+    """enumerate_orders' buffer growth: the first ``m`` rows copied, the shape's first axis ``cap``."""
+    rng = np.random.default_rng(3)
+    for shape, dtype in (((5,), np.int64), ((5, 3), np.int64), ((5, 2, 4), np.int64), ((5,), np.uint64)):
+        x = rng.integers(0, 1000, size=shape).astype(dtype)
+        for m in (0, 3, 5):
+            y = K._grown(x, m, 11)
+            assert y.shape == (11,) + shape[1:] and y.dtype == dtype
+            assert np.array_equal(y[:m], x[:m])

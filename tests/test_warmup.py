@@ -67,3 +67,27 @@ def test_no_nrt_option_is_known_to_the_installed_numba():
     from accelsim._jit import NO_NRT, _nrt_option_known
 
     assert _nrt_option_known() and NO_NRT == {"_nrt": False}
+
+
+def test_a_searched_run_after_warmup_compiles_nothing_new():
+    """Warm-up compiles every specialisation a searched simulate uses: the run adds no signature to
+    any mapper kernel (a new one would be a cold compile at run time, despite ``accelsim warmup``)."""
+    from pathlib import Path
+
+    from numba.core.registry import CPUDispatcher
+
+    import accelsim
+    from accelsim.mapping import _search_kernels, fast
+    from accelsim.sim.warmup import warmup
+    from accelsim.workload.zoo import get_model
+
+    warmup()
+    kernels = {f"{m.__name__}.{n}": d for m in (fast, _search_kernels) for n, d in vars(m).items()
+               if isinstance(d, CPUDispatcher)}
+    before = {k: list(d.signatures) for k, d in kernels.items()}
+    root = Path(__file__).resolve().parent.parent
+    hw = accelsim.load_hardware(root / "hw_configs" / "systolic_128x128_os.yaml")
+    for update in ({"rows": 16, "cols": 32}, {"rows": 8, "cols": 8, "dataflow": "ws"}):
+        accelsim.simulate(get_model("tiny_cnn"), hw.model_copy(update={"mapping": "search", **update}),
+                          compare_dense=False)
+    assert {k: list(d.signatures) for k, d in kernels.items()} == before

@@ -688,7 +688,7 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
                         allowed[op, m, d] = np.ceil(moves[op, m, d, 2] if use_db else moves[op, m, d, 5])
             # per port: transfers with a count (no bandwidth)
             for p in range(n_ports):
-                na = 0
+                na = np.int64(0)
                 for e in range(port_start[p], port_start[p] + port_len[p]):
                     if moves[ent_op[e], ent_lv[e], ent_dir[e], 3] != 0:
                         na += 1
@@ -749,7 +749,7 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
                 na = pna[p]
                 if na < 2:
                     continue
-                na = 0
+                na = np.int64(0)
                 for e in range(port_start[p], port_start[p] + port_len[p]):
                     op = ent_op[e]
                     m = ent_lv[e]
@@ -777,7 +777,7 @@ def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_m
                 ls[:] = False
                 for p in range(n_ports):
                     bw_max = port_bw[v, p]
-                    n1 = 0
+                    n1 = np.int64(0)
                     req = 0.0
                     for e in range(port_start[p], port_start[p] + port_len[p]):
                         op = ent_op[e]
@@ -907,7 +907,9 @@ def _batch(bounds, macs, mac_pj, sys_mask, n_lv, lv_mem, mem_size, mem_r, mem_w,
     ``l_min`` [V]: :func:`_kernel`'s row pruning (copied, not modified; ``obj`` 0: none); a pruned or
     port-less row prices inf (``res[v, b, 0]`` -2 or -1). The one entry point from Python for both
     the batch and the single-mapping path, so that numba compiles _kernel once."""
-    maxn = 0
+    # np.int64(0), not 0, for a counter passed to a jitted callee (here and in _kernel): a literal 0
+    # makes numba compile the callee once more for Literal[int](0) while it types the loop (wasted)
+    maxn = np.int64(0)
     for op in range(3):
         maxn = max(maxn, n_lv[op])
     ws = _workspace(maxn, sp_dim.shape[0], tm_dims.shape[1])
