@@ -751,7 +751,7 @@ def _search_variants(layer: LayerDims, hiers: list[MemoryHierarchy], objective: 
     cands = spatial_candidates(layer, hierarchy, spatial=spatial, hint=hint, vary_factors=vary_factors)
     n_cands = len(cands)
     if evaluator is None:
-        notice_if_cold(_fast_batch, "the mapper's kernels", "~35 s")
+        notice_if_cold(_fast_batch, "the mapper's kernels", "~30 s")
     fe = FastEvaluator(layer, hierarchy, variants=hiers[1:]) if evaluator is None else None
     vs = [_VariantState(h, FastEvaluator(layer, h) if (fe is not None and i) else fe) for i, h in enumerate(hiers)]
     args_of: dict[tuple[int, ...], tuple] = {}  # active variants -> the kernel's hierarchy arguments

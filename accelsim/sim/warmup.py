@@ -4,7 +4,7 @@ accelsim.sim.warmup``).
 accelsim's hot kernels are numba functions with ``cache=True``: the first process on a machine
 compiles them and writes the machine code to numba's on-disk cache (next to the module, or
 ``NUMBA_CACHE_DIR``); later processes load it in well under a second. Measured on a 2-core
-machine (CPU seconds, cold cache): the mapper ~34 s, the SCALE-Sim USER-mode replay ~5 s, the
+machine (CPU seconds, cold cache): the mapper ~30 s, the SCALE-Sim USER-mode replay ~5 s, the
 gather-scatter and crossbar mask kernels ~2 s, the fold-program encoder ~0.6 s. :func:`warmup` runs each family once on tiny inputs
 of the argument types the simulator uses, so every specialisation is compiled and cached. It is
 part of installing (the README's commands). Without it, the first run that needs a family
