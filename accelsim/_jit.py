@@ -29,6 +29,10 @@ def _nrt_option_known() -> bool:
 #: off, for kernels that create no array: ``{"_nrt": False}``, or nothing on a numba without that
 #: option (the kernels then run unchanged, only slower; results are equal either way).
 NO_NRT: dict[str, bool] = {"_nrt": False} if _nrt_option_known() else {}
+#: ``njit`` keywords for a kernel called only from other jitted code: numba generates neither the
+#: CPython wrapper (unboxing every argument: tuples of arrays make it large) nor the C-callable
+#: wrapper, so they cost no compile time; such a kernel cannot be called from Python.
+JIT_ONLY: dict[str, bool] = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 _announced: set[str] = set()
 
 

@@ -330,7 +330,7 @@ def total_trip(order: Sequence[tuple[int, int]]) -> int:
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
-from .._jit import NO_NRT  # noqa: E402
+from .._jit import JIT_ONLY, NO_NRT  # noqa: E402
 
 # The per-order kernels below are compiled with ``_nrt=False`` (numba's runtime off): they
 # create no array, and every array argument of a call (or view) would otherwise cost two atomic
@@ -833,7 +833,7 @@ def enumerate_orders(keys_dim, keys_size, nlev, mem_of_lev, mem_cap, mem_ops, sp
     return out_rank[:m], out_orders[:m], out_counts[:m], out_cls[:m], st[_ST_K], st[_ST_BAD]
 
 
-@njit(cache=True, **NO_NRT)
+@njit(cache=True, **NO_NRT, **JIT_ONLY)
 def _enumerate_run(keys_dim, keys_size, first, a, prob, o_final_bits, max_orders, dedupe, none_allowed, pin_dim,
                    pin_size, hash_mask, alloc, sigs, out_rank, out_orders, out_counts, out_cls, rep_row, rep_hash,
                    table, st):  # pragma: no cover - numba

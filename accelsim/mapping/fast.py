@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from .._idmemo import identity_memo
-from .._jit import NO_NRT
+from .._jit import JIT_ONLY, NO_NRT
 
 from ..hardware.hierarchy import MemoryHierarchy
 from .cost import MappingCost, OperandLevelCost, _effective_sizes, validate
@@ -418,7 +418,7 @@ def _count_below(pf, i, x):  # pragma: no cover - jitted
 MAXE = 32  # port allocation entries per port
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **JIT_ONLY)
 def _variant_workspace(nv, n_ports, maxn, nsp):  # pragma: no cover - jitted
     """:func:`_kernel`'s per-variant, per-port and per-view arrays (its ``ws2``; allocated here: the
     kernel runs without reference counting)."""
@@ -428,7 +428,7 @@ def _variant_workspace(nv, n_ports, maxn, nsp):  # pragma: no cover - jitted
             np.zeros((2, nsp)), np.zeros(8))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **JIT_ONLY)
 def _workspace(maxn, nsp, nt):  # pragma: no cover - jitted
     """Every array :func:`_kernel` needs, allocated once per batch (``maxn`` = most memory levels of an
     operand, ``nsp`` spatial loops, ``nt`` most temporal loops): (acc, energy, moves, du, prec, uc,
@@ -491,7 +491,7 @@ def _pruned_by_operand(op, n_lv, moves, bwmax, total, drain, tie, kbest, l_run, 
     return not live
 
 
-@njit(cache=True, nogil=True, error_model="numpy", **NO_NRT)
+@njit(cache=True, nogil=True, error_model="numpy", **NO_NRT, **JIT_ONLY)
 def _kernel(n_lv, lv_mem, mem_size, mem_r, mem_w, mem_db, bwmin, bwmax, shared_mems, shared_ops,
             port_bw, port_start, port_len, ent_op, ent_lv, ent_dir, port_shared2,
             tm_dims, tm_sizes, n_tm, counts, sp_dim, sp_size, sp_ad, sp_slot, sys_mask, bounds,
