@@ -16,13 +16,19 @@ from typing import Any
 _log = logging.getLogger("accelsim")
 
 
-def _nrt_option_known() -> bool:
-    """True when this numba accepts the (underscore, but long-standing) ``_nrt`` target option."""
+def _options_known(*names: str) -> bool:
+    """True when this numba accepts every one of the target options ``names`` (``_nrt`` has an
+    underscore but is long-standing; the wrapper switches are ordinary options)."""
     try:
         from numba.core.options import DefaultOptions
     except ImportError:  # pragma: no cover - numba internals moved
         return False
-    return hasattr(DefaultOptions, "_nrt")
+    return all(hasattr(DefaultOptions, n) for n in names)
+
+
+def _nrt_option_known() -> bool:
+    """True when this numba accepts the ``_nrt`` target option."""
+    return _options_known("_nrt")
 
 
 #: ``njit`` keywords that switch numba's runtime (atomic reference counting of array arguments)
@@ -31,8 +37,10 @@ def _nrt_option_known() -> bool:
 NO_NRT: dict[str, bool] = {"_nrt": False} if _nrt_option_known() else {}
 #: ``njit`` keywords for a kernel called only from other jitted code: numba generates neither the
 #: CPython wrapper (unboxing every argument: tuples of arrays make it large) nor the C-callable
-#: wrapper, so they cost no compile time; such a kernel cannot be called from Python.
-JIT_ONLY: dict[str, bool] = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+#: wrapper, so they cost no compile time; such a kernel cannot be called from Python (empty on a
+#: numba without these options: the wrappers are then built, results equal).
+JIT_ONLY: dict[str, bool] = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True} \
+    if _options_known("no_cpython_wrapper", "no_cfunc_wrapper") else {}
 _announced: set[str] = set()
 
 

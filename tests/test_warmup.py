@@ -64,9 +64,10 @@ def test_a_cold_cache_is_announced_once_and_a_warm_one_not(tmp_path):
 def test_no_nrt_option_is_known_to_the_installed_numba():
     """The mapper's per-row kernels switch numba's reference counting off through ``NO_NRT``; on a
     numba without the option it is empty (kernels compile unchanged). The installed one has it."""
-    from accelsim._jit import NO_NRT, _nrt_option_known
+    from accelsim._jit import JIT_ONLY, NO_NRT, _nrt_option_known
 
     assert _nrt_option_known() and NO_NRT == {"_nrt": False}
+    assert JIT_ONLY == {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 
 
 def test_a_searched_run_after_warmup_compiles_nothing_new():
